@@ -1,0 +1,109 @@
+/*
+ * net_stack.h - one lcore's network stack: its addresses, caches, counters,
+ * and the narrow interface to packet I/O.
+ *
+ * Each worker lcore owns exactly one struct net_stack and nothing in it is
+ * touched by any other thread, so no locks are needed on the packet path.
+ * The protocol modules (eth, arp, ipv4, icmp, tcp_*) take a net_stack and
+ * work on rte_mbufs, but never call EAL or ethdev: frames leave through the
+ * stack's tx hook and buffers come from its mempool. In production the hook
+ * appends to the lcore's TX burst; in tests it captures the frame, and the
+ * pool is a heap pool (tests/support/heap_mempool.h), so the whole stack runs
+ * inside Criterion and libFuzzer with no EAL.
+ *
+ * Conventions: IPv4 addresses are rte_be32_t (network order) everywhere;
+ * ports too. Times are nanoseconds on the stack's own clock, now_ns, which the
+ * poll loop sets once per burst (no clock reads per packet).
+ */
+#ifndef SLUICE_NET_STACK_H
+#define SLUICE_NET_STACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "common/stats.h"
+#include "dataplane/net/arp.h"
+
+/* Counters of the link and network layers, one set per lcore. */
+#define NET_STATS(X)                                                        \
+	X(rx_frames) X(rx_bytes) X(tx_frames) X(tx_bytes) X(tx_nombuf)      \
+	X(eth_drop_short) X(eth_drop_not_for_us) X(eth_drop_ethertype)      \
+	X(eth_drop_vlan)                                                    \
+	X(arp_rx_request) X(arp_rx_reply) X(arp_tx_request) X(arp_tx_reply) \
+	X(arp_drop_short) X(arp_drop_format) X(arp_drop_not_for_us)         \
+	X(arp_pending_overflow) X(arp_pending_expired) X(arp_cache_full)    \
+	X(ip_rx) X(ip_drop_short) X(ip_drop_version) X(ip_drop_hdrlen)      \
+	X(ip_drop_len) X(ip_drop_cksum) X(ip_drop_frag) X(ip_drop_ttl)      \
+	X(ip_drop_src) X(ip_drop_not_for_us) X(ip_drop_options)             \
+	X(ip_drop_proto) X(ip_tx) X(ip_tx_noroute)                          \
+	X(icmp_rx) X(icmp_rx_echo) X(icmp_tx_echo_reply) X(icmp_drop_short) \
+	X(icmp_drop_cksum) X(icmp_drop_type) X(udp_rx) X(udp_drop)
+
+struct net_stats {
+	NET_STATS(STATS_FIELD)
+};
+extern const char *const net_stat_names[];
+extern const unsigned net_stat_count;
+
+/* Where this stack lives on the network. */
+struct net_addr_conf {
+	struct rte_ether_addr mac;
+	rte_be32_t ip;		/* our address */
+	rte_be32_t netmask;
+	rte_be32_t gateway;	/* 0: no default route (on-link only) */
+	uint16_t mtu;		/* IP MTU, e.g. 1500 */
+};
+
+/*
+ * Handler for one IP protocol. Receives the mbuf with data_off at the L4
+ * header (the IPv4 header is still in the buffer before it; ip points at it)
+ * and owns it from then on.
+ */
+struct rte_ipv4_hdr;
+typedef void (*net_l4_input_fn)(void *ctx, struct rte_mbuf *m,
+				const struct rte_ipv4_hdr *ip);
+
+/* Frame transmit hook: takes ownership of a complete Ethernet frame. */
+typedef void (*net_tx_fn)(void *ctx, struct rte_mbuf *m);
+
+struct net_stack {
+	struct net_addr_conf addr;
+	struct rte_mempool *pool;	/* where outgoing frames come from */
+	net_tx_fn tx;
+	void *tx_ctx;
+	uint64_t now_ns;		/* set by the poll loop once per burst */
+	unsigned lcore;			/* owning lcore (for logs and steering) */
+
+	struct arp_cache arp;
+
+	net_l4_input_fn tcp_input;	/* NULL: TCP segments are dropped */
+	void *tcp_ctx;
+	net_l4_input_fn udp_input;	/* NULL: UDP datagrams are dropped */
+	void *udp_ctx;
+
+	struct net_stats stats;
+};
+
+/*
+ * Set up a stack. arp_entries/arp_pending bound the ARP cache and the
+ * per-entry pending queue. Returns 0, or -errno.
+ */
+int net_stack_init(struct net_stack *ns, const struct net_addr_conf *addr,
+		   struct rte_mempool *pool, net_tx_fn tx, void *tx_ctx,
+		   const struct arp_conf *arp);
+void net_stack_fini(struct net_stack *ns);
+
+/* Entry point for every received frame; consumes m. */
+void net_input(struct net_stack *ns, struct rte_mbuf *m);
+
+/* Timers: ARP aging and pending-queue expiry. Call every few ms. */
+void net_tick(struct net_stack *ns);
+
+/* Hand a frame to the port, counting it. Consumes m. */
+void net_tx_frame(struct net_stack *ns, struct rte_mbuf *m);
+
+#endif

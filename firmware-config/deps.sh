@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages Sluice needs, only those missing.
+#
+#   deps.sh run    what building and running sluiced needs
+#   deps.sh test   that, plus what the test suites drive (clients, sinks, tools)
+#
+# Runs `apt-get update` first only when something is missing. Needs root.
+set -euo pipefail
+
+build_pkgs=(build-essential meson ninja-build pkg-config
+            libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
+            iproute2 openssl)
+test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
+           clang libclang-rt-14-dev python3 util-linux)
+
+want=("${build_pkgs[@]}")
+case "${1:-run}" in
+run) ;;
+test) want+=("${test_pkgs[@]}") ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+		|| missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages (${missing[*]}) and not root to install them" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# run_suites.sh - build Sluice twice (plain, and with ASan+UBSan) and run every
+# suite in both, then print the totals over all of them as the last line:
+# "N passed, N failed". Exits non-zero when anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build-test}
+ASAN_BUILD=${ASAN_BUILD:-build-asan}
+jobs=$(nproc)
+
+setup() {	# dir, extra meson options...
+	local dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" -Dtests=true "$@" >"$dir.setup.log" 2>&1 \
+			|| { cat "$dir.setup.log"; return 1; }
+	fi
+	meson compile -C "$dir" -j "$jobs"
+}
+
+status=0
+setup "$BUILD" || status=1
+setup "$ASAN_BUILD" -Db_sanitize=address,undefined -Db_lundef=false \
+	-Dbuildtype=debug || status=1
+if [ $status -ne 0 ]; then
+	echo "build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+# Sanitizer settings: any report is a failure. DPDK's EAL keeps memory until
+# process exit by design, so leak checking is left to the unit suites.
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
+meson test -C "$BUILD" --print-errorlogs --num-processes "$jobs" || status=1
+ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 \
+	meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes "$jobs" || status=1
+
+/usr/bin/python3 tests/summarize.py "$BUILD" "$ASAN_BUILD" || status=1
+exit $status
