@@ -13,13 +13,13 @@
 
 #define NS_PER_US 1000ull
 #define NS_PER_MS 1000000ull
-#define NS_PER_S  1000000000ull
+#define NS_PER_SEC 1000000000ull  /* not NS_PER_S: DPDK defines that as an int */
 
 static inline uint64_t clock_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 static inline uint64_t clock_real_s(void)

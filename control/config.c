@@ -1,0 +1,530 @@
+/*
+ * config.c - the INI parser and the table of every configuration key.
+ *
+ * One row per key: section, name, type, where it lives in struct
+ * sluice_config, and bounds. Parsing looks the key up in the table, checks
+ * the value, and stores it; config_write walks the same table, so the two
+ * can never disagree about what a key means.
+ */
+#include "control/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+enum key_type {
+	K_STR,		/* char[size] */
+	K_UINT,		/* unsigned integer of `size` bytes, in [min, max] */
+	K_BOOL,
+	K_SIZE,		/* bytes, with k/m/g suffix, uint64_t */
+	K_DUR_NS,	/* duration with ms/s/m/h/d suffix, stored as ns, uint64_t */
+	K_DUR_S,	/* duration stored as seconds, uint64_t */
+	K_RATE,		/* "2%" or ppm, uint32_t */
+	K_IDLE,		/* busy|adaptive */
+	K_LOGLEVEL,	/* err..debug, int */
+	K_CIDR,		/* a.b.c.d/N: our address and netmask */
+	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
+	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
+};
+
+struct key {
+	const char *section, *name;
+	enum key_type type;
+	size_t off, size;
+	uint64_t min, max;
+};
+
+#define F(field) offsetof(struct sluice_config, field), sizeof(((struct sluice_config *)0)->field)
+
+static const struct key keys[] = {
+	{ "eal", "args", K_STR, F(dp.eal.args), 0, 0 },
+	{ "eal", "vdev", K_STR, F(dp.eal.vdev), 0, 0 },
+	{ "eal", "pci", K_STR, F(dp.eal.pci), 0, 0 },
+	{ "eal", "file_prefix", K_STR, F(dp.eal.file_prefix), 0, 0 },
+	{ "port", "rx_desc", K_UINT, F(dp.port.rx_desc), 64, 16384 },
+	{ "port", "tx_desc", K_UINT, F(dp.port.tx_desc), 64, 16384 },
+	{ "port", "mbufs", K_UINT, F(dp.port.mbufs), 1023, 4194303 },
+	{ "port", "mbuf_cache", K_UINT, F(dp.port.mbuf_cache), 0, 512 },
+	{ "lcores", "workers", K_UINT, F(dp.workers), 1, DP_MAX_WORKERS },
+	{ "lcores", "idle", K_IDLE, F(dp.idle), 0, 0 },
+	{ "net", "address", K_CIDR, F(dp.addr.ip), 0, 0 },
+	{ "net", "gateway", K_IPV4, F(dp.addr.gateway), 0, 0 },
+	{ "net", "mac", K_MAC, F(dp.addr.mac), 0, 0 },
+	{ "net", "mtu", K_UINT, F(dp.addr.mtu), 576, 9000 },
+	{ "net", "arp_entries", K_UINT, F(dp.arp.entries), 16, 1u << 20 },
+	{ "net", "arp_pending", K_UINT, F(dp.arp.pending), 1, ARP_PENDING_MAX },
+	{ "net", "arp_timeout", K_DUR_NS, F(dp.arp.reachable_ns), NS_PER_SEC, 86400 * NS_PER_SEC },
+	{ "net", "arp_retry", K_DUR_NS, F(dp.arp.retry_ns), 10 * NS_PER_MS, 60 * NS_PER_SEC },
+	{ "net", "arp_retries", K_UINT, F(dp.arp.max_retries), 1, 20 },
+	{ "impair", "seed", K_UINT, F(dp.impair.seed), 0, UINT64_MAX },
+	{ "impair", "rx_drop", K_RATE, F(dp.impair.rx.drop), 0, 0 },
+	{ "impair", "rx_dup", K_RATE, F(dp.impair.rx.dup), 0, 0 },
+	{ "impair", "rx_reorder", K_RATE, F(dp.impair.rx.reorder), 0, 0 },
+	{ "impair", "rx_corrupt", K_RATE, F(dp.impair.rx.corrupt), 0, 0 },
+	{ "impair", "tx_drop", K_RATE, F(dp.impair.tx.drop), 0, 0 },
+	{ "impair", "tx_dup", K_RATE, F(dp.impair.tx.dup), 0, 0 },
+	{ "impair", "tx_reorder", K_RATE, F(dp.impair.tx.reorder), 0, 0 },
+	{ "impair", "tx_corrupt", K_RATE, F(dp.impair.tx.corrupt), 0, 0 },
+	{ "impair", "hold", K_DUR_NS, F(dp.impair.hold_ns), 0, NS_PER_SEC },
+	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0 },
+	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0 },
+	{ "smtp", "port", K_UINT, F(smtp.port), 1, 65535 },
+	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0 },
+	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0 },
+	{ "smtp", "relay_domains", K_STR, F(smtp.relay_domains), 0, 0 },
+	{ "smtp", "message_size_limit", K_SIZE, F(smtp.message_size_limit), 1024, 1ull << 31 },
+	{ "smtp", "recipient_limit", K_UINT, F(smtp.recipient_limit), 100, 100000 },
+	{ "queue", "dir", K_STR, F(queue.dir), 0, 0 },
+	{ "queue", "shards", K_UINT, F(queue.shards), 1, 64 },
+	{ "queue", "map_size_max", K_SIZE, F(queue.map_size_max), 1u << 20, 1ull << 44 },
+	{ "retry", "schedule", K_STR, F(retry.schedule), 0, 0 },
+	{ "retry", "lifetime", K_DUR_S, F(retry.lifetime_s), 60, 365 * 86400 },
+	{ "retry", "min_backoff", K_DUR_S, F(retry.min_backoff_s), 1, 86400 },
+	{ "retry", "max_backoff", K_DUR_S, F(retry.max_backoff_s), 1, 7 * 86400 },
+	{ "routes", "relayhost", K_STR, F(routes.relayhost), 0, 0 },
+	{ "tls", "cert", K_STR, F(tls.cert), 0, 0 },
+	{ "tls", "key", K_STR, F(tls.key), 0, 0 },
+	{ "control", "socket", K_STR, F(control.socket), 0, 0 },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct key *key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool section_known(const char *section)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+/* ---- value parsers: 0 on success, else an error text in err ---- */
+
+static int parse_u64(const char *v, uint64_t *out)
+{
+	char *end;
+	unsigned long long x;
+
+	if (*v == '-' || *v == '\0')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 0);
+	if (errno || end == v)
+		return -1;
+	*out = x;
+	return (int)(end - v);	/* characters consumed */
+}
+
+static int parse_scaled(const char *v, uint64_t *out, bool duration_ns)
+{
+	uint64_t x, mul = 1;
+	int n = parse_u64(v, &x);
+	const char *suf;
+
+	if (n < 0)
+		return -1;
+	suf = v + n;
+	if (duration_ns) {
+		if (strcmp(suf, "ms") == 0) mul = NS_PER_MS;
+		else if (strcmp(suf, "s") == 0 || *suf == '\0') mul = NS_PER_SEC;
+		else if (strcmp(suf, "m") == 0) mul = 60 * NS_PER_SEC;
+		else if (strcmp(suf, "h") == 0) mul = 3600 * NS_PER_SEC;
+		else if (strcmp(suf, "d") == 0) mul = 86400 * NS_PER_SEC;
+		else return -1;
+	} else {
+		if (*suf == '\0') mul = 1;
+		else if (strcasecmp(suf, "k") == 0) mul = 1ull << 10;
+		else if (strcasecmp(suf, "m") == 0) mul = 1ull << 20;
+		else if (strcasecmp(suf, "g") == 0) mul = 1ull << 30;
+		else return -1;
+	}
+	if (x > UINT64_MAX / mul)
+		return -1;
+	*out = x * mul;
+	return 0;
+}
+
+static int store_uint(void *p, size_t size, uint64_t v)
+{
+	switch (size) {
+	case 1: *(uint8_t *)p = (uint8_t)v; return 0;
+	case 2: *(uint16_t *)p = (uint16_t)v; return 0;
+	case 4: *(uint32_t *)p = (uint32_t)v; return 0;
+	case 8: *(uint64_t *)p = v; return 0;
+	}
+	return -1;
+}
+
+static uint64_t load_uint(const void *p, size_t size)
+{
+	switch (size) {
+	case 1: return *(const uint8_t *)p;
+	case 2: return *(const uint16_t *)p;
+	case 4: return *(const uint32_t *)p;
+	default: return *(const uint64_t *)p;
+	}
+}
+
+static int parse_value(struct sluice_config *c, const struct key *k, const char *v,
+		       char *err, size_t errlen)
+{
+	void *p = (char *)c + k->off;
+	uint64_t x;
+	struct in_addr a;
+
+	switch (k->type) {
+	case K_STR:
+		if (strlen(v) >= k->size) {
+			snprintf(err, errlen, "value longer than %zu characters", k->size - 1);
+			return -1;
+		}
+		memcpy(p, v, strlen(v) + 1);
+		return 0;
+	case K_UINT:
+		if (parse_u64(v, &x) < 0 || v[parse_u64(v, &x)] != '\0') {
+			snprintf(err, errlen, "'%s' is not a number", v);
+			return -1;
+		}
+		goto range;
+	case K_SIZE:
+	case K_DUR_NS:
+	case K_DUR_S:
+		if (parse_scaled(v, &x, k->type != K_SIZE) < 0) {
+			snprintf(err, errlen, "'%s' is not a %s", v,
+				 k->type == K_SIZE ? "size (N, Nk, Nm, Ng)"
+						   : "duration (Nms, Ns, Nm, Nh, Nd)");
+			return -1;
+		}
+		if (k->type == K_DUR_S)
+			x /= NS_PER_SEC;
+		goto range;
+	case K_BOOL:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+			*(bool *)p = true;
+		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+			*(bool *)p = false;
+		else {
+			snprintf(err, errlen, "'%s' is not yes/no", v);
+			return -1;
+		}
+		return 0;
+	case K_RATE: {
+		int64_t ppm = impair_parse_rate(v);
+		if (ppm < 0) {
+			snprintf(err, errlen, "'%s' is not a rate (0%%..100%%, or ppm)", v);
+			return -1;
+		}
+		*(uint32_t *)p = (uint32_t)ppm;
+		return 0;
+	}
+	case K_IDLE:
+		if (!strcmp(v, "busy"))
+			*(enum dp_idle_policy *)p = DP_IDLE_BUSY;
+		else if (!strcmp(v, "adaptive"))
+			*(enum dp_idle_policy *)p = DP_IDLE_ADAPTIVE;
+		else {
+			snprintf(err, errlen, "'%s' is not busy or adaptive", v);
+			return -1;
+		}
+		return 0;
+	case K_LOGLEVEL: {
+		int lvl = log_level_parse(v);
+		if (lvl < 0) {
+			snprintf(err, errlen, "'%s' is not err, warn, notice, info or debug", v);
+			return -1;
+		}
+		*(int *)p = lvl;
+		return 0;
+	}
+	case K_CIDR: {
+		char buf[32];
+		const char *slash = strchr(v, '/');
+		uint64_t plen;
+		if (!slash || (size_t)(slash - v) >= sizeof(buf) ||
+		    parse_u64(slash + 1, &plen) < 0 || slash[1 + parse_u64(slash + 1, &plen)] != '\0' ||
+		    plen < 1 || plen > 32) {
+			snprintf(err, errlen, "'%s' is not an address/prefix like 198.18.0.2/24", v);
+			return -1;
+		}
+		memcpy(buf, v, (size_t)(slash - v));
+		buf[slash - v] = '\0';
+		if (inet_pton(AF_INET, buf, &a) != 1 || a.s_addr == 0) {
+			snprintf(err, errlen, "'%s' is not an IPv4 address", buf);
+			return -1;
+		}
+		c->dp.addr.ip = a.s_addr;
+		c->dp.addr.netmask = htonl(plen == 32 ? 0xffffffffu : ~(0xffffffffu >> plen));
+		c->net_prefix = (int)plen;
+		return 0;
+	}
+	case K_IPV4:
+		if (*v == '\0') {
+			*(uint32_t *)p = 0;
+			return 0;
+		}
+		if (inet_pton(AF_INET, v, &a) != 1) {
+			snprintf(err, errlen, "'%s' is not an IPv4 address", v);
+			return -1;
+		}
+		*(uint32_t *)p = a.s_addr;
+		return 0;
+	case K_MAC:
+		if (*v == '\0') {
+			memset(p, 0, RTE_ETHER_ADDR_LEN);
+			return 0;
+		}
+		if (rte_ether_unformat_addr(v, p) < 0 ||
+		    !rte_is_unicast_ether_addr(p)) {
+			snprintf(err, errlen, "'%s' is not a unicast MAC address", v);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "internal: unknown key type");
+	return -1;
+range:
+	if (x < k->min || x > k->max) {
+		snprintf(err, errlen, "%llu is out of range %llu..%llu", (unsigned long long)x,
+			 (unsigned long long)k->min, (unsigned long long)k->max);
+		return -1;
+	}
+	return store_uint(p, k->size, x);
+}
+
+/* ---- inih glue ---- */
+
+struct parse_state {
+	struct sluice_config *cfg;
+	struct config_errors *errs;
+	const char *name;	/* file name for messages */
+	const char *cur;	/* reader cursor in the text */
+	int line;		/* line number of the line last handed to inih */
+};
+
+static void add_error(struct parse_state *st, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_error(struct parse_state *st, int line, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+	char *m;
+
+	if (st->errs->count >= CONFIG_MAX_ERRORS)
+		return;
+	m = st->errs->msg[st->errs->count++];
+	n = (size_t)snprintf(m, sizeof(st->errs->msg[0]), "%s:%d: ", st->name, line);
+	if (n >= sizeof(st->errs->msg[0]))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(m + n, sizeof(st->errs->msg[0]) - n, fmt, ap);
+	va_end(ap);
+}
+
+/* A line is blank, a comment, "[section]" or "key = value". */
+static bool line_shape_ok(const char *s)
+{
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		n--;
+	if (n == 0 || *s == '#' || *s == ';')
+		return true;
+	if (*s == '[')
+		return s[n - 1] == ']' && n > 2;
+	return *s != '=' && memchr(s, '=', n) != NULL;
+}
+
+/* inih reader: one line per call from the in-memory text, counting lines. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	const char *nl;
+	size_t len;
+
+	if (*st->cur == '\0')
+		return NULL;
+	st->line++;
+	nl = strchr(st->cur, '\n');
+	len = nl ? (size_t)(nl - st->cur) : strlen(st->cur);
+	if (len + 2 > (size_t)num) {
+		add_error(st, st->line, "line longer than %d characters", num - 2);
+		str[0] = '\0';	/* hand inih a blank line in its place */
+	} else {
+		memcpy(str, st->cur, len);
+		str[len] = '\0';
+		if (!line_shape_ok(str)) {
+			add_error(st, st->line, "syntax error (expected [section] or key = value)");
+			str[0] = '\0';
+		}
+	}
+	st->cur += len + (nl ? 1 : 0);
+	return str;
+}
+
+static int handle(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *st = user;
+	const struct key *k;
+	char err[200];
+
+	if (!name)	/* a section header alone */
+		return 1;
+	if (!section_known(section)) {
+		add_error(st, st->line, "unknown section [%s]", section);
+		return 0;
+	}
+	k = key_find(section, name);
+	if (!k) {
+		add_error(st, st->line, "unknown key '%s' in [%s]", name, section);
+		return 0;
+	}
+	if (!value)
+		value = "";
+	if (parse_value(st->cfg, k, value, err, sizeof(err)) < 0) {
+		add_error(st, st->line, "%s.%s: %s", section, name, err);
+		return 0;
+	}
+	return 1;
+}
+
+int config_parse_string(struct sluice_config *c, const char *text, const char *name,
+			struct config_errors *errs)
+{
+	struct parse_state st = { c, errs, name, text, 0 };
+	int r;
+
+	/* Library settings, the same on every call: heap line buffer of our
+	 * size, no continuation lines (an indented line is a mistake here). */
+	ini_use_stack = false;
+	ini_max_line = CONFIG_LINE_MAX;
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = false;
+
+	r = ini_parse_stream(read_line, &st, handle, &st);
+	/* read_line screens syntax and handle() reports its own errors, so
+	 * inih finding fault where we found none is a shape we did not foresee. */
+	if (r > 0 && errs->count == 0)
+		add_error(&st, r, "syntax error (expected [section] or key = value)");
+	if (r < 0)
+		add_error(&st, 0, "out of memory");
+	return errs->count ? -1 : 0;
+}
+
+int config_load_default(struct sluice_config *c, struct config_errors *errs)
+{
+	memset(c, 0, sizeof(*c));
+	memset(errs, 0, sizeof(*errs));
+	return config_parse_string(c, config_default_text, "(built-in default)", errs);
+}
+
+int config_load_file(struct sluice_config *c, const char *path, struct config_errors *errs)
+{
+	FILE *f;
+	char *text;
+	long len;
+	int r;
+
+	if (config_load_default(c, errs) < 0)
+		return -1;
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(errs->msg[errs->count++], sizeof(errs->msg[0]), "%s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (fseek(f, 0, SEEK_END) < 0 || (len = ftell(f)) < 0 || len > (1 << 20) ||
+	    fseek(f, 0, SEEK_SET) < 0) {
+		fclose(f);
+		snprintf(errs->msg[errs->count++], sizeof(errs->msg[0]),
+			 "%s: unreadable or larger than 1 MiB", path);
+		return -1;
+	}
+	text = malloc((size_t)len + 1);
+	if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
+		free(text);
+		fclose(f);
+		snprintf(errs->msg[errs->count++], sizeof(errs->msg[0]), "%s: read failed", path);
+		return -1;
+	}
+	text[len] = '\0';
+	fclose(f);
+	if (strlen(text) != (size_t)len) {
+		free(text);
+		snprintf(errs->msg[errs->count++], sizeof(errs->msg[0]), "%s: contains a NUL byte", path);
+		return -1;
+	}
+	r = config_parse_string(c, text, path, errs);
+	free(text);
+	return r;
+}
+
+/* ---- writer ---- */
+
+static void write_duration(FILE *out, uint64_t ns)
+{
+	if (ns % NS_PER_SEC)
+		fprintf(out, "%llums", (unsigned long long)(ns / NS_PER_MS));
+	else
+		fprintf(out, "%llus", (unsigned long long)(ns / NS_PER_SEC));
+}
+
+void config_write(const struct sluice_config *c, FILE *out)
+{
+	const char *section = "";
+	char ip[INET_ADDRSTRLEN];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		const void *p = (const char *)c + k->off;
+
+		if (strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			section = k->section;
+		}
+		fprintf(out, "%s = ", k->name);
+		switch (k->type) {
+		case K_STR: fputs((const char *)p, out); break;
+		case K_UINT:
+		case K_SIZE: fprintf(out, "%llu", (unsigned long long)load_uint(p, k->size)); break;
+		case K_DUR_NS: write_duration(out, *(const uint64_t *)p); break;
+		case K_DUR_S: fprintf(out, "%llus", (unsigned long long)*(const uint64_t *)p); break;
+		case K_BOOL: fputs(*(const bool *)p ? "yes" : "no", out); break;
+		case K_RATE: fprintf(out, "%u", *(const uint32_t *)p); break;
+		case K_IDLE: fputs(*(const enum dp_idle_policy *)p == DP_IDLE_BUSY ? "busy" : "adaptive", out); break;
+		case K_LOGLEVEL: fputs(log_level_name(*(const int *)p), out); break;
+		case K_CIDR:
+			inet_ntop(AF_INET, &c->dp.addr.ip, ip, sizeof(ip));
+			fprintf(out, "%s/%d", ip, c->net_prefix);
+			break;
+		case K_IPV4:
+			if (*(const uint32_t *)p) {
+				inet_ntop(AF_INET, p, ip, sizeof(ip));
+				fputs(ip, out);
+			}
+			break;
+		case K_MAC:
+			if (!rte_is_zero_ether_addr(p))
+				fprintf(out, RTE_ETHER_ADDR_PRT_FMT, RTE_ETHER_ADDR_BYTES((const struct rte_ether_addr *)p));
+			break;
+		}
+		fputc('\n', out);
+	}
+}

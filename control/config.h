@@ -1,0 +1,90 @@
+/*
+ * config.h - Sluice's configuration: one INI file, parsed with libinih.
+ *
+ * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
+ * and [smtp] [queue] [retry] [routes] [tls] [control] whose keys the later
+ * layers read. Every key is listed once in config.c's table with its type,
+ * bounds and default; a key not in the table is an error, as is a value out
+ * of range or a line inih cannot parse. Errors carry file:line.
+ *
+ * The built-in default is firmware-config/sluice.conf itself, compiled into
+ * the binary, so "no file" and "the shipped file" cannot drift apart.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataplane/dataplane.h"
+
+#define CONFIG_PATH_MAX 256
+#define CONFIG_MAX_ERRORS 32
+#define CONFIG_LINE_MAX 1024
+
+struct sluice_config {
+	struct dp_conf dp;		/* [eal] [port] [lcores] [net] [impair] */
+	int net_prefix;			/* from net.address's /N */
+
+	struct {
+		int level;		/* enum log_level */
+		bool syslog;
+	} log;
+
+	struct {
+		uint16_t port;
+		char hostname[256];
+		char mynetworks[CONFIG_LINE_MAX];
+		char relay_domains[CONFIG_LINE_MAX];
+		uint64_t message_size_limit;
+		unsigned recipient_limit;
+	} smtp;
+
+	struct {
+		char dir[CONFIG_PATH_MAX];
+		unsigned shards;
+		uint64_t map_size_max;
+	} queue;
+
+	struct {
+		char schedule[256];	/* e.g. "exponential" or "5m,10m,30m,1h" */
+		uint64_t lifetime_s;
+		uint64_t min_backoff_s, max_backoff_s;
+	} retry;
+
+	struct {
+		char relayhost[256];	/* next hop for all mail, host[:port] */
+	} routes;
+
+	struct {
+		char cert[CONFIG_PATH_MAX];
+		char key[CONFIG_PATH_MAX];
+	} tls;
+
+	struct {
+		char socket[CONFIG_PATH_MAX];
+	} control;
+};
+
+/* Errors gathered while parsing, each "file:line: message". */
+struct config_errors {
+	unsigned count;
+	char msg[CONFIG_MAX_ERRORS][320];
+};
+
+/* The compiled-in copy of firmware-config/sluice.conf. */
+extern const char config_default_text[];
+
+/* Parse text (named `name` in messages) over the defaults. 0 when clean. */
+int config_parse_string(struct sluice_config *c, const char *text, const char *name,
+			struct config_errors *errs);
+/* Parse a file over the defaults. 0 when clean; -1 with errors filled. */
+int config_load_file(struct sluice_config *c, const char *path, struct config_errors *errs);
+/* The built-in default. */
+int config_load_default(struct sluice_config *c, struct config_errors *errs);
+
+/* Write the effective configuration as INI text (every key). */
+void config_write(const struct sluice_config *c, FILE *out);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * dataplane.h - the dataplane as the control layer sees it.
+ *
+ * dp_init() starts EAL from the configuration, sets up the port, one mbuf
+ * pool per socket, and one network stack per worker lcore; dp_start()
+ * launches the run-to-completion loops on the worker lcores (the main lcore
+ * polls no packets: it runs the control plane); dp_stop() asks the workers
+ * to finish their burst, waits for them, and closes the port.
+ *
+ * Everything mutable lives in the struct dataplane that dp_init returns
+ * (per-lcore state inside it); nothing is global.
+ */
+#ifndef SLUICE_DATAPLANE_H
+#define SLUICE_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataplane/impair.h"
+#include "dataplane/net/arp.h"
+#include "dataplane/net/net_stack.h"
+
+#define DP_MAX_WORKERS 16
+
+enum dp_idle_policy {
+	DP_IDLE_BUSY = 0,	/* spin: lowest latency, one core per lcore */
+	DP_IDLE_ADAPTIVE,	/* back off to short sleeps when queues are empty */
+};
+
+struct dp_eal_conf {
+	char args[512];		/* extra EAL arguments, space-separated */
+	char vdev[256];		/* --vdev argument; empty for a physical port */
+	char file_prefix[64];	/* --file-prefix, unique per running process */
+	char pci[64];		/* PCI address to use (-a); empty with a vdev */
+};
+
+struct dp_port_conf {
+	uint16_t rx_desc, tx_desc;
+	unsigned mbufs;		/* mbufs per socket pool */
+	unsigned mbuf_cache;
+};
+
+struct dp_conf {
+	struct dp_eal_conf eal;
+	struct dp_port_conf port;
+	unsigned workers;		/* worker lcores (the main lcore is extra) */
+	enum dp_idle_policy idle;
+	struct net_addr_conf addr;	/* mac all-zero: use the port's own */
+	struct arp_conf arp;
+	struct impair_conf impair;
+};
+
+struct dataplane;
+
+/* Start EAL and bring the port up (stopped). NULL on failure, logged. */
+struct dataplane *dp_init(const struct dp_conf *conf, const char *progname);
+
+/* Launch the worker loops. 0 or -errno. */
+int dp_start(struct dataplane *dp);
+
+/* Stop the workers (each finishes its burst and flushes TX), close the
+ * port, release EAL, free dp. */
+void dp_stop(struct dataplane *dp);
+
+/* Write every counter, summed over the worker lcores, as "group.name value"
+ * lines, or as the members of a JSON object ("group.name":value,...) when
+ * json. Reads the lcores' counters racily (see common/stats.h). */
+void dp_stats_write(struct dataplane *dp, FILE *out, bool json);
+
+#endif

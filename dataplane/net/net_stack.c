@@ -1,0 +1,55 @@
+/*
+ * net_stack.c - per-lcore stack set-up, frame entry point, timers. See net_stack.h.
+ */
+#include "dataplane/net/net_stack.h"
+
+#include <string.h>
+
+#include "dataplane/net/eth.h"
+
+const char *const net_stat_names[] = { NET_STATS(STATS_NAME) };
+const unsigned net_stat_count = STATS_COUNT(net_stat_names);
+
+int net_stack_init(struct net_stack *ns, const struct net_addr_conf *addr,
+		   struct rte_mempool *pool, net_tx_fn tx, void *tx_ctx,
+		   const struct arp_conf *arp)
+{
+	memset(ns, 0, sizeof(*ns));
+	ns->addr = *addr;
+	if (ns->addr.mtu == 0)
+		ns->addr.mtu = RTE_ETHER_MTU;
+	ns->pool = pool;
+	ns->tx = tx;
+	ns->tx_ctx = tx_ctx;
+	return arp_cache_init(&ns->arp, arp);
+}
+
+void net_stack_fini(struct net_stack *ns)
+{
+	arp_cache_fini(&ns->arp);
+}
+
+void net_input(struct net_stack *ns, struct rte_mbuf *m)
+{
+	ns->stats.rx_frames++;
+	ns->stats.rx_bytes += rte_pktmbuf_pkt_len(m);
+	eth_input(ns, m);
+}
+
+static void resend_request(void *ctx, rte_be32_t ip)
+{
+	arp_send_request(ctx, ip);
+}
+
+void net_tick(struct net_stack *ns)
+{
+	arp_cache_age(&ns->arp, ns->now_ns, resend_request, ns,
+		      &ns->stats.arp_pending_expired);
+}
+
+void net_tx_frame(struct net_stack *ns, struct rte_mbuf *m)
+{
+	ns->stats.tx_frames++;
+	ns->stats.tx_bytes += rte_pktmbuf_pkt_len(m);
+	ns->tx(ns->tx_ctx, m);
+}

@@ -1,0 +1,123 @@
+/*
+ * port.c - port, queue and mbuf pool set-up. See port.h.
+ */
+#include "dataplane/port.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "common/log.h"
+
+const uint8_t port_rss_key[40] = {
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+};
+
+static uint16_t min_u16(uint16_t a, uint16_t b) { return a < b ? a : b; }
+
+int port_setup(struct port_info *pi, const struct dp_conf *conf)
+{
+	struct rte_eth_conf ec;
+	struct rte_eth_dev_info info;
+	uint16_t pid, nq = (uint16_t)conf->workers, rxd = conf->port.rx_desc,
+		 txd = conf->port.tx_desc;
+	int socket, r;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	memset(pi, 0, sizeof(*pi));
+	if (rte_eth_dev_count_avail() == 0) {
+		log_err("no Ethernet port: give a vdev or bind a NIC to vfio-pci");
+		return -ENODEV;
+	}
+	RTE_ETH_FOREACH_DEV(pid) break;
+	pi->port_id = pid;
+
+	r = rte_eth_dev_info_get(pid, &info);
+	if (r < 0) {
+		log_err("port %u: cannot read device info: %s", pid, rte_strerror(-r));
+		return r;
+	}
+	socket = rte_eth_dev_socket_id(pid);
+	if (socket < 0)
+		socket = 0;
+
+	pi->tx_queues = min_u16(nq, info.max_tx_queues);
+	pi->rx_queues = min_u16(nq, info.max_rx_queues);
+	if (pi->tx_queues < nq) {
+		log_err("port %u: %u workers need %u TX queues, device has %u",
+			pid, nq, nq, info.max_tx_queues);
+		return -EINVAL;
+	}
+
+	memset(&ec, 0, sizeof(ec));
+	if (pi->rx_queues > 1 && info.flow_type_rss_offloads) {
+		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		ec.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)port_rss_key;
+		ec.rx_adv_conf.rss_conf.rss_key_len = sizeof(port_rss_key);
+		ec.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) &
+						 info.flow_type_rss_offloads;
+	}
+	r = rte_eth_dev_configure(pid, pi->rx_queues, pi->tx_queues, &ec);
+	if (r < 0) {
+		log_err("port %u: configure (%u rx, %u tx queues) failed: %s", pid,
+			pi->rx_queues, pi->tx_queues, rte_strerror(-r));
+		return r;
+	}
+	r = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &rxd, &txd);
+	if (r < 0)
+		return r;
+
+	snprintf(name, sizeof(name), "mbufs_s%d", socket);
+	pi->pool = rte_pktmbuf_pool_create(name, conf->port.mbufs, conf->port.mbuf_cache,
+					   0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+	if (!pi->pool) {
+		log_err("port %u: mbuf pool of %u failed: %s", pid, conf->port.mbufs,
+			rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	for (uint16_t q = 0; q < pi->rx_queues; q++) {
+		r = rte_eth_rx_queue_setup(pid, q, rxd, (unsigned)socket, NULL, pi->pool);
+		if (r < 0) {
+			log_err("port %u: rx queue %u: %s", pid, q, rte_strerror(-r));
+			return r;
+		}
+	}
+	for (uint16_t q = 0; q < pi->tx_queues; q++) {
+		r = rte_eth_tx_queue_setup(pid, q, txd, (unsigned)socket, NULL);
+		if (r < 0) {
+			log_err("port %u: tx queue %u: %s", pid, q, rte_strerror(-r));
+			return r;
+		}
+	}
+	r = rte_eth_macaddr_get(pid, &pi->mac);
+	if (r < 0)
+		return r;
+	if (rte_eth_dev_get_mtu(pid, &pi->mtu) < 0 || pi->mtu == 0)
+		pi->mtu = RTE_ETHER_MTU;
+	r = rte_eth_dev_start(pid);
+	if (r < 0) {
+		log_err("port %u: start failed: %s", pid, rte_strerror(-r));
+		return r;
+	}
+	/* Our MAC is ours alone: no promiscuous mode needed. */
+	log_info("port %u up: %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
+		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, pi->rx_queues, pi->tx_queues,
+		 rxd, txd, pi->mtu, RTE_ETHER_ADDR_BYTES(&pi->mac));
+	return 0;
+}
+
+void port_close(struct port_info *pi)
+{
+	int r = rte_eth_dev_stop(pi->port_id);
+	if (r < 0)
+		log_warn("port %u: stop: %s", pi->port_id, rte_strerror(-r));
+	rte_eth_dev_close(pi->port_id);
+	log_info("port %u closed", pi->port_id);
+}

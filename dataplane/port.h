@@ -1,0 +1,36 @@
+/*
+ * port.h - bring one ethdev port up: queues, mbuf pool, link.
+ *
+ * One RX and one TX queue per worker lcore when the device has that many
+ * (hardware RSS with a symmetric Toeplitz key spreads flows and keeps both
+ * directions of a flow on one queue); otherwise a single RX queue, and the
+ * receiving lcore steers in software. Each worker always has its own TX queue
+ * when the device allows it, so transmit needs no lock.
+ */
+#ifndef SLUICE_PORT_H
+#define SLUICE_PORT_H
+
+#include <stdint.h>
+
+#include <rte_ether.h>
+
+#include "dataplane/dataplane.h"
+
+struct rte_mempool;
+
+struct port_info {
+	uint16_t port_id;
+	uint16_t rx_queues, tx_queues;
+	struct rte_ether_addr mac;
+	struct rte_mempool *pool;	/* on the port's socket */
+	uint16_t mtu;
+};
+
+/* Symmetric Toeplitz key (0x6d5a repeated): hash(a,b) == hash(b,a). */
+extern const uint8_t port_rss_key[40];
+
+/* Configure and start the first available port for `workers` lcores. */
+int port_setup(struct port_info *pi, const struct dp_conf *conf);
+void port_close(struct port_info *pi);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * test_impair.c - the seeded impairment used by the loss/reorder tests:
+ * rates come out near what was asked, runs repeat for a seed, nothing leaks.
+ */
+#include <criterion/criterion.h>
+
+#include "dataplane/impair.h"
+#include "tests/support/heap_mempool.h"
+
+static unsigned run(struct impair_conf *c, struct rte_mempool *mp, unsigned bursts,
+		    uint32_t *sig)
+{
+	struct impair im;
+	unsigned out = 0;
+
+	impair_init(&im, c, true, 0, mp);
+	*sig = 0;
+	for (unsigned b = 0; b < bursts; b++) {
+		struct rte_mbuf *pkts[32 * 2 + 1];
+		for (unsigned i = 0; i < 32; i++) {
+			pkts[i] = rte_pktmbuf_alloc(mp);
+			cr_assert_not_null(pkts[i]);
+			uint32_t *p = (uint32_t *)rte_pktmbuf_append(pkts[i], 64);
+			memset(p, 0, 64);
+			p[0] = b * 32 + i;	/* sequence number in the first word */
+		}
+		uint16_t n = impair_burst(&im, pkts, 32, 65, b * 1000ull);
+		for (unsigned i = 0; i < n; i++) {
+			*sig = *sig * 31 + *rte_pktmbuf_mtod(pkts[i], uint32_t *);
+			rte_pktmbuf_free(pkts[i]);
+		}
+		out += n;
+	}
+	rte_pktmbuf_free(impair_release(&im, 0, true));
+	return out;
+}
+
+Test(impair, rates_are_close_and_runs_repeat)
+{
+	struct rte_mempool *mp = heap_mempool_create("imp", 256, 256);
+	struct impair_conf c = { .seed = 42 };
+	uint32_t s1, s2, s3;
+
+	c.rx.drop = 20000;	/* 2% */
+	unsigned got = run(&c, mp, 1000, &s1);	/* 32,000 packets */
+	cr_assert(got > 32000 * 0.97 && got < 32000 * 0.99, "2%% drop left %u", got);
+	cr_assert_eq(run(&c, mp, 1000, &s2), got);
+	cr_assert_eq(s1, s2, "same seed, same run");
+	c.seed = 43;
+	run(&c, mp, 1000, &s3);
+	cr_assert_neq(s1, s3, "another seed, another run");
+
+	c.rx.drop = 0;
+	c.rx.dup = 10000;	/* 1% */
+	got = run(&c, mp, 1000, &s1);
+	cr_assert(got > 32000 * 1.005 && got < 32000 * 1.015, "1%% dup gave %u", got);
+	cr_assert_eq(heap_mempool_avail(mp), 256, "mbuf leak");
+	heap_mempool_free(mp);
+}
+
+Test(impair, reorder_keeps_every_packet_and_corrupt_changes_bytes)
+{
+	struct rte_mempool *mp = heap_mempool_create("imp", 256, 256);
+	struct impair_conf c = { .seed = 7 };
+	struct impair im;
+	unsigned seen[64] = { 0 }, swapped = 0;
+
+	c.rx.reorder = 300000;	/* 30% */
+	impair_init(&im, &c, true, 0, mp);
+	struct rte_mbuf *pkts[65];
+	for (unsigned i = 0; i < 32; i++) {
+		pkts[i] = rte_pktmbuf_alloc(mp);
+		*(uint32_t *)rte_pktmbuf_append(pkts[i], 64) = i;
+	}
+	uint16_t n = impair_burst(&im, pkts, 32, 65, 0);
+	struct rte_mbuf *held = impair_release(&im, 0, true);
+	if (held)
+		pkts[n++] = held;
+	cr_assert_eq(n, 32, "reorder must not lose packets");
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t v = *rte_pktmbuf_mtod(pkts[i], uint32_t *);
+		seen[v]++;
+		if (v != i)
+			swapped++;
+		rte_pktmbuf_free(pkts[i]);
+	}
+	for (unsigned i = 0; i < 32; i++)
+		cr_assert_eq(seen[i], 1);
+	cr_assert_gt(swapped, 0);
+	cr_assert_eq(im.stats.reordered > 0, 1);
+
+	/* Corruption flips exactly one bit past the Ethernet header. */
+	struct impair_conf cc = { .seed = 9 };
+	cc.rx.corrupt = IMPAIR_PPM;
+	impair_init(&im, &cc, true, 0, mp);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, 100);
+	memset(p, 0, 100);
+	cr_assert_eq(impair_burst(&im, &m, 1, 1, 0), 1);
+	unsigned bits = 0;
+	for (unsigned i = 0; i < 100; i++) {
+		bits += (unsigned)__builtin_popcount(p[i]);
+		if (i < 14)
+			cr_assert_eq(p[i], 0);
+	}
+	cr_assert_eq(bits, 1);
+	rte_pktmbuf_free(m);
+	cr_assert_eq(heap_mempool_avail(mp), 256, "mbuf leak");
+	heap_mempool_free(mp);
+}
+
+Test(impair, rate_parsing)
+{
+	cr_assert_eq(impair_parse_rate("2%"), 20000);
+	cr_assert_eq(impair_parse_rate("0.5%"), 5000);
+	cr_assert_eq(impair_parse_rate("100%"), 1000000);
+	cr_assert_eq(impair_parse_rate("1500"), 1500);
+	cr_assert_eq(impair_parse_rate("0"), 0);
+	cr_assert_eq(impair_parse_rate("101%"), -1);
+	cr_assert_eq(impair_parse_rate("-1"), -1);
+	cr_assert_eq(impair_parse_rate("2%%"), -1);
+	cr_assert_eq(impair_parse_rate("abc"), -1);
+	cr_assert_eq(impair_parse_rate(""), -1);
+	cr_assert_eq(impair_parse_rate("1.5"), -1);
+}
