@@ -22,10 +22,14 @@ mkdir -p /run/sluice
 
 pid=
 cleanup() {
-	trap - INT TERM EXIT
+	# Ctrl-C reaches every process of the terminal's group, sluiced included,
+	# and may come twice: finish cleaning up whatever arrives meanwhile.
+	trap '' INT TERM
+	trap - EXIT
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	sluice_ns_down "$NS"
 	echo "sluice: stopped, namespace $NS removed"
