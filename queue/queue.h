@@ -1,0 +1,286 @@
+/*
+ * queue.h - the contract of Sluice's LMDB spool, for the other layers.
+ *
+ * The spool is N shards (N from struct queue_conf); a recipient domain lives
+ * in shard hash(domain) % N, and each shard is one LMDB environment written
+ * by exactly one writer thread.
+ *
+ * Producers (dataplane lcores) call queue_submit(): no lock, no system call,
+ * no heap allocation. The submission is a caller-owned struct that must stay
+ * untouched (envelope strings and body iovecs included) until it comes back
+ * on the caller's completion ring, which happens once every shard the message
+ * touches has it in a committed, synced transaction (or has refused it).
+ * Then s->status says QUEUE_OK ("250 2.0.0 Ok: queued as s->id_str") or why
+ * not (QUEUE_NOSPACE -> "452 4.3.1", anything else -> "451 4.3.0"). When one
+ * shard refuses a message that others stored, the stored parts are deleted
+ * again (the client will retry the whole message).
+ *
+ * Everything else (scan, claim, results, hold, list, summary...) is for the
+ * control-plane thread: it may block briefly, uses short read transactions,
+ * and sends its writes to the shard's writer thread, which applies them in
+ * its next group commit.
+ */
+#ifndef SLUICE_QUEUE_H
+#define SLUICE_QUEUE_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/stats.h"
+
+struct queue;
+struct rte_ring;
+
+#define QUEUE_SHARDS_MAX   64
+#define QUEUE_RCPT_MAX     1000	/* recipients per message (Postfix default) */
+#define QUEUE_ADDR_MAX     256	/* RFC 5321 path */
+#define QUEUE_DOMAIN_MAX   255
+#define QUEUE_TEXT_MAX     255	/* envid, client name/address, helo */
+#define QUEUE_REPLY_MAX    512	/* one SMTP reply line */
+#define QUEUE_ID_STR       14	/* 13 base32 characters + NUL */
+#define QUEUE_AGE_BUCKETS  10	/* qshape: 5,10,20,...,1280, 1280+ minutes */
+
+enum queue_status {
+	QUEUE_OK = 0,
+	QUEUE_NOSPACE,		/* map at its ceiling or disk full: 452 4.3.1 */
+	QUEUE_BUSY,		/* shard rings full, try again: 451 4.3.0 */
+	QUEUE_INVALID,		/* bad argument (too many recipients, long address...) */
+	QUEUE_IO,		/* LMDB or disk error */
+	QUEUE_NOTFOUND,
+	QUEUE_STALE,		/* claim token does not match, or already claimed */
+	QUEUE_STATE,		/* not allowed in the message's state */
+	QUEUE_CLOSED,		/* queue is shutting down */
+};
+const char *queue_status_str(int status);
+
+/*
+ * Durability mode (see queue_shard.c for the measurements behind the default).
+ * FULL: every commit syncs data and meta page; acknowledge after the commit.
+ * NOMETA: MDB_NOMETASYNC, one sync per commit; a batch is acknowledged once
+ * the next commit's sync (or an explicit mdb_env_sync when idle) covers its
+ * meta page. Both keep the environment intact on a crash.
+ */
+enum queue_sync { QUEUE_SYNC_FULL = 0, QUEUE_SYNC_NOMETA = 1 };
+
+struct queue_conf {
+	char dir[PATH_MAX];	/* spool directory; shard i lives in dir/shard-i */
+	unsigned shards;	/* 1..QUEUE_SHARDS_MAX */
+	size_t map_size;	/* initial LMDB map size per shard, bytes */
+	size_t map_max;		/* ceiling per shard: beyond it, QUEUE_NOSPACE */
+	unsigned batch_max;	/* messages per write transaction */
+	size_t batch_bytes;	/* body bytes per write transaction (MDB_TXN_FULL guard) */
+	unsigned ring_size;	/* submissions waiting per shard (beyond: QUEUE_BUSY) */
+	size_t disk_reserve;	/* bytes kept free on disk per shard for deletes */
+	unsigned lease_s;	/* default claim lease */
+	enum queue_sync sync;
+};
+void queue_conf_defaults(struct queue_conf *conf);
+
+/* Open (creating if needed) and recover the spool, start the writers. */
+struct queue *queue_open(const struct queue_conf *conf, int *status);
+/* Stop the writers (after draining their rings) and close. */
+void queue_close(struct queue *q);
+
+unsigned queue_nshards(const struct queue *q);
+unsigned queue_shard_of(const struct queue *q, const char *domain);
+
+/* ---- queue IDs ---------------------------------------------------------- */
+
+/* 64-bit IDs print as 13 Crockford base32 characters; string order = ID order. */
+void queue_id_format(uint64_t id, char out[QUEUE_ID_STR]);
+int queue_id_parse(const char *s, uint64_t *id);	/* 0 or -1 */
+
+/* ---- producer side (dataplane lcores) ------------------------------------ */
+
+enum queue_notify {		/* RFC 3461 NOTIFY, as a bit set */
+	QUEUE_NOTIFY_SUCCESS = 1, QUEUE_NOTIFY_FAILURE = 2,
+	QUEUE_NOTIFY_DELAY = 4, QUEUE_NOTIFY_NEVER = 8,
+};
+enum queue_ret { QUEUE_RET_NONE = 0, QUEUE_RET_FULL, QUEUE_RET_HDRS };
+
+struct queue_rcpt_in {
+	const char *addr;	/* local@domain, without angle brackets */
+	const char *orcpt;	/* RFC 3461 ORCPT or NULL */
+	uint8_t notify;		/* enum queue_notify bits, 0 = not given */
+};
+
+struct queue_envelope {
+	const char *sender;	/* "" for the null sender */
+	const char *envid;	/* RFC 3461 ENVID or NULL */
+	uint8_t ret;		/* enum queue_ret */
+	const char *client_name, *client_addr, *helo;	/* may be NULL */
+	uint64_t arrival;	/* unix seconds */
+	uint64_t expiry;	/* unix seconds: give up after this */
+	uint32_t nrcpt;
+	const struct queue_rcpt_in *rcpt;
+};
+
+struct queue_submission {
+	/* set by the caller */
+	struct queue_envelope env;
+	const struct iovec *iov;	/* the body: mbuf segments or one buffer */
+	unsigned iovcnt;
+	struct rte_ring *done;	/* completion ring, see queue_done_ring_create */
+	void *user;		/* the caller's cookie (session...) */
+	/* set by queue_submit; valid from the moment it returns QUEUE_OK */
+	uint64_t id;
+	char id_str[QUEUE_ID_STR];
+	uint64_t size;		/* body bytes */
+	/* valid once the submission is back on the completion ring */
+	int status;
+	/* private to the queue */
+	atomic_uint pending;	/* shards still to answer */
+	atomic_int err;		/* first failure status of any shard */
+	uint64_t shard_mask;
+};
+
+/*
+ * Hand a message to the writers of every shard its recipients touch. Returns
+ * QUEUE_OK (the submission will come back on s->done), or QUEUE_BUSY /
+ * QUEUE_INVALID / QUEUE_CLOSED at once (nothing was queued, nothing will come
+ * back). Lock-free and syscall-free: safe on a poll-mode lcore.
+ */
+int queue_submit(struct queue *q, struct queue_submission *s);
+
+/*
+ * A completion ring (multi-producer: several writers post to it; single
+ * consumer: its lcore). Size it for the producer's submissions in flight.
+ * Created on plain aligned memory: needs no EAL. Not for the hot path.
+ */
+struct rte_ring *queue_done_ring_create(unsigned count);
+void queue_done_ring_free(struct rte_ring *r);
+/* Non-blocking: take up to max finished submissions. */
+unsigned queue_done_poll(struct rte_ring *r, struct queue_submission **out, unsigned max);
+
+/* ---- control plane -------------------------------------------------------- */
+
+enum queue_rcpt_state {
+	QUEUE_RCPT_PENDING = 0,	/* not tried yet */
+	QUEUE_RCPT_DEFERRED,	/* tried, temporary failure: retry */
+	QUEUE_RCPT_SENT,	/* final */
+	QUEUE_RCPT_BOUNCED,	/* final */
+};
+
+struct queue_due { uint64_t id; uint64_t due; };
+
+/* Messages of one shard due at or before now, oldest due first: O(due). */
+int queue_scan_due(struct queue *q, unsigned shard, uint64_t now,
+		   struct queue_due *out, size_t max, size_t *n);
+
+/*
+ * Claim a due message for delivery: it will not be handed out again until
+ * the lease runs out (then it is due again) or a reschedule/complete ends
+ * the claim. The token must accompany results, reschedule and complete.
+ */
+int queue_claim(struct queue *q, unsigned shard, uint64_t id, uint64_t now,
+		unsigned lease_s, uint32_t *token);
+/* Record one recipient's attempt (rcpt indexes this shard's recipients). */
+int queue_result(struct queue *q, unsigned shard, uint64_t id, uint32_t token,
+		 unsigned rcpt, enum queue_rcpt_state state, const char *reply,
+		 uint64_t now);
+/* End the claim; the message is due again at `when` (if it has pending rcpts). */
+int queue_reschedule(struct queue *q, unsigned shard, uint64_t id, uint32_t token,
+		     uint64_t when);
+/* End the claim and delete the message: every recipient must be final. */
+int queue_complete(struct queue *q, unsigned shard, uint64_t id, uint32_t token);
+
+/*
+ * Many control writes at once: each op goes to its shard's writer, every
+ * writer applies what it got in one group commit, and the call returns when
+ * all are done, each with its own status (and token for claims). This is
+ * how a busy control plane should feed results back; the single-op calls
+ * above are queue_apply() with one op. ops[i].shard must be set.
+ */
+enum queue_op_kind {
+	QUEUE_OP_CLAIM, QUEUE_OP_RESULT, QUEUE_OP_RESCHEDULE, QUEUE_OP_COMPLETE,
+	QUEUE_OP_HOLD, QUEUE_OP_RELEASE, QUEUE_OP_DELETE,
+};
+struct queue_op {
+	enum queue_op_kind op;
+	unsigned shard;
+	uint64_t id;
+	uint32_t token;		/* result, reschedule, complete */
+	uint64_t now;		/* claim, result, release */
+	uint64_t when;		/* reschedule */
+	unsigned lease_s;	/* claim (0: the configured default) */
+	unsigned rcpt;		/* result */
+	enum queue_rcpt_state state;	/* result */
+	const char *reply;	/* result */
+	/* out */
+	int status;
+	uint32_t out_token;	/* claim */
+};
+/* Returns QUEUE_OK when every op was carried out, else the first failing status. */
+int queue_apply(struct queue *q, struct queue_op *ops, size_t n);
+
+/* Operator actions on every shard holding the message. */
+int queue_hold(struct queue *q, uint64_t id);
+int queue_release(struct queue *q, uint64_t id, uint64_t now);	/* due at now */
+int queue_delete(struct queue *q, uint64_t id);
+
+/* One message as stored in one shard. One allocation: free with free(). */
+struct queue_msg_rcpt {
+	const char *addr, *orcpt, *reply;
+	uint8_t notify;
+	uint8_t state;		/* enum queue_rcpt_state */
+	uint16_t attempts;
+	uint64_t last_attempt;
+};
+struct queue_msg {
+	uint64_t id;
+	unsigned shard;
+	int held, claimed;
+	uint32_t token;
+	uint64_t arrival, expiry, size, due, claim_until;
+	uint8_t ret;
+	const char *sender, *envid, *client_name, *client_addr, *helo;
+	unsigned nrcpt;
+	struct queue_msg_rcpt *rcpt;
+};
+/* Lookup by ID: O(log n). */
+int queue_lookup(struct queue *q, unsigned shard, uint64_t id, struct queue_msg **out);
+/* Copy the body (up to cap bytes; *len gets its full size). */
+int queue_read_body(struct queue *q, unsigned shard, uint64_t id, void *buf,
+		    size_t cap, size_t *len);
+
+struct queue_attempt {
+	uint64_t time;
+	unsigned rcpt;
+	uint8_t state;
+	char reply[QUEUE_REPLY_MAX + 1];
+};
+/* Attempt history of one message in one shard, oldest first. */
+int queue_history(struct queue *q, unsigned shard, uint64_t id,
+		  struct queue_attempt *out, size_t max, size_t *n);
+
+/* IDs of messages with undone recipients in domain, in arrival order, after `after` (0: from the start). */
+int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
+		      uint64_t *ids, size_t max, size_t *n);
+
+/* Per-domain summary, counted per (message, domain) with undone recipients. */
+struct queue_domain_sum {
+	char domain[QUEUE_DOMAIN_MAX + 1];
+	uint32_t active, deferred, held;
+	uint64_t oldest;	/* arrival of the oldest message */
+	uint32_t age[QUEUE_AGE_BUCKETS];	/* by arrival age, 5-minute resolution */
+};
+/*
+ * Every domain of every shard, from the sum index: O(domains x occupied
+ * 5-minute arrival slots), independent of the number of messages, plus one
+ * O(log n) lookup per domain for its oldest message. *out is malloc'd.
+ */
+int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, size_t *n);
+
+/* ---- counters ------------------------------------------------------------- */
+
+#define QUEUE_SHARD_STATS(X) \
+	X(batches) X(messages) X(bytes) X(commits) X(fsyncs) X(map_grows) \
+	X(replays) X(nospace_rejects) X(io_errors) X(ctl_ops) X(completions)
+struct queue_shard_stats { QUEUE_SHARD_STATS(STATS_FIELD) };
+extern const char *const queue_shard_stat_names[];
+void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats *out);
+
+#endif

@@ -1,0 +1,353 @@
+/*
+ * queue_scan.c - the read side for the control plane: due scan, lookup by ID,
+ * body, attempt history, list by domain, per-domain summary. Each call is one
+ * short read transaction; nothing is held across calls.
+ */
+#include "queue/queue_shard.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define SCAN_STATUS(rc) ((rc) == MDB_NOTFOUND ? QUEUE_OK : qshard_status(rc))
+
+int queue_scan_due(struct queue *q, unsigned shard, uint64_t now,
+		   struct queue_due *out, size_t max, size_t *n)
+{
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*n = 0;
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	sh = &q->shard[shard];
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	if ((rc = mdb_cursor_open(txn, sh->due, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && *n < max;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			uint64_t when, id;
+			if (k.mv_size != QK_DUE_LEN)
+				continue;
+			qk_due_parse(k.mv_data, &when, &id);
+			if (when > now)
+				break;	/* sorted by time: the rest is not due */
+			out[*n].id = id;
+			out[*n].due = when;
+			(*n)++;
+		}
+		mdb_cursor_close(cur);
+	}
+	qshard_read_end(sh, txn);
+	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
+}
+
+/* Copy a decoded record into one malloc'd queue_msg. */
+static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned shard)
+{
+	const char *strs[5] = { r->sender, r->envid, r->client_name, r->client_addr, r->helo };
+	size_t need = sizeof(struct queue_msg) + r->nrcpt * sizeof(struct queue_msg_rcpt);
+	struct queue_msg *m;
+	char *p;
+
+	for (int i = 0; i < 5; i++)
+		need += strlen(strs[i]) + 1;
+	for (unsigned i = 0; i < r->nrcpt; i++)
+		need += strlen(r->rcpt[i].addr) + strlen(r->rcpt[i].orcpt) +
+			strlen(r->rcpt[i].reply) + 3;
+	m = calloc(1, need);
+	if (!m)
+		return NULL;
+	m->rcpt = (struct queue_msg_rcpt *)(m + 1);
+	p = (char *)(m->rcpt + r->nrcpt);
+#define COPY(dst, src) do { size_t l_ = strlen(src) + 1; memcpy(p, src, l_); dst = p; p += l_; } while (0)
+	COPY(m->sender, r->sender);
+	COPY(m->envid, r->envid);
+	COPY(m->client_name, r->client_name);
+	COPY(m->client_addr, r->client_addr);
+	COPY(m->helo, r->helo);
+	for (unsigned i = 0; i < r->nrcpt; i++) {
+		COPY(m->rcpt[i].addr, r->rcpt[i].addr);
+		COPY(m->rcpt[i].orcpt, r->rcpt[i].orcpt);
+		COPY(m->rcpt[i].reply, r->rcpt[i].reply);
+		m->rcpt[i].notify = r->rcpt[i].notify;
+		m->rcpt[i].state = r->rcpt[i].state;
+		m->rcpt[i].attempts = r->rcpt[i].attempts;
+		m->rcpt[i].last_attempt = r->rcpt[i].last_attempt;
+	}
+#undef COPY
+	m->id = id;
+	m->shard = shard;
+	m->held = !!(r->flags & QF_HELD);
+	m->claimed = !!(r->flags & QF_CLAIMED);
+	m->token = r->token;
+	m->arrival = r->arrival;
+	m->expiry = r->expiry;
+	m->size = r->size;
+	m->due = r->due;
+	m->claim_until = r->claim_until;
+	m->ret = r->ret;
+	m->nrcpt = r->nrcpt;
+	return m;
+}
+
+int queue_lookup(struct queue *q, unsigned shard, uint64_t id, struct queue_msg **out)
+{
+	struct shard *sh;
+	struct qrec_rcpt *rcpt;
+	struct qrec r;
+	MDB_txn *txn;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc, st;
+
+	*out = NULL;
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	sh = &q->shard[shard];
+	rcpt = malloc(QUEUE_RCPT_MAX * sizeof(*rcpt));
+	if (!rcpt)
+		return QUEUE_IO;
+	qk_id(kb, id);
+	if ((rc = qshard_read_begin(sh, &txn)) != 0) {
+		free(rcpt);
+		return qshard_status(rc);
+	}
+	rc = mdb_get(txn, sh->msg, &k, &v);
+	if (rc) {
+		st = qshard_status(rc);
+	} else if (qrec_decode(&r, v.mv_data, v.mv_size, rcpt, QUEUE_RCPT_MAX) != 0) {
+		log_err("%s: queue: shard %u: corrupt record", qid_str(id).s, shard);
+		st = QUEUE_IO;
+	} else {
+		*out = msg_copy(&r, id, shard);
+		st = *out ? QUEUE_OK : QUEUE_IO;
+	}
+	qshard_read_end(sh, txn);
+	free(rcpt);
+	return st;
+}
+
+int queue_read_body(struct queue *q, unsigned shard, uint64_t id, void *buf,
+		    size_t cap, size_t *len)
+{
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t kb[QK_BODY_LEN];
+	MDB_val k = { qk_body(kb, id, 0), kb }, v;
+	uint32_t want = 0;
+	int rc, found = 0;
+
+	*len = 0;
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	sh = &q->shard[shard];
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	if ((rc = mdb_cursor_open(txn, sh->body, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != QK_BODY_LEN || be64_get(k.mv_data) != id)
+				break;
+			if (be32_get((const uint8_t *)k.mv_data + 8) != want++) {
+				log_err("%s: queue: shard %u: body has a missing chunk", qid_str(id).s, shard);
+				rc = EIO;
+				break;
+			}
+			found = 1;
+			if (*len < cap)
+				memcpy((uint8_t *)buf + *len, v.mv_data,
+				       cap - *len < v.mv_size ? cap - *len : v.mv_size);
+			*len += v.mv_size;
+		}
+		mdb_cursor_close(cur);
+	}
+	qshard_read_end(sh, txn);
+	if (rc == MDB_NOTFOUND || rc == 0)
+		return found ? QUEUE_OK : QUEUE_NOTFOUND;
+	return qshard_status(rc);
+}
+
+int queue_history(struct queue *q, unsigned shard, uint64_t id,
+		  struct queue_attempt *out, size_t max, size_t *n)
+{
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t kb[QK_HIST_LEN];
+	MDB_val k = { qk_hist(kb, id, 0), kb }, v;
+	int rc;
+
+	*n = 0;
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	sh = &q->shard[shard];
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	if ((rc = mdb_cursor_open(txn, sh->hist, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			struct qhist h;
+			if (k.mv_size != QK_HIST_LEN || be64_get(k.mv_data) != id)
+				break;
+			if (qhist_decode(&h, v.mv_data, v.mv_size) != 0)
+				continue;
+			out[*n].time = h.time;
+			out[*n].rcpt = h.rcpt;
+			out[*n].state = h.state;
+			snprintf(out[*n].reply, sizeof(out[*n].reply), "%s", h.reply);
+			(*n)++;
+		}
+		mdb_cursor_close(cur);
+	}
+	qshard_read_end(sh, txn);
+	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
+}
+
+int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
+		      uint64_t *ids, size_t max, size_t *n)
+{
+	size_t dl = strlen(domain);
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t kb[QK_DOM_MAX];
+	size_t plen;
+	MDB_val k, v;
+	int rc;
+
+	*n = 0;
+	if (dl > QUEUE_DOMAIN_MAX)
+		return QUEUE_INVALID;
+	if (after == UINT64_MAX)
+		return QUEUE_OK;	/* nothing sorts after the last ID */
+	sh = &q->shard[queue_shard_of(q, domain)];
+	plen = qk_dom_prefix(kb, domain, dl);
+	k.mv_size = qk_dom(kb, domain, dl, after ? after + 1 : 0);
+	k.mv_data = kb;
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	if ((rc = mdb_cursor_open(txn, sh->dom, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != plen + 8 || memcmp(k.mv_data, kb, plen) != 0)
+				break;
+			ids[(*n)++] = be64_get((const uint8_t *)k.mv_data + plen);
+		}
+		mdb_cursor_close(cur);
+	}
+	qshard_read_end(sh, txn);
+	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
+}
+
+/* qshape buckets: under 5, 10, 20, ... 1280 minutes, then 1280+. */
+static unsigned age_bucket(uint64_t age_s)
+{
+	uint64_t limit = 5 * 60;
+	unsigned b = 0;
+	while (b < QUEUE_AGE_BUCKETS - 1 && age_s >= limit) {
+		limit *= 2;
+		b++;
+	}
+	return b;
+}
+
+/* Arrival of the oldest message of a domain: first dom entry, then its record. */
+static uint64_t domain_oldest(struct shard *sh, MDB_txn *txn, const char *dom, size_t dl)
+{
+	uint8_t kb[QK_DOM_MAX], ib[8];
+	size_t plen = qk_dom_prefix(kb, dom, dl);
+	MDB_val k = { plen, kb }, v;
+	MDB_cursor *cur;
+	uint64_t arrival = 0;
+
+	if (mdb_cursor_open(txn, sh->dom, &cur) != 0)
+		return 0;
+	if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == plen + 8 &&
+	    memcmp(k.mv_data, kb, plen) == 0) {
+		memcpy(ib, (const uint8_t *)k.mv_data + plen, 8);
+		k.mv_size = 8;
+		k.mv_data = ib;
+		if (mdb_get(txn, sh->msg, &k, &v) == 0 && v.mv_size >= 22)
+			arrival = be64_get((const uint8_t *)v.mv_data + 14);
+	}
+	mdb_cursor_close(cur);
+	return arrival;
+}
+
+int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, size_t *n)
+{
+	struct queue_domain_sum *arr = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (unsigned s = 0; s < q->n && rc == 0; s++) {
+		struct shard *sh = &q->shard[s];
+		MDB_txn *txn;
+		MDB_cursor *cur;
+		MDB_val k, v;
+		size_t first = *n;
+
+		if ((rc = qshard_read_begin(sh, &txn)) != 0)
+			break;
+		if ((rc = mdb_cursor_open(txn, sh->sum, &cur)) != 0) {
+			qshard_read_end(sh, txn);
+			break;
+		}
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			const char *dom = k.mv_data;
+			size_t dl = k.mv_size >= 5 ? k.mv_size - 5 : 0;
+			struct queue_domain_sum *d;
+			struct qsum qs;
+			uint64_t start, total;
+
+			if (k.mv_size < 5 || dom[dl] != 0 || v.mv_size != QSUM_LEN)
+				continue;
+			if (*n == first || strlen(arr[*n - 1].domain) != dl ||
+			    memcmp(arr[*n - 1].domain, dom, dl) != 0) {
+				if (*n == cap) {
+					size_t ncap = cap ? cap * 2 : 64;
+					void *p = realloc(arr, ncap * sizeof(*arr));
+					if (!p) {
+						rc = ENOMEM;
+						break;
+					}
+					arr = p;
+					cap = ncap;
+				}
+				d = &arr[(*n)++];
+				memset(d, 0, sizeof(*d));
+				memcpy(d->domain, dom, dl);
+				d->oldest = domain_oldest(sh, txn, dom, dl);
+			}
+			d = &arr[*n - 1];
+			qsum_decode(&qs, v.mv_data);
+			d->active += qs.active;
+			d->deferred += qs.deferred;
+			d->held += qs.held;
+			total = (uint64_t)qs.active + qs.deferred + qs.held;
+			start = (uint64_t)be32_get((const uint8_t *)k.mv_data + dl + 1) * QSLOT_SECONDS;
+			d->age[age_bucket(now > start ? now - start : 0)] += (uint32_t)total;
+		}
+		mdb_cursor_close(cur);
+		qshard_read_end(sh, txn);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc) {
+		free(arr);
+		*n = 0;
+		return qshard_status(rc);
+	}
+	*out = arr;
+	return QUEUE_OK;
+}

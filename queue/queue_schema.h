@@ -1,0 +1,131 @@
+/*
+ * queue_schema.h - the on-disk layout of a shard: keys and records.
+ *
+ * Named databases of one shard environment (domains are inside keys, never
+ * one database per domain):
+ *
+ *   msg   id(8)                       -> message record (envelope, recipients)
+ *   body  id(8) chunk(4)              -> body bytes, stored once per shard, cut
+ *                                        in chunks of one overflow page each
+ *                                        (see queue_shard.c: no contiguous runs
+ *                                        of free pages needed, so no fragmentation)
+ *   due   when(8) id(8)               -> ""   (not held, has undone recipients;
+ *                                              when = due time, or lease end if claimed)
+ *   dom   domain '\0' id(8)           -> ""   (per domain, in arrival order)
+ *   sum   domain '\0' slot(4)         -> active(4) deferred(4) held(4)
+ *                                             (slot = arrival / 300 s)
+ *   hist  id(8) seq(4)                -> attempt: time(8) rcpt(2) state(1) reply
+ *   meta  "id_resv"                   -> highest queue ID reserved (8)
+ *
+ * All integers are big-endian, so keys sort by time / ID. Domains in keys are
+ * lower-cased.
+ */
+#ifndef SLUICE_QUEUE_SCHEMA_H
+#define SLUICE_QUEUE_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QK_DUE_LEN   16
+#define QK_HIST_LEN  12
+#define QK_DOM_MAX   (255 + 1 + 8)
+#define QK_SUM_MAX   QK_DOM_MAX	/* (255 + 1 + 4), same buffers */
+#define QSUM_LEN     12
+#define QSLOT_SECONDS 300
+
+#define QREC_VERSION 1
+enum { QF_HELD = 1, QF_CLAIMED = 2 };
+
+static inline void be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void be32_put(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);  p[3] = (uint8_t)v;
+}
+
+static inline uint32_t be32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Keys. The *_MAX sizes bound every buffer; functions return the length. */
+void qk_id(uint8_t out[8], uint64_t id);
+size_t qk_due(uint8_t out[QK_DUE_LEN], uint64_t when, uint64_t id);
+void qk_due_parse(const uint8_t *key, uint64_t *when, uint64_t *id);
+size_t qk_dom(uint8_t out[QK_DOM_MAX], const char *dom, size_t dlen, uint64_t id);
+size_t qk_dom_prefix(uint8_t out[QK_DOM_MAX], const char *dom, size_t dlen);
+size_t qk_sum(uint8_t out[QK_SUM_MAX], const char *dom, size_t dlen, uint32_t slot);
+size_t qk_hist(uint8_t out[QK_HIST_LEN], uint64_t id, uint32_t seq);
+#define QK_BODY_LEN 12
+size_t qk_body(uint8_t out[QK_BODY_LEN], uint64_t id, uint32_t chunk);
+
+/* Domain of an address (after the last '@'; "" when none). */
+const char *q_addr_domain(const char *addr, size_t *len);
+/* FNV-1a over the lower-cased domain: shard = q_domain_hash() % N. */
+uint32_t q_domain_hash(const char *dom, size_t len);
+
+/* The message record. Strings point into the decoded buffer (NUL-terminated). */
+struct qrec_rcpt {
+	const char *addr, *orcpt, *reply;
+	uint8_t state, notify;
+	uint16_t attempts;
+	uint64_t last_attempt;
+};
+
+struct qrec {
+	uint8_t flags;		/* QF_* */
+	uint8_t ret;
+	uint16_t nrcpt;
+	uint32_t token;		/* claim generation */
+	uint32_t hist_seq;	/* next history sequence number */
+	uint64_t arrival, expiry, size, due, claim_until;
+	const char *sender, *envid, *client_name, *client_addr, *helo;
+	struct qrec_rcpt *rcpt;
+};
+
+/* Encoded size of a record (strings longer than 65535 are not allowed). */
+size_t qrec_size(const struct qrec *r);
+/* Encode into buf; returns the length, or 0 if cap is too small. */
+size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap);
+/*
+ * Decode buf (which must outlive r). rcpt must have room for rcpt_cap
+ * entries. Returns 0, or -1 on a malformed or too large record.
+ */
+int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
+		struct qrec_rcpt *rcpt, size_t rcpt_cap);
+
+/* Key time of the due index for this record, and whether it belongs there. */
+int qrec_in_due(const struct qrec *r);
+uint64_t qrec_due_key_time(const struct qrec *r);
+
+/* A history record. */
+struct qhist {
+	uint64_t time;
+	uint16_t rcpt;
+	uint8_t state;
+	const char *reply;	/* decode: points into buf, NUL-terminated */
+};
+size_t qhist_encode(const struct qhist *h, uint8_t *buf, size_t cap);
+int qhist_decode(struct qhist *h, const uint8_t *buf, size_t len);
+
+/* Summary value. */
+struct qsum { uint32_t active, deferred, held; };
+void qsum_encode(const struct qsum *s, uint8_t out[QSUM_LEN]);
+void qsum_decode(struct qsum *s, const uint8_t *in);
+
+#endif
