@@ -1,0 +1,69 @@
+/*
+ * smtp_policy.h - relay policy: who may send where.
+ *
+ *  - a client whose IPv4 address is in `mynetworks` (CIDR list, e.g.
+ *    "198.18.0.0/24 10.0.0.0/8", separated by spaces or commas) may relay
+ *    to any domain, address literals included;
+ *  - anyone may send to a domain in `relay_domains` ("example.com" matches
+ *    exactly that domain, ".example.com" any subdomain of it - not the
+ *    domain itself; case-insensitive, a trailing dot ignored);
+ *  - everything else is refused: 554 5.7.1 Relay access denied.
+ * An empty policy relays nothing, so no configuration becomes an open relay
+ * by accident. "0.0.0.0/0" in mynetworks is refused at parse time for the
+ * same reason. For clients outside mynetworks, a local part holding
+ * routing characters ('%', '!', '@' inside quotes) is refused even for a
+ * relay domain (the classic "user%other@relay" open-relay probe).
+ *
+ * Parsed once (smtp_policy_init), read-only afterwards: one instance may be
+ * shared by every lcore.
+ */
+#ifndef SLUICE_SMTP_POLICY_H
+#define SLUICE_SMTP_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SMTP_POLICY_MAX_NETS    128
+#define SMTP_POLICY_MAX_DOMAINS 256
+
+struct smtp_policy_net {
+	uint32_t net, mask;	/* host byte order */
+};
+
+struct smtp_policy_domain {
+	bool subdomains;	/* ".example.com" */
+	uint8_t len;
+	char name[256];		/* lower case, no leading/trailing dot */
+};
+
+struct smtp_policy {
+	unsigned nnets, ndomains;
+	struct smtp_policy_net nets[SMTP_POLICY_MAX_NETS];
+	struct smtp_policy_domain domains[SMTP_POLICY_MAX_DOMAINS];
+};
+
+/* Either string may be NULL or empty. Returns 0, or -1 on a syntax error
+ * (bad CIDR, host bits set, /0, bad domain, too many entries); the policy
+ * is then empty (relays nothing). */
+int smtp_policy_init(struct smtp_policy *p, const char *mynetworks,
+		     const char *relay_domains);
+
+/* ip in host byte order */
+bool smtp_policy_trusted(const struct smtp_policy *p, uint32_t ip);
+
+enum smtp_relay {
+	SMTP_RELAY_OK = 0,
+	SMTP_RELAY_DENIED,	/* 554 5.7.1 Relay access denied */
+};
+
+/*
+ * May a client at `ip` send to local@domain? `literal` is true when the
+ * domain is an address literal. `local` may be NULL (not checked).
+ */
+enum smtp_relay smtp_policy_check(const struct smtp_policy *p, uint32_t ip,
+				  const char *local, const char *domain, bool literal);
+
+/* Parse dotted-quad IPv4 into host byte order. 0 or -1. */
+int smtp_parse_ipv4(const char *s, uint32_t *ip);
+
+#endif

@@ -1,0 +1,753 @@
+/*
+ * smtp_server.c - the inbound SMTP session engine (see smtp_server.h for
+ * the contract with the caller).
+ *
+ * States (s->state) while no event is pending:
+ *   INIT   greeted; EHLO/HELO required (also after STARTTLS)
+ *   READY  EHLO/HELO done, no transaction
+ *   MAIL   MAIL FROM accepted (RCPTs may follow)
+ *   DATA   receiving DATA content (smtp_data, dot mode)
+ *   BDAT   receiving the bytes of one BDAT chunk (bdat_left)
+ *   DONE   QUIT/421 sent: everything else is discarded
+ * An event (STARTTLS, MESSAGE, CLOSE) stops input processing until the
+ * caller acts on it.
+ *
+ * Error counting: every 5xx reply to a command counts; when the count
+ * reaches conf.max_errors, "421 4.7.0" follows and the session closes.
+ * Rejections at the end of a message (size, bare LF, hops...) do not count:
+ * they are about the content, not the protocol.
+ */
+#include "dataplane/smtp/smtp_server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+
+enum { ST_INIT, ST_READY, ST_MAIL, ST_DATA, ST_BDAT, ST_DONE };
+
+/* why a BDAT chunk is being discarded */
+enum { BD_NONE, BD_NEED_MAIL, BD_NEED_RCPT, BD_NO_VALID_RCPT };
+
+const char *const smtp_stat_names[] = { SMTP_STATS(STATS_NAME) };
+const size_t smtp_stat_count = sizeof(smtp_stat_names) / sizeof(smtp_stat_names[0]);
+
+#define STAT(s, f) do { if ((s)->stats) (s)->stats->f++; } while (0)
+#define STAT_ADD(s, f, n) do { if ((s)->stats) (s)->stats->f += (n); } while (0)
+
+void smtp_conf_default(struct smtp_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->hostname, sizeof(c->hostname), "%s", "localhost");
+	c->max_size = 10240000;
+	c->max_rcpt = 1000;
+	c->max_errors = 20;
+	c->max_line = 1000;
+	c->hop_limit = 50;
+	c->bare = SMTP_BARE_REJECT;
+	c->tls_available = false;
+	c->timeout_cmd_ns = 300 * NS_PER_SEC;
+	c->timeout_data_ns = 300 * NS_PER_SEC;
+	c->policy = NULL;
+}
+
+int smtp_conf_check(const struct smtp_conf *c, const char **why)
+{
+	const char *w = NULL;
+	if (c->hostname[0] == '\0')
+		w = "hostname is empty";
+	else if (c->max_rcpt < 100 || c->max_rcpt > SMTP_RCPT_HARD_MAX)
+		w = "max_rcpt must be within 100..1000";
+	else if (c->max_line != 0 && c->max_line < 1000)
+		w = "max_line must be 0 (off) or at least 1000";
+	else if (c->timeout_cmd_ns < 300 * NS_PER_SEC)
+		w = "command timeout must be at least 5 minutes";
+	else if (c->timeout_data_ns < 180 * NS_PER_SEC)
+		w = "data timeout must be at least 3 minutes";
+	if (why != NULL)
+		*why = w;
+	return w ? -1 : 0;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static size_t out_free(const struct smtp_session *s)
+{
+	return SMTP_OUT_MAX - (s->out_end - s->out_start);
+}
+
+/* Append one reply line (CRLF added). Lines are bounded well below the
+ * reserve kept free before each command, so this never truncates in
+ * practice; if it would, the line is dropped whole rather than cut. */
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char tmp[SMTP_LINE_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(tmp) - 3)
+		n = (int)sizeof(tmp) - 3;	/* reply lines are <= 512 (4.5.3.1.5) */
+	tmp[n++] = '\r';
+	tmp[n++] = '\n';
+	if ((size_t)n > out_free(s))
+		return;
+	if (s->out_end + (uint32_t)n > SMTP_OUT_MAX) {
+		memmove(s->out, s->out + s->out_start, s->out_end - s->out_start);
+		s->out_end -= s->out_start;
+		s->out_start = 0;
+	}
+	memcpy(s->out + s->out_end, tmp, (size_t)n);
+	s->out_end += (uint32_t)n;
+}
+
+size_t smtp_session_peek_output(const struct smtp_session *s, const char **p)
+{
+	*p = s->out + s->out_start;
+	return s->out_end - s->out_start;
+}
+
+void smtp_session_consume_output(struct smtp_session *s, size_t n)
+{
+	size_t have = s->out_end - s->out_start;
+	if (n > have)
+		n = have;
+	s->out_start += (uint32_t)n;
+	if (s->out_start == s->out_end)
+		s->out_start = s->out_end = 0;
+}
+
+size_t smtp_session_read_output(struct smtp_session *s, void *buf, size_t cap)
+{
+	const char *p;
+	size_t n = smtp_session_peek_output(s, &p);
+	if (n > cap)
+		n = cap;
+	memcpy(buf, p, n);
+	smtp_session_consume_output(s, n);
+	return n;
+}
+
+/* ---- transaction ------------------------------------------------------- */
+
+static void txn_reset(struct smtp_session *s)
+{
+	struct smtp_message *m = &s->msg;
+	m->sender[0] = '\0';
+	m->smtputf8 = false;
+	m->body = SMTP_BODY_NONE;
+	m->ret = SMTP_RET_NONE;
+	m->envid[0] = '\0';
+	m->declared_size = 0;
+	m->nrcpt = 0;
+	m->size = 0;
+	m->received_count = 0;
+	m->arrival = 0;
+	m->trace_id[0] = '\0';
+	m->received_len = 0;
+	m->received[0] = '\0';
+	m->arena_used = 0;
+	s->rcpt_tried = false;
+	s->bdat_used = false;
+	s->bdat_last = false;
+	s->bdat_discard = BD_NONE;
+	s->bdat_left = 0;
+	if (s->state != ST_INIT && s->state != ST_DONE)
+		s->state = ST_READY;
+}
+
+static int rcpt_add(struct smtp_message *m, const struct smtp_cmd *c)
+{
+	size_t al = strlen(c->path.addr), ol = strlen(c->orcpt);
+	size_t need = al + 1 + ol + 1 + 1;
+	if (m->nrcpt >= SMTP_RCPT_HARD_MAX || need > SMTP_RCPT_ARENA - m->arena_used)
+		return -1;
+	char *p = m->arena + m->arena_used;
+	memcpy(p, c->path.addr, al + 1);
+	memcpy(p + al + 1, c->orcpt, ol + 1);
+	p[al + 1 + ol + 1] = (char)c->notify;
+	m->rcpt_off[m->nrcpt++] = m->arena_used;
+	m->arena_used += (uint32_t)need;
+	return 0;
+}
+
+int smtp_message_rcpt(const struct smtp_message *m, unsigned i, struct smtp_rcpt_view *v)
+{
+	if (i >= m->nrcpt)
+		return -1;
+	const char *p = m->arena + m->rcpt_off[i];
+	size_t al = strlen(p);
+	const char *o = p + al + 1;
+	size_t ol = strlen(o);
+	v->addr = p;
+	v->orcpt = ol ? o : NULL;
+	v->notify = (uint8_t)o[ol + 1];
+	return 0;
+}
+
+/* ---- session ---------------------------------------------------------- */
+
+static void close_session(struct smtp_session *s)
+{
+	s->state = ST_DONE;
+	s->event = SMTP_EV_CLOSE;
+}
+
+/* A 5xx reply to a command: counts towards the error limit. */
+static void error_reply(struct smtp_session *s, const char *text)
+{
+	reply(s, "%s", text);
+	s->errors++;
+	if (s->conf->max_errors && s->errors >= s->conf->max_errors) {
+		reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
+		STAT(s, err_disconnect);
+		close_session(s);
+	}
+}
+
+void smtp_session_init(struct smtp_session *s, const struct smtp_conf *conf,
+		       struct smtp_stats *stats, const struct smtp_client *client,
+		       const struct smtp_session_cb *cb)
+{
+	memset(s, 0, sizeof(*s));	/* once per connection, not per command */
+	s->conf = conf;
+	s->stats = stats;
+	if (cb != NULL)
+		s->cb = *cb;
+	if (client != NULL)
+		s->client = *client;
+	s->client.rdns[sizeof(s->client.rdns) - 1] = '\0';
+	uint32_t ip = s->client.ip;
+	snprintf(s->client_ip, sizeof(s->client_ip), "%u.%u.%u.%u",
+		 ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	s->state = ST_INIT;
+	txn_reset(s);
+	STAT(s, sessions);
+	reply(s, "220 %s ESMTP Sluice", conf->hostname);
+}
+
+static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
+{
+	snprintf(s->helo, sizeof(s->helo), "%.255s", c->arg);
+	s->esmtp = esmtp;
+	s->state = ST_READY;
+	txn_reset(s);
+	if (!esmtp) {
+		reply(s, "250 %s", s->conf->hostname);
+		return;
+	}
+	reply(s, "250-%s", s->conf->hostname);
+	reply(s, "250-PIPELINING");
+	if (s->conf->max_size)
+		reply(s, "250-SIZE %llu", (unsigned long long)s->conf->max_size);
+	else
+		reply(s, "250-SIZE");
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-CHUNKING");
+	reply(s, "250-DSN");
+	if (s->conf->tls_available && !s->tls) {
+		reply(s, "250-SMTPUTF8");
+		reply(s, "250 STARTTLS");
+	} else {
+		reply(s, "250 SMTPUTF8");
+	}
+}
+
+static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (s->state == ST_INIT) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != ST_READY) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (c->path.utf8 && !c->smtputf8) {
+		STAT(s, rej_utf8);
+		error_reply(s, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	if (c->has_size && s->conf->max_size && c->size > s->conf->max_size) {
+		STAT(s, rej_size);
+		error_reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
+		return;
+	}
+	txn_reset(s);
+	struct smtp_message *m = &s->msg;
+	snprintf(m->sender, sizeof(m->sender), "%s", c->path.addr);
+	m->smtputf8 = c->smtputf8;
+	m->body = c->body;
+	m->ret = c->ret;
+	snprintf(m->envid, sizeof(m->envid), "%s", c->envid);
+	m->declared_size = c->has_size ? c->size : 0;
+	s->state = ST_MAIL;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (s->state != ST_MAIL) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->bdat_used) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: RCPT after BDAT");
+		return;
+	}
+	s->rcpt_tried = true;
+	if (c->path.utf8 && !s->msg.smtputf8) {
+		STAT(s, rej_utf8);
+		error_reply(s, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	unsigned lim = s->conf->max_rcpt;
+	if (lim == 0 || lim > SMTP_RCPT_HARD_MAX)
+		lim = SMTP_RCPT_HARD_MAX;
+	if (s->msg.nrcpt >= lim) {
+		STAT(s, rej_rcpt_limit);
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	static const struct smtp_policy empty;
+	const struct smtp_policy *pol = s->conf->policy ? s->conf->policy : &empty;
+	if (smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
+			      c->path.literal) != SMTP_RELAY_OK) {
+		STAT(s, rej_relay);
+		char text[SMTP_LINE_MAX];
+		snprintf(text, sizeof(text), "554 5.7.1 <%.256s>: Relay access denied",
+			 c->path.addr);
+		error_reply(s, text);
+		return;
+	}
+	if (rcpt_add(&s->msg, c) != 0) {
+		STAT(s, rej_rcpt_limit);
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	STAT(s, recipients);
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* Can a body start now? Returns BD_NONE or why not. */
+static uint8_t body_check(const struct smtp_session *s)
+{
+	if (s->state != ST_MAIL)
+		return BD_NEED_MAIL;
+	if (s->msg.nrcpt == 0)
+		return s->rcpt_tried ? BD_NO_VALID_RCPT : BD_NEED_RCPT;
+	return BD_NONE;
+}
+
+static void body_refuse(struct smtp_session *s, uint8_t why)
+{
+	STAT(s, rej_sequence);
+	if (why == BD_NEED_MAIL)
+		error_reply(s, "503 5.5.1 Error: need MAIL command");
+	else if (why == BD_NEED_RCPT)
+		error_reply(s, "503 5.5.1 Error: need RCPT command");
+	else
+		error_reply(s, "554 5.5.1 Error: no valid recipients");
+}
+
+static void body_begin(struct smtp_session *s, bool dot)
+{
+	struct smtp_data_conf dc = {
+		.max_size = s->conf->max_size,
+		.max_line = s->conf->max_line,
+		.bare = s->conf->bare,
+	};
+	smtp_data_begin(&s->data, &dc, dot, s->cb.sink, s->cb.user);
+	if (s->cb.msg_begin != NULL)
+		s->cb.msg_begin(s->cb.user);
+}
+
+static void do_data(struct smtp_session *s)
+{
+	if (s->state == ST_MAIL && s->bdat_used) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	uint8_t why = body_check(s);
+	if (why != BD_NONE) {
+		body_refuse(s, why);
+		return;
+	}
+	body_begin(s, true);
+	s->state = ST_DATA;
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void do_bdat(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	s->bdat_last = c->bdat_last;
+	s->bdat_left = c->bdat_size;
+	s->bdat_prev = s->state;
+	s->bdat_chunk = c->bdat_size;
+	if (s->bdat_discard == BD_NONE) {
+		uint8_t why = body_check(s);
+		if (why != BD_NONE) {
+			s->bdat_discard = why;
+		} else if (!s->bdat_used) {
+			s->bdat_used = true;
+			body_begin(s, false);
+		}
+	}
+	s->state = ST_BDAT;
+}
+
+static void end_of_message(struct smtp_session *s);
+
+/* All bytes of the current BDAT chunk are in. */
+static void bdat_chunk_done(struct smtp_session *s)
+{
+	if (s->bdat_discard != BD_NONE) {
+		uint8_t why = s->bdat_discard;
+		s->bdat_discard = BD_NONE;
+		s->state = s->bdat_prev;	/* back to where the BDAT found us */
+		body_refuse(s, why);
+		return;
+	}
+	if (!s->bdat_last) {
+		s->state = ST_MAIL;
+		reply(s, "250 2.0.0 %llu octets received",
+		      (unsigned long long)s->bdat_chunk);
+		return;
+	}
+	smtp_data_finish(&s->data);
+	end_of_message(s);
+}
+
+static uint64_t now_s(const struct smtp_session *s)
+{
+	return s->cb.now != NULL ? s->cb.now(s->cb.user) : clock_real_s();
+}
+
+static void end_of_message(struct smtp_session *s)
+{
+	struct smtp_message *m = &s->msg;
+	enum smtp_data_verdict v = smtp_data_verdict(&s->data);
+	s->state = ST_MAIL;	/* txn_reset below brings it to READY */
+	switch (v) {
+	case SMTP_DV_BARE:
+		STAT(s, rej_bare);
+		reply(s, "550 5.5.2 Error: bare <CR> or <LF> received in message");
+		txn_reset(s);
+		return;
+	case SMTP_DV_LINE:
+		STAT(s, rej_line);
+		reply(s, "500 5.5.2 Error: message line too long");
+		txn_reset(s);
+		return;
+	case SMTP_DV_SIZE:
+		STAT(s, rej_size);
+		reply(s, "552 5.3.4 Error: message too big");
+		txn_reset(s);
+		return;
+	default:
+		break;
+	}
+	if (s->conf->hop_limit && s->data.received >= s->conf->hop_limit) {
+		STAT(s, rej_hops);
+		reply(s, "554 5.4.6 Error: too many hops");
+		txn_reset(s);
+		return;
+	}
+	if (v == SMTP_DV_SINK) {
+		STAT(s, rej_sink);
+		reply(s, "451 4.3.0 Error: cannot store message, try again later");
+		txn_reset(s);
+		return;
+	}
+	m->size = s->data.size;
+	m->received_count = s->data.received;
+	m->arrival = now_s(s);
+	m->trace_id[0] = '\0';
+	if (s->cb.trace_id != NULL &&
+	    s->cb.trace_id(s->cb.user, m->trace_id, sizeof(m->trace_id)) != 0)
+		m->trace_id[0] = '\0';
+	m->trace_id[sizeof(m->trace_id) - 1] = '\0';
+	struct smtp_rcpt_view rv = { 0 };
+	if (m->nrcpt == 1)
+		(void)smtp_message_rcpt(m, 0, &rv);
+	struct smtp_received_info ri = {
+		.helo = s->helo,
+		.rdns = s->client.rdns,
+		.ip = s->client_ip,
+		.hostname = s->conf->hostname,
+		.id = m->trace_id,
+		.rcpt = m->nrcpt == 1 ? rv.addr : NULL,
+		.tls = s->tls ? s->tls_info : NULL,
+		.esmtp = s->esmtp,
+		.tls_active = s->tls,
+		.auth = false,
+		.utf8 = m->smtputf8,
+		.when = m->arrival,
+	};
+	m->received_len = smtp_received_format(m->received, sizeof(m->received), &ri);
+	STAT_ADD(s, bytes, m->size);
+	s->event = SMTP_EV_MESSAGE;
+}
+
+int smtp_session_queued(struct smtp_session *s, enum smtp_queue_status st,
+			const char *queue_id)
+{
+	if (s->event != SMTP_EV_MESSAGE)
+		return -1;
+	s->event = SMTP_EV_NONE;
+	switch (st) {
+	case SMTP_QUEUED_OK:
+		STAT(s, messages);
+		reply(s, "250 2.0.0 Ok: queued as %.64s", queue_id ? queue_id : "");
+		break;
+	case SMTP_QUEUED_FULL:
+		STAT(s, rej_queue);
+		reply(s, "452 4.3.1 Error: insufficient system storage");
+		break;
+	default:
+		STAT(s, rej_queue);
+		reply(s, "451 4.3.0 Error: queue unavailable, try again later");
+		break;
+	}
+	txn_reset(s);
+	if (s->shutdown_pending) {
+		reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
+		close_session(s);
+	}
+	return 0;
+}
+
+static void do_starttls(struct smtp_session *s)
+{
+	if (!s->conf->tls_available) {
+		STAT(s, rej_syntax);
+		error_reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (s->state == ST_INIT || !s->esmtp) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->state != ST_READY) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	STAT(s, starttls);
+	reply(s, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2: forget everything learnt from the client */
+	s->state = ST_INIT;
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	txn_reset(s);
+	s->line_len = 0;
+	s->line_total = 0;
+	s->event = SMTP_EV_STARTTLS;
+}
+
+int smtp_session_tls_started(struct smtp_session *s, const char *tls_info)
+{
+	if (s->event != SMTP_EV_STARTTLS)
+		return -1;
+	s->event = SMTP_EV_NONE;
+	s->tls = true;
+	s->state = ST_INIT;
+	s->line_len = 0;
+	s->line_total = 0;
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s", tls_info ? tls_info : "");
+	return 0;
+}
+
+static void handle_line(struct smtp_session *s, const char *line, size_t n)
+{
+	struct smtp_cmd *c = &s->cmd;
+	STAT(s, commands);
+	if (smtp_parse_line(line, n, c) != SMTP_PE_OK) {
+		STAT(s, rej_syntax);
+		error_reply(s, c->reply);
+		return;
+	}
+	switch (c->verb) {
+	case SMTP_V_EHLO: do_ehlo(s, c, true); break;
+	case SMTP_V_HELO: do_ehlo(s, c, false); break;
+	case SMTP_V_MAIL: do_mail(s, c); break;
+	case SMTP_V_RCPT: do_rcpt(s, c); break;
+	case SMTP_V_DATA: do_data(s); break;
+	case SMTP_V_BDAT: do_bdat(s, c); break;
+	case SMTP_V_RSET:
+		txn_reset(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_V_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_V_VRFY:
+		reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+		break;
+	case SMTP_V_HELP:
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
+		      s->conf->tls_available && !s->tls ? " STARTTLS" : "");
+		break;
+	case SMTP_V_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		close_session(s);
+		break;
+	case SMTP_V_STARTTLS: do_starttls(s); break;
+	default:
+		STAT(s, rej_syntax);
+		error_reply(s, "500 5.5.2 Error: command not recognized");
+		break;
+	}
+}
+
+/* Consume command bytes up to and including one LF (or all of them). */
+static size_t command_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
+{
+	const uint8_t *lf = memchr(p, '\n', n);
+	size_t take = lf ? (size_t)(lf - p) + 1 : n;
+	size_t body = lf ? take - 1 : take;	/* without the LF */
+	size_t room = sizeof(s->line) - s->line_len;
+	size_t cp = body < room ? body : room;
+	memcpy(s->line + s->line_len, p, cp);
+	s->line_len += (uint32_t)cp;
+	s->line_total = (s->line_total + body > UINT32_MAX / 2) ? UINT32_MAX / 2
+				: s->line_total + (uint32_t)body;
+	if (lf == NULL)
+		return take;
+
+	/* a whole line: s->line[0..line_len) (maybe cut), line_total octets */
+	uint32_t total = s->line_total + 1;	/* with the LF */
+	bool crlf = s->line_len > 0 && s->line[s->line_len - 1] == '\r' &&
+		    total <= SMTP_LINE_MAX;
+	size_t len = s->line_len;
+	s->line_len = 0;
+	s->line_total = 0;
+	if (total > SMTP_LINE_MAX) {
+		STAT(s, commands);
+		STAT(s, rej_line);
+		error_reply(s, "500 5.5.2 Error: line too long");
+	} else if (!crlf) {
+		STAT(s, commands);
+		STAT(s, rej_bare);
+		error_reply(s, "500 5.5.2 Error: bare <LF> received");
+	} else {
+		handle_line(s, s->line, len - 1);
+	}
+	return take;
+}
+
+size_t smtp_session_input(struct smtp_session *s, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t i = 0;
+
+	if (s->event == SMTP_EV_STARTTLS || s->event == SMTP_EV_CLOSE ||
+	    s->state == ST_DONE)
+		return len;	/* discarded: see smtp_server.h */
+	while (i < len) {
+		if (s->event == SMTP_EV_CLOSE)
+			return len;	/* QUIT or 421: the rest is discarded */
+		if (s->event == SMTP_EV_STARTTLS)
+			return i;	/* just after the STARTTLS line: the caller drops the rest */
+		if (s->event != SMTP_EV_NONE)
+			break;
+		switch (s->state) {
+		case ST_DATA: {
+			size_t k = smtp_data_feed(&s->data, p + i, len - i);
+			i += k;
+			if (s->data.done)
+				end_of_message(s);
+			break;
+		}
+		case ST_BDAT: {
+			size_t k = len - i;
+			if (k > s->bdat_left)
+				k = (size_t)s->bdat_left;
+			if (s->bdat_discard == BD_NONE)
+				(void)smtp_data_feed(&s->data, p + i, k);
+			i += k;
+			s->bdat_left -= k;
+			if (s->bdat_left == 0)
+				bdat_chunk_done(s);
+			break;
+		}
+		default:
+			if (out_free(s) < SMTP_REPLY_RESERVE)
+				return i;	/* drain the output first */
+			i += command_bytes(s, p + i, len - i);
+			/* a zero-length BDAT chunk is complete at once */
+			if (s->state == ST_BDAT && s->bdat_left == 0 &&
+			    s->event == SMTP_EV_NONE)
+				bdat_chunk_done(s);
+			break;
+		}
+	}
+	if (s->event == SMTP_EV_CLOSE)
+		return len;
+	return i;
+}
+
+enum smtp_event smtp_session_event(const struct smtp_session *s)
+{
+	return s->event;
+}
+
+const struct smtp_message *smtp_session_message(const struct smtp_session *s)
+{
+	return s->event == SMTP_EV_MESSAGE ? &s->msg : NULL;
+}
+
+uint64_t smtp_session_timeout_ns(const struct smtp_session *s)
+{
+	if (s->event != SMTP_EV_NONE || s->state == ST_DONE)
+		return 0;
+	if (s->state == ST_DATA || s->state == ST_BDAT)
+		return s->conf->timeout_data_ns;
+	return s->conf->timeout_cmd_ns;
+}
+
+void smtp_session_timeout(struct smtp_session *s)
+{
+	if (s->state == ST_DONE)
+		return;
+	STAT(s, timeouts);
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->hostname);
+	close_session(s);
+}
+
+void smtp_session_refuse(struct smtp_session *s)
+{
+	s->out_start = s->out_end = 0;	/* drop the 220 greeting */
+	STAT(s, refused);
+	reply(s, "421 4.7.0 %s Error: too many connections, try again later",
+	      s->conf->hostname);
+	close_session(s);
+}
+
+void smtp_session_shutdown(struct smtp_session *s)
+{
+	if (s->state == ST_DONE)
+		return;
+	STAT(s, shutdowns);
+	if (s->event == SMTP_EV_MESSAGE) {
+		s->shutdown_pending = true;
+		return;
+	}
+	reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
+	close_session(s);
+}

@@ -1,0 +1,432 @@
+/*
+ * test_smtp_parse.c - the command parser: every verb, every parameter,
+ * path syntax and limits, malformed input, with the exact replies.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dataplane/smtp/smtp_parse.h"
+
+static struct smtp_cmd c;
+
+static enum smtp_perr P(const char *s)
+{
+	return smtp_parse_line(s, strlen(s), &c);
+}
+
+/* parse must fail with this exact reply line */
+#define FAILS(line, rep) do { \
+	cr_expect_neq(P(line), SMTP_PE_OK, "%s", line); \
+	cr_expect_str_eq(c.reply ? c.reply : "(none)", rep, "%s", line); \
+} while (0)
+#define OK(line) cr_expect_eq(P(line), SMTP_PE_OK, "%s: %s", line, c.reply ? c.reply : "")
+
+Test(parse, every_verb_case_insensitive)
+{
+	static const struct { const char *line; enum smtp_verb v; } t[] = {
+		{ "EHLO a.example", SMTP_V_EHLO }, { "ehlo a.example", SMTP_V_EHLO },
+		{ "HELO a.example", SMTP_V_HELO }, { "MAIL FROM:<a@b.example>", SMTP_V_MAIL },
+		{ "mail from:<a@b.example>", SMTP_V_MAIL },
+		{ "RCPT TO:<a@b.example>", SMTP_V_RCPT }, { "Rcpt To:<a@b.example>", SMTP_V_RCPT },
+		{ "DATA", SMTP_V_DATA }, { "data", SMTP_V_DATA },
+		{ "BDAT 10", SMTP_V_BDAT }, { "RSET", SMTP_V_RSET }, { "NOOP", SMTP_V_NOOP },
+		{ "QUIT", SMTP_V_QUIT }, { "VRFY postmaster", SMTP_V_VRFY },
+		{ "HELP", SMTP_V_HELP }, { "STARTTLS", SMTP_V_STARTTLS },
+		{ "starttls", SMTP_V_STARTTLS },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		OK(t[i].line);
+		cr_expect_eq(c.verb, t[i].v, "%s", t[i].line);
+		cr_expect_str_neq(smtp_verb_name(c.verb), "UNKNOWN");
+	}
+}
+
+Test(parse, unknown_and_empty)
+{
+	FAILS("", "500 5.5.2 Error: command not recognized");
+	FAILS("MAILFROM:<a@b>", "500 5.5.2 Error: command not recognized");
+	FAILS("GET / HTTP/1.1", "500 5.5.2 Error: command not recognized");
+	FAILS(" NOOP", "500 5.5.2 Error: command not recognized");
+	cr_expect_eq(c.err, SMTP_PE_UNKNOWN);
+	/* known but not offered: 502 (RFC 5321 4.2.4) */
+	FAILS("EXPN list", "502 5.5.1 Error: command not implemented");
+	FAILS("expn", "502 5.5.1 Error: command not implemented");
+	FAILS("TURN", "502 5.5.1 Error: command not implemented");
+	FAILS("ETRN example.com", "502 5.5.1 Error: command not implemented");
+	FAILS("AUTH PLAIN AGZvbwBiYXI=", "502 5.5.1 Error: command not implemented");
+}
+
+Test(parse, bad_characters)
+{
+	FAILS("NOOP\tx", "500 5.5.2 Error: bad character in command");
+	FAILS("NOOP\rQUIT", "500 5.5.2 Error: bad character in command");
+	FAILS("NOOP\nQUIT", "500 5.5.2 Error: bad character in command");
+	FAILS("NOOP \x7f", "500 5.5.2 Error: bad character in command");
+	FAILS("EHLO h\xc3\xa9.example", "500 5.5.2 Error: bad character in command");
+	FAILS("\xff\xfe", "500 5.5.2 Error: bad character in command");
+	cr_expect_neq(smtp_parse_line("NOOP\0QUIT", 9, &c), SMTP_PE_OK);
+	cr_expect_eq(c.err, SMTP_PE_BADCHAR);
+}
+
+Test(parse, ehlo_helo_argument)
+{
+	OK("EHLO client.example");
+	cr_expect_str_eq(c.arg, "client.example");
+	OK("HELO [192.0.2.1]");
+	cr_expect_str_eq(c.arg, "[192.0.2.1]");
+	OK("EHLO  spaced.example  ");
+	cr_expect_str_eq(c.arg, "spaced.example");
+	FAILS("EHLO", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("EHLO ", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("HELO", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("EHLO two words", "501 5.5.4 Syntax error in parameters or arguments");
+	char big[300] = "EHLO ";
+	memset(big + 5, 'a', 256);
+	big[261] = '\0';
+	FAILS(big, "501 5.5.4 Syntax error in parameters or arguments");
+	big[260] = '\0';	/* 255 octets: fine */
+	OK(big);
+}
+
+Test(parse, commands_without_arguments)
+{
+	OK("DATA");
+	OK("DATA ");	/* trailing space tolerated */
+	OK("RSET");
+	OK("QUIT");
+	OK("STARTTLS");
+	FAILS("DATA now", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("RSET x", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("QUIT x", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("STARTTLS x", "501 5.5.4 Syntax error in parameters or arguments");
+}
+
+Test(parse, noop_help_vrfy)
+{
+	OK("NOOP");
+	OK("NOOP anything at all");
+	cr_expect_str_eq(c.arg, "anything at all");
+	OK("HELP");
+	OK("HELP MAIL");
+	cr_expect_str_eq(c.arg, "MAIL");
+	OK("VRFY user");
+	cr_expect_str_eq(c.arg, "user");
+	FAILS("VRFY", "501 5.5.4 Syntax error in parameters or arguments");
+}
+
+Test(parse, mail_basic_and_null_sender)
+{
+	OK("MAIL FROM:<alice@example.com>");
+	cr_expect_str_eq(c.path.addr, "alice@example.com");
+	cr_expect_str_eq(c.path.local, "alice");
+	cr_expect_str_eq(c.path.domain, "example.com");
+	cr_expect_not(c.path.null);
+	OK("MAIL FROM:<>");
+	cr_expect(c.path.null);
+	cr_expect_str_eq(c.path.addr, "");
+	OK("MAIL FROM: <alice@example.com>");	/* common client quirk */
+	OK("MAIL FROM:<a@b.example>  SIZE=10   BODY=8BITMIME  ");
+	FAILS("MAIL <a@b.example>", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("MAIL TO:<a@b.example>", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("MAIL", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("MAIL FROM:", "501 5.1.7 Bad sender address syntax");
+	FAILS("MAIL FROM:alice@example.com", "501 5.1.7 Bad sender address syntax");
+	FAILS("MAIL FROM:<alice@example.com", "501 5.1.7 Bad sender address syntax");
+	FAILS("MAIL FROM:<alice>", "501 5.1.7 Bad sender address syntax");
+	FAILS("MAIL FROM:<alice@example.com>SIZE=1", "501 5.1.7 Bad sender address syntax");
+	FAILS("MAIL FROM:<<a@b.example>>", "501 5.1.7 Bad sender address syntax");
+}
+
+Test(parse, rcpt_basic)
+{
+	OK("RCPT TO:<bob@example.org>");
+	cr_expect_str_eq(c.path.addr, "bob@example.org");
+	FAILS("RCPT TO:<>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT FROM:<a@b.example>", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("RCPT TO:bob@example.org", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<bob@>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<bob@example.org> junk", "555 5.5.4 Unsupported parameter");
+}
+
+Test(parse, local_part_syntax)
+{
+	OK("RCPT TO:<first.last+tag@example.org>");
+	OK("RCPT TO:<!#$%&'*+-/=?^_`{|}~@example.org>");
+	OK("RCPT TO:<\"john doe\"@example.org>");
+	cr_expect_str_eq(c.path.local, "\"john doe\"");
+	OK("RCPT TO:<\"a\\\"b\"@example.org>");
+	OK("RCPT TO:<\"a@b\"@example.org>");
+	FAILS("RCPT TO:<.a@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a.@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a..b@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a b@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a(b@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<\"unterminated@example.org>", "501 5.1.3 Bad recipient address syntax");
+}
+
+Test(parse, domain_syntax)
+{
+	OK("RCPT TO:<a@x>");
+	OK("RCPT TO:<a@a-b.c0.example>");
+	FAILS("RCPT TO:<a@-ab.example>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@ab-.example>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@a_b.example>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@a..example>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@example.>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@.example>", "501 5.1.3 Bad recipient address syntax");
+	char l[200];
+	char lab[70];
+	memset(lab, 'a', 63);
+	lab[63] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<x@%s.example>", lab);
+	OK(l);
+	lab[63] = 'a';
+	lab[64] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<x@%s.example>", lab);
+	FAILS(l, "501 5.1.3 Bad recipient address syntax");
+}
+
+Test(parse, address_literals)
+{
+	OK("RCPT TO:<a@[192.0.2.1]>");
+	cr_expect(c.path.literal);
+	cr_expect_str_eq(c.path.domain, "[192.0.2.1]");
+	OK("RCPT TO:<a@[IPv6:2001:db8::1]>");
+	cr_expect(c.path.literal);
+	OK("RCPT TO:<a@example.org>");
+	cr_expect_not(c.path.literal);
+	FAILS("RCPT TO:<a@[192.0.2]>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@[300.0.2.1]>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@[IPv6:zz::1]>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@[]>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@[192.0.2.1>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@[tag:foo]>", "501 5.1.3 Bad recipient address syntax");
+}
+
+Test(parse, source_route_ignored)
+{
+	OK("RCPT TO:<@relay1.example,@relay2.example:user@final.example>");
+	cr_expect_str_eq(c.path.addr, "user@final.example");
+	OK("MAIL FROM:<@a.example:u@b.example>");
+	cr_expect_str_eq(c.path.addr, "u@b.example");
+	FAILS("RCPT TO:<@relay1.example user@final.example>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<@:user@final.example>", "501 5.1.3 Bad recipient address syntax");
+}
+
+Test(parse, path_length_limits)
+{
+	char l[600], local[80], dom[300];
+	/* local part: 64 ok, 65 too long */
+	memset(local, 'l', 64);
+	local[64] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<%s@example.org>", local);
+	OK(l);
+	local[64] = 'l';
+	local[65] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<%s@example.org>", local);
+	FAILS(l, "501 5.1.3 Path too long");
+	snprintf(l, sizeof(l), "MAIL FROM:<%s@example.org>", local);
+	FAILS(l, "501 5.1.7 Path too long");
+	/* whole path "<...>" = 256 ok, 257 too long: 64 + 1 + domain + 2 */
+	memset(local, 'l', 64);
+	local[64] = '\0';
+	size_t dl = 256 - 2 - 65;	/* 189 */
+	size_t k = 0;
+	while (k < dl) {
+		size_t lab = dl - k > 63 ? 60 : dl - k;
+		memset(dom + k, 'd', lab);
+		k += lab;
+		if (k < dl) {
+			dom[k - 1] = '.';
+		}
+	}
+	dom[dl] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<%s@%s>", local, dom);
+	OK(l);
+	cr_expect_eq(strlen(c.path.addr), 254);
+	snprintf(l, sizeof(l), "RCPT TO:<%s@%sx>", local, dom);
+	FAILS(l, "501 5.1.3 Path too long");
+	cr_expect_eq(c.err, SMTP_PE_PATHLEN);
+}
+
+Test(parse, utf8_addresses)
+{
+	OK("MAIL FROM:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.example> SMTPUTF8");
+	cr_expect(c.path.utf8);
+	cr_expect(c.smtputf8);
+	OK("RCPT TO:<j\xc3\xb6rg@m\xc3\xbcnchen.example>");
+	cr_expect(c.path.utf8);
+	OK("RCPT TO:<\"\xc3\xa9t\xc3\xa9\"@example.org>");
+	cr_expect(c.path.utf8);
+	OK("RCPT TO:<plain@example.org>");
+	cr_expect_not(c.path.utf8);
+	/* malformed UTF-8 */
+	FAILS("RCPT TO:<\xc3\x28@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<\xc0\x80@example.org>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<a@\xed\xa0\x80.example>", "501 5.1.3 Bad recipient address syntax");
+	/* 8-bit in a parameter */
+	FAILS("MAIL FROM:<a@b.example> ENVID=\xc3\xa9", "501 5.5.4 Bad parameter value");
+}
+
+Test(parse, utf8_validator)
+{
+	cr_expect(smtp_utf8_valid((const uint8_t *)"abc", 3));
+	cr_expect(smtp_utf8_valid((const uint8_t *)"\xf0\x9f\x98\x80", 4));
+	cr_expect_not(smtp_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4));
+	cr_expect_not(smtp_utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3));
+	cr_expect_not(smtp_utf8_valid((const uint8_t *)"\xe2\x82", 2));
+	cr_expect_not(smtp_utf8_valid((const uint8_t *)"\x80", 1));
+	cr_expect_not(smtp_utf8_valid((const uint8_t *)"\xf8\x88\x80\x80\x80", 5));
+}
+
+Test(parse, mail_size)
+{
+	OK("MAIL FROM:<a@b.example> SIZE=1000");
+	cr_expect(c.has_size);
+	cr_expect_eq(c.size, 1000);
+	OK("MAIL FROM:<a@b.example> size=0");
+	cr_expect(c.has_size);
+	OK("MAIL FROM:<a@b.example> SIZE=18446744073709551615");
+	cr_expect_eq(c.size, UINT64_MAX);
+	FAILS("MAIL FROM:<a@b.example> SIZE=18446744073709551616", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> SIZE=", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> SIZE", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> SIZE=12k", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> SIZE=-1", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> SIZE=1 SIZE=2", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> SIZE=1", "555 5.5.4 Unsupported parameter");
+}
+
+Test(parse, mail_body)
+{
+	OK("MAIL FROM:<a@b.example> BODY=7BIT");
+	cr_expect_eq(c.body, SMTP_BODY_7BIT);
+	OK("MAIL FROM:<a@b.example> BODY=8bitmime");
+	cr_expect_eq(c.body, SMTP_BODY_8BITMIME);
+	OK("MAIL FROM:<a@b.example>");
+	cr_expect_eq(c.body, SMTP_BODY_NONE);
+	FAILS("MAIL FROM:<a@b.example> BODY=BINARYMIME", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> BODY", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> BODY=7BIT BODY=7BIT", "501 5.5.4 Bad parameter value");
+}
+
+Test(parse, mail_smtputf8)
+{
+	OK("MAIL FROM:<a@b.example> SMTPUTF8");
+	cr_expect(c.smtputf8);
+	OK("MAIL FROM:<a@b.example> smtputf8 BODY=8BITMIME");
+	cr_expect(c.smtputf8);
+	FAILS("MAIL FROM:<a@b.example> SMTPUTF8=yes", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> SMTPUTF8", "555 5.5.4 Unsupported parameter");
+}
+
+Test(parse, mail_ret_envid)
+{
+	OK("MAIL FROM:<a@b.example> RET=FULL ENVID=QQ314159");
+	cr_expect_eq(c.ret, SMTP_RET_FULL);
+	cr_expect_str_eq(c.envid, "QQ314159");
+	OK("MAIL FROM:<a@b.example> ret=hdrs");
+	cr_expect_eq(c.ret, SMTP_RET_HDRS);
+	OK("MAIL FROM:<a@b.example> ENVID=a+2Bb+3Dc");
+	cr_expect_str_eq(c.envid, "a+2Bb+3Dc");
+	FAILS("MAIL FROM:<a@b.example> RET=BOTH", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> RET", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> ENVID=a+2b", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> ENVID=a+", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> ENVID=a=b", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> ENVID=", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> RET=FULL RET=HDRS", "501 5.5.4 Bad parameter value");
+	char l[300], v[120];
+	memset(v, 'e', 100);
+	v[100] = '\0';
+	snprintf(l, sizeof(l), "MAIL FROM:<a@b.example> ENVID=%s", v);
+	OK(l);
+	snprintf(l, sizeof(l), "MAIL FROM:<a@b.example> ENVID=%se", v);
+	FAILS(l, "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> RET=FULL", "555 5.5.4 Unsupported parameter");
+	FAILS("RCPT TO:<a@b.example> ENVID=x", "555 5.5.4 Unsupported parameter");
+}
+
+Test(parse, unknown_parameters)
+{
+	FAILS("MAIL FROM:<a@b.example> AUTH=<>", "555 5.5.4 Unsupported parameter");
+	FAILS("MAIL FROM:<a@b.example> FOO", "555 5.5.4 Unsupported parameter");
+	FAILS("MAIL FROM:<a@b.example> NOTIFY=NEVER", "555 5.5.4 Unsupported parameter");
+	FAILS("MAIL FROM:<a@b.example> ORCPT=rfc822;a@b", "555 5.5.4 Unsupported parameter");
+	FAILS("MAIL FROM:<a@b.example> =x", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> SI_ZE=1", "501 5.5.4 Bad parameter value");
+}
+
+Test(parse, rcpt_notify)
+{
+	OK("RCPT TO:<a@b.example> NOTIFY=NEVER");
+	cr_expect_eq(c.notify, SMTP_NOTIFY_NEVER);
+	OK("RCPT TO:<a@b.example> NOTIFY=SUCCESS,FAILURE,DELAY");
+	cr_expect_eq(c.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY);
+	OK("RCPT TO:<a@b.example> notify=delay,failure");
+	cr_expect_eq(c.notify, SMTP_NOTIFY_DELAY | SMTP_NOTIFY_FAILURE);
+	OK("RCPT TO:<a@b.example>");
+	cr_expect_eq(c.notify, 0);
+	FAILS("RCPT TO:<a@b.example> NOTIFY=NEVER,SUCCESS", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> NOTIFY=SUCCESS,SUCCESS", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> NOTIFY=SUCCESS,", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> NOTIFY=,SUCCESS", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> NOTIFY=", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> NOTIFY=SOMETIMES", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> NOTIFY=NEVER NOTIFY=NEVER", "501 5.5.4 Bad parameter value");
+}
+
+Test(parse, rcpt_orcpt)
+{
+	OK("RCPT TO:<a@b.example> ORCPT=rfc822;orig+40x.example");
+	cr_expect_str_eq(c.orcpt, "rfc822;orig+40x.example");
+	OK("RCPT TO:<a@b.example> ORCPT=RFC822;a@b NOTIFY=FAILURE");
+	cr_expect_eq(c.notify, SMTP_NOTIFY_FAILURE);
+	OK("RCPT TO:<a@b.example> ORCPT=utf-8;a@b");
+	FAILS("RCPT TO:<a@b.example> ORCPT=x400;a@b", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> ORCPT=rfc822", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> ORCPT=rfc822;", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> ORCPT=rfc822;a+zz", "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> ORCPT=rfc822;a ORCPT=rfc822;b", "501 5.5.4 Bad parameter value");
+}
+
+Test(parse, xtext)
+{
+	cr_expect(smtp_xtext_valid("abc", 3));
+	cr_expect(smtp_xtext_valid("a+2B", 4));
+	cr_expect_not(smtp_xtext_valid("a+2", 3));
+	cr_expect_not(smtp_xtext_valid("a+g0", 4));
+	cr_expect_not(smtp_xtext_valid("a b", 3));
+	cr_expect_not(smtp_xtext_valid("a=b", 3));
+	cr_expect(smtp_xtext_valid("", 0));
+}
+
+Test(parse, bdat)
+{
+	OK("BDAT 100");
+	cr_expect_eq(c.bdat_size, 100);
+	cr_expect_not(c.bdat_last);
+	OK("BDAT 0 LAST");
+	cr_expect_eq(c.bdat_size, 0);
+	cr_expect(c.bdat_last);
+	OK("bdat 5 last");
+	cr_expect(c.bdat_last);
+	FAILS("BDAT", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("BDAT x", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("BDAT -1", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("BDAT 5 FIRST", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("BDAT 5 LAST x", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("BDAT 18446744073709551616", "501 5.5.4 Syntax error in parameters or arguments");
+	FAILS("BDAT 1.5", "501 5.5.4 Syntax error in parameters or arguments");
+}
+
+Test(parse, oversize_line_refused)
+{
+	char l[600];
+	memset(l, 'x', sizeof(l));
+	memcpy(l, "NOOP ", 5);
+	cr_expect_eq(smtp_parse_line(l, 510, &c), SMTP_PE_OK);
+	cr_expect_neq(smtp_parse_line(l, 511, &c), SMTP_PE_OK);
+}
