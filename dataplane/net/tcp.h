@@ -1,0 +1,224 @@
+/*
+ * tcp.h - the user-space TCP stack: the API contract for the SMTP engines.
+ *
+ * One struct tcp_stack per lcore, bound to that lcore's struct net_stack.
+ * Everything (connections, timers, buffers) is preallocated at init from
+ * struct tcp_conf and bounded; nothing is shared with other lcores.
+ *
+ * Driving it: tcp_stack_create() hooks itself into ns->tcp_input, so
+ * segments arrive through net_input(). The poll loop calls tcp_tick() once
+ * per burst (after setting ns->now_ns) to run the timer wheel (1 ms ticks).
+ *
+ * Connections: a listener (tcp_listen) accepts connections on a port; each
+ * accepted or actively opened connection (tcp_connect) is a struct tcp_conn *
+ * handle with a user pointer and a set of callbacks. Callbacks run on the
+ * owning lcore from inside net_input()/tcp_tick(); they may call any function
+ * of this API on any connection (tcp_send, tcp_close, tcp_abort included).
+ *
+ *   accept(lctx, c)      a passive connection reached ESTABLISHED. Set its
+ *                        user pointer (tcp_set_user) and return true, or
+ *                        return false to refuse it (it is reset).
+ *   connected(c, user)   an active open completed (ESTABLISHED).
+ *   data(c, user, m)     in-order received bytes, as an mbuf chain with the
+ *                        headers stripped (pkt_len = byte count). The callee
+ *                        owns m and frees it. The receive window only
+ *                        reopens when the application calls tcp_recved()
+ *                        for those bytes. m == NULL: the peer sent FIN
+ *                        (end of stream); no more data will come.
+ *   writable(c, user)    room appeared in the send buffer after a tcp_send
+ *                        that accepted less than asked.
+ *   closed(c, user, why) the connection is gone for the application; the
+ *                        handle is invalid once this returns. Called exactly
+ *                        once per connection that was handed to the
+ *                        application (accepted or tcp_connect'ed), unless the
+ *                        application called tcp_abort() itself. NORMAL comes
+ *                        when both FINs are through (our side may linger in
+ *                        TIME_WAIT internally; that is invisible here).
+ *
+ * API calls never invoke callbacks themselves (no re-entry from tcp_send,
+ * tcp_close, tcp_abort, tcp_recved or tcp_connect); callbacks come only from
+ * net_input() and tcp_tick(). A handle stays valid memory until the current
+ * net_input()/tcp_tick() returns, so using it right after closed() or
+ * tcp_abort() in the same callback is harmless (calls are no-ops).
+ *
+ * Sending: tcp_send() copies bytes into the connection's bounded send buffer
+ * (mbufs from the stack's pool) and returns how many it took; 0 means full
+ * (wait for writable). tcp_close() sends FIN after the buffered data
+ * (orderly; receiving continues until the peer's FIN; called before the
+ * handshake completes, the FIN follows the data once it does).
+ * tcp_abort() sends RST and frees at once, with no closed() callback.
+ */
+#ifndef SLUICE_TCP_H
+#define SLUICE_TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_byteorder.h>
+
+#include "common/stats.h"
+
+struct rte_mbuf;
+struct net_stack;
+struct tcp_stack;
+struct tcp_conn;
+struct tcp_listener;
+
+/* Per-lcore counters (named: see tcp_stat_names). */
+#define TCP_STATS(X)                                                          \
+	X(seg_in) X(seg_out) X(bytes_in) X(bytes_out)                         \
+	X(retransmits) X(fast_retransmits) X(rto_fires) X(sack_retransmits)   \
+	X(persist_probes) X(keepalive_probes) X(delayed_acks) X(dup_acks_in)  \
+	X(ooo_queued) X(ooo_dropped) X(ooo_merged)                            \
+	X(drop_short) X(drop_cksum) X(drop_bad_off) X(drop_bad_opt)           \
+	X(drop_no_conn) X(drop_bad_flags) X(drop_out_of_window)               \
+	X(drop_bad_ack) X(drop_listen_full) X(drop_nomem) X(drop_rcv_full)    \
+	X(drop_stale_ts) X(drop_bad_src)                                      \
+	X(rst_in) X(rst_out) X(rst_ignored) X(challenge_acks)                 \
+	X(challenge_acks_limited)                                             \
+	X(syncookies_sent) X(syncookies_validated) X(syncookies_failed)       \
+	X(conn_opened_passive) X(conn_opened_active) X(conn_established)      \
+	X(conn_closed) X(conn_reset) X(conn_timeout) X(conn_refused)          \
+	X(conn_aborted) X(conn_table_full)                                    \
+	X(timewait_entered) X(timewait_reuse) X(timewait_expired)             \
+	X(timewait_recycled) X(sack_recoveries) X(sack_blocks_in)             \
+	X(syn_retransmits) X(r1_reached) X(port_exhausted) X(tx_nombuf)
+
+struct tcp_stats {
+	TCP_STATS(STATS_FIELD)
+};
+extern const char *const tcp_stat_names[];
+extern const unsigned tcp_stat_count;
+
+/* Why a connection closed (the closed() callback's reason). */
+enum tcp_close_reason {
+	TCP_CLOSE_NORMAL = 0,	/* orderly: both FINs exchanged */
+	TCP_CLOSE_RESET,	/* the peer sent RST */
+	TCP_CLOSE_REFUSED,	/* RST in answer to our SYN */
+	TCP_CLOSE_TIMEOUT,	/* retransmissions gave up (R2) or SYN retries */
+	TCP_CLOSE_KEEPALIVE,	/* keepalive probes unanswered */
+	TCP_CLOSE_NOMEM,	/* could not get buffers to go on */
+};
+const char *tcp_close_reason_name(enum tcp_close_reason r);
+
+/* RFC 9293 states. */
+enum tcp_state {
+	TCP_CLOSED = 0, TCP_LISTEN, TCP_SYN_SENT, TCP_SYN_RCVD, TCP_ESTABLISHED,
+	TCP_FIN_WAIT_1, TCP_FIN_WAIT_2, TCP_CLOSE_WAIT, TCP_CLOSING,
+	TCP_LAST_ACK, TCP_TIME_WAIT,
+};
+const char *tcp_state_name(enum tcp_state s);
+
+struct tcp_callbacks {
+	bool (*accept)(void *lctx, struct tcp_conn *c);
+	void (*connected)(struct tcp_conn *c, void *user);
+	void (*data)(struct tcp_conn *c, void *user, struct rte_mbuf *m);
+	void (*writable)(struct tcp_conn *c, void *user);
+	void (*closed)(struct tcp_conn *c, void *user, enum tcp_close_reason why);
+};
+
+/* Active-open source-port filter (e.g. "the reply hashes to this lcore"). */
+typedef bool (*tcp_port_ok_fn)(void *ctx, rte_be32_t laddr, rte_be16_t lport,
+			       rte_be32_t raddr, rte_be16_t rport);
+
+struct tcp_conf {
+	unsigned max_conns;	/* connection slots incl. TIME_WAIT */
+	unsigned max_listeners;
+	unsigned backlog;	/* half-open (SYN_RCVD) per listener; then cookies */
+	bool syncookies;	/* use SYN cookies when the backlog is full */
+	uint32_t sndbuf;	/* send buffer bytes per connection */
+	uint32_t rcvbuf;	/* receive window bytes per connection */
+	unsigned ooo_max_segs;	/* out-of-order runs held per connection
+				 * (contiguous segments chain into one run) */
+	uint32_t ooo_max_bytes;	/* out-of-order bytes held per lcore */
+	uint8_t wscale;		/* window scale we offer (0..14) */
+	bool timestamps, sack;	/* offer RFC 7323 timestamps / SACK */
+	bool nodelay;		/* default: no Nagle (sender SWS still applies) */
+	uint64_t msl_ns;	/* TIME_WAIT lasts 2 * msl_ns */
+	uint64_t rto_init_ns, rto_min_ns, rto_max_ns;
+	uint64_t delack_ns;	/* delayed-ACK timer (<= 200 ms) */
+	uint64_t fin_wait2_ns;	/* FIN_WAIT_2 with nothing heard for this long is
+				 * dropped (closed(TIMEOUT)); 0: wait forever */
+	unsigned syn_retries;	/* SYN / SYN-ACK retransmissions before giving up */
+	unsigned r1, r2;	/* RFC 9293 R1 (advisory) / R2 (give up) counts */
+	bool keepalive;		/* default for new connections: off */
+	uint64_t keepalive_idle_ns, keepalive_intvl_ns;
+	unsigned keepalive_probes;
+	unsigned challenge_ack_limit;	/* per second per lcore */
+	uint16_t port_lo, port_hi;	/* ephemeral range (host order) */
+	tcp_port_ok_fn port_ok;		/* NULL: every port is fine */
+	void *port_ok_ctx;
+	uint8_t secret[16];	/* keys ISNs, cookies, timestamps, hashing */
+};
+
+/* Defaults: 4096 conns, 64 listeners, backlog 256, cookies on, 64 KiB
+ * buffers, wscale 7, TS+SACK on, MSL 30 s, RTO 1 s/200 ms/60 s, delack 40 ms,
+ * syn_retries 6, R1 3, R2 15, keepalive off (2 h/75 s/9), 1000 challenge
+ * ACKs/s, ports 32768-60999. The secret is zero: set it. */
+void tcp_conf_default(struct tcp_conf *c);
+
+/* Allocate everything and hook into ns (ns->tcp_input/tcp_ctx). Returns a
+ * stack or NULL. Start-up only (uses the heap). */
+struct tcp_stack *tcp_stack_create(struct net_stack *ns, const struct tcp_conf *conf);
+/* Free every connection (no callbacks, no packets) and the stack. */
+void tcp_stack_destroy(struct tcp_stack *ts);
+
+/* Run due timers at ns->now_ns. Call once per burst. */
+void tcp_tick(struct tcp_stack *ts);
+
+const struct tcp_stats *tcp_stack_stats(const struct tcp_stack *ts);
+unsigned tcp_stack_conn_count(const struct tcp_stack *ts);	/* slots in use */
+
+/* Listen on a local port (network order) of the stack's address. */
+struct tcp_listener *tcp_listen(struct tcp_stack *ts, rte_be16_t port,
+				const struct tcp_callbacks *cb, void *lctx);
+/* Stop listening; established connections stay, half-open ones are reset. */
+void tcp_unlisten(struct tcp_listener *l);
+
+/* Active open to dst:port. The connected() or closed() callback follows.
+ * NULL: no free slot or no usable source port. */
+struct tcp_conn *tcp_connect(struct tcp_stack *ts, rte_be32_t dst, rte_be16_t port,
+			     const struct tcp_callbacks *cb, void *user);
+
+/* Copy up to len bytes into the send buffer; returns bytes taken (0: full
+ * or not sendable in this state). Transmits what the windows allow. Less
+ * than asked with tcp_send_space() > 0 means the mbuf pool ran dry: retry
+ * later (writable() is only promised for a full buffer draining). */
+size_t tcp_send(struct tcp_conn *c, const void *buf, size_t len);
+/* Room left in the send buffer. */
+size_t tcp_send_space(const struct tcp_conn *c);
+/* Tell the stack the application has consumed len received bytes. */
+void tcp_recved(struct tcp_conn *c, uint32_t len);
+/* Orderly close: FIN after buffered data. Data may still arrive. */
+void tcp_close(struct tcp_conn *c);
+/* Send RST and free now. No closed() callback. */
+void tcp_abort(struct tcp_conn *c);
+
+void tcp_set_user(struct tcp_conn *c, void *user);
+void *tcp_get_user(const struct tcp_conn *c);
+void tcp_set_nodelay(struct tcp_conn *c, bool on);
+void tcp_set_keepalive(struct tcp_conn *c, bool on);
+enum tcp_state tcp_get_state(const struct tcp_conn *c);
+
+/* Addresses and ports of a connection (network order). */
+struct tcp_tuple {
+	rte_be32_t laddr, raddr;
+	rte_be16_t lport, rport;
+};
+void tcp_get_tuple(const struct tcp_conn *c, struct tcp_tuple *t);
+
+/* Per-connection counters and parameters, for stats and tests. */
+struct tcp_conn_info {
+	enum tcp_state state;
+	uint32_t snd_una, snd_nxt, snd_wnd, rcv_nxt, rcv_wnd;
+	uint32_t cwnd, ssthresh, mss;
+	uint8_t snd_wscale, rcv_wscale;
+	bool ts_ok, sack_ok;
+	uint64_t srtt_ns, rto_ns;
+	uint64_t retransmits, seg_in, seg_out;
+	uint32_t sndq_bytes, ooo_segs;
+};
+void tcp_get_info(const struct tcp_conn *c, struct tcp_conn_info *info);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * tcp_int.h - internals shared by the tcp_*.c files (not for the SMTP
+ * engines: they use tcp.h). Connection and stack structs, sequence-number
+ * arithmetic, the parsed-segment struct, and the cross-module functions.
+ */
+#ifndef SLUICE_TCP_INT_H
+#define SLUICE_TCP_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_byteorder.h>
+#include <rte_mbuf.h>
+
+#include "dataplane/net/net_stack.h"
+#include "dataplane/net/tcp.h"
+
+/* Sequence-space comparisons (RFC 1982 style, mod 2^32). */
+#define SEQ_LT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
+#define SEQ_GT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_URG 0x20
+
+#define TCP_HDR_LEN 20
+#define TCP_OPT_MAX 40
+#define TCP_DEFAULT_MSS 536	/* RFC 9293: assume this when no MSS option */
+#define TCP_MAX_WSCALE 14
+#define TCP_MAX_SACK 4
+#define TCP_MAX_WIN 65535u
+#define TCP_SB_MAX 8		/* SACK scoreboard ranges per connection */
+#define TCP_DUPTHRESH 3
+
+/* Parsed options of one segment. */
+struct tcp_opts {
+	bool mss_ok, ws_ok, sack_perm, ts_ok;
+	uint16_t mss;
+	uint8_t ws;
+	uint32_t tsval, tsecr;
+	uint8_t nsack;
+	struct { uint32_t start, end; } sack[TCP_MAX_SACK];
+};
+
+/* Option parse result. */
+enum tcp_opt_result { TCP_OPT_OK = 0, TCP_OPT_MALFORMED };
+
+/* Parse the option bytes of a segment (syn: MSS/WS/SACK-perm honoured). */
+enum tcp_opt_result tcp_opt_parse(const uint8_t *p, unsigned len, bool syn,
+				  struct tcp_opts *o);
+
+/* What to put in an outgoing segment's options. */
+struct tcp_opt_out {
+	bool syn;		/* SYN options: MSS always, WS/SACK-perm as set */
+	uint16_t mss;
+	bool ws_ok, sack_perm, ts_ok;
+	uint8_t ws;
+	uint32_t tsval, tsecr;
+	uint8_t nsack;
+	struct { uint32_t start, end; } sack[TCP_MAX_SACK];
+};
+/* Write options into p (room for TCP_OPT_MAX); returns length (multiple of 4). */
+unsigned tcp_opt_build(uint8_t *p, const struct tcp_opt_out *o);
+
+/* A received segment, after header parsing. */
+struct tcp_seg {
+	uint32_t seq, ack;
+	uint32_t len;		/* payload bytes (m's pkt_len) */
+	uint16_t wnd;		/* raw window field */
+	uint8_t flags;
+	struct tcp_opts opt;
+	rte_be32_t saddr, daddr;
+	rte_be16_t sport, dport;
+};
+
+/* Out-of-order segment held for reassembly. */
+struct tcp_ooo {
+	uint32_t seq, len;	/* len excludes FIN */
+	bool fin;
+	struct rte_mbuf *m;	/* NULL when len == 0 (a bare FIN) */
+};
+
+struct tcp_wheel_link {
+	struct tcp_conn *next, *prev;
+	uint64_t at;		/* deadline it is filed under; 0: not filed */
+	unsigned slot;
+};
+
+struct tcp_conn {
+	struct tcp_stack *ts;
+	struct tcp_tuple t;
+	uint8_t state;			/* enum tcp_state */
+	struct tcp_listener *lst;	/* passive, until accepted */
+	const struct tcp_callbacks *cb;
+	struct tcp_callbacks cbs;	/* copy owned by the connection */
+	void *user;
+	uint32_t idx;			/* slot in ts->conns */
+
+	/* flags */
+	bool app;		/* handed to the application (closed() owed) */
+	bool passive;
+	bool user_closed;	/* tcp_close called: FIN after snd_end */
+	bool fin_rcvd;
+	bool ts_ok, sack_ok, ws_ok;
+	bool nodelay, keepalive;
+	bool want_writable;
+	bool ack_now;		/* send an ACK before leaving input */
+	bool in_recovery;
+	bool rtt_active;
+	bool zombie;
+	bool cookie;		/* created from a SYN cookie */
+	bool in_input;		/* a segment for it is being processed */
+	bool sack_recovery;	/* in_recovery driven by the SACK scoreboard */
+
+	/* send side */
+	uint32_t iss, snd_una, snd_nxt, snd_max, snd_end;
+	uint32_t snd_wnd, max_sndwnd, snd_wl1, snd_wl2;
+	uint8_t snd_wscale, rcv_wscale;
+	uint16_t mss;		/* send MSS (payload bytes per segment, excl. TS) */
+	uint16_t peer_mss;
+	struct rte_mbuf *sq_head, *sq_tail;	/* send queue of data mbufs */
+	uint32_t sq_off;	/* offset of snd_una's byte in sq_head */
+	uint32_t sq_len;	/* bytes queued from snd_una to snd_end */
+
+	/* congestion control (tcp_cc.c) */
+	uint32_t cwnd, ssthresh, recover;
+	uint32_t dupacks;
+	/* SACK scoreboard (RFC 6675): SACKed ranges above snd_una, sorted,
+	 * disjoint; high_rxt is the highest retransmitted seq in recovery */
+	struct { uint32_t s, e; } sb[TCP_SB_MAX];
+	unsigned nsb;
+	uint32_t high_rxt;
+
+	/* RTT / RTO (RFC 6298) */
+	uint64_t srtt, rttvar, rto;	/* ns */
+	uint32_t rtt_seq;
+	uint64_t rtt_start;
+	unsigned nrexmit;	/* consecutive timeouts (R1/R2) */
+	unsigned persist_shift, keep_probes;
+
+	/* receive side */
+	uint32_t irs, rcv_nxt, rcv_adv;	/* rcv_adv: right edge advertised */
+	uint32_t rcv_user;	/* bytes delivered, not yet tcp_recved() */
+	uint32_t rcv_unacked;	/* in-order bytes since our last ACK */
+	uint32_t ts_recent, ts_off;
+	uint32_t ts_rto;	/* our TSval when the last RTO fired */
+	uint64_t ts_recent_ns;
+	uint32_t last_ack_sent;
+	uint16_t rcv_mss;	/* largest segment seen (for delayed ACK) */
+	struct tcp_ooo *ooo;	/* ooo_max_segs entries (from ts->ooo_pool) */
+	unsigned nooo;
+	uint32_t last_ooo_seq;	/* most recent out-of-order arrival */
+
+	/* timers: absolute ns, 0 = off */
+	uint64_t rexmt_at, persist_at, delack_at, keep_at, tw_at;
+	uint64_t last_rcv_ns;
+	struct tcp_wheel_link wl;
+
+	struct tcp_conn *zombie_next;
+	struct tcp_conn *tw_next, *tw_prev;	/* TIME_WAIT list, oldest first */
+	uint64_t stat_rexmit, stat_in, stat_out;
+};
+
+struct tcp_listener {
+	struct tcp_stack *ts;
+	rte_be16_t port;
+	bool used;
+	struct tcp_callbacks cb;
+	void *lctx;
+	unsigned half_open;
+};
+
+/* Timer wheel (tcp_timer.c): one deadline per connection. */
+struct tcp_wheel {
+	struct tcp_conn **slots;	/* list heads */
+	unsigned mask;
+	uint64_t tick_ns;
+	uint64_t cur;			/* last tick processed */
+};
+
+struct tcp_stack {
+	struct net_stack *ns;
+	struct tcp_conf conf;
+	struct tcp_stats stats;
+	uint64_t now;			/* ns->now_ns at entry */
+
+	struct tcp_conn *conns;
+	uint32_t *free_idx;
+	unsigned nfree;
+	unsigned used;			/* slots in use (incl. zombies) */
+	uint32_t *ht;			/* open addressing: conn idx + 1, 0 empty */
+	unsigned ht_mask;
+	struct tcp_ooo *ooo_pool;
+	uint32_t ooo_bytes;		/* held in all OOO queues */
+	struct tcp_conn *zombies;
+	struct tcp_conn *tw_head, *tw_tail;	/* TIME_WAIT, oldest first */
+
+	struct tcp_listener *lst;
+
+	struct tcp_wheel wheel;
+
+	uint64_t k0, k1;		/* siphash key from conf.secret */
+	uint16_t next_port;
+	uint64_t chack_sec;		/* challenge-ACK rate-limit window */
+	unsigned chack_count;
+};
+
+/* tcp_conn.c */
+uint64_t tcp_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+uint32_t tcp_tuple_hash32(const struct tcp_stack *ts, const struct tcp_tuple *t,
+			  uint32_t salt);
+struct tcp_conn *tcp_conn_lookup(struct tcp_stack *ts, const struct tcp_tuple *t);
+struct tcp_conn *tcp_conn_alloc(struct tcp_stack *ts, const struct tcp_tuple *t);
+/* Unhash, stop timers, free buffers; the slot is reused after tcp_reap(). */
+void tcp_conn_release(struct tcp_conn *c);
+void tcp_reap(struct tcp_stack *ts);
+uint32_t tcp_isn(struct tcp_stack *ts, const struct tcp_tuple *t);
+uint32_t tcp_ts_now(const struct tcp_conn *c);
+/* Tell the application the connection is gone (once), then release it. */
+void tcp_conn_drop(struct tcp_conn *c, enum tcp_close_reason why);
+void tcp_enter_timewait(struct tcp_conn *c);
+/* Initialise the send/receive parameters of a new connection. */
+void tcp_conn_setup(struct tcp_conn *c);
+struct tcp_listener *tcp_listener_find(struct tcp_stack *ts, rte_be16_t port);
+void tcp_sq_free_acked(struct tcp_conn *c, uint32_t n);
+
+/* tcp_input.c */
+void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);
+
+/* tcp_output.c */
+void tcp_output(struct tcp_conn *c);
+/* One segment of new data if the peer's window allows (not cwnd); returns
+ * the sequence space sent. For SACK recovery. */
+uint32_t tcp_send_new(struct tcp_conn *c);
+/* As tcp_output, ignoring sender SWS avoidance (persist override). */
+void tcp_output_force(struct tcp_conn *c);
+void tcp_send_ack(struct tcp_conn *c);
+void tcp_send_syn(struct tcp_conn *c);		/* SYN or SYN-ACK by state */
+void tcp_send_rst_conn(struct tcp_conn *c);
+void tcp_send_keepalive(struct tcp_conn *c);
+/* Send one segment of queued data [seq, seq+len) (+FIN if it ends there);
+ * len may be cut to fit the options. Returns the sequence space sent. */
+uint32_t tcp_xmit_data(struct tcp_conn *c, uint32_t seq, uint32_t len, bool rexmit);
+/* A header-only segment with no connection (RST, cookie SYN-ACK). */
+void tcp_send_ctl(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t seq,
+		  uint32_t ack, uint8_t flags, uint16_t wnd,
+		  const struct tcp_opt_out *o);
+void tcp_send_rst_for(struct tcp_stack *ts, const struct tcp_seg *s);
+uint32_t tcp_rcv_window(const struct tcp_conn *c);	/* bytes we can take now */
+uint16_t tcp_our_mss(const struct tcp_stack *ts);	/* MSS we announce */
+
+/* tcp_timer.c */
+int tcp_wheel_init(struct tcp_wheel *w, unsigned slots, uint64_t tick_ns, uint64_t now);
+void tcp_wheel_fini(struct tcp_wheel *w);
+/* Re-file c under the earliest of its deadlines (or unfile). */
+void tcp_timer_update(struct tcp_conn *c);
+void tcp_timer_cancel(struct tcp_conn *c);
+void tcp_timer_run(struct tcp_stack *ts);
+void tcp_arm_rexmt(struct tcp_conn *c);
+
+/* tcp_cc.c */
+void tcp_cc_init(struct tcp_conn *c);
+/* A new cumulative ACK acked `acked` bytes; returns true if handled by
+ * recovery (partial ACK retransmitted). */
+void tcp_cc_ack(struct tcp_conn *c, uint32_t ack, uint32_t acked);
+void tcp_cc_dupack(struct tcp_conn *c, const struct tcp_seg *s);
+void tcp_cc_timeout(struct tcp_conn *c);
+void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt_ns);
+/* Merge the SACK blocks of an ACK into the scoreboard (after snd_una moved). */
+void tcp_cc_sack_update(struct tcp_conn *c, const struct tcp_seg *s);
+void tcp_sb_clear(struct tcp_conn *c);
+/* After an ACK was processed: enter or continue SACK recovery. */
+void tcp_cc_sack_after_ack(struct tcp_conn *c);
+/* If seq lies in a SACKed range, the end of that range; else seq. */
+uint32_t tcp_sb_skip(const struct tcp_conn *c, uint32_t seq);
+/* Start of the first SACKed range above seq (or limit if none before it). */
+uint32_t tcp_sb_next(const struct tcp_conn *c, uint32_t seq, uint32_t limit);
+
+/* tcp_syncookie.c */
+uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcp_tuple *t,
+			 uint32_t peer_isn, uint16_t mss, uint16_t *mss_used);
+/* Encode wscale/SACK in the low bits of a timestamp value. */
+uint32_t tcp_cookie_tsval(uint32_t now_ts, uint8_t ws, bool ws_ok, bool sack);
+/* On the final ACK: returns false if invalid; fills mss. */
+bool tcp_cookie_check(struct tcp_stack *ts, const struct tcp_tuple *t,
+		      uint32_t peer_isn, uint32_t cookie, uint16_t *mss);
+void tcp_cookie_ts_decode(uint32_t tsecr, bool *ws_ok, uint8_t *ws, bool *sack);
+
+static inline uint32_t tcp_min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+static inline uint32_t tcp_max32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+
+/* True in states where a connection has exchanged SYNs. */
+static inline bool tcp_synced(const struct tcp_conn *c)
+{
+	return c->state >= TCP_ESTABLISHED;
+}
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * test_tcp_cookie.c - SYN cookies: the backlog fills, further SYNs get
+ * cookie SYN-ACKs without any state, the final ACK creates the connection
+ * with the MSS/window scale/SACK the SYN asked for; forged, stale and
+ * replayed-with-wrong-tuple ACKs are refused; a flood keeps memory bounded.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "tests/tcp/tcp_test.h"
+
+static struct tnode N;
+static struct tapp A;
+
+static void setup(void)
+{
+	struct tcp_conf cf;
+	tconf(&cf);
+	cf.backlog = 2;
+	tnode_init(&N, "cookie", OUR_IP, 2, &cf);
+	tnode_learn(&N, PEER_IP, 9);
+	tapp_init(&A, 4096);
+	cr_assert(tcp_listen(N.ts, rte_cpu_to_be_16(25), &tapp_cb, &A));
+}
+
+static void teardown(void)
+{
+	unsigned leaked = tnode_fini(&N);
+	tapp_fini(&A);
+	cr_expect_eq(leaked, 0);
+}
+
+TestSuite(tcp_cookie, .init = setup, .fini = teardown, .timeout = 30);
+
+static void syn(uint16_t sport, uint32_t seq, bool ts, uint16_t mss, int ws, bool sack)
+{
+	uint8_t o[40];
+	struct tseg s = { .seq = seq, .flags = TCP_SYN, .wnd = 1000, .sport = sport, .dport = 25,
+			  .opts = o,
+			  .optlen = (uint8_t)topts_syn(o, mss, ws, sack, ts, 4444, 0) };
+	tinject(&N, PEER_IP, &s);
+}
+
+static void fill_backlog(void)
+{
+	struct tout r;
+	syn(1001, 1, false, 1460, -1, false);
+	syn(1002, 1, false, 1460, -1, false);
+	cr_assert(tpop(&N, &r));
+	cr_assert(tpop(&N, &r));
+	cr_assert_eq(tcp_stack_conn_count(N.ts), 2);
+}
+
+Test(tcp_cookie, round_trip_with_timestamps)
+{
+	fill_backlog();
+	syn(2000, 5000, true, 1400, 5, true);
+	struct tout r;
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.flags, TCP_SYN | TCP_ACK);
+	cr_expect_eq(r.ack, 5001);
+	cr_expect(r.opt.mss_ok);
+	cr_expect(r.opt.ws_ok && r.opt.sack_perm && r.opt.ts_ok);
+	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_sent, 1);
+	cr_expect_eq(tcp_stack_conn_count(N.ts), 2, "no state for the cookie");
+	uint8_t o[40];
+	struct tseg a = { .seq = 5001, .ack = r.seq + 1, .flags = TCP_ACK, .wnd = 500,
+			  .sport = 2000, .dport = 25, .opts = o,
+			  .optlen = (uint8_t)topts_ts(o, 4445, r.opt.tsval),
+			  .data = "EHLO", .len = 4 };
+	tinject(&N, PEER_IP, &a);
+	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_validated, 1);
+	cr_assert_eq(A.accepted, 1);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.state, TCP_ESTABLISHED);
+	cr_expect_eq(i.mss, 1400 - 12, "MSS from the cookie table");
+	cr_expect_eq(i.snd_wscale, 5, "window scale from the timestamp");
+	cr_expect(i.sack_ok);
+	cr_expect(i.ts_ok);
+	cr_expect_eq(i.snd_wnd, 500u << 5);
+	cr_expect_eq(A.rxlen, 4, "data on the final ACK is kept");
+	tnode_clear(&N);
+}
+
+Test(tcp_cookie, round_trip_without_timestamps)
+{
+	fill_backlog();
+	syn(2001, 9, false, 1000, 5, true);
+	struct tout r;
+	cr_assert(tpop(&N, &r));
+	cr_expect(!r.opt.ws_ok && !r.opt.sack_perm && !r.opt.ts_ok,
+		  "without timestamps there is nowhere to keep them");
+	struct tseg a = { .seq = 10, .ack = r.seq + 1, .flags = TCP_ACK, .wnd = 500,
+			  .sport = 2001, .dport = 25 };
+	tinject(&N, PEER_IP, &a);
+	cr_assert_eq(A.accepted, 1);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 536, "largest table MSS <= 1000");
+	cr_expect_eq(i.snd_wscale, 0);
+	cr_expect(!i.sack_ok);
+}
+
+Test(tcp_cookie, forged_and_stale_acks_refused)
+{
+	fill_backlog();
+	syn(2002, 77, false, 1460, -1, false);
+	struct tout r;
+	cr_assert(tpop(&N, &r));
+	/* wrong cookie */
+	struct tseg a = { .seq = 78, .ack = r.seq + 2, .flags = TCP_ACK, .wnd = 500,
+			  .sport = 2002, .dport = 25 };
+	tinject(&N, PEER_IP, &a);
+	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_failed, 1);
+	cr_assert(tpop(&N, &r) && (r.flags & TCP_RST));
+	/* right cookie, other port (tuple is in the MAC) */
+	syn(2003, 77, false, 1460, -1, false);
+	cr_assert(tpop(&N, &r));
+	a.ack = r.seq + 1;
+	a.sport = 2004;
+	tinject(&N, PEER_IP, &a);
+	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_failed, 2);
+	tnode_clear(&N);
+	/* right cookie, 3 minutes later: expired */
+	a.sport = 2003;
+	tadvance(&N, 200 * NS_PER_SEC);
+	tnode_clear(&N);
+	tinject(&N, PEER_IP, &a);
+	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_failed, 3);
+	cr_expect_eq(A.accepted, 0);
+	tnode_clear(&N);
+}
+
+Test(tcp_cookie, cookie_still_valid_after_a_minute)
+{
+	fill_backlog();
+	syn(2005, 1234, false, 1460, -1, false);
+	struct tout r;
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 60 * NS_PER_SEC);
+	tnode_clear(&N);
+	struct tseg a = { .seq = 1235, .ack = r.seq + 1, .flags = TCP_ACK, .wnd = 500,
+			  .sport = 2005, .dport = 25 };
+	tinject(&N, PEER_IP, &a);
+	cr_expect_eq(A.accepted, 1);
+}
+
+Test(tcp_cookie, flood_is_bounded)
+{
+	for (uint32_t i = 0; i < 20000; i++) {
+		syn((uint16_t)(1024 + i % 60000), i * 7919u, (i & 1) != 0, 1460, 7, true);
+		tnode_clear(&N);
+	}
+	cr_expect_eq(tcp_stack_conn_count(N.ts), 2);
+	cr_expect_geq(tcp_stack_stats(N.ts)->syncookies_sent, 19990);
+}
