@@ -64,6 +64,17 @@ static const struct key keys[] = {
 	{ "net", "arp_timeout", K_DUR_NS, F(dp.arp.reachable_ns), NS_PER_SEC, 86400 * NS_PER_SEC },
 	{ "net", "arp_retry", K_DUR_NS, F(dp.arp.retry_ns), 10 * NS_PER_MS, 60 * NS_PER_SEC },
 	{ "net", "arp_retries", K_UINT, F(dp.arp.max_retries), 1, 20 },
+	{ "tcp", "max_conns", K_UINT, F(dp.tcp.max_conns), 16, 1u << 22 },
+	{ "tcp", "backlog", K_UINT, F(dp.tcp.backlog), 1, 1u << 20 },
+	{ "tcp", "syncookies", K_BOOL, F(dp.tcp.syncookies), 0, 0 },
+	{ "tcp", "sndbuf", K_SIZE, F(dp.tcp.sndbuf), 4096, 64u << 20 },
+	{ "tcp", "rcvbuf", K_SIZE, F(dp.tcp.rcvbuf), 4096, 64u << 20 },
+	{ "tcp", "wscale", K_UINT, F(dp.tcp.wscale), 0, 14 },
+	{ "tcp", "timestamps", K_BOOL, F(dp.tcp.timestamps), 0, 0 },
+	{ "tcp", "sack", K_BOOL, F(dp.tcp.sack), 0, 0 },
+	{ "tcp", "msl", K_DUR_NS, F(dp.tcp.msl_ns), NS_PER_MS, 600 * NS_PER_SEC },
+	{ "tcp", "delayed_ack", K_DUR_NS, F(dp.tcp.delack_ns), NS_PER_MS, 200 * NS_PER_MS },
+	{ "tcp", "keepalive", K_BOOL, F(dp.tcp.keepalive), 0, 0 },
 	{ "impair", "seed", K_UINT, F(dp.impair.seed), 0, UINT64_MAX },
 	{ "impair", "rx_drop", K_RATE, F(dp.impair.rx.drop), 0, 0 },
 	{ "impair", "rx_dup", K_RATE, F(dp.impair.rx.dup), 0, 0 },
@@ -74,6 +85,12 @@ static const struct key keys[] = {
 	{ "impair", "tx_reorder", K_RATE, F(dp.impair.tx.reorder), 0, 0 },
 	{ "impair", "tx_corrupt", K_RATE, F(dp.impair.tx.corrupt), 0, 0 },
 	{ "impair", "hold", K_DUR_NS, F(dp.impair.hold_ns), 0, NS_PER_SEC },
+	{ "testsvc", "echo_port", K_UINT, F(dp.echo.port), 0, 65535 },
+	{ "testsvc", "echo_connect_ip", K_IPV4, F(dp.echo.connect_ip), 0, 0 },
+	{ "testsvc", "echo_connect_port", K_UINT, F(dp.echo.connect_port), 0, 65535 },
+	{ "testsvc", "echo_connections", K_UINT, F(dp.echo.connections), 0, 100000 },
+	{ "testsvc", "echo_bytes", K_SIZE, F(dp.echo.bytes), 0, 1ull << 40 },
+	{ "testsvc", "echo_max_conns", K_UINT, F(dp.echo.max_conns), 1, 1u << 20 },
 	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0 },
 	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0 },
 	{ "smtp", "port", K_UINT, F(smtp.port), 1, 65535 },
@@ -431,6 +448,8 @@ int config_parse_string(struct sluice_config *c, const char *text, const char *n
 int config_load_default(struct sluice_config *c, struct config_errors *errs)
 {
 	memset(c, 0, sizeof(*c));
+	/* The stack's tuning beyond the keys in the table keeps its own defaults. */
+	tcp_conf_default(&c->dp.tcp);
 	memset(errs, 0, sizeof(*errs));
 	return config_parse_string(c, config_default_text, "(built-in default)", errs);
 }

@@ -7,20 +7,27 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_errno.h>
 #include <rte_malloc.h>
+#include <rte_ring.h>
 
 #include "common/log.h"
 #include "dataplane/eal.h"
 #include "dataplane/lcore.h"
 #include "dataplane/port.h"
 
+#define DP_INBOX_SIZE 4096	/* steered frames waiting per lcore */
+
 struct dataplane {
 	struct dp_conf conf;
+	uint8_t secret[16];		/* keys TCP ISNs and SYN cookies */
+	struct rte_ring *inboxes[DP_MAX_WORKERS];
 	struct eal_argv eal_argv;	/* EAL may keep pointers into it */
 	struct port_info port;
 	atomic_bool quit;
@@ -55,6 +62,27 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	if (r < 0)
 		return r;
 	lc->ns.lcore = lcore_id;
+	steer_init(&lc->steer, w, dp->conf.workers, dp->inboxes[w], dp->inboxes);
+
+	{
+		struct tcp_conf tc = dp->conf.tcp;
+		memcpy(tc.secret, dp->secret, sizeof(tc.secret));
+		tc.port_ok = steer_owns;
+		tc.port_ok_ctx = &lc->steer;
+		lc->tcp = tcp_stack_create(&lc->ns, &tc);
+		if (!lc->tcp) {
+			log_err("lcore %u: TCP stack set-up failed", lcore_id);
+			return -ENOMEM;
+		}
+	}
+	if (dp->conf.echo.port || dp->conf.echo.connect_ip) {
+		lc->echo = echo_create(lc->tcp, &dp->conf.echo, w + 1);
+		if (!lc->echo)
+			return -ENOMEM;
+		log_warn("lcore %u: test echo service on (port %u, client %u conns)",
+			 lcore_id, dp->conf.echo.port,
+			 dp->conf.echo.connect_ip ? dp->conf.echo.connections : 0);
+	}
 	lc->impair_on = impair_conf_active(&dp->conf.impair);
 	if (lc->impair_on) {
 		impair_init(&lc->imp_rx, &dp->conf.impair, true, w, dp->port.pool);
@@ -62,6 +90,30 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		log_warn("lcore %u: packet impairment ON (test only)", lcore_id);
 	}
 	return 0;
+}
+
+static void free_worker(struct lcore_ctx *lc)
+{
+	if (!lc)
+		return;
+	echo_destroy(lc->echo);
+	if (lc->tcp)
+		tcp_stack_destroy(lc->tcp);
+	net_stack_fini(&lc->ns);
+	rte_free(lc);
+}
+
+static void free_rings(struct dataplane *dp)
+{
+	for (unsigned i = 0; i < DP_MAX_WORKERS; i++) {
+		struct rte_mbuf *m;
+		if (!dp->inboxes[i])
+			continue;
+		while (rte_ring_dequeue(dp->inboxes[i], (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(dp->inboxes[i]);
+		dp->inboxes[i] = NULL;
+	}
 }
 
 struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
@@ -93,6 +145,20 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 			 "queue serve only what is steered to them",
 			 dp->port.rx_queues, conf->workers);
 
+	if (getrandom(dp->secret, sizeof(dp->secret), 0) != sizeof(dp->secret)) {
+		log_err("getrandom: %s", strerror(errno));
+		goto fail_port;
+	}
+	for (unsigned i = 0; i < conf->workers; i++) {
+		char name[RTE_RING_NAMESIZE];
+		snprintf(name, sizeof(name), "steer_in_%u", i);
+		dp->inboxes[i] = rte_ring_create(name, DP_INBOX_SIZE, rte_socket_id(),
+						 RING_F_SC_DEQ);
+		if (!dp->inboxes[i]) {
+			log_err("ring %s: %s", name, rte_strerror(rte_errno));
+			goto fail_port;
+		}
+	}
 	tsc0 = rte_get_tsc_cycles();
 	RTE_LCORE_FOREACH_WORKER(lcore_id) {
 		struct lcore_ctx *lc;
@@ -100,9 +166,11 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 			break;
 		lc = rte_zmalloc_socket("lcore_ctx", sizeof(*lc), RTE_CACHE_LINE_SIZE,
 					(int)rte_lcore_to_socket_id(lcore_id));
-		if (!lc || setup_worker(dp, lc, lcore_id, w, tsc0) < 0) {
+		if (!lc)
+			goto fail_port;
+		if (setup_worker(dp, lc, lcore_id, w, tsc0) < 0) {
 			log_err("lcore %u: set-up failed", lcore_id);
-			rte_free(lc);
+			free_worker(lc);
 			goto fail_port;
 		}
 		dp->workers[w++] = lc;
@@ -111,10 +179,9 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 	return dp;
 
 fail_port:
-	for (unsigned i = 0; i < w; i++) {
-		net_stack_fini(&dp->workers[i]->ns);
-		rte_free(dp->workers[i]);
-	}
+	for (unsigned i = 0; i < w; i++)
+		free_worker(dp->workers[i]);
+	free_rings(dp);
 	port_close(&dp->port);
 fail_eal:
 	rte_eal_cleanup();
@@ -147,10 +214,9 @@ void dp_stop(struct dataplane *dp)
 	if (dp->started)
 		rte_eal_mp_wait_lcore();
 	port_close(&dp->port);
-	for (unsigned i = 0; i < dp->nworkers; i++) {
-		net_stack_fini(&dp->workers[i]->ns);
-		rte_free(dp->workers[i]);
-	}
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		free_worker(dp->workers[i]);
+	free_rings(dp);
 	rte_mempool_free(dp->port.pool);
 	rte_eal_cleanup();
 	free(dp);
@@ -182,13 +248,14 @@ static void write_group(FILE *out, bool json, bool *first, const char *group,
 
 void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 {
-	uint64_t v[64];
+	uint64_t v[128];
 	bool first = true;
 	struct rte_eth_stats es;
 	static const char *const port_names[] = { "ipackets", "opackets", "ibytes",
 		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
 
-	_Static_assert(sizeof(struct net_stats) / 8 <= 64, "grow v[]");
+	_Static_assert(sizeof(struct net_stats) / 8 <= 128 &&
+		       sizeof(struct tcp_stats) / 8 <= 128, "grow v[]");
 	sum_group(dp, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
 	write_group(out, json, &first, "net", net_stat_names, v, net_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
@@ -197,6 +264,44 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 	write_group(out, json, &first, "impair_rx", impair_stat_names, v, impair_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
 	write_group(out, json, &first, "impair_tx", impair_stat_names, v, impair_stat_count);
+	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
+	write_group(out, json, &first, "steer", steer_stat_names, v, steer_stat_count);
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < dp->nworkers; i++) {
+		const uint64_t *t = STATS_VALUES(tcp_stack_stats(dp->workers[i]->tcp));
+		for (unsigned k = 0; k < tcp_stat_count; k++)
+			v[k] += t[k];
+	}
+	write_group(out, json, &first, "tcp", tcp_stat_names, v, tcp_stat_count);
+	{
+		static const char *const gauge_names[] = { "tcp_conns", "mbufs_free" };
+		uint64_t g[2] = { 0, rte_mempool_avail_count(dp->port.pool) };
+		for (unsigned i = 0; i < dp->nworkers; i++)
+			g[0] += tcp_stack_conn_count(dp->workers[i]->tcp);
+		write_group(out, json, &first, "gauge", gauge_names, g, 2);
+	}
+	if (dp->workers[0] && dp->workers[0]->echo) {
+		memset(v, 0, sizeof(v));
+		for (unsigned i = 0; i < dp->nworkers; i++) {
+			const uint64_t *t = STATS_VALUES(echo_get_stats(dp->workers[i]->echo));
+			for (unsigned k = 0; k < echo_stat_count; k++)
+				v[k] += t[k];
+		}
+		write_group(out, json, &first, "echo", echo_stat_names, v, echo_stat_count);
+		/* Per lcore too: tests check that every lcore did its share. */
+		for (unsigned i = 0; i < dp->nworkers; i++) {
+			char g[32];
+			snprintf(g, sizeof(g), "echo%u", i);
+			write_group(out, json, &first, g, echo_stat_names,
+				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
+		}
+	}
+	for (unsigned i = 0; i < dp->nworkers; i++) {
+		char g[32];
+		snprintf(g, sizeof(g), "steer%u", i);
+		write_group(out, json, &first, g, steer_stat_names,
+			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
+	}
 	if (rte_eth_stats_get(dp->port.port_id, &es) == 0) {
 		uint64_t pv[] = { es.ipackets, es.opackets, es.ibytes, es.obytes,
 				  es.imissed, es.ierrors, es.oerrors, es.rx_nombuf };

@@ -17,9 +17,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dataplane/echo.h"
 #include "dataplane/impair.h"
 #include "dataplane/net/arp.h"
 #include "dataplane/net/net_stack.h"
+#include "dataplane/net/tcp.h"
 
 #define DP_MAX_WORKERS 16
 
@@ -49,6 +51,8 @@ struct dp_conf {
 	struct net_addr_conf addr;	/* mac all-zero: use the port's own */
 	struct arp_conf arp;
 	struct impair_conf impair;
+	struct tcp_conf tcp;		/* secret and port_ok are set per lcore */
+	struct echo_conf echo;		/* test service, off by default */
 };
 
 struct dataplane;

@@ -10,6 +10,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_pause.h>
+#include <rte_ring.h>
 
 #include "common/log.h"
 
@@ -78,12 +79,81 @@ static void idle(struct lcore_ctx *lc, unsigned empty)
 	nanosleep(&ts, NULL);
 }
 
+/* Give a copy of an ARP frame to every other lcore (each has its own cache). */
+static void copy_to_others(struct lcore_ctx *lc, struct rte_mbuf *m)
+{
+	struct steer *s = &lc->steer;
+
+	for (unsigned w = 0; w < s->nworkers; w++) {
+		struct rte_mbuf *c;
+		if (w == s->self)
+			continue;
+		c = rte_pktmbuf_copy(m, lc->ns.pool, 0, UINT32_MAX);
+		if (!c) {
+			s->stats.copy_nombuf++;
+			continue;
+		}
+		if (rte_ring_enqueue(s->inboxes[w], c) != 0) {
+			s->stats.ring_full_drops++;
+			rte_pktmbuf_free(c);
+			continue;
+		}
+		s->stats.arp_copies++;
+	}
+}
+
+/* Received frames: to their owner's inbox, or into our own stack. */
+static void dispatch(struct lcore_ctx *lc, struct rte_mbuf **pkts, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++) {
+		int to = steer_classify(&lc->steer, pkts[i]);
+
+		if (to >= 0) {
+			if (rte_ring_enqueue(lc->steer.inboxes[to], pkts[i]) == 0) {
+				lc->steer.stats.steered_out++;
+			} else {
+				/* Owner is not keeping up: TCP recovers the loss. */
+				lc->steer.stats.ring_full_drops++;
+				rte_pktmbuf_free(pkts[i]);
+			}
+			continue;
+		}
+		if (to == STEER_ALL)
+			copy_to_others(lc, pkts[i]);
+		net_input(&lc->ns, pkts[i]);
+	}
+}
+
+/* Frames other lcores steered to us: flows we own, and ARP copies. */
+static uint16_t take_inbox(struct lcore_ctx *lc)
+{
+	struct rte_mbuf *pkts[LCORE_BURST];
+	unsigned n;
+
+	if (!lc->steer.inbox)
+		return 0;
+	n = rte_ring_dequeue_burst(lc->steer.inbox, (void **)pkts, LCORE_BURST, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		const struct rte_ether_hdr *eh = rte_pktmbuf_mtod(pkts[i], const struct rte_ether_hdr *);
+		lc->steer.stats.steered_in++;
+		if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+			net_input_copy(&lc->ns, pkts[i]);
+			continue;
+		}
+		if (steer_classify(&lc->steer, pkts[i]) != STEER_LOCAL)
+			lc->steer.stats.misrouted++;
+		net_input(&lc->ns, pkts[i]);
+	}
+	return (uint16_t)n;
+}
+
 int lcore_main(void *arg)
 {
 	struct lcore_ctx *lc = arg;
 	struct rte_mbuf *pkts[LCORE_BURST * 2 + 1];
 	uint64_t next_tick = 0;
 	unsigned empty = 0;
+	bool clients_started = false;
 
 	log_info("lcore %u: worker %u polling port %u rxq %d txq %u (%s idle)",
 		 lc->lcore_id, lc->worker, lc->port_id, lc->has_rxq ? lc->rxq : -1,
@@ -103,11 +173,17 @@ int lcore_main(void *arg)
 			if (held)
 				pkts[n++] = held;
 		}
-		for (uint16_t i = 0; i < n; i++)
-			net_input(&lc->ns, pkts[i]);
 		if (n)
 			lc->stats.rx_bursts++;
+		dispatch(lc, pkts, n);
+		n += take_inbox(lc);
 
+		if (!clients_started) {
+			echo_start_clients(lc->echo);
+			clients_started = true;
+		}
+		if (lc->tcp)
+			tcp_tick(lc->tcp);
 		if (lc->ns.now_ns >= next_tick) {
 			net_tick(&lc->ns);
 			next_tick = lc->ns.now_ns + LCORE_TICK_NS;

@@ -2,9 +2,11 @@
  * lcore.h - one worker lcore: its state and its run-to-completion loop.
  *
  * The loop, per iteration: read the clock once, receive a burst from the
- * lcore's RX queue, pass it through impairment (tests only), hand each frame
- * to the lcore's network stack, transmit what the stack queued, run timers
- * every LCORE_TICK_NS, and when nothing arrived, idle according to policy.
+ * lcore's RX queue, pass it through impairment (tests only), steer each
+ * frame to the lcore that owns its flow (steer.h) or hand it to this lcore's
+ * network stack, take in what other lcores steered here, run the TCP timer
+ * wheel, transmit what the stack queued, run the slower stack timers every
+ * LCORE_TICK_NS, and when nothing arrived, idle according to policy.
  *
  * Adaptive idle (after DPDK's l3fwd-power): the first LCORE_IDLE_SPIN empty
  * polls spin, the next until LCORE_IDLE_PAUSE pause the CPU, then the loop
@@ -21,8 +23,11 @@
 
 #include "common/stats.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/echo.h"
 #include "dataplane/impair.h"
 #include "dataplane/net/net_stack.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/steer.h"
 
 #define LCORE_BURST 32
 #define LCORE_TXBUF 64			/* frames queued before a forced flush */
@@ -53,6 +58,9 @@ struct lcore_ctx {
 	uint64_t tsc0;
 
 	struct net_stack ns;
+	struct tcp_stack *tcp;
+	struct steer steer;
+	struct echo_service *echo;	/* test service; NULL when off */
 	struct rte_mbuf *txbuf[LCORE_TXBUF];
 	uint16_t ntx;
 

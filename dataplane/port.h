@@ -1,11 +1,14 @@
 /*
  * port.h - bring one ethdev port up: queues, mbuf pool, link.
  *
- * One RX and one TX queue per worker lcore when the device has that many
- * (hardware RSS with a symmetric Toeplitz key spreads flows and keeps both
- * directions of a flow on one queue); otherwise a single RX queue, and the
- * receiving lcore steers in software. Each worker always has its own TX queue
- * when the device allows it, so transmit needs no lock.
+ * One RX and one TX queue per worker lcore (fewer RX queues only when the
+ * device has fewer). Hardware RSS, where the device has it, uses the
+ * symmetric Toeplitz key so both directions of a flow land on one queue.
+ * Whatever the device does, each worker re-checks ownership in software
+ * (steer.h) and passes frames of flows it does not own to their owner, so a
+ * device that spreads flows by another hash (the kernel's tun does) or not
+ * at all still keeps each flow on one lcore. Each worker has its own TX
+ * queue, so transmit needs no lock.
  */
 #ifndef SLUICE_PORT_H
 #define SLUICE_PORT_H

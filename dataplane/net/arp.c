@@ -273,7 +273,8 @@ static void flush_pending(struct net_stack *ns, struct arp_entry *e)
 	}
 }
 
-void arp_input(struct net_stack *ns, struct rte_mbuf *m)
+/* ARP input; `answer` false for a copy another lcore also received. */
+static void arp_process(struct net_stack *ns, struct rte_mbuf *m, bool answer)
 {
 	const struct rte_arp_hdr *ah;
 	struct rte_ether_addr sha;
@@ -301,10 +302,12 @@ void arp_input(struct net_stack *ns, struct rte_mbuf *m)
 	tip = ah->arp_data.arp_tip;
 	for_us = tip == ns->addr.ip;
 
-	if (op == RTE_ARP_OP_REQUEST)
-		ns->stats.arp_rx_request++;
-	else
-		ns->stats.arp_rx_reply++;
+	if (answer) {
+		if (op == RTE_ARP_OP_REQUEST)
+			ns->stats.arp_rx_request++;
+		else
+			ns->stats.arp_rx_reply++;
+	}
 
 	/*
 	 * RFC 826: update an existing mapping from any ARP packet; create one
@@ -322,6 +325,8 @@ void arp_input(struct net_stack *ns, struct rte_mbuf *m)
 				flush_pending(ns, e);
 		}
 	}
+	if (!answer)
+		goto out;
 	if (!for_us) {
 		ns->stats.arp_drop_not_for_us++;
 		goto out;
@@ -330,6 +335,16 @@ void arp_input(struct net_stack *ns, struct rte_mbuf *m)
 		arp_send(ns, RTE_ARP_OP_REPLY, sip, &sha, &sha);
 out:
 	rte_pktmbuf_free(m);
+}
+
+void arp_input(struct net_stack *ns, struct rte_mbuf *m)
+{
+	arp_process(ns, m, true);
+}
+
+void arp_snoop(struct net_stack *ns, struct rte_mbuf *m)
+{
+	arp_process(ns, m, false);
 }
 
 void arp_resolve_and_send(struct net_stack *ns, struct rte_mbuf *m, rte_be32_t nexthop)

@@ -97,6 +97,9 @@ unsigned arp_cache_age(struct arp_cache *c, uint64_t now_ns,
 
 /* Packet side (arp.c). */
 void arp_input(struct net_stack *ns, struct rte_mbuf *m);
+/* Learn from a copy of an ARP packet that another lcore received and
+ * answers: updates the cache (and sends what waited), never replies. */
+void arp_snoop(struct net_stack *ns, struct rte_mbuf *m);
 /* Send a frame whose Ethernet header is prepended and whose next hop is
  * nexthop: fills the destination MAC, or holds it while resolving. Consumes m. */
 void arp_resolve_and_send(struct net_stack *ns, struct rte_mbuf *m, rte_be32_t nexthop);

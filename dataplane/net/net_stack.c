@@ -36,6 +36,21 @@ void net_input(struct net_stack *ns, struct rte_mbuf *m)
 	eth_input(ns, m);
 }
 
+void net_input_copy(struct net_stack *ns, struct rte_mbuf *m)
+{
+	const struct rte_ether_hdr *eh;
+
+	if (rte_pktmbuf_data_len(m) >= sizeof(*eh)) {
+		eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+		if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+			rte_pktmbuf_adj(m, sizeof(*eh));
+			arp_snoop(ns, m);
+			return;
+		}
+	}
+	rte_pktmbuf_free(m);
+}
+
 static void resend_request(void *ctx, rte_be32_t ip)
 {
 	arp_send_request(ctx, ip);

@@ -100,6 +100,12 @@ void net_stack_fini(struct net_stack *ns);
 /* Entry point for every received frame; consumes m. */
 void net_input(struct net_stack *ns, struct rte_mbuf *m);
 
+/*
+ * Entry point for a copy of a frame that another lcore received (ARP, which
+ * every lcore's cache must learn from): learns, never answers. Consumes m.
+ */
+void net_input_copy(struct net_stack *ns, struct rte_mbuf *m);
+
 /* Timers: ARP aging and pending-queue expiry. Call every few ms. */
 void net_tick(struct net_stack *ns);
 

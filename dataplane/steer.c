@@ -1,0 +1,82 @@
+/*
+ * steer.c - software flow steering by symmetric Toeplitz hash. See steer.h.
+ */
+#include "dataplane/steer.h"
+
+#include <string.h>
+
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_tcp.h>
+#include <rte_thash.h>
+
+#include "dataplane/port.h"
+
+const char *const steer_stat_names[] = { STEER_STATS(STATS_NAME) };
+const unsigned steer_stat_count = STATS_COUNT(steer_stat_names);
+
+void steer_init(struct steer *s, unsigned self, unsigned nworkers,
+		struct rte_ring *inbox, struct rte_ring **inboxes)
+{
+	memset(s, 0, sizeof(*s));
+	s->self = self;
+	s->nworkers = nworkers ? nworkers : 1;
+	s->inbox = inbox;
+	s->inboxes = inboxes;
+	/* Round-robin table, as NICs fill theirs by default. */
+	for (unsigned i = 0; i < STEER_RETA_SIZE; i++)
+		s->reta[i] = (uint8_t)(i % s->nworkers);
+}
+
+uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be16_t dport)
+{
+	struct rte_ipv4_tuple t;
+
+	t.src_addr = rte_be_to_cpu_32(saddr);
+	t.dst_addr = rte_be_to_cpu_32(daddr);
+	t.sport = rte_be_to_cpu_16(sport);
+	t.dport = rte_be_to_cpu_16(dport);
+	return rte_softrss((uint32_t *)&t, RTE_THASH_V4_L4_LEN, port_rss_key);
+}
+
+unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
+		     rte_be16_t sport, rte_be16_t dport)
+{
+	return s->reta[steer_hash(saddr, daddr, sport, dport) % STEER_RETA_SIZE];
+}
+
+int steer_classify(const struct steer *s, const struct rte_mbuf *m)
+{
+	const struct rte_ether_hdr *eh;
+	const struct rte_ipv4_hdr *ip;
+	const struct rte_tcp_hdr *th;
+	unsigned ihl, owner;
+	uint32_t len = rte_pktmbuf_data_len(m);
+
+	if (s->nworkers == 1 || len < sizeof(*eh))
+		return STEER_LOCAL;
+	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+		return STEER_ALL;
+	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    len < sizeof(*eh) + sizeof(*ip))
+		return STEER_LOCAL;
+	ip = (const struct rte_ipv4_hdr *)(eh + 1);
+	ihl = (ip->version_ihl & 0xf) * 4u;
+	/* Malformed or non-TCP: the local stack validates and counts it. */
+	if (ip->next_proto_id != IPPROTO_TCP || ihl < sizeof(*ip) ||
+	    len < sizeof(*eh) + ihl + 4)
+		return STEER_LOCAL;
+	th = (const struct rte_tcp_hdr *)((const uint8_t *)ip + ihl);
+	owner = steer_owner(s, ip->src_addr, ip->dst_addr, th->src_port, th->dst_port);
+	return owner == s->self ? STEER_LOCAL : (int)owner;
+}
+
+bool steer_owns(void *steer, rte_be32_t laddr, rte_be16_t lport,
+		rte_be32_t raddr, rte_be16_t rport)
+{
+	const struct steer *s = steer;
+	/* The reply's tuple is (raddr, laddr, rport, lport); the key is symmetric. */
+	return steer_owner(s, raddr, laddr, rport, lport) == s->self;
+}

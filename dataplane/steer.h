@@ -1,0 +1,73 @@
+/*
+ * steer.h - keep every TCP flow on the lcore that owns it.
+ *
+ * Ownership is decided the way a NIC's RSS does it: the Toeplitz hash of the
+ * IPv4 4-tuple with the symmetric key of port.c (so both directions of a flow
+ * hash alike) indexes a 128-entry redirection table of worker numbers. With
+ * a multi-queue NIC doing the same in hardware, every frame already arrives
+ * at its owner and steering is a no-op. With a single-queue vdev (net_tap,
+ * net_memif, af_packet) the lcore that received a frame computes the owner
+ * in software and, when it is another lcore, passes the mbuf over that
+ * lcore's inbox ring (MP/SC rte_ring): no locks, no shared state.
+ *
+ * ARP is the exception: every lcore keeps its own ARP cache, so the receiving
+ * lcore answers and each other lcore gets a copy to learn from. ICMP and
+ * other non-TCP traffic is handled wherever it arrives.
+ *
+ * Active opens pick a source port whose reply hashes back to the opening
+ * lcore (steer_owns), the technique of mTCP and Seastar.
+ */
+#ifndef SLUICE_STEER_H
+#define SLUICE_STEER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_byteorder.h>
+
+#include "common/stats.h"
+
+struct rte_mbuf;
+struct rte_ring;
+
+#define STEER_RETA_SIZE 128
+#define STEER_LOCAL (-1)	/* handle here (not TCP, or this lcore owns it) */
+#define STEER_ALL   (-2)	/* handle here and copy to every other lcore (ARP) */
+
+/* misrouted: frames that reached an lcore's stack although another owns
+ * their flow; steering makes this impossible, and tests check it stays 0. */
+#define STEER_STATS(X) X(steered_out) X(steered_in) X(ring_full_drops) \
+	X(arp_copies) X(copy_nombuf) X(misrouted)
+struct steer_stats {
+	STEER_STATS(STATS_FIELD)
+};
+extern const char *const steer_stat_names[];
+extern const unsigned steer_stat_count;
+
+struct steer {
+	unsigned self;			/* this lcore's worker number */
+	unsigned nworkers;
+	uint8_t reta[STEER_RETA_SIZE];	/* hash bucket -> worker */
+	struct rte_ring *inbox;		/* frames other lcores steer to us */
+	struct rte_ring **inboxes;	/* every worker's inbox, by worker number */
+	struct steer_stats stats;
+};
+
+void steer_init(struct steer *s, unsigned self, unsigned nworkers,
+		struct rte_ring *inbox, struct rte_ring **inboxes);
+
+/* Symmetric Toeplitz hash of a 4-tuple (addresses and ports in network order). */
+uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be16_t dport);
+
+/* Worker that owns the flow. */
+unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
+		     rte_be16_t sport, rte_be16_t dport);
+
+/* Where a received Ethernet frame goes: a worker number, STEER_LOCAL or STEER_ALL. */
+int steer_classify(const struct steer *s, const struct rte_mbuf *m);
+
+/* tcp_port_ok_fn: true when replies to this local port come back to us. */
+bool steer_owns(void *steer, rte_be32_t laddr, rte_be16_t lport,
+		rte_be32_t raddr, rte_be16_t rport);
+
+#endif
