@@ -1,0 +1,69 @@
+/*
+ * tls.h - TLS for SMTP sessions: OpenSSL over memory BIOs.
+ *
+ * The TCP stack is ours, not the kernel's, so OpenSSL never sees a socket:
+ * each connection's SSL reads ciphertext from one memory BIO that we fill
+ * with what TCP received (tls_feed) and writes ciphertext to another that
+ * we drain into TCP (tls_take). Plaintext goes in with tls_write and comes
+ * out with tls_read. TLS 1.2 and 1.3 only.
+ *
+ * A server context is built from a certificate and key in PEM files. When
+ * none is configured, tls_selfsigned_ensure() makes a self-signed one on
+ * first start (as Debian does for Postfix with ssl-cert's snakeoil pair):
+ * EC P-256, ten years, CN and subjectAltName set to the hostname.
+ *
+ * OpenSSL allocates per connection when STARTTLS begins; that is the one
+ * heap use on a session's path, bounded by the number of TLS sessions.
+ */
+#ifndef SLUICE_TLS_H
+#define SLUICE_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tls_ctx;
+struct tls_conn;
+
+/* Server context from PEM files. NULL with err filled on failure. */
+struct tls_ctx *tls_ctx_server(const char *cert_file, const char *key_file,
+			       char *err, size_t errlen);
+/* Client context (for the delivery side; verify off unless ca_file). */
+struct tls_ctx *tls_ctx_client(const char *ca_file, char *err, size_t errlen);
+void tls_ctx_free(struct tls_ctx *ctx);
+/* Cap the protocol version: 12 for TLS 1.2, 13 for TLS 1.3. 0 or -1. */
+int tls_ctx_max_version(struct tls_ctx *ctx, int version);
+
+/* Make cert_file/key_file for hostname unless both exist. 0, or -1 with err. */
+int tls_selfsigned_ensure(const char *cert_file, const char *key_file,
+			  const char *hostname, char *err, size_t errlen);
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
+void tls_conn_free(struct tls_conn *c);
+
+/* Network side. tls_feed: ciphertext received (returns bytes taken, -1 on
+ * error); tls_take: ciphertext to send (bytes copied out, 0 when none). */
+ssize_t tls_feed(struct tls_conn *c, const void *buf, size_t len);
+size_t tls_take(struct tls_conn *c, void *buf, size_t len);
+size_t tls_pending_out(const struct tls_conn *c);
+
+/*
+ * Application side. Both drive the handshake as needed.
+ * tls_read: plaintext bytes read, 0 when none is available yet, -1 on a
+ * fatal error (alert, bad record) or when the peer closed.
+ * tls_write: plaintext bytes accepted, 0 when the handshake is not done
+ * yet, -1 on a fatal error.
+ */
+ssize_t tls_read(struct tls_conn *c, void *buf, size_t len);
+ssize_t tls_write(struct tls_conn *c, const void *buf, size_t len);
+
+/* Advance the handshake without application data (call after tls_feed). */
+int tls_handshake(struct tls_conn *c);	/* 1 done, 0 in progress, -1 failed */
+bool tls_established(const struct tls_conn *c);
+
+/* For the Received: header, e.g. "version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256". */
+void tls_describe(const struct tls_conn *c, char *buf, size_t len);
+/* The last error on this connection, for logs. */
+const char *tls_error(const struct tls_conn *c);
+
+#endif
