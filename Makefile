@@ -22,4 +22,4 @@ test:
 	BUILD=$(BUILD)-test ASAN_BUILD=$(ASAN_BUILD) tests/run_suites.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-test $(ASAN_BUILD)
+	rm -rf $(BUILD) $(BUILD)-test $(ASAN_BUILD) build-fuzz

@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
-# run_suites.sh - build Sluice twice (plain, and with ASan+UBSan) and run every
-# suite in both, then print the totals over all of them as the last line:
-# "N passed, N failed". Exits non-zero when anything failed.
+# run_suites.sh - build Sluice three times (plain; with ASan+UBSan; with clang
+# and libFuzzer) and run every suite: all of them in the first two trees, the
+# fuzz harnesses (FUZZ_SECONDS each) in the third. Then print the totals over
+# all of them as the last line: "N passed, N failed". Exits non-zero when
+# anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build-test}
 ASAN_BUILD=${ASAN_BUILD:-build-asan}
+FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 jobs=$(nproc)
 
 setup() {	# dir, extra meson options...
 	local dir=$1; shift
 	if [ ! -f "$dir/build.ninja" ]; then
-		meson setup "$dir" -Dtests=true "$@" >"$dir.setup.log" 2>&1 \
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 \
 			|| { cat "$dir.setup.log"; return 1; }
 	fi
 	meson compile -C "$dir" -j "$jobs"
 }
 
 status=0
-setup "$BUILD" || status=1
-setup "$ASAN_BUILD" -Db_sanitize=address,undefined -Db_lundef=false \
+setup "$BUILD" -Dtests=true || status=1
+setup "$ASAN_BUILD" -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug || status=1
+# libFuzzer harnesses: clang, their own tree, nothing else built there.
+CC=clang setup "$FUZZ_BUILD" -Dtests=false -Dfuzz=true -Dbuildtype=debugoptimized || status=1
 if [ $status -ne 0 ]; then
 	echo "build failed"
 	echo "0 passed, 1 failed"
@@ -35,6 +41,8 @@ export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 meson test -C "$BUILD" --print-errorlogs --num-processes "$jobs" || status=1
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 \
 	meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes "$jobs" || status=1
+FUZZ_SECONDS=$FUZZ_SECONDS meson test -C "$FUZZ_BUILD" --suite fuzz --print-errorlogs \
+	--num-processes "$jobs" || status=1
 
-/usr/bin/python3 tests/summarize.py "$BUILD" "$ASAN_BUILD" || status=1
+/usr/bin/python3 tests/summarize.py "$BUILD" "$ASAN_BUILD" "$FUZZ_BUILD" || status=1
 exit $status

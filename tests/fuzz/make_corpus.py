@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Write seed inputs for fuzz_net_input into corpus/: record streams
+([op][len lo][len hi][frame]) of a SYN with options, an ACK with data, a FIN,
+a RST, and out-of-order data. Checksums and addresses are fixed up by the
+harness (op bit 0), so only the TCP part matters here."""
+import os
+import struct
+
+def frame(sport, dport, seq, ack, flags, opts=b"", data=b"", wnd=65535):
+    while len(opts) % 4:
+        opts += b"\x01"
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack,
+                      ((20 + len(opts)) // 4) << 4, flags, wnd, 0, 0) + opts + data
+    ip = b"\x45\x00" + struct.pack("!H", 20 + len(tcp)) + b"\x00" * 16
+    eth = b"\x00" * 12 + b"\x08\x00"
+    return eth + ip + tcp
+
+def rec(op, f):
+    return bytes([op]) + struct.pack("<H", len(f)) + f
+
+SYN_OPTS = (b"\x02\x04\x05\xb4" + b"\x04\x02" + b"\x08\x0a" + struct.pack("!II", 100, 0)
+            + b"\x01\x03\x03\x07")
+seeds = {
+    "syn": rec(1, frame(40000, 25, 1000, 0, 0x02, SYN_OPTS)),
+    "syn_ack_data_fin": rec(1, frame(40000, 25, 1000, 0, 0x02, SYN_OPTS))
+        + rec(3, frame(40000, 25, 1001, 0, 0x10, data=b"HELO x\r\n"))
+        + rec(1, frame(40000, 25, 1009, 0, 0x11)),
+    "rst": rec(1, frame(40000, 25, 1000, 0, 0x02)) + rec(1, frame(40000, 25, 1001, 0, 0x04)),
+    "ooo": rec(1, frame(40000, 25, 1000, 0, 0x02))
+        + rec(1, frame(40000, 25, 1101, 0, 0x10, data=b"B" * 50))
+        + rec(1, frame(40000, 25, 1001, 0, 0x10, data=b"A" * 100)),
+    "synack_active": rec(1, frame(2525, 32768, 5000, 0, 0x12, SYN_OPTS)),
+    "timers": rec(1, frame(40000, 25, 1000, 0, 0x02)) + rec(0xFF, b""),
+}
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+os.makedirs(out, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
