@@ -12,21 +12,14 @@ import socket
 import struct
 import sys
 
+from pktutil import csum
+
 iface, dst_mac, src_ip, dst_ip = sys.argv[1:5]
 dmac = bytes.fromhex(dst_mac.replace(":", ""))
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((iface, 0))
 smac = s.getsockname()[4][:6]
 rng = random.Random(1234)
-
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return ~t & 0xFFFF
 
 
 def eth(payload, etype=0x0800, dst=dmac):

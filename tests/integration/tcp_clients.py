@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from pktutil import csum
+
 
 def raise_nofile(n):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -108,15 +110,6 @@ async def echo_server(host, port):
     srv = await asyncio.start_server(handle, host, port, backlog=1024)
     async with srv:
         await srv.serve_forever()
-
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return ~t & 0xFFFF
 
 
 def synflood(iface, dst_mac, src, dst, port, n):
