@@ -27,6 +27,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench_sock.h"
+
 #define BUF_BYTES (256u * 1024u)	/* per-connection echo buffer */
 #define MAX_EVENTS 256
 #define DEFAULT_MAX_CONNS 4096u
@@ -58,27 +60,14 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* Raise the open-file limit towards n (up to the hard limit). */
 static void raise_nofile(rlim_t n)
 {
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= n)
-		return;
-	rl.rlim_cur = n < rl.rlim_max ? n : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		perror("kecho: setrlimit(RLIMIT_NOFILE)");
+	bench_raise_nofile(n, "kecho");
 }
 
 static int ep_set(int ep, int op, int fd, uint32_t events, uint64_t data)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = data };
-
-	if (epoll_ctl(ep, op, fd, &ev) != 0) {
-		perror("kecho: epoll_ctl");
-		return -1;
-	}
-	return 0;
+	return bench_ep_set(ep, op, fd, events, data, "kecho");
 }
 
 static void conn_close(struct server *s, unsigned i)

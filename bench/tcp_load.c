@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_sock.h"
+
 #define IDLE_TIMEOUT_MS 10000	/* bulk: longest wait without progress */
 #define CONN_TIMEOUT_MS 10000	/* cps: longest life of one connection */
 #define RUN_TIMEOUT_S 600	/* whole run */
@@ -209,27 +211,14 @@ static int connect_result(int fd)
 	return err;
 }
 
-/* Raise the open-file limit towards n (up to the hard limit). */
 static void raise_nofile(rlim_t n)
 {
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= n)
-		return;
-	rl.rlim_cur = n < rl.rlim_max ? n : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		perror("tcp_load: setrlimit(RLIMIT_NOFILE)");
+	bench_raise_nofile(n, "tcp_load");
 }
 
 static int ep_set(int ep, int op, int fd, uint32_t events, uint64_t data)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = data };
-
-	if (epoll_ctl(ep, op, fd, &ev) != 0) {
-		perror("tcp_load: epoll_ctl");
-		return -1;
-	}
-	return 0;
+	return bench_ep_set(ep, op, fd, events, data, "tcp_load");
 }
 
 /* ---- bulk -------------------------------------------------------------- */
