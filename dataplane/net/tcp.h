@@ -25,8 +25,9 @@
  *                        reopens when the application calls tcp_recved()
  *                        for those bytes. m == NULL: the peer sent FIN
  *                        (end of stream); no more data will come.
- *   writable(c, user)    room appeared in the send buffer after a tcp_send
- *                        that accepted less than asked.
+ *   writable(c, user)    room appeared in the send buffer (or in the
+ *                        lcore's conf.mbuf_budget) after a tcp_send that
+ *                        accepted less than asked.
  *   closed(c, user, why) the connection is gone for the application; the
  *                        handle is invalid once this returns. Called exactly
  *                        once per connection that was handed to the
@@ -83,7 +84,8 @@ struct tcp_listener;
 	X(conn_aborted) X(conn_table_full)                                    \
 	X(timewait_entered) X(timewait_reuse) X(timewait_expired)             \
 	X(timewait_recycled) X(sack_recoveries) X(sack_blocks_in)             \
-	X(syn_retransmits) X(r1_reached) X(port_exhausted) X(tx_nombuf)
+	X(syn_retransmits) X(r1_reached) X(port_exhausted) X(tx_nombuf)      \
+	X(sndbuf_budget_waits)
 
 struct tcp_stats {
 	TCP_STATS(STATS_FIELD)
@@ -132,6 +134,17 @@ struct tcp_conf {
 	unsigned ooo_max_segs;	/* out-of-order runs held per connection
 				 * (contiguous segments chain into one run) */
 	uint32_t ooo_max_bytes;	/* out-of-order bytes held per lcore */
+	unsigned mbuf_budget;	/* mbufs the lcore's send queues and
+				 * out-of-order queues may hold in all (0:
+				 * unlimited; the default). At the budget
+				 * tcp_send takes no more (counted in
+				 * sndbuf_budget_waits) and writable() follows
+				 * once acked or freed data makes room, even for
+				 * a connection whose own queue was empty; new
+				 * out-of-order segments are dropped (counted in
+				 * ooo_dropped; in-order data is still taken).
+				 * Keeps the shared pool from running dry for
+				 * RX refill, ARP and ACKs. */
 	uint8_t wscale;		/* window scale we offer (0..14) */
 	bool timestamps, sack;	/* offer RFC 7323 timestamps / SACK */
 	bool nodelay;		/* default: no Nagle (sender SWS still applies) */
@@ -169,6 +182,9 @@ void tcp_tick(struct tcp_stack *ts);
 
 const struct tcp_stats *tcp_stack_stats(const struct tcp_stack *ts);
 unsigned tcp_stack_conn_count(const struct tcp_stack *ts);	/* slots in use */
+/* mbufs held now in send and out-of-order queues (what conf.mbuf_budget
+ * bounds); 0 once every connection is gone. */
+unsigned tcp_stack_mbufs_held(const struct tcp_stack *ts);
 
 /* Listen on a local port (network order) of the stack's address. */
 struct tcp_listener *tcp_listen(struct tcp_stack *ts, rte_be16_t port,
@@ -183,8 +199,9 @@ struct tcp_conn *tcp_connect(struct tcp_stack *ts, rte_be32_t dst, rte_be16_t po
 
 /* Copy up to len bytes into the send buffer; returns bytes taken (0: full
  * or not sendable in this state). Transmits what the windows allow. Less
- * than asked with tcp_send_space() > 0 means the mbuf pool ran dry: retry
- * later (writable() is only promised for a full buffer draining). */
+ * than asked with tcp_send_space() > 0 means the lcore's mbuf_budget was
+ * reached (writable() follows when there is room again) or the mbuf pool
+ * ran dry (retry later: writable() is not promised for that). */
 size_t tcp_send(struct tcp_conn *c, const void *buf, size_t len);
 /* Room left in the send buffer. */
 size_t tcp_send_space(const struct tcp_conn *c);

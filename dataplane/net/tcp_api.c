@@ -110,11 +110,20 @@ size_t tcp_send(struct tcp_conn *c, const void *buf, size_t len)
 	while (done < want) {
 		struct rte_mbuf *tl = c->sq_tail;
 		if (!tl || rte_pktmbuf_tailroom(tl) == 0) {
+			if (!tcp_budget_room(ts)) {
+				/* the lcore's send queues hold mbuf_budget
+				 * mbufs: writable() once there is room */
+				ts->stats.sndbuf_budget_waits++;
+				tcp_budget_wait(c);
+				break;
+			}
 			struct rte_mbuf *n = rte_pktmbuf_alloc(ts->ns->pool);
 			if (!n) {
 				ts->stats.tx_nombuf++;
 				break;
 			}
+			c->sq_mbufs++;
+			ts->sq_mbufs++;
 			if (tl)
 				tl->next = n;
 			else

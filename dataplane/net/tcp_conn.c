@@ -172,8 +172,87 @@ static void sq_free_all(struct tcp_conn *c)
 {
 	if (c->sq_head)
 		rte_pktmbuf_free(c->sq_head);	/* the queue is one chain */
+	c->ts->sq_mbufs -= c->sq_mbufs;
+	c->sq_mbufs = 0;
 	c->sq_head = c->sq_tail = NULL;
 	c->sq_len = c->sq_off = 0;
+}
+
+void tcp_ooo_free_all(struct tcp_conn *c)
+{
+	struct tcp_stack *ts = c->ts;
+	for (unsigned i = 0; i < c->nooo; i++) {
+		if (c->ooo[i].m)
+			rte_pktmbuf_free(c->ooo[i].m);
+		ts->ooo_bytes -= c->ooo[i].len;
+		ts->ooo_mbufs -= c->ooo[i].nmb;
+	}
+	c->nooo = 0;
+}
+
+void tcp_budget_wait(struct tcp_conn *c)
+{
+	struct tcp_stack *ts = c->ts;
+	if (c->budget_wait)
+		return;
+	c->budget_wait = true;
+	c->bw_next = NULL;
+	c->bw_prev = ts->bw_tail;
+	if (ts->bw_tail)
+		ts->bw_tail->bw_next = c;
+	else
+		ts->bw_head = c;
+	ts->bw_tail = c;
+}
+
+void tcp_budget_unwait(struct tcp_conn *c)
+{
+	struct tcp_stack *ts = c->ts;
+	if (!c->budget_wait)
+		return;
+	if (c->bw_prev)
+		c->bw_prev->bw_next = c->bw_next;
+	else
+		ts->bw_head = c->bw_next;
+	if (c->bw_next)
+		c->bw_next->bw_prev = c->bw_prev;
+	else
+		ts->bw_tail = c->bw_prev;
+	c->bw_next = c->bw_prev = NULL;
+	c->budget_wait = false;
+}
+
+#define TCP_BUDGET_WAKE_MAX 64u	/* writable() calls per wake pass */
+
+void tcp_budget_wake(struct tcp_stack *ts)
+{
+	/* Visit each connection waiting at entry at most once: a callback
+	 * that hits the budget again re-files itself at the tail. */
+	struct tcp_conn *last = ts->bw_tail;
+	unsigned n = 0, steps = 0;
+	while (ts->bw_head && tcp_budget_room(ts) && n < TCP_BUDGET_WAKE_MAX &&
+	       steps++ < 4 * TCP_BUDGET_WAKE_MAX) {
+		struct tcp_conn *c = ts->bw_head;
+		bool final = c == last;
+		tcp_budget_unwait(c);
+		if (c->state == TCP_SYN_SENT || c->state == TCP_SYN_RCVD) {
+			tcp_budget_wait(c);	/* writable once established */
+		} else if (!c->zombie && c->app && c->want_writable &&
+			   tcp_send_space(c) > 0 &&
+			   (c->state == TCP_ESTABLISHED || c->state == TCP_CLOSE_WAIT)) {
+			c->want_writable = false;
+			n++;
+			if (c->cbs.writable)
+				c->cbs.writable(c, c->user);
+		}
+		if (final)
+			break;
+	}
+}
+
+unsigned tcp_stack_mbufs_held(const struct tcp_stack *ts)
+{
+	return ts->sq_mbufs + ts->ooo_mbufs;
 }
 
 /* Drop n acked bytes from the front of the send queue. */
@@ -193,6 +272,8 @@ void tcp_sq_free_acked(struct tcp_conn *c, uint32_t n)
 			c->sq_tail = NULL;
 		}
 		rte_pktmbuf_free_seg(h);
+		c->sq_mbufs--;
+		c->ts->sq_mbufs--;
 	}
 	c->sq_off = n;
 	if (c->sq_head == NULL)
@@ -210,13 +291,9 @@ void tcp_conn_release(struct tcp_conn *c)
 	if (c->lst && c->state == TCP_SYN_RCVD && c->lst->half_open)
 		c->lst->half_open--;
 	c->lst = NULL;
+	tcp_budget_unwait(c);
 	sq_free_all(c);
-	for (unsigned i = 0; i < c->nooo; i++) {
-		if (c->ooo[i].m)
-			rte_pktmbuf_free(c->ooo[i].m);
-		ts->ooo_bytes -= c->ooo[i].len;
-	}
-	c->nooo = 0;
+	tcp_ooo_free_all(c);
 	c->state = TCP_CLOSED;
 	c->zombie = true;
 	c->app = false;
@@ -268,13 +345,9 @@ void tcp_enter_timewait(struct tcp_conn *c)
 	c->rexmt_at = c->persist_at = c->delack_at = c->keep_at = 0;
 	c->tw_at = ts->now + 2 * ts->conf.msl_ns;
 	/* the send queue is all acked by now; drop anything held */
+	tcp_budget_unwait(c);
 	sq_free_all(c);
-	for (unsigned i = 0; i < c->nooo; i++) {
-		if (c->ooo[i].m)
-			rte_pktmbuf_free(c->ooo[i].m);
-		ts->ooo_bytes -= c->ooo[i].len;
-	}
-	c->nooo = 0;
+	tcp_ooo_free_all(c);
 	tcp_timer_update(c);
 	if (c->app) {
 		c->app = false;

@@ -234,6 +234,7 @@ static void deliver(struct tcp_conn *c, struct rte_mbuf *m)
 static void ooo_remove(struct tcp_conn *c, unsigned i)
 {
 	c->ts->ooo_bytes -= c->ooo[i].len;
+	c->ts->ooo_mbufs -= c->ooo[i].nmb;
 	memmove(&c->ooo[i], &c->ooo[i + 1], (c->nooo - i - 1) * sizeof(c->ooo[0]));
 	c->nooo--;
 }
@@ -288,6 +289,14 @@ static void ooo_insert(struct tcp_conn *c, uint32_t seq, struct rte_mbuf *m, boo
 		rte_pktmbuf_free(m);
 		return;
 	}
+	/* mbufs this segment would hold (none for a bare FIN) */
+	uint16_t nmb = len ? m->nb_segs : 0;
+	if (ts->conf.mbuf_budget &&
+	    ts->sq_mbufs + ts->ooo_mbufs + nmb > ts->conf.mbuf_budget) {
+		ts->stats.ooo_dropped++;	/* at the lcore's mbuf budget */
+		rte_pktmbuf_free(m);
+		return;
+	}
 	/* continues the previous entry: chain onto it (a burst behind one
 	 * hole then takes one entry, not one per segment) */
 	if (i > 0 && len > 0) {
@@ -296,7 +305,9 @@ static void ooo_insert(struct tcp_conn *c, uint32_t seq, struct rte_mbuf *m, boo
 		    rte_pktmbuf_chain(p->m, m) == 0) {
 			p->len += len;
 			p->fin = fin;
+			p->nmb = (uint16_t)(p->nmb + nmb);
 			ts->ooo_bytes += len;
+			ts->ooo_mbufs += nmb;
 			c->last_ooo_seq = seq;
 			ts->stats.ooo_queued++;
 			/* and now touches the next one? */
@@ -304,6 +315,7 @@ static void ooo_insert(struct tcp_conn *c, uint32_t seq, struct rte_mbuf *m, boo
 			    c->ooo[i].m && rte_pktmbuf_chain(p->m, c->ooo[i].m) == 0) {
 				p->len += c->ooo[i].len;
 				p->fin = c->ooo[i].fin;
+				p->nmb = (uint16_t)(p->nmb + c->ooo[i].nmb);
 				c->ooo[i].m = NULL;	/* its bytes now count in p */
 				memmove(&c->ooo[i], &c->ooo[i + 1],
 					(c->nooo - i - 1) * sizeof(c->ooo[0]));
@@ -326,8 +338,10 @@ static void ooo_insert(struct tcp_conn *c, uint32_t seq, struct rte_mbuf *m, boo
 		m = NULL;
 	}
 	c->ooo[i].m = m;
+	c->ooo[i].nmb = nmb;
 	c->nooo++;
 	ts->ooo_bytes += len;
+	ts->ooo_mbufs += nmb;
 	c->last_ooo_seq = seq;
 	ts->stats.ooo_queued++;
 }
@@ -734,11 +748,18 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 		tcp_send_ack(c);
 	if (c->want_writable && c->app && tcp_send_space(c) > 0 &&
 	    (c->state == TCP_ESTABLISHED || c->state == TCP_CLOSE_WAIT)) {
-		c->want_writable = false;
-		if (c->cbs.writable)
-			c->cbs.writable(c, c->user);
-		if (conn_dead(c))
-			return;
+		if (!tcp_budget_room(ts)) {
+			/* room in its buffer but not in the lcore's budget:
+			 * the budget wake-up owes it writable() */
+			tcp_budget_wait(c);
+		} else {
+			c->want_writable = false;
+			tcp_budget_unwait(c);
+			if (c->cbs.writable)
+				c->cbs.writable(c, c->user);
+			if (conn_dead(c))
+				return;
+		}
 	}
 	tcp_timer_update(c);
 }
@@ -939,6 +960,8 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 			rte_pktmbuf_free(m);
 		}
 	}
+	if (ts->bw_head)
+		tcp_budget_wake(ts);
 	tcp_reap(ts);
 }
 
@@ -946,5 +969,7 @@ void tcp_tick(struct tcp_stack *ts)
 {
 	ts->now = ts->ns->now_ns;
 	tcp_timer_run(ts);
+	if (ts->bw_head)
+		tcp_budget_wake(ts);
 	tcp_reap(ts);
 }

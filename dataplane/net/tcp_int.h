@@ -82,6 +82,7 @@ struct tcp_seg {
 struct tcp_ooo {
 	uint32_t seq, len;	/* len excludes FIN */
 	bool fin;
+	uint16_t nmb;		/* mbufs of m, counted in ts->ooo_mbufs */
 	struct rte_mbuf *m;	/* NULL when len == 0 (a bare FIN) */
 };
 
@@ -126,6 +127,9 @@ struct tcp_conn {
 	struct rte_mbuf *sq_head, *sq_tail;	/* send queue of data mbufs */
 	uint32_t sq_off;	/* offset of snd_una's byte in sq_head */
 	uint32_t sq_len;	/* bytes queued from snd_una to snd_end */
+	uint32_t sq_mbufs;	/* mbufs in the send queue (in ts->sq_mbufs) */
+	bool budget_wait;	/* on ts->bw list: tcp_send hit mbuf_budget */
+	struct tcp_conn *bw_next, *bw_prev;
 
 	/* congestion control (tcp_cc.c) */
 	uint32_t cwnd, ssthresh, recover;
@@ -197,6 +201,10 @@ struct tcp_stack {
 	unsigned ht_mask;
 	struct tcp_ooo *ooo_pool;
 	uint32_t ooo_bytes;		/* held in all OOO queues */
+	unsigned sq_mbufs;		/* mbufs held in all send queues */
+	unsigned ooo_mbufs;		/* mbufs held in all OOO queues */
+	/* connections stopped by conf.mbuf_budget, oldest first */
+	struct tcp_conn *bw_head, *bw_tail;
 	struct tcp_conn *zombies;
 	struct tcp_conn *tw_head, *tw_tail;	/* TIME_WAIT, oldest first */
 
@@ -228,6 +236,20 @@ void tcp_enter_timewait(struct tcp_conn *c);
 void tcp_conn_setup(struct tcp_conn *c);
 struct tcp_listener *tcp_listener_find(struct tcp_stack *ts, rte_be16_t port);
 void tcp_sq_free_acked(struct tcp_conn *c, uint32_t n);
+/* Free every OOO entry of c (with its byte and mbuf accounting). */
+void tcp_ooo_free_all(struct tcp_conn *c);
+/* conf.mbuf_budget: room for another mbuf (send or OOO queue)? */
+static inline bool tcp_budget_room(const struct tcp_stack *ts)
+{
+	return ts->conf.mbuf_budget == 0 ||
+	       ts->sq_mbufs + ts->ooo_mbufs < ts->conf.mbuf_budget;
+}
+/* File c on the budget-wait list (once). */
+void tcp_budget_wait(struct tcp_conn *c);
+void tcp_budget_unwait(struct tcp_conn *c);
+/* Fire writable() for budget-waiting connections while there is room
+ * (bounded). Only from net_input()/tcp_tick(). */
+void tcp_budget_wake(struct tcp_stack *ts);
 
 /* tcp_input.c */
 void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);

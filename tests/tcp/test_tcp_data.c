@@ -283,6 +283,55 @@ Test(tcp_data, ooo_queue_bounded)
 	tnode_clear(&N);
 }
 
+/* conf.mbuf_budget counts out-of-order mbufs too: new out-of-order
+ * segments are dropped at the budget, in-order data is still taken, a
+ * connection stopped by the budget (with an empty send queue) gets
+ * writable() once reassembly frees mbufs, and abort returns the count to 0. */
+Test(tcp_data, ooo_and_send_share_mbuf_budget)
+{
+	struct tcp_conf cf;
+	tconf(&cf);
+	cf.mbuf_budget = 4;
+	tnode_fini(&N);
+	tapp_fini(&A);
+	open_conn(&cf);
+	char b[20] = "0123456789abcdefghij";
+	for (uint32_t k = 1; k <= 10; k++)
+		inj(PISN + 1 + 20 * k, ISS + 1, TCP_ACK, b, 10);
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	cr_expect_eq(st->ooo_queued, 4);
+	cr_expect_eq(st->ooo_dropped, 6, "dropped at the budget: %llu",
+		     (unsigned long long)st->ooo_dropped);
+	cr_expect_eq(tcp_stack_mbufs_held(N.ts), 4);
+	/* the budget is full: nothing can be queued for sending */
+	cr_expect_eq(tcp_send(A.conn, b, 20), 0);
+	cr_expect_eq(st->sndbuf_budget_waits, 1);
+	cr_expect_eq(tcp_send_space(A.conn), cf.sndbuf, "own queue empty");
+	cr_expect_eq(A.writable, 0, "no callback from inside tcp_send");
+	tnode_clear(&N);
+	/* in-order data is taken at the budget; it fills the hole, the first
+	 * run drains to the application and frees one mbuf */
+	inj(PISN + 1, ISS + 1, TCP_ACK, b, 20);
+	cr_expect_eq(A.rxlen, 30);
+	cr_expect_eq(tcp_stack_mbufs_held(N.ts), 3);
+	cr_expect_eq(A.writable, 1, "writable() once the budget has room");
+	cr_expect_eq(tcp_send(A.conn, b, 20), 20);
+	cr_expect_eq(tcp_stack_mbufs_held(N.ts), 4);
+	struct tout r;
+	cr_assert(tpop(&N, &r));
+	while (r.len == 0)
+		cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.seq, ISS + 1);
+	cr_expect_eq(r.len, 20);
+	tnode_clear(&N);
+	/* the data acked: its mbuf goes */
+	inj(PISN + 31, ISS + 21, TCP_ACK, NULL, 0);
+	cr_expect_eq(tcp_stack_mbufs_held(N.ts), 3);
+	tcp_abort(A.conn);
+	cr_expect_eq(tcp_stack_mbufs_held(N.ts), 0, "abort frees the OOO queue");
+	tnode_clear(&N);
+}
+
 Test(tcp_data, ooo_fin_waits_for_hole)
 {
 	inj(PISN + 1 + 5, ISS + 1, TCP_ACK | TCP_FIN, "world", 5);
