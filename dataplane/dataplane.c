@@ -36,6 +36,23 @@ struct dataplane {
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
 };
 
+/*
+ * How many of the pool's mbufs one lcore's TCP may hold in send and
+ * out-of-order queues: its share of the pool less what the lcore needs to
+ * keep moving even when every send buffer is full - RX descriptors to
+ * refill, a TX burst, its steering inbox, the mempool cache, and frames for
+ * ARP, ACKs and SYN-ACKs. Without it, busy connections under loss drain the
+ * pool and the lcore can no longer receive the ACKs that would free it.
+ */
+static unsigned tcp_mbuf_budget(const struct dp_conf *conf)
+{
+	unsigned share = conf->port.mbufs / conf->workers;
+	unsigned reserve = conf->port.rx_desc + conf->port.tx_desc + DP_INBOX_SIZE +
+			   2 * conf->port.mbuf_cache + 2 * LCORE_TXBUF + 1024;
+
+	return share > 2 * reserve ? share - reserve : share / 2;
+}
+
 static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lcore_id,
 			unsigned w, uint64_t tsc0)
 {
@@ -69,6 +86,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		memcpy(tc.secret, dp->secret, sizeof(tc.secret));
 		tc.port_ok = steer_owns;
 		tc.port_ok_ctx = &lc->steer;
+		tc.mbuf_budget = tcp_mbuf_budget(&dp->conf);
 		lc->tcp = tcp_stack_create(&lc->ns, &tc);
 		if (!lc->tcp) {
 			log_err("lcore %u: TCP stack set-up failed", lcore_id);
@@ -274,11 +292,14 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 	}
 	write_group(out, json, &first, "tcp", tcp_stat_names, v, tcp_stat_count);
 	{
-		static const char *const gauge_names[] = { "tcp_conns", "mbufs_free" };
-		uint64_t g[2] = { 0, rte_mempool_avail_count(dp->port.pool) };
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		static const char *const gauge_names[] = { "tcp_conns", "tcp_mbufs_held",
+							   "mbufs_free" };
+		uint64_t g[3] = { 0, 0, rte_mempool_avail_count(dp->port.pool) };
+		for (unsigned i = 0; i < dp->nworkers; i++) {
 			g[0] += tcp_stack_conn_count(dp->workers[i]->tcp);
-		write_group(out, json, &first, "gauge", gauge_names, g, 2);
+			g[1] += tcp_stack_mbufs_held(dp->workers[i]->tcp);
+		}
+		write_group(out, json, &first, "gauge", gauge_names, g, 3);
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));
