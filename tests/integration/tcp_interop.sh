@@ -119,7 +119,10 @@ check "after the flood, 20 clients echo fine: $out" test $st -eq 0
 t_stop; check "clean stop" test $? -eq 0
 
 # --- 4. two lcores: software steering ---------------------------------------
-ns $PY echo-server 0.0.0.0 7777 >"$T_DIR/echo-server.out" 2>&1 &
+# Not through ns(): a function runs in a subshell whose PID is not the
+# server's, and killing it would leave the server running. ip netns exec
+# execs the command, so $! is the server itself.
+ip netns exec "$T_NS" $PY echo-server 0.0.0.0 7777 >"$T_DIR/echo-server.out" 2>&1 &
 echo_srv=$!
 t_conf "$POOL
 [lcores]
