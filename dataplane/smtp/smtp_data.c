@@ -99,6 +99,28 @@ static void stored_break(struct smtp_data *d)
 	new_line(d);
 }
 
+/*
+ * A bare CR or LF just before p[i] (CR) or at p[i] (LF). Under normalize:
+ * store the run so far and complete the pair with `fill` (LF after a CR,
+ * CR before an LF), so the next run starts at i. Under reject: remember it
+ * (the message gets 550 5.5.2 at its end) and store nothing new. Returns
+ * where the next run of stored bytes starts.
+ */
+static size_t bare_break(struct smtp_data *d, const uint8_t *p, size_t run, size_t i,
+			 const char *fill)
+{
+	if (d->conf.bare == SMTP_BARE_NORMALIZE) {
+		emit(d, p + run, i - run);
+		emit(d, fill, 1);
+		stored_break(d);
+		return i;
+	}
+	d->bare_seen = true;
+	d->line_len = 0;
+	d->hdr_pos = -1;
+	return run;
+}
+
 size_t smtp_data_feed(struct smtp_data *d, const uint8_t *p, size_t n)
 {
 	size_t i = 0, run = 0;
@@ -155,16 +177,7 @@ size_t smtp_data_feed(struct smtp_data *d, const uint8_t *p, size_t n)
 				continue;
 			}
 			/* the previous CR was bare */
-			if (d->conf.bare == SMTP_BARE_NORMALIZE) {
-				emit(d, p + run, i - run);
-				emit(d, s_lf, 1);
-				run = i;
-				stored_break(d);
-			} else {
-				d->bare_seen = true;
-				d->line_len = 0;
-				d->hdr_pos = -1;
-			}
+			run = bare_break(d, p, run, i, s_lf);
 			d->st = ST_TEXT;
 			continue;	/* re-dispatch c in ST_TEXT */
 		case ST_TEXT:
@@ -174,16 +187,7 @@ size_t smtp_data_feed(struct smtp_data *d, const uint8_t *p, size_t n)
 				d->st = ST_CR;
 			} else if (c == '\n') {
 				/* bare LF: never a line end for framing */
-				if (d->conf.bare == SMTP_BARE_NORMALIZE) {
-					emit(d, p + run, i - run);
-					emit(d, s_cr, 1);
-					run = i;
-					stored_break(d);
-				} else {
-					d->bare_seen = true;
-					d->line_len = 0;
-					d->hdr_pos = -1;
-				}
+				run = bare_break(d, p, run, i, s_cr);
 				d->st = ST_TEXT;
 			} else {
 				content(d, c);
