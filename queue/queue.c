@@ -183,7 +183,7 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 		}
 		taken++;
 	}
-	s->id = atomic_fetch_add(&q->next_id, 1);
+	s->id = s->reserved_id ? s->reserved_id : atomic_fetch_add(&q->next_id, 1);
 	queue_id_format(s->id, s->id_str);
 	s->size = size;
 	s->status = QUEUE_OK;
@@ -195,6 +195,11 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 			while (rte_ring_mp_enqueue(q->shard[i].in, s) != 0)
 				;	/* cannot happen: a slot was reserved */
 	return QUEUE_OK;
+}
+
+uint64_t queue_id_reserve(struct queue *q)
+{
+	return atomic_fetch_add(&q->next_id, 1);
 }
 
 /* ---- control-plane writes ---------------------------------------------------------- */

@@ -125,6 +125,7 @@ struct queue_submission {
 	unsigned iovcnt;
 	struct rte_ring *done;	/* completion ring, see queue_done_ring_create */
 	void *user;		/* the caller's cookie (session...) */
+	uint64_t reserved_id;	/* 0, or an ID from queue_id_reserve() to use */
 	/* set by queue_submit; valid from the moment it returns QUEUE_OK */
 	uint64_t id;
 	char id_str[QUEUE_ID_STR];
@@ -144,6 +145,13 @@ struct queue_submission {
  * back). Lock-free and syscall-free: safe on a poll-mode lcore.
  */
 int queue_submit(struct queue *q, struct queue_submission *s);
+
+/*
+ * Take the next queue ID now, for a message not yet submitted (the SMTP
+ * server prints it in the Received: header it prepends to the body). Pass it
+ * as reserved_id; an ID reserved and never used is simply skipped. Lock-free.
+ */
+uint64_t queue_id_reserve(struct queue *q);
 
 /*
  * A completion ring (multi-producer: several writers post to it; single
