@@ -91,8 +91,8 @@ Test(tcp_state, passive_open_all_options)
 	cr_expect(i.ts_ok);
 	cr_expect(i.sack_ok);
 	cr_expect_eq(i.snd_wnd, 65535u << 9);
-	/* data in both directions */
-	inj(1001, r.seq + 1, TCP_ACK | TCP_PSH, "HELO x\r\n", 8, o, (uint8_t)topts_ts(o, 779, r.opt.tsval));
+	/* data in both directions (no PSH: the ACK may wait for our reply) */
+	inj(1001, r.seq + 1, TCP_ACK, "HELO x\r\n", 8, o, (uint8_t)topts_ts(o, 779, r.opt.tsval));
 	cr_expect_eq(A.rxlen, 8);
 	cr_expect_eq(memcmp(A.rx, "HELO x\r\n", 8), 0);
 	cr_expect_eq(tcp_send(A.conn, "250 ok\r\n", 8), 8);
@@ -103,6 +103,12 @@ Test(tcp_state, passive_open_all_options)
 	cr_expect_eq(d.ack, 1009);	/* the ACK rides on the data */
 	cr_expect(d.opt.ts_ok);
 	cr_expect_eq(d.opt.tsecr, 779);
+	/* PSH ends the peer's write: ACK at once, so a Nagle sender is not
+	 * held for the delayed-ACK time when we have nothing to say */
+	inj(1009, r.seq + 9, TCP_ACK | TCP_PSH, "x", 1, o, (uint8_t)topts_ts(o, 780, r.opt.tsval));
+	cr_assert(tpop(&N, &d));
+	cr_expect_eq(d.len, 0);
+	cr_expect_eq(d.ack, 1010);
 }
 
 Test(tcp_state, syn_without_options)
