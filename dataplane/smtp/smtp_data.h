@@ -38,7 +38,7 @@
 enum smtp_bare_policy { SMTP_BARE_REJECT = 0, SMTP_BARE_NORMALIZE };
 
 /* Returns 0, or -1 if it cannot take the bytes (the message then gets
- * 451 4.3.0 at its end; the sink is not called again for it). */
+ * 452 4.3.1 at its end; the sink is not called again for it). */
 typedef int (*smtp_sink_fn)(void *user, const void *data, size_t len);
 
 struct smtp_data_conf {
@@ -53,7 +53,7 @@ enum smtp_data_verdict {
 	SMTP_DV_BARE,		/* 550 5.5.2 bare CR or LF */
 	SMTP_DV_LINE,		/* 500 5.5.2 line too long */
 	SMTP_DV_SIZE,		/* 552 5.3.4 too big */
-	SMTP_DV_SINK,		/* 451 4.3.0 sink refused */
+	SMTP_DV_SINK,		/* 452 4.3.1 sink refused (out of storage) */
 };
 
 struct smtp_data {

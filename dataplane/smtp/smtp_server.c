@@ -61,10 +61,10 @@ int smtp_conf_check(const struct smtp_conf *c, const char **why)
 		w = "max_rcpt must be within 100..1000";
 	else if (c->max_line != 0 && c->max_line < 1000)
 		w = "max_line must be 0 (off) or at least 1000";
-	else if (c->timeout_cmd_ns < 300 * NS_PER_SEC)
-		w = "command timeout must be at least 5 minutes";
-	else if (c->timeout_data_ns < 180 * NS_PER_SEC)
-		w = "data timeout must be at least 3 minutes";
+	else if (c->timeout_cmd_ns < NS_PER_SEC)
+		w = "command timeout must be at least 1 second";
+	else if (c->timeout_data_ns < NS_PER_SEC)
+		w = "data timeout must be at least 1 second";
 	if (why != NULL)
 		*why = w;
 	return w ? -1 : 0;
@@ -464,7 +464,7 @@ static void end_of_message(struct smtp_session *s)
 	}
 	if (v == SMTP_DV_SINK) {
 		STAT(s, rej_sink);
-		reply(s, "451 4.3.0 Error: cannot store message, try again later");
+		reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
 		txn_reset(s);
 		return;
 	}

@@ -101,7 +101,9 @@ struct smtp_conf {
 void smtp_conf_default(struct smtp_conf *c);
 /* Validate a configuration before use: hostname set, 100 <= max_rcpt <=
  * SMTP_RCPT_HARD_MAX (RFC 5321 4.5.3.1.8), max_line 0 or >= 1000 (4.5.3.1.6),
- * timeouts >= 5 min for commands (4.5.3.2.7). Returns 0, or -1 with *why set. */
+ * timeouts >= 1 s (RFC 5321 4.5.3.2.7 asks servers for at least 5 minutes;
+ * shorter ones are for tests and are warned about by the daemon). Returns
+ * 0, or -1 with *why set. */
 int smtp_conf_check(const struct smtp_conf *c, const char **why);
 
 struct smtp_client {

@@ -699,12 +699,12 @@ Test(session, smtputf8)
 	cr_expect_eq(h->st.rej_utf8, 2);
 }
 
-Test(session, sink_failure_is_451)
+Test(session, sink_failure_is_452)
 {
 	greeted();
 	h->sink_fail = true;
 	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@example.com>\r\nDATA\r\nx\r\n.\r\n");
-	cr_expect(th_has(h, "451 4.3.0 Error: cannot store message, try again later\r\n"));
+	cr_expect(th_has(h, "452 4.3.1 Error: insufficient system storage, try again later\r\n"));
 	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_NONE);
 }
 
