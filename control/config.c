@@ -33,6 +33,7 @@ enum key_type {
 	K_CIDR,		/* a.b.c.d/N: our address and netmask */
 	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
 	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
+	K_BARE,		/* reject|normalize: enum smtp_bare_policy, int */
 };
 
 struct key {
@@ -93,12 +94,22 @@ static const struct key keys[] = {
 	{ "testsvc", "echo_max_conns", K_UINT, F(dp.echo.max_conns), 1, 1u << 20 },
 	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0 },
 	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0 },
-	{ "smtp", "port", K_UINT, F(smtp.port), 1, 65535 },
+	{ "smtp", "port", K_UINT, F(smtp.port), 0, 65535 },
 	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0 },
 	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0 },
 	{ "smtp", "relay_domains", K_STR, F(smtp.relay_domains), 0, 0 },
 	{ "smtp", "message_size_limit", K_SIZE, F(smtp.message_size_limit), 1024, 1ull << 31 },
-	{ "smtp", "recipient_limit", K_UINT, F(smtp.recipient_limit), 100, 100000 },
+	{ "smtp", "recipient_limit", K_UINT, F(smtp.recipient_limit), 100, SMTP_RCPT_HARD_MAX },
+	{ "smtp", "max_sessions", K_UINT, F(smtp.max_sessions), 1, 100000 },
+	{ "smtp", "max_sessions_per_client", K_UINT, F(smtp.max_sessions_per_client), 1, 100000 },
+	{ "smtp", "error_limit", K_UINT, F(smtp.error_limit), 1, 1000 },
+	{ "smtp", "line_length_limit", K_UINT, F(smtp.line_length_limit), 1000, 1u << 20 },
+	{ "smtp", "hop_limit", K_UINT, F(smtp.hop_limit), 1, 1000 },
+	{ "smtp", "bare_linefeed", K_BARE, F(smtp.bare_linefeed), 0, 0 },
+	{ "smtp", "command_timeout", K_DUR_NS, F(smtp.command_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC },
+	{ "smtp", "data_timeout", K_DUR_NS, F(smtp.data_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC },
+	{ "smtp", "starttls", K_BOOL, F(smtp.starttls), 0, 0 },
+	{ "smtp", "body_memory", K_SIZE, F(smtp.body_memory), 1u << 20, 1ull << 40 },
 	{ "queue", "dir", K_STR, F(queue.dir), 0, 0 },
 	{ "queue", "shards", K_UINT, F(queue.shards), 1, 64 },
 	{ "queue", "map_size_max", K_SIZE, F(queue.map_size_max), 1u << 20, 1ull << 44 },
@@ -255,6 +266,16 @@ static int parse_value(struct sluice_config *c, const struct key *k, const char 
 			*(enum dp_idle_policy *)p = DP_IDLE_ADAPTIVE;
 		else {
 			snprintf(err, errlen, "'%s' is not busy or adaptive", v);
+			return -1;
+		}
+		return 0;
+	case K_BARE:
+		if (!strcmp(v, "reject"))
+			*(int *)p = SMTP_BARE_REJECT;
+		else if (!strcmp(v, "normalize"))
+			*(int *)p = SMTP_BARE_NORMALIZE;
+		else {
+			snprintf(err, errlen, "'%s' is not reject or normalize", v);
 			return -1;
 		}
 		return 0;
@@ -529,6 +550,7 @@ void config_write(const struct sluice_config *c, FILE *out)
 		case K_RATE: fprintf(out, "%u", *(const uint32_t *)p); break;
 		case K_IDLE: fputs(*(const enum dp_idle_policy *)p == DP_IDLE_BUSY ? "busy" : "adaptive", out); break;
 		case K_LOGLEVEL: fputs(log_level_name(*(const int *)p), out); break;
+		case K_BARE: fputs(*(const int *)p == SMTP_BARE_NORMALIZE ? "normalize" : "reject", out); break;
 		case K_CIDR:
 			inet_ntop(AF_INET, &c->dp.addr.ip, ip, sizeof(ip));
 			fprintf(out, "%s/%d", ip, c->net_prefix);

@@ -39,6 +39,12 @@ struct sluice_config {
 		char relay_domains[CONFIG_LINE_MAX];
 		uint64_t message_size_limit;
 		unsigned recipient_limit;
+		unsigned max_sessions, max_sessions_per_client;
+		unsigned error_limit, line_length_limit, hop_limit;
+		int bare_linefeed;	/* enum smtp_bare_policy */
+		uint64_t command_timeout_ns, data_timeout_ns;
+		bool starttls;
+		uint64_t body_memory;	/* per worker lcore */
 	} smtp;
 
 	struct {

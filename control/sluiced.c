@@ -23,19 +23,27 @@
 
 #include <arpa/inet.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "control/config.h"
 #include "control/ctl_server.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/smtp/smtp_policy.h"
+#include "dataplane/smtp/tls.h"
+#include "queue/queue.h"
 
 #define SLUICE_VERSION "0.1.0"
 #define MAIN_POLL_MS 200
+#define DRAIN_WAIT_MS 5000	/* SMTP sessions get this long to say goodbye */
 
 /* Everything the main lcore's loop works with. */
 struct daemon {
 	struct sluice_config cfg;
 	struct dataplane *dp;
 	struct ctl_server ctl;
+	struct queue *queue;
+	struct tls_ctx *tls;
+	struct smtp_policy policy;	/* read by every lcore's SMTP sessions */
 	int sig_fd;
 	int stop;
 };
@@ -60,6 +68,23 @@ static int load_config(struct sluice_config *cfg, const char *path)
 	return r;
 }
 
+/* The queue's counters, summed over its shards, as more JSON members. */
+static void queue_stats_write(struct queue *q, FILE *out)
+{
+	uint64_t sum[sizeof(struct queue_shard_stats) / sizeof(uint64_t)] = { 0 };
+	const unsigned n = (unsigned)(sizeof(sum) / sizeof(sum[0]));
+
+	for (unsigned i = 0; i < queue_nshards(q); i++) {
+		struct queue_shard_stats st;
+		queue_stats(q, i, &st);
+		for (unsigned k = 0; k < n; k++)
+			sum[k] += STATS_VALUES(&st)[k];
+	}
+	for (unsigned k = 0; k < n; k++)
+		fprintf(out, ",\"queue.%s\":%llu", queue_shard_stat_names[k],
+			(unsigned long long)sum[k]);
+}
+
 static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 {
 	struct daemon *d = ctx;
@@ -75,12 +100,127 @@ static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 	if (strcmp(cmd, "stats") == 0) {
 		fputs("\"stats\":{", out);
 		dp_stats_write(d->dp, out, true);
+		if (d->queue)
+			queue_stats_write(d->queue, out);
 		fputc('}', out);
 		return 0;
 	}
 	fprintf(out, "unknown command '%s' (try: ping, version, stats)", cmd);
 	(void)args;
 	return -1;
+}
+
+/*
+ * The SMTP service's pieces that live outside the dataplane: relay policy,
+ * engine limits, the queue, and the TLS context (with a self-signed pair
+ * made on first start when none is configured). Fills d->cfg.dp.smtp.
+ */
+static int smtp_setup(struct daemon *d)
+{
+	const struct sluice_config *c = &d->cfg;
+	struct smtp_service_conf *sc = &d->cfg.dp.smtp;
+	struct queue_conf qc;
+	const char *why;
+	char err[256];
+	int st;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->port = c->smtp.port;
+	if (sc->port == 0) {
+		log_notice("smtp: port 0: no SMTP service");
+		return 0;
+	}
+	if (smtp_policy_init(&d->policy, c->smtp.mynetworks, c->smtp.relay_domains) < 0) {
+		log_err("smtp: bad mynetworks or relay_domains (a CIDR or domain is malformed, "
+			"or 0.0.0.0/0 would make an open relay)");
+		return -1;
+	}
+	smtp_conf_default(&sc->engine);
+	snprintf(sc->engine.hostname, sizeof(sc->engine.hostname), "%s", c->smtp.hostname);
+	sc->engine.max_size = c->smtp.message_size_limit;
+	sc->engine.max_rcpt = c->smtp.recipient_limit;
+	sc->engine.max_errors = c->smtp.error_limit;
+	sc->engine.max_line = c->smtp.line_length_limit;
+	sc->engine.hop_limit = c->smtp.hop_limit;
+	sc->engine.bare = (enum smtp_bare_policy)c->smtp.bare_linefeed;
+	sc->engine.timeout_cmd_ns = c->smtp.command_timeout_ns;
+	sc->engine.timeout_data_ns = c->smtp.data_timeout_ns;
+	sc->engine.policy = &d->policy;
+	if (smtp_conf_check(&sc->engine, &why) < 0) {
+		log_err("smtp: %s", why);
+		return -1;
+	}
+	if (c->smtp.command_timeout_ns < 300 * NS_PER_SEC)
+		log_warn("smtp: command_timeout is below RFC 5321's 5 minutes (tests only)");
+	sc->max_sessions = c->smtp.max_sessions;
+	sc->max_per_client = c->smtp.max_sessions_per_client;
+	sc->body_memory = c->smtp.body_memory;
+	sc->lifetime_s = c->retry.lifetime_s;
+
+	queue_conf_defaults(&qc);
+	snprintf(qc.dir, sizeof(qc.dir), "%s", c->queue.dir);
+	qc.shards = c->queue.shards;
+	if (c->queue.map_size_max)
+		qc.map_max = c->queue.map_size_max;
+	if (qc.map_size > qc.map_max)
+		qc.map_size = qc.map_max;
+	d->queue = queue_open(&qc, &st);
+	if (!d->queue) {
+		log_err("queue: cannot open %s: %s", qc.dir, queue_status_str(st));
+		return -1;
+	}
+	sc->queue = d->queue;
+
+	if (c->smtp.starttls) {
+		char cert[CONFIG_PATH_MAX + 32], key[CONFIG_PATH_MAX + 32];
+		if (c->tls.cert[0] || c->tls.key[0]) {
+			snprintf(cert, sizeof(cert), "%s", c->tls.cert);
+			snprintf(key, sizeof(key), "%s", c->tls.key);
+		} else {
+			snprintf(cert, sizeof(cert), "%s/selfsigned.crt", c->queue.dir);
+			snprintf(key, sizeof(key), "%s/selfsigned.key", c->queue.dir);
+			if (tls_selfsigned_ensure(cert, key, c->smtp.hostname, err, sizeof(err)) < 0) {
+				log_err("tls: %s", err);
+				return -1;
+			}
+		}
+		d->tls = tls_ctx_server(cert, key, err, sizeof(err));
+		if (!d->tls) {
+			log_err("tls: %s", err);
+			return -1;
+		}
+		sc->tls = d->tls;
+		sc->engine.tls_available = true;
+	}
+	return 0;
+}
+
+static void smtp_teardown(struct daemon *d)
+{
+	if (d->queue)
+		queue_close(d->queue);
+	d->queue = NULL;
+	tls_ctx_free(d->tls);
+	d->tls = NULL;
+}
+
+/* Say 421 4.3.2 to open sessions and let the queue answer what it has. */
+static void drain_smtp(struct daemon *d)
+{
+	unsigned left = 0;
+
+	if (!d->cfg.dp.smtp.port)
+		return;
+	dp_drain(d->dp);
+	for (int waited = 0; waited < DRAIN_WAIT_MS; waited += 20) {
+		left = dp_smtp_active(d->dp);
+		if (left == 0)
+			break;
+		poll(NULL, 0, 20);
+	}
+	if (left)
+		log_notice("smtp: %u session(s) still open after %d ms; closing anyway",
+			   left, DRAIN_WAIT_MS);
 }
 
 static void main_loop(struct daemon *d)
@@ -128,16 +268,24 @@ static int run(struct daemon *d, const char *argv0)
 		return 1;
 	}
 
-	d->dp = dp_init(&d->cfg.dp, argv0);
-	if (!d->dp)
+	if (smtp_setup(d) < 0) {
+		smtp_teardown(d);
 		return 1;
+	}
+	d->dp = dp_init(&d->cfg.dp, argv0);
+	if (!d->dp) {
+		smtp_teardown(d);
+		return 1;
+	}
 	if (ctl_server_open(&d->ctl, d->cfg.control.socket, ctl_handle, d) < 0) {
 		dp_stop(d->dp);
+		smtp_teardown(d);
 		return 1;
 	}
 	if (dp_start(d->dp) < 0) {
 		ctl_server_close(&d->ctl);
 		dp_stop(d->dp);
+		smtp_teardown(d);
 		return 1;
 	}
 	inet_ntop(AF_INET, &d->cfg.dp.addr.ip, ip, sizeof(ip));
@@ -146,7 +294,12 @@ static int run(struct daemon *d, const char *argv0)
 
 	main_loop(d);
 
+	drain_smtp(d);
 	ctl_server_close(&d->ctl);
+	/* Workers stop first, then the queue (it finishes what it was given;
+	 * the sessions' memory it points into is freed only after), then the rest. */
+	dp_halt(d->dp);
+	smtp_teardown(d);
 	dp_stop(d->dp);
 	close(d->sig_fd);
 	log_notice("sluiced stopped");

@@ -31,7 +31,9 @@ struct dataplane {
 	struct eal_argv eal_argv;	/* EAL may keep pointers into it */
 	struct port_info port;
 	atomic_bool quit;
-	bool started, stopped;
+	atomic_bool drain;		/* SMTP winding down (dp_drain) */
+	bool started, halted, stopped;
+	struct smtp_limits limits;	/* SMTP session counts, all lcores */
 	unsigned nworkers;
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
 };
@@ -68,6 +70,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	lc->txq = (uint16_t)w;
 	lc->idle = dp->conf.idle;
 	lc->quit = &dp->quit;
+	lc->drain = &dp->drain;
 	lc->tsc_hz = rte_get_tsc_hz();
 	lc->tsc0 = tsc0;
 
@@ -101,6 +104,12 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 			 lcore_id, dp->conf.echo.port,
 			 dp->conf.echo.connect_ip ? dp->conf.echo.connections : 0);
 	}
+	if (dp->conf.smtp.port) {
+		lc->smtp = smtp_service_create(lc->tcp, &dp->conf.smtp, &dp->limits,
+					       dp->conf.tcp.rcvbuf, lcore_id, &lc->ns.now_ns);
+		if (!lc->smtp)
+			return -ENOMEM;
+	}
 	lc->impair_on = impair_conf_active(&dp->conf.impair);
 	if (lc->impair_on) {
 		impair_init(&lc->imp_rx, &dp->conf.impair, true, w, dp->port.pool);
@@ -115,6 +124,7 @@ static void free_worker(struct lcore_ctx *lc)
 	if (!lc)
 		return;
 	echo_destroy(lc->echo);
+	smtp_service_destroy(lc->smtp);
 	if (lc->tcp)
 		tcp_stack_destroy(lc->tcp);
 	net_stack_fini(&lc->ns);
@@ -149,6 +159,7 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 		return NULL;
 	dp->conf = *conf;
 	atomic_init(&dp->quit, false);
+	atomic_init(&dp->drain, false);
 
 	if (eal_start(&dp->eal_argv, progname, conf) < 0)
 		goto fail;
@@ -176,6 +187,11 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 			log_err("ring %s: %s", name, rte_strerror(rte_errno));
 			goto fail_port;
 		}
+	}
+	{
+		uint32_t seeds[2];
+		memcpy(seeds, dp->secret, sizeof(seeds));
+		smtp_limits_init(&dp->limits, seeds[0], seeds[1]);
 	}
 	tsc0 = rte_get_tsc_cycles();
 	RTE_LCORE_FOREACH_WORKER(lcore_id) {
@@ -223,14 +239,36 @@ int dp_start(struct dataplane *dp)
 	return 0;
 }
 
+void dp_drain(struct dataplane *dp)
+{
+	atomic_store(&dp->drain, true);
+}
+
+unsigned dp_smtp_active(struct dataplane *dp)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		n += smtp_service_active(dp->workers[i]->smtp);
+	return n;
+}
+
+void dp_halt(struct dataplane *dp)
+{
+	if (!dp || dp->halted)
+		return;
+	dp->halted = true;
+	atomic_store(&dp->quit, true);
+	if (dp->started)
+		rte_eal_mp_wait_lcore();
+}
+
 void dp_stop(struct dataplane *dp)
 {
 	if (!dp || dp->stopped)
 		return;
 	dp->stopped = true;
-	atomic_store(&dp->quit, true);
-	if (dp->started)
-		rte_eal_mp_wait_lcore();
+	dp_halt(dp);
 	port_close(&dp->port);
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		free_worker(dp->workers[i]);
@@ -300,6 +338,30 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 			g[1] += tcp_stack_mbufs_held(dp->workers[i]->tcp);
 		}
 		write_group(out, json, &first, "gauge", gauge_names, g, 3);
+	}
+	if (dp->workers[0] && dp->workers[0]->smtp) {
+		static const char *const smtp_gauge_names[] = { "sessions", "inflight",
+								"body_chunks_used" };
+		uint64_t g[3] = { 0, 0, 0 };
+		_Static_assert(sizeof(struct smtp_stats) / 8 <= 128 &&
+			       sizeof(struct smtp_service_stats) / 8 <= 128, "grow v[]");
+		memset(v, 0, sizeof(v));
+		for (unsigned i = 0; i < dp->nworkers; i++) {
+			const uint64_t *t = STATS_VALUES(smtp_service_engine_stats(dp->workers[i]->smtp));
+			for (unsigned k = 0; k < smtp_stat_count; k++)
+				v[k] += t[k];
+		}
+		write_group(out, json, &first, "smtp", smtp_stat_names, v, (unsigned)smtp_stat_count);
+		memset(v, 0, sizeof(v));
+		for (unsigned i = 0; i < dp->nworkers; i++) {
+			const uint64_t *t = STATS_VALUES(smtp_service_get_stats(dp->workers[i]->smtp));
+			for (unsigned k = 0; k < smtp_service_stat_count; k++)
+				v[k] += t[k];
+			smtp_service_gauges(dp->workers[i]->smtp, &g[0], &g[1], &g[2]);
+		}
+		write_group(out, json, &first, "smtpd", smtp_service_stat_names, v,
+			    smtp_service_stat_count);
+		write_group(out, json, &first, "smtp_gauge", smtp_gauge_names, g, 3);
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));

@@ -22,6 +22,7 @@
 #include "dataplane/net/arp.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
+#include "dataplane/smtp/smtp_service.h"
 
 #define DP_MAX_WORKERS 16
 
@@ -53,6 +54,7 @@ struct dp_conf {
 	struct impair_conf impair;
 	struct tcp_conf tcp;		/* secret and port_ok are set per lcore */
 	struct echo_conf echo;		/* test service, off by default */
+	struct smtp_service_conf smtp;	/* port 0: no SMTP service */
 };
 
 struct dataplane;
@@ -63,8 +65,19 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname);
 /* Launch the worker loops. 0 or -errno. */
 int dp_start(struct dataplane *dp);
 
-/* Stop the workers (each finishes its burst and flushes TX), close the
- * port, release EAL, free dp. */
+/* Graceful shutdown, step 1: every lcore stops accepting SMTP connections
+ * and gives open sessions "421 4.3.2" (after answering a message the queue
+ * still has). Poll dp_smtp_active() until it reaches 0 (or give up). */
+void dp_drain(struct dataplane *dp);
+/* SMTP connections still open plus messages still with the queue. */
+unsigned dp_smtp_active(struct dataplane *dp);
+
+/* Stop the worker loops (each finishes its burst and flushes TX) and wait
+ * for them; nothing is freed, so submissions still with the queue keep
+ * valid memory until the queue is closed. */
+void dp_halt(struct dataplane *dp);
+
+/* dp_halt() if not done yet, then close the port, release EAL, free dp. */
 void dp_stop(struct dataplane *dp);
 
 /* Write every counter, summed over the worker lcores, as "group.name value"

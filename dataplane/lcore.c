@@ -177,6 +177,13 @@ int lcore_main(void *arg)
 			lc->stats.rx_bursts++;
 		dispatch(lc, pkts, n);
 		n += take_inbox(lc);
+		if (lc->smtp) {
+			if (!lc->drained && atomic_load_explicit(lc->drain, memory_order_relaxed)) {
+				smtp_service_drain(lc->smtp);
+				lc->drained = true;
+			}
+			n += smtp_service_poll(lc->smtp, lc->ns.now_ns);
+		}
 
 		if (!clients_started) {
 			echo_start_clients(lc->echo);

@@ -27,6 +27,7 @@
 #include "dataplane/impair.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
+#include "dataplane/smtp/smtp_service.h"
 #include "dataplane/steer.h"
 
 #define LCORE_BURST 32
@@ -53,6 +54,8 @@ struct lcore_ctx {
 	bool has_rxq;
 	enum dp_idle_policy idle;
 	const atomic_bool *quit;	/* set by the main lcore to stop */
+	const atomic_bool *drain;	/* set by the main lcore: wind SMTP down */
+	bool drained;
 
 	uint64_t tsc_hz;
 	uint64_t tsc0;
@@ -61,6 +64,7 @@ struct lcore_ctx {
 	struct tcp_stack *tcp;
 	struct steer steer;
 	struct echo_service *echo;	/* test service; NULL when off */
+	struct smtp_service *smtp;	/* NULL when off */
 	struct rte_mbuf *txbuf[LCORE_TXBUF];
 	uint16_t ntx;
 

@@ -11,7 +11,8 @@ build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
             iproute2 openssl)
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
-           clang libclang-rt-14-dev python3 util-linux)
+           clang libclang-rt-14-dev python3 util-linux
+           swaks libnet-ssleay-perl libio-socket-ssl-perl postfix python3-aiosmtpd)
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in
@@ -33,5 +34,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# postfix is installed for its test tools (smtp-source, smtp-sink) and for the
+# benchmark's private instance: no system mail configuration, no daemon.
+if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

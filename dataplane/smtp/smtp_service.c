@@ -1,0 +1,941 @@
+/*
+ * smtp_service.c - inbound SMTP on one lcore: sessions on the TCP stack,
+ * STARTTLS, bodies in the lcore's arena, messages to the queue. See
+ * smtp_service.h for the data path and its bounds.
+ *
+ * A connection (struct smtp_conn) moves through:
+ *   OPEN     the engine runs; input is fed, replies are sent
+ *   CLOSING  the engine is done (QUIT, 421, client FIN): the last replies
+ *            are flushed, then tcp_close(); freed on the closed() callback
+ *   ZOMBIE   TCP is gone but the queue still holds a submission that points
+ *            into this connection (envelope, body chunks): freed when the
+ *            completion comes back
+ *
+ * Everything happens on the owning lcore, from TCP callbacks (inside
+ * net_input/tcp_tick) and from smtp_service_poll(); pump() is the one place
+ * that moves bytes and reacts to engine events.
+ */
+#include "dataplane/smtp/smtp_service.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/smtp/tls.h"
+#include "queue/queue.h"
+
+const char *const smtp_service_stat_names[] = { SMTP_SERVICE_STATS(STATS_NAME) };
+const unsigned smtp_service_stat_count = STATS_COUNT(smtp_service_stat_names);
+
+#define IN_SLACK        2048		/* input buffer = receive window + this */
+#define TLS_PT_MAX      (16 * 1024)	/* decrypted bytes waiting for the engine */
+#define TLS_FEED_MAX    4096		/* ciphertext handed to OpenSSL at a time */
+#define TLS_STAGE       4096		/* ciphertext waiting for room in TCP */
+#define DONE_BURST      32
+#define SCAN_EVERY_NS   (250 * NS_PER_MS)	/* deadline scan period */
+#define CLOSE_GRACE_NS  (30 * NS_PER_SEC)	/* after a timeout's 421 */
+
+enum conn_state { CONN_FREE = 0, CONN_OPEN, CONN_CLOSING, CONN_ZOMBIE };
+
+struct smtp_conn {
+	struct smtp_service *svc;
+	struct tcp_conn *tcp;		/* NULL once TCP is gone */
+	uint8_t state;			/* enum conn_state */
+	bool fin_seen;			/* the client sent FIN */
+	bool fin_sent;			/* tcp_close() called */
+	bool inflight;			/* sub is with the queue */
+	bool counted;			/* holds slots in smtp_limits */
+	bool timed_out;
+	bool starttls_wait;		/* 220 going out; plaintext is dropped */
+	bool tls_up;			/* handshake done */
+	uint32_t ip;			/* client, host order */
+	uint64_t deadline_ns;		/* 0: none */
+	struct tls_conn *tls;
+
+	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
+	uint8_t *in;
+	uint32_t in_start, in_end;
+	/* under TLS: decrypted bytes not yet consumed by the engine */
+	uint32_t pt_start, pt_end;
+	uint8_t *pt;
+	/* under TLS: ciphertext taken from OpenSSL, not yet taken by TCP */
+	uint32_t co_start, co_end;
+	uint8_t co[TLS_STAGE];
+
+	/* the body: iov[0] is the Received header, iov[1..] arena chunks */
+	struct iovec *iov;
+	unsigned niov;
+	struct queue_rcpt_in *rcpt;
+	struct queue_submission sub;
+
+	struct smtp_conn *next_free;
+	struct smtp_session s;
+};
+
+struct smtp_service {
+	struct tcp_stack *ts;
+	struct smtp_service_conf conf;
+	struct smtp_limits *limits;
+	const uint64_t *clock_ns;	/* the lcore's poll clock */
+	unsigned lcore_id;
+	struct tcp_listener *listener;
+	struct rte_ring *done;		/* queue completions for this lcore */
+
+	unsigned nconns, nopen;
+	struct smtp_conn *conns;
+	struct smtp_conn *free;
+	uint32_t in_cap;
+	uint8_t *inmem, *ptmem;
+	unsigned iov_cap;
+	struct iovec *iovmem;
+	struct queue_rcpt_in *rcptmem;
+
+	/* body arena: nchunks chunks of SMTP_BODY_CHUNK, a stack of free ones */
+	uint8_t *arena;
+	size_t arena_len;
+	uint32_t nchunks, nfree;
+	uint32_t *free_chunks;
+
+	uint64_t next_scan_ns;
+	bool draining;
+	atomic_uint active;
+	struct smtp_service_stats stats;
+	struct smtp_stats engine_stats;
+};
+
+/* ---- shared session limits ------------------------------------------- */
+
+void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1)
+{
+	atomic_init(&l->total, 0);
+	l->seed[0] = seed0;
+	l->seed[1] = seed1 ^ 0x5bd1e995u;
+	for (unsigned r = 0; r < 2; r++)
+		for (unsigned i = 0; i < SMTP_LIMIT_BUCKETS; i++)
+			atomic_init(&l->per_client[r][i], 0);
+}
+
+static unsigned limit_bucket(const struct smtp_limits *l, unsigned row, uint32_t ip)
+{
+	uint64_t x = (uint64_t)(ip ^ l->seed[row]) * 0x9E3779B97F4A7C15ull;
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9ull;
+	x ^= x >> 29;
+	return (unsigned)(x % SMTP_LIMIT_BUCKETS);
+}
+
+/* Take a session slot for ip: 0, or 1 (over the total) / 2 (over per client).
+ * Clients in mynetworks are exempt from the per-client limit (as Postfix's
+ * smtpd_client_event_limit_exceptions = $mynetworks), not from the total. */
+static int limits_take(struct smtp_service *svc, uint32_t ip)
+{
+	struct smtp_limits *l = svc->limits;
+	unsigned b0 = limit_bucket(l, 0, ip), b1 = limit_bucket(l, 1, ip);
+	unsigned c0, c1;
+
+	if (atomic_fetch_add(&l->total, 1) + 1 > svc->conf.max_sessions) {
+		atomic_fetch_sub(&l->total, 1);
+		return 1;
+	}
+	c0 = atomic_fetch_add(&l->per_client[0][b0], 1) + 1;
+	c1 = atomic_fetch_add(&l->per_client[1][b1], 1) + 1;
+	if ((c0 < c1 ? c0 : c1) > svc->conf.max_per_client &&
+	    !(svc->conf.engine.policy && smtp_policy_trusted(svc->conf.engine.policy, ip))) {
+		atomic_fetch_sub(&l->per_client[0][b0], 1);
+		atomic_fetch_sub(&l->per_client[1][b1], 1);
+		atomic_fetch_sub(&l->total, 1);
+		return 2;
+	}
+	return 0;
+}
+
+static void limits_put(struct smtp_service *svc, uint32_t ip)
+{
+	struct smtp_limits *l = svc->limits;
+
+	atomic_fetch_sub(&l->per_client[0][limit_bucket(l, 0, ip)], 1);
+	atomic_fetch_sub(&l->per_client[1][limit_bucket(l, 1, ip)], 1);
+	atomic_fetch_sub(&l->total, 1);
+}
+
+/* ---- body arena ---------------------------------------------------------- */
+
+static void body_release(struct smtp_conn *sc)
+{
+	struct smtp_service *svc = sc->svc;
+
+	for (unsigned i = 1; i < sc->niov; i++) {
+		size_t off = (size_t)((uint8_t *)sc->iov[i].iov_base - svc->arena);
+		svc->free_chunks[svc->nfree++] = (uint32_t)(off / SMTP_BODY_CHUNK);
+	}
+	sc->niov = 1;
+}
+
+static void on_msg_begin(void *user)
+{
+	body_release(user);
+}
+
+/* The engine's sink: body bytes into arena chunks. */
+static int on_body(void *user, const void *data, size_t len)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	const uint8_t *p = data;
+
+	while (len > 0) {
+		struct iovec *last = &sc->iov[sc->niov - 1];
+		size_t n;
+
+		if (sc->niov == 1 || last->iov_len == SMTP_BODY_CHUNK) {
+			if (sc->niov == svc->iov_cap || svc->nfree == 0) {
+				svc->stats.body_nomem++;
+				body_release(sc);
+				return -1;	/* 452 4.3.1 at the end of the message */
+			}
+			last = &sc->iov[sc->niov++];
+			last->iov_base = svc->arena +
+				(size_t)svc->free_chunks[--svc->nfree] * SMTP_BODY_CHUNK;
+			last->iov_len = 0;
+		}
+		n = SMTP_BODY_CHUNK - last->iov_len;
+		if (n > len)
+			n = len;
+		memcpy((uint8_t *)last->iov_base + last->iov_len, p, n);
+		last->iov_len += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* The Received header carries the queue ID: reserve it before submitting. */
+static int on_trace_id(void *user, char *buf, size_t cap)
+{
+	struct smtp_conn *sc = user;
+	struct queue *q = sc->svc->conf.queue;
+
+	if (!q || cap < QUEUE_ID_STR)
+		return -1;
+	sc->sub.reserved_id = queue_id_reserve(q);
+	queue_id_format(sc->sub.reserved_id, buf);
+	return 0;
+}
+
+/* ---- connection lifetime -------------------------------------------------- */
+
+static void publish_active(struct smtp_service *svc)
+{
+	atomic_store_explicit(&svc->active, svc->nopen, memory_order_relaxed);
+}
+
+static void conn_release(struct smtp_conn *sc)
+{
+	struct smtp_service *svc = sc->svc;
+
+	if (sc->tls) {
+		tls_conn_free(sc->tls);
+		sc->tls = NULL;
+	}
+	body_release(sc);
+	if (sc->counted)
+		limits_put(svc, sc->ip);
+	sc->counted = false;
+	sc->state = CONN_FREE;
+	sc->next_free = svc->free;
+	svc->free = sc;
+	svc->nopen--;
+	svc->stats.closed++;
+	publish_active(svc);
+}
+
+/* TCP is gone (or we reset it): free now, or once the queue answers. */
+static void conn_gone(struct smtp_conn *sc)
+{
+	sc->tcp = NULL;
+	if (sc->inflight)
+		sc->state = CONN_ZOMBIE;
+	else
+		conn_release(sc);
+}
+
+static void conn_abort(struct smtp_conn *sc)
+{
+	if (sc->tcp)
+		tcp_abort(sc->tcp);
+	sc->svc->stats.resets++;
+	conn_gone(sc);
+}
+
+static bool output_pending(struct smtp_conn *sc)
+{
+	const char *p;
+
+	if (smtp_session_peek_output(&sc->s, &p) > 0)
+		return true;
+	return sc->tls && (sc->co_start < sc->co_end || tls_pending_out(sc->tls) > 0);
+}
+
+static bool input_empty(const struct smtp_conn *sc)
+{
+	return sc->in_start == sc->in_end && sc->pt_start == sc->pt_end;
+}
+
+/* Plaintext the client sent before our "220 Ready to start TLS" is dropped
+ * (RFC 3207 5, CVE-2011-0411). */
+static void drop_input(struct smtp_conn *sc)
+{
+	if (sc->tcp && sc->in_end > sc->in_start)
+		tcp_recved(sc->tcp, sc->in_end - sc->in_start);
+	sc->in_start = sc->in_end = 0;
+}
+
+/* ---- moving bytes ------------------------------------------------------------ */
+
+/* Engine replies out: plaintext to TCP, or through TLS. True if anything moved. */
+static bool flush_output(struct smtp_conn *sc)
+{
+	bool moved = false;
+	const char *p;
+	size_t n, took;
+
+	if (!sc->tls) {
+		while ((n = smtp_session_peek_output(&sc->s, &p)) > 0) {
+			took = tcp_send(sc->tcp, p, n);
+			if (took == 0)
+				break;
+			smtp_session_consume_output(&sc->s, took);
+			moved = true;
+		}
+		return moved;
+	}
+	for (;;) {
+		if (sc->co_start < sc->co_end) {
+			took = tcp_send(sc->tcp, sc->co + sc->co_start, sc->co_end - sc->co_start);
+			sc->co_start += (uint32_t)took;
+			moved |= took > 0;
+			if (sc->co_start < sc->co_end)
+				break;	/* writable() will bring us back */
+		}
+		sc->co_start = sc->co_end = 0;
+		if (tls_pending_out(sc->tls) > 0) {
+			sc->co_end = (uint32_t)tls_take(sc->tls, sc->co, sizeof(sc->co));
+			continue;
+		}
+		if (!sc->tls_up || (n = smtp_session_peek_output(&sc->s, &p)) == 0)
+			break;
+		ssize_t w = tls_write(sc->tls, p, n);
+		if (w < 0) {
+			log_debug("smtp: TLS write to %s failed: %s", sc->s.client_ip,
+				  tls_error(sc->tls));
+			conn_abort(sc);
+			return false;
+		}
+		if (w == 0)
+			break;
+		smtp_session_consume_output(&sc->s, (size_t)w);
+		moved = true;
+	}
+	return moved;
+}
+
+/* Under TLS: ciphertext from `in` through OpenSSL into `pt`, driving the
+ * handshake first. Ciphertext is handed over only when OpenSSL needs more,
+ * so its own buffers stay within one feed. */
+static bool tls_input(struct smtp_conn *sc)
+{
+	struct smtp_service *svc = sc->svc;
+	bool moved = false;
+
+	while (sc->state == CONN_OPEN) {
+		if (sc->tls_up) {
+			ssize_t r;
+			if (sc->pt_start > 0 && sc->pt_start == sc->pt_end)
+				sc->pt_start = sc->pt_end = 0;
+			if (sc->pt_end == TLS_PT_MAX && sc->pt_start > 0) {
+				memmove(sc->pt, sc->pt + sc->pt_start, sc->pt_end - sc->pt_start);
+				sc->pt_end -= sc->pt_start;
+				sc->pt_start = 0;
+			}
+			if (sc->pt_end == TLS_PT_MAX)
+				break;
+			r = tls_read(sc->tls, sc->pt + sc->pt_end, TLS_PT_MAX - sc->pt_end);
+			if (r < 0) {
+				/* close_notify or a bad record: nothing more to read */
+				log_debug("smtp: TLS session with %s ended: %s", sc->s.client_ip,
+					  tls_error(sc->tls));
+				drop_input(sc);
+				sc->state = CONN_CLOSING;
+				return true;
+			}
+			if (r > 0) {
+				sc->pt_end += (uint32_t)r;
+				moved = true;
+				continue;
+			}
+		} else {
+			int h = tls_handshake(sc->tls);
+			if (h < 0) {
+				svc->stats.tls_failures++;
+				log_info("smtp: TLS handshake with %s failed: %s", sc->s.client_ip,
+					 tls_error(sc->tls));
+				/* send the alert, if OpenSSL made one, and close */
+				drop_input(sc);
+				sc->state = CONN_CLOSING;
+				return true;
+			}
+			if (h == 1) {
+				char info[SMTP_TLS_INFO_MAX];
+				tls_describe(sc->tls, info, sizeof(info));
+				sc->tls_up = true;
+				sc->starttls_wait = false;
+				svc->stats.tls_handshakes++;
+				smtp_session_tls_started(&sc->s, info);
+				moved = true;
+				continue;
+			}
+		}
+		if (sc->in_start == sc->in_end)
+			break;
+		{
+			size_t n = sc->in_end - sc->in_start;
+			ssize_t f = tls_feed(sc->tls, sc->in + sc->in_start,
+					     n < TLS_FEED_MAX ? n : TLS_FEED_MAX);
+			if (f <= 0) {
+				conn_abort(sc);
+				return false;
+			}
+			sc->in_start += (uint32_t)f;
+			tcp_recved(sc->tcp, (uint32_t)f);
+			moved = true;
+		}
+	}
+	return moved;
+}
+
+/* Input to the engine. True if it consumed anything. */
+static bool feed_engine(struct smtp_conn *sc)
+{
+	uint8_t *buf = sc->tls ? sc->pt : sc->in;
+	uint32_t *start = sc->tls ? &sc->pt_start : &sc->in_start;
+	uint32_t end = sc->tls ? sc->pt_end : sc->in_end;
+	size_t n;
+
+	if (*start == end || smtp_session_event(&sc->s) != SMTP_EV_NONE)
+		return false;
+	n = smtp_session_input(&sc->s, buf + *start, end - *start);
+	*start += (uint32_t)n;
+	if (!sc->tls && n > 0)
+		tcp_recved(sc->tcp, (uint32_t)n);
+	if (*start == end) {	/* all consumed: start over at the front */
+		if (sc->tls)
+			sc->pt_start = sc->pt_end = 0;
+		else
+			sc->in_start = sc->in_end = 0;
+	}
+	return n > 0;
+}
+
+/* ---- the queue ------------------------------------------------------------------ */
+
+static void answer(struct smtp_conn *sc, enum smtp_queue_status st, const char *id)
+{
+	body_release(sc);
+	smtp_session_queued(&sc->s, st, id);
+}
+
+static void submit(struct smtp_conn *sc)
+{
+	struct smtp_service *svc = sc->svc;
+	const struct smtp_message *m = smtp_session_message(&sc->s);
+	struct queue_submission *sub = &sc->sub;
+	uint64_t rid = sub->reserved_id;
+	int r;
+
+	if (!svc->conf.queue || m->nrcpt == 0) {
+		svc->stats.queue_refused++;
+		answer(sc, SMTP_QUEUED_TEMP, NULL);
+		return;
+	}
+	memset(sub, 0, sizeof(*sub));
+	for (unsigned i = 0; i < m->nrcpt; i++) {
+		struct smtp_rcpt_view v;
+		(void)smtp_message_rcpt(m, i, &v);
+		sc->rcpt[i] = (struct queue_rcpt_in){ v.addr, v.orcpt, v.notify };
+	}
+	sub->env.sender = m->sender;
+	sub->env.envid = m->envid[0] ? m->envid : NULL;
+	sub->env.ret = (uint8_t)m->ret;
+	sub->env.client_name = sc->s.client.rdns[0] ? sc->s.client.rdns : NULL;
+	sub->env.client_addr = sc->s.client_ip;
+	sub->env.helo = sc->s.helo;
+	sub->env.arrival = m->arrival;
+	sub->env.expiry = m->arrival + svc->conf.lifetime_s;
+	sub->env.nrcpt = m->nrcpt;
+	sub->env.rcpt = sc->rcpt;
+	sc->iov[0].iov_base = (void *)(uintptr_t)m->received;
+	sc->iov[0].iov_len = m->received_len;
+	sub->iov = sc->iov;
+	sub->iovcnt = sc->niov;
+	sub->done = svc->done;
+	sub->user = sc;
+	sub->reserved_id = rid;
+	r = queue_submit(svc->conf.queue, sub);
+	if (r != QUEUE_OK) {
+		svc->stats.queue_refused++;
+		log_warn("smtp: queue refused a message from %s: %s", sc->s.client_ip,
+			 queue_status_str(r));
+		answer(sc, SMTP_QUEUED_TEMP, NULL);
+		return;
+	}
+	sc->inflight = true;
+	svc->stats.queue_submitted++;
+}
+
+static void pump(struct smtp_conn *sc);
+
+static unsigned take_completions(struct smtp_service *svc)
+{
+	struct queue_submission *done[DONE_BURST];
+	unsigned n = queue_done_poll(svc->done, done, DONE_BURST);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct smtp_conn *sc = done[i]->user;
+		enum smtp_queue_status st;
+
+		sc->inflight = false;
+		if (done[i]->status == QUEUE_OK) {
+			svc->stats.queue_ok++;
+			st = SMTP_QUEUED_OK;
+			log_debug("smtp: %s: from=<%s> nrcpt=%u size=%llu client=%s",
+				  done[i]->id_str, done[i]->env.sender, done[i]->env.nrcpt,
+				  (unsigned long long)done[i]->size, sc->s.client_ip);
+		} else if (done[i]->status == QUEUE_NOSPACE) {
+			svc->stats.queue_nospace++;
+			st = SMTP_QUEUED_FULL;
+		} else {
+			svc->stats.queue_failed++;
+			st = SMTP_QUEUED_TEMP;
+			log_warn("smtp: %s: queue failed: %s", done[i]->id_str,
+				 queue_status_str(done[i]->status));
+		}
+		if (sc->state == CONN_ZOMBIE) {
+			conn_release(sc);
+			continue;
+		}
+		answer(sc, st, done[i]->id_str);
+		pump(sc);
+	}
+	return n;
+}
+
+/* ---- the pump -------------------------------------------------------------------- */
+
+/* React to the engine's pending event. True if something changed. */
+static bool handle_event(struct smtp_conn *sc)
+{
+	switch (smtp_session_event(&sc->s)) {
+	case SMTP_EV_MESSAGE:
+		if (sc->inflight)
+			return false;
+		submit(sc);
+		return true;
+	case SMTP_EV_STARTTLS:
+		if (sc->tls)
+			return false;	/* handshake under way: tls_input drives it */
+		if (!sc->starttls_wait) {
+			sc->starttls_wait = true;
+			drop_input(sc);
+		}
+		if (output_pending(sc))
+			return false;	/* the 220 is not all in TCP yet */
+		sc->tls = tls_conn_new(sc->svc->conf.tls);
+		if (!sc->tls) {
+			sc->svc->stats.tls_failures++;
+			log_warn("smtp: no TLS session for %s", sc->s.client_ip);
+			conn_abort(sc);
+			return false;
+		}
+		drop_input(sc);
+		sc->pt_start = sc->pt_end = 0;
+		return true;
+	case SMTP_EV_CLOSE:
+		if (sc->state != CONN_OPEN)
+			return false;
+		sc->state = CONN_CLOSING;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void set_deadline(struct smtp_conn *sc)
+{
+	uint64_t t = smtp_session_timeout_ns(&sc->s);
+
+	if (sc->timed_out)
+		return;
+	if (sc->state == CONN_CLOSING && t == 0)
+		t = sc->svc->conf.engine.timeout_cmd_ns;	/* stuck flushing */
+	sc->deadline_ns = t ? *sc->svc->clock_ns + t : 0;
+}
+
+static void pump(struct smtp_conn *sc)
+{
+	bool moved = false, progress;
+
+	if (!sc->tcp)
+		return;
+	do {
+		progress = false;
+		if (sc->state == CONN_OPEN) {
+			if (sc->tls && tls_input(sc))
+				progress = moved = true;
+			if (!sc->tcp)
+				return;
+			if (feed_engine(sc))
+				progress = moved = true;
+			if (handle_event(sc))
+				progress = true;
+			if (!sc->tcp)
+				return;
+		}
+		if (flush_output(sc))
+			progress = moved = true;
+		if (!sc->tcp)
+			return;
+	} while (progress);
+
+	if (sc->state == CONN_OPEN && sc->fin_seen && input_empty(sc) && !sc->inflight &&
+	    smtp_session_event(&sc->s) == SMTP_EV_NONE)
+		sc->state = CONN_CLOSING;	/* the client left: answer what it sent, close */
+	if (sc->state == CONN_CLOSING && !sc->fin_sent && !output_pending(sc)) {
+		tcp_close(sc->tcp);
+		sc->fin_sent = true;
+	}
+	if (moved || sc->deadline_ns == 0)
+		set_deadline(sc);
+}
+
+/* ---- TCP callbacks --------------------------------------------------------------- */
+
+static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
+{
+	struct smtp_conn *sc = user;
+	uint32_t len, used;
+
+	if (!m) {
+		sc->fin_seen = true;
+		pump(sc);
+		return;
+	}
+	len = rte_pktmbuf_pkt_len(m);
+	if (sc->state != CONN_OPEN || (sc->starttls_wait && !sc->tls)) {
+		/* after QUIT/421, or plaintext sent before our 220: dropped */
+		tcp_recved(c, len);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	used = sc->in_end - sc->in_start;
+	if (sc->svc->in_cap - sc->in_end < len && sc->in_start > 0) {
+		memmove(sc->in, sc->in + sc->in_start, used);
+		sc->in_start = 0;
+		sc->in_end = used;
+	}
+	if (sc->svc->in_cap - sc->in_end < len) {
+		/* more than the window we offered: not a TCP we can trust */
+		sc->svc->stats.rcvbuf_overflow++;
+		log_warn("smtp: %s sent past the receive window; resetting", sc->s.client_ip);
+		rte_pktmbuf_free(m);
+		conn_abort(sc);
+		return;
+	}
+	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
+		memcpy(sc->in + sc->in_end, rte_pktmbuf_mtod(seg, const void *),
+		       rte_pktmbuf_data_len(seg));
+		sc->in_end += rte_pktmbuf_data_len(seg);
+	}
+	rte_pktmbuf_free(m);
+	pump(sc);
+}
+
+static void on_writable(struct tcp_conn *c, void *user)
+{
+	(void)c;
+	pump(user);
+}
+
+static void on_closed(struct tcp_conn *c, void *user, enum tcp_close_reason why)
+{
+	struct smtp_conn *sc = user;
+
+	(void)c;
+	if (why != TCP_CLOSE_NORMAL) {
+		sc->svc->stats.resets++;
+		log_debug("smtp: connection from %s closed: %s", sc->s.client_ip,
+			  tcp_close_reason_name(why));
+	}
+	conn_gone(sc);
+}
+
+static bool on_accept(void *lctx, struct tcp_conn *c);
+
+static const struct tcp_callbacks smtp_tcp_cb = {
+	.accept = on_accept,
+	.data = on_data,
+	.writable = on_writable,
+	.closed = on_closed,
+};
+
+static bool on_accept(void *lctx, struct tcp_conn *c)
+{
+	struct smtp_service *svc = lctx;
+	struct smtp_conn *sc = svc->free;
+	struct tcp_tuple t;
+	struct smtp_client client = { 0 };
+	struct smtp_session_cb cb = {
+		.sink = on_body, .msg_begin = on_msg_begin, .trace_id = on_trace_id,
+	};
+	int over;
+
+	if (!sc || svc->draining) {
+		svc->stats.refused_no_slot++;
+		return false;	/* reset: not even room to say 421 */
+	}
+	svc->free = sc->next_free;
+	svc->nopen++;
+	publish_active(svc);
+
+	tcp_get_tuple(c, &t);
+	sc->tcp = c;
+	sc->state = CONN_OPEN;
+	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
+	sc->timed_out = sc->starttls_wait = sc->tls_up = false;
+	sc->ip = rte_be_to_cpu_32(t.raddr);
+	sc->deadline_ns = 0;
+	sc->tls = NULL;
+	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;
+	sc->co_start = sc->co_end = 0;
+	sc->niov = 1;
+	sc->sub.reserved_id = 0;
+	tcp_set_user(c, sc);
+
+	client.ip = sc->ip;
+	cb.user = sc;
+	smtp_session_init(&sc->s, &svc->conf.engine, &svc->engine_stats, &client, &cb);
+	over = limits_take(svc, sc->ip);
+	if (over == 0) {
+		sc->counted = true;
+		svc->stats.accepted++;
+	} else {
+		if (over == 1)
+			svc->stats.refused_total++;
+		else
+			svc->stats.refused_client++;
+		smtp_session_refuse(&sc->s);
+	}
+	pump(sc);
+	return true;
+}
+
+/* ---- service ------------------------------------------------------------------------ */
+
+static void *big_alloc(size_t len)
+{
+	/* Untouched pages cost nothing: only what sessions use becomes resident. */
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static size_t page_round(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp_service_conf *conf,
+					 struct smtp_limits *limits, uint32_t rcvbuf,
+					 unsigned lcore_id, const uint64_t *clock_ns)
+{
+	struct smtp_service *svc;
+	uint64_t max_size = conf->engine.max_size;
+	const char *why;
+
+	if (conf->port == 0)
+		return NULL;
+	if (smtp_conf_check(&conf->engine, &why) < 0) {
+		log_err("smtp: %s", why);
+		return NULL;
+	}
+	svc = calloc(1, sizeof(*svc));
+	if (!svc)
+		return NULL;
+	svc->ts = ts;
+	svc->conf = *conf;
+	svc->limits = limits;
+	svc->clock_ns = clock_ns;
+	svc->lcore_id = lcore_id;
+	/* Every session may land on this lcore, plus a few to say 421 with. */
+	svc->nconns = conf->max_sessions + 16;
+	svc->in_cap = rcvbuf + IN_SLACK;
+	svc->nchunks = (uint32_t)(conf->body_memory / SMTP_BODY_CHUNK);
+	if (max_size == 0 || max_size > (uint64_t)svc->nchunks * SMTP_BODY_CHUNK)
+		max_size = (uint64_t)svc->nchunks * SMTP_BODY_CHUNK;
+	svc->iov_cap = (unsigned)(max_size / SMTP_BODY_CHUNK) + 3;
+	svc->arena_len = page_round((size_t)svc->nchunks * SMTP_BODY_CHUNK);
+
+	svc->conns = big_alloc(page_round(svc->nconns * sizeof(struct smtp_conn)));
+	svc->inmem = big_alloc(page_round((size_t)svc->nconns * svc->in_cap));
+	svc->ptmem = big_alloc(page_round((size_t)svc->nconns * TLS_PT_MAX));
+	svc->iovmem = big_alloc(page_round((size_t)svc->nconns * svc->iov_cap * sizeof(struct iovec)));
+	svc->rcptmem = big_alloc(page_round((size_t)svc->nconns * conf->engine.max_rcpt *
+					    sizeof(struct queue_rcpt_in)));
+	svc->arena = svc->nchunks ? big_alloc(svc->arena_len) : NULL;
+	svc->free_chunks = calloc(svc->nchunks ? svc->nchunks : 1, sizeof(uint32_t));
+	svc->done = queue_done_ring_create(svc->nconns);
+	if (!svc->conns || !svc->inmem || !svc->ptmem || !svc->iovmem || !svc->rcptmem ||
+	    (svc->nchunks && !svc->arena) || !svc->free_chunks || !svc->done) {
+		log_err("smtp: lcore %u: out of memory for %u sessions", lcore_id, svc->nconns);
+		smtp_service_destroy(svc);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < svc->nchunks; i++)
+		svc->free_chunks[i] = svc->nchunks - 1 - i;
+	svc->nfree = svc->nchunks;
+	for (unsigned i = svc->nconns; i-- > 0;) {
+		struct smtp_conn *sc = &svc->conns[i];
+		sc->svc = svc;
+		sc->in = svc->inmem + (size_t)i * svc->in_cap;
+		sc->pt = svc->ptmem + (size_t)i * TLS_PT_MAX;
+		sc->iov = svc->iovmem + (size_t)i * svc->iov_cap;
+		sc->rcpt = svc->rcptmem + (size_t)i * conf->engine.max_rcpt;
+		sc->niov = 1;
+		sc->next_free = svc->free;
+		svc->free = sc;
+	}
+	atomic_init(&svc->active, 0);
+	svc->listener = tcp_listen(ts, rte_cpu_to_be_16(conf->port), &smtp_tcp_cb, svc);
+	if (!svc->listener) {
+		log_err("smtp: lcore %u: cannot listen on port %u", lcore_id, conf->port);
+		smtp_service_destroy(svc);
+		return NULL;
+	}
+	return svc;
+}
+
+void smtp_service_destroy(struct smtp_service *svc)
+{
+	if (!svc)
+		return;
+	if (svc->conns)
+		for (unsigned i = 0; i < svc->nconns; i++)
+			if (svc->conns[i].tls)
+				tls_conn_free(svc->conns[i].tls);
+	if (svc->conns)
+		munmap(svc->conns, page_round(svc->nconns * sizeof(struct smtp_conn)));
+	if (svc->inmem)
+		munmap(svc->inmem, page_round((size_t)svc->nconns * svc->in_cap));
+	if (svc->ptmem)
+		munmap(svc->ptmem, page_round((size_t)svc->nconns * TLS_PT_MAX));
+	if (svc->iovmem)
+		munmap(svc->iovmem, page_round((size_t)svc->nconns * svc->iov_cap * sizeof(struct iovec)));
+	if (svc->rcptmem)
+		munmap(svc->rcptmem, page_round((size_t)svc->nconns * svc->conf.engine.max_rcpt *
+						sizeof(struct queue_rcpt_in)));
+	if (svc->arena)
+		munmap(svc->arena, svc->arena_len);
+	free(svc->free_chunks);
+	if (svc->done)
+		queue_done_ring_free(svc->done);
+	free(svc);
+}
+
+/* Deadlines: 421 4.4.2 when one passes, a reset when the next one does too. */
+static void scan_deadlines(struct smtp_service *svc, uint64_t now)
+{
+	for (unsigned i = 0; i < svc->nconns; i++) {
+		struct smtp_conn *sc = &svc->conns[i];
+
+		if ((sc->state != CONN_OPEN && sc->state != CONN_CLOSING) ||
+		    sc->deadline_ns == 0 || now < sc->deadline_ns)
+			continue;
+		if (sc->timed_out || sc->state == CONN_CLOSING) {
+			svc->stats.timeout_aborts++;
+			log_info("smtp: %s: no progress after the timeout; resetting",
+				 sc->s.client_ip);
+			conn_abort(sc);
+			continue;
+		}
+		svc->stats.timeouts++;
+		sc->timed_out = true;
+		sc->deadline_ns = now + CLOSE_GRACE_NS;
+		smtp_session_timeout(&sc->s);
+		pump(sc);
+	}
+}
+
+unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns)
+{
+	unsigned n;
+
+	if (!svc)
+		return 0;
+	n = take_completions(svc);
+	if (now_ns >= svc->next_scan_ns) {
+		svc->next_scan_ns = now_ns + SCAN_EVERY_NS;
+		scan_deadlines(svc, now_ns);
+	}
+	return n;
+}
+
+void smtp_service_drain(struct smtp_service *svc)
+{
+	if (!svc || svc->draining)
+		return;
+	svc->draining = true;
+	if (svc->listener) {
+		tcp_unlisten(svc->listener);
+		svc->listener = NULL;
+	}
+	for (unsigned i = 0; i < svc->nconns; i++) {
+		struct smtp_conn *sc = &svc->conns[i];
+		if (sc->state != CONN_OPEN)
+			continue;
+		smtp_session_shutdown(&sc->s);
+		pump(sc);
+	}
+}
+
+unsigned smtp_service_active(const struct smtp_service *svc)
+{
+	return svc ? atomic_load_explicit(&svc->active, memory_order_relaxed) : 0;
+}
+
+const struct smtp_service_stats *smtp_service_get_stats(const struct smtp_service *svc)
+{
+	return &svc->stats;
+}
+
+const struct smtp_stats *smtp_service_engine_stats(const struct smtp_service *svc)
+{
+	return &svc->engine_stats;
+}
+
+void smtp_service_gauges(const struct smtp_service *svc, uint64_t *sessions, uint64_t *inflight,
+			 uint64_t *chunks_used)
+{
+	unsigned f = 0;
+
+	for (unsigned i = 0; i < svc->nconns; i++)
+		f += svc->conns[i].inflight;
+	*sessions += svc->nopen;
+	*inflight += f;
+	*chunks_used += svc->nchunks - svc->nfree;
+}

@@ -1,0 +1,112 @@
+/*
+ * smtp_service.h - inbound SMTP on one lcore: the session engine
+ * (smtp_server.h) wired to the lcore's TCP stack, to TLS, and to the queue.
+ *
+ * One struct smtp_service per worker lcore, used only by that lcore. It
+ * listens on the SMTP port of the lcore's TCP stack and runs one
+ * smtp_session per connection from a preallocated pool:
+ *
+ *   TCP data --copy--> input buffer --(TLS: decrypt)--> smtp_session_input
+ *   engine replies --(TLS: encrypt)--> tcp_send
+ *   body bytes (engine sink) --> fixed-size chunks of the lcore's body arena
+ *   end of message --> queue_submit (Received header + chunks as iovecs)
+ *   completion ring --> smtp_session_queued --> "250 2.0.0 Ok: queued as ID"
+ *
+ * Bounds. Received bytes are copied out of the mbufs at once (so the mbuf
+ * pool never holds application data), into a per-connection buffer as large
+ * as the TCP receive window; tcp_recved() is called only for bytes the
+ * engine (or TLS) consumed, so the window is what bounds a client that
+ * sends faster than we process. Bodies live in the arena until the queue
+ * has them durable; when it is exhausted the message gets 452 4.3.1. The
+ * session pool bounds connections per lcore; the shared struct
+ * smtp_limits bounds sessions in total and per client address across all
+ * lcores (421 4.7.0).
+ *
+ * Time. Each connection has a deadline from smtp_session_timeout_ns(),
+ * pushed forward by every byte in or out; smtp_service_poll() checks them
+ * a few times a second (421 4.4.2, and a reset if even that cannot be
+ * sent before the next deadline).
+ *
+ * Shutdown. smtp_service_drain() stops listening and gives every session
+ * "421 4.3.2" (after its pending message is answered); smtp_service_active()
+ * reaches 0 once every connection is closed and no submission is in flight.
+ */
+#ifndef SLUICE_SMTP_SERVICE_H
+#define SLUICE_SMTP_SERVICE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/stats.h"
+#include "dataplane/smtp/smtp_server.h"
+
+struct tcp_stack;
+struct queue;
+struct tls_ctx;
+struct smtp_service;
+
+#define SMTP_BODY_CHUNK   (16 * 1024)	/* arena chunk: one iovec of a body */
+#define SMTP_LIMIT_BUCKETS 4096		/* per-client counters, per row */
+
+/*
+ * Session counts shared by every lcore (lock-free). Per client address: a
+ * count-min sketch of two rows (two independent hashes of the address); a
+ * client's count is the smaller of its two counters, so it can only be
+ * over-estimated, and only when both of its buckets are shared.
+ */
+struct smtp_limits {
+	atomic_uint total;
+	uint32_t seed[2];
+	atomic_uint per_client[2][SMTP_LIMIT_BUCKETS];
+};
+void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1);
+
+struct smtp_service_conf {
+	uint16_t port;			/* host order; 0: no SMTP service */
+	struct smtp_conf engine;	/* engine.policy must outlive the service */
+	unsigned max_sessions;		/* in total, all lcores */
+	unsigned max_per_client;	/* per client address, all lcores */
+	uint64_t body_memory;		/* arena bytes per lcore */
+	uint64_t lifetime_s;		/* queue expiry = arrival + this */
+	struct queue *queue;		/* NULL: every message gets 451 4.3.0 */
+	struct tls_ctx *tls;		/* NULL: no STARTTLS */
+};
+
+#define SMTP_SERVICE_STATS(X) \
+	X(accepted) X(refused_total) X(refused_client) X(refused_no_slot) \
+	X(closed) X(resets) X(timeouts) X(timeout_aborts) \
+	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcvbuf_overflow) \
+	X(queue_submitted) X(queue_ok) X(queue_nospace) X(queue_failed) \
+	X(queue_refused)
+struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
+extern const char *const smtp_service_stat_names[];
+extern const unsigned smtp_service_stat_count;
+
+/* Start-up only (heap). limits is shared by every lcore's service. NULL
+ * when conf->port is 0 or on failure (logged). rcvbuf: the TCP receive
+ * window per connection (the input buffer's size). clock_ns: the lcore's
+ * poll-loop clock (read for deadlines). */
+struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp_service_conf *conf,
+					 struct smtp_limits *limits, uint32_t rcvbuf,
+					 unsigned lcore_id, const uint64_t *clock_ns);
+void smtp_service_destroy(struct smtp_service *svc);
+
+/* Per burst, on the owning lcore: take queue completions, run deadlines.
+ * Returns the number of completions handled (work done, for idling). */
+unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns);
+
+/* Begin shutdown (on the owning lcore; once). */
+void smtp_service_drain(struct smtp_service *svc);
+
+/* Connections open plus submissions in flight. Readable from any thread. */
+unsigned smtp_service_active(const struct smtp_service *svc);
+
+const struct smtp_service_stats *smtp_service_get_stats(const struct smtp_service *svc);
+const struct smtp_stats *smtp_service_engine_stats(const struct smtp_service *svc);
+/* Add this lcore's open sessions, submissions in flight and body chunks in
+ * use to the three sums (racy reads, for stats). */
+void smtp_service_gauges(const struct smtp_service *svc, uint64_t *sessions, uint64_t *inflight,
+			 uint64_t *chunks_used);
+
+#endif
