@@ -9,10 +9,11 @@ set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
-            iproute2 openssl)
+            iproute2 openssl
+            swaks libnet-ssleay-perl libio-socket-ssl-perl)	# to try SMTP (+TLS) by hand
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
-           swaks libnet-ssleay-perl libio-socket-ssl-perl postfix python3-aiosmtpd)
+           postfix python3-aiosmtpd)
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in

@@ -45,8 +45,11 @@ cat <<MSG
 
   Sluice is running (pid $pid) in network namespace "$NS".
     appliance:   198.18.0.2   (kernel side of the tap: 198.18.0.1/24 on sl0)
-    try:         ip netns exec $NS ping -c 3 198.18.0.2
-                 ip netns exec $NS arping -c 3 -I sl0 198.18.0.2
+    smtp:        198.18.0.2:25 (mynetworks 198.18.0.0/24 may relay anywhere;
+                 STARTTLS with a self-signed certificate; spool /var/spool/sluice)
+    try:         ip netns exec $NS swaks --server 198.18.0.2 --to you@example.net
+                 ip netns exec $NS swaks --server 198.18.0.2 --to you@example.net --tls
+                 ip netns exec $NS ping -c 3 198.18.0.2
     counters:    $build/control/sluicectl -s $SOCK stats
     stop:        Ctrl-C
 

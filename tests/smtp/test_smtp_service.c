@@ -1,0 +1,320 @@
+/*
+ * test_smtp_service.c - the SMTP service end to end without EAL: two TCP
+ * stacks back to back (tests/tcp's wire), the service on one with a real
+ * LMDB queue in a temporary directory, a scripted client on the other.
+ *
+ * Checks what only the wiring can get wrong: 250 only after the queue has
+ * the message, and the stored body is the Received header plus exactly
+ * what was sent; body memory exhaustion (452 4.3.1); the per-client session
+ * limit (421 4.7.0); timeouts (421 4.4.2); shutdown (421 4.3.2); a client
+ * that resets while its message is with the queue; no mbuf leaks.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "dataplane/smtp/smtp_policy.h"
+#include "dataplane/smtp/smtp_service.h"
+#include "queue/queue.h"
+#include "tests/tcp/tcp_test.h"
+
+#define CLIENTS 4
+
+static struct twire w;
+static struct queue *q;
+static char dir[64];
+static struct smtp_policy policy;
+static struct smtp_limits limits;
+static struct smtp_service_conf conf;
+static struct smtp_service *svc;
+static struct tapp cl[CLIENTS];
+
+static void setup(void)
+{
+	struct tcp_conf tc;
+	struct queue_conf qc;
+	int st;
+
+	tconf(&tc);
+	twire_init(&w, 7, &tc, &tc);
+	snprintf(dir, sizeof(dir), "/tmp/smtp-svc-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	queue_conf_defaults(&qc);
+	snprintf(qc.dir, sizeof(qc.dir), "%s/spool", dir);
+	qc.shards = 1;
+	q = queue_open(&qc, &st);
+	cr_assert_not_null(q, "queue_open: %d", st);
+
+	/* The client (198.18.0.3) may relay: mynetworks. */
+	cr_assert_eq(smtp_policy_init(&policy, "198.18.0.0/24", ""), 0);
+	memset(&conf, 0, sizeof(conf));
+	conf.port = 25;
+	smtp_conf_default(&conf.engine);
+	snprintf(conf.engine.hostname, sizeof(conf.engine.hostname), "mx.test");
+	conf.engine.policy = &policy;
+	conf.max_sessions = 16;
+	conf.max_per_client = 16;
+	conf.body_memory = 4u << 20;
+	conf.lifetime_s = 86400;
+	conf.queue = q;
+	smtp_limits_init(&limits, 1, 2);
+	for (unsigned i = 0; i < CLIENTS; i++) {
+		tapp_init(&cl[i], 256 * 1024);
+		cl[i].close_on_eof = true;	/* answer the server's FIN */
+	}
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	smtp_service_destroy(svc);
+	svc = NULL;
+	if (q)
+		queue_close(q);
+	q = NULL;
+	cr_expect_eq(twire_fini(&w), 0, "mbufs leaked");
+	for (unsigned i = 0; i < CLIENTS; i++)
+		tapp_fini(&cl[i]);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void start(void)
+{
+	svc = smtp_service_create(w.a.ts, &conf, &limits, 64 * 1024, 0, &w.a.ns.now_ns);
+	cr_assert_not_null(svc);
+}
+
+/* Move frames and completions until cond holds (or 10 s of wall time). */
+static bool run_until(bool (*cond)(void *), void *arg)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		unsigned k = twire_pump(&w);
+		k += smtp_service_poll(svc, w.a.ns.now_ns);
+		if (cond(arg))
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > 10)
+			return false;
+		if (k == 0)
+			usleep(200);	/* the queue's writer is syncing */
+	}
+}
+
+static bool has_text(void *arg)
+{
+	const char **a = arg;
+	const struct tapp *c = (const struct tapp *)a[0];
+	return memmem(c->rx, c->rxlen, a[1], strlen(a[1])) != NULL;
+}
+
+static bool wait_text(struct tapp *c, const char *text)
+{
+	const char *a[2] = { (const char *)c, text };
+	return run_until(has_text, a);
+}
+
+static void connect_client(struct tapp *c)
+{
+	cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+				       &tapp_cb, c));
+	cr_assert(wait_text(c, "220 mx.test ESMTP"), "no greeting");
+}
+
+/* Send everything, pumping while the send buffer is full. */
+static void send_all(struct tapp *c, const void *buf, size_t len)
+{
+	const char *p = buf;
+	for (unsigned spins = 0; len > 0; spins++) {
+		size_t n = tcp_send(c->conn, p, len);
+		p += n;
+		len -= n;
+		if (len) {
+			twire_pump(&w);
+			smtp_service_poll(svc, w.a.ns.now_ns);
+		}
+		cr_assert_lt(spins, 100000u, "send stalled");
+	}
+}
+
+static void send_str(struct tapp *c, const char *s)
+{
+	send_all(c, s, strlen(s));
+}
+
+/* The queue ID in "250 2.0.0 Ok: queued as ID". */
+static uint64_t queued_id(const struct tapp *c)
+{
+	const char *k = "queued as ";
+	const char *p = memmem(c->rx, c->rxlen, k, strlen(k));
+	char id[QUEUE_ID_STR];
+	uint64_t v;
+
+	cr_assert_not_null(p);
+	memcpy(id, p + strlen(k), QUEUE_ID_STR - 1);
+	id[QUEUE_ID_STR - 1] = '\0';
+	cr_assert_eq(queue_id_parse(id, &v), 0, "bad ID %s", id);
+	return v;
+}
+
+TestSuite(smtp_service, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(smtp_service, message_is_queued_byte_exact)
+{
+	static const char body[] = "Subject: hello\r\n\r\nline one\r\n..dot\r\nlast\r\n";
+	static const char stored[] = "Subject: hello\r\n\r\nline one\r\n.dot\r\nlast\r\n";
+	struct queue_msg *m;
+	char buf[4096], idstr[QUEUE_ID_STR];
+	size_t len;
+	uint64_t id;
+
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO client.test\r\nMAIL FROM:<a@x.org>\r\n"
+			 "RCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], body);
+	send_str(&cl[0], ".\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	id = queued_id(&cl[0]);
+	queue_id_format(id, idstr);
+
+	/* durable before 250: the queue has it now */
+	cr_assert_eq(queue_lookup(q, 0, id, &m), QUEUE_OK);
+	cr_expect_str_eq(m->sender, "a@x.org");
+	cr_expect_eq(m->nrcpt, 1);
+	cr_expect_str_eq(m->rcpt[0].addr, "b@y.net");
+	cr_expect_str_eq(m->client_addr, "198.18.0.3");
+	cr_expect_str_eq(m->helo, "client.test");
+	free(m);
+	cr_assert_eq(queue_read_body(q, 0, id, buf, sizeof(buf) - 1, &len), QUEUE_OK);
+	buf[len] = '\0';
+	cr_expect(strncmp(buf, "Received: from client.test", 26) == 0, "%s", buf);
+	cr_expect_not_null(strstr(buf, idstr), "Received lacks the queue ID: %s", buf);
+	cr_assert_geq(len, sizeof(stored) - 1);
+	cr_expect_str_eq(buf + len - (sizeof(stored) - 1), stored);
+
+	send_str(&cl[0], "QUIT\r\n");
+	cr_assert(wait_text(&cl[0], "221 2.0.0"));
+	twire_advance(&w, 100 * NS_PER_MS);
+	twire_pump(&w);
+	cr_expect_eq(smtp_service_active(svc), 0);
+	cr_expect_eq(smtp_service_get_stats(svc)->queue_ok, 1);
+}
+
+Test(smtp_service, body_memory_exhausted_is_452)
+{
+	size_t big = 200 * 1024;
+	char *body = malloc(big);
+
+	conf.body_memory = 8 * SMTP_BODY_CHUNK;	/* 128 KiB for the whole lcore */
+	start();
+	for (size_t i = 0; i < big; i += 100) {
+		memset(body + i, 'a' + (int)(i / 100 % 26), 98);
+		memcpy(body + i + 98, "\r\n", 2);
+	}
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_all(&cl[0], body, big);
+	send_str(&cl[0], ".\r\n");
+	cr_assert(wait_text(&cl[0], "452 4.3.1 "));
+	cr_expect_eq(smtp_service_get_stats(svc)->body_nomem, 1);
+	/* the memory came back: a small message goes through */
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	send_str(&cl[0], "small\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	free(body);
+}
+
+Test(smtp_service, per_client_limit_is_421)
+{
+	/* the client is not in mynetworks here, so its limit applies */
+	cr_assert_eq(smtp_policy_init(&policy, "10.0.0.0/8", "y.net"), 0);
+	conf.max_per_client = 2;
+	start();
+	connect_client(&cl[0]);
+	connect_client(&cl[1]);
+	cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+				       &tapp_cb, &cl[2]));
+	cr_assert(wait_text(&cl[2], "421 4.7.0 "));
+	cr_expect_eq(smtp_service_get_stats(svc)->refused_client, 1);
+	/* one leaves: the next is welcome */
+	send_str(&cl[0], "QUIT\r\n");
+	cr_assert(wait_text(&cl[0], "221 "));
+	twire_pump(&w);
+	cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+				       &tapp_cb, &cl[3]));
+	cr_assert(wait_text(&cl[3], "220 mx.test ESMTP"));
+}
+
+Test(smtp_service, idle_client_times_out)
+{
+	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\n");
+	cr_assert(wait_text(&cl[0], "250 "));
+	for (int i = 0; i < 12; i++) {
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+		smtp_service_poll(svc, w.a.ns.now_ns);
+	}
+	cr_assert(wait_text(&cl[0], "421 4.4.2 "));
+	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
+}
+
+Test(smtp_service, drain_says_421_4_3_2)
+{
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.0"));
+	smtp_service_drain(svc);
+	cr_assert(wait_text(&cl[0], "421 4.3.2 "));
+	/* no new sessions while draining */
+	cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+				       &tapp_cb, &cl[1]));
+	twire_pump(&w);
+	cr_expect_eq(cl[1].connected, 0);
+}
+
+Test(smtp_service, reset_while_queued)
+{
+	struct queue_msg *m;
+
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], "gone\r\n.\r\n");
+	twire_pump(&w);		/* the message reaches the queue... */
+	tcp_abort(cl[0].conn);	/* ...and the client resets before the answer */
+	cl[0].conn = NULL;
+	twire_pump(&w);
+	cr_expect_eq(smtp_service_active(svc), 1, "the session must wait for the queue");
+	for (int i = 0; i < 5000 && smtp_service_active(svc); i++) {
+		smtp_service_poll(svc, w.a.ns.now_ns);
+		usleep(1000);
+	}
+	cr_expect_eq(smtp_service_active(svc), 0);
+	cr_expect_eq(smtp_service_get_stats(svc)->queue_ok, 1);
+	/* stored all the same: SMTP may deliver a message twice, never lose one */
+	{
+		uint64_t ids[4];
+		size_t n = 0;
+		cr_assert_eq(queue_list_domain(q, "y.net", 0, ids, 4, &n), QUEUE_OK);
+		cr_assert_eq(n, 1);
+		cr_assert_eq(queue_lookup(q, 0, ids[0], &m), QUEUE_OK);
+		free(m);
+	}
+}
