@@ -582,8 +582,10 @@ static void set_deadline(struct smtp_conn *sc)
 
 	if (sc->timed_out)
 		return;
-	if (sc->state == CONN_CLOSING && t == 0)
-		t = sc->svc->conf.engine.timeout_cmd_ns;	/* stuck flushing */
+	/* Only the queue may keep a session waiting without a limit; a TLS
+	 * handshake or a last flush that stalls gets the command timeout. */
+	if (t == 0 && !sc->inflight)
+		t = sc->svc->conf.engine.timeout_cmd_ns;
 	sc->deadline_ns = t ? *sc->svc->clock_ns + t : 0;
 }
 
@@ -614,7 +616,7 @@ static void pump(struct smtp_conn *sc)
 	} while (progress);
 
 	if (sc->state == CONN_OPEN && sc->fin_seen && input_empty(sc) && !sc->inflight &&
-	    smtp_session_event(&sc->s) == SMTP_EV_NONE)
+	    smtp_session_event(&sc->s) != SMTP_EV_MESSAGE)
 		sc->state = CONN_CLOSING;	/* the client left: answer what it sent, close */
 	if (sc->state == CONN_CLOSING && !sc->fin_sent && !output_pending(sc)) {
 		tcp_close(sc->tcp);

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/smtp_service.h"
+#include "dataplane/smtp/tls.h"
 #include "queue/queue.h"
 #include "tests/tcp/tcp_test.h"
 
@@ -317,4 +318,36 @@ Test(smtp_service, reset_while_queued)
 		cr_assert_eq(queue_lookup(q, 0, ids[0], &m), QUEUE_OK);
 		free(m);
 	}
+}
+
+Test(smtp_service, starttls_drops_pipelined_plaintext_and_times_out)
+{
+	char cert[96], key[96], err[256];
+	struct tls_ctx *ctx;
+
+	snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+	snprintf(key, sizeof(key), "%s/k.pem", dir);
+	cr_assert_eq(tls_selfsigned_ensure(cert, key, "mx.test", err, sizeof(err)), 0, "%s", err);
+	ctx = tls_ctx_server(cert, key, err, sizeof(err));
+	cr_assert_not_null(ctx, "%s", err);
+	conf.tls = ctx;
+	conf.engine.tls_available = true;
+	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
+	start();
+	connect_client(&cl[0]);
+	/* CVE-2011-0411: the MAIL sent with STARTTLS must not be acted upon */
+	send_str(&cl[0], "EHLO c.test\r\nSTARTTLS\r\nMAIL FROM:<evil@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "220 2.0.0 Ready to start TLS\r\n"));
+	twire_pump(&w);
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "2.1.0", 5), "plaintext MAIL was answered");
+	/* no ClientHello ever comes: the handshake is bounded too */
+	for (int i = 0; i < 40 && smtp_service_active(svc); i++) {
+		twire_advance(&w, NS_PER_SEC);
+		twire_pump(&w);
+		smtp_service_poll(svc, w.a.ns.now_ns);
+	}
+	cr_expect_eq(smtp_service_active(svc), 0, "a silent TLS client holds its session");
+	smtp_service_destroy(svc);
+	svc = NULL;
+	tls_ctx_free(ctx);
 }
