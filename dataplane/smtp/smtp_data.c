@@ -132,8 +132,9 @@ size_t smtp_data_feed(struct smtp_data *d, const uint8_t *p, size_t n)
 		switch (d->st) {
 		case ST_BOL:
 			if (c == '.' && d->dot) {
+				/* not counted: RFC 5321 4.5.3.1.6 excludes the
+				 * dot duplicated for transparency */
 				emit(d, p + run, i - run);
-				line_octet(d);
 				d->st = ST_DOT;
 				i++;
 				run = i;

@@ -184,12 +184,22 @@ Test(data, line_length_limit)
 	cr_expect_eq(feed(in, 1010, 13), 1010);
 	cr_expect(d.done);
 	cr_expect_eq(smtp_data_verdict(&d), SMTP_DV_LINE);
-	/* a stuffed dot counts: ".<998>" is 1001 octets on the wire */
+	/* a stuffed dot does not count (RFC 5321 4.5.3.1.6): "..<998>" is
+	 * 1001 octets on the wire, a 1000-octet line once unstuffed */
 	in[0] = '.';
-	memset(in + 1, 'x', 998);
+	in[1] = '.';
+	memset(in + 2, 'x', 997);
 	memcpy(in + 999, "\r\n.\r\n", 5);
 	start(true, SMTP_BARE_REJECT, 0, 1000);
 	feed(in, 1004, 0);
+	cr_expect(d.done);
+	cr_expect_eq(smtp_data_verdict(&d), SMTP_DV_OK);
+	/* one more octet is one too many */
+	in[0] = '.';
+	memset(in + 1, 'x', 999);
+	memcpy(in + 1000, "\r\n.\r\n", 5);
+	start(true, SMTP_BARE_REJECT, 0, 1000);
+	feed(in, 1005, 0);
 	cr_expect_eq(smtp_data_verdict(&d), SMTP_DV_LINE);
 }
 
