@@ -621,6 +621,12 @@ static void pump(struct smtp_conn *sc)
 	if (sc->state == CONN_CLOSING && !sc->fin_sent && !output_pending(sc)) {
 		tcp_close(sc->tcp);
 		sc->fin_sent = true;
+		/* The session is over even if the client never closes its side:
+		 * its slots under the limits are free now (the struct waits for
+		 * TCP's closed(), bounded by FIN_WAIT_2's timeout). */
+		if (sc->counted)
+			limits_put(sc->svc, sc->ip);
+		sc->counted = false;
 	}
 	if (moved || sc->deadline_ns == 0)
 		set_deadline(sc);
@@ -784,8 +790,10 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	svc->limits = limits;
 	svc->clock_ns = clock_ns;
 	svc->lcore_id = lcore_id;
-	/* Every session may land on this lcore, plus a few to say 421 with. */
-	svc->nconns = conf->max_sessions + 16;
+	/* Every session may land on this lcore, plus room for connections
+	 * closed on our side whose client has not closed yet, and a few to
+	 * say 421 with. */
+	svc->nconns = conf->max_sessions + conf->max_sessions / 4 + 16;
 	svc->in_cap = rcvbuf + IN_SLACK;
 	svc->nchunks = (uint32_t)(conf->body_memory / SMTP_BODY_CHUNK);
 	if (max_size == 0 || max_size > (uint64_t)svc->nchunks * SMTP_BODY_CHUNK)
