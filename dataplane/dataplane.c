@@ -90,6 +90,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		tc.port_ok = steer_owns;
 		tc.port_ok_ctx = &lc->steer;
 		tc.mbuf_budget = tcp_mbuf_budget(&dp->conf);
+		tc.ack_coalesce = true;	/* tcp_tick runs after every burst */
 		lc->tcp = tcp_stack_create(&lc->ns, &tc);
 		if (!lc->tcp) {
 			log_err("lcore %u: TCP stack set-up failed", lcore_id);

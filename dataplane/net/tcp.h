@@ -7,7 +7,8 @@
  *
  * Driving it: tcp_stack_create() hooks itself into ns->tcp_input, so
  * segments arrive through net_input(). The poll loop calls tcp_tick() once
- * per burst (after setting ns->now_ns) to run the timer wheel (1 ms ticks).
+ * per burst (after setting ns->now_ns) to send the ACKs held for the burst
+ * (conf.ack_coalesce) and run the timer wheel (1 ms ticks).
  *
  * Connections: a listener (tcp_listen) accepts connections on a port; each
  * accepted or actively opened connection (tcp_connect) is a struct tcp_conn *
@@ -145,6 +146,11 @@ struct tcp_conf {
 				 * ooo_dropped; in-order data is still taken).
 				 * Keeps the shared pool from running dry for
 				 * RX refill, ARP and ACKs. */
+	bool ack_coalesce;	/* ACKs owed for in-order data wait for the
+				 * next tcp_tick() (the end of the burst): one
+				 * ACK per connection per burst, as GRO gives
+				 * Linux. Duplicate ACKs are never held. Off by
+				 * default; the dataplane turns it on. */
 	uint8_t wscale;		/* window scale we offer (0..14) */
 	bool timestamps, sack;	/* offer RFC 7323 timestamps / SACK */
 	bool nodelay;		/* default: no Nagle (sender SWS still applies) */

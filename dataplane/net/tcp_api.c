@@ -92,6 +92,20 @@ size_t tcp_send_space(const struct tcp_conn *c)
 	return c->sq_len >= buf ? 0 : buf - c->sq_len;
 }
 
+/*
+ * Transmit now, or - when the application calls from inside the processing
+ * of one of this connection's segments - once that segment is done. Then a
+ * reply goes out with the segment's ACK, and a reply followed by
+ * tcp_close() ("221 Bye" and FIN) leaves as one segment.
+ */
+static void tcp_output_soon(struct tcp_conn *c)
+{
+	if (c->in_input)
+		c->out_deferred = true;
+	else
+		tcp_output(c);
+}
+
 size_t tcp_send(struct tcp_conn *c, const void *buf, size_t len)
 {
 	struct tcp_stack *ts = c->ts;
@@ -143,7 +157,7 @@ size_t tcp_send(struct tcp_conn *c, const void *buf, size_t len)
 	if (done < len)
 		c->want_writable = true;
 	if (done)
-		tcp_output(c);
+		tcp_output_soon(c);
 	return done;
 }
 
@@ -190,7 +204,7 @@ void tcp_close(struct tcp_conn *c)
 	default:
 		return;
 	}
-	tcp_output(c);
+	tcp_output_soon(c);
 }
 
 void tcp_abort(struct tcp_conn *c)

@@ -292,6 +292,7 @@ void tcp_conn_release(struct tcp_conn *c)
 		c->lst->half_open--;
 	c->lst = NULL;
 	tcp_budget_unwait(c);
+	c->ack_queued = false;	/* its ackq entry is skipped */
 	sq_free_all(c);
 	tcp_ooo_free_all(c);
 	c->state = TCP_CLOSED;
@@ -346,6 +347,7 @@ void tcp_enter_timewait(struct tcp_conn *c)
 	c->tw_at = ts->now + 2 * ts->conf.msl_ns;
 	/* the send queue is all acked by now; drop anything held */
 	tcp_budget_unwait(c);
+	c->ack_queued = false;	/* its ackq entry is skipped */
 	sq_free_all(c);
 	tcp_ooo_free_all(c);
 	tcp_timer_update(c);
@@ -451,7 +453,8 @@ struct tcp_stack *tcp_stack_create(struct net_stack *ns, const struct tcp_conf *
 	ts->ht = calloc(hsz, sizeof(*ts->ht));
 	ts->ooo_pool = calloc((size_t)n * conf->ooo_max_segs, sizeof(*ts->ooo_pool));
 	ts->lst = calloc(conf->max_listeners, sizeof(*ts->lst));
-	if (!ts->conns || !ts->free_idx || !ts->ht || !ts->ooo_pool || !ts->lst ||
+	ts->ackq = calloc(TCP_ACKQ_MAX, sizeof(*ts->ackq));
+	if (!ts->conns || !ts->free_idx || !ts->ht || !ts->ooo_pool || !ts->lst || !ts->ackq ||
 	    tcp_wheel_init(&ts->wheel, 4096, NS_PER_MS, ns->now_ns) != 0) {
 		tcp_stack_destroy(ts);
 		return NULL;
@@ -493,6 +496,7 @@ void tcp_stack_destroy(struct tcp_stack *ts)
 	free(ts->ht);
 	free(ts->ooo_pool);
 	free(ts->lst);
+	free(ts->ackq);
 	free(ts);
 }
 

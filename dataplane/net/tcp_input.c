@@ -389,6 +389,20 @@ static void process_data(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf 
 		return;
 	}
 	bool had_ooo = c->nooo > 0;
+	bool owed = c->ack_now;
+	/*
+	 * ACK at once every second full segment (RFC 1122 4.2.3.2), and at the
+	 * end of each of the sender's writes (PSH): a sender under Nagle holds
+	 * its next small write until everything is acked, so delaying this
+	 * ACK would stall it for the whole delayed-ACK time (a 10 KiB SMTP
+	 * body followed by ".\r\n": 40 ms per message). Decided before the
+	 * data goes up, so an application that answers at once carries the
+	 * ACK on its reply instead of a segment of its own.
+	 */
+	if (c->rcv_unacked + s->len >= 2u * c->rcv_mss || (s->flags & TCP_PSH)) {
+		c->ack_now = true;
+		c->ack_lazy = ts->conf.ack_coalesce && !had_ooo && !owed;
+	}
 	deliver(c, m);
 	if (conn_dead(c))
 		return;
@@ -408,17 +422,9 @@ static void process_data(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf 
 		if (conn_dead(c))
 			return;
 	}
-	/*
-	 * ACK at once every second full segment (RFC 1122 4.2.3.2), and at the
-	 * end of each of the sender's writes (PSH): a sender under Nagle holds
-	 * its next small write until everything is acked, so delaying this
-	 * ACK would stall it for the whole delayed-ACK time (a 10 KiB SMTP
-	 * body followed by ".\r\n": 40 ms per message). An application that
-	 * answers at once carries the ACK on its reply instead.
-	 */
-	if (c->rcv_unacked >= 2u * c->rcv_mss || (s->flags & TCP_PSH))
+	if (c->rcv_unacked >= 2u * c->rcv_mss)
 		c->ack_now = true;
-	else if (!c->ack_now && !c->delack_at)
+	else if (c->rcv_unacked && !c->ack_now && !c->delack_at)
 		c->delack_at = ts->now + ts->conf.delack_ns;
 }
 
@@ -525,11 +531,52 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 
 static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m);
 
+/* Send the ACK owed for this segment, or queue it for the end of the burst
+ * (conf.ack_coalesce, in-order data only): data we send meanwhile carries
+ * it, and several segments of one burst get one ACK. */
+static void ack_out(struct tcp_conn *c)
+{
+	struct tcp_stack *ts = c->ts;
+
+	if (c->ack_lazy && (c->ack_queued || ts->nackq < TCP_ACKQ_MAX)) {
+		c->ack_lazy = false;
+		if (!c->ack_queued) {
+			c->ack_queued = true;
+			ts->ackq[ts->nackq++] = c;
+		}
+		return;
+	}
+	c->ack_lazy = false;
+	tcp_send_ack(c);
+}
+
+/* The ACKs ack_out() held back. */
+static void ack_flush(struct tcp_stack *ts)
+{
+	for (unsigned i = 0; i < ts->nackq; i++) {
+		struct tcp_conn *c = ts->ackq[i];
+		if (!c->ack_queued)
+			continue;	/* released meanwhile */
+		c->ack_queued = false;
+		if (!c->zombie && c->ack_now && c->state != TCP_TIME_WAIT)
+			tcp_send_ack(c);
+	}
+	ts->nackq = 0;
+}
+
 static void conn_input(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m)
 {
 	c->in_input = true;
+	c->ack_lazy = false;
 	conn_input_body(c, s, m);
 	c->in_input = false;
+	if (c->out_deferred && !conn_dead(c)) {
+		/* what the application sent during the segment (tcp_output_soon) */
+		c->out_deferred = false;
+		tcp_output(c);
+		if (!conn_dead(c) && c->ack_now && c->state != TCP_TIME_WAIT)
+			ack_out(c);
+	}
 }
 
 static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m)
@@ -753,7 +800,7 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 	if (conn_dead(c))
 		return;
 	if (c->ack_now && c->state != TCP_TIME_WAIT)
-		tcp_send_ack(c);
+		ack_out(c);
 	if (c->want_writable && c->app && tcp_send_space(c) > 0 &&
 	    (c->state == TCP_ESTABLISHED || c->state == TCP_CLOSE_WAIT)) {
 		if (!tcp_budget_room(ts)) {
@@ -976,6 +1023,7 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 void tcp_tick(struct tcp_stack *ts)
 {
 	ts->now = ts->ns->now_ns;
+	ack_flush(ts);
 	tcp_timer_run(ts);
 	if (ts->bw_head)
 		tcp_budget_wake(ts);

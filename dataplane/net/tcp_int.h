@@ -116,6 +116,9 @@ struct tcp_conn {
 	bool zombie;
 	bool cookie;		/* created from a SYN cookie */
 	bool in_input;		/* a segment for it is being processed */
+	bool out_deferred;	/* tcp_send/tcp_close during input: output at its end */
+	bool ack_lazy;		/* this segment's ACK may wait for the burst's end */
+	bool ack_queued;	/* in ts->ackq */
 	bool sack_recovery;	/* in_recovery driven by the SACK scoreboard */
 
 	/* send side */
@@ -216,7 +219,12 @@ struct tcp_stack {
 	uint16_t next_port;
 	uint64_t chack_sec;		/* challenge-ACK rate-limit window */
 	unsigned chack_count;
+
+	/* conf.ack_coalesce: connections owing an ACK at the next tcp_tick */
+	struct tcp_conn **ackq;
+	unsigned nackq;
 };
+#define TCP_ACKQ_MAX 256
 
 /* tcp_conn.c */
 uint64_t tcp_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
