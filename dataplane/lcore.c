@@ -3,6 +3,8 @@
  */
 #include "dataplane/lcore.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -155,6 +157,19 @@ int lcore_main(void *arg)
 	unsigned empty = 0;
 	bool clients_started = false;
 
+	/*
+	 * net_tap signals arriving frames with SIGIO (its rx burst reads the
+	 * tap only after one). The daemon blocks it everywhere else, so it
+	 * lands here, on a thread that is running (or napping: the signal
+	 * cuts the nap short, which is what we want) instead of waking the
+	 * control thread for every frame.
+	 */
+	{
+		sigset_t io;
+		sigemptyset(&io);
+		sigaddset(&io, SIGIO);
+		pthread_sigmask(SIG_UNBLOCK, &io, NULL);
+	}
 	log_info("lcore %u: worker %u polling port %u rxq %d txq %u (%s idle)",
 		 lc->lcore_id, lc->worker, lc->port_id, lc->has_rxq ? lc->rxq : -1,
 		 lc->txq, lc->idle == DP_IDLE_BUSY ? "busy" : "adaptive");
