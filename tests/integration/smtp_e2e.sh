@@ -24,7 +24,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 t_setup smtp "$1"
 # background clients must not outlive a failed run
-trap 'kill $(jobs -p) 2>/dev/null; t_teardown' EXIT
+trap 'kill -KILL $(jobs -p) 2>/dev/null; t_teardown' EXIT
 here=$(cd "$(dirname "$0")" && pwd)
 PY="/usr/bin/python3 $here/smtp_clients.py"
 QD=$T_BUILD/tests/integration/queue-dump
@@ -223,7 +223,7 @@ ip netns exec "$T_NS" smtp-source -s 50 -m 1000000 -l 4096 -f bulk@example.org -
 src=$!
 sleep 2.5
 kill -KILL "$T_PID"; wait "$T_PID" 2>/dev/null; T_PID=
-kill $src 2>/dev/null; wait $src 2>/dev/null	# it would go on once we restart
+kill -KILL $src 2>/dev/null; wait $src 2>/dev/null	# it would go on once we restart
 wait $rec; rst=$?
 acked=$(wc -l <"$LOG3")
 check "SIGKILL under load: $acked acknowledged before ($(cat "$T_DIR/record3.out"))" \
