@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "queue/queue.h"
 
 enum key_type {
 	K_STR,		/* char[size] */
@@ -34,6 +35,7 @@ enum key_type {
 	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
 	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
 	K_BARE,		/* reject|normalize: enum smtp_bare_policy, int */
+	K_SYNC,		/* full|nometa: enum queue_sync, int */
 };
 
 struct key {
@@ -113,6 +115,7 @@ static const struct key keys[] = {
 	{ "queue", "dir", K_STR, F(queue.dir), 0, 0 },
 	{ "queue", "shards", K_UINT, F(queue.shards), 1, 64 },
 	{ "queue", "map_size_max", K_SIZE, F(queue.map_size_max), 1u << 20, 1ull << 44 },
+	{ "queue", "sync", K_SYNC, F(queue.sync), 0, 0 },
 	{ "retry", "schedule", K_STR, F(retry.schedule), 0, 0 },
 	{ "retry", "lifetime", K_DUR_S, F(retry.lifetime_s), 60, 365 * 86400 },
 	{ "retry", "min_backoff", K_DUR_S, F(retry.min_backoff_s), 1, 86400 },
@@ -276,6 +279,16 @@ static int parse_value(struct sluice_config *c, const struct key *k, const char 
 			*(int *)p = SMTP_BARE_NORMALIZE;
 		else {
 			snprintf(err, errlen, "'%s' is not reject or normalize", v);
+			return -1;
+		}
+		return 0;
+	case K_SYNC:
+		if (!strcmp(v, "full"))
+			*(int *)p = QUEUE_SYNC_FULL;
+		else if (!strcmp(v, "nometa"))
+			*(int *)p = QUEUE_SYNC_NOMETA;
+		else {
+			snprintf(err, errlen, "'%s' is not full or nometa", v);
 			return -1;
 		}
 		return 0;
@@ -551,6 +564,7 @@ void config_write(const struct sluice_config *c, FILE *out)
 		case K_IDLE: fputs(*(const enum dp_idle_policy *)p == DP_IDLE_BUSY ? "busy" : "adaptive", out); break;
 		case K_LOGLEVEL: fputs(log_level_name(*(const int *)p), out); break;
 		case K_BARE: fputs(*(const int *)p == SMTP_BARE_NORMALIZE ? "normalize" : "reject", out); break;
+		case K_SYNC: fputs(*(const int *)p == QUEUE_SYNC_NOMETA ? "nometa" : "full", out); break;
 		case K_CIDR:
 			inet_ntop(AF_INET, &c->dp.addr.ip, ip, sizeof(ip));
 			fprintf(out, "%s/%d", ip, c->net_prefix);

@@ -51,6 +51,7 @@ struct sluice_config {
 		char dir[CONFIG_PATH_MAX];
 		unsigned shards;
 		uint64_t map_size_max;
+		int sync;		/* enum queue_sync */
 	} queue;
 
 	struct {

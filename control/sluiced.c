@@ -162,6 +162,7 @@ static int smtp_setup(struct daemon *d)
 	queue_conf_defaults(&qc);
 	snprintf(qc.dir, sizeof(qc.dir), "%s", c->queue.dir);
 	qc.shards = c->queue.shards;
+	qc.sync = (enum queue_sync)c->queue.sync;
 	if (c->queue.map_size_max)
 		qc.map_max = c->queue.map_size_max;
 	if (qc.map_size > qc.map_max)
