@@ -101,6 +101,12 @@ enum queue_notify {		/* RFC 3461 NOTIFY, as a bit set */
 };
 enum queue_ret { QUEUE_RET_NONE = 0, QUEUE_RET_FULL, QUEUE_RET_HDRS };
 
+/* What the next hop must support to take the message as it came. */
+enum queue_body_flags {
+	QUEUE_BODY_8BITMIME = 1,	/* MAIL BODY=8BITMIME (RFC 6152) */
+	QUEUE_BODY_SMTPUTF8 = 2,	/* MAIL SMTPUTF8 (RFC 6531) */
+};
+
 struct queue_rcpt_in {
 	const char *addr;	/* local@domain, without angle brackets */
 	const char *orcpt;	/* RFC 3461 ORCPT or NULL */
@@ -111,6 +117,7 @@ struct queue_envelope {
 	const char *sender;	/* "" for the null sender */
 	const char *envid;	/* RFC 3461 ENVID or NULL */
 	uint8_t ret;		/* enum queue_ret */
+	uint8_t body_flags;	/* enum queue_body_flags */
 	const char *client_name, *client_addr, *helo;	/* may be NULL */
 	uint64_t arrival;	/* unix seconds */
 	uint64_t expiry;	/* unix seconds: give up after this */
@@ -244,6 +251,7 @@ struct queue_msg {
 	uint32_t token;
 	uint64_t arrival, expiry, size, due, claim_until;
 	uint8_t ret;
+	uint8_t body_flags;	/* enum queue_body_flags */
 	const char *sender, *envid, *client_name, *client_addr, *helo;
 	unsigned nrcpt;
 	struct queue_msg_rcpt *rcpt;

@@ -92,6 +92,7 @@ static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned sh
 	m->due = r->due;
 	m->claim_until = r->claim_until;
 	m->ret = r->ret;
+	m->body_flags = r->body_flags;
 	m->nrcpt = r->nrcpt;
 	return m;
 }

@@ -93,7 +93,7 @@ uint32_t q_domain_hash(const char *dom, size_t len)
 
 /* ---- message record --------------------------------------------------------
  *
- * version(1) flags(1) ret(1) pad(1) nrcpt(2) token(4) hist_seq(4)
+ * version(1) flags(1) ret(1) body_flags(1) nrcpt(2) token(4) hist_seq(4)
  * arrival(8) expiry(8) size(8) due(8) claim_until(8)
  * str sender, envid, client_name, client_addr, helo
  * per recipient: state(1) notify(1) attempts(2) last_attempt(8)
@@ -149,7 +149,7 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	p[0] = QREC_VERSION;
 	p[1] = r->flags;
 	p[2] = r->ret;
-	p[3] = 0;
+	p[3] = r->body_flags;	/* was padding (0) before it had a use */
 	p[4] = (uint8_t)(r->nrcpt >> 8);
 	p[5] = (uint8_t)r->nrcpt;
 	be32_put(p + 6, r->token);
@@ -207,6 +207,7 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	memset(r, 0, sizeof(*r));
 	r->flags = p[1];
 	r->ret = p[2];
+	r->body_flags = p[3];
 	r->nrcpt = (uint16_t)(p[4] << 8 | p[5]);
 	r->token = be32_get(p + 6);
 	r->hist_seq = be32_get(p + 10);

@@ -90,6 +90,7 @@ struct qrec_rcpt {
 struct qrec {
 	uint8_t flags;		/* QF_* */
 	uint8_t ret;
+	uint8_t body_flags;	/* enum queue_body_flags */
 	uint16_t nrcpt;
 	uint32_t token;		/* claim generation */
 	uint32_t hist_seq;	/* next history sequence number */

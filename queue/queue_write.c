@@ -139,6 +139,7 @@ int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, i
 	r.size = s->size;
 	r.due = s->env.arrival;
 	r.ret = s->env.ret;
+	r.body_flags = s->env.body_flags;
 	r.sender = s->env.sender;
 	r.envid = s->env.envid;
 	r.client_name = s->env.client_name;

@@ -473,6 +473,8 @@ static void submit(struct smtp_conn *sc)
 	sub->env.sender = m->sender;
 	sub->env.envid = m->envid[0] ? m->envid : NULL;
 	sub->env.ret = (uint8_t)m->ret;
+	sub->env.body_flags = (uint8_t)((m->body == SMTP_BODY_8BITMIME ? QUEUE_BODY_8BITMIME : 0) |
+					(m->smtputf8 ? QUEUE_BODY_SMTPUTF8 : 0));
 	sub->env.client_name = sc->s.client.rdns[0] ? sc->s.client.rdns : NULL;
 	sub->env.client_addr = sc->s.client_ip;
 	sub->env.helo = sc->s.helo;

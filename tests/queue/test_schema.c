@@ -27,6 +27,7 @@ static void sample(struct qrec *r, struct qrec_rcpt *rc)
 	r->claim_until = 1700000900;
 	r->sender = "";
 	r->envid = "QQ314159";
+	r->body_flags = QUEUE_BODY_8BITMIME | QUEUE_BODY_SMTPUTF8;
 	r->client_name = "mx.example.com";
 	r->client_addr = "2001:db8::1";
 	r->helo = "helo.example.com";
@@ -50,6 +51,7 @@ Test(schema, record_roundtrip)
 	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0);
 	cr_assert_eq(d.flags, QF_HELD);
 	cr_assert_eq(d.ret, 2);
+	cr_assert_eq(d.body_flags, QUEUE_BODY_8BITMIME | QUEUE_BODY_SMTPUTF8);
 	cr_assert_eq(d.nrcpt, 3);
 	cr_assert_eq(d.token, 0xdeadbeef);
 	cr_assert_eq(d.hist_seq, 7);

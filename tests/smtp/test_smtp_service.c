@@ -351,3 +351,30 @@ Test(smtp_service, starttls_drops_pipelined_plaintext_and_times_out)
 	svc = NULL;
 	tls_ctx_free(ctx);
 }
+
+Test(smtp_service, dsn_and_body_type_are_stored)
+{
+	struct queue_msg *m;
+	uint64_t id;
+
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\n"
+			 "MAIL FROM:<a@x.org> RET=HDRS ENVID=env+2Bid BODY=8BITMIME SMTPUTF8\r\n"
+			 "RCPT TO:<b@y.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@y.net\r\n"
+			 "RCPT TO:<c@y.net> NOTIFY=NEVER\r\n"
+			 "DATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], "Subject: dsn\r\n\r\n8bit \xc3\xa9t\xc3\xa9\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	id = queued_id(&cl[0]);
+	cr_assert_eq(queue_lookup(q, 0, id, &m), QUEUE_OK);
+	cr_expect_eq(m->ret, QUEUE_RET_HDRS);
+	cr_expect_str_eq(m->envid, "env+2Bid");
+	cr_expect_eq(m->body_flags, QUEUE_BODY_8BITMIME | QUEUE_BODY_SMTPUTF8);
+	cr_assert_eq(m->nrcpt, 2);
+	cr_expect_eq(m->rcpt[0].notify, QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE);
+	cr_expect_str_eq(m->rcpt[0].orcpt, "rfc822;b@y.net");
+	cr_expect_eq(m->rcpt[1].notify, QUEUE_NOTIFY_NEVER);
+	free(m);
+}
