@@ -125,7 +125,11 @@ static void free_worker(struct lcore_ctx *lc)
 	if (!lc)
 		return;
 	echo_destroy(lc->echo);
+	/* Resets whatever SMTP sessions are left; the RSTs go out while the
+	 * port is still up (dp_stop closes it after the workers are freed). */
 	smtp_service_destroy(lc->smtp);
+	if (lc->ntx)
+		lcore_flush_tx(lc);
 	if (lc->tcp)
 		tcp_stack_destroy(lc->tcp);
 	net_stack_fini(&lc->ns);
@@ -270,9 +274,9 @@ void dp_stop(struct dataplane *dp)
 		return;
 	dp->stopped = true;
 	dp_halt(dp);
-	port_close(&dp->port);
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		free_worker(dp->workers[i]);
+	port_close(&dp->port);
 	free_rings(dp);
 	rte_mempool_free(dp->port.pool);
 	rte_eal_cleanup();

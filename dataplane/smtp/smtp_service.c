@@ -846,10 +846,17 @@ void smtp_service_destroy(struct smtp_service *svc)
 {
 	if (!svc)
 		return;
+	/* The TCP stack may outlive us: leave it nothing that points here. */
+	if (svc->listener)
+		tcp_unlisten(svc->listener);
 	if (svc->conns)
-		for (unsigned i = 0; i < svc->nconns; i++)
-			if (svc->conns[i].tls)
-				tls_conn_free(svc->conns[i].tls);
+		for (unsigned i = 0; i < svc->nconns; i++) {
+			struct smtp_conn *sc = &svc->conns[i];
+			if (sc->tcp)
+				tcp_abort(sc->tcp);
+			if (sc->tls)
+				tls_conn_free(sc->tls);
+		}
 	if (svc->conns)
 		munmap(svc->conns, page_round(svc->nconns * sizeof(struct smtp_conn)));
 	if (svc->inmem)

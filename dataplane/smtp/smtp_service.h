@@ -90,6 +90,9 @@ extern const unsigned smtp_service_stat_count;
 struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp_service_conf *conf,
 					 struct smtp_limits *limits, uint32_t rcvbuf,
 					 unsigned lcore_id, const uint64_t *clock_ns);
+/* Stops listening and resets open connections (no callbacks), then frees.
+ * Submissions still with the queue must have come back, or the queue be
+ * closed, before: they point into the service's memory. */
 void smtp_service_destroy(struct smtp_service *svc);
 
 /* Per burst, on the owning lcore: take queue completions, run deadlines.

@@ -69,6 +69,22 @@ static void setup(void)
 	}
 }
 
+/* Reopen the queue with a map this small (bytes), for the "full" case. */
+static void small_queue(size_t map)
+{
+	struct queue_conf qc;
+	int st;
+
+	queue_close(q);
+	queue_conf_defaults(&qc);
+	snprintf(qc.dir, sizeof(qc.dir), "%s/small", dir);
+	qc.shards = 1;
+	qc.map_size = qc.map_max = map;
+	q = queue_open(&qc, &st);
+	cr_assert_not_null(q, "queue_open: %d", st);
+	conf.queue = q;
+}
+
 static void teardown(void)
 {
 	char cmd[128];
@@ -111,6 +127,20 @@ static bool run_until(bool (*cond)(void *), void *arg)
 	}
 }
 
+struct more { const struct tapp *c; size_t before; };
+
+/* A final reply to DATA (250 or 4xx/5xx) arrived after `before`. */
+static bool got_answer(void *arg)
+{
+	const struct more *m = arg;
+	const char *p = (const char *)m->c->rx + m->before;
+	size_t n = m->c->rxlen - m->before;
+	return memmem(p, n, "250 2.0.0 ", 10) || memmem(p, n, "452 ", 4) ||
+	       memmem(p, n, "451 ", 4);
+}
+
+static bool run_until_more(const struct tapp *c, size_t before);
+
 static bool has_text(void *arg)
 {
 	const char **a = arg;
@@ -122,6 +152,12 @@ static bool wait_text(struct tapp *c, const char *text)
 {
 	const char *a[2] = { (const char *)c, text };
 	return run_until(has_text, a);
+}
+
+static bool run_until_more(const struct tapp *c, size_t before)
+{
+	struct more m = { c, before };
+	return run_until(got_answer, &m);
 }
 
 static void connect_client(struct tapp *c)
@@ -377,4 +413,42 @@ Test(smtp_service, dsn_and_body_type_are_stored)
 	cr_expect_str_eq(m->rcpt[0].orcpt, "rfc822;b@y.net");
 	cr_expect_eq(m->rcpt[1].notify, QUEUE_NOTIFY_NEVER);
 	free(m);
+}
+
+Test(smtp_service, queue_full_is_452_and_no_queue_is_451)
+{
+	char *body = malloc(64 * 1024 + 8);
+	bool full = false;
+
+	for (size_t i = 0; i < 64 * 1024; i += 64) {
+		memset(body + i, 'q', 62);
+		memcpy(body + i + 62, "\r\n", 2);
+	}
+	strcpy(body + 64 * 1024, ".\r\n");
+	small_queue(2u << 20);
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\n");
+	for (int i = 0; i < 64 && !full; i++) {
+		size_t before = cl[0].rxlen;
+		send_str(&cl[0], "MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+		cr_assert(wait_text(&cl[0], "354 "));
+		send_str(&cl[0], body);
+		cr_assert(run_until_more(&cl[0], before), "no answer to message %d", i);
+		full = memmem(cl[0].rx + before, cl[0].rxlen - before, "452 4.3.1 ", 10) != NULL;
+		cl[0].rxlen = 0;	/* look at the next answers only */
+	}
+	cr_expect(full, "a 2 MiB spool never said 452 4.3.1");
+	cr_expect_geq(smtp_service_get_stats(svc)->queue_nospace, 1);
+	smtp_service_destroy(svc);
+
+	/* no queue at all: 451 4.3.0 */
+	conf.queue = NULL;
+	start();
+	connect_client(&cl[1]);
+	send_str(&cl[1], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[1], "354 "));
+	send_str(&cl[1], "x\r\n.\r\n");
+	cr_expect(wait_text(&cl[1], "451 4.3.0 "));
+	free(body);
 }
