@@ -5,6 +5,8 @@
 #
 #   sluice_ns_up NS                 create NS (loopback up, IPv6 off)
 #   sluice_tap_wait NS IFACE ADDR   wait for the tap, give the kernel side ADDR/24
+#   sluice_veth_up NS APP KERN ADDR a veth pair in NS for net_af_packet: sluiced
+#                                   binds APP, the kernel side KERN gets ADDR/24
 #   sluice_ns_down NS               delete NS
 #   sluice_ctl_wait SOCK            wait until sluiced answers on its control socket
 
@@ -30,6 +32,20 @@ sluice_tap_wait() {
 	done
 	echo "tap $ifc did not appear in namespace $ns" >&2
 	return 1
+}
+
+# A veth pair for a net_af_packet port (--vdev net_af_packet0,iface=APP).
+# Offloads are off on both ends: the kernel must hand over MTU-sized frames
+# with their checksums computed, as a wire would.
+sluice_veth_up() {
+	local ns=$1 app=$2 kern=$3 addr=$4 i
+	ip -n "$ns" link add "$app" type veth peer name "$kern" || return 1
+	for i in "$app" "$kern"; do
+		ip netns exec "$ns" ethtool -K "$i" tso off gso off gro off tx off rx off \
+			>/dev/null 2>&1 || true
+		ip -n "$ns" link set "$i" up
+	done
+	ip -n "$ns" addr add "$addr" dev "$kern"
 }
 
 sluice_ns_down() {
