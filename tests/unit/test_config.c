@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "control/config.h"
 #include "dataplane/eal.h"
+#include "queue/queue.h"
 
 #ifndef SOURCE_ROOT
 #error "SOURCE_ROOT must point at the source tree"
@@ -72,10 +73,17 @@ Test(config, values_land_in_the_struct)
 		"arp_timeout = 2m\narp_retry = 250ms\n"
 		"[impair]\nrx_drop = 2%\ntx_dup = 1500\n"
 		"[log]\nlevel = debug\nsyslog = yes\n"
-		"[queue]\nmap_size_max = 2g\n"
+		"[queue]\nmap_size_max = 2g\nsync = nometa\n"
+		"[smtp]\nbare_linefeed = normalize\ncommand_timeout = 2s\nbody_memory = 16m\n"
 		"[retry]\nlifetime = 4d\n";
+	char *path = write_tmp(text);
 
-	cr_assert_eq(config_load_file(&c, write_tmp(text), &e), 0, "%s", e.count ? e.msg[0] : "");
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.count ? e.msg[0] : "");
+	unlink(path);
+	cr_assert_eq(c.queue.sync, QUEUE_SYNC_NOMETA);
+	cr_assert_eq(c.smtp.bare_linefeed, SMTP_BARE_NORMALIZE);
+	cr_assert_eq(c.smtp.command_timeout_ns, 2 * NS_PER_SEC);
+	cr_assert_eq(c.smtp.body_memory, 16u << 20);
 	cr_assert_eq(c.dp.workers, 2);
 	cr_assert_eq(c.dp.idle, DP_IDLE_BUSY);
 	cr_assert_eq(c.dp.addr.ip, inet_addr("10.9.8.7"));
@@ -167,7 +175,9 @@ Test(config, oversized_line_and_missing_file)
 	size_t n = strlen(text);
 	memset(text + n, '1', CONFIG_LINE_MAX);
 	strcpy(text + n + CONFIG_LINE_MAX, "\n[lcores]\nworkers = 1\n");
-	cr_assert_eq(config_load_file(&c, write_tmp(text), &e), -1);
+	char *path = write_tmp(text);
+	cr_assert_eq(config_load_file(&c, path, &e), -1);
+	unlink(path);
 	cr_assert_eq(e.count, 1);
 	cr_assert_not_null(strstr(e.msg[0], ":2: line longer than"), "%s", e.msg[0]);
 	free(text);
