@@ -77,7 +77,8 @@ unsigned dp_smtp_active(struct dataplane *dp);
  * valid memory until the queue is closed. */
 void dp_halt(struct dataplane *dp);
 
-/* dp_halt() if not done yet, then close the port, release EAL, free dp. */
+/* dp_halt() if not done yet, then free the workers (SMTP sessions still
+ * open are reset), close the port, release EAL, free dp. */
 void dp_stop(struct dataplane *dp);
 
 /* Write every counter, summed over the worker lcores, as "group.name value"

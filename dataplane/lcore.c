@@ -168,7 +168,8 @@ int lcore_main(void *arg)
 		sigset_t io;
 		sigemptyset(&io);
 		sigaddset(&io, SIGIO);
-		pthread_sigmask(SIG_UNBLOCK, &io, NULL);
+		if (pthread_sigmask(SIG_UNBLOCK, &io, NULL) != 0)
+			log_warn("lcore %u: cannot unblock SIGIO: net_tap may stall", lc->lcore_id);
 	}
 	log_info("lcore %u: worker %u polling port %u rxq %d txq %u (%s idle)",
 		 lc->lcore_id, lc->worker, lc->port_id, lc->has_rxq ? lc->rxq : -1,
