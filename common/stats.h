@@ -16,6 +16,7 @@
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,33 @@ static inline int stats_print(FILE *out, const char *prefix,
 		lines++;
 	}
 	return lines;
+}
+
+/* Add a stats struct's n counters into sum[] (summing per-lcore structs). */
+static inline void stats_add(uint64_t *sum, const void *stats, size_t n)
+{
+	const uint64_t *v = STATS_VALUES(stats);
+	for (size_t i = 0; i < n; i++)
+		sum[i] += v[i];
+}
+
+/*
+ * Write n counters as "group.name value" lines, or (json) as members of a
+ * JSON object, "group.name":value, comma-separated across calls: *first is
+ * true until the object has its first member.
+ */
+static inline void stats_write(FILE *out, bool json, bool *first, const char *group,
+			       const char *const *names, const uint64_t *values, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (json)
+			fprintf(out, "%s\"%s.%s\":%llu", *first ? "" : ",", group, names[i],
+				(unsigned long long)values[i]);
+		else
+			fprintf(out, "%s.%s %llu\n", group, names[i],
+				(unsigned long long)values[i]);
+		*first = false;
+	}
 }
 
 #endif

@@ -74,17 +74,14 @@ static int load_config(struct sluice_config *cfg, const char *path)
 static void queue_stats_write(struct queue *q, FILE *out)
 {
 	uint64_t sum[sizeof(struct queue_shard_stats) / sizeof(uint64_t)] = { 0 };
-	const unsigned n = (unsigned)(sizeof(sum) / sizeof(sum[0]));
+	bool first = false;	/* members follow dp_stats_write's */
 
 	for (unsigned i = 0; i < queue_nshards(q); i++) {
 		struct queue_shard_stats st;
 		queue_stats(q, i, &st);
-		for (unsigned k = 0; k < n; k++)
-			sum[k] += STATS_VALUES(&st)[k];
+		stats_add(sum, &st, STATS_COUNT(sum));
 	}
-	for (unsigned k = 0; k < n; k++)
-		fprintf(out, ",\"queue.%s\":%llu", queue_shard_stat_names[k],
-			(unsigned long long)sum[k]);
+	stats_write(out, true, &first, "queue", queue_shard_stat_names, sum, STATS_COUNT(sum));
 }
 
 static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)

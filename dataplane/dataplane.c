@@ -287,24 +287,8 @@ void dp_stop(struct dataplane *dp)
 static void sum_group(struct dataplane *dp, size_t off, unsigned n, uint64_t *out)
 {
 	memset(out, 0, n * sizeof(*out));
-	for (unsigned i = 0; i < dp->nworkers; i++) {
-		const uint64_t *v = (const uint64_t *)(const void *)((const char *)dp->workers[i] + off);
-		for (unsigned k = 0; k < n; k++)
-			out[k] += v[k];
-	}
-}
-
-static void write_group(FILE *out, bool json, bool *first, const char *group,
-			const char *const *names, const uint64_t *v, unsigned n)
-{
-	for (unsigned k = 0; k < n; k++) {
-		if (json)
-			fprintf(out, "%s\"%s.%s\":%llu", *first ? "" : ",", group, names[k],
-				(unsigned long long)v[k]);
-		else
-			fprintf(out, "%s.%s %llu\n", group, names[k], (unsigned long long)v[k]);
-		*first = false;
-	}
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		stats_add(out, (const char *)dp->workers[i] + off, n);
 }
 
 void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
@@ -318,22 +302,19 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 	_Static_assert(sizeof(struct net_stats) / 8 <= 128 &&
 		       sizeof(struct tcp_stats) / 8 <= 128, "grow v[]");
 	sum_group(dp, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
-	write_group(out, json, &first, "net", net_stat_names, v, net_stat_count);
+	stats_write(out, json, &first, "net", net_stat_names, v, net_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
-	write_group(out, json, &first, "lcore", lcore_stat_names, v, lcore_stat_count);
+	stats_write(out, json, &first, "lcore", lcore_stat_names, v, lcore_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, imp_rx.stats), impair_stat_count, v);
-	write_group(out, json, &first, "impair_rx", impair_stat_names, v, impair_stat_count);
+	stats_write(out, json, &first, "impair_rx", impair_stat_names, v, impair_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
-	write_group(out, json, &first, "impair_tx", impair_stat_names, v, impair_stat_count);
+	stats_write(out, json, &first, "impair_tx", impair_stat_names, v, impair_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
-	write_group(out, json, &first, "steer", steer_stat_names, v, steer_stat_count);
+	stats_write(out, json, &first, "steer", steer_stat_names, v, steer_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++) {
-		const uint64_t *t = STATS_VALUES(tcp_stack_stats(dp->workers[i]->tcp));
-		for (unsigned k = 0; k < tcp_stat_count; k++)
-			v[k] += t[k];
-	}
-	write_group(out, json, &first, "tcp", tcp_stat_names, v, tcp_stat_count);
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		stats_add(v, tcp_stack_stats(dp->workers[i]->tcp), tcp_stat_count);
+	stats_write(out, json, &first, "tcp", tcp_stat_names, v, tcp_stat_count);
 	{
 		static const char *const gauge_names[] = { "tcp_conns", "tcp_mbufs_held",
 							   "mbufs_free" };
@@ -342,7 +323,7 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 			g[0] += tcp_stack_conn_count(dp->workers[i]->tcp);
 			g[1] += tcp_stack_mbufs_held(dp->workers[i]->tcp);
 		}
-		write_group(out, json, &first, "gauge", gauge_names, g, 3);
+		stats_write(out, json, &first, "gauge", gauge_names, g, 3);
 	}
 	if (dp->workers[0] && dp->workers[0]->smtp) {
 		static const char *const smtp_gauge_names[] = { "sessions", "inflight",
@@ -351,48 +332,41 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 		_Static_assert(sizeof(struct smtp_stats) / 8 <= 128 &&
 			       sizeof(struct smtp_service_stats) / 8 <= 128, "grow v[]");
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++) {
-			const uint64_t *t = STATS_VALUES(smtp_service_engine_stats(dp->workers[i]->smtp));
-			for (unsigned k = 0; k < smtp_stat_count; k++)
-				v[k] += t[k];
-		}
-		write_group(out, json, &first, "smtp", smtp_stat_names, v, (unsigned)smtp_stat_count);
+		for (unsigned i = 0; i < dp->nworkers; i++)
+			stats_add(v, smtp_service_engine_stats(dp->workers[i]->smtp), smtp_stat_count);
+		stats_write(out, json, &first, "smtp", smtp_stat_names, v, smtp_stat_count);
 		memset(v, 0, sizeof(v));
 		for (unsigned i = 0; i < dp->nworkers; i++) {
-			const uint64_t *t = STATS_VALUES(smtp_service_get_stats(dp->workers[i]->smtp));
-			for (unsigned k = 0; k < smtp_service_stat_count; k++)
-				v[k] += t[k];
+			stats_add(v, smtp_service_get_stats(dp->workers[i]->smtp),
+				  smtp_service_stat_count);
 			smtp_service_gauges(dp->workers[i]->smtp, &g[0], &g[1], &g[2]);
 		}
-		write_group(out, json, &first, "smtpd", smtp_service_stat_names, v,
+		stats_write(out, json, &first, "smtpd", smtp_service_stat_names, v,
 			    smtp_service_stat_count);
-		write_group(out, json, &first, "smtp_gauge", smtp_gauge_names, g, 3);
+		stats_write(out, json, &first, "smtp_gauge", smtp_gauge_names, g, 3);
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++) {
-			const uint64_t *t = STATS_VALUES(echo_get_stats(dp->workers[i]->echo));
-			for (unsigned k = 0; k < echo_stat_count; k++)
-				v[k] += t[k];
-		}
-		write_group(out, json, &first, "echo", echo_stat_names, v, echo_stat_count);
+		for (unsigned i = 0; i < dp->nworkers; i++)
+			stats_add(v, echo_get_stats(dp->workers[i]->echo), echo_stat_count);
+		stats_write(out, json, &first, "echo", echo_stat_names, v, echo_stat_count);
 		/* Per lcore too: tests check that every lcore did its share. */
 		for (unsigned i = 0; i < dp->nworkers; i++) {
 			char g[32];
 			snprintf(g, sizeof(g), "echo%u", i);
-			write_group(out, json, &first, g, echo_stat_names,
+			stats_write(out, json, &first, g, echo_stat_names,
 				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
 		}
 	}
 	for (unsigned i = 0; i < dp->nworkers; i++) {
 		char g[32];
 		snprintf(g, sizeof(g), "steer%u", i);
-		write_group(out, json, &first, g, steer_stat_names,
+		stats_write(out, json, &first, g, steer_stat_names,
 			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
 	}
 	if (rte_eth_stats_get(dp->port.port_id, &es) == 0) {
 		uint64_t pv[] = { es.ipackets, es.opackets, es.ibytes, es.obytes,
 				  es.imissed, es.ierrors, es.oerrors, es.rx_nombuf };
-		write_group(out, json, &first, "port", port_names, pv, 8);
+		stats_write(out, json, &first, "port", port_names, pv, 8);
 	}
 }
