@@ -29,13 +29,11 @@ enum key_type {
 	K_DUR_NS,	/* duration with ms/s/m/h/d suffix, stored as ns, uint64_t */
 	K_DUR_S,	/* duration stored as seconds, uint64_t */
 	K_RATE,		/* "2%" or ppm, uint32_t */
-	K_IDLE,		/* busy|adaptive */
+	K_ENUM,		/* one of key.names; stored as its index (an enum) */
 	K_LOGLEVEL,	/* err..debug, int */
 	K_CIDR,		/* a.b.c.d/N: our address and netmask */
 	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
 	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
-	K_BARE,		/* reject|normalize: enum smtp_bare_policy, int */
-	K_SYNC,		/* full|nometa: enum queue_sync, int */
 };
 
 struct key {
@@ -43,87 +41,96 @@ struct key {
 	enum key_type type;
 	size_t off, size;
 	uint64_t min, max;
+	const char *const *names;	/* K_ENUM: value i is names[i]; NULL-ended */
 };
+
+/* K_ENUM words, in the order of the enums they stand for. */
+static const char *const idle_names[] = { "busy", "adaptive", NULL };	/* dp_idle_policy */
+static const char *const bare_names[] = { "reject", "normalize", NULL };	/* smtp_bare_policy */
+static const char *const sync_names[] = { "full", "nometa", NULL };	/* queue_sync */
+_Static_assert(DP_IDLE_BUSY == 0 && DP_IDLE_ADAPTIVE == 1 && SMTP_BARE_REJECT == 0 &&
+	       SMTP_BARE_NORMALIZE == 1 && QUEUE_SYNC_FULL == 0 && QUEUE_SYNC_NOMETA == 1,
+	       "K_ENUM name tables follow the enums");
 
 #define F(field) offsetof(struct sluice_config, field), sizeof(((struct sluice_config *)0)->field)
 
 static const struct key keys[] = {
-	{ "eal", "args", K_STR, F(dp.eal.args), 0, 0 },
-	{ "eal", "vdev", K_STR, F(dp.eal.vdev), 0, 0 },
-	{ "eal", "pci", K_STR, F(dp.eal.pci), 0, 0 },
-	{ "eal", "file_prefix", K_STR, F(dp.eal.file_prefix), 0, 0 },
-	{ "port", "rx_desc", K_UINT, F(dp.port.rx_desc), 64, 16384 },
-	{ "port", "tx_desc", K_UINT, F(dp.port.tx_desc), 64, 16384 },
-	{ "port", "mbufs", K_UINT, F(dp.port.mbufs), 1023, 4194303 },
-	{ "port", "mbuf_cache", K_UINT, F(dp.port.mbuf_cache), 0, 512 },
-	{ "lcores", "workers", K_UINT, F(dp.workers), 1, DP_MAX_WORKERS },
-	{ "lcores", "idle", K_IDLE, F(dp.idle), 0, 0 },
-	{ "net", "address", K_CIDR, F(dp.addr.ip), 0, 0 },
-	{ "net", "gateway", K_IPV4, F(dp.addr.gateway), 0, 0 },
-	{ "net", "mac", K_MAC, F(dp.addr.mac), 0, 0 },
-	{ "net", "mtu", K_UINT, F(dp.addr.mtu), 576, 9000 },
-	{ "net", "arp_entries", K_UINT, F(dp.arp.entries), 16, 1u << 20 },
-	{ "net", "arp_pending", K_UINT, F(dp.arp.pending), 1, ARP_PENDING_MAX },
-	{ "net", "arp_timeout", K_DUR_NS, F(dp.arp.reachable_ns), NS_PER_SEC, 86400 * NS_PER_SEC },
-	{ "net", "arp_retry", K_DUR_NS, F(dp.arp.retry_ns), 10 * NS_PER_MS, 60 * NS_PER_SEC },
-	{ "net", "arp_retries", K_UINT, F(dp.arp.max_retries), 1, 20 },
-	{ "tcp", "max_conns", K_UINT, F(dp.tcp.max_conns), 16, 1u << 22 },
-	{ "tcp", "backlog", K_UINT, F(dp.tcp.backlog), 1, 1u << 20 },
-	{ "tcp", "syncookies", K_BOOL, F(dp.tcp.syncookies), 0, 0 },
-	{ "tcp", "sndbuf", K_SIZE, F(dp.tcp.sndbuf), 4096, 64u << 20 },
-	{ "tcp", "rcvbuf", K_SIZE, F(dp.tcp.rcvbuf), 4096, 64u << 20 },
-	{ "tcp", "wscale", K_UINT, F(dp.tcp.wscale), 0, 14 },
-	{ "tcp", "timestamps", K_BOOL, F(dp.tcp.timestamps), 0, 0 },
-	{ "tcp", "sack", K_BOOL, F(dp.tcp.sack), 0, 0 },
-	{ "tcp", "msl", K_DUR_NS, F(dp.tcp.msl_ns), NS_PER_MS, 600 * NS_PER_SEC },
-	{ "tcp", "delayed_ack", K_DUR_NS, F(dp.tcp.delack_ns), NS_PER_MS, 200 * NS_PER_MS },
-	{ "tcp", "keepalive", K_BOOL, F(dp.tcp.keepalive), 0, 0 },
-	{ "impair", "seed", K_UINT, F(dp.impair.seed), 0, UINT64_MAX },
-	{ "impair", "rx_drop", K_RATE, F(dp.impair.rx.drop), 0, 0 },
-	{ "impair", "rx_dup", K_RATE, F(dp.impair.rx.dup), 0, 0 },
-	{ "impair", "rx_reorder", K_RATE, F(dp.impair.rx.reorder), 0, 0 },
-	{ "impair", "rx_corrupt", K_RATE, F(dp.impair.rx.corrupt), 0, 0 },
-	{ "impair", "tx_drop", K_RATE, F(dp.impair.tx.drop), 0, 0 },
-	{ "impair", "tx_dup", K_RATE, F(dp.impair.tx.dup), 0, 0 },
-	{ "impair", "tx_reorder", K_RATE, F(dp.impair.tx.reorder), 0, 0 },
-	{ "impair", "tx_corrupt", K_RATE, F(dp.impair.tx.corrupt), 0, 0 },
-	{ "impair", "hold", K_DUR_NS, F(dp.impair.hold_ns), 0, NS_PER_SEC },
-	{ "testsvc", "echo_port", K_UINT, F(dp.echo.port), 0, 65535 },
-	{ "testsvc", "echo_connect_ip", K_IPV4, F(dp.echo.connect_ip), 0, 0 },
-	{ "testsvc", "echo_connect_port", K_UINT, F(dp.echo.connect_port), 0, 65535 },
-	{ "testsvc", "echo_connections", K_UINT, F(dp.echo.connections), 0, 100000 },
-	{ "testsvc", "echo_bytes", K_SIZE, F(dp.echo.bytes), 0, 1ull << 40 },
-	{ "testsvc", "echo_max_conns", K_UINT, F(dp.echo.max_conns), 1, 1u << 20 },
-	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0 },
-	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0 },
-	{ "smtp", "port", K_UINT, F(smtp.port), 0, 65535 },
-	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0 },
-	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0 },
-	{ "smtp", "relay_domains", K_STR, F(smtp.relay_domains), 0, 0 },
-	{ "smtp", "message_size_limit", K_SIZE, F(smtp.message_size_limit), 1024, 1ull << 31 },
-	{ "smtp", "recipient_limit", K_UINT, F(smtp.recipient_limit), 100, SMTP_RCPT_HARD_MAX },
-	{ "smtp", "max_sessions", K_UINT, F(smtp.max_sessions), 1, 100000 },
-	{ "smtp", "max_sessions_per_client", K_UINT, F(smtp.max_sessions_per_client), 1, 100000 },
-	{ "smtp", "error_limit", K_UINT, F(smtp.error_limit), 1, 1000 },
-	{ "smtp", "line_length_limit", K_UINT, F(smtp.line_length_limit), 1000, 1u << 20 },
-	{ "smtp", "hop_limit", K_UINT, F(smtp.hop_limit), 1, 1000 },
-	{ "smtp", "bare_linefeed", K_BARE, F(smtp.bare_linefeed), 0, 0 },
-	{ "smtp", "command_timeout", K_DUR_NS, F(smtp.command_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC },
-	{ "smtp", "data_timeout", K_DUR_NS, F(smtp.data_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC },
-	{ "smtp", "starttls", K_BOOL, F(smtp.starttls), 0, 0 },
-	{ "smtp", "body_memory", K_SIZE, F(smtp.body_memory), 1u << 20, 1ull << 40 },
-	{ "queue", "dir", K_STR, F(queue.dir), 0, 0 },
-	{ "queue", "shards", K_UINT, F(queue.shards), 1, 64 },
-	{ "queue", "map_size_max", K_SIZE, F(queue.map_size_max), 1u << 20, 1ull << 44 },
-	{ "queue", "sync", K_SYNC, F(queue.sync), 0, 0 },
-	{ "retry", "schedule", K_STR, F(retry.schedule), 0, 0 },
-	{ "retry", "lifetime", K_DUR_S, F(retry.lifetime_s), 60, 365 * 86400 },
-	{ "retry", "min_backoff", K_DUR_S, F(retry.min_backoff_s), 1, 86400 },
-	{ "retry", "max_backoff", K_DUR_S, F(retry.max_backoff_s), 1, 7 * 86400 },
-	{ "routes", "relayhost", K_STR, F(routes.relayhost), 0, 0 },
-	{ "tls", "cert", K_STR, F(tls.cert), 0, 0 },
-	{ "tls", "key", K_STR, F(tls.key), 0, 0 },
-	{ "control", "socket", K_STR, F(control.socket), 0, 0 },
+	{ "eal", "args", K_STR, F(dp.eal.args), 0, 0, NULL },
+	{ "eal", "vdev", K_STR, F(dp.eal.vdev), 0, 0, NULL },
+	{ "eal", "pci", K_STR, F(dp.eal.pci), 0, 0, NULL },
+	{ "eal", "file_prefix", K_STR, F(dp.eal.file_prefix), 0, 0, NULL },
+	{ "port", "rx_desc", K_UINT, F(dp.port.rx_desc), 64, 16384, NULL },
+	{ "port", "tx_desc", K_UINT, F(dp.port.tx_desc), 64, 16384, NULL },
+	{ "port", "mbufs", K_UINT, F(dp.port.mbufs), 1023, 4194303, NULL },
+	{ "port", "mbuf_cache", K_UINT, F(dp.port.mbuf_cache), 0, 512, NULL },
+	{ "lcores", "workers", K_UINT, F(dp.workers), 1, DP_MAX_WORKERS, NULL },
+	{ "lcores", "idle", K_ENUM, F(dp.idle), 0, 0, idle_names },
+	{ "net", "address", K_CIDR, F(dp.addr.ip), 0, 0, NULL },
+	{ "net", "gateway", K_IPV4, F(dp.addr.gateway), 0, 0, NULL },
+	{ "net", "mac", K_MAC, F(dp.addr.mac), 0, 0, NULL },
+	{ "net", "mtu", K_UINT, F(dp.addr.mtu), 576, 9000, NULL },
+	{ "net", "arp_entries", K_UINT, F(dp.arp.entries), 16, 1u << 20, NULL },
+	{ "net", "arp_pending", K_UINT, F(dp.arp.pending), 1, ARP_PENDING_MAX, NULL },
+	{ "net", "arp_timeout", K_DUR_NS, F(dp.arp.reachable_ns), NS_PER_SEC, 86400 * NS_PER_SEC, NULL },
+	{ "net", "arp_retry", K_DUR_NS, F(dp.arp.retry_ns), 10 * NS_PER_MS, 60 * NS_PER_SEC, NULL },
+	{ "net", "arp_retries", K_UINT, F(dp.arp.max_retries), 1, 20, NULL },
+	{ "tcp", "max_conns", K_UINT, F(dp.tcp.max_conns), 16, 1u << 22, NULL },
+	{ "tcp", "backlog", K_UINT, F(dp.tcp.backlog), 1, 1u << 20, NULL },
+	{ "tcp", "syncookies", K_BOOL, F(dp.tcp.syncookies), 0, 0, NULL },
+	{ "tcp", "sndbuf", K_SIZE, F(dp.tcp.sndbuf), 4096, 64u << 20, NULL },
+	{ "tcp", "rcvbuf", K_SIZE, F(dp.tcp.rcvbuf), 4096, 64u << 20, NULL },
+	{ "tcp", "wscale", K_UINT, F(dp.tcp.wscale), 0, 14, NULL },
+	{ "tcp", "timestamps", K_BOOL, F(dp.tcp.timestamps), 0, 0, NULL },
+	{ "tcp", "sack", K_BOOL, F(dp.tcp.sack), 0, 0, NULL },
+	{ "tcp", "msl", K_DUR_NS, F(dp.tcp.msl_ns), NS_PER_MS, 600 * NS_PER_SEC, NULL },
+	{ "tcp", "delayed_ack", K_DUR_NS, F(dp.tcp.delack_ns), NS_PER_MS, 200 * NS_PER_MS, NULL },
+	{ "tcp", "keepalive", K_BOOL, F(dp.tcp.keepalive), 0, 0, NULL },
+	{ "impair", "seed", K_UINT, F(dp.impair.seed), 0, UINT64_MAX, NULL },
+	{ "impair", "rx_drop", K_RATE, F(dp.impair.rx.drop), 0, 0, NULL },
+	{ "impair", "rx_dup", K_RATE, F(dp.impair.rx.dup), 0, 0, NULL },
+	{ "impair", "rx_reorder", K_RATE, F(dp.impair.rx.reorder), 0, 0, NULL },
+	{ "impair", "rx_corrupt", K_RATE, F(dp.impair.rx.corrupt), 0, 0, NULL },
+	{ "impair", "tx_drop", K_RATE, F(dp.impair.tx.drop), 0, 0, NULL },
+	{ "impair", "tx_dup", K_RATE, F(dp.impair.tx.dup), 0, 0, NULL },
+	{ "impair", "tx_reorder", K_RATE, F(dp.impair.tx.reorder), 0, 0, NULL },
+	{ "impair", "tx_corrupt", K_RATE, F(dp.impair.tx.corrupt), 0, 0, NULL },
+	{ "impair", "hold", K_DUR_NS, F(dp.impair.hold_ns), 0, NS_PER_SEC, NULL },
+	{ "testsvc", "echo_port", K_UINT, F(dp.echo.port), 0, 65535, NULL },
+	{ "testsvc", "echo_connect_ip", K_IPV4, F(dp.echo.connect_ip), 0, 0, NULL },
+	{ "testsvc", "echo_connect_port", K_UINT, F(dp.echo.connect_port), 0, 65535, NULL },
+	{ "testsvc", "echo_connections", K_UINT, F(dp.echo.connections), 0, 100000, NULL },
+	{ "testsvc", "echo_bytes", K_SIZE, F(dp.echo.bytes), 0, 1ull << 40, NULL },
+	{ "testsvc", "echo_max_conns", K_UINT, F(dp.echo.max_conns), 1, 1u << 20, NULL },
+	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0, NULL },
+	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0, NULL },
+	{ "smtp", "port", K_UINT, F(smtp.port), 0, 65535, NULL },
+	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0, NULL },
+	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0, NULL },
+	{ "smtp", "relay_domains", K_STR, F(smtp.relay_domains), 0, 0, NULL },
+	{ "smtp", "message_size_limit", K_SIZE, F(smtp.message_size_limit), 1024, 1ull << 31, NULL },
+	{ "smtp", "recipient_limit", K_UINT, F(smtp.recipient_limit), 100, SMTP_RCPT_HARD_MAX, NULL },
+	{ "smtp", "max_sessions", K_UINT, F(smtp.max_sessions), 1, 100000, NULL },
+	{ "smtp", "max_sessions_per_client", K_UINT, F(smtp.max_sessions_per_client), 1, 100000, NULL },
+	{ "smtp", "error_limit", K_UINT, F(smtp.error_limit), 1, 1000, NULL },
+	{ "smtp", "line_length_limit", K_UINT, F(smtp.line_length_limit), 1000, 1u << 20, NULL },
+	{ "smtp", "hop_limit", K_UINT, F(smtp.hop_limit), 1, 1000, NULL },
+	{ "smtp", "bare_linefeed", K_ENUM, F(smtp.bare_linefeed), 0, 0, bare_names },
+	{ "smtp", "command_timeout", K_DUR_NS, F(smtp.command_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
+	{ "smtp", "data_timeout", K_DUR_NS, F(smtp.data_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
+	{ "smtp", "starttls", K_BOOL, F(smtp.starttls), 0, 0, NULL },
+	{ "smtp", "body_memory", K_SIZE, F(smtp.body_memory), 1u << 20, 1ull << 40, NULL },
+	{ "queue", "dir", K_STR, F(queue.dir), 0, 0, NULL },
+	{ "queue", "shards", K_UINT, F(queue.shards), 1, 64, NULL },
+	{ "queue", "map_size_max", K_SIZE, F(queue.map_size_max), 1u << 20, 1ull << 44, NULL },
+	{ "queue", "sync", K_ENUM, F(queue.sync), 0, 0, sync_names },
+	{ "retry", "schedule", K_STR, F(retry.schedule), 0, 0, NULL },
+	{ "retry", "lifetime", K_DUR_S, F(retry.lifetime_s), 60, 365 * 86400, NULL },
+	{ "retry", "min_backoff", K_DUR_S, F(retry.min_backoff_s), 1, 86400, NULL },
+	{ "retry", "max_backoff", K_DUR_S, F(retry.max_backoff_s), 1, 7 * 86400, NULL },
+	{ "routes", "relayhost", K_STR, F(routes.relayhost), 0, 0, NULL },
+	{ "tls", "cert", K_STR, F(tls.cert), 0, 0, NULL },
+	{ "tls", "key", K_STR, F(tls.key), 0, 0, NULL },
+	{ "control", "socket", K_STR, F(control.socket), 0, 0, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -262,36 +269,17 @@ static int parse_value(struct sluice_config *c, const struct key *k, const char 
 		*(uint32_t *)p = (uint32_t)ppm;
 		return 0;
 	}
-	case K_IDLE:
-		if (!strcmp(v, "busy"))
-			*(enum dp_idle_policy *)p = DP_IDLE_BUSY;
-		else if (!strcmp(v, "adaptive"))
-			*(enum dp_idle_policy *)p = DP_IDLE_ADAPTIVE;
-		else {
-			snprintf(err, errlen, "'%s' is not busy or adaptive", v);
-			return -1;
+	case K_ENUM: {
+		char list[128] = "";
+		for (unsigned i = 0; k->names[i]; i++) {
+			if (strcmp(v, k->names[i]) == 0)
+				return store_uint(p, k->size, i);
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? (k->names[i + 1] ? ", " : " or ") : "", k->names[i]);
 		}
-		return 0;
-	case K_BARE:
-		if (!strcmp(v, "reject"))
-			*(int *)p = SMTP_BARE_REJECT;
-		else if (!strcmp(v, "normalize"))
-			*(int *)p = SMTP_BARE_NORMALIZE;
-		else {
-			snprintf(err, errlen, "'%s' is not reject or normalize", v);
-			return -1;
-		}
-		return 0;
-	case K_SYNC:
-		if (!strcmp(v, "full"))
-			*(int *)p = QUEUE_SYNC_FULL;
-		else if (!strcmp(v, "nometa"))
-			*(int *)p = QUEUE_SYNC_NOMETA;
-		else {
-			snprintf(err, errlen, "'%s' is not full or nometa", v);
-			return -1;
-		}
-		return 0;
+		snprintf(err, errlen, "'%s' is not %s", v, list);
+		return -1;
+	}
 	case K_LOGLEVEL: {
 		int lvl = log_level_parse(v);
 		if (lvl < 0) {
@@ -561,10 +549,8 @@ void config_write(const struct sluice_config *c, FILE *out)
 		case K_DUR_S: fprintf(out, "%llus", (unsigned long long)*(const uint64_t *)p); break;
 		case K_BOOL: fputs(*(const bool *)p ? "yes" : "no", out); break;
 		case K_RATE: fprintf(out, "%u", *(const uint32_t *)p); break;
-		case K_IDLE: fputs(*(const enum dp_idle_policy *)p == DP_IDLE_BUSY ? "busy" : "adaptive", out); break;
+		case K_ENUM: fputs(k->names[load_uint(p, k->size)], out); break;
 		case K_LOGLEVEL: fputs(log_level_name(*(const int *)p), out); break;
-		case K_BARE: fputs(*(const int *)p == SMTP_BARE_NORMALIZE ? "normalize" : "reject", out); break;
-		case K_SYNC: fputs(*(const int *)p == QUEUE_SYNC_NOMETA ? "nometa" : "full", out); break;
 		case K_CIDR:
 			inet_ntop(AF_INET, &c->dp.addr.ip, ip, sizeof(ip));
 			fprintf(out, "%s/%d", ip, c->net_prefix);
