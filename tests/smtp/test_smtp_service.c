@@ -356,7 +356,8 @@ Test(smtp_service, reset_while_queued)
 	}
 }
 
-Test(smtp_service, starttls_drops_pipelined_plaintext_and_times_out)
+/* A server TLS context on a fresh self-signed pair; STARTTLS offered. */
+static struct tls_ctx *tls_on(void)
 {
 	char cert[96], key[96], err[256];
 	struct tls_ctx *ctx;
@@ -368,6 +369,35 @@ Test(smtp_service, starttls_drops_pipelined_plaintext_and_times_out)
 	cr_assert_not_null(ctx, "%s", err);
 	conf.tls = ctx;
 	conf.engine.tls_available = true;
+	return ctx;
+}
+
+static bool saw_eof(void *arg)
+{
+	return ((const struct tapp *)arg)->eof > 0;
+}
+
+Test(smtp_service, failed_tls_handshake_closes)
+{
+	struct tls_ctx *ctx = tls_on();
+
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nSTARTTLS\r\n");
+	cr_assert(wait_text(&cl[0], "220 2.0.0 Ready to start TLS\r\n"));
+	send_str(&cl[0], "this is not a ClientHello\r\n");
+	cr_assert(run_until(saw_eof, &cl[0]), "the server kept the connection");
+	cr_expect_eq(smtp_service_get_stats(svc)->tls_failures, 1);
+	cr_expect_eq(smtp_service_get_stats(svc)->tls_handshakes, 0);
+	smtp_service_destroy(svc);
+	svc = NULL;
+	tls_ctx_free(ctx);
+}
+
+Test(smtp_service, starttls_drops_pipelined_plaintext_and_times_out)
+{
+	struct tls_ctx *ctx = tls_on();
+
 	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
 	start();
 	connect_client(&cl[0]);
