@@ -256,6 +256,22 @@ def one_message(a, c, log, body, sender='s@example.org', rcpts=('r@example.net',
     return qid
 
 
+def try_message(c, log, sender, body, code, what):
+    """MAIL, RCPT, DATA and body on session c: the end-of-data reply must
+    start with code; a 250 is logged for the spool check. Returns it."""
+    c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
+    c.expect(b'RCPT TO:<r@example.net>', '250')
+    c.expect(b'DATA', '354')
+    c.send(stuff(body))
+    r = c.reply()
+    want(r.startswith(code), '%s: expected %s, got %r' % (what, code, r))
+    if code == '250':
+        m = QUEUED.match(r)
+        want(m, 'no queue ID in %r' % r)
+        log.add(m.group(1), body, 1, sender, 'ESMTP')
+    return r
+
+
 def smtplib_data(s, body):
     code, resp = s.data(body)
     resp = resp.decode('utf-8', 'replace')
@@ -601,17 +617,8 @@ def m_longline(a, log):
     res = []
     # text lines: 998 octets + CRLF pass, 999 + CRLF get 500 5.5.2
     for n, code in ((998, '250'), (999, '500 5.5.2'), (5000, '500 5.5.2')):
-        c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
-        c.expect(b'RCPT TO:<r@example.net>', '250')
         body = make_body('longline', n, 1000, rnd, sender) + b'L' * n + b'\r\n' + b'end\r\n'
-        c.expect(b'DATA', '354')
-        c.send(stuff(body))
-        r = c.reply()
-        want(r.startswith(code), 'text line of %d octets + CRLF: expected %s, got %r' % (n, code, r))
-        if code == '250':
-            m = QUEUED.match(r)
-            want(m, 'no queue ID in %r' % r)
-            log.add(m.group(1), body, 1, sender, 'ESMTP')
+        r = try_message(c, log, sender, body, code, 'text line of %d octets + CRLF' % n)
         res.append('%d:%s' % (n, r[:9]))
     c.expect(b'QUIT', '221')
     return ('command lines: 512 ok, 513/600+/1 MB get 500 5.5.2, session survives; '
@@ -644,17 +651,12 @@ def m_bare(a, log):
     res = []
     for what, bad in (('bare LF', b'one\ntwo\r\n'), ('bare CR', b'one\rtwo\r\n'),
                       ('bare LF in headers', None)):
-        c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
-        c.expect(b'RCPT TO:<r@example.net>', '250')
         body = make_body('bare', len(res), 1500, rnd, sender)
         if bad is None:
             body = b'X-Bare: yes\n' + body
         else:
             body = body + bad
-        c.expect(b'DATA', '354')
-        c.send(stuff(body))
-        r = c.reply()
-        want(r.startswith('550 5.5.2'), '%s: expected 550 5.5.2, got %r' % (what, r))
+        try_message(c, log, sender, body, '550 5.5.2', what)
         res.append(what)
     # the session goes on: a clean message passes
     body = make_body('bare', 9, 1500, rnd, sender)
@@ -676,16 +678,7 @@ def m_hops(a, log, limit):
                         b'\tby h%d.example; Mon, 1 Jan 2024 00:00:%02d +0000\r\n'
                         % (k, k, k % 250 + 1, k + 1, k % 60) for k in range(n))
         body = hdrs + make_body('hops', n, 1000, rnd, sender)
-        c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
-        c.expect(b'RCPT TO:<r@example.net>', '250')
-        c.expect(b'DATA', '354')
-        c.send(stuff(body))
-        r = c.reply()
-        want(r.startswith(code), '%d Received: fields: expected %s, got %r' % (n, code, r))
-        if code == '250':
-            m = QUEUED.match(r)
-            want(m, 'no queue ID in %r' % r)
-            log.add(m.group(1), body, 1, sender, 'ESMTP')
+        r = try_message(c, log, sender, body, code, '%d Received: fields' % n)
         res.append('%d:%s' % (n, r[:9]))
     c.expect(b'QUIT', '221')
     return 'Received: counts %s' % ' '.join(res)
@@ -700,19 +693,10 @@ def m_size(a, log, limit):
     c.expect(b'RSET', '250')
     res = []
     for n, code in ((limit + 1, '552 5.3.4'), (limit * 3, '552 5.3.4'), (limit, '250')):
-        c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
-        c.expect(b'RCPT TO:<r@example.net>', '250')
         body = make_body('size', n, n - 50, rnd, sender)
         body = body + b'p' * (n - len(body) - 2) + b'\r\n'
         want(len(body) == n, 'built %d octets, wanted %d' % (len(body), n))
-        c.expect(b'DATA', '354')
-        c.send(stuff(body))
-        r = c.reply()
-        want(r.startswith(code), '%d octets of DATA: expected %s, got %r' % (n, code, r))
-        if code == '250':
-            m = QUEUED.match(r)
-            want(m, 'no queue ID in %r' % r)
-            log.add(m.group(1), body, 1, sender, 'ESMTP')
+        r = try_message(c, log, sender, body, code, '%d octets of DATA' % n)
         res.append('%d:%s' % (n, r[:9]))
     # BDAT over the limit
     c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
