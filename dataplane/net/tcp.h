@@ -29,6 +29,9 @@
  *   writable(c, user)    room appeared in the send buffer (or in the
  *                        lcore's conf.mbuf_budget) after a tcp_send that
  *                        accepted less than asked.
+ *   timer(c, user)       the deadline set with tcp_set_timer() passed (one
+ *                        shot; set it again from here if needed). Only
+ *                        while the connection is the application's.
  *   closed(c, user, why) the connection is gone for the application; the
  *                        handle is invalid once this returns. Called exactly
  *                        once per connection that was handed to the
@@ -86,7 +89,7 @@ struct tcp_listener;
 	X(timewait_entered) X(timewait_reuse) X(timewait_expired)             \
 	X(timewait_recycled) X(sack_recoveries) X(sack_blocks_in)             \
 	X(syn_retransmits) X(r1_reached) X(port_exhausted) X(tx_nombuf)      \
-	X(sndbuf_budget_waits)
+	X(sndbuf_budget_waits) X(app_timers)
 
 struct tcp_stats {
 	TCP_STATS(STATS_FIELD)
@@ -119,6 +122,7 @@ struct tcp_callbacks {
 	void (*data)(struct tcp_conn *c, void *user, struct rte_mbuf *m);
 	void (*writable)(struct tcp_conn *c, void *user);
 	void (*closed)(struct tcp_conn *c, void *user, enum tcp_close_reason why);
+	void (*timer)(struct tcp_conn *c, void *user);
 };
 
 /* Active-open source-port filter (e.g. "the reply hashes to this lcore"). */
@@ -219,6 +223,13 @@ void tcp_close(struct tcp_conn *c);
 void tcp_abort(struct tcp_conn *c);
 
 void tcp_set_user(struct tcp_conn *c, void *user);
+/* The application's deadline for this connection, on the lcore's clock
+ * (ns->now_ns; absolute ns), filed in the stack's timer wheel (1 ms
+ * resolution): the timer() callback runs from tcp_tick() once it has
+ * passed. 0 cancels. One per connection; setting it again replaces it. So
+ * an application with many idle connections pays nothing per poll for
+ * their deadlines. */
+void tcp_set_timer(struct tcp_conn *c, uint64_t at_ns);
 void *tcp_get_user(const struct tcp_conn *c);
 void tcp_set_nodelay(struct tcp_conn *c, bool on);
 void tcp_set_keepalive(struct tcp_conn *c, bool on);

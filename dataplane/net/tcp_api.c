@@ -218,6 +218,14 @@ void tcp_abort(struct tcp_conn *c)
 }
 
 void tcp_set_user(struct tcp_conn *c, void *user) { c->user = user; }
+
+void tcp_set_timer(struct tcp_conn *c, uint64_t at_ns)
+{
+	if (c->zombie || !c->app)
+		return;
+	c->app_at = at_ns;
+	tcp_timer_update(c);
+}
 void *tcp_get_user(const struct tcp_conn *c) { return c->user; }
 void tcp_set_nodelay(struct tcp_conn *c, bool on) { c->nodelay = on; }
 enum tcp_state tcp_get_state(const struct tcp_conn *c) { return (enum tcp_state)c->state; }

@@ -343,7 +343,7 @@ void tcp_enter_timewait(struct tcp_conn *c)
 	else
 		ts->tw_head = c;
 	ts->tw_tail = c;
-	c->rexmt_at = c->persist_at = c->delack_at = c->keep_at = 0;
+	c->rexmt_at = c->persist_at = c->delack_at = c->keep_at = c->app_at = 0;
 	c->tw_at = ts->now + 2 * ts->conf.msl_ns;
 	/* the send queue is all acked by now; drop anything held */
 	tcp_budget_unwait(c);

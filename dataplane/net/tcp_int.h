@@ -165,6 +165,7 @@ struct tcp_conn {
 
 	/* timers: absolute ns, 0 = off */
 	uint64_t rexmt_at, persist_at, delack_at, keep_at, tw_at;
+	uint64_t app_at;	/* the application's deadline (tcp_set_timer) */
 	uint64_t last_rcv_ns;
 	struct tcp_wheel_link wl;
 

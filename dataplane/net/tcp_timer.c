@@ -1,8 +1,9 @@
 /*
  * tcp_timer.c - the per-lcore timer wheel and the connection timers.
  *
- * Each connection has up to five deadlines (retransmission/SYN, persist,
- * delayed ACK, keepalive, TIME_WAIT/FIN_WAIT_2) and is filed once in a
+ * Each connection has up to six deadlines (retransmission/SYN, persist,
+ * delayed ACK, keepalive, TIME_WAIT/FIN_WAIT_2, and the application's own
+ * from tcp_set_timer) and is filed once in a
  * hashed wheel (1 ms ticks, 4096 slots) under the earliest of them, rounded
  * up to a tick so that an entry found in a processed slot is always due or
  * belongs to a later round. tcp_timer_run() walks the slots between the last
@@ -76,9 +77,10 @@ void tcp_timer_cancel(struct tcp_conn *c)
 
 static uint64_t earliest(const struct tcp_conn *c)
 {
-	uint64_t t[5] = { c->rexmt_at, c->persist_at, c->delack_at, c->keep_at, c->tw_at };
+	uint64_t t[6] = { c->rexmt_at, c->persist_at, c->delack_at, c->keep_at, c->tw_at,
+			  c->app_at };
 	uint64_t m = 0;
-	for (unsigned i = 0; i < 5; i++)
+	for (unsigned i = 0; i < 6; i++)
 		if (t[i] && (m == 0 || t[i] < m))
 			m = t[i];
 	return m;
@@ -220,6 +222,15 @@ static void conn_expire(struct tcp_conn *c)
 		keep_fire(c);
 		if (c->zombie)
 			return;
+	}
+	if (c->app_at && c->app_at <= now) {
+		c->app_at = 0;
+		if (c->app && c->cbs.timer) {
+			ts->stats.app_timers++;
+			c->cbs.timer(c, c->user);
+			if (c->zombie)
+				return;
+		}
 	}
 	tcp_timer_update(c);
 }

@@ -288,7 +288,16 @@ static void a_closed(struct tcp_conn *c, void *user, enum tcp_close_reason why)
 	a->conn = NULL;
 }
 
+static void a_timer(struct tcp_conn *c, void *user)
+{
+	struct tapp *a = user;
+	a->timers++;
+	if (a->timer_rearm_ns)
+		tcp_set_timer(c, c->ts->now + a->timer_rearm_ns);
+}
+
 const struct tcp_callbacks tapp_cb = {
+	.timer = a_timer,
 	.accept = a_accept,
 	.connected = a_connected,
 	.data = a_data,

@@ -89,6 +89,8 @@ struct tapp {
 	bool refuse;
 	bool close_on_eof;
 	unsigned data_calls;
+	unsigned timers;		/* timer() callbacks */
+	uint64_t timer_rearm_ns;	/* timer(): set again this far ahead (0: no) */
 };
 extern const struct tcp_callbacks tapp_cb;
 void tapp_init(struct tapp *a, size_t rxcap);

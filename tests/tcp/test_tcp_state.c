@@ -877,3 +877,61 @@ Test(tcp_state, close_before_established_sends_data_then_fin)
 	cr_expect(saw_data && saw_fin);
 	cr_expect_eq(tcp_get_state(c), TCP_FIN_WAIT_1);
 }
+
+/* tcp_set_timer: the application's deadline fires once from the wheel, can
+ * be moved, re-armed from its own callback and cancelled, and never fires
+ * for a connection that is no longer the application's. */
+Test(tcp_state, app_timer)
+{
+	open_passive(true);
+	struct tcp_conn *c = A.conn;
+	uint64_t t0 = N.ns.now_ns;
+
+	tcp_set_timer(c, t0 + 50 * NS_PER_MS);
+	tadvance(&N, 49 * NS_PER_MS);
+	cr_expect_eq(A.timers, 0);
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_expect_eq(A.timers, 1, "fired at its deadline");
+	tadvance(&N, 1000 * NS_PER_MS);
+	cr_expect_eq(A.timers, 1, "one shot");
+
+	/* moved later before it fires: only the new deadline counts */
+	tcp_set_timer(c, N.ns.now_ns + 10 * NS_PER_MS);
+	tcp_set_timer(c, N.ns.now_ns + 30 * NS_PER_MS);
+	tadvance(&N, 20 * NS_PER_MS);
+	cr_expect_eq(A.timers, 1);
+	tadvance(&N, 11 * NS_PER_MS);
+	cr_expect_eq(A.timers, 2);
+
+	/* far beyond one turn of the wheel (4096 ms) */
+	tcp_set_timer(c, N.ns.now_ns + 10 * NS_PER_SEC);
+	for (int i = 0; i < 9; i++)
+		tadvance(&N, NS_PER_SEC);
+	cr_expect_eq(A.timers, 2);
+	tadvance(&N, NS_PER_SEC + NS_PER_MS);
+	cr_expect_eq(A.timers, 3);
+
+	/* re-armed from the callback */
+	A.timer_rearm_ns = 5 * NS_PER_MS;
+	tcp_set_timer(c, N.ns.now_ns + NS_PER_MS);
+	for (int i = 0; i < 10; i++)
+		tadvance(&N, 6 * NS_PER_MS);
+	cr_expect_geq(A.timers, 3 + 9);
+	A.timer_rearm_ns = 0;
+	tadvance(&N, 10 * NS_PER_MS);
+	unsigned fired = A.timers;
+
+	/* cancelled */
+	tcp_set_timer(c, N.ns.now_ns + 5 * NS_PER_MS);
+	tcp_set_timer(c, 0);
+	tadvance(&N, 20 * NS_PER_MS);
+	cr_expect_eq(A.timers, fired);
+	cr_expect_eq(tcp_stack_stats(N.ts)->app_timers, fired);
+
+	/* aborted: nothing more */
+	tcp_set_timer(c, N.ns.now_ns + 5 * NS_PER_MS);
+	tcp_abort(c);
+	tnode_clear(&N);
+	tadvance(&N, 20 * NS_PER_MS);
+	cr_expect_eq(A.timers, fired);
+}
