@@ -64,6 +64,8 @@ static const struct key keys[] = {
 	{ "port", "mbufs", K_UINT, F(dp.port.mbufs), 1023, 4194303, NULL },
 	{ "port", "mbuf_cache", K_UINT, F(dp.port.mbuf_cache), 0, 512, NULL },
 	{ "lcores", "workers", K_UINT, F(dp.workers), 1, DP_MAX_WORKERS, NULL },
+	{ "lcores", "cores", K_STR, F(dp.cores), 0, 0, NULL },
+	{ "lcores", "main_core", K_STR, F(dp.main_core), 0, 0, NULL },
 	{ "lcores", "idle", K_ENUM, F(dp.idle), 0, 0, idle_names },
 	{ "net", "address", K_CIDR, F(dp.addr.ip), 0, 0, NULL },
 	{ "net", "gateway", K_IPV4, F(dp.addr.gateway), 0, 0, NULL },
@@ -133,6 +135,7 @@ static const struct key keys[] = {
 	{ "control", "socket", K_STR, F(control.socket), 0, 0, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
 
 static const struct key *key_find(const char *section, const char *name)
 {
@@ -441,6 +444,7 @@ static int handle(void *user, const char *section, const char *name, const char 
 		add_error(st, st->line, "%s.%s: %s", section, name, err);
 		return 0;
 	}
+	st->cfg->key_line[k - keys] = (uint16_t)(st->line > UINT16_MAX ? UINT16_MAX : st->line);
 	return 1;
 }
 
@@ -449,6 +453,9 @@ int config_parse_string(struct sluice_config *c, const char *text, const char *n
 {
 	struct parse_state st = { c, errs, name, text, 0 };
 	int r;
+
+	snprintf(c->source, sizeof(c->source), "%s", name);
+	memset(c->key_line, 0, sizeof(c->key_line));
 
 	/* Library settings, the same on every call: heap line buffer of our
 	 * size, no continuation lines (an indented line is a mistake here). */
@@ -515,6 +522,13 @@ int config_load_file(struct sluice_config *c, const char *path, struct config_er
 	r = config_parse_string(c, text, path, errs);
 	free(text);
 	return r;
+}
+
+unsigned config_key_line(const struct sluice_config *c, const char *section, const char *name)
+{
+	const struct key *k = key_find(section, name);
+
+	return k ? c->key_line[k - keys] : 0;
 }
 
 /* ---- writer ---- */

@@ -22,6 +22,7 @@
 #define CONFIG_PATH_MAX 256
 #define CONFIG_MAX_ERRORS 32
 #define CONFIG_LINE_MAX 1024
+#define CONFIG_KEYS_MAX 192	/* >= the rows of config.c's key table */
 
 struct sluice_config {
 	struct dp_conf dp;		/* [eal] [port] [lcores] [net] [impair] */
@@ -72,6 +73,12 @@ struct sluice_config {
 	struct {
 		char socket[CONFIG_PATH_MAX];
 	} control;
+
+	/* Where each key was set: the line in `source` (0: not set there,
+	 * the built-in default applies). Indexed like config.c's key table;
+	 * see config_key_line(). For messages and "was it given" checks. */
+	char source[CONFIG_PATH_MAX];
+	uint16_t key_line[CONFIG_KEYS_MAX];
 };
 
 /* Errors gathered while parsing, each "file:line: message". */
@@ -90,6 +97,9 @@ int config_parse_string(struct sluice_config *c, const char *text, const char *n
 int config_load_file(struct sluice_config *c, const char *path, struct config_errors *errs);
 /* The built-in default. */
 int config_load_default(struct sluice_config *c, struct config_errors *errs);
+
+/* The line of `source` that set section.name, or 0 (not set there). */
+unsigned config_key_line(const struct sluice_config *c, const char *section, const char *name);
 
 /* Write the effective configuration as INI text (every key). */
 void config_write(const struct sluice_config *c, FILE *out);

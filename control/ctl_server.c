@@ -29,8 +29,41 @@ void ctl_json_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/*
+ * Is a socket at sa's path answering? 1: yes (another daemon owns it);
+ * 0: nothing there, or a stale socket file left by a crash (removed);
+ * -errno: the path holds something we must not remove (not a socket), or
+ * cannot be probed.
+ */
+static int socket_take_over(const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r, e;
+
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS)
+		return 1;	/* accepted, or its backlog is full: alive */
+	if (e != ECONNREFUSED)
+		return -e;
+	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+		return -errno;
+	log_notice("control socket %s: removed a stale socket (nobody listening)", sa->sun_path);
+	return 0;
+}
+
 int ctl_server_open(struct ctl_server *s, const char *path, ctl_handler_fn h, void *ctx)
 {
+	int r;
+
 	struct sockaddr_un sa;
 	char dir[sizeof(s->path)], *slash;
 
@@ -53,13 +86,22 @@ int ctl_server_open(struct ctl_server *s, const char *path, ctl_handler_fn h, vo
 		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
 			log_warn("control socket: mkdir %s: %s", dir, strerror(errno));
 	}
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0)
-		return -errno;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	unlink(path);	/* a stale socket from a crash */
+	r = socket_take_over(&sa);
+	if (r == 1) {
+		log_err("control socket %s answers: another sluiced is running; not starting", path);
+		return -EADDRINUSE;
+	}
+	if (r < 0) {
+		log_err("control socket %s: %s; not removing it", path, strerror(-r));
+		return r;
+	}
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0)
+		return -errno;
+	/* Two daemons starting at once: the second bind fails (EADDRINUSE). */
 	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    chmod(path, 0660) < 0 || listen(s->listen_fd, 16) < 0) {
 		int e = errno;

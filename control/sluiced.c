@@ -9,7 +9,9 @@
  * Signals are blocked in every thread (EAL's included, which inherit the
  * mask) and read from a signalfd in the main loop, so shutdown runs as plain
  * code rather than in a handler: SIGTERM/SIGINT stop the workers after their
- * current burst, close the port and exit 0. SIGIO, which net_tap uses to
+ * current burst, close the port and exit 0; SIGHUP is logged and ignored
+ * (reload comes with the control plane). A second sluiced whose control
+ * socket answers refuses to start before it touches the port or the spool. SIGIO, which net_tap uses to
  * say "frames are waiting", is left to the worker lcores, which are awake
  * anyway: delivered to the main thread it cost a wake-up per frame.
  */
@@ -28,6 +30,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/config.h"
+#include "control/config_check.h"
 #include "control/ctl_server.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/smtp/smtp_policy.h"
@@ -58,10 +61,14 @@ static void usage(FILE *out)
 		"       sluiced --print-config [-c FILE]\n");
 }
 
+/* Parse and check (config_check: the same checks --check-config makes). */
 static int load_config(struct sluice_config *cfg, const char *path)
 {
 	struct config_errors errs;
 	int r = path ? config_load_file(cfg, path, &errs) : config_load_default(cfg, &errs);
+
+	if (r == 0)
+		r = config_check(cfg, NULL, &errs);
 
 	for (unsigned i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
@@ -134,16 +141,7 @@ static int smtp_setup(struct daemon *d)
 			"or 0.0.0.0/0 would make an open relay)");
 		return -1;
 	}
-	smtp_conf_default(&sc->engine);
-	snprintf(sc->engine.hostname, sizeof(sc->engine.hostname), "%s", c->smtp.hostname);
-	sc->engine.max_size = c->smtp.message_size_limit;
-	sc->engine.max_rcpt = c->smtp.recipient_limit;
-	sc->engine.max_errors = c->smtp.error_limit;
-	sc->engine.max_line = c->smtp.line_length_limit;
-	sc->engine.hop_limit = c->smtp.hop_limit;
-	sc->engine.bare = (enum smtp_bare_policy)c->smtp.bare_linefeed;
-	sc->engine.timeout_cmd_ns = c->smtp.command_timeout_ns;
-	sc->engine.timeout_data_ns = c->smtp.data_timeout_ns;
+	config_smtp_engine(c, &sc->engine);
 	sc->engine.policy = &d->policy;
 	if (smtp_conf_check(&sc->engine, &why) < 0) {
 		log_err("smtp: %s", why);
@@ -223,6 +221,26 @@ static void drain_smtp(struct daemon *d)
 			   left, DRAIN_WAIT_MS);
 }
 
+/*
+ * One signal from the signalfd. TERM/INT stop the daemon. HUP is the
+ * operator's "reload"; until reload exists it must not stop the MTA, so it
+ * is logged and ignored.
+ */
+static void take_signal(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	if (read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		log_notice("signal %s from pid %u: reload is not supported yet; ignored",
+			   strsignal((int)si.ssi_signo), si.ssi_pid);
+		return;
+	}
+	log_notice("signal %s: stopping", strsignal((int)si.ssi_signo));
+	d->stop = 1;
+}
+
 static void main_loop(struct daemon *d)
 {
 	struct pollfd pfds[2 + CTL_MAX_CLIENTS];
@@ -237,13 +255,8 @@ static void main_loop(struct daemon *d)
 			log_err("main loop: poll: %s", strerror(errno));
 			break;
 		}
-		if (pfds[0].revents) {
-			struct signalfd_siginfo si;
-			if (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				log_notice("signal %s: stopping", strsignal((int)si.ssi_signo));
-				d->stop = 1;
-			}
-		}
+		if (pfds[0].revents)
+			take_signal(d);
 		ctl_server_service(&d->ctl, pfds + 1, n - 1);
 	}
 }
@@ -270,17 +283,21 @@ static int run(struct daemon *d, const char *argv0)
 		return 1;
 	}
 
+	/* The control socket first: if another sluiced answers on it, this
+	 * one must not touch the port or the spool. Requests wait in its
+	 * backlog until the main loop runs. */
+	if (ctl_server_open(&d->ctl, d->cfg.control.socket, ctl_handle, d) < 0) {
+		close(d->sig_fd);
+		return 1;
+	}
 	if (smtp_setup(d) < 0) {
+		ctl_server_close(&d->ctl);
 		smtp_teardown(d);
 		return 1;
 	}
 	d->dp = dp_init(&d->cfg.dp, argv0);
 	if (!d->dp) {
-		smtp_teardown(d);
-		return 1;
-	}
-	if (ctl_server_open(&d->ctl, d->cfg.control.socket, ctl_handle, d) < 0) {
-		dp_stop(d->dp);
+		ctl_server_close(&d->ctl);
 		smtp_teardown(d);
 		return 1;
 	}

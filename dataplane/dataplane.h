@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dataplane/cpus.h"
 #include "dataplane/echo.h"
 #include "dataplane/impair.h"
 #include "dataplane/net/arp.h"
@@ -24,7 +25,7 @@
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/smtp_service.h"
 
-#define DP_MAX_WORKERS 16
+#define DP_MAX_WORKERS CPUS_MAX_WORKERS
 
 enum dp_idle_policy {
 	DP_IDLE_BUSY = 0,	/* spin: lowest latency, one core per lcore */
@@ -48,6 +49,10 @@ struct dp_conf {
 	struct dp_eal_conf eal;
 	struct dp_port_conf port;
 	unsigned workers;		/* worker lcores (the main lcore is extra) */
+	char cores[256];		/* worker CPU list ("" = choose), cpus.h */
+	char main_core[16];		/* main lcore's CPU ("" = choose) */
+	struct cpu_plan plan;		/* resolved from the three above (cpus_plan);
+					 * plan.workers == 0: not yet resolved */
 	enum dp_idle_policy idle;
 	struct net_addr_conf addr;	/* mac all-zero: use the port's own */
 	struct arp_conf arp;

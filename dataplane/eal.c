@@ -4,7 +4,6 @@
 #include "dataplane/eal.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,23 +24,22 @@ static int push(struct eal_argv *av, size_t *used, const char *s)
 	return 0;
 }
 
-int eal_build_argv(struct eal_argv *av, const char *progname,
-		   const struct dp_conf *conf, unsigned ncpus)
+int eal_build_argv(struct eal_argv *av, const char *progname, const struct dp_conf *conf)
 {
 	char tmp[512], args[sizeof(conf->eal.args)], *save = NULL, *tok;
+	const struct cpu_plan *p = &conf->plan;
 	size_t used = 0, n = 0;
 	int r = 0;
 
 	memset(av, 0, sizeof(*av));
-	if (ncpus == 0)
-		ncpus = 1;
+	if (p->workers == 0 || p->workers != conf->workers)
+		return -EINVAL;
 	r |= push(av, &used, progname);
 
-	/* lcore 0 is the main lcore on CPU 0; workers spread over the rest. */
-	n = (size_t)snprintf(tmp, sizeof(tmp), "0@0");
-	for (unsigned w = 1; w <= conf->workers && n < sizeof(tmp); w++)
-		n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, ",%u@%u", w,
-				      ncpus > 1 ? 1 + (w - 1) % (ncpus - 1) : 0);
+	/* lcore 0 is the main lcore; lcore w runs worker w-1; each on its CPU. */
+	n = (size_t)snprintf(tmp, sizeof(tmp), "0@%d", p->main_cpu);
+	for (unsigned w = 1; w <= p->workers && n < sizeof(tmp); w++)
+		n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, ",%u@%d", w, p->worker_cpu[w - 1]);
 	if (n >= sizeof(tmp))
 		return -E2BIG;
 	r |= push(av, &used, "--lcores");
@@ -69,16 +67,20 @@ int eal_start(struct eal_argv *av, const char *progname, const struct dp_conf *c
 {
 	char line[EAL_ARG_BYTES + EAL_MAX_ARGS];
 	size_t n = 0;
-	cpu_set_t set;
-	unsigned ncpus = 1;
+	int r = eal_build_argv(av, progname, conf);
 
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		ncpus = (unsigned)CPU_COUNT(&set);
-	if (eal_build_argv(av, progname, conf, ncpus) < 0) {
+	if (r == -EINVAL) {
+		log_err("EAL: no CPU plan for %u workers (config_check resolves it)", conf->workers);
+		return -1;
+	}
+	if (r < 0) {
 		log_err("EAL arguments too long (more than %d words or %d bytes)",
 			EAL_MAX_ARGS, EAL_ARG_BYTES);
 		return -1;
 	}
+	if (conf->plan.main_shared)
+		log_warn("the main lcore shares CPU %d with a worker (too few CPUs)",
+			 conf->plan.main_cpu);
 	line[0] = '\0';
 	for (int i = 0; i < av->argc && n < sizeof(line); i++)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", i ? " " : "", av->argv[i]);

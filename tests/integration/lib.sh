@@ -8,14 +8,32 @@
 
 T_PASS=0
 T_FAIL=0
+T_SKIP=0
 ok()   { T_PASS=$((T_PASS + 1)); echo "ok   - $*"; }
 fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL - $*"; }
+skip() { T_SKIP=$((T_SKIP + 1)); echo "skip - $*"; }	# skip "what (why)"
 check() {	# check "description" command...
 	local what=$1; shift
 	if "$@"; then ok "$what"; else fail "$what"; fi
 }
+
+# A measurement that could not be made (a counter missing, a dead socket,
+# no process to read) must fail the suite even when the value it should
+# have produced is then compared in a way that happens to hold, and even
+# when it was taken in a $(...) subshell: measure_failed records it in a
+# file that finish() turns into failed checks.
+measure_failed() {
+	echo "$*" >>"${T_DIR:?}/measure_failures"
+}
 finish() {
-	echo "$T_PASS passed, $T_FAIL failed"
+	local line
+	if [ -s "${T_DIR:-/nonexistent}/measure_failures" ]; then
+		while IFS= read -r line; do
+			fail "measurement failed: $line"
+		done <"$T_DIR/measure_failures"
+		: >"$T_DIR/measure_failures"
+	fi
+	echo "$T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
 	[ "$T_FAIL" -eq 0 ]
 }
 
@@ -85,8 +103,43 @@ t_teardown() {
 	rm -rf "$T_DIR"
 }
 
-# stat NAME: one counter from sluiced (summed over lcores).
+# stat NAME: one counter from sluiced (summed over lcores). When it cannot
+# be read (no answer, no such counter) it prints "unreadable" (no number:
+# a comparison with it fails), returns 1, and the suite fails at finish.
 stat() {
-	"$T_CTL" -s "$T_SOCK" --json stats 2>/dev/null | /usr/bin/python3 -c \
-		"import json,sys; print(json.load(sys.stdin)['stats']['$1'])" 2>/dev/null || echo 0
+	local v
+	v=$("$T_CTL" -s "$T_SOCK" --json stats 2>/dev/null | /usr/bin/python3 -c \
+		"import json,sys; print(json.load(sys.stdin)['stats']['$1'])" 2>/dev/null)
+	if ! [[ "$v" =~ ^[0-9]+$ ]]; then
+		measure_failed "counter $1 could not be read from $T_SOCK"
+		echo unreadable
+		return 1
+	fi
+	echo "$v"
+}
+
+# rss_kib PID: resident memory of a process in KiB, or "unreadable" (and a
+# failed measurement) when there is no such process.
+rss_kib() {
+	local v
+	v=$(awk '/^VmRSS:/ {print $2}' "/proc/${1:-none}/status" 2>/dev/null)
+	if ! [[ "$v" =~ ^[0-9]+$ ]]; then
+		measure_failed "VmRSS of pid '${1:-}' could not be read"
+		echo unreadable
+		return 1
+	fi
+	echo "$v"
+}
+
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds
+# or SECONDS pass (1 = gave up). For "this should happen soon" checks on a
+# loaded machine: wait for the condition instead of sleeping and counting.
+wait_for() {
+	local limit=$1 end; shift
+	end=$((SECONDS + limit))
+	while ! "$@"; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+	return 0
 }

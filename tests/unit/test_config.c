@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/config.h"
+#include "control/config_check.h"
+#include "dataplane/cpus.h"
 #include "dataplane/eal.h"
 #include "queue/queue.h"
 
@@ -190,28 +193,172 @@ Test(config, oversized_line_and_missing_file)
 	cr_assert_not_null(strstr(e.msg[0], "No such file"));
 }
 
-Test(eal_argv, built_from_config)
+/* A machine for the CPU plan: online CPUs and our affinity mask as lists. */
+static struct config_machine machine(const char *online, const char *allowed)
+{
+	struct config_machine m;
+	char err[128];
+
+	cr_assert_eq(cpus_parse_list(online, &m.online, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cpus_parse_list(allowed, &m.allowed, err, sizeof(err)), 0, "%s", err);
+	return m;
+}
+
+static char *argv_line(const struct eal_argv *av)
+{
+	static char line[1024];
+	line[0] = '\0';
+	for (int i = 0; i < av->argc; i++) {
+		strcat(line, i ? " " : "");
+		strcat(line, av->argv[i]);
+	}
+	return line;
+}
+
+/* The lcore map uses real CPU IDs: with isolcpus=2-5 our affinity mask is
+ * {0,1} and `cores = 2-5` must put the workers on 2..5, not on CPU 1 beside
+ * the kernel (what a count-based map over the mask's size did). */
+Test(eal_argv, lcores_on_the_named_cpus)
 {
 	struct sluice_config c;
 	struct config_errors e;
 	struct eal_argv av;
+	struct config_machine m = machine("0-7", "0-1");
+	char *path = write_tmp("[lcores]\ncores = 2-5\n");
 
-	cr_assert_eq(config_load_default(&c, &e), 0);
-	c.dp.workers = 2;
-	cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp, 2), 0);
-	char line[1024] = "";
-	for (int i = 0; i < av.argc; i++) {
-		strcat(line, i ? " " : "");
-		strcat(line, av.argv[i]);
-	}
-	cr_assert_str_eq(line, "sluiced --lcores 0@0,1@1,2@1 --vdev net_tap0,iface=sl0 "
-			       "--file-prefix sluice --no-huge --no-pci --no-shconf -m 512 "
-			       "--log-level=lib.eal:warning");
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(c.dp.workers, 4);
+	cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp), 0);
+	cr_assert_str_eq(argv_line(&av), "sluiced --lcores 0@0,1@2,2@3,3@4,4@5 --vdev net_tap0,iface=sl0 "
+					 "--file-prefix sluice --no-huge --no-pci --no-shconf -m 512 "
+					 "--log-level=lib.eal:warning");
 	cr_assert_null(av.argv[av.argc]);
+
+	/* An explicit housekeeping CPU for the main lcore. */
+	strcpy(c.dp.main_core, "1");
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp), 0);
+	cr_assert_not_null(strstr(argv_line(&av), "--lcores 0@1,1@2,2@3,3@4,4@5 "));
 
 	/* Too many words is refused, not truncated. */
 	memset(c.dp.eal.args, 0, sizeof(c.dp.eal.args));
 	for (int i = 0; i < 100; i++)
 		strcat(c.dp.eal.args, "-x ");
-	cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp, 2), -E2BIG);
+	cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp), -E2BIG);
+	/* No plan resolved: refused, never a guess. */
+	memset(&c.dp.plan, 0, sizeof(c.dp.plan));
+	cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp), -EINVAL);
+}
+
+/* Without a list, workers go on the CPUs we may run on, by their IDs. */
+Test(eal_argv, lcores_from_the_affinity_mask)
+{
+	static const struct {
+		const char *allowed;
+		unsigned workers;
+		const char *want;
+	} cases[] = {
+		{ "0-1", 1, "0@0,1@1" },	/* this test box */
+		{ "0-1", 2, "0@0,1@1,2@1" },	/* more workers than CPUs: shared */
+		{ "4,6", 1, "0@4,1@6" },	/* taskset -c 4,6: never CPU 0 or 1 */
+		{ "3", 2, "0@3,1@3,2@3" },	/* one CPU: everything on it */
+		{ "0-3", 3, "0@0,1@1,2@2,3@3" },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sluice_config c;
+		struct config_errors e;
+		struct eal_argv av;
+		struct config_machine m = machine("0-7", cases[i].allowed);
+		char want[64];
+
+		cr_assert_eq(config_load_default(&c, &e), 0);
+		c.dp.workers = cases[i].workers;
+		cr_assert_eq(config_check(&c, &m, &e), 0, "case %u: %s", i, e.msg[0]);
+		cr_assert_eq(eal_build_argv(&av, "sluiced", &c.dp), 0);
+		snprintf(want, sizeof(want), "--lcores %s ", cases[i].want);
+		cr_assert_not_null(strstr(argv_line(&av), want), "case %u: %s", i, argv_line(&av));
+	}
+}
+
+Test(cpus, list_syntax)
+{
+	cpu_set_t s;
+	char err[128], out[64];
+
+	cr_assert_eq(cpus_parse_list("2-5, 8,10-11", &s, err, sizeof(err)), 0);
+	cpus_format_list(&s, out, sizeof(out));
+	cr_assert_str_eq(out, "2-5,8,10-11");
+	cr_assert_eq(cpus_parse_list("", &s, err, sizeof(err)), 0);
+	cr_assert_eq(CPU_COUNT(&s), 0);
+	cr_assert_eq(cpus_parse_list("0-63\n", &s, err, sizeof(err)), 0);	/* sysfs style */
+	cr_assert_eq(CPU_COUNT(&s), 64);
+	cr_assert_eq(cpus_parse_list("5-2", &s, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "backwards"));
+	cr_assert_eq(cpus_parse_list("2-", &s, err, sizeof(err)), -1);
+	cr_assert_eq(cpus_parse_list("a", &s, err, sizeof(err)), -1);
+	cr_assert_eq(cpus_parse_list("1;2", &s, err, sizeof(err)), -1);
+	cr_assert_eq(cpus_parse_list("99999", &s, err, sizeof(err)), -1);
+	cr_assert_eq(cpus_parse_list("-1", &s, err, sizeof(err)), -1);
+}
+
+/* config_check: what start-up would refuse, with file:line. */
+Test(config_check, refuses_what_startup_would)
+{
+	static const struct bad_case cases[] = {
+		{ "[lcores]\ncores = 2-9\n", 2, "lcores.cores: CPU 8 is not on this machine (online: 0-7)" },
+		{ "[lcores]\ncores = 2-5\nworkers = 2\n", 2, "lists 4 CPUs but workers = 2" },
+		{ "[lcores]\ncores = 2-3\nmain_core = 3\n", 3, "main_core: CPU 3 is also in" },
+		{ "[lcores]\nmain_core = 1,2\n", 2, "main_core: must be one CPU" },
+		{ "[lcores]\nmain_core = 9\n", 2, "main_core: CPU 9 is not on this machine" },
+		{ "[lcores]\ncores = two\n", 2, "not a CPU list" },
+		{ "[smtp]\nmynetworks = 10.0.0.0/8, 192.0.2.1/24\n", 2, "'192.0.2.1/24' is not a network" },
+		{ "[smtp]\nmynetworks = 0.0.0.0/0\n", 2, "'0.0.0.0/0' is not a network" },
+		{ "[smtp]\nrelay_domains = example.com bad_domain!\n", 2, "'bad_domain!' is not a domain" },
+		{ "\n[smtp]\nhostname = -bad-.example\n", 3, "not a host name" },
+		{ "[smtp]\nhostname =\n", 2, "not a host name" },
+		{ "[retry]\nschedule = 5m,10x,1h\n", 2, "'10x' is not a wait" },
+		{ "[retry]\nschedule = sometimes\n", 2, "is not a wait" },
+		{ "[retry]\nmin_backoff = 2h\nmax_backoff = 1h\n", 2, "above max_backoff" },
+		{ "[tls]\ncert = /nonexistent/cert.pem\nkey = /nonexistent/key.pem\n", 2, "cert" },
+		{ "[tls]\ncert = /nonexistent/cert.pem\n", 0, "go together" },
+		{ "[queue]\ndir = spool\n", 2, "not an absolute path" },
+		{ "[queue]\ndir = /nonexistent/a/spool\n", 2, "/nonexistent/a does not exist" },
+		{ "[control]\nsocket = /nonexistent/a/b.sock\n", 2, "does not exist" },
+	};
+	struct config_machine m = machine("0-7", "0-1");
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sluice_config c;
+		struct config_errors e;
+		char *path = write_tmp(cases[i].text);
+		char want[128];
+
+		cr_assert_eq(config_load_file(&c, path, &e), 0, "case %u: parse: %s", i, e.msg[0]);
+		cr_assert_eq(config_check(&c, &m, &e), -1, "case %u accepted", i);
+		cr_assert_geq(e.count, 1);
+		snprintf(want, sizeof(want), "%s:", path);
+		if (cases[i].line)
+			snprintf(want, sizeof(want), "%s:%d: ", path, cases[i].line);
+		cr_assert_eq(strncmp(e.msg[0], want, strlen(want)), 0,
+			     "case %u: '%s' does not start with '%s'", i, e.msg[0], want);
+		cr_assert_not_null(strstr(e.msg[0], cases[i].needle),
+				   "case %u: '%s' lacks '%s'", i, e.msg[0], cases[i].needle);
+		unlink(path);
+	}
+}
+
+Test(config_check, shipped_file_passes)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-1", "0-1");
+
+	cr_assert_eq(config_load_file(&c, SOURCE_ROOT "/firmware-config/sluice.conf", &e), 0);
+	strcpy(c.queue.dir, "/tmp/sluice-check-spool");	/* /var/spool may be absent here */
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(c.dp.plan.workers, 1);
+	cr_assert_eq(c.dp.plan.main_cpu, 0);
+	cr_assert_eq(c.dp.plan.worker_cpu[0], 1);
 }

@@ -1,0 +1,249 @@
+/*
+ * config_check.c - whole-configuration checks and derived settings. See
+ * config_check.h.
+ */
+#include "control/config_check.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "control/retry.h"
+#include "dataplane/cpus.h"
+#include "dataplane/smtp/smtp_policy.h"
+#include "dataplane/smtp/tls.h"
+
+static void add_error(const struct sluice_config *c, struct config_errors *errs,
+		      const char *section, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* "source:line: section.name: message", line 0 when the key came from the
+ * built-in default (the message then names the default). */
+static void add_error(const struct sluice_config *c, struct config_errors *errs,
+		      const char *section, const char *name, const char *fmt, ...)
+{
+	char *m;
+	size_t cap = sizeof(errs->msg[0]);
+	int n;
+	va_list ap;
+
+	if (errs->count >= CONFIG_MAX_ERRORS)
+		return;
+	m = errs->msg[errs->count++];
+	n = snprintf(m, cap, "%s:%u: %s.%s: ", c->source,
+		     config_key_line(c, section, name), section, name);
+	if (n < 0 || (size_t)n >= cap)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(m + n, cap - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+int config_machine_read(struct config_machine *m)
+{
+	return cpus_machine(&m->online, &m->allowed);
+}
+
+static void check_cpus(struct sluice_config *c, const struct config_machine *m,
+		       struct config_errors *errs)
+{
+	char err[256];
+	const char *key = "cores";
+	bool workers_set = config_key_line(c, "lcores", "workers") != 0;
+
+	if (cpus_plan(c->dp.cores, c->dp.workers, workers_set, c->dp.main_core, &m->online,
+		      &m->allowed, &c->dp.plan, &key, err, sizeof(err)) < 0) {
+		add_error(c, errs, "lcores", key, "%s", err);
+		return;
+	}
+	c->dp.workers = c->dp.plan.workers;
+}
+
+/* Each entry alone, so the message can name the one that is wrong. */
+static void check_policy_list(const struct sluice_config *c, struct config_errors *errs,
+			      const char *name, const char *list, bool nets,
+			      struct smtp_policy *scratch)
+{
+	const char *p = list;
+	char tok[300];
+	unsigned before = errs->count;
+
+	while (*p) {
+		size_t n;
+		p += strspn(p, " ,\t\n");
+		n = strcspn(p, " ,\t\n");
+		if (n == 0)
+			break;
+		snprintf(tok, sizeof(tok), "%.*s", (int)(n < sizeof(tok) - 1 ? n : sizeof(tok) - 1), p);
+		if (smtp_policy_init(scratch, nets ? tok : NULL, nets ? NULL : tok) < 0)
+			add_error(c, errs, "smtp", name, nets
+				  ? "'%s' is not a network like 192.0.2.0/24 (no host bits, not /0)"
+				  : "'%s' is not a domain or .domain", tok);
+		p += n;
+	}
+	/* and all together (the counts are bounded) */
+	if (smtp_policy_init(scratch, nets ? list : NULL, nets ? NULL : list) < 0 &&
+	    errs->count == before)
+		add_error(c, errs, "smtp", name, "too many entries (at most %d)",
+			  nets ? SMTP_POLICY_MAX_NETS : SMTP_POLICY_MAX_DOMAINS);
+}
+
+/* A host name: dot-separated labels of letters, digits and hyphens. */
+static bool hostname_ok(const char *h)
+{
+	size_t len = strlen(h), label = 0;
+
+	if (len == 0 || len > 253 || h[0] == '.' || h[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = h[i];
+		if (ch == '.') {
+			if (label == 0 || h[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-'))
+			return false;
+		if ((label == 0 && ch == '-') || ++label > 63)
+			return false;
+	}
+	return h[len - 1] != '-';
+}
+
+void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e)
+{
+	smtp_conf_default(e);
+	snprintf(e->hostname, sizeof(e->hostname), "%s", c->smtp.hostname);
+	e->max_size = c->smtp.message_size_limit;
+	e->max_rcpt = c->smtp.recipient_limit;
+	e->max_errors = c->smtp.error_limit;
+	e->max_line = c->smtp.line_length_limit;
+	e->hop_limit = c->smtp.hop_limit;
+	e->bare = (enum smtp_bare_policy)c->smtp.bare_linefeed;
+	e->timeout_cmd_ns = c->smtp.command_timeout_ns;
+	e->timeout_data_ns = c->smtp.data_timeout_ns;
+	e->policy = NULL;
+}
+
+static void check_smtp(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct smtp_policy *scratch;
+	struct smtp_conf e;
+	const char *why;
+
+	if (c->smtp.port == 0)
+		return;
+	if (!hostname_ok(c->smtp.hostname))
+		add_error(c, errs, "smtp", "hostname", "'%s' is not a host name like mx.example.net",
+			  c->smtp.hostname);
+	scratch = malloc(sizeof(*scratch));
+	if (!scratch) {
+		add_error(c, errs, "smtp", "mynetworks", "out of memory");
+		return;
+	}
+	check_policy_list(c, errs, "mynetworks", c->smtp.mynetworks, true, scratch);
+	check_policy_list(c, errs, "relay_domains", c->smtp.relay_domains, false, scratch);
+	free(scratch);
+	config_smtp_engine(c, &e);
+	if (smtp_conf_check(&e, &why) < 0)
+		add_error(c, errs, "smtp", "hostname", "%s", why);
+}
+
+static void check_retry(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct retry_schedule rs;
+	char err[200];
+
+	if (retry_schedule_parse(c->retry.schedule, &rs, err, sizeof(err)) < 0)
+		add_error(c, errs, "retry", "schedule", "%s", err);
+	if (c->retry.min_backoff_s > c->retry.max_backoff_s)
+		add_error(c, errs, "retry", "min_backoff", "%llus is above max_backoff (%llus)",
+			  (unsigned long long)c->retry.min_backoff_s,
+			  (unsigned long long)c->retry.max_backoff_s);
+}
+
+/* The directory that will hold path must exist (we create one level only). */
+static void check_parent(const struct sluice_config *c, struct config_errors *errs,
+			 const char *section, const char *name, const char *path, bool is_dir)
+{
+	char dir[CONFIG_PATH_MAX];
+	char *slash;
+	struct stat st;
+
+	if (path[0] != '/') {
+		add_error(c, errs, section, name, "'%s' is not an absolute path", path);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (is_dir && stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			add_error(c, errs, section, name, "%s is not a directory", path);
+		return;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		return;		/* in / */
+	*slash = '\0';
+	if (!is_dir) {		/* a socket: its directory is made if its parent is there */
+		if (stat(dir, &st) == 0)
+			return;
+		slash = strrchr(dir, '/');
+		if (slash == dir)
+			return;
+		*slash = '\0';
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		add_error(c, errs, section, name, "directory %s does not exist", dir);
+}
+
+static void check_tls(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct tls_ctx *t;
+	char err[256];
+
+	if (c->smtp.port == 0 || !c->smtp.starttls)
+		return;
+	if (!c->tls.cert[0] && !c->tls.key[0])
+		return;		/* self-signed in the queue directory */
+	if (!c->tls.cert[0] || !c->tls.key[0]) {
+		add_error(c, errs, "tls", c->tls.cert[0] ? "key" : "cert",
+			  "cert and key go together (both empty: a self-signed pair)");
+		return;
+	}
+	t = tls_ctx_server(c->tls.cert, c->tls.key, err, sizeof(err));
+	if (!t) {
+		add_error(c, errs, "tls", "cert", "%s", err);
+		return;
+	}
+	tls_ctx_free(t);
+}
+
+int config_check(struct sluice_config *c, const struct config_machine *m,
+		 struct config_errors *errs)
+{
+	struct config_machine here;
+	unsigned before = errs->count;
+
+	if (!m) {
+		int r = config_machine_read(&here);
+		if (r < 0) {
+			add_error(c, errs, "lcores", "cores", "cannot read this machine's CPUs: %s",
+				  strerror(-r));
+			return -1;
+		}
+		m = &here;
+	}
+	check_cpus(c, m, errs);
+	check_smtp(c, errs);
+	check_retry(c, errs);
+	check_tls(c, errs);
+	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
+	check_parent(c, errs, "control", "socket", c->control.socket, false);
+	return errs->count > before ? -1 : 0;
+}

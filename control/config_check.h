@@ -1,0 +1,44 @@
+/*
+ * config_check.h - everything about a configuration that start-up would
+ * refuse, checked in one place.
+ *
+ * config.c checks each key on its own (type, range, syntax). This module
+ * checks what needs several keys or the machine: the CPU plan ([lcores]
+ * cores/main_core/workers against the CPUs online), relay policy
+ * (mynetworks, relay_domains), the SMTP engine's limits and hostname, the
+ * retry schedule, TLS files, the queue and control socket paths. Both
+ * `sluiced --check-config` (the unit's ExecStartPre) and start-up call
+ * config_check(), so a file that passes the check cannot then be refused
+ * by the daemon for something the check could have seen.
+ *
+ * It also resolves what start-up uses: the CPU plan (cfg->dp.plan, and
+ * cfg->dp.workers from it) and the SMTP engine settings.
+ */
+#ifndef SLUICE_CONFIG_CHECK_H
+#define SLUICE_CONFIG_CHECK_H
+
+#include <sched.h>
+
+#include "control/config.h"
+#include "dataplane/smtp/smtp_server.h"
+
+/* The machine the configuration is checked against (tests inject one). */
+struct config_machine {
+	cpu_set_t online;	/* CPUs online */
+	cpu_set_t allowed;	/* CPUs this process may run on */
+};
+/* Read this machine. 0 or -errno. */
+int config_machine_read(struct config_machine *m);
+
+/*
+ * Check c against m (NULL: this machine), appending "file:line: key:
+ * message" errors to errs, and resolve c->dp.plan and c->dp.workers.
+ * 0 when clean, -1 with errors.
+ */
+int config_check(struct sluice_config *c, const struct config_machine *m,
+		 struct config_errors *errs);
+
+/* The SMTP engine settings of c (policy left NULL: the caller owns it). */
+void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e);
+
+#endif
