@@ -38,7 +38,7 @@
 #include "queue/queue.h"
 
 #define SLUICE_VERSION "0.1.0"
-#define MAIN_POLL_MS 200
+#define MAIN_POLL_MS 50	/* also how long lcores' log lines may wait */
 #define DRAIN_WAIT_MS 5000	/* SMTP sessions get this long to say goodbye */
 
 /* Everything the main lcore's loop works with. */
@@ -215,6 +215,7 @@ static void drain_smtp(struct daemon *d)
 		if (left == 0)
 			break;
 		poll(NULL, 0, 20);
+		dp_log_drain(d->dp);
 	}
 	if (left)
 		log_notice("smtp: %u session(s) still open after %d ms; closing anyway",
@@ -257,6 +258,7 @@ static void main_loop(struct daemon *d)
 		}
 		if (pfds[0].revents)
 			take_signal(d);
+		dp_log_drain(d->dp);
 		ctl_server_service(&d->ctl, pfds + 1, n - 1);
 	}
 }
@@ -318,6 +320,7 @@ static int run(struct daemon *d, const char *argv0)
 	/* Workers stop first, then the queue (it finishes what it was given;
 	 * the sessions' memory it points into is freed only after), then the rest. */
 	dp_halt(d->dp);
+	dp_log_drain(d->dp);
 	smtp_teardown(d);
 	dp_stop(d->dp);
 	close(d->sig_fd);

@@ -78,6 +78,9 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		addr.mac = dp->port.mac;
 	if (addr.mtu == 0 || addr.mtu > dp->port.mtu)
 		addr.mtu = dp->port.mtu;
+	lc->log = log_ring_create(lcore_id);
+	if (!lc->log)
+		return -ENOMEM;
 	r = net_stack_init(&lc->ns, &addr, dp->port.pool, lcore_tx, lc, &dp->conf.arp);
 	if (r < 0)
 		return r;
@@ -133,6 +136,10 @@ static void free_worker(struct lcore_ctx *lc)
 	if (lc->tcp)
 		tcp_stack_destroy(lc->tcp);
 	net_stack_fini(&lc->ns);
+	if (lc->log) {
+		log_ring_drain(lc->log, LOG_RING_SLOTS);
+		log_ring_free(lc->log);
+	}
 	rte_free(lc);
 }
 
@@ -258,6 +265,15 @@ unsigned dp_smtp_active(struct dataplane *dp)
 	return n;
 }
 
+unsigned dp_log_drain(struct dataplane *dp)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		n += log_ring_drain(dp->workers[i]->log, LOG_RING_SLOTS);
+	return n;
+}
+
 void dp_halt(struct dataplane *dp)
 {
 	if (!dp || dp->halted)
@@ -309,6 +325,10 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 	stats_write(out, json, &first, "impair_rx", impair_stat_names, v, impair_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
 	stats_write(out, json, &first, "impair_tx", impair_stat_names, v, impair_stat_count);
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		stats_add(v, &dp->workers[i]->log->stats, log_ring_stat_count);
+	stats_write(out, json, &first, "log", log_ring_stat_names, v, log_ring_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
 	stats_write(out, json, &first, "steer", steer_stat_names, v, steer_stat_count);
 	memset(v, 0, sizeof(v));

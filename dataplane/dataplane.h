@@ -77,6 +77,10 @@ void dp_drain(struct dataplane *dp);
 /* SMTP connections still open plus messages still with the queue. */
 unsigned dp_smtp_active(struct dataplane *dp);
 
+/* Write out the worker lcores' queued log lines (main lcore; they never
+ * write to stderr or syslog themselves). Returns the lines written. */
+unsigned dp_log_drain(struct dataplane *dp);
+
 /* Stop the worker loops (each finishes its burst and flushes TX) and wait
  * for them; nothing is freed, so submissions still with the queue keep
  * valid memory until the queue is closed. */

@@ -171,8 +171,11 @@ int lcore_main(void *arg)
 		if (pthread_sigmask(SIG_UNBLOCK, &io, NULL) != 0)
 			log_warn("lcore %u: cannot unblock SIGIO: net_tap may stall", lc->lcore_id);
 	}
-	log_info("lcore %u: worker %u polling port %u rxq %d txq %u (%s idle)",
-		 lc->lcore_id, lc->worker, lc->port_id, lc->has_rxq ? lc->rxq : -1,
+	/* From here on this thread never writes a log line itself: lines go
+	 * into its ring and the main lcore writes them out (dp_log_drain). */
+	log_ring_bind(lc->log);
+	log_info("worker %u polling port %u rxq %d txq %u (%s idle)",
+		 lc->worker, lc->port_id, lc->has_rxq ? lc->rxq : -1,
 		 lc->txq, lc->idle == DP_IDLE_BUSY ? "busy" : "adaptive");
 
 	while (!atomic_load_explicit(lc->quit, memory_order_relaxed)) {
@@ -227,6 +230,7 @@ int lcore_main(void *arg)
 		rte_pktmbuf_free(impair_release(&lc->imp_rx, 0, true));
 		rte_pktmbuf_free(impair_release(&lc->imp_tx, 0, true));
 	}
-	log_info("lcore %u: worker %u stopped", lc->lcore_id, lc->worker);
+	log_info("worker %u stopped", lc->worker);
+	log_ring_bind(NULL);
 	return 0;
 }

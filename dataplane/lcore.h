@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "common/stats.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/echo.h"
@@ -65,6 +66,7 @@ struct lcore_ctx {
 	struct steer steer;
 	struct echo_service *echo;	/* test service; NULL when off */
 	struct smtp_service *smtp;	/* NULL when off */
+	struct log_ring *log;		/* this lcore's log lines (common/log.h) */
 	struct rte_mbuf *txbuf[LCORE_TXBUF];
 	uint16_t ntx;
 

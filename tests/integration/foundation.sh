@@ -57,6 +57,14 @@ check "a second sluiced on the same socket refuses to start (exit $st)" \
 	sh -c "[ $st -ne 0 ] && [ $st -ne 124 ] && echo '$out' | grep -q 'another sluiced is running'"
 check "the first still answers on its socket" "$T_CTL" -s "$T_SOCK" ping
 
+# The worker lcore logs through its ring; the main lcore writes the lines.
+check "the worker's log lines reach the log through its ring" \
+	wait_for 10 grep -q "lcore [0-9]*: worker 0 polling port" "$T_LOG"
+n=$(stat log.lines)
+check "log.lines counts them ($n)" test "$n" -ge 1
+n=$(stat log.dropped)
+check "none dropped ($n)" test "$n" -eq 0
+
 # SIGHUP (an operator's reload) must not stop the MTA.
 kill -HUP "$T_PID"
 check "SIGHUP is logged and ignored" wait_for 10 grep -q "SIGHUP.*ignored\|Hangup.*ignored" "$T_LOG"
