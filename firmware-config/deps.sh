@@ -2,7 +2,8 @@
 # deps.sh - install the Debian packages Sluice needs, only those missing.
 #
 #   deps.sh run    what building and running sluiced needs
-#   deps.sh test   that, plus what the test suites drive (clients, sinks, tools)
+#   deps.sh test   that, plus what the test suites and the benches under bench/
+#                  drive (clients, sinks, tools); the benches call it too
 #
 # Runs `apt-get update` first only when something is missing. Needs root.
 set -euo pipefail
@@ -13,7 +14,8 @@ build_pkgs=(build-essential meson ninja-build pkg-config
             swaks libnet-ssleay-perl libio-socket-ssl-perl)	# to try SMTP (+TLS) by hand
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
-           postfix python3-aiosmtpd)
+           postfix python3-aiosmtpd
+           ethtool)	# veth offloads off for net_af_packet (netns.sh)
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in

@@ -36,14 +36,24 @@ sluice_tap_wait() {
 
 # A veth pair for a net_af_packet port (--vdev net_af_packet0,iface=APP).
 # Offloads are off on both ends: the kernel must hand over MTU-sized frames
-# with their checksums computed, as a wire would.
+# with their checksums computed, as a wire would. With TX checksum offload
+# left on, the kernel's segments reach net_af_packet with only the
+# pseudo-header sum in the TCP checksum (CHECKSUM_PARTIAL), which DPDK
+# 22.11's af_packet PMD does not report in the mbuf: our stack would drop
+# them all as bad checksums. So a failure here is fatal, and says why.
 sluice_veth_up() {
-	local ns=$1 app=$2 kern=$3 addr=$4 i
+	local ns=$1 app=$2 kern=$3 addr=$4 i err
+	if ! command -v ethtool >/dev/null 2>&1; then
+		echo "sluice_veth_up: ethtool is not installed (firmware-config/deps.sh test installs it)" >&2
+		return 1
+	fi
 	ip -n "$ns" link add "$app" type veth peer name "$kern" || return 1
 	for i in "$app" "$kern"; do
-		ip netns exec "$ns" ethtool -K "$i" tso off gso off gro off tx off rx off \
-			>/dev/null 2>&1 || true
-		ip -n "$ns" link set "$i" up
+		if ! err=$(ip netns exec "$ns" ethtool -K "$i" tso off gso off gro off tx off rx off 2>&1); then
+			echo "sluice_veth_up: ethtool -K $i (offloads off) failed: $err" >&2
+			return 1
+		fi
+		ip -n "$ns" link set "$i" up || return 1
 	done
 	ip -n "$ns" addr add "$addr" dev "$kern"
 }

@@ -2,8 +2,8 @@
 # run_suites.sh - build Sluice three times (plain; with ASan+UBSan; with clang
 # and libFuzzer) and run every suite: all of them in the first two trees, the
 # fuzz harnesses (FUZZ_SECONDS each) in the third. Then print the totals over
-# all of them as the last line: "N passed, N failed". Exits non-zero when
-# anything failed.
+# all of them as the last line: "N passed, N failed, N skipped". Exits
+# non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +30,15 @@ setup "$ASAN_BUILD" -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false
 CC=clang setup "$FUZZ_BUILD" -Dtests=false -Dfuzz=true -Dbuildtype=debugoptimized || status=1
 if [ $status -ne 0 ]; then
 	echo "build failed"
-	echo "0 passed, 1 failed"
+	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
 
 # Sanitizer settings: any report is a failure. DPDK's EAL keeps memory until
 # process exit by design, so leak checking is left to the unit suites.
+# A log left by an earlier run must never be counted as this run's.
+rm -f "$BUILD/meson-logs/testlog.json" "$ASAN_BUILD/meson-logs/testlog.json" \
+	"$FUZZ_BUILD/meson-logs/testlog.json"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 meson test -C "$BUILD" --print-errorlogs --num-processes "$jobs" || status=1
