@@ -168,7 +168,15 @@ struct tcp_conf {
 	bool keepalive;		/* default for new connections: off */
 	uint64_t keepalive_idle_ns, keepalive_intvl_ns;
 	unsigned keepalive_probes;
-	unsigned challenge_ack_limit;	/* per second per lcore */
+	unsigned challenge_ack_limit;	/* RFC 5961 7: challenge ACKs per second
+					 * per connection, on average. Each
+					 * connection draws its budget for each
+					 * second at random in [limit - limit/2,
+					 * limit + limit/2] (keyed by the secret),
+					 * so no counter is shared between
+					 * connections (CVE-2016-5696) and none is
+					 * predictable. Beyond it: counted in
+					 * challenge_acks_limited. 0: none sent. */
 	uint16_t port_lo, port_hi;	/* ephemeral range (host order) */
 	tcp_port_ok_fn port_ok;		/* NULL: every port is fine */
 	void *port_ok_ctx;
@@ -178,7 +186,7 @@ struct tcp_conf {
 /* Defaults: 4096 conns, 64 listeners, backlog 256, cookies on, 64 KiB
  * buffers, wscale 7, TS+SACK on, MSL 30 s, RTO 1 s/200 ms/60 s, delack 40 ms,
  * syn_retries 6, R1 3, R2 15, keepalive off (2 h/75 s/9), 1000 challenge
- * ACKs/s, ports 32768-60999. The secret is zero: set it. */
+ * ACKs/s per connection, ports 32768-60999. The secret is zero: set it. */
 void tcp_conf_default(struct tcp_conf *c);
 
 /* Allocate everything and hook into ns (ns->tcp_input/tcp_ctx). Returns a

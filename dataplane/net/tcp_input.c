@@ -5,13 +5,20 @@
  * Order of checks for a connection in a synchronized state (and SYN_RCVD):
  * PAWS (RFC 7323), sequence acceptability and trimming to the window, RST
  * (RFC 5961 3: exact rcv_nxt resets, other in-window RSTs draw a
- * rate-limited challenge ACK; RSTs in TIME_WAIT are ignored per RFC 1337),
- * SYN (RFC 5961 4: challenge ACK), ACK (RFC 5961 5 range check, new data
+ * challenge ACK; RSTs in TIME_WAIT are ignored per RFC 1337), SYN (RFC 5961
+ * 4: challenge ACK), ACK (RFC 5961 5 range check, new data
  * acked, duplicate ACKs, window update), data (in order: handed to the
  * application, then the out-of-order queue drained; out of order: queued in
  * a bounded per-connection queue, SACK blocks reported), FIN. Listeners take
  * SYNs (a SYN_RCVD connection while the backlog has room, a SYN cookie once
  * it is full) and cookie ACKs. TIME_WAIT accepts a new SYN per RFC 6191.
+ *
+ * Challenge ACKs (RFC 5961 7) are limited per connection, never per lcore:
+ * a counter shared by all connections is the side channel of CVE-2016-5696
+ * (an off-path attacker counts the challenge ACKs of his own connection to
+ * learn whether his guesses at another's sequence numbers were in window).
+ * Each connection gets a budget per second drawn at random around
+ * conf.challenge_ack_limit (see chack_budget).
  */
 #include "dataplane/net/tcp_int.h"
 
@@ -68,19 +75,44 @@ static void mb_keep(struct rte_mbuf *m, uint32_t keep)
 	m->nb_segs = nseg;
 }
 
+/*
+ * The challenge-ACK budget of c for second sec: uniform in
+ * [limit - limit/2, limit + limit/2] (mean: the configured limit), drawn
+ * by a keyed hash of the connection and the second. Per connection, so an
+ * off-path attacker who counts the challenge ACKs of his own connection
+ * learns nothing about any other (the side channel of CVE-2016-5696 was
+ * one counter shared by all); random, so not even the count on one
+ * connection is predictable (Linux randomises its limit likewise).
+ */
+static uint32_t chack_budget(const struct tcp_conn *c, uint64_t sec)
+{
+	const struct tcp_stack *ts = c->ts;
+	uint32_t limit = ts->conf.challenge_ack_limit;
+	if (limit == 0)
+		return 0;
+	uint32_t buf[7] = { c->t.laddr, c->t.raddr,
+			    (uint32_t)c->t.lport << 16 | c->t.rport, c->iss, c->irs,
+			    (uint32_t)sec, (uint32_t)(sec >> 32) };
+	uint64_t r = tcp_siphash(ts->k0 ^ 0x6368616c6c656e67ull, ts->k1, buf, sizeof(buf));
+	uint32_t half = limit / 2;
+	return limit - half + (uint32_t)(r % (2ull * half + 1));
+}
+
+/* RFC 5961 3.2/4.2/5.2: answer a suspicious segment with an ACK, within
+ * the connection's budget for this second. */
 static void challenge_ack(struct tcp_conn *c)
 {
 	struct tcp_stack *ts = c->ts;
 	uint64_t sec = ts->now / NS_PER_SEC;
-	if (sec != ts->chack_sec) {
-		ts->chack_sec = sec;
-		ts->chack_count = 0;
+	if (c->chack_sec != sec + 1) {
+		c->chack_sec = sec + 1;
+		c->chack_left = chack_budget(c, sec);
 	}
-	if (ts->chack_count >= ts->conf.challenge_ack_limit) {
+	if (c->chack_left == 0) {
 		ts->stats.challenge_acks_limited++;
 		return;
 	}
-	ts->chack_count++;
+	c->chack_left--;
 	ts->stats.challenge_acks++;
 	tcp_send_ack(c);
 }

@@ -169,6 +169,12 @@ struct tcp_conn {
 	uint64_t last_rcv_ns;
 	struct tcp_wheel_link wl;
 
+	/* RFC 5961 7 challenge ACKs: this connection's own budget, drawn at
+	 * random for each second (no counter shared with other connections:
+	 * CVE-2016-5696) */
+	uint64_t chack_sec;	/* second + 1 the budget is for; 0: none drawn */
+	uint32_t chack_left;	/* challenge ACKs still allowed in it */
+
 	struct tcp_conn *zombie_next;
 	struct tcp_conn *tw_next, *tw_prev;	/* TIME_WAIT list, oldest first */
 	uint64_t stat_rexmit, stat_in, stat_out;
@@ -218,8 +224,6 @@ struct tcp_stack {
 
 	uint64_t k0, k1;		/* siphash key from conf.secret */
 	uint16_t next_port;
-	uint64_t chack_sec;		/* challenge-ACK rate-limit window */
-	unsigned chack_count;
 
 	/* conf.ack_coalesce: connections owing an ACK at the next tcp_tick */
 	struct tcp_conn **ackq;
