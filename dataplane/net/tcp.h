@@ -83,6 +83,7 @@ struct tcp_listener;
 	X(rst_in) X(rst_out) X(rst_ignored) X(challenge_acks)                 \
 	X(challenge_acks_limited)                                             \
 	X(syncookies_sent) X(syncookies_validated) X(syncookies_failed)       \
+	X(syncookies_no_overflow)                                             \
 	X(conn_opened_passive) X(conn_opened_active) X(conn_established)      \
 	X(conn_closed) X(conn_reset) X(conn_timeout) X(conn_refused)          \
 	X(conn_aborted) X(conn_table_full)                                    \
@@ -133,7 +134,12 @@ struct tcp_conf {
 	unsigned max_conns;	/* connection slots incl. TIME_WAIT */
 	unsigned max_listeners;
 	unsigned backlog;	/* half-open (SYN_RCVD) per listener; then cookies */
-	bool syncookies;	/* use SYN cookies when the backlog is full */
+	bool syncookies;	/* use SYN cookies when the backlog is full. A
+				 * cookie ACK is only honoured within two cookie
+				 * periods (128 s) of the listener's last
+				 * overflow, as in Linux; otherwise it is
+				 * answered as for no connection (counted in
+				 * syncookies_no_overflow and drop_no_conn) */
 	uint32_t sndbuf;	/* send buffer bytes per connection */
 	uint32_t rcvbuf;	/* receive window bytes per connection */
 	unsigned ooo_max_segs;	/* out-of-order runs held per connection

@@ -11,7 +11,9 @@
  * application, then the out-of-order queue drained; out of order: queued in
  * a bounded per-connection queue, SACK blocks reported), FIN. Listeners take
  * SYNs (a SYN_RCVD connection while the backlog has room, a SYN cookie once
- * it is full) and cookie ACKs. TIME_WAIT accepts a new SYN per RFC 6191.
+ * it is full) and cookie ACKs (only within two cookie periods of the
+ * listener's last overflow: see tcp_syncookie.c). TIME_WAIT accepts a new
+ * SYN per RFC 6191.
  *
  * Challenge ACKs (RFC 5961 7) are limited per connection, never per lcore:
  * a counter shared by all connections is the side channel of CVE-2016-5696
@@ -863,9 +865,15 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 	}
 	if ((s->flags & (TCP_ACK | TCP_SYN)) == TCP_ACK) {
 		uint16_t mss;
-		if (!ts->conf.syncookies ||
-		    !tcp_cookie_check(ts, &t, s->seq - 1, s->ack - 1, &mss)) {
-			if (ts->conf.syncookies)
+		bool cookies = ts->conf.syncookies;
+		if (cookies && !tcp_cookie_recent_overflow(ts, l)) {
+			/* no cookie of ours can be out: answer as for no
+			 * connection, whatever the ACK carries */
+			ts->stats.syncookies_no_overflow++;
+			cookies = false;
+		}
+		if (!cookies || !tcp_cookie_check(ts, &t, s->seq - 1, s->ack - 1, &mss)) {
+			if (cookies)
 				ts->stats.syncookies_failed++;
 			ts->stats.drop_no_conn++;
 			tcp_send_rst_for(ts, s);
@@ -913,6 +921,7 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 			return;
 		}
 		uint16_t mss_used;
+		tcp_cookie_overflow(ts, l);
 		uint32_t cookie = tcp_cookie_make(ts, &t, s->seq,
 			s->opt.mss_ok ? s->opt.mss : TCP_DEFAULT_MSS, &mss_used);
 		struct tcp_opt_out o;

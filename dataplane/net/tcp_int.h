@@ -12,6 +12,7 @@
 #include <rte_byteorder.h>
 #include <rte_mbuf.h>
 
+#include "common/clock.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
 
@@ -187,6 +188,10 @@ struct tcp_listener {
 	struct tcp_callbacks cb;
 	void *lctx;
 	unsigned half_open;
+	/* SYN cookies: when the backlog last overflowed (a cookie went out);
+	 * a cookie ACK is only taken within two cookie periods of it */
+	bool overflowed;
+	uint64_t overflow_ns;
 };
 
 /* Timer wheel (tcp_timer.c): one deadline per connection. */
@@ -317,6 +322,12 @@ uint32_t tcp_sb_skip(const struct tcp_conn *c, uint32_t seq);
 uint32_t tcp_sb_next(const struct tcp_conn *c, uint32_t seq, uint32_t limit);
 
 /* tcp_syncookie.c */
+#define TCP_COOKIE_PERIOD_NS (64ull * NS_PER_SEC)	/* cookies live 2 periods */
+/* l's backlog overflowed now: a cookie SYN-ACK is about to go out. */
+void tcp_cookie_overflow(struct tcp_stack *ts, struct tcp_listener *l);
+/* Did l overflow within the last two cookie periods? Only then can a cookie
+ * ACK answer a cookie we sent (Linux: tcp_synq_no_recent_overflow). */
+bool tcp_cookie_recent_overflow(const struct tcp_stack *ts, const struct tcp_listener *l);
 uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcp_tuple *t,
 			 uint32_t peer_isn, uint16_t mss, uint16_t *mss_used);
 /* Encode wscale/SACK in the low bits of a timestamp value. */
