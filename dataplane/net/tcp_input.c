@@ -3,10 +3,12 @@
  * RFC 9293 3.10.7 state machine.
  *
  * Order of checks for a connection in a synchronized state (and SYN_RCVD):
- * PAWS (RFC 7323), sequence acceptability and trimming to the window, RST
- * (RFC 5961 3: exact rcv_nxt resets, other in-window RSTs draw a
- * challenge ACK; RSTs in TIME_WAIT are ignored per RFC 1337), SYN (RFC 5961
- * 4: challenge ACK), ACK (RFC 5961 5 range check, new data
+ * PAWS (RFC 7323), sequence acceptability and trimming to the window (a
+ * segment failing either is answered by an ACK, at most one per
+ * conf.invalid_ratelimit_ns per connection unless it carries data or FIN:
+ * see oow_ack_ok), RST (RFC 5961 3: exact rcv_nxt resets, other in-window
+ * RSTs draw a challenge ACK; RSTs in TIME_WAIT are ignored per RFC 1337),
+ * SYN (RFC 5961 4: challenge ACK), ACK (RFC 5961 5 range check, new data
  * acked, duplicate ACKs, window update), data (in order: handed to the
  * application, then the out-of-order queue drained; out of order: queued in
  * a bounded per-connection queue, SACK blocks reported), FIN. Listeners take
@@ -117,6 +119,28 @@ static void challenge_ack(struct tcp_conn *c)
 	c->chack_left--;
 	ts->stats.challenge_acks++;
 	tcp_send_ack(c);
+}
+
+/*
+ * May c answer this segment, which failed PAWS or lies outside the window,
+ * with an ACK? At most one per conf.invalid_ratelimit_ns, so two ends that
+ * disagree about sequence numbers cannot bounce ACKs off each other at line
+ * rate (Linux: tcp_oow_rate_limited). seglen counts SYN and FIN. As in
+ * Linux, a segment with data or FIN (and no SYN) is always answered: it
+ * cannot come from such a loop (we only send pure ACKs back), and a peer
+ * retransmitting what we already have needs our ACK to stop.
+ */
+static bool oow_ack_ok(struct tcp_conn *c, const struct tcp_seg *s, uint32_t seglen)
+{
+	struct tcp_stack *ts = c->ts;
+	if ((seglen && !(s->flags & TCP_SYN)) || ts->conf.invalid_ratelimit_ns == 0)
+		return true;
+	if (c->oow_ack_ns && ts->now - c->oow_ack_ns < ts->conf.invalid_ratelimit_ns) {
+		ts->stats.oow_acks_limited++;
+		return false;
+	}
+	c->oow_ack_ns = ts->now;
+	return true;
 }
 
 /* Apply the peer's SYN options; set MSS and windows. */
@@ -657,7 +681,8 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 	    SEQ_LT(s->opt.tsval, c->ts_recent) &&
 	    ts->now - c->ts_recent_ns < 24ull * 86400 * NS_PER_SEC) {
 		ts->stats.drop_stale_ts++;
-		tcp_send_ack(c);
+		if (oow_ack_ok(c, s, seglen))
+			tcp_send_ack(c);
 		rte_pktmbuf_free(m);
 		return;
 	}
@@ -691,7 +716,8 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 			ts->stats.rst_ignored++;
 		} else {
 			ts->stats.drop_out_of_window++;
-			tcp_send_ack(c);
+			if (oow_ack_ok(c, s, seglen))
+				tcp_send_ack(c);
 		}
 		rte_pktmbuf_free(m);
 		return;

@@ -175,6 +175,9 @@ struct tcp_conn {
 	 * CVE-2016-5696) */
 	uint64_t chack_sec;	/* second + 1 the budget is for; 0: none drawn */
 	uint32_t chack_left;	/* challenge ACKs still allowed in it */
+	/* conf.invalid_ratelimit_ns: when we last answered a segment outside
+	 * the window or failing PAWS (0: never) */
+	uint64_t oow_ack_ns;
 
 	struct tcp_conn *zombie_next;
 	struct tcp_conn *tw_next, *tw_prev;	/* TIME_WAIT list, oldest first */
