@@ -81,7 +81,7 @@ struct tcp_listener;
 	X(drop_bad_ack) X(drop_listen_full) X(drop_nomem) X(drop_rcv_full)    \
 	X(drop_stale_ts) X(drop_bad_src)                                      \
 	X(rst_in) X(rst_out) X(rst_ignored) X(challenge_acks)                 \
-	X(challenge_acks_limited) X(oow_acks_limited)                         \
+	X(challenge_acks_limited) X(oow_acks_limited) X(cksum_offload_ok)     \
 	X(syncookies_sent) X(syncookies_validated) X(syncookies_failed)       \
 	X(syncookies_no_overflow)                                             \
 	X(conn_opened_passive) X(conn_opened_active) X(conn_established)      \
