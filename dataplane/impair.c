@@ -59,6 +59,9 @@ static void corrupt(struct impair *im, struct rte_mbuf *m)
 	      (uint32_t)(rng_next(&im->rng) % (len - sizeof(struct rte_ether_hdr)));
 	p = rte_pktmbuf_mtod_offset(m, uint8_t *, off);
 	*p ^= (uint8_t)(1u << (rng_next(&im->rng) % 8));
+	/* the port's checksum verdicts no longer hold: the stack trusts GOOD
+	 * and NONE, so back to UNKNOWN and a software check */
+	m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
 	im->stats.corrupted++;
 }
 

@@ -11,7 +11,8 @@
  *
  * Reordering holds one packet back and releases it after the next one (or
  * after hold_ns when traffic stops). Corruption flips one random bit in the
- * frame past the Ethernet header, so checksums must catch it.
+ * frame past the Ethernet header, so checksums must catch it (it clears the
+ * port's RX checksum verdicts in ol_flags, which the stack would trust).
  */
 #ifndef SLUICE_IMPAIR_H
 #define SLUICE_IMPAIR_H

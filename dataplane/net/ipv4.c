@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 
 #include <rte_ether.h>
 #include <rte_ip.h>
@@ -44,7 +45,10 @@ static int martian_source(rte_be32_t src_be)
 	       (src >> 28) == 0xf;		/* class E / limited broadcast */
 }
 
-enum ipv4_check ipv4_check(const struct rte_ipv4_hdr *ip, uint32_t avail)
+/* ipv4_check, with the header checksum verified only if verify_cksum (the
+ * port may have verified it already: see ipv4_input). */
+static enum ipv4_check check_hdr(const struct rte_ipv4_hdr *ip, uint32_t avail,
+				 bool verify_cksum)
 {
 	unsigned ihl, total;
 
@@ -58,7 +62,7 @@ enum ipv4_check ipv4_check(const struct rte_ipv4_hdr *ip, uint32_t avail)
 	total = rte_be_to_cpu_16(ip->total_length);
 	if (total < ihl || total > avail)
 		return IPV4_BAD_LEN;
-	if (rte_raw_cksum(ip, ihl) != 0xffff)
+	if (verify_cksum && rte_raw_cksum(ip, ihl) != 0xffff)
 		return IPV4_BAD_CKSUM;
 	if (rte_be_to_cpu_16(ip->fragment_offset) &
 	    (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK))
@@ -70,6 +74,11 @@ enum ipv4_check ipv4_check(const struct rte_ipv4_hdr *ip, uint32_t avail)
 	if (ihl > sizeof(*ip) && !options_ok((const uint8_t *)(ip + 1), ihl - sizeof(*ip)))
 		return IPV4_BAD_OPTIONS;
 	return IPV4_OK;
+}
+
+enum ipv4_check ipv4_check(const struct rte_ipv4_hdr *ip, uint32_t avail)
+{
+	return check_hdr(ip, avail, true);
 }
 
 static void count_bad(struct net_stack *ns, enum ipv4_check c)
@@ -93,16 +102,27 @@ void ipv4_input(struct net_stack *ns, struct rte_mbuf *m)
 	const struct rte_ipv4_hdr *ip;
 	enum ipv4_check c;
 	unsigned ihl, total;
+	uint64_t csf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	bool verify;
 
 	ns->stats.ip_rx++;
+	/* The port's verdict on the header checksum, as DPDK defines it: BAD
+	 * drops; GOOD, or NONE (the field is wrong but the header's integrity
+	 * was verified), skips our check; UNKNOWN (most virtual ports) has us
+	 * check in software. */
+	if (csf == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+		ns->stats.ip_drop_cksum++;
+		goto drop;
+	}
+	verify = csf == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
 	/* Headers must sit in the first segment (true for every PMD we use
 	 * with standard MTU; a jumbo chain's later segments carry payload). */
 	ip = rte_pktmbuf_mtod(m, const struct rte_ipv4_hdr *);
-	c = ipv4_check(ip, rte_pktmbuf_data_len(m) < rte_pktmbuf_pkt_len(m)
-			       ? rte_pktmbuf_data_len(m) : rte_pktmbuf_pkt_len(m));
+	c = check_hdr(ip, rte_pktmbuf_data_len(m) < rte_pktmbuf_pkt_len(m)
+			      ? rte_pktmbuf_data_len(m) : rte_pktmbuf_pkt_len(m), verify);
 	if (c == IPV4_BAD_LEN && rte_pktmbuf_data_len(m) < rte_pktmbuf_pkt_len(m)) {
 		/* Datagram spans segments: check length against the chain. */
-		c = ipv4_check(ip, rte_pktmbuf_pkt_len(m));
+		c = check_hdr(ip, rte_pktmbuf_pkt_len(m), verify);
 		if (c == IPV4_OK && (ip->version_ihl & 0xf) * 4u > rte_pktmbuf_data_len(m))
 			c = IPV4_BAD_HDRLEN;
 	}
@@ -110,6 +130,8 @@ void ipv4_input(struct net_stack *ns, struct rte_mbuf *m)
 		count_bad(ns, c);
 		goto drop;
 	}
+	if (!verify)
+		ns->stats.ip_cksum_offload_ok++;
 	if (ip->dst_addr != ns->addr.ip) {
 		ns->stats.ip_drop_not_for_us++;
 		goto drop;

@@ -6,6 +6,14 @@
  * them: TCP uses MSS and DF), TTL 0, martian source (broadcast, multicast,
  * 0.0.0.0, loopback), not our address, options (we accept and skip them for
  * ICMP/TCP; malformed ones are dropped), unknown protocol.
+ *
+ * Checksums: the receive path honours the port's RX checksum flags in the
+ * mbuf (ol_flags) as DPDK defines them. IP header: RTE_MBUF_F_RX_IP_CKSUM_BAD
+ * drops (ip_drop_cksum); _GOOD and _NONE (field wrong, integrity verified)
+ * skip the software check (ip_cksum_offload_ok); _UNKNOWN, what most
+ * virtual ports give, means we check in software. TCP does the same with
+ * the L4 flags (tcp_input.c); ICMP is always checked in software (the L4
+ * flags do not cover it).
  */
 #ifndef SLUICE_IPV4_H
 #define SLUICE_IPV4_H

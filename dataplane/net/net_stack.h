@@ -39,7 +39,7 @@
 	X(ip_rx) X(ip_drop_short) X(ip_drop_version) X(ip_drop_hdrlen)      \
 	X(ip_drop_len) X(ip_drop_cksum) X(ip_drop_frag) X(ip_drop_ttl)      \
 	X(ip_drop_src) X(ip_drop_not_for_us) X(ip_drop_options)             \
-	X(ip_drop_proto) X(ip_tx) X(ip_tx_noroute)                          \
+	X(ip_drop_proto) X(ip_tx) X(ip_tx_noroute) X(ip_cksum_offload_ok)   \
 	X(icmp_rx) X(icmp_rx_echo) X(icmp_tx_echo_reply) X(icmp_drop_short) \
 	X(icmp_drop_cksum) X(icmp_drop_type) X(udp_rx) X(udp_drop)
 

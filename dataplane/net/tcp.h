@@ -81,8 +81,9 @@ struct tcp_listener;
 	X(drop_bad_ack) X(drop_listen_full) X(drop_nomem) X(drop_rcv_full)    \
 	X(drop_stale_ts) X(drop_bad_src)                                      \
 	X(rst_in) X(rst_out) X(rst_ignored) X(challenge_acks)                 \
-	X(challenge_acks_limited)                                             \
+	X(challenge_acks_limited) X(oow_acks_limited) X(cksum_offload_ok)     \
 	X(syncookies_sent) X(syncookies_validated) X(syncookies_failed)       \
+	X(syncookies_no_overflow)                                             \
 	X(conn_opened_passive) X(conn_opened_active) X(conn_established)      \
 	X(conn_closed) X(conn_reset) X(conn_timeout) X(conn_refused)          \
 	X(conn_aborted) X(conn_table_full)                                    \
@@ -133,7 +134,12 @@ struct tcp_conf {
 	unsigned max_conns;	/* connection slots incl. TIME_WAIT */
 	unsigned max_listeners;
 	unsigned backlog;	/* half-open (SYN_RCVD) per listener; then cookies */
-	bool syncookies;	/* use SYN cookies when the backlog is full */
+	bool syncookies;	/* use SYN cookies when the backlog is full. A
+				 * cookie ACK is only honoured within two cookie
+				 * periods (128 s) of the listener's last
+				 * overflow, as in Linux; otherwise it is
+				 * answered as for no connection (counted in
+				 * syncookies_no_overflow and drop_no_conn) */
 	uint32_t sndbuf;	/* send buffer bytes per connection */
 	uint32_t rcvbuf;	/* receive window bytes per connection */
 	unsigned ooo_max_segs;	/* out-of-order runs held per connection
@@ -168,7 +174,25 @@ struct tcp_conf {
 	bool keepalive;		/* default for new connections: off */
 	uint64_t keepalive_idle_ns, keepalive_intvl_ns;
 	unsigned keepalive_probes;
-	unsigned challenge_ack_limit;	/* per second per lcore */
+	unsigned challenge_ack_limit;	/* RFC 5961 7: challenge ACKs per second
+					 * per connection, on average. Each
+					 * connection draws its budget for each
+					 * second at random in [limit - limit/2,
+					 * limit + limit/2] (keyed by the secret),
+					 * so no counter is shared between
+					 * connections (CVE-2016-5696) and none is
+					 * predictable. Beyond it: counted in
+					 * challenge_acks_limited. 0: none sent. */
+	uint64_t invalid_ratelimit_ns;	/* least gap between two ACKs one
+					 * connection sends in answer to segments
+					 * outside its window or failing PAWS
+					 * (Linux's tcp_invalid_ratelimit): two
+					 * stacks that disagree about sequence
+					 * numbers cannot ping-pong ACKs at line
+					 * rate. Segments with data or FIN are
+					 * always answered, as in Linux (the peer
+					 * needs that ACK; pure ACKs make loops).
+					 * Suppressed: oow_acks_limited. 0: off. */
 	uint16_t port_lo, port_hi;	/* ephemeral range (host order) */
 	tcp_port_ok_fn port_ok;		/* NULL: every port is fine */
 	void *port_ok_ctx;
@@ -178,7 +202,8 @@ struct tcp_conf {
 /* Defaults: 4096 conns, 64 listeners, backlog 256, cookies on, 64 KiB
  * buffers, wscale 7, TS+SACK on, MSL 30 s, RTO 1 s/200 ms/60 s, delack 40 ms,
  * syn_retries 6, R1 3, R2 15, keepalive off (2 h/75 s/9), 1000 challenge
- * ACKs/s, ports 32768-60999. The secret is zero: set it. */
+ * ACKs/s per connection, ACKs to out-of-window segments 500 ms apart, ports
+ * 32768-60999. The secret is zero: set it. */
 void tcp_conf_default(struct tcp_conf *c);
 
 /* Allocate everything and hook into ns (ns->tcp_input/tcp_ctx). Returns a

@@ -421,6 +421,7 @@ void tcp_conf_default(struct tcp_conf *c)
 	c->keepalive_intvl_ns = 75 * NS_PER_SEC;
 	c->keepalive_probes = 9;
 	c->challenge_ack_limit = 1000;
+	c->invalid_ratelimit_ns = 500 * NS_PER_MS;
 	c->port_lo = 32768;
 	c->port_hi = 60999;
 }

@@ -2,16 +2,30 @@
  * tcp_input.c - segment arrival: header checks, demultiplexing, and the
  * RFC 9293 3.10.7 state machine.
  *
+ * Header checks: length, checksum (the port's RX flags honoured: see
+ * cksum_ok), data offset, options, flag combinations, source.
+ *
  * Order of checks for a connection in a synchronized state (and SYN_RCVD):
- * PAWS (RFC 7323), sequence acceptability and trimming to the window, RST
- * (RFC 5961 3: exact rcv_nxt resets, other in-window RSTs draw a
- * rate-limited challenge ACK; RSTs in TIME_WAIT are ignored per RFC 1337),
+ * PAWS (RFC 7323), sequence acceptability and trimming to the window (a
+ * segment failing either is answered by an ACK, at most one per
+ * conf.invalid_ratelimit_ns per connection unless it carries data or FIN:
+ * see oow_ack_ok), RST (RFC 5961 3: exact rcv_nxt resets, other in-window
+ * RSTs draw a challenge ACK; RSTs in TIME_WAIT are ignored per RFC 1337),
  * SYN (RFC 5961 4: challenge ACK), ACK (RFC 5961 5 range check, new data
  * acked, duplicate ACKs, window update), data (in order: handed to the
  * application, then the out-of-order queue drained; out of order: queued in
  * a bounded per-connection queue, SACK blocks reported), FIN. Listeners take
  * SYNs (a SYN_RCVD connection while the backlog has room, a SYN cookie once
- * it is full) and cookie ACKs. TIME_WAIT accepts a new SYN per RFC 6191.
+ * it is full) and cookie ACKs (only within two cookie periods of the
+ * listener's last overflow: see tcp_syncookie.c). TIME_WAIT accepts a new
+ * SYN per RFC 6191.
+ *
+ * Challenge ACKs (RFC 5961 7) are limited per connection, never per lcore:
+ * a counter shared by all connections is the side channel of CVE-2016-5696
+ * (an off-path attacker counts the challenge ACKs of his own connection to
+ * learn whether his guesses at another's sequence numbers were in window).
+ * Each connection gets a budget per second drawn at random around
+ * conf.challenge_ack_limit (see chack_budget).
  */
 #include "dataplane/net/tcp_int.h"
 
@@ -68,21 +82,68 @@ static void mb_keep(struct rte_mbuf *m, uint32_t keep)
 	m->nb_segs = nseg;
 }
 
+/*
+ * The challenge-ACK budget of c for second sec: uniform in
+ * [limit - limit/2, limit + limit/2] (mean: the configured limit), drawn
+ * by a keyed hash of the connection and the second. Per connection, so an
+ * off-path attacker who counts the challenge ACKs of his own connection
+ * learns nothing about any other (the side channel of CVE-2016-5696 was
+ * one counter shared by all); random, so not even the count on one
+ * connection is predictable (Linux randomises its limit likewise).
+ */
+static uint32_t chack_budget(const struct tcp_conn *c, uint64_t sec)
+{
+	const struct tcp_stack *ts = c->ts;
+	uint32_t limit = ts->conf.challenge_ack_limit;
+	if (limit == 0)
+		return 0;
+	uint32_t buf[7] = { c->t.laddr, c->t.raddr,
+			    (uint32_t)c->t.lport << 16 | c->t.rport, c->iss, c->irs,
+			    (uint32_t)sec, (uint32_t)(sec >> 32) };
+	uint64_t r = tcp_siphash(ts->k0 ^ 0x6368616c6c656e67ull, ts->k1, buf, sizeof(buf));
+	uint32_t half = limit / 2;
+	return limit - half + (uint32_t)(r % (2ull * half + 1));
+}
+
+/* RFC 5961 3.2/4.2/5.2: answer a suspicious segment with an ACK, within
+ * the connection's budget for this second. */
 static void challenge_ack(struct tcp_conn *c)
 {
 	struct tcp_stack *ts = c->ts;
 	uint64_t sec = ts->now / NS_PER_SEC;
-	if (sec != ts->chack_sec) {
-		ts->chack_sec = sec;
-		ts->chack_count = 0;
+	if (c->chack_sec != sec + 1) {
+		c->chack_sec = sec + 1;
+		c->chack_left = chack_budget(c, sec);
 	}
-	if (ts->chack_count >= ts->conf.challenge_ack_limit) {
+	if (c->chack_left == 0) {
 		ts->stats.challenge_acks_limited++;
 		return;
 	}
-	ts->chack_count++;
+	c->chack_left--;
 	ts->stats.challenge_acks++;
 	tcp_send_ack(c);
+}
+
+/*
+ * May c answer this segment, which failed PAWS or lies outside the window,
+ * with an ACK? At most one per conf.invalid_ratelimit_ns, so two ends that
+ * disagree about sequence numbers cannot bounce ACKs off each other at line
+ * rate (Linux: tcp_oow_rate_limited). seglen counts SYN and FIN. As in
+ * Linux, a segment with data or FIN (and no SYN) is always answered: it
+ * cannot come from such a loop (we only send pure ACKs back), and a peer
+ * retransmitting what we already have needs our ACK to stop.
+ */
+static bool oow_ack_ok(struct tcp_conn *c, const struct tcp_seg *s, uint32_t seglen)
+{
+	struct tcp_stack *ts = c->ts;
+	if ((seglen && !(s->flags & TCP_SYN)) || ts->conf.invalid_ratelimit_ns == 0)
+		return true;
+	if (c->oow_ack_ns && ts->now - c->oow_ack_ns < ts->conf.invalid_ratelimit_ns) {
+		ts->stats.oow_acks_limited++;
+		return false;
+	}
+	c->oow_ack_ns = ts->now;
+	return true;
 }
 
 /* Apply the peer's SYN options; set MSS and windows. */
@@ -623,7 +684,8 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 	    SEQ_LT(s->opt.tsval, c->ts_recent) &&
 	    ts->now - c->ts_recent_ns < 24ull * 86400 * NS_PER_SEC) {
 		ts->stats.drop_stale_ts++;
-		tcp_send_ack(c);
+		if (oow_ack_ok(c, s, seglen))
+			tcp_send_ack(c);
 		rte_pktmbuf_free(m);
 		return;
 	}
@@ -657,7 +719,8 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 			ts->stats.rst_ignored++;
 		} else {
 			ts->stats.drop_out_of_window++;
-			tcp_send_ack(c);
+			if (oow_ack_ok(c, s, seglen))
+				tcp_send_ack(c);
 		}
 		rte_pktmbuf_free(m);
 		return;
@@ -831,9 +894,15 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 	}
 	if ((s->flags & (TCP_ACK | TCP_SYN)) == TCP_ACK) {
 		uint16_t mss;
-		if (!ts->conf.syncookies ||
-		    !tcp_cookie_check(ts, &t, s->seq - 1, s->ack - 1, &mss)) {
-			if (ts->conf.syncookies)
+		bool cookies = ts->conf.syncookies;
+		if (cookies && !tcp_cookie_recent_overflow(ts, l)) {
+			/* no cookie of ours can be out: answer as for no
+			 * connection, whatever the ACK carries */
+			ts->stats.syncookies_no_overflow++;
+			cookies = false;
+		}
+		if (!cookies || !tcp_cookie_check(ts, &t, s->seq - 1, s->ack - 1, &mss)) {
+			if (cookies)
 				ts->stats.syncookies_failed++;
 			ts->stats.drop_no_conn++;
 			tcp_send_rst_for(ts, s);
@@ -881,6 +950,7 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 			return;
 		}
 		uint16_t mss_used;
+		tcp_cookie_overflow(ts, l);
 		uint32_t cookie = tcp_cookie_make(ts, &t, s->seq,
 			s->opt.mss_ok ? s->opt.mss : TCP_DEFAULT_MSS, &mss_used);
 		struct tcp_opt_out o;
@@ -925,6 +995,48 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 	tcp_timer_update(c);
 }
 
+/*
+ * Is the segment's checksum right? The port's verdict in the mbuf first,
+ * as DPDK defines RTE_MBUF_F_RX_L4_CKSUM_*: BAD drops; GOOD is taken; NONE
+ * ("checksum in packet not valid, but data integrity verified") is taken
+ * too: that is a frame the sending kernel left with a partial checksum
+ * (only the pseudo-header sum in the field, CHECKSUM_PARTIAL) on a virtual
+ * link, where nothing ever corrupts it. UNKNOWN: checked here, pseudo-header
+ * plus segment. Counts drop_cksum / cksum_offload_ok.
+ */
+static bool cksum_ok(struct tcp_stack *ts, const struct rte_mbuf *m,
+		     const struct rte_ipv4_hdr *ip, uint32_t tcplen)
+{
+	uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+	if (f == RTE_MBUF_F_RX_L4_CKSUM_BAD) {
+		ts->stats.drop_cksum++;
+		return false;
+	}
+	if (f != RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN) {
+		ts->stats.cksum_offload_ok++;
+		return true;
+	}
+	uint16_t raw;
+	if (rte_raw_cksum_mbuf(m, 0, tcplen, &raw) != 0) {
+		ts->stats.drop_short++;
+		return false;
+	}
+	uint32_t sum = raw;
+	/* rte_raw_cksum sums 16-bit words as they lie in memory: add the
+	 * pseudo-header the same way */
+	sum += (ip->src_addr >> 16) + (ip->src_addr & 0xFFFF);
+	sum += (ip->dst_addr >> 16) + (ip->dst_addr & 0xFFFF);
+	sum += rte_cpu_to_be_16(IPPROTO_TCP);
+	sum += rte_cpu_to_be_16((uint16_t)tcplen);
+	while (sum >> 16)
+		sum = (sum & 0xFFFF) + (sum >> 16);
+	if (sum != 0xFFFF) {
+		ts->stats.drop_cksum++;
+		return false;
+	}
+	return true;
+}
+
 void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 {
 	struct tcp_stack *ts = ctx;
@@ -939,24 +1051,7 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 	}
 	uint32_t tcplen = tot - ihl;
 	mb_keep(m, tcplen);
-	/* checksum: pseudo-header + segment */
-	uint16_t raw;
-	if (rte_raw_cksum_mbuf(m, 0, tcplen, &raw) != 0) {
-		ts->stats.drop_short++;
-		rte_pktmbuf_free(m);
-		return;
-	}
-	uint32_t sum = raw;
-	/* rte_raw_cksum sums 16-bit words as they lie in memory: add the
-	 * pseudo-header the same way */
-	sum += (ip->src_addr >> 16) + (ip->src_addr & 0xFFFF);
-	sum += (ip->dst_addr >> 16) + (ip->dst_addr & 0xFFFF);
-	sum += rte_cpu_to_be_16(IPPROTO_TCP);
-	sum += rte_cpu_to_be_16((uint16_t)tcplen);
-	while (sum >> 16)
-		sum = (sum & 0xFFFF) + (sum >> 16);
-	if (sum != 0xFFFF) {
-		ts->stats.drop_cksum++;
+	if (!cksum_ok(ts, m, ip, tcplen)) {
 		rte_pktmbuf_free(m);
 		return;
 	}

@@ -12,6 +12,7 @@
 #include <rte_byteorder.h>
 #include <rte_mbuf.h>
 
+#include "common/clock.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
 
@@ -169,6 +170,15 @@ struct tcp_conn {
 	uint64_t last_rcv_ns;
 	struct tcp_wheel_link wl;
 
+	/* RFC 5961 7 challenge ACKs: this connection's own budget, drawn at
+	 * random for each second (no counter shared with other connections:
+	 * CVE-2016-5696) */
+	uint64_t chack_sec;	/* second + 1 the budget is for; 0: none drawn */
+	uint32_t chack_left;	/* challenge ACKs still allowed in it */
+	/* conf.invalid_ratelimit_ns: when we last answered a segment outside
+	 * the window or failing PAWS (0: never) */
+	uint64_t oow_ack_ns;
+
 	struct tcp_conn *zombie_next;
 	struct tcp_conn *tw_next, *tw_prev;	/* TIME_WAIT list, oldest first */
 	uint64_t stat_rexmit, stat_in, stat_out;
@@ -181,6 +191,10 @@ struct tcp_listener {
 	struct tcp_callbacks cb;
 	void *lctx;
 	unsigned half_open;
+	/* SYN cookies: when the backlog last overflowed (a cookie went out);
+	 * a cookie ACK is only taken within two cookie periods of it */
+	bool overflowed;
+	uint64_t overflow_ns;
 };
 
 /* Timer wheel (tcp_timer.c): one deadline per connection. */
@@ -218,8 +232,6 @@ struct tcp_stack {
 
 	uint64_t k0, k1;		/* siphash key from conf.secret */
 	uint16_t next_port;
-	uint64_t chack_sec;		/* challenge-ACK rate-limit window */
-	unsigned chack_count;
 
 	/* conf.ack_coalesce: connections owing an ACK at the next tcp_tick */
 	struct tcp_conn **ackq;
@@ -313,6 +325,12 @@ uint32_t tcp_sb_skip(const struct tcp_conn *c, uint32_t seq);
 uint32_t tcp_sb_next(const struct tcp_conn *c, uint32_t seq, uint32_t limit);
 
 /* tcp_syncookie.c */
+#define TCP_COOKIE_PERIOD_NS (64ull * NS_PER_SEC)	/* cookies live 2 periods */
+/* l's backlog overflowed now: a cookie SYN-ACK is about to go out. */
+void tcp_cookie_overflow(struct tcp_stack *ts, struct tcp_listener *l);
+/* Did l overflow within the last two cookie periods? Only then can a cookie
+ * ACK answer a cookie we sent (Linux: tcp_synq_no_recent_overflow). */
+bool tcp_cookie_recent_overflow(const struct tcp_stack *ts, const struct tcp_listener *l);
 uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcp_tuple *t,
 			 uint32_t peer_isn, uint16_t mss, uint16_t *mss_used);
 /* Encode wscale/SACK in the low bits of a timestamp value. */

@@ -7,7 +7,11 @@
  *   bits 31..27  a 64-second counter, mod 32 (cookies live 2 periods)
  *   bits 26..24  index of the MSS in a table of 8 common values
  *   bits 23..0   SipHash(secret; 4-tuple, full counter, peer ISN, MSS index)
- * The final ACK's ack - 1 must reproduce it. As Linux does, when the peer
+ * The final ACK's ack - 1 must reproduce it, and is only checked at all
+ * within two periods of the listener's last overflow (no cookie can be out
+ * otherwise, so a matching ACK could only be a guess: 2^24 tries per
+ * tuple and period; Linux's tcp_synq_no_recent_overflow likewise). As Linux
+ * does, when the peer
  * offered timestamps the window scale and SACK-permitted go in the low 6
  * bits of our TSval (echoed back in TSecr): bits 3..0 the shift (15 = none),
  * bit 4 SACK-permitted. Without timestamps the connection gets neither.
@@ -17,7 +21,18 @@
 #include "common/clock.h"
 
 static const uint16_t mss_tab[8] = { 536, 1200, 1300, 1360, 1400, 1440, 1460, 8960 };
-#define COOKIE_PERIOD_NS (64ull * NS_PER_SEC)
+#define COOKIE_PERIOD_NS TCP_COOKIE_PERIOD_NS
+
+void tcp_cookie_overflow(struct tcp_stack *ts, struct tcp_listener *l)
+{
+	l->overflowed = true;
+	l->overflow_ns = ts->now;
+}
+
+bool tcp_cookie_recent_overflow(const struct tcp_stack *ts, const struct tcp_listener *l)
+{
+	return l->overflowed && ts->now - l->overflow_ns <= 2 * COOKIE_PERIOD_NS;
+}
 
 static uint32_t mac24(struct tcp_stack *ts, const struct tcp_tuple *t,
 		      uint32_t counter, uint32_t peer_isn, unsigned idx)

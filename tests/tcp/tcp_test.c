@@ -137,6 +137,8 @@ void tinject(struct tnode *n, const char *src, const struct tseg *s)
 	ip->dst_addr = n->ns.addr.ip;
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	t->cksum = rte_ipv4_udptcp_cksum(ip, t);
+	if (s->partial_cksum)
+		t->cksum = rte_ipv4_phdr_cksum(ip, 0);
 	if (s->bad_cksum)
 		t->cksum ^= 0x1234;
 	unsigned flen = (unsigned)(sizeof(*eh) + sizeof(*ip) + hlen + s->len);
@@ -144,6 +146,7 @@ void tinject(struct tnode *n, const char *src, const struct tseg *s)
 	if (!m)
 		abort();
 	memcpy(rte_pktmbuf_append(m, (uint16_t)flen), buf, flen);
+	m->ol_flags |= s->ol_flags;
 	net_input(&n->ns, m);
 }
 

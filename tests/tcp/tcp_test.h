@@ -55,6 +55,10 @@ struct tseg {
 	const void *data;
 	uint16_t len;
 	bool bad_cksum;
+	bool partial_cksum;	/* only the pseudo-header sum in the checksum
+				 * field, as a kernel leaves it for offload
+				 * (CHECKSUM_PARTIAL) */
+	uint64_t ol_flags;	/* the mbuf's RX flags, as a port would set */
 	uint8_t doff_override;	/* raw data offset nibble, 0: computed */
 };
 void tinject(struct tnode *n, const char *src, const struct tseg *s);

@@ -2,7 +2,9 @@
  * test_tcp_cookie.c - SYN cookies: the backlog fills, further SYNs get
  * cookie SYN-ACKs without any state, the final ACK creates the connection
  * with the MSS/window scale/SACK the SYN asked for; forged, stale and
- * replayed-with-wrong-tuple ACKs are refused; a flood keeps memory bounded.
+ * replayed-with-wrong-tuple ACKs are refused, and so is any cookie ACK more
+ * than two cookie periods after the last overflow; a flood keeps memory
+ * bounded.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -122,13 +124,71 @@ Test(tcp_cookie, forged_and_stale_acks_refused)
 	tinject(&N, PEER_IP, &a);
 	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_failed, 2);
 	tnode_clear(&N);
-	/* right cookie, 3 minutes later: expired */
+	/* right cookie, 3 minutes later: expired (the backlog overflows
+	 * again meanwhile, so the cookie itself is what is checked) */
 	a.sport = 2003;
 	tadvance(&N, 200 * NS_PER_SEC);
 	tnode_clear(&N);
+	fill_backlog();
+	syn(2006, 1, false, 1460, -1, false);
+	tnode_clear(&N);
 	tinject(&N, PEER_IP, &a);
 	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_failed, 3);
+	cr_expect_eq(tcp_stack_stats(N.ts)->syncookies_no_overflow, 0);
 	cr_expect_eq(A.accepted, 0);
+	tnode_clear(&N);
+}
+
+/* An ACK carrying a valid cookie for (peer port sport, peer ISN 500) made
+ * now, as one who guessed or computed it would send. */
+static void cookie_ack(uint16_t sport)
+{
+	struct tcp_tuple t = { .laddr = tip(OUR_IP), .raddr = tip(PEER_IP),
+			       .lport = rte_cpu_to_be_16(25), .rport = rte_cpu_to_be_16(sport) };
+	uint16_t mss;
+	N.ts->now = N.ns.now_ns;
+	uint32_t ck = tcp_cookie_make(N.ts, &t, 500, 1460, &mss);
+	struct tseg a = { .seq = 501, .ack = ck + 1, .flags = TCP_ACK, .wnd = 500,
+			  .sport = sport, .dport = 25 };
+	tinject(&N, PEER_IP, &a);
+}
+
+Test(tcp_cookie, cookie_ack_needs_a_recent_overflow)
+{
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	struct tout r;
+	/* the backlog never overflowed, so no cookie of ours is out: a valid
+	 * one is refused as for no connection */
+	cookie_ack(3000);
+	cr_expect_eq(A.accepted, 0, "no overflow yet: the cookie is not ours");
+	cr_expect_eq(st->syncookies_no_overflow, 1);
+	cr_expect_eq(st->syncookies_validated, 0);
+	cr_expect_eq(st->syncookies_failed, 0, "not even checked");
+	cr_expect_eq(st->drop_no_conn, 1);
+	cr_assert(tpop(&N, &r));
+	cr_expect(r.flags & TCP_RST, "answered as for no connection");
+	cr_expect_eq(tcp_stack_conn_count(N.ts), 0);
+
+	/* the backlog overflows (a cookie goes out): 100 s later, within two
+	 * cookie periods, a valid cookie is taken */
+	fill_backlog();
+	syn(2010, 1, false, 1460, -1, false);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(st->syncookies_sent, 1);
+	tadvance(&N, 100 * NS_PER_SEC);
+	tnode_clear(&N);
+	cookie_ack(3001);
+	cr_expect_eq(A.accepted, 1, "within 128 s of the overflow");
+	cr_expect_eq(st->syncookies_validated, 1);
+
+	/* 129 s after that overflow: refused again */
+	tadvance(&N, 29 * NS_PER_SEC);
+	tnode_clear(&N);
+	cookie_ack(3002);
+	cr_expect_eq(A.accepted, 1, "two cookie periods after the overflow");
+	cr_expect_eq(st->syncookies_no_overflow, 2);
+	cr_assert(tpop(&N, &r));
+	cr_expect(r.flags & TCP_RST);
 	tnode_clear(&N);
 }
 

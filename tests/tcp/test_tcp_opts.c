@@ -1,7 +1,8 @@
 /*
  * test_tcp_opts.c - option parsing on malformed input (zero length, length
  * past the header, truncated), unknown options, header checks (bad data
- * offset, bad checksum, SYN+FIN), and option building round trips.
+ * offset, bad checksum, SYN+FIN), the port's RX checksum flags honoured,
+ * and option building round trips.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -154,4 +155,45 @@ Test(tcp_opts, malformed_segments_dropped, .init = setup, .fini = teardown)
 	tinject(&N, PEER_IP, &s);
 	cr_expect_eq(tpending(&N), 1);
 	tnode_clear(&N);
+}
+
+/* One SYN from peer port sport; true if it drew a SYN-ACK. */
+static bool syn_answered(uint16_t sport, bool partial, bool bad, uint64_t flags)
+{
+	struct tseg s = { .seq = 1, .flags = TCP_SYN, .wnd = 1000, .sport = sport, .dport = 25,
+			  .partial_cksum = partial, .bad_cksum = bad, .ol_flags = flags };
+	tinject(&N, PEER_IP, &s);
+	struct tout r;
+	bool got = tpop(&N, &r) && r.flags == (TCP_SYN | TCP_ACK) && r.dport == sport;
+	tnode_clear(&N);
+	return got;
+}
+
+Test(tcp_opts, rx_checksum_flags_honoured, .init = setup, .fini = teardown)
+{
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	/* a kernel's SYN with offload on: only the pseudo-header sum in the
+	 * field. With no word from the port it fails our check... */
+	cr_expect(!syn_answered(4000, true, false, RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN));
+	cr_expect_eq(st->drop_cksum, 1);
+	/* ...but a port that says NONE (integrity verified, field not
+	 * filled in) is believed */
+	cr_expect(syn_answered(4001, true, false, RTE_MBUF_F_RX_L4_CKSUM_NONE),
+		  "partial checksum with L4_CKSUM_NONE is taken");
+	cr_expect_eq(st->cksum_offload_ok, 1);
+	/* GOOD: no software check (a wrong field would have failed it) */
+	cr_expect(syn_answered(4002, false, true, RTE_MBUF_F_RX_L4_CKSUM_GOOD));
+	cr_expect_eq(st->cksum_offload_ok, 2);
+	/* BAD: dropped even though the field is right */
+	cr_expect(!syn_answered(4003, false, false, RTE_MBUF_F_RX_L4_CKSUM_BAD));
+	cr_expect_eq(st->drop_cksum, 2);
+	/* UNKNOWN: checked in software, as always */
+	cr_expect(syn_answered(4004, false, false, RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN));
+	cr_expect(!syn_answered(4005, false, true, RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN));
+	cr_expect_eq(st->drop_cksum, 3);
+	cr_expect_eq(st->cksum_offload_ok, 2);
+	/* the IP flags are not the L4 ones: IP GOOD alone leaves TCP to us */
+	cr_expect(!syn_answered(4006, true, false, RTE_MBUF_F_RX_IP_CKSUM_GOOD));
+	cr_expect_eq(st->drop_cksum, 4);
+	cr_expect_eq(tcp_stack_conn_count(N.ts), 3, "4001, 4002, 4004 half-open");
 }

@@ -1,6 +1,7 @@
 /*
  * test_impair.c - the seeded impairment used by the loss/reorder tests:
- * rates come out near what was asked, runs repeat for a seed, nothing leaks.
+ * rates come out near what was asked, runs repeat for a seed, nothing leaks,
+ * corruption voids the port's checksum verdicts.
  */
 #include <criterion/criterion.h>
 
@@ -104,6 +105,18 @@ Test(impair, reorder_keeps_every_packet_and_corrupt_changes_bytes)
 			cr_assert_eq(p[i], 0);
 	}
 	cr_assert_eq(bits, 1);
+	rte_pktmbuf_free(m);
+
+	/* A port's checksum verdicts do not survive it: back to UNKNOWN, so
+	 * the stack checks in software (it takes GOOD and NONE on trust). */
+	m = rte_pktmbuf_alloc(mp);
+	memset(rte_pktmbuf_append(m, 100), 0, 100);
+	m->ol_flags |= RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_NONE |
+		       RTE_MBUF_F_RX_RSS_HASH;
+	cr_assert_eq(impair_burst(&im, &m, 1, 1, 0), 1);
+	cr_assert_eq(m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK, RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN);
+	cr_assert_eq(m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK, RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN);
+	cr_assert(m->ol_flags & RTE_MBUF_F_RX_RSS_HASH, "other flags kept");
 	rte_pktmbuf_free(m);
 	cr_assert_eq(heap_mempool_avail(mp), 256, "mbuf leak");
 	heap_mempool_free(mp);
