@@ -57,7 +57,7 @@ unsigned queue_nshards(const struct queue *q)
 
 unsigned queue_shard_of(const struct queue *q, const char *domain)
 {
-	return q_domain_hash(domain, strlen(domain)) % q->n;
+	return q_domain_hash(domain, strlen(domain)) % q->n;	/* any spelling */
 }
 
 void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats *out)
@@ -163,7 +163,7 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 		    !str_ok(s->env.rcpt[i].orcpt, QUEUE_ADDR_MAX + 10))
 			return QUEUE_INVALID;
 		d = q_addr_domain(s->env.rcpt[i].addr, &dl);
-		if (dl > QUEUE_DOMAIN_MAX)
+		if (q_domain_len(d, dl) > QUEUE_DOMAIN_MAX)
 			return QUEUE_INVALID;
 		mask |= 1ull << (q_domain_hash(d, dl) % q->n);
 	}

@@ -3,7 +3,9 @@
  *
  * The spool is N shards (N from struct queue_conf); a recipient domain lives
  * in shard hash(domain) % N, and each shard is one LMDB environment written
- * by exactly one writer thread.
+ * by exactly one writer thread. A domain is taken in one normal form (ASCII
+ * lower case, one trailing dot dropped): "EXAMPLE.com." is "example.com"
+ * for the shard, list and summary, while the address is stored as given.
  *
  * Producers (dataplane lcores) call queue_submit(): no lock, no system call,
  * no heap allocation. The submission is a caller-owned struct that must stay
@@ -85,6 +87,7 @@ struct queue *queue_open(const struct queue_conf *conf, int *status);
 void queue_close(struct queue *q);
 
 unsigned queue_nshards(const struct queue *q);
+/* The shard of a domain, in any spelling ("Example.COM." = "example.com"). */
 unsigned queue_shard_of(const struct queue *q, const char *domain);
 
 /* ---- queue IDs ---------------------------------------------------------- */
@@ -272,13 +275,14 @@ struct queue_attempt {
 int queue_history(struct queue *q, unsigned shard, uint64_t id,
 		  struct queue_attempt *out, size_t max, size_t *n);
 
-/* IDs of messages with undone recipients in domain, in arrival order, after `after` (0: from the start). */
+/* IDs of messages with undone recipients in domain (any spelling), in arrival
+ * order, after `after` (0: from the start). */
 int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
 		      uint64_t *ids, size_t max, size_t *n);
 
 /* Per-domain summary, counted per (message, domain) with undone recipients. */
 struct queue_domain_sum {
-	char domain[QUEUE_DOMAIN_MAX + 1];
+	char domain[QUEUE_DOMAIN_MAX + 1];	/* normal form: lower case, no trailing dot */
 	uint32_t active, deferred, held;
 	uint64_t oldest;	/* arrival of the oldest message */
 	uint32_t age[QUEUE_AGE_BUCKETS];	/* by arrival age, 5-minute resolution */

@@ -18,7 +18,10 @@
  *   meta  "id_resv"                   -> highest queue ID reserved (8)
  *
  * All integers are big-endian, so keys sort by time / ID. Domains in keys are
- * lower-cased.
+ * normalised by q_domain_norm (ASCII lower case, one trailing dot dropped),
+ * and so is the domain a shard is chosen by: every spelling of a domain is
+ * one domain for shards, lists and the summary. Addresses in records are
+ * kept as the client gave them.
  */
 #ifndef SLUICE_QUEUE_SCHEMA_H
 #define SLUICE_QUEUE_SCHEMA_H
@@ -76,7 +79,20 @@ size_t qk_body(uint8_t out[QK_BODY_LEN], uint64_t id, uint32_t chunk);
 
 /* Domain of an address (after the last '@'; "" when none). */
 const char *q_addr_domain(const char *addr, size_t *len);
-/* FNV-1a over the lower-cased domain: shard = q_domain_hash() % N. */
+
+#define QK_DOMAIN_MAX 255
+/*
+ * The one normal form of a domain: ASCII lower case (bytes >= 0x80 as they
+ * are), one trailing dot dropped ("Example.COM." -> "example.com"; "x.."
+ * stays, so normalising twice changes nothing). q_domain_len gives the
+ * length without the dot; q_domain_norm writes the normal form, clipped to
+ * QK_DOMAIN_MAX bytes, NUL-terminated, and returns its length.
+ */
+size_t q_domain_len(const char *dom, size_t len);
+size_t q_domain_norm(char out[QK_DOMAIN_MAX + 1], const char *dom, size_t len);
+/* Same domain once normalised? */
+int q_domain_eq(const char *a, size_t al, const char *b, size_t bl);
+/* FNV-1a over the normal form: shard = q_domain_hash() % N. */
 uint32_t q_domain_hash(const char *dom, size_t len);
 
 /* The message record. Strings point into the decoded buffer (NUL-terminated). */

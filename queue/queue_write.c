@@ -72,11 +72,6 @@ static int sum_adjust(struct shard *sh, MDB_txn *txn, const char *dom, size_t dl
 	return mdb_put(txn, sh->sum, &k, &v, 0);
 }
 
-static int same_domain(const char *a, size_t al, const char *b, size_t bl)
-{
-	return al == bl && strncasecmp(a, b, al) == 0;
-}
-
 int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec *r, int add)
 {
 	uint8_t kb[QK_DOM_MAX];
@@ -101,7 +96,7 @@ int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec 
 			continue;
 		for (unsigned j = 0; j < r->nrcpt && !seen; j++) {
 			const char *o = q_addr_domain(r->rcpt[j].addr, &ol);
-			if (r->rcpt[j].state > QUEUE_RCPT_DEFERRED || !same_domain(d, dl, o, ol))
+			if (r->rcpt[j].state > QUEUE_RCPT_DEFERRED || !q_domain_eq(d, dl, o, ol))
 				continue;
 			if (j < i)
 				seen = 1;
