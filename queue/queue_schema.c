@@ -129,7 +129,7 @@ uint32_t q_domain_hash(const char *dom, size_t len)
 /* ---- message record --------------------------------------------------------
  *
  * version(1) flags(1) ret(1) body_flags(1) nrcpt(2) token(4) hist_seq(4)
- * arrival(8) expiry(8) size(8) due(8) claim_until(8)
+ * arrival(8) expiry(8) size(8) due(8) claim_until(8) shards(8)
  * str sender, envid, client_name, client_addr, helo
  * per recipient: state(1) notify(1) attempts(2) last_attempt(8)
  *                str addr, orcpt, reply
@@ -194,8 +194,7 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	be64_put(p + 30, r->size);
 	be64_put(p + 38, r->due);
 	be64_put(p + 46, r->claim_until);
-	/* 54..61 reserved */
-	memset(p + 54, 0, 8);
+	be64_put(p + 54, r->shards);	/* was reserved (0): 0 = one shard */
 	p += QREC_FIXED;
 	p = str_put(p, r->sender);
 	p = str_put(p, r->envid);
@@ -251,6 +250,7 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	r->size = be64_get(p + 30);
 	r->due = be64_get(p + 38);
 	r->claim_until = be64_get(p + 46);
+	r->shards = be64_get(p + 54);
 	if (r->nrcpt > rcpt_cap)
 		return -1;
 	p += QREC_FIXED;
@@ -277,9 +277,19 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	return p == end ? 0 : -1;
 }
 
+uint8_t qrec_peek_flags(const uint8_t *buf, size_t len)
+{
+	return len >= QREC_FIXED ? buf[1] : 0;
+}
+
+uint64_t qrec_peek_shards(const uint8_t *buf, size_t len)
+{
+	return len >= QREC_FIXED ? be64_get(buf + 54) : 0;
+}
+
 int qrec_in_due(const struct qrec *r)
 {
-	if (r->flags & QF_HELD)
+	if (r->flags & (QF_HELD | QF_INTENT))
 		return 0;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		if (r->rcpt[i].state <= 1)	/* pending or deferred */

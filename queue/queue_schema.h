@@ -37,7 +37,14 @@
 #define QSLOT_SECONDS 300
 
 #define QREC_VERSION 1
-enum { QF_HELD = 1, QF_CLAIMED = 2 };
+/*
+ * QF_INTENT: a part of a message that spans shards, stored while the other
+ * shards may not have theirs yet. It is not due and cannot be claimed until
+ * every shard has stored its part and sealed it (cleared the flag); see
+ * queue_shard.c. Recovery deletes every part of a message with a part still
+ * marked: that message was never acknowledged.
+ */
+enum { QF_HELD = 1, QF_CLAIMED = 2, QF_INTENT = 4 };
 
 static inline void be64_put(uint8_t *p, uint64_t v)
 {
@@ -111,6 +118,7 @@ struct qrec {
 	uint32_t token;		/* claim generation */
 	uint32_t hist_seq;	/* next history sequence number */
 	uint64_t arrival, expiry, size, due, claim_until;
+	uint64_t shards;	/* spans shards: the set of them (bit i = shard i), else 0 */
 	const char *sender, *envid, *client_name, *client_addr, *helo;
 	struct qrec_rcpt *rcpt;
 };
@@ -125,6 +133,10 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap);
  */
 int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 		struct qrec_rcpt *rcpt, size_t rcpt_cap);
+
+/* Flags and shard set of an encoded record without decoding it (0 if too short). */
+uint8_t qrec_peek_flags(const uint8_t *buf, size_t len);
+uint64_t qrec_peek_shards(const uint8_t *buf, size_t len);
 
 /* Key time of the due index for this record, and whether it belongs there. */
 int qrec_in_due(const struct qrec *r);
