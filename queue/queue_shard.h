@@ -43,7 +43,6 @@ struct qctl {
 	/* results */
 	int status;
 	uint32_t out_token;
-	int wrote;		/* the request changed the shard */
 	sem_t *done;		/* posted when applied (shared by a queue_apply call) */
 };
 
@@ -55,6 +54,7 @@ struct shard {
 	char path[PATH_MAX];
 	char reserve_path[PATH_MAX + 16];
 	MDB_env *env;
+	int sync_fd;		/* registered with qsync_register, or -1 */
 	MDB_dbi msg, body, due, dom, sum, hist, meta;
 	size_t chunk;		/* body bytes per chunk: one overflow page */
 
@@ -126,6 +126,14 @@ int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec 
  * the shard: readers are kept out by maplock). Returns 0 when it grew.
  */
 int qshard_grow(struct shard *sh, size_t limit);
+
+/*
+ * queue_fsync.c: count the fdatasync/fsync calls made on fd (the shard's
+ * data file, from mdb_env_get_fd) into *ctr. Register returns -1 when the
+ * table is full (nothing is counted then).
+ */
+int qsync_register(int fd, uint64_t *ctr);
+void qsync_unregister(int fd);
 
 /* "0,2,5" for a set of shards ("none" when empty), for log lines. */
 void qshard_mask_str(uint64_t mask, char *out, size_t cap);

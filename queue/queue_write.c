@@ -320,7 +320,6 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		return 0;
 	if (c->op == QCTL_SEAL && !(r.flags & QF_INTENT))
 		return 0;	/* sealed already */
-	c->wrote = 1;
 	if (c->op == QCTL_COMPLETE || c->op == QCTL_DELETE || c->op == QCTL_UNDO)
 		return delete_all(sh, txn, c->id, &r);
 

@@ -604,6 +604,29 @@ Test(ops, stats_are_counted)
 	cr_assert_str_eq(queue_shard_stat_names[0], "batches");
 }
 
+/*
+ * fsyncs counts the syncs LMDB really makes on the shard's file, not a
+ * guess per commit: a commit that changed nothing (deletes of IDs nobody
+ * has) makes none and counts none; one that stores a message makes some.
+ * (That the count equals what really happens is measured against an
+ * LD_PRELOAD shim by tests/integration/durability.sh.)
+ */
+Test(ops, fsyncs_are_real_syncs)
+{
+	struct queue_shard_stats a, b, c;
+	put1("u@sync.example", 1000, 1, T0);	/* settles the ID reservation */
+	queue_stats(q, 0, &a);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(queue_delete(q, 999999 + (uint64_t)i), QUEUE_NOTFOUND);
+	queue_stats(q, 0, &b);
+	cr_assert_geq(b.commits, a.commits + 5, "each delete was a commit");
+	cr_assert_eq(b.fsyncs, a.fsyncs, "commits that wrote nothing synced nothing, yet %llu counted",
+		     (unsigned long long)(b.fsyncs - a.fsyncs));
+	put1("u@sync.example", 1000, 2, T0);
+	queue_stats(q, 0, &c);
+	cr_assert_gt(c.fsyncs, b.fsyncs, "a stored message was synced");
+}
+
 Test(ops, busy_when_rings_full)
 {
 	enum { N = 64 };
