@@ -13,7 +13,8 @@ build_pkgs=(build-essential meson ninja-build pkg-config
             swaks libnet-ssleay-perl libio-socket-ssl-perl)	# to try SMTP (+TLS) by hand
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
-           postfix python3-aiosmtpd)
+           postfix python3-aiosmtpd
+           libfuse3-dev fuse3)	# tests/support/cachefs.c: the power-cut test's disk
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in
