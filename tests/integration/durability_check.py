@@ -137,6 +137,7 @@ def parse(path, on_ack=None):
 def check_acks(shimlog, clientlog, minimum):
     acked = {}
     bad = []
+    bad_ids = set()
     multi = [0]
 
     def on_ack(s, files):
@@ -145,9 +146,9 @@ def check_acks(shimlog, clientlog, minimum):
         acked[s] = True
         i = id_of(s)
         carried = [f for f in files.values() if i in f.seen]
+        n0 = len(bad)
         if not carried:
             bad.append('%s: answered 250 but no write to any shard carried it' % s)
-            return
         if len(carried) > 1:
             multi[0] += 1
         for f in carried:
@@ -157,6 +158,8 @@ def check_acks(shimlog, clientlog, minimum):
             elif not f.durable(c):
                 bad.append('%s: answered 250 before its commit in %s was synced (write %d of %d not durable)' % (
                     s, f.path, f.first_open, c.meta))
+        if len(bad) > n0:
+            bad_ids.add(s)
 
     files = parse(shimlog, on_ack)
     logged = set()
@@ -172,7 +175,7 @@ def check_acks(shimlog, clientlog, minimum):
     if len(acked) < minimum:
         raise Fail('only %d acknowledgements seen, at least %d wanted' % (len(acked), minimum))
     if bad:
-        raise Fail('%d of %d acknowledgements not durable when sent; first: %s' % (len(bad), len(acked), bad[0]))
+        raise Fail('%d of %d acknowledgements not durable when sent; first: %s' % (len(bad_ids), len(acked), bad[0]))
     syncs = sum(f.syncs for f in files.values())
     commits = sum(f.commits for f in files.values())
     return ('%d acknowledgements (%d of messages in several shards), each sent after its commit was durable: '
