@@ -306,9 +306,12 @@ int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, 
 /* ---- counters ------------------------------------------------------------- */
 
 /*
- * seals: parts of messages spanning shards made deliverable; undos: parts
- * taken back because another shard refused the message; orphans_removed:
- * parts deleted at open, of messages never acknowledged (crash mid-way).
+ * fsyncs: fdatasync/fsync calls made on the shard's data file, counted at
+ * the call (queue_fsync.c; in FULL mode LMDB writes the meta page through
+ * an O_DSYNC descriptor instead of a second call). seals: parts of
+ * messages spanning shards made deliverable; undos: parts taken back
+ * because another shard refused the message; orphans_removed: parts
+ * deleted at open, of messages never acknowledged (crash mid-way).
  */
 #define QUEUE_SHARD_STATS(X) \
 	X(batches) X(messages) X(bytes) X(commits) X(fsyncs) X(map_grows) \

@@ -4,7 +4,9 @@
  * The writer is the only thread that writes the environment (what it writes
  * is in queue_write.c). It takes every submission and control request
  * waiting on its rings, applies them in one write transaction (group
- * commit), makes it durable, and only then posts the completions. On MDB_MAP_FULL it aborts, grows the map (no transaction is
+ * commit), makes it durable, and only then posts the completions. A message
+ * whose recipients span shards is stored, sealed or taken back in phases
+ * that go through every shard it touches (see "completions" below). On MDB_MAP_FULL it aborts, grows the map (no transaction is
  * open in the process then: readers take maplock) and replays the batch, up
  * to the configured ceiling. At the ceiling, or when the disk is full, the
  * batch's messages are refused with QUEUE_NOSPACE and the control requests
