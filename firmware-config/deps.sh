@@ -15,7 +15,8 @@ build_pkgs=(build-essential meson ninja-build pkg-config
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
            postfix python3-aiosmtpd
-           ethtool)	# veth offloads off for net_af_packet (netns.sh)
+           ethtool	# veth offloads off for net_af_packet (netns.sh)
+           libfuse3-dev fuse3)	# tests/support/cachefs.c: the power-cut test's disk
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in

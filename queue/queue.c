@@ -57,7 +57,7 @@ unsigned queue_nshards(const struct queue *q)
 
 unsigned queue_shard_of(const struct queue *q, const char *domain)
 {
-	return q_domain_hash(domain, strlen(domain)) % q->n;
+	return q_domain_hash(domain, strlen(domain)) % q->n;	/* any spelling */
 }
 
 void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats *out)
@@ -91,13 +91,19 @@ struct queue *queue_open(const struct queue_conf *conf, int *status)
 	}
 	q->conf = *conf;
 	q->n = conf->shards;
-	for (unsigned i = 0; i < q->n && rc == 0; i++) {
-		uint64_t resv = 0;
+	for (unsigned i = 0; i < q->n && rc == 0; i++)
 		rc = qshard_open(q, &q->shard[i], i);
+	{
+		struct qintents found = { 0 };
+		for (unsigned i = 0; i < q->n && rc == 0; i++) {
+			uint64_t resv = 0;
+			rc = qrecover_shard(&q->shard[i], now, &resv, &found);
+			if (resv > resv_max)
+				resv_max = resv;
+		}
 		if (rc == 0)
-			rc = qrecover_shard(&q->shard[i], now, &resv);
-		if (resv > resv_max)
-			resv_max = resv;
+			rc = qrecover_intents(q, &found);	/* needs every shard: after the loop */
+		free(found.v);
 	}
 	if (rc) {
 		*status = qshard_status(rc) == QUEUE_NOSPACE ? QUEUE_NOSPACE : QUEUE_IO;
@@ -163,7 +169,7 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 		    !str_ok(s->env.rcpt[i].orcpt, QUEUE_ADDR_MAX + 10))
 			return QUEUE_INVALID;
 		d = q_addr_domain(s->env.rcpt[i].addr, &dl);
-		if (dl > QUEUE_DOMAIN_MAX)
+		if (q_domain_len(d, dl) > QUEUE_DOMAIN_MAX)
 			return QUEUE_INVALID;
 		mask |= 1ull << (q_domain_hash(d, dl) % q->n);
 	}
@@ -188,8 +194,12 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 	s->size = size;
 	s->status = QUEUE_OK;
 	s->shard_mask = mask;
+	s->phase = QSUB_WRITE;
+	atomic_store(&s->written, 0);
 	atomic_store(&s->err, QUEUE_OK);
 	atomic_store(&s->pending, taken);
+	if (taken > 1)
+		atomic_fetch_add(&q->multi_inflight, 1);
 	for (unsigned i = 0; i < q->n; i++)
 		if (mask >> i & 1)
 			while (rte_ring_mp_enqueue(q->shard[i].in, s) != 0)

@@ -3,7 +3,9 @@
  *
  * The spool is N shards (N from struct queue_conf); a recipient domain lives
  * in shard hash(domain) % N, and each shard is one LMDB environment written
- * by exactly one writer thread.
+ * by exactly one writer thread. A domain is taken in one normal form (ASCII
+ * lower case, one trailing dot dropped): "EXAMPLE.com." is "example.com"
+ * for the shard, list and summary, while the address is stored as given.
  *
  * Producers (dataplane lcores) call queue_submit(): no lock, no system call,
  * no heap allocation. The submission is a caller-owned struct that must stay
@@ -11,9 +13,16 @@
  * on the caller's completion ring, which happens once every shard the message
  * touches has it in a committed, synced transaction (or has refused it).
  * Then s->status says QUEUE_OK ("250 2.0.0 Ok: queued as s->id_str") or why
- * not (QUEUE_NOSPACE -> "452 4.3.1", anything else -> "451 4.3.0"). When one
- * shard refuses a message that others stored, the stored parts are deleted
- * again (the client will retry the whole message).
+ * not (QUEUE_NOSPACE -> "452 4.3.1", anything else -> "451 4.3.0").
+ *
+ * A message whose recipients span shards is all or nothing: its parts are
+ * stored as intents (never due, never claimed), sealed in every shard once
+ * all have stored theirs durably, and only then acknowledged. When a shard
+ * refuses, the parts stored elsewhere are deleted before the refusal comes
+ * back (the client will retry the whole message). A crash leaves no part of
+ * a message that was not acknowledged: queue_open deletes every part of a
+ * message with a part still unsealed. The one duplicate window is the one
+ * every MTA has: all sealed, crash before the 250 reaches the client.
  *
  * Everything else (scan, claim, results, hold, list, summary...) is for the
  * control-plane thread: it may block briefly, uses short read transactions,
@@ -85,6 +94,7 @@ struct queue *queue_open(const struct queue_conf *conf, int *status);
 void queue_close(struct queue *q);
 
 unsigned queue_nshards(const struct queue *q);
+/* The shard of a domain, in any spelling ("Example.COM." = "example.com"). */
 unsigned queue_shard_of(const struct queue *q, const char *domain);
 
 /* ---- queue IDs ---------------------------------------------------------- */
@@ -140,9 +150,11 @@ struct queue_submission {
 	/* valid once the submission is back on the completion ring */
 	int status;
 	/* private to the queue */
-	atomic_uint pending;	/* shards still to answer */
-	atomic_int err;		/* first failure status of any shard */
-	uint64_t shard_mask;
+	atomic_uint pending;	/* shards still to answer (in this phase) */
+	atomic_int err;		/* first failure status of any shard (in this phase) */
+	uint64_t shard_mask;	/* shards the recipients are in */
+	_Atomic uint64_t written;	/* shards that may hold a part (to take back) */
+	int phase;		/* spanning shards: write, seal or undo (queue_shard.c) */
 };
 
 /*
@@ -272,13 +284,14 @@ struct queue_attempt {
 int queue_history(struct queue *q, unsigned shard, uint64_t id,
 		  struct queue_attempt *out, size_t max, size_t *n);
 
-/* IDs of messages with undone recipients in domain, in arrival order, after `after` (0: from the start). */
+/* IDs of messages with undone recipients in domain (any spelling), in arrival
+ * order, after `after` (0: from the start). */
 int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
 		      uint64_t *ids, size_t max, size_t *n);
 
 /* Per-domain summary, counted per (message, domain) with undone recipients. */
 struct queue_domain_sum {
-	char domain[QUEUE_DOMAIN_MAX + 1];
+	char domain[QUEUE_DOMAIN_MAX + 1];	/* normal form: lower case, no trailing dot */
 	uint32_t active, deferred, held;
 	uint64_t oldest;	/* arrival of the oldest message */
 	uint32_t age[QUEUE_AGE_BUCKETS];	/* by arrival age, 5-minute resolution */
@@ -292,9 +305,18 @@ int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, 
 
 /* ---- counters ------------------------------------------------------------- */
 
+/*
+ * fsyncs: fdatasync/fsync calls made on the shard's data file, counted at
+ * the call (queue_fsync.c; in FULL mode LMDB writes the meta page through
+ * an O_DSYNC descriptor instead of a second call). seals: parts of
+ * messages spanning shards made deliverable; undos: parts taken back
+ * because another shard refused the message; orphans_removed: parts
+ * deleted at open, of messages never acknowledged (crash mid-way).
+ */
 #define QUEUE_SHARD_STATS(X) \
 	X(batches) X(messages) X(bytes) X(commits) X(fsyncs) X(map_grows) \
-	X(replays) X(nospace_rejects) X(io_errors) X(ctl_ops) X(completions)
+	X(replays) X(nospace_rejects) X(io_errors) X(ctl_ops) X(completions) \
+	X(seals) X(undos) X(orphans_removed)
 struct queue_shard_stats { QUEUE_SHARD_STATS(STATS_FIELD) };
 extern const char *const queue_shard_stat_names[];
 void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats *out);

@@ -224,7 +224,7 @@ int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
 	int rc;
 
 	*n = 0;
-	if (dl > QUEUE_DOMAIN_MAX)
+	if (q_domain_len(domain, dl) > QUEUE_DOMAIN_MAX)
 		return QUEUE_INVALID;
 	if (after == UINT64_MAX)
 		return QUEUE_OK;	/* nothing sorts after the last ID */

@@ -4,7 +4,6 @@
  */
 #include "queue/queue_schema.h"
 
-#include <ctype.h>
 #include <string.h>
 
 void qk_id(uint8_t out[8], uint64_t id)
@@ -25,14 +24,49 @@ void qk_due_parse(const uint8_t *key, uint64_t *when, uint64_t *id)
 	*id = be64_get(key + 8);
 }
 
-/* Copy a lower-cased domain, clipped to 255 bytes. */
+static unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+size_t q_domain_len(const char *dom, size_t len)
+{
+	/* "x." -> "x", "." -> "", but "x.." stays: normalising twice changes nothing */
+	if (len > 0 && dom[len - 1] == '.' && (len == 1 || dom[len - 2] != '.'))
+		len--;
+	return len;
+}
+
+size_t q_domain_norm(char out[QK_DOMAIN_MAX + 1], const char *dom, size_t len)
+{
+	len = q_domain_len(dom, len);
+	if (len > QK_DOMAIN_MAX)
+		len = QK_DOMAIN_MAX;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)ascii_lower((unsigned char)dom[i]);
+	out[len] = 0;
+	return len;
+}
+
+int q_domain_eq(const char *a, size_t al, const char *b, size_t bl)
+{
+	al = q_domain_len(a, al);
+	bl = q_domain_len(b, bl);
+	if (al != bl)
+		return 0;
+	for (size_t i = 0; i < al; i++)
+		if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+/* Copy a domain as keys hold it (q_domain_norm), clipped to 255 bytes. */
 static size_t put_domain(uint8_t *out, const char *dom, size_t dlen)
 {
-	if (dlen > 255)
-		dlen = 255;
-	for (size_t i = 0; i < dlen; i++)
-		out[i] = (uint8_t)tolower((unsigned char)dom[i]);
-	return dlen;
+	char n[QK_DOMAIN_MAX + 1];
+	size_t l = q_domain_norm(n, dom, dlen);
+	memcpy(out, n, l);
+	return l;
 }
 
 size_t qk_dom_prefix(uint8_t out[QK_DOM_MAX], const char *dom, size_t dlen)
@@ -84,8 +118,9 @@ const char *q_addr_domain(const char *addr, size_t *len)
 uint32_t q_domain_hash(const char *dom, size_t len)
 {
 	uint32_t h = 2166136261u;
+	len = q_domain_len(dom, len);
 	for (size_t i = 0; i < len; i++) {
-		h ^= (uint8_t)tolower((unsigned char)dom[i]);
+		h ^= ascii_lower((unsigned char)dom[i]);
 		h *= 16777619u;
 	}
 	return h;
@@ -94,7 +129,7 @@ uint32_t q_domain_hash(const char *dom, size_t len)
 /* ---- message record --------------------------------------------------------
  *
  * version(1) flags(1) ret(1) body_flags(1) nrcpt(2) token(4) hist_seq(4)
- * arrival(8) expiry(8) size(8) due(8) claim_until(8)
+ * arrival(8) expiry(8) size(8) due(8) claim_until(8) shards(8)
  * str sender, envid, client_name, client_addr, helo
  * per recipient: state(1) notify(1) attempts(2) last_attempt(8)
  *                str addr, orcpt, reply
@@ -159,8 +194,7 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	be64_put(p + 30, r->size);
 	be64_put(p + 38, r->due);
 	be64_put(p + 46, r->claim_until);
-	/* 54..61 reserved */
-	memset(p + 54, 0, 8);
+	be64_put(p + 54, r->shards);	/* was reserved (0): 0 = one shard */
 	p += QREC_FIXED;
 	p = str_put(p, r->sender);
 	p = str_put(p, r->envid);
@@ -216,6 +250,7 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	r->size = be64_get(p + 30);
 	r->due = be64_get(p + 38);
 	r->claim_until = be64_get(p + 46);
+	r->shards = be64_get(p + 54);
 	if (r->nrcpt > rcpt_cap)
 		return -1;
 	p += QREC_FIXED;
@@ -242,9 +277,19 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	return p == end ? 0 : -1;
 }
 
+uint8_t qrec_peek_flags(const uint8_t *buf, size_t len)
+{
+	return len >= QREC_FIXED ? buf[1] : 0;
+}
+
+uint64_t qrec_peek_shards(const uint8_t *buf, size_t len)
+{
+	return len >= QREC_FIXED ? be64_get(buf + 54) : 0;
+}
+
 int qrec_in_due(const struct qrec *r)
 {
-	if (r->flags & QF_HELD)
+	if (r->flags & (QF_HELD | QF_INTENT))
 		return 0;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		if (r->rcpt[i].state <= 1)	/* pending or deferred */

@@ -18,7 +18,10 @@
  *   meta  "id_resv"                   -> highest queue ID reserved (8)
  *
  * All integers are big-endian, so keys sort by time / ID. Domains in keys are
- * lower-cased.
+ * normalised by q_domain_norm (ASCII lower case, one trailing dot dropped),
+ * and so is the domain a shard is chosen by: every spelling of a domain is
+ * one domain for shards, lists and the summary. Addresses in records are
+ * kept as the client gave them.
  */
 #ifndef SLUICE_QUEUE_SCHEMA_H
 #define SLUICE_QUEUE_SCHEMA_H
@@ -34,7 +37,14 @@
 #define QSLOT_SECONDS 300
 
 #define QREC_VERSION 1
-enum { QF_HELD = 1, QF_CLAIMED = 2 };
+/*
+ * QF_INTENT: a part of a message that spans shards, stored while the other
+ * shards may not have theirs yet. It is not due and cannot be claimed until
+ * every shard has stored its part and sealed it (cleared the flag); see
+ * queue_shard.c. Recovery deletes every part of a message with a part still
+ * marked: that message was never acknowledged.
+ */
+enum { QF_HELD = 1, QF_CLAIMED = 2, QF_INTENT = 4 };
 
 static inline void be64_put(uint8_t *p, uint64_t v)
 {
@@ -76,7 +86,20 @@ size_t qk_body(uint8_t out[QK_BODY_LEN], uint64_t id, uint32_t chunk);
 
 /* Domain of an address (after the last '@'; "" when none). */
 const char *q_addr_domain(const char *addr, size_t *len);
-/* FNV-1a over the lower-cased domain: shard = q_domain_hash() % N. */
+
+#define QK_DOMAIN_MAX 255
+/*
+ * The one normal form of a domain: ASCII lower case (bytes >= 0x80 as they
+ * are), one trailing dot dropped ("Example.COM." -> "example.com"; "x.."
+ * stays, so normalising twice changes nothing). q_domain_len gives the
+ * length without the dot; q_domain_norm writes the normal form, clipped to
+ * QK_DOMAIN_MAX bytes, NUL-terminated, and returns its length.
+ */
+size_t q_domain_len(const char *dom, size_t len);
+size_t q_domain_norm(char out[QK_DOMAIN_MAX + 1], const char *dom, size_t len);
+/* Same domain once normalised? */
+int q_domain_eq(const char *a, size_t al, const char *b, size_t bl);
+/* FNV-1a over the normal form: shard = q_domain_hash() % N. */
 uint32_t q_domain_hash(const char *dom, size_t len);
 
 /* The message record. Strings point into the decoded buffer (NUL-terminated). */
@@ -95,6 +118,7 @@ struct qrec {
 	uint32_t token;		/* claim generation */
 	uint32_t hist_seq;	/* next history sequence number */
 	uint64_t arrival, expiry, size, due, claim_until;
+	uint64_t shards;	/* spans shards: the set of them (bit i = shard i), else 0 */
 	const char *sender, *envid, *client_name, *client_addr, *helo;
 	struct qrec_rcpt *rcpt;
 };
@@ -109,6 +133,10 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap);
  */
 int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 		struct qrec_rcpt *rcpt, size_t rcpt_cap);
+
+/* Flags and shard set of an encoded record without decoding it (0 if too short). */
+uint8_t qrec_peek_flags(const uint8_t *buf, size_t len);
+uint64_t qrec_peek_shards(const uint8_t *buf, size_t len);
 
 /* Key time of the due index for this record, and whether it belongs there. */
 int qrec_in_due(const struct qrec *r);

@@ -4,7 +4,9 @@
  * The writer is the only thread that writes the environment (what it writes
  * is in queue_write.c). It takes every submission and control request
  * waiting on its rings, applies them in one write transaction (group
- * commit), makes it durable, and only then posts the completions. On MDB_MAP_FULL it aborts, grows the map (no transaction is
+ * commit), makes it durable, and only then posts the completions. A message
+ * whose recipients span shards is stored, sealed or taken back in phases
+ * that go through every shard it touches (see "completions" below). On MDB_MAP_FULL it aborts, grows the map (no transaction is
  * open in the process then: readers take maplock) and replays the batch, up
  * to the configured ceiling. At the ceiling, or when the disk is full, the
  * batch's messages are refused with QUEUE_NOSPACE and the control requests
@@ -163,6 +165,7 @@ int qshard_open(struct queue *q, struct shard *sh, unsigned idx)
 
 	sh->q = q;
 	sh->idx = idx;
+	sh->sync_fd = -1;
 	if (snprintf(sh->path, sizeof(sh->path), "%s/shard-%u", c->dir, idx) >= (int)sizeof(sh->path))
 		return ENAMETOOLONG;
 	if (mkdir(sh->path, 0700) != 0 && errno != EEXIST) {
@@ -185,6 +188,11 @@ int qshard_open(struct queue *q, struct shard *sh, unsigned idx)
 		mdb_env_close(sh->env);
 		sh->env = NULL;
 		return rc;
+	}
+	{
+		mdb_filehandle_t fd;
+		if (mdb_env_get_fd(sh->env, &fd) == 0 && qsync_register(fd, &sh->st_c.fsyncs) == 0)
+			sh->sync_fd = fd;
 	}
 	mdb_env_info(sh->env, &info);
 	sh->mapsize = info.me_mapsize;
@@ -228,15 +236,13 @@ void qshard_close(struct shard *sh)
 {
 	struct qctl *c;
 
-	/* fire-and-forget requests posted after this writer stopped */
+	/* requests posted after this writer stopped */
 	while (sh->ctl && rte_ring_sc_dequeue(sh->ctl, (void **)&c) == 0) {
-		if (c->async)
-			free(c);
-		else {
-			c->status = QUEUE_CLOSED;
-			sem_post(c->done);
-		}
+		c->status = QUEUE_CLOSED;
+		sem_post(c->done);
 	}
+	if (sh->sync_fd >= 0)
+		qsync_unregister(sh->sync_fd);
 	if (sh->env)
 		mdb_env_close(sh->env);
 	sh->env = NULL;
@@ -270,19 +276,10 @@ void qshard_read_end(struct shard *sh, MDB_txn *txn)
 	pthread_rwlock_unlock(&sh->maplock);
 }
 
-static void ctl_finish(struct qctl *c)
-{
-	if (c->async)
-		free(c);
-	else
-		sem_post(c->done);
-}
-
 int qshard_ctl_post(struct shard *sh, struct qctl *c)
 {
 	if (atomic_load(&sh->q->closing) || !sh->started)
 		return QUEUE_CLOSED;
-	c->async = 0;
 	c->status = QUEUE_IO;
 	while (rte_ring_mp_enqueue(sh->ctl, c) != 0) {
 		struct timespec ts = { 0, 100000 };
@@ -291,46 +288,120 @@ int qshard_ctl_post(struct shard *sh, struct qctl *c)
 	return QUEUE_OK;
 }
 
-/* Fire-and-forget delete (undo the parts of a multi-shard message that failed elsewhere). */
-static void ctl_delete_async(struct shard *sh, uint64_t id)
+/* ---- completions ------------------------------------------------------------------
+ *
+ * A message in one shard is done when that shard has answered. A message
+ * whose recipients span shards is all or nothing, through phases; each
+ * phase is answered by every shard concerned, and the last one to answer
+ * moves the message on:
+ *
+ *   WRITE  every shard stores its part as an intent (QF_INTENT, with the
+ *          set of shards in the record): not due, cannot be claimed;
+ *   SEAL   all stored theirs durably: every shard clears the mark, and once
+ *          every seal is durable the submission comes back QUEUE_OK (250);
+ *   UNDO   some shard refused (in WRITE or SEAL): the shards that may hold
+ *          a part delete it, then the submission comes back with the
+ *          refusal (the client retries the whole message).
+ *
+ * So every part of an acknowledged message is sealed, and a message with a
+ * part still marked was never acknowledged: recovery deletes all its parts
+ * (queue_recover.c). Why seal rather than check at recovery that all parts
+ * are present: once acknowledged, a part is deleted when its recipients are
+ * done, so "a sibling is missing" does not tell a crash mid-write from a
+ * delivered sibling; the mark does.
+ *
+ * Each phase goes to the shards through their `in` rings, in the slot the
+ * message reserved at queue_submit: a message spanning shards gives its
+ * slots back only when it is done. So moving on can neither fail nor wait,
+ * nothing is allocated, and the undo cannot be lost (the old fire-and-forget
+ * delete over the control ring was dropped when that ring was full). The
+ * cost is one more commit per shard before the 250, for such messages only.
+ */
+
+/* The message is done: give back its slots, post it to its producer. */
+static void sub_finish(struct shard *sh, struct queue_submission *s, int st)
 {
-	struct qctl *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->op = QCTL_DELETE;
-	c->id = id;
-	c->async = 1;
-	if (rte_ring_mp_enqueue(sh->ctl, c) != 0) {
-		log_warn("%s: queue: shard %u: control ring full, orphan part kept", qid_str(id).s, sh->idx);
-		free(c);
-	}
-}
+	struct queue *q = sh->q;
+	int multi = qsub_multi(s);
 
-/* ---- completions ------------------------------------------------------------------ */
-
-static void complete_one(struct shard *sh, struct queue_submission *s, int st)
-{
-	int zero = 0;
-
-	if (st != QUEUE_OK)
-		atomic_compare_exchange_strong(&s->err, &zero, st);
-	if (atomic_fetch_sub(&s->pending, 1) != 1)
-		return;
-	/* last shard to answer: post the completion */
-	s->status = atomic_load(&s->err);
-	if (s->status != QUEUE_OK && __builtin_popcountll(s->shard_mask) > 1) {
-		/* some shards may hold a part: take it back (the client will retry) */
-		for (unsigned i = 0; i < sh->q->n; i++)
-			if (s->shard_mask >> i & 1)
-				ctl_delete_async(&sh->q->shard[i], s->id);
-	}
-	if (s->status == QUEUE_OK)
+	s->status = st;
+	if (st == QUEUE_OK)
 		log_debug("%s: queued, size=%llu", s->id_str, (unsigned long long)s->size);
+	if (multi)
+		for (unsigned i = 0; i < q->n; i++)
+			if (s->shard_mask >> i & 1)
+				atomic_fetch_add(&q->shard[i].credits, 1);
 	while (rte_ring_mp_enqueue(s->done, s) != 0) {
 		struct timespec ts = { 0, 50000 };
 		nanosleep(&ts, NULL);	/* the producer's ring is too small: wait for it */
 	}
+	/* s belongs to its producer again: not touched from here on */
 	sh->st_c.completions++;
+	if (multi)
+		atomic_fetch_sub(&q->multi_inflight, 1);
+}
+
+void qshard_mask_str(uint64_t mask, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = 0;
+	for (unsigned i = 0; i < 64 && n < cap; i++)
+		if (mask >> i & 1)
+			n += (size_t)snprintf(out + n, cap - n, "%s%u", n ? "," : "", i);
+	if (!out[0])
+		snprintf(out, cap, "none");
+}
+
+static void complete_one(struct shard *sh, struct queue_submission *s, int st)
+{
+	struct queue *q = sh->q;
+	uint64_t next;
+	int zero = 0, err;
+
+	if (s->phase == QSUB_WRITE && (st == QUEUE_OK || st == QUEUE_IO))
+		atomic_fetch_or(&s->written, 1ull << sh->idx);	/* IO: may be committed */
+	if (st != QUEUE_OK)
+		atomic_compare_exchange_strong(&s->err, &zero, st);
+	if (atomic_fetch_sub(&s->pending, 1) != 1)
+		return;
+	/* the last shard to answer this phase */
+	err = atomic_load(&s->err);
+	if (!qsub_multi(s)) {
+		sub_finish(sh, s, err);
+		return;
+	}
+	if (s->phase == QSUB_UNDO) {
+		sub_finish(sh, s, s->status);
+		return;
+	}
+	if (err == QUEUE_OK) {
+		if (s->phase == QSUB_SEAL) {
+			sub_finish(sh, s, QUEUE_OK);
+			return;
+		}
+		s->phase = QSUB_SEAL;
+		next = s->shard_mask;
+	} else {
+		char l1[200], l2[200];
+		s->status = err;	/* what the producer gets once the parts are back */
+		next = atomic_load(&s->written);
+		qshard_mask_str(s->shard_mask, l1, sizeof(l1));
+		qshard_mask_str(next, l2, sizeof(l2));
+		log_info("%s: queue: refused by a shard (%s) while %s: taking back the parts "
+			 "(shards %s of %s)", s->id_str, queue_status_str(err),
+			 s->phase == QSUB_WRITE ? "storing" : "sealing", l2, l1);
+		if (!next) {
+			sub_finish(sh, s, err);
+			return;
+		}
+		s->phase = QSUB_UNDO;
+	}
+	atomic_store(&s->err, QUEUE_OK);
+	atomic_store(&s->pending, (unsigned)__builtin_popcountll(next));
+	for (unsigned i = 0; i < q->n; i++)
+		if (next >> i & 1)
+			while (rte_ring_mp_enqueue(q->shard[i].in, s) != 0)
+				;	/* cannot happen: the message holds a slot there */
 }
 
 static void ack_prev(struct shard *sh)
@@ -344,7 +415,6 @@ static void ack_prev(struct shard *sh)
 static void sync_prev(struct shard *sh)
 {
 	int rc = mdb_env_sync(sh->env, 1);
-	sh->st_c.fsyncs++;
 	if (rc) {
 		log_err("queue: shard %u: mdb_env_sync: %s", sh->idx, mdb_strerror(rc));
 		sh->st_c.io_errors++;
@@ -357,8 +427,7 @@ static void sync_prev(struct shard *sh)
 
 /* ---- the batch -------------------------------------------------------------------- */
 
-/* Grow the map towards limit; returns 0 when it grew. */
-static int grow(struct shard *sh, size_t limit)
+int qshard_grow(struct shard *sh, size_t limit)
 {
 	size_t want = sh->mapsize * 2;
 	int rc;
@@ -423,6 +492,12 @@ static int disk_low(struct shard *sh)
 	       (uint64_t)vfs.f_bavail * vfs.f_frsize < sh->q->conf.batch_bytes + (4u << 20);
 }
 
+/* Body bytes a submission brings to this transaction (seal and undo: none). */
+static size_t sub_bytes(const struct queue_submission *s)
+{
+	return s->phase == QSUB_WRITE ? s->size : 0;
+}
+
 /* One write transaction. *nmsg gets the number of messages written. */
 static int txn_batch(struct shard *sh, struct queue_submission **subs, unsigned n,
 		     struct qctl **ctls, unsigned nc, unsigned *nmsg)
@@ -435,14 +510,23 @@ static int txn_batch(struct shard *sh, struct queue_submission **subs, unsigned 
 	if ((rc = mdb_txn_begin(sh->env, NULL, 0, &txn)) != 0)
 		return rc;
 	for (unsigned i = 0; i < n; i++) {
+		struct queue_submission *s = subs[i];
 		if (sh->st[i] != QUEUE_OK)
 			continue;
-		if ((rc = qwrite_message(sh, txn, subs[i], &sh->st[i])) != 0)
+		if (s->phase != QSUB_WRITE) {
+			struct qctl c = { .op = s->phase == QSUB_SEAL ? QCTL_SEAL : QCTL_UNDO,
+					  .id = s->id };
+			if ((rc = qwrite_ctl(sh, txn, &c)) != 0)
+				goto fail;
+			sh->st[i] = c.status;
+			continue;
+		}
+		if ((rc = qwrite_message(sh, txn, s, &sh->st[i])) != 0)
 			goto fail;
 		if (sh->st[i] == QUEUE_OK) {
 			(*nmsg)++;
-			if (subs[i]->id > maxid)
-				maxid = subs[i]->id;
+			if (s->id > maxid)
+				maxid = s->id;
 		}
 	}
 	for (unsigned i = 0; i < nc; i++)
@@ -470,21 +554,29 @@ fail:
 	return rc;
 }
 
+/*
+ * One batch: new messages, seals and undos of messages spanning shards, and
+ * control requests. In no-space mode new messages are refused; seals and
+ * undos go with the control requests (they need little room and give it back).
+ */
 static void run_batch(struct shard *sh, struct queue_submission **subs, unsigned n,
 		      struct qctl **ctls, unsigned nc)
 {
 	size_t bytes = 0;
-	unsigned nmsg = 0;
+	unsigned nmsg = 0, nwrite = 0;
 	int allow, rc, fail_ctl = QUEUE_OK;
 	int ctl_retry = 0;
+	uint64_t syncs = __atomic_load_n(&sh->st_c.fsyncs, __ATOMIC_RELAXED);
 
-	for (unsigned i = 0; i < n; i++)
-		bytes += subs[i]->size;
-	allow = n ? msgs_allowed(sh, bytes) : 1;
+	for (unsigned i = 0; i < n; i++) {
+		bytes += sub_bytes(subs[i]);
+		nwrite += subs[i]->phase == QSUB_WRITE;
+	}
+	allow = nwrite ? msgs_allowed(sh, bytes) : 1;
 	for (;;) {
 		for (unsigned i = 0; i < n; i++)
-			sh->st[i] = allow ? QUEUE_OK : QUEUE_NOSPACE;
-		if (!allow && nc == 0)
+			sh->st[i] = allow || subs[i]->phase != QSUB_WRITE ? QUEUE_OK : QUEUE_NOSPACE;
+		if (!allow && nc == 0 && nwrite == n)
 			break;		/* nothing to write */
 		rc = txn_batch(sh, subs, n, ctls, nc, &nmsg);
 		if (rc == 0) {
@@ -497,11 +589,11 @@ static void run_batch(struct shard *sh, struct queue_submission **subs, unsigned
 				reserve_make(sh);
 			break;
 		}
-		int with_msgs = allow && n > 0;
+		int with_msgs = allow && nwrite > 0;
 		if (rc == MDB_MAP_FULL) {
 			size_t limit = with_msgs ? msg_ceiling(sh) : sh->q->conf.map_max;
 			sh->st_c.replays++;
-			if (sh->mapsize < limit && grow(sh, limit) == 0)
+			if (sh->mapsize < limit && qshard_grow(sh, limit) == 0)
 				continue;
 			if (with_msgs) {
 				enter_nospace(sh, NOSPACE_MAP);
@@ -534,23 +626,30 @@ static void run_batch(struct shard *sh, struct queue_submission **subs, unsigned
 		break;
 	}
 
-	for (unsigned i = 0; i < n; i++)
-		if (sh->st[i] == QUEUE_NOSPACE)
+	for (unsigned i = 0; i < n; i++) {
+		if (subs[i]->phase != QSUB_WRITE) {
+			if (fail_ctl != QUEUE_OK)
+				sh->st[i] = fail_ctl;
+			else if (sh->st[i] == QUEUE_OK && subs[i]->phase == QSUB_SEAL)
+				sh->st_c.seals++;
+			else if (sh->st[i] == QUEUE_OK)
+				sh->st_c.undos++;
+		} else if (sh->st[i] == QUEUE_NOSPACE) {
 			sh->st_c.nospace_rejects++;
+		}
+	}
 	if (nmsg) {
 		sh->st_c.batches++;
 		sh->st_c.messages += nmsg;
 		sh->st_c.bytes += bytes;
 	}
-	if (fail_ctl == QUEUE_OK && (nmsg || nc)) {
+	if (fail_ctl == QUEUE_OK && (nmsg || nc || n > nwrite))
 		sh->st_c.commits++;
-		sh->st_c.fsyncs += sh->q->conf.sync == QUEUE_SYNC_NOMETA ? 1 : 2;
-	}
 	for (unsigned i = 0; i < nc; i++) {
 		if (fail_ctl != QUEUE_OK)
 			ctls[i]->status = fail_ctl;
 		sh->st_c.ctl_ops++;
-		ctl_finish(ctls[i]);
+		sem_post(ctls[i]->done);
 	}
 
 	if (sh->q->conf.sync == QUEUE_SYNC_FULL) {
@@ -559,11 +658,14 @@ static void run_batch(struct shard *sh, struct queue_submission **subs, unsigned
 		return;
 	}
 	/*
-	 * NOMETA: this commit's data sync made the previous batch's meta page
-	 * durable - but only if it wrote something (an empty commit syncs
-	 * nothing), which a commit with messages always does.
+	 * NOMETA: a sync made by this batch (the commit's data sync, after the
+	 * previous commit's meta page was written) made the previous batch
+	 * durable. An empty commit syncs nothing: counted at the call
+	 * (queue_fsync.c), so this is known, not assumed. Were the count ever
+	 * missing, the previous batch would wait for sync_prev: later, not less
+	 * safe.
 	 */
-	if (nmsg)
+	if (__atomic_load_n(&sh->st_c.fsyncs, __ATOMIC_RELAXED) != syncs)
 		ack_prev(sh);
 	for (unsigned i = 0; i < n; i++) {
 		if (sh->st[i] != QUEUE_OK) {
@@ -610,15 +712,20 @@ static void *writer_main(void *arg)
 		unsigned n = rte_ring_sc_dequeue_burst(sh->in, (void **)sh->subs, c->batch_max, NULL);
 		unsigned nc = rte_ring_sc_dequeue_burst(sh->ctl, (void **)ctls, CTL_BURST, NULL);
 		unsigned i = 0;
+		int freed = 0;
 
-		if (n)
-			atomic_fetch_add(&sh->credits, (int)n);
+		/* slots come back now, but those of messages spanning shards when done */
+		for (unsigned k = 0; k < n; k++)
+			freed += !qsub_multi(sh->subs[k]);
+		if (freed)
+			atomic_fetch_add(&sh->credits, freed);
 		if (n == 0 && nc == 0) {
 			if (sh->n_prev) {
 				sync_prev(sh);
 				continue;
 			}
-			if (atomic_load(&sh->stop))
+			/* stop once no message spanning shards may still need this writer */
+			if (atomic_load(&sh->stop) && atomic_load(&sh->q->multi_inflight) == 0)
 				break;
 			idle_wait(&idle);
 			continue;
@@ -628,8 +735,8 @@ static void *writer_main(void *arg)
 		do {
 			unsigned j = i;
 			size_t bytes = 0;
-			while (j < n && (j == i || bytes + sh->subs[j]->size <= c->batch_bytes))
-				bytes += sh->subs[j++]->size;
+			while (j < n && (j == i || bytes + sub_bytes(sh->subs[j]) <= c->batch_bytes))
+				bytes += sub_bytes(sh->subs[j++]);
 			run_batch(sh, sh->subs + i, j - i, ctls, nc);
 			nc = 0;
 			i = j;

@@ -14,12 +14,22 @@
 #include "queue/queue.h"
 #include "queue/queue_schema.h"
 
-enum qctl_op {		/* same values as enum queue_op_kind */
+enum qctl_op {		/* same values as enum queue_op_kind, then the writer's own */
 	QCTL_CLAIM = QUEUE_OP_CLAIM, QCTL_RESULT = QUEUE_OP_RESULT,
 	QCTL_RESCHEDULE = QUEUE_OP_RESCHEDULE, QCTL_COMPLETE = QUEUE_OP_COMPLETE,
 	QCTL_HOLD = QUEUE_OP_HOLD, QCTL_RELEASE = QUEUE_OP_RELEASE,
 	QCTL_DELETE = QUEUE_OP_DELETE,
+	QCTL_SEAL,		/* clear QF_INTENT: the part becomes deliverable */
+	QCTL_UNDO,		/* take back a part (a delete that never fails the caller) */
 };
+
+/* Phases of a submission whose recipients span shards (see queue_shard.c). */
+enum qsub_phase { QSUB_WRITE = 0, QSUB_SEAL, QSUB_UNDO };
+
+static inline int qsub_multi(const struct queue_submission *s)
+{
+	return __builtin_popcountll(s->shard_mask) > 1;
+}
 
 /* A write request from the control plane, applied by the shard's writer. */
 struct qctl {
@@ -33,7 +43,6 @@ struct qctl {
 	/* results */
 	int status;
 	uint32_t out_token;
-	int async;		/* nobody waits: the writer frees it */
 	sem_t *done;		/* posted when applied (shared by a queue_apply call) */
 };
 
@@ -45,6 +54,7 @@ struct shard {
 	char path[PATH_MAX];
 	char reserve_path[PATH_MAX + 16];
 	MDB_env *env;
+	int sync_fd;		/* registered with qsync_register, or -1 */
 	MDB_dbi msg, body, due, dom, sum, hist, meta;
 	size_t chunk;		/* body bytes per chunk: one overflow page */
 
@@ -84,6 +94,7 @@ struct queue {
 	unsigned n;
 	_Atomic uint64_t next_id;
 	atomic_int closing;
+	atomic_int multi_inflight;	/* submissions spanning shards not done yet */
 	struct shard shard[QUEUE_SHARDS_MAX];
 };
 
@@ -109,6 +120,23 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c);
 
 /* Add (add=1) or remove (add=0) a record's due, dom and sum entries. */
 int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec *r, int add);
+
+/*
+ * Grow the map towards limit (no transaction of this process may be open on
+ * the shard: readers are kept out by maplock). Returns 0 when it grew.
+ */
+int qshard_grow(struct shard *sh, size_t limit);
+
+/*
+ * queue_fsync.c: count the fdatasync/fsync calls made on fd (the shard's
+ * data file, from mdb_env_get_fd) into *ctr. Register returns -1 when the
+ * table is full (nothing is counted then).
+ */
+int qsync_register(int fd, uint64_t *ctr);
+void qsync_unregister(int fd);
+
+/* "0,2,5" for a set of shards ("none" when empty), for log lines. */
+void qshard_mask_str(uint64_t mask, char *out, size_t cap);
 
 /* Post a control request to a shard writer (it posts c->done when applied). */
 int qshard_ctl_post(struct shard *sh, struct qctl *c);

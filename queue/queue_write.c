@@ -1,8 +1,9 @@
 /*
  * queue_write.c - what a shard's writer does inside its write transaction:
  * store a new message (record, body chunks, indexes), apply a control
- * request (claim, result, reschedule, complete, hold, release, delete), and
- * keep the due, domain and summary indexes in step with every record. Only
+ * request (claim, result, reschedule, complete, hold, release, delete; and
+ * the writer's own seal and undo of a message spanning shards), and keep
+ * the due, domain and summary indexes in step with every record. Only
  * the writer thread calls these; the transaction and replay logic are in
  * queue_shard.c.
  *
@@ -72,11 +73,6 @@ static int sum_adjust(struct shard *sh, MDB_txn *txn, const char *dom, size_t dl
 	return mdb_put(txn, sh->sum, &k, &v, 0);
 }
 
-static int same_domain(const char *a, size_t al, const char *b, size_t bl)
-{
-	return al == bl && strncasecmp(a, b, al) == 0;
-}
-
 int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec *r, int add)
 {
 	uint8_t kb[QK_DOM_MAX];
@@ -101,7 +97,7 @@ int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec 
 			continue;
 		for (unsigned j = 0; j < r->nrcpt && !seen; j++) {
 			const char *o = q_addr_domain(r->rcpt[j].addr, &ol);
-			if (r->rcpt[j].state > QUEUE_RCPT_DEFERRED || !same_domain(d, dl, o, ol))
+			if (r->rcpt[j].state > QUEUE_RCPT_DEFERRED || !q_domain_eq(d, dl, o, ol))
 				continue;
 			if (j < i)
 				seen = 1;
@@ -146,6 +142,10 @@ int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, i
 	r.client_addr = s->env.client_addr;
 	r.helo = s->env.helo;
 	r.rcpt = sh->rcpt;
+	if (qsub_multi(s)) {	/* an intent until every shard has its part: see queue_shard.c */
+		r.flags = QF_INTENT;
+		r.shards = s->shard_mask;
+	}
 	for (unsigned i = 0; i < s->env.nrcpt; i++) {
 		size_t dl;
 		const char *d = q_addr_domain(s->env.rcpt[i].addr, &dl);
@@ -286,7 +286,8 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 	/* validate before touching anything */
 	switch (c->op) {
 	case QCTL_CLAIM:
-		if ((r.flags & QF_HELD) || !undone)
+		/* an intent may be a part of a message the client must retry */
+		if ((r.flags & (QF_HELD | QF_INTENT)) || !undone)
 			c->status = QUEUE_STATE;
 		else if ((r.flags & QF_CLAIMED) && r.claim_until > c->now)
 			c->status = QUEUE_STALE;
@@ -317,7 +318,9 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 	}
 	if (c->status != QUEUE_OK)
 		return 0;
-	if (c->op == QCTL_COMPLETE || c->op == QCTL_DELETE)
+	if (c->op == QCTL_SEAL && !(r.flags & QF_INTENT))
+		return 0;	/* sealed already */
+	if (c->op == QCTL_COMPLETE || c->op == QCTL_DELETE || c->op == QCTL_UNDO)
 		return delete_all(sh, txn, c->id, &r);
 
 	if ((rc = qshard_index(sh, txn, c->id, &r, 0)) != 0)
@@ -356,6 +359,9 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		break;
 	case QCTL_HOLD:
 		r.flags |= QF_HELD;
+		break;
+	case QCTL_SEAL:
+		r.flags &= (uint8_t)~QF_INTENT;
 		break;
 	case QCTL_RELEASE:
 		if (r.flags & QF_HELD) {

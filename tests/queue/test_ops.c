@@ -486,6 +486,65 @@ Test(ops, multi_shard_message)
 	qt_msg_free(&m);
 }
 
+/*
+ * One domain, however it is spelt: ASCII case and one trailing dot ("the
+ * root") do not make another domain. Every spelling lands in the same shard,
+ * and list and summary group them under the lower-case form without the dot;
+ * the addresses themselves (local part and domain) are stored as given.
+ */
+Test(ops, domain_spellings_are_one_domain)
+{
+	const char *spell[] = { "example.com", "EXAMPLE.com", "example.com.", "Example.COM." };
+	enum { NS = sizeof(spell) / sizeof(spell[0]) };
+	uint64_t ids[NS + 1], got[16];
+	char rcpt[128];
+	size_t n;
+	unsigned home;
+	struct queue_domain_sum *s;
+	struct queue_msg *m;
+
+	queue_close(q);
+	open_q(4);
+	home = queue_shard_of(q, "example.com");
+	for (unsigned i = 0; i < NS; i++) {
+		cr_assert_eq(queue_shard_of(q, spell[i]), home, "%s: shard %u, example.com: %u",
+			     spell[i], queue_shard_of(q, spell[i]), home);
+		snprintf(rcpt, sizeof(rcpt), "MiXeD.Local%u@%s", i, spell[i]);
+		ids[i] = put1(rcpt, 100, i, T0 + i);
+	}
+	/* two spellings in one message: one domain, counted once */
+	ids[NS] = put1("a@example.com,B@EXAMPLE.COM.", 100, 9, T0 + 9);
+
+	for (unsigned i = 0; i < NS; i++) {
+		cr_assert_eq(queue_lookup(q, home, ids[i], &m), QUEUE_OK, "%s: not in shard %u",
+			     spell[i], home);
+		snprintf(rcpt, sizeof(rcpt), "MiXeD.Local%u@%s", i, spell[i]);
+		cr_assert_str_eq(m->rcpt[0].addr, rcpt, "the address is stored as given");
+		free(m);
+		cr_assert_eq(queue_list_domain(q, spell[i], 0, got, 16, &n), QUEUE_OK);
+		cr_assert_eq(n, NS + 1, "list by %s: %zu messages, want %u", spell[i], n, NS + 1);
+		for (unsigned k = 0; k <= NS; k++)
+			cr_assert_eq(got[k], ids[k], "arrival order");
+	}
+	cr_assert_eq(queue_lookup(q, home, ids[NS], &m), QUEUE_OK);
+	cr_assert_eq(m->nrcpt, 2, "both recipients in one shard");
+	free(m);
+	cr_assert_eq(queue_summary(q, T0 + 60, &s, &n), QUEUE_OK);
+	cr_assert_eq(n, 1, "one summary row, not one per spelling (%zu rows)", n);
+	cr_assert_str_eq(s[0].domain, "example.com");
+	cr_assert_eq(s[0].active, NS + 1, "%u active, want %u", s[0].active, NS + 1);
+	cr_assert_eq(s[0].oldest, T0);
+	free(s);
+	/* deleting takes every spelling's entries away again */
+	for (unsigned k = 0; k <= NS; k++)
+		cr_assert_eq(queue_delete(q, ids[k]), QUEUE_OK);
+	cr_assert_eq(queue_summary(q, T0 + 60, &s, &n), QUEUE_OK);
+	cr_assert_eq(n, 0, "summary empty after the deletes");
+	free(s);
+	cr_assert_eq(queue_list_domain(q, "EXAMPLE.COM.", 0, got, 16, &n), QUEUE_OK);
+	cr_assert_eq(n, 0);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -543,6 +602,29 @@ Test(ops, stats_are_counted)
 	cr_assert_eq(st.completions, 2);
 	cr_assert_eq(st.nospace_rejects, 0);
 	cr_assert_str_eq(queue_shard_stat_names[0], "batches");
+}
+
+/*
+ * fsyncs counts the syncs LMDB really makes on the shard's file, not a
+ * guess per commit: a commit that changed nothing (deletes of IDs nobody
+ * has) makes none and counts none; one that stores a message makes some.
+ * (That the count equals what really happens is measured against an
+ * LD_PRELOAD shim by tests/integration/durability.sh.)
+ */
+Test(ops, fsyncs_are_real_syncs)
+{
+	struct queue_shard_stats a, b, c;
+	put1("u@sync.example", 1000, 1, T0);	/* settles the ID reservation */
+	queue_stats(q, 0, &a);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(queue_delete(q, 999999 + (uint64_t)i), QUEUE_NOTFOUND);
+	queue_stats(q, 0, &b);
+	cr_assert_geq(b.commits, a.commits + 5, "each delete was a commit");
+	cr_assert_eq(b.fsyncs, a.fsyncs, "commits that wrote nothing synced nothing, yet %llu counted",
+		     (unsigned long long)(b.fsyncs - a.fsyncs));
+	put1("u@sync.example", 1000, 2, T0);
+	queue_stats(q, 0, &c);
+	cr_assert_gt(c.fsyncs, b.fsyncs, "a stored message was synced");
 }
 
 Test(ops, busy_when_rings_full)

@@ -184,6 +184,15 @@ Test(schema, addr_domain_and_hash)
 	cr_assert_eq(l, 0);
 	cr_assert_eq(q_domain_hash("EXAMPLE.org", 11), q_domain_hash("example.ORG", 11));
 	cr_assert_neq(q_domain_hash("example.org", 11), q_domain_hash("example.net", 11));
+	/* one trailing dot (the root) is the same domain */
+	cr_assert_eq(q_domain_hash("Example.ORG.", 12), q_domain_hash("example.org", 11));
+	uint8_t a[QK_DOM_MAX], b[QK_DOM_MAX];
+	size_t al = qk_dom(a, "EXAMPLE.org.", 12, 77), bl = qk_dom(b, "example.org", 11, 77);
+	cr_assert_eq(al, bl, "dom keys of both spellings have one length");
+	cr_assert_eq(memcmp(a, b, al), 0, "and the same bytes");
+	al = qk_sum(a, "example.ORG.", 12, 5);
+	bl = qk_sum(b, "Example.org", 11, 5);
+	cr_assert(al == bl && memcmp(a, b, al) == 0, "sum keys too");
 }
 
 Test(schema, queue_id_format_parse_order)
