@@ -72,6 +72,19 @@ int qshard_status(int rc)
 	}
 }
 
+/* fsync a directory, so the entries created in it are durable. 0 or errno. */
+static int dir_sync(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return errno;
+	if (fsync(fd) != 0)
+		rc = errno;
+	close(fd);
+	return rc;
+}
+
 /* ---- rings on our own memory (no EAL) ------------------------------------ */
 
 static struct rte_ring *ring_new(const char *name, unsigned count, unsigned flags)
@@ -214,6 +227,14 @@ int qshard_open(struct queue *q, struct shard *sh, unsigned idx)
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		return rc;
+	/* The directory entries of shard-N, data.mdb and lock.mdb must be on
+	 * disk too before anything is acknowledged: a power cut right after a
+	 * first start must not lose the file that holds the mail. */
+	if ((rc = dir_sync(sh->path)) != 0 || (rc = dir_sync(c->dir)) != 0) {
+		log_err("queue: fsync of directory %s: %s", rc == 0 ? c->dir : sh->path,
+			strerror(rc));
+		return rc;
+	}
 
 	pthread_rwlock_init(&sh->maplock, NULL);
 	snprintf(name, sizeof(name), "qin%u_%p", idx, (void *)q);

@@ -20,6 +20,7 @@
 
 Prints one line; exit 0 when the check holds, 1 (line starting FAIL) when not.
 """
+import os
 import sys
 
 QF_INTENT = 4
@@ -88,8 +89,8 @@ class File:
         return self.first_open > c.meta
 
 
-def parse(path, on_ack=None):
-    fds, files, syncing = {}, {}, {}
+def parse(path, on_ack=None, dirs_synced=None):
+    fds, files, syncing, dirfds = {}, {}, {}, {}
     n = 0
     with open(path, 'rb') as f:
         for raw in f:
@@ -107,6 +108,12 @@ def parse(path, on_ack=None):
                     files[fpath] = File(fpath, psize)
             elif t == 'C':
                 fds.pop(int(p[1]), None)
+                dirfds.pop(int(p[1]), None)
+            elif t == 'P':
+                dirfds[int(p[1])] = ' '.join(p[2:])
+            elif t == 'Y':
+                if int(p[2]) == 0 and int(p[1]) in dirfds and dirs_synced is not None:
+                    dirs_synced.add(dirfds[int(p[1])].rstrip('/'))
             elif t == 'D':
                 if int(p[1]) in fds:
                     fds[int(p[2])] = fds[int(p[1])]
@@ -140,9 +147,21 @@ def check_acks(shimlog, clientlog, minimum):
     bad_ids = set()
     multi = [0]
 
+    dirs_synced = set()
+
     def on_ack(s, files):
         if s in acked:
             return  # a retransmission of the same reply
+        if not acked:
+            # The first 250: every shard directory and the spool directory
+            # must have been fsynced (their entries are what finds the data).
+            need = set()
+            for fp in files:
+                d = os.path.dirname(fp)
+                need.update((d, os.path.dirname(d)))
+            for d in sorted(need - dirs_synced):
+                bad.append('%s: answered 250 before directory %s was fsynced' % (s, d))
+                bad_ids.add(s)
         acked[s] = True
         i = id_of(s)
         carried = [f for f in files.values() if i in f.seen]
@@ -161,7 +180,7 @@ def check_acks(shimlog, clientlog, minimum):
         if len(bad) > n0:
             bad_ids.add(s)
 
-    files = parse(shimlog, on_ack)
+    files = parse(shimlog, on_ack, dirs_synced)
     logged = set()
     with open(clientlog, 'rb') as f:
         for ln in f:

@@ -25,6 +25,8 @@
  *                          a sync call begins / has returned (fdatasync,
  *                          fsync, sync_file_range; msync has no descriptor
  *                          and is logged as fd -1)
+ *   P fd path              open of a directory (O_DIRECTORY)
+ *   Y fd rc                an fsync of such a directory has returned
  *   A ID                   a frame about to go to the tap device carries
  *                          "250 2.0.0 Ok: queued as ID" (logged before the
  *                          frame is written)
@@ -62,7 +64,7 @@
 #include <unistd.h>
 
 #define FD_MAX 65536
-enum { T_NONE = 0, T_DATA = 1, T_DATA_DSYNC = 2, T_TUN = 3 };
+enum { T_NONE = 0, T_DATA = 1, T_DATA_DSYNC = 2, T_TUN = 3, T_DIR = 4 };
 static _Atomic unsigned char fd_type[FD_MAX];
 
 static atomic_int log_fd = -1;
@@ -134,7 +136,11 @@ static void opened(int fd, const char *path, int flags)
 		t = (flags & (O_DSYNC | O_SYNC)) ? T_DATA_DSYNC : T_DATA;
 	else if (strcmp(path, "/dev/net/tun") == 0)
 		t = T_TUN;
+	else if (flags & O_DIRECTORY)
+		t = T_DIR;
 	atomic_store(&fd_type[fd], (unsigned char)t);
+	if (t == T_DIR && path[0] == '/')
+		logf_("P %d %s\n", fd, path);
 	if (t == T_DATA || t == T_DATA_DSYNC) {
 		char abs[4096] = "";
 		if (path[0] != '/' && getcwd(abs, sizeof(abs) - l - 2))
@@ -529,6 +535,8 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int iovcnt, off_t off)
 	e = errno; \
 	if (is_data(t)) \
 		logf_("E %d %s %d\n", fd, what, r); \
+	else if (t == T_DIR) \
+		logf_("Y %d %d\n", fd, r); \
 	errno = e; \
 	return r;
 
