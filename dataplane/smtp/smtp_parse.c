@@ -457,7 +457,7 @@ static enum smtp_perr parse_mail_rcpt(struct smtp_cmd *c, const char *p, size_t 
 enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *c)
 {
 	memset(c, 0, sizeof(*c));
-	if (len > SMTP_LINE_MAX - 2)
+	if (len > SMTP_CMD_MAX - 2)
 		return fail(c, SMTP_PE_SYNTAX);
 	bool eight = false;
 	for (size_t i = 0; i < len; i++) {

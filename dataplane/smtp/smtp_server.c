@@ -633,11 +633,11 @@ static size_t command_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
 	/* a whole line: s->line[0..line_len) (maybe cut), line_total octets */
 	uint32_t total = s->line_total + 1;	/* with the LF */
 	bool crlf = s->line_len > 0 && s->line[s->line_len - 1] == '\r' &&
-		    total <= SMTP_LINE_MAX;
+		    total <= SMTP_CMD_MAX;
 	size_t len = s->line_len;
 	s->line_len = 0;
 	s->line_total = 0;
-	if (total > SMTP_LINE_MAX) {
+	if (total > SMTP_CMD_MAX) {
 		STAT(s, commands);
 		STAT(s, rej_line);
 		error_reply(s, "500 5.5.2 Error: line too long");

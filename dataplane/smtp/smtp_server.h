@@ -186,7 +186,7 @@ struct smtp_session {
 	/* command line assembly */
 	uint32_t line_total;	/* octets of the current line incl. CR (saturating) */
 	uint32_t line_len;	/* octets stored */
-	char line[SMTP_LINE_MAX];
+	char line[SMTP_CMD_MAX];
 
 	/* output */
 	uint32_t out_start, out_end;

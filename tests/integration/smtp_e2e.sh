@@ -4,7 +4,8 @@
 # accepted message checked byte for byte in the LMDB spool afterwards.
 #
 #  1. clients: swaks plain / --pipeline / --tls; BDAT, SMTPUTF8, STARTTLS,
-#     100 recipients, 20 MB (Python); bad input (random bytes, NULs, long
+#     100 recipients, 20 MB, RFC 3461 ORCPTs of 500 characters (Python,
+#     their recipients checked in the spool too); bad input (random bytes, NULs, long
 #     lines, bare CR/LF, too many hops) while a one-byte-per-second client
 #     holds a session and others complete promptly; smtp-source (100
 #     sessions, 10,000 messages) next to a Python client that logs every
@@ -65,10 +66,11 @@ sw() {
 }
 
 # dump NAME: queue-dump of the (stopped) spool into $T_DIR/NAME.dump, bodies
-# into $T_DIR/NAME.bodies/.
+# into $T_DIR/NAME.bodies/, recipients into $T_DIR/NAME.rcpts.
 dump() {
 	rm -rf "$T_DIR/$1.bodies"; mkdir -p "$T_DIR/$1.bodies"
-	"$QD" -n 4 -s -b "$T_DIR/$1.bodies" "$T_DIR/spool" >"$T_DIR/$1.dump" 2>"$T_DIR/$1.err"
+	"$QD" -n 4 -s -b "$T_DIR/$1.bodies" -r "$T_DIR/$1.rcpts" "$T_DIR/spool" \
+		>"$T_DIR/$1.dump" 2>"$T_DIR/$1.err"
 }
 
 # --- 1. clients, bulk, byte-exact ------------------------------------------
@@ -95,6 +97,7 @@ run_py "SMTPUTF8" --log "$LOG1" utf8
 run_py "smtplib STARTTLS" --log "$LOG1" starttls
 run_py "100 recipients" --log "$LOG1" rcpts 100
 run_py "20 MB message" --log "$LOG1" big $BIG
+run_py "RFC 3461: RCPT lines over 512 octets" --log "$LOG1" orcpt "$T_DIR/orcpt.expect"
 
 phase "1: bad input"
 # A client sending one byte per second (20 s in all) holds its session
@@ -161,6 +164,8 @@ check "spool holds $n messages, sluiced counted $msgs (smtp.messages)" test "$n"
 check "every stored message is accounted for: $logged logged + $SRC_MSGS from smtp-source = $n" \
 	test $((logged + SRC_MSGS)) -eq "$n"
 run_py "every logged message" verify-log "$T_DIR/one.dump" "$T_DIR/one.bodies" "$LOG1"
+run_py "500-character ORCPTs in the spool (queue-dump -r)" \
+	verify-rcpts "$T_DIR/one.rcpts" "$T_DIR/orcpt.expect"
 run_py "smtp-source's messages" verify-source "$T_DIR/one.dump" "$T_DIR/one.bodies" \
 	from@example.org "$T_DIR/source.eml" $SRC_MSGS
 rm -rf "$T_DIR/one.bodies" "$T_DIR/spool"

@@ -422,11 +422,46 @@ Test(parse, bdat)
 	FAILS("BDAT 1.5", "501 5.5.4 Syntax error in parameters or arguments");
 }
 
+/* RFC 3461 section 3: ORCPT may be 500 characters and lengthens RCPT by as
+ * much; the longest RCPT (256-octet path, NOTIFY, 500-character ORCPT)
+ * parses, and the queue takes an ORCPT as long as the parser does. */
+Test(parse, rcpt_orcpt_500_characters)
+{
+	char path[SMTP_PATH_MAX + 1], orcpt[SMTP_ORCPT_MAX + 2], l[SMTP_CMD_MAX + 16];
+	int n;
+
+	cr_assert_eq(SMTP_ORCPT_MAX, 500);
+	cr_assert_eq(SMTP_ORCPT_MAX, QUEUE_ORCPT_MAX, "one limit for parser and queue");
+	/* "<" + 64 + "@" + 63 "." 63 "." 61 + ">" = 256 */
+	n = snprintf(path, sizeof(path), "<%.64s@%.63s.%.63s.%.61s>",
+		     "llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+		     "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+	cr_assert_eq(n, SMTP_PATH_MAX);
+	memcpy(orcpt, "rfc822;", 7);
+	memset(orcpt + 7, 'o', SMTP_ORCPT_MAX - 7);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	n = snprintf(l, sizeof(l), "RCPT TO:%s NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=%s", path, orcpt);
+	cr_assert_leq(n, SMTP_CMD_MAX - 2);
+	cr_assert_gt(n, SMTP_LINE_MAX - 2, "longer than RFC 5321's 512");
+	cr_expect_eq(smtp_parse_line(l, (size_t)n, &c), SMTP_PE_OK, "%s", c.reply);
+	cr_expect_eq(strlen(c.orcpt), SMTP_ORCPT_MAX);
+	cr_expect_str_eq(c.orcpt, orcpt);
+	cr_expect_eq(strlen(c.path.addr), SMTP_PATH_MAX - 2);
+	/* one more is too long */
+	memcpy(orcpt + SMTP_ORCPT_MAX, "o", 2);
+	snprintf(l, sizeof(l), "RCPT TO:<a@b.example> ORCPT=%s", orcpt);
+	FAILS(l, "501 5.5.4 Bad parameter value");
+}
+
 Test(parse, oversize_line_refused)
 {
-	char l[600];
+	char l[SMTP_CMD_MAX + 8];
 	memset(l, 'x', sizeof(l));
 	memcpy(l, "NOOP ", 5);
-	cr_expect_eq(smtp_parse_line(l, 510, &c), SMTP_PE_OK);
-	cr_expect_neq(smtp_parse_line(l, 511, &c), SMTP_PE_OK);
+	cr_expect_eq(SMTP_CMD_MAX, 1012);
+	cr_expect_eq(smtp_parse_line(l, SMTP_CMD_MAX - 2, &c), SMTP_PE_OK);
+	cr_expect_eq(strlen(c.arg), SMTP_CMD_MAX - 2 - 5);
+	cr_expect_neq(smtp_parse_line(l, SMTP_CMD_MAX - 1, &c), SMTP_PE_OK);
 }

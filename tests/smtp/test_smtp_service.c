@@ -445,6 +445,35 @@ Test(smtp_service, dsn_and_body_type_are_stored)
 	free(m);
 }
 
+/* RFC 3461: a 500-character ORCPT makes a RCPT line longer than 512
+ * octets; it is accepted and the queue stores it whole (no 451 4.3.0). */
+Test(smtp_service, orcpt_of_500_characters_is_stored)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1], l[SMTP_CMD_MAX];
+	struct queue_msg *m;
+
+	memcpy(orcpt, "rfc822;", 7);
+	for (unsigned i = 7; i < SMTP_ORCPT_MAX; i++)
+		orcpt[i] = (char)('A' + i % 26);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<b@y.net> NOTIFY=SUCCESS ORCPT=%s\r\n", orcpt);
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org> ENVID=e1\r\n");
+	send_str(&cl[0], l);
+	send_str(&cl[0], "DATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "), "%.*s", (int)cl[0].rxlen, cl[0].rx);
+	send_str(&cl[0], "Subject: long orcpt\r\n\r\nx\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "), "%.*s", (int)cl[0].rxlen,
+		  cl[0].rx);
+	cr_assert_eq(queue_lookup(q, 0, queued_id(&cl[0]), &m), QUEUE_OK);
+	cr_assert_eq(m->nrcpt, 1);
+	cr_expect_str_eq(m->rcpt[0].addr, "b@y.net");
+	cr_expect_str_eq(m->rcpt[0].orcpt, orcpt);
+	cr_expect_eq(m->rcpt[0].notify, QUEUE_NOTIFY_SUCCESS);
+	free(m);
+}
+
 Test(smtp_service, queue_full_is_452_and_no_queue_is_451)
 {
 	char *body = malloc(64 * 1024 + 8);

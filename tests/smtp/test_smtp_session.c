@@ -515,24 +515,50 @@ Test(session, recipient_limit)
 Test(session, command_line_limit)
 {
 	greeted();
-	char l[700];
-	/* 510 octets + CRLF = 512: accepted */
+	char l[SMTP_CMD_MAX + 200];
+	/* SMTP_CMD_MAX - 2 octets + CRLF: accepted (RFC 5321's 512 + RFC 3461's 500) */
 	memcpy(l, "NOOP ", 5);
-	memset(l + 5, 'x', 505);
-	memcpy(l + 510, "\r\n", 2);
-	th_feed(h, l, 512, 0);
+	memset(l + 5, 'x', SMTP_CMD_MAX - 2 - 5);
+	memcpy(l + SMTP_CMD_MAX - 2, "\r\n", 2);
+	th_feed(h, l, SMTP_CMD_MAX, 0);
 	OUT_IS("250 2.0.0 Ok\r\n");
-	/* 511 + CRLF: too long, and the rest of the line is not a command */
-	memset(l + 5, 'x', 506);
-	memcpy(l + 511, "\r\n", 2);
-	th_feed(h, l, 513, 0);
+	/* one more: too long, and the rest of the line is not a command */
+	memset(l + 5, 'x', SMTP_CMD_MAX - 1 - 5);
+	memcpy(l + SMTP_CMD_MAX - 1, "\r\n", 2);
+	th_feed(h, l, SMTP_CMD_MAX + 1, 0);
 	OUT_IS("500 5.5.2 Error: line too long\r\n");
-	memset(l, 'y', 600);
-	memcpy(l + 590, "QUIT\r\n", 6);
-	th_feed(h, l, 596, 1);
+	memset(l, 'y', SMTP_CMD_MAX + 100);
+	memcpy(l + SMTP_CMD_MAX + 90, "QUIT\r\n", 6);
+	th_feed(h, l, SMTP_CMD_MAX + 96, 1);
 	OUT_IS("500 5.5.2 Error: line too long\r\n");
 	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_NONE);
 	cr_expect_eq(h->st.rej_line, 2);
+}
+
+/* RFC 3461: a RCPT with a 500-character ORCPT is longer than 512 octets;
+ * it is accepted, and the ORCPT reaches the message as sent. */
+Test(session, rcpt_with_500_character_orcpt)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1], l[SMTP_CMD_MAX];
+	greeted();
+	memcpy(orcpt, "rfc822;", 7);
+	for (unsigned i = 7; i < SMTP_ORCPT_MAX; i++)
+		orcpt[i] = (char)('a' + i % 26);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<bob@example.com> NOTIFY=FAILURE ORCPT=%s\r\n", orcpt);
+	cr_assert_gt(strlen(l), SMTP_LINE_MAX);
+	th_feeds(h, "MAIL FROM:<a@example.org> ENVID=e1 RET=HDRS\r\n");
+	th_feeds(h, l);
+	th_feeds(h, "DATA\r\nx\r\n.\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+	struct smtp_rcpt_view v;
+	cr_assert_eq(smtp_message_rcpt(smtp_session_message(&h->s), 0, &v), 0);
+	cr_expect_str_eq(v.addr, "bob@example.com");
+	cr_assert_not_null(v.orcpt);
+	cr_expect_str_eq(v.orcpt, orcpt);
+	cr_expect_eq(v.notify, SMTP_NOTIFY_FAILURE);
+	cr_expect_eq(h->st.rej_line, 0);
 }
 
 Test(session, bare_lf_and_cr_in_commands)
