@@ -142,14 +142,16 @@ static void txn_reset(struct smtp_session *s)
 	m->ret = SMTP_RET_NONE;
 	m->envid[0] = '\0';
 	m->declared_size = 0;
+	if (m->nrcpt > 0 && s->cb.rcpt_reset != NULL)
+		s->cb.rcpt_reset(s->cb.user);
 	m->nrcpt = 0;
+	m->rcpt1[0] = '\0';
 	m->size = 0;
 	m->received_count = 0;
 	m->arrival = 0;
 	m->trace_id[0] = '\0';
 	m->received_len = 0;
 	m->received[0] = '\0';
-	m->arena_used = 0;
 	s->rcpt_tried = false;
 	s->bdat_used = false;
 	s->bdat_last = false;
@@ -159,32 +161,17 @@ static void txn_reset(struct smtp_session *s)
 		s->state = ST_READY;
 }
 
-static int rcpt_add(struct smtp_message *m, const struct smtp_cmd *c)
+/* Keep an accepted recipient (through cb.rcpt). 0, or -1: no memory. */
+static int rcpt_add(struct smtp_session *s, const char *addr, const char *orcpt,
+		    uint8_t notify)
 {
-	size_t al = strlen(c->path.addr), ol = strlen(c->orcpt);
-	size_t need = al + 1 + ol + 1 + 1;
-	if (m->nrcpt >= SMTP_RCPT_HARD_MAX || need > SMTP_RCPT_ARENA - m->arena_used)
-		return -1;
-	char *p = m->arena + m->arena_used;
-	memcpy(p, c->path.addr, al + 1);
-	memcpy(p + al + 1, c->orcpt, ol + 1);
-	p[al + 1 + ol + 1] = (char)c->notify;
-	m->rcpt_off[m->nrcpt++] = m->arena_used;
-	m->arena_used += (uint32_t)need;
-	return 0;
-}
+	struct smtp_message *m = &s->msg;
+	struct smtp_rcpt_view v = { addr, orcpt && orcpt[0] ? orcpt : NULL, notify };
 
-int smtp_message_rcpt(const struct smtp_message *m, unsigned i, struct smtp_rcpt_view *v)
-{
-	if (i >= m->nrcpt)
+	if (s->cb.rcpt != NULL && s->cb.rcpt(s->cb.user, &v) != 0)
 		return -1;
-	const char *p = m->arena + m->rcpt_off[i];
-	size_t al = strlen(p);
-	const char *o = p + al + 1;
-	size_t ol = strlen(o);
-	v->addr = p;
-	v->orcpt = ol ? o : NULL;
-	v->notify = (uint8_t)o[ol + 1];
+	if (m->nrcpt++ == 0)
+		snprintf(m->rcpt1, sizeof(m->rcpt1), "%s", addr);
 	return 0;
 }
 
@@ -328,9 +315,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, text);
 		return;
 	}
-	if (rcpt_add(&s->msg, c) != 0) {
-		STAT(s, rej_rcpt_limit);
-		reply(s, "452 4.5.3 Error: too many recipients");
+	if (rcpt_add(s, c->path.addr, c->orcpt, c->notify) != 0) {
+		/* RFC 5321 4.2.2 / 4.5.3.1.10: the client tries it again later */
+		STAT(s, rej_rcpt_nomem);
+		reply(s, "452 4.3.1 Error: insufficient system storage");
 		return;
 	}
 	STAT(s, recipients);
@@ -476,16 +464,13 @@ static void end_of_message(struct smtp_session *s)
 	    s->cb.trace_id(s->cb.user, m->trace_id, sizeof(m->trace_id)) != 0)
 		m->trace_id[0] = '\0';
 	m->trace_id[sizeof(m->trace_id) - 1] = '\0';
-	struct smtp_rcpt_view rv = { 0 };
-	if (m->nrcpt == 1)
-		(void)smtp_message_rcpt(m, 0, &rv);
 	struct smtp_received_info ri = {
 		.helo = s->helo,
 		.rdns = s->client.rdns,
 		.ip = s->client_ip,
 		.hostname = s->conf->hostname,
 		.id = m->trace_id,
-		.rcpt = m->nrcpt == 1 ? rv.addr : NULL,
+		.rcpt = m->nrcpt == 1 ? m->rcpt1 : NULL,
 		.tls = s->tls ? s->tls_info : NULL,
 		.esmtp = s->esmtp,
 		.tls_active = s->tls,

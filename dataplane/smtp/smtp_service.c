@@ -41,6 +41,13 @@ const unsigned smtp_service_stat_count = STATS_COUNT(smtp_service_stat_names);
 #define DONE_BURST      32
 #define SCAN_EVERY_NS   (250 * NS_PER_MS)	/* deadline scan period */
 #define CLOSE_GRACE_NS  (30 * NS_PER_SEC)	/* after a timeout's 421 */
+/* Recipients live in arena chunks: the longest one (path and ORCPT, NULs
+ * included), how many fit a chunk, and the chunks SMTP_RCPT_HARD_MAX of
+ * them can need. */
+#define RCPT_REC_MAX    (SMTP_PATH_MAX - 1 + SMTP_ORCPT_MAX + 1)
+#define RCPT_PER_CHUNK  (SMTP_BODY_CHUNK / RCPT_REC_MAX)
+#define RCPT_CHUNKS_MAX ((SMTP_RCPT_HARD_MAX + RCPT_PER_CHUNK - 1) / RCPT_PER_CHUNK)
+_Static_assert(RCPT_CHUNKS_MAX <= UINT8_MAX, "smtp_conn.nrch is a uint8_t");
 
 enum conn_state { CONN_FREE = 0, CONN_OPEN, CONN_CLOSING, CONN_ZOMBIE };
 
@@ -72,7 +79,14 @@ struct smtp_conn {
 	/* the body: iov[0] is the Received header, iov[1..] arena chunks */
 	struct iovec *iov;
 	unsigned niov;
+	/* the recipients: their strings packed into arena chunks rch[0..nrch)
+	 * (rch_used octets of the last one taken), rcpt[] pointing into them;
+	 * rcpt[] has conf.engine.max_rcpt slots, touched only as used */
 	struct queue_rcpt_in *rcpt;
+	unsigned nrcpt;
+	uint32_t rch_used;
+	uint8_t nrch;
+	uint32_t rch[RCPT_CHUNKS_MAX];
 	struct queue_submission sub;
 
 	struct smtp_conn *next_free;
@@ -167,15 +181,74 @@ static void limits_put(struct smtp_service *svc, uint32_t ip)
 
 /* ---- body arena ---------------------------------------------------------- */
 
+/* The arena's chunks serve bodies and recipients alike: a stack of free ones. */
+static uint8_t *chunk_take(struct smtp_service *svc)
+{
+	if (svc->nfree == 0)
+		return NULL;
+	return svc->arena + (size_t)svc->free_chunks[--svc->nfree] * SMTP_BODY_CHUNK;
+}
+
+static uint32_t chunk_index(const struct smtp_service *svc, const void *p)
+{
+	return (uint32_t)((size_t)((const uint8_t *)p - svc->arena) / SMTP_BODY_CHUNK);
+}
+
+static void chunk_put(struct smtp_service *svc, uint32_t idx)
+{
+	svc->free_chunks[svc->nfree++] = idx;
+}
+
 static void body_release(struct smtp_conn *sc)
 {
 	struct smtp_service *svc = sc->svc;
 
-	for (unsigned i = 1; i < sc->niov; i++) {
-		size_t off = (size_t)((uint8_t *)sc->iov[i].iov_base - svc->arena);
-		svc->free_chunks[svc->nfree++] = (uint32_t)(off / SMTP_BODY_CHUNK);
-	}
+	for (unsigned i = 1; i < sc->niov; i++)
+		chunk_put(svc, chunk_index(svc, sc->iov[i].iov_base));
 	sc->niov = 1;
+}
+
+static void rcpt_release(struct smtp_conn *sc)
+{
+	for (unsigned i = 0; i < sc->nrch; i++)
+		chunk_put(sc->svc, sc->rch[i]);
+	sc->nrch = 0;
+	sc->rch_used = 0;
+	sc->nrcpt = 0;
+}
+
+/* The engine's cb.rcpt: strings into arena chunks, a queue_rcpt_in for it. */
+static int on_rcpt(void *user, const struct smtp_rcpt_view *v)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	size_t al = strlen(v->addr) + 1, ol = v->orcpt ? strlen(v->orcpt) + 1 : 0;
+	uint8_t *p;
+
+	if (sc->nrcpt >= svc->conf.engine.max_rcpt || al + ol > SMTP_BODY_CHUNK)
+		return -1;	/* the engine's limits keep us from here */
+	if (sc->nrch == 0 || sc->rch_used + al + ol > SMTP_BODY_CHUNK) {
+		if (sc->nrch == RCPT_CHUNKS_MAX || (p = chunk_take(svc)) == NULL) {
+			svc->stats.rcpt_nomem++;
+			return -1;	/* 452 4.3.1 for this RCPT */
+		}
+		sc->rch[sc->nrch++] = chunk_index(svc, p);
+		sc->rch_used = 0;
+	}
+	p = svc->arena + (size_t)sc->rch[sc->nrch - 1] * SMTP_BODY_CHUNK + sc->rch_used;
+	memcpy(p, v->addr, al);
+	if (ol)
+		memcpy(p + al, v->orcpt, ol);
+	sc->rcpt[sc->nrcpt++] = (struct queue_rcpt_in){
+		(const char *)p, ol ? (const char *)p + al : NULL, v->notify,
+	};
+	sc->rch_used += (uint32_t)(al + ol);
+	return 0;
+}
+
+static void on_rcpt_reset(void *user)
+{
+	rcpt_release(user);
 }
 
 static void on_msg_begin(void *user)
@@ -195,14 +268,14 @@ static int on_body(void *user, const void *data, size_t len)
 		size_t n;
 
 		if (sc->niov == 1 || last->iov_len == SMTP_BODY_CHUNK) {
-			if (sc->niov == svc->iov_cap || svc->nfree == 0) {
+			uint8_t *c = sc->niov < svc->iov_cap ? chunk_take(svc) : NULL;
+			if (c == NULL) {
 				svc->stats.body_nomem++;
 				body_release(sc);
 				return -1;	/* 452 4.3.1 at the end of the message */
 			}
 			last = &sc->iov[sc->niov++];
-			last->iov_base = svc->arena +
-				(size_t)svc->free_chunks[--svc->nfree] * SMTP_BODY_CHUNK;
+			last->iov_base = c;
 			last->iov_len = 0;
 		}
 		n = SMTP_BODY_CHUNK - last->iov_len;
@@ -245,6 +318,7 @@ static void conn_release(struct smtp_conn *sc)
 		sc->tls = NULL;
 	}
 	body_release(sc);
+	rcpt_release(sc);
 	if (sc->counted)
 		limits_put(svc, sc->ip);
 	sc->counted = false;
@@ -459,17 +533,12 @@ static void submit(struct smtp_conn *sc)
 	uint64_t rid = sub->reserved_id;
 	int r;
 
-	if (!svc->conf.queue || m->nrcpt == 0) {
+	if (!svc->conf.queue || m->nrcpt == 0 || m->nrcpt != sc->nrcpt) {
 		svc->stats.queue_refused++;
 		answer(sc, SMTP_QUEUED_TEMP, NULL);
 		return;
 	}
 	memset(sub, 0, sizeof(*sub));
-	for (unsigned i = 0; i < m->nrcpt; i++) {
-		struct smtp_rcpt_view v;
-		(void)smtp_message_rcpt(m, i, &v);
-		sc->rcpt[i] = (struct queue_rcpt_in){ v.addr, v.orcpt, v.notify };
-	}
 	sub->env.sender = m->sender;
 	sub->env.envid = m->envid[0] ? m->envid : NULL;
 	sub->env.ret = (uint8_t)m->ret;
@@ -712,6 +781,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	struct smtp_client client = { 0 };
 	struct smtp_session_cb cb = {
 		.sink = on_body, .msg_begin = on_msg_begin, .trace_id = on_trace_id,
+		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset,
 	};
 	int over;
 
@@ -734,6 +804,8 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;
 	sc->co_start = sc->co_end = 0;
 	sc->niov = 1;
+	sc->nrcpt = sc->nrch = 0;
+	sc->rch_used = 0;
 	sc->sub.reserved_id = 0;
 	tcp_set_user(c, sc);
 

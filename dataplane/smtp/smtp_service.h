@@ -9,6 +9,7 @@
  *   TCP data --copy--> input buffer --(TLS: decrypt)--> smtp_session_input
  *   engine replies --(TLS: encrypt)--> tcp_send
  *   body bytes (engine sink) --> fixed-size chunks of the lcore's body arena
+ *   recipients (engine cb.rcpt) --> chunks of the same arena
  *   end of message --> queue_submit (Received header + chunks as iovecs)
  *   completion ring --> smtp_session_queued --> "250 2.0.0 Ok: queued as ID"
  *
@@ -17,7 +18,10 @@
  * as the TCP receive window; tcp_recved() is called only for bytes the
  * engine (or TLS) consumed, so the window is what bounds a client that
  * sends faster than we process. Bodies live in the arena until the queue
- * has them durable; when it is exhausted the message gets 452 4.3.1. The
+ * has them durable; when it is exhausted the message gets 452 4.3.1. So do
+ * recipients (the RCPT that finds no room gets 452 4.3.1 and the client
+ * sends it again later), so a transaction of many long ORCPTs costs arena
+ * memory, not a worst-case buffer in every session. The
  * session pool bounds connections per lcore; the shared struct
  * smtp_limits bounds sessions in total and per client address across all
  * lcores (421 4.7.0).
@@ -76,7 +80,7 @@ struct smtp_service_conf {
 #define SMTP_SERVICE_STATS(X) \
 	X(accepted) X(refused_total) X(refused_client) X(refused_no_slot) \
 	X(closed) X(resets) X(timeouts) X(timeout_aborts) \
-	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcvbuf_overflow) \
+	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcpt_nomem) X(rcvbuf_overflow) \
 	X(queue_submitted) X(queue_ok) X(queue_nospace) X(queue_failed) \
 	X(queue_refused)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };

@@ -474,6 +474,106 @@ Test(smtp_service, orcpt_of_500_characters_is_stored)
 	free(m);
 }
 
+static uint64_t chunks_used(void)
+{
+	uint64_t a = 0, b = 0, c = 0;
+	smtp_service_gauges(svc, &a, &b, &c);
+	return c;
+}
+
+/* RCPT n of a transaction with a 500-character ORCPT. */
+static void long_rcpt(char *l, size_t cap, unsigned n)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	int k = snprintf(orcpt, sizeof(orcpt), "rfc822;b%u+40y.net", n);
+	memset(orcpt + k, 'z', SMTP_ORCPT_MAX - (size_t)k);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	snprintf(l, cap, "RCPT TO:<b%u@y.net> NOTIFY=FAILURE ORCPT=%s\r\n", n, orcpt);
+}
+
+/* recipient_limit recipients, each with a 500-character ORCPT: all taken
+ * and stored (a 32 KiB per-session arena said 452 4.5.3 after ~40). */
+Test(smtp_service, max_rcpt_recipients_with_long_orcpts_are_stored)
+{
+	char l[SMTP_CMD_MAX];
+	struct queue_msg *m;
+	unsigned n = conf.engine.max_rcpt;
+
+	cr_assert_eq(n, 1000);
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\n");
+	for (unsigned i = 0; i < n; i++) {
+		long_rcpt(l, sizeof(l), i);
+		send_str(&cl[0], l);
+	}
+	send_str(&cl[0], "DATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "452 ", 4), "%.*s", (int)cl[0].rxlen,
+		       cl[0].rx);
+	cr_expect_gt(chunks_used(), 1, "the recipients are in the arena");
+	send_str(&cl[0], "Subject: many\r\n\r\nx\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	cr_assert_eq(queue_lookup(q, 0, queued_id(&cl[0]), &m), QUEUE_OK);
+	cr_assert_eq(m->nrcpt, n);
+	for (unsigned i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "b%u@y.net", i);
+		cr_expect_str_eq(m->rcpt[i].addr, want);
+		cr_expect_eq(strlen(m->rcpt[i].orcpt), SMTP_ORCPT_MAX);
+		snprintf(want, sizeof(want), "rfc822;b%u+40y.net", i);
+		cr_expect(strncmp(m->rcpt[i].orcpt, want, strlen(want)) == 0, "%s", m->rcpt[i].orcpt);
+		cr_expect_eq(m->rcpt[i].notify, QUEUE_NOTIFY_FAILURE);
+	}
+	free(m);
+	cr_expect_eq(chunks_used(), 0, "answered: recipients and body chunks are back");
+}
+
+/* The arena (bodies and recipients) runs out: the RCPT that finds no room
+ * gets 452 4.3.1 (insufficient system storage; the client sends it again
+ * later), never "too many recipients"; RSET gives the memory back. */
+Test(smtp_service, no_arena_for_a_recipient_is_452_4_3_1)
+{
+	char l[SMTP_CMD_MAX];
+	unsigned ok = 0, nomem = 0;
+
+	conf.body_memory = 3 * SMTP_BODY_CHUNK;
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.0 Ok"));
+	cl[0].rxlen = 0;
+	for (unsigned i = 0; i < 120; i++) {
+		long_rcpt(l, sizeof(l), i);
+		send_str(&cl[0], l);
+	}
+	send_str(&cl[0], "NOOP\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok\r\n"));
+	for (const char *p = (const char *)cl[0].rx, *e = p + cl[0].rxlen; p < e;) {
+		const char *lf = memchr(p, '\n', (size_t)(e - p));
+		cr_assert_not_null(lf);
+		if (strncmp(p, "250 2.1.5 ", 10) == 0)
+			ok++;
+		else if (strncmp(p, "452 4.3.1 ", 10) == 0)
+			nomem++;
+		else
+			cr_assert(strncmp(p, "250 2.0.0 Ok", 12) == 0, "%.*s", (int)(lf - p), p);
+		p = lf + 1;
+	}
+	cr_expect_gt(ok, 80, "three chunks hold some 90 such recipients");
+	cr_expect_eq(ok + nomem, 120);
+	cr_expect_gt(nomem, 0);
+	cr_expect_eq(smtp_service_get_stats(svc)->rcpt_nomem, nomem);
+	cr_expect_eq(chunks_used(), 3);
+	send_str(&cl[0], "RSET\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"));
+	cr_expect_eq(chunks_used(), 0);
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], "x\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+}
+
 Test(smtp_service, queue_full_is_452_and_no_queue_is_451)
 {
 	char *body = malloc(64 * 1024 + 8);
