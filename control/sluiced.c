@@ -153,6 +153,8 @@ static int smtp_setup(struct daemon *d)
 		log_warn("smtp: command_timeout is below RFC 5321's 5 minutes (tests only)");
 	sc->max_sessions = c->smtp.max_sessions;
 	sc->max_per_client = c->smtp.max_sessions_per_client;
+	/* no lcore holds more sessions than its TCP stack connections */
+	sc->lcore_conns = c->dp.tcp.max_conns;
 	sc->body_memory = c->smtp.body_memory;
 	sc->lifetime_s = c->retry.lifetime_s;
 

@@ -14,6 +14,18 @@
  * Everything happens on the owning lcore, from TCP callbacks (inside
  * net_input/tcp_tick) and from smtp_service_poll(); pump() is the one place
  * that moves bytes and reacts to engine events.
+ *
+ * Memory. The slots (struct smtp_conn and its buffers) are reserved as
+ * address space for as many connections as this lcore's TCP stack can hold
+ * (conf.lcore_conns, or what conf.max_sessions asks if that is fewer), and
+ * touched only when first used: `hw` slots have ever been handed out, and
+ * freed ones go on a free list. So the memory resident is what the busiest
+ * moment needed, not max_sessions times a session.
+ *
+ * Time. A connection's deadline (deadline_ns) moves with every byte; the
+ * TCP timer wheel holds one timer per connection (timer_at) that is filed
+ * again only when the deadline comes closer, and re-armed for the deadline
+ * when it fires early. Nothing walks the slots.
  */
 #include "dataplane/smtp/smtp_service.h"
 
@@ -39,8 +51,10 @@ const unsigned smtp_service_stat_count = STATS_COUNT(smtp_service_stat_names);
 #define TLS_FEED_MAX    4096		/* ciphertext handed to OpenSSL at a time */
 #define TLS_STAGE       4096		/* ciphertext waiting for room in TCP */
 #define DONE_BURST      32
-#define SCAN_EVERY_NS   (250 * NS_PER_MS)	/* deadline scan period */
 #define CLOSE_GRACE_NS  (30 * NS_PER_SEC)	/* after a timeout's 421 */
+/* Slots beyond the TCP stack's connections: for ZOMBIEs (TCP gone, the
+ * queue still holding the submission), each there for one commit. */
+#define ZOMBIE_SLOTS    64
 /* Recipients live in arena chunks: the longest one (path and ORCPT, NULs
  * included), how many fit a chunk, and the chunks SMTP_RCPT_HARD_MAX of
  * them can need. */
@@ -64,6 +78,7 @@ struct smtp_conn {
 	bool tls_up;			/* handshake done */
 	uint32_t ip;			/* client, host order */
 	uint64_t deadline_ns;		/* 0: none */
+	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
 	struct tls_conn *tls;
 
 	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
@@ -102,9 +117,11 @@ struct smtp_service {
 	struct tcp_listener *listener;
 	struct rte_ring *done;		/* queue completions for this lcore */
 
-	unsigned nconns, nopen;
+	unsigned nconns, nopen;		/* slots; open or zombie connections */
+	unsigned hw;			/* slots ever used: conns[0..hw) */
+	unsigned ninflight;		/* submissions with the queue */
 	struct smtp_conn *conns;
-	struct smtp_conn *free;
+	struct smtp_conn *free;		/* released slots below hw */
 	uint32_t in_cap;
 	uint8_t *inmem, *ptmem;
 	unsigned iov_cap;
@@ -117,7 +134,6 @@ struct smtp_service {
 	uint32_t nchunks, nfree;
 	uint32_t *free_chunks;
 
-	uint64_t next_scan_ns;
 	bool draining;
 	atomic_uint active;
 	struct smtp_service_stats stats;
@@ -567,6 +583,7 @@ static void submit(struct smtp_conn *sc)
 		return;
 	}
 	sc->inflight = true;
+	svc->ninflight++;
 	svc->stats.queue_submitted++;
 }
 
@@ -582,6 +599,7 @@ static unsigned take_completions(struct smtp_service *svc)
 		enum smtp_queue_status st;
 
 		sc->inflight = false;
+		svc->ninflight--;
 		if (done[i]->status == QUEUE_OK) {
 			svc->stats.queue_ok++;
 			st = SMTP_QUEUED_OK;
@@ -647,6 +665,15 @@ static bool handle_event(struct smtp_conn *sc)
 	}
 }
 
+/* File the connection's timer for `at` if none is filed for earlier. */
+static void timer_arm(struct smtp_conn *sc, uint64_t at)
+{
+	if (!sc->tcp || at == 0 || (sc->timer_at != 0 && sc->timer_at <= at))
+		return;
+	sc->timer_at = at;
+	tcp_set_timer(sc->tcp, at);
+}
+
 static void set_deadline(struct smtp_conn *sc)
 {
 	uint64_t t = smtp_session_timeout_ns(&sc->s);
@@ -657,7 +684,10 @@ static void set_deadline(struct smtp_conn *sc)
 	 * handshake or a last flush that stalls gets the command timeout. */
 	if (t == 0 && !sc->inflight)
 		t = sc->svc->conf.engine.timeout_cmd_ns;
+	/* A later deadline leaves the filed timer alone: when it fires early,
+	 * on_timer files it again for the deadline then in force. */
 	sc->deadline_ns = t ? *sc->svc->clock_ns + t : 0;
+	timer_arm(sc, sc->deadline_ns);
 }
 
 static void pump(struct smtp_conn *sc)
@@ -764,6 +794,37 @@ static void on_closed(struct tcp_conn *c, void *user, enum tcp_close_reason why)
 	conn_gone(sc);
 }
 
+/* The connection's deadline on the TCP timer wheel: 421 4.4.2 when it
+ * passes, a reset when the next one does too (the 421 could not be sent,
+ * or the client never closed). */
+static void on_timer(struct tcp_conn *c, void *user)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	uint64_t now = *svc->clock_ns;
+
+	(void)c;
+	sc->timer_at = 0;
+	if ((sc->state != CONN_OPEN && sc->state != CONN_CLOSING) || sc->deadline_ns == 0)
+		return;		/* waiting for the queue: no deadline */
+	if (now < sc->deadline_ns) {
+		timer_arm(sc, sc->deadline_ns);	/* pushed on since it was filed */
+		return;
+	}
+	if (sc->timed_out || sc->state == CONN_CLOSING) {
+		svc->stats.timeout_aborts++;
+		log_info("smtp: %s: no progress after the timeout; resetting", sc->s.client_ip);
+		conn_abort(sc);
+		return;
+	}
+	svc->stats.timeouts++;
+	sc->timed_out = true;
+	sc->deadline_ns = now + CLOSE_GRACE_NS;
+	timer_arm(sc, sc->deadline_ns);
+	smtp_session_timeout(&sc->s);
+	pump(sc);
+}
+
 static bool on_accept(void *lctx, struct tcp_conn *c);
 
 static const struct tcp_callbacks smtp_tcp_cb = {
@@ -771,12 +832,35 @@ static const struct tcp_callbacks smtp_tcp_cb = {
 	.data = on_data,
 	.writable = on_writable,
 	.closed = on_closed,
+	.timer = on_timer,
 };
+
+/* A slot for a new connection: a released one, or the next never used
+ * (its memory is touched for the first time now). NULL: all in use. */
+static struct smtp_conn *conn_get(struct smtp_service *svc)
+{
+	struct smtp_conn *sc = svc->free;
+
+	if (sc) {
+		svc->free = sc->next_free;
+		return sc;
+	}
+	if (svc->hw == svc->nconns)
+		return NULL;
+	sc = &svc->conns[svc->hw];
+	sc->svc = svc;
+	sc->in = svc->inmem + (size_t)svc->hw * svc->in_cap;
+	sc->pt = svc->ptmem + (size_t)svc->hw * TLS_PT_MAX;
+	sc->iov = svc->iovmem + (size_t)svc->hw * svc->iov_cap;
+	sc->rcpt = svc->rcptmem + (size_t)svc->hw * svc->conf.engine.max_rcpt;
+	svc->hw++;
+	return sc;
+}
 
 static bool on_accept(void *lctx, struct tcp_conn *c)
 {
 	struct smtp_service *svc = lctx;
-	struct smtp_conn *sc = svc->free;
+	struct smtp_conn *sc;
 	struct tcp_tuple t;
 	struct smtp_client client = { 0 };
 	struct smtp_session_cb cb = {
@@ -785,11 +869,10 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	};
 	int over;
 
-	if (!sc || svc->draining) {
+	if (svc->draining || !(sc = conn_get(svc))) {
 		svc->stats.refused_no_slot++;
 		return false;	/* reset: not even room to say 421 */
 	}
-	svc->free = sc->next_free;
 	svc->nopen++;
 	publish_active(svc);
 
@@ -799,7 +882,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
 	sc->timed_out = sc->starttls_wait = sc->tls_up = false;
 	sc->ip = rte_be_to_cpu_32(t.raddr);
-	sc->deadline_ns = 0;
+	sc->deadline_ns = sc->timer_at = 0;
 	sc->tls = NULL;
 	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;
 	sc->co_start = sc->co_end = 0;
@@ -828,6 +911,19 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 }
 
 /* ---- service ------------------------------------------------------------------------ */
+
+/* Slots for one lcore: every session may land here (plus a quarter for
+ * connections closed on our side whose client has not closed yet, and a
+ * few to say 421 with), but never more than the lcore's TCP stack can hold
+ * connections, plus room for zombies. The total is smtp_limits' job. */
+static unsigned slots_for(const struct smtp_service_conf *conf)
+{
+	uint64_t n = (uint64_t)conf->max_sessions + conf->max_sessions / 4 + 16;
+
+	if (conf->lcore_conns && n > (uint64_t)conf->lcore_conns + ZOMBIE_SLOTS)
+		n = (uint64_t)conf->lcore_conns + ZOMBIE_SLOTS;
+	return (unsigned)n;
+}
 
 static void *big_alloc(size_t len)
 {
@@ -864,10 +960,7 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	svc->limits = limits;
 	svc->clock_ns = clock_ns;
 	svc->lcore_id = lcore_id;
-	/* Every session may land on this lcore, plus room for connections
-	 * closed on our side whose client has not closed yet, and a few to
-	 * say 421 with. */
-	svc->nconns = conf->max_sessions + conf->max_sessions / 4 + 16;
+	svc->nconns = slots_for(conf);
 	svc->in_cap = rcvbuf + IN_SLACK;
 	svc->nchunks = (uint32_t)(conf->body_memory / SMTP_BODY_CHUNK);
 	if (max_size == 0 || max_size > (uint64_t)svc->nchunks * SMTP_BODY_CHUNK)
@@ -893,17 +986,7 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	for (uint32_t i = 0; i < svc->nchunks; i++)
 		svc->free_chunks[i] = svc->nchunks - 1 - i;
 	svc->nfree = svc->nchunks;
-	for (unsigned i = svc->nconns; i-- > 0;) {
-		struct smtp_conn *sc = &svc->conns[i];
-		sc->svc = svc;
-		sc->in = svc->inmem + (size_t)i * svc->in_cap;
-		sc->pt = svc->ptmem + (size_t)i * TLS_PT_MAX;
-		sc->iov = svc->iovmem + (size_t)i * svc->iov_cap;
-		sc->rcpt = svc->rcptmem + (size_t)i * conf->engine.max_rcpt;
-		sc->niov = 1;
-		sc->next_free = svc->free;
-		svc->free = sc;
-	}
+	/* no slot is touched here: conn_get() prepares each on first use */
 	atomic_init(&svc->active, 0);
 	svc->listener = tcp_listen(ts, rte_cpu_to_be_16(conf->port), &smtp_tcp_cb, svc);
 	if (!svc->listener) {
@@ -911,6 +994,9 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 		smtp_service_destroy(svc);
 		return NULL;
 	}
+	log_info("smtp: lcore %u: %u session slots (max_sessions %u, TCP connections %u), "
+		 "%u arena chunks of %u KiB", lcore_id, svc->nconns, conf->max_sessions,
+		 conf->lcore_conns, svc->nchunks, SMTP_BODY_CHUNK / 1024);
 	return svc;
 }
 
@@ -922,7 +1008,7 @@ void smtp_service_destroy(struct smtp_service *svc)
 	if (svc->listener)
 		tcp_unlisten(svc->listener);
 	if (svc->conns)
-		for (unsigned i = 0; i < svc->nconns; i++) {
+		for (unsigned i = 0; i < svc->hw; i++) {
 			struct smtp_conn *sc = &svc->conns[i];
 			if (sc->tcp)
 				tcp_abort(sc->tcp);
@@ -948,42 +1034,10 @@ void smtp_service_destroy(struct smtp_service *svc)
 	free(svc);
 }
 
-/* Deadlines: 421 4.4.2 when one passes, a reset when the next one does too. */
-static void scan_deadlines(struct smtp_service *svc, uint64_t now)
-{
-	for (unsigned i = 0; i < svc->nconns; i++) {
-		struct smtp_conn *sc = &svc->conns[i];
-
-		if ((sc->state != CONN_OPEN && sc->state != CONN_CLOSING) ||
-		    sc->deadline_ns == 0 || now < sc->deadline_ns)
-			continue;
-		if (sc->timed_out || sc->state == CONN_CLOSING) {
-			svc->stats.timeout_aborts++;
-			log_info("smtp: %s: no progress after the timeout; resetting",
-				 sc->s.client_ip);
-			conn_abort(sc);
-			continue;
-		}
-		svc->stats.timeouts++;
-		sc->timed_out = true;
-		sc->deadline_ns = now + CLOSE_GRACE_NS;
-		smtp_session_timeout(&sc->s);
-		pump(sc);
-	}
-}
-
 unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns)
 {
-	unsigned n;
-
-	if (!svc)
-		return 0;
-	n = take_completions(svc);
-	if (now_ns >= svc->next_scan_ns) {
-		svc->next_scan_ns = now_ns + SCAN_EVERY_NS;
-		scan_deadlines(svc, now_ns);
-	}
-	return n;
+	(void)now_ns;	/* deadlines run on the TCP timer wheel (on_timer) */
+	return svc ? take_completions(svc) : 0;
 }
 
 void smtp_service_drain(struct smtp_service *svc)
@@ -995,7 +1049,7 @@ void smtp_service_drain(struct smtp_service *svc)
 		tcp_unlisten(svc->listener);
 		svc->listener = NULL;
 	}
-	for (unsigned i = 0; i < svc->nconns; i++) {
+	for (unsigned i = 0; i < svc->hw; i++) {	/* once, at shutdown */
 		struct smtp_conn *sc = &svc->conns[i];
 		if (sc->state != CONN_OPEN)
 			continue;
@@ -1022,11 +1076,13 @@ const struct smtp_stats *smtp_service_engine_stats(const struct smtp_service *sv
 void smtp_service_gauges(const struct smtp_service *svc, uint64_t *sessions, uint64_t *inflight,
 			 uint64_t *chunks_used)
 {
-	unsigned f = 0;
-
-	for (unsigned i = 0; i < svc->nconns; i++)
-		f += svc->conns[i].inflight;
 	*sessions += svc->nopen;
-	*inflight += f;
+	*inflight += svc->ninflight;
 	*chunks_used += svc->nchunks - svc->nfree;
+}
+
+void smtp_service_slots(const struct smtp_service *svc, unsigned *slots, unsigned *touched)
+{
+	*slots = svc->nconns;
+	*touched = svc->hw;
 }

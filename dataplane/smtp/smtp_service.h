@@ -22,14 +22,17 @@
  * recipients (the RCPT that finds no room gets 452 4.3.1 and the client
  * sends it again later), so a transaction of many long ORCPTs costs arena
  * memory, not a worst-case buffer in every session. The
- * session pool bounds connections per lcore; the shared struct
- * smtp_limits bounds sessions in total and per client address across all
- * lcores (421 4.7.0).
+ * session slots bound connections per lcore: no more than the lcore's TCP
+ * stack can hold (conf.lcore_conns), reserved as address space and made
+ * resident only when first used; the shared struct smtp_limits bounds
+ * sessions in total and per client address across all lcores (421 4.7.0).
  *
  * Time. Each connection has a deadline from smtp_session_timeout_ns(),
- * pushed forward by every byte in or out; smtp_service_poll() checks them
- * a few times a second (421 4.4.2, and a reset if even that cannot be
- * sent before the next deadline).
+ * pushed forward by every byte in or out, on the TCP stack's timer wheel
+ * (tcp_set_timer; so tcp_tick() runs them, at no cost per idle session):
+ * 421 4.4.2, and a reset if even that cannot be sent before the next
+ * deadline. A TLS handshake gets the command timeout; a connection whose
+ * message is with the queue has none.
  *
  * Shutdown. smtp_service_drain() stops listening and gives every session
  * "421 4.3.2" (after its pending message is answered); smtp_service_active()
@@ -70,6 +73,9 @@ struct smtp_service_conf {
 	uint16_t port;			/* host order; 0: no SMTP service */
 	struct smtp_conf engine;	/* engine.policy must outlive the service */
 	unsigned max_sessions;		/* in total, all lcores */
+	unsigned lcore_conns;		/* connections one lcore's TCP stack holds
+					 * ([tcp] max_conns); bounds its slots.
+					 * 0: unknown, slots for max_sessions */
 	unsigned max_per_client;	/* per client address, all lcores */
 	uint64_t body_memory;		/* arena bytes per lcore */
 	uint64_t lifetime_s;		/* queue expiry = arrival + this */
@@ -99,8 +105,8 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
  * closed, before: they point into the service's memory. */
 void smtp_service_destroy(struct smtp_service *svc);
 
-/* Per burst, on the owning lcore: take queue completions, run deadlines.
- * Returns the number of completions handled (work done, for idling). */
+/* Per burst, on the owning lcore: take queue completions (deadlines run
+ * from tcp_tick). Returns the number handled (work done, for idling). */
 unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns);
 
 /* Begin shutdown (on the owning lcore; once). */
@@ -115,5 +121,7 @@ const struct smtp_stats *smtp_service_engine_stats(const struct smtp_service *sv
  * use to the three sums (racy reads, for stats). */
 void smtp_service_gauges(const struct smtp_service *svc, uint64_t *sessions, uint64_t *inflight,
 			 uint64_t *chunks_used);
+/* This lcore's session slots, and how many were ever used (made resident). */
+void smtp_service_slots(const struct smtp_service *svc, unsigned *slots, unsigned *touched);
 
 #endif

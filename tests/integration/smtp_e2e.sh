@@ -17,6 +17,9 @@
 #     open-relay probes from an address outside mynetworks.
 #  3. durability: SIGKILL under load; every acknowledged message is in the
 #     spool intact; sluiced restarts on it and takes more mail.
+#  4. memory: [smtp] max_sessions = 100000 on two worker lcores costs no
+#     more resident memory than 1000 (slots per lcore follow [tcp]
+#     max_conns and are touched only when used), and still serves mail.
 #
 # swaks (20201014.0 here) has no CHUNKING/BDAT support: smtp_clients.py
 # drives BDAT. Under the sanitizers (SANITIZED=1 from meson) the volumes
@@ -249,6 +252,45 @@ dump four; st=$?
 n4=$(wc -l <"$T_DIR/four.dump")
 check "spool after restart: $n3 + 1 = $n4 messages" test $st -eq 0 -a "$n4" -eq $((n3 + 1))
 run_py "after restart" verify-log "$T_DIR/four.dump" "$T_DIR/four.bodies" "$LOG3"
+
+# --- 4. memory: max_sessions does not size every lcore ---------------------
+phase "4: memory"
+# vmrss: sluiced's resident set in kB, or nothing when it cannot be read
+vmrss() {
+	[ -n "$T_PID" ] && [ "$(cat /proc/$T_PID/comm 2>/dev/null)" = sluiced ] &&
+		awk '/^VmRSS:/ { print $2 }' /proc/$T_PID/status
+}
+# a generous bound: before, 100000 sessions made ~2 GB more resident
+RSS_SLACK_KB=$((128 * 1024))
+t_conf "[lcores]
+workers = 2
+[tcp]
+max_conns = 4096
+[smtp]
+hostname = sluice.test
+max_sessions = 1000"
+check "sluiced starts with max_sessions = 1000 on 2 workers" t_start
+rss_small=$(vmrss)
+t_stop
+rm -rf "$T_DIR/spool"
+t_conf "[lcores]
+workers = 2
+[tcp]
+max_conns = 4096
+[smtp]
+hostname = sluice.test
+max_sessions = 100000"
+check "sluiced starts with max_sessions = 100000 on 2 workers" t_start
+rss_big=$(vmrss)
+slots=$(sed -n 's/.*smtp: lcore \([0-9]*\): \([0-9]*\) session slots.*/\2/p' "$T_LOG" | tail -n 2 | tr '\n' ' ')
+echo "#   VmRSS: ${rss_small:-?} kB at max_sessions 1000, ${rss_big:-?} kB at 100000; slots per lcore: $slots"
+check "resident memory at max_sessions 100000 (${rss_big:-unreadable} kB) is within $RSS_SLACK_KB kB of 1000's (${rss_small:-unreadable} kB)" \
+	sh -c "[ -n '$rss_small' ] && [ -n '$rss_big' ] && [ $((${rss_big:-0} - ${rss_small:-0})) -lt $RSS_SLACK_KB ]"
+check "slots per lcore follow [tcp] max_conns 4096, not max_sessions: $slots" \
+	test "$slots" = "4160 4160 "
+run_py "and it serves mail" --log "$T_DIR/sent4.log" quick 10
+t_stop; st=$?
+check "clean stop (exit $st)" test $st -eq 0
 
 phase "done"
 finish

@@ -310,6 +310,110 @@ Test(smtp_service, idle_client_times_out)
 	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
 }
 
+/* Resident set of this process, bytes. */
+static size_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, res = 0;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%lu %lu", &size, &res), 2);
+	fclose(f);
+	return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* [smtp] max_sessions is for all lcores: one lcore gets no more slots than
+ * its TCP stack has connections, and none is touched before it is used. */
+Test(smtp_service, slots_follow_the_tcp_stack_and_cost_nothing_until_used)
+{
+	unsigned slots, touched;
+	size_t before;
+
+	conf.max_sessions = 100000;
+	conf.max_per_client = 100000;
+	conf.lcore_conns = 256;		/* tconf()'s max_conns */
+	before = rss_bytes();
+	start();
+	cr_expect_lt(rss_bytes() - before, 16u << 20, "creating the service made %zu KiB resident",
+		     (rss_bytes() - before) >> 10);
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(slots, 256 + 64, "TCP connections + zombie room");
+	cr_expect_eq(touched, 0);
+	connect_client(&cl[0]);
+	connect_client(&cl[1]);
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(touched, 2);
+	send_str(&cl[0], "QUIT\r\n");
+	cr_assert(wait_text(&cl[0], "221 "));
+	twire_advance(&w, 100 * NS_PER_MS);
+	twire_pump(&w);
+	connect_client(&cl[2]);
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(touched, 2, "a released slot is used again before a new one");
+	smtp_service_destroy(svc);
+
+	/* fewer sessions than TCP connections: the sessions decide */
+	conf.max_sessions = 40;
+	start();
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(slots, 40 + 10 + 16);
+}
+
+/* Deadlines live on the TCP timer wheel: tcp_tick() alone times a session
+ * out, nothing has to poll (or walk) the sessions. */
+Test(smtp_service, deadlines_run_from_the_tcp_timer_wheel)
+{
+	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\n");
+	cr_assert(wait_text(&cl[0], "250 "));
+	for (int i = 0; i < 7; i++) {		/* 1.75 s: not yet */
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+	}
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "421 ", 4));
+	send_str(&cl[0], "NOOP\r\n");	/* a command: 2 s from now */
+	twire_pump(&w);
+	for (int i = 0; i < 7; i++) {
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+	}
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "421 ", 4), "the deadline moved with the NOOP");
+	for (int i = 0; i < 2; i++) {
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+	}
+	cr_expect_not_null(memmem(cl[0].rx, cl[0].rxlen, "421 4.4.2 ", 10), "%.*s",
+			   (int)cl[0].rxlen, cl[0].rx);
+	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
+	cr_expect_geq(tcp_stack_stats(w.a.ts)->app_timers, 1);
+}
+
+/* A client that stops reading: the 421 4.4.2 cannot leave, so the next
+ * deadline resets the connection (and frees its slot). */
+Test(smtp_service, unsendable_timeout_reply_ends_in_a_reset)
+{
+	static char noops[10000 * 6];
+
+	for (size_t i = 0; i < sizeof(noops); i += 6)
+		memcpy(noops + i, "NOOP\r\n", 6);
+	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
+	start();
+	cl[0].manual_recved = true;	/* its window closes and stays shut */
+	connect_client(&cl[0]);
+	send_all(&cl[0], noops, sizeof(noops));
+	for (int i = 0; i < 40 && !cl[0].closed; i++) {
+		twire_advance(&w, NS_PER_SEC);
+		twire_pump(&w);
+	}
+	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
+	cr_expect_eq(smtp_service_get_stats(svc)->timeout_aborts, 1);
+	cr_expect_eq(cl[0].closed, 1);
+	cr_expect_eq(cl[0].reason, TCP_CLOSE_RESET);
+	cr_expect_eq(smtp_service_active(svc), 0);
+}
+
 Test(smtp_service, drain_says_421_4_3_2)
 {
 	start();
