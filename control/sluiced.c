@@ -144,6 +144,7 @@ static int smtp_setup(struct daemon *d)
 	sc->engine.bare = (enum smtp_bare_policy)c->smtp.bare_linefeed;
 	sc->engine.timeout_cmd_ns = c->smtp.command_timeout_ns;
 	sc->engine.timeout_data_ns = c->smtp.data_timeout_ns;
+	snprintf(sc->engine.postmaster, sizeof(sc->engine.postmaster), "%s", c->smtp.postmaster);
 	sc->engine.policy = &d->policy;
 	if (smtp_conf_check(&sc->engine, &why) < 0) {
 		log_err("smtp: %s", why);
@@ -151,6 +152,9 @@ static int smtp_setup(struct daemon *d)
 	}
 	if (c->smtp.command_timeout_ns < 300 * NS_PER_SEC)
 		log_warn("smtp: command_timeout is below RFC 5321's 5 minutes (tests only)");
+	if (strcmp(c->smtp.postmaster, "root@localhost") == 0)
+		log_warn("smtp: mail to Postmaster is kept for root@localhost, which no route "
+			 "reaches: set [smtp] postmaster to a mailbox someone reads");
 	sc->max_sessions = c->smtp.max_sessions;
 	sc->max_per_client = c->smtp.max_sessions_per_client;
 	/* no lcore holds more sessions than its TCP stack connections */

@@ -27,6 +27,9 @@
  *    (<= 64), domain of LDH labels (<= 63 each, <= 255) or an address
  *    literal ([IPv4] or [IPv6:...]), whole path including the angle
  *    brackets <= 256. A source route ("@a,@b:") is accepted and ignored;
+ *  - RCPT TO:<Postmaster> (any case, no domain: RFC 5321 4.1.1.3) is the
+ *    one path without a domain: path.postmaster is set, domain is "" and
+ *    local and addr hold the word as written;
  *  - octets >= 0x80 in a path must be valid UTF-8; the path is then marked
  *    utf8 and the session requires SMTPUTF8 for it (553 5.6.7);
  *  - EHLO/HELO take one argument of printable ASCII (no check that it is a
@@ -81,6 +84,7 @@ enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
 struct smtp_path {
 	bool null;		/* "<>" (MAIL only) */
+	bool postmaster;	/* "<Postmaster>" without a domain (RCPT only) */
 	bool literal;		/* domain is an address literal "[...]" */
 	bool utf8;		/* non-ASCII octets somewhere in the address */
 	char local[SMTP_LOCAL_MAX + 1];		/* as written (quotes kept) */
@@ -125,6 +129,14 @@ enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *cm
 
 /* Validate RFC 3461 xtext (used for ENVID and the ORCPT address). */
 bool smtp_xtext_valid(const char *s, size_t len);
+/* Encode s as xtext into out (cap octets, NUL included). Returns the
+ * length, or -1 if it does not fit. */
+int smtp_xtext_encode(const char *s, char *out, size_t cap);
+
+/* Is addr a mailbox as a RCPT path may carry it: local@domain by the rules
+ * above, ASCII, no source route, <= SMTP_PATH_MAX with the brackets? For
+ * configuration (it parses a whole command: not for the packet path). */
+bool smtp_mailbox_valid(const char *addr);
 
 /* Validate UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool smtp_utf8_valid(const uint8_t *s, size_t len);

@@ -49,7 +49,21 @@ void smtp_conf_default(struct smtp_conf *c)
 	c->tls_available = false;
 	c->timeout_cmd_ns = 300 * NS_PER_SEC;
 	c->timeout_data_ns = 300 * NS_PER_SEC;
+	snprintf(c->postmaster, sizeof(c->postmaster), "%s", "root@localhost");
 	c->policy = NULL;
+}
+
+/* Is conf.postmaster (a valid mailbox) our own postmaster? */
+static bool postmaster_is_us(const struct smtp_conf *c)
+{
+	const char *at = strrchr(c->postmaster, '@');
+	char local[SMTP_LOCAL_MAX + 1];
+
+	if (at == NULL || (size_t)(at - c->postmaster) > SMTP_LOCAL_MAX)
+		return false;
+	memcpy(local, c->postmaster, (size_t)(at - c->postmaster));
+	local[at - c->postmaster] = '\0';
+	return smtp_policy_postmaster(local, at + 1, c->hostname);
 }
 
 int smtp_conf_check(const struct smtp_conf *c, const char **why)
@@ -65,6 +79,10 @@ int smtp_conf_check(const struct smtp_conf *c, const char **why)
 		w = "command timeout must be at least 1 second";
 	else if (c->timeout_data_ns < NS_PER_SEC)
 		w = "data timeout must be at least 1 second";
+	else if (!smtp_mailbox_valid(c->postmaster))
+		w = "postmaster must be a mailbox, local@domain";
+	else if (postmaster_is_us(c))
+		w = "postmaster must not be postmaster@hostname: it would come back to us";
 	if (why != NULL)
 		*why = w;
 	return w ? -1 : 0;
@@ -161,9 +179,10 @@ static void txn_reset(struct smtp_session *s)
 		s->state = ST_READY;
 }
 
-/* Keep an accepted recipient (through cb.rcpt). 0, or -1: no memory. */
+/* Keep an accepted recipient (through cb.rcpt). `given` is the address as
+ * the client gave it (Received's "for"). 0, or -1: no memory. */
 static int rcpt_add(struct smtp_session *s, const char *addr, const char *orcpt,
-		    uint8_t notify)
+		    uint8_t notify, const char *given)
 {
 	struct smtp_message *m = &s->msg;
 	struct smtp_rcpt_view v = { addr, orcpt && orcpt[0] ? orcpt : NULL, notify };
@@ -171,7 +190,28 @@ static int rcpt_add(struct smtp_session *s, const char *addr, const char *orcpt,
 	if (s->cb.rcpt != NULL && s->cb.rcpt(s->cb.user, &v) != 0)
 		return -1;
 	if (m->nrcpt++ == 0)
-		snprintf(m->rcpt1, sizeof(m->rcpt1), "%s", addr);
+		snprintf(m->rcpt1, sizeof(m->rcpt1), "%s", given);
+	return 0;
+}
+
+/* Mail for our postmaster: kept for conf.postmaster, with the address the
+ * client gave as ORCPT unless it sent its own (RFC 3461 4.2). */
+static int rcpt_postmaster(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	char given[SMTP_LOCAL_MAX + 1 + SMTP_DOMAIN_MAX + 1], orcpt[SMTP_ORCPT_MAX + 1];
+	const char *o = c->orcpt;
+
+	/* "<Postmaster>" means the postmaster of this host: say so */
+	snprintf(given, sizeof(given), "%s@%s", c->path.local,
+		 c->path.domain[0] ? c->path.domain : s->conf->hostname);
+	if (o[0] == '\0') {
+		memcpy(orcpt, "rfc822;", 7);
+		if (smtp_xtext_encode(given, orcpt + 7, sizeof(orcpt) - 7) >= 0)
+			o = orcpt;
+	}
+	if (rcpt_add(s, s->conf->postmaster, o, c->notify, given) != 0)
+		return -1;
+	STAT(s, postmaster);
 	return 0;
 }
 
@@ -304,6 +344,18 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
+	if (!c->path.literal &&
+	    smtp_policy_postmaster(c->path.local, c->path.domain, s->conf->hostname)) {
+		/* RFC 5321 4.5.1: from anyone, whatever the relay policy */
+		if (rcpt_postmaster(s, c) != 0) {
+			STAT(s, rej_rcpt_nomem);
+			reply(s, "452 4.3.1 Error: insufficient system storage");
+			return;
+		}
+		STAT(s, recipients);
+		reply(s, "250 2.1.5 Ok");
+		return;
+	}
 	static const struct smtp_policy empty;
 	const struct smtp_policy *pol = s->conf->policy ? s->conf->policy : &empty;
 	if (smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
@@ -315,7 +367,7 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, text);
 		return;
 	}
-	if (rcpt_add(s, c->path.addr, c->orcpt, c->notify) != 0) {
+	if (rcpt_add(s, c->path.addr, c->orcpt, c->notify, c->path.addr) != 0) {
 		/* RFC 5321 4.2.2 / 4.5.3.1.10: the client tries it again later */
 		STAT(s, rej_rcpt_nomem);
 		reply(s, "452 4.3.1 Error: insufficient system storage");

@@ -43,6 +43,13 @@
  * stays small however many recipients (up to conf.max_rcpt) with long
  * ORCPTs a transaction has.
  *
+ * Postmaster (RFC 5321 4.5.1, 4.1.1.3). RCPT TO:<Postmaster> and
+ * postmaster@<conf.hostname> (any case) are accepted from every client,
+ * whatever the relay policy, and kept as a recipient conf.postmaster (the
+ * relay has no mailbox of its own) with the address the client gave as its
+ * ORCPT (RFC 3461 4.2: "rfc822;Postmaster@<hostname>" for the domainless
+ * form), unless the client sent an ORCPT, which is kept unchanged.
+ *
  * Events (smtp_session_event):
  *   SMTP_EV_STARTTLS  the "220 2.0.0 Ready to start TLS" reply is in the
  *                     output: send it, then run the TLS handshake; feed
@@ -88,7 +95,7 @@
 	X(rej_syntax) X(rej_sequence) X(rej_relay) X(rej_utf8) X(rej_size) \
 	X(rej_rcpt_limit) X(rej_line) X(rej_bare) X(rej_hops) X(rej_sink) \
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
-	X(refused) X(rej_rcpt_nomem)
+	X(refused) X(rej_rcpt_nomem) X(postmaster)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -104,14 +111,17 @@ struct smtp_conf {
 	bool tls_available;	/* offer STARTTLS */
 	uint64_t timeout_cmd_ns;	/* waiting for a command; default 5 min */
 	uint64_t timeout_data_ns;	/* waiting for DATA/BDAT bytes; default 5 min */
+	/* where mail to our postmaster goes; default "root@localhost" */
+	char postmaster[SMTP_PATH_MAX + 1];
 	const struct smtp_policy *policy;	/* NULL relays nothing */
 };
 void smtp_conf_default(struct smtp_conf *c);
 /* Validate a configuration before use: hostname set, 100 <= max_rcpt <=
  * SMTP_RCPT_HARD_MAX (RFC 5321 4.5.3.1.8), max_line 0 or >= 1000 (4.5.3.1.6),
  * timeouts >= 1 s (RFC 5321 4.5.3.2.7 asks servers for at least 5 minutes;
- * shorter ones are for tests and are warned about by the daemon). Returns
- * 0, or -1 with *why set. */
+ * shorter ones are for tests and are warned about by the daemon),
+ * postmaster a mailbox (smtp_mailbox_valid) that is not our own postmaster
+ * (that would be a loop). Returns 0, or -1 with *why set. Start-up only. */
 int smtp_conf_check(const struct smtp_conf *c, const char **why);
 
 struct smtp_client {

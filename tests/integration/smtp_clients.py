@@ -53,6 +53,13 @@ field must carry.
   relay DOMAIN            from --src outside mynetworks: relay probes all get
                           554 5.7.1, user@DOMAIN passes
   trusted                 from --src inside mynetworks: a foreign domain passes
+  postmaster HOST TO EXPECT
+                          from --src outside mynetworks (RFC 5321 4.5.1):
+                          <Postmaster> and postmaster@HOST (other case) get
+                          250, postmaster@other.example 554 5.7.1; the
+                          message is queued; writes to EXPECT the recipient
+                          lines queue-dump -r must show (TO, with the
+                          address used as ORCPT)
   shutdown SECS           an idle session waits for 421 4.3.2 and the close
   capture PORT FILE       a tiny SMTP server on 127.0.0.1:PORT that stores the
                           first message's content (unstuffed) in FILE
@@ -962,6 +969,28 @@ def m_trusted(a, log):
     return 'from %s (mynetworks) foreign domains relay: %s' % (a.src or 'default source', qid)
 
 
+def m_postmaster(a, log, host, to, expect):
+    rnd = random.Random('postmaster')
+    c = session(a, helo=b'outside.test')
+    sender = 'outsider@example.org'
+    c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
+    c.expect(b'RCPT TO:<Postmaster>', '250 2.1.5', '<Postmaster> from outside')
+    used = 'postmaster@' + host.upper()
+    c.expect(b'RCPT TO:<%s> NOTIFY=FAILURE' % used.encode(), '250 2.1.5',
+             '<%s> from outside' % used)
+    c.expect(b'RCPT TO:<postmaster@other.example>', '554 5.7.1',
+             'another domain\'s postmaster is relaying')
+    body = make_body('postmaster', 0, 1500, rnd, sender, 'postmaster@' + host)
+    qid = send_data(c, body)
+    log.add(qid, body, 2, sender, 'ESMTP')
+    c.expect(b'QUIT', '221')
+    with open(expect, 'a') as f:
+        f.write('%s %s rfc822;Postmaster@%s 0\n' % (qid, to, host))
+        f.write('%s %s rfc822;%s 2\n' % (qid, to, used))
+    return 'from %s: <Postmaster> and <%s> accepted, queued as %s for %s' % (
+        a.src, used, qid, to)
+
+
 def m_shutdown(a, log, secs):
     c = session(a)
     c.sock.settimeout(secs)
@@ -1166,6 +1195,7 @@ def main():
         'timeout': lambda: m_timeout(a, log, float(x[0]), float(x[1])),
         'relay': lambda: m_relay(a, log, x[0]),
         'trusted': lambda: m_trusted(a, log),
+        'postmaster': lambda: m_postmaster(a, log, x[0], x[1], x[2]),
         'shutdown': lambda: m_shutdown(a, log, float(x[0])),
         'capture': lambda: m_capture(a, log, int(x[0]), x[1]),
         'verify-log': lambda: m_verify_log(a, log, x[0], x[1], x[2:]),

@@ -14,7 +14,9 @@
 #     said, every one accounted for and byte-exact after our Received: field.
 #  2. limits and relaying: message size, body memory, recipients, sessions
 #     per client and in all, the error limit, command and data timeouts;
-#     open-relay probes from an address outside mynetworks.
+#     open-relay probes from an address outside mynetworks, which may still
+#     write to Postmaster (stored for [smtp] postmaster, checked in the
+#     spool).
 #  3. durability: SIGKILL under load; every acknowledged message is in the
 #     spool intact; sluiced restarts on it and takes more mail.
 #  4. memory: [smtp] max_sessions = 100000 on two worker lcores costs no
@@ -189,7 +191,8 @@ max_sessions = 8
 max_sessions_per_client = 3
 error_limit = 20
 command_timeout = 2s
-data_timeout = 2s"
+data_timeout = 2s
+postmaster = hostmaster@local.test"
 check "sluiced starts with small limits" t_start
 ns ip addr add $OUT/24 dev "$T_IF"
 run_py "message_size_limit 200000" --log "$LOG2" size 200000
@@ -203,6 +206,8 @@ sleep 0.5
 run_py "error_limit 20" errors 20
 run_py "command_timeout/data_timeout 2s" timeout 2 2
 run_py "open relay probes" --src $OUT --log "$LOG2" relay local.test
+run_py "RFC 5321 4.5.1: Postmaster from outside mynetworks" --src $OUT --log "$LOG2" \
+	postmaster sluice.test hostmaster@local.test "$T_DIR/postmaster.expect"
 run_py "mynetworks 198.18.0.1/32" --src 198.18.0.1 --log "$LOG2" trusted
 c=$(stat smtp.refused); e=$(stat smtp.err_disconnect); to=$(stat smtp.timeouts)
 nm=$(stat smtpd.body_nomem)
@@ -213,6 +218,8 @@ check "clean stop (exit $st)" test $st -eq 0
 dump two; st=$?
 check "queue-dump reads the spool (exit $st)" test $st -eq 0
 run_py "messages accepted under the limits" verify-log "$T_DIR/two.dump" "$T_DIR/two.bodies" "$LOG2"
+run_py "mail to Postmaster stored for [smtp] postmaster, the address used as ORCPT" \
+	verify-rcpts "$T_DIR/two.rcpts" "$T_DIR/postmaster.expect"
 n=$(wc -l <"$T_DIR/two.dump"); logged=$(wc -l <"$LOG2")
 check "nothing else was stored ($n in the spool, $logged acknowledged)" test "$n" -eq "$logged"
 rm -rf "$T_DIR/two.bodies" "$T_DIR/spool"

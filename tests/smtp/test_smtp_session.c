@@ -614,7 +614,7 @@ Test(session, no_memory_for_a_recipient_is_452_4_3_1)
 	cr_expect_eq(h->st.rej_rcpt_nomem, 1);
 	cr_expect_eq(h->st.rej_rcpt_limit, 0);
 	cr_expect_eq(h->s.errors, 0, "a 4xx is not a protocol error");
-	th_run(h, "DATA\r\nx\r\n.\r\n", 12, 0);
+	th_run(h, "DATA\r\nx\r\n.\r\n", strlen("DATA\r\nx\r\n.\r\n"), 0);
 	cr_expect_eq(h->messages, 1);
 	/* answered: the recipients were let go */
 	cr_expect_eq(h->rcpt_resets, 1);
@@ -776,6 +776,86 @@ Test(session, relay_policy_in_session)
 	th_clear(h);
 	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\n");
 	OUT_IS("250 2.1.0 Ok\r\n554 5.7.1 <x@example.com>: Relay access denied\r\n");
+}
+
+/* RFC 5321 4.5.1 / 4.1.1.3: <Postmaster> and postmaster@<hostname> from a
+ * client outside mynetworks are accepted and kept for conf.postmaster, the
+ * address the client used becoming the ORCPT (RFC 3461 4.2) unless it sent
+ * one; postmaster at another domain is still relaying. */
+Test(session, postmaster_from_anyone_goes_to_the_configured_address)
+{
+	struct smtp_rcpt_view v;
+	h = th_new(OUTSIDE_IP, MYNET, "example.com");
+	snprintf(h->conf.postmaster, sizeof(h->conf.postmaster), "noc@isp.example");
+	th_restart(h);
+	th_feeds(h, EHLO);
+	th_clear(h);
+	th_feeds(h, "MAIL FROM:<a@b.example>\r\n"
+		    "RCPT TO:<Postmaster>\r\n"
+		    "RCPT TO:<postmaster@MX.Sluice.Test> NOTIFY=FAILURE\r\n"
+		    "RCPT TO:<POSTMASTER> ORCPT=rfc822;abuse+40b.example\r\n"
+		    "RCPT TO:<postmaster@other.example>\r\n"
+		    "RCPT TO:<postmaster@[198.18.0.2]>\r\n"
+		    "RCPT TO:<noc@isp.example>\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+	       "554 5.7.1 <postmaster@other.example>: Relay access denied\r\n"
+	       "554 5.7.1 <postmaster@[198.18.0.2]>: Relay access denied\r\n"
+	       "554 5.7.1 <noc@isp.example>: Relay access denied\r\n");
+	cr_expect_eq(h->st.postmaster, 3);
+	cr_assert_eq(h->nrcpts, 3);
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "noc@isp.example");
+	cr_expect_str_eq(v.orcpt, "rfc822;Postmaster@mx.sluice.test");
+	cr_expect_eq(v.notify, 0);
+	cr_assert_eq(th_rcpt(h, 1, &v), 0);
+	cr_expect_str_eq(v.addr, "noc@isp.example");
+	cr_expect_str_eq(v.orcpt, "rfc822;postmaster@MX.Sluice.Test");
+	cr_expect_eq(v.notify, SMTP_NOTIFY_FAILURE);
+	cr_assert_eq(th_rcpt(h, 2, &v), 0);
+	cr_expect_str_eq(v.orcpt, "rfc822;abuse+40b.example", "the client's ORCPT is kept");
+	static const char data[] = "DATA\r\nSubject: hi\r\n\r\nx\r\n.\r\n";
+	th_run(h, data, strlen(data), 0);
+	cr_expect_eq(h->messages, 1);
+	cr_expect(th_has(h, "250 2.0.0 Ok: queued as Q1"), "%s", h->out);
+	fin();
+
+	/* one recipient: the Received field names the address as it was used */
+	h = th_new(OUTSIDE_IP, MYNET, "");
+	th_feeds(h, EHLO "MAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster>\r\nDATA\r\nx\r\n.\r\n");
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+	cr_expect_not_null(strstr(smtp_session_message(&h->s)->received,
+				  "\tfor <postmaster@mx.sluice.test>; "),
+			   "%s", smtp_session_message(&h->s)->received);
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "root@localhost", "the default");
+	fin();
+
+	/* inside mynetworks too: our postmaster is ours, not relayed */
+	greeted();
+	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster@mx.sluice.test>\r\n");
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "root@localhost");
+}
+
+Test(session, postmaster_conf_is_checked)
+{
+	struct smtp_conf c;
+	const char *why = NULL;
+	smtp_conf_default(&c);
+	cr_expect_str_eq(c.postmaster, "root@localhost");
+	snprintf(c.hostname, sizeof(c.hostname), "mx.isp.example");
+	snprintf(c.postmaster, sizeof(c.postmaster), "noc@isp.example");
+	cr_expect_eq(smtp_conf_check(&c, &why), 0, "%s", why);
+	snprintf(c.postmaster, sizeof(c.postmaster), "noc");
+	cr_expect_eq(smtp_conf_check(&c, &why), -1);
+	cr_expect_not_null(why);
+	c.postmaster[0] = '\0';
+	cr_expect_eq(smtp_conf_check(&c, NULL), -1);
+	snprintf(c.postmaster, sizeof(c.postmaster), "PostMaster@MX.isp.example");
+	cr_expect_eq(smtp_conf_check(&c, &why), -1, "a loop");
+	cr_expect_not_null(strstr(why, "come back"));
+	snprintf(c.postmaster, sizeof(c.postmaster), "postmaster@isp.example");
+	cr_expect_eq(smtp_conf_check(&c, NULL), 0, "another domain's postmaster is fine");
 }
 
 Test(session, smtputf8)
