@@ -55,9 +55,11 @@ const unsigned smtp_service_stat_count = STATS_COUNT(smtp_service_stat_names);
 /* Slots beyond the TCP stack's connections: for ZOMBIEs (TCP gone, the
  * queue still holding the submission), each there for one commit. */
 #define ZOMBIE_SLOTS    64
-/* Recipients live in arena chunks: the longest one (path and ORCPT, NULs
- * included), how many fit a chunk, and the chunks SMTP_RCPT_HARD_MAX of
- * them can need. */
+/* Recipients live in the connection's own RCPT_INLINE octets (a few
+ * ordinary ones), then in arena chunks: the longest one (path and ORCPT,
+ * NULs included), how many fit a chunk, and the chunks SMTP_RCPT_HARD_MAX
+ * of them can need. */
+#define RCPT_INLINE     1024
 #define RCPT_REC_MAX    (SMTP_PATH_MAX - 1 + SMTP_ORCPT_MAX + 1)
 #define RCPT_PER_CHUNK  (SMTP_BODY_CHUNK / RCPT_REC_MAX)
 #define RCPT_CHUNKS_MAX ((SMTP_RCPT_HARD_MAX + RCPT_PER_CHUNK - 1) / RCPT_PER_CHUNK)
@@ -94,14 +96,16 @@ struct smtp_conn {
 	/* the body: iov[0] is the Received header, iov[1..] arena chunks */
 	struct iovec *iov;
 	unsigned niov;
-	/* the recipients: their strings packed into arena chunks rch[0..nrch)
-	 * (rch_used octets of the last one taken), rcpt[] pointing into them;
-	 * rcpt[] has conf.engine.max_rcpt slots, touched only as used */
+	/* the recipients: their strings packed into rin, then into arena
+	 * chunks rch[0..nrch) (rch_used octets of the last region in use),
+	 * rcpt[] pointing into them; rcpt[] has conf.engine.max_rcpt slots,
+	 * touched only as used */
 	struct queue_rcpt_in *rcpt;
 	unsigned nrcpt;
 	uint32_t rch_used;
 	uint8_t nrch;
 	uint32_t rch[RCPT_CHUNKS_MAX];
+	char rin[RCPT_INLINE];
 	struct queue_submission sub;
 
 	struct smtp_conn *next_free;
@@ -233,17 +237,19 @@ static void rcpt_release(struct smtp_conn *sc)
 	sc->nrcpt = 0;
 }
 
-/* The engine's cb.rcpt: strings into arena chunks, a queue_rcpt_in for it. */
+/* The engine's cb.rcpt: strings into rin or arena chunks, a queue_rcpt_in
+ * for it. */
 static int on_rcpt(void *user, const struct smtp_rcpt_view *v)
 {
 	struct smtp_conn *sc = user;
 	struct smtp_service *svc = sc->svc;
 	size_t al = strlen(v->addr) + 1, ol = v->orcpt ? strlen(v->orcpt) + 1 : 0;
+	size_t cap = sc->nrch ? SMTP_BODY_CHUNK : RCPT_INLINE;
 	uint8_t *p;
 
 	if (sc->nrcpt >= svc->conf.engine.max_rcpt || al + ol > SMTP_BODY_CHUNK)
 		return -1;	/* the engine's limits keep us from here */
-	if (sc->nrch == 0 || sc->rch_used + al + ol > SMTP_BODY_CHUNK) {
+	if (sc->rch_used + al + ol > cap) {
 		if (sc->nrch == RCPT_CHUNKS_MAX || (p = chunk_take(svc)) == NULL) {
 			svc->stats.rcpt_nomem++;
 			return -1;	/* 452 4.3.1 for this RCPT */
@@ -251,7 +257,9 @@ static int on_rcpt(void *user, const struct smtp_rcpt_view *v)
 		sc->rch[sc->nrch++] = chunk_index(svc, p);
 		sc->rch_used = 0;
 	}
-	p = svc->arena + (size_t)sc->rch[sc->nrch - 1] * SMTP_BODY_CHUNK + sc->rch_used;
+	p = sc->nrch ? svc->arena + (size_t)sc->rch[sc->nrch - 1] * SMTP_BODY_CHUNK
+		     : (uint8_t *)sc->rin;
+	p += sc->rch_used;
 	memcpy(p, v->addr, al);
 	if (ol)
 		memcpy(p + al, v->orcpt, ol);

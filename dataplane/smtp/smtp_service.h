@@ -9,7 +9,8 @@
  *   TCP data --copy--> input buffer --(TLS: decrypt)--> smtp_session_input
  *   engine replies --(TLS: encrypt)--> tcp_send
  *   body bytes (engine sink) --> fixed-size chunks of the lcore's body arena
- *   recipients (engine cb.rcpt) --> chunks of the same arena
+ *   recipients (engine cb.rcpt) --> 1 KiB of the connection's, then chunks
+ *                                   of the same arena
  *   end of message --> queue_submit (Received header + chunks as iovecs)
  *   completion ring --> smtp_session_queued --> "250 2.0.0 Ok: queued as ID"
  *

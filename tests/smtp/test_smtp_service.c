@@ -644,8 +644,13 @@ Test(smtp_service, no_arena_for_a_recipient_is_452_4_3_1)
 	conf.body_memory = 3 * SMTP_BODY_CHUNK;
 	start();
 	connect_client(&cl[0]);
-	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\n");
-	cr_assert(wait_text(&cl[0], "250 2.1.0 Ok"));
+	/* a few ordinary recipients fit the connection's own room */
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\n"
+			 "RCPT TO:<c@y.net>\r\nRSET\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok"));
+	cr_expect_eq(chunks_used(), 0);
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok\r\n250 2.1.0 Ok"));
 	cl[0].rxlen = 0;
 	for (unsigned i = 0; i < 120; i++) {
 		long_rcpt(l, sizeof(l), i);
