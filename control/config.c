@@ -34,6 +34,7 @@ enum key_type {
 	K_CIDR,		/* a.b.c.d/N: our address and netmask */
 	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
 	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
+	K_MAILBOX,	/* local@domain as an SMTP path may carry it, char[size] */
 };
 
 struct key {
@@ -121,6 +122,7 @@ static const struct key keys[] = {
 	{ "smtp", "data_timeout", K_DUR_NS, F(smtp.data_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
 	{ "smtp", "starttls", K_BOOL, F(smtp.starttls), 0, 0, NULL },
 	{ "smtp", "body_memory", K_SIZE, F(smtp.body_memory), 1u << 20, 1ull << 40, NULL },
+	{ "smtp", "postmaster", K_MAILBOX, F(smtp.postmaster), 0, 0, NULL },
 	{ "queue", "dir", K_STR, F(queue.dir), 0, 0, NULL },
 	{ "queue", "shards", K_UINT, F(queue.shards), 1, 64, NULL },
 	{ "queue", "map_size_max", K_SIZE, F(queue.map_size_max), 1u << 20, 1ull << 44, NULL },
@@ -323,6 +325,14 @@ static int parse_value(struct sluice_config *c, const struct key *k, const char 
 			return -1;
 		}
 		*(uint32_t *)p = a.s_addr;
+		return 0;
+	case K_MAILBOX:
+		if (strlen(v) >= k->size || !smtp_mailbox_valid(v)) {
+			snprintf(err, errlen, "'%.64s' is not a mailbox (local@domain, ASCII, "
+				 "at most %zu characters)", v, k->size - 1);
+			return -1;
+		}
+		memcpy(p, v, strlen(v) + 1);
 		return 0;
 	case K_MAC:
 		if (*v == '\0') {
@@ -556,7 +566,8 @@ void config_write(const struct sluice_config *c, FILE *out)
 		}
 		fprintf(out, "%s = ", k->name);
 		switch (k->type) {
-		case K_STR: fputs((const char *)p, out); break;
+		case K_STR:
+		case K_MAILBOX: fputs((const char *)p, out); break;
 		case K_UINT:
 		case K_SIZE: fprintf(out, "%llu", (unsigned long long)load_uint(p, k->size)); break;
 		case K_DUR_NS: write_duration(out, *(const uint64_t *)p); break;

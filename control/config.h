@@ -46,6 +46,8 @@ struct sluice_config {
 		uint64_t command_timeout_ns, data_timeout_ns;
 		bool starttls;
 		uint64_t body_memory;	/* per worker lcore */
+		char postmaster[SMTP_PATH_MAX - 1];	/* where mail to Postmaster goes:
+							 * a path without "<>" */
 	} smtp;
 
 	struct {

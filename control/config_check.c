@@ -128,6 +128,7 @@ void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e)
 	e->bare = (enum smtp_bare_policy)c->smtp.bare_linefeed;
 	e->timeout_cmd_ns = c->smtp.command_timeout_ns;
 	e->timeout_data_ns = c->smtp.data_timeout_ns;
+	snprintf(e->postmaster, sizeof(e->postmaster), "%s", c->smtp.postmaster);
 	e->policy = NULL;
 }
 

@@ -149,8 +149,13 @@ static int smtp_setup(struct daemon *d)
 	}
 	if (c->smtp.command_timeout_ns < 300 * NS_PER_SEC)
 		log_warn("smtp: command_timeout is below RFC 5321's 5 minutes (tests only)");
+	if (strcmp(c->smtp.postmaster, "root@localhost") == 0)
+		log_warn("smtp: mail to Postmaster is kept for root@localhost, which no route "
+			 "reaches: set [smtp] postmaster to a mailbox someone reads");
 	sc->max_sessions = c->smtp.max_sessions;
 	sc->max_per_client = c->smtp.max_sessions_per_client;
+	/* no lcore holds more sessions than its TCP stack connections */
+	sc->lcore_conns = c->dp.tcp.max_conns;
 	sc->body_memory = c->smtp.body_memory;
 	sc->lifetime_s = c->retry.lifetime_s;
 

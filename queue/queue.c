@@ -166,7 +166,7 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 		size_t dl;
 		const char *d;
 		if (!s->env.rcpt[i].addr || !str_ok(s->env.rcpt[i].addr, QUEUE_ADDR_MAX) ||
-		    !str_ok(s->env.rcpt[i].orcpt, QUEUE_ADDR_MAX + 10))
+		    !str_ok(s->env.rcpt[i].orcpt, QUEUE_ORCPT_MAX))
 			return QUEUE_INVALID;
 		d = q_addr_domain(s->env.rcpt[i].addr, &dl);
 		if (q_domain_len(d, dl) > QUEUE_DOMAIN_MAX)

@@ -46,6 +46,10 @@ struct rte_ring;
 #define QUEUE_SHARDS_MAX   64
 #define QUEUE_RCPT_MAX     1000	/* recipients per message (Postfix default) */
 #define QUEUE_ADDR_MAX     256	/* RFC 5321 path */
+/* RFC 3461 ORCPT value ("type;xtext") as the client sent it: the 500
+ * characters by which RFC 3461 section 3 lengthens a RCPT command line. The
+ * SMTP parser takes no longer one (smtp_parse.h: SMTP_ORCPT_MAX is this). */
+#define QUEUE_ORCPT_MAX    500
 #define QUEUE_DOMAIN_MAX   255
 #define QUEUE_TEXT_MAX     255	/* envid, client name/address, helo */
 #define QUEUE_REPLY_MAX    512	/* one SMTP reply line */

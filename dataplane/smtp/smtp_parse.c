@@ -120,6 +120,29 @@ bool smtp_xtext_valid(const char *s, size_t len)
 	return true;
 }
 
+int smtp_xtext_encode(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool plain = ch >= 33 && ch <= 126 && ch != '+' && ch != '=';
+		if (o + (plain ? 1 : 3) >= cap)
+			return -1;
+		if (plain) {
+			out[o++] = (char)ch;
+		} else {
+			out[o++] = '+';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	if (o >= cap)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}
+
 /*
  * Domain (sub-domain *("." sub-domain)) or address literal at p[0..n).
  * Stops at the first octet that cannot continue it; *used gets its length.
@@ -192,6 +215,16 @@ static enum smtp_perr parse_path(struct smtp_cmd *c, const char *p, size_t n, si
 			return bad;
 		pa->null = true;
 		*used = 2;
+		return SMTP_PE_OK;
+	}
+	/* RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>", the only domainless path */
+	if (c->verb == SMTP_V_RCPT && n >= 12 && p[11] == '>' && ieq(p + 1, 10, "postmaster")) {
+		pa->postmaster = true;
+		memcpy(pa->local, p + 1, 10);
+		pa->local[10] = '\0';
+		memcpy(pa->addr, p + 1, 10);
+		pa->addr[10] = '\0';
+		*used = 12;
 		return SMTP_PE_OK;
 	}
 	/* source route: "@dom" *("," "@dom") ":", accepted and ignored */
@@ -457,7 +490,7 @@ static enum smtp_perr parse_mail_rcpt(struct smtp_cmd *c, const char *p, size_t 
 enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *c)
 {
 	memset(c, 0, sizeof(*c));
-	if (len > SMTP_LINE_MAX - 2)
+	if (len > SMTP_CMD_MAX - 2)
 		return fail(c, SMTP_PE_SYNTAX);
 	bool eight = false;
 	for (size_t i = 0; i < len; i++) {
@@ -556,4 +589,16 @@ enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *c)
 	if (e != SMTP_PE_OK)
 		return fail(c, e);
 	return SMTP_PE_OK;
+}
+
+bool smtp_mailbox_valid(const char *addr)
+{
+	struct smtp_cmd c;
+	char line[SMTP_CMD_MAX];
+	int n = snprintf(line, sizeof(line), "RCPT TO:<%s>", addr);
+
+	if (n < 0 || (size_t)n >= sizeof(line) || addr[0] == '@')
+		return false;	/* too long, or a source route */
+	return smtp_parse_line(line, (size_t)n, &c) == SMTP_PE_OK && !c.path.postmaster &&
+	       !c.path.utf8 && strcmp(c.path.addr, addr) == 0;
 }

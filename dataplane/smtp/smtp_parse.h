@@ -6,8 +6,15 @@
  * smtp_parse_line() takes ONE command line without its CRLF and fills a
  * struct smtp_cmd made only of fixed-size fields (no heap, no pointers into
  * the input: the caller's line buffer may be reused at once). Line framing
- * (512-octet limit, "only CRLF ends a line") is the session's job; any CR,
- * LF or NUL still inside the line is rejected here as a bad character.
+ * (SMTP_CMD_MAX, "only CRLF ends a line") is the session's job; any CR, LF
+ * or NUL still inside the line is rejected here as a bad character.
+ *
+ * Line length. RFC 5321 4.5.3.1.4 allows 512 octets and lets extensions
+ * raise it; RFC 3461 section 3 raises RCPT by 500 (NOTIFY and an ORCPT of
+ * up to 500 characters) and MAIL by 100 (RET, ENVID), and SIZE, BODY and
+ * SMTPUTF8 add a few dozen more to MAIL. One limit serves every command:
+ * 512 + 500, the largest line any extension we offer allows. Longer lines
+ * get "500 5.5.2 line too long" from the session.
  *
  * On error, cmd->err is set and cmd->reply is the full reply line (without
  * CRLF) to send, e.g. "501 5.1.3 Bad recipient address syntax".
@@ -20,6 +27,9 @@
  *    (<= 64), domain of LDH labels (<= 63 each, <= 255) or an address
  *    literal ([IPv4] or [IPv6:...]), whole path including the angle
  *    brackets <= 256. A source route ("@a,@b:") is accepted and ignored;
+ *  - RCPT TO:<Postmaster> (any case, no domain: RFC 5321 4.1.1.3) is the
+ *    one path without a domain: path.postmaster is set, domain is "" and
+ *    local and addr hold the word as written;
  *  - octets >= 0x80 in a path must be valid UTF-8; the path is then marked
  *    utf8 and the session requires SMTPUTF8 for it (553 5.6.7);
  *  - EHLO/HELO take one argument of printable ASCII (no check that it is a
@@ -32,12 +42,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMTP_LINE_MAX     512	/* command line incl. CRLF (RFC 5321 4.5.3.1.4) */
+#include "queue/queue.h"
+
+#define SMTP_LINE_MAX     512	/* RFC 5321 command or reply line incl. CRLF
+				 * (4.5.3.1.4, 4.5.3.1.5) */
 #define SMTP_LOCAL_MAX    64	/* local part (4.5.3.1.1) */
 #define SMTP_DOMAIN_MAX   255	/* domain (4.5.3.1.2) */
 #define SMTP_PATH_MAX     256	/* path incl. "<" ">" (4.5.3.1.3) */
 #define SMTP_ENVID_MAX    100	/* RFC 3461 4.4 */
-#define SMTP_ORCPT_MAX    500	/* RFC 3461 4.2 */
+#define SMTP_ORCPT_MAX    QUEUE_ORCPT_MAX	/* RFC 3461 section 3: 500; the
+						 * queue stores what we accept */
+/* command line we accept, incl. CRLF: see "Line length" above */
+#define SMTP_CMD_MAX      (SMTP_LINE_MAX + SMTP_ORCPT_MAX)
 
 enum smtp_verb {
 	SMTP_V_UNKNOWN = 0, SMTP_V_EHLO, SMTP_V_HELO, SMTP_V_MAIL, SMTP_V_RCPT,
@@ -68,6 +84,7 @@ enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
 struct smtp_path {
 	bool null;		/* "<>" (MAIL only) */
+	bool postmaster;	/* "<Postmaster>" without a domain (RCPT only) */
 	bool literal;		/* domain is an address literal "[...]" */
 	bool utf8;		/* non-ASCII octets somewhere in the address */
 	char local[SMTP_LOCAL_MAX + 1];		/* as written (quotes kept) */
@@ -81,7 +98,7 @@ struct smtp_cmd {
 	const char *reply;	/* static reply line when err != OK */
 
 	/* EHLO/HELO domain, VRFY/HELP/NOOP argument (may be empty) */
-	char arg[SMTP_LINE_MAX];
+	char arg[SMTP_CMD_MAX];
 
 	/* MAIL / RCPT */
 	struct smtp_path path;
@@ -105,13 +122,21 @@ struct smtp_cmd {
 
 /*
  * Parse one command line (no CRLF). Returns cmd->err. Never reads past
- * len; len > SMTP_LINE_MAX - 2 is rejected as SMTP_PE_SYNTAX-free
- * "line too long" by the session before it gets here, but is safe anyway.
+ * len; len > SMTP_CMD_MAX - 2 is answered "line too long" by the session
+ * before it gets here (and is a syntax error here).
  */
 enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *cmd);
 
 /* Validate RFC 3461 xtext (used for ENVID and the ORCPT address). */
 bool smtp_xtext_valid(const char *s, size_t len);
+/* Encode s as xtext into out (cap octets, NUL included). Returns the
+ * length, or -1 if it does not fit. */
+int smtp_xtext_encode(const char *s, char *out, size_t cap);
+
+/* Is addr a mailbox as a RCPT path may carry it: local@domain by the rules
+ * above, ASCII, no source route, <= SMTP_PATH_MAX with the brackets? For
+ * configuration (it parses a whole command: not for the packet path). */
+bool smtp_mailbox_valid(const char *addr);
 
 /* Validate UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool smtp_utf8_valid(const uint8_t *s, size_t len);

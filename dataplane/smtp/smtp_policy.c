@@ -158,3 +158,34 @@ enum smtp_relay smtp_policy_check(const struct smtp_policy *p, uint32_t ip,
 	}
 	return SMTP_RELAY_DENIED;
 }
+
+/* Case-insensitive equality of a and b, a trailing dot of either ignored. */
+static bool domain_eq(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	if (na > 0 && a[na - 1] == '.')
+		na--;
+	if (nb > 0 && b[nb - 1] == '.')
+		nb--;
+	if (na != nb || na == 0)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		char x = a[i], y = b[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (char)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (char)(y + 32);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+bool smtp_policy_postmaster(const char *local, const char *domain, const char *hostname)
+{
+	static const char pm[] = "postmaster";
+	if (local == NULL || strlen(local) != sizeof(pm) - 1 || !ieq_n(local, pm, sizeof(pm) - 1))
+		return false;
+	return domain == NULL || domain[0] == '\0' ||
+	       (hostname != NULL && domain_eq(domain, hostname));
+}

@@ -7,6 +7,10 @@
  *  - anyone may send to a domain in `relay_domains` ("example.com" matches
  *    exactly that domain, ".example.com" any subdomain of it - not the
  *    domain itself; case-insensitive, a trailing dot ignored);
+ *  - anyone may send to our postmaster (RFC 5321 4.5.1): "postmaster" in
+ *    any case, alone ("RCPT TO:<Postmaster>") or at our own hostname; the
+ *    session stores such mail for the configured [smtp] postmaster address
+ *    (see smtp_server.h);
  *  - everything else is refused: 554 5.7.1 Relay access denied.
  * An empty policy relays nothing, so no configuration becomes an open relay
  * by accident. "0.0.0.0/0" in mynetworks is refused at parse time for the
@@ -62,6 +66,14 @@ enum smtp_relay {
  */
 enum smtp_relay smtp_policy_check(const struct smtp_policy *p, uint32_t ip,
 				  const char *local, const char *domain, bool literal);
+
+/*
+ * Is local@domain our postmaster, which anyone may send to (RFC 5321 4.5.1)?
+ * local is "postmaster" in any case (unquoted), and domain is empty (the
+ * domainless "<Postmaster>" of 4.1.1.3) or our hostname (any case, a
+ * trailing dot ignored). Postmaster at another domain is not ours.
+ */
+bool smtp_policy_postmaster(const char *local, const char *domain, const char *hostname);
 
 /* Parse dotted-quad IPv4 into host byte order. 0 or -1. */
 int smtp_parse_ipv4(const char *s, uint32_t *ip);

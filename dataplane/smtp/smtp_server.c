@@ -49,7 +49,21 @@ void smtp_conf_default(struct smtp_conf *c)
 	c->tls_available = false;
 	c->timeout_cmd_ns = 300 * NS_PER_SEC;
 	c->timeout_data_ns = 300 * NS_PER_SEC;
+	snprintf(c->postmaster, sizeof(c->postmaster), "%s", "root@localhost");
 	c->policy = NULL;
+}
+
+/* Is conf.postmaster (a valid mailbox) our own postmaster? */
+static bool postmaster_is_us(const struct smtp_conf *c)
+{
+	const char *at = strrchr(c->postmaster, '@');
+	char local[SMTP_LOCAL_MAX + 1];
+
+	if (at == NULL || (size_t)(at - c->postmaster) > SMTP_LOCAL_MAX)
+		return false;
+	memcpy(local, c->postmaster, (size_t)(at - c->postmaster));
+	local[at - c->postmaster] = '\0';
+	return smtp_policy_postmaster(local, at + 1, c->hostname);
 }
 
 int smtp_conf_check(const struct smtp_conf *c, const char **why)
@@ -65,6 +79,10 @@ int smtp_conf_check(const struct smtp_conf *c, const char **why)
 		w = "command timeout must be at least 1 second";
 	else if (c->timeout_data_ns < NS_PER_SEC)
 		w = "data timeout must be at least 1 second";
+	else if (!smtp_mailbox_valid(c->postmaster))
+		w = "postmaster must be a mailbox, local@domain";
+	else if (postmaster_is_us(c))
+		w = "postmaster must not be postmaster@hostname: it would come back to us";
 	if (why != NULL)
 		*why = w;
 	return w ? -1 : 0;
@@ -142,14 +160,16 @@ static void txn_reset(struct smtp_session *s)
 	m->ret = SMTP_RET_NONE;
 	m->envid[0] = '\0';
 	m->declared_size = 0;
+	if (m->nrcpt > 0 && s->cb.rcpt_reset != NULL)
+		s->cb.rcpt_reset(s->cb.user);
 	m->nrcpt = 0;
+	m->rcpt1[0] = '\0';
 	m->size = 0;
 	m->received_count = 0;
 	m->arrival = 0;
 	m->trace_id[0] = '\0';
 	m->received_len = 0;
 	m->received[0] = '\0';
-	m->arena_used = 0;
 	s->rcpt_tried = false;
 	s->bdat_used = false;
 	s->bdat_last = false;
@@ -159,32 +179,39 @@ static void txn_reset(struct smtp_session *s)
 		s->state = ST_READY;
 }
 
-static int rcpt_add(struct smtp_message *m, const struct smtp_cmd *c)
+/* Keep an accepted recipient (through cb.rcpt). `given` is the address as
+ * the client gave it (Received's "for"). 0, or -1: no memory. */
+static int rcpt_add(struct smtp_session *s, const char *addr, const char *orcpt,
+		    uint8_t notify, const char *given)
 {
-	size_t al = strlen(c->path.addr), ol = strlen(c->orcpt);
-	size_t need = al + 1 + ol + 1 + 1;
-	if (m->nrcpt >= SMTP_RCPT_HARD_MAX || need > SMTP_RCPT_ARENA - m->arena_used)
+	struct smtp_message *m = &s->msg;
+	struct smtp_rcpt_view v = { addr, orcpt && orcpt[0] ? orcpt : NULL, notify };
+
+	if (s->cb.rcpt != NULL && s->cb.rcpt(s->cb.user, &v) != 0)
 		return -1;
-	char *p = m->arena + m->arena_used;
-	memcpy(p, c->path.addr, al + 1);
-	memcpy(p + al + 1, c->orcpt, ol + 1);
-	p[al + 1 + ol + 1] = (char)c->notify;
-	m->rcpt_off[m->nrcpt++] = m->arena_used;
-	m->arena_used += (uint32_t)need;
+	if (m->nrcpt++ == 0)
+		snprintf(m->rcpt1, sizeof(m->rcpt1), "%s", given);
 	return 0;
 }
 
-int smtp_message_rcpt(const struct smtp_message *m, unsigned i, struct smtp_rcpt_view *v)
+/* Mail for our postmaster: kept for conf.postmaster, with the address the
+ * client gave as ORCPT unless it sent its own (RFC 3461 4.2). */
+static int rcpt_postmaster(struct smtp_session *s, const struct smtp_cmd *c)
 {
-	if (i >= m->nrcpt)
+	char given[SMTP_LOCAL_MAX + 1 + SMTP_DOMAIN_MAX + 1], orcpt[SMTP_ORCPT_MAX + 1];
+	const char *o = c->orcpt;
+
+	/* "<Postmaster>" means the postmaster of this host: say so */
+	snprintf(given, sizeof(given), "%s@%s", c->path.local,
+		 c->path.domain[0] ? c->path.domain : s->conf->hostname);
+	if (o[0] == '\0') {
+		memcpy(orcpt, "rfc822;", 7);
+		if (smtp_xtext_encode(given, orcpt + 7, sizeof(orcpt) - 7) >= 0)
+			o = orcpt;
+	}
+	if (rcpt_add(s, s->conf->postmaster, o, c->notify, given) != 0)
 		return -1;
-	const char *p = m->arena + m->rcpt_off[i];
-	size_t al = strlen(p);
-	const char *o = p + al + 1;
-	size_t ol = strlen(o);
-	v->addr = p;
-	v->orcpt = ol ? o : NULL;
-	v->notify = (uint8_t)o[ol + 1];
+	STAT(s, postmaster);
 	return 0;
 }
 
@@ -317,6 +344,18 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
+	if (!c->path.literal &&
+	    smtp_policy_postmaster(c->path.local, c->path.domain, s->conf->hostname)) {
+		/* RFC 5321 4.5.1: from anyone, whatever the relay policy */
+		if (rcpt_postmaster(s, c) != 0) {
+			STAT(s, rej_rcpt_nomem);
+			reply(s, "452 4.3.1 Error: insufficient system storage");
+			return;
+		}
+		STAT(s, recipients);
+		reply(s, "250 2.1.5 Ok");
+		return;
+	}
 	static const struct smtp_policy empty;
 	const struct smtp_policy *pol = s->conf->policy ? s->conf->policy : &empty;
 	if (smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
@@ -328,9 +367,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, text);
 		return;
 	}
-	if (rcpt_add(&s->msg, c) != 0) {
-		STAT(s, rej_rcpt_limit);
-		reply(s, "452 4.5.3 Error: too many recipients");
+	if (rcpt_add(s, c->path.addr, c->orcpt, c->notify, c->path.addr) != 0) {
+		/* RFC 5321 4.2.2 / 4.5.3.1.10: the client tries it again later */
+		STAT(s, rej_rcpt_nomem);
+		reply(s, "452 4.3.1 Error: insufficient system storage");
 		return;
 	}
 	STAT(s, recipients);
@@ -476,16 +516,13 @@ static void end_of_message(struct smtp_session *s)
 	    s->cb.trace_id(s->cb.user, m->trace_id, sizeof(m->trace_id)) != 0)
 		m->trace_id[0] = '\0';
 	m->trace_id[sizeof(m->trace_id) - 1] = '\0';
-	struct smtp_rcpt_view rv = { 0 };
-	if (m->nrcpt == 1)
-		(void)smtp_message_rcpt(m, 0, &rv);
 	struct smtp_received_info ri = {
 		.helo = s->helo,
 		.rdns = s->client.rdns,
 		.ip = s->client_ip,
 		.hostname = s->conf->hostname,
 		.id = m->trace_id,
-		.rcpt = m->nrcpt == 1 ? rv.addr : NULL,
+		.rcpt = m->nrcpt == 1 ? m->rcpt1 : NULL,
 		.tls = s->tls ? s->tls_info : NULL,
 		.esmtp = s->esmtp,
 		.tls_active = s->tls,
@@ -633,11 +670,11 @@ static size_t command_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
 	/* a whole line: s->line[0..line_len) (maybe cut), line_total octets */
 	uint32_t total = s->line_total + 1;	/* with the LF */
 	bool crlf = s->line_len > 0 && s->line[s->line_len - 1] == '\r' &&
-		    total <= SMTP_LINE_MAX;
+		    total <= SMTP_CMD_MAX;
 	size_t len = s->line_len;
 	s->line_len = 0;
 	s->line_total = 0;
-	if (total > SMTP_LINE_MAX) {
+	if (total > SMTP_CMD_MAX) {
 		STAT(s, commands);
 		STAT(s, rej_line);
 		error_reply(s, "500 5.5.2 Error: line too long");

@@ -34,6 +34,22 @@
  * it had (or stopped early) - so the replies of one pipelined group leave in
  * one segment.
  *
+ * Recipients. The engine does not keep them: each accepted RCPT goes to
+ * cb.rcpt, which stores it in memory of the caller's (the service: chunks
+ * of its per-lcore arena, the body's pool) or says there is none (452
+ * 4.3.1, RFC 5321 "insufficient system storage": the client sends that
+ * recipient again in a later transaction). cb.rcpt_reset says when the
+ * transaction is over and its recipients may go. So the session struct
+ * stays small however many recipients (up to conf.max_rcpt) with long
+ * ORCPTs a transaction has.
+ *
+ * Postmaster (RFC 5321 4.5.1, 4.1.1.3). RCPT TO:<Postmaster> and
+ * postmaster@<conf.hostname> (any case) are accepted from every client,
+ * whatever the relay policy, and kept as a recipient conf.postmaster (the
+ * relay has no mailbox of its own) with the address the client gave as its
+ * ORCPT (RFC 3461 4.2: "rfc822;Postmaster@<hostname>" for the domainless
+ * form), unless the client sent an ORCPT, which is kept unchanged.
+ *
  * Events (smtp_session_event):
  *   SMTP_EV_STARTTLS  the "220 2.0.0 Ready to start TLS" reply is in the
  *                     output: send it, then run the TLS handshake; feed
@@ -70,7 +86,6 @@
 #define SMTP_OUT_MAX        4096	/* reply buffer per session */
 #define SMTP_REPLY_RESERVE  1024	/* stop reading commands below this much room */
 #define SMTP_RCPT_HARD_MAX  1000	/* compile-time cap of conf.max_rcpt */
-#define SMTP_RCPT_ARENA     (32 * 1024)	/* recipient strings per transaction */
 #define SMTP_TLS_INFO_MAX   160
 #define SMTP_ID_MAX         64
 
@@ -80,7 +95,7 @@
 	X(rej_syntax) X(rej_sequence) X(rej_relay) X(rej_utf8) X(rej_size) \
 	X(rej_rcpt_limit) X(rej_line) X(rej_bare) X(rej_hops) X(rej_sink) \
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
-	X(refused)
+	X(refused) X(rej_rcpt_nomem) X(postmaster)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -96,14 +111,17 @@ struct smtp_conf {
 	bool tls_available;	/* offer STARTTLS */
 	uint64_t timeout_cmd_ns;	/* waiting for a command; default 5 min */
 	uint64_t timeout_data_ns;	/* waiting for DATA/BDAT bytes; default 5 min */
+	/* where mail to our postmaster goes; default "root@localhost" */
+	char postmaster[SMTP_PATH_MAX + 1];
 	const struct smtp_policy *policy;	/* NULL relays nothing */
 };
 void smtp_conf_default(struct smtp_conf *c);
 /* Validate a configuration before use: hostname set, 100 <= max_rcpt <=
  * SMTP_RCPT_HARD_MAX (RFC 5321 4.5.3.1.8), max_line 0 or >= 1000 (4.5.3.1.6),
  * timeouts >= 1 s (RFC 5321 4.5.3.2.7 asks servers for at least 5 minutes;
- * shorter ones are for tests and are warned about by the daemon). Returns
- * 0, or -1 with *why set. */
+ * shorter ones are for tests and are warned about by the daemon),
+ * postmaster a mailbox (smtp_mailbox_valid) that is not our own postmaster
+ * (that would be a loop). Returns 0, or -1 with *why set. Start-up only. */
 int smtp_conf_check(const struct smtp_conf *c, const char **why);
 
 struct smtp_client {
@@ -111,9 +129,23 @@ struct smtp_client {
 	char rdns[SMTP_DOMAIN_MAX + 1];	/* verified reverse name or "" */
 };
 
+struct smtp_rcpt_view {
+	const char *addr;	/* local@domain */
+	const char *orcpt;	/* RFC 3461 "type;xtext" or NULL */
+	uint8_t notify;		/* SMTP_NOTIFY_* bits (= queue_notify), 0 = none */
+};
+
 struct smtp_session_cb {
 	smtp_sink_fn sink;		/* body bytes (may be NULL: discarded) */
 	void (*msg_begin)(void *user);	/* a new body starts: reset the sink */
+	/* An accepted recipient, to keep for the message: copy what v points
+	 * to (valid during the call only). 0, or -1 when there is no memory
+	 * for it (the RCPT gets 452 4.3.1 and does not count). NULL: counted,
+	 * not kept. */
+	int (*rcpt)(void *user, const struct smtp_rcpt_view *v);
+	/* The transaction that had recipients is over (MAIL, RSET, EHLO,
+	 * STARTTLS, a refused body, the message answered): forget them. */
+	void (*rcpt_reset)(void *user);
 	/* ID for the Received header (optional: returns 0 and writes a
 	 * NUL-terminated ID, e.g. a queue ID reserved in advance) */
 	int (*trace_id)(void *user, char *buf, size_t cap);
@@ -131,12 +163,6 @@ enum smtp_queue_status {
 	SMTP_QUEUED_FULL,	/* 452 4.3.1 insufficient storage */
 };
 
-struct smtp_rcpt_view {
-	const char *addr;	/* local@domain */
-	const char *orcpt;	/* RFC 3461 "type;xtext" or NULL */
-	uint8_t notify;		/* SMTP_NOTIFY_* bits (= queue_notify), 0 = none */
-};
-
 /* The transaction: envelope, then (after the body) the trace header. */
 struct smtp_message {
 	char sender[SMTP_PATH_MAX + 1];	/* "" = null sender */
@@ -145,20 +171,15 @@ struct smtp_message {
 	enum smtp_ret ret;		/* = enum queue_ret */
 	char envid[SMTP_ENVID_MAX + 1];	/* "" = none */
 	uint64_t declared_size;		/* MAIL SIZE=, 0 = none */
-	unsigned nrcpt;
+	unsigned nrcpt;			/* recipients accepted (kept by cb.rcpt) */
+	char rcpt1[SMTP_PATH_MAX + 1];	/* the first one, for Received's "for" */
 	uint64_t size;			/* body octets passed to the sink */
 	unsigned received_count;	/* Received: fields in the body's header */
 	uint64_t arrival;		/* unix seconds */
 	char trace_id[SMTP_ID_MAX];
 	size_t received_len;
 	char received[SMTP_RECEIVED_MAX];	/* CRLF-terminated, prepend to body */
-	uint32_t arena_used;
-	uint32_t rcpt_off[SMTP_RCPT_HARD_MAX];
-	char arena[SMTP_RCPT_ARENA];
 };
-
-/* Recipient i (< nrcpt). Returns 0, or -1 when out of range. */
-int smtp_message_rcpt(const struct smtp_message *m, unsigned i, struct smtp_rcpt_view *v);
 
 struct smtp_session {
 	const struct smtp_conf *conf;
@@ -186,7 +207,7 @@ struct smtp_session {
 	/* command line assembly */
 	uint32_t line_total;	/* octets of the current line incl. CR (saturating) */
 	uint32_t line_len;	/* octets stored */
-	char line[SMTP_LINE_MAX];
+	char line[SMTP_CMD_MAX];
 
 	/* output */
 	uint32_t out_start, out_end;

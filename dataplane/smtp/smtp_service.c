@@ -14,6 +14,18 @@
  * Everything happens on the owning lcore, from TCP callbacks (inside
  * net_input/tcp_tick) and from smtp_service_poll(); pump() is the one place
  * that moves bytes and reacts to engine events.
+ *
+ * Memory. The slots (struct smtp_conn and its buffers) are reserved as
+ * address space for as many connections as this lcore's TCP stack can hold
+ * (conf.lcore_conns, or what conf.max_sessions asks if that is fewer), and
+ * touched only when first used: `hw` slots have ever been handed out, and
+ * freed ones go on a free list. So the memory resident is what the busiest
+ * moment needed, not max_sessions times a session.
+ *
+ * Time. A connection's deadline (deadline_ns) moves with every byte; the
+ * TCP timer wheel holds one timer per connection (timer_at) that is filed
+ * again only when the deadline comes closer, and re-armed for the deadline
+ * when it fires early. Nothing walks the slots.
  */
 #include "dataplane/smtp/smtp_service.h"
 
@@ -39,8 +51,19 @@ const unsigned smtp_service_stat_count = STATS_COUNT(smtp_service_stat_names);
 #define TLS_FEED_MAX    4096		/* ciphertext handed to OpenSSL at a time */
 #define TLS_STAGE       4096		/* ciphertext waiting for room in TCP */
 #define DONE_BURST      32
-#define SCAN_EVERY_NS   (250 * NS_PER_MS)	/* deadline scan period */
 #define CLOSE_GRACE_NS  (30 * NS_PER_SEC)	/* after a timeout's 421 */
+/* Slots beyond the TCP stack's connections: for ZOMBIEs (TCP gone, the
+ * queue still holding the submission), each there for one commit. */
+#define ZOMBIE_SLOTS    64
+/* Recipients live in the connection's own RCPT_INLINE octets (a few
+ * ordinary ones), then in arena chunks: the longest one (path and ORCPT,
+ * NULs included), how many fit a chunk, and the chunks SMTP_RCPT_HARD_MAX
+ * of them can need. */
+#define RCPT_INLINE     1024
+#define RCPT_REC_MAX    (SMTP_PATH_MAX - 1 + SMTP_ORCPT_MAX + 1)
+#define RCPT_PER_CHUNK  (SMTP_BODY_CHUNK / RCPT_REC_MAX)
+#define RCPT_CHUNKS_MAX ((SMTP_RCPT_HARD_MAX + RCPT_PER_CHUNK - 1) / RCPT_PER_CHUNK)
+_Static_assert(RCPT_CHUNKS_MAX <= UINT8_MAX, "smtp_conn.nrch is a uint8_t");
 
 enum conn_state { CONN_FREE = 0, CONN_OPEN, CONN_CLOSING, CONN_ZOMBIE };
 
@@ -57,6 +80,7 @@ struct smtp_conn {
 	bool tls_up;			/* handshake done */
 	uint32_t ip;			/* client, host order */
 	uint64_t deadline_ns;		/* 0: none */
+	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
 	struct tls_conn *tls;
 
 	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
@@ -72,7 +96,16 @@ struct smtp_conn {
 	/* the body: iov[0] is the Received header, iov[1..] arena chunks */
 	struct iovec *iov;
 	unsigned niov;
+	/* the recipients: their strings packed into rin, then into arena
+	 * chunks rch[0..nrch) (rch_used octets of the last region in use),
+	 * rcpt[] pointing into them; rcpt[] has conf.engine.max_rcpt slots,
+	 * touched only as used */
 	struct queue_rcpt_in *rcpt;
+	unsigned nrcpt;
+	uint32_t rch_used;
+	uint8_t nrch;
+	uint32_t rch[RCPT_CHUNKS_MAX];
+	char rin[RCPT_INLINE];
 	struct queue_submission sub;
 
 	struct smtp_conn *next_free;
@@ -88,9 +121,11 @@ struct smtp_service {
 	struct tcp_listener *listener;
 	struct rte_ring *done;		/* queue completions for this lcore */
 
-	unsigned nconns, nopen;
+	unsigned nconns, nopen;		/* slots; open or zombie connections */
+	unsigned hw;			/* slots ever used: conns[0..hw) */
+	unsigned ninflight;		/* submissions with the queue */
 	struct smtp_conn *conns;
-	struct smtp_conn *free;
+	struct smtp_conn *free;		/* released slots below hw */
 	uint32_t in_cap;
 	uint8_t *inmem, *ptmem;
 	unsigned iov_cap;
@@ -103,7 +138,6 @@ struct smtp_service {
 	uint32_t nchunks, nfree;
 	uint32_t *free_chunks;
 
-	uint64_t next_scan_ns;
 	bool draining;
 	atomic_uint active;
 	struct smtp_service_stats stats;
@@ -167,15 +201,78 @@ static void limits_put(struct smtp_service *svc, uint32_t ip)
 
 /* ---- body arena ---------------------------------------------------------- */
 
+/* The arena's chunks serve bodies and recipients alike: a stack of free ones. */
+static uint8_t *chunk_take(struct smtp_service *svc)
+{
+	if (svc->nfree == 0)
+		return NULL;
+	return svc->arena + (size_t)svc->free_chunks[--svc->nfree] * SMTP_BODY_CHUNK;
+}
+
+static uint32_t chunk_index(const struct smtp_service *svc, const void *p)
+{
+	return (uint32_t)((size_t)((const uint8_t *)p - svc->arena) / SMTP_BODY_CHUNK);
+}
+
+static void chunk_put(struct smtp_service *svc, uint32_t idx)
+{
+	svc->free_chunks[svc->nfree++] = idx;
+}
+
 static void body_release(struct smtp_conn *sc)
 {
 	struct smtp_service *svc = sc->svc;
 
-	for (unsigned i = 1; i < sc->niov; i++) {
-		size_t off = (size_t)((uint8_t *)sc->iov[i].iov_base - svc->arena);
-		svc->free_chunks[svc->nfree++] = (uint32_t)(off / SMTP_BODY_CHUNK);
-	}
+	for (unsigned i = 1; i < sc->niov; i++)
+		chunk_put(svc, chunk_index(svc, sc->iov[i].iov_base));
 	sc->niov = 1;
+}
+
+static void rcpt_release(struct smtp_conn *sc)
+{
+	for (unsigned i = 0; i < sc->nrch; i++)
+		chunk_put(sc->svc, sc->rch[i]);
+	sc->nrch = 0;
+	sc->rch_used = 0;
+	sc->nrcpt = 0;
+}
+
+/* The engine's cb.rcpt: strings into rin or arena chunks, a queue_rcpt_in
+ * for it. */
+static int on_rcpt(void *user, const struct smtp_rcpt_view *v)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	size_t al = strlen(v->addr) + 1, ol = v->orcpt ? strlen(v->orcpt) + 1 : 0;
+	size_t cap = sc->nrch ? SMTP_BODY_CHUNK : RCPT_INLINE;
+	uint8_t *p;
+
+	if (sc->nrcpt >= svc->conf.engine.max_rcpt || al + ol > SMTP_BODY_CHUNK)
+		return -1;	/* the engine's limits keep us from here */
+	if (sc->rch_used + al + ol > cap) {
+		if (sc->nrch == RCPT_CHUNKS_MAX || (p = chunk_take(svc)) == NULL) {
+			svc->stats.rcpt_nomem++;
+			return -1;	/* 452 4.3.1 for this RCPT */
+		}
+		sc->rch[sc->nrch++] = chunk_index(svc, p);
+		sc->rch_used = 0;
+	}
+	p = sc->nrch ? svc->arena + (size_t)sc->rch[sc->nrch - 1] * SMTP_BODY_CHUNK
+		     : (uint8_t *)sc->rin;
+	p += sc->rch_used;
+	memcpy(p, v->addr, al);
+	if (ol)
+		memcpy(p + al, v->orcpt, ol);
+	sc->rcpt[sc->nrcpt++] = (struct queue_rcpt_in){
+		(const char *)p, ol ? (const char *)p + al : NULL, v->notify,
+	};
+	sc->rch_used += (uint32_t)(al + ol);
+	return 0;
+}
+
+static void on_rcpt_reset(void *user)
+{
+	rcpt_release(user);
 }
 
 static void on_msg_begin(void *user)
@@ -195,14 +292,14 @@ static int on_body(void *user, const void *data, size_t len)
 		size_t n;
 
 		if (sc->niov == 1 || last->iov_len == SMTP_BODY_CHUNK) {
-			if (sc->niov == svc->iov_cap || svc->nfree == 0) {
+			uint8_t *c = sc->niov < svc->iov_cap ? chunk_take(svc) : NULL;
+			if (c == NULL) {
 				svc->stats.body_nomem++;
 				body_release(sc);
 				return -1;	/* 452 4.3.1 at the end of the message */
 			}
 			last = &sc->iov[sc->niov++];
-			last->iov_base = svc->arena +
-				(size_t)svc->free_chunks[--svc->nfree] * SMTP_BODY_CHUNK;
+			last->iov_base = c;
 			last->iov_len = 0;
 		}
 		n = SMTP_BODY_CHUNK - last->iov_len;
@@ -245,6 +342,7 @@ static void conn_release(struct smtp_conn *sc)
 		sc->tls = NULL;
 	}
 	body_release(sc);
+	rcpt_release(sc);
 	if (sc->counted)
 		limits_put(svc, sc->ip);
 	sc->counted = false;
@@ -459,17 +557,12 @@ static void submit(struct smtp_conn *sc)
 	uint64_t rid = sub->reserved_id;
 	int r;
 
-	if (!svc->conf.queue || m->nrcpt == 0) {
+	if (!svc->conf.queue || m->nrcpt == 0 || m->nrcpt != sc->nrcpt) {
 		svc->stats.queue_refused++;
 		answer(sc, SMTP_QUEUED_TEMP, NULL);
 		return;
 	}
 	memset(sub, 0, sizeof(*sub));
-	for (unsigned i = 0; i < m->nrcpt; i++) {
-		struct smtp_rcpt_view v;
-		(void)smtp_message_rcpt(m, i, &v);
-		sc->rcpt[i] = (struct queue_rcpt_in){ v.addr, v.orcpt, v.notify };
-	}
 	sub->env.sender = m->sender;
 	sub->env.envid = m->envid[0] ? m->envid : NULL;
 	sub->env.ret = (uint8_t)m->ret;
@@ -498,6 +591,7 @@ static void submit(struct smtp_conn *sc)
 		return;
 	}
 	sc->inflight = true;
+	svc->ninflight++;
 	svc->stats.queue_submitted++;
 }
 
@@ -513,6 +607,7 @@ static unsigned take_completions(struct smtp_service *svc)
 		enum smtp_queue_status st;
 
 		sc->inflight = false;
+		svc->ninflight--;
 		if (done[i]->status == QUEUE_OK) {
 			svc->stats.queue_ok++;
 			st = SMTP_QUEUED_OK;
@@ -578,6 +673,15 @@ static bool handle_event(struct smtp_conn *sc)
 	}
 }
 
+/* File the connection's timer for `at` if none is filed for earlier. */
+static void timer_arm(struct smtp_conn *sc, uint64_t at)
+{
+	if (!sc->tcp || at == 0 || (sc->timer_at != 0 && sc->timer_at <= at))
+		return;
+	sc->timer_at = at;
+	tcp_set_timer(sc->tcp, at);
+}
+
 static void set_deadline(struct smtp_conn *sc)
 {
 	uint64_t t = smtp_session_timeout_ns(&sc->s);
@@ -588,7 +692,10 @@ static void set_deadline(struct smtp_conn *sc)
 	 * handshake or a last flush that stalls gets the command timeout. */
 	if (t == 0 && !sc->inflight)
 		t = sc->svc->conf.engine.timeout_cmd_ns;
+	/* A later deadline leaves the filed timer alone: when it fires early,
+	 * on_timer files it again for the deadline then in force. */
 	sc->deadline_ns = t ? *sc->svc->clock_ns + t : 0;
+	timer_arm(sc, sc->deadline_ns);
 }
 
 static void pump(struct smtp_conn *sc)
@@ -695,6 +802,37 @@ static void on_closed(struct tcp_conn *c, void *user, enum tcp_close_reason why)
 	conn_gone(sc);
 }
 
+/* The connection's deadline on the TCP timer wheel: 421 4.4.2 when it
+ * passes, a reset when the next one does too (the 421 could not be sent,
+ * or the client never closed). */
+static void on_timer(struct tcp_conn *c, void *user)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	uint64_t now = *svc->clock_ns;
+
+	(void)c;
+	sc->timer_at = 0;
+	if ((sc->state != CONN_OPEN && sc->state != CONN_CLOSING) || sc->deadline_ns == 0)
+		return;		/* waiting for the queue: no deadline */
+	if (now < sc->deadline_ns) {
+		timer_arm(sc, sc->deadline_ns);	/* pushed on since it was filed */
+		return;
+	}
+	if (sc->timed_out || sc->state == CONN_CLOSING) {
+		svc->stats.timeout_aborts++;
+		log_info("smtp: %s: no progress after the timeout; resetting", sc->s.client_ip);
+		conn_abort(sc);
+		return;
+	}
+	svc->stats.timeouts++;
+	sc->timed_out = true;
+	sc->deadline_ns = now + CLOSE_GRACE_NS;
+	timer_arm(sc, sc->deadline_ns);
+	smtp_session_timeout(&sc->s);
+	pump(sc);
+}
+
 static bool on_accept(void *lctx, struct tcp_conn *c);
 
 static const struct tcp_callbacks smtp_tcp_cb = {
@@ -702,24 +840,47 @@ static const struct tcp_callbacks smtp_tcp_cb = {
 	.data = on_data,
 	.writable = on_writable,
 	.closed = on_closed,
+	.timer = on_timer,
 };
+
+/* A slot for a new connection: a released one, or the next never used
+ * (its memory is touched for the first time now). NULL: all in use. */
+static struct smtp_conn *conn_get(struct smtp_service *svc)
+{
+	struct smtp_conn *sc = svc->free;
+
+	if (sc) {
+		svc->free = sc->next_free;
+		return sc;
+	}
+	if (svc->hw == svc->nconns)
+		return NULL;
+	sc = &svc->conns[svc->hw];
+	sc->svc = svc;
+	sc->in = svc->inmem + (size_t)svc->hw * svc->in_cap;
+	sc->pt = svc->ptmem + (size_t)svc->hw * TLS_PT_MAX;
+	sc->iov = svc->iovmem + (size_t)svc->hw * svc->iov_cap;
+	sc->rcpt = svc->rcptmem + (size_t)svc->hw * svc->conf.engine.max_rcpt;
+	svc->hw++;
+	return sc;
+}
 
 static bool on_accept(void *lctx, struct tcp_conn *c)
 {
 	struct smtp_service *svc = lctx;
-	struct smtp_conn *sc = svc->free;
+	struct smtp_conn *sc;
 	struct tcp_tuple t;
 	struct smtp_client client = { 0 };
 	struct smtp_session_cb cb = {
 		.sink = on_body, .msg_begin = on_msg_begin, .trace_id = on_trace_id,
+		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset,
 	};
 	int over;
 
-	if (!sc || svc->draining) {
+	if (svc->draining || !(sc = conn_get(svc))) {
 		svc->stats.refused_no_slot++;
 		return false;	/* reset: not even room to say 421 */
 	}
-	svc->free = sc->next_free;
 	svc->nopen++;
 	publish_active(svc);
 
@@ -729,11 +890,13 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
 	sc->timed_out = sc->starttls_wait = sc->tls_up = false;
 	sc->ip = rte_be_to_cpu_32(t.raddr);
-	sc->deadline_ns = 0;
+	sc->deadline_ns = sc->timer_at = 0;
 	sc->tls = NULL;
 	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;
 	sc->co_start = sc->co_end = 0;
 	sc->niov = 1;
+	sc->nrcpt = sc->nrch = 0;
+	sc->rch_used = 0;
 	sc->sub.reserved_id = 0;
 	tcp_set_user(c, sc);
 
@@ -756,6 +919,19 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 }
 
 /* ---- service ------------------------------------------------------------------------ */
+
+/* Slots for one lcore: every session may land here (plus a quarter for
+ * connections closed on our side whose client has not closed yet, and a
+ * few to say 421 with), but never more than the lcore's TCP stack can hold
+ * connections, plus room for zombies. The total is smtp_limits' job. */
+static unsigned slots_for(const struct smtp_service_conf *conf)
+{
+	uint64_t n = (uint64_t)conf->max_sessions + conf->max_sessions / 4 + 16;
+
+	if (conf->lcore_conns && n > (uint64_t)conf->lcore_conns + ZOMBIE_SLOTS)
+		n = (uint64_t)conf->lcore_conns + ZOMBIE_SLOTS;
+	return (unsigned)n;
+}
 
 static void *big_alloc(size_t len)
 {
@@ -792,10 +968,7 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	svc->limits = limits;
 	svc->clock_ns = clock_ns;
 	svc->lcore_id = lcore_id;
-	/* Every session may land on this lcore, plus room for connections
-	 * closed on our side whose client has not closed yet, and a few to
-	 * say 421 with. */
-	svc->nconns = conf->max_sessions + conf->max_sessions / 4 + 16;
+	svc->nconns = slots_for(conf);
 	svc->in_cap = rcvbuf + IN_SLACK;
 	svc->nchunks = (uint32_t)(conf->body_memory / SMTP_BODY_CHUNK);
 	if (max_size == 0 || max_size > (uint64_t)svc->nchunks * SMTP_BODY_CHUNK)
@@ -821,17 +994,7 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	for (uint32_t i = 0; i < svc->nchunks; i++)
 		svc->free_chunks[i] = svc->nchunks - 1 - i;
 	svc->nfree = svc->nchunks;
-	for (unsigned i = svc->nconns; i-- > 0;) {
-		struct smtp_conn *sc = &svc->conns[i];
-		sc->svc = svc;
-		sc->in = svc->inmem + (size_t)i * svc->in_cap;
-		sc->pt = svc->ptmem + (size_t)i * TLS_PT_MAX;
-		sc->iov = svc->iovmem + (size_t)i * svc->iov_cap;
-		sc->rcpt = svc->rcptmem + (size_t)i * conf->engine.max_rcpt;
-		sc->niov = 1;
-		sc->next_free = svc->free;
-		svc->free = sc;
-	}
+	/* no slot is touched here: conn_get() prepares each on first use */
 	atomic_init(&svc->active, 0);
 	svc->listener = tcp_listen(ts, rte_cpu_to_be_16(conf->port), &smtp_tcp_cb, svc);
 	if (!svc->listener) {
@@ -839,6 +1002,9 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 		smtp_service_destroy(svc);
 		return NULL;
 	}
+	log_info("smtp: lcore %u: %u session slots (max_sessions %u, TCP connections %u), "
+		 "%u arena chunks of %u KiB", lcore_id, svc->nconns, conf->max_sessions,
+		 conf->lcore_conns, svc->nchunks, SMTP_BODY_CHUNK / 1024);
 	return svc;
 }
 
@@ -850,7 +1016,7 @@ void smtp_service_destroy(struct smtp_service *svc)
 	if (svc->listener)
 		tcp_unlisten(svc->listener);
 	if (svc->conns)
-		for (unsigned i = 0; i < svc->nconns; i++) {
+		for (unsigned i = 0; i < svc->hw; i++) {
 			struct smtp_conn *sc = &svc->conns[i];
 			if (sc->tcp)
 				tcp_abort(sc->tcp);
@@ -876,42 +1042,10 @@ void smtp_service_destroy(struct smtp_service *svc)
 	free(svc);
 }
 
-/* Deadlines: 421 4.4.2 when one passes, a reset when the next one does too. */
-static void scan_deadlines(struct smtp_service *svc, uint64_t now)
-{
-	for (unsigned i = 0; i < svc->nconns; i++) {
-		struct smtp_conn *sc = &svc->conns[i];
-
-		if ((sc->state != CONN_OPEN && sc->state != CONN_CLOSING) ||
-		    sc->deadline_ns == 0 || now < sc->deadline_ns)
-			continue;
-		if (sc->timed_out || sc->state == CONN_CLOSING) {
-			svc->stats.timeout_aborts++;
-			log_info("smtp: %s: no progress after the timeout; resetting",
-				 sc->s.client_ip);
-			conn_abort(sc);
-			continue;
-		}
-		svc->stats.timeouts++;
-		sc->timed_out = true;
-		sc->deadline_ns = now + CLOSE_GRACE_NS;
-		smtp_session_timeout(&sc->s);
-		pump(sc);
-	}
-}
-
 unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns)
 {
-	unsigned n;
-
-	if (!svc)
-		return 0;
-	n = take_completions(svc);
-	if (now_ns >= svc->next_scan_ns) {
-		svc->next_scan_ns = now_ns + SCAN_EVERY_NS;
-		scan_deadlines(svc, now_ns);
-	}
-	return n;
+	(void)now_ns;	/* deadlines run on the TCP timer wheel (on_timer) */
+	return svc ? take_completions(svc) : 0;
 }
 
 void smtp_service_drain(struct smtp_service *svc)
@@ -923,7 +1057,7 @@ void smtp_service_drain(struct smtp_service *svc)
 		tcp_unlisten(svc->listener);
 		svc->listener = NULL;
 	}
-	for (unsigned i = 0; i < svc->nconns; i++) {
+	for (unsigned i = 0; i < svc->hw; i++) {	/* once, at shutdown */
 		struct smtp_conn *sc = &svc->conns[i];
 		if (sc->state != CONN_OPEN)
 			continue;
@@ -950,11 +1084,13 @@ const struct smtp_stats *smtp_service_engine_stats(const struct smtp_service *sv
 void smtp_service_gauges(const struct smtp_service *svc, uint64_t *sessions, uint64_t *inflight,
 			 uint64_t *chunks_used)
 {
-	unsigned f = 0;
-
-	for (unsigned i = 0; i < svc->nconns; i++)
-		f += svc->conns[i].inflight;
 	*sessions += svc->nopen;
-	*inflight += f;
+	*inflight += svc->ninflight;
 	*chunks_used += svc->nchunks - svc->nfree;
+}
+
+void smtp_service_slots(const struct smtp_service *svc, unsigned *slots, unsigned *touched)
+{
+	*slots = svc->nconns;
+	*touched = svc->hw;
 }

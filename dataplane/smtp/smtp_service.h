@@ -9,6 +9,8 @@
  *   TCP data --copy--> input buffer --(TLS: decrypt)--> smtp_session_input
  *   engine replies --(TLS: encrypt)--> tcp_send
  *   body bytes (engine sink) --> fixed-size chunks of the lcore's body arena
+ *   recipients (engine cb.rcpt) --> 1 KiB of the connection's, then chunks
+ *                                   of the same arena
  *   end of message --> queue_submit (Received header + chunks as iovecs)
  *   completion ring --> smtp_session_queued --> "250 2.0.0 Ok: queued as ID"
  *
@@ -17,15 +19,21 @@
  * as the TCP receive window; tcp_recved() is called only for bytes the
  * engine (or TLS) consumed, so the window is what bounds a client that
  * sends faster than we process. Bodies live in the arena until the queue
- * has them durable; when it is exhausted the message gets 452 4.3.1. The
- * session pool bounds connections per lcore; the shared struct
- * smtp_limits bounds sessions in total and per client address across all
- * lcores (421 4.7.0).
+ * has them durable; when it is exhausted the message gets 452 4.3.1. So do
+ * recipients (the RCPT that finds no room gets 452 4.3.1 and the client
+ * sends it again later), so a transaction of many long ORCPTs costs arena
+ * memory, not a worst-case buffer in every session. The
+ * session slots bound connections per lcore: no more than the lcore's TCP
+ * stack can hold (conf.lcore_conns), reserved as address space and made
+ * resident only when first used; the shared struct smtp_limits bounds
+ * sessions in total and per client address across all lcores (421 4.7.0).
  *
  * Time. Each connection has a deadline from smtp_session_timeout_ns(),
- * pushed forward by every byte in or out; smtp_service_poll() checks them
- * a few times a second (421 4.4.2, and a reset if even that cannot be
- * sent before the next deadline).
+ * pushed forward by every byte in or out, on the TCP stack's timer wheel
+ * (tcp_set_timer; so tcp_tick() runs them, at no cost per idle session):
+ * 421 4.4.2, and a reset if even that cannot be sent before the next
+ * deadline. A TLS handshake gets the command timeout; a connection whose
+ * message is with the queue has none.
  *
  * Shutdown. smtp_service_drain() stops listening and gives every session
  * "421 4.3.2" (after its pending message is answered); smtp_service_active()
@@ -66,6 +74,9 @@ struct smtp_service_conf {
 	uint16_t port;			/* host order; 0: no SMTP service */
 	struct smtp_conf engine;	/* engine.policy must outlive the service */
 	unsigned max_sessions;		/* in total, all lcores */
+	unsigned lcore_conns;		/* connections one lcore's TCP stack holds
+					 * ([tcp] max_conns); bounds its slots.
+					 * 0: unknown, slots for max_sessions */
 	unsigned max_per_client;	/* per client address, all lcores */
 	uint64_t body_memory;		/* arena bytes per lcore */
 	uint64_t lifetime_s;		/* queue expiry = arrival + this */
@@ -76,7 +87,7 @@ struct smtp_service_conf {
 #define SMTP_SERVICE_STATS(X) \
 	X(accepted) X(refused_total) X(refused_client) X(refused_no_slot) \
 	X(closed) X(resets) X(timeouts) X(timeout_aborts) \
-	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcvbuf_overflow) \
+	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcpt_nomem) X(rcvbuf_overflow) \
 	X(queue_submitted) X(queue_ok) X(queue_nospace) X(queue_failed) \
 	X(queue_refused)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
@@ -95,8 +106,8 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
  * closed, before: they point into the service's memory. */
 void smtp_service_destroy(struct smtp_service *svc);
 
-/* Per burst, on the owning lcore: take queue completions, run deadlines.
- * Returns the number of completions handled (work done, for idling). */
+/* Per burst, on the owning lcore: take queue completions (deadlines run
+ * from tcp_tick). Returns the number handled (work done, for idling). */
 unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns);
 
 /* Begin shutdown (on the owning lcore; once). */
@@ -111,5 +122,7 @@ const struct smtp_stats *smtp_service_engine_stats(const struct smtp_service *sv
  * use to the three sums (racy reads, for stats). */
 void smtp_service_gauges(const struct smtp_service *svc, uint64_t *sessions, uint64_t *inflight,
 			 uint64_t *chunks_used);
+/* This lcore's session slots, and how many were ever used (made resident). */
+void smtp_service_slots(const struct smtp_service *svc, unsigned *slots, unsigned *touched);
 
 #endif

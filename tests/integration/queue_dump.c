@@ -2,7 +2,7 @@
  * queue_dump.c - list every message of a stopped sluiced's spool, for the
  * integration suites.
  *
- *   queue-dump [-n SHARDS] [-s] [-b DIR] [-c] SPOOL
+ *   queue-dump [-n SHARDS] [-s] [-b DIR] [-r FILE] [-c] SPOOL
  *
  * Opens SPOOL with queue_open (SHARDS must match the daemon's [queue] shards,
  * default 4, and the shard-N directories found in SPOOL; sluiced must not be
@@ -21,6 +21,9 @@
  *           lines included), i.e. of the message as the client sent it;
  *           "-" when the body does not start with a Received: field
  *   -b DIR  also write each body to DIR/ID.eml
+ *   -r FILE also write every recipient to FILE, one line each, sorted by ID
+ *           (then shard, then recipient order): "ID ADDR ORCPT NOTIFY", with
+ *           ORCPT "-" when none and NOTIFY the queue_notify bits in decimal
  *   -c      print only the number of messages
  *
  * Exit 0 on success, 1 on any error (printed to stderr).
@@ -41,7 +44,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: queue-dump [-n SHARDS] [-s] [-b DIR] [-c] SPOOL\n");
+	fprintf(stderr, "usage: queue-dump [-n SHARDS] [-s] [-b DIR] [-r FILE] [-c] SPOOL\n");
 	exit(2);
 }
 
@@ -125,10 +128,11 @@ static int idset_add(struct idset *s, const uint64_t *ids, size_t n)
 int main(int argc, char **argv)
 {
 	unsigned shards = 4;
-	const char *bodydir = NULL;
+	const char *bodydir = NULL, *rcptfile = NULL;
+	FILE *rf = NULL;
 	int count_only = 0, stripped = 0, opt;
 
-	while ((opt = getopt(argc, argv, "n:b:cs")) != -1) {
+	while ((opt = getopt(argc, argv, "n:b:r:cs")) != -1) {
 		switch (opt) {
 		case 'n': {
 			char *end;
@@ -139,6 +143,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'b': bodydir = optarg; break;
+		case 'r': rcptfile = optarg; break;
 		case 'c': count_only = 1; break;
 		case 's': stripped = 1; break;
 		default: usage();
@@ -147,6 +152,10 @@ int main(int argc, char **argv)
 	if (optind != argc - 1)
 		usage();
 
+	if (rcptfile != NULL && (rf = fopen(rcptfile, "w")) == NULL) {
+		fprintf(stderr, "queue-dump: %s: %s\n", rcptfile, strerror(errno));
+		return 1;
+	}
 	log_init("queue-dump", LOG_LVL_WARN, false);
 	struct queue_conf conf;
 	queue_conf_defaults(&conf);
@@ -238,6 +247,10 @@ int main(int argc, char **argv)
 				continue;
 			}
 			nrcpt += m->nrcpt;
+			for (unsigned r = 0; rf != NULL && r < m->nrcpt; r++)
+				fprintf(rf, "%s %s %s %u\n", idstr, m->rcpt[r].addr,
+					m->rcpt[r].orcpt && m->rcpt[r].orcpt[0] ? m->rcpt[r].orcpt : "-",
+					m->rcpt[r].notify);
 			if (found == 0)
 				snprintf(sender, sizeof(sender), "%s",
 					 m->sender && m->sender[0] ? m->sender : "<>");
@@ -307,6 +320,8 @@ out:
 	free(sum);
 	queue_close(q);
 	if (fflush(stdout) != 0)
+		rc = 1;
+	if (rf != NULL && fclose(rf) != 0)
 		rc = 1;
 	return rc;
 }

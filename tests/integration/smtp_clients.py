@@ -25,9 +25,14 @@ field must carry.
   quick N                 N messages, one connection each; prints the slowest
   garbage SEED BYTES      random bytes until 421 4.7.0 and close
   nul                     NUL in commands (500 5.5.2) and in a body
-  longline                512/513-octet commands, a 1 MB command line,
+  longline                1012/1013-octet commands (RFC 5321's 512 + RFC
+                          3461's 500), a 1 MB command line,
                           text lines of 998 (250), 999 and 5000 (500 5.5.2)
                           octets plus CRLF
+  orcpt EXPECT            RFC 3461: smtplib sends RCPTs whose ORCPT is 497
+                          and 500 characters (lines over 512 octets) and a
+                          100-character ENVID: all 250; writes the recipient
+                          lines queue-dump -r must show to EXPECT
   dotline                 a 1000-octet text line starting with a dot, stuffed
                           on the wire (RFC 5321 4.5.3.1.6): 250
   bare                    bare LF / CR in DATA: 550 5.5.2; bare LF command
@@ -48,6 +53,13 @@ field must carry.
   relay DOMAIN            from --src outside mynetworks: relay probes all get
                           554 5.7.1, user@DOMAIN passes
   trusted                 from --src inside mynetworks: a foreign domain passes
+  postmaster HOST TO EXPECT
+                          from --src outside mynetworks (RFC 5321 4.5.1):
+                          <Postmaster> and postmaster@HOST (other case) get
+                          250, postmaster@other.example 554 5.7.1; the
+                          message is queued; writes to EXPECT the recipient
+                          lines queue-dump -r must show (TO, with the
+                          address used as ORCPT)
   shutdown SECS           an idle session waits for 421 4.3.2 and the close
   capture PORT FILE       a tiny SMTP server on 127.0.0.1:PORT that stores the
                           first message's content (unstuffed) in FILE
@@ -57,6 +69,8 @@ Checkers (read queue-dump -s output and the bodies of queue-dump -b DIR):
   verify-log DUMP BODIES LOG...      every logged ID present, stripped body
                                      SHA-256, NRCPT, sender and Received
                                      "with PROTO" equal (BODIES may be "-")
+  verify-rcpts RCPTS EXPECT...        every line of the EXPECT files is a line
+                                     of RCPTS (queue-dump -r output)
   verify-source DUMP BODIES SENDER TEMPLATE N
                                      exactly N messages from SENDER, each equal
                                      to TEMPLATE (smtp-source's message) but
@@ -602,9 +616,10 @@ def m_nul(a, log):
 def m_longline(a, log):
     rnd = random.Random('longline')
     c = session(a)
-    c.expect(b'NOOP ' + b'x' * 505, '250', '512-octet command line')
-    c.expect(b'NOOP ' + b'x' * 506, '500 5.5.2', '513-octet command line')
-    c.expect(b'MAIL FROM:<' + b'a' * 600 + b'@example.org>', '500 5.5.2', '600+ octet MAIL')
+    c.expect(b'NOOP ' + b'x' * 1005, '250', '1012-octet command line')
+    c.expect(b'NOOP ' + b'x' * 1006, '500 5.5.2', '1013-octet command line')
+    c.expect(b'MAIL FROM:<' + b'a' * 600 + b'@example.org>', '501 5.1.7', '600-octet path')
+    c.expect(b'MAIL FROM:<' + b'a' * 1100 + b'@example.org>', '500 5.5.2', '1100+ octet MAIL')
     c.send(b'NOOP ')
     chunk = b'y' * 65536
     for _ in range(16):
@@ -619,8 +634,50 @@ def m_longline(a, log):
         r = try_message(c, log, sender, body, code, 'text line of %d octets + CRLF' % n)
         res.append('%d:%s' % (n, r[:9]))
     c.expect(b'QUIT', '221')
-    return ('command lines: 512 ok, 513/600+/1 MB get 500 5.5.2, session survives; '
-            'text lines: %s' % ' '.join(res))
+    return ('command lines: 1012 ok, 1013/1100+/1 MB get 500 5.5.2, a 600-octet path '
+            '501 5.1.7, session survives; text lines: %s' % ' '.join(res))
+
+
+def xtext_filler(n, seed):
+    """n characters of valid xtext (with '+XX' escapes) from a seed."""
+    rnd = random.Random(seed)
+    out = ''
+    while len(out) < n:
+        if len(out) + 3 <= n and rnd.random() < 0.1:
+            out += '+%02X' % rnd.choice(b'+= \t')
+        else:
+            out += rnd.choice('abcdefghijklmnopqrstuvwxyz0123456789.-_@')
+    return out
+
+
+def m_orcpt(a, log, expect):
+    rnd = random.Random('orcpt')
+    s = smtp(a)
+    s.ehlo()
+    want(s.has_extn('dsn'), 'DSN not offered')
+    sender = 'dsn@example.org'
+    o1 = 'rfc822;' + xtext_filler(490, 1)
+    o2 = 'rfc822;' + xtext_filler(493, 2)
+    rcpts = [('r1@example.net', o1, 'NOTIFY=SUCCESS,FAILURE,DELAY', 7),
+             ('r2@example.net', o2, 'NOTIFY=NEVER', 8)]
+    envid = xtext_filler(100, 3)
+    code, resp = s.mail(sender, ['RET=HDRS', 'ENVID=' + envid])
+    want(code == 250, 'MAIL with a 100-character ENVID: %d %r' % (code, resp))
+    for addr, orcpt, notify, _ in rcpts:
+        line = 'RCPT TO:<%s> %s ORCPT=%s' % (addr, notify, orcpt)
+        want(len(line) + 2 > 512, 'the RCPT line is not over 512 octets')
+        code, resp = s.rcpt(addr, [notify, 'ORCPT=' + orcpt])
+        want(code == 250, 'RCPT with a %d-character ORCPT (%d-octet line): %d %r' % (
+            len(orcpt), len(line) + 2, code, resp))
+    body = make_body('orcpt', 0, 2000, rnd, sender)
+    qid = smtplib_data(s, body)
+    log.add(qid, body, len(rcpts), sender, 'ESMTP')
+    s.quit()
+    with open(expect, 'a') as f:
+        for addr, orcpt, _, bits in rcpts:
+            f.write('%s %s %s %d\n' % (qid, addr, orcpt, bits))
+    return 'ORCPTs of %s characters and a 100-character ENVID: 250 queued as %s' % (
+        '/'.join(str(len(r[1])) for r in rcpts), qid)
 
 
 def m_dotline(a, log):
@@ -910,6 +967,28 @@ def m_trusted(a, log):
     return 'from %s (mynetworks) foreign domains relay: %s' % (a.src or 'default source', qid)
 
 
+def m_postmaster(a, log, host, to, expect):
+    rnd = random.Random('postmaster')
+    c = session(a, helo=b'outside.test')
+    sender = 'outsider@example.org'
+    c.expect(b'MAIL FROM:<%s>' % sender.encode(), '250')
+    c.expect(b'RCPT TO:<Postmaster>', '250 2.1.5', '<Postmaster> from outside')
+    used = 'postmaster@' + host.upper()
+    c.expect(b'RCPT TO:<%s> NOTIFY=FAILURE' % used.encode(), '250 2.1.5',
+             '<%s> from outside' % used)
+    c.expect(b'RCPT TO:<postmaster@other.example>', '554 5.7.1',
+             'another domain\'s postmaster is relaying')
+    body = make_body('postmaster', 0, 1500, rnd, sender, 'postmaster@' + host)
+    qid = send_data(c, body)
+    log.add(qid, body, 2, sender, 'ESMTP')
+    c.expect(b'QUIT', '221')
+    with open(expect, 'a') as f:
+        f.write('%s %s rfc822;Postmaster@%s 0\n' % (qid, to, host))
+        f.write('%s %s rfc822;%s 2\n' % (qid, to, used))
+    return 'from %s: <Postmaster> and <%s> accepted, queued as %s for %s' % (
+        a.src, used, qid, to)
+
+
 def m_shutdown(a, log, secs):
     c = session(a)
     c.sock.settimeout(secs)
@@ -1024,6 +1103,20 @@ def m_verify_log(a, log, dump, bodies, logs):
         ' '.join('%s:%d' % kv for kv in sorted(protos.items())))
 
 
+def m_verify_rcpts(a, log, rcpts, expects):
+    with open(rcpts) as f:
+        have = set(ln.rstrip('\n') for ln in f)
+    n = 0
+    for e in expects:
+        with open(e) as f:
+            for ln in f:
+                ln = ln.rstrip('\n')
+                want(ln in have, 'not stored as expected: %r' % ln[:200])
+                n += 1
+    want(n > 0, 'nothing expected in %s' % ' '.join(expects))
+    return '%d recipients stored as expected (address, ORCPT, NOTIFY)' % n
+
+
 def normalize_source(b):
     """smtp-source varies Date and Message-Id per message: blank them."""
     head, sep, rest = b.partition(b'\r\n\r\n')
@@ -1088,6 +1181,7 @@ def main():
         'nul': lambda: m_nul(a, log),
         'longline': lambda: m_longline(a, log),
         'dotline': lambda: m_dotline(a, log),
+        'orcpt': lambda: m_orcpt(a, log, x[0]),
         'bare': lambda: m_bare(a, log),
         'hops': lambda: m_hops(a, log, int(x[0])),
         'size': lambda: m_size(a, log, int(x[0])),
@@ -1099,9 +1193,11 @@ def main():
         'timeout': lambda: m_timeout(a, log, float(x[0]), float(x[1])),
         'relay': lambda: m_relay(a, log, x[0]),
         'trusted': lambda: m_trusted(a, log),
+        'postmaster': lambda: m_postmaster(a, log, x[0], x[1], x[2]),
         'shutdown': lambda: m_shutdown(a, log, float(x[0])),
         'capture': lambda: m_capture(a, log, int(x[0]), x[1]),
         'verify-log': lambda: m_verify_log(a, log, x[0], x[1], x[2:]),
+        'verify-rcpts': lambda: m_verify_rcpts(a, log, x[0], x[1:]),
         'verify-source': lambda: m_verify_source(a, log, x[0], x[1], x[2], x[3], int(x[4])),
     }
     if a.mode not in modes:

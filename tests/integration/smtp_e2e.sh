@@ -4,7 +4,8 @@
 # accepted message checked byte for byte in the LMDB spool afterwards.
 #
 #  1. clients: swaks plain / --pipeline / --tls; BDAT, SMTPUTF8, STARTTLS,
-#     100 recipients, 20 MB (Python); bad input (random bytes, NULs, long
+#     100 recipients, 20 MB, RFC 3461 ORCPTs of 500 characters (Python,
+#     their recipients checked in the spool too); bad input (random bytes, NULs, long
 #     lines, bare CR/LF, too many hops) while a one-byte-per-second client
 #     holds a session and others complete promptly; smtp-source (100
 #     sessions, 10,000 messages) next to a Python client that logs every
@@ -13,9 +14,14 @@
 #     said, every one accounted for and byte-exact after our Received: field.
 #  2. limits and relaying: message size, body memory, recipients, sessions
 #     per client and in all, the error limit, command and data timeouts;
-#     open-relay probes from an address outside mynetworks.
+#     open-relay probes from an address outside mynetworks, which may still
+#     write to Postmaster (stored for [smtp] postmaster, checked in the
+#     spool).
 #  3. durability: SIGKILL under load; every acknowledged message is in the
 #     spool intact; sluiced restarts on it and takes more mail.
+#  4. memory: [smtp] max_sessions = 100000 on two worker lcores costs no
+#     more resident memory than 1000 (slots per lcore follow [tcp]
+#     max_conns and are touched only when used), and still serves mail.
 #
 # swaks (20201014.0 here) has no CHUNKING/BDAT support: smtp_clients.py
 # drives BDAT. Under the sanitizers (SANITIZED=1 from meson) the volumes
@@ -65,10 +71,11 @@ sw() {
 }
 
 # dump NAME: queue-dump of the (stopped) spool into $T_DIR/NAME.dump, bodies
-# into $T_DIR/NAME.bodies/.
+# into $T_DIR/NAME.bodies/, recipients into $T_DIR/NAME.rcpts.
 dump() {
 	rm -rf "$T_DIR/$1.bodies"; mkdir -p "$T_DIR/$1.bodies"
-	"$QD" -n 4 -s -b "$T_DIR/$1.bodies" "$T_DIR/spool" >"$T_DIR/$1.dump" 2>"$T_DIR/$1.err"
+	"$QD" -n 4 -s -b "$T_DIR/$1.bodies" -r "$T_DIR/$1.rcpts" "$T_DIR/spool" \
+		>"$T_DIR/$1.dump" 2>"$T_DIR/$1.err"
 }
 
 # --- 1. clients, bulk, byte-exact ------------------------------------------
@@ -95,6 +102,7 @@ run_py "SMTPUTF8" --log "$LOG1" utf8
 run_py "smtplib STARTTLS" --log "$LOG1" starttls
 run_py "100 recipients" --log "$LOG1" rcpts 100
 run_py "20 MB message" --log "$LOG1" big $BIG
+run_py "RFC 3461: RCPT lines over 512 octets" --log "$LOG1" orcpt "$T_DIR/orcpt.expect"
 
 phase "1: bad input"
 # A client sending one byte per second (20 s in all) holds its session
@@ -164,6 +172,8 @@ check "spool holds $n messages, sluiced counted $msgs (smtp.messages)" test "$n"
 check "every stored message is accounted for: $logged logged + $SRC_MSGS from smtp-source = $n" \
 	test $((logged + SRC_MSGS)) -eq "$n"
 run_py "every logged message" verify-log "$T_DIR/one.dump" "$T_DIR/one.bodies" "$LOG1"
+run_py "500-character ORCPTs in the spool (queue-dump -r)" \
+	verify-rcpts "$T_DIR/one.rcpts" "$T_DIR/orcpt.expect"
 run_py "smtp-source's messages" verify-source "$T_DIR/one.dump" "$T_DIR/one.bodies" \
 	from@example.org "$T_DIR/source.eml" $SRC_MSGS
 rm -rf "$T_DIR/one.bodies" "$T_DIR/spool"
@@ -184,7 +194,8 @@ max_sessions = 8
 max_sessions_per_client = 3
 error_limit = 20
 command_timeout = 2s
-data_timeout = 2s"
+data_timeout = 2s
+postmaster = hostmaster@local.test"
 check "sluiced starts with small limits" t_start
 ns ip addr add $OUT/24 dev "$T_IF"
 run_py "message_size_limit 200000" --log "$LOG2" size 200000
@@ -199,6 +210,8 @@ check "its sessions are gone before the next probe" wait_for 20 no_sessions
 run_py "error_limit 20" errors 20
 run_py "command_timeout/data_timeout 2s" timeout 2 2
 run_py "open relay probes" --src $OUT --log "$LOG2" relay local.test
+run_py "RFC 5321 4.5.1: Postmaster from outside mynetworks" --src $OUT --log "$LOG2" \
+	postmaster sluice.test hostmaster@local.test "$T_DIR/postmaster.expect"
 run_py "mynetworks 198.18.0.1/32" --src 198.18.0.1 --log "$LOG2" trusted
 c=$(stat smtp.refused); e=$(stat smtp.err_disconnect); to=$(stat smtp.timeouts)
 nm=$(stat smtpd.body_nomem)
@@ -209,6 +222,8 @@ check "clean stop (exit $st)" test $st -eq 0
 dump two; st=$?
 check "queue-dump reads the spool (exit $st)" test $st -eq 0
 run_py "messages accepted under the limits" verify-log "$T_DIR/two.dump" "$T_DIR/two.bodies" "$LOG2"
+run_py "mail to Postmaster stored for [smtp] postmaster, the address used as ORCPT" \
+	verify-rcpts "$T_DIR/two.rcpts" "$T_DIR/postmaster.expect"
 n=$(wc -l <"$T_DIR/two.dump"); logged=$(wc -l <"$LOG2")
 check "nothing else was stored ($n in the spool, $logged acknowledged)" test "$n" -eq "$logged"
 rm -rf "$T_DIR/two.bodies" "$T_DIR/spool"
@@ -250,6 +265,45 @@ dump four; st=$?
 n4=$(wc -l <"$T_DIR/four.dump")
 check "spool after restart: $n3 + 1 = $n4 messages" test $st -eq 0 -a "$n4" -eq $((n3 + 1))
 run_py "after restart" verify-log "$T_DIR/four.dump" "$T_DIR/four.bodies" "$LOG3"
+
+# --- 4. memory: max_sessions does not size every lcore ---------------------
+phase "4: memory"
+# vmrss: sluiced's resident set in kB, or nothing when it cannot be read
+vmrss() {
+	[ -n "$T_PID" ] && [ "$(cat /proc/$T_PID/comm 2>/dev/null)" = sluiced ] &&
+		awk '/^VmRSS:/ { print $2 }' /proc/$T_PID/status
+}
+# a generous bound: before, 100000 sessions made ~2 GB more resident
+RSS_SLACK_KB=$((128 * 1024))
+t_conf "[lcores]
+workers = 2
+[tcp]
+max_conns = 4096
+[smtp]
+hostname = sluice.test
+max_sessions = 1000"
+check "sluiced starts with max_sessions = 1000 on 2 workers" t_start
+rss_small=$(vmrss)
+t_stop
+rm -rf "$T_DIR/spool"
+t_conf "[lcores]
+workers = 2
+[tcp]
+max_conns = 4096
+[smtp]
+hostname = sluice.test
+max_sessions = 100000"
+check "sluiced starts with max_sessions = 100000 on 2 workers" t_start
+rss_big=$(vmrss)
+slots=$(sed -n 's/.*smtp: lcore \([0-9]*\): \([0-9]*\) session slots.*/\2/p' "$T_LOG" | tail -n 2 | tr '\n' ' ')
+echo "#   VmRSS: ${rss_small:-?} kB at max_sessions 1000, ${rss_big:-?} kB at 100000; slots per lcore: $slots"
+check "resident memory at max_sessions 100000 (${rss_big:-unreadable} kB) is within $RSS_SLACK_KB kB of 1000's (${rss_small:-unreadable} kB)" \
+	sh -c "[ -n '$rss_small' ] && [ -n '$rss_big' ] && [ $((${rss_big:-0} - ${rss_small:-0})) -lt $RSS_SLACK_KB ]"
+check "slots per lcore follow [tcp] max_conns 4096, not max_sessions: $slots" \
+	test "$slots" = "4160 4160 "
+run_py "and it serves mail" --log "$T_DIR/sent4.log" quick 10
+t_stop; st=$?
+check "clean stop (exit $st)" test $st -eq 0
 
 phase "done"
 finish

@@ -26,6 +26,40 @@ static void msg_begin(void *user)
 	h->body_len = 0;
 }
 
+static int rcpt_keep(void *user, const struct smtp_rcpt_view *v)
+{
+	struct th *h = user;
+	struct th_rcpt *r;
+	if (h->nrcpts >= h->rcpt_room || h->nrcpts >= SMTP_RCPT_HARD_MAX)
+		return -1;
+	r = &h->rcpts[h->nrcpts++];
+	if (strlen(v->addr) > SMTP_PATH_MAX ||
+	    (v->orcpt != NULL && strlen(v->orcpt) > SMTP_ORCPT_MAX))
+		abort();	/* the engine hands over only what the parser bounds */
+	snprintf(r->addr, sizeof(r->addr), "%s", v->addr);
+	r->has_orcpt = v->orcpt != NULL;
+	snprintf(r->orcpt, sizeof(r->orcpt), "%s", v->orcpt ? v->orcpt : "");
+	r->notify = v->notify;
+	return 0;
+}
+
+static void rcpt_reset(void *user)
+{
+	struct th *h = user;
+	h->nrcpts = 0;
+	h->rcpt_resets++;
+}
+
+int th_rcpt(const struct th *h, unsigned i, struct smtp_rcpt_view *v)
+{
+	if (i >= h->nrcpts)
+		return -1;
+	v->addr = h->rcpts[i].addr;
+	v->orcpt = h->rcpts[i].has_orcpt ? h->rcpts[i].orcpt : NULL;
+	v->notify = h->rcpts[i].notify;
+	return 0;
+}
+
 static uint64_t fixed_now(void *user)
 {
 	(void)user;
@@ -44,9 +78,10 @@ void th_restart(struct th *h)
 	struct smtp_client cl = { 0 };
 	struct smtp_session_cb cb = {
 		.sink = sink, .msg_begin = msg_begin, .trace_id = trace_id,
-		.now = fixed_now, .user = h,
+		.rcpt = rcpt_keep, .rcpt_reset = rcpt_reset, .now = fixed_now, .user = h,
 	};
 	cl.ip = h->s.client.ip;
+	h->nrcpts = 0;
 	smtp_session_init(&h->s, &h->conf, &h->st, &cl, &cb);
 	th_drain(h);
 }
@@ -58,8 +93,10 @@ struct th *th_new(const char *ip, const char *mynetworks, const char *relay_doma
 		abort();
 	h->body = malloc(TH_BODY_MAX);
 	h->out = malloc(TH_OUT_MAX);
-	if (h->body == NULL || h->out == NULL)
+	h->rcpts = calloc(SMTP_RCPT_HARD_MAX, sizeof(*h->rcpts));
+	if (h->body == NULL || h->out == NULL || h->rcpts == NULL)
 		abort();
+	h->rcpt_room = SMTP_RCPT_HARD_MAX;
 	h->out[0] = '\0';
 	smtp_conf_default(&h->conf);
 	snprintf(h->conf.hostname, sizeof(h->conf.hostname), "mx.sluice.test");
@@ -79,6 +116,7 @@ void th_free(struct th *h)
 {
 	free(h->body);
 	free(h->out);
+	free(h->rcpts);
 	free(h);
 }
 

@@ -14,6 +14,14 @@
 #define TH_BODY_MAX (24u << 20)
 #define TH_OUT_MAX (1u << 20)
 
+/* A recipient as the engine handed it to cb.rcpt. */
+struct th_rcpt {
+	char addr[SMTP_PATH_MAX + 1];
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	bool has_orcpt;
+	uint8_t notify;
+};
+
 struct th {
 	struct smtp_conf conf;
 	struct smtp_policy pol;
@@ -23,6 +31,10 @@ struct th {
 	size_t body_len;
 	unsigned begins;	/* msg_begin calls */
 	bool sink_fail;
+	struct th_rcpt *rcpts;	/* SMTP_RCPT_HARD_MAX: cb.rcpt's store */
+	unsigned nrcpts;
+	unsigned rcpt_room;	/* cb.rcpt fails past this many (default: all fit) */
+	unsigned rcpt_resets;	/* cb.rcpt_reset calls */
 	char *out;		/* TH_OUT_MAX, NUL-terminated */
 	size_t out_len;
 	unsigned messages;	/* MESSAGE events answered by th_run */
@@ -45,6 +57,10 @@ size_t th_feeds(struct th *h, const char *s);	/* whole string at once */
 /* Feed everything, answering MESSAGE events (queued OK, "Q<n>") and
  * STARTTLS events (tls_started) as they come. */
 void th_run(struct th *h, const char *d, size_t n, size_t chunk);
+
+/* Recipient i kept through cb.rcpt, as a view (valid until the next
+ * reset); 0, or -1 past the last. */
+int th_rcpt(const struct th *h, unsigned i, struct smtp_rcpt_view *v);
 
 void th_drain(struct th *h);
 void th_clear(struct th *h);	/* forget the collected output */

@@ -150,6 +150,65 @@ Test(parse, rcpt_basic)
 	FAILS("RCPT TO:<bob@example.org> junk", "555 5.5.4 Unsupported parameter");
 }
 
+/* RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" is the one path without a
+ * domain; the word in any case, RCPT only, parameters allowed. */
+Test(parse, rcpt_postmaster_without_domain)
+{
+	OK("RCPT TO:<Postmaster>");
+	cr_expect(c.path.postmaster);
+	cr_expect_str_eq(c.path.local, "Postmaster");
+	cr_expect_str_eq(c.path.domain, "");
+	cr_expect_str_eq(c.path.addr, "Postmaster");
+	OK("rcpt to:<pOSTMASTER> NOTIFY=FAILURE ORCPT=rfc822;postmaster+40x.example");
+	cr_expect(c.path.postmaster);
+	cr_expect_str_eq(c.path.addr, "pOSTMASTER");
+	cr_expect_eq(c.notify, SMTP_NOTIFY_FAILURE);
+	OK("RCPT TO: <postmaster>");
+	OK("RCPT TO:<postmaster@mx.example>");
+	cr_expect_not(c.path.postmaster, "with a domain it is an ordinary path");
+	cr_expect_str_eq(c.path.domain, "mx.example");
+	FAILS("RCPT TO:<Postmasters>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<Postmaste>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<Postmaster@>", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<Postmaster>x", "501 5.1.3 Bad recipient address syntax");
+	FAILS("RCPT TO:<\"Postmaster\">", "501 5.1.3 Bad recipient address syntax");
+	FAILS("MAIL FROM:<Postmaster>", "501 5.1.7 Bad sender address syntax");
+}
+
+Test(parse, mailbox_valid_and_xtext_encode)
+{
+	char x[32];
+	cr_expect(smtp_mailbox_valid("noc@isp.example"));
+	cr_expect(smtp_mailbox_valid("root@localhost"));
+	cr_expect(smtp_mailbox_valid("\"a b\"@isp.example"));
+	cr_expect(smtp_mailbox_valid("noc@[192.0.2.1]"));
+	cr_expect_not(smtp_mailbox_valid(""));
+	cr_expect_not(smtp_mailbox_valid("root"));
+	cr_expect_not(smtp_mailbox_valid("Postmaster"));
+	cr_expect_not(smtp_mailbox_valid("<noc@isp.example>"));
+	cr_expect_not(smtp_mailbox_valid("noc@isp.example x"));
+	cr_expect_not(smtp_mailbox_valid("noc@isp.example> NOTIFY=NEVER"));
+	cr_expect_not(smtp_mailbox_valid("@a.example:noc@isp.example"));
+	cr_expect_not(smtp_mailbox_valid("n\xc3\xb6c@isp.example"));
+	cr_expect_not(smtp_mailbox_valid("noc@isp..example"));
+	/* 254 characters is the most a path allows without its brackets */
+	char m[300];
+	memset(m, 'l', 64);
+	m[64] = '@';
+	for (size_t k = 65; k < 255; k++)
+		m[k] = (k - 65) % 50 == 49 ? '.' : 'd';
+	m[255] = '\0';
+	cr_expect_not(smtp_mailbox_valid(m), "255 characters");
+	m[254] = '\0';
+	cr_expect(smtp_mailbox_valid(m), "254 characters");
+	cr_expect_eq(smtp_xtext_encode("a+b=c d\x01", x, sizeof(x)), 16);
+	cr_expect_str_eq(x, "a+2Bb+3Dc+20d+01");
+	cr_expect_eq(smtp_xtext_encode("Postmaster@mx", x, sizeof(x)), 13);
+	cr_expect_str_eq(x, "Postmaster@mx");
+	cr_expect_eq(smtp_xtext_encode("abc", x, 3), -1, "no room for the NUL");
+	cr_expect_eq(smtp_xtext_encode("a+", x, 3), -1);
+}
+
 Test(parse, local_part_syntax)
 {
 	OK("RCPT TO:<first.last+tag@example.org>");
@@ -422,11 +481,46 @@ Test(parse, bdat)
 	FAILS("BDAT 1.5", "501 5.5.4 Syntax error in parameters or arguments");
 }
 
+/* RFC 3461 section 3: ORCPT may be 500 characters and lengthens RCPT by as
+ * much; the longest RCPT (256-octet path, NOTIFY, 500-character ORCPT)
+ * parses, and the queue takes an ORCPT as long as the parser does. */
+Test(parse, rcpt_orcpt_500_characters)
+{
+	char path[SMTP_PATH_MAX + 1], orcpt[SMTP_ORCPT_MAX + 2], l[SMTP_CMD_MAX + 16];
+	int n;
+
+	cr_assert_eq(SMTP_ORCPT_MAX, 500);
+	cr_assert_eq(SMTP_ORCPT_MAX, QUEUE_ORCPT_MAX, "one limit for parser and queue");
+	/* "<" + 64 + "@" + 63 "." 63 "." 61 + ">" = 256 */
+	n = snprintf(path, sizeof(path), "<%.64s@%.63s.%.63s.%.61s>",
+		     "llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+		     "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+	cr_assert_eq(n, SMTP_PATH_MAX);
+	memcpy(orcpt, "rfc822;", 7);
+	memset(orcpt + 7, 'o', SMTP_ORCPT_MAX - 7);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	n = snprintf(l, sizeof(l), "RCPT TO:%s NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=%s", path, orcpt);
+	cr_assert_leq(n, SMTP_CMD_MAX - 2);
+	cr_assert_gt(n, SMTP_LINE_MAX - 2, "longer than RFC 5321's 512");
+	cr_expect_eq(smtp_parse_line(l, (size_t)n, &c), SMTP_PE_OK, "%s", c.reply);
+	cr_expect_eq(strlen(c.orcpt), SMTP_ORCPT_MAX);
+	cr_expect_str_eq(c.orcpt, orcpt);
+	cr_expect_eq(strlen(c.path.addr), SMTP_PATH_MAX - 2);
+	/* one more is too long */
+	memcpy(orcpt + SMTP_ORCPT_MAX, "o", 2);
+	snprintf(l, sizeof(l), "RCPT TO:<a@b.example> ORCPT=%s", orcpt);
+	FAILS(l, "501 5.5.4 Bad parameter value");
+}
+
 Test(parse, oversize_line_refused)
 {
-	char l[600];
+	char l[SMTP_CMD_MAX + 8];
 	memset(l, 'x', sizeof(l));
 	memcpy(l, "NOOP ", 5);
-	cr_expect_eq(smtp_parse_line(l, 510, &c), SMTP_PE_OK);
-	cr_expect_neq(smtp_parse_line(l, 511, &c), SMTP_PE_OK);
+	cr_expect_eq(SMTP_CMD_MAX, 1012);
+	cr_expect_eq(smtp_parse_line(l, SMTP_CMD_MAX - 2, &c), SMTP_PE_OK);
+	cr_expect_eq(strlen(c.arg), SMTP_CMD_MAX - 2 - 5);
+	cr_expect_neq(smtp_parse_line(l, SMTP_CMD_MAX - 1, &c), SMTP_PE_OK);
 }

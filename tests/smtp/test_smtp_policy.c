@@ -95,3 +95,28 @@ Test(policy, bad_configuration_is_refused_and_empty)
 	cr_expect_eq(smtp_policy_init(&p, "192.0.2.1/32", NULL), 0);
 	ALLOW("192.0.2.1", "a", "x.example", false);
 }
+
+/* RFC 5321 4.5.1: postmaster, in any case, alone or at our hostname, is
+ * ours and open to anyone; postmaster elsewhere is an ordinary address. */
+Test(policy, postmaster_is_ours_alone_or_at_our_hostname)
+{
+	cr_expect(smtp_policy_postmaster("postmaster", "", "mx.sluice.test"));
+	cr_expect(smtp_policy_postmaster("Postmaster", NULL, "mx.sluice.test"));
+	cr_expect(smtp_policy_postmaster("POSTMASTER", "mx.sluice.test", "mx.sluice.test"));
+	cr_expect(smtp_policy_postmaster("PostMaster", "MX.Sluice.TEST", "mx.sluice.test"));
+	cr_expect(smtp_policy_postmaster("postmaster", "mx.sluice.test.", "mx.sluice.test"));
+	cr_expect(smtp_policy_postmaster("postmaster", "mx.sluice.test", "MX.SLUICE.TEST."));
+	cr_expect_not(smtp_policy_postmaster("postmaster", "sluice.test", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster("postmaster", "other.example", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster("postmaster", "mx.sluice.test.evil", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster("postmasters", "mx.sluice.test", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster("postmaste", "", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster("\"postmaster\"", "mx.sluice.test", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster("root", "mx.sluice.test", "mx.sluice.test"));
+	cr_expect_not(smtp_policy_postmaster(NULL, "mx.sluice.test", "mx.sluice.test"));
+	/* the relay decision itself is unchanged: postmaster@elsewhere from
+	 * outside mynetworks is still relaying */
+	cr_assert_eq(smtp_policy_init(&p, "198.18.0.0/24", "example.com"), 0);
+	DENY("203.0.113.7", "postmaster", "other.example", false);
+	ALLOW("203.0.113.7", "postmaster", "example.com", false);
+}

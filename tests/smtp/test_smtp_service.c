@@ -310,6 +310,110 @@ Test(smtp_service, idle_client_times_out)
 	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
 }
 
+/* Resident set of this process, bytes. */
+static size_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, res = 0;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%lu %lu", &size, &res), 2);
+	fclose(f);
+	return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* [smtp] max_sessions is for all lcores: one lcore gets no more slots than
+ * its TCP stack has connections, and none is touched before it is used. */
+Test(smtp_service, slots_follow_the_tcp_stack_and_cost_nothing_until_used)
+{
+	unsigned slots, touched;
+	size_t before;
+
+	conf.max_sessions = 100000;
+	conf.max_per_client = 100000;
+	conf.lcore_conns = 256;		/* tconf()'s max_conns */
+	before = rss_bytes();
+	start();
+	cr_expect_lt(rss_bytes() - before, 16u << 20, "creating the service made %zu KiB resident",
+		     (rss_bytes() - before) >> 10);
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(slots, 256 + 64, "TCP connections + zombie room");
+	cr_expect_eq(touched, 0);
+	connect_client(&cl[0]);
+	connect_client(&cl[1]);
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(touched, 2);
+	send_str(&cl[0], "QUIT\r\n");
+	cr_assert(wait_text(&cl[0], "221 "));
+	twire_advance(&w, 100 * NS_PER_MS);
+	twire_pump(&w);
+	connect_client(&cl[2]);
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(touched, 2, "a released slot is used again before a new one");
+	smtp_service_destroy(svc);
+
+	/* fewer sessions than TCP connections: the sessions decide */
+	conf.max_sessions = 40;
+	start();
+	smtp_service_slots(svc, &slots, &touched);
+	cr_expect_eq(slots, 40 + 10 + 16);
+}
+
+/* Deadlines live on the TCP timer wheel: tcp_tick() alone times a session
+ * out, nothing has to poll (or walk) the sessions. */
+Test(smtp_service, deadlines_run_from_the_tcp_timer_wheel)
+{
+	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\n");
+	cr_assert(wait_text(&cl[0], "250 "));
+	for (int i = 0; i < 7; i++) {		/* 1.75 s: not yet */
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+	}
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "421 ", 4));
+	send_str(&cl[0], "NOOP\r\n");	/* a command: 2 s from now */
+	twire_pump(&w);
+	for (int i = 0; i < 7; i++) {
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+	}
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "421 ", 4), "the deadline moved with the NOOP");
+	for (int i = 0; i < 2; i++) {
+		twire_advance(&w, 250 * NS_PER_MS);
+		twire_pump(&w);
+	}
+	cr_expect_not_null(memmem(cl[0].rx, cl[0].rxlen, "421 4.4.2 ", 10), "%.*s",
+			   (int)cl[0].rxlen, cl[0].rx);
+	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
+	cr_expect_geq(tcp_stack_stats(w.a.ts)->app_timers, 1);
+}
+
+/* A client that stops reading: the 421 4.4.2 cannot leave, so the next
+ * deadline resets the connection (and frees its slot). */
+Test(smtp_service, unsendable_timeout_reply_ends_in_a_reset)
+{
+	static char noops[10000 * 6];
+
+	for (size_t i = 0; i < sizeof(noops); i += 6)
+		memcpy(noops + i, "NOOP\r\n", 6);
+	conf.engine.timeout_cmd_ns = 2 * NS_PER_SEC;
+	start();
+	cl[0].manual_recved = true;	/* its window closes and stays shut */
+	connect_client(&cl[0]);
+	send_all(&cl[0], noops, sizeof(noops));
+	for (int i = 0; i < 40 && !cl[0].closed; i++) {
+		twire_advance(&w, NS_PER_SEC);
+		twire_pump(&w);
+	}
+	cr_expect_eq(smtp_service_get_stats(svc)->timeouts, 1);
+	cr_expect_eq(smtp_service_get_stats(svc)->timeout_aborts, 1);
+	cr_expect_eq(cl[0].closed, 1);
+	cr_expect_eq(cl[0].reason, TCP_CLOSE_RESET);
+	cr_expect_eq(smtp_service_active(svc), 0);
+}
+
 Test(smtp_service, drain_says_421_4_3_2)
 {
 	start();
@@ -443,6 +547,140 @@ Test(smtp_service, dsn_and_body_type_are_stored)
 	cr_expect_str_eq(m->rcpt[0].orcpt, "rfc822;b@y.net");
 	cr_expect_eq(m->rcpt[1].notify, QUEUE_NOTIFY_NEVER);
 	free(m);
+}
+
+/* RFC 3461: a 500-character ORCPT makes a RCPT line longer than 512
+ * octets; it is accepted and the queue stores it whole (no 451 4.3.0). */
+Test(smtp_service, orcpt_of_500_characters_is_stored)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1], l[SMTP_CMD_MAX];
+	struct queue_msg *m;
+
+	memcpy(orcpt, "rfc822;", 7);
+	for (unsigned i = 7; i < SMTP_ORCPT_MAX; i++)
+		orcpt[i] = (char)('A' + i % 26);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<b@y.net> NOTIFY=SUCCESS ORCPT=%s\r\n", orcpt);
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org> ENVID=e1\r\n");
+	send_str(&cl[0], l);
+	send_str(&cl[0], "DATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "), "%.*s", (int)cl[0].rxlen, cl[0].rx);
+	send_str(&cl[0], "Subject: long orcpt\r\n\r\nx\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "), "%.*s", (int)cl[0].rxlen,
+		  cl[0].rx);
+	cr_assert_eq(queue_lookup(q, 0, queued_id(&cl[0]), &m), QUEUE_OK);
+	cr_assert_eq(m->nrcpt, 1);
+	cr_expect_str_eq(m->rcpt[0].addr, "b@y.net");
+	cr_expect_str_eq(m->rcpt[0].orcpt, orcpt);
+	cr_expect_eq(m->rcpt[0].notify, QUEUE_NOTIFY_SUCCESS);
+	free(m);
+}
+
+static uint64_t chunks_used(void)
+{
+	uint64_t a = 0, b = 0, c = 0;
+	smtp_service_gauges(svc, &a, &b, &c);
+	return c;
+}
+
+/* RCPT n of a transaction with a 500-character ORCPT. */
+static void long_rcpt(char *l, size_t cap, unsigned n)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	int k = snprintf(orcpt, sizeof(orcpt), "rfc822;b%u+40y.net", n);
+	memset(orcpt + k, 'z', SMTP_ORCPT_MAX - (size_t)k);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	snprintf(l, cap, "RCPT TO:<b%u@y.net> NOTIFY=FAILURE ORCPT=%s\r\n", n, orcpt);
+}
+
+/* recipient_limit recipients, each with a 500-character ORCPT: all taken
+ * and stored (a 32 KiB per-session arena said 452 4.5.3 after ~40). */
+Test(smtp_service, max_rcpt_recipients_with_long_orcpts_are_stored)
+{
+	char l[SMTP_CMD_MAX];
+	struct queue_msg *m;
+	unsigned n = conf.engine.max_rcpt;
+
+	cr_assert_eq(n, 1000);
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\n");
+	for (unsigned i = 0; i < n; i++) {
+		long_rcpt(l, sizeof(l), i);
+		send_str(&cl[0], l);
+	}
+	send_str(&cl[0], "DATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "452 ", 4), "%.*s", (int)cl[0].rxlen,
+		       cl[0].rx);
+	cr_expect_gt(chunks_used(), 1, "the recipients are in the arena");
+	send_str(&cl[0], "Subject: many\r\n\r\nx\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	cr_assert_eq(queue_lookup(q, 0, queued_id(&cl[0]), &m), QUEUE_OK);
+	cr_assert_eq(m->nrcpt, n);
+	for (unsigned i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "b%u@y.net", i);
+		cr_expect_str_eq(m->rcpt[i].addr, want);
+		cr_expect_eq(strlen(m->rcpt[i].orcpt), SMTP_ORCPT_MAX);
+		snprintf(want, sizeof(want), "rfc822;b%u+40y.net", i);
+		cr_expect(strncmp(m->rcpt[i].orcpt, want, strlen(want)) == 0, "%s", m->rcpt[i].orcpt);
+		cr_expect_eq(m->rcpt[i].notify, QUEUE_NOTIFY_FAILURE);
+	}
+	free(m);
+	cr_expect_eq(chunks_used(), 0, "answered: recipients and body chunks are back");
+}
+
+/* The arena (bodies and recipients) runs out: the RCPT that finds no room
+ * gets 452 4.3.1 (insufficient system storage; the client sends it again
+ * later), never "too many recipients"; RSET gives the memory back. */
+Test(smtp_service, no_arena_for_a_recipient_is_452_4_3_1)
+{
+	char l[SMTP_CMD_MAX];
+	unsigned ok = 0, nomem = 0;
+
+	conf.body_memory = 3 * SMTP_BODY_CHUNK;
+	start();
+	connect_client(&cl[0]);
+	/* a few ordinary recipients fit the connection's own room */
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\n"
+			 "RCPT TO:<c@y.net>\r\nRSET\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok"));
+	cr_expect_eq(chunks_used(), 0);
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok\r\n250 2.1.0 Ok"));
+	cl[0].rxlen = 0;
+	for (unsigned i = 0; i < 120; i++) {
+		long_rcpt(l, sizeof(l), i);
+		send_str(&cl[0], l);
+	}
+	send_str(&cl[0], "NOOP\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok\r\n"));
+	for (const char *p = (const char *)cl[0].rx, *e = p + cl[0].rxlen; p < e;) {
+		const char *lf = memchr(p, '\n', (size_t)(e - p));
+		cr_assert_not_null(lf);
+		if (strncmp(p, "250 2.1.5 ", 10) == 0)
+			ok++;
+		else if (strncmp(p, "452 4.3.1 ", 10) == 0)
+			nomem++;
+		else
+			cr_assert(strncmp(p, "250 2.0.0 Ok", 12) == 0, "%.*s", (int)(lf - p), p);
+		p = lf + 1;
+	}
+	cr_expect_gt(ok, 80, "three chunks hold some 90 such recipients");
+	cr_expect_eq(ok + nomem, 120);
+	cr_expect_gt(nomem, 0);
+	cr_expect_eq(smtp_service_get_stats(svc)->rcpt_nomem, nomem);
+	cr_expect_eq(chunks_used(), 3);
+	send_str(&cl[0], "RSET\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"));
+	cr_expect_eq(chunks_used(), 0);
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], "x\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
 }
 
 Test(smtp_service, queue_full_is_452_and_no_queue_is_451)

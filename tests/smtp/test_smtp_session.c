@@ -172,15 +172,15 @@ Test(session, message_waits_for_the_queue)
 	cr_expect_eq(m->declared_size, 100);
 	cr_expect_eq(m->nrcpt, 2);
 	struct smtp_rcpt_view v;
-	cr_assert_eq(smtp_message_rcpt(m, 0, &v), 0);
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
 	cr_expect_str_eq(v.addr, "bob@example.com");
 	cr_expect_str_eq(v.orcpt, "rfc822;bob+40example.com");
 	cr_expect_eq(v.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE);
-	cr_assert_eq(smtp_message_rcpt(m, 1, &v), 0);
+	cr_assert_eq(th_rcpt(h, 1, &v), 0);
 	cr_expect_str_eq(v.addr, "carol@example.com");
 	cr_expect_null(v.orcpt);
 	cr_expect_eq(v.notify, 0);
-	cr_expect_eq(smtp_message_rcpt(m, 2, &v), -1);
+	cr_expect_eq(th_rcpt(h, 2, &v), -1);
 	cr_expect_eq(h->begins, 1);
 	h->body[h->body_len] = '\0';
 	cr_expect_str_eq(h->body, "Subject: hi\r\n\r\n.dot\r\nbody\r\n");
@@ -505,7 +505,7 @@ Test(session, recipient_limit)
 	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
 	cr_expect_eq(smtp_session_message(&h->s)->nrcpt, 100);
 	struct smtp_rcpt_view v;
-	cr_assert_eq(smtp_message_rcpt(smtp_session_message(&h->s), 99, &v), 0);
+	cr_assert_eq(th_rcpt(h, 99, &v), 0);
 	cr_expect_str_eq(v.addr, "r99@example.com");
 	/* no "for" clause with many recipients */
 	cr_expect_null(strstr(smtp_session_message(&h->s)->received, "for <"));
@@ -515,24 +515,120 @@ Test(session, recipient_limit)
 Test(session, command_line_limit)
 {
 	greeted();
-	char l[700];
-	/* 510 octets + CRLF = 512: accepted */
+	char l[SMTP_CMD_MAX + 200];
+	/* SMTP_CMD_MAX - 2 octets + CRLF: accepted (RFC 5321's 512 + RFC 3461's 500) */
 	memcpy(l, "NOOP ", 5);
-	memset(l + 5, 'x', 505);
-	memcpy(l + 510, "\r\n", 2);
-	th_feed(h, l, 512, 0);
+	memset(l + 5, 'x', SMTP_CMD_MAX - 2 - 5);
+	memcpy(l + SMTP_CMD_MAX - 2, "\r\n", 2);
+	th_feed(h, l, SMTP_CMD_MAX, 0);
 	OUT_IS("250 2.0.0 Ok\r\n");
-	/* 511 + CRLF: too long, and the rest of the line is not a command */
-	memset(l + 5, 'x', 506);
-	memcpy(l + 511, "\r\n", 2);
-	th_feed(h, l, 513, 0);
+	/* one more: too long, and the rest of the line is not a command */
+	memset(l + 5, 'x', SMTP_CMD_MAX - 1 - 5);
+	memcpy(l + SMTP_CMD_MAX - 1, "\r\n", 2);
+	th_feed(h, l, SMTP_CMD_MAX + 1, 0);
 	OUT_IS("500 5.5.2 Error: line too long\r\n");
-	memset(l, 'y', 600);
-	memcpy(l + 590, "QUIT\r\n", 6);
-	th_feed(h, l, 596, 1);
+	memset(l, 'y', SMTP_CMD_MAX + 100);
+	memcpy(l + SMTP_CMD_MAX + 90, "QUIT\r\n", 6);
+	th_feed(h, l, SMTP_CMD_MAX + 96, 1);
 	OUT_IS("500 5.5.2 Error: line too long\r\n");
 	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_NONE);
 	cr_expect_eq(h->st.rej_line, 2);
+}
+
+/* RFC 3461: a RCPT with a 500-character ORCPT is longer than 512 octets;
+ * it is accepted, and the ORCPT reaches the message as sent. */
+Test(session, rcpt_with_500_character_orcpt)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1], l[SMTP_CMD_MAX];
+	greeted();
+	memcpy(orcpt, "rfc822;", 7);
+	for (unsigned i = 7; i < SMTP_ORCPT_MAX; i++)
+		orcpt[i] = (char)('a' + i % 26);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	snprintf(l, sizeof(l), "RCPT TO:<bob@example.com> NOTIFY=FAILURE ORCPT=%s\r\n", orcpt);
+	cr_assert_gt(strlen(l), SMTP_LINE_MAX);
+	th_feeds(h, "MAIL FROM:<a@example.org> ENVID=e1 RET=HDRS\r\n");
+	th_feeds(h, l);
+	th_feeds(h, "DATA\r\nx\r\n.\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+	struct smtp_rcpt_view v;
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "bob@example.com");
+	cr_assert_not_null(v.orcpt);
+	cr_expect_str_eq(v.orcpt, orcpt);
+	cr_expect_eq(v.notify, SMTP_NOTIFY_FAILURE);
+	cr_expect_eq(h->st.rej_line, 0);
+}
+
+/* The engine keeps no recipients itself: as many as max_rcpt, each with a
+ * 500-character ORCPT, all reach cb.rcpt (the session struct had a 32 KiB
+ * arena that said "452 4.5.3 too many recipients" after ~40 of them). */
+Test(session, max_rcpt_recipients_with_long_orcpts)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1], l[SMTP_CMD_MAX];
+	greeted();
+	cr_assert_eq(h->conf.max_rcpt, SMTP_RCPT_HARD_MAX);
+	memcpy(orcpt, "rfc822;", 7);
+	memset(orcpt + 7, 'q', SMTP_ORCPT_MAX - 7);
+	orcpt[SMTP_ORCPT_MAX] = '\0';
+	th_feeds(h, "MAIL FROM:<a@example.org>\r\n");
+	for (unsigned i = 0; i < SMTP_RCPT_HARD_MAX; i++) {
+		snprintf(orcpt + 7, 5, "%04u", i);
+		orcpt[11] = 'q';
+		snprintf(l, sizeof(l), "RCPT TO:<r%u@example.com> ORCPT=%s\r\n", i, orcpt);
+		th_feeds(h, l);
+	}
+	cr_expect_eq(th_nlines(h), 1 + SMTP_RCPT_HARD_MAX);
+	cr_expect_not(th_has(h, "452 "), "%.200s", strstr(h->out, "452 "));
+	th_clear(h);
+	th_feeds(h, "DATA\r\nx\r\n.\r\n");
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+	cr_expect_eq(smtp_session_message(&h->s)->nrcpt, SMTP_RCPT_HARD_MAX);
+	cr_assert_eq(h->nrcpts, SMTP_RCPT_HARD_MAX);
+	for (unsigned i = 0; i < SMTP_RCPT_HARD_MAX; i += 111) {
+		struct smtp_rcpt_view v;
+		char want[32];
+		cr_assert_eq(th_rcpt(h, i, &v), 0);
+		snprintf(want, sizeof(want), "r%u@example.com", i);
+		cr_expect_str_eq(v.addr, want);
+		cr_assert_not_null(v.orcpt);
+		cr_expect_eq(strlen(v.orcpt), SMTP_ORCPT_MAX);
+		snprintf(want, sizeof(want), "rfc822;%04u", i);
+		cr_expect(strncmp(v.orcpt, want, 11) == 0, "%.20s", v.orcpt);
+	}
+	cr_expect_eq(sizeof(struct smtp_message) < 4096, 1, "the session keeps no recipients");
+}
+
+/* No memory for a recipient: that RCPT gets 452 4.3.1 (RFC 5321 4.5.3.1.10:
+ * the client sends it again later), does not count, is no protocol error;
+ * the ones kept go with the message; the next transaction starts empty. */
+Test(session, no_memory_for_a_recipient_is_452_4_3_1)
+{
+	greeted();
+	h->rcpt_room = 2;
+	th_feeds(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.com>\r\n"
+		    "RCPT TO:<r2@example.com>\r\nRCPT TO:<r3@example.com>\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+	       "452 4.3.1 Error: insufficient system storage\r\n");
+	cr_expect_eq(h->st.rej_rcpt_nomem, 1);
+	cr_expect_eq(h->st.rej_rcpt_limit, 0);
+	cr_expect_eq(h->s.errors, 0, "a 4xx is not a protocol error");
+	th_run(h, "DATA\r\nx\r\n.\r\n", strlen("DATA\r\nx\r\n.\r\n"), 0);
+	cr_expect_eq(h->messages, 1);
+	/* answered: the recipients were let go */
+	cr_expect_eq(h->rcpt_resets, 1);
+	cr_expect_eq(h->nrcpts, 0);
+	th_clear(h);
+	h->rcpt_room = SMTP_RCPT_HARD_MAX;
+	th_feeds(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<r3@example.com>\r\nRSET\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n");
+	cr_expect_eq(h->rcpt_resets, 2, "RSET lets the recipients go");
+	/* no memory for any: DATA finds no valid recipient */
+	h->rcpt_room = 0;
+	th_feeds(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.com>\r\nDATA\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n452 4.3.1 Error: insufficient system storage\r\n"
+	       "554 5.5.1 Error: no valid recipients\r\n");
 }
 
 Test(session, bare_lf_and_cr_in_commands)
@@ -680,6 +776,86 @@ Test(session, relay_policy_in_session)
 	th_clear(h);
 	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\n");
 	OUT_IS("250 2.1.0 Ok\r\n554 5.7.1 <x@example.com>: Relay access denied\r\n");
+}
+
+/* RFC 5321 4.5.1 / 4.1.1.3: <Postmaster> and postmaster@<hostname> from a
+ * client outside mynetworks are accepted and kept for conf.postmaster, the
+ * address the client used becoming the ORCPT (RFC 3461 4.2) unless it sent
+ * one; postmaster at another domain is still relaying. */
+Test(session, postmaster_from_anyone_goes_to_the_configured_address)
+{
+	struct smtp_rcpt_view v;
+	h = th_new(OUTSIDE_IP, MYNET, "example.com");
+	snprintf(h->conf.postmaster, sizeof(h->conf.postmaster), "noc@isp.example");
+	th_restart(h);
+	th_feeds(h, EHLO);
+	th_clear(h);
+	th_feeds(h, "MAIL FROM:<a@b.example>\r\n"
+		    "RCPT TO:<Postmaster>\r\n"
+		    "RCPT TO:<postmaster@MX.Sluice.Test> NOTIFY=FAILURE\r\n"
+		    "RCPT TO:<POSTMASTER> ORCPT=rfc822;abuse+40b.example\r\n"
+		    "RCPT TO:<postmaster@other.example>\r\n"
+		    "RCPT TO:<postmaster@[198.18.0.2]>\r\n"
+		    "RCPT TO:<noc@isp.example>\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+	       "554 5.7.1 <postmaster@other.example>: Relay access denied\r\n"
+	       "554 5.7.1 <postmaster@[198.18.0.2]>: Relay access denied\r\n"
+	       "554 5.7.1 <noc@isp.example>: Relay access denied\r\n");
+	cr_expect_eq(h->st.postmaster, 3);
+	cr_assert_eq(h->nrcpts, 3);
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "noc@isp.example");
+	cr_expect_str_eq(v.orcpt, "rfc822;Postmaster@mx.sluice.test");
+	cr_expect_eq(v.notify, 0);
+	cr_assert_eq(th_rcpt(h, 1, &v), 0);
+	cr_expect_str_eq(v.addr, "noc@isp.example");
+	cr_expect_str_eq(v.orcpt, "rfc822;postmaster@MX.Sluice.Test");
+	cr_expect_eq(v.notify, SMTP_NOTIFY_FAILURE);
+	cr_assert_eq(th_rcpt(h, 2, &v), 0);
+	cr_expect_str_eq(v.orcpt, "rfc822;abuse+40b.example", "the client's ORCPT is kept");
+	static const char data[] = "DATA\r\nSubject: hi\r\n\r\nx\r\n.\r\n";
+	th_run(h, data, strlen(data), 0);
+	cr_expect_eq(h->messages, 1);
+	cr_expect(th_has(h, "250 2.0.0 Ok: queued as Q1"), "%s", h->out);
+	fin();
+
+	/* one recipient: the Received field names the address as it was used */
+	h = th_new(OUTSIDE_IP, MYNET, "");
+	th_feeds(h, EHLO "MAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster>\r\nDATA\r\nx\r\n.\r\n");
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+	cr_expect_not_null(strstr(smtp_session_message(&h->s)->received,
+				  "\tfor <postmaster@mx.sluice.test>; "),
+			   "%s", smtp_session_message(&h->s)->received);
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "root@localhost", "the default");
+	fin();
+
+	/* inside mynetworks too: our postmaster is ours, not relayed */
+	greeted();
+	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster@mx.sluice.test>\r\n");
+	cr_assert_eq(th_rcpt(h, 0, &v), 0);
+	cr_expect_str_eq(v.addr, "root@localhost");
+}
+
+Test(session, postmaster_conf_is_checked)
+{
+	struct smtp_conf c;
+	const char *why = NULL;
+	smtp_conf_default(&c);
+	cr_expect_str_eq(c.postmaster, "root@localhost");
+	snprintf(c.hostname, sizeof(c.hostname), "mx.isp.example");
+	snprintf(c.postmaster, sizeof(c.postmaster), "noc@isp.example");
+	cr_expect_eq(smtp_conf_check(&c, &why), 0, "%s", why);
+	snprintf(c.postmaster, sizeof(c.postmaster), "noc");
+	cr_expect_eq(smtp_conf_check(&c, &why), -1);
+	cr_expect_not_null(why);
+	c.postmaster[0] = '\0';
+	cr_expect_eq(smtp_conf_check(&c, NULL), -1);
+	snprintf(c.postmaster, sizeof(c.postmaster), "PostMaster@MX.isp.example");
+	cr_expect_eq(smtp_conf_check(&c, &why), -1, "a loop");
+	cr_expect_not_null(strstr(why, "come back"));
+	snprintf(c.postmaster, sizeof(c.postmaster), "postmaster@isp.example");
+	cr_expect_eq(smtp_conf_check(&c, NULL), 0, "another domain's postmaster is fine");
 }
 
 Test(session, smtputf8)

@@ -158,6 +158,41 @@ Test(config, every_kind_of_error_is_reported_with_its_line)
 	}
 }
 
+/* [smtp] postmaster: a mailbox (local@domain) or the file is refused; the
+ * shipped default is explicit. */
+Test(config, smtp_postmaster_is_a_mailbox)
+{
+	static const char *const bad[] = {
+		"root", "Postmaster", "<noc@isp.example>", "noc@isp.example x", "noc@",
+		"@isp.example", "noc@isp..example", "n\xc3\xb6" "c@isp.example",
+		"noc@isp.example> NOTIFY=NEVER", "",
+	};
+	struct sluice_config c;
+	struct config_errors e;
+	char text[512], *path;
+
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	cr_expect_str_eq(c.smtp.postmaster, "root@localhost");
+	path = write_tmp("[smtp]\npostmaster = noc@isp.example\n");
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.count ? e.msg[0] : "");
+	unlink(path);
+	cr_expect_str_eq(c.smtp.postmaster, "noc@isp.example");
+	{
+		char *d = dump(&c);
+		cr_expect_not_null(strstr(d, "\npostmaster = noc@isp.example\n"));
+		free(d);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[smtp]\npostmaster = %s\n", bad[i]);
+		path = write_tmp(text);
+		cr_expect_eq(config_load_file(&c, path, &e), -1, "'%s' accepted", bad[i]);
+		cr_expect(e.count == 1 && strstr(e.msg[0], ":2: smtp.postmaster: ") &&
+			  strstr(e.msg[0], "is not a mailbox"), "'%s': %s", bad[i],
+			  e.count ? e.msg[0] : "no error");
+		unlink(path);
+	}
+}
+
 Test(config, all_errors_are_reported_not_just_the_first)
 {
 	struct sluice_config c;
