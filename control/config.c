@@ -471,6 +471,10 @@ int config_parse_string(struct sluice_config *c, const char *text, const char *n
 	 * size, no continuation lines (an indented line is a mistake here). */
 	ini_use_stack = false;
 	ini_max_line = CONFIG_LINE_MAX;
+	/* The heap buffer starts (and, without realloc, stays) at this size:
+	 * left at its default of 200, lines over 198 characters were refused. */
+	ini_initial_alloc = CONFIG_LINE_MAX;
+	ini_allow_realloc = false;
 	ini_allow_multiline = false;
 	ini_stop_on_first_error = false;
 

@@ -397,3 +397,25 @@ Test(config_check, shipped_file_passes)
 	cr_assert_eq(c.dp.plan.main_cpu, 0);
 	cr_assert_eq(c.dp.plan.worker_cpu[0], 1);
 }
+
+/* A long value (here 70 networks in mynetworks, ~900 characters) fits in a
+ * line of up to CONFIG_LINE_MAX; libinih's default buffer held 198. */
+Test(config, long_lines_up_to_the_limit)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	char text[CONFIG_LINE_MAX + 64] = "[smtp]\nmynetworks = ";
+	struct config_machine m = machine("0-1", "0-1");
+
+	for (int i = 0; i < 70; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s10.%d.0.0/16",
+			 i ? ", " : "", i);
+	strcat(text, "\n");
+	cr_assert_gt(strlen(text), 900);
+	char *path = write_tmp(text);
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	strcpy(c.queue.dir, "/tmp/sluice-check-spool");
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_not_null(strstr(c.smtp.mynetworks, "10.69.0.0/16"));
+	unlink(path);
+}
