@@ -582,7 +582,7 @@ static void on_rcpt(struct smtp_client_conn *c, const struct smtp_client_result 
 static void on_data(struct smtp_client_conn *c, const struct smtp_client_result *r)
 {
 	c->data_done = true;
-	c->data_go = r->code == 354;
+	c->data_go = r->code / 100 == 3;	/* 354; any 3xx is "go on" (as Postfix) */
 	if (!c->data_go && c->mail_ok && c->nacc > 0) {
 		for (unsigned i = 0; i < c->msg->nrcpt; i++)
 			if (RS(c, i) == RS_ACC) {

@@ -867,6 +867,23 @@ SCENARIO(data_refused_after_accepted_recipients)
 	out_is(h, "RSET\r\n");
 }
 
+/* Found by fuzz_smtp_client: any 3xx to DATA means "go on" (RFC 5321
+ * reply classes; Postfix does the same), and no result may carry a 3xx. */
+SCENARIO(data_answered_with_another_3xx)
+{
+	greet(h, EHLO_DATA);
+	send_msg(h, &M1);
+	out_is(h, "MAIL FROM:<s@sluice.test> SIZE=10\r\nRCPT TO:<a@example.net>\r\nDATA\r\n");
+	srv(h, "250 ok\r\n250 ok\r\n353 send it\r\n");
+	ev_is(h, SCE_BODY);
+	body(h, "x\r\n", 3);
+	out_is(h, "x\r\n.\r\n");
+	srv(h, "250 2.0.0 ok\r\n");
+	ev_is(h, SCE_DONE);
+	res_is(&h->rres[0], 250, "2.0.0");
+	res_is(&h->mres, 250, "2.0.0");
+}
+
 SCENARIO(second_message_on_the_same_connection)
 {
 	greet(h, EHLO_DATA);
