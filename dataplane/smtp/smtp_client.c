@@ -413,7 +413,7 @@ static bool write_rcpt(struct smtp_client_conn *c, unsigned i)
 static unsigned outstanding(const struct smtp_client_conn *c)
 {
 	return (c->mail_sent && !c->mail_done) + c->rcpt_out +
-	       (c->data_sent && c->data_done == false);
+	       (c->data_sent && !c->data_done);
 }
 
 /* Write what the transaction can send now (all of it when pipelining,
@@ -492,14 +492,9 @@ static void body_start(struct smtp_client_conn *c)
 	c->bdat_failed = false;
 }
 
-/* The transaction ended without a body: no recipient taken, or MAIL (or
- * DATA) refused. The message result is the reply that decided it. */
-static void txn_nobody(struct smtp_client_conn *c, bool need_rset)
-{
-	txn_done(c, need_rset);
-}
-
-/* After each reply in TXN, with nothing else outstanding: what next. */
+/* After each reply in TXN, with nothing else outstanding: what next. A
+ * transaction that ends here had no body (nobody accepted, MAIL or DATA
+ * refused): its message result is the reply that decided it. */
 static void txn_step(struct smtp_client_conn *c)
 {
 	if (outstanding(c) > 0)
@@ -511,7 +506,7 @@ static void txn_step(struct smtp_client_conn *c)
 			pump(c);
 			return;
 		}
-		txn_nobody(c, true);
+		txn_done(c, true);
 		return;
 	}
 	while (c->rcpt_next < c->msg->nrcpt && c->rstate[c->rcpt_next] != RS_TODO)
@@ -524,19 +519,19 @@ static void txn_step(struct smtp_client_conn *c)
 		if (c->nacc > 0)
 			body_start(c);
 		else
-			txn_nobody(c, true);
+			txn_done(c, true);
 		return;
 	}
 	if (!c->data_sent) {
 		if (c->nacc == 0)
-			txn_nobody(c, true);
+			txn_done(c, true);
 		else
 			txn_pump(c);
 		return;
 	}
 	/* DATA answered */
 	if (!c->data_go) {
-		txn_nobody(c, true);	/* refused: the recipients have its reply */
+		txn_done(c, true);	/* refused: the recipients have its reply */
 		return;
 	}
 	if (c->nacc > 0) {
@@ -896,7 +891,7 @@ static void reply_complete(struct smtp_client_conn *c)
 			on_final(c, &r);
 			txn_done(c, false);
 		} else {
-			txn_nobody(c, false);	/* the lone "." was answered */
+			txn_done(c, false);	/* the lone "." was answered */
 		}
 		break;
 	default:

@@ -241,7 +241,7 @@ struct smtp_client_conn {
 	struct smtp_client_result *mres, *rres;
 	bool pipe, bdat, utf8;		/* this transaction's choices */
 	bool mail_sent, mail_done, mail_ok;
-	bool data_sent, data_done, data_go;	/* data_go: DATA got 354 */
+	bool data_sent, data_done, data_go;	/* data_go: DATA got 354 (any 3xx) */
 	unsigned rcpt_next;		/* next recipient to write */
 	unsigned rcpt_wait;		/* next recipient whose reply is due */
 	unsigned rcpt_out;		/* RCPTs written, not answered */
@@ -261,7 +261,6 @@ struct smtp_client_conn {
 	struct smtp_client_caps ehlo;	/* keywords of an EHLO reply coming in */
 	uint32_t line_len, reply_octets, text_len;
 	uint16_t reply_lines;
-	bool line_over;
 	char line[SMTP_CLIENT_LINE_MAX];
 
 	/* output */
