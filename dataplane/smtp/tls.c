@@ -3,11 +3,13 @@
  */
 #include "dataplane/smtp/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@ struct tls_ctx {
 
 struct tls_conn {
 	SSL *ssl;
+	bool server;
 	BIO *rbio;	/* ciphertext from the network, read by OpenSSL */
 	BIO *wbio;	/* ciphertext written by OpenSSL, for the network */
 	bool failed;
@@ -111,16 +114,15 @@ struct tls_ctx *tls_ctx_client(const char *ca_file, char *err, size_t errlen)
 	t->ssl_ctx = ctx_common(TLS_client_method(), err, errlen);
 	if (!t->ssl_ctx)
 		goto fail;
-	if (ca_file && *ca_file) {
-		if (SSL_CTX_load_verify_locations(t->ssl_ctx, ca_file, NULL) != 1) {
-			take_ssl_error(err, errlen, ca_file);
-			goto fail;
-		}
-		SSL_CTX_set_verify(t->ssl_ctx, SSL_VERIFY_PEER, NULL);
-	} else {
-		/* Opportunistic TLS between MTAs (RFC 7435): encrypt, don't verify. */
-		SSL_CTX_set_verify(t->ssl_ctx, SSL_VERIFY_NONE, NULL);
+	/* a file, not a directory: read whole now, never during a handshake */
+	if (ca_file && *ca_file &&
+	    SSL_CTX_load_verify_locations(t->ssl_ctx, ca_file, NULL) != 1) {
+		take_ssl_error(err, errlen, ca_file);
+		goto fail;
 	}
+	/* Opportunistic TLS between MTAs (RFC 7435) unless a connection asks
+	 * to verify (tls_conn_client_setup). */
+	SSL_CTX_set_verify(t->ssl_ctx, SSL_VERIFY_NONE, NULL);
 	return t;
 fail:
 	tls_ctx_free(t);
@@ -280,11 +282,83 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
 	/* An empty read BIO means "no data yet", not end of file. */
 	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);	/* SSL owns both now */
+	c->server = ctx->server;
 	if (ctx->server)
 		SSL_set_accept_state(c->ssl);
 	else
 		SSL_set_connect_state(c->ssl);
 	return c;
+}
+
+/* An address literal: "1.2.3.4", "[1.2.3.4]", "[IPv6:...]" or a bare IPv6. */
+static bool ip_literal(const char *h, char *ip, size_t cap)
+{
+	unsigned char tmp[16];
+	size_t n = strlen(h);
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+		if (n >= 5 && strncasecmp(h, "IPv6:", 5) == 0) {
+			h += 5;
+			n -= 5;
+		}
+	}
+	if (n == 0 || n >= cap)
+		return false;
+	memcpy(ip, h, n);
+	ip[n] = '\0';
+	return inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1;
+}
+
+int tls_conn_client_setup(struct tls_conn *c, const char *host, bool verify)
+{
+	char name[256], ip[64];
+	size_t n = host ? strlen(host) : 0;
+
+	if (c->server || !SSL_in_before(c->ssl) || n >= sizeof(name))
+		return -1;
+	memcpy(name, host ? host : "", n + 1);
+	if (n > 0 && name[n - 1] == '.')
+		name[--n] = '\0';	/* "mx.example.net." from DNS */
+	if (n > 0) {
+		if (ip_literal(name, ip, sizeof(ip))) {
+			/* RFC 6066 3: no SNI for an address; check the IP SAN */
+			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), ip) != 1)
+				return -1;
+		} else {
+			if (SSL_set_tlsext_host_name(c->ssl, name) != 1)
+				return -1;
+			SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (SSL_set1_host(c->ssl, name) != 1)
+				return -1;
+		}
+	}
+	SSL_set_verify(c->ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	return 0;
+}
+
+int tls_verify_result(const struct tls_conn *c, char *buf, size_t len)
+{
+	long v = SSL_get_verify_result(c->ssl);
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+
+	if (v != X509_V_OK) {
+		snprintf(buf, len, "%s", X509_verify_cert_error_string(v));
+		return 0;
+	}
+	if (peer == NULL) {
+		snprintf(buf, len, "no peer certificate");
+		return 0;
+	}
+	char subj[200];
+	X509_NAME_oneline(X509_get_subject_name(peer), subj, sizeof(subj));
+	snprintf(buf, len, "verified (subject %s)", subj[0] == '/' ? subj + 1 : subj);
+	return 1;
+}
+
+const char *tls_servername(const struct tls_conn *c)
+{
+	return c->server ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
 }
 
 void tls_conn_free(struct tls_conn *c)

@@ -12,6 +12,16 @@
  * first start (as Debian does for Postfix with ssl-cert's snakeoil pair):
  * EC P-256, ten years, CN and subjectAltName set to the hostname.
  *
+ * The client side (delivery) has one context for every policy: the CA file
+ * (a bundle, loaded into memory when the context is made, so verification
+ * never reads files on an lcore) serves the connections that verify; each
+ * connection says, before its handshake, which host it expects and whether
+ * to verify (tls_conn_client_setup): `verify` checks the chain against the
+ * CA file and the certificate against the host name (RFC 6125 via
+ * SSL_set1_host, no partial wildcards) and fails the handshake otherwise;
+ * `may`/`encrypt` do not verify, but the outcome of the same checks is
+ * still recorded for the logs (tls_verify_result).
+ *
  * OpenSSL allocates per connection when STARTTLS begins; that is the one
  * heap use on a session's path, bounded by the number of TLS sessions.
  */
@@ -28,7 +38,9 @@ struct tls_conn;
 /* Server context from PEM files. NULL with err filled on failure. */
 struct tls_ctx *tls_ctx_server(const char *cert_file, const char *key_file,
 			       char *err, size_t errlen);
-/* Client context (for the delivery side; verify off unless ca_file). */
+/* Client context (the delivery side). ca_file: PEM bundle of trusted CAs,
+ * or NULL/"" for none (then no certificate ever verifies). Connections do
+ * not verify unless tls_conn_client_setup() asks for it. */
 struct tls_ctx *tls_ctx_client(const char *ca_file, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx);
 /* Cap the protocol version: 12 for TLS 1.2, 13 for TLS 1.3. 0 or -1. */
@@ -40,6 +52,27 @@ int tls_selfsigned_ensure(const char *cert_file, const char *key_file,
 
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
 void tls_conn_free(struct tls_conn *c);
+
+/*
+ * Client connection, before its handshake: host is the next hop's name
+ * (the MX host; a trailing dot is dropped). It goes out as SNI (RFC 6066;
+ * not for an IP address) and is the name the certificate must carry.
+ * verify: the handshake fails unless the chain leads to the CA file and
+ * the name matches. Returns 0, or -1 (a server connection, the handshake
+ * already started, a name that is too long, out of memory).
+ */
+int tls_conn_client_setup(struct tls_conn *c, const char *host, bool verify);
+
+/*
+ * The peer certificate's verification (chain and host name), after the
+ * handshake (or its failure): 1 when it verified, 0 when not. buf gets the
+ * reason, e.g. "verified (subject CN=mx.example.net)", "hostname mismatch",
+ * "unable to get local issuer certificate", "no peer certificate".
+ */
+int tls_verify_result(const struct tls_conn *c, char *buf, size_t len);
+
+/* Server side: the name the client asked for with SNI, NULL if none. */
+const char *tls_servername(const struct tls_conn *c);
 
 /* Network side. tls_feed: ciphertext received (returns bytes taken, -1 on
  * error); tls_take: ciphertext to send (bytes copied out, 0 when none). */

@@ -1,11 +1,18 @@
 /*
  * test_tls.c - TLS over memory BIOs: the self-signed fallback, handshakes at
  * TLS 1.2 and 1.3 between two in-memory endpoints, data both ways in pieces
- * of every size, and clean failure on garbage and on bad files.
+ * of every size, and clean failure on garbage and on bad files. The client
+ * side (delivery) against a real server context with a certificate from a
+ * CA made here: SNI, `may` (no verification, outcome reported), `verify`
+ * passing with the right CA and name, failing on a wrong name, an unknown
+ * CA, or an address that is not in the certificate.
  */
 #include <criterion/criterion.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +159,260 @@ Test(tls, bad_files_are_reported, .init = make_pair, .fini = cleanup)
 	cr_assert_eq(tls_selfsigned_ensure("/nonexistent/dir/c.pem", "/nonexistent/dir/k.pem",
 					   "h", err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "/nonexistent/dir/"), "%s", err);
+}
+
+/* ---- the client side: a small PKI made for the test ---------------------- */
+
+static char pki[64], ca_pem[128], other_ca_pem[128], leaf_pem[128], leaf_key[128];
+
+static int add_ext_to(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (!ext)
+		return 0;
+	int ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* A certificate for key, named cn, signed by ikey (issuer NULL: itself). */
+static X509 *make_cert(EVP_PKEY *k, const char *cn, X509 *issuer, EVP_PKEY *ikey,
+		       bool ca, const char *san, long serial)
+{
+	X509 *x = X509_new();
+	cr_assert_not_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	X509 *is = issuer ? issuer : x;
+	cr_assert(add_ext_to(x, is, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE"));
+	cr_assert(add_ext_to(x, is, NID_key_usage,
+			     ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature"));
+	cr_assert(add_ext_to(x, is, NID_subject_key_identifier, "hash"));
+	if (issuer)
+		cr_assert(add_ext_to(x, is, NID_authority_key_identifier, "keyid"));
+	if (san)
+		cr_assert(add_ext_to(x, is, NID_subject_alt_name, san));
+	if (!ca)
+		cr_assert(add_ext_to(x, is, NID_ext_key_usage, "serverAuth"));
+	cr_assert_neq(X509_sign(x, ikey ? ikey : k, EVP_sha256()), 0);
+	return x;
+}
+
+static void write_cert(const char *path, X509 *x)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(PEM_write_X509(f, x), 1);
+	fclose(f);
+}
+
+static void make_pki(void)
+{
+	strcpy(pki, "/tmp/sluice-pki-XXXXXX");
+	cr_assert_not_null(mkdtemp(pki));
+	snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", pki);
+	snprintf(other_ca_pem, sizeof(other_ca_pem), "%s/other-ca.pem", pki);
+	snprintf(leaf_pem, sizeof(leaf_pem), "%s/leaf.pem", pki);
+	snprintf(leaf_key, sizeof(leaf_key), "%s/leaf.key", pki);
+	EVP_PKEY *cak = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *ok = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *lk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	cr_assert(cak && ok && lk);
+	X509 *ca = make_cert(cak, "Sluice Test CA", NULL, NULL, true, NULL, 1);
+	X509 *other = make_cert(ok, "Some Other CA", NULL, NULL, true, NULL, 2);
+	X509 *leaf = make_cert(lk, "mx.example.test", ca, cak, false,
+			       "DNS:mx.example.test,IP:192.0.2.25", 3);
+	write_cert(ca_pem, ca);
+	write_cert(other_ca_pem, other);
+	write_cert(leaf_pem, leaf);
+	FILE *f = fopen(leaf_key, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(PEM_write_PrivateKey(f, lk, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	X509_free(ca);
+	X509_free(other);
+	X509_free(leaf);
+	EVP_PKEY_free(cak);
+	EVP_PKEY_free(ok);
+	EVP_PKEY_free(lk);
+}
+
+static void drop_pki(void)
+{
+	unlink(ca_pem);
+	unlink(other_ca_pem);
+	unlink(leaf_pem);
+	unlink(leaf_key);
+	rmdir(pki);
+}
+
+/* Like pump(), but a side may fail: its input is then thrown away. */
+static void pump_any(struct tls_conn *a, struct tls_conn *b)
+{
+	char buf[4096];
+	for (int round = 0; round < 100; round++) {
+		size_t moved = 0, n;
+		while ((n = tls_take(a, buf, sizeof(buf))) > 0) {
+			(void)tls_feed(b, buf, n);
+			moved += n;
+		}
+		while ((n = tls_take(b, buf, sizeof(buf))) > 0) {
+			(void)tls_feed(a, buf, n);
+			moved += n;
+		}
+		tls_handshake(a);
+		tls_handshake(b);
+		if (!moved)
+			return;
+	}
+	cr_assert_fail("pump did not settle");
+}
+
+struct hs {
+	struct tls_ctx *sctx, *cctx;
+	struct tls_conn *s, *c;
+	int setup;		/* tls_conn_client_setup's return */
+	int verified;		/* tls_verify_result's */
+	char why[200];
+};
+
+/* One client handshake against the leaf certificate's server. */
+static struct hs client_handshake(const char *ca, const char *host, bool verify)
+{
+	struct hs h = { 0 };
+	char err[200];
+	h.sctx = tls_ctx_server(leaf_pem, leaf_key, err, sizeof(err));
+	cr_assert_not_null(h.sctx, "%s", err);
+	h.cctx = tls_ctx_client(ca, err, sizeof(err));
+	cr_assert_not_null(h.cctx, "%s", err);
+	h.s = tls_conn_new(h.sctx);
+	h.c = tls_conn_new(h.cctx);
+	cr_assert(h.s && h.c);
+	h.setup = tls_conn_client_setup(h.c, host, verify);
+	cr_assert_eq(tls_handshake(h.c), 0, "the client waits for the server");
+	pump_any(h.c, h.s);
+	h.verified = tls_verify_result(h.c, h.why, sizeof(h.why));
+	return h;
+}
+
+static void hs_free(struct hs *h)
+{
+	tls_conn_free(h->s);
+	tls_conn_free(h->c);
+	tls_ctx_free(h->sctx);
+	tls_ctx_free(h->cctx);
+}
+
+/* After a good handshake the two ends talk. */
+static void talks(struct hs *h)
+{
+	char buf[16] = { 0 };
+	cr_assert_eq(tls_write(h->c, "EHLO x\r\n", 8), 8);
+	pump(h->c, h->s);
+	cr_assert_eq(tls_read(h->s, buf, sizeof(buf)), 8);
+	cr_assert_str_eq(buf, "EHLO x\r\n");
+}
+
+TestSuite(tls_client, .init = make_pki, .fini = drop_pki);
+
+Test(tls_client, may_encrypts_without_verifying_and_sends_sni)
+{
+	struct hs h = client_handshake(NULL, "mx.example.test", false);
+	cr_assert_eq(h.setup, 0);
+	cr_assert(tls_established(h.c), "client: %s", tls_error(h.c));
+	cr_assert(tls_established(h.s), "server: %s", tls_error(h.s));
+	cr_assert_str_eq(tls_servername(h.s), "mx.example.test");
+	cr_assert_eq(h.verified, 0, "nothing to verify against");
+	cr_assert_str_eq(h.why, "unable to get local issuer certificate");
+	talks(&h);
+	hs_free(&h);
+}
+
+Test(tls_client, may_reports_a_name_mismatch_for_the_logs)
+{
+	struct hs h = client_handshake(ca_pem, "other.example.test", false);
+	cr_assert(tls_established(h.c), "%s", tls_error(h.c));
+	cr_assert_eq(h.verified, 0);
+	cr_assert_str_eq(h.why, "hostname mismatch");
+	hs_free(&h);
+}
+
+Test(tls_client, verify_passes_with_the_right_ca_and_name)
+{
+	struct hs h = client_handshake(ca_pem, "mx.example.test.", true);	/* DNS's dot */
+	cr_assert_eq(h.setup, 0);
+	cr_assert(tls_established(h.c), "client: %s", tls_error(h.c));
+	cr_assert(tls_established(h.s), "server: %s", tls_error(h.s));
+	cr_assert_eq(h.verified, 1, "%s", h.why);
+	cr_assert_str_eq(h.why, "verified (subject CN=mx.example.test)");
+	cr_assert_str_eq(tls_servername(h.s), "mx.example.test");
+	talks(&h);
+	hs_free(&h);
+}
+
+Test(tls_client, verify_fails_on_a_wrong_host_name)
+{
+	struct hs h = client_handshake(ca_pem, "mx.example.org", true);
+	cr_assert_not(tls_established(h.c));
+	cr_assert_eq(tls_handshake(h.c), -1);
+	cr_assert_not(tls_established(h.s), "the server saw the alert");
+	cr_assert_eq(h.verified, 0);
+	cr_assert_str_eq(h.why, "hostname mismatch");
+	cr_assert_not_null(strstr(tls_error(h.c), "certificate verify failed"), "%s", tls_error(h.c));
+	hs_free(&h);
+}
+
+Test(tls_client, verify_fails_on_an_unknown_ca)
+{
+	struct hs h = client_handshake(other_ca_pem, "mx.example.test", true);
+	cr_assert_not(tls_established(h.c));
+	cr_assert_eq(h.verified, 0);
+	cr_assert_str_eq(h.why, "unable to get local issuer certificate");
+	hs_free(&h);
+}
+
+Test(tls_client, verify_fails_without_any_ca)
+{
+	struct hs h = client_handshake(NULL, "mx.example.test", true);
+	cr_assert_not(tls_established(h.c));
+	cr_assert_eq(h.verified, 0);
+	hs_free(&h);
+}
+
+Test(tls_client, address_literal_no_sni_and_ip_checked)
+{
+	struct hs h = client_handshake(ca_pem, "[192.0.2.25]", true);
+	cr_assert_eq(h.setup, 0);
+	cr_assert(tls_established(h.c), "%s", tls_error(h.c));
+	cr_assert_null(tls_servername(h.s), "RFC 6066: no SNI for an address");
+	cr_assert_eq(h.verified, 1, "%s", h.why);
+	hs_free(&h);
+	h = client_handshake(ca_pem, "192.0.2.26", true);
+	cr_assert_not(tls_established(h.c));
+	cr_assert_str_eq(h.why, "IP address mismatch");
+	hs_free(&h);
+}
+
+Test(tls_client, setup_only_on_a_fresh_client_connection)
+{
+	struct hs h = client_handshake(ca_pem, "mx.example.test", true);
+	cr_assert(tls_established(h.c));
+	cr_assert_eq(tls_conn_client_setup(h.c, "mx.example.test", true), -1, "too late");
+	cr_assert_eq(tls_conn_client_setup(h.s, "mx.example.test", true), -1, "a server");
+	char longname[300];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	struct tls_conn *c = tls_conn_new(h.cctx);
+	cr_assert_eq(tls_conn_client_setup(c, longname, true), -1);
+	tls_conn_free(c);
+	hs_free(&h);
 }
