@@ -107,7 +107,7 @@ static void store(struct pair *p)
 	s->nrcpt = m->nrcpt;
 	for (unsigned i = 0; i < m->nrcpt && i < 4; i++) {
 		struct smtp_rcpt_view v;
-		cr_assert_eq(smtp_message_rcpt(m, i, &v), 0);
+		cr_assert_eq(th_rcpt(p->srv, i, &v), 0);
 		snprintf(s->rcpt[i], sizeof(s->rcpt[i]), "%s", v.addr);
 		snprintf(s->orcpt[i], sizeof(s->orcpt[i]), "%s", v.orcpt ? v.orcpt : "");
 		s->notify[i] = v.notify;
