@@ -25,8 +25,9 @@
 #define DP_INBOX_SIZE 4096	/* steered frames waiting per lcore */
 
 struct dataplane {
-	struct dp_conf conf;
+	struct dp_conf conf;		/* udp and dpsock: defaults filled in */
 	uint8_t secret[16];		/* keys TCP ISNs and SYN cookies */
+	uint8_t udp_secret[16];		/* keys UDP ephemeral ports */
 	struct rte_ring *inboxes[DP_MAX_WORKERS];
 	struct eal_argv eal_argv;	/* EAL may keep pointers into it */
 	struct port_info port;
@@ -36,21 +37,23 @@ struct dataplane {
 	struct smtp_limits limits;	/* SMTP session counts, all lcores */
 	unsigned nworkers;
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
+	struct dpsock_hub *hubs[DP_DPSOCK_HUBS];
 };
 
 /*
  * How many of the pool's mbufs one lcore's TCP may hold in send and
  * out-of-order queues: its share of the pool less what the lcore needs to
  * keep moving even when every send buffer is full - RX descriptors to
- * refill, a TX burst, its steering inbox, the mempool cache, and frames for
- * ARP, ACKs and SYN-ACKs. Without it, busy connections under loss drain the
+ * refill, a TX burst, its steering inbox, the mempool cache, the datagrams
+ * its UDP sockets may queue, and frames for ARP, ACKs and SYN-ACKs. Without it, busy connections under loss drain the
  * pool and the lcore can no longer receive the ACKs that would free it.
  */
 static unsigned tcp_mbuf_budget(const struct dp_conf *conf)
 {
 	unsigned share = conf->port.mbufs / conf->workers;
 	unsigned reserve = conf->port.rx_desc + conf->port.tx_desc + DP_INBOX_SIZE +
-			   2 * conf->port.mbuf_cache + 2 * LCORE_TXBUF + 1024;
+			   2 * conf->port.mbuf_cache + 2 * LCORE_TXBUF + 1024 +
+			   conf->udp.rxq_mbufs;
 
 	return share > 2 * reserve ? share - reserve : share / 2;
 }
@@ -100,6 +103,23 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 			return -ENOMEM;
 		}
 	}
+	{
+		struct udp_conf uc = dp->conf.udp;
+		memcpy(uc.secret, dp->udp_secret, sizeof(uc.secret));
+		uc.secret[0] ^= (uint8_t)w;	/* each lcore its own sequence */
+		uc.port_ok = steer_owns;
+		uc.port_ok_ctx = &lc->steer;
+		lc->udp = udp_stack_create(&lc->ns, &uc);
+		if (!lc->udp) {
+			log_err("lcore %u: UDP stack set-up failed", lcore_id);
+			return -ENOMEM;
+		}
+		lc->dpsock = dpsock_lcore_create(w, lc->udp, lc->tcp, dp->hubs, DP_DPSOCK_HUBS);
+		if (!lc->dpsock) {
+			log_err("lcore %u: dpsock set-up failed", lcore_id);
+			return -ENOMEM;
+		}
+	}
 	if (dp->conf.echo.port || dp->conf.echo.connect_ip) {
 		lc->echo = echo_create(lc->tcp, &dp->conf.echo, w + 1);
 		if (!lc->echo)
@@ -131,16 +151,45 @@ static void free_worker(struct lcore_ctx *lc)
 	/* Resets whatever SMTP sessions are left; the RSTs go out while the
 	 * port is still up (dp_stop closes it after the workers are freed). */
 	smtp_service_destroy(lc->smtp);
+	dpsock_lcore_destroy(lc->dpsock);	/* resets its TCP connections */
 	if (lc->ntx)
 		lcore_flush_tx(lc);
 	if (lc->tcp)
 		tcp_stack_destroy(lc->tcp);
+	udp_stack_destroy(lc->udp);
 	net_stack_fini(&lc->ns);
 	if (lc->log) {
 		log_ring_drain(lc->log, LOG_RING_SLOTS);
 		log_ring_free(lc->log);
 	}
 	rte_free(lc);
+}
+
+static void free_hubs(struct dataplane *dp)
+{
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
+		dpsock_hub_destroy(dp->hubs[i]);
+		dp->hubs[i] = NULL;
+	}
+}
+
+/*
+ * The UDP and dpsock configurations, defaults where the caller left them
+ * zero; a dpsock TCP connection's staging must hold the stack's whole
+ * receive window, and a datagram must fit the MTU.
+ */
+static void conf_fill(struct dp_conf *c, uint16_t port_mtu)
+{
+	unsigned mtu = c->addr.mtu && c->addr.mtu <= port_mtu ? c->addr.mtu : port_mtu;
+
+	if (c->udp.max_socks == 0)
+		udp_conf_default(&c->udp);
+	if (c->dpsock.max_socks == 0)
+		dpsock_conf_default(&c->dpsock);
+	if (c->dpsock.tcp_rxbuf < c->tcp.rcvbuf)
+		c->dpsock.tcp_rxbuf = c->tcp.rcvbuf;
+	if (mtu > 28 && c->dpsock.dgram_max > mtu - 28)
+		c->dpsock.dgram_max = mtu - 28;
 }
 
 static void free_rings(struct dataplane *dp)
@@ -186,9 +235,18 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 			 "queue serve only what is steered to them",
 			 dp->port.rx_queues, conf->workers);
 
-	if (getrandom(dp->secret, sizeof(dp->secret), 0) != sizeof(dp->secret)) {
+	if (getrandom(dp->secret, sizeof(dp->secret), 0) != sizeof(dp->secret) ||
+	    getrandom(dp->udp_secret, sizeof(dp->udp_secret), 0) != sizeof(dp->udp_secret)) {
 		log_err("getrandom: %s", strerror(errno));
 		goto fail_port;
+	}
+	conf_fill(&dp->conf, dp->port.mtu);
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
+		dp->hubs[i] = dpsock_hub_create(&dp->conf.dpsock, conf->workers);
+		if (!dp->hubs[i]) {
+			log_err("dpsock hub %u: set-up failed", i);
+			goto fail_port;
+		}
 	}
 	for (unsigned i = 0; i < conf->workers; i++) {
 		char name[RTE_RING_NAMESIZE];
@@ -227,6 +285,7 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 fail_port:
 	for (unsigned i = 0; i < w; i++)
 		free_worker(dp->workers[i]);
+	free_hubs(dp);
 	free_rings(dp);
 	port_close(&dp->port);
 fail_eal:
@@ -265,6 +324,11 @@ unsigned dp_smtp_active(struct dataplane *dp)
 	return n;
 }
 
+struct dpsock_hub *dp_dpsock_hub(struct dataplane *dp, unsigned index)
+{
+	return index < DP_DPSOCK_HUBS ? dp->hubs[index] : NULL;
+}
+
 unsigned dp_log_drain(struct dataplane *dp)
 {
 	unsigned n = 0;
@@ -292,6 +356,7 @@ void dp_stop(struct dataplane *dp)
 	dp_halt(dp);
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		free_worker(dp->workers[i]);
+	free_hubs(dp);
 	port_close(&dp->port);
 	free_rings(dp);
 	rte_mempool_free(dp->port.pool);
@@ -316,7 +381,10 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
 
 	_Static_assert(sizeof(struct net_stats) / 8 <= 128 &&
-		       sizeof(struct tcp_stats) / 8 <= 128, "grow v[]");
+		       sizeof(struct tcp_stats) / 8 <= 128 &&
+		       sizeof(struct udp_stats) / 8 <= 128 &&
+		       sizeof(struct dpsock_hub_stats) / 8 <= 128 &&
+		       sizeof(struct dpsock_lcore_stats) / 8 <= 128, "grow v[]");
 	sum_group(dp, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
 	stats_write(out, json, &first, "net", net_stat_names, v, net_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
@@ -335,15 +403,38 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, tcp_stack_stats(dp->workers[i]->tcp), tcp_stat_count);
 	stats_write(out, json, &first, "tcp", tcp_stat_names, v, tcp_stat_count);
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		stats_add(v, udp_stack_stats(dp->workers[i]->udp), udp_stat_count);
+	stats_write(out, json, &first, "udp", udp_stat_names, v, udp_stat_count);
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		stats_add(v, dpsock_lcore_get_stats(dp->workers[i]->dpsock),
+			  dpsock_lcore_stat_count);
+	stats_write(out, json, &first, "dpsock", dpsock_lcore_stat_names, v,
+		    dpsock_lcore_stat_count);
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++)
+		stats_add(v, dpsock_hub_get_stats(dp->hubs[i]), dpsock_hub_stat_count);
+	stats_write(out, json, &first, "dpsock_hub", dpsock_hub_stat_names, v,
+		    dpsock_hub_stat_count);
 	{
 		static const char *const gauge_names[] = { "tcp_conns", "tcp_mbufs_held",
-							   "mbufs_free" };
-		uint64_t g[3] = { 0, 0, rte_mempool_avail_count(dp->port.pool) };
+			"mbufs_free", "udp_socks", "udp_mbufs_held", "dpsock_socks",
+			"dpsock_req_slots_free", "dpsock_evt_slots_free" };
+		uint64_t g[8] = { 0, 0, rte_mempool_avail_count(dp->port.pool), 0, 0, 0, 0, 0 };
 		for (unsigned i = 0; i < dp->nworkers; i++) {
 			g[0] += tcp_stack_conn_count(dp->workers[i]->tcp);
 			g[1] += tcp_stack_mbufs_held(dp->workers[i]->tcp);
+			g[3] += udp_stack_sock_count(dp->workers[i]->udp);
+			g[4] += udp_stack_mbufs_held(dp->workers[i]->udp);
+			g[7] += dpsock_lcore_free_slots(dp->workers[i]->dpsock);
 		}
-		stats_write(out, json, &first, "gauge", gauge_names, g, 3);
+		for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
+			g[5] += dpsock_hub_open_count(dp->hubs[i]);
+			g[6] += dpsock_hub_free_slots(dp->hubs[i]);
+		}
+		stats_write(out, json, &first, "gauge", gauge_names, g, 8);
 	}
 	if (dp->workers[0] && dp->workers[0]->smtp) {
 		static const char *const smtp_gauge_names[] = { "sessions", "inflight",

@@ -18,14 +18,19 @@
 #include <stdio.h>
 
 #include "dataplane/cpus.h"
+#include "dataplane/dpsock.h"
 #include "dataplane/echo.h"
 #include "dataplane/impair.h"
 #include "dataplane/net/arp.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
+#include "dataplane/net/udp.h"
 #include "dataplane/smtp/smtp_service.h"
 
 #define DP_MAX_WORKERS CPUS_MAX_WORKERS
+/* dpsock hubs (dpsock.h), one per control thread that needs the data
+ * network: 0 the resolver's, 1 the delivery scheduler's. */
+#define DP_DPSOCK_HUBS 2
 
 enum dp_idle_policy {
 	DP_IDLE_BUSY = 0,	/* spin: lowest latency, one core per lcore */
@@ -58,6 +63,9 @@ struct dp_conf {
 	struct arp_conf arp;
 	struct impair_conf impair;
 	struct tcp_conf tcp;		/* secret and port_ok are set per lcore */
+	struct udp_conf udp;		/* max_socks 0: udp_conf_default();
+					 * secret and port_ok are set per lcore */
+	struct dpsock_conf dpsock;	/* max_socks 0: dpsock_conf_default() */
 	struct echo_conf echo;		/* test service, off by default */
 	struct smtp_service_conf smtp;	/* port 0: no SMTP service */
 };
@@ -89,6 +97,11 @@ void dp_halt(struct dataplane *dp);
 /* dp_halt() if not done yet, then free the workers (SMTP sessions still
  * open are reset), close the port, release EAL, free dp. */
 void dp_stop(struct dataplane *dp);
+
+/* A dpsock hub (index < DP_DPSOCK_HUBS; else NULL) for one control
+ * thread: its sockets live on the worker lcores' stacks (dpsock.h). Valid
+ * from dp_init to dp_stop; usable before dp_start (requests wait). */
+struct dpsock_hub *dp_dpsock_hub(struct dataplane *dp, unsigned index);
 
 /* Write every counter, summed over the worker lcores, as "group.name value"
  * lines, or as the members of a JSON object ("group.name":value,...) when

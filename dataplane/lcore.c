@@ -203,6 +203,8 @@ int lcore_main(void *arg)
 			}
 			n += smtp_service_poll(lc->smtp, lc->ns.now_ns);
 		}
+		if (lc->dpsock)
+			n += dpsock_lcore_poll(lc->dpsock);
 
 		if (!clients_started) {
 			echo_start_clients(lc->echo);

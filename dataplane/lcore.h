@@ -4,9 +4,10 @@
  * The loop, per iteration: read the clock once, receive a burst from the
  * lcore's RX queue, pass it through impairment (tests only), steer each
  * frame to the lcore that owns its flow (steer.h) or hand it to this lcore's
- * network stack, take in what other lcores steered here, run the TCP timer
- * wheel, transmit what the stack queued, run the slower stack timers every
- * LCORE_TICK_NS, and when nothing arrived, idle according to policy.
+ * network stack, take in what other lcores steered here, serve the control
+ * threads' sockets (dpsock.h), run the TCP timer wheel, transmit what the
+ * stack queued, run the slower stack timers every LCORE_TICK_NS, and when
+ * nothing arrived, idle according to policy.
  *
  * Adaptive idle (after DPDK's l3fwd-power): the first LCORE_IDLE_SPIN empty
  * polls spin, the next until LCORE_IDLE_PAUSE pause the CPU, then the loop
@@ -24,10 +25,12 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/dpsock.h"
 #include "dataplane/echo.h"
 #include "dataplane/impair.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
+#include "dataplane/net/udp.h"
 #include "dataplane/smtp/smtp_service.h"
 #include "dataplane/steer.h"
 
@@ -63,6 +66,8 @@ struct lcore_ctx {
 
 	struct net_stack ns;
 	struct tcp_stack *tcp;
+	struct udp_stack *udp;
+	struct dpsock_lcore *dpsock;	/* control threads' sockets served here */
 	struct steer steer;
 	struct echo_service *echo;	/* test service; NULL when off */
 	struct smtp_service *smtp;	/* NULL when off */

@@ -8,7 +8,6 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
-#include <rte_tcp.h>
 #include <rte_thash.h>
 
 #include "dataplane/port.h"
@@ -50,7 +49,7 @@ int steer_classify(const struct steer *s, const struct rte_mbuf *m)
 {
 	const struct rte_ether_hdr *eh;
 	const struct rte_ipv4_hdr *ip;
-	const struct rte_tcp_hdr *th;
+	const rte_be16_t *ports;
 	unsigned ihl, owner;
 	uint32_t len = rte_pktmbuf_data_len(m);
 
@@ -64,12 +63,17 @@ int steer_classify(const struct steer *s, const struct rte_mbuf *m)
 		return STEER_LOCAL;
 	ip = (const struct rte_ipv4_hdr *)(eh + 1);
 	ihl = (ip->version_ihl & 0xf) * 4u;
-	/* Malformed or non-TCP: the local stack validates and counts it. */
-	if (ip->next_proto_id != IPPROTO_TCP || ihl < sizeof(*ip) ||
-	    len < sizeof(*eh) + ihl + 4)
+	/* Malformed, neither TCP nor UDP, or a fragment (only the first one
+	 * carries the ports; ipv4.c drops them all): the local stack validates
+	 * and counts it. */
+	if ((ip->next_proto_id != IPPROTO_TCP && ip->next_proto_id != IPPROTO_UDP) ||
+	    ihl < sizeof(*ip) || len < sizeof(*eh) + ihl + 4 ||
+	    (rte_be_to_cpu_16(ip->fragment_offset) &
+	     (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
 		return STEER_LOCAL;
-	th = (const struct rte_tcp_hdr *)((const uint8_t *)ip + ihl);
-	owner = steer_owner(s, ip->src_addr, ip->dst_addr, th->src_port, th->dst_port);
+	/* TCP and UDP headers both start with the source and destination ports. */
+	ports = (const rte_be16_t *)((const uint8_t *)ip + ihl);
+	owner = steer_owner(s, ip->src_addr, ip->dst_addr, ports[0], ports[1]);
 	return owner == s->self ? STEER_LOCAL : (int)owner;
 }
 

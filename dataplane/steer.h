@@ -1,8 +1,8 @@
 /*
- * steer.h - keep every TCP flow on the lcore that owns it.
+ * steer.h - keep every TCP and UDP flow on the lcore that owns it.
  *
  * Ownership is decided the way a NIC's RSS does it: the Toeplitz hash of the
- * IPv4 4-tuple with the symmetric key of port.c (so both directions of a flow
+ * IPv4 4-tuple (TCP or UDP: ports included) with the symmetric key of port.c (so both directions of a flow
  * hash alike) indexes a 128-entry redirection table of worker numbers. With
  * a multi-queue NIC doing the same in hardware, every frame already arrives
  * at its owner and steering is a no-op. With a single-queue vdev (net_tap,
@@ -11,11 +11,12 @@
  * lcore's inbox ring (MP/SC rte_ring): no locks, no shared state.
  *
  * ARP is the exception: every lcore keeps its own ARP cache, so the receiving
- * lcore answers and each other lcore gets a copy to learn from. ICMP and
- * other non-TCP traffic is handled wherever it arrives.
+ * lcore answers and each other lcore gets a copy to learn from. ICMP, IP
+ * fragments and other traffic is handled wherever it arrives.
  *
- * Active opens pick a source port whose reply hashes back to the opening
- * lcore (steer_owns), the technique of mTCP and Seastar.
+ * TCP active opens and UDP sockets with an ephemeral port pick a source
+ * port whose reply hashes back to the opening lcore (steer_owns), the
+ * technique of mTCP and Seastar.
  */
 #ifndef SLUICE_STEER_H
 #define SLUICE_STEER_H
@@ -31,7 +32,7 @@ struct rte_mbuf;
 struct rte_ring;
 
 #define STEER_RETA_SIZE 128
-#define STEER_LOCAL (-1)	/* handle here (not TCP, or this lcore owns it) */
+#define STEER_LOCAL (-1)	/* handle here (not TCP/UDP, or this lcore owns it) */
 #define STEER_ALL   (-2)	/* handle here and copy to every other lcore (ARP) */
 
 /* misrouted: frames that reached an lcore's stack although another owns
@@ -66,7 +67,8 @@ unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 /* Where a received Ethernet frame goes: a worker number, STEER_LOCAL or STEER_ALL. */
 int steer_classify(const struct steer *s, const struct rte_mbuf *m);
 
-/* tcp_port_ok_fn: true when replies to this local port come back to us. */
+/* tcp_port_ok_fn and udp_port_ok_fn: true when replies to this local
+ * port come back to us. */
 bool steer_owns(void *steer, rte_be32_t laddr, rte_be16_t lport,
 		rte_be32_t raddr, rte_be16_t rport);
 

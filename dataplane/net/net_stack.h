@@ -4,7 +4,7 @@
  *
  * Each worker lcore owns exactly one struct net_stack and nothing in it is
  * touched by any other thread, so no locks are needed on the packet path.
- * The protocol modules (eth, arp, ipv4, icmp, tcp_*) take a net_stack and
+ * The protocol modules (eth, arp, ipv4, icmp, udp, tcp_*) take a net_stack and
  * work on rte_mbufs, but never call EAL or ethdev: frames leave through the
  * stack's tx hook and buffers come from its mempool. In production the hook
  * appends to the lcore's TX burst; in tests it captures the frame, and the
@@ -41,7 +41,8 @@
 	X(ip_drop_src) X(ip_drop_not_for_us) X(ip_drop_options)             \
 	X(ip_drop_proto) X(ip_tx) X(ip_tx_noroute) X(ip_cksum_offload_ok)   \
 	X(icmp_rx) X(icmp_rx_echo) X(icmp_tx_echo_reply) X(icmp_drop_short) \
-	X(icmp_drop_cksum) X(icmp_drop_type) X(udp_rx) X(udp_drop)
+	X(icmp_drop_cksum) X(icmp_drop_type) X(icmp_tx_unreach)            \
+	X(udp_rx) X(udp_drop)
 
 struct net_stats {
 	NET_STATS(STATS_FIELD)

@@ -35,6 +35,7 @@
 #include <rte_tcp.h>
 
 #include "common/clock.h"
+#include "dataplane/net/cksum.h"
 
 /* ---- mbuf helpers for chains ---- */
 
@@ -1017,7 +1018,7 @@ static bool cksum_ok(struct tcp_stack *ts, const struct rte_mbuf *m,
 		return true;
 	}
 	uint16_t raw;
-	if (rte_raw_cksum_mbuf(m, 0, tcplen, &raw) != 0) {
+	if (net_cksum_mbuf(m, 0, tcplen, &raw) != 0) {
 		ts->stats.drop_short++;
 		return false;
 	}

@@ -1,15 +1,22 @@
 /*
  * fuzz_net_input.c - libFuzzer harness: arbitrary frames into net_input()
- * of a stack with TCP listening (and one active open in flight).
+ * of a stack with TCP listening (and one active open in flight) and UDP
+ * sockets open (an unconnected echo on port 53, a connected socket on an
+ * ephemeral port talking to the peer's port 5353, port unreachable for the
+ * rest).
  *
  * The input is a sequence of records: [op][len lo][len hi][len bytes].
- * op bit 0: make the frame reach TCP (our MAC/IP as destination, the peer as
- *           source, IPv4 header and TCP/IP checksums fixed up), so the fuzzer
- *           spends its time in the TCP state machine rather than on checksums;
+ * op bit 0: make the frame reach TCP, or UDP when the frame's IP protocol
+ *           byte says 17 (our MAC/IP as destination, the peer as source,
+ *           IPv4 header and the TCP or UDP checksum fixed up; a UDP checksum
+ *           field of zero is left alone: "no checksum"), so the fuzzer
+ *           spends its time in the protocols rather than on checksums;
  * op bit 1: after the frame, advance the clock by (op >> 2) * 13 ms and run
  *           the timers.
  * The application echoes a line per data callback, closes on 'Q', aborts on
- * 'A', and stops reading on 'H'. After the input, the clock runs for 20
+ * 'A', and stops reading on 'H'. The UDP echo answers every datagram, and
+ * one starting with 'C' closes the socket it came to and opens it again
+ * (the connected one on a new ephemeral port). After the input, the clock runs for 20
  * minutes of simulated time in 100 s steps (every timer fires, late), the
  * stack is destroyed, and
  * every mbuf must be back in the pool: a leak aborts.
@@ -20,10 +27,12 @@
 
 #include <rte_ip.h>
 #include <rte_tcp.h>
+#include <rte_udp.h>
 
 #include "common/clock.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
+#include "dataplane/net/udp.h"
 #include "tests/support/heap_mempool.h"
 
 #define POOL_N 2048
@@ -80,6 +89,54 @@ static const struct tcp_callbacks cbs = {
 	.accept = f_accept, .data = f_data, .closed = f_closed,
 };
 
+/* UDP: the sockets, reopened by 'C' datagrams. */
+static struct udp_stack *fus;
+static struct udp_sock *u_echo, *u_conn;
+
+static bool port_odd(void *ctx, rte_be32_t laddr, rte_be16_t lport, rte_be32_t raddr,
+		     rte_be16_t rport)
+{
+	(void)ctx;
+	(void)laddr;
+	(void)raddr;
+	(void)rport;
+	return rte_be_to_cpu_16(lport) & 1;	/* "replies hash back" for half */
+}
+
+static void u_readable(struct udp_sock *s, void *user);
+
+static void u_open(bool connected)
+{
+	struct udp_sock **sp = connected ? &u_conn : &u_echo;
+	int rc = connected ? udp_open(fus, 0, PEER_IP, RTE_BE16(5353), sp)
+			   : udp_open(fus, RTE_BE16(53), 0, 0, sp);
+	if (rc != 0)
+		abort();
+	if (connected && !(rte_be_to_cpu_16(udp_local_port(*sp)) & 1))
+		abort();	/* port_ok not honoured */
+	udp_set_callback(*sp, u_readable, NULL);
+}
+
+static void u_readable(struct udp_sock *s, void *user)
+{
+	uint8_t buf[2048];
+	rte_be32_t from;
+	rte_be16_t fport;
+	int n;
+
+	(void)user;
+	while ((n = udp_recv(s, buf, sizeof(buf), &from, &fport)) >= 0) {
+		struct iovec v = { buf, (size_t)n };
+		if (n > 0 && buf[0] == 'C') {
+			bool connected = s == u_conn;
+			udp_close(s);
+			u_open(connected);
+			return;
+		}
+		udp_send(s, s == u_conn ? 0 : from, s == u_conn ? 0 : fport, &v, 1);
+	}
+}
+
 static void fix_frame(uint8_t *f, unsigned len)
 {
 	if (len < sizeof(struct rte_ether_hdr) + sizeof(struct rte_ipv4_hdr))
@@ -93,13 +150,29 @@ static void fix_frame(uint8_t *f, unsigned len)
 	ip->version_ihl = 0x45;
 	ip->fragment_offset = 0;
 	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_TCP;
+	bool udp = ip->next_proto_id == IPPROTO_UDP;
+	ip->next_proto_id = udp ? IPPROTO_UDP : IPPROTO_TCP;
 	ip->src_addr = PEER_IP;
 	ip->dst_addr = OUR_IP;
 	ip->total_length = rte_cpu_to_be_16((uint16_t)iplen);
 	ip->hdr_checksum = 0;
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	if (iplen >= sizeof(*ip) + sizeof(struct rte_tcp_hdr)) {
+	if (udp && iplen >= sizeof(*ip) + sizeof(struct rte_udp_hdr)) {
+		struct rte_udp_hdr *uh = (struct rte_udp_hdr *)(ip + 1);
+		unsigned ulen = rte_be_to_cpu_16(uh->dgram_len);
+		uint32_t sum;
+		/* Over the UDP length when it is sane (else the length check
+		 * drops it anyway); a zero field means "none": keep it. */
+		if (uh->dgram_cksum == 0 || ulen < sizeof(*uh) || ulen > iplen - sizeof(*ip))
+			return;
+		uh->dgram_cksum = 0;
+		sum = rte_raw_cksum(uh, ulen);
+		sum += rte_raw_cksum(&ip->src_addr, 8);
+		sum += rte_cpu_to_be_16(IPPROTO_UDP) + rte_cpu_to_be_16((uint16_t)ulen);
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		uh->dgram_cksum = (uint16_t)~sum ? (uint16_t)~sum : 0xffff;
+	} else if (!udp && iplen >= sizeof(*ip) + sizeof(struct rte_tcp_hdr)) {
 		struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
 		th->cksum = 0;
 		th->cksum = rte_ipv4_udptcp_cksum(ip, th);
@@ -142,6 +215,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct tcp_conn *act = tcp_connect(ts, PEER_IP, RTE_BE16(2525), &cbs, NULL);
 	if (act)
 		tcp_send(act, "EHLO fuzz\r\n", 11);
+	struct udp_conf uc;
+	udp_conf_default(&uc);
+	uc.max_socks = 4;
+	uc.rxq_dgrams = 4;
+	uc.rxq_bytes = 4096;
+	uc.rxq_mbufs = 12;
+	uc.icmp_rate = 5;
+	uc.icmp_burst = 2;
+	uc.port_ok = port_odd;
+	memset(uc.secret, 0x17, sizeof(uc.secret));
+	fus = udp_stack_create(&ns, &uc);
+	if (!fus)
+		abort();
+	u_open(false);
+	u_open(true);
+	{
+		struct iovec q = { "query", 5 };
+		if (udp_send(u_conn, 0, 0, &q, 1) != 5)
+			abort();
+	}
 
 	size_t i = 0;
 	while (i + 3 <= size) {
@@ -175,6 +268,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tcp_tick(ts);
 		net_tick(&ns);
 	}
+	if (udp_stack_sock_count(fus) != 2)
+		abort();	/* the echo and the connected socket, always */
+	udp_stack_destroy(fus);
+	fus = NULL;
 	tcp_stack_destroy(ts);
 	net_stack_fini(&ns);
 	if (heap_mempool_avail(pool) != POOL_N)

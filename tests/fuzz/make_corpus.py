@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Write seed inputs for fuzz_net_input into corpus/: record streams
 ([op][len lo][len hi][frame]) of a SYN with options, an ACK with data, a FIN,
-a RST, and out-of-order data. Checksums and addresses are fixed up by the
-harness (op bit 0), so only the TCP part matters here."""
+a RST, and out-of-order data; UDP datagrams to the echo, to closed ports, with
+a zero checksum, with bad lengths. Checksums and addresses are fixed up by the
+harness (op bit 0), so only the TCP or UDP part matters here."""
 import os
 import struct
 
@@ -14,6 +15,14 @@ def frame(sport, dport, seq, ack, flags, opts=b"", data=b"", wnd=65535):
     ip = b"\x45\x00" + struct.pack("!H", 20 + len(tcp)) + b"\x00" * 16
     eth = b"\x00" * 12 + b"\x08\x00"
     return eth + ip + tcp
+
+def udp_frame(sport, dport, data=b"", cksum=1, ulen=None):
+    """A UDP frame; the harness fixes the checksum unless it is 0."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(data) if ulen is None else ulen,
+                      cksum) + data
+    ip = b"\x45\x00" + struct.pack("!H", 20 + len(udp)) + b"\x00" * 5 + b"\x11" + b"\x00" * 10
+    eth = b"\x00" * 12 + b"\x08\x00"
+    return eth + ip + udp
 
 def rec(op, f):
     return bytes([op]) + struct.pack("<H", len(f)) + f
@@ -31,6 +40,14 @@ seeds = {
         + rec(1, frame(40000, 25, 1001, 0, 0x10, data=b"A" * 100)),
     "synack_active": rec(1, frame(2525, 32768, 5000, 0, 0x12, SYN_OPTS)),
     "timers": rec(1, frame(40000, 25, 1000, 0, 0x02)) + rec(0xFF, b""),
+    "udp_query": rec(1, udp_frame(40000, 53, b"\x12\x34\x01\x00" + b"\x00" * 8))
+        + rec(1, udp_frame(5353, 32769, b"answer")),
+    "udp_closed_ports": rec(1, udp_frame(40000, 9, b"x")) + rec(3, udp_frame(40000, 10, b"y"))
+        + rec(0x41, udp_frame(40000, 11, b"z")),
+    "udp_zero_cksum_reopen": rec(1, udp_frame(40000, 53, b"no sum", cksum=0))
+        + rec(1, udp_frame(40000, 53, b"Close")),
+    "udp_bad_len": rec(1, udp_frame(40000, 53, b"abcd", ulen=7))
+        + rec(1, udp_frame(40000, 53, b"abcd", ulen=200)),
 }
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 os.makedirs(out, exist_ok=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # foundation.sh BUILD_DIR - the appliance answers ARP and ping over net_tap,
-# counts and survives garbage, honours impairment, and stops cleanly.
+# counts and survives garbage, honours impairment, answers UDP to a closed
+# port with port unreachable (rate-limited), and stops cleanly.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup foundation "$1"
@@ -133,5 +134,53 @@ d=$(stat impair_rx.dropped)
 check "impair_rx.dropped counted ($d)" test "$d" -ge 60
 t_stop; st=$?
 check "stops cleanly with impairment on (exit $st)" test "$st" -eq 0
+
+# UDP: a datagram to a closed port gets ICMP port unreachable, which the
+# kernel turns into ECONNREFUSED on a connected socket; it is counted; and
+# a burst meets the per-lcore rate limit, every datagram accounted for.
+t_conf
+check "sluiced starts for the UDP checks" t_start
+u0=$(stat udp.unreach_sent); i0=$(stat net.icmp_tx_unreach)
+out=$(ns /usr/bin/python3 - <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.connect(("198.18.0.2", 9))
+s.send(b"anyone there?")
+try:
+    s.recv(100)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+PY
+)
+check "a datagram to a closed UDP port gets port unreachable (got: ${out:-nothing})" \
+	test "$out" = refused
+n=$(stat udp.unreach_sent)
+check "udp.unreach_sent counts it ($n, was $u0)" test "$n" -ge $((u0 + 1))
+n=$(stat net.icmp_tx_unreach)
+check "net.icmp_tx_unreach counts it ($n, was $i0)" test "$n" -ge $((i0 + 1))
+d0=$(stat udp.drop_no_port); s0=$(stat udp.unreach_sent); l0=$(stat udp.unreach_limited)
+ns /usr/bin/python3 - <<'PY'
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for burst in range(4):
+    for i in range(50):
+        s.sendto(b"x", ("198.18.0.2", 20000 + i))
+    time.sleep(0.01)
+PY
+arrived() { local d; d=$(stat udp.drop_no_port) && [ "$d" -ge $((d0 + 200)) ]; }
+check "200 datagrams to closed ports arrive" wait_for 20 arrived
+d=$(stat udp.drop_no_port); s=$(stat udp.unreach_sent); l=$(stat udp.unreach_limited)
+check "the burst meets the limit: $((s - s0)) answered, $((l - l0)) held back" \
+	test $((l - l0)) -ge 100 -a $((s - s0)) -ge 1
+check "every datagram answered or held back ($((s - s0)) + $((l - l0)) = $((d - d0)))" \
+	test $((s - s0 + l - l0)) -eq $((d - d0))
+n=$(ns ping -c 3 -i 0.05 -W 5 198.18.0.2 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+check "still answering ping (got ${n:-0}/3)" test "${n:-0}" -eq 3
+t_stop; st=$?
+check "stops cleanly after the UDP checks (exit $st)" test "$st" -eq 0
 
 finish

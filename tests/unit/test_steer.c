@@ -1,0 +1,135 @@
+/*
+ * test_steer.c - software flow steering: UDP is steered by its 4-tuple like
+ * TCP (both directions of a flow to one lcore), fragments and other
+ * protocols stay where they arrive, and a UDP socket's ephemeral port chosen
+ * with steer_owns brings its replies back to the lcore that opened it.
+ */
+#include <criterion/criterion.h>
+
+#include <string.h>
+
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "dataplane/net/udp.h"
+#include "dataplane/steer.h"
+#include "tests/support/net_harness.h"
+
+#define NW 4
+
+static struct net_harness h;
+static struct steer st[NW];
+
+static void setup(void)
+{
+	harness_init(&h, NULL);
+	for (unsigned w = 0; w < NW; w++)
+		steer_init(&st[w], w, NW, NULL, NULL);
+}
+
+static void teardown(void)
+{
+	cr_expect_eq(harness_fini(&h), 0, "mbuf leak");
+}
+
+TestSuite(steer, .init = setup, .fini = teardown);
+
+/* A frame from src:sport to 198.18.0.2:dport with an 8-byte L4 header. */
+static struct rte_mbuf *frame(uint8_t proto, const char *src, uint16_t sport, uint16_t dport,
+			      uint16_t l4len, uint16_t frag)
+{
+	uint8_t l4[64] = { 0 }, buf[128];
+	rte_be16_t *ports = (rte_be16_t *)l4;
+	uint16_t n;
+
+	ports[0] = rte_cpu_to_be_16(sport);
+	ports[1] = rte_cpu_to_be_16(dport);
+	n = harness_build_ipv4(buf, harness_ip(src), harness_ip("198.18.0.2"), proto, l4, l4len);
+	((struct rte_ipv4_hdr *)(buf + 14))->fragment_offset = rte_cpu_to_be_16(frag);
+	return harness_frame(&h, buf, n);
+}
+
+/* steer_classify as worker `self`, as the owner's number. */
+static unsigned owner_seen_by(unsigned self, struct rte_mbuf *m)
+{
+	int to = steer_classify(&st[self], m);
+	cr_assert(to == STEER_LOCAL || (to >= 0 && to < NW), "classify gave %d", to);
+	return to == STEER_LOCAL ? self : (unsigned)to;
+}
+
+Test(steer, udp_steered_by_its_four_tuple_like_tcp)
+{
+	unsigned per_worker[NW] = { 0 };
+
+	for (uint16_t p = 1000; p < 1400; p++) {
+		struct rte_mbuf *u = frame(IPPROTO_UDP, "198.18.0.1", p, 53, 8, 0);
+		struct rte_mbuf *t = frame(IPPROTO_TCP, "198.18.0.1", p, 53, 20, 0);
+		unsigned want = steer_owner(&st[0], harness_ip("198.18.0.1"),
+					    harness_ip("198.18.0.2"), rte_cpu_to_be_16(p),
+					    rte_cpu_to_be_16(53));
+		for (unsigned self = 0; self < NW; self++) {
+			cr_assert_eq(owner_seen_by(self, u), want, "UDP port %u seen by %u", p, self);
+			cr_assert_eq(owner_seen_by(self, t), want, "TCP port %u", p);
+		}
+		/* Symmetric: the other direction hashes alike. */
+		cr_assert_eq(steer_owner(&st[0], harness_ip("198.18.0.2"), harness_ip("198.18.0.1"),
+					 rte_cpu_to_be_16(53), rte_cpu_to_be_16(p)), want);
+		per_worker[want]++;
+		rte_pktmbuf_free(u);
+		rte_pktmbuf_free(t);
+	}
+	for (unsigned w = 0; w < NW; w++)
+		cr_assert_gt(per_worker[w], 50, "worker %u owns %u of 400 flows", w, per_worker[w]);
+}
+
+Test(steer, fragments_icmp_and_runts_stay_local)
+{
+	static const struct { uint8_t proto; uint16_t l4len, frag; const char *what; } c[] = {
+		{ IPPROTO_UDP, 8, RTE_IPV4_HDR_MF_FLAG, "first fragment" },
+		{ IPPROTO_UDP, 8, 185, "later fragment" },
+		{ IPPROTO_TCP, 20, 3, "TCP fragment" },
+		{ IPPROTO_ICMP, 8, 0, "ICMP" },
+		{ IPPROTO_UDP, 3, 0, "UDP without its ports" },
+		{ 47, 8, 0, "GRE" },
+	};
+
+	for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		for (uint16_t p = 1000; p < 1040; p++) {
+			struct rte_mbuf *m = frame(c[i].proto, "198.18.0.1", p, 53, c[i].l4len,
+						   c[i].frag);
+			for (unsigned self = 0; self < NW; self++)
+				cr_assert_eq(steer_classify(&st[self], m), STEER_LOCAL, "%s",
+					     c[i].what);
+			rte_pktmbuf_free(m);
+		}
+	}
+}
+
+Test(steer, udp_ephemeral_ports_bring_replies_home)
+{
+	for (unsigned self = 0; self < NW; self++) {
+		struct udp_conf uc;
+		struct udp_stack *us;
+
+		udp_conf_default(&uc);
+		uc.secret[0] = (uint8_t)self;
+		uc.port_ok = steer_owns;
+		uc.port_ok_ctx = &st[self];
+		us = udp_stack_create(&h.ns, &uc);
+		cr_assert_not_null(us);
+		for (unsigned i = 0; i < 32; i++) {
+			struct udp_sock *s;
+			struct rte_mbuf *reply;
+			const char *server = i % 2 ? "198.18.0.1" : "192.0.2.53";
+
+			cr_assert_eq(udp_open(us, 0, harness_ip(server), rte_cpu_to_be_16(53), &s), 0);
+			reply = frame(IPPROTO_UDP, server, 53,
+				      rte_be_to_cpu_16(udp_local_port(s)), 8, 0);
+			/* whoever receives it sends it to `self` */
+			for (unsigned rx = 0; rx < NW; rx++)
+				cr_assert_eq(owner_seen_by(rx, reply), self);
+			rte_pktmbuf_free(reply);
+		}
+		udp_stack_destroy(us);
+	}
+}
