@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "control/dest.h"
 #include "queue/queue.h"
 
 enum key_type {
@@ -131,6 +132,20 @@ static const struct key keys[] = {
 	{ "retry", "lifetime", K_DUR_S, F(retry.lifetime_s), 60, 365 * 86400, NULL },
 	{ "retry", "min_backoff", K_DUR_S, F(retry.min_backoff_s), 1, 86400, NULL },
 	{ "retry", "max_backoff", K_DUR_S, F(retry.max_backoff_s), 1, 7 * 86400, NULL },
+	{ "retry", "jitter", K_RATE, F(retry.jitter_ppm), 0, 0, NULL },
+	{ "retry", "per_domain", K_STR, F(retry.per_domain), 0, 0, NULL },
+	{ "dest", "initial_concurrency", K_UINT, F(dest.initial_concurrency), 1, DEST_CONCURRENCY_MAX, NULL },
+	{ "dest", "concurrency_limit", K_UINT, F(dest.concurrency_limit), 1, DEST_CONCURRENCY_MAX, NULL },
+	{ "dest", "message_rate", K_STR, F(dest.message_rate), 0, 0, NULL },
+	{ "dest", "connection_rate", K_STR, F(dest.connection_rate), 0, 0, NULL },
+	{ "dest", "notify_initial_concurrency", K_UINT, F(dest.notify_initial_concurrency), 1, DEST_CONCURRENCY_MAX, NULL },
+	{ "dest", "notify_concurrency_limit", K_UINT, F(dest.notify_concurrency_limit), 1, DEST_CONCURRENCY_MAX, NULL },
+	{ "dest", "notify_message_rate", K_STR, F(dest.notify_message_rate), 0, 0, NULL },
+	{ "dest", "notify_connection_rate", K_STR, F(dest.notify_connection_rate), 0, 0, NULL },
+	{ "dest", "failed_cohort_limit", K_UINT, F(dest.failed_cohort_limit), 0, DEST_COHORT_LIMIT_MAX, NULL },
+	{ "dest", "recipients_per_transaction", K_UINT, F(dest.recipients_per_transaction), 1, DEST_RCPTS_MAX, NULL },
+	{ "dest", "messages_per_connection", K_UINT, F(dest.messages_per_connection), 1, DEST_MSGS_PER_CONN_MAX, NULL },
+	{ "dest", "per_domain", K_STR, F(dest.per_domain), 0, 0, NULL },
 	{ "routes", "relayhost", K_STR, F(routes.relayhost), 0, 0, NULL },
 	{ "tls", "cert", K_STR, F(tls.cert), 0, 0, NULL },
 	{ "tls", "key", K_STR, F(tls.key), 0, 0, NULL },

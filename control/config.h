@@ -2,8 +2,8 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [routes] [tls] [control] whose keys the later
- * layers read. Every key is listed once in config.c's table with its type,
+ * and [smtp] [queue] [retry] [dest] [routes] [tls] [control] whose keys the
+ * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
  *
@@ -61,7 +61,19 @@ struct sluice_config {
 		char schedule[256];	/* e.g. "exponential" or "5m,10m,30m,1h" */
 		uint64_t lifetime_s;
 		uint64_t min_backoff_s, max_backoff_s;
+		uint32_t jitter_ppm;	/* +- share of each wait */
+		char per_domain[CONFIG_LINE_MAX];	/* "domain: schedule; ..." (retry.h) */
 	} retry;
+
+	struct {			/* per-destination delivery policy (dest.h) */
+		unsigned initial_concurrency, concurrency_limit;
+		char message_rate[64], connection_rate[64];	/* rate.h text; "": unlimited */
+		unsigned notify_initial_concurrency, notify_concurrency_limit;
+		char notify_message_rate[64], notify_connection_rate[64];
+		unsigned failed_cohort_limit;
+		unsigned recipients_per_transaction, messages_per_connection;
+		char per_domain[CONFIG_LINE_MAX];	/* "domain: key=value, ...; ..." */
+	} dest;
 
 	struct {
 		char relayhost[256];	/* next hop for all mail, host[:port] */

@@ -156,17 +156,78 @@ static void check_smtp(const struct sluice_config *c, struct config_errors *errs
 		add_error(c, errs, "smtp", "hostname", "%s", why);
 }
 
-static void check_retry(const struct sluice_config *c, struct config_errors *errs)
+int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,
+			const char **key, char *err, size_t errlen)
 {
-	struct retry_schedule rs;
-	char err[200];
+	struct retry_conf rc = {
+		.min_backoff_s = c->retry.min_backoff_s,
+		.max_backoff_s = c->retry.max_backoff_s,
+		.jitter_ppm = c->retry.jitter_ppm,
+	};
 
-	if (retry_schedule_parse(c->retry.schedule, &rs, err, sizeof(err)) < 0)
-		add_error(c, errs, "retry", "schedule", "%s", err);
-	if (c->retry.min_backoff_s > c->retry.max_backoff_s)
-		add_error(c, errs, "retry", "min_backoff", "%llus is above max_backoff (%llus)",
-			  (unsigned long long)c->retry.min_backoff_s,
-			  (unsigned long long)c->retry.max_backoff_s);
+	return retry_policy_init(p, c->retry.schedule, c->retry.per_domain, &rc, key, err, errlen);
+}
+
+int config_dest_policy(const struct sluice_config *c, struct dest_policy *p,
+		       const char **key, char *err, size_t errlen)
+{
+	struct dest_conf d = {
+		.cls = {
+			[DEST_NORMAL] = { .initial_concurrency = c->dest.initial_concurrency,
+					  .concurrency_limit = c->dest.concurrency_limit },
+			[DEST_NOTIFY] = { .initial_concurrency = c->dest.notify_initial_concurrency,
+					  .concurrency_limit = c->dest.notify_concurrency_limit },
+		},
+		.failed_cohort_limit = c->dest.failed_cohort_limit,
+		.dead_backoff_ns = c->retry.min_backoff_s * NS_PER_SEC,
+		.recipients_per_transaction = c->dest.recipients_per_transaction,
+		.messages_per_connection = c->dest.messages_per_connection,
+	};
+	const struct {
+		const char *key, *text;
+		struct rate_spec *out;
+	} rates[] = {
+		{ "message_rate", c->dest.message_rate, &d.cls[DEST_NORMAL].message_rate },
+		{ "connection_rate", c->dest.connection_rate, &d.cls[DEST_NORMAL].connection_rate },
+		{ "notify_message_rate", c->dest.notify_message_rate,
+		  &d.cls[DEST_NOTIFY].message_rate },
+		{ "notify_connection_rate", c->dest.notify_connection_rate,
+		  &d.cls[DEST_NOTIFY].connection_rate },
+	};
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		if (rate_parse(rates[i].text, rates[i].out, err, errlen) < 0) {
+			*key = rates[i].key;
+			return -1;
+		}
+	return dest_policy_init(p, &d, c->dest.per_domain, key, err, errlen);
+}
+
+/* The policies are large (per-domain tables): on the heap for the check. */
+static void check_delivery(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct retry_policy *rp = malloc(sizeof(*rp));
+	struct dest_policy *dp = malloc(sizeof(*dp));
+	const char *key = "schedule";
+	char err[256];
+
+	if (!rp || !dp) {
+		add_error(c, errs, "retry", "schedule", "out of memory");
+		goto out;
+	}
+	if (config_retry_policy(c, rp, &key, err, sizeof(err)) < 0)
+		add_error(c, errs, "retry", key, "%s", err);
+	key = "per_domain";
+	if (config_dest_policy(c, dp, &key, err, sizeof(err)) < 0) {
+		if (strcmp(key, "dead_backoff") == 0)
+			add_error(c, errs, "retry", "min_backoff", "%s", err);
+		else
+			add_error(c, errs, "dest", key, "%s", err);
+	}
+out:
+	free(rp);
+	free(dp);
 }
 
 /* The directory that will hold path must exist (we create one level only). */
@@ -242,7 +303,7 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	}
 	check_cpus(c, m, errs);
 	check_smtp(c, errs);
-	check_retry(c, errs);
+	check_delivery(c, errs);
 	check_tls(c, errs);
 	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
 	check_parent(c, errs, "control", "socket", c->control.socket, false);

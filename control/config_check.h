@@ -6,13 +6,15 @@
  * checks what needs several keys or the machine: the CPU plan ([lcores]
  * cores/main_core/workers against the CPUs online), relay policy
  * (mynetworks, relay_domains), the SMTP engine's limits and hostname, the
- * retry schedule, TLS files, the queue and control socket paths. Both
- * `sluiced --check-config` (the unit's ExecStartPre) and start-up call
- * config_check(), so a file that passes the check cannot then be refused
- * by the daemon for something the check could have seen.
+ * retry schedules and per-destination policy, TLS files, the queue and
+ * control socket paths. Both `sluiced --check-config` (the unit's
+ * ExecStartPre) and start-up call config_check(), so a file that passes the
+ * check cannot then be refused by the daemon for something the check could
+ * have seen.
  *
  * It also resolves what start-up uses: the CPU plan (cfg->dp.plan, and
- * cfg->dp.workers from it) and the SMTP engine settings.
+ * cfg->dp.workers from it), the SMTP engine settings, and the retry and
+ * per-destination policies (built by the same code the check runs).
  */
 #ifndef SLUICE_CONFIG_CHECK_H
 #define SLUICE_CONFIG_CHECK_H
@@ -20,6 +22,8 @@
 #include <sched.h>
 
 #include "control/config.h"
+#include "control/dest.h"
+#include "control/retry.h"
 #include "dataplane/smtp/smtp_server.h"
 
 /* The machine the configuration is checked against (tests inject one). */
@@ -40,5 +44,16 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 
 /* The SMTP engine settings of c (policy left NULL: the caller owns it). */
 void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e);
+
+/* The retry policy of c ([retry]). 0, or -1 with err filled and *key
+ * naming the [retry] key at fault. */
+int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,
+			const char **key, char *err, size_t errlen);
+
+/* The per-destination policy of c ([dest], and [retry] min_backoff as the
+ * dead-destination backoff). 0, or -1 with err filled and *key naming the
+ * [dest] key at fault. */
+int config_dest_policy(const struct sluice_config *c, struct dest_policy *p,
+		       const char **key, char *err, size_t errlen);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * retry.c - retry schedules: parsing and checking. See retry.h.
+ * retry.c - retry schedules: parsing, per-domain overrides, and the time of
+ * the next attempt. See retry.h.
  */
 #include "control/retry.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,4 +87,271 @@ int retry_schedule_parse(const char *text, struct retry_schedule *out, char *err
 		while (*p == ' ' || *p == '\t')
 			p++;
 	}
+}
+
+/* Name the key at fault (if asked) and fail. */
+static int bad_key(const char **key, const char *k)
+{
+	if (key)
+		*key = k;
+	return -1;
+}
+
+int retry_conf_check(const struct retry_conf *c, const char **key, char *err, size_t errlen)
+{
+	if (c->min_backoff_s < 1) {
+		snprintf(err, errlen, "must be at least 1 s");
+		return bad_key(key, "min_backoff");
+	}
+	if (c->min_backoff_s > c->max_backoff_s) {
+		snprintf(err, errlen, "%llus is above max_backoff (%llus)",
+			 (unsigned long long)c->min_backoff_s, (unsigned long long)c->max_backoff_s);
+		return bad_key(key, "min_backoff");
+	}
+	if (c->jitter_ppm > RETRY_JITTER_MAX_PPM) {
+		snprintf(err, errlen, "%g%% is above 50%%", c->jitter_ppm / 10000.0);
+		return bad_key(key, "jitter");
+	}
+	return 0;
+}
+
+/* ---- per-domain overrides ---- */
+
+/* A domain or ".domain": labels of letters, digits and hyphens, 1..63 each,
+ * 253 in all; a trailing dot is dropped. Stored lower case. 0 or -1. */
+static int parse_domain(const char *s, size_t len, struct retry_override *o)
+{
+	size_t label = 0;
+
+	o->subdomains = len > 0 && s[0] == '.';
+	if (o->subdomains) {
+		s++;
+		len--;
+	}
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return -1;
+			label = 0;
+		} else if (isalnum((unsigned char)ch) || ch == '-') {
+			if ((label == 0 && ch == '-') || ++label > 63)
+				return -1;
+		} else {
+			return -1;
+		}
+		o->name[i] = (char)tolower((unsigned char)ch);
+	}
+	if (label == 0 || s[len - 1] == '-')
+		return -1;
+	o->name[len] = '\0';
+	o->len = (uint8_t)len;
+	return 0;
+}
+
+static const char *trim(const char *s, size_t *len)
+{
+	while (*len && (*s == ' ' || *s == '\t')) {
+		s++;
+		(*len)--;
+	}
+	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
+		(*len)--;
+	return s;
+}
+
+/* "domain: schedule; domain: schedule ..." into p->o. 0 or -1. */
+static int parse_overrides(struct retry_policy *p, const char *text, char *err, size_t errlen)
+{
+	const char *cur = text;
+
+	while (*cur) {
+		size_t elen = strcspn(cur, ";"), dlen, slen;
+		const char *entry = trim(cur, &elen), *colon, *dom, *sched;
+		struct retry_override *o;
+		char buf[1024], serr[160];
+
+		cur += strcspn(cur, ";");
+		if (*cur == ';')
+			cur++;
+		if (elen == 0)
+			continue;
+		colon = memchr(entry, ':', elen);
+		if (!colon) {
+			snprintf(err, errlen, "'%.*s' is not 'domain: schedule'",
+				 (int)(elen > 60 ? 60 : elen), entry);
+			return -1;
+		}
+		if (p->n == RETRY_DOMAINS_MAX) {
+			snprintf(err, errlen, "more than %d domains", RETRY_DOMAINS_MAX);
+			return -1;
+		}
+		o = &p->o[p->n];
+		dlen = (size_t)(colon - entry);
+		dom = trim(entry, &dlen);
+		if (parse_domain(dom, dlen, o) < 0) {
+			snprintf(err, errlen, "'%.*s' is not a domain or .domain",
+				 (int)(dlen > 60 ? 60 : dlen), dom);
+			return -1;
+		}
+		for (unsigned i = 0; i < p->n; i++)
+			if (p->o[i].subdomains == o->subdomains && strcmp(p->o[i].name, o->name) == 0) {
+				snprintf(err, errlen, "%s%s is listed twice",
+					 o->subdomains ? "." : "", o->name);
+				return -1;
+			}
+		slen = elen - dlen - 1;
+		sched = trim(colon + 1, &slen);
+		if (slen >= sizeof(buf)) {
+			snprintf(err, errlen, "schedule of %s is too long", o->name);
+			return -1;
+		}
+		memcpy(buf, sched, slen);
+		buf[slen] = '\0';
+		if (retry_schedule_parse(buf, &o->s, serr, sizeof(serr)) < 0) {
+			snprintf(err, errlen, "%s%s: %s", o->subdomains ? "." : "", o->name, serr);
+			return -1;
+		}
+		p->n++;
+	}
+	return 0;
+}
+
+int retry_policy_init(struct retry_policy *p, const char *schedule, const char *per_domain,
+		      const struct retry_conf *c, const char **key, char *err, size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	if (retry_schedule_parse(schedule, &p->def, err, errlen) < 0)
+		return bad_key(key, "schedule");
+	if (retry_conf_check(c, key, err, errlen) < 0)
+		return -1;
+	p->conf = *c;
+	if (per_domain && parse_overrides(p, per_domain, err, errlen) < 0) {
+		p->n = 0;
+		return bad_key(key, "per_domain");
+	}
+	return 0;
+}
+
+const struct retry_schedule *retry_schedule_for(const struct retry_policy *p,
+						const char *domain)
+{
+	size_t qlen = strlen(domain);
+	const struct retry_override *best = NULL;
+
+	if (qlen > 0 && domain[qlen - 1] == '.')
+		qlen--;
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct retry_override *o = &p->o[i];
+
+		if (!o->subdomains) {
+			if (qlen == o->len && strncasecmp(domain, o->name, qlen) == 0)
+				return &o->s;	/* exact wins */
+		} else if (qlen > o->len + 1u && domain[qlen - o->len - 1] == '.' &&
+			   strncasecmp(domain + qlen - o->len, o->name, o->len) == 0 &&
+			   (!best || o->len > best->len)) {
+			best = o;
+		}
+	}
+	return best ? &best->s : &p->def;
+}
+
+/* ---- the next attempt ---- */
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+	return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/* floor(sqrt(x)), exactly (digit by digit, no floating point). */
+static uint64_t isqrt(uint64_t x)
+{
+	uint64_t r = 0, bit = 1ull << 62;
+
+	while (bit > x)
+		bit >>= 2;
+	while (bit) {
+		if (x >= r + bit) {
+			x -= r + bit;
+			r = (r >> 1) + bit;
+		} else {
+			r >>= 1;
+		}
+		bit >>= 2;
+	}
+	return r;
+}
+
+/* SplitMix64's finalizer: a well-mixed 64-bit value from any input. */
+static uint64_t mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* wait +- up to ppm/1e6 of it, uniformly, from the seed. */
+static uint64_t jitter(uint64_t wait, uint32_t ppm, uint64_t seed, unsigned attempts)
+{
+	uint64_t span, h;
+
+	if (ppm == 0 || wait == 0)
+		return wait;
+	if (ppm > RETRY_JITTER_MAX_PPM)
+		ppm = RETRY_JITTER_MAX_PPM;
+	span = (wait / 1000000) * ppm + (wait % 1000000) * ppm / 1000000;	/* <= wait/2 */
+	if (span == 0)
+		return wait;
+	h = mix64(seed ^ mix64(attempts));
+	return sat_add(wait - span, h % (2 * span + 1));
+}
+
+uint64_t retry_next(const struct retry_schedule *s, const struct retry_conf *c,
+		    uint64_t arrival, uint64_t now, unsigned attempts, uint64_t jitter_seed)
+{
+	uint64_t age = now > arrival ? now - arrival : 0, wait, next;
+	unsigned idx;
+
+	switch (s->kind) {
+	case RETRY_QUADRATIC: {
+		uint64_t root = isqrt(age) + 20;
+
+		next = sat_add(arrival > now ? now : arrival, sat_mul(root, root));
+		wait = next - now;	/* > 0: (floor(sqrt(age)) + 20)^2 > age */
+		break;
+	}
+	case RETRY_LIST:
+		idx = attempts == 0 ? 0 : attempts - 1;
+		if (s->nsteps == 0)
+			wait = c->min_backoff_s;	/* not from the parser */
+		else
+			wait = s->step_s[idx < s->nsteps ? idx : s->nsteps - 1];
+		break;
+	case RETRY_EXPONENTIAL:
+	default:
+		wait = age < c->min_backoff_s ? c->min_backoff_s : age;
+		if (wait > c->max_backoff_s)
+			wait = c->max_backoff_s;
+		break;
+	}
+	wait = jitter(wait, c->jitter_ppm, jitter_seed, attempts);
+	return sat_add(now, wait < 1 ? 1 : wait);
+}
+
+uint64_t retry_next_for(const struct retry_policy *p, const char *domain, uint64_t arrival,
+			uint64_t now, unsigned attempts, uint64_t jitter_seed)
+{
+	return retry_next(retry_schedule_for(p, domain), &p->conf, arrival, now, attempts,
+			  jitter_seed);
 }

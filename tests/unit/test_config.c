@@ -136,6 +136,13 @@ Test(config, every_kind_of_error_is_reported_with_its_line)
 		{ "[log]\nsyslog = maybe\n", 2, "yes/no" },
 		{ "[log]\nlevel = loud\n", 2, "err, warn" },
 		{ "[queue]\nmap_size_max = 3t\n", 2, "size" },
+		{ "[retry]\njitter = 101%\n", 2, "rate" },
+		{ "[dest]\nconcurrency_limit = 1001\n", 2, "out of range 1..1000" },
+		{ "[dest]\ninitial_concurrency = 0\n", 2, "out of range" },
+		{ "[dest]\nfailed_cohort_limit = 101\n", 2, "out of range 0..100" },
+		{ "[dest]\nrecipients_per_transaction = 0\n", 2, "out of range 1..1000" },
+		{ "[dest]\nmessages_per_connection = many\n", 2, "not a number" },
+		{ "[dest]\nconcurrency = 5\n", 2, "unknown key 'concurrency' in [dest]" },
 		{ "\n\n[net]\nthis line has no equals sign\n", 4, "syntax error" },
 		{ "[net\n", 1, "syntax error" },
 		{ "[eal]\nfile_prefix = 0123456789012345678901234567890123456789012345678901234567890123456789\n",
@@ -356,6 +363,23 @@ Test(config_check, refuses_what_startup_would)
 		{ "[retry]\nschedule = 5m,10x,1h\n", 2, "'10x' is not a wait" },
 		{ "[retry]\nschedule = sometimes\n", 2, "is not a wait" },
 		{ "[retry]\nmin_backoff = 2h\nmax_backoff = 1h\n", 2, "above max_backoff" },
+		{ "[retry]\njitter = 60%\n", 2, "retry.jitter: 60% is above 50%" },
+		{ "[retry]\nper_domain = example.com quadratic\n", 2,
+		  "retry.per_domain: 'example.com quadratic' is not 'domain: schedule'" },
+		{ "[retry]\n\nper_domain = a.com: 5m, 1y\n", 3, "a.com: '1y' is not a wait" },
+		{ "[dest]\nmessage_rate = fast\n", 2, "dest.message_rate: 'fast' is not a rate" },
+		{ "[dest]\nnotify_connection_rate = 0/s\n", 2, "leave it empty for no limit" },
+		{ "[dest]\nconnection_rate = 100/s burst 0\n", 2, "burst is a count" },
+		{ "[dest]\ninitial_concurrency = 30\n", 2,
+		  "dest.initial_concurrency: 30 is not in 1..concurrency_limit (20)" },
+		{ "[dest]\nconcurrency_limit = 3\n", 0,
+		  "dest.initial_concurrency: 5 is not in 1..concurrency_limit (3)" },
+		{ "[dest]\nnotify_initial_concurrency = 6\n", 2,
+		  "6 is not in 1..notify_concurrency_limit (5)" },
+		{ "[dest]\nper_domain = example.com: concurrency_limit=0\n", 2,
+		  "dest.per_domain: example.com: concurrency_limit: '0' is not a number in 1..1000" },
+		{ "[dest]\nper_domain = .example.net: message_rate=1/fortnight\n", 2,
+		  "the unit is s, min, h or d" },
 		{ "[tls]\ncert = /nonexistent/cert.pem\nkey = /nonexistent/key.pem\n", 2, "cert" },
 		{ "[tls]\ncert = /nonexistent/cert.pem\n", 0, "go together" },
 		{ "[queue]\ndir = spool\n", 2, "not an absolute path" },
@@ -382,6 +406,74 @@ Test(config_check, refuses_what_startup_would)
 				   "case %u: '%s' lacks '%s'", i, e.msg[0], cases[i].needle);
 		unlink(path);
 	}
+}
+
+/* The delivery policies start-up builds: from the shipped defaults, and
+ * from a file that sets every kind of key. */
+Test(config_check, delivery_policies)
+{
+	static struct retry_policy rp;
+	static struct dest_policy dp;
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-1", "0-1");
+	const char *key = NULL;
+	char err[256];
+
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	cr_assert_eq(config_retry_policy(&c, &rp, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rp.def.kind, RETRY_EXPONENTIAL);
+	cr_assert_eq(rp.conf.min_backoff_s, 300);
+	cr_assert_eq(rp.conf.max_backoff_s, 4000);
+	cr_assert_eq(rp.conf.jitter_ppm, 0);
+	cr_assert_eq(rp.n, 0);
+	cr_assert_eq(config_dest_policy(&c, &dp, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].initial_concurrency, 5);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].concurrency_limit, 20);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].message_rate.n, 0, "unlimited by default");
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].connection_rate.n, 0);
+	cr_assert_eq(dp.def.cls[DEST_NOTIFY].initial_concurrency, 2);
+	cr_assert_eq(dp.def.cls[DEST_NOTIFY].concurrency_limit, 5);
+	cr_assert_eq(dp.def.failed_cohort_limit, 1);
+	cr_assert_eq(dp.def.dead_backoff_ns, 300 * NS_PER_SEC, "[retry] min_backoff");
+	cr_assert_eq(dp.def.recipients_per_transaction, 50);
+	cr_assert_eq(dp.def.messages_per_connection, 100);
+	cr_assert_eq(dp.n, 0);
+
+	const char *text =
+		"[retry]\nschedule = 5m, 10m, 1h\nmin_backoff = 60s\njitter = 10%\n"
+		"per_domain = example.com: quadratic; .example.net: 1h\n"
+		"[dest]\nconcurrency_limit = 30\ninitial_concurrency = 10\n"
+		"message_rate = 100/s burst 5\nconnection_rate = 10/min\n"
+		"notify_message_rate = 1/s\nfailed_cohort_limit = 0\n"
+		"recipients_per_transaction = 100\nmessages_per_connection = 1000\n"
+		"per_domain = example.com: concurrency_limit=2, initial_concurrency=1\n";
+	char *path = write_tmp(text);
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	strcpy(c.queue.dir, "/tmp");
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(config_retry_policy(&c, &rp, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rp.def.kind, RETRY_LIST);
+	cr_assert_eq(rp.def.nsteps, 3);
+	cr_assert_eq(rp.conf.jitter_ppm, 100000);
+	cr_assert_eq(rp.n, 2);
+	cr_assert_eq(retry_schedule_for(&rp, "example.com")->kind, RETRY_QUADRATIC);
+	cr_assert_eq(retry_schedule_for(&rp, "mx.example.net")->step_s[0], 3600);
+	cr_assert_eq(config_dest_policy(&c, &dp, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].concurrency_limit, 30);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].initial_concurrency, 10);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].message_rate.n, 100);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].message_rate.burst, 5);
+	cr_assert_eq(dp.def.cls[DEST_NORMAL].connection_rate.period_ns, 60 * NS_PER_SEC);
+	cr_assert_eq(dp.def.cls[DEST_NOTIFY].message_rate.n, 1);
+	cr_assert_eq(dp.def.failed_cohort_limit, 0);
+	cr_assert_eq(dp.def.dead_backoff_ns, 60 * NS_PER_SEC);
+	cr_assert_eq(dp.def.recipients_per_transaction, 100);
+	cr_assert_eq(dp.def.messages_per_connection, 1000);
+	cr_assert_eq(dest_conf_for(&dp, "example.com")->cls[DEST_NORMAL].concurrency_limit, 2);
+	cr_assert_eq(dest_conf_for(&dp, "example.com")->cls[DEST_NORMAL].message_rate.n, 100,
+		     "overrides start from the [dest] defaults");
 }
 
 Test(config_check, shipped_file_passes)
