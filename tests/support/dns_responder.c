@@ -81,6 +81,8 @@ struct dnsr {
 	struct qlog q[QLOG_MAX];
 	uint8_t *raw[2];
 	size_t raw_len[2];
+	char raw_name[256];	/* "": any */
+	int raw_type;		/* 0: any */
 };
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "dns_responder: %s failed\n", #x); abort(); } } while (0)
@@ -198,8 +200,14 @@ void dnsr_truncate(struct dnsr *z, const char *name)
 	o->truncate = true;
 }
 
-void dnsr_raw(struct dnsr *z, bool tcp, const uint8_t *reply, size_t len)
+void dnsr_raw(struct dnsr *z, const char *name, int type, bool tcp, const uint8_t *reply,
+	      size_t len)
 {
+	z->raw_type = type;
+	if (name)
+		canon(name, z->raw_name);
+	else
+		z->raw_name[0] = '\0';
 	free(z->raw[tcp]);
 	z->raw[tcp] = NULL;
 	z->raw_len[tcp] = 0;
@@ -298,7 +306,8 @@ static bool answer(struct dnsr *z, const uint8_t *q, size_t n, int proto, int se
 	z->q[z->nq].server = server;
 	z->nq++;
 
-	if (z->raw[proto == SOCK_STREAM]) {
+	if (z->raw[proto == SOCK_STREAM] && (!z->raw_name[0] || strcmp(z->raw_name, key) == 0) &&
+	    (!z->raw_type || z->raw_type == qtype)) {
 		size_t rl = z->raw_len[proto == SOCK_STREAM];
 		CHECK(rl <= sizeof(m->b));
 		memcpy(m->b, z->raw[proto == SOCK_STREAM], rl);

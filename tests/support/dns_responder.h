@@ -57,9 +57,11 @@ void dnsr_rr(struct dnsr *z, const char *owner, int type, uint32_t ttl, const ch
 void dnsr_rcode(struct dnsr *z, const char *name, int type, int rcode);
 /* UDP answers for name carry TC and no records. */
 void dnsr_truncate(struct dnsr *z, const char *name);
-/* Every UDP (tcp: TCP) reply is these bytes, with the query's ID written
- * into the first two (fuzzing). len 0 turns it off. */
-void dnsr_raw(struct dnsr *z, bool tcp, const uint8_t *reply, size_t len);
+/* Every UDP (tcp: TCP) reply to a query for (name, type) (NULL, 0: any)
+ * is these bytes, with the query's ID written into the first two
+ * (fuzzing). len 0 turns it off. */
+void dnsr_raw(struct dnsr *z, const char *name, int type, bool tcp, const uint8_t *reply,
+	      size_t len);
 /* The next socket opens fail with -EMFILE (count of them). */
 void dnsr_fail_opens(struct dnsr *z, unsigned count);
 
