@@ -184,7 +184,9 @@ uint64_t dns_query_budget_ms(const struct dns_conf *c, unsigned nservers)
 	unsigned a = c->attempts > 20 ? 20 : c->attempts;
 	uint64_t rounds = (1ull << a) - 1;
 
-	return (uint64_t)(nservers ? nservers : 1) * c->timeout_ms * rounds + c->timeout_ms;
+	uint64_t slack = c->timeout_ms > 1000 ? c->timeout_ms : 1000;
+
+	return (uint64_t)(nservers ? nservers : 1) * c->timeout_ms * rounds + slack;
 }
 
 int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, char *err,

@@ -102,7 +102,7 @@ struct dns_resolver;
  * NULL when c conflicts (bad servers, zero bounds) or on allocation failure.
  */
 struct dns_resolver *dns_create(const struct dns_conf *c, struct dpsock_hub *hub, uint64_t now_ms);
-/* Drops every waiter without calling it. */
+/* Drops every waiter without calling it. Not from inside a dns_cb. */
 void dns_destroy(struct dns_resolver *r);
 
 /*
@@ -125,8 +125,9 @@ unsigned dns_cancel(struct dns_resolver *r, dns_cb cb, void *user);
 
 /*
  * The longest a lookup can wait for its answer: what c-ares may spend over
- * all servers and attempts (timeout doubled each round), plus one timeout.
- * Past it the waiters get DNS_TEMPFAIL "timed out" whatever c-ares does.
+ * all servers and attempts (timeout x servers x (2^attempts - 1)), plus one
+ * timeout (at least 1 s) of slack. Past it the waiters get DNS_TEMPFAIL
+ * "timed out" whatever c-ares does.
  */
 uint64_t dns_query_budget_ms(const struct dns_conf *c, unsigned nservers);
 

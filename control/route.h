@@ -123,7 +123,8 @@ const char *route_status_name(enum route_status s);
 struct router;
 /* NULL if c->relayhost does not parse or on allocation failure. */
 struct router *router_create(const struct route_conf *c, struct dns_resolver *dns, uint64_t seed);
-/* Cancels its lookups at the resolver; their callbacks never come. */
+/* Cancels its lookups at the resolver; their callbacks never come. Destroy
+ * the router before its resolver, and not from inside a route_cb. */
 void router_destroy(struct router *rt);
 
 /*
