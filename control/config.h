@@ -2,7 +2,7 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [dest] [routes] [tls] [control] whose keys the
+ * and [smtp] [queue] [retry] [dest] [routes] [dns] [tls] [control] whose keys the
  * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
@@ -76,8 +76,18 @@ struct sluice_config {
 	} dest;
 
 	struct {
-		char relayhost[256];	/* next hop for all mail, host[:port] */
+		char relayhost[256];	/* next hop for all mail (a route spec, route.h) */
+		char file[CONFIG_PATH_MAX];	/* static routes, "domain spec" lines */
 	} routes;
+
+	struct {
+		char servers[256];	/* "ip[:port],..." tried in order */
+		uint64_t timeout_ns;	/* first try per server */
+		unsigned attempts;
+		uint64_t ttl_min_s, ttl_max_s, neg_ttl_max_s;
+		unsigned cache_entries;
+		uint64_t cache_memory;
+	} dns;
 
 	struct {
 		char cert[CONFIG_PATH_MAX];

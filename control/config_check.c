@@ -230,6 +230,134 @@ out:
 	free(dp);
 }
 
+void config_dns(const struct sluice_config *c, struct dns_conf *d)
+{
+	dns_conf_default(d);
+	snprintf(d->servers, sizeof(d->servers), "%s", c->dns.servers);
+	d->timeout_ms = (unsigned)(c->dns.timeout_ns / NS_PER_MS);
+	d->attempts = c->dns.attempts;
+	d->ttl_min = (uint32_t)c->dns.ttl_min_s;
+	d->ttl_max = (uint32_t)c->dns.ttl_max_s;
+	d->neg_ttl_max = (uint32_t)c->dns.neg_ttl_max_s;
+	d->cache_entries = c->dns.cache_entries;
+	d->cache_bytes = (size_t)c->dns.cache_memory;
+}
+
+static void check_dns(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct dns_server s[DNS_SERVERS_MAX];
+	char err[160];
+
+	if (dns_servers_parse(c->dns.servers, s, DNS_SERVERS_MAX, err, sizeof(err)) < 0)
+		add_error(c, errs, "dns", "servers", "%s", err);
+	if (c->dns.ttl_min_s > c->dns.ttl_max_s)
+		add_error(c, errs, "dns", "ttl_min", "%llus is above ttl_max (%llus)",
+			  (unsigned long long)c->dns.ttl_min_s, (unsigned long long)c->dns.ttl_max_s);
+}
+
+void config_route(const struct sluice_config *c, struct route_conf *r)
+{
+	route_conf_default(r);
+	snprintf(r->hostname, sizeof(r->hostname), "%s", c->smtp.hostname);
+	snprintf(r->relayhost, sizeof(r->relayhost), "%s", c->routes.relayhost);
+	r->self[0] = c->dp.addr.ip;
+	r->nself = c->dp.addr.ip ? 1 : 0;
+}
+
+/* A routes file's text (NULL with err: unreadable, too big, a NUL byte). */
+static char *routes_text(const char *path, char *err, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long len;
+
+	if (!f) {
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) < 0 || (len = ftell(f)) < 0 || len > (4 << 20) ||
+	    fseek(f, 0, SEEK_SET) < 0) {
+		fclose(f);
+		snprintf(err, n, "%s: unreadable or larger than 4 MiB", path);
+		return NULL;
+	}
+	text = malloc((size_t)len + 1);
+	if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
+		free(text);
+		fclose(f);
+		snprintf(err, n, "%s: read failed", path);
+		return NULL;
+	}
+	fclose(f);
+	text[len] = '\0';
+	if (strlen(text) != (size_t)len) {
+		free(text);
+		snprintf(err, n, "%s: contains a NUL byte", path);
+		return NULL;
+	}
+	return text;
+}
+
+int config_routes_load(const struct sluice_config *c, struct router *rt, char *err, size_t n)
+{
+	char *text;
+	int r;
+
+	if (!c->routes.file[0])
+		return 0;
+	text = routes_text(c->routes.file, err, n);
+	if (!text)
+		return -1;
+	r = route_load(rt, text, c->routes.file, err, n);
+	free(text);
+	return r;
+}
+
+/* The relayhost, and every line of the routes file on its own. */
+static void check_routes(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct route_conf rc;
+	struct route_spec spec;
+	char err[256], key[DNS_NAME_MAX + 2], *text, *p;
+	unsigned lineno = 0, routes = 0;
+
+	if (c->routes.relayhost[0] &&
+	    route_spec_parse(c->routes.relayhost, &spec, err, sizeof(err)) < 0)
+		add_error(c, errs, "routes", "relayhost", "%s", err);
+	if (!c->routes.file[0])
+		return;
+	if (c->routes.file[0] != '/') {
+		add_error(c, errs, "routes", "routes_file", "'%s' is not an absolute path",
+			  c->routes.file);
+		return;
+	}
+	text = routes_text(c->routes.file, err, sizeof(err));
+	if (!text) {
+		add_error(c, errs, "routes", "routes_file", "%s", err);
+		return;
+	}
+	route_conf_default(&rc);
+	for (p = text; *p;) {
+		size_t len = strcspn(p, "\n");
+		char save = p[len];
+		int r;
+
+		lineno++;
+		p[len] = '\0';
+		r = route_line_parse(p, key, &spec, err, sizeof(err));
+		if (r < 0)
+			add_error(c, errs, "routes", "routes_file", "%s:%u: %s", c->routes.file,
+				  lineno, err);
+		routes += r > 0;
+		p[len] = save;
+		p += len + (save == '\n');
+	}
+	if (routes > rc.max_routes)
+		add_error(c, errs, "routes", "routes_file", "%s: %u routes, more than %u",
+			  c->routes.file, routes, rc.max_routes);
+	free(text);
+}
+
 /* The directory that will hold path must exist (we create one level only). */
 static void check_parent(const struct sluice_config *c, struct config_errors *errs,
 			 const char *section, const char *name, const char *path, bool is_dir)
@@ -304,6 +432,8 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_cpus(c, m, errs);
 	check_smtp(c, errs);
 	check_delivery(c, errs);
+	check_dns(c, errs);
+	check_routes(c, errs);
 	check_tls(c, errs);
 	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
 	check_parent(c, errs, "control", "socket", c->control.socket, false);

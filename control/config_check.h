@@ -6,8 +6,9 @@
  * checks what needs several keys or the machine: the CPU plan ([lcores]
  * cores/main_core/workers against the CPUs online), relay policy
  * (mynetworks, relay_domains), the SMTP engine's limits and hostname, the
- * retry schedules and per-destination policy, TLS files, the queue and
- * control socket paths. Both `sluiced --check-config` (the unit's
+ * retry schedules and per-destination policy, the DNS servers and TTL
+ * bounds, the relayhost and every line of the routes file, TLS files, the
+ * queue and control socket paths. Both `sluiced --check-config` (the unit's
  * ExecStartPre) and start-up call config_check(), so a file that passes the
  * check cannot then be refused by the daemon for something the check could
  * have seen.
@@ -24,6 +25,8 @@
 #include "control/config.h"
 #include "control/dest.h"
 #include "control/retry.h"
+#include "control/dns.h"
+#include "control/route.h"
 #include "dataplane/smtp/smtp_server.h"
 
 /* The machine the configuration is checked against (tests inject one). */
@@ -55,5 +58,13 @@ int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,
  * [dest] key at fault. */
 int config_dest_policy(const struct sluice_config *c, struct dest_policy *p,
 		       const char **key, char *err, size_t errlen);
+/* The resolver's settings of c ([dns]). */
+void config_dns(const struct sluice_config *c, struct dns_conf *d);
+/* The router's settings of c: [routes] relayhost, our host name
+ * ([smtp] hostname) and address ([net] address), for backup-MX pruning. */
+void config_route(const struct sluice_config *c, struct route_conf *r);
+/* Load [routes] routes_file into rt (nothing when it is empty). The number
+ * of routes, or -1 with err. */
+int config_routes_load(const struct sluice_config *c, struct router *rt, char *err, size_t n);
 
 #endif

@@ -147,6 +147,32 @@ Test(config, every_kind_of_error_is_reported_with_its_line)
 		{ "[net\n", 1, "syntax error" },
 		{ "[eal]\nfile_prefix = 0123456789012345678901234567890123456789012345678901234567890123456789\n",
 		  2, "longer than" },
+		{ "[dns]\ntimeout = 5ms\n", 2, "out of range" },
+		{ "[dns]\ntimeout = 2m\n", 2, "out of range" },
+		{ "[dns]\ntimeout = soon\n", 2, "duration" },
+		{ "[dns]\nattempts = 0\n", 2, "out of range" },
+		{ "[dns]\nattempts = 11\n", 2, "out of range" },
+		{ "[dns]\nattempts = few\n", 2, "not a number" },
+		{ "[dns]\nttl_min = 2d\n", 2, "out of range" },
+		{ "[dns]\nttl_min = -1\n", 2, "duration" },
+		{ "[dns]\nttl_max = 0\n", 2, "out of range" },
+		{ "[dns]\nttl_max = 8d\n", 2, "out of range" },
+		{ "[dns]\nneg_ttl_max = 2d\n", 2, "out of range" },
+		{ "[dns]\nneg_ttl_max = 1y\n", 2, "duration" },
+		{ "[dns]\ncache_entries = 8\n", 2, "out of range" },
+		{ "[dns]\ncache_entries = 2000000\n", 2, "out of range" },
+		{ "[dns]\ncache_memory = 1k\n", 2, "out of range" },
+		{ "[dns]\ncache_memory = 2g\n", 2, "out of range" },
+		{ "[dns]\ncache_memory = lots\n", 2, "size" },
+		{ "[dns]\nresolv_conf = /etc/resolv.conf\n", 2, "unknown key 'resolv_conf' in [dns]" },
+		{ "[dns]\nservers = 192.0.2.1,192.0.2.2,192.0.2.3,192.0.2.4,192.0.2.5,192.0.2.6,192.0.2.7,"
+		  "192.0.2.8,192.0.2.9,192.0.2.10,192.0.2.11,192.0.2.12,192.0.2.13,192.0.2.14,192.0.2.15,"
+		  "192.0.2.16,192.0.2.17,192.0.2.18,192.0.2.19,192.0.2.20,192.0.2.21,192.0.2.22,"
+		  "192.0.2.23,192.0.2.24,192.0.2.25\n", 2, "longer than 255" },
+		{ "\n[routes]\nroutes_file = /etc/sluice/0123456789012345678901234567890123456789"
+		  "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+		  "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+		  "01234567890123456789012345678901234567890123456789\n", 3, "longer than" },
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct sluice_config c;
@@ -385,6 +411,17 @@ Test(config_check, refuses_what_startup_would)
 		{ "[queue]\ndir = spool\n", 2, "not an absolute path" },
 		{ "[queue]\ndir = /nonexistent/a/spool\n", 2, "/nonexistent/a does not exist" },
 		{ "[control]\nsocket = /nonexistent/a/b.sock\n", 2, "does not exist" },
+		{ "[dns]\nservers =\n", 2, "dns.servers: no server" },
+		{ "[dns]\nservers = ns1.example\n", 2, "dns.servers: 'ns1.example' is not an IPv4 address" },
+		{ "[dns]\nservers = 192.0.2.1:99999\n", 2, "'99999' is not a port" },
+		{ "[dns]\nservers = 192.0.2.1:0\n", 2, "'0' is not a port" },
+		{ "[dns]\nservers = 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5\n", 2, "more than 4 servers" },
+		{ "[dns]\nttl_min = 2h\nttl_max = 1h\n", 2, "dns.ttl_min: 7200s is above ttl_max (3600s)" },
+		{ "[routes]\nrelayhost = [smart.example\n", 2, "routes.relayhost: '[smart.example': no closing ]" },
+		{ "[routes]\nrelayhost = smart.example tls=sometimes\n", 2, "tls=none, may, encrypt or verify" },
+		{ "[routes]\nrelayhost = 10 [a.example], [b.example]\n", 2, "a priority or none" },
+		{ "[routes]\nroutes_file = routes\n", 2, "'routes' is not an absolute path" },
+		{ "[routes]\nroutes_file = /nonexistent/routes\n", 2, "/nonexistent/routes: No such file" },
 	};
 	struct config_machine m = machine("0-7", "0-1");
 
@@ -474,6 +511,77 @@ Test(config_check, delivery_policies)
 	cr_assert_eq(dest_conf_for(&dp, "example.com")->cls[DEST_NORMAL].concurrency_limit, 2);
 	cr_assert_eq(dest_conf_for(&dp, "example.com")->cls[DEST_NORMAL].message_rate.n, 100,
 		     "overrides start from the [dest] defaults");
+}
+
+/* Every line of the routes file is checked, each error with its line. */
+Test(config_check, routes_file_lines)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-1", "0-1");
+	char routes[64], conf[128];
+
+	snprintf(routes, sizeof(routes), "%s", write_tmp(
+		"# routes\n"
+		"example.com   [192.0.2.1]:2525\n"
+		"bad_domain!   [192.0.2.1]\n"
+		".example.net  10 [a.example.net], 20 b.example.net tls=verify\n"
+		"example.org\n"
+		"example.edu   [192.0.2.1]:port\n"));
+	snprintf(conf, sizeof(conf), "[routes]\nroutes_file = %s\n[queue]\ndir = /tmp\n", routes);
+	char *path = write_tmp(conf);
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(config_check(&c, &m, &e), -1);
+	cr_assert_eq(e.count, 3, "%u errors: %s", e.count, e.msg[0]);
+	char want[200];
+	snprintf(want, sizeof(want), ":2: routes.routes_file: %s:3: 'bad_domain!' is not a domain", routes);
+	cr_assert_not_null(strstr(e.msg[0], want), "%s", e.msg[0]);
+	snprintf(want, sizeof(want), "%s:5: example.org: no route after the domain", routes);
+	cr_assert_not_null(strstr(e.msg[1], want), "%s", e.msg[1]);
+	snprintf(want, sizeof(want), "%s:6: 'port' is not a port", routes);
+	cr_assert_not_null(strstr(e.msg[2], want), "%s", e.msg[2]);
+	unlink(routes);
+	unlink(path);
+}
+
+/* What the daemon will hand the resolver and the router. */
+Test(config_check, dns_and_route_settings)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct dns_conf d;
+	struct route_conf r;
+	char *path = write_tmp("[dns]\nservers = 192.0.2.1, 192.0.2.2:5353\ntimeout = 1500ms\n"
+			       "attempts = 4\nttl_min = 1m\nttl_max = 2h\nneg_ttl_max = 10m\n"
+			       "cache_entries = 500\ncache_memory = 1m\n"
+			       "[routes]\nrelayhost = [smart.example]:587 tls=encrypt\n"
+			       "[smtp]\nhostname = mx.example.net\n");
+
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	config_dns(&c, &d);
+	cr_assert_str_eq(d.servers, "192.0.2.1, 192.0.2.2:5353");
+	cr_assert_eq(d.timeout_ms, 1500);
+	cr_assert_eq(d.attempts, 4);
+	cr_assert_eq(d.ttl_min, 60);
+	cr_assert_eq(d.ttl_max, 7200);
+	cr_assert_eq(d.neg_ttl_max, 600);
+	cr_assert_eq(d.cache_entries, 500);
+	cr_assert_eq(d.cache_bytes, 1u << 20);
+	config_route(&c, &r);
+	cr_assert_str_eq(r.hostname, "mx.example.net");
+	cr_assert_str_eq(r.relayhost, "[smart.example]:587 tls=encrypt");
+	cr_assert_eq(r.nself, 1);
+	cr_assert_eq(r.self[0], inet_addr("198.18.0.2"));
+	/* the shipped defaults */
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	config_dns(&c, &d);
+	cr_assert_str_eq(d.servers, "198.18.0.1");
+	cr_assert_eq(d.timeout_ms, 2000);
+	cr_assert_eq(d.attempts, 2);
+	cr_assert_eq(d.ttl_max, 86400);
+	cr_assert_eq(d.neg_ttl_max, 3600);
+	cr_assert_str_eq(c.routes.file, "");
 }
 
 Test(config_check, shipped_file_passes)
