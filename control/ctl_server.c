@@ -69,6 +69,7 @@ int ctl_server_open(struct ctl_server *s, const char *path, ctl_handler_fn h, vo
 
 	memset(s, 0, sizeof(*s));
 	s->listen_fd = -1;
+	s->current = -1;
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
 	if (strlen(path) >= sizeof(sa.sun_path) || strlen(path) >= sizeof(s->path)) {
@@ -120,6 +121,7 @@ static void client_close(struct ctl_client *c)
 		close(c->fd);
 	c->fd = -1;
 	c->len = 0;
+	c->deferred = false;
 }
 
 void ctl_server_close(struct ctl_server *s)
@@ -139,8 +141,9 @@ unsigned ctl_server_pollfds(const struct ctl_server *s, struct pollfd *pfds)
 
 	if (s->listen_fd >= 0)
 		pfds[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+	/* A client owed a deferred reply is not read: its next request waits. */
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0)
+		if (s->clients[i].fd >= 0 && !s->clients[i].deferred)
 			pfds[n++] = (struct pollfd){ .fd = s->clients[i].fd, .events = POLLIN };
 	return n;
 }
@@ -162,14 +165,62 @@ static void send_reply(struct ctl_client *c, const char *buf, size_t len)
 	}
 }
 
+/* The framed reply: {"ok":true,BODY} or {"ok":false,"error":"BODY"}. */
+static void reply(struct ctl_client *c, bool ok, const char *body, size_t blen)
+{
+	char *out = NULL;
+	size_t olen = 0;
+	FILE *f = open_memstream(&out, &olen);
+
+	if (!f) {
+		client_close(c);
+		return;
+	}
+	if (ok) {
+		fprintf(f, "{\"ok\":true%s", blen ? "," : "");
+		fwrite(body, 1, blen, f);
+		fputs("}\n", f);
+	} else {
+		fputs("{\"ok\":false,\"error\":", f);
+		ctl_json_string(f, body);
+		fputs("}\n", f);
+	}
+	fclose(f);
+	send_reply(c, out, olen);
+	free(out);
+}
+
+int ctl_server_defer(struct ctl_server *s, struct ctl_ticket *t)
+{
+	if (s->current < 0)
+		return -1;
+	s->clients[s->current].deferred = true;
+	t->slot = (unsigned)s->current;
+	t->gen = s->clients[s->current].gen;
+	return 0;
+}
+
+void ctl_server_answer(struct ctl_server *s, struct ctl_ticket t, bool ok, const char *body)
+{
+	struct ctl_client *c;
+
+	if (t.slot >= CTL_MAX_CLIENTS)
+		return;
+	c = &s->clients[t.slot];
+	if (c->fd < 0 || c->gen != t.gen || !c->deferred)
+		return;		/* the client left; another may use the slot now */
+	c->deferred = false;
+	reply(c, ok, body, strlen(body));
+}
+
 static void dispatch(struct ctl_server *s, struct ctl_client *c, char *line)
 {
-	char *reply = NULL, *cmd, *args;
-	size_t rlen = 0;
-	FILE *out = open_memstream(&reply, &rlen);
+	char *body = NULL, *cmd, *args;
+	size_t blen = 0;
+	FILE *bo = open_memstream(&body, &blen);
 	int r;
 
-	if (!out) {
+	if (!bo) {
 		client_close(c);
 		return;
 	}
@@ -182,32 +233,15 @@ static void dispatch(struct ctl_server *s, struct ctl_client *c, char *line)
 	while (*args == ' ' || *args == '\t')
 		args++;
 
-	{
-		char *body = NULL;
-		size_t blen = 0;
-		FILE *bo = open_memstream(&body, &blen);
-		if (!bo) {
-			fclose(out);
-			free(reply);
-			client_close(c);
-			return;
-		}
-		r = *cmd ? s->handler(s->ctx, cmd, args, bo) : -1;
-		if (!*cmd)
-			fputs("empty request", bo);
-		fclose(bo);
-		if (r == 0)
-			fprintf(out, "{\"ok\":true%s%s}\n", blen ? "," : "", body);
-		else {
-			fputs("{\"ok\":false,\"error\":", out);
-			ctl_json_string(out, body);
-			fputs("}\n", out);
-		}
-		free(body);
-	}
-	fclose(out);
-	send_reply(c, reply, rlen);
-	free(reply);
+	s->current = (int)(c - s->clients);
+	r = *cmd ? s->handler(s->ctx, cmd, args, bo) : -1;
+	s->current = -1;
+	if (!*cmd)
+		fputs("empty request", bo);
+	fclose(bo);
+	if (r != CTL_DEFERRED)
+		reply(c, r == 0, body, blen);
+	free(body);
 }
 
 static void client_read(struct ctl_server *s, struct ctl_client *c)
@@ -223,7 +257,7 @@ static void client_read(struct ctl_server *s, struct ctl_client *c)
 	}
 	c->len += (size_t)r;
 	c->buf[c->len] = '\0';
-	while (c->fd >= 0 && (nl = memchr(c->buf, '\n', c->len)) != NULL) {
+	while (c->fd >= 0 && !c->deferred && (nl = memchr(c->buf, '\n', c->len)) != NULL) {
 		size_t used = (size_t)(nl - c->buf) + 1;
 		*nl = '\0';
 		if (nl > c->buf && nl[-1] == '\r')
@@ -259,6 +293,8 @@ void ctl_server_service(struct ctl_server *s, const struct pollfd *pfds, unsigne
 				}
 				s->clients[k].fd = fd;
 				s->clients[k].len = 0;
+				s->clients[k].deferred = false;
+				s->clients[k].gen = ++s->next_gen;
 			}
 			continue;
 		}

@@ -32,6 +32,7 @@
 #include "control/config.h"
 #include "control/config_check.h"
 #include "control/ctl_server.h"
+#include "control/plane.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/tls.h"
@@ -48,6 +49,7 @@ struct daemon {
 	struct ctl_server ctl;
 	struct queue *queue;
 	struct tls_ctx *tls;
+	struct plane *plane;		/* resolver, router: the control-plane thread */
 	struct smtp_policy policy;	/* read by every lcore's SMTP sessions */
 	int sig_fd;
 	int stop;
@@ -104,16 +106,38 @@ static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 		return 0;
 	}
 	if (strcmp(cmd, "stats") == 0) {
+		bool first = false;	/* members follow dp_stats_write's */
 		fputs("\"stats\":{", out);
 		dp_stats_write(d->dp, out, true);
 		if (d->queue)
 			queue_stats_write(d->queue, out);
+		if (d->plane)
+			plane_stats_write(d->plane, out, true, &first);
 		fputc('}', out);
 		return 0;
 	}
-	fprintf(out, "unknown command '%s' (try: ping, version, stats)", cmd);
-	(void)args;
+	if (strcmp(cmd, "route") == 0 || strcmp(cmd, "dns") == 0) {
+		struct ctl_ticket t;
+		char err[256];
+		if (!d->plane || ctl_server_defer(&d->ctl, &t) < 0) {
+			fputs("the control plane is not running", out);
+			return -1;
+		}
+		if (plane_submit(d->plane, cmd, args, t, err, sizeof(err)) < 0) {
+			ctl_server_answer(&d->ctl, t, false, err);
+			return CTL_DEFERRED;
+		}
+		return CTL_DEFERRED;
+	}
+	fprintf(out, "unknown command '%s' (try: ping, version, stats, route, dns)", cmd);
 	return -1;
+}
+
+static void plane_answer(void *user, struct ctl_ticket t, bool ok, const char *body)
+{
+	struct daemon *d = user;
+
+	ctl_server_answer(&d->ctl, t, ok, body);
 }
 
 /*
@@ -249,11 +273,12 @@ static void take_signal(struct daemon *d)
 
 static void main_loop(struct daemon *d)
 {
-	struct pollfd pfds[2 + CTL_MAX_CLIENTS];
+	struct pollfd pfds[3 + CTL_MAX_CLIENTS];
 
 	while (!d->stop) {
 		unsigned n = 0;
 		pfds[n++] = (struct pollfd){ .fd = d->sig_fd, .events = POLLIN };
+		pfds[n++] = (struct pollfd){ .fd = plane_reply_fd(d->plane), .events = POLLIN };
 		n += ctl_server_pollfds(&d->ctl, pfds + n);
 		if (poll(pfds, n, MAIN_POLL_MS) < 0) {
 			if (errno == EINTR)
@@ -263,8 +288,10 @@ static void main_loop(struct daemon *d)
 		}
 		if (pfds[0].revents)
 			take_signal(d);
+		if (pfds[1].revents)
+			plane_take_replies(d->plane, plane_answer, d);
 		dp_log_drain(d->dp);
-		ctl_server_service(&d->ctl, pfds + 1, n - 1);
+		ctl_server_service(&d->ctl, pfds + 2, n - 2);
 	}
 }
 
@@ -314,6 +341,17 @@ static int run(struct daemon *d, const char *argv0)
 		smtp_teardown(d);
 		return 1;
 	}
+	{
+		char err[320];
+		d->plane = plane_start(&d->cfg, d->dp, err, sizeof(err));
+		if (!d->plane) {
+			log_err("control plane: %s", err);
+			ctl_server_close(&d->ctl);
+			dp_stop(d->dp);
+			smtp_teardown(d);
+			return 1;
+		}
+	}
 	inet_ntop(AF_INET, &d->cfg.dp.addr.ip, ip, sizeof(ip));
 	log_notice("sluiced %s ready: %s/%d, %u worker lcore(s), control %s", SLUICE_VERSION,
 		   ip, d->cfg.net_prefix, d->cfg.dp.workers, d->cfg.control.socket);
@@ -322,6 +360,9 @@ static int run(struct daemon *d, const char *argv0)
 
 	drain_smtp(d);
 	ctl_server_close(&d->ctl);
+	/* The plane uses the lcores (its DNS sockets are theirs): stop it first. */
+	plane_stop(d->plane);
+	d->plane = NULL;
 	/* Workers stop first, then the queue (it finishes what it was given;
 	 * the sessions' memory it points into is freed only after), then the rest. */
 	dp_halt(d->dp);

@@ -11,7 +11,8 @@ set -euo pipefail
 build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
             iproute2 openssl
-            swaks libnet-ssleay-perl libio-socket-ssl-perl)	# to try SMTP (+TLS) by hand
+            swaks libnet-ssleay-perl libio-socket-ssl-perl	# to try SMTP (+TLS) by hand
+            dnsmasq-base)	# make run's DNS server (the binary only: no system service)
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
            postfix python3-aiosmtpd

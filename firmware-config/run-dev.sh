@@ -31,6 +31,8 @@ cleanup() {
 		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
+	[ -f /run/sluice/dns/dnsmasq-198.18.0.1.pid ] &&
+		kill "$(cat /run/sluice/dns/dnsmasq-198.18.0.1.pid)" 2>/dev/null || true
 	sluice_ns_down "$NS"
 	echo "sluice: stopped, namespace $NS removed"
 }
@@ -40,6 +42,12 @@ ip netns exec "$NS" "$build/control/sluiced" &
 pid=$!
 sluice_tap_wait "$NS" sl0 198.18.0.1/24
 sluice_ctl_wait "$SOCK" "$build/control/sluicectl"
+# The appliance's DNS server ([dns] servers = 198.18.0.1): a dnsmasq with the
+# .test zones of the integration tests, nothing forwarded anywhere. It dies
+# with the namespace.
+mkdir -p /run/sluice/dns
+ip netns exec "$NS" bash "$here/../tests/integration/dns_zone.sh" 198.18.0.1 /run/sluice/dns \
+	>/run/sluice/dns/dnsmasq.out 2>&1 &
 
 cat <<MSG
 
@@ -50,6 +58,8 @@ cat <<MSG
     try:         ip netns exec $NS swaks --server 198.18.0.2 --to you@example.net
                  ip netns exec $NS swaks --server 198.18.0.2 --to you@example.net --tls
                  ip netns exec $NS ping -c 3 198.18.0.2
+    dns:         dnsmasq on 198.18.0.1 (zones: tests/integration/dns_zone.sh)
+                 $build/control/sluicectl -s $SOCK --json route lookup pref.test
     counters:    $build/control/sluicectl -s $SOCK stats
     stop:        Ctrl-C
 

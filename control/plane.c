@@ -1,0 +1,494 @@
+/*
+ * plane.c - the control-plane thread: the resolver, the router, and the
+ * operators' requests for them. See plane.h.
+ *
+ * Requests live in a fixed pool (PLANE_REQ_MAX). One moves through
+ *   free -> inbox (main thread queued it) -> running (the plane started it;
+ *   a resolver or router callback will finish it) -> outbox (answered) ->
+ *   free (the main thread took the answer).
+ * The inbox, outbox and free list are guarded by one mutex; running
+ * requests belong to the plane thread alone.
+ */
+#include "control/plane.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/stats.h"
+#include "control/config.h"
+#include "control/config_check.h"
+#include "control/dns.h"
+#include "control/route.h"
+#include "dataplane/dataplane.h"
+
+#define IDLE_WAIT_MS 50		/* nothing in flight: wake this often */
+#define BUSY_WAIT_MS 2		/* lookups in flight: their answers come over rings */
+#define ARG_MAX 600
+
+enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP };
+
+struct plane_req {
+	enum req_kind kind;
+	struct ctl_ticket ticket;
+	char a[ARG_MAX];		/* domain or name */
+	char b[ARG_MAX];		/* spec, or the DNS type */
+	enum dns_type dtype;
+	bool ok;
+	char *reply;			/* malloc'd JSON members, or error text */
+	struct plane *p;
+	struct plane_req *next;
+};
+
+struct plane {
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	int wake_fd;			/* main -> plane: requests wait */
+	int reply_fd;			/* plane -> main: answers wait */
+
+	struct dns_resolver *dns;	/* plane thread only */
+	struct router *rt;		/* plane thread only */
+
+	pthread_mutex_t mu;
+	struct plane_req *inbox, *outbox, *freelist;
+	struct plane_req pool[PLANE_REQ_MAX];
+
+	/* counters as of the last loop, for the main thread (racy reads) */
+	struct dns_stats dns_snap;
+	struct route_stats route_snap;
+};
+
+/* ---- lists ------------------------------------------------------------- */
+
+static void push(struct plane_req **list, struct plane_req *r)
+{
+	struct plane_req **pp = list;
+
+	while (*pp)
+		pp = &(*pp)->next;	/* keep order: lists are short */
+	r->next = NULL;
+	*pp = r;
+}
+
+static void signal_fd(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("plane: eventfd write: %s", strerror(errno));
+}
+
+static void drain_fd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) == sizeof(v))
+		;
+}
+
+/* A request is answered: to the outbox, and tell the main loop. */
+static void finish(struct plane_req *r, bool ok, char *reply)
+{
+	struct plane *p = r->p;
+
+	r->ok = ok;
+	r->reply = reply;
+	pthread_mutex_lock(&p->mu);
+	push(&p->outbox, r);
+	pthread_mutex_unlock(&p->mu);
+	signal_fd(p->reply_fd);
+}
+
+static void finish_text(struct plane_req *r, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finish_text(struct plane_req *r, bool ok, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	finish(r, ok && s, s ? s : strdup("out of memory"));
+}
+
+/* ---- answers as JSON members --------------------------------------------- */
+
+static FILE *open_reply(char **buf, size_t *len)
+{
+	*buf = NULL;
+	*len = 0;
+	return open_memstream(buf, len);
+}
+
+static void route_answer(void *user, const struct route_result *res)
+{
+	struct plane_req *r = user;
+	char *buf, ip[INET_ADDRSTRLEN];
+	size_t len;
+	FILE *f = open_reply(&buf, &len);
+
+	if (!f) {
+		finish(r, false, strdup("out of memory"));
+		return;
+	}
+	fputs("\"route\":{\"domain\":", f);
+	ctl_json_string(f, r->a);
+	fprintf(f, ",\"status\":\"%s\",\"dsn\":", route_status_name(res->status));
+	ctl_json_string(f, res->dsn);
+	fputs(",\"why\":", f);
+	ctl_json_string(f, res->why);
+	fputs(",\"hops\":[", f);
+	for (unsigned i = 0; i < res->n; i++) {
+		const struct route_hop *h = &res->hop[i];
+		inet_ntop(AF_INET, h->addr, ip, sizeof(ip));
+		fprintf(f, "%s{\"addr\":\"%s\",\"port\":%u,\"pref\":%u,\"tls\":\"%s\",\"mx\":",
+			i ? "," : "", ip, h->port, h->pref, route_tls_name(h->tls));
+		ctl_json_string(f, h->mx);
+		fputc('}', f);
+	}
+	fputs("]}", f);
+	fclose(f);
+	finish(r, true, buf);
+}
+
+static void dns_answer(void *user, const struct dns_result *res)
+{
+	struct plane_req *r = user;
+	char *buf, ip[INET_ADDRSTRLEN];
+	size_t len;
+	FILE *f = open_reply(&buf, &len);
+
+	if (!f) {
+		finish(r, false, strdup("out of memory"));
+		return;
+	}
+	fputs("\"dns\":{\"name\":", f);
+	ctl_json_string(f, r->a);
+	fprintf(f, ",\"type\":\"%s\",\"status\":\"%s\",\"ttl\":%u,\"why\":",
+		dns_type_name(res->type), dns_status_name(res->status), res->ttl);
+	ctl_json_string(f, res->why);
+	fputs(",\"records\":[", f);
+	for (unsigned i = 0; i < res->n; i++) {
+		if (i)
+			fputc(',', f);
+		switch (res->type) {
+		case DNS_T_MX:
+			fprintf(f, "{\"pref\":%u,\"host\":", res->mx[i].pref);
+			ctl_json_string(f, res->mx[i].host);
+			fputc('}', f);
+			break;
+		case DNS_T_A:
+			inet_ntop(AF_INET, &res->a[i], ip, sizeof(ip));
+			fprintf(f, "\"%s\"", ip);
+			break;
+		case DNS_T_PTR:
+			ctl_json_string(f, res->name);
+			break;
+		}
+	}
+	if (res->type == DNS_T_PTR && res->n == 0 && res->status == DNS_OK)
+		ctl_json_string(f, res->name);
+	fputs("]}", f);
+	fclose(f);
+	finish(r, true, buf);
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void start_request(struct plane *p, struct plane_req *r)
+{
+	char err[256];
+	int rc;
+
+	switch (r->kind) {
+	case REQ_ROUTE_LOOKUP:
+		rc = route_lookup(p->rt, r->a, route_answer, r);
+		if (rc < 0)
+			finish_text(r, false, "route lookup %s: %s", r->a,
+				    rc == -EINVAL ? "not a domain" : "too many lookups in progress");
+		return;
+	case REQ_ROUTE_SET:
+		if (route_set(p->rt, r->a, r->b, err, sizeof(err)) < 0)
+			finish_text(r, false, "route set %s: %s", r->a, err);
+		else
+			finish_text(r, true, "\"route\":{\"domain\":\"%s\",\"set\":true}", r->a);
+		return;
+	case REQ_ROUTE_CLEAR:
+		if (route_clear(p->rt, r->a) < 0)
+			finish_text(r, false, "route clear %s: no static route for it", r->a);
+		else
+			finish_text(r, true, "\"route\":{\"domain\":\"%s\",\"cleared\":true}", r->a);
+		return;
+	case REQ_DNS_LOOKUP:
+		rc = dns_lookup(p->dns, r->a, r->dtype, dns_answer, r);
+		if (rc < 0)
+			finish_text(r, false, "dns lookup %s: %s", r->a,
+				    rc == -EINVAL ? "not a host name" : "resolver busy, try again");
+		return;
+	}
+}
+
+static void *run(void *arg)
+{
+	struct plane *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		struct plane_req *in;
+		struct pollfd pfd = { .fd = p->wake_fd, .events = POLLIN };
+		bool busy;
+
+		pthread_mutex_lock(&p->mu);
+		in = p->inbox;
+		p->inbox = NULL;
+		pthread_mutex_unlock(&p->mu);
+		while (in) {
+			struct plane_req *next = in->next;
+			start_request(p, in);
+			in = next;
+		}
+		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
+		dns_stats_get(p->dns, &p->dns_snap);
+		route_stats_get(p->rt, &p->route_snap);
+		busy = p->dns_snap.queries_in_flight > 0;
+		if (poll(&pfd, 1, busy ? BUSY_WAIT_MS : IDLE_WAIT_MS) > 0)
+			drain_fd(p->wake_fd);
+	}
+	return NULL;
+}
+
+/* ---- the main thread's side ---------------------------------------------------- */
+
+struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
+			  char *err, size_t errlen)
+{
+	struct plane *p = calloc(1, sizeof(*p));
+	struct dns_conf dc;
+	struct route_conf rc;
+	uint64_t seed = 0;
+	int n;
+
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->reply_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&p->mu, NULL);
+	for (unsigned i = 0; i < PLANE_REQ_MAX; i++) {
+		p->pool[i].p = p;
+		push(&p->freelist, &p->pool[i]);
+	}
+	if (p->wake_fd < 0 || p->reply_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	config_dns(cfg, &dc);
+	p->dns = dns_create(&dc, dp_dpsock_hub(dp, 0), clock_mono_ns() / NS_PER_MS);
+	if (!p->dns) {
+		snprintf(err, errlen, "resolver: cannot start with servers '%s'", dc.servers);
+		goto fail;
+	}
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = clock_mono_ns();
+	config_route(cfg, &rc);
+	p->rt = router_create(&rc, p->dns, seed);
+	if (!p->rt) {
+		snprintf(err, errlen, "router: bad relayhost '%s'", rc.relayhost);
+		goto fail;
+	}
+	n = config_routes_load(cfg, p->rt, err, errlen);
+	if (n < 0)
+		goto fail;
+	if (n > 0)
+		log_info("routes: %d static route(s) from %s", n, cfg->routes.file);
+	atomic_init(&p->stop, false);
+	if (pthread_create(&p->thread, NULL, run, p) != 0) {
+		snprintf(err, errlen, "cannot start the control-plane thread");
+		goto fail;
+	}
+	p->started = true;
+	pthread_setname_np(p->thread, "sluice-plane");
+	return p;
+fail:
+	plane_stop(p);
+	return NULL;
+}
+
+void plane_stop(struct plane *p)
+{
+	if (!p)
+		return;
+	if (p->started) {
+		atomic_store(&p->stop, true);
+		signal_fd(p->wake_fd);
+		pthread_join(p->thread, NULL);
+	}
+	if (p->rt)
+		router_destroy(p->rt);
+	if (p->dns)
+		dns_destroy(p->dns);
+	for (unsigned i = 0; i < PLANE_REQ_MAX; i++)
+		free(p->pool[i].reply);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	if (p->reply_fd >= 0)
+		close(p->reply_fd);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+/* Split "WORD REST" into a (first word) and b (the rest, trimmed). */
+static void split(const char *args, char *a, char *b)
+{
+	size_t n;
+
+	args += strspn(args, " \t");
+	n = strcspn(args, " \t");
+	snprintf(a, ARG_MAX, "%.*s", (int)(n < ARG_MAX - 1 ? n : ARG_MAX - 1), args);
+	args += n;
+	args += strspn(args, " \t");
+	snprintf(b, ARG_MAX, "%s", args);
+	n = strlen(b);
+	while (n && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+		b[--n] = '\0';
+}
+
+/* Parse a request into r; 0 or -1 with err. */
+static int parse_request(struct plane_req *r, const char *cmd, const char *args, char *err,
+			 size_t errlen)
+{
+	char verb[ARG_MAX], rest[ARG_MAX];
+
+	split(args, verb, rest);
+	if (strcmp(cmd, "route") == 0) {
+		split(rest, r->a, r->b);
+		if (strcmp(verb, "lookup") == 0 && r->a[0] && !r->b[0]) {
+			r->kind = REQ_ROUTE_LOOKUP;
+			return 0;
+		}
+		if (strcmp(verb, "set") == 0 && r->a[0] && r->b[0]) {
+			r->kind = REQ_ROUTE_SET;
+			return 0;
+		}
+		if (strcmp(verb, "clear") == 0 && r->a[0] && !r->b[0]) {
+			r->kind = REQ_ROUTE_CLEAR;
+			return 0;
+		}
+		snprintf(err, errlen, "usage: route lookup DOMAIN | route set DOMAIN SPEC | "
+			 "route clear DOMAIN");
+		return -1;
+	}
+	if (strcmp(cmd, "dns") == 0) {
+		split(rest, r->a, r->b);
+		if (strcmp(verb, "lookup") != 0 || !r->a[0] || !r->b[0]) {
+			snprintf(err, errlen, "usage: dns lookup NAME a|mx|ptr");
+			return -1;
+		}
+		r->kind = REQ_DNS_LOOKUP;
+		if (strcasecmp(r->b, "a") == 0) {
+			r->dtype = DNS_T_A;
+		} else if (strcasecmp(r->b, "mx") == 0) {
+			r->dtype = DNS_T_MX;
+		} else if (strcasecmp(r->b, "ptr") == 0) {
+			struct in_addr a;
+			if (inet_pton(AF_INET, r->a, &a) != 1) {
+				snprintf(err, errlen, "dns lookup %s ptr: not an IPv4 address", r->a);
+				return -1;
+			}
+			r->dtype = DNS_T_PTR;
+			dns_ptr_name(a.s_addr, r->a, sizeof(r->a));
+		} else {
+			snprintf(err, errlen, "dns lookup: type '%s' is not a, mx or ptr", r->b);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "the control plane has no '%s' requests", cmd);
+	return -1;
+}
+
+int plane_submit(struct plane *p, const char *cmd, const char *args, struct ctl_ticket t,
+		 char *err, size_t errlen)
+{
+	struct plane_req *r;
+
+	pthread_mutex_lock(&p->mu);
+	r = p->freelist;
+	if (r)
+		p->freelist = r->next;
+	pthread_mutex_unlock(&p->mu);
+	if (!r) {
+		snprintf(err, errlen, "%d requests already waiting for the control plane; "
+			 "try again", PLANE_REQ_MAX);
+		return -1;
+	}
+	free(r->reply);
+	r->reply = NULL;
+	r->ticket = t;
+	if (parse_request(r, cmd, args, err, errlen) < 0) {
+		pthread_mutex_lock(&p->mu);
+		push(&p->freelist, r);
+		pthread_mutex_unlock(&p->mu);
+		return -1;
+	}
+	pthread_mutex_lock(&p->mu);
+	push(&p->inbox, r);
+	pthread_mutex_unlock(&p->mu);
+	signal_fd(p->wake_fd);
+	return 0;
+}
+
+int plane_reply_fd(const struct plane *p)
+{
+	return p->reply_fd;
+}
+
+unsigned plane_take_replies(struct plane *p,
+			    void (*fn)(void *user, struct ctl_ticket t, bool ok, const char *body),
+			    void *user)
+{
+	struct plane_req *out, *r;
+	unsigned n = 0;
+
+	drain_fd(p->reply_fd);
+	pthread_mutex_lock(&p->mu);
+	out = p->outbox;
+	p->outbox = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (r = out; r; r = r->next, n++)
+		fn(user, r->ticket, r->ok, r->reply ? r->reply : "");
+	while (out) {
+		r = out;
+		out = out->next;
+		free(r->reply);
+		r->reply = NULL;
+		pthread_mutex_lock(&p->mu);
+		push(&p->freelist, r);
+		pthread_mutex_unlock(&p->mu);
+	}
+	return n;
+}
+
+void plane_stats_write(struct plane *p, FILE *out, bool json, bool *first)
+{
+	stats_write(out, json, first, "dns", dns_stat_names, STATS_VALUES(&p->dns_snap),
+		    dns_stat_count);
+	stats_write(out, json, first, "route", route_stat_names, STATS_VALUES(&p->route_snap),
+		    route_stat_count);
+}

@@ -1,0 +1,61 @@
+/*
+ * plane.h - the control-plane thread.
+ *
+ * The main lcore's loop serves signals and the control socket and must
+ * never wait on anything slow. Everything that may (DNS, routing, and with
+ * delivery the scheduler) runs on this one thread instead: it owns the
+ * resolver (control/dns.h, its sockets on the dataplane's hub 0) and the
+ * router (control/route.h), and nothing else touches them.
+ *
+ * Operators' requests that need them come from the main loop: the control
+ * socket's handler takes a ticket (ctl_server_defer) and hands the request
+ * over with plane_submit(); the plane answers on its own time; the main
+ * loop waits on plane_reply_fd() and passes answers back to the socket with
+ * plane_take_replies(). Requests and answers are bounded lists under a
+ * mutex (control plane only: no lcore ever takes it).
+ *
+ * Requests today:
+ *   route lookup DOMAIN        the next hops for DOMAIN, or the failure
+ *   route set DOMAIN SPEC      a static route at runtime (route.h syntax)
+ *   route clear DOMAIN
+ *   dns lookup NAME a|mx|ptr   one resolver lookup (PTR: NAME is an address)
+ */
+#ifndef SLUICE_PLANE_H
+#define SLUICE_PLANE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "control/ctl_server.h"
+
+#define PLANE_REQ_MAX 64	/* requests waiting or in progress */
+
+struct plane;
+struct sluice_config;
+struct dataplane;
+
+/* Start the thread: resolver on the dataplane's hub 0, router with the
+ * configured routes. NULL with err filled on failure. */
+struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
+			  char *err, size_t errlen);
+/* Stop the thread and free everything. Requests still open are dropped
+ * (their clients go when the control socket closes). */
+void plane_stop(struct plane *p);
+
+/* Hand a request over ("route", "lookup example.com"). 0, or -1 with err
+ * filled (unknown request, bad arguments, too many waiting). */
+int plane_submit(struct plane *p, const char *cmd, const char *args, struct ctl_ticket t,
+		 char *err, size_t errlen);
+
+/* Readable (an eventfd) when answers wait. */
+int plane_reply_fd(const struct plane *p);
+/* Give every waiting answer to fn; returns how many. */
+unsigned plane_take_replies(struct plane *p,
+			    void (*fn)(void *user, struct ctl_ticket t, bool ok, const char *body),
+			    void *user);
+
+/* The resolver's and router's counters (groups dns, route), as
+ * stats_write writes them. A snapshot the thread refreshes every loop. */
+void plane_stats_write(struct plane *p, FILE *out, bool json, bool *first);
+
+#endif
