@@ -1,13 +1,8 @@
 #!/usr/bin/python3
 """tcp_clients.py - kernel-side TCP clients and servers for the interop tests.
 
-  tcp_clients.py many HOST PORT N BYTES [slow]
-                                             N concurrent connections, each
-                                             echoes BYTES random bytes; checks all.
-                                             slow: each client has a 4 KiB receive
-                                             buffer and starts reading only 1 s
-                                             after it starts sending, so the server
-                                             must hold nearly BYTES per connection
+  tcp_clients.py many HOST PORT N BYTES      N concurrent connections, each
+                                             echoes BYTES random bytes; checks all
   tcp_clients.py stream HOST PORT BYTES      one connection, BYTES each way,
                                              SHA-256 of sent vs received
   tcp_clients.py echo-server HOST PORT       a kernel echo server (for our
@@ -39,23 +34,14 @@ def raise_nofile(n):
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-async def one_echo(host, port, nbytes, seed, timeout, slow=False):
+async def one_echo(host, port, nbytes, seed, timeout):
     data = random.Random(seed).randbytes(nbytes)
-    if slow:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.setblocking(False)
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(s, (host, port)), timeout)
-        r, w = await asyncio.open_connection(sock=s)
-    else:
-        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     async def send():
         w.write(data)
         await w.drain()
         w.write_eof()
     sender = asyncio.ensure_future(send())
-    if slow:
-        await asyncio.sleep(1.0)	# the sender goes on; nothing is read yet
     got = await asyncio.wait_for(r.readexactly(nbytes), timeout)
     await sender
     tail = await asyncio.wait_for(r.read(), timeout)  # server closes after echo
@@ -63,10 +49,10 @@ async def one_echo(host, port, nbytes, seed, timeout, slow=False):
     return got == data and tail == b""
 
 
-async def many(host, port, n, nbytes, slow=False, timeout=120):
+async def many(host, port, n, nbytes, timeout=120):
     raise_nofile(n + 64)
     t = time.time()
-    res = await asyncio.gather(*(one_echo(host, port, nbytes, i, timeout, slow)
+    res = await asyncio.gather(*(one_echo(host, port, nbytes, i, timeout)
                                  for i in range(n)),
                                return_exceptions=True)
     ok = sum(1 for x in res if x is True)
@@ -161,8 +147,7 @@ def synflood(iface, dst_mac, src, dst, port, n):
 def main(a):
     mode = a[0]
     if mode == "many":
-        return asyncio.run(many(a[1], int(a[2]), int(a[3]), int(a[4]),
-                                slow=len(a) > 5 and a[5] == "slow"))
+        return asyncio.run(many(a[1], int(a[2]), int(a[3]), int(a[4])))
     if mode == "stream":
         return stream(a[1], int(a[2]), int(a[3]))
     if mode == "echo-server":
