@@ -64,6 +64,7 @@
 #define DNS_FD_BASE (1 << 30)	/* c-ares' socket number = DNS_FD_BASE + our id */
 #define DNS_SOCKS_MAX (2 * DNS_SERVERS_MAX + 2)
 #define DNS_DRIVE_ROUNDS 64	/* socket passes per dns_poll */
+#define DNS_DGRAM_MAX 600	/* a query c-ares sends over UDP: name + EDNS0 */
 #define DNS_SWEEP_BUCKETS 64	/* cache buckets checked for expiry per dns_poll */
 #define DNS_HDR 12		/* fixed header */
 #define DNS_QFIX 4		/* type, class after a question's name */
@@ -115,6 +116,20 @@ struct dsock {
 	unsigned recv_calls, send_calls;
 };
 
+/*
+ * UDP queries the dataplane could not take yet. c-ares writes every UDP
+ * query of a server to one socket and treats -EAGAIN as that server
+ * failing; a dpsock takes only a few datagrams at a time (its slots), so a
+ * burst of lookups would fail. A datagram the socket refuses is copied here
+ * (FIFO, max_queries entries: one per query that can be in flight) and sent
+ * as slots come back; c-ares' own retry timers still cover it.
+ */
+struct dgram {
+	int id;				/* the socket */
+	uint16_t len;
+	uint8_t buf[DNS_DGRAM_MAX];
+};
+
 struct dns_resolver {
 	struct dns_conf conf;
 	struct dns_sock_ops ops;
@@ -141,6 +156,8 @@ struct dns_resolver {
 	unsigned nwaiters;
 
 	struct dsock socks[DNS_SOCKS_MAX];
+	struct dgram *backlog;		/* ring of max_queries */
+	unsigned bl_head, bl_n;
 	struct dns_stats st;
 };
 
@@ -959,6 +976,11 @@ static int cs_close(ares_socket_t fd, void *user)
 		errno = EBADF;
 		return -1;
 	}
+	for (unsigned i = 0; i < r->bl_n; i++) {	/* its queries go with it */
+		struct dgram *d = &r->backlog[(r->bl_head + i) % r->conf.max_queries];
+		if (d->id == s->id)
+			d->id = -1;
+	}
 	r->ops.close(r->ops.ctx, s->id);
 	s->used = false;
 	r->st.sock_closes++;
@@ -1022,6 +1044,50 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 	return n;
 }
 
+/* Keep a datagram the socket refused; its length (taken), or -1/EAGAIN. */
+static ares_ssize_t backlog_put(struct dns_resolver *r, struct dsock *s,
+				const struct iovec *iov, int n)
+{
+	struct dgram *d;
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	if (r->bl_n == r->conf.max_queries || len > DNS_DGRAM_MAX) {
+		r->st.udp_backlog_full++;
+		errno = EAGAIN;
+		return -1;
+	}
+	d = &r->backlog[(r->bl_head + r->bl_n++) % r->conf.max_queries];
+	d->id = s->id;
+	d->len = (uint16_t)len;
+	len = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(d->buf + len, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	r->st.udp_deferred++;
+	return (ares_ssize_t)len;
+}
+
+/* Send what waits, in order, until the dataplane refuses again. */
+static void backlog_flush(struct dns_resolver *r)
+{
+	while (r->bl_n) {
+		struct dgram *d = &r->backlog[r->bl_head];
+		struct iovec iov = { d->buf, d->len };
+		ssize_t sent = 0;
+
+		if (d->id >= 0 && sock_of_id(r, d->id)) {	/* else closed since: dropped */
+			sent = r->ops.send(r->ops.ctx, d->id, &iov, 1);
+			if (sent == -EAGAIN)
+				return;
+		}
+		r->bl_head = (r->bl_head + 1) % r->conf.max_queries;
+		r->bl_n--;
+	}
+}
+
 static ares_ssize_t cs_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *user)
 {
 	struct dns_resolver *r = user;
@@ -1033,7 +1099,12 @@ static ares_ssize_t cs_sendv(ares_socket_t fd, const struct iovec *iov, int n, v
 		return -1;
 	}
 	s->send_calls++;
-	sent = r->ops.send(r->ops.ctx, s->id, iov, n);
+	if (s->type == SOCK_DGRAM && r->bl_n)
+		sent = -EAGAIN;		/* keep the order: after those waiting */
+	else
+		sent = r->ops.send(r->ops.ctx, s->id, iov, n);
+	if (sent == -EAGAIN && s->type == SOCK_DGRAM)
+		return backlog_put(r, s, iov, n);
 	if (sent < 0) {
 		if (sent == -EAGAIN)
 			s->writable = false;
@@ -1140,7 +1211,8 @@ struct dns_resolver *dns_create_ops(const struct dns_conf *c, const struct dns_s
 	r->ctab = calloc((size_t)r->cmask + 1, sizeof(*r->ctab));
 	r->ptab = calloc((size_t)r->pmask + 1, sizeof(*r->ptab));
 	r->wpool = calloc(c->max_waiters, sizeof(*r->wpool));
-	if (!r->ctab || !r->ptab || !r->wpool)
+	r->backlog = calloc(c->max_queries, sizeof(*r->backlog));
+	if (!r->ctab || !r->ptab || !r->wpool || !r->backlog)
 		goto fail;
 	for (unsigned i = 0; i < c->max_waiters; i++) {
 		r->wpool[i].next = r->wfree;
@@ -1225,6 +1297,7 @@ void dns_destroy(struct dns_resolver *r)
 	free(r->ctab);
 	free(r->ptab);
 	free(r->wpool);
+	free(r->backlog);
 	free(r);
 }
 
@@ -1347,7 +1420,9 @@ void dns_poll(struct dns_resolver *r, uint64_t now_ms)
 	if (now_ms > r->now_ms)
 		r->now_ms = now_ms;
 	r->ops.poll(r->ops.ctx, on_sock_event, r);
+	backlog_flush(r);
 	drive_sockets(r);
+	backlog_flush(r);
 	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);	/* c-ares' timeouts */
 	while (r->fifo_head && r->fifo_head->deadline_ms <= r->now_ms) {
 		struct pending *p = r->fifo_head;

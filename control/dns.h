@@ -154,6 +154,7 @@ const char *dns_type_name(enum dns_type t);
 	X(mx_truncated) X(deadlines) X(late_answers) X(cache_inserts) X(cache_evictions) \
 	X(cache_expired) X(cache_too_big) X(sock_opens) X(sock_open_failures) \
 	X(sock_closes) X(sock_events) X(sock_stale_events) X(cancelled) \
+	X(udp_deferred) X(udp_backlog_full) \
 	X(cache_entries) X(cache_bytes) X(queries_in_flight) X(waiters)
 struct dns_stats { DNS_STATS(STATS_FIELD) };
 extern const char *const dns_stat_names[];

@@ -38,7 +38,25 @@
 #define BUSY_WAIT_MS 2		/* lookups in flight: their answers come over rings */
 #define ARG_MAX 600
 
-enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP };
+enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP, REQ_DNS_BENCH };
+
+#define BENCH_MAX 1000000u	/* lookups in one bench */
+#define BENCH_WINDOW 256	/* lookups in flight at once */
+
+/*
+ * `dns bench N cached|uncached ZONE`: N A lookups through the resolver,
+ * BENCH_WINDOW at a time, timed on the plane's clock. uncached asks a
+ * distinct name each time (b<i>.ZONE: every one a query on the wire);
+ * cached asks one name N times (all but the first from the cache). For
+ * bench/dns-bench; one bench at a time.
+ */
+struct bench {
+	struct plane_req *req;		/* NULL: none running */
+	unsigned total, started, done, ok, failed;
+	bool cached;
+	char zone[200];
+	uint64_t t0_ns;
+};
 
 struct plane_req {
 	enum req_kind kind;
@@ -65,6 +83,8 @@ struct plane {
 	pthread_mutex_t mu;
 	struct plane_req *inbox, *outbox, *freelist;
 	struct plane_req pool[PLANE_REQ_MAX];
+
+	struct bench bench;		/* plane thread only */
 
 	/* counters as of the last loop, for the main thread (racy reads) */
 	struct dns_stats dns_snap;
@@ -209,6 +229,56 @@ static void dns_answer(void *user, const struct dns_result *res)
 	finish(r, true, buf);
 }
 
+/* ---- the resolver bench ---------------------------------------------------- */
+
+static void bench_fill(struct plane *p);
+
+static void bench_answer(void *user, const struct dns_result *res)
+{
+	struct plane *p = user;
+	struct bench *b = &p->bench;
+
+	b->done++;
+	if (res->status == DNS_OK)
+		b->ok++;
+	else
+		b->failed++;
+	if (b->done == b->total) {
+		uint64_t ns = clock_mono_ns() - b->t0_ns;
+		struct plane_req *r = b->req;
+		b->req = NULL;
+		finish_text(r, true, "\"dns_bench\":{\"lookups\":%u,\"ok\":%u,\"failed\":%u,"
+			    "\"cached\":%s,\"seconds\":%.6f,\"per_second\":%.1f}",
+			    b->total, b->ok, b->failed, b->cached ? "true" : "false",
+			    (double)ns / 1e9, ns ? b->total * 1e9 / (double)ns : 0.0);
+	}
+}
+
+/* Keep BENCH_WINDOW lookups in flight (answers from the cache come at once). */
+static void bench_fill(struct plane *p)
+{
+	struct bench *b = &p->bench;
+	char name[256];
+
+	while (b->req && b->started < b->total && b->started - b->done < BENCH_WINDOW) {
+		int rc;
+		if (b->cached)
+			snprintf(name, sizeof(name), "cached.%s", b->zone);
+		else
+			snprintf(name, sizeof(name), "b%u.%s", b->started, b->zone);
+		b->started++;
+		rc = dns_lookup(p->dns, name, DNS_T_A, bench_answer, p);
+		if (rc == -EAGAIN || rc == -ENOBUFS) {
+			b->started--;	/* the resolver is full: on the next loop */
+			return;
+		}
+		if (rc < 0) {
+			struct dns_result fail = { .status = DNS_BADNAME };
+			bench_answer(p, &fail);
+		}
+	}
+}
+
 /* ---- the thread ------------------------------------------------------------ */
 
 static void start_request(struct plane *p, struct plane_req *r)
@@ -234,6 +304,19 @@ static void start_request(struct plane *p, struct plane_req *r)
 			finish_text(r, false, "route clear %s: no static route for it", r->a);
 		else
 			finish_text(r, true, "\"route\":{\"domain\":\"%s\",\"cleared\":true}", r->a);
+		return;
+	case REQ_DNS_BENCH:
+		if (p->bench.req) {
+			finish_text(r, false, "dns bench: one is running already");
+			return;
+		}
+		memset(&p->bench, 0, sizeof(p->bench));
+		p->bench.req = r;
+		p->bench.total = (unsigned)strtoul(r->b, NULL, 10);
+		p->bench.cached = strncmp(r->b + strcspn(r->b, " "), " cached", 7) == 0;
+		snprintf(p->bench.zone, sizeof(p->bench.zone), "%.199s", r->a);
+		p->bench.t0_ns = clock_mono_ns();
+		bench_fill(p);
 		return;
 	case REQ_DNS_LOOKUP:
 		rc = dns_lookup(p->dns, r->a, r->dtype, dns_answer, r);
@@ -263,9 +346,10 @@ static void *run(void *arg)
 			in = next;
 		}
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
+		bench_fill(p);
 		dns_stats_get(p->dns, &p->dns_snap);
 		route_stats_get(p->rt, &p->route_snap);
-		busy = p->dns_snap.queries_in_flight > 0;
+		busy = p->dns_snap.queries_in_flight > 0 || p->bench.req;
 		if (poll(&pfd, 1, busy ? BUSY_WAIT_MS : IDLE_WAIT_MS) > 0)
 			drain_fd(p->wake_fd);
 	}
@@ -393,6 +477,23 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *args,
 		snprintf(err, errlen, "usage: route lookup DOMAIN | route set DOMAIN SPEC | "
 			 "route clear DOMAIN");
 		return -1;
+	}
+	if (strcmp(cmd, "dns") == 0 && strcmp(verb, "bench") == 0) {
+		/* dns bench N cached|uncached ZONE: a = ZONE, b = "N cached" */
+		char n[ARG_MAX], mode[ARG_MAX];
+		unsigned long count;
+		split(rest, n, r->b);
+		split(r->b, mode, r->a);
+		count = strtoul(n, NULL, 10);
+		if (count == 0 || count > BENCH_MAX || dns_name_check(r->a) < 0 ||
+		    (strcmp(mode, "cached") != 0 && strcmp(mode, "uncached") != 0)) {
+			snprintf(err, errlen, "usage: dns bench N cached|uncached ZONE (N <= %u)",
+				 BENCH_MAX);
+			return -1;
+		}
+		snprintf(r->b, ARG_MAX, "%lu %.16s", count, mode);
+		r->kind = REQ_DNS_BENCH;
+		return 0;
 	}
 	if (strcmp(cmd, "dns") == 0) {
 		split(rest, r->a, r->b);

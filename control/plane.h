@@ -19,6 +19,8 @@
  *   route set DOMAIN SPEC      a static route at runtime (route.h syntax)
  *   route clear DOMAIN
  *   dns lookup NAME a|mx|ptr   one resolver lookup (PTR: NAME is an address)
+ *   dns bench N cached|uncached ZONE
+ *                              N lookups, timed (bench/dns-bench)
  */
 #ifndef SLUICE_PLANE_H
 #define SLUICE_PLANE_H

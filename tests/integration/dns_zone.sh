@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# dns_zone.sh LISTEN_IP DIR - a dnsmasq serving the test zones of
+# dns_zone.sh LISTEN_IP DIR [quiet] - a dnsmasq serving the test zones of
 # dns_e2e.sh (and `make run`'s .test names) on LISTEN_IP:53, in the
-# foreground, logging every query to DIR/dnsmasq-LISTEN_IP.log. Nothing is
+# foreground, logging every query to DIR/dnsmasq-LISTEN_IP.log (not with
+# quiet, which the bench uses: logging costs dnsmasq most of its time). Nothing is
 # forwarded anywhere: no upstream servers, no /etc/hosts, /etc/resolv.conf.
 #
 #   pref.test     MX 10 mx-a, 20 mx-b, 30 mx-c    (listed out of order)
@@ -17,9 +18,9 @@
 #   sink.test     MX 10 sink.test, A 198.18.0.1   (make run's next hop)
 # Other records have a TTL of 300 s (--local-ttl).
 set -u
-ip=$1 dir=$2
+ip=$1 dir=$2 quiet=${3:-}
 args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address="$ip"
-	--port=53 --local=/test/ --local-ttl=300 --log-queries
+	--port=53 --local=/test/ --local-ttl=300
 	--log-facility="$dir/dnsmasq-$ip.log" --pid-file="$dir/dnsmasq-$ip.pid"
 	--mx-host=pref.test,mx-b.pref.test,20 --mx-host=pref.test,mx-a.pref.test,10
 	--mx-host=pref.test,mx-c.pref.test,30
@@ -41,4 +42,5 @@ for i in $(seq 1 40); do
 	args+=(--mx-host="big.test,mx-with-a-rather-long-name-number-$i.big-mail-provider.test,$i")
 	args+=(--host-record="mx-with-a-rather-long-name-number-$i.big-mail-provider.test,198.18.1.$i")
 done
+[ "$quiet" = quiet ] || args+=(--log-queries)
 exec dnsmasq "${args[@]}"

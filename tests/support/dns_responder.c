@@ -74,6 +74,9 @@ struct override {
 struct dnsr {
 	struct dns_sock_ops ops;
 	unsigned nservers, nzone, nover, nq, fail_opens;
+	unsigned udp_slots;	/* UDP sends taken per poll (0: no limit) */
+	unsigned udp_taken;	/* since the last poll */
+	unsigned udp_refused;	/* sends answered -EAGAIN */
 	struct server srv[SERVERS_MAX];
 	struct rr zone[ZONE_MAX];
 	struct override over[OVERRIDES_MAX];
@@ -222,6 +225,16 @@ void dnsr_raw(struct dnsr *z, const char *name, int type, bool tcp, const uint8_
 void dnsr_fail_opens(struct dnsr *z, unsigned count)
 {
 	z->fail_opens = count;
+}
+
+void dnsr_udp_slots(struct dnsr *z, unsigned n)
+{
+	z->udp_slots = n;
+}
+
+unsigned dnsr_udp_refused(const struct dnsr *z)
+{
+	return z->udp_refused;
 }
 
 /* A reply under construction. */
@@ -479,6 +492,11 @@ static ssize_t r_send(void *ctx, int id, const struct iovec *iov, int n)
 	if (s->type == SOCK_DGRAM) {
 		uint8_t buf[4096];
 		size_t o = 0;
+		if (z->udp_slots && z->udp_taken >= z->udp_slots) {
+			z->udp_refused++;
+			return -EAGAIN;	/* as a dpsock with no slot free */
+		}
+		z->udp_taken++;
 		CHECK(total <= sizeof(buf));
 		for (int i = 0; i < n; i++) {
 			memcpy(buf + o, iov[i].iov_base, iov[i].iov_len);
@@ -561,6 +579,7 @@ static unsigned r_poll(void *ctx, dns_sock_event_fn cb, void *user)
 	struct dnsr *z = Z(ctx);
 	unsigned n = 0;
 
+	z->udp_taken = 0;	/* the slots come back */
 	for (int i = 0; i < SOCKS_MAX; i++) {
 		struct rsock *s = &z->s[i];
 		unsigned ev = s->events;

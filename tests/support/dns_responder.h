@@ -64,6 +64,10 @@ void dnsr_raw(struct dnsr *z, const char *name, int type, bool tcp, const uint8_
 	      size_t len);
 /* The next socket opens fail with -EMFILE (count of them). */
 void dnsr_fail_opens(struct dnsr *z, unsigned count);
+/* Like a dpsock's few message slots: at most n UDP sends are taken between
+ * two polls, the rest get -EAGAIN (0: no limit). How many were refused. */
+void dnsr_udp_slots(struct dnsr *z, unsigned n);
+unsigned dnsr_udp_refused(const struct dnsr *z);
 
 /* Queries received for (name, type; 0: any) over proto (SOCK_DGRAM,
  * SOCK_STREAM; 0: either) at server (-1: any). */

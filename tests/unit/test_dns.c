@@ -838,3 +838,47 @@ Test(dns, servers_text)
 	cr_assert_eq(dns_servers_parse("1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "more than 4"));
 }
+
+/* The dataplane takes only a few datagrams at a time (a dpsock's slots);
+ * c-ares writes every UDP query of a server to one socket and would count
+ * -EAGAIN as the server failing. 300 distinct lookups at once through 4
+ * slots per poll: every one answered, none failed, in a bounded backlog. */
+Test(dns, a_burst_of_queries_waits_for_the_dataplanes_slots)
+{
+	static struct got g[300];
+	char name[64];
+	struct fx f;
+	struct dns_stats st;
+	unsigned answered = 0, ok = 0;
+
+	fx_init(&f);
+	fx_start(&f);
+	dnsr_udp_slots(f.z, 4);
+	for (unsigned i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "h%u.burst.example", i);
+		dnsr_rr(f.z, name, DNSR_A, 300, "192.0.2.90");
+	}
+	for (unsigned i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "h%u.burst.example", i);
+		memset(&g[i], 0, sizeof(g[i]));
+		cr_assert_eq(dns_lookup(f.r, name, DNS_T_A, got_cb, &g[i]), 0);
+	}
+	for (int round = 0; round < 400 && answered < 300; round++) {
+		dns_poll(f.r, f.now);
+		answered = 0;
+		for (unsigned i = 0; i < 300; i++)
+			answered += g[i].calls;
+	}
+	for (unsigned i = 0; i < 300; i++)
+		ok += g[i].calls == 1 && g[i].res.status == DNS_OK;
+	dns_stats_get(f.r, &st);
+	cr_expect_eq(ok, 300, "%u of 300 answered OK", ok);
+	cr_expect_gt(dnsr_udp_refused(f.z), 0, "the slots really ran out");
+	cr_expect_gt(st.udp_deferred, 0);
+	cr_expect_eq(st.udp_backlog_full, 0);
+	for (unsigned i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "h%u.burst.example", i);
+		cr_expect_eq(dnsr_queries(f.z, name, DNSR_A, SOCK_DGRAM, -1), 1, "%s: one query", name);
+	}
+	fx_fini(&f);
+}
