@@ -21,6 +21,7 @@
 #include "dataplane/eal.h"
 #include "dataplane/lcore.h"
 #include "dataplane/port.h"
+#include "dataplane/smtp/tls.h"
 
 #define DP_INBOX_SIZE 4096	/* steered frames waiting per lcore */
 
@@ -38,6 +39,7 @@ struct dataplane {
 	unsigned nworkers;
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
 	struct dpsock_hub *hubs[DP_DPSOCK_HUBS];
+	struct tls_ctx *tls_client;	/* made here when conf.delivery.tls is NULL */
 };
 
 /*
@@ -134,6 +136,11 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		if (!lc->smtp)
 			return -ENOMEM;
 	}
+	lc->dlv = dlv_create(lc->tcp, &dp->conf.delivery, dp->conf.tcp.rcvbuf, w, &lc->ns.now_ns);
+	if (!lc->dlv) {
+		log_err("lcore %u: delivery set-up failed", lcore_id);
+		return -ENOMEM;
+	}
 	lc->impair_on = impair_conf_active(&dp->conf.impair);
 	if (lc->impair_on) {
 		impair_init(&lc->imp_rx, &dp->conf.impair, true, w, dp->port.pool);
@@ -151,6 +158,7 @@ static void free_worker(struct lcore_ctx *lc)
 	/* Resets whatever SMTP sessions are left; the RSTs go out while the
 	 * port is still up (dp_stop closes it after the workers are freed). */
 	smtp_service_destroy(lc->smtp);
+	dlv_destroy(lc->dlv);		/* resets its connections */
 	dpsock_lcore_destroy(lc->dpsock);	/* resets its TCP connections */
 	if (lc->ntx)
 		lcore_flush_tx(lc);
@@ -199,6 +207,14 @@ static void conf_fill(struct dp_conf *c, uint16_t port_mtu)
 		c->dpsock.tcp_rxbuf = c->tcp.rcvbuf;
 	if (mtu > 28 && c->dpsock.dgram_max > mtu - 28)
 		c->dpsock.dgram_max = mtu - 28;
+	if (c->delivery.max_conns == 0) {
+		struct tls_ctx *tls = c->delivery.tls;
+		dlv_conf_default(&c->delivery);
+		c->delivery.tls = tls;
+		if (c->smtp.engine.hostname[0])
+			snprintf(c->delivery.client.helo, sizeof(c->delivery.client.helo), "%s",
+				 c->smtp.engine.hostname);
+	}
 }
 
 static void free_rings(struct dataplane *dp)
@@ -250,6 +266,15 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 		goto fail_port;
 	}
 	conf_fill(&dp->conf, dp->port.mtu);
+	if (!dp->conf.delivery.tls) {
+		char err[256];
+		dp->tls_client = tls_ctx_client(NULL, err, sizeof(err));
+		if (!dp->tls_client) {
+			log_err("delivery: TLS client context: %s", err);
+			goto fail_port;
+		}
+		dp->conf.delivery.tls = dp->tls_client;
+	}
 	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
 		dp->hubs[i] = dpsock_hub_create(&dp->conf.dpsock, conf->workers);
 		if (!dp->hubs[i]) {
@@ -296,6 +321,7 @@ fail_port:
 		free_worker(dp->workers[i]);
 	free_hubs(dp);
 	free_rings(dp);
+	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);
 fail_eal:
 	rte_eal_cleanup();
@@ -338,6 +364,17 @@ struct dpsock_hub *dp_dpsock_hub(struct dataplane *dp, unsigned index)
 	return index < DP_DPSOCK_HUBS ? dp->hubs[index] : NULL;
 }
 
+const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker)
+{
+	return worker < dp->nworkers && dp->workers[worker]->dlv ?
+	       dlv_get_port(dp->workers[worker]->dlv) : NULL;
+}
+
+unsigned dp_workers(const struct dataplane *dp)
+{
+	return dp->nworkers;
+}
+
 unsigned dp_log_drain(struct dataplane *dp)
 {
 	unsigned n = 0;
@@ -366,6 +403,7 @@ void dp_stop(struct dataplane *dp)
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		free_worker(dp->workers[i]);
 	free_hubs(dp);
+	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);
 	free_rings(dp);
 	rte_mempool_free(dp->port.pool);
@@ -464,6 +502,25 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 		stats_write(out, json, &first, "smtpd", smtp_service_stat_names, v,
 			    smtp_service_stat_count);
 		stats_write(out, json, &first, "smtp_gauge", smtp_gauge_names, g, 3);
+	}
+	if (dp->nworkers && dp->workers[0]->dlv) {
+		static const char *const dlv_gauge_names[] = { "conns_open", "conns_idle",
+							       "jobs_held" };
+		uint64_t g[3] = { 0, 0, 0 };
+		_Static_assert(sizeof(struct dlv_stats) / 8 <= 128 &&
+			       sizeof(struct smtp_client_stats) / 8 <= 128, "grow v[]");
+		memset(v, 0, sizeof(v));
+		for (unsigned i = 0; i < dp->nworkers; i++) {
+			stats_add(v, dlv_get_stats(dp->workers[i]->dlv), dlv_stat_count);
+			dlv_gauges(dp->workers[i]->dlv, &g[0], &g[1], &g[2]);
+		}
+		stats_write(out, json, &first, "delivery", dlv_stat_names, v, dlv_stat_count);
+		memset(v, 0, sizeof(v));
+		for (unsigned i = 0; i < dp->nworkers; i++)
+			stats_add(v, dlv_client_stats(dp->workers[i]->dlv), smtp_client_stat_count);
+		stats_write(out, json, &first, "smtp_client", smtp_client_stat_names, v,
+			    smtp_client_stat_count);
+		stats_write(out, json, &first, "delivery_gauge", dlv_gauge_names, g, 3);
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));

@@ -25,6 +25,7 @@
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/net/udp.h"
+#include "dataplane/smtp/delivery.h"
 #include "dataplane/smtp/smtp_service.h"
 
 #define DP_MAX_WORKERS CPUS_MAX_WORKERS
@@ -68,6 +69,12 @@ struct dp_conf {
 	struct dpsock_conf dpsock;	/* max_socks 0: dpsock_conf_default() */
 	struct echo_conf echo;		/* test service, off by default */
 	struct smtp_service_conf smtp;	/* port 0: no SMTP service */
+	struct dlv_conf delivery;	/* outbound SMTP on every worker (delivery.h).
+					 * max_conns 0: dlv_conf_default() with the
+					 * EHLO name smtp.engine.hostname; tls NULL:
+					 * dp_init makes a client context without
+					 * CAs (opportunistic TLS works, `verify`
+					 * never passes) */
 };
 
 struct dataplane;
@@ -102,6 +109,19 @@ void dp_stop(struct dataplane *dp);
  * thread: its sockets live on the worker lcores' stacks (dpsock.h). Valid
  * from dp_init to dp_stop; usable before dp_start (requests wait). */
 struct dpsock_hub *dp_dpsock_hub(struct dataplane *dp, unsigned index);
+
+/*
+ * The delivery scheduler's end of worker `worker`'s delivery service
+ * (delivery.h): the job ring it enqueues into (dlv_submit) and the result
+ * ring it dequeues from (dlv_reap). NULL past the last worker. Threading:
+ * ONE scheduler thread produces every port's jobs and consumes every
+ * port's results (the rings are SP/SC). Valid from dp_init to dp_stop;
+ * usable before dp_start (jobs wait in the ring). Stop the scheduler before
+ * dp_halt: jobs still lent then are never returned.
+ */
+const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker);
+/* How many worker lcores (delivery ports) there are. */
+unsigned dp_workers(const struct dataplane *dp);
 
 /* Write every counter, summed over the worker lcores, as "group.name value"
  * lines, or as the members of a JSON object ("group.name":value,...) when

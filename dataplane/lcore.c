@@ -205,6 +205,8 @@ int lcore_main(void *arg)
 		}
 		if (lc->dpsock)
 			n += dpsock_lcore_poll(lc->dpsock);
+		if (lc->dlv)
+			n += dlv_poll(lc->dlv);
 
 		if (!clients_started) {
 			echo_start_clients(lc->echo);

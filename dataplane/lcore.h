@@ -5,9 +5,10 @@
  * lcore's RX queue, pass it through impairment (tests only), steer each
  * frame to the lcore that owns its flow (steer.h) or hand it to this lcore's
  * network stack, take in what other lcores steered here, serve the control
- * threads' sockets (dpsock.h), run the TCP timer wheel, transmit what the
- * stack queued, run the slower stack timers every LCORE_TICK_NS, and when
- * nothing arrived, idle according to policy.
+ * threads' sockets (dpsock.h), take the scheduler's delivery jobs
+ * (delivery.h), run the TCP timer wheel, transmit what the stack queued,
+ * run the slower stack timers every LCORE_TICK_NS, and when nothing
+ * arrived, idle according to policy.
  *
  * Adaptive idle (after DPDK's l3fwd-power): the first LCORE_IDLE_SPIN empty
  * polls spin, the next until LCORE_IDLE_PAUSE pause the CPU, then the loop
@@ -31,6 +32,7 @@
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/net/udp.h"
+#include "dataplane/smtp/delivery.h"
 #include "dataplane/smtp/smtp_service.h"
 #include "dataplane/steer.h"
 
@@ -71,6 +73,7 @@ struct lcore_ctx {
 	struct steer steer;
 	struct echo_service *echo;	/* test service; NULL when off */
 	struct smtp_service *smtp;	/* NULL when off */
+	struct dlv_service *dlv;	/* outbound SMTP: the scheduler's jobs */
 	struct log_ring *log;		/* this lcore's log lines (common/log.h) */
 	struct rte_mbuf *txbuf[LCORE_TXBUF];
 	uint16_t ntx;
