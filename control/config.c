@@ -122,6 +122,7 @@ static const struct key keys[] = {
 	{ "smtp", "command_timeout", K_DUR_NS, F(smtp.command_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
 	{ "smtp", "data_timeout", K_DUR_NS, F(smtp.data_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
 	{ "smtp", "starttls", K_BOOL, F(smtp.starttls), 0, 0, NULL },
+	{ "smtp", "reverse_lookup_wait", K_DUR_NS, F(smtp.reverse_lookup_wait_ns), 0, 10 * NS_PER_SEC, NULL },
 	{ "smtp", "body_memory", K_SIZE, F(smtp.body_memory), 1u << 20, 1ull << 40, NULL },
 	{ "smtp", "postmaster", K_MAILBOX, F(smtp.postmaster), 0, 0, NULL },
 	{ "queue", "dir", K_STR, F(queue.dir), 0, 0, NULL },

@@ -45,6 +45,7 @@ struct sluice_config {
 		int bare_linefeed;	/* enum smtp_bare_policy */
 		uint64_t command_timeout_ns, data_timeout_ns;
 		bool starttls;
+		uint64_t reverse_lookup_wait_ns;	/* 0: no reverse lookups */
 		uint64_t body_memory;	/* per worker lcore */
 		char postmaster[SMTP_PATH_MAX - 1];	/* where mail to Postmaster goes:
 							 * a path without "<>" */

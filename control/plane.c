@@ -32,6 +32,7 @@
 #include "control/config_check.h"
 #include "control/dns.h"
 #include "control/route.h"
+#include "dataplane/ask.h"
 #include "dataplane/dataplane.h"
 
 #define IDLE_WAIT_MS 50		/* nothing in flight: wake this often */
@@ -70,6 +71,28 @@ struct plane_req {
 	struct plane_req *next;
 };
 
+/*
+ * Reverse names for the lcores' SMTP sessions (ask.h ASK_RDNS): PTR of the
+ * address, then A of that name, which must list the address again
+ * (forward-confirmed, as Postfix's "verified" name); anything else answers
+ * "" (unknown). After a temporary DNS failure, questions are answered ""
+ * at once for RDNS_BACKOFF_MS, so sessions do not each wait out a dead
+ * server.
+ */
+#define RDNS_JOBS 4096
+#define RDNS_BACKOFF_MS (30 * 1000)
+
+#define RDNS_STATS(X) X(asked) X(named) X(unverified) X(failed) X(skipped) X(busy)
+struct rdns_stats { RDNS_STATS(STATS_FIELD) };
+static const char *const rdns_stat_names[] = { RDNS_STATS(STATS_NAME) };
+
+struct rdns_job {
+	struct plane *p;
+	struct ask_port *port;
+	struct ask *a;			/* NULL: the job is free */
+	char name[256];
+};
+
 struct plane {
 	pthread_t thread;
 	bool started;
@@ -85,6 +108,11 @@ struct plane {
 	struct plane_req pool[PLANE_REQ_MAX];
 
 	struct bench bench;		/* plane thread only */
+	struct dataplane *dp;
+	unsigned nworkers;
+	struct rdns_job rdns[RDNS_JOBS];	/* plane thread only */
+	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
+	struct rdns_stats rdns_st;
 
 	/* counters as of the last loop, for the main thread (racy reads) */
 	struct dns_stats dns_snap;
@@ -279,6 +307,105 @@ static void bench_fill(struct plane *p)
 	}
 }
 
+/* ---- reverse names for the lcores ---------------------------------------- */
+
+static void rdns_done(struct rdns_job *j, const char *name)
+{
+	snprintf(j->a->text, sizeof(j->a->text), "%s", name);
+	j->a->status = name[0] ? 0 : -1;
+	ask_answer(j->port, j->a);
+	j->a = NULL;
+}
+
+static void rdns_failed(struct rdns_job *j, const struct dns_result *res)
+{
+	if (res->status == DNS_TEMPFAIL) {
+		j->p->rdns_quiet_until = clock_mono_ns() / NS_PER_MS + RDNS_BACKOFF_MS;
+		j->p->rdns_st.failed++;
+	} else {
+		j->p->rdns_st.unverified++;
+	}
+	rdns_done(j, "");
+}
+
+static void rdns_a(void *user, const struct dns_result *res)
+{
+	struct rdns_job *j = user;
+
+	if (res->status == DNS_OK)
+		for (unsigned i = 0; i < res->n; i++)
+			if (res->a[i] == j->a->ip) {
+				j->p->rdns_st.named++;
+				rdns_done(j, j->name);
+				return;
+			}
+	rdns_failed(j, res);
+}
+
+static void rdns_ptr(void *user, const struct dns_result *res)
+{
+	struct rdns_job *j = user;
+
+	if (res->status != DNS_OK || !res->name[0]) {
+		rdns_failed(j, res);
+		return;
+	}
+	snprintf(j->name, sizeof(j->name), "%s", res->name);
+	if (dns_lookup(j->p->dns, j->name, DNS_T_A, rdns_a, j) < 0) {
+		j->p->rdns_st.unverified++;
+		rdns_done(j, "");
+	}
+}
+
+static void rdns_start(struct plane *p, struct ask_port *port, struct ask *a)
+{
+	struct rdns_job *j = NULL;
+	char ptr[64];
+
+	p->rdns_st.asked++;
+	for (unsigned i = 0; i < RDNS_JOBS && !j; i++)
+		if (!p->rdns[i].a)
+			j = &p->rdns[i];
+	if (!j || clock_mono_ns() / NS_PER_MS < p->rdns_quiet_until) {
+		if (j)
+			p->rdns_st.skipped++;
+		else
+			p->rdns_st.busy++;
+		a->text[0] = '\0';
+		a->status = -1;
+		ask_answer(port, a);
+		return;
+	}
+	j->p = p;
+	j->port = port;
+	j->a = a;
+	dns_ptr_name(a->ip, ptr, sizeof(ptr));
+	if (dns_lookup(p->dns, ptr, DNS_T_PTR, rdns_ptr, j) < 0) {
+		p->rdns_st.busy++;
+		rdns_done(j, "");
+	}
+}
+
+/* The lcores' questions. */
+static void take_asks(struct plane *p)
+{
+	struct ask *got[64];
+
+	for (unsigned w = 0; w < p->nworkers; w++) {
+		struct ask_port *port = dp_ask_port(p->dp, w);
+		unsigned n = port ? ask_take(port, got, 64) : 0;
+
+		for (unsigned i = 0; i < n; i++) {
+			if (got[i]->kind == ASK_RDNS) {
+				rdns_start(p, port, got[i]);
+			} else {
+				got[i]->status = -1;	/* not a question we take */
+				ask_answer(port, got[i]);
+			}
+		}
+	}
+}
+
 /* ---- the thread ------------------------------------------------------------ */
 
 static void start_request(struct plane *p, struct plane_req *r)
@@ -345,6 +472,7 @@ static void *run(void *arg)
 			start_request(p, in);
 			in = next;
 		}
+		take_asks(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
 		bench_fill(p);
 		dns_stats_get(p->dns, &p->dns_snap);
@@ -401,6 +529,8 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		goto fail;
 	if (n > 0)
 		log_info("routes: %d static route(s) from %s", n, cfg->routes.file);
+	p->dp = dp;
+	p->nworkers = dp_workers(dp);
 	atomic_init(&p->stop, false);
 	if (pthread_create(&p->thread, NULL, run, p) != 0) {
 		snprintf(err, errlen, "cannot start the control-plane thread");
@@ -592,4 +722,6 @@ void plane_stats_write(struct plane *p, FILE *out, bool json, bool *first)
 		    dns_stat_count);
 	stats_write(out, json, first, "route", route_stat_names, STATS_VALUES(&p->route_snap),
 		    route_stat_count);
+	stats_write(out, json, first, "rdns", rdns_stat_names, STATS_VALUES(&p->rdns_st),
+		    STATS_COUNT(rdns_stat_names));
 }

@@ -182,6 +182,7 @@ static int smtp_setup(struct daemon *d)
 	sc->lcore_conns = c->dp.tcp.max_conns;
 	sc->body_memory = c->smtp.body_memory;
 	sc->lifetime_s = c->retry.lifetime_s;
+	sc->rdns_wait_ns = c->smtp.reverse_lookup_wait_ns;
 
 	queue_conf_defaults(&qc);
 	snprintf(qc.dir, sizeof(qc.dir), "%s", c->queue.dir);

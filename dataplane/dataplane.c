@@ -130,11 +130,15 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 			 lcore_id, dp->conf.echo.port,
 			 dp->conf.echo.connect_ip ? dp->conf.echo.connections : 0);
 	}
+	lc->asks = ask_port_create(DP_ASK_SLOTS);
+	if (!lc->asks)
+		return -ENOMEM;
 	if (dp->conf.smtp.port) {
 		lc->smtp = smtp_service_create(lc->tcp, &dp->conf.smtp, &dp->limits,
 					       dp->conf.tcp.rcvbuf, lcore_id, &lc->ns.now_ns);
 		if (!lc->smtp)
 			return -ENOMEM;
+		smtp_service_set_asks(lc->smtp, lc->asks);
 	}
 	lc->dlv = dlv_create(lc->tcp, &dp->conf.delivery, dp->conf.tcp.rcvbuf, w, &lc->ns.now_ns);
 	if (!lc->dlv) {
@@ -160,6 +164,7 @@ static void free_worker(struct lcore_ctx *lc)
 	smtp_service_destroy(lc->smtp);
 	dlv_destroy(lc->dlv);		/* resets its connections */
 	dpsock_lcore_destroy(lc->dpsock);	/* resets its TCP connections */
+	ask_port_free(lc->asks);	/* the plane stopped before the workers were freed */
 	if (lc->ntx)
 		lcore_flush_tx(lc);
 	if (lc->tcp)
@@ -359,6 +364,11 @@ unsigned dp_smtp_active(struct dataplane *dp)
 	return n;
 }
 
+struct ask_port *dp_ask_port(struct dataplane *dp, unsigned worker)
+{
+	return worker < dp->nworkers ? dp->workers[worker]->asks : NULL;
+}
+
 struct dpsock_hub *dp_dpsock_hub(struct dataplane *dp, unsigned index)
 {
 	return index < DP_DPSOCK_HUBS ? dp->hubs[index] : NULL;
@@ -444,6 +454,10 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, &dp->workers[i]->log->stats, log_ring_stat_count);
 	stats_write(out, json, &first, "log", log_ring_stat_names, v, log_ring_stat_count);
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < dp->nworkers; i++)
+		stats_add(v, ask_port_stats(dp->workers[i]->asks), ask_stat_count);
+	stats_write(out, json, &first, "ask", ask_stat_names, v, ask_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
 	stats_write(out, json, &first, "steer", steer_stat_names, v, steer_stat_count);
 	memset(v, 0, sizeof(v));

@@ -105,6 +105,12 @@ void dp_halt(struct dataplane *dp);
  * open are reset), close the port, release EAL, free dp. */
 void dp_stop(struct dataplane *dp);
 
+#define DP_ASK_SLOTS 1024	/* questions in flight per lcore (ask.h) */
+/* Worker `worker`'s questions to the control plane (ask.h: reverse names,
+ * ETRN): the control-plane thread takes them and answers. NULL if none. */
+struct ask_port;
+struct ask_port *dp_ask_port(struct dataplane *dp, unsigned worker);
+
 /* A dpsock hub (index < DP_DPSOCK_HUBS; else NULL) for one control
  * thread: its sockets live on the worker lcores' stacks (dpsock.h). Valid
  * from dp_init to dp_stop; usable before dp_start (requests wait). */

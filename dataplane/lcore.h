@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "common/stats.h"
+#include "dataplane/ask.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/dpsock.h"
 #include "dataplane/echo.h"
@@ -70,6 +71,7 @@ struct lcore_ctx {
 	struct tcp_stack *tcp;
 	struct udp_stack *udp;
 	struct dpsock_lcore *dpsock;	/* control threads' sockets served here */
+	struct ask_port *asks;		/* this lcore's questions to the control plane */
 	struct steer steer;
 	struct echo_service *echo;	/* test service; NULL when off */
 	struct smtp_service *smtp;	/* NULL when off */

@@ -472,6 +472,29 @@ static uint64_t now_s(const struct smtp_session *s)
 	return s->cb.now != NULL ? s->cb.now(s->cb.user) : clock_real_s();
 }
 
+
+/* The trace header for the message now complete, from what the session
+ * knows now (its reverse name may arrive later: smtp_session_set_rdns). */
+static void build_received(struct smtp_session *s)
+{
+	struct smtp_message *m = &s->msg;
+	struct smtp_received_info ri = {
+		.helo = s->helo,
+		.rdns = s->client.rdns,
+		.ip = s->client_ip,
+		.hostname = s->conf->hostname,
+		.id = m->trace_id,
+		.rcpt = m->nrcpt == 1 ? m->rcpt1 : NULL,
+		.tls = s->tls ? s->tls_info : NULL,
+		.esmtp = s->esmtp,
+		.tls_active = s->tls,
+		.auth = false,
+		.utf8 = m->smtputf8,
+		.when = m->arrival,
+	};
+	m->received_len = smtp_received_format(m->received, sizeof(m->received), &ri);
+}
+
 static void end_of_message(struct smtp_session *s)
 {
 	struct smtp_message *m = &s->msg;
@@ -516,23 +539,18 @@ static void end_of_message(struct smtp_session *s)
 	    s->cb.trace_id(s->cb.user, m->trace_id, sizeof(m->trace_id)) != 0)
 		m->trace_id[0] = '\0';
 	m->trace_id[sizeof(m->trace_id) - 1] = '\0';
-	struct smtp_received_info ri = {
-		.helo = s->helo,
-		.rdns = s->client.rdns,
-		.ip = s->client_ip,
-		.hostname = s->conf->hostname,
-		.id = m->trace_id,
-		.rcpt = m->nrcpt == 1 ? m->rcpt1 : NULL,
-		.tls = s->tls ? s->tls_info : NULL,
-		.esmtp = s->esmtp,
-		.tls_active = s->tls,
-		.auth = false,
-		.utf8 = m->smtputf8,
-		.when = m->arrival,
-	};
-	m->received_len = smtp_received_format(m->received, sizeof(m->received), &ri);
+	build_received(s);
 	STAT_ADD(s, bytes, m->size);
 	s->event = SMTP_EV_MESSAGE;
+}
+
+int smtp_session_set_rdns(struct smtp_session *s, const char *name)
+{
+	snprintf(s->client.rdns, sizeof(s->client.rdns), "%s", name ? name : "");
+	if (s->event != SMTP_EV_MESSAGE)
+		return 0;
+	build_received(s);	/* the message waits for the queue: it carries the name */
+	return 1;
 }
 
 int smtp_session_queued(struct smtp_session *s, enum smtp_queue_status st,

@@ -246,6 +246,11 @@ int smtp_session_queued(struct smtp_session *s, enum smtp_queue_status st,
  * STARTTLS was pending. */
 int smtp_session_tls_started(struct smtp_session *s, const char *tls_info);
 
+/* The client's verified reverse name arrived (or "" for none). When a
+ * message is waiting for the queue (SMTP_EV_MESSAGE), its Received header
+ * is made again with it: returns 1 then, else 0. */
+int smtp_session_set_rdns(struct smtp_session *s, const char *name);
+
 /* How long to wait for input now (ns); 0 = no input expected. */
 uint64_t smtp_session_timeout_ns(const struct smtp_session *s);
 /* The wait ran out: 421 4.4.2, then SMTP_EV_CLOSE. */

@@ -39,6 +39,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "dataplane/ask.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
 #include "queue/queue.h"
@@ -81,6 +82,9 @@ struct smtp_conn {
 	uint32_t ip;			/* client, host order */
 	uint64_t deadline_ns;		/* 0: none */
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
+	uint32_t gen;			/* bumped per connection in this slot */
+	bool rdns_pending;		/* asked the reverse name, no answer yet */
+	uint64_t rdns_until;		/* a message waits for it until then */
 	struct tls_conn *tls;
 
 	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
@@ -120,6 +124,7 @@ struct smtp_service {
 	unsigned lcore_id;
 	struct tcp_listener *listener;
 	struct rte_ring *done;		/* queue completions for this lcore */
+	struct ask_port *asks;		/* reverse names; NULL: not asked */
 
 	unsigned nconns, nopen;		/* slots; open or zombie connections */
 	unsigned hw;			/* slots ever used: conns[0..hw) */
@@ -635,6 +640,8 @@ static unsigned take_completions(struct smtp_service *svc)
 
 /* ---- the pump -------------------------------------------------------------------- */
 
+static void timer_arm(struct smtp_conn *sc, uint64_t at);
+
 /* React to the engine's pending event. True if something changed. */
 static bool handle_event(struct smtp_conn *sc)
 {
@@ -642,6 +649,12 @@ static bool handle_event(struct smtp_conn *sc)
 	case SMTP_EV_MESSAGE:
 		if (sc->inflight)
 			return false;
+		if (sc->rdns_pending && *sc->svc->clock_ns < sc->rdns_until) {
+			/* its Received header wants the client's name: wait
+			 * for the answer (rdns_answers) or the bound (on_timer) */
+			timer_arm(sc, sc->rdns_until);
+			return false;
+		}
 		submit(sc);
 		return true;
 	case SMTP_EV_STARTTLS:
@@ -813,6 +826,15 @@ static void on_timer(struct tcp_conn *c, void *user)
 
 	(void)c;
 	sc->timer_at = 0;
+	if (sc->rdns_pending && now >= sc->rdns_until) {
+		/* the reverse name is late: the message goes on without it */
+		sc->rdns_pending = false;
+		if (smtp_session_event(&sc->s) == SMTP_EV_MESSAGE)
+			svc->stats.rdns_waited++;
+		pump(sc);
+		if (!sc->tcp)
+			return;
+	}
 	if ((sc->state != CONN_OPEN && sc->state != CONN_CLOSING) || sc->deadline_ns == 0)
 		return;		/* waiting for the queue: no deadline */
 	if (now < sc->deadline_ns) {
@@ -865,6 +887,54 @@ static struct smtp_conn *conn_get(struct smtp_service *svc)
 	return sc;
 }
 
+/* Ask the control plane for the client's reverse name (ask.h). */
+static void rdns_ask(struct smtp_conn *sc)
+{
+	struct smtp_service *svc = sc->svc;
+	struct ask *a;
+
+	if (!svc->asks || svc->conf.rdns_wait_ns == 0 || !(a = ask_get(svc->asks)))
+		return;		/* no slot: the name stays unknown */
+	a->kind = ASK_RDNS;
+	a->who = (uint32_t)(sc - svc->conns);
+	a->gen = sc->gen;
+	a->ip = rte_cpu_to_be_32(sc->ip);
+	ask_post(svc->asks, a);
+	sc->rdns_pending = true;
+	sc->rdns_until = *svc->clock_ns + svc->conf.rdns_wait_ns;
+	svc->stats.rdns_asked++;
+}
+
+/* The control plane's answers: names for the sessions that still wait. */
+static unsigned rdns_answers(struct smtp_service *svc)
+{
+	struct ask *got[DONE_BURST];
+	unsigned n;
+
+	if (!svc->asks)
+		return 0;
+	n = ask_answers(svc->asks, got, DONE_BURST);
+	for (unsigned i = 0; i < n; i++) {
+		struct ask *a = got[i];
+		struct smtp_conn *sc = a->who < svc->hw ? &svc->conns[a->who] : NULL;
+
+		if (!sc || sc->gen != a->gen || !sc->rdns_pending || sc->state != CONN_OPEN) {
+			svc->stats.rdns_late++;		/* gave up on it, or gone */
+		} else {
+			sc->rdns_pending = false;
+			a->text[sizeof(a->text) - 1] = '\0';
+			if (a->text[0])
+				svc->stats.rdns_named++;
+			else
+				svc->stats.rdns_unknown++;
+			smtp_session_set_rdns(&sc->s, a->text);
+			pump(sc);
+		}
+		ask_put(svc->asks, a);
+	}
+	return n;
+}
+
 static bool on_accept(void *lctx, struct tcp_conn *c)
 {
 	struct smtp_service *svc = lctx;
@@ -898,6 +968,8 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->nrcpt = sc->nrch = 0;
 	sc->rch_used = 0;
 	sc->sub.reserved_id = 0;
+	sc->gen++;
+	sc->rdns_pending = false;
 	tcp_set_user(c, sc);
 
 	client.ip = sc->ip;
@@ -907,6 +979,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	if (over == 0) {
 		sc->counted = true;
 		svc->stats.accepted++;
+		rdns_ask(sc);
 	} else {
 		if (over == 1)
 			svc->stats.refused_total++;
@@ -1042,10 +1115,15 @@ void smtp_service_destroy(struct smtp_service *svc)
 	free(svc);
 }
 
+void smtp_service_set_asks(struct smtp_service *svc, struct ask_port *asks)
+{
+	svc->asks = asks;
+}
+
 unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns)
 {
 	(void)now_ns;	/* deadlines run on the TCP timer wheel (on_timer) */
-	return svc ? take_completions(svc) : 0;
+	return svc ? take_completions(svc) + rdns_answers(svc) : 0;
 }
 
 void smtp_service_drain(struct smtp_service *svc)

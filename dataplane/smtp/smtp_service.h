@@ -28,6 +28,13 @@
  * resident only when first used; the shared struct smtp_limits bounds
  * sessions in total and per client address across all lcores (421 4.7.0).
  *
+ * Reverse names. With an ask port and conf.rdns_wait_ns, every accepted
+ * connection asks the control plane for the client's verified reverse name
+ * (ask.h); the answer fills the session's client name. A message complete
+ * before it came waits for it at most rdns_wait_ns from the connect (the
+ * Received header is then made again with the name, or says "unknown");
+ * nothing else in the session waits for it.
+ *
  * Time. Each connection has a deadline from smtp_session_timeout_ns(),
  * pushed forward by every byte in or out, on the TCP stack's timer wheel
  * (tcp_set_timer; so tcp_tick() runs them, at no cost per idle session):
@@ -82,6 +89,11 @@ struct smtp_service_conf {
 	uint64_t lifetime_s;		/* queue expiry = arrival + this */
 	struct queue *queue;		/* NULL: every message gets 451 4.3.0 */
 	struct tls_ctx *tls;		/* NULL: no STARTTLS */
+	uint64_t rdns_wait_ns;		/* the client's reverse name: asked at
+					 * connect (smtp_service_set_asks), and a
+					 * message waits at most this long after
+					 * the connect for it before its Received
+					 * header is final. 0: not asked */
 };
 
 #define SMTP_SERVICE_STATS(X) \
@@ -89,7 +101,8 @@ struct smtp_service_conf {
 	X(closed) X(resets) X(timeouts) X(timeout_aborts) \
 	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcpt_nomem) X(rcvbuf_overflow) \
 	X(queue_submitted) X(queue_ok) X(queue_nospace) X(queue_failed) \
-	X(queue_refused)
+	X(queue_refused) X(rdns_asked) X(rdns_named) X(rdns_unknown) X(rdns_late) \
+	X(rdns_waited)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
 extern const char *const smtp_service_stat_names[];
 extern const unsigned smtp_service_stat_count;
@@ -101,6 +114,11 @@ extern const unsigned smtp_service_stat_count;
 struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp_service_conf *conf,
 					 struct smtp_limits *limits, uint32_t rcvbuf,
 					 unsigned lcore_id, const uint64_t *clock_ns);
+/* The port through which this lcore asks the control plane for clients'
+ * reverse names (dataplane/ask.h). NULL: none asked. Set before traffic. */
+struct ask_port;
+void smtp_service_set_asks(struct smtp_service *svc, struct ask_port *asks);
+
 /* Stops listening and resets open connections (no callbacks), then frees.
  * Submissions still with the queue must have come back, or the queue be
  * closed, before: they point into the service's memory. */

@@ -109,7 +109,53 @@ check "what was cached still routes meanwhile: $(echo "$r" | cut -c1-40)..." \
 	sh -c "echo '$r' | grep -q '^ok - 198.18.0.21:25/10/'"
 t_stop; check "clean stop" test $? -eq 0
 
-# --- 2. the second server when the first is silent -----------------------------
+# --- 2. the client's reverse name in Received ----------------------------------
+# dnsmasq's host-record sink.test,198.18.0.1 gives the PTR and the A that
+# confirms it; 198.18.0.7 has no PTR (NXDOMAIN). With dnsmasq stopped, a new
+# client's message waits the 1 s bound (the resolver would take 2.5 s to give
+# up), no more, and says unknown.
+t_conf "[dns]
+servers = 198.18.0.1
+timeout = 500ms
+attempts = 2
+[smtp]
+reverse_lookup_wait = 1s"
+check "sluiced starts with reverse lookups (wait 1s)" t_start
+check "dnsmasq up" dnsmasq_up 198.18.0.1
+ns ip addr add 198.18.0.7/24 dev "$T_IF"
+ns ip addr add 198.18.0.8/24 dev "$T_IF"
+send_from() {	# send_from SRC NAME: one message from SRC; prints its queue ID
+	ns swaks --server 198.18.0.2 --local-interface "$1" --helo "$2.client.test" \
+		--from "$2@example.org" --to r@example.net --header "Subject: $2" 2>&1 |
+		sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-Z]*\).*/\1/p'
+}
+id1=$(send_from 198.18.0.1 named)
+id2=$(send_from 198.18.0.7 noptr)
+check "messages from both clients queued (${id1:-none}, ${id2:-none})" test -n "$id1" -a -n "$id2"
+n=$(stat smtpd.rdns_named); u=$(stat smtpd.rdns_unknown)
+check "the lookups were answered: $n named, $u unknown" test "$n" -ge 1 -a "$u" -ge 1
+dnsmasq_down
+t0=$(date +%s%N)
+id3=$(send_from 198.18.0.8 nodns)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "no DNS server: the message waited for the bound, not for DNS (${ms} ms, ${id3:-none})" \
+	sh -c "[ -n '$id3' ] && [ $ms -ge 900 ] && [ $ms -lt 2400 ]"
+w=$(stat smtpd.rdns_waited)
+check "counted as a message that waited out the bound ($w)" test "$w" -ge 1
+t_stop; check "clean stop" test $? -eq 0
+mkdir -p "$T_DIR/bodies"
+"$T_BUILD/tests/integration/queue-dump" -b "$T_DIR/bodies" "$T_DIR/spool" >"$T_DIR/dump" 2>&1
+trace() { head -c 300 "$T_DIR/bodies/$1.eml" 2>/dev/null | tr -d '\r' | tr '\n\t' '  '; }
+has() { trace "$1" | grep -qF "$2"; }
+check "verified name in Received: $(trace "$id1" | cut -c1-60)" \
+	has "$id1" "from named.client.test (sink.test [198.18.0.1])"
+check "no PTR: unknown in Received: $(trace "$id2" | cut -c1-60)" \
+	has "$id2" "from noptr.client.test (unknown [198.18.0.7])"
+check "DNS down: unknown in Received: $(trace "$id3" | cut -c1-60)" \
+	has "$id3" "from nodns.client.test (unknown [198.18.0.8])"
+rm -rf "$T_DIR/spool"
+
+# --- 3. the second server when the first is silent -----------------------------
 # 198.18.0.3 is on the namespace's subnet but nobody has it: not even ARP
 # answers, so the first server is silent, not refusing.
 t_conf "[dns]

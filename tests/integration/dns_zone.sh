@@ -16,11 +16,12 @@
 #   ttl0.test     A with TTL 0
 #   *.bench.test  any name: 198.18.0.99           (the resolver bench)
 #   sink.test     MX 10 sink.test, A 198.18.0.1   (make run's next hop)
+#   *.18.198.in-addr.arpa  the PTRs of the host records; others NXDOMAIN
 # Other records have a TTL of 300 s (--local-ttl).
 set -u
 ip=$1 dir=$2 quiet=${3:-}
 args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address="$ip"
-	--port=53 --local=/test/ --local-ttl=300
+	--port=53 --local=/test/ --local=/18.198.in-addr.arpa/ --local-ttl=300
 	--log-facility="$dir/dnsmasq-$ip.log" --pid-file="$dir/dnsmasq-$ip.pid"
 	--mx-host=pref.test,mx-b.pref.test,20 --mx-host=pref.test,mx-a.pref.test,10
 	--mx-host=pref.test,mx-c.pref.test,30

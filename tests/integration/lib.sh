@@ -55,6 +55,9 @@ t_setup() {
 }
 
 # t_conf [extra INI text]: writes T_CONF for this test (unique names).
+# Reverse lookups are off ([smtp] reverse_lookup_wait = 0): most suites run
+# no DNS server, and every session's first message would wait for one;
+# dns_e2e.sh turns them on with a dnsmasq to answer.
 t_conf() {
 	cat >"$T_CONF" <<CONF
 [eal]
@@ -64,6 +67,8 @@ file_prefix = sl$$
 socket = $T_SOCK
 [queue]
 dir = $T_DIR/spool
+[smtp]
+reverse_lookup_wait = 0
 ${1:-}
 CONF
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "dataplane/ask.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/smtp_service.h"
 #include "dataplane/smtp/tls.h"
@@ -719,4 +720,135 @@ Test(smtp_service, queue_full_is_452_and_no_queue_is_451)
 	send_str(&cl[1], "x\r\n.\r\n");
 	cr_expect(wait_text(&cl[1], "451 4.3.0 "));
 	free(body);
+}
+
+/* ---- reverse names through the ask port ------------------------------------ */
+
+static struct ask_port *asks;
+
+/* Play the control plane: take the lcore's questions. */
+static unsigned take_questions(struct ask **out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < 200 && n == 0; i++) {
+		twire_pump(&w);
+		smtp_service_poll(svc, w.a.ns.now_ns);
+		n = ask_take(asks, out, max);
+	}
+	return n;
+}
+
+/* EHLO .. DATA .. body ., and read the message stored. */
+static void send_message(struct tapp *c)
+{
+	send_str(c, "EHLO client.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(c, "354 "));
+	send_str(c, "Subject: r\r\n\r\nbody\r\n.\r\n");
+}
+
+/* The stored body's first line (the start of our Received header). */
+static bool first_line_is(const char *buf, const char *want)
+{
+	size_t n = strcspn(buf, "\r\n");
+	return n == strlen(want) && strncmp(buf, want, n) == 0;
+}
+
+static void stored_body(struct tapp *c, char *buf, size_t cap)
+{
+	size_t len;
+	cr_assert_eq(queue_read_body(q, 0, queued_id(c), buf, cap - 1, &len), QUEUE_OK);
+	buf[len < cap - 1 ? len : cap - 1] = '\0';
+}
+
+/* The message waits for the name (no 250 before it), then its Received
+ * header carries it. */
+Test(smtp_service, message_waits_for_the_reverse_name)
+{
+	struct ask *a[4];
+	char buf[4096];
+
+	conf.rdns_wait_ns = 5 * NS_PER_SEC;
+	start();
+	asks = ask_port_create(8);
+	smtp_service_set_asks(svc, asks);
+	connect_client(&cl[0]);
+	cr_assert_eq(take_questions(a, 4), 1, "one question per connection");
+	cr_expect_eq(a[0]->kind, ASK_RDNS);
+	cr_expect_eq(a[0]->ip, tip("198.18.0.3"));
+	send_message(&cl[0]);
+	for (int i = 0; i < 200; i++) {
+		twire_pump(&w);
+		smtp_service_poll(svc, w.a.ns.now_ns);
+	}
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "250 2.0.0 Ok: queued", 20),
+		       "answered before the name came");
+	snprintf(a[0]->text, sizeof(a[0]->text), "client.example.org");
+	ask_answer(asks, a[0]);
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	stored_body(&cl[0], buf, sizeof(buf));
+	cr_expect(first_line_is(buf, "Received: from client.test (client.example.org [198.18.0.3])"),
+		  "%.120s", buf);
+	cr_expect_eq(smtp_service_get_stats(svc)->rdns_named, 1);
+	smtp_service_destroy(svc);
+	svc = NULL;
+	ask_port_free(asks);
+}
+
+/* No answer within the bound: the message goes with "unknown"; the late
+ * answer is recognised as late and its slot comes back. */
+Test(smtp_service, late_reverse_name_is_not_waited_for)
+{
+	struct ask *a[4];
+	char buf[4096];
+
+	conf.rdns_wait_ns = 2 * NS_PER_SEC;
+	start();
+	asks = ask_port_create(8);
+	smtp_service_set_asks(svc, asks);
+	connect_client(&cl[0]);
+	cr_assert_eq(take_questions(a, 4), 1);
+	send_message(&cl[0]);
+	for (int i = 0; i < 50; i++)
+		twire_pump(&w);
+	twire_advance(&w, 2 * NS_PER_SEC + 10 * NS_PER_MS);	/* the bound passes */
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	stored_body(&cl[0], buf, sizeof(buf));
+	cr_expect(first_line_is(buf, "Received: from client.test (unknown [198.18.0.3])"),
+		  "%.120s", buf);
+	cr_expect_eq(smtp_service_get_stats(svc)->rdns_waited, 1);
+	snprintf(a[0]->text, sizeof(a[0]->text), "too.late.example");
+	ask_answer(asks, a[0]);
+	for (int i = 0; i < 10; i++)
+		smtp_service_poll(svc, w.a.ns.now_ns);
+	cr_expect_eq(smtp_service_get_stats(svc)->rdns_late, 1);
+	cr_expect_eq(ask_port_stats(asks)->answered, 1, "the slot came back");
+	smtp_service_destroy(svc);
+	svc = NULL;
+	ask_port_free(asks);
+}
+
+/* No free slot: the session does without (and says unknown) at once. */
+Test(smtp_service, no_question_slot_means_unknown_without_waiting)
+{
+	struct ask *held;
+	char buf[4096];
+
+	conf.rdns_wait_ns = 5 * NS_PER_SEC;
+	start();
+	asks = ask_port_create(1);
+	smtp_service_set_asks(svc, asks);
+	held = ask_get(asks);		/* the only slot */
+	cr_assert_not_null(held);
+	connect_client(&cl[0]);
+	send_message(&cl[0]);
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	stored_body(&cl[0], buf, sizeof(buf));
+	cr_expect(first_line_is(buf, "Received: from client.test (unknown [198.18.0.3])"),
+		  "%.120s", buf);
+	cr_expect_eq(ask_port_stats(asks)->no_slot, 1);
+	ask_put(asks, held);
+	smtp_service_destroy(svc);
+	svc = NULL;
+	ask_port_free(asks);
 }
