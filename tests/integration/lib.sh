@@ -57,7 +57,8 @@ t_setup() {
 # t_conf [extra INI text]: writes T_CONF for this test (unique names).
 # Reverse lookups are off ([smtp] reverse_lookup_wait = 0): most suites run
 # no DNS server, and every session's first message would wait for one;
-# dns_e2e.sh turns them on with a dnsmasq to answer.
+# dns_e2e.sh turns them on with a dnsmasq to answer. [queue] stays last:
+# some suites' extra text goes on with its keys.
 t_conf() {
 	cat >"$T_CONF" <<CONF
 [eal]
@@ -65,10 +66,10 @@ vdev = net_tap0,iface=$T_IF
 file_prefix = sl$$
 [control]
 socket = $T_SOCK
-[queue]
-dir = $T_DIR/spool
 [smtp]
 reverse_lookup_wait = 0
+[queue]
+dir = $T_DIR/spool
 ${1:-}
 CONF
 }
