@@ -275,6 +275,7 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-CHUNKING");
+	reply(s, "250-ETRN");
 	reply(s, "250-DSN");
 	if (s->conf->tls_available && !s->tls) {
 		reply(s, "250-SMTPUTF8");
@@ -628,6 +629,56 @@ int smtp_session_tls_started(struct smtp_session *s, const char *tls_info)
 	return 0;
 }
 
+/*
+ * ETRN (RFC 1985): a client in mynetworks asks us to deliver what is queued
+ * for a domain now ("ETRN example.com", or "@example.com" for it and its
+ * subdomains, which we take as the domain). Not inside a transaction (503),
+ * not from others (459), "#queue" names are not ours (458); a domain must
+ * be a domain (501).
+ */
+static void do_etrn(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char *d = c->arg[0] == '@' ? c->arg + 1 : c->arg;
+	char ok = 1;
+
+	if (s->state == ST_INIT) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != ST_READY && s->state != ST_DONE) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: ETRN inside a mail transaction");
+		return;
+	}
+	if (!s->conf->policy || !smtp_policy_trusted(s->conf->policy, s->client.ip)) {
+		STAT(s, rej_etrn);
+		reply(s, "459 4.7.1 %.255s: ETRN is not allowed from this client", c->arg);
+		return;
+	}
+	if (c->arg[0] == '#') {
+		STAT(s, rej_etrn);
+		reply(s, "458 4.3.0 %.255s: no such queue; name a domain", c->arg);
+		return;
+	}
+	for (const char *p = d; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			ok = 0;
+	if (!ok || !*d || strlen(d) > SMTP_DOMAIN_MAX) {
+		STAT(s, rej_syntax);
+		error_reply(s, "501 5.5.4 Error: ETRN wants a domain");
+		return;
+	}
+	if (!s->cb.etrn || s->cb.etrn(s->cb.user, d) != 0) {
+		STAT(s, rej_etrn);
+		reply(s, "458 4.3.0 Unable to queue messages for node %s", d);
+		return;
+	}
+	STAT(s, etrn);
+	reply(s, "250 2.0.0 Queuing for node %s started", d);
+}
+
 static void handle_line(struct smtp_session *s, const char *line, size_t n)
 {
 	struct smtp_cmd *c = &s->cmd;
@@ -655,7 +706,7 @@ static void handle_line(struct smtp_session *s, const char *line, size_t n)
 		reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 		break;
 	case SMTP_V_HELP:
-		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN%s",
 		      s->conf->tls_available && !s->tls ? " STARTTLS" : "");
 		break;
 	case SMTP_V_QUIT:
@@ -663,6 +714,7 @@ static void handle_line(struct smtp_session *s, const char *line, size_t n)
 		close_session(s);
 		break;
 	case SMTP_V_STARTTLS: do_starttls(s); break;
+	case SMTP_V_ETRN: do_etrn(s, c); break;
 	default:
 		STAT(s, rej_syntax);
 		error_reply(s, "500 5.5.2 Error: command not recognized");

@@ -95,7 +95,7 @@
 	X(rej_syntax) X(rej_sequence) X(rej_relay) X(rej_utf8) X(rej_size) \
 	X(rej_rcpt_limit) X(rej_line) X(rej_bare) X(rej_hops) X(rej_sink) \
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
-	X(refused) X(rej_rcpt_nomem) X(postmaster)
+	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -150,6 +150,10 @@ struct smtp_session_cb {
 	 * NUL-terminated ID, e.g. a queue ID reserved in advance) */
 	int (*trace_id)(void *user, char *buf, size_t cap);
 	uint64_t (*now)(void *user);	/* unix seconds; NULL = clock_real_s() */
+	/* ETRN (RFC 1985) from a trusted client: start delivering what is
+	 * queued for domain. 0: started (250), -1: cannot now (458). NULL:
+	 * ETRN answers 458. */
+	int (*etrn)(void *user, const char *domain);
 	void *user;
 };
 

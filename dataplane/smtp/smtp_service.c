@@ -905,6 +905,24 @@ static void rdns_ask(struct smtp_conn *sc)
 	svc->stats.rdns_asked++;
 }
 
+/* ETRN from a trusted client: the control plane starts the domain's queue
+ * run (fire and forget: the answer only brings the slot back). */
+static int on_etrn(void *user, const char *domain)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	struct ask *a;
+
+	if (!svc->asks || !(a = ask_get(svc->asks)))
+		return -1;
+	a->kind = ASK_ETRN;
+	a->who = (uint32_t)(sc - svc->conns);
+	a->gen = sc->gen;
+	snprintf(a->text, sizeof(a->text), "%s", domain);
+	ask_post(svc->asks, a);
+	return 0;
+}
+
 /* The control plane's answers: names for the sessions that still wait. */
 static unsigned rdns_answers(struct smtp_service *svc)
 {
@@ -918,6 +936,10 @@ static unsigned rdns_answers(struct smtp_service *svc)
 		struct ask *a = got[i];
 		struct smtp_conn *sc = a->who < svc->hw ? &svc->conns[a->who] : NULL;
 
+		if (a->kind != ASK_RDNS) {
+			ask_put(svc->asks, a);	/* ETRN: answered at once, nothing owed */
+			continue;
+		}
 		if (!sc || sc->gen != a->gen || !sc->rdns_pending || sc->state != CONN_OPEN) {
 			svc->stats.rdns_late++;		/* gave up on it, or gone */
 		} else {
@@ -943,7 +965,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	struct smtp_client client = { 0 };
 	struct smtp_session_cb cb = {
 		.sink = on_body, .msg_begin = on_msg_begin, .trace_id = on_trace_id,
-		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset,
+		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset, .etrn = on_etrn,
 	};
 	int over;
 

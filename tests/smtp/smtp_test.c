@@ -73,12 +73,21 @@ static int trace_id(void *user, char *buf, size_t cap)
 	return 0;
 }
 
+static int etrn(void *user, const char *domain)
+{
+	struct th *h = user;
+	h->etrns++;
+	snprintf(h->etrn, sizeof(h->etrn), "%s", domain);
+	return h->etrn_ret;
+}
+
 void th_restart(struct th *h)
 {
 	struct smtp_client cl = { 0 };
 	struct smtp_session_cb cb = {
 		.sink = sink, .msg_begin = msg_begin, .trace_id = trace_id,
-		.rcpt = rcpt_keep, .rcpt_reset = rcpt_reset, .now = fixed_now, .user = h,
+		.rcpt = rcpt_keep, .rcpt_reset = rcpt_reset, .now = fixed_now,
+		.etrn = etrn, .user = h,
 	};
 	cl.ip = h->s.client.ip;
 	h->nrcpts = 0;

@@ -40,6 +40,9 @@ struct th {
 	unsigned messages;	/* MESSAGE events answered by th_run */
 	bool auto_queue;	/* th_run answers MESSAGE events with OK */
 	unsigned qseq;
+	unsigned etrns;		/* cb.etrn calls */
+	char etrn[256];		/* the last domain it was given */
+	int etrn_ret;		/* what cb.etrn returns */
 };
 
 /* Fresh harness: client ip (dotted quad), mynetworks, relay_domains. */

@@ -53,7 +53,8 @@ Test(parse, unknown_and_empty)
 	FAILS("EXPN list", "502 5.5.1 Error: command not implemented");
 	FAILS("expn", "502 5.5.1 Error: command not implemented");
 	FAILS("TURN", "502 5.5.1 Error: command not implemented");
-	FAILS("ETRN example.com", "502 5.5.1 Error: command not implemented");
+	FAILS("ATRN example.com", "502 5.5.1 Error: command not implemented");
+	FAILS("ETRN", "501 5.5.4 Syntax error in parameters or arguments");
 	FAILS("AUTH PLAIN AGZvbwBiYXI=", "502 5.5.1 Error: command not implemented");
 }
 

@@ -54,7 +54,7 @@ Test(session, ehlo_extensions)
 	th_clear(h);
 	th_feeds(h, EHLO);
 	OUT_IS("250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
+	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
 	       "250-DSN\r\n250 SMTPUTF8\r\n");
 	h->conf.tls_available = true;
 	h->conf.max_size = 1000;
@@ -62,7 +62,7 @@ Test(session, ehlo_extensions)
 	th_clear(h);
 	th_feeds(h, "ehlo x\r\n");
 	OUT_IS("250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n"
-	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
+	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
 	       "250-DSN\r\n250-SMTPUTF8\r\n250 STARTTLS\r\n");
 }
 
@@ -84,7 +84,7 @@ Test(session, simple_commands)
 	th_feeds(h, "NOOP\r\nNOOP hello\r\nVRFY bob\r\nHELP\r\nRSET\r\nQUIT\r\nNOOP\r\n");
 	OUT_IS("250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"
 	       "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
-	       "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\r\n"
+	       "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN\r\n"
 	       "250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n");
 	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_CLOSE);
 	/* after QUIT everything is discarded */
@@ -294,10 +294,10 @@ Test(session, split_anywhere_gives_identical_output)
 	cr_expect_eq(ref_msgs, 3);
 	cr_expect_str_eq(ref_out,
 		"250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-		"250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
+		"250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
 		"250-DSN\r\n250 SMTPUTF8\r\n"
 		"250 2.0.0 Ok\r\n"
-		"214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\r\n"
+		"214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN\r\n"
 		"252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
 		"500 5.5.2 Error: command not recognized\r\n"
 		"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
@@ -346,8 +346,8 @@ Test(session, enhanced_status_codes_on_every_reply)
 		cr_assert_not_null(th_line(h, i, line, sizeof(line)));
 		cr_expect(strlen(line) >= 4 && line[0] >= '2' && line[0] <= '5' &&
 			  (line[3] == ' ' || line[3] == '-'), "malformed: %s", line);
-		/* exempt: the greeting (line 0) and the EHLO reply (lines 1-8) */
-		if (i <= 8 || line[0] == '3')
+		/* exempt: the greeting (line 0) and the EHLO reply (lines 1-9) */
+		if (i <= 9 || line[0] == '3')
 			continue;
 		char cls = 0;
 		int a = 0, b = 0, sp = 0;
@@ -430,7 +430,7 @@ Test(session, starttls_discards_pipelined_plaintext)
 	th_feeds(h, "MAIL FROM:<a@b.example>\r\nSTARTTLS\r\nEHLO again.example\r\n");
 	OUT_IS("503 5.5.1 Error: send HELO/EHLO first\r\n503 5.5.1 Error: TLS already active\r\n"
 	       "250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
+	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
 	       "250-DSN\r\n250 SMTPUTF8\r\n");
 	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nx\r\n.\r\n");
 	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
@@ -990,4 +990,38 @@ Test(session, conf_check)
 	smtp_conf_default(&c);
 	c.timeout_cmd_ns = 1;
 	cr_expect_eq(smtp_conf_check(&c, NULL), -1);
+}
+
+/* ETRN (RFC 1985): mynetworks may ask for a domain's queue run; nobody else. */
+Test(session, etrn_from_mynetworks_starts_a_queue_run)
+{
+	greeted();
+	th_feeds(h, "ETRN example.org\r\nETRN @sub.example.net\r\n");
+	OUT_IS("250 2.0.0 Queuing for node example.org started\r\n"
+	       "250 2.0.0 Queuing for node sub.example.net started\r\n");
+	cr_expect_eq(h->etrns, 2);
+	cr_expect_str_eq(h->etrn, "sub.example.net");
+	th_clear(h);
+	th_feeds(h, "ETRN #outq\r\nETRN bad_domain!\r\nETRN\r\n");
+	OUT_IS("458 4.3.0 #outq: no such queue; name a domain\r\n"
+	       "501 5.5.4 Error: ETRN wants a domain\r\n"
+	       "501 5.5.4 Syntax error in parameters or arguments\r\n");
+	th_clear(h);
+	h->etrn_ret = -1;	/* the control plane cannot take it now */
+	th_feeds(h, "ETRN example.org\r\n");
+	OUT_IS("458 4.3.0 Unable to queue messages for node example.org\r\n");
+	th_clear(h);
+	th_feeds(h, "MAIL FROM:<a@b.example>\r\nETRN example.org\r\n");
+	OUT_IS("250 2.1.0 Ok\r\n503 5.5.1 Error: ETRN inside a mail transaction\r\n");
+	cr_expect_eq(h->etrns, 3, "not called for refused ETRNs");
+}
+
+Test(session, etrn_from_outside_mynetworks_is_459)
+{
+	h = th_new("203.0.113.9", MYNET, "example.com");
+	th_feeds(h, EHLO);
+	th_clear(h);
+	th_feeds(h, "ETRN example.com\r\n");
+	OUT_IS("459 4.7.1 example.com: ETRN is not allowed from this client\r\n");
+	cr_expect_eq(h->etrns, 0);
 }
