@@ -49,7 +49,7 @@ const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
 #define REAP_MAX 4096		/* events per port per pass */
 #define DISPATCH_MAX 4096	/* jobs lent per pass */
 #define GC_INTERVAL_NS NS_PER_SEC
-#define LENT_WAKE_NS NS_PER_MS	/* results come over rings: look again this soon */
+#define LENT_WAKE_NS (2 * NS_PER_MS)	/* results come over rings: look again this soon */
 #define DOMAIN_MAX 255
 #define TEXT_MAX QUEUE_REPLY_MAX
 
@@ -1649,7 +1649,7 @@ uint64_t sched_wake_ns(const struct sched *s)
 {
 	uint64_t now = s->now_ns, t = s->last_scan_ns + s->c.scan_interval_ns;
 
-	if (s->ob.n || s->scan_now)
+	if (s->ob.n || (s->scan_now && !s->stopping && s->nactive < s->c.active_limit))
 		return now;
 	if (s->lent || s->ring)
 		t = t < now + LENT_WAKE_NS ? t : now + LENT_WAKE_NS;
