@@ -1766,15 +1766,37 @@ static int flush_ids(struct sched *s, const char *domain, unsigned *n)
 	return first;
 }
 
+/* The answer to a flush's route lookup: the destination the domain goes
+ * to (its MX destination, or the static route's/relayhost's) comes back. */
+struct sflush {
+	struct sched *s;
+};
+
+static void on_flush_route(void *user, const struct route_result *r)
+{
+	struct sflush *f = user;
+
+	if (r->status == ROUTE_OK && r->dest[0])
+		sched_dest_clear(f->s, r->dest);
+	free(f);
+}
+
 int sched_flush_domain(struct sched *s, const char *domain, unsigned *n)
 {
 	char dom[DOMAIN_MAX + 1], addr[DOMAIN_MAX + 3];
+	struct sflush *f;
 
 	*n = 0;
 	snprintf(addr, sizeof(addr), "@%s", domain);
 	if (addr_domain(addr, dom) == 0)
 		return QUEUE_INVALID;
 	sched_dest_clear(s, dom);
+	f = malloc(sizeof(*f));
+	if (f) {	/* static routes answer at once; MX ones from the cache or later */
+		f->s = s;
+		if (route_lookup(s->e.rt, dom, on_flush_route, f) < 0)
+			free(f);
+	}
 	s->scan_now = true;
 	return flush_ids(s, dom, n);
 }

@@ -172,8 +172,9 @@ unsigned sched_jobs_lent(const struct sched *s);
 /* Make message id due now in every shard (queue_flush's statuses). */
 int sched_flush_id(struct sched *s, uint64_t id);
 /* Every message with recipients in domain due now, and the backoff of the
- * destination named domain (an MX-routed domain's) cleared. *n: messages
- * made due. QUEUE_OK or the first error. */
+ * destination the domain is routed to cleared (a static route's or the
+ * relayhost's at once; an MX route's now, and again when the route lookup
+ * this starts answers). *n: messages made due. QUEUE_OK or the first error. */
 int sched_flush_domain(struct sched *s, const char *domain, unsigned *n);
 /* Everything due now and every destination's backoff cleared. */
 int sched_flush_all(struct sched *s, unsigned *n);

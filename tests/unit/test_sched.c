@@ -1210,6 +1210,29 @@ Test(sched, flush_makes_due_now_and_clears_the_backoff)
 	answer_all_ok();
 	settle();
 	cr_assert(gone(g));
+	/* flush --domain ends the backoff of the destination the domain is
+	 * routed to: here a static route's ([SINK]:25), not one named f.test */
+	for (unsigned i = 0; i < 5; i++)
+		put("k@f.test");
+	settle();
+	take();
+	while (nout) {
+		refused(0);
+		forget(0);
+	}
+	settle();
+	cr_assert_eq(take(), 0, "dead");
+	cr_assert_eq(sched_flush_domain(s, "f.test", &n), QUEUE_OK);
+	cr_assert_eq(n, 5);
+	settle();
+	cr_assert_eq(take(), 1, "alive again: a probe");
+	answer_all_ok();
+	for (int i = 0; i < 50 && stats().active; i++) {
+		settle();
+		take();
+		answer_all_ok();
+	}
+	cr_assert_eq(stats().completed, 11);
 	fx_stop();
 }
 
