@@ -371,6 +371,8 @@ oom:
 	return NULL;
 }
 
+static void body_drop(struct sched *s, struct spart *p);
+
 /* ---- the active set --------------------------------------------------------------- */
 
 static struct spart **part_slot(struct sched *s, uint64_t id, unsigned shard)
@@ -390,7 +392,8 @@ static void part_free(struct sched *s, struct spart *p)
 		*pp = p->hnext;
 		s->nactive--;
 	}
-	free(p->body);
+	if (p->body_loaded)	/* (only if a job could not start after all) */
+		body_drop(s, p);
 	free(p->r);
 	free(p->m);
 	free(p);
@@ -1162,8 +1165,10 @@ static unsigned apply(struct sched *s)
 
 	if (n == 0)
 		return 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		b->op[i].reply = b->text[i] == UINT32_MAX ? NULL : b->txt + b->text[i];
+		b->op[i].status = QUEUE_IO;	/* unless the queue says otherwise */
+	}
 	queue_apply(s->e.q, b->op, n);
 	s->st.applies++;
 	s->st.ops += n;
@@ -1210,8 +1215,19 @@ static unsigned apply(struct sched *s)
 		part_free(s, fin);
 		fin = next;
 	}
-	for (size_t i = 0; i < s->ncl && !s->stopping; i++)
-		part_claimed(s, &s->cl[i]);
+	for (size_t i = 0; i < s->ncl; i++) {
+		struct queue_op *o;
+		if (!s->stopping) {
+			part_claimed(s, &s->cl[i]);
+			continue;
+		}
+		/* stopping: end the claim at once, due now (next apply) */
+		o = ob_add(s, NULL, QUEUE_OP_RESCHEDULE, s->cl[i].shard, s->cl[i].id, NULL);
+		if (o) {
+			o->token = s->cl[i].token;
+			o->when = s->now_s;
+		}
+	}
 	s->ncl = 0;
 	return (unsigned)n;
 }
