@@ -25,8 +25,9 @@
 #     and flush bringing a dead destination back.
 #
 # Volume runs (10,000 messages / 100 sessions, kill -9 rounds, the Postfix
-# relay bench) reuse start_sinks/relay_conf/wait_drained below. Under the
-# sanitizers (SANITIZED=1) the volumes shrink.
+# relay bench) can reuse start_sink, drained, sw and delivery_tools.py's
+# send/check/concurrency below. Under the sanitizers (SANITIZED=1) the
+# volumes shrink.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup dlv "$1"
@@ -252,9 +253,15 @@ dd=$(counter sched.dead_deferred)
 check "refused: $syn3 connection attempts for 20 messages (a window of 5)" test "$syn3" -ge 1 -a "$syn3" -le 5
 check "421 greeting: $syn4 connection attempts for 20 messages" test "$syn4" -ge 1 -a "$syn4" -le 5
 check "the others were deferred without a connection (sched.dead_deferred $dd >= 30)" test "$dd" -ge 30
-dest_json() { "$T_CTL" -s "$T_SOCK" --json dest show "$1" 2>/dev/null; }
-check "dest show: [$KERN]:2603 is dead with its reason" \
-	sh -c "'$T_CTL' -s '$T_SOCK' --json dest show '[$KERN]:2603' | grep -q '\"dead\":true'"
+# dest_dead KEY: the destination, as `dest show` has it, is dead and says why
+dest_dead() {
+	"$T_CTL" -s "$T_SOCK" --json dest show "$1" 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)["dests"][0]
+sys.exit(0 if d["dead"] and d["dead_for"] > 0 and "refused" in d["dead_reason"] and
+         d["classes"]["normal"]["site_failures"] >= 1 else 1)'
+}
+check "dest show: [$KERN]:2603 is dead, with its reason" dest_dead "[$KERN]:2603"
 # the backoff (min_backoff 30 s) holds: no new attempt meanwhile
 sleep 3
 syn3b=$(cat "$T_DIR/syn2603")
