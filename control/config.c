@@ -146,6 +146,7 @@ static const struct key keys[] = {
 	{ "dest", "recipients_per_transaction", K_UINT, F(dest.recipients_per_transaction), 1, DEST_RCPTS_MAX, NULL },
 	{ "dest", "messages_per_connection", K_UINT, F(dest.messages_per_connection), 1, DEST_MSGS_PER_CONN_MAX, NULL },
 	{ "dest", "per_domain", K_STR, F(dest.per_domain), 0, 0, NULL },
+	{ "delivery", "enabled", K_BOOL, F(delivery.enabled), 0, 0, NULL },
 	{ "delivery", "body_memory", K_SIZE, F(delivery.body_memory), 1u << 20, 1ull << 40, NULL },
 	{ "delivery", "active_limit", K_UINT, F(delivery.active_limit), 1, 1000000, NULL },
 	{ "delivery", "scan_batch", K_UINT, F(delivery.scan_batch), 1, 100000, NULL },

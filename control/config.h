@@ -76,6 +76,7 @@ struct sluice_config {
 	} dest;
 
 	struct {			/* outbound SMTP and its scheduler (sched.h, delivery.h) */
+		bool enabled;		/* no: mail is taken in and kept, never sent */
 		uint64_t body_memory;	/* the scheduler's body arena */
 		unsigned active_limit;	/* message parts in memory */
 		unsigned scan_batch;	/* due IDs read per shard per scan */

@@ -668,7 +668,6 @@ struct outcome {
 	uint64_t dispatched_ns;		/* 0: not dispatched (delays b up to now) */
 	double c, d;			/* delays c and d, seconds */
 	bool record;			/* a RESULT op (an attempt); false: log only */
-	bool discarded;
 };
 
 static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
@@ -870,13 +869,17 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 	unsigned per;
 
 	switch (r->status) {
-	case ROUTE_OK:
-		d = r->dest[0] ? dest_get(s, r->dest) : NULL;
-		if (!d) {
+	case ROUTE_OK: {
+		unsigned v4 = 0;
+		for (unsigned h = 0; h < r->n; h++)
+			v4 += r->hop[h].family == AF_INET;
+		d = v4 && r->dest[0] ? dest_get(s, r->dest) : NULL;
+		if (!d) {	/* IPv6 next hops only (not yet), or no memory */
 			o.state = QUEUE_RCPT_DEFERRED;
-			o.dsn = "4.3.0";
-			o.text = "out of memory for a destination";
-			o.record = false;
+			o.dsn = v4 ? "4.3.0" : "4.4.4";
+			o.text = v4 ? "out of memory for a destination" :
+				 "no IPv4 address for any next hop";
+			o.record = !v4;
 			record_item(s, it, &o);
 			item_done(s, it);
 			return;
@@ -908,6 +911,7 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 		dest_push(s, d, it, false);
 		dest_wake(s, d);
 		return;
+	}
 	case ROUTE_TEMP:
 	case ROUTE_PERM:
 		o.state = r->status == ROUTE_TEMP ? QUEUE_RCPT_DEFERRED : QUEUE_RCPT_BOUNCED;
@@ -924,7 +928,6 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 		o.state = QUEUE_RCPT_SENT;
 		o.dsn = "2.0.0";
 		o.text = "discarded";
-		o.discarded = true;
 		s->st.route_discard++;
 		record_item(s, it, &o);
 		break;
@@ -997,9 +1000,21 @@ static void lookup_start(struct sched *s, struct slookup *l)
 		}
 		return;
 	}
+	/* not a host name: malformed (final), or an internationalized name
+	 * the router cannot look up before IDNA conversion exists (kept) */
 	struct route_result bad = { .status = ROUTE_PERM };
-	snprintf(bad.dsn, sizeof(bad.dsn), "5.1.2");
-	snprintf(bad.why, sizeof(bad.why), "bad destination domain '%.150s'", l->domain);
+	bool utf8 = false;
+	for (const char *c = l->domain; *c; c++)
+		utf8 |= (unsigned char)*c >= 0x80;
+	if (utf8) {
+		bad.status = ROUTE_TEMP;
+		snprintf(bad.dsn, sizeof(bad.dsn), "4.4.3");
+		textf(bad.why, sizeof(bad.why), "cannot route the internationalized domain "
+		      "'%.150s' yet (no IDNA conversion)", l->domain);
+	} else {
+		snprintf(bad.dsn, sizeof(bad.dsn), "5.1.2");
+		snprintf(bad.why, sizeof(bad.why), "bad destination domain '%.150s'", l->domain);
+	}
 	on_route(l, &bad);
 }
 

@@ -529,6 +529,7 @@ Test(config_check, delivery_section)
 	struct sched_conf sc;
 
 	cr_assert_eq(config_load_default(&c, &e), 0);
+	cr_assert(c.delivery.enabled, "a relay relays");
 	config_delivery(&c, &d);
 	cr_assert_str_eq(d.client.helo, "sluice.test", "the EHLO name is [smtp] hostname");
 	cr_assert_eq(d.max_conns, 256);
@@ -548,7 +549,7 @@ Test(config_check, delivery_section)
 
 	const char *text =
 		"[lcores]\nworkers = 2\n"
-		"[delivery]\nbody_memory = 64m\nactive_limit = 500\nscan_batch = 50\n"
+		"[delivery]\nenabled = no\nbody_memory = 64m\nactive_limit = 500\nscan_batch = 50\n"
 		"claim_lease = 10m\nkeep_idle = 500ms\nmax_connections = 100\nmax_idle = 0\n"
 		"helo_name = out.example.net\nconnect_timeout = 5s\ngreeting_timeout = 6s\n"
 		"helo_timeout = 7s\nstarttls_timeout = 8s\nrset_timeout = 9s\nmail_timeout = 10s\n"
@@ -559,6 +560,7 @@ Test(config_check, delivery_section)
 	unlink(path);
 	strcpy(c.queue.dir, "/tmp");
 	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_not(c.delivery.enabled);
 	config_delivery(&c, &d);
 	cr_assert_str_eq(d.client.helo, "out.example.net");
 	cr_assert_eq(d.max_conns, 100);

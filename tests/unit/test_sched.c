@@ -814,6 +814,7 @@ Test(sched, route_answers_temp_perm_discard_hold)
 	route("slow.test", "hold");
 	uint64_t a = put("u@nx.test"), b = put("u@sf.test"), c = put("u@spam.test");
 	uint64_t d = put("u@slow.test"), e = put("u@bad_domain..test");
+	uint64_t f = put("u@b\xc3\xbc" "cher.test");	/* UTF-8: no IDNA yet */
 
 	settle();
 	for (int i = 0; i < 200 && stats().active; i++) {
@@ -837,8 +838,13 @@ Test(sched, route_answers_temp_perm_discard_hold)
 	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_PENDING, "held, not tried");
 	free(m);
 	cr_assert(gone(e), "a domain that is no host name: bounced");
+	m = look(f, 0);
+	cr_assert_not_null(m, "an internationalized domain: deferred, not lost");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_DEFERRED);
+	cr_assert(strstr(m->rcpt[0].reply, "IDNA"), "%s", m->rcpt[0].reply);
+	free(m);
 	cr_assert_eq(st.route_perm, 2, "NXDOMAIN and the bad domain");
-	cr_assert_eq(st.route_temp, 1);
+	cr_assert_eq(st.route_temp, 2, "SERVFAIL and the UTF-8 domain");
 	cr_assert_eq(st.route_discard, 1);
 	cr_assert_eq(st.route_hold, 1);
 	cr_assert_eq(st.held, 1);
