@@ -31,7 +31,9 @@
  *     relayhost, route_result.dest) in items of at most
  *     recipients_per_transaction (and DLV_RCPT_MAX); TEMP: deferred with
  *     the route's reason; PERM: bounced; DISCARD: final as sent
- *     ("discarded" in the log); HOLD: the part is held;
+ *     ("discarded" in the log); HOLD: the part is held. A domain that is
+ *     no host name is bounced (5.1.2), unless it has 8-bit octets (an
+ *     internationalized name: deferred 4.4.3 until IDNA conversion exists);
  *  5. dispatch: round robin over the destinations with work, one item each
  *     per round, so one huge destination never starves the others. Each
  *     item asks its destination first (dest.h: window, rates, dead,
