@@ -2,7 +2,7 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [dest] [routes] [dns] [tls] [control] whose keys the
+ * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [control] whose keys the
  * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
@@ -75,6 +75,22 @@ struct sluice_config {
 		unsigned recipients_per_transaction, messages_per_connection;
 		char per_domain[CONFIG_LINE_MAX];	/* "domain: key=value, ...; ..." */
 	} dest;
+
+	struct {			/* outbound SMTP and its scheduler (sched.h, delivery.h) */
+		bool enabled;		/* no: mail is taken in and kept, never sent */
+		uint64_t body_memory;	/* the scheduler's body arena */
+		unsigned active_limit;	/* message parts in memory */
+		unsigned scan_batch;	/* due IDs read per shard per scan */
+		uint64_t claim_lease_s;
+		uint64_t keep_idle_ns;	/* a connection's idle time after a message */
+		unsigned max_connections, max_idle;	/* per worker lcore */
+		char helo_name[256];	/* "": [smtp] hostname */
+		char tls_ca_file[CONFIG_PATH_MAX];	/* CAs for tls=verify; "": none */
+		uint64_t connect_timeout_ns, greeting_timeout_ns, helo_timeout_ns,
+			 starttls_timeout_ns, rset_timeout_ns, mail_timeout_ns, rcpt_timeout_ns,
+			 data_init_timeout_ns, data_xfer_timeout_ns, data_done_timeout_ns,
+			 quit_timeout_ns;
+	} delivery;
 
 	struct {
 		char relayhost[256];	/* next hop for all mail (a route spec, route.h) */

@@ -230,6 +230,82 @@ out:
 	free(dp);
 }
 
+void config_delivery(const struct sluice_config *c, struct dlv_conf *d)
+{
+	dlv_conf_default(d);
+	d->max_conns = c->delivery.max_connections;
+	d->max_idle = c->delivery.max_idle;
+	snprintf(d->client.helo, sizeof(d->client.helo), "%s",
+		 c->delivery.helo_name[0] ? c->delivery.helo_name : c->smtp.hostname);
+	d->client.t_connect_ns = c->delivery.connect_timeout_ns;
+	d->client.t_greeting_ns = c->delivery.greeting_timeout_ns;
+	d->client.t_ehlo_ns = c->delivery.helo_timeout_ns;
+	d->client.t_starttls_ns = c->delivery.starttls_timeout_ns;
+	d->client.t_rset_ns = c->delivery.rset_timeout_ns;
+	d->client.t_mail_ns = c->delivery.mail_timeout_ns;
+	d->client.t_rcpt_ns = c->delivery.rcpt_timeout_ns;
+	d->client.t_data_ns = c->delivery.data_init_timeout_ns;
+	d->client.t_block_ns = c->delivery.data_xfer_timeout_ns;
+	d->client.t_dot_ns = c->delivery.data_done_timeout_ns;
+	d->client.t_quit_ns = c->delivery.quit_timeout_ns;
+	d->tls = NULL;
+}
+
+void config_sched(const struct sluice_config *c, struct sched_conf *s)
+{
+	unsigned workers = c->dp.workers ? c->dp.workers : 1;
+
+	sched_conf_default(s);
+	s->active_limit = c->delivery.active_limit;
+	s->scan_batch = c->delivery.scan_batch;
+	s->lease_s = (unsigned)c->delivery.claim_lease_s;
+	s->body_memory = (size_t)c->delivery.body_memory;
+	s->keep_idle_ms = (uint32_t)(c->delivery.keep_idle_ns / NS_PER_MS);
+	/* every connection busy, and a few more waiting in each job ring */
+	s->jobs_max = workers * (c->delivery.max_connections + 64);
+	if (s->jobs_max > (1u << 20))
+		s->jobs_max = 1u << 20;
+}
+
+/* [delivery]: what the delivery service and the scheduler would refuse. */
+static void check_outbound(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct dlv_conf d;
+	struct sched_conf s;
+	const char *why;
+	char err[256];
+
+	if (c->delivery.helo_name[0] && !hostname_ok(c->delivery.helo_name))
+		add_error(c, errs, "delivery", "helo_name", "'%s' is not a host name like "
+			  "mx.example.net", c->delivery.helo_name);
+	if (c->delivery.max_idle > c->delivery.max_connections)
+		add_error(c, errs, "delivery", "max_idle", "%u is more than max_connections (%u)",
+			  c->delivery.max_idle, c->delivery.max_connections);
+	if (c->smtp.port && c->delivery.body_memory < c->smtp.message_size_limit + (1u << 20))
+		add_error(c, errs, "delivery", "body_memory", "%llu bytes cannot hold the largest "
+			  "message ([smtp] message_size_limit %llu, plus 1m)",
+			  (unsigned long long)c->delivery.body_memory,
+			  (unsigned long long)c->smtp.message_size_limit);
+	config_delivery(c, &d);
+	if (dlv_conf_check(&d, &why) < 0 && c->delivery.max_idle <= c->delivery.max_connections)
+		add_error(c, errs, "delivery", "helo_name", "%s", why);
+	config_sched(c, &s);
+	if (sched_conf_check(&s, &why) < 0)
+		add_error(c, errs, "delivery", "active_limit", "%s", why);
+	if (c->delivery.tls_ca_file[0]) {
+		struct tls_ctx *t;
+		if (c->delivery.tls_ca_file[0] != '/') {
+			add_error(c, errs, "delivery", "tls_ca_file", "'%s' is not an absolute path",
+				  c->delivery.tls_ca_file);
+			return;
+		}
+		t = tls_ctx_client(c->delivery.tls_ca_file, err, sizeof(err));
+		if (!t)
+			add_error(c, errs, "delivery", "tls_ca_file", "%s", err);
+		tls_ctx_free(t);
+	}
+}
+
 void config_dns(const struct sluice_config *c, struct dns_conf *d)
 {
 	dns_conf_default(d);
@@ -432,6 +508,7 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_cpus(c, m, errs);
 	check_smtp(c, errs);
 	check_delivery(c, errs);
+	check_outbound(c, errs);
 	check_dns(c, errs);
 	check_routes(c, errs);
 	check_tls(c, errs);

@@ -6,7 +6,8 @@
  * checks what needs several keys or the machine: the CPU plan ([lcores]
  * cores/main_core/workers against the CPUs online), relay policy
  * (mynetworks, relay_domains), the SMTP engine's limits and hostname, the
- * retry schedules and per-destination policy, the DNS servers and TTL
+ * retry schedules and per-destination policy, the delivery service and its
+ * scheduler ([delivery]: EHLO name, CA file, memory), the DNS servers and TTL
  * bounds, the relayhost and every line of the routes file, TLS files, the
  * queue and control socket paths. Both `sluiced --check-config` (the unit's
  * ExecStartPre) and start-up call config_check(), so a file that passes the
@@ -27,6 +28,8 @@
 #include "control/retry.h"
 #include "control/dns.h"
 #include "control/route.h"
+#include "control/sched.h"
+#include "dataplane/smtp/delivery.h"
 #include "dataplane/smtp/smtp_server.h"
 
 /* The machine the configuration is checked against (tests inject one). */
@@ -58,6 +61,13 @@ int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,
  * [dest] key at fault. */
 int config_dest_policy(const struct sluice_config *c, struct dest_policy *p,
 		       const char **key, char *err, size_t errlen);
+/* The delivery service's settings of c ([delivery]; the EHLO name [smtp]
+ * hostname when helo_name is empty). tls is left NULL: the caller makes
+ * the client context (tls_ctx_client with [delivery] tls_ca_file). */
+void config_delivery(const struct sluice_config *c, struct dlv_conf *d);
+/* The scheduler's settings of c ([delivery]); jobs_max from the workers
+ * and their connections (c->dp.workers as config_check resolved it). */
+void config_sched(const struct sluice_config *c, struct sched_conf *s);
 /* The resolver's settings of c ([dns]). */
 void config_dns(const struct sluice_config *c, struct dns_conf *d);
 /* The router's settings of c: [routes] relayhost, our host name

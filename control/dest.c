@@ -477,6 +477,9 @@ int dest_done(struct dest *d, enum dest_class cls, uint64_t now_ns, enum dest_ou
 		d->last_error_ns = now_ns;
 		positive(d, k, &d->conf.cls[cls]);
 		break;
+	case DEST_UNTRIED:
+		k->stats.untried++;
+		break;
 	case DEST_SITE_FAIL:
 	default:
 		k->stats.site_failures++;

@@ -70,6 +70,9 @@ enum dest_outcome {
 	DEST_OK = 0,		/* the site took the message (per-recipient results aside) */
 	DEST_SITE_FAIL,		/* the site failed (see above): counts toward death */
 	DEST_OTHER_FAIL,	/* the site answered 4xx/5xx to MAIL/RCPT/DATA */
+	DEST_UNTRIED,		/* the delivery never reached the site (no connection
+				   slot here, TLS fallback...): no longer in flight,
+				   no feedback either way */
 };
 
 /* May a delivery start? DEST_GO, or why not. */
@@ -104,7 +107,7 @@ struct dest_conf {
 
 /* Counters per class; names in dest_class_stat_names. */
 #define DEST_CLASS_STATS(X) X(started) X(new_connections) X(delivered) X(site_failures) \
-	X(other_failures) X(window_grown) X(window_shrunk)
+	X(other_failures) X(untried) X(window_grown) X(window_shrunk)
 struct dest_class_stats { DEST_CLASS_STATS(STATS_FIELD) };
 extern const char *const dest_class_stat_names[];
 /* Counters per destination; names in dest_stat_names. */

@@ -33,13 +33,18 @@
 #include "control/dns.h"
 #include "control/route.h"
 #include "dataplane/ask.h"
+#include "control/sched.h"
 #include "dataplane/dataplane.h"
+#include "queue/queue.h"
 
 #define IDLE_WAIT_MS 50		/* nothing in flight: wake this often */
 #define BUSY_WAIT_MS 2		/* lookups in flight: their answers come over rings */
 #define ARG_MAX 600
 
-enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP, REQ_DNS_BENCH };
+enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP, REQ_DNS_BENCH,
+		REQ_FLUSH_ID, REQ_FLUSH_DOMAIN, REQ_FLUSH_ALL, REQ_DEST_SHOW, REQ_DEST_CLEAR };
+
+#define DEST_SHOW_MAX 1000	/* destinations in one `dest show` answer */
 
 #define BENCH_MAX 1000000u	/* lookups in one bench */
 #define BENCH_WINDOW 256	/* lookups in flight at once */
@@ -102,6 +107,9 @@ struct plane {
 
 	struct dns_resolver *dns;	/* plane thread only */
 	struct router *rt;		/* plane thread only */
+	struct sched *sched;		/* plane thread only; NULL: no delivery */
+	struct retry_policy retry;	/* the scheduler's policies (read-only) */
+	struct dest_policy dest;
 
 	pthread_mutex_t mu;
 	struct plane_req *inbox, *outbox, *freelist;
@@ -117,6 +125,7 @@ struct plane {
 	/* counters as of the last loop, for the main thread (racy reads) */
 	struct dns_stats dns_snap;
 	struct route_stats route_snap;
+	struct sched_stats sched_snap;
 };
 
 /* ---- lists ------------------------------------------------------------- */
@@ -398,12 +407,85 @@ static void take_asks(struct plane *p)
 		for (unsigned i = 0; i < n; i++) {
 			if (got[i]->kind == ASK_RDNS) {
 				rdns_start(p, port, got[i]);
+			} else if (got[i]->kind == ASK_ETRN && p->sched) {
+				/* ETRN (RFC 1985): the domain's queue run, now */
+				unsigned due = 0;
+				got[i]->text[sizeof(got[i]->text) - 1] = '\0';
+				got[i]->status = sched_flush_domain(p->sched, got[i]->text, &due) ==
+						 QUEUE_OK ? (int)due : -1;
+				log_info("ETRN %s: %u message(s) made due", got[i]->text, due);
+				ask_answer(port, got[i]);
 			} else {
 				got[i]->status = -1;	/* not a question we take */
 				ask_answer(port, got[i]);
 			}
 		}
 	}
+}
+
+/* ---- delivery requests -------------------------------------------------------- */
+
+static void flush_request(struct plane *p, struct plane_req *r)
+{
+	unsigned n = 0;
+	uint64_t id;
+	int st;
+
+	switch (r->kind) {
+	case REQ_FLUSH_ID:
+		queue_id_parse(r->a, &id);	/* checked by parse_request */
+		st = sched_flush_id(p->sched, id);
+		if (st == QUEUE_OK)
+			finish_text(r, true, "\"flush\":{\"id\":\"%s\",\"due\":true}", r->a);
+		else if (st == QUEUE_STATE)
+			finish_text(r, true, "\"flush\":{\"id\":\"%s\",\"due\":false,\"why\":"
+				    "\"held, in delivery, or nothing left to send\"}", r->a);
+		else
+			finish_text(r, false, "flush %s: %s", r->a, queue_status_str(st));
+		return;
+	case REQ_FLUSH_DOMAIN:
+		st = sched_flush_domain(p->sched, r->a, &n);
+		if (st == QUEUE_OK)
+			finish_text(r, true, "\"flush\":{\"domain\":\"%s\",\"messages\":%u}", r->a, n);
+		else
+			finish_text(r, false, "flush --domain %s: %s", r->a, queue_status_str(st));
+		return;
+	default:
+		st = sched_flush_all(p->sched, &n);
+		if (st == QUEUE_OK)
+			finish_text(r, true, "\"flush\":{\"all\":true,\"messages\":%u}", n);
+		else
+			finish_text(r, false, "flush --all: %s (%u made due)", queue_status_str(st), n);
+		return;
+	}
+}
+
+static void dest_request(struct plane *p, struct plane_req *r)
+{
+	char *buf;
+	size_t len;
+	FILE *f;
+
+	if (r->kind == REQ_DEST_CLEAR) {
+		if (sched_dest_clear(p->sched, r->a) < 0)
+			finish_text(r, false, "dest clear: no destination '%s' in memory", r->a);
+		else
+			finish_text(r, true, "\"dest\":{\"name\":\"%s\",\"cleared\":true}", r->a);
+		return;
+	}
+	f = open_reply(&buf, &len);
+	if (!f) {
+		finish(r, false, strdup("out of memory"));
+		return;
+	}
+	if (sched_dest_json(p->sched, r->a[0] ? r->a : NULL, DEST_SHOW_MAX, f) == 0 && r->a[0]) {
+		fclose(f);
+		free(buf);
+		finish_text(r, false, "dest show: no destination '%s' in memory", r->a);
+		return;
+	}
+	fclose(f);
+	finish(r, true, buf);
 }
 
 /* ---- the thread ------------------------------------------------------------ */
@@ -414,6 +496,20 @@ static void start_request(struct plane *p, struct plane_req *r)
 	int rc;
 
 	switch (r->kind) {
+	case REQ_FLUSH_ID:
+	case REQ_FLUSH_DOMAIN:
+	case REQ_FLUSH_ALL:
+	case REQ_DEST_SHOW:
+	case REQ_DEST_CLEAR:
+		if (!p->sched) {
+			finish_text(r, false, "delivery is not running (no queue)");
+			return;
+		}
+		if (r->kind >= REQ_DEST_SHOW)
+			dest_request(p, r);
+		else
+			flush_request(p, r);
+		return;
 	case REQ_ROUTE_LOOKUP:
 		rc = route_lookup(p->rt, r->a, route_answer, r);
 		if (rc < 0)
@@ -462,6 +558,7 @@ static void *run(void *arg)
 		struct plane_req *in;
 		struct pollfd pfd = { .fd = p->wake_fd, .events = POLLIN };
 		bool busy;
+		int wait;
 
 		pthread_mutex_lock(&p->mu);
 		in = p->inbox;
@@ -475,19 +572,68 @@ static void *run(void *arg)
 		take_asks(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
 		bench_fill(p);
+		if (p->sched) {
+			sched_poll(p->sched);
+			sched_stats_get(p->sched, &p->sched_snap);
+		}
 		dns_stats_get(p->dns, &p->dns_snap);
 		route_stats_get(p->rt, &p->route_snap);
 		busy = p->dns_snap.queries_in_flight > 0 || p->bench.req;
-		if (poll(&pfd, 1, busy ? BUSY_WAIT_MS : IDLE_WAIT_MS) > 0)
+		wait = busy ? BUSY_WAIT_MS : IDLE_WAIT_MS;
+		if (p->sched) {	/* no later than the scheduler wants its next pass */
+			uint64_t now = clock_mono_ns(), wake = sched_wake_ns(p->sched);
+			uint64_t ms = wake > now ? (wake - now + NS_PER_MS - 1) / NS_PER_MS : 0;
+			if (ms < (uint64_t)wait)
+				wait = (int)ms;
+		}
+		if (poll(&pfd, 1, wait) > 0)
 			drain_fd(p->wake_fd);
+	}
+	if (p->sched) {
+		sched_quiesce(p->sched);
+		sched_stats_get(p->sched, &p->sched_snap);
 	}
 	return NULL;
 }
 
 /* ---- the main thread's side ---------------------------------------------------- */
 
+/* The scheduler on q and the dataplane's delivery ports. 0 or -1 with err. */
+static int sched_start(struct plane *p, const struct sluice_config *cfg, struct dataplane *dp,
+		       struct queue *q, char *err, size_t errlen)
+{
+	struct sched_conf sc;
+	struct sched_env env;
+	const char *key = NULL;
+
+	memset(&env, 0, sizeof(env));
+	if (config_retry_policy(cfg, &p->retry, &key, err, errlen) < 0 ||
+	    config_dest_policy(cfg, &p->dest, &key, err, errlen) < 0)
+		return -1;	/* cannot happen: config_check built them */
+	config_sched(cfg, &sc);
+	env.q = q;
+	env.rt = p->rt;
+	env.retry = &p->retry;
+	env.dest = &p->dest;
+	env.nports = dp_workers(dp);
+	if (env.nports > SCHED_PORTS_MAX) {
+		snprintf(err, errlen, "delivery: %u workers, the scheduler serves %d", env.nports,
+			 SCHED_PORTS_MAX);
+		return -1;
+	}
+	for (unsigned w = 0; w < env.nports; w++)
+		env.ports[w] = dp_delivery_port(dp, w);
+	p->sched = sched_create(&sc, &env, err, errlen);
+	if (!p->sched)
+		return -1;
+	log_info("delivery: scheduler on %u worker(s): %u message parts in memory, %zu MiB of "
+		 "bodies, %u jobs at once", env.nports, sc.active_limit, sc.body_memory >> 20,
+		 sc.jobs_max);
+	return 0;
+}
+
 struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
-			  char *err, size_t errlen)
+			  struct queue *q, char *err, size_t errlen)
 {
 	struct plane *p = calloc(1, sizeof(*p));
 	struct dns_conf dc;
@@ -531,6 +677,8 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		log_info("routes: %d static route(s) from %s", n, cfg->routes.file);
 	p->dp = dp;
 	p->nworkers = dp_workers(dp);
+	if (q && sched_start(p, cfg, dp, q, err, errlen) < 0)
+		goto fail;
 	atomic_init(&p->stop, false);
 	if (pthread_create(&p->thread, NULL, run, p) != 0) {
 		snprintf(err, errlen, "cannot start the control-plane thread");
@@ -541,6 +689,7 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 	return p;
 fail:
 	plane_stop(p);
+	plane_free(p);
 	return NULL;
 }
 
@@ -552,11 +701,23 @@ void plane_stop(struct plane *p)
 		atomic_store(&p->stop, true);
 		signal_fd(p->wake_fd);
 		pthread_join(p->thread, NULL);
+		p->started = false;
 	}
+	/* the router first: its lookups in progress name the scheduler's */
 	if (p->rt)
 		router_destroy(p->rt);
+	p->rt = NULL;
 	if (p->dns)
 		dns_destroy(p->dns);
+	p->dns = NULL;
+}
+
+void plane_free(struct plane *p)
+{
+	if (!p)
+		return;
+	plane_stop(p);
+	sched_destroy(p->sched);
 	for (unsigned i = 0; i < PLANE_REQ_MAX; i++)
 		free(p->pool[i].reply);
 	if (p->wake_fd >= 0)
@@ -650,6 +811,42 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *args,
 		}
 		return 0;
 	}
+	if (strcmp(cmd, "flush") == 0) {
+		uint64_t id;
+		split(rest, r->a, r->b);
+		if (strcmp(verb, "--all") == 0 && !rest[0]) {
+			r->kind = REQ_FLUSH_ALL;
+			return 0;
+		}
+		if (strcmp(verb, "--domain") == 0 && r->a[0] && !r->b[0] &&
+		    dns_name_check(r->a) == 0) {
+			r->kind = REQ_FLUSH_DOMAIN;
+			return 0;
+		}
+		if (verb[0] != '-' && !rest[0] && queue_id_parse(verb, &id) == 0) {
+			snprintf(r->a, ARG_MAX, "%s", verb);
+			r->kind = REQ_FLUSH_ID;
+			return 0;
+		}
+		snprintf(err, errlen, "usage: flush ID | flush --domain DOMAIN | flush --all");
+		return -1;
+	}
+	if (strcmp(cmd, "dest") == 0) {
+		split(rest, r->a, r->b);
+		/* a key may hold blanks ("10 [a]:25, 20 [b]:25"): all of the rest */
+		if (strcmp(verb, "show") == 0) {
+			snprintf(r->a, ARG_MAX, "%s", rest);
+			r->kind = REQ_DEST_SHOW;
+			return 0;
+		}
+		if (strcmp(verb, "clear") == 0 && r->a[0]) {
+			snprintf(r->a, ARG_MAX, "%s", rest);
+			r->kind = REQ_DEST_CLEAR;
+			return 0;
+		}
+		snprintf(err, errlen, "usage: dest show [DESTINATION] | dest clear DESTINATION");
+		return -1;
+	}
 	snprintf(err, errlen, "the control plane has no '%s' requests", cmd);
 	return -1;
 }
@@ -724,4 +921,7 @@ void plane_stats_write(struct plane *p, FILE *out, bool json, bool *first)
 		    route_stat_count);
 	stats_write(out, json, first, "rdns", rdns_stat_names, STATS_VALUES(&p->rdns_st),
 		    STATS_COUNT(rdns_stat_names));
+	if (p->sched)
+		stats_write(out, json, first, "sched", sched_stat_names,
+			    STATS_VALUES(&p->sched_snap), sched_stat_count);
 }

@@ -72,6 +72,7 @@ struct job {
 	bool is_static;			/* static route or relayhost: failures are TEMP */
 	unsigned pending;
 	char domain[DNS_NAME_MAX + 1];
+	char dest[ROUTE_DEST_MAX];	/* route_result.dest */
 	struct route_spec spec;
 	struct tstate t[ROUTE_TARGETS_MAX];
 };
@@ -863,6 +864,7 @@ static void finish(struct job *j)
 	}
 	if (res.n) {
 		res.status = ROUTE_OK;
+		memcpy(res.dest, j->dest, sizeof(res.dest));
 		rt->st.ok++;
 	} else if (fail) {
 		res.status = fail->fail;
@@ -916,6 +918,29 @@ static void order_targets(struct router *rt, struct route_spec *s)
 	}
 }
 
+/* A static spec's destination key: its targets as written (in the order
+ * written, not the order of this lookup), brackets and ports explicit. */
+static void spec_key(const struct route_spec *s, uint16_t defport, char *out, size_t n)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < s->n && len < n; i++) {
+		const struct route_target *t = &s->t[i];
+		char pri[8] = "";
+		int w;
+
+		if (s->pri_given)
+			snprintf(pri, sizeof(pri), "%u ", t->pri);
+		w = snprintf(out + len, n - len, "%s%s%s%s%s:%u", i ? ", " : "", pri,
+			     t->mx ? "" : "[", t->host, t->mx ? "" : "]",
+			     t->port ? t->port : defport);
+		len += w > 0 ? (size_t)w : 0;
+	}
+	if (s->tls_given && len < n)
+		snprintf(out + len, n - len, " tls=%s", route_tls_name(s->tls));
+}
+
 int route_lookup(struct router *rt, const char *domain, route_cb cb, void *user)
 {
 	char key[DNS_NAME_MAX + 2], err[64];
@@ -958,10 +983,12 @@ int route_lookup(struct router *rt, const char *domain, route_cb cb, void *user)
 	memcpy(j->domain, key, strlen(key) + 1);	/* no leading dot: <= DNS_NAME_MAX */
 	if (spec) {
 		j->is_static = true;
+		spec_key(spec, rt->conf.port, j->dest, sizeof(j->dest));
 		j->spec = *spec;
 		if (j->spec.pri_given)
 			order_targets(rt, &j->spec);
 	} else {	/* MX of the domain */
+		memcpy(j->dest, key, strlen(key) + 1);
 		j->spec.n = 1;
 		memcpy(j->spec.t[0].host, key, strlen(key) + 1);
 		j->spec.t[0].mx = true;

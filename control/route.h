@@ -58,6 +58,7 @@ enum route_status { ROUTE_OK, ROUTE_TEMP, ROUTE_PERM, ROUTE_DISCARD, ROUTE_HOLD 
 #define ROUTE_TARGETS_MAX 4	/* next hops written in one static route */
 #define ROUTE_SELF_MAX 8
 #define ROUTE_SPEC_MAX 512
+#define ROUTE_DEST_MAX 256	/* a destination key, NUL included */
 
 struct route_hop {
 	uint8_t family;		/* AF_INET now; AF_INET6 later */
@@ -72,6 +73,16 @@ struct route_result {
 	enum route_status status;
 	char dsn[10];		/* enhanced status for TEMP/PERM, e.g. "5.1.10" */
 	char why[200];
+	/*
+	 * The destination key (ROUTE_OK): what the scheduler keeps one
+	 * concurrency window, backoff and connection cache for, as Postfix
+	 * keys its queues by next hop. An MX route: the domain (normal form).
+	 * A static route or the relayhost: its next hops in one normal
+	 * spelling, "[relay.example]:25" or "10 [a.example]:25, 20 mx.b:587
+	 * tls=verify", so every domain routed to the same hops shares one
+	 * destination (truncated past ROUTE_DEST_MAX - 1 characters).
+	 */
+	char dest[ROUTE_DEST_MAX];
 	unsigned n;
 	struct route_hop hop[ROUTE_HOPS_MAX];
 };

@@ -49,7 +49,9 @@ struct daemon {
 	struct ctl_server ctl;
 	struct queue *queue;
 	struct tls_ctx *tls;
-	struct plane *plane;		/* resolver, router: the control-plane thread */
+	struct tls_ctx *tls_client;	/* outbound STARTTLS ([delivery] tls_ca_file) */
+	struct plane *plane;		/* resolver, router, delivery scheduler: the
+					 * control-plane thread */
 	struct smtp_policy policy;	/* read by every lcore's SMTP sessions */
 	int sig_fd;
 	int stop;
@@ -116,7 +118,8 @@ static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 		fputc('}', out);
 		return 0;
 	}
-	if (strcmp(cmd, "route") == 0 || strcmp(cmd, "dns") == 0) {
+	if (strcmp(cmd, "route") == 0 || strcmp(cmd, "dns") == 0 || strcmp(cmd, "flush") == 0 ||
+	    strcmp(cmd, "dest") == 0) {
 		struct ctl_ticket t;
 		char err[256];
 		if (!d->plane || ctl_server_defer(&d->ctl, &t) < 0) {
@@ -129,7 +132,8 @@ static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 		}
 		return CTL_DEFERRED;
 	}
-	fprintf(out, "unknown command '%s' (try: ping, version, stats, route, dns)", cmd);
+	fprintf(out, "unknown command '%s' (try: ping, version, stats, route, dns, flush, dest)",
+		cmd);
 	return -1;
 }
 
@@ -220,6 +224,23 @@ static int smtp_setup(struct daemon *d)
 		sc->tls = d->tls;
 		sc->engine.tls_available = true;
 	}
+	return 0;
+}
+
+/* The delivery service's settings ([delivery]) and its TLS client context,
+ * with the CA file tls=verify routes check against. Fills d->cfg.dp.delivery. */
+static int delivery_setup(struct daemon *d)
+{
+	const char *ca = d->cfg.delivery.tls_ca_file;
+	char err[256];
+
+	config_delivery(&d->cfg, &d->cfg.dp.delivery);
+	d->tls_client = tls_ctx_client(ca[0] ? ca : NULL, err, sizeof(err));
+	if (!d->tls_client) {
+		log_err("delivery: TLS client context: %s", err);
+		return -1;
+	}
+	d->cfg.dp.delivery.tls = d->tls_client;
 	return 0;
 }
 
@@ -325,9 +346,10 @@ static int run(struct daemon *d, const char *argv0)
 		close(d->sig_fd);
 		return 1;
 	}
-	if (smtp_setup(d) < 0) {
+	if (smtp_setup(d) < 0 || delivery_setup(d) < 0) {
 		ctl_server_close(&d->ctl);
 		smtp_teardown(d);
+		tls_ctx_free(d->tls_client);
 		return 1;
 	}
 	d->dp = dp_init(&d->cfg.dp, argv0);
@@ -344,12 +366,16 @@ static int run(struct daemon *d, const char *argv0)
 	}
 	{
 		char err[320];
-		d->plane = plane_start(&d->cfg, d->dp, err, sizeof(err));
+		if (!d->cfg.delivery.enabled)
+			log_notice("delivery: [delivery] enabled = no: mail is kept, not sent");
+		d->plane = plane_start(&d->cfg, d->dp, d->cfg.delivery.enabled ? d->queue : NULL,
+				       err, sizeof(err));
 		if (!d->plane) {
 			log_err("control plane: %s", err);
 			ctl_server_close(&d->ctl);
 			dp_stop(d->dp);
 			smtp_teardown(d);
+			tls_ctx_free(d->tls_client);
 			return 1;
 		}
 	}
@@ -361,15 +387,20 @@ static int run(struct daemon *d, const char *argv0)
 
 	drain_smtp(d);
 	ctl_server_close(&d->ctl);
-	/* The plane uses the lcores (its DNS sockets are theirs): stop it first. */
+	/* The plane uses the lcores (its DNS sockets are theirs, delivery jobs
+	 * run on them): stop it first; the scheduler writes what came back. */
 	plane_stop(d->plane);
-	d->plane = NULL;
 	/* Workers stop first, then the queue (it finishes what it was given;
-	 * the sessions' memory it points into is freed only after), then the rest. */
+	 * the sessions' memory it points into is freed only after), then the
+	 * rest. Delivery jobs still lent point into the scheduler: it goes
+	 * once the workers are stopped. */
 	dp_halt(d->dp);
 	dp_log_drain(d->dp);
+	plane_free(d->plane);
+	d->plane = NULL;
 	smtp_teardown(d);
 	dp_stop(d->dp);
+	tls_ctx_free(d->tls_client);
 	close(d->sig_fd);
 	log_notice("sluiced stopped");
 	return 0;

@@ -247,7 +247,7 @@ int queue_apply(struct queue *q, struct queue_op *ops, size_t n)
 			r->state = (uint8_t)o->state;
 			snprintf(r->reply, sizeof(r->reply), "%s", o->reply ? o->reply : "");
 			r->done = &done;
-			if (o->shard >= q->n || o->op > QUEUE_OP_DELETE)
+			if (o->shard >= q->n || o->op > QUEUE_OP_FLUSH)
 				r->status = QUEUE_INVALID;
 			else if ((r->status = qshard_ctl_post(&q->shard[o->shard], r)) == QUEUE_OK) {
 				posted++;
@@ -342,4 +342,23 @@ int queue_release(struct queue *q, uint64_t id, uint64_t now)
 int queue_delete(struct queue *q, uint64_t id)
 {
 	return op_all(q, QUEUE_OP_DELETE, id, 0);
+}
+
+int queue_flush(struct queue *q, uint64_t id, uint64_t now)
+{
+	struct queue_op o[QUEUE_SHARDS_MAX];
+	int found = 0, moved = 0;
+
+	for (unsigned i = 0; i < q->n; i++)
+		o[i] = (struct queue_op){ .op = QUEUE_OP_FLUSH, .shard = i, .id = id, .now = now };
+	queue_apply(q, o, q->n);
+	for (unsigned i = 0; i < q->n; i++) {
+		if (o[i].status == QUEUE_OK)
+			moved = 1;
+		else if (o[i].status == QUEUE_STATE)
+			found = 1;
+		else if (o[i].status != QUEUE_NOTFOUND)
+			return o[i].status;
+	}
+	return moved ? QUEUE_OK : found ? QUEUE_STATE : QUEUE_NOTFOUND;
 }

@@ -228,13 +228,14 @@ int queue_complete(struct queue *q, unsigned shard, uint64_t id, uint32_t token)
 enum queue_op_kind {
 	QUEUE_OP_CLAIM, QUEUE_OP_RESULT, QUEUE_OP_RESCHEDULE, QUEUE_OP_COMPLETE,
 	QUEUE_OP_HOLD, QUEUE_OP_RELEASE, QUEUE_OP_DELETE,
+	QUEUE_OP_FLUSH,		/* due at `now` if later (see queue_flush) */
 };
 struct queue_op {
 	enum queue_op_kind op;
 	unsigned shard;
 	uint64_t id;
 	uint32_t token;		/* result, reschedule, complete */
-	uint64_t now;		/* claim, result, release */
+	uint64_t now;		/* claim, result, release, flush */
 	uint64_t when;		/* reschedule */
 	unsigned lease_s;	/* claim (0: the configured default) */
 	unsigned rcpt;		/* result */
@@ -251,6 +252,14 @@ int queue_apply(struct queue *q, struct queue_op *ops, size_t n);
 int queue_hold(struct queue *q, uint64_t id);
 int queue_release(struct queue *q, uint64_t id, uint64_t now);	/* due at now */
 int queue_delete(struct queue *q, uint64_t id);
+/*
+ * Make the message due at `now` in every shard holding it (when it was due
+ * later: "flush", the operator's or ETRN's "try again now"). QUEUE_OK when
+ * some shard moved or had it due already; QUEUE_STATE when every part is
+ * held, claimed (in delivery), not yet sealed, or has no recipient left to
+ * try (nothing changes); QUEUE_NOTFOUND.
+ */
+int queue_flush(struct queue *q, uint64_t id, uint64_t now);
 
 /* One message as stored in one shard. One allocation: free with free(). */
 struct queue_msg_rcpt {
@@ -277,6 +286,10 @@ int queue_lookup(struct queue *q, unsigned shard, uint64_t id, struct queue_msg 
 /* Copy the body (up to cap bytes; *len gets its full size). */
 int queue_read_body(struct queue *q, unsigned shard, uint64_t id, void *buf,
 		    size_t cap, size_t *len);
+/* The same into n buffers, filled in order (the delivery scheduler's body
+ * chunks), in one short read transaction. */
+int queue_read_body_iov(struct queue *q, unsigned shard, uint64_t id,
+			const struct iovec *iov, unsigned n, size_t *len);
 
 struct queue_attempt {
 	uint64_t time;

@@ -137,6 +137,14 @@ int queue_lookup(struct queue *q, unsigned shard, uint64_t id, struct queue_msg 
 int queue_read_body(struct queue *q, unsigned shard, uint64_t id, void *buf,
 		    size_t cap, size_t *len)
 {
+	struct iovec iov = { buf, cap };
+
+	return queue_read_body_iov(q, shard, id, &iov, 1, len);
+}
+
+int queue_read_body_iov(struct queue *q, unsigned shard, uint64_t id,
+			const struct iovec *iov, unsigned niov, size_t *len)
+{
 	struct shard *sh;
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -144,6 +152,8 @@ int queue_read_body(struct queue *q, unsigned shard, uint64_t id, void *buf,
 	MDB_val k = { qk_body(kb, id, 0), kb }, v;
 	uint32_t want = 0;
 	int rc, found = 0;
+	unsigned vi = 0;	/* the buffer being filled, and how far */
+	size_t voff = 0;
 
 	*len = 0;
 	if (shard >= q->n)
@@ -162,9 +172,19 @@ int queue_read_body(struct queue *q, unsigned shard, uint64_t id, void *buf,
 				break;
 			}
 			found = 1;
-			if (*len < cap)
-				memcpy((uint8_t *)buf + *len, v.mv_data,
-				       cap - *len < v.mv_size ? cap - *len : v.mv_size);
+			for (size_t off = 0; off < v.mv_size && vi < niov;) {
+				size_t room = iov[vi].iov_len - voff, take = v.mv_size - off;
+				if (take > room)
+					take = room;
+				memcpy((uint8_t *)iov[vi].iov_base + voff,
+				       (const uint8_t *)v.mv_data + off, take);
+				off += take;
+				voff += take;
+				if (voff == iov[vi].iov_len) {
+					vi++;
+					voff = 0;
+				}
+			}
 			*len += v.mv_size;
 		}
 		mdb_cursor_close(cur);

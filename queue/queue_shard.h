@@ -18,7 +18,7 @@ enum qctl_op {		/* same values as enum queue_op_kind, then the writer's own */
 	QCTL_CLAIM = QUEUE_OP_CLAIM, QCTL_RESULT = QUEUE_OP_RESULT,
 	QCTL_RESCHEDULE = QUEUE_OP_RESCHEDULE, QCTL_COMPLETE = QUEUE_OP_COMPLETE,
 	QCTL_HOLD = QUEUE_OP_HOLD, QCTL_RELEASE = QUEUE_OP_RELEASE,
-	QCTL_DELETE = QUEUE_OP_DELETE,
+	QCTL_DELETE = QUEUE_OP_DELETE, QCTL_FLUSH = QUEUE_OP_FLUSH,
 	QCTL_SEAL,		/* clear QF_INTENT: the part becomes deliverable */
 	QCTL_UNDO,		/* take back a part (a delete that never fails the caller) */
 };

@@ -1,7 +1,7 @@
 /*
  * queue_write.c - what a shard's writer does inside its write transaction:
  * store a new message (record, body chunks, indexes), apply a control
- * request (claim, result, reschedule, complete, hold, release, delete; and
+ * request (claim, result, reschedule, complete, hold, release, delete, flush; and
  * the writer's own seal and undo of a message spanning shards), and keep
  * the due, domain and summary indexes in step with every record. Only
  * the writer thread calls these; the transaction and replay logic are in
@@ -313,6 +313,12 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		else if (undone)
 			c->status = QUEUE_STATE;
 		break;
+	case QCTL_FLUSH:
+		if ((r.flags & (QF_HELD | QF_CLAIMED | QF_INTENT)) || !undone)
+			c->status = QUEUE_STATE;
+		else if (r.due <= c->now)
+			return 0;	/* due already: nothing to write */
+		break;
 	default:
 		break;
 	}
@@ -362,6 +368,9 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		break;
 	case QCTL_SEAL:
 		r.flags &= (uint8_t)~QF_INTENT;
+		break;
+	case QCTL_FLUSH:
+		r.due = c->now;
 		break;
 	case QCTL_RELEASE:
 		if (r.flags & QF_HELD) {

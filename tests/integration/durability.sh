@@ -82,6 +82,8 @@ EOF
 conf() {	# conf SYNC
 	t_conf "sync = $1
 shards = 4
+[delivery]
+enabled = no
 [smtp]
 hostname = sluice.test"
 }

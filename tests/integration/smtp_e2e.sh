@@ -23,6 +23,8 @@
 #     more resident memory than 1000 (slots per lcore follow [tcp]
 #     max_conns and are touched only when used), and still serves mail.
 #
+# The spool is checked after each phase: delivery is off ([delivery]
+# enabled = no), so every message stays queued (delivery_e2e.sh relays).
 # swaks (20201014.0 here) has no CHUNKING/BDAT support: smtp_clients.py
 # drives BDAT. Under the sanitizers (SANITIZED=1 from meson) the volumes
 # shrink: that run looks for memory errors, the plain one for volume.
@@ -82,7 +84,9 @@ dump() {
 phase "1: clients"
 LOG1=$T_DIR/sent1.log
 : >"$LOG1"
-t_conf "[smtp]
+t_conf "[delivery]
+enabled = no
+[smtp]
 hostname = sluice.test
 message_size_limit = 25m"
 check "sluiced starts serving SMTP" t_start
@@ -183,7 +187,9 @@ phase "2: limits"
 LOG2=$T_DIR/sent2.log
 : >"$LOG2"
 OUT=198.18.0.200
-t_conf "[smtp]
+t_conf "[delivery]
+enabled = no
+[smtp]
 hostname = sluice.test
 mynetworks = 198.18.0.1/32
 relay_domains = local.test
@@ -232,7 +238,9 @@ rm -rf "$T_DIR/two.bodies" "$T_DIR/spool"
 phase "3: durability"
 LOG3=$T_DIR/sent3.log
 : >"$LOG3"
-t_conf "[smtp]
+t_conf "[delivery]
+enabled = no
+[smtp]
 hostname = sluice.test"
 check "sluiced starts on a fresh spool" t_start
 ip netns exec "$T_NS" $PY --log "$LOG3" --op-timeout 5 record $KILL_REC 20 >"$T_DIR/record3.out" 2>&1 &
@@ -275,7 +283,9 @@ vmrss() {
 }
 # a generous bound: before, 100000 sessions made ~2 GB more resident
 RSS_SLACK_KB=$((128 * 1024))
-t_conf "[lcores]
+t_conf "[delivery]
+enabled = no
+[lcores]
 workers = 2
 [tcp]
 max_conns = 4096
@@ -286,7 +296,9 @@ check "sluiced starts with max_sessions = 1000 on 2 workers" t_start
 rss_small=$(vmrss)
 t_stop
 rm -rf "$T_DIR/spool"
-t_conf "[lcores]
+t_conf "[delivery]
+enabled = no
+[lcores]
 workers = 2
 [tcp]
 max_conns = 4096

@@ -285,6 +285,82 @@ Test(ops, hold_release_delete)
 	cr_assert_eq(queue_result(q, 0, a, tok, 0, QUEUE_RCPT_SENT, "250", T0 + 201), QUEUE_NOTFOUND);
 }
 
+Test(ops, flush_makes_due_now)
+{
+	uint64_t a = put1("u@f.example", 100, 1, T0);
+	uint64_t b = put1("u@f.example", 100, 2, T0);
+	uint64_t c = put1("u@f.example,v@f.example", 100, 3, T0);
+	struct queue_due due[4];
+	struct queue_msg *m;
+	uint32_t tok;
+	size_t n;
+
+	/* a deferred to T0+5000, b held, c claimed */
+	cr_assert_eq(queue_claim(q, 0, a, T0, 60, &tok), QUEUE_OK);
+	cr_assert_eq(queue_result(q, 0, a, tok, 0, QUEUE_RCPT_DEFERRED, "451 later", T0), QUEUE_OK);
+	cr_assert_eq(queue_reschedule(q, 0, a, tok, T0 + 5000), QUEUE_OK);
+	cr_assert_eq(queue_hold(q, b), QUEUE_OK);
+	cr_assert_eq(queue_claim(q, 0, c, T0, 60, &tok), QUEUE_OK);
+	cr_assert_eq(queue_scan_due(q, 0, T0 + 10, due, 4, &n), QUEUE_OK);
+	cr_assert_eq(n, 0);
+
+	cr_assert_eq(queue_flush(q, a, T0 + 10), QUEUE_OK);
+	cr_assert_eq(queue_scan_due(q, 0, T0 + 10, due, 4, &n), QUEUE_OK);
+	cr_assert_eq(n, 1, "flushed: due now");
+	cr_assert_eq(due[0].id, a);
+	cr_assert_eq(due[0].due, T0 + 10);
+	cr_assert_eq(queue_lookup(q, 0, a, &m), QUEUE_OK);
+	cr_assert_eq(m->due, T0 + 10);
+	cr_assert_eq(m->rcpt[0].attempts, 1, "the attempt history stays");
+	free(m);
+	cr_assert_eq(queue_flush(q, a, T0 + 20), QUEUE_OK, "due already: fine");
+	cr_assert_eq(queue_scan_due(q, 0, T0 + 10, due, 4, &n), QUEUE_OK);
+	cr_assert_eq(n, 1, "an earlier due time is kept");
+	cr_assert_eq(queue_flush(q, b, T0 + 10), QUEUE_STATE, "held mail stays held");
+	cr_assert_eq(queue_flush(q, c, T0 + 10), QUEUE_STATE, "mail in delivery is left alone");
+	cr_assert_eq(queue_lookup(q, 0, c, &m), QUEUE_OK);
+	cr_assert(m->claimed);
+	cr_assert_eq(m->claim_until, T0 + 60);
+	free(m);
+	cr_assert_eq(queue_flush(q, a + 999, T0), QUEUE_NOTFOUND);
+	/* nothing left to try: nothing to flush */
+	cr_assert_eq(queue_result(q, 0, c, tok, 0, QUEUE_RCPT_SENT, "250", T0 + 1), QUEUE_OK);
+	cr_assert_eq(queue_result(q, 0, c, tok, 1, QUEUE_RCPT_BOUNCED, "550", T0 + 1), QUEUE_OK);
+	cr_assert_eq(queue_flush(q, c, T0 + 10), QUEUE_STATE);
+}
+
+Test(ops, body_read_into_pieces)
+{
+	uint64_t id = put1("u@b.example", 70000, 9, T0);
+	uint8_t *want = malloc(70000), *buf = malloc(70100);
+	struct iovec iov[5];
+	size_t len, cuts[] = { 1, 4095, 0, 30000, 35904 + 100 };
+	size_t off = 0;
+
+	qt_body(want, 70000, 9);
+	memset(buf, 0xee, 70100);
+	for (unsigned i = 0; i < 5; i++) {
+		iov[i].iov_base = buf + off;
+		iov[i].iov_len = cuts[i];
+		off += cuts[i];
+	}
+	cr_assert_eq(queue_read_body_iov(q, 0, id, iov, 5, &len), QUEUE_OK);
+	cr_assert_eq(len, 70000);
+	cr_assert_eq(memcmp(buf, want, 70000), 0, "pieces filled in order");
+	cr_assert_eq(buf[70000], 0xee, "nothing past the body");
+	/* too little room: what fits, and the full size */
+	memset(buf, 0, 70100);
+	iov[0] = (struct iovec){ buf, 10 };
+	iov[1] = (struct iovec){ buf + 10, 5000 };
+	cr_assert_eq(queue_read_body_iov(q, 0, id, iov, 2, &len), QUEUE_OK);
+	cr_assert_eq(len, 70000);
+	cr_assert_eq(memcmp(buf, want, 5010), 0);
+	cr_assert_eq(buf[5010], 0);
+	cr_assert_eq(queue_read_body_iov(q, 0, id + 5, iov, 2, &len), QUEUE_NOTFOUND);
+	free(want);
+	free(buf);
+}
+
 static const struct queue_domain_sum *find_dom(const struct queue_domain_sum *s, size_t n,
 					       const char *d)
 {

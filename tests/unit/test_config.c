@@ -422,6 +422,12 @@ Test(config_check, refuses_what_startup_would)
 		{ "[routes]\nrelayhost = 10 [a.example], [b.example]\n", 2, "a priority or none" },
 		{ "[routes]\nroutes_file = routes\n", 2, "'routes' is not an absolute path" },
 		{ "[routes]\nroutes_file = /nonexistent/routes\n", 2, "/nonexistent/routes: No such file" },
+		{ "[delivery]\nhelo_name = not_a_host\n", 2, "delivery.helo_name: 'not_a_host' is not a host name" },
+		{ "[delivery]\nmax_connections = 10\nmax_idle = 11\n", 3,
+		  "delivery.max_idle: 11 is more than max_connections (10)" },
+		{ "[delivery]\nbody_memory = 8m\n", 2, "cannot hold the largest message" },
+		{ "[delivery]\ntls_ca_file = ca.pem\n", 2, "'ca.pem' is not an absolute path" },
+		{ "[delivery]\ntls_ca_file = /nonexistent/ca.pem\n", 2, "delivery.tls_ca_file: " },
 	};
 	struct config_machine m = machine("0-7", "0-1");
 
@@ -511,6 +517,68 @@ Test(config_check, delivery_policies)
 	cr_assert_eq(dest_conf_for(&dp, "example.com")->cls[DEST_NORMAL].concurrency_limit, 2);
 	cr_assert_eq(dest_conf_for(&dp, "example.com")->cls[DEST_NORMAL].message_rate.n, 100,
 		     "overrides start from the [dest] defaults");
+}
+
+/* [delivery]: the delivery service's and the scheduler's settings. */
+Test(config_check, delivery_section)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-3", "0-3");
+	struct dlv_conf d;
+	struct sched_conf sc;
+
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	cr_assert(c.delivery.enabled, "a relay relays");
+	config_delivery(&c, &d);
+	cr_assert_str_eq(d.client.helo, "sluice.test", "the EHLO name is [smtp] hostname");
+	cr_assert_eq(d.max_conns, 256);
+	cr_assert_eq(d.max_idle, 64);
+	cr_assert_eq(d.client.t_connect_ns, 30 * NS_PER_SEC);
+	cr_assert_eq(d.client.t_greeting_ns, 300 * NS_PER_SEC);
+	cr_assert_eq(d.client.t_data_ns, 120 * NS_PER_SEC);
+	cr_assert_eq(d.client.t_block_ns, 180 * NS_PER_SEC);
+	cr_assert_eq(d.client.t_dot_ns, 600 * NS_PER_SEC);
+	cr_assert_null(d.tls);
+	config_sched(&c, &sc);
+	cr_assert_eq(sc.active_limit, 20000);
+	cr_assert_eq(sc.scan_batch, 1000);
+	cr_assert_eq(sc.lease_s, 3600);
+	cr_assert_eq(sc.body_memory, 256u << 20);
+	cr_assert_eq(sc.keep_idle_ms, 2000);
+
+	const char *text =
+		"[lcores]\nworkers = 2\n"
+		"[delivery]\nenabled = no\nbody_memory = 64m\nactive_limit = 500\nscan_batch = 50\n"
+		"claim_lease = 10m\nkeep_idle = 500ms\nmax_connections = 100\nmax_idle = 0\n"
+		"helo_name = out.example.net\nconnect_timeout = 5s\ngreeting_timeout = 6s\n"
+		"helo_timeout = 7s\nstarttls_timeout = 8s\nrset_timeout = 9s\nmail_timeout = 10s\n"
+		"rcpt_timeout = 11s\ndata_init_timeout = 12s\ndata_xfer_timeout = 13s\n"
+		"data_done_timeout = 14s\nquit_timeout = 15s\n";
+	char *path = write_tmp(text);
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	strcpy(c.queue.dir, "/tmp");
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_not(c.delivery.enabled);
+	config_delivery(&c, &d);
+	cr_assert_str_eq(d.client.helo, "out.example.net");
+	cr_assert_eq(d.max_conns, 100);
+	cr_assert_eq(d.max_idle, 0);
+	uint64_t want[] = { 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+	uint64_t got[] = { d.client.t_connect_ns, d.client.t_greeting_ns, d.client.t_ehlo_ns,
+			   d.client.t_starttls_ns, d.client.t_rset_ns, d.client.t_mail_ns,
+			   d.client.t_rcpt_ns, d.client.t_data_ns, d.client.t_block_ns,
+			   d.client.t_dot_ns, d.client.t_quit_ns };
+	for (unsigned i = 0; i < 11; i++)
+		cr_assert_eq(got[i], want[i] * NS_PER_SEC, "timeout %u", i);
+	config_sched(&c, &sc);
+	cr_assert_eq(sc.active_limit, 500);
+	cr_assert_eq(sc.scan_batch, 50);
+	cr_assert_eq(sc.lease_s, 600);
+	cr_assert_eq(sc.body_memory, 64u << 20);
+	cr_assert_eq(sc.keep_idle_ms, 500);
+	cr_assert_eq(sc.jobs_max, 2 * (100 + 64), "every connection of every worker, and some");
 }
 
 /* Every line of the routes file is checked, each error with its line. */

@@ -340,6 +340,35 @@ Test(dest, flush_clears_the_backoff)
 	cr_assert_eq(dest_done(&d, DEST_CLASSES, T0 + 3 * SEC, DEST_OK, NULL), -1);
 }
 
+Test(dest, an_untried_delivery_gives_no_feedback)
+{
+	struct dest_conf c = conf();
+	static struct dest d;
+	struct dest_wait w;
+
+	dest_init(&d, "example.com", &c);
+	cr_assert_eq(fill(&d, DEST_NORMAL, T0), 5);
+	/* five deliveries that never reached the site: out of flight, the
+	 * window neither grows (a cohort of successes would) nor shrinks */
+	for (unsigned i = 0; i < 5; i++)
+		cr_assert_eq(dest_done(&d, DEST_NORMAL, T0, DEST_UNTRIED, NULL), 0);
+	cr_assert_eq(window(&d, DEST_NORMAL, T0), 5);
+	cr_assert_eq(d.cls[DEST_NORMAL].busy, 0);
+	cr_assert_eq(d.cls[DEST_NORMAL].stats.untried, 5);
+	cr_assert_eq(d.cls[DEST_NORMAL].stats.delivered, 0);
+	/* nor do they reset failures counted toward death */
+	cr_assert_eq(fill(&d, DEST_NORMAL, T0), 5);
+	for (unsigned i = 0; i < 2; i++)	/* 1/5 + 1/4 of a cohort, window 3 */
+		cr_assert_eq(dest_done(&d, DEST_NORMAL, T0, DEST_SITE_FAIL, refused), 0);
+	cr_assert_eq(dest_done(&d, DEST_NORMAL, T0, DEST_UNTRIED, NULL), 0);
+	cr_assert_float_eq(d.fail_cohorts, 0.45, 1e-9);
+	cr_assert_eq(window(&d, DEST_NORMAL, T0), 3);
+	cr_assert_eq(dest_may_start(&d, DEST_NORMAL, T0, true, &w), DEST_GO, "2 in flight of 3");
+	for (unsigned i = 0; i < 2; i++)
+		cr_assert_eq(dest_done(&d, DEST_NORMAL, T0, DEST_UNTRIED, NULL), 0);
+	cr_assert_eq(dest_done(&d, DEST_NORMAL, T0, DEST_UNTRIED, NULL), -1, "nothing in flight");
+}
+
 /* Start greedily for `span` ns, sleeping exactly as told; deliveries end
  * at once. Returns the starts. */
 static unsigned run_greedy(struct dest *d, enum dest_class cls, uint64_t t0, uint64_t span,
@@ -520,9 +549,9 @@ Test(dest, view_and_idle)
 	dest_suspend(&d, T0 + 10 * SEC, 0, NULL);
 	cr_assert_not(dest_idle(&d, T0 + 20 * SEC), "suspended");
 	/* counters have names */
-	cr_assert_eq(sizeof(struct dest_class_stats) / sizeof(uint64_t), 7);
+	cr_assert_eq(sizeof(struct dest_class_stats) / sizeof(uint64_t), 8);
 	cr_assert_str_eq(dest_class_stat_names[0], "started");
-	cr_assert_str_eq(dest_class_stat_names[6], "window_shrunk");
+	cr_assert_str_eq(dest_class_stat_names[7], "window_shrunk");
 	cr_assert_str_eq(dest_stat_names[0], "deaths");
 }
 

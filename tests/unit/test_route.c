@@ -407,17 +407,20 @@ Test(route, static_literal_host_and_mx_routes)
 	cr_assert_eq(route(&f, "lit.example", &g), 1, "a literal needs no DNS");
 	cr_assert_eq(g.res.status, ROUTE_OK);
 	expect_hop(&g.res, 0, "192.0.2.99", 2525, "192.0.2.99", 0);
+	cr_assert_str_eq(g.res.dest, "[192.0.2.99]:2525", "a static route's destination: its hops");
 
 	route(&f, "host.example", &g);
 	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
 	cr_assert_eq(g.res.n, 1);
 	expect_hop(&g.res, 0, "192.0.2.41", 25, "relay.example.net", 0);
+	cr_assert_str_eq(g.res.dest, "[relay.example.net]:25");
 	cr_assert_eq(dnsr_queries(f.z, "relay.example.net", DNSR_MX, 0, -1), 0, "[host]: no MX");
 	cr_assert_eq(dnsr_queries(f.z, "host.example", 0, 0, -1), 0);
 
 	route(&f, "viamx.example", &g);
 	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
 	expect_hop(&g.res, 0, "192.0.2.42", 587, "in.example.org", 10);
+	cr_assert_str_eq(g.res.dest, "mxhost.example.org:587");
 	cr_assert_eq(dnsr_queries(f.z, "viamx.example", 0, 0, -1), 0);
 	rfx_fini(&f);
 }
@@ -436,6 +439,8 @@ Test(route, static_priorities)
 	cr_assert_eq(route_set(f.rt, "listed.example", "[192.0.2.7], [192.0.2.6]", err, sizeof(err)), 0);
 	route(&f, "pri.example", &g);
 	cr_assert_eq(g.res.n, 3);
+	cr_assert_str_eq(g.res.dest, "20 [192.0.2.2]:25, 10 [192.0.2.1]:26, 30 [192.0.2.3]:25",
+			 "the key keeps the order written, not the order tried");
 	expect_hop(&g.res, 0, "192.0.2.1", 26, "192.0.2.1", 10);
 	expect_hop(&g.res, 1, "192.0.2.2", 25, "192.0.2.2", 20);
 	expect_hop(&g.res, 2, "192.0.2.3", 25, "192.0.2.3", 30);
@@ -476,8 +481,9 @@ Test(route, wildcards_and_the_most_specific_route)
 	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.1", ".b.example.com is for below b");
 	route(&f, "EXACT.example.com.", &g);
 	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.3", "the domain itself wins");
-	route(&f, "example.com", &g);
+	route(&f, "Example.COM.", &g);
 	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.100", ".example.com is not example.com");
+	cr_assert_str_eq(g.res.dest, "example.com", "an MX route's destination: the domain");
 	route(&f, "notexample.com", &g);
 	expect_fail(&g.res, ROUTE_PERM, "5.1.2");
 	rfx_fini(&f);
@@ -497,6 +503,10 @@ Test(route, relayhost_discard_hold_and_tls)
 	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
 	expect_hop(&g.res, 0, "192.0.2.25", 587, "smart.example", 0);
 	cr_assert_eq(g.res.hop[0].tls, ROUTE_TLS_ENCRYPT);
+	cr_assert_str_eq(g.res.dest, "[smart.example]:587 tls=encrypt");
+	route(&f, "elsewhere.example", &g);
+	cr_assert_str_eq(g.res.dest, "[smart.example]:587 tls=encrypt",
+			 "every domain sent to the relayhost shares one destination");
 	cr_assert_eq(dnsr_queries(f.z, "anywhere.example", 0, 0, -1), 0);
 	cr_assert_eq(route_set(f.rt, "direct.example", "[192.0.2.26] tls=verify", err, sizeof(err)), 0);
 	cr_assert_eq(route_set(f.rt, "plain.example", "[192.0.2.27] tls=none", err, sizeof(err)), 0);

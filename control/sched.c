@@ -1,0 +1,2125 @@
+/*
+ * sched.c - the delivery scheduler. See sched.h for what a pass does.
+ *
+ * Data structures (all owned by the one thread, no locks):
+ *  - the active set: struct spart per claimed message part (one shard's
+ *    part of a message), in a hash table by (ID, shard); it holds the
+ *    queue_msg looked up after the claim, each recipient's state as known
+ *    now (struct srcpt), how many items of it are still open and how many
+ *    jobs lent, and its body in the arena while any job of it is lent;
+ *  - items (struct sitem): some recipients of one part for one domain,
+ *    first waiting for the domain's route (in a struct slookup, one per
+ *    domain in progress, in a hash table by domain), then, cut to a
+ *    transaction's size, in their destination's FIFO, then in a job;
+ *  - destinations (struct sdest, hash table by key): dest.h's state, the
+ *    FIFO, the hops of the latest route answer, the idle connections, and
+ *    where it waits: in the ready ring (round robin), on the timer list
+ *    (rate, timed suspension), for a job of its own to come back (window),
+ *    or nowhere (nothing queued);
+ *  - idle connections (struct sidle): per destination, and in a hash table
+ *    by (worker, conn_key) for the lcores' close events;
+ *  - job slots (struct sjob, made once, mmap'd) on a free list; the body
+ *    arena: body_memory bytes in SCHED_CHUNK chunks on a free stack;
+ *  - the op buffer: every queue op of the pass, with its part and reply
+ *    text, applied by one queue_apply.
+ * A part leaves the active set only after the apply that carried its last
+ * op (the buffer points at it until then).
+ */
+#include "control/sched.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <rte_ring.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "control/ctl_server.h"
+
+const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
+const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
+
+#define REAP_BURST 256		/* events taken from a port at a time */
+#define REAP_MAX 4096		/* events per port per pass */
+#define DISPATCH_MAX 4096	/* jobs lent per pass */
+#define GC_INTERVAL_NS NS_PER_SEC
+#define LENT_WAKE_NS (2 * NS_PER_MS)	/* results come over rings: look again this soon */
+#define DOMAIN_MAX 255
+#define TEXT_MAX QUEUE_REPLY_MAX
+
+/* ---- structures ------------------------------------------------------------ */
+
+struct srcpt {
+	uint8_t state;			/* enum queue_rcpt_state as known now */
+	uint16_t attempts;		/* stored, plus this claim's */
+	uint64_t next_s;		/* undone: due again at (0: not set) */
+};
+
+struct spart {
+	struct spart *hnext;		/* active set */
+	struct spart *lnext;		/* the finishing list */
+	struct queue_msg *m;
+	char ids[QUEUE_ID_STR];
+	uint32_t token;
+	uint64_t claimed_s, claimed_ns;
+	unsigned open;			/* items not finished (+1 while routing) */
+	unsigned lent;			/* jobs lent */
+	bool hold;			/* a route said hold */
+	bool finishing;			/* its last ops are in the buffer */
+	bool broken;			/* an op failed: no more ops, just drop it */
+	bool body_loaded;
+	unsigned body_refs, nbody;
+	struct iovec *body;
+	struct srcpt *r;
+};
+
+struct sdest;
+
+struct sitem {
+	struct sitem *next;
+	struct spart *p;
+	struct sdest *d;		/* once routed */
+	unsigned n;
+	uint16_t rcpt[];		/* indexes into p->m->rcpt */
+};
+
+struct sidle {
+	struct sidle *hnext;		/* by (worker, key) */
+	struct sidle *prev, *next;	/* its destination's, newest first */
+	struct sdest *d;
+	unsigned worker;
+	uint64_t key;
+	enum smtp_client_tls tls;
+	unsigned messages;
+};
+
+enum { R_IDLE = 0, R_READY, R_WINDOW, R_TIMER };
+
+struct sdest {
+	struct sdest *hnext;
+	struct dest d;			/* d.name is the key */
+	struct sitem *head, *tail;
+	unsigned nitems, lent;
+	uint8_t rs;			/* R_*: where it waits */
+	struct sdest *prev, *next;	/* ready ring or timer list */
+	uint64_t wake_ns;		/* R_TIMER */
+	unsigned nhops;
+	struct dlv_hop hop[DLV_HOPS_MAX];
+	enum smtp_client_tls tls;
+	uint64_t plain_until_ns;	/* TLS fallback under may */
+	char fail_dsn[12];		/* status of the last site failure */
+	struct sidle *idle;
+	unsigned nidle;
+};
+
+struct slookup {
+	struct slookup *hnext;
+	struct slookup *rnext;		/* the retry list */
+	struct sched *s;
+	struct sitem *head, *tail;	/* waiting for the answer */
+	bool running;			/* route_lookup took it */
+	bool retry;			/* on the retry list */
+	char domain[DOMAIN_MAX + 1];
+};
+
+struct sjob {
+	struct dlv_job j;		/* first: lent to the lcore */
+	struct sched *s;
+	struct sitem *it;
+	struct sjob *next_free;
+	unsigned worker;
+	enum smtp_client_tls tls;
+	uint64_t dispatched_ns;
+};
+
+struct opbuf {
+	struct queue_op *op;
+	struct spart **part;		/* whose op (NULL: a claim) */
+	uint32_t *text;			/* reply offset in txt, UINT32_MAX: none */
+	size_t n, cap;
+	char *txt;
+	size_t tlen, tcap;
+};
+
+struct claimed {
+	uint64_t id;
+	unsigned shard;
+	uint32_t token;
+};
+
+struct sched {
+	struct sched_conf c;
+	struct sched_env e;
+	uint64_t now_s, now_ns;		/* this pass's time */
+	bool stopping;
+
+	struct spart **ptab;		/* active set */
+	size_t pmask;
+	unsigned nactive;
+	struct spart *finishing;
+
+	struct slookup **ltab;		/* lookups by domain */
+	size_t lmask;
+	unsigned nlookups;
+	struct slookup *retry;
+
+	struct sdest **dtab;		/* destinations by key */
+	size_t dmask;
+	unsigned ndests, nready;
+	struct sdest *ring;		/* the ready ring's cursor */
+	struct sdest *timers;
+
+	struct sidle **itab;		/* idle connections by (worker, key) */
+	size_t imask;
+	unsigned nidle;
+
+	struct sjob *jobs;		/* jobs_max slots, mmap'd */
+	size_t jobs_len;
+	struct sjob *jfree;
+	unsigned lent;
+	unsigned port_lent[SCHED_PORTS_MAX];
+	uint64_t jobseq;
+
+	uint8_t *arena;			/* body chunks, mmap'd */
+	size_t arena_len, nchunks, ncfree;
+	uint32_t *cfree;
+
+	struct opbuf ob;
+	struct claimed *cl;		/* claims of the last apply */
+	size_t ncl, clcap;
+	struct queue_due *due;
+
+	uint64_t last_scan_ns, last_gc_ns;
+	bool scan_now;
+	unsigned shard_rr;
+	unsigned queued;
+
+	struct sched_stats st;
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static void tick(struct sched *s)
+{
+	const struct sched_clock *k = &s->e.clock;
+
+	s->now_s = k->unix_s ? k->unix_s(k->user) : clock_real_s();
+	s->now_ns = k->mono_ns ? k->mono_ns(k->user) : clock_mono_ns();
+}
+
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	return hash_bytes(s, strlen(s), 0xcbf29ce484222325ull);
+}
+
+static uint64_t hash_u64(uint64_t a, uint64_t b)
+{
+	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 29);
+}
+
+/* The domain of an address, in normal form (lower case, no trailing dot),
+ * into out; its length, 0 when the address has none. */
+static size_t addr_domain(const char *addr, char out[DOMAIN_MAX + 1])
+{
+	const char *at = strrchr(addr, '@');
+	size_t n;
+
+	out[0] = '\0';
+	if (!at || !at[1])
+		return 0;
+	at++;
+	n = strlen(at);
+	if (n > 1 && at[n - 1] == '.')
+		n--;
+	if (n > DOMAIN_MAX)
+		n = DOMAIN_MAX;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (at[i] >= 'A' && at[i] <= 'Z') ? (char)(at[i] + 32) : at[i];
+	out[n] = '\0';
+	return n;
+}
+
+/* snprintf that may cut (every text here has a bound and may be cut). */
+static void textf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void textf(char *out, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(out, n, fmt, ap) < 0)
+		out[0] = '\0';
+	va_end(ap);
+}
+
+/* Postfix's delay figures: two significant digits below 10 s, whole seconds above. */
+static void fmt_delay(char *buf, size_t n, double v)
+{
+	if (v < 0)
+		v = 0;
+	if (v < 10)
+		snprintf(buf, n, "%.2g", v);
+	else
+		snprintf(buf, n, "%.0f", v);
+}
+
+/* "host mx[1.2.3.4] said: 550 5.1.1 ... (in reply to RCPT TO command)", or
+ * the text alone when no reply came. */
+static void reason_text(const struct smtp_client_result *r, const char *relay, char *out,
+			size_t n)
+{
+	char host[DLV_RELAY_MAX];
+	const char *colon;
+
+	if (r->code == 0) {
+		snprintf(out, n, "%s", r->text[0] ? r->text : "no reply");
+		return;
+	}
+	snprintf(host, sizeof(host), "%s", relay);
+	colon = strrchr(host, ':');
+	if (colon && strchr(host, ']') && colon > strchr(host, ']'))
+		host[colon - host] = '\0';	/* mx[ip] without :port */
+	if (r->stage)
+		textf(out, n, "host %s said: %s (in reply to %s command)", host, r->text, r->stage);
+	else
+		textf(out, n, "host %s said: %s", host, r->text);
+}
+
+/* ---- the op buffer ----------------------------------------------------------------- */
+
+static int ob_grow(struct opbuf *b)
+{
+	size_t cap = b->cap ? b->cap * 2 : 1024;
+	struct queue_op *op = realloc(b->op, cap * sizeof(*op));
+	struct spart **part;
+	uint32_t *text;
+
+	if (!op)
+		return -1;
+	b->op = op;
+	part = realloc(b->part, cap * sizeof(*part));
+	if (!part)
+		return -1;
+	b->part = part;
+	text = realloc(b->text, cap * sizeof(*text));
+	if (!text)
+		return -1;
+	b->text = text;
+	b->cap = cap;
+	return 0;
+}
+
+/* Append an op (reply copied); NULL when out of memory (logged). */
+static struct queue_op *ob_add(struct sched *s, struct spart *p, enum queue_op_kind kind,
+			       unsigned shard, uint64_t id, const char *reply)
+{
+	struct opbuf *b = &s->ob;
+	struct queue_op *o;
+
+	if (b->n == b->cap && ob_grow(b) < 0)
+		goto oom;
+	b->text[b->n] = UINT32_MAX;
+	if (reply) {
+		size_t len = strnlen(reply, TEXT_MAX);
+		if (b->tlen + len + 1 > b->tcap) {
+			size_t cap = b->tcap ? b->tcap * 2 : 65536;
+			char *t;
+			while (cap < b->tlen + len + 1)
+				cap *= 2;
+			t = realloc(b->txt, cap);
+			if (!t)
+				goto oom;
+			b->txt = t;
+			b->tcap = cap;
+		}
+		memcpy(b->txt + b->tlen, reply, len);
+		b->txt[b->tlen + len] = '\0';
+		b->text[b->n] = (uint32_t)b->tlen;
+		b->tlen += len + 1;
+	}
+	o = &b->op[b->n];
+	memset(o, 0, sizeof(*o));
+	o->op = kind;
+	o->shard = shard;
+	o->id = id;
+	o->now = s->now_s;
+	b->part[b->n] = p;
+	b->n++;
+	return o;
+oom:
+	log_err("sched: out of memory for queue ops");
+	if (p)
+		p->broken = true;	/* its claim lapses; the message is tried again */
+	return NULL;
+}
+
+static void body_drop(struct sched *s, struct spart *p);
+
+/* ---- the active set --------------------------------------------------------------- */
+
+static struct spart **part_slot(struct sched *s, uint64_t id, unsigned shard)
+{
+	struct spart **pp = &s->ptab[hash_u64(id, shard) & s->pmask];
+
+	while (*pp && ((*pp)->m->id != id || (*pp)->m->shard != shard))
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void part_free(struct sched *s, struct spart *p)
+{
+	struct spart **pp = part_slot(s, p->m->id, p->m->shard);
+
+	if (*pp == p) {
+		*pp = p->hnext;
+		s->nactive--;
+	}
+	if (p->body_loaded)	/* (only if a job could not start after all) */
+		body_drop(s, p);
+	free(p->r);
+	free(p->m);
+	free(p);
+}
+
+/* ---- the body arena ---------------------------------------------------------------- */
+
+static void body_drop(struct sched *s, struct spart *p)
+{
+	for (unsigned i = 0; i < p->nbody; i++)
+		s->cfree[s->ncfree++] =
+			(uint32_t)(((uint8_t *)p->body[i].iov_base - s->arena) / SCHED_CHUNK);
+	free(p->body);
+	p->body = NULL;
+	p->nbody = 0;
+	p->body_loaded = false;
+}
+
+/* The part's body in the arena: 1, 0 (no room now), -1 (cannot be read). */
+static int body_get(struct sched *s, struct spart *p)
+{
+	size_t size = p->m->size, need = (size + SCHED_CHUNK - 1) / SCHED_CHUNK, len = 0;
+	int st;
+
+	if (p->body_loaded)
+		return 1;
+	if (need > s->nchunks)
+		return -1;	/* bigger than the whole arena: never */
+	if (need > s->ncfree)
+		return 0;
+	p->body = need ? calloc(need, sizeof(*p->body)) : NULL;
+	if (need && !p->body)
+		return 0;
+	for (size_t i = 0; i < need; i++) {
+		uint32_t c = s->cfree[--s->ncfree];
+		p->body[i].iov_base = s->arena + (size_t)c * SCHED_CHUNK;
+		p->body[i].iov_len = i + 1 < need ? SCHED_CHUNK : size - i * SCHED_CHUNK;
+	}
+	p->nbody = (unsigned)need;
+	st = queue_read_body_iov(s->e.q, p->m->shard, p->m->id, p->body, p->nbody, &len);
+	if (st != QUEUE_OK || len != size) {
+		log_err("%s: cannot read the body (%s, %zu of %zu bytes)", p->ids,
+			queue_status_str(st), len, size);
+		body_drop(s, p);
+		return -1;
+	}
+	p->body_loaded = true;
+	s->st.body_reads++;
+	s->st.body_bytes += size;
+	return 1;
+}
+
+static void body_put(struct sched *s, struct spart *p)
+{
+	if (p->body_refs && --p->body_refs == 0)
+		body_drop(s, p);
+}
+
+/* ---- destinations: where they wait ----------------------------------------------------- */
+
+static void ring_add(struct sched *s, struct sdest *d)
+{
+	if (!s->ring) {
+		d->prev = d->next = d;
+		s->ring = d;
+	} else {	/* before the cursor: last in this round */
+		d->next = s->ring;
+		d->prev = s->ring->prev;
+		d->prev->next = d;
+		s->ring->prev = d;
+	}
+	d->rs = R_READY;
+	s->nready++;
+}
+
+static void ring_del(struct sched *s, struct sdest *d)
+{
+	if (d->next == d) {
+		s->ring = NULL;
+	} else {
+		d->prev->next = d->next;
+		d->next->prev = d->prev;
+		if (s->ring == d)
+			s->ring = d->next;
+	}
+	d->prev = d->next = NULL;
+	d->rs = R_IDLE;
+	s->nready--;
+}
+
+static void timer_del(struct sched *s, struct sdest *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		s->timers = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	d->prev = d->next = NULL;
+	d->rs = R_IDLE;
+}
+
+/* Out of whatever it waits in. */
+static void dest_unwait(struct sched *s, struct sdest *d)
+{
+	if (d->rs == R_READY)
+		ring_del(s, d);
+	else if (d->rs == R_TIMER)
+		timer_del(s, d);
+	d->rs = R_IDLE;
+}
+
+static void timer_add(struct sched *s, struct sdest *d, uint64_t when)
+{
+	dest_unwait(s, d);
+	d->wake_ns = when;
+	d->prev = NULL;
+	d->next = s->timers;
+	if (s->timers)
+		s->timers->prev = d;
+	s->timers = d;
+	d->rs = R_TIMER;
+}
+
+/* Something changed for d (an item came, a job came back): into the ready
+ * ring when it has work and is not waiting for a timer. */
+static void dest_wake(struct sched *s, struct sdest *d)
+{
+	if (d->head && (d->rs == R_IDLE || d->rs == R_WINDOW)) {
+		d->rs = R_IDLE;
+		ring_add(s, d);
+	}
+}
+
+/* ---- destinations: the table ---------------------------------------------------------- */
+
+static struct sdest **dest_slot(struct sched *s, const char *key)
+{
+	struct sdest **pp = &s->dtab[hash_str(key) & s->dmask];
+
+	while (*pp && strcmp((*pp)->d.name, key) != 0)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void dtab_grow(struct sched *s)
+{
+	size_t n = (s->dmask + 1) * 2;
+	struct sdest **t = calloc(n, sizeof(*t));
+
+	if (!t)
+		return;		/* longer chains, still right */
+	for (size_t i = 0; i <= s->dmask; i++)
+		while (s->dtab[i]) {
+			struct sdest *d = s->dtab[i];
+			s->dtab[i] = d->hnext;
+			d->hnext = t[hash_str(d->d.name) & (n - 1)];
+			t[hash_str(d->d.name) & (n - 1)] = d;
+		}
+	free(s->dtab);
+	s->dtab = t;
+	s->dmask = n - 1;
+}
+
+/* The name per_domain settings are matched against: the domain (MX
+ * routes), else the first next hop's host ("10 [a.example]:25, ..." ->
+ * "a.example"). */
+static void policy_name(const char *key, char *out, size_t n)
+{
+	const char *p = key;
+	size_t len = strspn(key, "0123456789");
+
+	if (len && key[len] == ' ')	/* a priority */
+		p = key + len + 1;
+	if (*p == '[')
+		p++;
+	len = strcspn(p, "]:, ");
+	snprintf(out, n, "%.*s", (int)len, p);
+}
+
+static struct sdest *dest_get(struct sched *s, const char *key)
+{
+	struct sdest **pp = dest_slot(s, key), *d;
+	char pname[DEST_NAME_MAX];
+
+	if (*pp)
+		return *pp;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	policy_name(key, pname, sizeof(pname));
+	dest_init(&d->d, key, dest_conf_for(s->e.dest, pname));
+	snprintf(d->fail_dsn, sizeof(d->fail_dsn), "4.4.1");
+	d->hnext = NULL;
+	*pp = d;
+	if (++s->ndests > 2 * (s->dmask + 1))
+		dtab_grow(s);
+	return d;
+}
+
+/* ---- idle connections ------------------------------------------------------------------ */
+
+static struct sidle **idle_slot(struct sched *s, unsigned worker, uint64_t key)
+{
+	struct sidle **pp = &s->itab[hash_u64(key, worker) & s->imask];
+
+	while (*pp && ((*pp)->worker != worker || (*pp)->key != key))
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void idle_unlink(struct sched *s, struct sidle *c)
+{
+	struct sidle **pp = idle_slot(s, c->worker, c->key);
+	struct sdest *d = c->d;
+
+	if (*pp == c)
+		*pp = c->hnext;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->idle = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	d->nidle--;
+	s->nidle--;
+	free(c);
+}
+
+static void idle_add(struct sched *s, struct sdest *d, unsigned worker, uint64_t key,
+		     enum smtp_client_tls tls, unsigned messages)
+{
+	struct sidle **pp = idle_slot(s, worker, key), *c;
+
+	if (*pp)	/* reported twice (cannot happen): keep the newer facts */
+		idle_unlink(s, *pp);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;	/* the lcore closes it after keep_idle: only a lost reuse */
+	c->d = d;
+	c->worker = worker;
+	c->key = key;
+	c->tls = tls;
+	c->messages = messages;
+	pp = idle_slot(s, worker, key);
+	*pp = c;
+	c->next = d->idle;
+	if (d->idle)
+		d->idle->prev = c;
+	d->idle = c;
+	d->nidle++;
+	s->nidle++;
+}
+
+/* An idle connection of d opened with this TLS policy, on a worker whose
+ * job ring has room; the newest first. */
+static struct sidle *idle_find(struct sched *s, struct sdest *d, enum smtp_client_tls tls)
+{
+	for (struct sidle *c = d->idle; c; c = c->next)
+		if (c->tls == tls && rte_ring_free_count(s->e.ports[c->worker]->jobs) > 0)
+			return c;
+	return NULL;
+}
+
+/* ---- recipients' outcomes ----------------------------------------------------------------- */
+
+struct outcome {
+	enum queue_rcpt_state state;
+	const char *dsn;		/* "4.4.1" */
+	const char *text;		/* for the history and the log */
+	const char *relay;		/* "none" when no hop answered */
+	uint64_t dispatched_ns;		/* 0: not dispatched (delays b up to now) */
+	double c, d;			/* delays c and d, seconds */
+	bool record;			/* a RESULT op (an attempt); false: log only */
+};
+
+static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
+			const struct outcome *o, enum queue_rcpt_state st, bool expired)
+{
+	char a[16], b[16], c[16], d[16], t[16];
+	double da = p->claimed_s > p->m->arrival ? (double)(p->claimed_s - p->m->arrival) : 0;
+	uint64_t until = o->dispatched_ns ? o->dispatched_ns : s->now_ns;
+	double db = until > p->claimed_ns ? (double)(until - p->claimed_ns) / 1e9 : 0;
+	const char *status = st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_BOUNCED ?
+			     (expired ? "expired" : "bounced") : "deferred";
+
+	if (!log_enabled(LOG_LVL_INFO))
+		return;
+	fmt_delay(t, sizeof(t), da + db + o->c + o->d);
+	fmt_delay(a, sizeof(a), da);
+	fmt_delay(b, sizeof(b), db);
+	fmt_delay(c, sizeof(c), o->c);
+	fmt_delay(d, sizeof(d), o->d);
+	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, o->dsn, status, o->text);
+}
+
+/* Recipient i of p came out as o: its state, a RESULT op, the log line. */
+static void record(struct sched *s, struct spart *p, unsigned i, const struct outcome *o)
+{
+	struct srcpt *r = &p->r[i];
+	enum queue_rcpt_state st = o->state;
+	bool expired = false;
+	char dom[DOMAIN_MAX + 1];
+	struct queue_op *op;
+
+	if (!o->record) {	/* not an attempt: due again soon */
+		r->next_s = s->now_s + s->c.local_retry_s;
+		log_outcome(s, p, i, o, QUEUE_RCPT_DEFERRED, false);
+		return;
+	}
+	if (st == QUEUE_RCPT_DEFERRED && p->m->expiry && s->now_s >= p->m->expiry) {
+		st = QUEUE_RCPT_BOUNCED;	/* lifetime over: temporary counts as final */
+		expired = true;
+	}
+	r->state = (uint8_t)st;
+	r->attempts++;
+	r->next_s = 0;
+	if (st == QUEUE_RCPT_DEFERRED) {
+		addr_domain(p->m->rcpt[i].addr, dom);
+		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s, r->attempts,
+					   p->m->id);
+	}
+	switch (st) {
+	case QUEUE_RCPT_SENT: s->st.rcpt_sent++; break;
+	case QUEUE_RCPT_BOUNCED:
+		if (expired)
+			s->st.rcpt_expired++;
+		else
+			s->st.rcpt_bounced++;
+		break;
+	default: s->st.rcpt_deferred++; break;
+	}
+	if (!p->broken && (op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
+		op->token = p->token;
+		op->rcpt = i;
+		op->state = st;
+	}
+	log_outcome(s, p, i, o, st, expired);
+}
+
+/* Every recipient of it came out as o. */
+static void record_item(struct sched *s, struct sitem *it, const struct outcome *o)
+{
+	for (unsigned k = 0; k < it->n; k++)
+		record(s, it->p, it->rcpt[k], o);
+}
+
+/* ---- parts: the end of a claim ------------------------------------------------------------- */
+
+/* Every item of p is done: its last ops. */
+static void part_finish(struct sched *s, struct spart *p)
+{
+	uint64_t when = UINT64_MAX;
+	bool undone = false;
+	struct queue_op *op;
+
+	p->finishing = true;
+	p->lnext = s->finishing;
+	s->finishing = p;
+	if (p->broken)
+		return;
+	for (unsigned i = 0; i < p->m->nrcpt; i++) {
+		const struct srcpt *r = &p->r[i];
+		uint64_t t;
+		if (r->state > QUEUE_RCPT_DEFERRED)
+			continue;
+		undone = true;
+		t = r->next_s ? r->next_s : s->now_s + s->c.local_retry_s;
+		if (t < when)
+			when = t;
+	}
+	if (!undone) {
+		if ((op = ob_add(s, p, QUEUE_OP_COMPLETE, p->m->shard, p->m->id, NULL)))
+			op->token = p->token;
+		return;
+	}
+	if (p->hold)
+		ob_add(s, p, QUEUE_OP_HOLD, p->m->shard, p->m->id, NULL);
+	if ((op = ob_add(s, p, QUEUE_OP_RESCHEDULE, p->m->shard, p->m->id, NULL))) {
+		op->token = p->token;
+		op->when = when;
+	}
+}
+
+static void item_done(struct sched *s, struct sitem *it)
+{
+	struct spart *p = it->p;
+
+	free(it);
+	if (--p->open == 0)
+		part_finish(s, p);
+}
+
+static struct sitem *item_new(struct spart *p, unsigned n)
+{
+	struct sitem *it = malloc(sizeof(*it) + n * sizeof(it->rcpt[0]));
+
+	if (!it)
+		return NULL;
+	it->next = NULL;
+	it->p = p;
+	it->d = NULL;
+	it->n = n;
+	p->open++;
+	return it;
+}
+
+/* Give the item back untried: its recipients due again at `when`. */
+static void item_give_back(struct sched *s, struct sitem *it, uint64_t when)
+{
+	for (unsigned k = 0; k < it->n; k++) {
+		struct srcpt *r = &it->p->r[it->rcpt[k]];
+		if (!r->next_s || r->next_s > when)
+			r->next_s = when;
+	}
+	item_done(s, it);
+}
+
+/* ---- routing ---------------------------------------------------------------------------------- */
+
+static enum smtp_client_tls tls_of(enum route_tls t)
+{
+	switch (t) {
+	case ROUTE_TLS_NONE: return SCT_NONE;
+	case ROUTE_TLS_ENCRYPT: return SCT_ENCRYPT;
+	case ROUTE_TLS_VERIFY: return SCT_VERIFY;
+	default: return SCT_MAY;
+	}
+}
+
+static void dest_push(struct sched *s, struct sdest *d, struct sitem *it, bool head)
+{
+	it->d = d;
+	if (head) {
+		it->next = d->head;
+		d->head = it;
+		if (!d->tail)
+			d->tail = it;
+	} else {
+		it->next = NULL;
+		if (d->tail)
+			d->tail->next = it;
+		else
+			d->head = it;
+		d->tail = it;
+	}
+	d->nitems++;
+	s->queued++;
+}
+
+static struct sitem *dest_pop(struct sched *s, struct sdest *d)
+{
+	struct sitem *it = d->head;
+
+	if (!it)
+		return NULL;
+	d->head = it->next;
+	if (!d->head)
+		d->tail = NULL;
+	it->next = NULL;
+	d->nitems--;
+	s->queued--;
+	return it;
+}
+
+/* An item's route answer. */
+static void route_item(struct sched *s, struct sitem *it, const struct route_result *r)
+{
+	struct outcome o = { .relay = "none", .record = true };
+	char text[TEXT_MAX];
+	struct sdest *d;
+	unsigned per;
+
+	switch (r->status) {
+	case ROUTE_OK: {
+		unsigned v4 = 0;
+		for (unsigned h = 0; h < r->n; h++)
+			v4 += r->hop[h].family == AF_INET;
+		d = v4 && r->dest[0] ? dest_get(s, r->dest) : NULL;
+		if (!d) {	/* IPv6 next hops only (not yet), or no memory */
+			o.state = QUEUE_RCPT_DEFERRED;
+			o.dsn = v4 ? "4.3.0" : "4.4.4";
+			o.text = v4 ? "out of memory for a destination" :
+				 "no IPv4 address for any next hop";
+			o.record = !v4;
+			record_item(s, it, &o);
+			item_done(s, it);
+			return;
+		}
+		d->nhops = 0;
+		for (unsigned h = 0; h < r->n && d->nhops < DLV_HOPS_MAX; h++) {
+			rte_be32_t a;
+			if (r->hop[h].family != AF_INET)
+				continue;
+			memcpy(&a, r->hop[h].addr, 4);
+			d->hop[d->nhops].addr = a;
+			d->hop[d->nhops].port = r->hop[h].port;
+			snprintf(d->hop[d->nhops].mx, DLV_NAME_MAX, "%s", r->hop[h].mx);
+			d->nhops++;
+		}
+		d->tls = tls_of(r->hop[0].tls);
+		per = d->d.conf.recipients_per_transaction;
+		if (per > DLV_RCPT_MAX)
+			per = DLV_RCPT_MAX;
+		while (it->n > per) {	/* cut into transactions */
+			struct sitem *rest = item_new(it->p, it->n - per);
+			if (!rest)
+				break;	/* too large an item: dlv_job_rcpt cuts it later */
+			memcpy(rest->rcpt, it->rcpt + per, rest->n * sizeof(it->rcpt[0]));
+			it->n = per;
+			dest_push(s, d, it, false);
+			it = rest;
+		}
+		dest_push(s, d, it, false);
+		dest_wake(s, d);
+		return;
+	}
+	case ROUTE_TEMP:
+	case ROUTE_PERM:
+		o.state = r->status == ROUTE_TEMP ? QUEUE_RCPT_DEFERRED : QUEUE_RCPT_BOUNCED;
+		o.dsn = r->dsn[0] ? r->dsn : r->status == ROUTE_TEMP ? "4.4.3" : "5.1.2";
+		snprintf(text, sizeof(text), "%s", r->why[0] ? r->why : "no route");
+		o.text = text;
+		if (r->status == ROUTE_TEMP)
+			s->st.route_temp++;
+		else
+			s->st.route_perm++;
+		record_item(s, it, &o);
+		break;
+	case ROUTE_DISCARD:
+		o.state = QUEUE_RCPT_SENT;
+		o.dsn = "2.0.0";
+		o.text = "discarded";
+		s->st.route_discard++;
+		record_item(s, it, &o);
+		break;
+	case ROUTE_HOLD:
+		it->p->hold = true;
+		s->st.route_hold++;
+		break;
+	}
+	item_done(s, it);
+}
+
+static struct slookup **lookup_slot(struct sched *s, const char *domain)
+{
+	struct slookup **pp = &s->ltab[hash_str(domain) & s->lmask];
+
+	while (*pp && strcmp((*pp)->domain, domain) != 0)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void lookup_unlink(struct sched *s, struct slookup *l)
+{
+	struct slookup **pp = lookup_slot(s, l->domain);
+
+	if (*pp == l)
+		*pp = l->hnext;
+	if (l->retry)
+		for (struct slookup **rp = &s->retry; *rp; rp = &(*rp)->rnext)
+			if (*rp == l) {
+				*rp = l->rnext;
+				break;
+			}
+	s->nlookups--;
+}
+
+/* route_cb: the answer serves every item waiting for the domain. */
+static void on_route(void *user, const struct route_result *r)
+{
+	struct slookup *l = user;
+	struct sched *s = l->s;
+	struct sitem *it = l->head;
+
+	lookup_unlink(s, l);
+	free(l);
+	while (it) {
+		struct sitem *next = it->next;
+		route_item(s, it, r);
+		it = next;
+	}
+}
+
+/* Ask the router (again). The lookup may be answered and gone on return. */
+static void lookup_start(struct sched *s, struct slookup *l)
+{
+	int rc;
+
+	s->st.route_lookups++;
+	rc = route_lookup(s->e.rt, l->domain, on_route, l);
+	if (rc == 1)
+		return;		/* answered and freed */
+	if (rc == 0) {
+		l->running = true;
+		return;
+	}
+	if (rc == -ENOBUFS || rc == -ENOMEM) {	/* the router is full: next pass */
+		if (!l->retry) {
+			l->retry = true;
+			l->rnext = s->retry;
+			s->retry = l;
+		}
+		return;
+	}
+	/* not a host name: malformed (final), or an internationalized name
+	 * the router cannot look up before IDNA conversion exists (kept) */
+	struct route_result bad = { .status = ROUTE_PERM };
+	bool utf8 = false;
+	for (const char *c = l->domain; *c; c++)
+		utf8 |= (unsigned char)*c >= 0x80;
+	if (utf8) {
+		bad.status = ROUTE_TEMP;
+		snprintf(bad.dsn, sizeof(bad.dsn), "4.4.3");
+		textf(bad.why, sizeof(bad.why), "cannot route the internationalized domain "
+		      "'%.150s' yet (no IDNA conversion)", l->domain);
+	} else {
+		snprintf(bad.dsn, sizeof(bad.dsn), "5.1.2");
+		snprintf(bad.why, sizeof(bad.why), "bad destination domain '%.150s'", l->domain);
+	}
+	on_route(l, &bad);
+}
+
+/* Route item (recipients of one domain): wait for the lookup in progress
+ * for that domain, or start one. */
+static void lookup_add(struct sched *s, const char *domain, struct sitem *it)
+{
+	struct slookup **pp = lookup_slot(s, domain), *l = *pp;
+
+	if (!l) {
+		l = calloc(1, sizeof(*l));
+		if (!l) {
+			struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = "4.3.0",
+					     .text = "out of memory for a route lookup",
+					     .relay = "none" };
+			record_item(s, it, &o);
+			item_done(s, it);
+			return;
+		}
+		l->s = s;
+		snprintf(l->domain, sizeof(l->domain), "%s", domain);
+		*pp = l;
+		s->nlookups++;
+		l->head = l->tail = it;
+		lookup_start(s, l);
+		return;
+	}
+	if (l->tail)
+		l->tail->next = it;
+	else
+		l->head = it;
+	l->tail = it;
+}
+
+struct rdom {
+	const char *dom;
+	size_t len;
+	uint16_t i;
+};
+
+static int rdom_cmp(const void *a, const void *b)
+{
+	const struct rdom *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = strncasecmp(x->dom, y->dom, n);
+
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return (int)x->i - (int)y->i;
+}
+
+/* A claimed part: its undone recipients grouped by domain, each group routed. */
+static void part_route(struct sched *s, struct spart *p)
+{
+	struct rdom *g = malloc(p->m->nrcpt * sizeof(*g) + 1);
+	unsigned n = 0;
+
+	p->open = 1;	/* held while the groups are made (answers may come at once) */
+	if (!g) {
+		log_err("%s: out of memory to route it", p->ids);
+		p->broken = true;
+	}
+	for (unsigned i = 0; g && i < p->m->nrcpt; i++) {
+		const char *a = p->m->rcpt[i].addr, *at = strrchr(a, '@');
+		if (p->r[i].state > QUEUE_RCPT_DEFERRED)
+			continue;
+		g[n].dom = at ? at + 1 : "";
+		g[n].len = strlen(g[n].dom);
+		if (g[n].len > 1 && g[n].dom[g[n].len - 1] == '.')
+			g[n].len--;
+		g[n].i = (uint16_t)i;
+		n++;
+	}
+	if (n)
+		qsort(g, n, sizeof(*g), rdom_cmp);
+	for (unsigned a = 0; a < n;) {
+		unsigned b = a + 1;
+		char dom[DOMAIN_MAX + 1];
+		struct sitem *it;
+
+		while (b < n && rdom_cmp(&(struct rdom){ g[a].dom, g[a].len, g[b].i }, &g[b]) == 0)
+			b++;
+		it = item_new(p, b - a);
+		if (!it) {
+			log_err("%s: out of memory to route it", p->ids);
+			p->broken = true;
+			break;
+		}
+		for (unsigned k = a; k < b; k++)
+			it->rcpt[k - a] = g[k].i;
+		if (addr_domain(p->m->rcpt[g[a].i].addr, dom) == 0) {
+			struct outcome o = { .state = QUEUE_RCPT_BOUNCED, .dsn = "5.1.3",
+					     .text = "bad address syntax (no domain)",
+					     .relay = "none", .record = true };
+			record_item(s, it, &o);
+			item_done(s, it);
+		} else {
+			lookup_add(s, dom, it);
+		}
+		a = b;
+	}
+	free(g);
+	if (--p->open == 0)
+		part_finish(s, p);
+}
+
+/* After a claim: the part into the active set, and on its way. */
+static void part_claimed(struct sched *s, const struct claimed *c)
+{
+	struct queue_msg *m = NULL;
+	struct spart *p;
+	int st = queue_lookup(s->e.q, c->shard, c->id, &m);
+
+	if (st != QUEUE_OK) {	/* gone meanwhile (deleted): its claim lapses */
+		log_warn("sched: claimed message part %llx in shard %u: lookup: %s",
+			 (unsigned long long)c->id, c->shard, queue_status_str(st));
+		s->st.claims_lost++;
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p)
+		p->r = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*p->r));
+	if (!p || !p->r) {
+		log_err("sched: out of memory for a claimed message part");
+		if (p)
+			free(p);
+		free(m);
+		return;	/* the lease lapses: tried again then */
+	}
+	p->m = m;
+	p->token = c->token;
+	queue_id_format(m->id, p->ids);
+	p->claimed_s = s->now_s;
+	p->claimed_ns = s->now_ns;
+	for (unsigned i = 0; i < m->nrcpt; i++) {
+		p->r[i].state = m->rcpt[i].state;
+		p->r[i].attempts = m->rcpt[i].attempts;
+	}
+	*part_slot(s, m->id, m->shard) = p;
+	s->nactive++;
+	s->st.claims++;
+	part_route(s, p);
+}
+
+/* ---- the apply ---------------------------------------------------------------------------------- */
+
+static const char *op_name(enum queue_op_kind k)
+{
+	static const char *const n[] = { "claim", "result", "reschedule", "complete", "hold",
+					 "release", "delete", "flush" };
+	return (unsigned)k <= QUEUE_OP_FLUSH ? n[k] : "?";
+}
+
+/* Write the pass's ops in one queue_apply; then free the finished parts and
+ * take up the new claims. Returns the ops applied. */
+static unsigned apply(struct sched *s)
+{
+	struct opbuf *b = &s->ob;
+	size_t n = b->n;
+	struct spart *fin;
+
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		b->op[i].reply = b->text[i] == UINT32_MAX ? NULL : b->txt + b->text[i];
+		b->op[i].status = QUEUE_IO;	/* unless the queue says otherwise */
+	}
+	queue_apply(s->e.q, b->op, n);
+	s->st.applies++;
+	s->st.ops += n;
+	s->ncl = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct queue_op *o = &b->op[i];
+		struct spart *p = b->part[i];
+
+		if (o->op == QUEUE_OP_CLAIM) {
+			if (o->status != QUEUE_OK) {
+				s->st.claims_lost++;
+				continue;
+			}
+			if (s->ncl < s->clcap)	/* sized for every claim of a scan */
+				s->cl[s->ncl++] = (struct claimed){ o->id, o->shard, o->out_token };
+			continue;
+		}
+		if (o->status != QUEUE_OK) {
+			char ids[QUEUE_ID_STR];
+			queue_id_format(o->id, ids);
+			log_err("%s: queue %s (shard %u) refused: %s", ids, op_name(o->op), o->shard,
+				queue_status_str(o->status));
+			s->st.op_errors++;
+			if (p)
+				p->broken = true;
+			continue;
+		}
+		if (o->op == QUEUE_OP_COMPLETE) {
+			s->st.completed++;
+			log_info("%s: removed", p ? p->ids : "?");
+		} else if (o->op == QUEUE_OP_RESCHEDULE) {
+			s->st.rescheduled++;
+		} else if (o->op == QUEUE_OP_HOLD) {
+			s->st.held++;
+			log_info("%s: held by its route", p ? p->ids : "?");
+		}
+	}
+	b->n = 0;
+	b->tlen = 0;
+	fin = s->finishing;
+	s->finishing = NULL;
+	while (fin) {
+		struct spart *next = fin->lnext;
+		part_free(s, fin);
+		fin = next;
+	}
+	for (size_t i = 0; i < s->ncl; i++) {
+		struct queue_op *o;
+		if (!s->stopping) {
+			part_claimed(s, &s->cl[i]);
+			continue;
+		}
+		/* stopping: end the claim at once, due now (next apply) */
+		o = ob_add(s, NULL, QUEUE_OP_RESCHEDULE, s->cl[i].shard, s->cl[i].id, NULL);
+		if (o) {
+			o->token = s->cl[i].token;
+			o->when = s->now_s;
+		}
+	}
+	s->ncl = 0;
+	return (unsigned)n;
+}
+
+/* ---- the due scan ----------------------------------------------------------------------------------- */
+
+static unsigned scan(struct sched *s)
+{
+	unsigned nshards = queue_nshards(s->e.q), room, found = 0, claims = 0;
+	bool full = false;
+
+	if (s->stopping || s->nactive >= s->c.active_limit)
+		return 0;
+	if (!s->scan_now && s->now_ns - s->last_scan_ns < s->c.scan_interval_ns &&
+	    s->last_scan_ns)
+		return 0;
+	room = s->c.active_limit - s->nactive;
+	s->last_scan_ns = s->now_ns;
+	s->scan_now = false;
+	s->st.scans++;
+	for (unsigned k = 0; k < nshards && room; k++) {
+		unsigned shard = (s->shard_rr + k) % nshards;
+		size_t n = 0, want = s->c.scan_batch;
+		int st = queue_scan_due(s->e.q, shard, s->now_s, s->due, want, &n);
+
+		if (st != QUEUE_OK) {
+			log_err("sched: due scan of shard %u: %s", shard, queue_status_str(st));
+			continue;
+		}
+		found += (unsigned)n;
+		if (n == want)
+			full = true;
+		for (size_t i = 0; i < n && room; i++) {
+			struct queue_op *o;
+			if (*part_slot(s, s->due[i].id, shard))
+				continue;	/* ours already (a lease ran out) */
+			o = ob_add(s, NULL, QUEUE_OP_CLAIM, shard, s->due[i].id, NULL);
+			if (!o)
+				break;
+			o->lease_s = s->c.lease_s;
+			room--;
+			claims++;
+		}
+	}
+	s->shard_rr = (s->shard_rr + 1) % nshards;
+	s->st.due_seen += found;
+	s->scan_now = full;	/* more is due: look again at once */
+	return claims;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------------- */
+
+/* The worker for a new connection: fewest jobs lent, job ring not full; -1: none. */
+static int pick_worker(struct sched *s)
+{
+	int best = -1;
+
+	for (unsigned w = 0; w < s->e.nports; w++) {
+		if (rte_ring_free_count(s->e.ports[w]->jobs) == 0)
+			continue;
+		if (best < 0 || s->port_lent[w] < s->port_lent[best])
+			best = (int)w;
+	}
+	return best;
+}
+
+/* Every queued item of d deferred now, without a connection (dead). */
+static void dest_defer_all(struct sched *s, struct sdest *d, const char *why)
+{
+	char text[TEXT_MAX];
+	struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = d->fail_dsn, .text = text,
+			     .relay = "none", .record = true };
+	struct sitem *it;
+
+	snprintf(text, sizeof(text), "delivery temporarily suspended: %s", why);
+	dest_unwait(s, d);
+	while ((it = dest_pop(s, d))) {
+		s->st.dead_deferred += it->n;
+		record_item(s, it, &o);
+		item_done(s, it);
+	}
+}
+
+/* Every queued item of d given back untried (suspended): due at `until`. */
+static void dest_give_back(struct sched *s, struct sdest *d, uint64_t until_ns, const char *why)
+{
+	uint64_t when = s->now_s + s->e.retry->conf.min_backoff_s;
+	char text[TEXT_MAX];
+	struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = "4.4.0", .text = text,
+			     .relay = "none", .record = false };
+	struct sitem *it;
+
+	if (until_ns != DEST_UNTIL_EVENT && until_ns > s->now_ns)
+		when = s->now_s + (until_ns - s->now_ns + NS_PER_SEC - 1) / NS_PER_SEC;
+	snprintf(text, sizeof(text), "delivery suspended: %s", why);
+	dest_unwait(s, d);
+	while ((it = dest_pop(s, d))) {
+		s->st.suspended += it->n;
+		for (unsigned k = 0; k < it->n; k++)
+			log_outcome(s, it->p, it->rcpt[k], &o, QUEUE_RCPT_DEFERRED, false);
+		item_give_back(s, it, when);
+	}
+}
+
+enum { TRY_NONE, TRY_SENT, TRY_STOP };
+
+/* Fill job j for item it (maybe fewer recipients: the rest goes back). */
+static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct sitem *it,
+		     struct sidle *idle, enum smtp_client_tls tls)
+{
+	struct dlv_job *j = &sj->j;
+	const struct queue_msg *m = it->p->m;
+	unsigned k, msgs = idle ? idle->messages : 0;
+
+	dlv_job_init(j, ++s->jobseq);
+	j->user = sj;
+	j->conn_key = idle ? idle->key : 0;
+	snprintf(j->dest, sizeof(j->dest), "%s", d->d.name);
+	j->tls = tls;
+	j->keep_idle_ms = msgs + 1 >= d->d.conf.messages_per_connection ? 0 : s->c.keep_idle_ms;
+	for (unsigned h = 0; h < d->nhops; h++)
+		dlv_job_hop(j, d->hop[h].addr, d->hop[h].port, d->hop[h].mx);
+	dlv_job_sender(j, m->sender, m->envid && m->envid[0] ? m->envid : NULL, m->ret,
+		       m->body_flags);
+	for (k = 0; k < it->n; k++) {
+		const struct queue_msg_rcpt *r = &m->rcpt[it->rcpt[k]];
+		if (dlv_job_rcpt(j, r->addr, r->orcpt && r->orcpt[0] ? r->orcpt : NULL,
+				 r->notify) < 0)
+			break;
+	}
+	if (k < it->n && k > 0) {	/* the strings are full: the rest in another job */
+		struct sitem *rest = item_new(it->p, it->n - k);
+		if (rest) {
+			memcpy(rest->rcpt, it->rcpt + k, rest->n * sizeof(it->rcpt[0]));
+			it->n = k;
+			dest_push(s, d, rest, true);
+		}
+	}
+	dlv_job_body(j, it->p->body, it->p->nbody);
+	sj->it = it;
+	sj->tls = tls;
+	sj->dispatched_ns = s->now_ns;
+}
+
+/* One item of d, if d and the resources allow. */
+static int try_one(struct sched *s, struct sdest *d)
+{
+	struct sitem *it = d->head;
+	enum smtp_client_tls tls = d->tls;
+	struct sidle *idle;
+	struct dest_wait w;
+	struct sjob *sj;
+	int worker, b;
+
+	if (!it) {
+		dest_unwait(s, d);
+		return TRY_NONE;
+	}
+	if (!s->jfree) {
+		s->st.slot_waits++;
+		return TRY_STOP;
+	}
+	if (tls == SCT_MAY && s->now_ns < d->plain_until_ns)
+		tls = SCT_NONE;
+	idle = idle_find(s, d, tls);
+	switch (dest_may_start(&d->d, DEST_NORMAL, s->now_ns, idle == NULL, &w)) {
+	case DEST_GO:
+		break;
+	case DEST_WINDOW:
+		dest_unwait(s, d);
+		d->rs = R_WINDOW;	/* until a job of its own comes back */
+		return TRY_NONE;
+	case DEST_RATE:
+		timer_add(s, d, w.until_ns);
+		return TRY_NONE;
+	case DEST_SUSPENDED:
+		dest_give_back(s, d, w.until_ns, w.reason);
+		return TRY_NONE;
+	case DEST_DEAD:
+		dest_defer_all(s, d, w.reason);
+		return TRY_NONE;
+	}
+	worker = idle ? (int)idle->worker : pick_worker(s);
+	if (worker < 0) {
+		s->st.ring_waits++;
+		return TRY_STOP;
+	}
+	b = body_get(s, it->p);
+	if (b == 0) {
+		s->st.body_waits++;
+		return TRY_STOP;
+	}
+	if (b < 0) {	/* unreadable: not an attempt, due again soon */
+		struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = "4.3.0",
+				     .text = "cannot read the message body from the queue",
+				     .relay = "none" };
+		dest_pop(s, d);
+		record_item(s, it, &o);
+		item_done(s, it);
+		return TRY_NONE;
+	}
+	if (dest_start(&d->d, DEST_NORMAL, s->now_ns, idle == NULL, &w) != DEST_GO)
+		return TRY_NONE;	/* cannot happen: may_start said go */
+	sj = s->jfree;
+	s->jfree = sj->next_free;
+	dest_pop(s, d);
+	job_fill(s, sj, d, it, idle, tls);
+	sj->worker = (unsigned)worker;
+	if (idle) {
+		s->st.reused++;
+		idle_unlink(s, idle);	/* lent with the job */
+	}
+	it->p->body_refs++;
+	it->p->lent++;
+	d->lent++;
+	s->lent++;
+	s->port_lent[worker]++;
+	s->st.jobs++;
+	if (dlv_submit(s->e.ports[worker], &sj->j) < 0) {	/* checked: cannot happen */
+		log_err("sched: worker %d: job ring full after all", worker);
+		abort();
+	}
+	if (!d->head)
+		dest_unwait(s, d);
+	return TRY_SENT;
+}
+
+/* Round robin over the ready destinations, one item each per round. */
+static unsigned dispatch(struct sched *s)
+{
+	unsigned sent = 0;
+	bool progress = true;
+
+	if (s->stopping)
+		return 0;
+	while (s->ring && progress && sent < DISPATCH_MAX) {
+		unsigned round = s->nready;
+		progress = false;
+		for (unsigned k = 0; k < round && s->ring; k++) {
+			struct sdest *d = s->ring;
+			int r;
+			s->ring = d->next;	/* the cursor moves on first */
+			r = try_one(s, d);
+			if (r == TRY_STOP)
+				return sent;
+			if (r == TRY_SENT) {
+				sent++;
+				progress = true;
+			}
+		}
+	}
+	return sent;
+}
+
+/* ---- results -------------------------------------------------------------------------------------- */
+
+static void job_free(struct sched *s, struct sjob *sj)
+{
+	sj->it = NULL;
+	sj->next_free = s->jfree;
+	s->jfree = sj;
+}
+
+static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
+{
+	struct sjob *sj = j->user;
+	struct sitem *it = sj->it;
+	struct spart *p = it->p;
+	struct sdest *d = it->d;
+	const struct dlv_result *res = &j->res;
+	double c = (double)res->t_conn_ns / 1e9, x = (double)res->t_xmit_ns / 1e9;
+	char text[TEXT_MAX], reason[TEXT_MAX];
+
+	s->st.results++;
+	s->lent--;
+	s->port_lent[worker]--;
+	d->lent--;
+	p->lent--;
+	body_put(s, p);
+	if (res->conn_key)
+		idle_add(s, d, worker, res->conn_key, sj->tls, res->conn_messages);
+
+	if (res->tls_failed && sj->tls == SCT_MAY) {
+		/* Postfix: the next try of that destination goes in plaintext */
+		dest_done(&d->d, DEST_NORMAL, s->now_ns, DEST_UNTRIED, NULL);
+		d->plain_until_ns = s->now_ns + (uint64_t)s->c.tls_fallback_s * NS_PER_SEC;
+		s->st.tls_fallbacks++;
+		log_info("%s: TLS with %s failed (%s): sending without TLS for %u s", p->ids,
+			 res->relay, res->msg.text, s->c.tls_fallback_s);
+		dest_push(s, d, it, true);
+	} else if (res->local) {
+		struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .text = res->msg.text,
+				     .relay = res->relay[0] ? res->relay : "none",
+				     .dispatched_ns = sj->dispatched_ns, .c = c, .d = x };
+		o.dsn = res->msg.status[0] ? res->msg.status : "4.3.0";
+		dest_done(&d->d, DEST_NORMAL, s->now_ns, DEST_UNTRIED, NULL);
+		s->st.local++;
+		record_item(s, it, &o);
+		item_done(s, it);
+	} else {
+		enum dest_outcome fb = DEST_OTHER_FAIL;
+		const char *relay = res->relay[0] ? res->relay : "none";
+
+		reason_text(&res->msg, relay, reason, sizeof(reason));
+		if (res->site_failure) {
+			fb = DEST_SITE_FAIL;
+			snprintf(d->fail_dsn, sizeof(d->fail_dsn), "%s",
+				 res->msg.status[0] ? res->msg.status : "4.4.1");
+		} else {
+			for (unsigned k = 0; k < it->n && k < j->msg.nrcpt; k++)
+				if (res->rcpt[k].status[0] == '2')
+					fb = DEST_OK;
+		}
+		dest_done(&d->d, DEST_NORMAL, s->now_ns, fb, reason);
+		for (unsigned k = 0; k < it->n; k++) {
+			const struct smtp_client_result *r = k < j->msg.nrcpt ? &res->rcpt[k]
+						     : &res->msg;
+			struct outcome o = { .relay = relay, .dispatched_ns = sj->dispatched_ns,
+					     .c = c, .d = x, .record = true, .text = text };
+			o.state = r->status[0] == '2' ? QUEUE_RCPT_SENT :
+				  r->status[0] == '5' ? QUEUE_RCPT_BOUNCED : QUEUE_RCPT_DEFERRED;
+			o.dsn = r->status[0] ? r->status : "4.0.0";
+			if (o.state == QUEUE_RCPT_SENT)
+				snprintf(text, sizeof(text), "%s", r->text);
+			else
+				reason_text(r, relay, text, sizeof(text));
+			record(s, p, it->rcpt[k], &o);
+		}
+		item_done(s, it);
+	}
+	job_free(s, sj);
+	dest_wake(s, d);
+}
+
+static unsigned reap(struct sched *s)
+{
+	struct dlv_event ev[REAP_BURST];
+	unsigned total = 0;
+
+	for (unsigned w = 0; w < s->e.nports; w++) {
+		unsigned got = 0, n;
+		do {
+			n = dlv_reap(s->e.ports[w], ev, REAP_BURST);
+			for (unsigned i = 0; i < n; i++) {
+				if (ev[i].job) {
+					on_result(s, w, ev[i].job);
+					continue;
+				}
+				struct sidle *c = *idle_slot(s, w, ev[i].closed_key);
+				s->st.close_events++;
+				if (c)	/* else lent to a job meanwhile: the two crossed */
+					idle_unlink(s, c);
+			}
+			got += n;
+		} while (n == REAP_BURST && got < REAP_MAX);
+		total += got;
+	}
+	return total;
+}
+
+/* ---- timers, retries, housekeeping ------------------------------------------------------------------ */
+
+static void timers(struct sched *s)
+{
+	struct sdest *d = s->timers;
+
+	while (d) {
+		struct sdest *next = d->next;
+		if (d->wake_ns <= s->now_ns) {
+			timer_del(s, d);
+			dest_wake(s, d);
+		}
+		d = next;
+	}
+}
+
+static void lookups_retry(struct sched *s)
+{
+	struct slookup *l = s->retry;
+
+	s->retry = NULL;
+	while (l) {
+		struct slookup *next = l->rnext;
+		l->retry = false;
+		l->rnext = NULL;
+		lookup_start(s, l);
+		l = next;
+	}
+}
+
+static void dest_free(struct sched *s, struct sdest **pp)
+{
+	struct sdest *d = *pp;
+
+	*pp = d->hnext;
+	s->ndests--;
+	free(d);
+}
+
+/* Forget destinations that would decide nothing differently when made anew. */
+static void gc(struct sched *s)
+{
+	if (s->now_ns - s->last_gc_ns < GC_INTERVAL_NS)
+		return;
+	s->last_gc_ns = s->now_ns;
+	for (size_t i = 0; i <= s->dmask; i++) {
+		struct sdest **pp = &s->dtab[i];
+		while (*pp) {
+			struct sdest *d = *pp;
+			if (d->rs == R_IDLE && !d->head && !d->lent && !d->idle &&
+			    s->now_ns >= d->plain_until_ns && dest_idle(&d->d, s->now_ns))
+				dest_free(s, pp);
+			else
+				pp = &d->hnext;
+		}
+	}
+}
+
+unsigned sched_poll(struct sched *s)
+{
+	unsigned work = 0;
+
+	tick(s);
+	work += reap(s);
+	timers(s);
+	lookups_retry(s);
+	work += scan(s);
+	work += apply(s);
+	work += dispatch(s);
+	gc(s);
+	return work;
+}
+
+uint64_t sched_wake_ns(const struct sched *s)
+{
+	uint64_t now = s->now_ns, t = s->last_scan_ns + s->c.scan_interval_ns;
+
+	if (s->ob.n || (s->scan_now && !s->stopping && s->nactive < s->c.active_limit))
+		return now;
+	if (s->lent || s->ring)
+		t = t < now + LENT_WAKE_NS ? t : now + LENT_WAKE_NS;
+	for (const struct sdest *d = s->timers; d; d = d->next)
+		if (d->wake_ns < t)
+			t = d->wake_ns;
+	return t < now ? now : t;
+}
+
+/* ---- stop ---------------------------------------------------------------------------------------------- */
+
+void sched_quiesce(struct sched *s)
+{
+	struct timespec ms = { 0, 1000000 };
+	uint64_t t0 = clock_mono_ns();
+
+	tick(s);
+	s->stopping = true;
+	/* what waits for a destination or a route goes back untried, due now */
+	for (size_t i = 0; i <= s->dmask; i++)
+		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
+			struct sitem *it;
+			dest_unwait(s, d);
+			while ((it = dest_pop(s, d)))
+				item_give_back(s, it, s->now_s);
+		}
+	for (size_t i = 0; i <= s->lmask; i++)
+		for (struct slookup *l = s->ltab[i]; l; l = l->hnext) {
+			struct sitem *it = l->head;
+			l->head = l->tail = NULL;	/* an answer, if any, finds none */
+			while (it) {
+				struct sitem *next = it->next;
+				item_give_back(s, it, s->now_s);
+				it = next;
+			}
+		}
+	/* results of jobs in flight, for a while (real time: the lcores run) */
+	for (;;) {
+		tick(s);
+		reap(s);
+		apply(s);
+		if (!s->lent || clock_mono_ns() - t0 >= (uint64_t)s->c.quiesce_ms * NS_PER_MS)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	apply(s);
+	if (s->lent)
+		log_notice("sched: stopped with %u job(s) still out; their messages are due "
+			   "again at the next start", s->lent);
+}
+
+unsigned sched_jobs_lent(const struct sched *s)
+{
+	return s->lent;
+}
+
+/* ---- flush ------------------------------------------------------------------------------------------------ */
+
+int sched_flush_id(struct sched *s, uint64_t id)
+{
+	tick(s);
+	s->scan_now = true;
+	return queue_flush(s->e.q, id, s->now_s);
+}
+
+int sched_dest_clear(struct sched *s, const char *key)
+{
+	struct sdest *d;
+
+	tick(s);
+	d = *dest_slot(s, key);
+	if (!d)
+		return -1;
+	dest_clear_backoff(&d->d, s->now_ns);
+	if (d->rs == R_TIMER)
+		timer_del(s, d);
+	dest_wake(s, d);
+	return 0;
+}
+
+/* Flush every message of domain (one shard): pages of IDs, one apply each. */
+static int flush_ids(struct sched *s, const char *domain, unsigned *n)
+{
+	enum { PAGE = 1024 };
+	uint64_t *ids = malloc(PAGE * sizeof(*ids)), after = 0;
+	struct queue_op *ops = malloc(PAGE * sizeof(*ops));
+	unsigned shard = queue_shard_of(s->e.q, domain);
+	int first = QUEUE_OK;
+	size_t k;
+
+	if (!ids || !ops) {
+		free(ids);
+		free(ops);
+		return QUEUE_IO;
+	}
+	do {
+		int st = queue_list_domain(s->e.q, domain, after, ids, PAGE, &k);
+		if (st != QUEUE_OK) {
+			first = st;
+			break;
+		}
+		for (size_t i = 0; i < k; i++)
+			ops[i] = (struct queue_op){ .op = QUEUE_OP_FLUSH, .shard = shard,
+						    .id = ids[i], .now = s->now_s };
+		queue_apply(s->e.q, ops, k);
+		for (size_t i = 0; i < k; i++)
+			if (ops[i].status == QUEUE_OK)
+				(*n)++;
+		if (k)
+			after = ids[k - 1];
+	} while (k == PAGE);
+	free(ids);
+	free(ops);
+	return first;
+}
+
+/* The answer to a flush's route lookup: the destination the domain goes
+ * to (its MX destination, or the static route's/relayhost's) comes back. */
+struct sflush {
+	struct sched *s;
+};
+
+static void on_flush_route(void *user, const struct route_result *r)
+{
+	struct sflush *f = user;
+
+	if (r->status == ROUTE_OK && r->dest[0])
+		sched_dest_clear(f->s, r->dest);
+	free(f);
+}
+
+int sched_flush_domain(struct sched *s, const char *domain, unsigned *n)
+{
+	char dom[DOMAIN_MAX + 1], addr[DOMAIN_MAX + 3];
+	struct sflush *f;
+
+	*n = 0;
+	snprintf(addr, sizeof(addr), "@%s", domain);
+	if (addr_domain(addr, dom) == 0)
+		return QUEUE_INVALID;
+	sched_dest_clear(s, dom);
+	f = malloc(sizeof(*f));
+	if (f) {	/* static routes answer at once; MX ones from the cache or later */
+		f->s = s;
+		if (route_lookup(s->e.rt, dom, on_flush_route, f) < 0)
+			free(f);
+	}
+	s->scan_now = true;
+	return flush_ids(s, dom, n);
+}
+
+int sched_flush_all(struct sched *s, unsigned *n)
+{
+	struct queue_domain_sum *sum = NULL;
+	size_t nd = 0;
+	int st, first = QUEUE_OK;
+
+	*n = 0;
+	tick(s);
+	for (size_t i = 0; i <= s->dmask; i++)
+		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
+			dest_clear_backoff(&d->d, s->now_ns);
+			if (d->rs == R_TIMER)
+				timer_del(s, d);
+			dest_wake(s, d);
+		}
+	s->scan_now = true;
+	st = queue_summary(s->e.q, s->now_s, &sum, &nd);
+	if (st != QUEUE_OK)
+		return st;
+	for (size_t i = 0; i < nd; i++) {
+		st = flush_ids(s, sum[i].domain, n);
+		if (st != QUEUE_OK && first == QUEUE_OK)
+			first = st;
+	}
+	free(sum);
+	return first;
+}
+
+/* ---- dest show ------------------------------------------------------------------------------------------------ */
+
+static double secs_left(uint64_t until, uint64_t now)
+{
+	return until > now ? (double)(until - now) / 1e9 : 0;
+}
+
+static void dest_json(struct sched *s, struct sdest *d, FILE *out)
+{
+	struct dest_view v;
+	static const char *const cls[] = { "normal", "notify" };
+
+	dest_view(&d->d, s->now_ns, &v);
+	fputs("{\"name\":", out);
+	ctl_json_string(out, v.name);
+	fprintf(out, ",\"queued\":%u,\"in_flight\":%u,\"idle_connections\":%u,"
+		"\"plaintext_for\":%.1f,\"hops\":%u,\"suspended\":%s,\"suspended_for\":%.1f,"
+		"\"suspend_reason\":", d->nitems, d->lent, d->nidle,
+		secs_left(d->plain_until_ns, s->now_ns), d->nhops, v.suspended ? "true" : "false",
+		v.suspended_until_ns ? secs_left(v.suspended_until_ns, s->now_ns) : 0.0);
+	ctl_json_string(out, v.suspend_reason);
+	fprintf(out, ",\"dead\":%s,\"dead_for\":%.1f,\"dead_reason\":", v.dead ? "true" : "false",
+		v.dead ? secs_left(v.dead_until_ns, s->now_ns) : 0.0);
+	ctl_json_string(out, v.dead_reason);
+	fprintf(out, ",\"fail_cohorts\":%.3f,\"recipients_per_transaction\":%u,"
+		"\"messages_per_connection\":%u,\"last_error\":", v.fail_cohorts,
+		v.recipients_per_transaction, v.messages_per_connection);
+	ctl_json_string(out, v.last_error);
+	fprintf(out, ",\"last_error_ago\":%.1f",
+		v.last_error[0] && s->now_ns > v.last_error_ns ?
+		(double)(s->now_ns - v.last_error_ns) / 1e9 : 0.0);
+	fprintf(out, ",\"deaths\":%llu,\"revivals\":%llu,\"flushes\":%llu,\"suspensions\":%llu",
+		(unsigned long long)v.stats.deaths, (unsigned long long)v.stats.revivals,
+		(unsigned long long)v.stats.flushes, (unsigned long long)v.stats.suspensions);
+	fputs(",\"classes\":{", out);
+	for (int c = 0; c < DEST_CLASSES; c++) {
+		const struct dest_class_view *k = &v.cls[c];
+		const uint64_t *sv = STATS_VALUES(&k->stats);
+		fprintf(out, "%s\"%s\":{\"busy\":%u,\"window\":%u,\"limit\":%u,\"message_rate\":\"%s\","
+			"\"connection_rate\":\"%s\",\"message_rate_wait\":%.3f,"
+			"\"connection_rate_wait\":%.3f", c ? "," : "", cls[c], k->busy, k->window,
+			k->limit, k->message_rate, k->connection_rate,
+			(double)k->message_rate_wait_ns / 1e9,
+			(double)k->connection_rate_wait_ns / 1e9);
+		for (size_t i = 0; i < sizeof(k->stats) / sizeof(uint64_t); i++)
+			fprintf(out, ",\"%s\":%llu", dest_class_stat_names[i],
+				(unsigned long long)sv[i]);
+		fputc('}', out);
+	}
+	fputs("}}", out);
+}
+
+unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *out)
+{
+	unsigned n = 0;
+
+	tick(s);
+	fputs("\"dests\":[", out);
+	if (key) {
+		struct sdest *d = *dest_slot(s, key);
+		if (d) {
+			dest_json(s, d, out);
+			n++;
+		}
+	} else {
+		for (size_t i = 0; i <= s->dmask && n < max; i++)
+			for (struct sdest *d = s->dtab[i]; d && n < max; d = d->hnext) {
+				if (n)
+					fputc(',', out);
+				dest_json(s, d, out);
+				n++;
+			}
+	}
+	fputc(']', out);
+	return n;
+}
+
+/* ---- stats, create, destroy ---------------------------------------------------------------------------------- */
+
+void sched_stats_get(const struct sched *s, struct sched_stats *out)
+{
+	*out = s->st;
+	out->active = s->nactive;
+	out->queued = s->queued;
+	out->lookups = s->nlookups;
+	out->jobs_lent = s->lent;
+	out->body_arena_bytes = (s->nchunks - s->ncfree) * (uint64_t)SCHED_CHUNK;
+	out->idle_conns = s->nidle;
+	out->dests = s->ndests;
+}
+
+void sched_conf_default(struct sched_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->active_limit = 20000;
+	c->scan_batch = 1000;
+	c->scan_interval_ns = 50 * NS_PER_MS;
+	c->lease_s = 3600;
+	c->body_memory = 256u << 20;
+	c->jobs_max = 1024;
+	c->keep_idle_ms = 2000;
+	c->local_retry_s = 10;
+	c->tls_fallback_s = 3600;
+	c->quiesce_ms = 2000;
+}
+
+int sched_conf_check(const struct sched_conf *c, const char **why)
+{
+	const char *w = NULL;
+
+	if (c->active_limit == 0 || c->active_limit > 1000000)
+		w = "sched: active_limit must be 1..1000000";
+	else if (c->scan_batch == 0 || c->scan_batch > 100000)
+		w = "sched: scan_batch must be 1..100000";
+	else if (c->lease_s < 60)
+		w = "sched: the claim lease must be at least 60 s";
+	else if (c->body_memory < SCHED_CHUNK || c->body_memory / SCHED_CHUNK > UINT32_MAX)
+		w = "sched: body_memory must be at least one chunk (64 KiB)";
+	else if (c->jobs_max == 0 || c->jobs_max > (1u << 20))
+		w = "sched: jobs_max must be 1..1048576";
+	if (why)
+		*why = w;
+	return w ? -1 : 0;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = 64;
+
+	while (p < n)
+		p *= 2;
+	return p;
+}
+
+struct sched *sched_create(const struct sched_conf *c, const struct sched_env *env,
+			   char *err, size_t errlen)
+{
+	struct sched *s;
+	const char *why;
+	size_t ps;
+
+	if (sched_conf_check(c, &why) < 0) {
+		snprintf(err, errlen, "%s", why);
+		return NULL;
+	}
+	if (!env->q || !env->rt || !env->retry || !env->dest || env->nports == 0 ||
+	    env->nports > SCHED_PORTS_MAX) {
+		snprintf(err, errlen, "sched: queue, router, policies and 1..%d ports needed",
+			 SCHED_PORTS_MAX);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "sched: out of memory");
+		return NULL;
+	}
+	s->c = *c;
+	s->e = *env;
+	ps = pow2_at_least((size_t)c->active_limit * 2);
+	s->ptab = calloc(ps, sizeof(*s->ptab));
+	s->pmask = ps - 1;
+	s->ltab = calloc(1024, sizeof(*s->ltab));
+	s->lmask = 1023;
+	s->dtab = calloc(1024, sizeof(*s->dtab));
+	s->dmask = 1023;
+	s->itab = calloc(1024, sizeof(*s->itab));
+	s->imask = 1023;
+	s->clcap = c->active_limit;
+	s->cl = calloc(s->clcap, sizeof(*s->cl));
+	s->due = calloc(c->scan_batch, sizeof(*s->due));
+	/* slots and chunks as address space: resident only once used */
+	s->jobs_len = (((size_t)c->jobs_max * sizeof(struct sjob)) + 4095) & ~(size_t)4095;
+	s->jobs = mmap(NULL, s->jobs_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	s->nchunks = c->body_memory / SCHED_CHUNK;
+	s->arena_len = s->nchunks * SCHED_CHUNK;
+	s->arena = mmap(NULL, s->arena_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	s->cfree = malloc(s->nchunks * sizeof(*s->cfree));
+	if (s->jobs == MAP_FAILED)
+		s->jobs = NULL;
+	if (s->arena == MAP_FAILED)
+		s->arena = NULL;
+	if (!s->ptab || !s->ltab || !s->dtab || !s->itab || !s->cl || !s->due || !s->jobs ||
+	    !s->arena || !s->cfree) {
+		snprintf(err, errlen, "sched: out of memory (%u parts, %u jobs, %zu body bytes)",
+			 c->active_limit, c->jobs_max, c->body_memory);
+		sched_destroy(s);
+		return NULL;
+	}
+	for (size_t i = 0; i < s->nchunks; i++)
+		s->cfree[i] = (uint32_t)(s->nchunks - 1 - i);
+	s->ncfree = s->nchunks;
+	for (unsigned i = c->jobs_max; i-- > 0;) {
+		s->jobs[i].s = s;
+		s->jobs[i].next_free = s->jfree;
+		s->jfree = &s->jobs[i];
+	}
+	tick(s);
+	return s;
+}
+
+void sched_destroy(struct sched *s)
+{
+	if (!s)
+		return;
+	if (s->dtab)
+		for (size_t i = 0; i <= s->dmask; i++)
+			while (s->dtab[i]) {
+				struct sdest *d = s->dtab[i];
+				struct sitem *it;
+				while (d->idle)
+					idle_unlink(s, d->idle);
+				while ((it = dest_pop(s, d)))
+					free(it);
+				dest_free(s, &s->dtab[i]);
+			}
+	if (s->ltab)
+		for (size_t i = 0; i <= s->lmask; i++)
+			while (s->ltab[i]) {
+				struct slookup *l = s->ltab[i];
+				struct sitem *it = l->head;
+				s->ltab[i] = l->hnext;
+				while (it) {
+					struct sitem *next = it->next;
+					free(it);
+					it = next;
+				}
+				free(l);
+			}
+	if (s->jobs && s->lent)	/* items of jobs never returned */
+		for (unsigned i = 0; i < s->c.jobs_max; i++)
+			if (s->jobs[i].it) {
+				free(s->jobs[i].it);
+				s->jobs[i].it = NULL;
+			}
+	if (s->ptab)
+		for (size_t i = 0; i <= s->pmask; i++)
+			while (s->ptab[i]) {
+				struct spart *p = s->ptab[i];
+				s->ptab[i] = p->hnext;
+				free(p->body);
+				free(p->r);
+				free(p->m);
+				free(p);
+			}
+	free(s->ob.op);
+	free(s->ob.part);
+	free(s->ob.text);
+	free(s->ob.txt);
+	free(s->cl);
+	free(s->due);
+	free(s->ptab);
+	free(s->ltab);
+	free(s->dtab);
+	free(s->itab);
+	free(s->cfree);
+	if (s->jobs)
+		munmap(s->jobs, s->jobs_len);
+	if (s->arena)
+		munmap(s->arena, s->arena_len);
+	free(s);
+}

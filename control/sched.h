@@ -1,0 +1,227 @@
+/*
+ * sched.h - the delivery scheduler: which queued message goes where, when,
+ * and on which worker lcore. Postfix's qmgr is the model.
+ *
+ * It runs on the control-plane thread (plane.c calls sched_poll from its
+ * loop, next to the resolver and router it shares), never on a worker
+ * lcore, and is the only user of the delivery ports' producer and consumer
+ * ends (delivery.h). One pass of sched_poll:
+ *
+ *  1. results: every port's result ring is reaped; each recipient's
+ *     outcome becomes a QUEUE_OP_RESULT (2xx sent, 4xx deferred with the
+ *     reply kept in the history, 5xx bounced), the destination gets its
+ *     feedback (dest_done), an idle connection goes into the inventory;
+ *     a message part whose jobs are all back is finished: QUEUE_OP_COMPLETE
+ *     when every recipient is final, else QUEUE_OP_RESCHEDULE at the
+ *     earliest retry time of its deferred recipients (retry_next_for, per
+ *     recipient domain, attempts as stored plus this one);
+ *  2. due scan: while the active set has room (active_limit message parts
+ *     in memory), the due index of every shard is read (O(due)) and each
+ *     due part that is not active already is claimed with a lease;
+ *  3. one queue_apply for everything of the pass: results, reschedules,
+ *     completions and claims go to the shards' writers together and are
+ *     made durable by one group commit per shard. A part's results always
+ *     precede the op that ends its claim (same shard ring, in order), so a
+ *     crash can at worst deliver a message again, never lose one;
+ *  4. each claimed part's undone recipients are grouped by domain and the
+ *     domain routed (route_lookup, asynchronous: one lookup in progress per
+ *     domain, every part waiting for that domain is served by its answer).
+ *     OK: the recipients join the FIFO of the answer's destination (the
+ *     domain for MX routes, the next hops of a static route or the
+ *     relayhost, route_result.dest) in items of at most
+ *     recipients_per_transaction (and DLV_RCPT_MAX); TEMP: deferred with
+ *     the route's reason; PERM: bounced; DISCARD: final as sent
+ *     ("discarded" in the log); HOLD: the part is held. A domain that is
+ *     no host name is bounced (5.1.2), unless it has 8-bit octets (an
+ *     internationalized name: deferred 4.4.3 until IDNA conversion exists);
+ *  5. dispatch: round robin over the destinations with work, one item each
+ *     per round, so one huge destination never starves the others. Each
+ *     item asks its destination first (dest.h: window, rates, dead,
+ *     suspended): go -> a job (an idle connection of that destination and
+ *     TLS policy named when the inventory has one; the body read from the
+ *     queue into chunks of the body arena, shared by the part's jobs in
+ *     flight) to the least busy worker; window full -> the destination
+ *     waits for one of its jobs to come back; rate or timed suspension ->
+ *     it waits until then (sched_wake_ns says when); dead -> every item it
+ *     holds is deferred at once, without a connection, with "delivery
+ *     temporarily suspended: <reason>" (Postfix).
+ *
+ * Special results. `local` (the lcore could not try: no connection slot,
+ * no TLS context...): nothing is recorded, the destination gets no
+ * feedback (DEST_UNTRIED), the part is due again after local_retry_s. A
+ * failed STARTTLS handshake under `may` (tls_failed): the item goes back to
+ * the head of its destination's FIFO, and that destination is sent
+ * plaintext (SCT_NONE) for tls_fallback_s; not a site failure. A deferral
+ * after the message's expiry is final (bounced, logged status=expired).
+ *
+ * Log lines (log_info, Postfix's shape, one per recipient outcome):
+ *   ID: to=<r>, relay=host[ip]:port, delay=T, delays=a/b/c/d, dsn=X.Y.Z,
+ *       status=sent|deferred|bounced|expired (reply)
+ * (a: queue arrival to claim; b: claim to dispatch; c: connection set-up;
+ * d: transmission) and "ID: removed" when a message part leaves the queue.
+ *
+ * Bounds: active_limit parts in memory, jobs_max jobs lent at once (slots
+ * made once), body_memory bytes of body chunks (a job whose body does not
+ * fit waits), scan_batch IDs per shard per scan, one route lookup per
+ * domain in progress (the router's own max_jobs beyond).
+ *
+ * Time is injected (struct sched_clock): unix seconds for everything the
+ * queue stores (claims, attempts, due times, retry schedules), monotonic ns
+ * for destinations (windows, rates, backoffs) and timers. The tests walk a
+ * five-day schedule in seconds.
+ *
+ * Threading: every function is for the one thread that owns the scheduler
+ * (and its router); sched_stats_get's snapshot may be read from another.
+ */
+#ifndef SLUICE_SCHED_H
+#define SLUICE_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/stats.h"
+#include "control/dest.h"
+#include "control/retry.h"
+#include "control/route.h"
+#include "dataplane/smtp/delivery.h"
+#include "queue/queue.h"
+
+#define SCHED_CHUNK (64u * 1024)	/* body arena chunk */
+#define SCHED_PORTS_MAX 64		/* worker lcores */
+
+/* The one clock interface. NULL members: the real clocks. */
+struct sched_clock {
+	uint64_t (*unix_s)(void *user);		/* queue stamps, retry times */
+	uint64_t (*mono_ns)(void *user);	/* destinations, timers */
+	void *user;
+};
+
+struct sched_conf {
+	unsigned active_limit;		/* message parts in memory (Postfix's
+					 * qmgr_message_active_limit: 20000) */
+	unsigned scan_batch;		/* due IDs read per shard per scan */
+	uint64_t scan_interval_ns;	/* between due scans while nothing new was
+					 * found (a full batch: at once) */
+	unsigned lease_s;		/* claim lease: past it a claim lapses */
+	size_t body_memory;		/* the body arena (bytes, >= SCHED_CHUNK) */
+	unsigned jobs_max;		/* jobs lent to the lcores at once */
+	uint32_t keep_idle_ms;		/* a connection's idle time after a job
+					 * (0: QUIT after each) */
+	unsigned local_retry_s;		/* an untried job's part is due again after */
+	unsigned tls_fallback_s;	/* plaintext to a destination after a
+					 * failed handshake under `may` */
+	unsigned quiesce_ms;		/* sched_quiesce waits this long for
+					 * results of jobs in flight */
+};
+/* 20000 parts, 1000 per scan, 50 ms, lease 3600 s, 256 MiB, 1024 jobs,
+ * idle 2000 ms, local retry 10 s, TLS fallback 3600 s, quiesce 2000 ms. */
+void sched_conf_default(struct sched_conf *c);
+/* 0, or -1 with *why set. */
+int sched_conf_check(const struct sched_conf *c, const char **why);
+
+/* What the scheduler works with; all of it outlives the scheduler (see
+ * sched_destroy for the order). */
+struct sched_env {
+	struct queue *q;
+	struct router *rt;			/* route_lookup (its resolver polled
+						 * by the owner's loop) */
+	const struct retry_policy *retry;
+	const struct dest_policy *dest;		/* per destination: dest_conf_for() of
+						 * the domain (MX routes) or of the first
+						 * next hop's host (static routes) */
+	const struct dlv_port *ports[SCHED_PORTS_MAX];	/* one per worker lcore */
+	unsigned nports;
+	struct sched_clock clock;
+};
+
+struct sched;
+
+/* NULL with err filled on a bad conf or no memory. */
+struct sched *sched_create(const struct sched_conf *c, const struct sched_env *env,
+			   char *err, size_t errlen);
+
+/*
+ * Free everything. Jobs lent to the lcores point into the scheduler's
+ * memory: call it only when none is lent (sched_jobs_lent() == 0) or the
+ * lcores are stopped (dp_halt), and after the router is destroyed or at
+ * least no longer polled (its callbacks name the scheduler's lookups).
+ */
+void sched_destroy(struct sched *s);
+
+/* One pass (see the top). Returns the work done (events reaped, parts
+ * claimed, jobs dispatched, ops applied); 0 when there was nothing. */
+unsigned sched_poll(struct sched *s);
+
+/* When the next pass is wanted, on the monotonic clock: now (something
+ * is in flight or waiting to be written), the earliest timer, or the next
+ * due scan. The owner's loop may sleep until then, no longer. */
+uint64_t sched_wake_ns(const struct sched *s);
+
+/*
+ * Stop: no more scans or jobs; items not yet sent are given back (their
+ * parts due at once); results of jobs in flight are taken for up to
+ * quiesce_ms and written; every part with nothing lent is rescheduled.
+ * Parts with jobs still lent stay claimed (queue_open makes them due at the
+ * next start). Then only sched_destroy (after dp_halt) is left to do.
+ */
+void sched_quiesce(struct sched *s);
+unsigned sched_jobs_lent(const struct sched *s);
+
+/* ---- flush (the control plane's requests, ETRN) ---- */
+
+/* Make message id due now in every shard (queue_flush's statuses). */
+int sched_flush_id(struct sched *s, uint64_t id);
+/* Every message with recipients in domain due now, and the backoff of the
+ * destination the domain is routed to cleared (a static route's or the
+ * relayhost's at once; an MX route's now, and again when the route lookup
+ * this starts answers). *n: messages made due. QUEUE_OK or the first error. */
+int sched_flush_domain(struct sched *s, const char *domain, unsigned *n);
+/* Everything due now and every destination's backoff cleared. */
+int sched_flush_all(struct sched *s, unsigned *n);
+/* Clear one destination's backoff (dest_clear_backoff). 0, or -1: no such
+ * destination in memory. */
+int sched_dest_clear(struct sched *s, const char *key);
+
+/* `dest show [KEY]`: the JSON member "dests":[...] for destination key (NULL:
+ * every one in memory, at most max), dest_view plus the scheduler's own
+ * (items queued, jobs in flight, idle connections, plaintext fallback).
+ * Returns how many were written. */
+unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *out);
+
+/* ---- counters ---- */
+
+/*
+ * scans: due scans (all shards); due_seen: IDs they returned; claims: parts
+ * claimed; claims_lost: a claim refused (held, claimed, gone meanwhile);
+ * route_lookups: lookups started (one per domain in progress); route_temp/
+ * perm/hold/discard: answers other than OK, per item; jobs: jobs lent;
+ * results: jobs back; reused: jobs that named an idle connection; rcpt_*:
+ * recipient outcomes; dead_deferred: recipients deferred by a dead
+ * destination without a connection; suspended: recipients given back by a
+ * suspended destination; local: untried jobs; tls_fallbacks: plaintext
+ * retries; completed: parts removed; rescheduled: parts given back;
+ * held: parts held by a route; applies/ops/op_errors: queue_apply calls,
+ * the ops in them, ops refused; body_reads/body_bytes: bodies read into the
+ * arena; body_waits/slot_waits/ring_waits: dispatch stopped for body
+ * memory, a job slot, a full job ring; close_events: idle connections
+ * closed by an lcore. Gauges: active (parts in memory), queued (items
+ * waiting for a destination), lookups (in progress), jobs_lent,
+ * body_arena_bytes (in use), idle_conns (inventory), dests (in memory).
+ */
+#define SCHED_STATS(X) \
+	X(scans) X(due_seen) X(claims) X(claims_lost) X(route_lookups) X(route_temp) \
+	X(route_perm) X(route_hold) X(route_discard) X(jobs) X(results) X(reused) \
+	X(rcpt_sent) X(rcpt_deferred) X(rcpt_bounced) X(rcpt_expired) X(dead_deferred) \
+	X(suspended) X(local) X(tls_fallbacks) X(completed) X(rescheduled) X(held) \
+	X(applies) X(ops) X(op_errors) X(body_reads) X(body_bytes) X(body_waits) \
+	X(slot_waits) X(ring_waits) X(close_events) \
+	X(active) X(queued) X(lookups) X(jobs_lent) X(body_arena_bytes) X(idle_conns) \
+	X(dests)
+struct sched_stats { SCHED_STATS(STATS_FIELD) };
+extern const char *const sched_stat_names[];
+extern const unsigned sched_stat_count;
+void sched_stats_get(const struct sched *s, struct sched_stats *out);
+
+#endif

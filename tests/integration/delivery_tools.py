@@ -1,0 +1,322 @@
+#!/usr/bin/python3
+"""delivery_tools.py - next hops, senders and checkers for delivery_e2e.sh.
+
+  delivery_tools.py sink ADDR PORT DIR [--tls CERT KEY] [--code CODE]
+      An aiosmtpd next hop on ADDR:PORT that keeps every message it takes:
+      DIR/msgs.log gets one flushed JSON line per message (envelope, size,
+      whether TLS was on, the SHA-256 of the content as received and of the
+      content after its first header field, which must be our Received:
+      field, and that field's queue ID) and DIR/conns.log one line per
+      session start and end ("+ T" / "- T", T in ns) for the concurrency
+      figures. With --code, every RCPT is answered CODE instead (451, 550).
+      Runs until SIGTERM.
+  delivery_tools.py stall ADDR PORT FILE
+      A next hop that accepts connections and never says a word (the
+      client's greeting timeout must end it); FILE counts the connections.
+  delivery_tools.py syncount IFACE PORT FILE
+      Counts TCP SYNs (connection attempts) to PORT seen on IFACE (an
+      AF_PACKET socket: the kernel's side of the tap), into FILE.
+  delivery_tools.py send HOST N CONC DOMAINS LOG
+      N messages over CONC connections (smtplib), each to one recipient in
+      every domain of DOMAINS (comma-separated); every one answered
+      "queued as ID" is logged to LOG as "ID SHA256 RCPT..." (the SHA-256
+      of the message as sent).
+  delivery_tools.py check SENTLOG MSGSLOG [OTHER_SENDER]
+      Every logged message arrived exactly once per recipient domain, byte
+      for byte after our Received: field, which names its queue ID; prints
+      a summary (exit 1 on any mismatch). Arrivals from OTHER_SENDER (the
+      envelope sender of mail checked elsewhere) are left out.
+  delivery_tools.py concurrency CONNSLOG
+      Prints the most sessions the sink had open at once.
+"""
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import smtplib
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+QUEUED = re.compile(rb'queued as ([0-9A-HJKMNP-TV-Z]{13})')
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def after_first_field(b):
+    """The message after its first header field (and its continuation lines)."""
+    i = b.find(b'\r\n')
+    while i >= 0 and b[i + 2:i + 3] in (b' ', b'\t'):
+        i = b.find(b'\r\n', i + 2)
+    if i < 0:
+        return b'', b
+    return b[i + 2:], b[:i]
+
+
+def m_sink(addr, port, d, tls=None, code=None):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    os.makedirs(d, exist_ok=True)
+    msgs = open(os.path.join(d, 'msgs.log'), 'a', buffering=1)
+    conns = open(os.path.join(d, 'conns.log'), 'a', buffering=1)
+    lock = threading.Lock()
+
+    class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if code:
+                return '%d %s.0.0 sink says %d' % (code, str(code)[0], code)
+            envelope.rcpt_tos.append(address)
+            return '250 2.1.5 Ok'
+
+        async def handle_DATA(self, server, session, envelope):
+            data = envelope.original_content
+            rest, first = after_first_field(data)
+            m = QUEUED.search(first) or re.search(rb'id ([0-9A-HJKMNP-TV-Z]{13})', first)
+            rec = {'from': envelope.mail_from, 'rcpts': envelope.rcpt_tos,
+                   'size': len(data), 'sha': sha(data), 'sha_rest': sha(rest),
+                   'received': first.decode('latin-1')[:300],
+                   'qid': m.group(1).decode() if m else '',
+                   'tls': session.ssl is not None, 't': time.time()}
+            with lock:
+                msgs.write(json.dumps(rec) + '\n')
+            return '250 2.0.0 Ok: kept'
+
+    class Server(SMTP):
+        def connection_made(self, transport):
+            with lock:
+                conns.write('+ %d\n' % time.monotonic_ns())
+            super().connection_made(transport)
+
+        def connection_lost(self, exc):
+            with lock:
+                conns.write('- %d\n' % time.monotonic_ns())
+            super().connection_lost(exc)
+
+    ctx = None
+    if tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tls[0], tls[1])
+
+    class Ctl(Controller):
+        def factory(self):
+            return Server(self.handler, hostname='sink.test', tls_context=ctx,
+                          data_size_limit=64 * 1024 * 1024, enable_SMTPUTF8=True)
+
+    c = Ctl(Handler(), hostname=addr, port=port, ready_timeout=10)
+    c.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    print('sink on %s:%d' % (addr, port), flush=True)
+    while not stop.wait(0.5):
+        pass
+    c.stop()
+    return 'stopped'
+
+
+def m_stall(addr, port, path):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(128)
+    held = []
+    n = 0
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    while True:
+        c, _ = s.accept()
+        held.append(c)	# never a word; kept open until the peer gives up
+        n += 1
+        with open(path + '.tmp', 'w') as f:
+            f.write('%d\n' % n)
+        os.replace(path + '.tmp', path)
+
+
+def m_syncount(iface, port, path):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((iface, 0))
+    n = 0
+    with open(path, 'w') as f:
+        f.write('0\n')
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    while True:
+        try:
+            fr = s.recv(2048)
+        except OSError:	# the tap went away: sluiced stopped
+            return 'tap gone after %d SYNs' % n
+        if len(fr) < 14 + 20 + 20 or fr[12:14] != b'\x08\x00':
+            continue
+        ip = fr[14:]
+        ihl = (ip[0] & 15) * 4
+        if ip[9] != 6:
+            continue
+        tcp = ip[ihl:]
+        dport = struct.unpack('!H', tcp[2:4])[0]
+        flags = tcp[13]
+        if dport == port and flags & 0x02 and not flags & 0x10:
+            n += 1
+            with open(path + '.tmp', 'w') as f:
+                f.write('%d\n' % n)
+            os.replace(path + '.tmp', path)
+
+
+def m_send(host, n, conc, domains, logpath):
+    domains = domains.split(',')
+    log = open(logpath, 'a', buffering=1)
+    lock = threading.Lock()
+    errors = []
+    counter = iter(range(n))
+    clock = threading.Lock()
+
+    def worker(w):
+        s = None
+        try:
+            s = smtplib.SMTP(host, 25, timeout=120)
+            s.ehlo('sender.test')
+            while True:
+                with clock:
+                    i = next(counter, None)
+                if i is None:
+                    break
+                rnd = random.Random('%d' % i)
+                rcpts = ['u%d@%s' % (i, d) for d in domains]
+                body = ('From: <s@example.org>\r\nTo: <%s>\r\nSubject: delivery %d\r\n'
+                        'Message-Id: <%d.%d@sender.test>\r\n\r\n' %
+                        (rcpts[0], i, i, os.getpid())).encode()
+                for k in range(rnd.randint(1, 60)):
+                    line = ''.join(rnd.choice('abcdefghij .') for _ in range(rnd.randint(0, 120)))
+                    body += line.encode() + b'\r\n'
+                body += b'.leading dot\r\n..two\r\nend\r\n'
+                s.mail('s@example.org')
+                for r in rcpts:
+                    code, msg = s.rcpt(r)
+                    if code != 250:
+                        raise RuntimeError('RCPT %s: %d %r' % (r, code, msg))
+                code, msg = s.data(body)
+                m = QUEUED.search(msg)
+                if code != 250 or not m:
+                    raise RuntimeError('DATA: %d %r' % (code, msg))
+                with lock:
+                    log.write('%s %s %s\n' % (m.group(1).decode(), sha(body), ' '.join(rcpts)))
+            s.quit()
+        except Exception as e:
+            errors.append('worker %d: %s' % (w, e))
+    th = [threading.Thread(target=worker, args=(w,)) for w in range(conc)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    if errors:
+        print('; '.join(errors[:3]))
+        sys.exit(1)
+    return '%d messages to %d domain(s) over %d connections' % (n, len(domains), conc)
+
+
+def m_check(sentlog, msgslog, other=None):
+    sent = {}
+    for line in open(sentlog):
+        f = line.split()
+        if len(f) < 3:
+            continue
+        sent[f[0]] = (f[1], f[2:])
+    got = {}
+    bad = []
+    for line in open(msgslog):
+        r = json.loads(line)
+        if other and r['from'] == other:
+            continue
+        got.setdefault(r['qid'], []).append(r)
+    missing = dup = wrong = 0
+    for qid, (h, rcpts) in sent.items():
+        recs = got.get(qid, [])
+        want = {}
+        for r in rcpts:
+            want.setdefault(r.split('@', 1)[1].lower(), []).append(r)
+        by = {}
+        for r in recs:
+            doms = {x.split('@', 1)[1].lower() for x in r['rcpts']}
+            for dm in doms:
+                by.setdefault(dm, []).append(r)
+            if r['sha_rest'] != h:
+                wrong += 1
+                bad.append('%s: content differs (%s)' % (qid, r['received'][:80]))
+            if not r['received'].startswith('Received: '):
+                wrong += 1
+                bad.append('%s: first field is not our Received: %r' % (qid, r['received'][:60]))
+        for dm, rs in want.items():
+            arrived = by.get(dm, [])
+            if not arrived:
+                missing += 1
+                bad.append('%s: nothing for %s' % (qid, dm))
+            elif len(arrived) > 1:
+                dup += 1
+                bad.append('%s: %d copies for %s' % (qid, len(arrived), dm))
+            elif sorted(arrived[0]['rcpts']) != sorted(rs):
+                wrong += 1
+                bad.append('%s: recipients %r, want %r' % (qid, arrived[0]['rcpts'], rs))
+    extra = [q for q in got if q not in sent]
+    summary = ('%d messages sent, %d arrived records; missing %d, duplicated %d, wrong %d, '
+               'unknown %d' % (len(sent), sum(len(v) for v in got.values()), missing, dup,
+                               wrong, len(extra)))
+    if bad or extra or not sent:
+        print(summary + ': ' + '; '.join(bad[:5]))
+        sys.exit(1)
+    return summary
+
+
+def m_concurrency(path):
+    cur = mx = 0
+    ev = []
+    for line in open(path):
+        k, t = line.split()
+        ev.append((int(t), 1 if k == '+' else -1))
+    for _, d in sorted(ev):
+        cur += d
+        mx = max(mx, cur)
+    return str(mx)
+
+
+def main():
+    a = sys.argv[1:]
+    if not a:
+        print(__doc__)
+        sys.exit(2)
+    mode = a[0]
+    if mode == 'sink':
+        tls = None
+        code = None
+        if '--tls' in a:
+            i = a.index('--tls')
+            tls = (a[i + 1], a[i + 2])
+            del a[i:i + 3]
+        if '--code' in a:
+            i = a.index('--code')
+            code = int(a[i + 1])
+            del a[i:i + 2]
+        r = m_sink(a[1], int(a[2]), a[3], tls, code)
+    elif mode == 'stall':
+        r = m_stall(a[1], int(a[2]), a[3])
+    elif mode == 'syncount':
+        r = m_syncount(a[1], int(a[2]), a[3])
+    elif mode == 'send':
+        r = m_send(a[1], int(a[2]), int(a[3]), a[4], a[5])
+    elif mode == 'check':
+        r = m_check(a[1], a[2], a[3] if len(a) > 3 else None)
+    elif mode == 'concurrency':
+        r = m_concurrency(a[1])
+    else:
+        print(__doc__)
+        sys.exit(2)
+    print(r)
+
+
+if __name__ == '__main__':
+    main()
