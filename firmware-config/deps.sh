@@ -12,10 +12,11 @@ build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
             iproute2 openssl
             swaks libnet-ssleay-perl libio-socket-ssl-perl	# to try SMTP (+TLS) by hand
-            dnsmasq-base)	# make run's DNS server (the binary only: no system service)
+            dnsmasq-base	# make run's DNS server (the binary only: no system service)
+            python3-aiosmtpd)	# make run's local next hop
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
-           postfix python3-aiosmtpd
+           postfix
            ethtool	# veth offloads off for net_af_packet (netns.sh)
            libfuse3-dev fuse3)	# tests/support/cachefs.c: the power-cut test's disk
 
