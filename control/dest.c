@@ -4,6 +4,7 @@
  * overrides. See dest.h.
  */
 #include "control/dest.h"
+#include "control/domain_key.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -91,53 +92,7 @@ static const struct okey {
 #undef O
 };
 
-static const char *trim(const char *s, size_t *len)
-{
-	while (*len && (*s == ' ' || *s == '\t')) {
-		s++;
-		(*len)--;
-	}
-	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
-		(*len)--;
-	return s;
-}
 
-/* A domain or ".domain" (as [retry] per_domain): labels of letters, digits
- * and hyphens, 1..63 each, 253 in all; trailing dot dropped; lower-cased. */
-static int parse_domain(const char *s, size_t len, struct dest_override *o)
-{
-	size_t label = 0;
-
-	o->subdomains = len > 0 && s[0] == '.';
-	if (o->subdomains) {
-		s++;
-		len--;
-	}
-	if (len > 0 && s[len - 1] == '.')
-		len--;
-	if (len == 0 || len > 253)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-
-		if (ch == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return -1;
-			label = 0;
-		} else if (isalnum((unsigned char)ch) || ch == '-') {
-			if ((label == 0 && ch == '-') || ++label > 63)
-				return -1;
-		} else {
-			return -1;
-		}
-		o->name[i] = (char)tolower((unsigned char)ch);
-	}
-	if (label == 0 || s[len - 1] == '-')
-		return -1;
-	o->name[len] = '\0';
-	o->len = (uint8_t)len;
-	return 0;
-}
 
 /* "key=value" into c. 0 or -1 with err. */
 static int apply_pair(struct dest_conf *c, const char *pair, size_t len, char *err, size_t errlen)
@@ -153,8 +108,8 @@ static int apply_pair(struct dest_conf *c, const char *pair, size_t len, char *e
 	}
 	klen = (size_t)(eq - pair);
 	vlen = len - klen - 1;
-	name = trim(pair, &klen);
-	val = trim(eq + 1, &vlen);
+	name = domain_key_trim(pair, &klen);
+	val = domain_key_trim(eq + 1, &vlen);
 	for (size_t i = 0; i < sizeof(okeys) / sizeof(okeys[0]); i++)
 		if (strlen(okeys[i].name) == klen && strncmp(okeys[i].name, name, klen) == 0)
 			k = &okeys[i];
@@ -198,7 +153,7 @@ static int parse_overrides(struct dest_policy *p, const char *text, char *err, s
 
 	while (*cur) {
 		size_t elen = strcspn(cur, ";"), dlen, rest;
-		const char *entry = trim(cur, &elen), *colon, *dom, *pairs;
+		const char *entry = domain_key_trim(cur, &elen), *colon, *dom, *pairs;
 		struct dest_override *o;
 		char cerr[224];
 		const char *ckey = NULL;
@@ -220,16 +175,16 @@ static int parse_overrides(struct dest_policy *p, const char *text, char *err, s
 		}
 		o = &p->o[p->n];
 		dlen = (size_t)(colon - entry);
-		dom = trim(entry, &dlen);
-		if (parse_domain(dom, dlen, o) < 0) {
+		dom = domain_key_trim(entry, &dlen);
+		if (domain_key_parse(dom, dlen, &o->key) < 0) {
 			snprintf(err, errlen, "'%.*s' is not a domain or .domain",
 				 (int)(dlen > 60 ? 60 : dlen), dom);
 			return -1;
 		}
 		for (unsigned i = 0; i < p->n; i++)
-			if (p->o[i].subdomains == o->subdomains && strcmp(p->o[i].name, o->name) == 0) {
+			if (p->o[i].key.subdomains == o->key.subdomains && strcmp(p->o[i].key.name, o->key.name) == 0) {
 				snprintf(err, errlen, "%s%s is listed twice",
-					 o->subdomains ? "." : "", o->name);
+					 o->key.subdomains ? "." : "", o->key.name);
 				return -1;
 			}
 		o->conf = p->def;
@@ -242,9 +197,9 @@ static int parse_overrides(struct dest_policy *p, const char *text, char *err, s
 			if (plen > rest)
 				plen = rest;
 			tlen = plen;
-			pair = trim(pairs, &tlen);
+			pair = domain_key_trim(pairs, &tlen);
 			if (tlen && apply_pair(&o->conf, pair, tlen, cerr, sizeof(cerr)) < 0) {
-				snprintf(err, errlen, "%s%s: %s", o->subdomains ? "." : "", o->name, cerr);
+				snprintf(err, errlen, "%s%s: %s", o->key.subdomains ? "." : "", o->key.name, cerr);
 				return -1;
 			}
 			pairs += plen;
@@ -255,7 +210,7 @@ static int parse_overrides(struct dest_policy *p, const char *text, char *err, s
 			}
 		}
 		if (dest_conf_check(&o->conf, &ckey, cerr, sizeof(cerr)) < 0) {
-			snprintf(err, errlen, "%s%s: %s: %s", o->subdomains ? "." : "", o->name, ckey,
+			snprintf(err, errlen, "%s%s: %s: %s", o->key.subdomains ? "." : "", o->key.name, ckey,
 				 cerr);
 			return -1;
 		}
@@ -280,21 +235,14 @@ int dest_policy_init(struct dest_policy *p, const struct dest_conf *def, const c
 
 const struct dest_conf *dest_conf_for(const struct dest_policy *p, const char *domain)
 {
-	size_t qlen = strlen(domain);
 	const struct dest_override *best = NULL;
+	unsigned score = 0;
 
-	if (qlen > 0 && domain[qlen - 1] == '.')
-		qlen--;
 	for (unsigned i = 0; i < p->n; i++) {
-		const struct dest_override *o = &p->o[i];
-
-		if (!o->subdomains) {
-			if (qlen == o->len && strncasecmp(domain, o->name, qlen) == 0)
-				return &o->conf;	/* exact wins */
-		} else if (qlen > o->len + 1u && domain[qlen - o->len - 1] == '.' &&
-			   strncasecmp(domain + qlen - o->len, o->name, o->len) == 0 &&
-			   (!best || o->len > best->len)) {
-			best = o;
+		unsigned m = domain_key_match(&p->o[i].key, domain);
+		if (m > score) {
+			score = m;
+			best = &p->o[i];
 		}
 	}
 	return best ? &best->conf : &p->def;

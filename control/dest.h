@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "common/stats.h"
+#include "control/domain_key.h"
 #include "control/rate.h"
 
 #define DEST_NAME_MAX 256		/* destination key, NUL included */
@@ -165,9 +166,7 @@ struct dest_view {
 
 /* One per_domain entry. */
 struct dest_override {
-	bool subdomains;		/* ".example.net": any subdomain of name */
-	uint8_t len;
-	char name[254];			/* lower case, no leading or trailing dot */
+	struct domain_key key;		/* the domain or .parent it applies to */
 	struct dest_conf conf;		/* the defaults with this entry's keys applied */
 };
 

@@ -3,6 +3,7 @@
  * the next attempt. See retry.h.
  */
 #include "control/retry.h"
+#include "control/domain_key.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -117,53 +118,7 @@ int retry_conf_check(const struct retry_conf *c, const char **key, char *err, si
 
 /* ---- per-domain overrides ---- */
 
-/* A domain or ".domain": labels of letters, digits and hyphens, 1..63 each,
- * 253 in all; a trailing dot is dropped. Stored lower case. 0 or -1. */
-static int parse_domain(const char *s, size_t len, struct retry_override *o)
-{
-	size_t label = 0;
 
-	o->subdomains = len > 0 && s[0] == '.';
-	if (o->subdomains) {
-		s++;
-		len--;
-	}
-	if (len > 0 && s[len - 1] == '.')
-		len--;
-	if (len == 0 || len > 253)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-
-		if (ch == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return -1;
-			label = 0;
-		} else if (isalnum((unsigned char)ch) || ch == '-') {
-			if ((label == 0 && ch == '-') || ++label > 63)
-				return -1;
-		} else {
-			return -1;
-		}
-		o->name[i] = (char)tolower((unsigned char)ch);
-	}
-	if (label == 0 || s[len - 1] == '-')
-		return -1;
-	o->name[len] = '\0';
-	o->len = (uint8_t)len;
-	return 0;
-}
-
-static const char *trim(const char *s, size_t *len)
-{
-	while (*len && (*s == ' ' || *s == '\t')) {
-		s++;
-		(*len)--;
-	}
-	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
-		(*len)--;
-	return s;
-}
 
 /* "domain: schedule; domain: schedule ..." into p->o. 0 or -1. */
 static int parse_overrides(struct retry_policy *p, const char *text, char *err, size_t errlen)
@@ -172,7 +127,7 @@ static int parse_overrides(struct retry_policy *p, const char *text, char *err, 
 
 	while (*cur) {
 		size_t elen = strcspn(cur, ";"), dlen, slen;
-		const char *entry = trim(cur, &elen), *colon, *dom, *sched;
+		const char *entry = domain_key_trim(cur, &elen), *colon, *dom, *sched;
 		struct retry_override *o;
 		char buf[1024], serr[160];
 
@@ -193,28 +148,28 @@ static int parse_overrides(struct retry_policy *p, const char *text, char *err, 
 		}
 		o = &p->o[p->n];
 		dlen = (size_t)(colon - entry);
-		dom = trim(entry, &dlen);
-		if (parse_domain(dom, dlen, o) < 0) {
+		dom = domain_key_trim(entry, &dlen);
+		if (domain_key_parse(dom, dlen, &o->key) < 0) {
 			snprintf(err, errlen, "'%.*s' is not a domain or .domain",
 				 (int)(dlen > 60 ? 60 : dlen), dom);
 			return -1;
 		}
 		for (unsigned i = 0; i < p->n; i++)
-			if (p->o[i].subdomains == o->subdomains && strcmp(p->o[i].name, o->name) == 0) {
+			if (p->o[i].key.subdomains == o->key.subdomains && strcmp(p->o[i].key.name, o->key.name) == 0) {
 				snprintf(err, errlen, "%s%s is listed twice",
-					 o->subdomains ? "." : "", o->name);
+					 o->key.subdomains ? "." : "", o->key.name);
 				return -1;
 			}
 		slen = elen - dlen - 1;
-		sched = trim(colon + 1, &slen);
+		sched = domain_key_trim(colon + 1, &slen);
 		if (slen >= sizeof(buf)) {
-			snprintf(err, errlen, "schedule of %s is too long", o->name);
+			snprintf(err, errlen, "schedule of %s is too long", o->key.name);
 			return -1;
 		}
 		memcpy(buf, sched, slen);
 		buf[slen] = '\0';
 		if (retry_schedule_parse(buf, &o->s, serr, sizeof(serr)) < 0) {
-			snprintf(err, errlen, "%s%s: %s", o->subdomains ? "." : "", o->name, serr);
+			snprintf(err, errlen, "%s%s: %s", o->key.subdomains ? "." : "", o->key.name, serr);
 			return -1;
 		}
 		p->n++;
@@ -241,21 +196,14 @@ int retry_policy_init(struct retry_policy *p, const char *schedule, const char *
 const struct retry_schedule *retry_schedule_for(const struct retry_policy *p,
 						const char *domain)
 {
-	size_t qlen = strlen(domain);
 	const struct retry_override *best = NULL;
+	unsigned score = 0;
 
-	if (qlen > 0 && domain[qlen - 1] == '.')
-		qlen--;
 	for (unsigned i = 0; i < p->n; i++) {
-		const struct retry_override *o = &p->o[i];
-
-		if (!o->subdomains) {
-			if (qlen == o->len && strncasecmp(domain, o->name, qlen) == 0)
-				return &o->s;	/* exact wins */
-		} else if (qlen > o->len + 1u && domain[qlen - o->len - 1] == '.' &&
-			   strncasecmp(domain + qlen - o->len, o->name, o->len) == 0 &&
-			   (!best || o->len > best->len)) {
-			best = o;
+		unsigned m = domain_key_match(&p->o[i].key, domain);
+		if (m > score) {
+			score = m;
+			best = &p->o[i];
 		}
 	}
 	return best ? &best->s : &p->def;

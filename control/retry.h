@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control/domain_key.h"
+
 #define RETRY_STEPS_MAX 32
 #define RETRY_STEP_MAX_S (30ull * 86400)	/* one wait at most 30 days */
 #define RETRY_DOMAINS_MAX 64			/* per_domain entries */
@@ -48,9 +50,7 @@ struct retry_conf {
 
 /* One per_domain entry. */
 struct retry_override {
-	bool subdomains;		/* ".example.net": any subdomain of name */
-	uint8_t len;			/* strlen(name) */
-	char name[254];			/* lower case, no leading or trailing dot */
+	struct domain_key key;		/* the domain or .parent it applies to */
 	struct retry_schedule s;
 };
 

@@ -1,0 +1,69 @@
+/*
+ * domain_key.c - the domain patterns of per-domain settings. See domain_key.h.
+ */
+#include "control/domain_key.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+
+int domain_key_parse(const char *s, size_t len, struct domain_key *k)
+{
+	size_t label = 0;
+
+	k->subdomains = len > 0 && s[0] == '.';
+	if (k->subdomains) {
+		s++;
+		len--;
+	}
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return -1;
+			label = 0;
+		} else if (isalnum((unsigned char)ch) || ch == '-') {
+			if ((label == 0 && ch == '-') || ++label > 63)
+				return -1;
+		} else {
+			return -1;
+		}
+		k->name[i] = (char)tolower((unsigned char)ch);
+	}
+	if (label == 0 || s[len - 1] == '-')
+		return -1;
+	k->name[len] = '\0';
+	k->len = (uint8_t)len;
+	return 0;
+}
+
+unsigned domain_key_match(const struct domain_key *k, const char *domain)
+{
+	size_t qlen = strlen(domain);
+
+	if (qlen > 0 && domain[qlen - 1] == '.')
+		qlen--;
+	if (!k->subdomains)
+		return qlen == k->len && strncasecmp(domain, k->name, qlen) == 0 ? UINT_MAX : 0;
+	if (qlen > k->len + 1u && domain[qlen - k->len - 1] == '.' &&
+	    strncasecmp(domain + qlen - k->len, k->name, k->len) == 0)
+		return 1u + k->len;
+	return 0;
+}
+
+const char *domain_key_trim(const char *s, size_t *len)
+{
+	while (*len && (*s == ' ' || *s == '\t')) {
+		s++;
+		(*len)--;
+	}
+	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
+		(*len)--;
+	return s;
+}
