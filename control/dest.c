@@ -146,77 +146,48 @@ static int apply_pair(struct dest_conf *c, const char *pair, size_t len, char *e
 	return 0;
 }
 
+/* One "domain: k=v, k=v" entry of [dest] per_domain into p->o: the
+ * defaults, then the pairs over them. */
+static int add_override(void *ctx, const struct domain_key *k, const char *pairs, size_t rest,
+			char *err, size_t errlen)
+{
+	struct dest_policy *p = ctx;
+	struct dest_override *o = &p->o[p->n];
+	const char *ckey = NULL;
+	char cerr[200];
+
+	o->key = *k;
+	o->conf = p->def;
+	while (rest) {
+		size_t plen = strcspn(pairs, ","), tlen;
+		const char *pair;
+
+		if (plen > rest)
+			plen = rest;
+		tlen = plen;
+		pair = domain_key_trim(pairs, &tlen);
+		if (tlen && apply_pair(&o->conf, pair, tlen, err, errlen) < 0)
+			return -1;
+		pairs += plen;
+		rest -= plen;
+		if (rest) {	/* the comma */
+			pairs++;
+			rest--;
+		}
+	}
+	if (dest_conf_check(&o->conf, &ckey, cerr, sizeof(cerr)) < 0) {
+		snprintf(err, errlen, "%s: %s", ckey, cerr);
+		return -1;
+	}
+	p->n++;
+	return 0;
+}
+
 /* "domain: k=v, k=v; domain: ..." into p->o. 0 or -1. */
 static int parse_overrides(struct dest_policy *p, const char *text, char *err, size_t errlen)
 {
-	const char *cur = text;
-
-	while (*cur) {
-		size_t elen = strcspn(cur, ";"), dlen, rest;
-		const char *entry = domain_key_trim(cur, &elen), *colon, *dom, *pairs;
-		struct dest_override *o;
-		char cerr[224];
-		const char *ckey = NULL;
-
-		cur += strcspn(cur, ";");
-		if (*cur == ';')
-			cur++;
-		if (elen == 0)
-			continue;
-		colon = memchr(entry, ':', elen);
-		if (!colon) {
-			snprintf(err, errlen, "'%.*s' is not 'domain: key=value, ...'",
-				 (int)(elen > 60 ? 60 : elen), entry);
-			return -1;
-		}
-		if (p->n == DEST_DOMAINS_MAX) {
-			snprintf(err, errlen, "more than %d domains", DEST_DOMAINS_MAX);
-			return -1;
-		}
-		o = &p->o[p->n];
-		dlen = (size_t)(colon - entry);
-		dom = domain_key_trim(entry, &dlen);
-		if (domain_key_parse(dom, dlen, &o->key) < 0) {
-			snprintf(err, errlen, "'%.*s' is not a domain or .domain",
-				 (int)(dlen > 60 ? 60 : dlen), dom);
-			return -1;
-		}
-		for (unsigned i = 0; i < p->n; i++)
-			if (p->o[i].key.subdomains == o->key.subdomains && strcmp(p->o[i].key.name, o->key.name) == 0) {
-				snprintf(err, errlen, "%s%s is listed twice",
-					 o->key.subdomains ? "." : "", o->key.name);
-				return -1;
-			}
-		o->conf = p->def;
-		pairs = colon + 1;
-		rest = (size_t)(entry + elen - pairs);
-		while (rest) {
-			size_t plen = strcspn(pairs, ","), tlen;
-			const char *pair;
-
-			if (plen > rest)
-				plen = rest;
-			tlen = plen;
-			pair = domain_key_trim(pairs, &tlen);
-			if (tlen && apply_pair(&o->conf, pair, tlen, cerr, sizeof(cerr)) < 0) {
-				snprintf(err, errlen, "%s%s: %s", o->key.subdomains ? "." : "", o->key.name, cerr);
-				return -1;
-			}
-			pairs += plen;
-			rest -= plen;
-			if (rest) {	/* the comma */
-				pairs++;
-				rest--;
-			}
-		}
-		if (dest_conf_check(&o->conf, &ckey, cerr, sizeof(cerr)) < 0) {
-			snprintf(err, errlen, "%s%s: %s: %s", o->key.subdomains ? "." : "", o->key.name, ckey,
-				 cerr);
-			return -1;
-		}
-		p->n++;
-	}
-	return 0;
+	return domain_key_list(text, DEST_DOMAINS_MAX, "key=value, ...", add_override, p,
+			       err, errlen) < 0 ? -1 : 0;
 }
 
 int dest_policy_init(struct dest_policy *p, const struct dest_conf *def, const char *per_domain,

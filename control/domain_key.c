@@ -4,6 +4,7 @@
 #include "control/domain_key.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -66,4 +67,58 @@ const char *domain_key_trim(const char *s, size_t *len)
 	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
 		(*len)--;
 	return s;
+}
+
+int domain_key_list(const char *text, unsigned max, const char *rest_says,
+		    domain_key_entry_fn fn, void *ctx, char *err, size_t errlen)
+{
+	struct domain_key seen[DOMAIN_KEY_LIST_MAX];
+	const char *cur = text;
+	unsigned n = 0;
+
+	if (max > DOMAIN_KEY_LIST_MAX)
+		max = DOMAIN_KEY_LIST_MAX;
+	while (*cur) {
+		size_t elen = strcspn(cur, ";"), dlen, rlen;
+		const char *entry = domain_key_trim(cur, &elen), *colon, *dom, *rest;
+		struct domain_key *k = &seen[n < max ? n : max - 1];
+		char ferr[256];
+
+		cur += strcspn(cur, ";");
+		if (*cur == ';')
+			cur++;
+		if (elen == 0)
+			continue;
+		colon = memchr(entry, ':', elen);
+		if (!colon) {
+			snprintf(err, errlen, "'%.*s' is not 'domain: %s'",
+				 (int)(elen > 60 ? 60 : elen), entry, rest_says);
+			return -1;
+		}
+		if (n == max) {
+			snprintf(err, errlen, "more than %u domains", max);
+			return -1;
+		}
+		dlen = (size_t)(colon - entry);
+		dom = domain_key_trim(entry, &dlen);
+		if (domain_key_parse(dom, dlen, k) < 0) {
+			snprintf(err, errlen, "'%.*s' is not a domain or .domain",
+				 (int)(dlen > 60 ? 60 : dlen), dom);
+			return -1;
+		}
+		for (unsigned i = 0; i < n; i++)
+			if (seen[i].subdomains == k->subdomains && strcmp(seen[i].name, k->name) == 0) {
+				snprintf(err, errlen, "%s%s is listed twice",
+					 k->subdomains ? "." : "", k->name);
+				return -1;
+			}
+		rlen = elen - dlen - 1;
+		rest = domain_key_trim(colon + 1, &rlen);
+		if (fn(ctx, k, rest, rlen, ferr, sizeof(ferr)) < 0) {
+			snprintf(err, errlen, "%s%s: %s", k->subdomains ? "." : "", k->name, ferr);
+			return -1;
+		}
+		n++;
+	}
+	return (int)n;
 }

@@ -120,61 +120,32 @@ int retry_conf_check(const struct retry_conf *c, const char **key, char *err, si
 
 
 
+/* One "domain: schedule" entry of [retry] per_domain into p->o. */
+static int add_override(void *ctx, const struct domain_key *k, const char *sched, size_t len,
+			char *err, size_t errlen)
+{
+	struct retry_policy *p = ctx;
+	struct retry_override *o = &p->o[p->n];
+	char buf[1024];
+
+	if (len >= sizeof(buf)) {
+		snprintf(err, errlen, "schedule too long");
+		return -1;
+	}
+	memcpy(buf, sched, len);
+	buf[len] = '\0';
+	if (retry_schedule_parse(buf, &o->s, err, errlen) < 0)
+		return -1;
+	o->key = *k;
+	p->n++;
+	return 0;
+}
+
 /* "domain: schedule; domain: schedule ..." into p->o. 0 or -1. */
 static int parse_overrides(struct retry_policy *p, const char *text, char *err, size_t errlen)
 {
-	const char *cur = text;
-
-	while (*cur) {
-		size_t elen = strcspn(cur, ";"), dlen, slen;
-		const char *entry = domain_key_trim(cur, &elen), *colon, *dom, *sched;
-		struct retry_override *o;
-		char buf[1024], serr[160];
-
-		cur += strcspn(cur, ";");
-		if (*cur == ';')
-			cur++;
-		if (elen == 0)
-			continue;
-		colon = memchr(entry, ':', elen);
-		if (!colon) {
-			snprintf(err, errlen, "'%.*s' is not 'domain: schedule'",
-				 (int)(elen > 60 ? 60 : elen), entry);
-			return -1;
-		}
-		if (p->n == RETRY_DOMAINS_MAX) {
-			snprintf(err, errlen, "more than %d domains", RETRY_DOMAINS_MAX);
-			return -1;
-		}
-		o = &p->o[p->n];
-		dlen = (size_t)(colon - entry);
-		dom = domain_key_trim(entry, &dlen);
-		if (domain_key_parse(dom, dlen, &o->key) < 0) {
-			snprintf(err, errlen, "'%.*s' is not a domain or .domain",
-				 (int)(dlen > 60 ? 60 : dlen), dom);
-			return -1;
-		}
-		for (unsigned i = 0; i < p->n; i++)
-			if (p->o[i].key.subdomains == o->key.subdomains && strcmp(p->o[i].key.name, o->key.name) == 0) {
-				snprintf(err, errlen, "%s%s is listed twice",
-					 o->key.subdomains ? "." : "", o->key.name);
-				return -1;
-			}
-		slen = elen - dlen - 1;
-		sched = domain_key_trim(colon + 1, &slen);
-		if (slen >= sizeof(buf)) {
-			snprintf(err, errlen, "schedule of %s is too long", o->key.name);
-			return -1;
-		}
-		memcpy(buf, sched, slen);
-		buf[slen] = '\0';
-		if (retry_schedule_parse(buf, &o->s, serr, sizeof(serr)) < 0) {
-			snprintf(err, errlen, "%s%s: %s", o->key.subdomains ? "." : "", o->key.name, serr);
-			return -1;
-		}
-		p->n++;
-	}
-	return 0;
+	return domain_key_list(text, RETRY_DOMAINS_MAX, "schedule", add_override, p,
+			       err, errlen) < 0 ? -1 : 0;
 }
 
 int retry_policy_init(struct retry_policy *p, const char *schedule, const char *per_domain,
