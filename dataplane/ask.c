@@ -9,6 +9,8 @@
 #include <rte_common.h>
 #include <rte_ring.h>
 
+#include "common/ring.h"
+
 const char *const ask_stat_names[] = { ASK_STATS(STATS_NAME) };
 const unsigned ask_stat_count = STATS_COUNT(ask_stat_names);
 
@@ -20,23 +22,6 @@ struct ask_port {
 	struct ask_stats stats;		/* lcore side (answered: counted on pick-up) */
 };
 
-/* An SP/SC ring of exactly count entries on plain memory (no EAL). */
-static struct rte_ring *ring_new(unsigned count)
-{
-	ssize_t sz = rte_ring_get_memsize(rte_align32pow2(count + 1));
-	struct rte_ring *r;
-
-	if (sz < 0)
-		return NULL;
-	r = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL((size_t)sz, RTE_CACHE_LINE_SIZE));
-	if (!r)
-		return NULL;
-	if (rte_ring_init(r, "ask", count, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ) != 0) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
 
 struct ask_port *ask_port_create(unsigned nslots)
 {
@@ -46,8 +31,8 @@ struct ask_port *ask_port_create(unsigned nslots)
 		goto fail;
 	p->nslots = nslots;
 	p->slots = calloc(nslots, sizeof(*p->slots));
-	p->to_plane = ring_new(nslots);
-	p->to_lcore = ring_new(nslots);
+	p->to_plane = ring_create("ask", nslots, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	p->to_lcore = ring_create("ask", nslots, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	if (!p->slots || !p->to_plane || !p->to_lcore)
 		goto fail;
 	for (unsigned i = nslots; i-- > 0;) {
@@ -64,8 +49,8 @@ void ask_port_free(struct ask_port *p)
 {
 	if (!p)
 		return;
-	free(p->to_plane);
-	free(p->to_lcore);
+	ring_destroy(p->to_plane);
+	ring_destroy(p->to_lcore);
 	free(p->slots);
 	free(p);
 }

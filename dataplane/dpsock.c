@@ -30,6 +30,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "common/ring.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/net/udp.h"
 
@@ -174,29 +175,11 @@ void dpsock_conf_default(struct dpsock_conf *c)
 
 /* ---- set-up ---- */
 
-/* An SP/SC ring of exactly count entries on plain memory (no EAL). */
-static struct rte_ring *ring_new(unsigned count)
-{
-	ssize_t sz = rte_ring_get_memsize(rte_align32pow2(count + 1));
-	struct rte_ring *r;
-
-	if (sz < 0)
-		return NULL;
-	r = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL((size_t)sz, RTE_CACHE_LINE_SIZE));
-	if (!r)
-		return NULL;
-	if (rte_ring_init(r, "dpsock", count,
-			  RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ) != 0) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
 
 static void pair_free(struct dpsock_pair *p)
 {
-	free(p->req);
-	free(p->evt);
+	ring_destroy(p->req);
+	ring_destroy(p->evt);
 	free(p->slots);
 	free(p->ctl.free);
 	free(p->lc.free);
@@ -213,8 +196,8 @@ static int pair_init(struct dpsock_hub *h, struct dpsock_pair *p, unsigned index
 
 	p->h = h;
 	p->index = index;
-	p->req = ring_new(nslots + c->max_socks);
-	p->evt = ring_new(nslots + 4 * c->max_socks);
+	p->req = ring_create("dpsock", nslots + c->max_socks, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	p->evt = ring_create("dpsock", nslots + 4 * c->max_socks, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	p->slots = aligned_alloc(64, RTE_ALIGN_CEIL(nslots * sizeof(*p->slots), 64));
 	p->ctl.free = calloc(c->req_slots, sizeof(*p->ctl.free));
 	p->lc.free = calloc(c->evt_slots, sizeof(*p->lc.free));

@@ -54,6 +54,7 @@
 #include <rte_ring.h>
 
 #include "common/clock.h"
+#include "common/ring.h"
 #include "common/log.h"
 
 #define CTL_RING_SIZE 4096
@@ -87,37 +88,18 @@ static int dir_sync(const char *path)
 
 /* ---- rings on our own memory (no EAL) ------------------------------------ */
 
-static struct rte_ring *ring_new(const char *name, unsigned count, unsigned flags)
-{
-	/* RING_F_EXACT_SZ rings use the next power of two above count slots */
-	ssize_t sz = rte_ring_get_memsize((flags & RING_F_EXACT_SZ) ?
-					  rte_align32pow2(count + 1) : count);
-	struct rte_ring *r;
-
-	if (sz < 0)
-		return NULL;
-	r = aligned_alloc(RTE_CACHE_LINE_SIZE,
-			  ((size_t)sz + RTE_CACHE_LINE_SIZE - 1) & ~(size_t)(RTE_CACHE_LINE_SIZE - 1));
-	if (!r)
-		return NULL;
-	if (rte_ring_init(r, name, count, flags) != 0) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
 
 struct rte_ring *queue_done_ring_create(unsigned count)
 {
 	static atomic_uint seq;
 	char name[RTE_RING_NAMESIZE];
 	snprintf(name, sizeof(name), "qdone%u", atomic_fetch_add(&seq, 1));
-	return ring_new(name, count, RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	return ring_create(name, count, RING_F_SC_DEQ | RING_F_EXACT_SZ);
 }
 
 void queue_done_ring_free(struct rte_ring *r)
 {
-	free(r);
+	ring_destroy(r);
 }
 
 unsigned queue_done_poll(struct rte_ring *r, struct queue_submission **out, unsigned max)
@@ -238,9 +220,9 @@ int qshard_open(struct queue *q, struct shard *sh, unsigned idx)
 
 	pthread_rwlock_init(&sh->maplock, NULL);
 	snprintf(name, sizeof(name), "qin%u_%p", idx, (void *)q);
-	sh->in = ring_new(name, c->ring_size, RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	sh->in = ring_create(name, c->ring_size, RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	snprintf(name, sizeof(name), "qctl%u_%p", idx, (void *)q);
-	sh->ctl = ring_new(name, CTL_RING_SIZE, RING_F_SC_DEQ);
+	sh->ctl = ring_create(name, CTL_RING_SIZE, RING_F_SC_DEQ);
 	sh->subs = calloc(c->batch_max, sizeof(*sh->subs));
 	sh->st = calloc(c->batch_max, sizeof(*sh->st));
 	sh->prev = calloc(c->batch_max, sizeof(*sh->prev));
@@ -269,8 +251,8 @@ void qshard_close(struct shard *sh)
 	sh->env = NULL;
 	if (sh->in || sh->ctl)
 		pthread_rwlock_destroy(&sh->maplock);
-	free(sh->in);
-	free(sh->ctl);
+	ring_destroy(sh->in);
+	ring_destroy(sh->ctl);
 	free(sh->subs);
 	free(sh->st);
 	free(sh->prev);

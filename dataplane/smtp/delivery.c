@@ -46,6 +46,7 @@
 #include <rte_ring.h>
 
 #include "common/clock.h"
+#include "common/ring.h"
 #include "common/log.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
@@ -1398,23 +1399,6 @@ static const struct tcp_callbacks dlv_tcp_cb = {
 
 /* ---- the service ---------------------------------------------------------------------------- */
 
-/* An SP/SC ring of exactly count entries on plain memory (no EAL). */
-static struct rte_ring *ring_new(const char *name, unsigned count)
-{
-	ssize_t sz = rte_ring_get_memsize(rte_align32pow2(count + 1));
-	struct rte_ring *r;
-
-	if (sz < 0)
-		return NULL;
-	r = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL((size_t)sz, RTE_CACHE_LINE_SIZE));
-	if (!r)
-		return NULL;
-	if (rte_ring_init(r, name, count, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ) != 0) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
 
 static size_t page_round(size_t n)
 {
@@ -1458,8 +1442,8 @@ struct dlv_service *dlv_create(struct tcp_stack *ts, const struct dlv_conf *conf
 	/* room for every result and close event the lcore can hold (see the
 	 * file comment), plus the scheduler's lag: max_jobs */
 	nres = 2 * (conf->max_conns + 1) + conf->max_idle + conf->max_jobs;
-	s->port.jobs = ring_new("dlv_jobs", conf->max_jobs);
-	s->port.results = ring_new("dlv_results", nres);
+	s->port.jobs = ring_create("dlv_jobs", conf->max_jobs, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	s->port.results = ring_create("dlv_results", nres, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	s->port.worker = worker;
 	s->port.max_jobs = conf->max_jobs;
 	if (!s->conns || !s->inmem || !s->ptmem || !s->port.jobs || !s->port.results) {
@@ -1492,8 +1476,8 @@ void dlv_destroy(struct dlv_service *s)
 		munmap(s->inmem, s->inmem_len);
 	if (s->ptmem)
 		munmap(s->ptmem, s->ptmem_len);
-	free(s->port.jobs);
-	free(s->port.results);
+	ring_destroy(s->port.jobs);
+	ring_destroy(s->port.results);
 	free(s);
 }
 
