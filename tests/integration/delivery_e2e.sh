@@ -24,24 +24,14 @@
 #     whose certificate names another host (4.7.5), a message rate limit,
 #     and flush bringing a dead destination back.
 #
-# Volume runs (10,000 messages / 100 sessions, kill -9 rounds, the Postfix
-# relay bench) can reuse start_sink, drained, sw and delivery_tools.py's
-# send/check/concurrency below. Under the sanitizers (SANITIZED=1) the
-# volumes shrink.
+# The volume runs (10,000 messages / 100 sessions, fairness and rates at the
+# sink, kill -9 rounds, ETRN) are relay_e2e.sh's; both use relay_lib.sh's
+# start_sink, drained, sw and delivery_tools.py. Under the sanitizers
+# (SANITIZED=1) the volumes shrink.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup dlv "$1"
-here=$(cd "$(dirname "$0")" && pwd)
-TOOLS="/usr/bin/python3 $here/delivery_tools.py"
-QD=$T_BUILD/tests/integration/queue-dump
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; kill -KILL $(jobs -p) 2>/dev/null; t_teardown' EXIT
-ns() { ip netns exec "$T_NS" "$@"; }
-bg() { ip netns exec "$T_NS" "$@" & PIDS+=($!); }
-t0=$SECONDS
-phase() { echo "# $* (at $((SECONDS - t0)) s)"; }
-HOST=198.18.0.2
-KERN=198.18.0.1
+. "$(dirname "$0")/relay_lib.sh"
 
 if [ "${SANITIZED:-0}" = 1 ]; then
 	SRC_MSGS=300 SRC_SESS=10 PY_MSGS=30 PY_CONC=5
@@ -49,51 +39,9 @@ else
 	SRC_MSGS=2000 SRC_SESS=20 PY_MSGS=150 PY_CONC=10
 fi
 
-# counter NAME: one stats counter (lib.sh's stat, quiet on success)
-counter() { stat "$1"; }
-# wait_counter NAME MIN SECONDS
-wait_counter() {
-	local name=$1 min=$2 secs=$3
-	at_least() { local v; v=$(stat "$name") && [ "$v" -ge "$min" ]; }
-	wait_for "$secs" at_least
-}
-# drained: nothing active, queued, looked up or lent in the scheduler
-drained() {
-	local a q j l
-	a=$(stat sched.active) && q=$(stat sched.queued) && j=$(stat sched.jobs_lent) &&
-		l=$(stat sched.lookups) && [ "$a" -eq 0 ] && [ "$q" -eq 0 ] && [ "$j" -eq 0 ] &&
-		[ "$l" -eq 0 ]
-}
-# sink_lines DIR: messages a sink kept
-sink_lines() { [ -f "$1/msgs.log" ] && wc -l <"$1/msgs.log" || echo 0; }
-listening() { ns ss -ltn | grep -q " $1:$2 "; }
-
-# start_sink NAME PORT [--addr A] [args]: an aiosmtpd sink keeping into $T_DIR/NAME
-start_sink() {
-	local name=$1 port=$2 addr=$KERN; shift 2
-	if [ "${1:-}" = --addr ]; then addr=$2; shift 2; fi
-	bg $TOOLS sink "$addr" "$port" "$T_DIR/$name" "$@" >"$T_DIR/$name.out" 2>&1
-	wait_for 20 listening "$addr" "$port"
-}
 dnsmasq_up() {
 	bg bash "$here/dns_zone.sh" $KERN "$T_DIR" >>"$T_DIR/dnsmasq.out" 2>&1
 	wait_for 10 sh -c "ip netns exec '$T_NS' ss -lun | grep -q '$KERN:53 '"
-}
-
-# sw NAME [swaks options]: one swaks message to x@sink.test; logs "ID SHA RCPT" to SENT
-SENT=$T_DIR/sent.log
-sw() {
-	local name=$1 f id h out; shift
-	f=$T_DIR/$name.txt
-	printf 'From: <%s@example.org>\nTo: <x@sink.test>\nSubject: %s %s\n\nbody of %s\n.leading dot\n..two dots\nend\n' \
-		"$name" "$name" "$$.$RANDOM" "$name" >"$f"
-	out=$(ns timeout 60 swaks --server $HOST --port 25 --helo swaks.test \
-		--from "$name@example.org" --to x@sink.test --data "@$f" "$@" 2>&1)
-	id=$(printf '%s\n' "$out" |
-		sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-HJKMNP-TV-Z]\{13\}\)\r\{0,1\}$/\1/p')
-	[ -n "$id" ] || { printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'; return 1; }
-	h=$({ sed 's/$/\r/' "$f"; printf '\r\n'; } | sha256sum | cut -d' ' -f1)
-	echo "$id $h x@sink.test" >>"$SENT"
 }
 
 # --- 1. relaying -------------------------------------------------------------------

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """delivery_tools.py - next hops, senders and checkers for delivery_e2e.sh.
 
-  delivery_tools.py sink ADDR PORT DIR [--tls CERT KEY] [--code CODE]
+  delivery_tools.py sink ADDR PORT DIR [--tls CERT KEY] [--code CODE] [--delay S]
       An aiosmtpd next hop on ADDR:PORT that keeps every message it takes:
       DIR/msgs.log gets one flushed JSON line per message (envelope, size,
       whether TLS was on, the SHA-256 of the content as received and of the
       content after its first header field, which must be our Received:
-      field, and that field's queue ID) and DIR/conns.log one line per
-      session start and end ("+ T" / "- T", T in ns) for the concurrency
-      figures. With --code, every RCPT is answered CODE instead (451, 550).
-      Runs until SIGTERM.
+      field, and that field's queue ID; its Message-Id and "sha_norm", the
+      SHA-256 of the content after a leading Received: field with Date and
+      Message-Id blanked, for smtp-source's messages; "t", the arrival time)
+      and DIR/conns.log one line per session start and end ("+ T" / "- T",
+      T in ns) for the concurrency figures. With --code, every RCPT is
+      answered CODE instead (451, 550). With --delay, the reply to the end
+      of data waits S seconds (a slow next hop). Runs until SIGTERM.
   delivery_tools.py stall ADDR PORT FILE
       A next hop that accepts connections and never says a word (the
       client's greeting timeout must end it); FILE counts the connections.
@@ -28,6 +31,35 @@
       envelope sender of mail checked elsewhere) are left out.
   delivery_tools.py concurrency CONNSLOG
       Prints the most sessions the sink had open at once.
+  delivery_tools.py source-check MSGSLOG SENDER TEMPLATE N
+      smtp-source's N messages (envelope sender SENDER) arrived exactly once
+      each (one record per queue ID, distinct Message-Ids), behind our
+      Received: field, byte for byte what smtp-source sends with Date and
+      Message-Id aside: the sha_norm of the one message in the msgs.log
+      TEMPLATE, which smtp-source sent to a sink directly.
+  delivery_tools.py kills SENTLOG MSGSLOG [RESTART...]
+      After kill -9 rounds (at-least-once): every message smtp_clients.py
+      logged in SENTLOG ("ID SHA256 NRCPT SENDER PROTO", the 250s it got)
+      arrived at least once, byte for byte after our Received: field, to
+      its recipient. RESTART: the times (epoch seconds) sluiced was up
+      again after each kill; two copies of a message must have a restart
+      between them (else exit 1: a duplicate without a crash). Prints how
+      many arrived twice (or more), per kill round (the round the first
+      copy arrived in), and how many arrived that the client never heard
+      250 for (the connection died first). Exit 1 if one is missing or
+      differs.
+  delivery_tools.py rate MSGSLOG RATE WINDOW TOLERANCE
+      The arrival rate at the sink: over all arrivals, and the fewest and
+      most arrivals in any WINDOW seconds (windows starting at an arrival,
+      lying inside the run); exit 1 unless both extremes are within
+      TOLERANCE (0.1 = 10%) of RATE * WINDOW, or the run is shorter than
+      WINDOW (nothing measured).
+  delivery_tools.py latency MSGSLOG T0 N
+      Seconds from T0 (epoch seconds) to the Nth arrival; exit 1 if fewer
+      than N arrived.
+  delivery_tools.py etrn HOST DOMAIN [SRC]
+      EHLO, then "ETRN DOMAIN" (smtplib, from SRC if given): prints the
+      reply's code and text.
 """
 import asyncio
 import hashlib
@@ -61,7 +93,18 @@ def after_first_field(b):
     return b[i + 2:], b[:i]
 
 
-def m_sink(addr, port, d, tls=None, code=None):
+MID = re.compile(rb'^Message-Id:[ \t]*(<[^>\r\n]*>)', re.M | re.I)
+
+
+def normalize_source(b):
+    """smtp-source varies only Date and Message-Id per message: blank them."""
+    head, sep, rest = b.partition(b'\r\n\r\n')
+    head = re.sub(rb'^Date:[^\r\n]*', b'Date: *', head, flags=re.M | re.I)
+    head = re.sub(rb'^Message-Id:[^\r\n]*', b'Message-Id: *', head, flags=re.M | re.I)
+    return head + sep + rest
+
+
+def m_sink(addr, port, d, tls=None, code=None, delay=0.0):
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import SMTP
 
@@ -81,13 +124,19 @@ def m_sink(addr, port, d, tls=None, code=None):
             data = envelope.original_content
             rest, first = after_first_field(data)
             m = QUEUED.search(first) or re.search(rb'id ([0-9A-HJKMNP-TV-Z]{13})', first)
+            base = rest if first[:9].lower() == b'received:' else data
+            mid = MID.search(base.partition(b'\r\n\r\n')[0])
             rec = {'from': envelope.mail_from, 'rcpts': envelope.rcpt_tos,
                    'size': len(data), 'sha': sha(data), 'sha_rest': sha(rest),
+                   'sha_norm': sha(normalize_source(base)),
+                   'mid': mid.group(1).decode('latin-1') if mid else '',
                    'received': first.decode('latin-1')[:300],
                    'qid': m.group(1).decode() if m else '',
                    'tls': session.ssl is not None, 't': time.time()}
             with lock:
                 msgs.write(json.dumps(rec) + '\n')
+            if delay:
+                await asyncio.sleep(delay)
             return '250 2.0.0 Ok: kept'
 
     class Server(SMTP):
@@ -284,6 +333,139 @@ def m_concurrency(path):
     return str(mx)
 
 
+def read_msgs(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def m_source_check(msgslog, sender, template, n):
+    tm = read_msgs(template)
+    if len(tm) != 1:
+        print('the template log %s has %d messages, want 1' % (template, len(tm)))
+        sys.exit(1)
+    want_norm = tm[0]['sha_norm']
+    recs = [r for r in read_msgs(msgslog) if r['from'] == sender]
+    qids, mids, bad = {}, set(), []
+    for r in recs:
+        qids[r['qid']] = qids.get(r['qid'], 0) + 1
+        mids.add(r['mid'])
+        if not r['received'].startswith('Received: ') or not r['qid']:
+            bad.append('first field is not our Received: naming a queue ID: %r' % r['received'][:80])
+        elif r['sha_norm'] != want_norm:
+            bad.append('%s: content differs from what smtp-source sends' % r['qid'])
+        if not r['mid']:
+            bad.append('%s: no Message-Id' % r['qid'])
+    dups = sum(1 for v in qids.values() if v > 1)
+    summary = ('%d of smtp-source\'s %d messages arrived, %d queue IDs (%d twice), %d Message-Ids, '
+               '%d differ' % (len(recs), n, len(qids), dups, len(mids), len(bad)))
+    if bad or dups or len(recs) != n or len(qids) != n or len(mids) != n:
+        print(summary + ': ' + '; '.join(bad[:3]))
+        sys.exit(1)
+    return summary + ' (byte for byte, Date and Message-Id aside)'
+
+
+def m_kills(sentlog, msgslog, restarts):
+    restarts = sorted(float(k) for k in restarts)
+
+    def run(t):		# the run of sluiced (0: before the first kill) a copy arrived in
+        return next((i for i, rt in enumerate(restarts) if t < rt), len(restarts))
+    sent = {}
+    for line in open(sentlog):
+        f = line.split()
+        if len(f) != 5:
+            continue	# a line cut by the client's end (never a 250 we count)
+        sent[f[0]] = (f[1], int(f[2]), f[3])
+    got = {}
+    for r in read_msgs(msgslog):
+        got.setdefault(r['qid'], []).append(r)
+    missing, wrong, bad = 0, 0, []
+    dup_round = [0] * len(restarts)
+    most, uncrashed = 1, 0
+    for qid, (h, nrcpt, sender) in sent.items():
+        recs = got.get(qid, [])
+        if not recs:
+            missing += 1
+            bad.append('%s: never arrived' % qid)
+            continue
+        for r in recs:
+            if r['sha_rest'] != h or not r['received'].startswith('Received: '):
+                wrong += 1
+                bad.append('%s: content differs (%s)' % (qid, r['received'][:60]))
+            if r['from'] != sender or len(r['rcpts']) != nrcpt:
+                wrong += 1
+                bad.append('%s: envelope %s %r, sent %s, %d recipient(s)' %
+                           (qid, r['from'], r['rcpts'], sender, nrcpt))
+        if len(recs) > 1:
+            most = max(most, len(recs))
+            runs = sorted(run(r['t']) for r in recs)
+            if len(set(runs)) != len(runs) or runs[0] >= len(restarts):
+                uncrashed += 1
+                bad.append('%s: %d copies, no restart between two of them' % (qid, len(recs)))
+            else:
+                dup_round[runs[0]] += 1
+    unacked = [q for q in got if q not in sent]
+    for q in unacked:	# the 250 died with the connection: still ours, intact or not?
+        for r in got[q]:
+            if not q or not r['received'].startswith('Received: '):
+                wrong += 1
+                bad.append('an arrival not relayed by us: %r' % r['received'][:60])
+    summary = ('%d answered 250, %d arrival records: missing %d, differing %d; %d arrived more '
+               'than once (at most %d copies; per kill round %s); %d arrived without the 250 '
+               'reaching the client' % (len(sent), sum(len(v) for v in got.values()), missing,
+                                        wrong, sum(dup_round) + uncrashed, most,
+                                        '/'.join(str(x) for x in dup_round) or '-',
+                                        len(unacked)))
+    if uncrashed:
+        summary += '; %d duplicated without a crash between the copies' % uncrashed
+    if bad or not sent:
+        print(summary + ': ' + '; '.join(bad[:5]))
+        sys.exit(1)
+    return summary
+
+
+def m_rate(msgslog, rate, window, tol):
+    ts = sorted(r['t'] for r in read_msgs(msgslog))
+    if len(ts) < 2 or ts[-1] - ts[0] < window:
+        print('%d arrivals over %.1f s: less than a %g s window, nothing measured' %
+              (len(ts), ts[-1] - ts[0] if ts else 0, window))
+        sys.exit(1)
+    overall = (len(ts) - 1) / (ts[-1] - ts[0])
+    counts = []
+    j = 0
+    for i, t in enumerate(ts):
+        if t + window > ts[-1]:
+            break
+        while j < len(ts) and ts[j] < t + window:
+            j += 1
+        counts.append(j - i)
+    want = rate * window
+    lo, hi = min(counts), max(counts)
+    summary = ('%d arrivals in %.1f s: %.2f/s; in every %g s window %d..%d arrivals '
+               '(%.2f..%.2f/s, want %g/s +-%d%%)' %
+               (len(ts), ts[-1] - ts[0], overall, window, lo, hi, lo / window, hi / window, rate,
+                round(tol * 100)))
+    if lo < want * (1 - tol) or hi > want * (1 + tol):
+        print(summary)
+        sys.exit(1)
+    return summary
+
+
+def m_latency(msgslog, t0, n):
+    ts = sorted(r['t'] for r in read_msgs(msgslog))
+    if len(ts) < n:
+        print('only %d of %d arrived' % (len(ts), n))
+        sys.exit(1)
+    return '%.2f' % (ts[n - 1] - t0)
+
+
+def m_etrn(host, domain, src=None):
+    s = smtplib.SMTP(host, 25, timeout=60, source_address=(src, 0) if src else None)
+    s.ehlo('etrn.client.test')
+    code, msg = s.docmd('ETRN', domain)
+    s.quit()
+    return '%d %s' % (code, msg.decode('utf-8', 'replace'))
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -301,7 +483,12 @@ def main():
             i = a.index('--code')
             code = int(a[i + 1])
             del a[i:i + 2]
-        r = m_sink(a[1], int(a[2]), a[3], tls, code)
+        delay = 0.0
+        if '--delay' in a:
+            i = a.index('--delay')
+            delay = float(a[i + 1])
+            del a[i:i + 2]
+        r = m_sink(a[1], int(a[2]), a[3], tls, code, delay)
     elif mode == 'stall':
         r = m_stall(a[1], int(a[2]), a[3])
     elif mode == 'syncount':
@@ -312,6 +499,16 @@ def main():
         r = m_check(a[1], a[2], a[3] if len(a) > 3 else None)
     elif mode == 'concurrency':
         r = m_concurrency(a[1])
+    elif mode == 'source-check':
+        r = m_source_check(a[1], a[2], a[3], int(a[4]))
+    elif mode == 'kills':
+        r = m_kills(a[1], a[2], a[3:])
+    elif mode == 'rate':
+        r = m_rate(a[1], float(a[2]), float(a[3]), float(a[4]))
+    elif mode == 'latency':
+        r = m_latency(a[1], float(a[2]), int(a[3]))
+    elif mode == 'etrn':
+        r = m_etrn(a[1], a[2], a[3] if len(a) > 3 else None)
     else:
         print(__doc__)
         sys.exit(2)
