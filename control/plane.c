@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -557,8 +558,9 @@ static void *run(void *arg)
 	while (!atomic_load(&p->stop)) {
 		struct plane_req *in;
 		struct pollfd pfd = { .fd = p->wake_fd, .events = POLLIN };
+		struct timespec ts;
 		bool busy;
-		int wait;
+		uint64_t wait;
 
 		pthread_mutex_lock(&p->mu);
 		in = p->inbox;
@@ -579,14 +581,17 @@ static void *run(void *arg)
 		dns_stats_get(p->dns, &p->dns_snap);
 		route_stats_get(p->rt, &p->route_snap);
 		busy = p->dns_snap.queries_in_flight > 0 || p->bench.req;
-		wait = busy ? BUSY_WAIT_MS : IDLE_WAIT_MS;
-		if (p->sched) {	/* no later than the scheduler wants its next pass */
+		wait = (busy ? BUSY_WAIT_MS : IDLE_WAIT_MS) * NS_PER_MS;
+		if (p->sched) {	/* no later than the scheduler wants its next pass: to
+				 * the ns, or a rate limit loses what rounding costs */
 			uint64_t now = clock_mono_ns(), wake = sched_wake_ns(p->sched);
-			uint64_t ms = wake > now ? (wake - now + NS_PER_MS - 1) / NS_PER_MS : 0;
-			if (ms < (uint64_t)wait)
-				wait = (int)ms;
+			uint64_t ns = wake > now ? wake - now : 0;
+			if (ns < wait)
+				wait = ns;
 		}
-		if (poll(&pfd, 1, wait) > 0)
+		ts.tv_sec = (time_t)(wait / NS_PER_SEC);
+		ts.tv_nsec = (long)(wait % NS_PER_SEC);
+		if (ppoll(&pfd, 1, &ts, NULL) > 0)
 			drain_fd(p->wake_fd);
 	}
 	if (p->sched) {
