@@ -49,7 +49,7 @@ const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
 #define REAP_MAX 4096		/* events per port per pass */
 #define DISPATCH_MAX 4096	/* jobs lent per pass */
 #define GC_INTERVAL_NS NS_PER_SEC
-#define LENT_WAKE_NS (2 * NS_PER_MS)	/* results come over rings: look again this soon */
+#define LENT_WAKE_NS (250 * NS_PER_US)	/* results come over rings: look again this soon */
 #define DOMAIN_MAX 255
 #define TEXT_MAX QUEUE_REPLY_MAX
 
@@ -1668,6 +1668,10 @@ unsigned sched_poll(struct sched *s)
 	tick(s);
 	work += reap(s);
 	timers(s);
+	/* What waits already claimed goes out on the windows the results just
+	 * opened, before this pass blocks in its group commit (dispatching
+	 * other claimed work needs nothing from it). */
+	work += dispatch(s);
 	lookups_retry(s);
 	work += scan(s);
 	work += apply(s);
