@@ -95,7 +95,7 @@ struct spart {
 	unsigned nnote;			/* recipients owing a notice */
 	char *giveup;			/* the operator gave up: the reason */
 	struct spart *nnext;		/* the notices list, or the held list */
-	uint64_t release_ns;		/* notice_hold: results written then */
+	uint64_t release_ns;		/* notice_hold: made / results written then */
 	unsigned body_refs, nbody;
 	struct iovec *body;
 	struct srcpt *r;
@@ -1004,6 +1004,7 @@ static void part_finish(struct sched *s, struct spart *p)
 		return;
 	}
 	p->nstate = N_WAIT;
+	p->release_ns = s->now_ns + s->c.notice_hold_ns;	/* tests: a window before it */
 	p->nnext = s->notices;
 	s->notices = p;
 	s->nwaiting++;
@@ -2113,10 +2114,11 @@ static void notice_group(struct sched *s, struct spart **grp, unsigned n)
 	}
 }
 
-/* The parts waiting for a notice: one per message, queued. */
+/* The parts waiting for a notice: one per message, queued (with
+ * notice_hold, once they have waited that long: tests only). */
 static unsigned notices_flush(struct sched *s)
 {
-	struct spart **v, *p;
+	struct spart **v, *p, **pp;
 	unsigned n = 0, done = 0;
 
 	for (p = s->notices; p; p = p->nnext)
@@ -2127,9 +2129,14 @@ static unsigned notices_flush(struct sched *s)
 	if (!v)
 		return 0;	/* next pass */
 	n = 0;
-	for (p = s->notices; p; p = p->nnext)
+	for (pp = &s->notices; (p = *pp);) {
+		if (p->release_ns > s->now_ns && !s->stopping) {
+			pp = &p->nnext;
+			continue;
+		}
+		*pp = p->nnext;
 		v[n++] = p;
-	s->notices = NULL;
+	}
 	qsort(v, n, sizeof(*v), part_id_cmp);
 	for (unsigned a = 0; a < n;) {
 		unsigned b = a + 1;

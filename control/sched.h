@@ -161,9 +161,10 @@ struct sched_conf {
 	uint64_t delay_warning_s;	/* 0: warnings only for NOTIFY=DELAY, after
 					 * SCHED_DELAY_DEFAULT_S */
 	bool loop_hold;			/* a route back to us: hold, not bounce */
-	uint64_t notice_hold_ns;	/* tests only ([impair] notice_hold): a durable
-					 * notice's original waits this long for its
-					 * results (a window for kill -9) */
+	uint64_t notice_hold_ns;	/* tests only ([impair] notice_hold): a notice
+					 * waits this long before it is queued, and its
+					 * original's results this long after it is
+					 * durable (two windows for kill -9) */
 };
 #define SCHED_DELAY_DEFAULT_S (4 * 3600)
 /* 20000 parts, 1000 per scan, 50 ms, lease 3600 s, 256 MiB, 1024 jobs,
