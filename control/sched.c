@@ -1460,6 +1460,8 @@ static unsigned apply(struct sched *s)
 				s->cl[s->ncl++] = (struct claimed){ o->id, o->shard, o->out_token };
 			continue;
 		}
+		if (o->op == QUEUE_OP_WARN && o->status == QUEUE_NOTFOUND)
+			continue;	/* that part was done meanwhile: nothing to mark */
 		if (o->status != QUEUE_OK) {
 			char ids[QUEUE_ID_STR];
 			queue_id_format(o->id, ids);
@@ -1898,12 +1900,14 @@ static void notice_done(struct sched *s, struct sgroup *g, bool ok)
 						"not be queued)", p->ids, p->m->rcpt[i].addr);
 					continue;
 				}
-				r->op_held = false;	/* no final result without its notice */
+				/* no final result without its notice: the attempt is
+				 * written as a deferral */
+				r->op_state = QUEUE_RCPT_DEFERRED;
 				r->state = QUEUE_RCPT_DEFERRED;
-				r->next_s = s->now_s + s->c.local_retry_s;
+				r->next_s = s->now_s + s->e.retry->conf.min_backoff_s;
 				log_warn("%s: to=<%s>: its notice could not be queued: kept, tried "
-					 "again in %u s", p->ids, p->m->rcpt[i].addr,
-					 s->c.local_retry_s);
+					 "again in %llu s", p->ids, p->m->rcpt[i].addr,
+					 (unsigned long long)s->e.retry->conf.min_backoff_s);
 			}
 		}
 		p->warn = warned;

@@ -66,7 +66,8 @@
  * original is tried again: at worst a second notice, never none). Mail
  * from the null sender is never bounced: bounce.h says what becomes of it.
  * A notice that cannot be queued leaves its failed recipients undone (tried
- * again after local_retry_s).
+ * again after [retry] min_backoff); a success notice that cannot be queued
+ * is lost (logged): the mail itself was delivered.
  *
  * Lifetime. A recipient expires at its message's arrival plus the lifetime
  * for its domain (retry_lifetime_for: [retry] lifetime_per_domain, else the

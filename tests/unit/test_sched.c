@@ -61,6 +61,7 @@ struct opts {
 	const char *dest_per_domain;	/* [dest] per_domain */
 	unsigned initial, limit, cohort;	/* [dest] windows, failed_cohort_limit */
 	const char *lifetimes;		/* [retry] lifetime_per_domain */
+	size_t map_max;			/* the queue's map ceiling (0: 1 GiB) */
 	struct sched_conf sc;
 };
 
@@ -113,6 +114,8 @@ static void opts_default(struct opts *o)
 	snprintf(o->sc.bounce.hostname, sizeof(o->sc.bounce.hostname), "sluice.test");
 }
 
+static size_t map_max;
+
 static void fx_open_queue(unsigned shards)
 {
 	struct queue_conf qc;
@@ -122,7 +125,9 @@ static void fx_open_queue(unsigned shards)
 	snprintf(qc.dir, sizeof(qc.dir), "%s/spool", dir);
 	qc.shards = shards;
 	qc.map_size = 8u << 20;
-	qc.map_max = 1ull << 30;
+	qc.map_max = map_max ? map_max : 1ull << 30;
+	if (qc.map_size > qc.map_max)
+		qc.map_size = qc.map_max;
 	qc.sync = QUEUE_SYNC_NOMETA;
 	q = queue_open(&qc, &st);
 	cr_assert_not_null(q, "queue_open: %s", queue_status_str(st));
@@ -159,6 +164,7 @@ static void fx_start(const struct opts *o)
 	clk.ns = 1000 * NS_PER_SEC;
 	snprintf(dir, sizeof(dir), "/tmp/sched-test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
+	map_max = o->map_max;
 	fx_open_queue(o->shards);
 	done = queue_done_ring_create(4096);
 	cr_assert_not_null(done);
@@ -2125,5 +2131,70 @@ Test(bounce, notices_have_their_own_window_at_a_destination)
 		answer_all_ok();
 	}
 	cr_assert_eq(stats().active, 0);
+	fx_stop();
+}
+
+/* The queue cannot take the notice (disk full): the recipient is not
+ * bounced without it; it stays undone and is tried again later, and its
+ * DSN goes once there is room. */
+Test(bounce, a_notice_the_queue_cannot_take_leaves_the_recipient_undone)
+{
+	struct opts o;
+	opts_default(&o);
+	o.map_max = 2u << 20;
+	fx_start(&o);
+	route("full.test", "[" SINK "]");
+	route("fill.test", "hold");
+	uint64_t id = put("a@full.test");
+	/* fill the spool to its ceiling with held mail */
+	uint64_t fill[64];
+	unsigned nfill = 0;
+	for (; nfill < 64; nfill++) {
+		static char big[200000];
+		struct iovec iov = { big, sizeof(big) };
+		struct queue_rcpt_in in = { "x@fill.test", NULL, 0 };
+		struct queue_submission sub, *back;
+		memset(&sub, 0, sizeof(sub));
+		sub.env.sender = "f@example.org";
+		sub.env.arrival = clk.s;
+		sub.env.expiry = clk.s + 86400;
+		sub.env.nrcpt = 1;
+		sub.env.rcpt = &in;
+		sub.iov = &iov;
+		sub.iovcnt = 1;
+		sub.done = done;
+		cr_assert_eq(queue_submit(q, &sub), QUEUE_OK);
+		while (queue_done_poll(done, &back, 1) == 0)
+			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
+		if (back->status != QUEUE_OK) {
+			cr_assert_eq(back->status, QUEUE_NOSPACE);
+			break;
+		}
+		fill[nfill] = sub.id;
+	}
+	cr_assert_lt(nfill, 64, "the spool filled up");
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <a@full.test>: no such user");
+	settle();
+	struct queue_msg *m = look(id, 0);
+	cr_assert_not_null(m, "no DSN, so not bounced");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_DEFERRED, "the attempt written as a deferral");
+	cr_assert_eq(m->rcpt[0].attempts, 1);
+	cr_assert(strstr(m->rcpt[0].reply, "550 5.1.1"), "%s", m->rcpt[0].reply);
+	cr_assert_eq(m->due, clk.s + 300, "tried again after min_backoff");
+	free(m);
+	cr_assert_eq(stats().dsn_failed, 1);
+	cr_assert_eq(ndsns, 0);
+	for (unsigned i = 0; i < nfill; i++)	/* room again */
+		cr_assert_eq(queue_delete(q, fill[i]), QUEUE_OK);
+	nanosleep(&(struct timespec){ 2, 200000000 }, NULL);	/* the writer looks again */
+	adv(300);
+	settle();
+	cr_assert_eq(take(), 1, "tried again");
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <a@full.test>: no such user");
+	settle();
+	cr_assert(gone(id), "bounced now, with its DSN");
+	cr_assert_eq(ndsns, 1);
 	fx_stop();
 }
