@@ -2198,3 +2198,75 @@ Test(bounce, a_notice_the_queue_cannot_take_leaves_the_recipient_undone)
 	cr_assert_eq(ndsns, 1);
 	fx_stop();
 }
+
+/* Two domains in two shards of a 4-shard queue. */
+static void two_shards(char d1[32], char d2[32])
+{
+	snprintf(d1, 32, "m0.test");
+	for (unsigned k = 1; k < 100; k++) {
+		snprintf(d2, 32, "m%u.test", k);
+		if (queue_shard_of(q, d1) != queue_shard_of(q, d2))
+			return;
+	}
+	cr_assert_fail("no two domains in two shards");
+}
+
+/* A message whose parts are in two shards: one notice per message per
+ * pass covers both parts' recipients; one delay warning marks both. */
+Test(bounce, one_notice_per_message_across_its_shards)
+{
+	struct opts o;
+	char d1[32], d2[32], rc[128];
+	opts_default(&o);
+	o.shards = 4;
+	o.schedule = "1h";
+	fx_start(&o);
+	two_shards(d1, d2);
+	route(d1, "[" SINK "]");
+	route(d2, "[" SINK "]");
+	snprintf(rc, sizeof(rc), "a@%s,b@%s", d1, d2);
+	uint64_t id = put(rc);
+	settle();
+	cr_assert_eq(take(), 2, "one job per part");
+	answer(0, 550, "5.1.1", "550 5.1.1 no such user");
+	answer(1, 550, "5.1.1", "550 5.1.1 no such user");
+	nout = 0;
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 1, "one DSN for the message");
+	char *r = dsn_read(0);
+	cr_assert(strstr(r, "\nrcpt0.Final-Recipient=rfc822; a@"), "%s", r);
+	cr_assert(strstr(r, "\nrcpt1.Final-Recipient=rfc822; b@"), "both parts' recipients: %s", r);
+	free(r);
+
+	/* the delay warning: one, naming both, marking both parts */
+	struct pm dl = { .rcpts = rc, .notify = QUEUE_NOTIFY_DELAY | QUEUE_NOTIFY_FAILURE,
+			 .ret = -1 };
+	id = put_msg(&dl);
+	for (unsigned h = 0; h <= 5; h++) {
+		settle();
+		take();
+		/* the parts answer in different passes: one now, one after a settle */
+		if (nout) {
+			answer_one(0, 451, "4.2.1", "451 4.2.1 busy");
+			settle();
+		}
+		while (nout)
+			answer_one(0, 451, "4.2.1", "451 4.2.1 busy");
+		settle();
+		adv(3600);
+	}
+	cr_assert_eq(ndsns, 2, "one delay warning");
+	r = dsn_read(1);
+	cr_assert(has(r, "rcpt0.Action=delayed"), "%s", r);
+	cr_assert(has(r, "rcpt1.Action=delayed"), "the other part's recipient too: %s", r);
+	free(r);
+	for (unsigned sh = 0; sh < 4; sh++) {
+		struct queue_msg *m = look(id, sh);
+		if (!m)
+			continue;
+		cr_assert(m->warned, "shard %u marked", sh);
+		free(m);
+	}
+	fx_stop();
+}
