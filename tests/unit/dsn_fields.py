@@ -23,6 +23,15 @@ import sys
 from email import policy
 
 
+def text_of(value):
+    """A value as text: surrogate-escaped octets back to UTF-8."""
+    s = ' '.join(str(value).split())
+    try:
+        return s.encode('utf-8', 'surrogateescape').decode('utf-8')
+    except UnicodeError:
+        return s
+
+
 def main():
     raw = open(sys.argv[1], 'rb').read()
     m = email.message_from_bytes(raw, policy=policy.default)
@@ -44,10 +53,22 @@ def main():
         print('no delivery-status part')
         return 1
     blocks = ds[0].get_payload()
+    if ds[0].get_content_type() == 'message/global-delivery-status':
+        # the email package reads it as one message and loses its UTF-8:
+        # take the part's octets from the raw message and split the blocks
+        delim = b'\r\n--' + m.get_boundary().encode()
+        body = b''
+        for piece in raw.split(delim)[1:]:
+            h, _, b = piece.partition(b'\r\n\r\n')
+            if b'global-delivery-status' in h.lower():
+                body = b
+        text = body.decode('utf-8', 'replace').replace('\r\n', '\n')
+        blocks = [email.message_from_string(b.strip('\n') + '\n\n', policy=policy.default)
+                  for b in text.split('\n\n') if b.strip()]
     for k, b in enumerate(blocks):
         prefix = 'msg' if k == 0 else 'rcpt%d' % (k - 1)
         for name, value in b.items():
-            out.append('%s.%s=%s' % (prefix, name, ' '.join(str(value).split())))
+            out.append('%s.%s=%s' % (prefix, name, text_of(value)))
     if len(parts) >= 3:
         a = parts[2]
         out.append('attached=%s' % a.get_content_type())
@@ -59,7 +80,7 @@ def main():
                                            policy=policy.default)
             out.append('attached.subject=%s' % hdr.get('subject', ''))
     out.append('ok')
-    print('\n'.join(out))
+    sys.stdout.buffer.write(('\n'.join(out) + '\n').encode('utf-8', 'replace'))
     return 0
 
 

@@ -257,6 +257,7 @@ struct pm {
 	size_t size;
 	uint64_t seed;			/* body_of's, when not mail */
 	uint64_t expiry;		/* 0: arrival + 5 d */
+	uint8_t body_flags;		/* enum queue_body_flags */
 };
 
 /* Queue one message; returns its ID. */
@@ -294,6 +295,7 @@ static uint64_t put_msg(const struct pm *o)
 	sub.env.sender = o->sender ? o->sender : "sender@example.org";
 	sub.env.envid = "ENV1";
 	sub.env.ret = o->ret >= 0 ? (uint8_t)o->ret : QUEUE_RET_HDRS;
+	sub.env.body_flags = o->body_flags;
 	sub.env.client_addr = o->client ? (o->client[0] ? o->client : NULL) : "192.0.2.7";
 	sub.env.helo = sub.env.client_addr ? "client.test" : NULL;
 	sub.env.arrival = clk.s;
@@ -2268,5 +2270,31 @@ Test(bounce, one_notice_per_message_across_its_shards)
 		cr_assert(m->warned, "shard %u marked", sh);
 		free(m);
 	}
+	fx_stop();
+}
+
+/* An SMTPUTF8 original: its DSN takes RFC 6533's global forms and is
+ * queued to be sent with SMTPUTF8. */
+Test(bounce, an_smtputf8_original_gets_a_global_dsn_sent_with_smtputf8)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("u.test", "[" SINK "]");
+	struct pm pm = { .rcpts = "j\xc3\xbcrgen@u.test", .notify = -1, .ret = -1, .mail = true,
+			 .size = 400, .body_flags = QUEUE_BODY_SMTPUTF8 | QUEUE_BODY_8BITMIME };
+	uint64_t id = put_msg(&pm);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 1);
+	cr_assert(dsns[0].body_flags & QUEUE_BODY_SMTPUTF8, "sent with SMTPUTF8 (%u)",
+		  dsns[0].body_flags);
+	char *r = dsn_read(0);
+	cr_assert(has(r, "report-type=global-delivery-status"), "%s", r);
+	cr_assert(strstr(r, "\nrcpt0.Final-Recipient=utf-8; j\xc3\xbcrgen@u.test"), "%s", r);
+	free(r);
 	fx_stop();
 }
