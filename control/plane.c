@@ -656,6 +656,9 @@ static int sched_start(struct plane *p, const struct sluice_config *cfg, struct 
 	log_info("delivery: scheduler on %u worker(s): %u message parts in memory, %zu MiB of "
 		 "bodies, %u jobs at once", env.nports, sc.active_limit, sc.body_memory >> 20,
 		 sc.jobs_max);
+	if (sc.notice_hold_ns)
+		log_warn("delivery: [impair] notice_hold is set: DSNs and their originals' "
+			 "results are held back (tests only)");
 	return 0;
 }
 
