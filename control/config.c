@@ -50,8 +50,10 @@ struct key {
 static const char *const idle_names[] = { "busy", "adaptive", NULL };	/* dp_idle_policy */
 static const char *const bare_names[] = { "reject", "normalize", NULL };	/* smtp_bare_policy */
 static const char *const sync_names[] = { "full", "nometa", NULL };	/* queue_sync */
+static const char *const loop_names[] = { "reject", "hold", NULL };	/* smtp_loop_action */
 _Static_assert(DP_IDLE_BUSY == 0 && DP_IDLE_ADAPTIVE == 1 && SMTP_BARE_REJECT == 0 &&
-	       SMTP_BARE_NORMALIZE == 1 && QUEUE_SYNC_FULL == 0 && QUEUE_SYNC_NOMETA == 1,
+	       SMTP_BARE_NORMALIZE == 1 && QUEUE_SYNC_FULL == 0 && QUEUE_SYNC_NOMETA == 1 &&
+	       SMTP_LOOP_REJECT == 0 && SMTP_LOOP_HOLD == 1,
 	       "K_ENUM name tables follow the enums");
 
 #define F(field) offsetof(struct sluice_config, field), sizeof(((struct sluice_config *)0)->field)
@@ -99,6 +101,7 @@ static const struct key keys[] = {
 	{ "impair", "tx_reorder", K_RATE, F(dp.impair.tx.reorder), 0, 0, NULL },
 	{ "impair", "tx_corrupt", K_RATE, F(dp.impair.tx.corrupt), 0, 0, NULL },
 	{ "impair", "hold", K_DUR_NS, F(dp.impair.hold_ns), 0, NS_PER_SEC, NULL },
+	{ "impair", "notice_hold", K_DUR_NS, F(delivery.notice_hold_ns), 0, 60 * NS_PER_SEC, NULL },
 	{ "testsvc", "echo_port", K_UINT, F(dp.echo.port), 0, 65535, NULL },
 	{ "testsvc", "echo_connect_ip", K_IPV4, F(dp.echo.connect_ip), 0, 0, NULL },
 	{ "testsvc", "echo_connect_port", K_UINT, F(dp.echo.connect_port), 0, 65535, NULL },
@@ -118,6 +121,7 @@ static const struct key keys[] = {
 	{ "smtp", "error_limit", K_UINT, F(smtp.error_limit), 1, 1000, NULL },
 	{ "smtp", "line_length_limit", K_UINT, F(smtp.line_length_limit), 1000, 1u << 20, NULL },
 	{ "smtp", "hop_limit", K_UINT, F(smtp.hop_limit), 1, 1000, NULL },
+	{ "smtp", "loop_action", K_ENUM, F(smtp.loop_action), 0, 0, loop_names },
 	{ "smtp", "bare_linefeed", K_ENUM, F(smtp.bare_linefeed), 0, 0, bare_names },
 	{ "smtp", "command_timeout", K_DUR_NS, F(smtp.command_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
 	{ "smtp", "data_timeout", K_DUR_NS, F(smtp.data_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
@@ -131,6 +135,11 @@ static const struct key keys[] = {
 	{ "queue", "sync", K_ENUM, F(queue.sync), 0, 0, sync_names },
 	{ "retry", "schedule", K_STR, F(retry.schedule), 0, 0, NULL },
 	{ "retry", "lifetime", K_DUR_S, F(retry.lifetime_s), 60, 365 * 86400, NULL },
+	{ "retry", "bounce_lifetime", K_DUR_S, F(retry.bounce_lifetime_s), 60, 365 * 86400, NULL },
+	{ "retry", "lifetime_per_domain", K_STR, F(retry.lifetime_per_domain), 0, 0, NULL },
+	{ "retry", "delay_warning_time", K_DUR_S, F(retry.delay_warning_s), 0, 30 * 86400, NULL },
+	{ "retry", "double_bounce_to", K_STR, F(retry.double_bounce_to), 0, 0, NULL },
+	{ "retry", "bounce_size_limit", K_SIZE, F(retry.bounce_size_limit), 1024, 1ull << 30, NULL },
 	{ "retry", "min_backoff", K_DUR_S, F(retry.min_backoff_s), 1, 86400, NULL },
 	{ "retry", "max_backoff", K_DUR_S, F(retry.max_backoff_s), 1, 7 * 86400, NULL },
 	{ "retry", "jitter", K_RATE, F(retry.jitter_ppm), 0, 0, NULL },

@@ -42,6 +42,8 @@ struct sluice_config {
 		unsigned recipient_limit;
 		unsigned max_sessions, max_sessions_per_client;
 		unsigned error_limit, line_length_limit, hop_limit;
+		int loop_action;	/* enum smtp_loop_action: over hop_limit, or
+					 * a route back to us: reject/bounce or hold */
 		int bare_linefeed;	/* enum smtp_bare_policy */
 		uint64_t command_timeout_ns, data_timeout_ns;
 		bool starttls;
@@ -61,6 +63,12 @@ struct sluice_config {
 	struct {
 		char schedule[256];	/* e.g. "exponential" or "5m,10m,30m,1h" */
 		uint64_t lifetime_s;
+		uint64_t bounce_lifetime_s;	/* null-sender mail */
+		char lifetime_per_domain[CONFIG_LINE_MAX];	/* "domain: 2d; ..." */
+		uint64_t delay_warning_s;	/* 0: only NOTIFY=DELAY, after 4 h */
+		char double_bounce_to[SMTP_PATH_MAX - 1];	/* "postmaster": [smtp]
+							 * postmaster; "": dropped */
+		uint64_t bounce_size_limit;	/* an original returned whole up to this */
 		uint64_t min_backoff_s, max_backoff_s;
 		uint32_t jitter_ppm;	/* +- share of each wait */
 		char per_domain[CONFIG_LINE_MAX];	/* "domain: schedule; ..." (retry.h) */
@@ -86,6 +94,7 @@ struct sluice_config {
 		unsigned max_connections, max_idle;	/* per worker lcore */
 		char helo_name[256];	/* "": [smtp] hostname */
 		char tls_ca_file[CONFIG_PATH_MAX];	/* CAs for tls=verify; "": none */
+		uint64_t notice_hold_ns;	/* [impair] notice_hold: tests only */
 		uint64_t connect_timeout_ns, greeting_timeout_ns, helo_timeout_ns,
 			 starttls_timeout_ns, rset_timeout_ns, mail_timeout_ns, rcpt_timeout_ns,
 			 data_init_timeout_ns, data_xfer_timeout_ns, data_done_timeout_ns,

@@ -125,6 +125,7 @@ void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e)
 	e->max_errors = c->smtp.error_limit;
 	e->max_line = c->smtp.line_length_limit;
 	e->hop_limit = c->smtp.hop_limit;
+	e->loop = (enum smtp_loop_action)c->smtp.loop_action;
 	e->bare = (enum smtp_bare_policy)c->smtp.bare_linefeed;
 	e->timeout_cmd_ns = c->smtp.command_timeout_ns;
 	e->timeout_data_ns = c->smtp.data_timeout_ns;
@@ -165,7 +166,20 @@ int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,
 		.jitter_ppm = c->retry.jitter_ppm,
 	};
 
-	return retry_policy_init(p, c->retry.schedule, c->retry.per_domain, &rc, key, err, errlen);
+	if (retry_policy_init(p, c->retry.schedule, c->retry.per_domain, &rc, key, err, errlen) < 0)
+		return -1;
+	if (retry_lifetime_init(p, c->retry.lifetime_s, c->retry.bounce_lifetime_s,
+				c->retry.lifetime_per_domain, err, errlen) < 0) {
+		*key = "lifetime_per_domain";
+		return -1;
+	}
+	return 0;
+}
+
+const char *config_double_bounce_to(const struct sluice_config *c)
+{
+	return strcmp(c->retry.double_bounce_to, "postmaster") == 0 ? c->smtp.postmaster
+								     : c->retry.double_bounce_to;
 }
 
 int config_dest_policy(const struct sluice_config *c, struct dest_policy *p,
@@ -218,6 +232,11 @@ static void check_delivery(const struct sluice_config *c, struct config_errors *
 	}
 	if (config_retry_policy(c, rp, &key, err, sizeof(err)) < 0)
 		add_error(c, errs, "retry", key, "%s", err);
+	if (c->retry.double_bounce_to[0] && strcmp(c->retry.double_bounce_to, "postmaster") != 0 &&
+	    !smtp_mailbox_valid(c->retry.double_bounce_to))
+		add_error(c, errs, "retry", "double_bounce_to", "'%.64s' is not postmaster, a "
+			  "mailbox (local@domain) or empty (drop double bounces)",
+			  c->retry.double_bounce_to);
 	key = "per_domain";
 	if (config_dest_policy(c, dp, &key, err, sizeof(err)) < 0) {
 		if (strcmp(key, "dead_backoff") == 0)
@@ -265,6 +284,15 @@ void config_sched(const struct sluice_config *c, struct sched_conf *s)
 	s->jobs_max = workers * (c->delivery.max_connections + 64);
 	if (s->jobs_max > (1u << 20))
 		s->jobs_max = 1u << 20;
+	/* notices: our name, where double bounces go, what they return */
+	snprintf(s->bounce.hostname, sizeof(s->bounce.hostname), "%s", c->smtp.hostname);
+	snprintf(s->bounce.double_bounce_to, sizeof(s->bounce.double_bounce_to), "%s",
+		 config_double_bounce_to(c));
+	s->bounce.size_limit = c->retry.bounce_size_limit;
+	s->bounce.lifetime_s = c->retry.bounce_lifetime_s;
+	s->delay_warning_s = c->retry.delay_warning_s;
+	s->loop_hold = c->smtp.loop_action == SMTP_LOOP_HOLD;
+	s->notice_hold_ns = c->delivery.notice_hold_ns;
 }
 
 /* [delivery]: what the delivery service and the scheduler would refuse. */

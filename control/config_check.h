@@ -56,6 +56,10 @@ void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e);
 int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,
 			const char **key, char *err, size_t errlen);
 
+/* Where double bounces go ([retry] double_bounce_to; "postmaster": [smtp]
+ * postmaster): a mailbox, or "" (they are dropped). */
+const char *config_double_bounce_to(const struct sluice_config *c);
+
 /* The per-destination policy of c ([dest], and [retry] min_backoff as the
  * dead-destination backoff). 0, or -1 with err filled and *key naming the
  * [dest] key at fault. */

@@ -43,7 +43,8 @@
 #define ARG_MAX 600
 
 enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP, REQ_DNS_BENCH,
-		REQ_FLUSH_ID, REQ_FLUSH_DOMAIN, REQ_FLUSH_ALL, REQ_DEST_SHOW, REQ_DEST_CLEAR };
+		REQ_FLUSH_ID, REQ_FLUSH_DOMAIN, REQ_FLUSH_ALL, REQ_DEST_SHOW, REQ_DEST_CLEAR,
+		REQ_BOUNCE };
 
 #define DEST_SHOW_MAX 1000	/* destinations in one `dest show` answer */
 
@@ -461,6 +462,24 @@ static void flush_request(struct plane *p, struct plane_req *r)
 	}
 }
 
+/* `bounce ID [--reason TEXT]`: a = ID, b = the reason (may be empty). */
+static void bounce_request(struct plane *p, struct plane_req *r)
+{
+	unsigned n = 0;
+	uint64_t id;
+	int st;
+
+	queue_id_parse(r->a, &id);	/* checked by parse_request */
+	st = sched_bounce_id(p->sched, id, r->b[0] ? r->b : NULL, &n);
+	if (st == QUEUE_OK)
+		finish_text(r, true, "\"bounce\":{\"id\":\"%s\",\"recipients\":%u}", r->a, n);
+	else if (st == QUEUE_STATE)
+		finish_text(r, false, "bounce %s: nothing left to bounce (delivered, or not yet "
+			    "accepted)", r->a);
+	else
+		finish_text(r, false, "bounce %s: %s", r->a, queue_status_str(st));
+}
+
 static void dest_request(struct plane *p, struct plane_req *r)
 {
 	char *buf;
@@ -502,11 +521,14 @@ static void start_request(struct plane *p, struct plane_req *r)
 	case REQ_FLUSH_ALL:
 	case REQ_DEST_SHOW:
 	case REQ_DEST_CLEAR:
+	case REQ_BOUNCE:
 		if (!p->sched) {
 			finish_text(r, false, "delivery is not running (no queue)");
 			return;
 		}
-		if (r->kind >= REQ_DEST_SHOW)
+		if (r->kind == REQ_BOUNCE)
+			bounce_request(p, r);
+		else if (r->kind >= REQ_DEST_SHOW)
 			dest_request(p, r);
 		else
 			flush_request(p, r);
@@ -634,6 +656,9 @@ static int sched_start(struct plane *p, const struct sluice_config *cfg, struct 
 	log_info("delivery: scheduler on %u worker(s): %u message parts in memory, %zu MiB of "
 		 "bodies, %u jobs at once", env.nports, sc.active_limit, sc.body_memory >> 20,
 		 sc.jobs_max);
+	if (sc.notice_hold_ns)
+		log_warn("delivery: [impair] notice_hold is set: DSNs and their originals' "
+			 "results are held back (tests only)");
 	return 0;
 }
 
@@ -834,6 +859,22 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *args,
 			return 0;
 		}
 		snprintf(err, errlen, "usage: flush ID | flush --domain DOMAIN | flush --all");
+		return -1;
+	}
+	if (strcmp(cmd, "bounce") == 0) {
+		/* bounce ID [--reason TEXT]: a = ID, b = TEXT */
+		uint64_t id;
+		char opt[ARG_MAX];
+		split(rest, opt, r->b);
+		if (verb[0] != '-' && queue_id_parse(verb, &id) == 0 &&
+		    (!rest[0] || (strcmp(opt, "--reason") == 0 && r->b[0]))) {
+			snprintf(r->a, ARG_MAX, "%s", verb);
+			if (!rest[0])
+				r->b[0] = '\0';
+			r->kind = REQ_BOUNCE;
+			return 0;
+		}
+		snprintf(err, errlen, "usage: bounce ID [--reason TEXT]");
 		return -1;
 	}
 	if (strcmp(cmd, "dest") == 0) {

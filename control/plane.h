@@ -33,6 +33,9 @@
  *   dest show [KEY]            destinations in memory (dest_view and the
  *                              scheduler's own), or the one named KEY
  *   dest clear KEY             end a destination's backoff now
+ *   bounce ID [--reason TEXT]  give up on a message now: its undelivered
+ *                              recipients fail and its sender gets the DSN
+ *                              (exim -Mg; sched_bounce_id)
  */
 #ifndef SLUICE_PLANE_H
 #define SLUICE_PLANE_H

@@ -152,6 +152,8 @@ int retry_policy_init(struct retry_policy *p, const char *schedule, const char *
 		      const struct retry_conf *c, const char **key, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
+	p->lifetime_s = 5 * 86400;
+	p->bounce_lifetime_s = 86400;
 	if (retry_schedule_parse(schedule, &p->def, err, errlen) < 0)
 		return bad_key(key, "schedule");
 	if (retry_conf_check(c, key, err, errlen) < 0)
@@ -162,6 +164,84 @@ int retry_policy_init(struct retry_policy *p, const char *schedule, const char *
 		return bad_key(key, "per_domain");
 	}
 	return 0;
+}
+
+/* ---- lifetimes ---- */
+
+struct life_ctx {
+	struct retry_lifetime *v;
+	unsigned n;
+};
+
+/* One "domain: 2d" entry of lifetime_per_domain. */
+static int add_lifetime(void *ctx, const struct domain_key *k, const char *text, size_t len,
+			char *err, size_t errlen)
+{
+	struct life_ctx *c = ctx;
+	uint64_t v;
+
+	if (parse_step(text, len, &v) < 0 || v < RETRY_LIFETIME_MIN_S ||
+	    v > RETRY_LIFETIME_MAX_S) {
+		snprintf(err, errlen, "'%.*s' is not a lifetime like 12h or 3d (1m .. 365d)",
+			 (int)(len > 40 ? 40 : len), text);
+		return -1;
+	}
+	c->v[c->n].key = *k;
+	c->v[c->n].lifetime_s = v;
+	c->n++;
+	return 0;
+}
+
+int retry_lifetime_init(struct retry_policy *p, uint64_t lifetime_s, uint64_t bounce_lifetime_s,
+			const char *per_domain, char *err, size_t errlen)
+{
+	struct retry_lifetime v[RETRY_DOMAINS_MAX];
+	struct life_ctx c = { v, 0 };
+
+	if (lifetime_s < RETRY_LIFETIME_MIN_S || lifetime_s > RETRY_LIFETIME_MAX_S ||
+	    bounce_lifetime_s < RETRY_LIFETIME_MIN_S || bounce_lifetime_s > RETRY_LIFETIME_MAX_S) {
+		snprintf(err, errlen, "lifetimes must be 1m .. 365d");
+		return -1;
+	}
+	if (per_domain && domain_key_list(per_domain, RETRY_DOMAINS_MAX, "lifetime",
+					  add_lifetime, &c, err, errlen) < 0)
+		return -1;
+	p->lifetime_s = lifetime_s;
+	p->bounce_lifetime_s = bounce_lifetime_s;
+	memcpy(p->life, v, c.n * sizeof(v[0]));
+	p->nlife = c.n;
+	return 0;
+}
+
+static const struct retry_lifetime *lifetime_entry(const struct retry_policy *p,
+						   const char *domain)
+{
+	const struct retry_lifetime *best = NULL;
+	unsigned score = 0;
+
+	for (unsigned i = 0; domain && i < p->nlife; i++) {
+		unsigned m = domain_key_match(&p->life[i].key, domain);
+		if (m > score) {
+			score = m;
+			best = &p->life[i];
+		}
+	}
+	return best;
+}
+
+uint64_t retry_lifetime_for(const struct retry_policy *p, const char *domain, bool null_sender)
+{
+	const struct retry_lifetime *e = lifetime_entry(p, domain);
+	uint64_t t = e ? e->lifetime_s : p->lifetime_s;
+
+	if (null_sender && t > p->bounce_lifetime_s)
+		t = p->bounce_lifetime_s;
+	return t;
+}
+
+bool retry_lifetime_overridden(const struct retry_policy *p, const char *domain)
+{
+	return lifetime_entry(p, domain) != NULL;
 }
 
 const struct retry_schedule *retry_schedule_for(const struct retry_policy *p,

@@ -54,12 +54,24 @@ struct retry_override {
 	struct retry_schedule s;
 };
 
+/* One lifetime_per_domain entry. */
+struct retry_lifetime {
+	struct domain_key key;
+	uint64_t lifetime_s;
+};
+
 /* The whole [retry] policy, parsed once; read-only afterwards. */
 struct retry_policy {
 	struct retry_conf conf;
 	struct retry_schedule def;	/* [retry] schedule */
 	unsigned n;			/* overrides in use */
 	struct retry_override o[RETRY_DOMAINS_MAX];
+	/* How long mail is tried ([retry] lifetime, bounce_lifetime,
+	 * lifetime_per_domain): see retry_lifetime_for. */
+	uint64_t lifetime_s;		/* default 5 d */
+	uint64_t bounce_lifetime_s;	/* null-sender mail, default 1 d */
+	unsigned nlife;
+	struct retry_lifetime life[RETRY_DOMAINS_MAX];
 };
 
 /* Parse a schedule. 0, or -1 with err filled ("what is wrong, where"). */
@@ -79,6 +91,26 @@ int retry_conf_check(const struct retry_conf *c, const char **key, char *err, si
  */
 int retry_policy_init(struct retry_policy *p, const char *schedule, const char *per_domain,
 		      const struct retry_conf *c, const char **key, char *err, size_t errlen);
+
+/*
+ * Lifetimes: lifetime_s and bounce_lifetime_s (each >= 60 s), and the
+ * per_domain text "example.com: 2d; .example.net: 12h" (NULL or empty:
+ * none; each 60 s .. 365 d). retry_policy_init sets 5 d and 1 d and no
+ * overrides. 0, or -1 with err filled (p's lifetimes unchanged then).
+ */
+#define RETRY_LIFETIME_MIN_S 60ull
+#define RETRY_LIFETIME_MAX_S (365ull * 86400)
+int retry_lifetime_init(struct retry_policy *p, uint64_t lifetime_s, uint64_t bounce_lifetime_s,
+			const char *per_domain, char *err, size_t errlen);
+
+/*
+ * How long mail to a recipient domain is tried, from its arrival: the
+ * domain's lifetime_per_domain entry, else lifetime; for mail from the null
+ * sender (bounces) never longer than bounce_lifetime.
+ */
+uint64_t retry_lifetime_for(const struct retry_policy *p, const char *domain, bool null_sender);
+/* Does the domain have a lifetime_per_domain entry? */
+bool retry_lifetime_overridden(const struct retry_policy *p, const char *domain);
 
 /* The schedule for a recipient domain: its override, else the default. */
 const struct retry_schedule *retry_schedule_for(const struct retry_policy *p,

@@ -12,16 +12,20 @@
  *    domain in progress, in a hash table by domain), then, cut to a
  *    transaction's size, in their destination's FIFO, then in a job;
  *  - destinations (struct sdest, hash table by key): dest.h's state, the
- *    FIFO, the hops of the latest route answer, the idle connections, and
- *    where it waits: in the ready ring (round robin), on the timer list
- *    (rate, timed suspension), for a job of its own to come back (window),
- *    or nowhere (nothing queued);
+ *    hops of the latest route answer, the idle connections, and one lane
+ *    per class (struct slane: normal mail, notifications): its FIFO and
+ *    where it waits: in the ready ring (round robin over lanes), on the
+ *    timer list (rate, timed suspension), for a job of its class to come
+ *    back (window), or nowhere (nothing queued);
  *  - idle connections (struct sidle): per destination, and in a hash table
  *    by (worker, conn_key) for the lcores' close events;
  *  - job slots (struct sjob, made once, mmap'd) on a free list; the body
  *    arena: body_memory bytes in SCHED_CHUNK chunks on a free stack;
  *  - the op buffer: every queue op of the pass, with its part and reply
- *    text, applied by one queue_apply.
+ *    text, applied by one queue_apply;
+ *  - notices: parts whose results wait for a notice (bounce.h) are on the
+ *    notices list until it is submitted, then named by their struct
+ *    sgroup (one per notice, one message) until it is durable.
  * A part leaves the active set only after the apply that carried its last
  * op (the buffer points at it until then).
  */
@@ -41,6 +45,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/ctl_server.h"
+#include "control/dsn.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
 const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
@@ -59,7 +64,18 @@ struct srcpt {
 	uint8_t state;			/* enum queue_rcpt_state as known now */
 	uint16_t attempts;		/* stored, plus this claim's */
 	uint64_t next_s;		/* undone: due again at (0: not set) */
+	/* a notice this claim's outcome owes (NOTE_NONE or a dsn_action + 1),
+	 * and its RESULT op, which waits until the notice is durable */
+	uint8_t note;
+	bool op_held;			/* the RESULT op below waits */
+	uint8_t op_state;
+	char dsn[12];			/* the outcome's enhanced status */
+	char *reply;			/* the outcome's text (op reply), when kept */
+	char *reason;			/* ... as the notice says it (2xx: with the host) */
+	uint64_t at;			/* when */
 };
+#define NOTE_NONE 0
+#define NOTE(a) ((uint8_t)((a) + 1))
 
 struct spart {
 	struct spart *hnext;		/* active set */
@@ -74,10 +90,18 @@ struct spart {
 	bool finishing;			/* its last ops are in the buffer */
 	bool broken;			/* an op failed: no more ops, just drop it */
 	bool body_loaded;
+	bool warn;			/* a delay warning is owed (in its notice) */
+	uint8_t nstate;			/* N_*: where its notice is */
+	unsigned nnote;			/* recipients owing a notice */
+	char *giveup;			/* the operator gave up: the reason */
+	struct spart *nnext;		/* the notices list, or the held list */
+	uint64_t release_ns;		/* notice_hold: made / results written then */
 	unsigned body_refs, nbody;
 	struct iovec *body;
 	struct srcpt *r;
 };
+
+enum { N_NONE = 0, N_WAIT, N_SENT, N_HELD };
 
 struct sdest;
 
@@ -101,14 +125,22 @@ struct sidle {
 
 enum { R_IDLE = 0, R_READY, R_WINDOW, R_TIMER };
 
+/* One class of a destination: its FIFO and where it waits. */
+struct slane {
+	struct sdest *d;
+	enum dest_class cls;
+	struct sitem *head, *tail;
+	unsigned nitems;
+	uint8_t rs;			/* R_*: where it waits */
+	struct slane *prev, *next;	/* ready ring or timer list */
+	uint64_t wake_ns;		/* R_TIMER */
+};
+
 struct sdest {
 	struct sdest *hnext;
 	struct dest d;			/* d.name is the key */
-	struct sitem *head, *tail;
-	unsigned nitems, lent;
-	uint8_t rs;			/* R_*: where it waits */
-	struct sdest *prev, *next;	/* ready ring or timer list */
-	uint64_t wake_ns;		/* R_TIMER */
+	struct slane lane[DEST_CLASSES];
+	unsigned lent;
 	unsigned nhops;
 	struct dlv_hop hop[DLV_HOPS_MAX];
 	enum smtp_client_tls tls;
@@ -134,8 +166,17 @@ struct sjob {
 	struct sitem *it;
 	struct sjob *next_free;
 	unsigned worker;
+	enum dest_class cls;
 	enum smtp_client_tls tls;
 	uint64_t dispatched_ns;
+};
+
+/* One notice in flight: the parts (of one message) whose results wait. */
+struct sgroup {
+	uint64_t id;
+	uint64_t warn_shards;		/* other shards to mark warned once durable */
+	unsigned n;
+	struct spart *p[];
 };
 
 struct opbuf {
@@ -172,8 +213,13 @@ struct sched {
 	struct sdest **dtab;		/* destinations by key */
 	size_t dmask;
 	unsigned ndests, nready;
-	struct sdest *ring;		/* the ready ring's cursor */
-	struct sdest *timers;
+	struct slane *ring;		/* the ready ring's cursor */
+	struct slane *timers;
+
+	struct bouncer *bn;		/* notices (bounce.h) */
+	struct spart *notices;		/* parts waiting for their notice to be made */
+	struct spart *nheld;		/* durable, results held (notice_hold) */
+	unsigned nwaiting;		/* parts whose results wait for a notice */
 
 	struct sidle **itab;		/* idle connections by (worker, key) */
 	size_t imask;
@@ -384,6 +430,15 @@ static struct spart **part_slot(struct sched *s, uint64_t id, unsigned shard)
 	return pp;
 }
 
+static void rcpt_texts_free(struct spart *p)
+{
+	for (unsigned i = 0; i < p->m->nrcpt; i++) {
+		free(p->r[i].reply);
+		free(p->r[i].reason);
+		p->r[i].reply = p->r[i].reason = NULL;
+	}
+}
+
 static void part_free(struct sched *s, struct spart *p)
 {
 	struct spart **pp = part_slot(s, p->m->id, p->m->shard);
@@ -394,9 +449,17 @@ static void part_free(struct sched *s, struct spart *p)
 	}
 	if (p->body_loaded)	/* (only if a job could not start after all) */
 		body_drop(s, p);
+	rcpt_texts_free(p);
+	free(p->giveup);
 	free(p->r);
 	free(p->m);
 	free(p);
+}
+
+/* The class a part's mail travels in: the null sender's is notification. */
+static enum dest_class part_class(const struct spart *p)
+{
+	return p->m->sender && p->m->sender[0] ? DEST_NORMAL : DEST_NOTIFY;
 }
 
 /* ---- the body arena ---------------------------------------------------------------- */
@@ -452,80 +515,95 @@ static void body_put(struct sched *s, struct spart *p)
 		body_drop(s, p);
 }
 
-/* ---- destinations: where they wait ----------------------------------------------------- */
+/* ---- destinations: where their lanes wait ------------------------------------------------ */
 
-static void ring_add(struct sched *s, struct sdest *d)
+static void ring_add(struct sched *s, struct slane *l)
 {
 	if (!s->ring) {
-		d->prev = d->next = d;
-		s->ring = d;
+		l->prev = l->next = l;
+		s->ring = l;
 	} else {	/* before the cursor: last in this round */
-		d->next = s->ring;
-		d->prev = s->ring->prev;
-		d->prev->next = d;
-		s->ring->prev = d;
+		l->next = s->ring;
+		l->prev = s->ring->prev;
+		l->prev->next = l;
+		s->ring->prev = l;
 	}
-	d->rs = R_READY;
+	l->rs = R_READY;
 	s->nready++;
 }
 
-static void ring_del(struct sched *s, struct sdest *d)
+static void ring_del(struct sched *s, struct slane *l)
 {
-	if (d->next == d) {
+	if (l->next == l) {
 		s->ring = NULL;
 	} else {
-		d->prev->next = d->next;
-		d->next->prev = d->prev;
-		if (s->ring == d)
-			s->ring = d->next;
+		l->prev->next = l->next;
+		l->next->prev = l->prev;
+		if (s->ring == l)
+			s->ring = l->next;
 	}
-	d->prev = d->next = NULL;
-	d->rs = R_IDLE;
+	l->prev = l->next = NULL;
+	l->rs = R_IDLE;
 	s->nready--;
 }
 
-static void timer_del(struct sched *s, struct sdest *d)
+static void timer_del(struct sched *s, struct slane *l)
 {
-	if (d->prev)
-		d->prev->next = d->next;
+	if (l->prev)
+		l->prev->next = l->next;
 	else
-		s->timers = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	d->prev = d->next = NULL;
-	d->rs = R_IDLE;
+		s->timers = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+	l->rs = R_IDLE;
 }
 
 /* Out of whatever it waits in. */
-static void dest_unwait(struct sched *s, struct sdest *d)
+static void lane_unwait(struct sched *s, struct slane *l)
 {
-	if (d->rs == R_READY)
-		ring_del(s, d);
-	else if (d->rs == R_TIMER)
-		timer_del(s, d);
-	d->rs = R_IDLE;
+	if (l->rs == R_READY)
+		ring_del(s, l);
+	else if (l->rs == R_TIMER)
+		timer_del(s, l);
+	l->rs = R_IDLE;
 }
 
-static void timer_add(struct sched *s, struct sdest *d, uint64_t when)
+static void timer_add(struct sched *s, struct slane *l, uint64_t when)
 {
-	dest_unwait(s, d);
-	d->wake_ns = when;
-	d->prev = NULL;
-	d->next = s->timers;
+	lane_unwait(s, l);
+	l->wake_ns = when;
+	l->prev = NULL;
+	l->next = s->timers;
 	if (s->timers)
-		s->timers->prev = d;
-	s->timers = d;
-	d->rs = R_TIMER;
+		s->timers->prev = l;
+	s->timers = l;
+	l->rs = R_TIMER;
 }
 
-/* Something changed for d (an item came, a job came back): into the ready
- * ring when it has work and is not waiting for a timer. */
+/* Something changed for a lane (an item came, a job came back): into the
+ * ready ring when it has work and is not waiting for a timer. */
+static void lane_wake(struct sched *s, struct slane *l)
+{
+	if (l->head && (l->rs == R_IDLE || l->rs == R_WINDOW)) {
+		l->rs = R_IDLE;
+		ring_add(s, l);
+	}
+}
+
+/* Both lanes of d (the site's state changed: a flush, a backoff cleared). */
 static void dest_wake(struct sched *s, struct sdest *d)
 {
-	if (d->head && (d->rs == R_IDLE || d->rs == R_WINDOW)) {
-		d->rs = R_IDLE;
-		ring_add(s, d);
+	for (int c = 0; c < DEST_CLASSES; c++) {
+		if (d->lane[c].rs == R_TIMER)
+			timer_del(s, &d->lane[c]);
+		lane_wake(s, &d->lane[c]);
 	}
+}
+
+static unsigned dest_nitems(const struct sdest *d)
+{
+	return d->lane[DEST_NORMAL].nitems + d->lane[DEST_NOTIFY].nitems;
 }
 
 /* ---- destinations: the table ---------------------------------------------------------- */
@@ -586,6 +664,10 @@ static struct sdest *dest_get(struct sched *s, const char *key)
 		return NULL;
 	policy_name(key, pname, sizeof(pname));
 	dest_init(&d->d, key, dest_conf_for(s->e.dest, pname));
+	for (int c = 0; c < DEST_CLASSES; c++) {
+		d->lane[c].d = d;
+		d->lane[c].cls = (enum dest_class)c;
+	}
 	snprintf(d->fail_dsn, sizeof(d->fail_dsn), "4.4.1");
 	d->hnext = NULL;
 	*pp = d;
@@ -668,6 +750,8 @@ struct outcome {
 	uint64_t dispatched_ns;		/* 0: not dispatched (delays b up to now) */
 	double c, d;			/* delays c and d, seconds */
 	bool record;			/* a RESULT op (an attempt); false: log only */
+	bool peer_dsn;			/* 2xx: the next hop took DSN (NOTIFY passed on) */
+	bool discarded;			/* 2xx: a discard route */
 };
 
 static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
@@ -688,16 +772,85 @@ static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
 	fmt_delay(c, sizeof(c), o->c);
 	fmt_delay(d, sizeof(d), o->d);
 	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, o->dsn, status, o->text);
+		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, expired ? "4.4.7" : o->dsn,
+		 status, o->text);
 }
 
-/* Recipient i of p came out as o: its state, a RESULT op, the log line. */
+static bool null_sender(const struct spart *p)
+{
+	return !p->m->sender || !p->m->sender[0];
+}
+
+/* When recipient i of p expires (unix s): its domain's lifetime from the
+ * arrival (lifetime_per_domain), else the expiry stored at arrival; plus
+ * the time the message spent held. 0: never. */
+static uint64_t rcpt_expiry(const struct sched *s, const struct spart *p, unsigned i)
+{
+	const struct queue_msg *m = p->m;
+	char dom[DOMAIN_MAX + 1];
+	uint64_t t = m->expiry;
+
+	addr_domain(m->rcpt[i].addr, dom);
+	if (retry_lifetime_overridden(s->e.retry, dom))
+		t = m->arrival + retry_lifetime_for(s->e.retry, dom, null_sender(p));
+	return t ? t + m->held_s : 0;
+}
+
+/* After how long in the queue recipient i is owed a delay warning; 0: never. */
+static uint64_t delay_after(const struct sched *s, const struct spart *p, unsigned i)
+{
+	uint8_t n = p->m->rcpt[i].notify;
+
+	if (null_sender(p) || p->m->warned || (n & QUEUE_NOTIFY_NEVER))
+		return 0;
+	if (n & QUEUE_NOTIFY_DELAY)
+		return s->c.delay_warning_s ? s->c.delay_warning_s : SCHED_DELAY_DEFAULT_S;
+	if (n == 0 && s->c.delay_warning_s)	/* no NOTIFY: the operator's choice */
+		return s->c.delay_warning_s;
+	return 0;
+}
+
+static bool delay_due(const struct sched *s, const struct spart *p, unsigned i)
+{
+	uint64_t w = delay_after(s, p, i);
+
+	return w && s->now_s >= p->m->arrival + w;
+}
+
+/* The notice a final outcome owes (NOTE_NONE: none). */
+static uint8_t note_for(const struct spart *p, unsigned i, enum queue_rcpt_state st,
+			const struct outcome *o)
+{
+	uint8_t n = p->m->rcpt[i].notify;
+
+	if (st == QUEUE_RCPT_BOUNCED) {
+		if (null_sender(p))	/* bounce.h decides: double bounce or drop */
+			return NOTE(DSN_FAILED);
+		return dsn_wanted(p->m->sender, n, DSN_FAILED) ? NOTE(DSN_FAILED) : NOTE_NONE;
+	}
+	if (st != QUEUE_RCPT_SENT || !dsn_wanted(p->m->sender, n, DSN_RELAYED))
+		return NOTE_NONE;
+	if (o->discarded)
+		return NOTE(DSN_DELIVERED);
+	return o->peer_dsn ? NOTE_NONE : NOTE(DSN_RELAYED);	/* passed on: theirs to say */
+}
+
+static void keep_text(char **dst, const char *text)
+{
+	free(*dst);
+	*dst = strdup(text ? text : "");	/* NULL (no memory): the notice says less */
+}
+
+/* Recipient i of p came out as o: its state, a RESULT op (or one held for
+ * the notice it owes), the log line. */
 static void record(struct sched *s, struct spart *p, unsigned i, const struct outcome *o)
 {
 	struct srcpt *r = &p->r[i];
 	enum queue_rcpt_state st = o->state;
 	bool expired = false;
 	char dom[DOMAIN_MAX + 1];
+	const char *dsn = o->dsn;
+	uint64_t exp;
 	struct queue_op *op;
 
 	if (!o->record) {	/* not an attempt: due again soon */
@@ -705,13 +858,16 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 		log_outcome(s, p, i, o, QUEUE_RCPT_DEFERRED, false);
 		return;
 	}
-	if (st == QUEUE_RCPT_DEFERRED && p->m->expiry && s->now_s >= p->m->expiry) {
+	if (st == QUEUE_RCPT_DEFERRED && (exp = rcpt_expiry(s, p, i)) && s->now_s >= exp) {
 		st = QUEUE_RCPT_BOUNCED;	/* lifetime over: temporary counts as final */
 		expired = true;
+		dsn = "4.4.7";			/* delivery time expired (RFC 3463) */
 	}
 	r->state = (uint8_t)st;
 	r->attempts++;
 	r->next_s = 0;
+	r->at = s->now_s;
+	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
 	if (st == QUEUE_RCPT_DEFERRED) {
 		addr_domain(p->m->rcpt[i].addr, dom);
 		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s, r->attempts,
@@ -727,10 +883,32 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 		break;
 	default: s->st.rcpt_deferred++; break;
 	}
-	if (!p->broken && (op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
-		op->token = p->token;
-		op->rcpt = i;
-		op->state = st;
+	r->note = st == QUEUE_RCPT_DEFERRED ? NOTE_NONE : note_for(p, i, st, o);
+	if (r->note != NOTE_NONE) {
+		char host[TEXT_MAX];
+		/* the result waits for the notice: never a final result without it */
+		r->op_held = true;
+		r->op_state = (uint8_t)st;
+		keep_text(&r->reply, o->text);
+		if (st == QUEUE_RCPT_SENT && strcmp(o->relay, "none") != 0) {
+			struct smtp_client_result fake = { .code = 250 };
+			snprintf(fake.text, sizeof(fake.text), "%s", o->text);
+			reason_text(&fake, o->relay, host, sizeof(host));
+			keep_text(&r->reason, host);
+		} else {
+			keep_text(&r->reason, o->text);
+		}
+		p->nnote++;
+	} else {
+		if (st == QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
+			keep_text(&r->reason, o->text);	/* for the delay warning */
+		if (!p->broken &&
+		    (op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
+			op->token = p->token;
+			op->rcpt = i;
+			op->state = st;
+			op->dsn = r->dsn;
+		}
 	}
 	log_outcome(s, p, i, o, st, expired);
 }
@@ -742,20 +920,50 @@ static void record_item(struct sched *s, struct sitem *it, const struct outcome 
 		record(s, it->p, it->rcpt[k], o);
 }
 
+/* The operator gave up on p: recipient i fails now. */
+static void give_up(struct sched *s, struct spart *p, unsigned i)
+{
+	char text[TEXT_MAX];
+	struct outcome o = { .state = QUEUE_RCPT_BOUNCED, .dsn = "5.0.0", .text = text,
+			     .relay = "none", .record = true };
+
+	textf(text, sizeof(text), "cancelled by the operator%s%s", p->giveup[0] ? ": " : "",
+	      p->giveup);
+	s->st.given_up++;
+	record(s, p, i, &o);
+}
+
 /* ---- parts: the end of a claim ------------------------------------------------------------- */
 
-/* Every item of p is done: its last ops. */
-static void part_finish(struct sched *s, struct spart *p)
+/* The part's last ops: the RESULT ops held for its notice, the delay
+ * warning mark, then the end of the claim (complete, or hold and
+ * reschedule). It is freed after the apply that carries them. */
+static void part_close(struct sched *s, struct spart *p, bool warned)
 {
 	uint64_t when = UINT64_MAX;
 	bool undone = false;
 	struct queue_op *op;
 
 	p->finishing = true;
+	p->nstate = N_NONE;
 	p->lnext = s->finishing;
 	s->finishing = p;
 	if (p->broken)
 		return;
+	for (unsigned i = 0; i < p->m->nrcpt; i++) {
+		struct srcpt *r = &p->r[i];
+		if (!r->op_held)
+			continue;
+		r->op_held = false;
+		if ((op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, r->reply))) {
+			op->token = p->token;
+			op->rcpt = i;
+			op->state = r->op_state;
+			op->dsn = r->dsn;
+		}
+	}
+	if (warned)
+		ob_add(s, p, QUEUE_OP_WARN, p->m->shard, p->m->id, NULL);
 	for (unsigned i = 0; i < p->m->nrcpt; i++) {
 		const struct srcpt *r = &p->r[i];
 		uint64_t t;
@@ -777,6 +985,29 @@ static void part_finish(struct sched *s, struct spart *p)
 		op->token = p->token;
 		op->when = when;
 	}
+}
+
+/* Every item of p is done. Given up: what is left fails. A delay warning
+ * due? Then the notice first, if one is owed, else the last ops now. */
+static void part_finish(struct sched *s, struct spart *p)
+{
+	if (!p->broken && p->giveup)
+		for (unsigned i = 0; i < p->m->nrcpt; i++)
+			if (p->r[i].state <= QUEUE_RCPT_DEFERRED)
+				give_up(s, p, i);
+	if (!p->broken && !p->giveup)
+		for (unsigned i = 0; i < p->m->nrcpt; i++)
+			if (p->r[i].state <= QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
+				p->warn = true;
+	if (p->broken || (!p->nnote && !p->warn)) {
+		part_close(s, p, false);
+		return;
+	}
+	p->nstate = N_WAIT;
+	p->release_ns = s->now_ns + s->c.notice_hold_ns;	/* tests: a window before it */
+	p->nnext = s->notices;
+	s->notices = p;
+	s->nwaiting++;
 }
 
 static void item_done(struct sched *s, struct sitem *it)
@@ -825,37 +1056,41 @@ static enum smtp_client_tls tls_of(enum route_tls t)
 	}
 }
 
-static void dest_push(struct sched *s, struct sdest *d, struct sitem *it, bool head)
+/* Into the FIFO of d's lane for the item's class; returns the lane. */
+static struct slane *dest_push(struct sched *s, struct sdest *d, struct sitem *it, bool head)
 {
+	struct slane *l = &d->lane[part_class(it->p)];
+
 	it->d = d;
 	if (head) {
-		it->next = d->head;
-		d->head = it;
-		if (!d->tail)
-			d->tail = it;
+		it->next = l->head;
+		l->head = it;
+		if (!l->tail)
+			l->tail = it;
 	} else {
 		it->next = NULL;
-		if (d->tail)
-			d->tail->next = it;
+		if (l->tail)
+			l->tail->next = it;
 		else
-			d->head = it;
-		d->tail = it;
+			l->head = it;
+		l->tail = it;
 	}
-	d->nitems++;
+	l->nitems++;
 	s->queued++;
+	return l;
 }
 
-static struct sitem *dest_pop(struct sched *s, struct sdest *d)
+static struct sitem *lane_pop(struct sched *s, struct slane *l)
 {
-	struct sitem *it = d->head;
+	struct sitem *it = l->head;
 
 	if (!it)
 		return NULL;
-	d->head = it->next;
-	if (!d->head)
-		d->tail = NULL;
+	l->head = it->next;
+	if (!l->head)
+		l->tail = NULL;
 	it->next = NULL;
-	d->nitems--;
+	l->nitems--;
 	s->queued--;
 	return it;
 }
@@ -868,6 +1103,10 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 	struct sdest *d;
 	unsigned per;
 
+	if (it->p->giveup) {	/* the operator gave up meanwhile: see part_finish */
+		item_done(s, it);
+		return;
+	}
 	switch (r->status) {
 	case ROUTE_OK: {
 		unsigned v4 = 0;
@@ -908,12 +1147,20 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 			dest_push(s, d, it, false);
 			it = rest;
 		}
-		dest_push(s, d, it, false);
-		dest_wake(s, d);
+		lane_wake(s, dest_push(s, d, it, false));
 		return;
 	}
-	case ROUTE_TEMP:
 	case ROUTE_PERM:
+		if (s->c.loop_hold && strcmp(r->dsn, "5.4.6") == 0) {
+			/* the route leads back to us: kept for the operator */
+			it->p->hold = true;
+			s->st.loops_held++;
+			log_notice("%s: held: %s (a mail loop, loop_action = hold)", it->p->ids,
+				   r->why[0] ? r->why : "the route leads back to this host");
+			break;
+		}
+		/* fall through */
+	case ROUTE_TEMP:
 		o.state = r->status == ROUTE_TEMP ? QUEUE_RCPT_DEFERRED : QUEUE_RCPT_BOUNCED;
 		o.dsn = r->dsn[0] ? r->dsn : r->status == ROUTE_TEMP ? "4.4.3" : "5.1.2";
 		snprintf(text, sizeof(text), "%s", r->why[0] ? r->why : "no route");
@@ -928,6 +1175,7 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 		o.state = QUEUE_RCPT_SENT;
 		o.dsn = "2.0.0";
 		o.text = "discarded";
+		o.discarded = true;
 		s->st.route_discard++;
 		record_item(s, it, &o);
 		break;
@@ -1071,9 +1319,14 @@ static int rdom_cmp(const void *a, const void *b)
 /* A claimed part: its undone recipients grouped by domain, each group routed. */
 static void part_route(struct sched *s, struct spart *p)
 {
-	struct rdom *g = malloc(p->m->nrcpt * sizeof(*g) + 1);
+	struct rdom *g;
 	unsigned n = 0;
 
+	if (p->giveup) {	/* the operator's bounce: nothing is routed */
+		part_finish(s, p);
+		return;
+	}
+	g = malloc(p->m->nrcpt * sizeof(*g) + 1);
 	p->open = 1;	/* held while the groups are made (answers may come at once) */
 	if (!g) {
 		log_err("%s: out of memory to route it", p->ids);
@@ -1123,8 +1376,9 @@ static void part_route(struct sched *s, struct spart *p)
 		part_finish(s, p);
 }
 
-/* After a claim: the part into the active set, and on its way. */
-static void part_claimed(struct sched *s, const struct claimed *c)
+/* After a claim: the part into the active set, and on its way (given up
+ * at once when giveup is not NULL). Returns it, or NULL. */
+static struct spart *part_claimed(struct sched *s, const struct claimed *c, const char *giveup)
 {
 	struct queue_msg *m = NULL;
 	struct spart *p;
@@ -1134,17 +1388,21 @@ static void part_claimed(struct sched *s, const struct claimed *c)
 		log_warn("sched: claimed message part %llx in shard %u: lookup: %s",
 			 (unsigned long long)c->id, c->shard, queue_status_str(st));
 		s->st.claims_lost++;
-		return;
+		return NULL;
 	}
 	p = calloc(1, sizeof(*p));
-	if (p)
+	if (p) {
 		p->r = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*p->r));
-	if (!p || !p->r) {
+		p->giveup = giveup ? strdup(giveup) : NULL;
+	}
+	if (!p || !p->r || (giveup && !p->giveup)) {
 		log_err("sched: out of memory for a claimed message part");
-		if (p)
+		if (p) {
+			free(p->r);
 			free(p);
+		}
 		free(m);
-		return;	/* the lease lapses: tried again then */
+		return NULL;	/* the lease lapses: tried again then */
 	}
 	p->m = m;
 	p->token = c->token;
@@ -1159,6 +1417,7 @@ static void part_claimed(struct sched *s, const struct claimed *c)
 	s->nactive++;
 	s->st.claims++;
 	part_route(s, p);
+	return p;
 }
 
 /* ---- the apply ---------------------------------------------------------------------------------- */
@@ -1166,8 +1425,8 @@ static void part_claimed(struct sched *s, const struct claimed *c)
 static const char *op_name(enum queue_op_kind k)
 {
 	static const char *const n[] = { "claim", "result", "reschedule", "complete", "hold",
-					 "release", "delete", "flush" };
-	return (unsigned)k <= QUEUE_OP_FLUSH ? n[k] : "?";
+					 "release", "delete", "flush", "warn" };
+	return (unsigned)k <= QUEUE_OP_LAST ? n[k] : "?";
 }
 
 /* Write the pass's ops in one queue_apply; then free the finished parts and
@@ -1201,6 +1460,8 @@ static unsigned apply(struct sched *s)
 				s->cl[s->ncl++] = (struct claimed){ o->id, o->shard, o->out_token };
 			continue;
 		}
+		if (o->op == QUEUE_OP_WARN && o->status == QUEUE_NOTFOUND)
+			continue;	/* that part was done meanwhile: nothing to mark */
 		if (o->status != QUEUE_OK) {
 			char ids[QUEUE_ID_STR];
 			queue_id_format(o->id, ids);
@@ -1233,7 +1494,7 @@ static unsigned apply(struct sched *s)
 	for (size_t i = 0; i < s->ncl; i++) {
 		struct queue_op *o;
 		if (!s->stopping) {
-			part_claimed(s, &s->cl[i]);
+			part_claimed(s, &s->cl[i], NULL);
 			continue;
 		}
 		/* stopping: end the claim at once, due now (next apply) */
@@ -1309,7 +1570,8 @@ static int pick_worker(struct sched *s)
 	return best;
 }
 
-/* Every queued item of d deferred now, without a connection (dead). */
+/* Every queued item of d (both classes: death is the site's) deferred now,
+ * without a connection (dead). */
 static void dest_defer_all(struct sched *s, struct sdest *d, const char *why)
 {
 	char text[TEXT_MAX];
@@ -1318,11 +1580,13 @@ static void dest_defer_all(struct sched *s, struct sdest *d, const char *why)
 	struct sitem *it;
 
 	snprintf(text, sizeof(text), "delivery temporarily suspended: %s", why);
-	dest_unwait(s, d);
-	while ((it = dest_pop(s, d))) {
-		s->st.dead_deferred += it->n;
-		record_item(s, it, &o);
-		item_done(s, it);
+	for (int c = 0; c < DEST_CLASSES; c++) {
+		lane_unwait(s, &d->lane[c]);
+		while ((it = lane_pop(s, &d->lane[c]))) {
+			s->st.dead_deferred += it->n;
+			record_item(s, it, &o);
+			item_done(s, it);
+		}
 	}
 }
 
@@ -1338,12 +1602,14 @@ static void dest_give_back(struct sched *s, struct sdest *d, uint64_t until_ns, 
 	if (until_ns != DEST_UNTIL_EVENT && until_ns > s->now_ns)
 		when = s->now_s + (until_ns - s->now_ns + NS_PER_SEC - 1) / NS_PER_SEC;
 	snprintf(text, sizeof(text), "delivery suspended: %s", why);
-	dest_unwait(s, d);
-	while ((it = dest_pop(s, d))) {
-		s->st.suspended += it->n;
-		for (unsigned k = 0; k < it->n; k++)
-			log_outcome(s, it->p, it->rcpt[k], &o, QUEUE_RCPT_DEFERRED, false);
-		item_give_back(s, it, when);
+	for (int c = 0; c < DEST_CLASSES; c++) {
+		lane_unwait(s, &d->lane[c]);
+		while ((it = lane_pop(s, &d->lane[c]))) {
+			s->st.suspended += it->n;
+			for (unsigned k = 0; k < it->n; k++)
+				log_outcome(s, it->p, it->rcpt[k], &o, QUEUE_RCPT_DEFERRED, false);
+			item_give_back(s, it, when);
+		}
 	}
 }
 
@@ -1387,10 +1653,11 @@ static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct s
 	sj->dispatched_ns = s->now_ns;
 }
 
-/* One item of d, if d and the resources allow. */
-static int try_one(struct sched *s, struct sdest *d)
+/* One item of lane l, if its destination and the resources allow. */
+static int try_one(struct sched *s, struct slane *l)
 {
-	struct sitem *it = d->head;
+	struct sitem *it = l->head;
+	struct sdest *d = l->d;
 	enum smtp_client_tls tls = d->tls;
 	struct sidle *idle;
 	struct dest_wait w;
@@ -1398,7 +1665,12 @@ static int try_one(struct sched *s, struct sdest *d)
 	int worker, b;
 
 	if (!it) {
-		dest_unwait(s, d);
+		lane_unwait(s, l);
+		return TRY_NONE;
+	}
+	if (it->p->giveup) {	/* the operator gave up on it: not sent */
+		lane_pop(s, l);
+		item_done(s, it);
 		return TRY_NONE;
 	}
 	if (!s->jfree) {
@@ -1408,15 +1680,15 @@ static int try_one(struct sched *s, struct sdest *d)
 	if (tls == SCT_MAY && s->now_ns < d->plain_until_ns)
 		tls = SCT_NONE;
 	idle = idle_find(s, d, tls);
-	switch (dest_may_start(&d->d, DEST_NORMAL, s->now_ns, idle == NULL, &w)) {
+	switch (dest_may_start(&d->d, l->cls, s->now_ns, idle == NULL, &w)) {
 	case DEST_GO:
 		break;
 	case DEST_WINDOW:
-		dest_unwait(s, d);
-		d->rs = R_WINDOW;	/* until a job of its own comes back */
+		lane_unwait(s, l);
+		l->rs = R_WINDOW;	/* until a job of its class comes back */
 		return TRY_NONE;
 	case DEST_RATE:
-		timer_add(s, d, w.until_ns);
+		timer_add(s, l, w.until_ns);
 		return TRY_NONE;
 	case DEST_SUSPENDED:
 		dest_give_back(s, d, w.until_ns, w.reason);
@@ -1439,18 +1711,19 @@ static int try_one(struct sched *s, struct sdest *d)
 		struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = "4.3.0",
 				     .text = "cannot read the message body from the queue",
 				     .relay = "none" };
-		dest_pop(s, d);
+		lane_pop(s, l);
 		record_item(s, it, &o);
 		item_done(s, it);
 		return TRY_NONE;
 	}
-	if (dest_start(&d->d, DEST_NORMAL, s->now_ns, idle == NULL, &w) != DEST_GO)
+	if (dest_start(&d->d, l->cls, s->now_ns, idle == NULL, &w) != DEST_GO)
 		return TRY_NONE;	/* cannot happen: may_start said go */
 	sj = s->jfree;
 	s->jfree = sj->next_free;
-	dest_pop(s, d);
+	lane_pop(s, l);
 	job_fill(s, sj, d, it, idle, tls);
 	sj->worker = (unsigned)worker;
+	sj->cls = l->cls;
 	if (idle) {
 		s->st.reused++;
 		idle_unlink(s, idle);	/* lent with the job */
@@ -1465,12 +1738,12 @@ static int try_one(struct sched *s, struct sdest *d)
 		log_err("sched: worker %d: job ring full after all", worker);
 		abort();
 	}
-	if (!d->head)
-		dest_unwait(s, d);
+	if (!l->head)
+		lane_unwait(s, l);
 	return TRY_SENT;
 }
 
-/* Round robin over the ready destinations, one item each per round. */
+/* Round robin over the ready lanes, one item each per round. */
 static unsigned dispatch(struct sched *s)
 {
 	unsigned sent = 0;
@@ -1482,10 +1755,10 @@ static unsigned dispatch(struct sched *s)
 		unsigned round = s->nready;
 		progress = false;
 		for (unsigned k = 0; k < round && s->ring; k++) {
-			struct sdest *d = s->ring;
+			struct slane *l = s->ring;
 			int r;
-			s->ring = d->next;	/* the cursor moves on first */
-			r = try_one(s, d);
+			s->ring = l->next;	/* the cursor moves on first */
+			r = try_one(s, l);
 			if (r == TRY_STOP)
 				return sent;
 			if (r == TRY_SENT) {
@@ -1527,7 +1800,7 @@ static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
 
 	if (res->tls_failed && sj->tls == SCT_MAY) {
 		/* Postfix: the next try of that destination goes in plaintext */
-		dest_done(&d->d, DEST_NORMAL, s->now_ns, DEST_UNTRIED, NULL);
+		dest_done(&d->d, sj->cls, s->now_ns, DEST_UNTRIED, NULL);
 		d->plain_until_ns = s->now_ns + (uint64_t)s->c.tls_fallback_s * NS_PER_SEC;
 		s->st.tls_fallbacks++;
 		log_info("%s: TLS with %s failed (%s): sending without TLS for %u s", p->ids,
@@ -1538,7 +1811,7 @@ static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
 				     .relay = res->relay[0] ? res->relay : "none",
 				     .dispatched_ns = sj->dispatched_ns, .c = c, .d = x };
 		o.dsn = res->msg.status[0] ? res->msg.status : "4.3.0";
-		dest_done(&d->d, DEST_NORMAL, s->now_ns, DEST_UNTRIED, NULL);
+		dest_done(&d->d, sj->cls, s->now_ns, DEST_UNTRIED, NULL);
 		s->st.local++;
 		record_item(s, it, &o);
 		item_done(s, it);
@@ -1556,12 +1829,13 @@ static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
 				if (res->rcpt[k].status[0] == '2')
 					fb = DEST_OK;
 		}
-		dest_done(&d->d, DEST_NORMAL, s->now_ns, fb, reason);
+		dest_done(&d->d, sj->cls, s->now_ns, fb, reason);
 		for (unsigned k = 0; k < it->n; k++) {
 			const struct smtp_client_result *r = k < j->msg.nrcpt ? &res->rcpt[k]
 						     : &res->msg;
 			struct outcome o = { .relay = relay, .dispatched_ns = sj->dispatched_ns,
-					     .c = c, .d = x, .record = true, .text = text };
+					     .c = c, .d = x, .record = true, .text = text,
+					     .peer_dsn = res->peer_dsn };
 			o.state = r->status[0] == '2' ? QUEUE_RCPT_SENT :
 				  r->status[0] == '5' ? QUEUE_RCPT_BOUNCED : QUEUE_RCPT_DEFERRED;
 			o.dsn = r->status[0] ? r->status : "4.0.0";
@@ -1573,8 +1847,8 @@ static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
 		}
 		item_done(s, it);
 	}
+	lane_wake(s, &d->lane[sj->cls]);
 	job_free(s, sj);
-	dest_wake(s, d);
 }
 
 static unsigned reap(struct sched *s)
@@ -1603,19 +1877,296 @@ static unsigned reap(struct sched *s)
 	return total;
 }
 
+/* ---- notices ------------------------------------------------------------------------------------ */
+
+/* The notice of g is back (ok: durable) or will never be: each part's last
+ * ops go out (or, with notice_hold, after a while). Not durable: its failed
+ * recipients stay undone (tried again soon), the others' results are
+ * written; a delivered recipient's success notice is lost (logged). */
+static void notice_done(struct sched *s, struct sgroup *g, bool ok)
+{
+	for (unsigned k = 0; k < g->n; k++) {
+		struct spart *p = g->p[k];
+		bool warned = ok && p->warn;
+
+		s->nwaiting--;
+		if (!ok) {
+			for (unsigned i = 0; i < p->m->nrcpt; i++) {
+				struct srcpt *r = &p->r[i];
+				if (!r->op_held)
+					continue;
+				if (r->op_state == QUEUE_RCPT_SENT) {
+					log_err("%s: to=<%s>: its success notice is lost (it could "
+						"not be queued)", p->ids, p->m->rcpt[i].addr);
+					continue;
+				}
+				/* no final result without its notice: the attempt is
+				 * written as a deferral */
+				r->op_state = QUEUE_RCPT_DEFERRED;
+				r->state = QUEUE_RCPT_DEFERRED;
+				r->next_s = s->now_s + s->e.retry->conf.min_backoff_s;
+				log_warn("%s: to=<%s>: its notice could not be queued: kept, tried "
+					 "again in %llu s", p->ids, p->m->rcpt[i].addr,
+					 (unsigned long long)s->e.retry->conf.min_backoff_s);
+			}
+		}
+		p->warn = warned;
+		if (ok && s->c.notice_hold_ns && !s->stopping) {
+			p->nstate = N_HELD;
+			p->release_ns = s->now_ns + s->c.notice_hold_ns;
+			p->nnext = s->nheld;
+			s->nheld = p;
+			s->nwaiting++;
+			continue;
+		}
+		part_close(s, p, warned);
+	}
+	if (ok)
+		for (unsigned sh = 0; sh < queue_nshards(s->e.q); sh++)
+			if (g->warn_shards >> sh & 1)
+				ob_add(s, NULL, QUEUE_OP_WARN, sh, g->id, NULL);
+	free(g);
+}
+
+/* Parts held by notice_hold whose time has come. */
+static void notices_release(struct sched *s)
+{
+	struct spart **pp = &s->nheld;
+
+	while (*pp) {
+		struct spart *p = *pp;
+		if (p->release_ns > s->now_ns && !s->stopping) {
+			pp = &p->nnext;
+			continue;
+		}
+		*pp = p->nnext;
+		s->nwaiting--;
+		part_close(s, p, p->warn);
+	}
+}
+
+/* Completions of the notices in flight. */
+static unsigned notices_poll(struct sched *s)
+{
+	struct bounce_done d[64];
+	unsigned n, total = 0;
+
+	do {
+		n = bounce_poll(s->bn, d, 64);
+		for (unsigned i = 0; i < n; i++)
+			notice_done(s, d[i].user, d[i].status == QUEUE_OK);
+		total += n;
+	} while (n == 64);
+	return total;
+}
+
+static int part_id_cmp(const void *a, const void *b)
+{
+	const struct spart *x = *(struct spart *const *)a, *y = *(struct spart *const *)b;
+
+	if (x->m->id != y->m->id)
+		return x->m->id < y->m->id ? -1 : 1;
+	return (int)x->m->shard - (int)y->m->shard;
+}
+
+/* A recipient a notice is about, from what this claim saw of it (or, for a
+ * delay, what the queue keeps). */
+static void notice_rcpt(const struct sched *s, const struct spart *p, unsigned i,
+			enum dsn_action a, struct bounce_rcpt *br)
+{
+	const struct srcpt *r = &p->r[i];
+	const struct queue_msg_rcpt *q = &p->m->rcpt[i];
+	bool seen = r->at != 0;	/* an outcome in this claim */
+
+	br->addr = q->addr;
+	br->orcpt = q->orcpt;
+	br->action = a;
+	br->status = seen && r->dsn[0] ? r->dsn : q->dsn;
+	br->reason = r->reason ? r->reason : seen && r->reply ? r->reply : q->reply;
+	br->last_attempt = seen ? r->at : q->last_attempt;
+	br->retry_until = a == DSN_DELAYED ? rcpt_expiry(s, p, i) : 0;
+}
+
+/*
+ * A delay warning about the message of p: the other shards' parts (looked
+ * up now) add their undone recipients that are owed one, and are marked
+ * once it is durable (g->warn_shards). A part already warned (one warning
+ * per message) cancels it: false.
+ */
+static bool delay_others(struct sched *s, struct spart **grp, unsigned n, struct sgroup *g,
+			 struct bounce_rcpt *br, unsigned *nr, unsigned cap, struct queue_msg **keep,
+			 unsigned *nkeep)
+{
+	uint64_t mine = 0, all = grp[0]->m->shards;
+
+	for (unsigned k = 0; k < n; k++)
+		mine |= 1ull << grp[k]->m->shard;
+	for (unsigned sh = 0; sh < queue_nshards(s->e.q); sh++) {
+		struct queue_msg *m = NULL;
+		struct spart tmp;
+		if (!(all >> sh & 1))
+			continue;
+		if (queue_lookup(s->e.q, sh, g->id, &m) != QUEUE_OK)
+			continue;	/* gone meanwhile: nothing owed there */
+		if (m->warned) {
+			free(m);
+			return false;
+		}
+		if (mine >> sh & 1) {
+			free(m);
+			continue;
+		}
+		g->warn_shards |= 1ull << sh;
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.m = m;
+		for (unsigned i = 0; i < m->nrcpt && *nr < cap; i++) {
+			struct srcpt r0 = { 0 };
+			if (m->rcpt[i].state > QUEUE_RCPT_DEFERRED || !delay_due(s, &tmp, i))
+				continue;
+			tmp.r = &r0;	/* nothing seen in this claim: the queue's word */
+			br[*nr].addr = m->rcpt[i].addr;
+			br[*nr].orcpt = m->rcpt[i].orcpt;
+			br[*nr].action = DSN_DELAYED;
+			br[*nr].status = m->rcpt[i].dsn;
+			br[*nr].reason = m->rcpt[i].reply;
+			br[*nr].last_attempt = m->rcpt[i].last_attempt;
+			br[*nr].retry_until = m->expiry ? m->expiry + m->held_s : 0;
+			(*nr)++;
+		}
+		keep[(*nkeep)++] = m;	/* its strings are in the notice */
+	}
+	return true;
+}
+
+/* One notice for parts grp[0..n) (one message): made and queued, or not. */
+static void notice_group(struct sched *s, struct spart **grp, unsigned n)
+{
+	struct sgroup *g = malloc(sizeof(*g) + n * sizeof(g->p[0]));
+	unsigned cap = QUEUE_RCPT_MAX, nr = 0, nkeep = 0;
+	struct bounce_rcpt *br = calloc(cap, sizeof(*br));
+	struct queue_msg *keep[QUEUE_SHARDS_MAX];
+	bool warn = false;
+	enum bounce_verdict v;
+
+	if (!g || !br) {
+		log_err("%s: out of memory for its notice", grp[0]->ids);
+		free(br);
+		if (g) {
+			g->n = 0;
+			free(g);
+		}
+		for (unsigned k = 0; k < n; k++) {	/* next pass */
+			grp[k]->nnext = s->notices;
+			s->notices = grp[k];
+		}
+		return;
+	}
+	g->id = grp[0]->m->id;
+	g->warn_shards = 0;
+	g->n = n;
+	for (unsigned k = 0; k < n; k++) {
+		struct spart *p = grp[k];
+		g->p[k] = p;
+		p->nstate = N_SENT;
+		warn |= p->warn;
+		for (unsigned i = 0; i < p->m->nrcpt && nr < cap; i++) {
+			const struct srcpt *r = &p->r[i];
+			if (r->op_held && r->note != NOTE_NONE)
+				notice_rcpt(s, p, i, (enum dsn_action)(r->note - 1), &br[nr++]);
+			else if (p->warn && r->state <= QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
+				notice_rcpt(s, p, i, DSN_DELAYED, &br[nr++]);
+		}
+	}
+	if (warn && !delay_others(s, grp, n, g, br, &nr, cap, keep, &nkeep)) {
+		/* warned already (another part's pass): no second warning */
+		unsigned w = 0;
+		for (unsigned k = 0; k < n; k++)
+			grp[k]->warn = false;
+		for (unsigned i = 0; i < nr; i++)
+			if (br[i].action != DSN_DELAYED)
+				br[w++] = br[i];
+		nr = w;
+		g->warn_shards = 0;
+	}
+	if (nr == 0) {
+		v = BOUNCE_NONE;
+	} else {
+		struct bounce_notice bn = { .m = grp[0]->m, .rcpt = br, .nrcpt = nr,
+					    .now = s->now_s, .user = g };
+		v = bounce_send(s->bn, &bn);
+	}
+	for (unsigned k = 0; k < nkeep; k++)
+		free(keep[k]);
+	free(br);
+	switch (v) {
+	case BOUNCE_QUEUED:
+		break;
+	case BOUNCE_NONE:
+		notice_done(s, g, true);
+		break;
+	case BOUNCE_FAILED:
+		notice_done(s, g, false);
+		break;
+	case BOUNCE_BUSY:	/* next pass */
+		for (unsigned k = 0; k < n; k++) {
+			grp[k]->nstate = N_WAIT;
+			grp[k]->nnext = s->notices;
+			s->notices = grp[k];
+		}
+		free(g);
+		break;
+	}
+}
+
+/* The parts waiting for a notice: one per message, queued (with
+ * notice_hold, once they have waited that long: tests only). */
+static unsigned notices_flush(struct sched *s)
+{
+	struct spart **v, *p, **pp;
+	unsigned n = 0, done = 0;
+
+	for (p = s->notices; p; p = p->nnext)
+		n++;
+	if (n == 0)
+		return 0;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return 0;	/* next pass */
+	n = 0;
+	for (pp = &s->notices; (p = *pp);) {
+		if (p->release_ns > s->now_ns && !s->stopping) {
+			pp = &p->nnext;
+			continue;
+		}
+		*pp = p->nnext;
+		v[n++] = p;
+	}
+	qsort(v, n, sizeof(*v), part_id_cmp);
+	for (unsigned a = 0; a < n;) {
+		unsigned b = a + 1;
+		while (b < n && v[b]->m->id == v[a]->m->id)
+			b++;
+		notice_group(s, v + a, b - a);
+		done += b - a;
+		a = b;
+	}
+	free(v);
+	return done;
+}
+
 /* ---- timers, retries, housekeeping ------------------------------------------------------------------ */
 
 static void timers(struct sched *s)
 {
-	struct sdest *d = s->timers;
+	struct slane *l = s->timers;
 
-	while (d) {
-		struct sdest *next = d->next;
-		if (d->wake_ns <= s->now_ns) {
-			timer_del(s, d);
-			dest_wake(s, d);
+	while (l) {
+		struct slane *next = l->next;
+		if (l->wake_ns <= s->now_ns) {
+			timer_del(s, l);
+			lane_wake(s, l);
 		}
-		d = next;
+		l = next;
 	}
 }
 
@@ -1652,8 +2203,9 @@ static void gc(struct sched *s)
 		struct sdest **pp = &s->dtab[i];
 		while (*pp) {
 			struct sdest *d = *pp;
-			if (d->rs == R_IDLE && !d->head && !d->lent && !d->idle &&
-			    s->now_ns >= d->plain_until_ns && dest_idle(&d->d, s->now_ns))
+			if (d->lane[0].rs == R_IDLE && d->lane[1].rs == R_IDLE && !dest_nitems(d) &&
+			    !d->lent && !d->idle && s->now_ns >= d->plain_until_ns &&
+			    dest_idle(&d->d, s->now_ns))
 				dest_free(s, pp);
 			else
 				pp = &d->hnext;
@@ -1667,6 +2219,8 @@ unsigned sched_poll(struct sched *s)
 
 	tick(s);
 	work += reap(s);
+	work += notices_poll(s);
+	notices_release(s);
 	timers(s);
 	/* What waits already claimed goes out on the windows the results just
 	 * opened, before this pass blocks in its group commit (dispatching
@@ -1674,6 +2228,7 @@ unsigned sched_poll(struct sched *s)
 	work += dispatch(s);
 	lookups_retry(s);
 	work += scan(s);
+	work += notices_flush(s);
 	work += apply(s);
 	work += dispatch(s);
 	gc(s);
@@ -1686,11 +2241,14 @@ uint64_t sched_wake_ns(const struct sched *s)
 
 	if (s->ob.n || (s->scan_now && !s->stopping && s->nactive < s->c.active_limit))
 		return now;
-	if (s->lent || s->ring)
+	if (s->lent || s->ring || s->notices || bounce_inflight(s->bn))
 		t = t < now + LENT_WAKE_NS ? t : now + LENT_WAKE_NS;
-	for (const struct sdest *d = s->timers; d; d = d->next)
-		if (d->wake_ns < t)
-			t = d->wake_ns;
+	for (const struct slane *l = s->timers; l; l = l->next)
+		if (l->wake_ns < t)
+			t = l->wake_ns;
+	for (const struct spart *p = s->nheld; p; p = p->nnext)
+		if (p->release_ns < t)
+			t = p->release_ns;
 	return t < now ? now : t;
 }
 
@@ -1705,12 +2263,13 @@ void sched_quiesce(struct sched *s)
 	s->stopping = true;
 	/* what waits for a destination or a route goes back untried, due now */
 	for (size_t i = 0; i <= s->dmask; i++)
-		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
-			struct sitem *it;
-			dest_unwait(s, d);
-			while ((it = dest_pop(s, d)))
-				item_give_back(s, it, s->now_s);
-		}
+		for (struct sdest *d = s->dtab[i]; d; d = d->hnext)
+			for (int c = 0; c < DEST_CLASSES; c++) {
+				struct sitem *it;
+				lane_unwait(s, &d->lane[c]);
+				while ((it = lane_pop(s, &d->lane[c])))
+					item_give_back(s, it, s->now_s);
+			}
 	for (size_t i = 0; i <= s->lmask; i++)
 		for (struct slookup *l = s->ltab[i]; l; l = l->hnext) {
 			struct sitem *it = l->head;
@@ -1721,12 +2280,17 @@ void sched_quiesce(struct sched *s)
 				it = next;
 			}
 		}
-	/* results of jobs in flight, for a while (real time: the lcores run) */
+	/* results of jobs in flight and the notices they owe, for a while
+	 * (real time: the lcores and the queue's writers run) */
 	for (;;) {
 		tick(s);
 		reap(s);
+		notices_poll(s);
+		notices_release(s);
+		notices_flush(s);
 		apply(s);
-		if (!s->lent || clock_mono_ns() - t0 >= (uint64_t)s->c.quiesce_ms * NS_PER_MS)
+		if ((!s->lent && !s->notices && !bounce_inflight(s->bn)) ||
+		    clock_mono_ns() - t0 >= (uint64_t)s->c.quiesce_ms * NS_PER_MS)
 			break;
 		nanosleep(&ms, NULL);
 	}
@@ -1734,6 +2298,9 @@ void sched_quiesce(struct sched *s)
 	if (s->lent)
 		log_notice("sched: stopped with %u job(s) still out; their messages are due "
 			   "again at the next start", s->lent);
+	if (s->nwaiting)
+		log_notice("sched: stopped with %u message part(s) waiting for their notice; "
+			   "they are tried again at the next start", s->nwaiting);
 }
 
 unsigned sched_jobs_lent(const struct sched *s)
@@ -1759,8 +2326,6 @@ int sched_dest_clear(struct sched *s, const char *key)
 	if (!d)
 		return -1;
 	dest_clear_backoff(&d->d, s->now_ns);
-	if (d->rs == R_TIMER)
-		timer_del(s, d);
 	dest_wake(s, d);
 	return 0;
 }
@@ -1847,8 +2412,6 @@ int sched_flush_all(struct sched *s, unsigned *n)
 	for (size_t i = 0; i <= s->dmask; i++)
 		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
 			dest_clear_backoff(&d->d, s->now_ns);
-			if (d->rs == R_TIMER)
-				timer_del(s, d);
 			dest_wake(s, d);
 		}
 	s->scan_now = true;
@@ -1862,6 +2425,57 @@ int sched_flush_all(struct sched *s, unsigned *n)
 	}
 	free(sum);
 	return first;
+}
+
+/* ---- the operator's bounce ---------------------------------------------------------------------------------- */
+
+int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *n)
+{
+	unsigned nshards = queue_nshards(s->e.q), nops = 0, found = 0;
+	struct queue_op ops[QUEUE_SHARDS_MAX];
+	const char *why = reason ? reason : "";
+
+	*n = 0;
+	tick(s);
+	for (unsigned sh = 0; sh < nshards; sh++) {
+		struct spart *p = *part_slot(s, id, sh);
+		if (!p) {	/* not ours now: claimed for it, held or not due */
+			ops[nops++] = (struct queue_op){ .op = QUEUE_OP_CLAIM, .shard = sh, .id = id,
+							 .now = s->now_s, .lease_s = s->c.lease_s,
+							 .flags = QUEUE_CLAIM_FORCE };
+			continue;
+		}
+		found++;
+		if (p->finishing || p->nstate != N_NONE || p->giveup)
+			continue;	/* its last ops are made already */
+		p->giveup = strdup(why);
+		if (!p->giveup)
+			return QUEUE_IO;
+		for (unsigned i = 0; i < p->m->nrcpt; i++)
+			*n += p->r[i].state <= QUEUE_RCPT_DEFERRED;
+		log_info("%s: the operator gives up on it: %s", p->ids, why[0] ? why : "-");
+		/* in delivery: given up when its items come back (part_finish) */
+	}
+	if (nops)
+		queue_apply(s->e.q, ops, nops);
+	for (unsigned k = 0; k < nops; k++) {
+		struct claimed c = { id, ops[k].shard, ops[k].out_token };
+		struct spart *p;
+		if (ops[k].status == QUEUE_NOTFOUND)
+			continue;
+		found++;
+		if (ops[k].status != QUEUE_OK)
+			continue;	/* an intent, nothing undone, or someone's claim */
+		p = part_claimed(s, &c, why);
+		if (!p)
+			continue;
+		for (unsigned i = 0; i < p->m->nrcpt; i++)
+			*n += p->m->rcpt[i].state <= QUEUE_RCPT_DEFERRED;
+		log_info("%s: the operator gives up on it: %s", p->ids, why[0] ? why : "-");
+	}
+	if (!found)
+		return QUEUE_NOTFOUND;
+	return *n ? QUEUE_OK : QUEUE_STATE;
 }
 
 /* ---- dest show ------------------------------------------------------------------------------------------------ */
@@ -1881,7 +2495,7 @@ static void dest_json(struct sched *s, struct sdest *d, FILE *out)
 	ctl_json_string(out, v.name);
 	fprintf(out, ",\"queued\":%u,\"in_flight\":%u,\"idle_connections\":%u,"
 		"\"plaintext_for\":%.1f,\"hops\":%u,\"suspended\":%s,\"suspended_for\":%.1f,"
-		"\"suspend_reason\":", d->nitems, d->lent, d->nidle,
+		"\"suspend_reason\":", dest_nitems(d), d->lent, d->nidle,
 		secs_left(d->plain_until_ns, s->now_ns), d->nhops, v.suspended ? "true" : "false",
 		v.suspended_until_ns ? secs_left(v.suspended_until_ns, s->now_ns) : 0.0);
 	ctl_json_string(out, v.suspend_reason);
@@ -1902,10 +2516,10 @@ static void dest_json(struct sched *s, struct sdest *d, FILE *out)
 	for (int c = 0; c < DEST_CLASSES; c++) {
 		const struct dest_class_view *k = &v.cls[c];
 		const uint64_t *sv = STATS_VALUES(&k->stats);
-		fprintf(out, "%s\"%s\":{\"busy\":%u,\"window\":%u,\"limit\":%u,\"message_rate\":\"%s\","
-			"\"connection_rate\":\"%s\",\"message_rate_wait\":%.3f,"
-			"\"connection_rate_wait\":%.3f", c ? "," : "", cls[c], k->busy, k->window,
-			k->limit, k->message_rate, k->connection_rate,
+		fprintf(out, "%s\"%s\":{\"queued\":%u,\"busy\":%u,\"window\":%u,\"limit\":%u,"
+			"\"message_rate\":\"%s\",\"connection_rate\":\"%s\",\"message_rate_wait\":%.3f,"
+			"\"connection_rate_wait\":%.3f", c ? "," : "", cls[c], d->lane[c].nitems,
+			k->busy, k->window, k->limit, k->message_rate, k->connection_rate,
 			(double)k->message_rate_wait_ns / 1e9,
 			(double)k->connection_rate_wait_ns / 1e9);
 		for (size_t i = 0; i < sizeof(k->stats) / sizeof(uint64_t); i++)
@@ -1953,6 +2567,19 @@ void sched_stats_get(const struct sched *s, struct sched_stats *out)
 	out->body_arena_bytes = (s->nchunks - s->ncfree) * (uint64_t)SCHED_CHUNK;
 	out->idle_conns = s->nidle;
 	out->dests = s->ndests;
+	out->notices_waiting = s->nwaiting;
+	if (s->bn) {
+		struct bounce_stats b;
+		bounce_stats_get(s->bn, &b);
+		out->dsn_reports = b.reports;
+		out->dsn_delay_warnings = b.delay_warnings;
+		out->dsn_success_notices = b.success_notices;
+		out->dsn_double_bounces = b.double_bounces;
+		out->dsn_dropped = b.dropped;
+		out->dsn_failed = b.failed;
+		out->dsn_busy = b.busy;
+		out->dsn_inflight = b.inflight;
+	}
 }
 
 void sched_conf_default(struct sched_conf *c)
@@ -1968,6 +2595,7 @@ void sched_conf_default(struct sched_conf *c)
 	c->local_retry_s = 10;
 	c->tls_fallback_s = 3600;
 	c->quiesce_ms = 2000;
+	bounce_conf_default(&c->bounce);
 }
 
 int sched_conf_check(const struct sched_conf *c, const char **why)
@@ -1984,6 +2612,10 @@ int sched_conf_check(const struct sched_conf *c, const char **why)
 		w = "sched: body_memory must be at least one chunk (64 KiB)";
 	else if (c->jobs_max == 0 || c->jobs_max > (1u << 20))
 		w = "sched: jobs_max must be 1..1048576";
+	else if (c->bounce.max_inflight == 0 || c->bounce.max_inflight > 65536)
+		w = "sched: notices in flight must be 1..65536";
+	else if (!c->bounce.hostname[0])
+		w = "sched: notices need our host name";
 	if (why)
 		*why = w;
 	return w ? -1 : 0;
@@ -2047,6 +2679,16 @@ struct sched *sched_create(const struct sched_conf *c, const struct sched_env *e
 		s->jobs = NULL;
 	if (s->arena == MAP_FAILED)
 		s->arena = NULL;
+	{
+		struct bounce_conf bc = c->bounce;
+		bc.lifetime_s = env->retry->bounce_lifetime_s ? env->retry->bounce_lifetime_s
+							      : 86400;
+		s->bn = bounce_create(&bc, env->q, err, errlen);
+		if (!s->bn) {
+			sched_destroy(s);
+			return NULL;
+		}
+	}
 	if (!s->ptab || !s->ltab || !s->dtab || !s->itab || !s->cl || !s->due || !s->jobs ||
 	    !s->arena || !s->cfree) {
 		snprintf(err, errlen, "sched: out of memory (%u parts, %u jobs, %zu body bytes)",
@@ -2070,6 +2712,20 @@ void sched_destroy(struct sched *s)
 {
 	if (!s)
 		return;
+	if (s->bn) {	/* notices with the queue: their groups come back to be freed */
+		struct timespec ms = { 0, 1000000 };
+		struct bounce_done d[64];
+		for (unsigned waited = 0; bounce_inflight(s->bn) && waited < 10000;) {
+			unsigned n = bounce_poll(s->bn, d, 64);
+			for (unsigned i = 0; i < n; i++)
+				free(d[i].user);
+			if (n == 0) {
+				nanosleep(&ms, NULL);
+				waited++;
+			}
+		}
+		bounce_destroy(s->bn);
+	}
 	if (s->dtab)
 		for (size_t i = 0; i <= s->dmask; i++)
 			while (s->dtab[i]) {
@@ -2077,8 +2733,9 @@ void sched_destroy(struct sched *s)
 				struct sitem *it;
 				while (d->idle)
 					idle_unlink(s, d->idle);
-				while ((it = dest_pop(s, d)))
-					free(it);
+				for (int c = 0; c < DEST_CLASSES; c++)
+					while ((it = lane_pop(s, &d->lane[c])))
+						free(it);
 				dest_free(s, &s->dtab[i]);
 			}
 	if (s->ltab)
@@ -2106,6 +2763,8 @@ void sched_destroy(struct sched *s)
 				struct spart *p = s->ptab[i];
 				s->ptab[i] = p->hnext;
 				free(p->body);
+				rcpt_texts_free(p);
+				free(p->giveup);
 				free(p->r);
 				free(p->m);
 				free(p);

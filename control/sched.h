@@ -46,6 +46,47 @@
  *     holds is deferred at once, without a connection, with "delivery
  *     temporarily suspended: <reason>" (Postfix).
  *
+ * Classes. A message from the null sender (a DSN or delay warning we made,
+ * or a bounce we relay) travels in its destination's DEST_NOTIFY class:
+ * its own FIFO, window and rates (dest.h), so a flood of bounces to a
+ * destination never holds up its normal mail, nor the reverse. Each
+ * destination keeps one FIFO per class; the round robin serves each
+ * (destination, class) lane in turn.
+ *
+ * Notices (bounce.h). Each recipient outcome that owes the sender a DSN
+ * (a 5xx, a route's permanent failure, an expiry, the operator's bounce:
+ * "failed" unless NOTIFY says otherwise; a 2xx with NOTIFY=SUCCESS to a
+ * next hop without DSN: "relayed"; a discard with NOTIFY=SUCCESS:
+ * "delivered"), and each delay warning due (below), is collected per
+ * message; when the part's items are all done, one notice per message per
+ * pass covers every such recipient of its parts finished in that pass. The
+ * notice is queued (queue_submit) and the RESULT ops of those recipients,
+ * with the op that ends the claim, wait until it is durable: a crash in
+ * between leaves both the notice and the original in the queue (the
+ * original is tried again: at worst a second notice, never none). Mail
+ * from the null sender is never bounced: bounce.h says what becomes of it.
+ * A notice that cannot be queued leaves its failed recipients undone (tried
+ * again after [retry] min_backoff); a success notice that cannot be queued
+ * is lost (logged): the mail itself was delivered.
+ *
+ * Lifetime. A recipient expires at its message's arrival plus the lifetime
+ * for its domain (retry_lifetime_for: [retry] lifetime_per_domain, else the
+ * expiry stored at arrival, which is lifetime or bounce_lifetime), plus
+ * the time the message spent held. An expired message is not tried early:
+ * it gets one last attempt when its next retry is due (qmail), and a
+ * deferral then is final: the recipient fails with 4.4.7 in the DSN (its
+ * last reply as Diagnostic-Code), logged status=expired.
+ *
+ * Delay warnings. When a part finishes with recipients still undone and
+ * the message has had no warning, a recipient is owed one ("delayed", with
+ * Will-Retry-Until its expiry) once the message is delay_warning_s old if
+ * it asked (NOTIFY=DELAY; 4 h when delay_warning_s is 0) or gave no NOTIFY
+ * and delay_warning_s is set. One per message: QUEUE_OP_WARN marks every
+ * shard holding it, once the warning is durable.
+ *
+ * Loops. A route that leads back to us (route PERM 5.4.6) bounces the
+ * recipients 5.4.6, or with loop_hold holds the part for the operator.
+ *
  * Special results. `local` (the lcore could not try: no connection slot,
  * no TLS context...): nothing is recorded, the destination gets no
  * feedback (DEST_UNTRIED), the part is due again after local_retry_s. A
@@ -82,6 +123,7 @@
 #include <stdio.h>
 
 #include "common/stats.h"
+#include "control/bounce.h"
 #include "control/dest.h"
 #include "control/retry.h"
 #include "control/route.h"
@@ -114,9 +156,21 @@ struct sched_conf {
 					 * failed handshake under `may` */
 	unsigned quiesce_ms;		/* sched_quiesce waits this long for
 					 * results of jobs in flight */
+	/* notices (bounce.h): hostname, double_bounce_to, size_limit,
+	 * max_inflight (lifetime_s: the retry policy's bounce_lifetime) */
+	struct bounce_conf bounce;
+	uint64_t delay_warning_s;	/* 0: warnings only for NOTIFY=DELAY, after
+					 * SCHED_DELAY_DEFAULT_S */
+	bool loop_hold;			/* a route back to us: hold, not bounce */
+	uint64_t notice_hold_ns;	/* tests only ([impair] notice_hold): a notice
+					 * waits this long before it is queued, and its
+					 * original's results this long after it is
+					 * durable (two windows for kill -9) */
 };
+#define SCHED_DELAY_DEFAULT_S (4 * 3600)
 /* 20000 parts, 1000 per scan, 50 ms, lease 3600 s, 256 MiB, 1024 jobs,
- * idle 2000 ms, local retry 10 s, TLS fallback 3600 s, quiesce 2000 ms. */
+ * idle 2000 ms, local retry 10 s, TLS fallback 3600 s, quiesce 2000 ms;
+ * bounce_conf_default, no delay warnings unless asked, loops bounced. */
 void sched_conf_default(struct sched_conf *c);
 /* 0, or -1 with *why set. */
 int sched_conf_check(const struct sched_conf *c, const char **why);
@@ -184,6 +238,16 @@ int sched_flush_all(struct sched *s, unsigned *n);
  * destination in memory. */
 int sched_dest_clear(struct sched *s, const char *key);
 
+/*
+ * The operator gives up on message id (exim -Mg): every recipient not yet
+ * delivered fails now, "cancelled by the operator: REASON" (5.0.0; reason
+ * may be NULL), and its sender gets the DSN as for any failure. A part in
+ * delivery is given up when its jobs come back; one held or not yet due is
+ * claimed for it (QUEUE_CLAIM_FORCE). *n: the recipients given up.
+ * QUEUE_OK, QUEUE_NOTFOUND, or QUEUE_STATE (nothing left to give up).
+ */
+int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *n);
+
 /* `dest show [KEY]`: the JSON member "dests":[...] for destination key (NULL:
  * every one in memory, at most max), dest_view plus the scheduler's own
  * (items queued, jobs in flight, idle connections, plaintext fallback).
@@ -206,7 +270,10 @@ unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *o
  * the ops in them, ops refused; body_reads/body_bytes: bodies read into the
  * arena; body_waits/slot_waits/ring_waits: dispatch stopped for body
  * memory, a job slot, a full job ring; close_events: idle connections
- * closed by an lcore. Gauges: active (parts in memory), queued (items
+ * closed by an lcore; loops_held: parts held for a route back to us;
+ * given_up: recipients the operator bounced; notices_waiting: parts whose
+ * results wait for their notice (gauge); dsn_*: bounce.h's counters
+ * (dsn_inflight a gauge). Gauges: active (parts in memory), queued (items
  * waiting for a destination), lookups (in progress), jobs_lent,
  * body_arena_bytes (in use), idle_conns (inventory), dests (in memory).
  */
@@ -216,7 +283,9 @@ unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *o
 	X(rcpt_sent) X(rcpt_deferred) X(rcpt_bounced) X(rcpt_expired) X(dead_deferred) \
 	X(suspended) X(local) X(tls_fallbacks) X(completed) X(rescheduled) X(held) \
 	X(applies) X(ops) X(op_errors) X(body_reads) X(body_bytes) X(body_waits) \
-	X(slot_waits) X(ring_waits) X(close_events) \
+	X(slot_waits) X(ring_waits) X(close_events) X(loops_held) X(given_up) \
+	X(dsn_reports) X(dsn_delay_warnings) X(dsn_success_notices) X(dsn_double_bounces) \
+	X(dsn_dropped) X(dsn_failed) X(dsn_busy) X(dsn_inflight) X(notices_waiting) \
 	X(active) X(queued) X(lookups) X(jobs_lent) X(body_arena_bytes) X(idle_conns) \
 	X(dests)
 struct sched_stats { SCHED_STATS(STATS_FIELD) };

@@ -26,7 +26,8 @@ static void usage(FILE *out)
 	fprintf(out, "usage: sluicectl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
 		     "commands: ping, version, stats, route lookup DOMAIN, route set DOMAIN SPEC,\n"
 		     "          route clear DOMAIN, dns lookup NAME a|mx|ptr,\n"
-		     "          flush ID|--domain DOMAIN|--all, dest show [DEST], dest clear DEST\n");
+		     "          flush ID|--domain DOMAIN|--all, dest show [DEST], dest clear DEST,\n"
+		     "          bounce ID [--reason TEXT]\n");
 }
 
 static int connect_to(const char *path)

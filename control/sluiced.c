@@ -119,7 +119,7 @@ static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 		return 0;
 	}
 	if (strcmp(cmd, "route") == 0 || strcmp(cmd, "dns") == 0 || strcmp(cmd, "flush") == 0 ||
-	    strcmp(cmd, "dest") == 0) {
+	    strcmp(cmd, "dest") == 0 || strcmp(cmd, "bounce") == 0) {
 		struct ctl_ticket t;
 		char err[256];
 		if (!d->plane || ctl_server_defer(&d->ctl, &t) < 0) {
@@ -132,7 +132,8 @@ static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
 		}
 		return CTL_DEFERRED;
 	}
-	fprintf(out, "unknown command '%s' (try: ping, version, stats, route, dns, flush, dest)",
+	fprintf(out, "unknown command '%s' (try: ping, version, stats, route, dns, flush, dest, "
+		"bounce)",
 		cmd);
 	return -1;
 }
@@ -186,6 +187,7 @@ static int smtp_setup(struct daemon *d)
 	sc->lcore_conns = c->dp.tcp.max_conns;
 	sc->body_memory = c->smtp.body_memory;
 	sc->lifetime_s = c->retry.lifetime_s;
+	sc->bounce_lifetime_s = c->retry.bounce_lifetime_s;
 	sc->rdns_wait_ns = c->smtp.reverse_lookup_wait_ns;
 
 	queue_conf_defaults(&qc);

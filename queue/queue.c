@@ -244,10 +244,15 @@ int queue_apply(struct queue *q, struct queue_op *ops, size_t n)
 			r->when = o->when;
 			r->lease_s = o->lease_s ? o->lease_s : q->conf.lease_s;
 			r->rcpt = o->rcpt;
+			r->flags = o->flags;
 			r->state = (uint8_t)o->state;
 			snprintf(r->reply, sizeof(r->reply), "%s", o->reply ? o->reply : "");
+			/* only a well-formed status is kept: "X.Y.Z", digits */
+			if (o->dsn && strlen(o->dsn) < sizeof(r->dsn) &&
+			    strspn(o->dsn, "0123456789.") == strlen(o->dsn))
+				snprintf(r->dsn, sizeof(r->dsn), "%s", o->dsn);
 			r->done = &done;
-			if (o->shard >= q->n || o->op > QUEUE_OP_FLUSH)
+			if (o->shard >= q->n || o->op > QUEUE_OP_LAST)
 				r->status = QUEUE_INVALID;
 			else if ((r->status = qshard_ctl_post(&q->shard[o->shard], r)) == QUEUE_OK) {
 				posted++;
@@ -331,7 +336,7 @@ static int op_all(struct queue *q, enum queue_op_kind op, uint64_t id, uint64_t 
 
 int queue_hold(struct queue *q, uint64_t id)
 {
-	return op_all(q, QUEUE_OP_HOLD, id, 0);
+	return op_all(q, QUEUE_OP_HOLD, id, clock_real_s());
 }
 
 int queue_release(struct queue *q, uint64_t id, uint64_t now)

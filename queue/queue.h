@@ -135,6 +135,8 @@ struct queue_envelope {
 	const char *client_name, *client_addr, *helo;	/* may be NULL */
 	uint64_t arrival;	/* unix seconds */
 	uint64_t expiry;	/* unix seconds: give up after this */
+	uint8_t held;		/* 1: stored held (not due until released), e.g.
+				 * a mail loop kept for the operator */
 	uint32_t nrcpt;
 	const struct queue_rcpt_in *rcpt;
 };
@@ -229,6 +231,18 @@ enum queue_op_kind {
 	QUEUE_OP_CLAIM, QUEUE_OP_RESULT, QUEUE_OP_RESCHEDULE, QUEUE_OP_COMPLETE,
 	QUEUE_OP_HOLD, QUEUE_OP_RELEASE, QUEUE_OP_DELETE,
 	QUEUE_OP_FLUSH,		/* due at `now` if later (see queue_flush) */
+	QUEUE_OP_WARN,		/* note that the delay warning went (queue_msg.warned) */
+};
+#define QUEUE_OP_LAST QUEUE_OP_WARN
+/*
+ * Holding and releasing. A held part is never due. QUEUE_OP_HOLD notes when
+ * (now); QUEUE_OP_RELEASE adds the time it spent held to held_s, so that a
+ * message does not expire while it is held: its expiry is expiry + held_s.
+ */
+enum queue_op_flags {
+	QUEUE_CLAIM_FORCE = 1,	/* claim: held or not yet due too (the operator's
+				 * "bounce it now"); never an intent, nor a
+				 * part whose claim has not lapsed */
 };
 struct queue_op {
 	enum queue_op_kind op;
@@ -238,9 +252,12 @@ struct queue_op {
 	uint64_t now;		/* claim, result, release, flush */
 	uint64_t when;		/* reschedule */
 	unsigned lease_s;	/* claim (0: the configured default) */
+	unsigned flags;		/* claim: enum queue_op_flags */
 	unsigned rcpt;		/* result */
 	enum queue_rcpt_state state;	/* result */
 	const char *reply;	/* result */
+	const char *dsn;	/* result: its enhanced status "X.Y.Z" (or NULL),
+				 * kept with the reply for a later report */
 	/* out */
 	int status;
 	uint32_t out_token;	/* claim */
@@ -264,6 +281,7 @@ int queue_flush(struct queue *q, uint64_t id, uint64_t now);
 /* One message as stored in one shard. One allocation: free with free(). */
 struct queue_msg_rcpt {
 	const char *addr, *orcpt, *reply;
+	const char *dsn;	/* the last result's enhanced status, "" if none */
 	uint8_t notify;
 	uint8_t state;		/* enum queue_rcpt_state */
 	uint16_t attempts;
@@ -273,8 +291,12 @@ struct queue_msg {
 	uint64_t id;
 	unsigned shard;
 	int held, claimed;
+	int warned;		/* its delay warning went (QUEUE_OP_WARN) */
 	uint32_t token;
 	uint64_t arrival, expiry, size, due, claim_until;
+	uint64_t held_at;	/* held: since when */
+	uint64_t held_s;	/* time spent held before: it expires this much later */
+	uint64_t shards;	/* the shards holding its parts (bit i = shard i) */
 	uint8_t ret;
 	uint8_t body_flags;	/* enum queue_body_flags */
 	const char *sender, *envid, *client_name, *client_addr, *helo;

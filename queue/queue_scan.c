@@ -59,7 +59,7 @@ static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned sh
 		need += strlen(strs[i]) + 1;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		need += strlen(r->rcpt[i].addr) + strlen(r->rcpt[i].orcpt) +
-			strlen(r->rcpt[i].reply) + 3;
+			strlen(r->rcpt[i].reply) + strlen(r->rcpt[i].dsn) + 4;
 	m = calloc(1, need);
 	if (!m)
 		return NULL;
@@ -75,6 +75,7 @@ static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned sh
 		COPY(m->rcpt[i].addr, r->rcpt[i].addr);
 		COPY(m->rcpt[i].orcpt, r->rcpt[i].orcpt);
 		COPY(m->rcpt[i].reply, r->rcpt[i].reply);
+		COPY(m->rcpt[i].dsn, r->rcpt[i].dsn);
 		m->rcpt[i].notify = r->rcpt[i].notify;
 		m->rcpt[i].state = r->rcpt[i].state;
 		m->rcpt[i].attempts = r->rcpt[i].attempts;
@@ -85,6 +86,10 @@ static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned sh
 	m->shard = shard;
 	m->held = !!(r->flags & QF_HELD);
 	m->claimed = !!(r->flags & QF_CLAIMED);
+	m->warned = !!(r->flags & QF_WARNED);
+	m->held_at = r->held_at;
+	m->held_s = r->held_s;
+	m->shards = r->shards ? r->shards : 1ull << shard;
 	m->token = r->token;
 	m->arrival = r->arrival;
 	m->expiry = r->expiry;

@@ -130,12 +130,18 @@ uint32_t q_domain_hash(const char *dom, size_t len)
  *
  * version(1) flags(1) ret(1) body_flags(1) nrcpt(2) token(4) hist_seq(4)
  * arrival(8) expiry(8) size(8) due(8) claim_until(8) shards(8)
+ * [version 2: held_at(8) held_s(8)]
  * str sender, envid, client_name, client_addr, helo
  * per recipient: state(1) notify(1) attempts(2) last_attempt(8)
- *                str addr, orcpt, reply
+ *                str addr, orcpt, reply [version 2: str dsn]
  * where str = len(2) bytes NUL
+ *
+ * Records are written as version 2; version 1 records (a spool from before
+ * the bounce work) are read as having never been held and no stored
+ * enhanced status, and are written back as version 2 when next changed.
  */
-#define QREC_FIXED 62
+#define QREC_FIXED_V1 62
+#define QREC_FIXED 78
 #define QRCPT_FIXED 12
 
 static size_t str_size(const char *s)
@@ -149,7 +155,7 @@ size_t qrec_size(const struct qrec *r)
 		   str_size(r->client_name) + str_size(r->client_addr) + str_size(r->helo);
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		n += QRCPT_FIXED + str_size(r->rcpt[i].addr) + str_size(r->rcpt[i].orcpt) +
-		     str_size(r->rcpt[i].reply);
+		     str_size(r->rcpt[i].reply) + str_size(r->rcpt[i].dsn);
 	return n;
 }
 
@@ -178,7 +184,7 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 		return 0;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		if (str_size(r->rcpt[i].addr) > 65537 || str_size(r->rcpt[i].orcpt) > 65537 ||
-		    str_size(r->rcpt[i].reply) > 65537)
+		    str_size(r->rcpt[i].reply) > 65537 || str_size(r->rcpt[i].dsn) > 65537)
 			return 0;
 
 	p[0] = QREC_VERSION;
@@ -195,6 +201,8 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	be64_put(p + 38, r->due);
 	be64_put(p + 46, r->claim_until);
 	be64_put(p + 54, r->shards);	/* was reserved (0): 0 = one shard */
+	be64_put(p + 62, r->held_at);
+	be64_put(p + 70, r->held_s);
 	p += QREC_FIXED;
 	p = str_put(p, r->sender);
 	p = str_put(p, r->envid);
@@ -212,6 +220,7 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 		p = str_put(p, c->addr);
 		p = str_put(p, c->orcpt);
 		p = str_put(p, c->reply);
+		p = str_put(p, c->dsn);
 	}
 	return (size_t)(p - buf);
 }
@@ -235,8 +244,12 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 		struct qrec_rcpt *rcpt, size_t rcpt_cap)
 {
 	const uint8_t *p = buf, *end = buf + len;
+	int v2;
 
-	if (len < QREC_FIXED || p[0] != QREC_VERSION)
+	if (len < QREC_FIXED_V1 || (p[0] != QREC_VERSION && p[0] != 1))
+		return -1;
+	v2 = p[0] == 2;
+	if (v2 && len < QREC_FIXED)
 		return -1;
 	memset(r, 0, sizeof(*r));
 	r->flags = p[1];
@@ -251,9 +264,13 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	r->due = be64_get(p + 38);
 	r->claim_until = be64_get(p + 46);
 	r->shards = be64_get(p + 54);
+	if (v2) {
+		r->held_at = be64_get(p + 62);
+		r->held_s = be64_get(p + 70);
+	}
 	if (r->nrcpt > rcpt_cap)
 		return -1;
-	p += QREC_FIXED;
+	p += v2 ? QREC_FIXED : QREC_FIXED_V1;
 	if (!(r->sender = str_get(&p, end)) || !(r->envid = str_get(&p, end)) ||
 	    !(r->client_name = str_get(&p, end)) || !(r->client_addr = str_get(&p, end)) ||
 	    !(r->helo = str_get(&p, end)))
@@ -271,6 +288,9 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 		if (!(c->addr = str_get(&p, end)) || !(c->orcpt = str_get(&p, end)) ||
 		    !(c->reply = str_get(&p, end)))
 			return -1;
+		c->dsn = v2 ? str_get(&p, end) : "";
+		if (!c->dsn)
+			return -1;
 		if (c->state > 3)
 			return -1;
 	}
@@ -279,12 +299,12 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 
 uint8_t qrec_peek_flags(const uint8_t *buf, size_t len)
 {
-	return len >= QREC_FIXED ? buf[1] : 0;
+	return len >= QREC_FIXED_V1 ? buf[1] : 0;
 }
 
 uint64_t qrec_peek_shards(const uint8_t *buf, size_t len)
 {
-	return len >= QREC_FIXED ? be64_get(buf + 54) : 0;
+	return len >= QREC_FIXED_V1 ? be64_get(buf + 54) : 0;
 }
 
 int qrec_in_due(const struct qrec *r)

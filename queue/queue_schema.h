@@ -36,7 +36,7 @@
 #define QSUM_LEN     12
 #define QSLOT_SECONDS 300
 
-#define QREC_VERSION 1
+#define QREC_VERSION 2	/* written; version 1 is still read */
 /*
  * QF_INTENT: a part of a message that spans shards, stored while the other
  * shards may not have theirs yet. It is not due and cannot be claimed until
@@ -44,7 +44,11 @@
  * queue_shard.c. Recovery deletes every part of a message with a part still
  * marked: that message was never acknowledged.
  */
-enum { QF_HELD = 1, QF_CLAIMED = 2, QF_INTENT = 4 };
+/*
+ * QF_WARNED: the sender has had its delay warning for this message (one per
+ * message, RFC 3461 NOTIFY=DELAY): set in every shard holding a part.
+ */
+enum { QF_HELD = 1, QF_CLAIMED = 2, QF_INTENT = 4, QF_WARNED = 8 };
 
 static inline void be64_put(uint8_t *p, uint64_t v)
 {
@@ -108,6 +112,7 @@ struct qrec_rcpt {
 	uint8_t state, notify;
 	uint16_t attempts;
 	uint64_t last_attempt;
+	const char *dsn;	/* the last result's enhanced status ("5.1.1"), "" */
 };
 
 struct qrec {
@@ -119,6 +124,8 @@ struct qrec {
 	uint32_t hist_seq;	/* next history sequence number */
 	uint64_t arrival, expiry, size, due, claim_until;
 	uint64_t shards;	/* spans shards: the set of them (bit i = shard i), else 0 */
+	uint64_t held_at;	/* QF_HELD: since when (unix s) */
+	uint64_t held_s;	/* seconds spent held before (expiry is that much later) */
 	const char *sender, *envid, *client_name, *client_addr, *helo;
 	struct qrec_rcpt *rcpt;
 };

@@ -19,6 +19,7 @@ enum qctl_op {		/* same values as enum queue_op_kind, then the writer's own */
 	QCTL_RESCHEDULE = QUEUE_OP_RESCHEDULE, QCTL_COMPLETE = QUEUE_OP_COMPLETE,
 	QCTL_HOLD = QUEUE_OP_HOLD, QCTL_RELEASE = QUEUE_OP_RELEASE,
 	QCTL_DELETE = QUEUE_OP_DELETE, QCTL_FLUSH = QUEUE_OP_FLUSH,
+	QCTL_WARN = QUEUE_OP_WARN,
 	QCTL_SEAL,		/* clear QF_INTENT: the part becomes deliverable */
 	QCTL_UNDO,		/* take back a part (a delete that never fails the caller) */
 };
@@ -37,9 +38,10 @@ struct qctl {
 	uint64_t id;
 	uint64_t now, when;
 	uint32_t token;
-	unsigned lease_s, rcpt;
+	unsigned lease_s, rcpt, flags;
 	uint8_t state;
 	char reply[QUEUE_REPLY_MAX + 1];
+	char dsn[16];		/* result: enhanced status */
 	/* results */
 	int status;
 	uint32_t out_token;

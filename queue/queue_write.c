@@ -1,8 +1,8 @@
 /*
  * queue_write.c - what a shard's writer does inside its write transaction:
  * store a new message (record, body chunks, indexes), apply a control
- * request (claim, result, reschedule, complete, hold, release, delete, flush; and
- * the writer's own seal and undo of a message spanning shards), and keep
+ * request (claim, result, reschedule, complete, hold, release, delete, flush,
+ * warn; and the writer's own seal and undo of a message spanning shards), and keep
  * the due, domain and summary indexes in step with every record. Only
  * the writer thread calls these; the transaction and replay logic are in
  * queue_shard.c.
@@ -146,6 +146,10 @@ int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, i
 		r.flags = QF_INTENT;
 		r.shards = s->shard_mask;
 	}
+	if (s->env.held) {	/* kept for the operator (a mail loop): never due until released */
+		r.flags |= QF_HELD;
+		r.held_at = s->env.arrival;
+	}
 	for (unsigned i = 0; i < s->env.nrcpt; i++) {
 		size_t dl;
 		const char *d = q_addr_domain(s->env.rcpt[i].addr, &dl);
@@ -286,12 +290,17 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 	/* validate before touching anything */
 	switch (c->op) {
 	case QCTL_CLAIM:
-		/* an intent may be a part of a message the client must retry */
-		if ((r.flags & (QF_HELD | QF_INTENT)) || !undone)
+		/* an intent may be a part of a message the client must retry;
+		 * a forced claim (the operator's bounce) takes held and not yet
+		 * due parts too */
+		if ((r.flags & QF_INTENT) || !undone)
+			c->status = QUEUE_STATE;
+		else if ((r.flags & QF_HELD) && !(c->flags & QUEUE_CLAIM_FORCE))
 			c->status = QUEUE_STATE;
 		else if ((r.flags & QF_CLAIMED) && r.claim_until > c->now)
 			c->status = QUEUE_STALE;
-		else if (!(r.flags & QF_CLAIMED) && r.due > c->now)
+		else if (!(r.flags & QF_CLAIMED) && r.due > c->now &&
+			 !(c->flags & QUEUE_CLAIM_FORCE))
 			c->status = QUEUE_STATE;
 		break;
 	case QCTL_RESULT:
@@ -348,6 +357,7 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		rc_->attempts++;
 		rc_->last_attempt = c->now;
 		rc_->reply = c->reply;
+		rc_->dsn = c->dsn;
 		hv.mv_size = qhist_encode(&h, hb, sizeof(hb));
 		hv.mv_data = hb;
 		if (hv.mv_size == 0)
@@ -364,7 +374,12 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		r.due = c->when;
 		break;
 	case QCTL_HOLD:
+		if (!(r.flags & QF_HELD))
+			r.held_at = c->now;
 		r.flags |= QF_HELD;
+		break;
+	case QCTL_WARN:
+		r.flags |= QF_WARNED;
 		break;
 	case QCTL_SEAL:
 		r.flags &= (uint8_t)~QF_INTENT;
@@ -374,6 +389,10 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		break;
 	case QCTL_RELEASE:
 		if (r.flags & QF_HELD) {
+			/* held mail does not expire while held: the time counts */
+			if (r.held_at && c->now > r.held_at)
+				r.held_s += c->now - r.held_at;
+			r.held_at = 0;
 			r.flags &= (uint8_t)~QF_HELD;
 			if (!(r.flags & QF_CLAIMED))
 				r.due = c->now;

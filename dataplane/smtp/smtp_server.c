@@ -166,6 +166,7 @@ static void txn_reset(struct smtp_session *s)
 	m->rcpt1[0] = '\0';
 	m->size = 0;
 	m->received_count = 0;
+	m->held = false;
 	m->arrival = 0;
 	m->trace_id[0] = '\0';
 	m->received_len = 0;
@@ -520,7 +521,8 @@ static void end_of_message(struct smtp_session *s)
 	default:
 		break;
 	}
-	if (s->conf->hop_limit && s->data.received >= s->conf->hop_limit) {
+	bool loop = s->conf->hop_limit && s->data.received >= s->conf->hop_limit;
+	if (loop && s->conf->loop != SMTP_LOOP_HOLD) {
 		STAT(s, rej_hops);
 		reply(s, "554 5.4.6 Error: too many hops");
 		txn_reset(s);
@@ -534,6 +536,9 @@ static void end_of_message(struct smtp_session *s)
 	}
 	m->size = s->data.size;
 	m->received_count = s->data.received;
+	m->held = loop;	/* kept for the operator: queued held */
+	if (loop)
+		STAT(s, held_hops);
 	m->arrival = now_s(s);
 	m->trace_id[0] = '\0';
 	if (s->cb.trace_id != NULL &&

@@ -95,10 +95,15 @@
 	X(rej_syntax) X(rej_sequence) X(rej_relay) X(rej_utf8) X(rej_size) \
 	X(rej_rcpt_limit) X(rej_line) X(rej_bare) X(rej_hops) X(rej_sink) \
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
-	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn)
+	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn) X(held_hops)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
+
+/* A message with hop_limit Received: fields or more (a mail loop, RFC 5321
+ * 6.3): refused 554 5.4.6, or taken and queued held for the operator (Sun
+ * Messaging Server's .HELD), visible and releasable. */
+enum smtp_loop_action { SMTP_LOOP_REJECT = 0, SMTP_LOOP_HOLD };
 
 struct smtp_conf {
 	char hostname[SMTP_DOMAIN_MAX + 1];	/* greeting, EHLO, Received */
@@ -107,6 +112,7 @@ struct smtp_conf {
 	unsigned max_errors;	/* 5xx replies before 421 4.7.0; default 20 */
 	unsigned max_line;	/* text line incl. CRLF; default 1000 */
 	unsigned hop_limit;	/* Received: headers; >= this many -> 554 5.4.6; default 50 */
+	enum smtp_loop_action loop;	/* over hop_limit: reject (default) or hold */
 	enum smtp_bare_policy bare;	/* default SMTP_BARE_REJECT */
 	bool tls_available;	/* offer STARTTLS */
 	uint64_t timeout_cmd_ns;	/* waiting for a command; default 5 min */
@@ -179,6 +185,7 @@ struct smtp_message {
 	char rcpt1[SMTP_PATH_MAX + 1];	/* the first one, for Received's "for" */
 	uint64_t size;			/* body octets passed to the sink */
 	unsigned received_count;	/* Received: fields in the body's header */
+	bool held;			/* over hop_limit, loop = hold: queue it held */
 	uint64_t arrival;		/* unix seconds */
 	char trace_id[SMTP_ID_MAX];
 	size_t received_len;

@@ -577,7 +577,9 @@ static void submit(struct smtp_conn *sc)
 	sub->env.client_addr = sc->s.client_ip;
 	sub->env.helo = sc->s.helo;
 	sub->env.arrival = m->arrival;
-	sub->env.expiry = m->arrival + svc->conf.lifetime_s;
+	sub->env.expiry = m->arrival + (m->sender[0] || !svc->conf.bounce_lifetime_s ?
+					svc->conf.lifetime_s : svc->conf.bounce_lifetime_s);
+	sub->env.held = m->held;	/* a mail loop kept for the operator (loop_action = hold) */
 	sub->env.nrcpt = m->nrcpt;
 	sub->env.rcpt = sc->rcpt;
 	sc->iov[0].iov_base = (void *)(uintptr_t)m->received;
@@ -616,6 +618,10 @@ static unsigned take_completions(struct smtp_service *svc)
 		if (done[i]->status == QUEUE_OK) {
 			svc->stats.queue_ok++;
 			st = SMTP_QUEUED_OK;
+			if (done[i]->env.held)
+				log_notice("%s: held: over hop_limit Received: header fields, a "
+					   "mail loop (loop_action = hold); from=<%s> client=%s",
+					   done[i]->id_str, done[i]->env.sender, sc->s.client_ip);
 			log_debug("smtp: %s: from=<%s> nrcpt=%u size=%llu client=%s",
 				  done[i]->id_str, done[i]->env.sender, done[i]->env.nrcpt,
 				  (unsigned long long)done[i]->size, sc->s.client_ip);

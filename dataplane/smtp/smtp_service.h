@@ -87,6 +87,7 @@ struct smtp_service_conf {
 	unsigned max_per_client;	/* per client address, all lcores */
 	uint64_t body_memory;		/* arena bytes per lcore */
 	uint64_t lifetime_s;		/* queue expiry = arrival + this */
+	uint64_t bounce_lifetime_s;	/* ... for mail from the null sender (0: lifetime_s) */
 	struct queue *queue;		/* NULL: every message gets 451 4.3.0 */
 	struct tls_ctx *tls;		/* NULL: no STARTTLS */
 	uint64_t rdns_wait_ns;		/* the client's reverse name: asked at

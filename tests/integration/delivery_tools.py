@@ -2,6 +2,7 @@
 """delivery_tools.py - next hops, senders and checkers for delivery_e2e.sh.
 
   delivery_tools.py sink ADDR PORT DIR [--tls CERT KEY] [--code CODE] [--delay S]
+                    [--rcpt-code LOCAL=CODE,...] [--dsn] [--keep]
       An aiosmtpd next hop on ADDR:PORT that keeps every message it takes:
       DIR/msgs.log gets one flushed JSON line per message (envelope, size,
       whether TLS was on, the SHA-256 of the content as received and of the
@@ -12,7 +13,13 @@
       and DIR/conns.log one line per session start and end ("+ T" / "- T",
       T in ns) for the concurrency figures. With --code, every RCPT is
       answered CODE instead (451, 550). With --delay, the reply to the end
-      of data waits S seconds (a slow next hop). Runs until SIGTERM.
+      of data waits S seconds (a slow next hop). With --rcpt-code, a RCPT
+      whose local part is LOCAL is answered CODE ("550 5.1.1 <addr>: no
+      such user here"; 4xx "... try again later"), the others 250. With
+      --dsn, the sink offers DSN (RFC 3461) and records the MAIL and RCPT
+      parameters it got ('mail_opts', 'rcpt_opts'); without it, aiosmtpd
+      offers none. With --keep, each record has the message itself
+      ('raw', base64). Runs until SIGTERM.
   delivery_tools.py stall ADDR PORT FILE
       A next hop that accepts connections and never says a word (the
       client's greeting timeout must end it); FILE counts the connections.
@@ -57,11 +64,31 @@
   delivery_tools.py latency MSGSLOG T0 N
       Seconds from T0 (epoch seconds) to the Nth arrival; exit 1 if fewer
       than N arrived.
+  delivery_tools.py mail HOST FROM RCPT[:NOTIFY],... [--ret FULL|HDRS] [--envid E]
+                        [--size N] [--subject S]
+      One message over SMTP (smtplib) with per-recipient NOTIFY (e.g.
+      "a@x.test:SUCCESS,FAILURE"; "-": none given); prints its queue ID.
+  delivery_tools.py paced HOST N RATE DOMAIN LOG
+      N messages, one after another at RATE a second, to x<i>@DOMAIN over
+      one connection; LOG gets "ID T" per message, T the time the 250 came
+      (epoch seconds).
+  delivery_tools.py latencies LOG MSGSLOG
+      For every message of LOG (paced's): the time from its 250 to its
+      arrival at the sink (MSGSLOG, by queue ID); prints
+      "n=N p50=S p99=S max=S" (exit 1 if one is missing).
+  delivery_tools.py dsns MSGSLOG
+      Every DSN a sink kept (--keep) read with Python's email package: one
+      JSON line each {"qid" (the DSN's own), "from" (envelope), "rcpts",
+      "ctype", "report_type", "orig" (X-Sluice-Queue-ID: the message it is
+      about), "kind" (X-Sluice-Report), "attached", "recipients": [{"final",
+      "action", "status", "diag", "remote"}]}.
   delivery_tools.py etrn HOST DOMAIN [SRC]
       EHLO, then "ETRN DOMAIN" (smtplib, from SRC if given): prints the
       reply's code and text.
 """
 import asyncio
+import base64
+import email
 import hashlib
 import json
 import os
@@ -104,7 +131,12 @@ def normalize_source(b):
     return head + sep + rest
 
 
-def m_sink(addr, port, d, tls=None, code=None, delay=0.0):
+DSN_MAIL = ('RET', 'ENVID')
+DSN_RCPT = ('NOTIFY', 'ORCPT')
+
+
+def m_sink(addr, port, d, tls=None, code=None, delay=0.0, rcpt_codes=None, dsn=False,
+           keep=False):
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import SMTP
 
@@ -114,10 +146,25 @@ def m_sink(addr, port, d, tls=None, code=None, delay=0.0):
     lock = threading.Lock()
 
     class Handler:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            if dsn:	# offer DSN before the last line
+                responses.insert(len(responses) - 1, '250-DSN')
+            return responses
+
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             if code:
                 return '%d %s.0.0 sink says %d' % (code, str(code)[0], code)
+            c = (rcpt_codes or {}).get(address.split('@')[0].lower())
+            if c:
+                if c >= 500:
+                    return '%d 5.1.1 <%s>: no such user here' % (c, address)
+                return '%d 4.2.1 <%s>: mailbox busy, try again later' % (c, address)
             envelope.rcpt_tos.append(address)
+            if dsn:
+                if not hasattr(envelope, 'dsn_rcpt'):
+                    envelope.dsn_rcpt = []
+                envelope.dsn_rcpt.append(server.dsn_last)
             return '250 2.1.5 Ok'
 
         async def handle_DATA(self, server, session, envelope):
@@ -133,6 +180,11 @@ def m_sink(addr, port, d, tls=None, code=None, delay=0.0):
                    'received': first.decode('latin-1')[:300],
                    'qid': m.group(1).decode() if m else '',
                    'tls': session.ssl is not None, 't': time.time()}
+            if dsn:
+                rec['mail_opts'] = getattr(envelope, 'dsn_mail', {})
+                rec['rcpt_opts'] = getattr(envelope, 'dsn_rcpt', [])
+            if keep:
+                rec['raw'] = base64.b64encode(data).decode()
             with lock:
                 msgs.write(json.dumps(rec) + '\n')
             if delay:
@@ -140,6 +192,20 @@ def m_sink(addr, port, d, tls=None, code=None, delay=0.0):
             return '250 2.0.0 Ok: kept'
 
     class Server(SMTP):
+        dsn_last = {}
+
+        def _getparams(self, params):
+            # with --dsn: take RFC 3461's parameters off before aiosmtpd
+            # (which knows none of them) sees them, and keep them
+            got = super()._getparams(params)
+            if got is None or not dsn:
+                return got
+            mine = {k: got.pop(k) for k in list(got) if k in DSN_MAIL + DSN_RCPT}
+            if any(k in DSN_MAIL for k in mine):
+                self.envelope.dsn_mail = mine
+            self.dsn_last = {k: v for k, v in mine.items() if k in DSN_RCPT}
+            return got
+
         def connection_made(self, transport):
             with lock:
                 conns.write('+ %d\n' % time.monotonic_ns())
@@ -458,6 +524,114 @@ def m_latency(msgslog, t0, n):
     return '%.2f' % (ts[n - 1] - t0)
 
 
+def m_mail(host, sender, rcpts, ret=None, envid=None, size=0, subject='test'):
+    s = smtplib.SMTP(host, 25, timeout=120)
+    s.ehlo('mail.client.test')
+    opts = []
+    if ret:
+        opts.append('RET=' + ret)
+    if envid:
+        opts.append('ENVID=' + envid)
+    code, msg = s.mail(sender, opts)
+    if code != 250:
+        raise SystemExit('MAIL: %d %r' % (code, msg))
+    for r in rcpts.split(','):
+        addr, _, notify = r.partition(':')
+        code, msg = s.rcpt(addr, ['NOTIFY=' + notify.replace('+', ',')]
+                           if notify and notify != '-' else [])
+        if code != 250:
+            raise SystemExit('RCPT %s: %d %r' % (addr, code, msg))
+    body = ('From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-Id: <%d.%d@client.test>\r\n\r\n'
+            % (sender or 'mailer-daemon@client.test', rcpts.split(',')[0].split(':')[0],
+               subject, os.getpid(), int(time.time() * 1e6))).encode()
+    line = b'a line of the message body, to make it as long as asked\r\n'
+    while len(body) < size:
+        body += line
+    code, msg = s.data(body)
+    m = QUEUED.search(msg)
+    if code != 250 or not m:
+        raise SystemExit('DATA: %d %r' % (code, msg))
+    s.quit()
+    return m.group(1).decode()
+
+
+def m_paced(host, n, rate, domain, logpath):
+    log = open(logpath, 'a', buffering=1)
+    s = smtplib.SMTP(host, 25, timeout=120)
+    s.ehlo('paced.client.test')
+    t0 = time.monotonic()
+    for i in range(n):
+        wait = t0 + i / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        body = ('From: <p@example.org>\r\nTo: <x%d@%s>\r\nSubject: paced %d\r\n\r\n'
+                'paced message %d\r\n' % (i, domain, i, i)).encode()
+        s.mail('p@example.org')
+        code, msg = s.rcpt('x%d@%s' % (i, domain))
+        if code != 250:
+            raise SystemExit('RCPT: %d %r' % (code, msg))
+        code, msg = s.data(body)
+        m = QUEUED.search(msg)
+        if code != 250 or not m:
+            raise SystemExit('DATA: %d %r' % (code, msg))
+        log.write('%s %.6f\n' % (m.group(1).decode(), time.time()))
+    s.quit()
+    return '%d messages at %g/s' % (n, rate)
+
+
+def m_latencies(logpath, msgslog):
+    sent = {}
+    for line in open(logpath):
+        f = line.split()
+        if len(f) == 2:
+            sent[f[0]] = float(f[1])
+    got = {}
+    for r in read_msgs(msgslog):
+        got.setdefault(r['qid'], r['t'])
+    lat = []
+    missing = [q for q in sent if q not in got]
+    if missing or not sent:
+        print('%d of %d never arrived' % (len(missing), len(sent)))
+        sys.exit(1)
+    lat = sorted(got[q] - t for q, t in sent.items())
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
+    return 'n=%d p50=%.4f p99=%.4f max=%.4f' % (len(lat), pct(0.5), pct(0.99), lat[-1])
+
+
+def m_dsns(msgslog):
+    from email import policy
+    out = []
+    for r in read_msgs(msgslog):
+        raw = base64.b64decode(r.get('raw', ''))
+        rest, first = after_first_field(raw)	# our Received: field first
+        m = email.message_from_bytes(rest if first[:9].lower() == b'received:' else raw,
+                                     policy=policy.default)
+        d = {'qid': r['qid'], 'from': r['from'], 'rcpts': r['rcpts'],
+             'ctype': m.get_content_type(), 'report_type': m.get_param('report-type'),
+             'kind': str(m.get('X-Sluice-Report', '')), 'orig': '', 'attached': '',
+             'recipients': []}
+        if m.is_multipart():
+            parts = m.get_payload()
+            for p in parts:
+                if p.get_content_type() in ('message/delivery-status',
+                                            'message/global-delivery-status'):
+                    blocks = p.get_payload()
+                    d['orig'] = str(blocks[0].get('X-Sluice-Queue-ID', ''))
+                    for b in blocks[1:]:
+                        d['recipients'].append({
+                            'final': str(b.get('Final-Recipient', '')),
+                            'action': str(b.get('Action', '')),
+                            'status': str(b.get('Status', '')),
+                            'diag': ' '.join(str(b.get('Diagnostic-Code', '')).split()),
+                            'remote': str(b.get('Remote-MTA', ''))})
+            if len(parts) >= 3:
+                d['attached'] = parts[2].get_content_type()
+        out.append(json.dumps(d))
+    return '\n'.join(out)
+
+
 def m_etrn(host, domain, src=None):
     s = smtplib.SMTP(host, 25, timeout=60, source_address=(src, 0) if src else None)
     s.ehlo('etrn.client.test')
@@ -488,7 +662,21 @@ def main():
             i = a.index('--delay')
             delay = float(a[i + 1])
             del a[i:i + 2]
-        r = m_sink(a[1], int(a[2]), a[3], tls, code, delay)
+        rcpt_codes = {}
+        if '--rcpt-code' in a:
+            i = a.index('--rcpt-code')
+            for kv in a[i + 1].split(','):
+                k, _, v = kv.partition('=')
+                rcpt_codes[k.lower()] = int(v)
+            del a[i:i + 2]
+        dsn = keep = False
+        if '--dsn' in a:
+            a.remove('--dsn')
+            dsn = True
+        if '--keep' in a:
+            a.remove('--keep')
+            keep = True
+        r = m_sink(a[1], int(a[2]), a[3], tls, code, delay, rcpt_codes, dsn, keep)
     elif mode == 'stall':
         r = m_stall(a[1], int(a[2]), a[3])
     elif mode == 'syncount':
@@ -507,6 +695,21 @@ def main():
         r = m_rate(a[1], float(a[2]), float(a[3]), float(a[4]))
     elif mode == 'latency':
         r = m_latency(a[1], float(a[2]), int(a[3]))
+    elif mode == 'mail':
+        kw = {}
+        for opt, key, conv in (('--ret', 'ret', str), ('--envid', 'envid', str),
+                               ('--size', 'size', int), ('--subject', 'subject', str)):
+            if opt in a:
+                i = a.index(opt)
+                kw[key] = conv(a[i + 1])
+                del a[i:i + 2]
+        r = m_mail(a[1], a[2], a[3], **kw)
+    elif mode == 'paced':
+        r = m_paced(a[1], int(a[2]), float(a[3]), a[4], a[5])
+    elif mode == 'latencies':
+        r = m_latencies(a[1], a[2])
+    elif mode == 'dsns':
+        r = m_dsns(a[1])
     elif mode == 'etrn':
         r = m_etrn(a[1], a[2], a[3] if len(a) > 3 else None)
     else:

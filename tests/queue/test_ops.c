@@ -2,7 +2,10 @@
  * test_ops.c - the queue's operations against a real spool: submit and
  * completion (one and several shards), lookup and body, due-index order,
  * claims and leases, per-recipient results and history, reschedule,
- * complete, hold/release/delete, list by domain, per-domain summary,
+ * complete, hold/release/delete (and the time held not counting toward
+ * expiry), a message stored held, the enhanced status kept with a result,
+ * the delay-warning mark, the operator's forced claim, list by domain,
+ * per-domain summary,
  * recovery of unfinished claims, queue-ID uniqueness across restarts.
  */
 #include <criterion/criterion.h>
@@ -283,6 +286,98 @@ Test(ops, hold_release_delete)
 	cr_assert_eq(queue_claim(q, 0, a, T0 + 200, 60, &tok), QUEUE_OK);
 	cr_assert_eq(queue_delete(q, a), QUEUE_OK);
 	cr_assert_eq(queue_result(q, 0, a, tok, 0, QUEUE_RCPT_SENT, "250", T0 + 201), QUEUE_NOTFOUND);
+}
+
+/* One op through queue_apply (the scheduler's way: with its own clock). */
+static int op1(struct queue_op o)
+{
+	queue_apply(q, &o, 1);
+	return o.status;
+}
+
+Test(ops, held_time_status_warn_and_forced_claim)
+{
+	struct qt_msg mm, *mp = &mm;
+	struct queue_due due[4];
+	struct queue_msg *m;
+	uint32_t tok;
+	size_t n;
+
+	/* stored held (a mail loop kept for the operator): not due, not claimed */
+	qt_msg_init(&mm, "u@l.example,v@l.example", 100, 1, T0);
+	mm.sub.env.held = 1;
+	qt_submit_wait(q, done, &mp, 1);
+	cr_assert_eq(mm.sub.status, QUEUE_OK);
+	uint64_t a = mm.sub.id;
+	qt_msg_free(&mm);
+	cr_assert_eq(queue_lookup(q, 0, a, &m), QUEUE_OK);
+	cr_assert(m->held, "stored held");
+	cr_assert_eq(m->held_at, T0, "held since its arrival");
+	cr_assert_eq(m->held_s, 0);
+	cr_assert_eq(m->shards, 1, "one shard: bit 0");
+	free(m);
+	cr_assert_eq(queue_scan_due(q, 0, T0 + 9999, due, 4, &n), QUEUE_OK);
+	cr_assert_eq(n, 0, "held mail is never due");
+	cr_assert_eq(queue_claim(q, 0, a, T0 + 10, 60, &tok), QUEUE_STATE);
+
+	/* released at T0+500: 500 s held; held again 1000..1600: 1100 s in all */
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_RELEASE, .id = a, .now = T0 + 500 }),
+		     QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_HOLD, .id = a, .now = T0 + 1000 }),
+		     QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_HOLD, .id = a, .now = T0 + 1200 }),
+		     QUEUE_OK, "held twice: the first time counts");
+	cr_assert_eq(queue_lookup(q, 0, a, &m), QUEUE_OK);
+	cr_assert_eq(m->held_at, T0 + 1000);
+	cr_assert_eq(m->held_s, 500);
+	free(m);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_RELEASE, .id = a, .now = T0 + 1600 }),
+		     QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_RELEASE, .id = a, .now = T0 + 1700 }),
+		     QUEUE_OK, "released twice: nothing more counts");
+	cr_assert_eq(queue_lookup(q, 0, a, &m), QUEUE_OK);
+	cr_assert_not(m->held);
+	cr_assert_eq(m->held_at, 0);
+	cr_assert_eq(m->held_s, 1100, "the expiry moves by the time spent held");
+	cr_assert_not(m->warned);
+	free(m);
+
+	/* a result keeps its enhanced status; a malformed one is not kept */
+	cr_assert_eq(queue_claim(q, 0, a, T0 + 1700, 60, &tok), QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_RESULT, .id = a, .token = tok,
+					    .rcpt = 0, .state = QUEUE_RCPT_DEFERRED,
+					    .reply = "connect to x: refused", .dsn = "4.4.1",
+					    .now = T0 + 1700 }), QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_RESULT, .id = a, .token = tok,
+					    .rcpt = 1, .state = QUEUE_RCPT_DEFERRED,
+					    .reply = "451 later", .dsn = "4.x\r\n",
+					    .now = T0 + 1700 }), QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_WARN, .id = a, .now = T0 + 1700 }),
+		     QUEUE_OK, "the delay warning mark needs no claim");
+	cr_assert_eq(queue_lookup(q, 0, a, &m), QUEUE_OK);
+	cr_assert_str_eq(m->rcpt[0].dsn, "4.4.1");
+	cr_assert_str_eq(m->rcpt[0].reply, "connect to x: refused");
+	cr_assert_str_eq(m->rcpt[1].dsn, "");
+	cr_assert(m->warned);
+	free(m);
+	cr_assert_eq(queue_reschedule(q, 0, a, tok, T0 + 9000), QUEUE_OK);
+
+	/* the operator's bounce: a forced claim takes mail not due, and held
+	 * mail, but not mail whose claim has not lapsed */
+	cr_assert_eq(queue_claim(q, 0, a, T0 + 1800, 60, &tok), QUEUE_STATE, "not due");
+	struct queue_op fc = { .op = QUEUE_OP_CLAIM, .id = a, .now = T0 + 1800, .lease_s = 60,
+			       .flags = QUEUE_CLAIM_FORCE };
+	cr_assert_eq(op1(fc), QUEUE_OK, "forced: taken");
+	cr_assert_eq(op1(fc), QUEUE_STALE, "claimed by someone: never taken from them");
+	queue_apply(q, &fc, 1);
+	cr_assert_eq(queue_lookup(q, 0, a, &m), QUEUE_OK);
+	cr_assert(m->claimed);
+	free(m);
+	cr_assert_eq(queue_hold(q, a), QUEUE_OK);
+	fc.now = T0 + 2000;	/* the lease ran out, and it is held */
+	cr_assert_eq(op1(fc), QUEUE_OK, "forced: held mail too");
+	cr_assert_eq(queue_claim(q, 0, a, T0 + 3000, 60, &tok), QUEUE_STATE,
+		     "an ordinary claim of held mail is still refused");
 }
 
 Test(ops, flush_makes_due_now)

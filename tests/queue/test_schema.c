@@ -1,7 +1,8 @@
 /*
  * test_schema.c - the byte layout of the spool: records round-trip, damaged
- * records are refused, keys sort the way the indexes need, queue IDs print
- * sortably and parse back, domains hash case-insensitively.
+ * records are refused, records of the first layout (version 1) are still
+ * read, keys sort the way the indexes need, queue IDs print sortably and
+ * parse back, domains hash case-insensitively.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -31,11 +32,65 @@ static void sample(struct qrec *r, struct qrec_rcpt *rc)
 	r->client_name = "mx.example.com";
 	r->client_addr = "2001:db8::1";
 	r->helo = "helo.example.com";
+	r->held_at = 1700000050;
+	r->held_s = 3600;
 	r->rcpt = rc;
-	rc[0] = (struct qrec_rcpt){ "a@x.example", "", "", 0, 0, 0, 0 };
+	rc[0] = (struct qrec_rcpt){ "a@x.example", "", "", 0, 0, 0, 0, "" };
 	rc[1] = (struct qrec_rcpt){ "b@y.example", "rfc822;b@y.example", "421 4.7.0 try later",
-				    1, 6, 3, 1700000200 };
-	rc[2] = (struct qrec_rcpt){ "c@X.example", "", "250 2.0.0 ok", 2, 1, 1, 1700000100 };
+				    1, 6, 3, 1700000200, "4.7.0" };
+	rc[2] = (struct qrec_rcpt){ "c@X.example", "", "250 2.0.0 ok", 2, 1, 1, 1700000100,
+				    "2.0.0" };
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s)
+{
+	size_t n = strlen(s);
+	p[0] = (uint8_t)(n >> 8);
+	p[1] = (uint8_t)n;
+	memcpy(p + 2, s, n);
+	p[2 + n] = 0;
+	return p + 3 + n;
+}
+
+/* The first layout (version 1), written as the queue wrote it before there
+ * were held times and stored statuses: 62 fixed octets, three strings per
+ * recipient. */
+static size_t encode_v1(const struct qrec *r, uint8_t *buf)
+{
+	uint8_t *p = buf;
+
+	p[0] = 1;
+	p[1] = r->flags;
+	p[2] = r->ret;
+	p[3] = r->body_flags;
+	p[4] = (uint8_t)(r->nrcpt >> 8);
+	p[5] = (uint8_t)r->nrcpt;
+	be32_put(p + 6, r->token);
+	be32_put(p + 10, r->hist_seq);
+	be64_put(p + 14, r->arrival);
+	be64_put(p + 22, r->expiry);
+	be64_put(p + 30, r->size);
+	be64_put(p + 38, r->due);
+	be64_put(p + 46, r->claim_until);
+	be64_put(p + 54, r->shards);
+	p += 62;
+	p = put_str(p, r->sender);
+	p = put_str(p, r->envid);
+	p = put_str(p, r->client_name);
+	p = put_str(p, r->client_addr);
+	p = put_str(p, r->helo);
+	for (unsigned i = 0; i < r->nrcpt; i++) {
+		p[0] = r->rcpt[i].state;
+		p[1] = r->rcpt[i].notify;
+		p[2] = (uint8_t)(r->rcpt[i].attempts >> 8);
+		p[3] = (uint8_t)r->rcpt[i].attempts;
+		be64_put(p + 4, r->rcpt[i].last_attempt);
+		p += 12;
+		p = put_str(p, r->rcpt[i].addr);
+		p = put_str(p, r->rcpt[i].orcpt);
+		p = put_str(p, r->rcpt[i].reply);
+	}
+	return (size_t)(p - buf);
 }
 
 Test(schema, record_roundtrip)
@@ -72,7 +127,10 @@ Test(schema, record_roundtrip)
 		cr_assert_eq(d.rcpt[i].notify, rc[i].notify);
 		cr_assert_eq(d.rcpt[i].attempts, rc[i].attempts);
 		cr_assert_eq(d.rcpt[i].last_attempt, rc[i].last_attempt);
+		cr_assert_str_eq(d.rcpt[i].dsn, rc[i].dsn);
 	}
+	cr_assert_eq(d.held_at, 1700000050);
+	cr_assert_eq(d.held_s, 3600);
 	/* byte-identical when re-encoded */
 	uint8_t buf2[1024];
 	cr_assert_eq(qrec_encode(&d, buf2, sizeof(buf2)), len);
@@ -99,8 +157,45 @@ Test(schema, record_rejects_damage)
 	cr_assert_neq(qrec_decode(&d, buf, len, drc, 3), 0, "unknown version");
 	buf[0] = QREC_VERSION;
 	/* break a NUL terminator: the sender's (first string, empty) */
-	buf[62 + 2] = 'x';
+	buf[78 + 2] = 'x';
 	cr_assert_neq(qrec_decode(&d, buf, len, drc, 3), 0, "missing NUL");
+}
+
+Test(schema, version_1_records_are_still_read)
+{
+	struct qrec r, d;
+	struct qrec_rcpt rc[3], drc[3];
+	uint8_t buf[1024], buf2[1024];
+	size_t len;
+
+	sample(&r, rc);
+	len = encode_v1(&r, buf);
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0, "a version 1 record decodes");
+	cr_assert_eq(d.flags, QF_HELD);
+	cr_assert_eq(d.token, 0xdeadbeef);
+	cr_assert_eq(d.arrival, 1700000000);
+	cr_assert_eq(d.expiry, 1700432000);
+	cr_assert_eq(d.claim_until, 1700000900);
+	cr_assert_str_eq(d.helo, "helo.example.com");
+	cr_assert_eq(d.held_at, 0, "no held time in version 1");
+	cr_assert_eq(d.held_s, 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_str_eq(d.rcpt[i].addr, rc[i].addr);
+		cr_assert_str_eq(d.rcpt[i].reply, rc[i].reply);
+		cr_assert_eq(d.rcpt[i].state, rc[i].state);
+		cr_assert_eq(d.rcpt[i].last_attempt, rc[i].last_attempt);
+		cr_assert_str_eq(d.rcpt[i].dsn, "", "no stored status in version 1");
+	}
+	for (size_t cut = 0; cut < len; cut++)
+		cr_assert_neq(qrec_decode(&d, buf, cut, drc, 3), 0, "v1 truncated at %zu", cut);
+	/* written back as version 2 */
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0);
+	size_t len2 = qrec_encode(&d, buf2, sizeof(buf2));
+	cr_assert_gt(len2, len);
+	cr_assert_eq(buf2[0], 2);
+	cr_assert_eq(qrec_decode(&r, buf2, len2, rc, 3), 0);
+	cr_assert_eq(r.expiry, 1700432000);
+	cr_assert_str_eq(r.rcpt[1].reply, "421 4.7.0 try later");
 }
 
 Test(schema, due_keys_sort_by_time_then_id)

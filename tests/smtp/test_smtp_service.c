@@ -550,6 +550,50 @@ Test(smtp_service, dsn_and_body_type_are_stored)
 	free(m);
 }
 
+/* A message over the hop limit with loop_action = hold is queued held (a
+ * mail loop kept for the operator); mail from the null sender gets
+ * bounce_lifetime, other mail lifetime. */
+Test(smtp_service, loops_are_queued_held_and_bounces_get_their_own_lifetime)
+{
+	struct queue_msg *m;
+	uint64_t id;
+	char hops[60 * 80 + 1] = "";
+
+	conf.engine.loop = SMTP_LOOP_HOLD;
+	conf.bounce_lifetime_s = 3600;
+	for (int i = 0; i < 55; i++)
+		strcat(hops, "Received: from a.example by b.example; Sun, 22 Nov 2026 20:00:00 +0000\r\n");
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], hops);
+	send_str(&cl[0], "Subject: loop\r\n\r\nbody\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	id = queued_id(&cl[0]);
+	cr_assert_eq(queue_lookup(q, 0, id, &m), QUEUE_OK);
+	cr_expect(m->held, "over hop_limit: held");
+	cr_expect_eq(m->held_at, m->arrival);
+	cr_expect_eq(m->expiry, m->arrival + 86400, "lifetime");
+	free(m);
+	struct queue_due due[4];
+	size_t n;
+	cr_assert_eq(queue_scan_due(q, 0, UINT64_MAX / 2, due, 4, &n), QUEUE_OK);
+	cr_expect_eq(n, 0, "held: never due");
+
+	connect_client(&cl[1]);
+	send_str(&cl[1], "EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[1], "354 "));
+	send_str(&cl[1], "Subject: a bounce\r\n\r\nbody\r\n.\r\n");
+	cr_assert(wait_text(&cl[1], "250 2.0.0 Ok: queued as "));
+	id = queued_id(&cl[1]);
+	cr_assert_eq(queue_lookup(q, 0, id, &m), QUEUE_OK);
+	cr_expect_not(m->held);
+	cr_expect_str_eq(m->sender, "");
+	cr_expect_eq(m->expiry, m->arrival + 3600, "bounce_lifetime");
+	free(m);
+}
+
 /* RFC 3461: a 500-character ORCPT makes a RCPT line longer than 512
  * octets; it is accepted and the queue stores it whole (no 451 4.3.0). */
 Test(smtp_service, orcpt_of_500_characters_is_stored)

@@ -690,10 +690,40 @@ static void hops(int n, const char *want)
 Test(session, hop_count_limit)
 {
 	hops(0, NULL);
+	cr_expect_not(smtp_session_message(&h->s)->held);
 	hops(49, NULL);
+	cr_expect_not(smtp_session_message(&h->s)->held);
 	hops(50, "554 5.4.6 Error: too many hops\r\n");
 	hops(80, "554 5.4.6 Error: too many hops\r\n");
 	cr_expect_eq(h->st.rej_hops, 1);
+}
+
+/* loop_action = hold: a message over the hop limit is taken, to be queued
+ * held (Sun's .HELD), instead of 554 5.4.6; the next one is not held. */
+Test(session, hop_count_limit_with_loop_action_hold)
+{
+	for (int n = 49; n <= 51; n++) {
+		fin();
+		greeted();
+		h->conf.loop = SMTP_LOOP_HOLD;
+		th_restart(h);
+		th_feeds(h, EHLO);
+		th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n");
+		th_clear(h);
+		for (int i = 0; i < n; i++)
+			th_feeds(h, "Received: from hop.example by hop.example; "
+				 "Sun, 22 Nov 2026 20:00:00 +0000\r\n");
+		th_feeds(h, "Subject: loop\r\n\r\nbody\r\n.\r\n");
+		cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE, "%d hops: taken", n);
+		cr_expect_eq(smtp_session_message(&h->s)->held, n >= 50, "%d hops", n);
+		cr_expect_eq(h->st.rej_hops, 0);
+		cr_expect_eq(h->st.held_hops, n >= 50 ? 1u : 0u);
+		smtp_session_queued(&h->s, SMTP_QUEUED_OK, "0123456789ABC");
+		th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n"
+			 "Subject: next\r\n\r\nbody\r\n.\r\n");
+		cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+		cr_expect_not(smtp_session_message(&h->s)->held, "the next message is not held");
+	}
 }
 
 static const char smuggle[] =

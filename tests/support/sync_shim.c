@@ -173,7 +173,7 @@ static uint64_t be64(const unsigned char *p)
 #define F_BIGDATA 0x01
 #define F_SUBDATA 0x02
 #define F_DUPDATA 0x04
-#define QREC_FIXED 62		/* queue/queue_schema.c: version(1)=1 flags(1) ... */
+#define QREC_FIXED 62		/* queue/queue_schema.c: version(1)=1|2 flags(1) ... (v1's size) */
 
 struct keybuf {
 	char *p;
@@ -205,7 +205,7 @@ static void leaf_keys(const unsigned char *pg, size_t psize, struct keybuf *kb)
 			snprintf(fl, sizeof(fl), "?");
 		} else {
 			const unsigned char *v = node + 8 + 8;
-			if (vsize < QREC_FIXED || off + 16 + 2 > psize || v[0] != 1)
+			if (vsize < QREC_FIXED || off + 16 + 2 > psize || (v[0] != 1 && v[0] != 2))
 				continue;	/* not a message record (a summary row...) */
 			snprintf(fl, sizeof(fl), "%u", v[1]);
 		}

@@ -581,6 +581,99 @@ Test(config_check, delivery_section)
 	cr_assert_eq(sc.jobs_max, 2 * (100 + 64), "every connection of every worker, and some");
 }
 
+/* Lifetimes, notices and loops ([retry], [smtp] loop_action, [impair]
+ * notice_hold): defaults, values, and what is refused. */
+Test(config_check, bounce_settings)
+{
+	static struct retry_policy rp;
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-1", "0-1");
+	struct sched_conf sc;
+	struct smtp_conf ec;
+	const char *key = NULL;
+	char err[256];
+
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	cr_assert_eq(c.retry.lifetime_s, 5 * 86400);
+	cr_assert_eq(c.retry.bounce_lifetime_s, 86400);
+	cr_assert_eq(c.retry.delay_warning_s, 0, "off unless NOTIFY=DELAY asks");
+	cr_assert_str_eq(c.retry.double_bounce_to, "postmaster");
+	cr_assert_eq(c.smtp.loop_action, SMTP_LOOP_REJECT);
+	cr_assert_eq(c.delivery.notice_hold_ns, 0);
+	cr_assert_eq(config_retry_policy(&c, &rp, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rp.lifetime_s, 5 * 86400);
+	cr_assert_eq(rp.bounce_lifetime_s, 86400);
+	cr_assert_eq(rp.nlife, 0);
+	config_sched(&c, &sc);
+	cr_assert_str_eq(sc.bounce.hostname, "sluice.test");
+	cr_assert_str_eq(sc.bounce.double_bounce_to, "root@localhost", "[smtp] postmaster");
+	cr_assert_eq(sc.bounce.size_limit, 50000);
+	cr_assert_eq(sc.bounce.lifetime_s, 86400);
+	cr_assert_not(sc.loop_hold);
+	config_smtp_engine(&c, &ec);
+	cr_assert_eq(ec.loop, SMTP_LOOP_REJECT);
+
+	const char *text =
+		"[smtp]\nloop_action = hold\npostmaster = noc@isp.example\n"
+		"[retry]\nlifetime = 3d\nbounce_lifetime = 6h\n"
+		"lifetime_per_domain = slow.example: 7d; .example.net: 12h\n"
+		"delay_warning_time = 2h\ndouble_bounce_to = dbl@isp.example\n"
+		"bounce_size_limit = 100k\n"
+		"[impair]\nnotice_hold = 500ms\n";
+	char *path = write_tmp(text);
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	strcpy(c.queue.dir, "/tmp");
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(config_retry_policy(&c, &rp, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rp.nlife, 2);
+	cr_assert_eq(retry_lifetime_for(&rp, "slow.example", false), 7 * 86400);
+	cr_assert_eq(retry_lifetime_for(&rp, "slow.example", true), 6 * 3600,
+		     "bounces: never longer than bounce_lifetime");
+	cr_assert_eq(retry_lifetime_for(&rp, "mx.example.net", false), 12 * 3600);
+	cr_assert_eq(retry_lifetime_for(&rp, "example.net", false), 3 * 86400, ".x: subdomains");
+	cr_assert_eq(retry_lifetime_for(&rp, "other.example", true), 6 * 3600);
+	cr_assert(retry_lifetime_overridden(&rp, "SLOW.example."));
+	cr_assert_not(retry_lifetime_overridden(&rp, "other.example"));
+	config_sched(&c, &sc);
+	cr_assert_str_eq(sc.bounce.double_bounce_to, "dbl@isp.example");
+	cr_assert_eq(sc.bounce.size_limit, 100 * 1024);
+	cr_assert_eq(sc.bounce.lifetime_s, 6 * 3600);
+	cr_assert_eq(sc.delay_warning_s, 2 * 3600);
+	cr_assert(sc.loop_hold);
+	cr_assert_eq(sc.notice_hold_ns, 500 * NS_PER_MS);
+	config_smtp_engine(&c, &ec);
+	cr_assert_eq(ec.loop, SMTP_LOOP_HOLD);
+	/* empty: double bounces are dropped */
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	strcpy(c.retry.double_bounce_to, "");
+	config_sched(&c, &sc);
+	cr_assert_str_eq(sc.bounce.double_bounce_to, "");
+
+	static const struct { const char *text, *needle; } bad[] = {
+		{ "[smtp]\nloop_action = bounce\n", "is not reject or hold" },
+		{ "[retry]\nlifetime_per_domain = a.example: 30s\n", "lifetime_per_domain" },
+		{ "[retry]\nlifetime_per_domain = a.example 2d\n", "lifetime_per_domain" },
+		{ "[retry]\nlifetime_per_domain = a.example: forever\n", "lifetime_per_domain" },
+		{ "[retry]\ndouble_bounce_to = not a mailbox\n", "double_bounce_to" },
+		{ "[retry]\nbounce_lifetime = 10s\n", "bounce_lifetime" },
+		{ "[retry]\ndelay_warning_time = 31d\n", "delay_warning_time" },
+		{ "[impair]\nnotice_hold = 2m\n", "notice_hold" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		path = write_tmp(bad[i].text);
+		int r = config_load_file(&c, path, &e);
+		unlink(path);
+		if (r == 0) {
+			strcpy(c.queue.dir, "/tmp");
+			r = config_check(&c, &m, &e);
+		}
+		cr_assert_neq(r, 0, "accepted: %s", bad[i].text);
+		cr_assert(strstr(e.msg[0], bad[i].needle), "%s: %s", bad[i].text, e.msg[0]);
+	}
+}
+
 /* Every line of the routes file is checked, each error with its line. */
 Test(config_check, routes_file_lines)
 {

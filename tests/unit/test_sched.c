@@ -45,6 +45,7 @@
 #define T0 1700000000ull
 #define NPORTS 2
 #define SINK "192.0.2.25"
+#define DSN_SINK "192.0.2.99"	/* example.org, the senders' domain, routes here */
 
 /* ---- the fixture -------------------------------------------------------------- */
 
@@ -59,6 +60,8 @@ struct opts {
 	const char *schedule;		/* [retry] schedule */
 	const char *dest_per_domain;	/* [dest] per_domain */
 	unsigned initial, limit, cohort;	/* [dest] windows, failed_cohort_limit */
+	const char *lifetimes;		/* [retry] lifetime_per_domain */
+	size_t map_max;			/* the queue's map ceiling (0: 1 GiB) */
 	struct sched_conf sc;
 };
 
@@ -74,6 +77,26 @@ static struct dlv_service *svc[NPORTS];
 static struct sched *s;
 static struct sched_env env;
 
+struct lent {
+	struct dlv_job *j;
+	unsigned w;
+};
+static struct lent out[8192];
+static unsigned nout, fresh;
+
+/* Notices the scheduler sent (jobs with the null sender), as the next hop
+ * took them: answered 250 at once by dsn_job(). */
+struct dsn_seen {
+	char rcpt[QUEUE_ADDR_MAX + 1];
+	char *body;
+	size_t len;
+	uint8_t body_flags;
+	unsigned nrcpt;
+};
+static struct dsn_seen dsns[256];
+static unsigned ndsns;
+static bool dsn_keep;	/* null-sender jobs go to out[] like the others */
+
 static void opts_default(struct opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -88,7 +111,10 @@ static void opts_default(struct opts *o)
 	o->sc.jobs_max = 4096;
 	o->sc.body_memory = 16u << 20;
 	o->sc.quiesce_ms = 50;
+	snprintf(o->sc.bounce.hostname, sizeof(o->sc.bounce.hostname), "sluice.test");
 }
+
+static size_t map_max;
 
 static void fx_open_queue(unsigned shards)
 {
@@ -99,7 +125,9 @@ static void fx_open_queue(unsigned shards)
 	snprintf(qc.dir, sizeof(qc.dir), "%s/spool", dir);
 	qc.shards = shards;
 	qc.map_size = 8u << 20;
-	qc.map_max = 1ull << 30;
+	qc.map_max = map_max ? map_max : 1ull << 30;
+	if (qc.map_size > qc.map_max)
+		qc.map_size = qc.map_max;
 	qc.sync = QUEUE_SYNC_NOMETA;
 	q = queue_open(&qc, &st);
 	cr_assert_not_null(q, "queue_open: %s", queue_status_str(st));
@@ -136,6 +164,7 @@ static void fx_start(const struct opts *o)
 	clk.ns = 1000 * NS_PER_SEC;
 	snprintf(dir, sizeof(dir), "/tmp/sched-test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
+	map_max = o->map_max;
 	fx_open_queue(o->shards);
 	done = queue_done_ring_create(4096);
 	cr_assert_not_null(done);
@@ -153,6 +182,8 @@ static void fx_start(const struct opts *o)
 
 	cr_assert_eq(retry_policy_init(&rpol, o->schedule, "", &rc, &key, err, sizeof(err)), 0,
 		     "%s", err);
+	cr_assert_eq(retry_lifetime_init(&rpol, 5 * 86400, 86400, o->lifetimes, err, sizeof(err)),
+		     0, "%s", err);
 	cr_assert_eq(dest_policy_init(&dpol, &dc, o->dest_per_domain, &key, err, sizeof(err)), 0,
 		     "%s: %s", key, err);
 
@@ -170,6 +201,10 @@ static void fx_start(const struct opts *o)
 	env.dest = &dpol;
 	env.clock = (struct sched_clock){ clk_s, clk_ns, NULL };
 	fx_sched(o);
+	/* the notices to the senders (example.org) go to a next hop of their own,
+	 * which the test's lcore answers 250 (take(): kept in dsns[]) */
+	char err2[200];
+	cr_assert_eq(route_set(rt, "example.org", "[" DSN_SINK "]", err2, sizeof(err2)), 0);
 }
 
 static void fx_stop(void)
@@ -178,6 +213,13 @@ static void fx_stop(void)
 	sched_destroy(s);
 	dns_destroy(dns);
 	dnsr_destroy(z);
+	for (unsigned i = 0; i < ndsns; i++) {
+		free(dsns[i].body);
+		dsns[i].body = NULL;
+	}
+	ndsns = 0;
+	nout = fresh = 0;
+	dsn_keep = false;
 	for (unsigned w = 0; w < NPORTS; w++)
 		dlv_destroy(svc[w]);
 	queue_close(q);
@@ -202,32 +244,62 @@ static void body_of(uint64_t k, char *buf, size_t len)
 		buf[i] = (i % 64 == 62) ? '\r' : (i % 64 == 63) ? '\n' : (char)('a' + (k + i) % 26);
 }
 
-/* Queue one message (recipients comma-separated); returns its ID. */
-static uint64_t put_body(const char *rcpts, size_t size, uint64_t seed)
+/* A message to queue: what differs from put_body's defaults. */
+struct pm {
+	const char *rcpts;		/* comma-separated */
+	const char *sender;		/* NULL: sender@example.org; "": the null sender */
+	const char *client;		/* client address (NULL: 192.0.2.7; "": none, as
+					 * the scheduler's own notices) */
+	int notify;			/* -1: as put_body; else every recipient's */
+	int ret;			/* -1: RET=HDRS */
+	bool mail;			/* a real message: header fields, blank line, body */
+	const char *head;		/* mail: extra header text (CRLF lines) */
+	size_t size;
+	uint64_t seed;			/* body_of's, when not mail */
+	uint64_t expiry;		/* 0: arrival + 5 d */
+	uint8_t body_flags;		/* enum queue_body_flags */
+};
+
+/* Queue one message; returns its ID. */
+static uint64_t put_msg(const struct pm *o)
 {
 	static char addr[QUEUE_RCPT_MAX][64];
 	static struct queue_rcpt_in in[QUEUE_RCPT_MAX];
 	struct queue_submission sub, *back;
-	char *body = malloc(size + 1);
+	size_t size = o->size ? o->size : 300;
+	char *body = malloc(size + 4096);
 	struct iovec iov = { body, size };
 	unsigned n = 0;
 	int st;
 
-	for (const char *p = rcpts; *p && n < QUEUE_RCPT_MAX;) {
+	for (const char *p = o->rcpts; *p && n < QUEUE_RCPT_MAX;) {
 		size_t l = strcspn(p, ",");
 		snprintf(addr[n], sizeof(addr[n]), "%.*s", (int)l, p);
 		in[n] = (struct queue_rcpt_in){ addr[n], n == 1 ? "rfc822;orig@example.org" : NULL,
 						 n == 1 ? 2 : 0 };
+		if (o->notify >= 0)
+			in[n].notify = (uint8_t)o->notify;
 		n++;
 		p += l + (p[l] == ',');
 	}
-	body_of(seed, body, size);
+	body_of(o->seed, body, size);
+	if (o->mail) {	/* a header section, then body lines, to about size octets */
+		size_t h = (size_t)snprintf(body, 4096, "Subject: test message\r\n"
+					    "From: <sender@example.org>\r\n%s\r\n",
+					    o->head ? o->head : "");
+		for (unsigned k = 0; h + 20 < size; k++)
+			h += (size_t)sprintf(body + h, "body line %u\r\n", k);
+		iov.iov_len = h;
+	}
 	memset(&sub, 0, sizeof(sub));
-	sub.env.sender = "sender@example.org";
+	sub.env.sender = o->sender ? o->sender : "sender@example.org";
 	sub.env.envid = "ENV1";
-	sub.env.ret = QUEUE_RET_HDRS;
+	sub.env.ret = o->ret >= 0 ? (uint8_t)o->ret : QUEUE_RET_HDRS;
+	sub.env.body_flags = o->body_flags;
+	sub.env.client_addr = o->client ? (o->client[0] ? o->client : NULL) : "192.0.2.7";
+	sub.env.helo = sub.env.client_addr ? "client.test" : NULL;
 	sub.env.arrival = clk.s;
-	sub.env.expiry = clk.s + 5 * 86400;
+	sub.env.expiry = o->expiry ? o->expiry : clk.s + 5 * 86400;
 	sub.env.nrcpt = n;
 	sub.env.rcpt = in;
 	sub.iov = &iov;
@@ -241,6 +313,13 @@ static uint64_t put_body(const char *rcpts, size_t size, uint64_t seed)
 	cr_assert_eq(back->status, QUEUE_OK);
 	free(body);
 	return sub.id;
+}
+
+/* Queue one message (recipients comma-separated); returns its ID. */
+static uint64_t put_body(const char *rcpts, size_t size, uint64_t seed)
+{
+	struct pm o = { .rcpts = rcpts, .notify = -1, .ret = -1, .size = size, .seed = seed };
+	return put_msg(&o);
 }
 
 static uint64_t put(const char *rcpts)
@@ -279,31 +358,66 @@ static bool gone(uint64_t id)
 
 /* ---- the lcore's side -------------------------------------------------------------- */
 
-struct lent {
-	struct dlv_job *j;
-	unsigned w;
-};
-static struct lent out[8192];
-static unsigned nout;
-
-/* Take every job waiting in the job rings. Returns how many came. */
-static unsigned take(void)
-{
-	unsigned got = 0;
-	for (unsigned w = 0; w < NPORTS; w++) {
-		void *e;
-		while (rte_ring_sc_dequeue(env.ports[w]->jobs, &e) == 0) {
-			cr_assert_lt(nout, 8192);
-			out[nout++] = (struct lent){ e, w };
-			got++;
-		}
-	}
-	return got;
-}
-
 static void post(unsigned w, void *e)
 {
 	cr_assert_eq(rte_ring_sp_enqueue(env.ports[w]->results, e), 0, "result ring full");
+}
+
+static void set(struct smtp_client_result *r, int code, const char *status, const char *stage,
+		const char *text);
+static char *job_body(const struct dlv_job *j, size_t *len);
+
+/* A job with the null sender: kept in dsns[] and answered 250. */
+static void dsn_job(struct dlv_job *j, unsigned w)
+{
+	struct dsn_seen *d = &dsns[ndsns < 256 ? ndsns : 255];
+	if (ndsns < 256)
+		ndsns++;
+	free(d->body);
+	snprintf(d->rcpt, sizeof(d->rcpt), "%s", j->msg.rcpt[0].addr);
+	d->nrcpt = j->msg.nrcpt;
+	d->body_flags = j->msg.body_flags;
+	d->body = job_body(j, &d->len);
+	memset(&j->res, 0, sizeof(j->res));
+	snprintf(j->res.relay, sizeof(j->res.relay), "dsn.test[" DSN_SINK "]:25");
+	set(&j->res.msg, 250, "2.0.0", "end of DATA", "250 2.0.0 Ok");
+	for (unsigned k = 0; k < j->msg.nrcpt; k++) {
+		/* a mailbox named reject...@ refuses what comes to it */
+		if (strncmp(j->msg.rcpt[k].addr, "reject", 6) == 0)
+			set(&j->res.rcpt[k], 550, "5.1.1", "RCPT TO", "550 5.1.1 no such mailbox");
+		else
+			set(&j->res.rcpt[k], 250, "2.0.0", "RCPT TO", "250 2.0.0 Ok");
+	}
+	post(w, j);
+}
+
+/* Dequeue what the job rings hold: notices answered, the rest kept in out[]. */
+static void drain_rings(void)
+{
+	for (unsigned w = 0; w < NPORTS; w++) {
+		void *e;
+		while (rte_ring_sc_dequeue(env.ports[w]->jobs, &e) == 0) {
+			struct dlv_job *j = e;
+			if (!j->msg.sender[0] && !dsn_keep) {
+				dsn_job(j, w);
+				continue;
+			}
+			cr_assert_lt(nout, 8192);
+			out[nout++] = (struct lent){ e, w };
+			fresh++;
+		}
+	}
+}
+
+/* Take every job waiting in the job rings. Returns how many came (notices
+ * aside) since the last take. */
+static unsigned take(void)
+{
+	unsigned got;
+	drain_rings();
+	got = fresh;
+	fresh = 0;
+	return got;
 }
 
 static void set(struct smtp_client_result *r, int code, const char *status, const char *stage,
@@ -358,21 +472,31 @@ static void answer_all_ok(void)
 	}
 }
 
-/* Poll until nothing happens (DNS answers included). */
-static void settle(void)
-{
-	for (int i = 0; i < 50; i++) {
-		dns_poll(dns, clk.ns / NS_PER_MS);
-		if (sched_poll(s) == 0 && i > 1)
-			break;
-	}
-}
-
 static struct sched_stats stats(void)
 {
 	struct sched_stats st;
 	sched_stats_get(s, &st);
 	return st;
+}
+
+/* Poll until nothing happens (DNS answers, notices being written and the
+ * next hop's answers to them included). */
+static void settle(void)
+{
+	for (int i = 0; i < 5000; i++) {
+		struct sched_stats st;
+		unsigned w;
+		dns_poll(dns, clk.ns / NS_PER_MS);
+		w = sched_poll(s);
+		drain_rings();
+		sched_stats_get(s, &st);
+		if (st.dsn_inflight || (st.notices_waiting && w == 0)) {
+			nanosleep(&(struct timespec){ 0, 200000 }, NULL);	/* the writers */
+			continue;
+		}
+		if (w == 0 && i > 1)
+			break;
+	}
 }
 
 /* The body of a lent job, joined. */
@@ -493,7 +617,10 @@ Test(sched, mixed_results_per_recipient)
 	settle();
 	cr_assert(gone(id));
 	struct sched_stats st = stats();
-	cr_assert_eq(st.rcpt_sent, 2);
+	cr_assert_eq(ndsns, 1, "one DSN, for the 5xx");
+	cr_assert_str_eq(dsns[0].rcpt, "sender@example.org");
+	cr_assert(strstr(dsns[0].body, "Final-Recipient: rfc822; c@m.test"), "%s", dsns[0].body);
+	cr_assert_eq(st.rcpt_sent, 2 + 1, "a and b, and the DSN");
 	cr_assert_eq(st.rcpt_deferred, 1);
 	cr_assert_eq(st.rcpt_bounced, 1);
 	fx_stop();
@@ -860,8 +987,9 @@ Test(sched, route_answers_temp_perm_discard_hold)
 	cr_assert_eq(st.route_discard, 1);
 	cr_assert_eq(st.route_hold, 1);
 	cr_assert_eq(st.held, 1);
-	cr_assert_eq(st.rcpt_sent, 1);
+	cr_assert_eq(st.rcpt_sent, 1 + 2, "the discard, and the DSNs of the two bounces");
 	cr_assert_eq(st.rcpt_bounced, 2);
+	cr_assert_eq(ndsns, 2);
 	fx_stop();
 }
 
@@ -1279,5 +1407,894 @@ Test(sched, quiesce_gives_back_what_did_not_go)
 	cr_assert_eq(due_now, 3, "the others are due at once, untried");
 	cr_assert_eq(sched_jobs_lent(s), 1);
 	nout = 0;	/* the lcores stop (dp_halt) before the scheduler is freed */
+	fx_stop();
+}
+
+/* ---- notices: DSNs, delay warnings, double bounces (issue 12) ------------------------------ */
+
+/* DSN k as Python's email package reads it (tests/unit/dsn_fields.py). */
+static char *dsn_read(unsigned k)
+{
+	char path[128], cmd[1024], *rd = malloc(65536);
+	size_t n = 0;
+	FILE *f, *p;
+
+	cr_assert_lt(k, ndsns, "no DSN %u (%u seen)", k, ndsns);
+	snprintf(path, sizeof(path), "%s/dsn%u.eml", dir, k);
+	f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(dsns[k].body, 1, dsns[k].len, f), dsns[k].len);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s %s/tests/unit/dsn_fields.py %s 2>&1", PYTHON3, SOURCE_ROOT,
+		 path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(rd + 1, 1, 65534, p);
+	rd[0] = '\n';
+	rd[n + 1] = '\0';
+	cr_assert_eq(pclose(p), 0, "dsn_fields.py could not read DSN %u:%s", k, rd);
+	cr_assert(strstr(rd, "\nok\n"), "%s", rd);
+	return rd;
+}
+
+/* Does the reading have the line "key=value"? */
+static bool has(const char *reading, const char *line)
+{
+	char want[600];
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	return strstr(reading, want) != NULL;
+}
+
+static void answer_one(unsigned i, int code, const char *status, const char *text)
+{
+	answer(i, code, status, text);
+	forget(i);
+}
+
+/* The queue's messages with undone recipients in domain (one shard of it). */
+static size_t queued_in(const char *domain, uint64_t *ids, size_t max)
+{
+	size_t n = 0;
+	cr_assert_eq(queue_list_domain(q, domain, 0, ids, max, &n), QUEUE_OK);
+	return n;
+}
+
+Test(bounce, expiry_tries_on_schedule_then_one_dsn_with_4_4_7_and_it_leaves)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("dead.test", "[" SINK "]");
+	struct pm pm = { .rcpts = "u@dead.test", .notify = -1, .ret = QUEUE_RET_FULL,
+			 .mail = true, .size = 2000 };
+	uint64_t id = put_msg(&pm);
+	uint64_t times[256];
+	unsigned n = 0;
+
+	for (;;) {	/* the next hop refuses every connection */
+		settle();
+		if (take() == 0)
+			break;
+		cr_assert_lt(n, 256);
+		times[n++] = clk.s;
+		refused(0);
+		forget(0);
+		settle();
+		struct queue_msg *m = look(id, 0);
+		if (!m)
+			break;
+		cr_assert_eq(ndsns, 0, "no notice before it expires (attempt %u)", n);
+		adv_to(m->due);
+		free(m);
+	}
+	cr_assert_gt(n, 20);
+	cr_assert_eq(times[0], T0);
+	for (unsigned i = 1; i < n; i++) {	/* on schedule: exponential */
+		uint64_t age = times[i - 1] - T0, wait = age < 300 ? 300 : age > 4000 ? 4000 : age;
+		cr_assert_eq(times[i], times[i - 1] + wait, "attempt %u", i);
+	}
+	cr_assert_lt(times[n - 2], T0 + 5 * 86400);
+	cr_assert_geq(times[n - 1], T0 + 5 * 86400, "the last attempt after the lifetime");
+	cr_assert(gone(id), "bounced and left the queue");
+	cr_assert_eq(ndsns, 1, "exactly one DSN");
+	cr_assert_str_eq(dsns[0].rcpt, "sender@example.org", "to the original sender");
+	cr_assert_eq(dsns[0].nrcpt, 1);
+	char *r = dsn_read(0);
+	cr_assert(has(r, "ctype=multipart/report"), "%s", r);
+	cr_assert(has(r, "report-type=delivery-status"), "%s", r);
+	cr_assert(has(r, "from=Mail Delivery System <MAILER-DAEMON@sluice.test>"), "%s", r);
+	cr_assert(has(r, "auto-submitted=auto-replied"), "%s", r);
+	cr_assert(has(r, "rcpt0.Final-Recipient=rfc822; u@dead.test"), "%s", r);
+	cr_assert(has(r, "rcpt0.Action=failed"), "%s", r);
+	cr_assert(has(r, "rcpt0.Status=4.4.7"), "delivery time expired: %s", r);
+	cr_assert(strstr(r, "\nrcpt0.Diagnostic-Code=X-Sluice; connect to mx.test[" SINK
+			 "]:25: Connection refused"), "the last reply: %s", r);
+	cr_assert(has(r, "msg.Original-Envelope-Id=ENV1"), "%s", r);
+	cr_assert(has(r, "attached=message/rfc822"), "RET=FULL, small: the whole: %s", r);
+	cr_assert(has(r, "attached.subject=test message"), "%s", r);
+	free(r);
+	struct sched_stats st = stats();
+	cr_assert_eq(st.rcpt_expired, 1);
+	cr_assert_eq(st.dsn_reports, 1);
+	cr_assert_eq(st.notices_waiting, 0);
+	fx_stop();
+}
+
+/* The DSN job's envelope: queued from the null sender, one recipient. */
+Test(bounce, a_notice_is_queued_from_the_null_sender)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("n.test", "[" SINK "]");
+	uint64_t id = put("a@n.test");
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <a@n.test>: no such user");
+	settle();
+	cr_assert(gone(id));
+	/* look at it in the queue before it goes: a second one, kept */
+	dsn_keep = true;
+	uint64_t id2 = put("b@n.test");
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <b@n.test>: no such user");
+	settle();
+	uint64_t ids[4];
+	cr_assert_eq(queued_in("example.org", ids, 4), 1, "the DSN is queued");
+	struct queue_msg *m = look(ids[0], queue_shard_of(q, "example.org"));
+	cr_assert_not_null(m);
+	cr_assert_str_eq(m->sender, "", "from the null sender");
+	cr_assert_eq(m->nrcpt, 1);
+	cr_assert_str_eq(m->rcpt[0].addr, "sender@example.org");
+	cr_assert_eq(m->rcpt[0].notify, 0, "no NOTIFY");
+	cr_assert_eq(m->ret, QUEUE_RET_NONE);
+	cr_assert_str_eq(m->client_addr, "", "made here: no client");
+	cr_assert_eq(m->expiry, m->arrival + 86400, "bounce_lifetime");
+	free(m);
+	cr_assert(gone(id2));
+	settle();
+	take();	/* its job, in the notify class */
+	cr_assert_eq(nout, 1);
+	cr_assert_str_eq(out[0].j->msg.sender, "");
+	cr_assert_str_eq(out[0].j->dest, "[" DSN_SINK "]:25");
+	answer_all_ok();
+	settle();
+	fx_stop();
+}
+
+Test(bounce, the_qmail_rule_one_last_try_when_the_next_retry_is_due)
+{
+	struct opts o;
+	opts_default(&o);
+	o.schedule = "1h";
+	o.lifetimes = "q.test: 90m";	/* per domain: expires at T0 + 5400 */
+	fx_start(&o);
+	route("q.test", "[" SINK "]");
+	uint64_t a = put("a@q.test"), b = put("b@q.test");
+
+	settle();
+	cr_assert_eq(take(), 2);
+	while (nout)
+		answer_one(0, 451, "4.3.0", "451 4.3.0 try later");
+	settle();
+	adv(3600);
+	settle();
+	cr_assert_eq(take(), 2, "the second attempt at +1h");
+	while (nout)
+		answer_one(0, 451, "4.3.0", "451 4.3.0 try later");
+	settle();
+	adv(5400 - 3600 + 60);	/* expired now, but the next retry is not due */
+	settle();
+	cr_assert_eq(take(), 0, "no attempt at the expiry itself");
+	cr_assert_eq(ndsns, 0, "and no bounce before the last attempt");
+	cr_assert_not(gone(a));
+	adv_to(T0 + 7200);
+	settle();
+	cr_assert_eq(take(), 2, "one last attempt when the retry is due");
+	for (unsigned i = 0; i < 2; i++) {
+		if (!strcmp(out[i].j->msg.rcpt[0].addr, "a@q.test"))
+			answer(i, 451, "4.3.0", "451 4.3.0 still later");	/* temporary: final */
+		else
+			ok(i);	/* the last try may well succeed */
+	}
+	nout = 0;
+	settle();
+	cr_assert(gone(a) && gone(b));
+	cr_assert_eq(ndsns, 1, "a bounced, b delivered");
+	char *r = dsn_read(0);
+	cr_assert(has(r, "rcpt0.Final-Recipient=rfc822; a@q.test"), "%s", r);
+	cr_assert(has(r, "rcpt0.Status=4.4.7"), "%s", r);
+	cr_assert(strstr(r, "\nrcpt0.Diagnostic-Code=smtp; 451 4.3.0 still later"), "%s", r);
+	free(r);
+	struct sched_stats st = stats();
+	cr_assert_eq(st.rcpt_expired, 1);
+	fx_stop();
+}
+
+Test(bounce, held_mail_does_not_expire_while_held)
+{
+	struct opts o;
+	opts_default(&o);
+	o.schedule = "1h";
+	fx_start(&o);
+	route("h.test", "[" SINK "]");
+	uint64_t id = put("a@h.test");	/* expires at T0 + 5 d */
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 451, "4.3.0", "451 4.3.0 later");
+	settle();
+	/* held for 10 days, from T0 + 100 */
+	adv(100);
+	struct queue_op op = { .op = QUEUE_OP_HOLD, .id = id, .now = clk.s };
+	queue_apply(q, &op, 1);
+	cr_assert_eq(op.status, QUEUE_OK);
+	adv(10 * 86400);
+	settle();
+	cr_assert_eq(take(), 0, "held: never due");
+	op = (struct queue_op){ .op = QUEUE_OP_RELEASE, .id = id, .now = clk.s };
+	queue_apply(q, &op, 1);
+	cr_assert_eq(op.status, QUEUE_OK);
+	struct queue_msg *m = look(id, 0);
+	cr_assert_eq(m->held_s, 10 * 86400);
+	free(m);
+	settle();
+	cr_assert_eq(take(), 1, "released: due at once");
+	answer_one(0, 451, "4.3.0", "451 4.3.0 later");
+	settle();
+	m = look(id, 0);
+	cr_assert_not_null(m, "not expired: the 10 days held do not count");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_DEFERRED);
+	free(m);
+	cr_assert_eq(ndsns, 0);
+	/* its lifetime ends 5 d + 10 d after its arrival */
+	adv_to(T0 + 15 * 86400 - 60);
+	settle();
+	take();
+	while (nout)
+		answer_one(0, 451, "4.3.0", "451 4.3.0 later");
+	settle();
+	cr_assert_not(gone(id), "a minute before its extended expiry: still tried");
+	adv_to(T0 + 15 * 86400 + 3600);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 451, "4.3.0", "451 4.3.0 later");
+	settle();
+	cr_assert(gone(id), "expired once its own time (held time aside) was up");
+	cr_assert_eq(ndsns, 1);
+	fx_stop();
+}
+
+Test(bounce, notify_never_suppresses_and_success_says_relayed_unless_passed_on)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("s.test", "[" SINK "]");
+	struct pm never = { .rcpts = "n@s.test", .notify = QUEUE_NOTIFY_NEVER, .ret = -1 };
+	struct pm succ = { .rcpts = "plain@s.test,dsn@s.test",
+			   .notify = QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE, .ret = -1 };
+	uint64_t a = put_msg(&never);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	settle();
+	cr_assert(gone(a), "NOTIFY=NEVER: bounced...");
+	cr_assert_eq(ndsns, 0, "... without a DSN");
+
+	uint64_t b = put_msg(&succ);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 250, "2.0.0", "250 2.0.0 Ok: queued");	/* the hop lacks DSN */
+	settle();
+	cr_assert(gone(b));
+	cr_assert_eq(ndsns, 1, "NOTIFY=SUCCESS to a hop without DSN: a relayed notice");
+	char *r = dsn_read(0);
+	cr_assert(has(r, "rcpt0.Action=relayed"), "%s", r);
+	cr_assert(has(r, "rcpt1.Action=relayed"), "both recipients, one notice: %s", r);
+	cr_assert(has(r, "rcpt0.Status=2.0.0"), "%s", r);
+	cr_assert(has(r, "rcpt0.Remote-MTA=dns; mx.test"), "%s", r);
+	cr_assert(has(r, "attached=text/rfc822-headers"), "no failure: headers only: %s", r);
+	cr_assert(has(r, "subject=Successful Mail Delivery Report"), "%s", r);
+	free(r);
+
+	uint64_t c = put_msg(&succ);	/* now a hop with DSN: NOTIFY passed on */
+	settle();
+	cr_assert_eq(take(), 1);
+	answer(0, 250, "2.0.0", "250 2.0.0 Ok: queued");
+	out[0].j->res.peer_dsn = true;
+	forget(0);
+	settle();
+	cr_assert(gone(c));
+	cr_assert_eq(ndsns, 1, "passed on to the next hop: no notice of ours");
+	struct sched_stats st = stats();
+	cr_assert_eq(st.dsn_success_notices, 1);
+	fx_stop();
+}
+
+Test(bounce, delay_warnings_once_after_4h_for_notify_delay_and_when_configured)
+{
+	struct opts o;
+	opts_default(&o);
+	o.schedule = "1h";
+	fx_start(&o);
+	route("d.test", "[" SINK "]");
+	struct pm asked = { .rcpts = "x@d.test,y@d.test",
+			    .notify = QUEUE_NOTIFY_DELAY | QUEUE_NOTIFY_FAILURE, .ret = -1,
+			    .mail = true, .size = 600 };
+	struct pm plain = { .rcpts = "z@d.test", .notify = 0, .ret = -1 };
+	uint64_t a = put_msg(&asked), b = put_msg(&plain);
+	unsigned warned_at = 0;
+
+	for (unsigned h = 0; h <= 8; h++) {	/* an attempt an hour, all deferred */
+		settle();
+		cr_assert_eq(take(), 2, "hour %u", h);
+		while (nout)
+			answer_one(0, 451, "4.2.1", "451 4.2.1 mailbox busy");
+		settle();
+		if (ndsns && !warned_at)
+			warned_at = h;
+		adv(3600);
+	}
+	cr_assert_eq(warned_at, 4, "the warning goes with the first attempt 4 h after arrival");
+	cr_assert_eq(ndsns, 1, "one warning, once (NOTIFY=DELAY); none without NOTIFY");
+	char *r = dsn_read(0);
+	cr_assert(has(r, "rcpt0.Action=delayed"), "%s", r);
+	cr_assert(has(r, "rcpt1.Action=delayed"), "%s", r);
+	cr_assert(has(r, "rcpt0.Status=4.2.1"), "%s", r);
+	cr_assert(strstr(r, "\nrcpt0.Will-Retry-Until="), "until its expiry: %s", r);
+	cr_assert(has(r, "attached=text/rfc822-headers"), "%s", r);
+	cr_assert(has(r, "subject=Delayed Mail (still being retried)"), "%s", r);
+	free(r);
+	struct queue_msg *m = look(a, 0);
+	cr_assert(m->warned, "the warning is marked on the message");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_DEFERRED, "still tried");
+	free(m);
+	m = look(b, 0);
+	cr_assert_not(m->warned);
+	free(m);
+	fx_stop();
+
+	/* delay_warning_time set: recipients without NOTIFY too, NOTIFY=FAILURE not */
+	opts_default(&o);
+	o.schedule = "1h";
+	o.sc.delay_warning_s = 3600;
+	fx_start(&o);
+	route("d.test", "[" SINK "]");
+	struct pm fail_only = { .rcpts = "f@d.test", .notify = QUEUE_NOTIFY_FAILURE, .ret = -1 };
+	put_msg(&plain);
+	put_msg(&fail_only);
+	for (unsigned h = 0; h <= 3; h++) {
+		settle();
+		take();
+		while (nout)
+			answer_one(0, 451, "4.2.1", "451 4.2.1 mailbox busy");
+		settle();
+		adv(3600);
+	}
+	cr_assert_eq(ndsns, 1, "one warning: the recipient that gave no NOTIFY");
+	r = dsn_read(0);
+	cr_assert(has(r, "rcpt0.Final-Recipient=rfc822; z@d.test"), "%s", r);
+	cr_assert(has(r, "rcpt0.Action=delayed"), "%s", r);
+	free(r);
+	cr_assert_eq(stats().dsn_delay_warnings, 1);
+	fx_stop();
+}
+
+Test(bounce, ret_hdrs_and_ret_full)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("r.test", "[" SINK "]");
+	struct pm hdrs = { .rcpts = "a@r.test", .notify = -1, .ret = QUEUE_RET_HDRS, .mail = true,
+			   .size = 3000 };
+	struct pm full = { .rcpts = "b@r.test", .notify = -1, .ret = QUEUE_RET_FULL, .mail = true,
+			   .size = 3000 };
+	struct pm big = { .rcpts = "c@r.test", .notify = -1, .ret = QUEUE_RET_FULL, .mail = true,
+			  .size = 200000 };
+	put_msg(&hdrs);
+	put_msg(&full);
+	put_msg(&big);
+	settle();
+	cr_assert_eq(take(), 3);
+	while (nout)
+		answer_one(0, 550, "5.7.1", "550 5.7.1 refused");
+	settle();
+	cr_assert_eq(ndsns, 3);
+	for (unsigned k = 0; k < 3; k++) {
+		char *r = dsn_read(k);
+		if (strstr(r, "rfc822; a@r.test")) {
+			cr_assert(has(r, "attached=text/rfc822-headers"), "RET=HDRS: %s", r);
+			cr_assert(dsns[k].len < 3000, "the body is not in it (%zu)", dsns[k].len);
+		} else if (strstr(r, "rfc822; b@r.test")) {
+			cr_assert(has(r, "attached=message/rfc822"), "RET=FULL: %s", r);
+			cr_assert(dsns[k].len > 3000, "the whole message is in it (%zu)", dsns[k].len);
+		} else {
+			cr_assert(has(r, "attached=text/rfc822-headers"),
+				  "RET=FULL over bounce_size_limit: the headers: %s", r);
+			cr_assert(dsns[k].len < 50000);
+		}
+		cr_assert(has(r, "attached.subject=test message"), "%s", r);
+		free(r);
+	}
+	fx_stop();
+}
+
+Test(bounce, null_sender_mail_that_fails_is_dropped)
+{
+	struct opts o;
+	opts_default(&o);
+	snprintf(o.sc.bounce.double_bounce_to, sizeof(o.sc.bounce.double_bounce_to),
+		 "postmaster@example.org");
+	fx_start(&o);
+	route("z.test", "[" SINK "]");
+	dsn_keep = true;	/* null-sender jobs are the test's to answer */
+	/* a bounce from elsewhere that we relay, and fails */
+	struct pm theirs = { .rcpts = "a@z.test", .sender = "", .notify = -1, .ret = -1 };
+	uint64_t id = put_msg(&theirs);
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_str_eq(out[0].j->msg.sender, "");
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	settle();
+	cr_assert(gone(id), "gone");
+	cr_assert_eq(ndsns, 0, "no bounce of a bounce, no double bounce for someone else's");
+	struct sched_stats st = stats();
+	cr_assert_eq(st.dsn_dropped, 1);
+	cr_assert_eq(st.rcpt_bounced, 1);
+	uint64_t ids[4];
+	cr_assert_eq(queued_in("example.org", ids, 4), 0, "nothing queued");
+	fx_stop();
+}
+
+Test(bounce, a_dsn_that_fails_makes_one_double_bounce_and_a_failed_one_nothing)
+{
+	struct opts o;
+	opts_default(&o);
+	snprintf(o.sc.bounce.double_bounce_to, sizeof(o.sc.bounce.double_bounce_to),
+		 "postmaster@example.org");
+	fx_start(&o);
+	route("x.test", "[" SINK "]");
+	struct pm m1 = { .rcpts = "a@x.test", .sender = "reject-me@example.org", .notify = -1,
+			 .ret = -1, .mail = true, .size = 500 };
+	uint64_t id = put_msg(&m1);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	settle();	/* the DSN goes to reject-me@, which refuses it: a double bounce */
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 2, "the DSN (refused), then the double bounce");
+	cr_assert_str_eq(dsns[0].rcpt, "reject-me@example.org");
+	cr_assert_str_eq(dsns[1].rcpt, "postmaster@example.org");
+	char *r = dsn_read(1);
+	cr_assert(has(r, "x-sluice-report=double-bounce"), "%s", r);
+	cr_assert(has(r, "to=postmaster@example.org"), "%s", r);
+	cr_assert(has(r, "rcpt0.Final-Recipient=rfc822; reject-me@example.org"), "%s", r);
+	cr_assert(has(r, "rcpt0.Action=failed"), "%s", r);
+	cr_assert(has(r, "rcpt0.Status=5.1.1"), "%s", r);
+	cr_assert(has(r, "attached=message/rfc822"), "the failed DSN, whole: %s", r);
+	free(r);
+	struct sched_stats st = stats();
+	cr_assert_eq(st.dsn_double_bounces, 1);
+	uint64_t ids[4];
+	cr_assert_eq(queued_in("example.org", ids, 4), 0, "nothing left");
+	fx_stop();
+
+	/* a double bounce that fails: dropped, nothing more */
+	opts_default(&o);
+	snprintf(o.sc.bounce.double_bounce_to, sizeof(o.sc.bounce.double_bounce_to),
+		 "reject-pm@example.org");
+	fx_start(&o);
+	route("x.test", "[" SINK "]");
+	id = put_msg(&m1);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	for (int i = 0; i < 4; i++)
+		settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 2, "the DSN and the double bounce, both refused; no third");
+	cr_assert_str_eq(dsns[1].rcpt, "reject-pm@example.org");
+	st = stats();
+	cr_assert_eq(st.dsn_double_bounces, 1);
+	cr_assert_eq(st.dsn_dropped, 1, "the failed double bounce: dropped");
+	cr_assert_eq(queued_in("example.org", ids, 4), 0, "nothing left: no triple bounce");
+	fx_stop();
+
+	/* no double_bounce_to: a failed DSN is dropped */
+	opts_default(&o);
+	fx_start(&o);
+	route("x.test", "[" SINK "]");
+	id = put_msg(&m1);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	for (int i = 0; i < 4; i++)
+		settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 1);
+	cr_assert_eq(stats().dsn_dropped, 1);
+	cr_assert_eq(queued_in("example.org", ids, 4), 0);
+	fx_stop();
+}
+
+/* One pass as the scheduler's thread makes it (no settle). */
+static void one_pass(void)
+{
+	dns_poll(dns, clk.ns / NS_PER_MS);
+	sched_poll(s);
+}
+
+Test(bounce, the_dsn_is_durable_before_the_originals_results)
+{
+	struct opts o;
+	opts_default(&o);
+	o.sc.notice_hold_ns = 0;
+	fx_start(&o);
+	route("c.test", "[" SINK "]");
+	uint64_t id = put("a@c.test,b@c.test");
+	uint64_t ids[4];
+	settle();
+	cr_assert_eq(take(), 1);
+	struct dlv_job *j = out[0].j;
+	ok(0);
+	set(&j->res.rcpt[1], 550, "5.1.1", "RCPT TO", "550 5.1.1 <b@c.test>: no such user");
+	forget(0);
+	one_pass();	/* the result comes back; the DSN is made and handed to the queue */
+	struct sched_stats st = stats();
+	cr_assert_eq(st.notices_waiting, 1, "the part waits for its notice");
+	/* the queue has the DSN durable... */
+	for (int i = 0; i < 5000 && queued_in("example.org", ids, 4) == 0; i++)
+		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+	cr_assert_eq(queued_in("example.org", ids, 4), 1, "the DSN is in the queue");
+	/* ...and the original has none of its results yet: crash now */
+	struct queue_msg *m = look(id, 0);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->rcpt[1].state, QUEUE_RCPT_PENDING, "b's bounce is not written before");
+	free(m);
+	sched_destroy(s);	/* no quiesce: the process died */
+	s = NULL;
+	nout = 0;
+	queue_close(q);
+	fx_open_queue(1);
+	adv_to(clock_real_s());
+	m = look(id, 0);
+	cr_assert_not_null(m, "after the crash the original is still there");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_SENT, "a owed no notice: written at once");
+	cr_assert_eq(m->rcpt[1].state, QUEUE_RCPT_PENDING, "b's bounce was not");
+	free(m);
+	cr_assert_eq(queued_in("example.org", ids, 4), 1, "and so is its DSN");
+	/* a new scheduler: the original again (a duplicate DSN, never none) */
+	fx_sched(&o);
+	settle();
+	cr_assert_eq(take(), 1);
+	j = out[0].j;
+	cr_assert_eq(j->msg.nrcpt, 1, "b again (a's 250 was durable)");
+	cr_assert_str_eq(j->msg.rcpt[0].addr, "b@c.test");
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <b@c.test>: no such user");
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 2, "the first DSN and the second both delivered: b's at least once");
+	for (unsigned k = 0; k < 2; k++) {
+		char *r = dsn_read(k);
+		cr_assert(has(r, "rcpt0.Final-Recipient=rfc822; b@c.test"), "%s", r);
+		cr_assert_not(strstr(r, "a@c.test"), "only the recipient that failed: %s", r);
+		free(r);
+	}
+	fx_stop();
+}
+
+Test(bounce, the_operator_gives_up_on_a_message)
+{
+	struct opts o;
+	opts_default(&o);
+	o.schedule = "1h";
+	fx_start(&o);
+	route("g.test", "[" SINK "]");
+	uint64_t a = put("a@g.test,b@g.test"), held = put("h@g.test");
+	unsigned n = 0;
+	settle();
+	cr_assert_eq(take(), 2);
+	for (unsigned i = 0; i < 2; i++) {
+		if (out[i].j->msg.nrcpt == 2) {
+			ok(i);	/* a delivered, b deferred */
+			set(&out[i].j->res.rcpt[1], 451, "4.2.0", "RCPT TO", "451 4.2.0 busy");
+		} else {
+			answer(i, 451, "4.2.0", "451 4.2.0 busy");
+		}
+	}
+	nout = 0;
+	settle();
+	cr_assert_eq(queue_hold(q, held), QUEUE_OK);
+	/* not due (an hour away), held: both given up now */
+	cr_assert_eq(sched_bounce_id(s, a, "spam run", &n), QUEUE_OK);
+	cr_assert_eq(n, 1, "b only: a was delivered");
+	cr_assert_eq(sched_bounce_id(s, held, NULL, &n), QUEUE_OK);
+	cr_assert_eq(n, 1);
+	settle();
+	cr_assert(gone(a) && gone(held));
+	cr_assert_eq(take(), 0, "nothing sent for them");
+	cr_assert_eq(ndsns, 2);
+	for (unsigned k = 0; k < 2; k++) {
+		char *r = dsn_read(k);
+		cr_assert(has(r, "rcpt0.Action=failed"), "%s", r);
+		cr_assert(has(r, "rcpt0.Status=5.0.0"), "%s", r);
+		if (strstr(r, "b@g.test"))
+			cr_assert(strstr(r, "cancelled by the operator: spam run"), "%s", r);
+		else
+			cr_assert(strstr(r, "cancelled by the operator"), "%s", r);
+		cr_assert_not(strstr(r, "rfc822; a@g.test"), "a was delivered: %s", r);
+		free(r);
+	}
+	cr_assert_eq(sched_bounce_id(s, a, NULL, &n), QUEUE_NOTFOUND);
+	/* one in delivery: given up when its job comes back */
+	uint64_t c = put("c@g.test");
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_eq(sched_bounce_id(s, c, "stop", &n), QUEUE_OK);
+	cr_assert_eq(n, 1);
+	answer_one(0, 451, "4.2.0", "451 4.2.0 busy");
+	settle();
+	cr_assert(gone(c));
+	cr_assert_eq(ndsns, 3);
+	cr_assert_eq(stats().given_up, 3);
+	fx_stop();
+}
+
+Test(bounce, a_route_back_to_us_bounces_5_4_6_or_is_held)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	dnsr_rr(z, "loop.test", DNSR_MX, 300, "10 sluice.test");	/* we are its only MX */
+	uint64_t id = put("a@loop.test");
+	settle();
+	for (int i = 0; i < 200 && stats().active; i++) {
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		settle();
+	}
+	cr_assert(gone(id), "reject: bounced");
+	cr_assert_eq(ndsns, 1);
+	char *r = dsn_read(0);
+	cr_assert(has(r, "rcpt0.Status=5.4.6"), "%s", r);
+	free(r);
+	fx_stop();
+
+	opts_default(&o);
+	o.sc.loop_hold = true;
+	fx_start(&o);
+	dnsr_rr(z, "loop.test", DNSR_MX, 300, "10 sluice.test");
+	id = put("a@loop.test");
+	settle();
+	for (int i = 0; i < 200 && stats().active; i++) {
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		settle();
+	}
+	struct queue_msg *m = look(id, 0);
+	cr_assert_not_null(m, "hold: kept");
+	cr_assert(m->held, "held for the operator");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_PENDING);
+	free(m);
+	cr_assert_eq(ndsns, 0);
+	cr_assert_eq(stats().loops_held, 1);
+	fx_stop();
+}
+
+Test(bounce, notices_have_their_own_window_at_a_destination)
+{
+	struct opts o;
+	opts_default(&o);
+	o.initial = 5;
+	fx_start(&o);
+	dsn_keep = true;	/* the notices' jobs stay out (a slow next hop) */
+	route("i.test", "[" SINK "]");
+	struct pm bounce = { .rcpts = "b@i.test", .sender = "", .client = "", .notify = -1,
+			     .ret = -1 };
+	for (unsigned i = 0; i < 20; i++)	/* a flood of notices first in line */
+		put_msg(&bounce);
+	for (unsigned i = 0; i < 20; i++)
+		put("n@i.test");
+	settle();
+	take();
+	unsigned notify = 0, normal = 0;
+	for (unsigned i = 0; i < nout; i++) {
+		if (out[i].j->msg.sender[0])
+			normal++;
+		else
+			notify++;
+	}
+	cr_assert_eq(notify, 2, "the notify class: its window of 2 (%u)", notify);
+	cr_assert_eq(normal, 5, "normal mail goes past them in its own window (%u)", normal);
+	/* normal mail keeps flowing while no notice comes back */
+	unsigned sent = 0;
+	for (int round = 0; round < 100 && sent < 20; round++) {
+		for (unsigned i = 0; i < nout;) {
+			if (out[i].j->msg.sender[0]) {
+				ok(i);
+				forget(i);
+				sent++;
+			} else {
+				i++;
+			}
+		}
+		settle();
+		take();
+	}
+	cr_assert_eq(sent, 20, "all normal mail delivered, the notices still out");
+	struct sched_stats st = stats();
+	cr_assert_eq(st.jobs_lent, 2);
+	cr_assert_eq(st.queued, 18, "the other notices wait in their own FIFO");
+	answer_all_ok();
+	for (int round = 0; round < 50 && stats().active; round++) {
+		settle();
+		take();
+		answer_all_ok();
+	}
+	cr_assert_eq(stats().active, 0);
+	fx_stop();
+}
+
+/* The queue cannot take the notice (disk full): the recipient is not
+ * bounced without it; it stays undone and is tried again later, and its
+ * DSN goes once there is room. */
+Test(bounce, a_notice_the_queue_cannot_take_leaves_the_recipient_undone)
+{
+	struct opts o;
+	opts_default(&o);
+	o.map_max = 2u << 20;
+	fx_start(&o);
+	route("full.test", "[" SINK "]");
+	route("fill.test", "hold");
+	uint64_t id = put("a@full.test");
+	/* fill the spool to its ceiling with held mail */
+	uint64_t fill[64];
+	unsigned nfill = 0;
+	for (; nfill < 64; nfill++) {
+		static char big[200000];
+		struct iovec iov = { big, sizeof(big) };
+		struct queue_rcpt_in in = { "x@fill.test", NULL, 0 };
+		struct queue_submission sub, *back;
+		memset(&sub, 0, sizeof(sub));
+		sub.env.sender = "f@example.org";
+		sub.env.arrival = clk.s;
+		sub.env.expiry = clk.s + 86400;
+		sub.env.nrcpt = 1;
+		sub.env.rcpt = &in;
+		sub.iov = &iov;
+		sub.iovcnt = 1;
+		sub.done = done;
+		cr_assert_eq(queue_submit(q, &sub), QUEUE_OK);
+		while (queue_done_poll(done, &back, 1) == 0)
+			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
+		if (back->status != QUEUE_OK) {
+			cr_assert_eq(back->status, QUEUE_NOSPACE);
+			break;
+		}
+		fill[nfill] = sub.id;
+	}
+	cr_assert_lt(nfill, 64, "the spool filled up");
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <a@full.test>: no such user");
+	settle();
+	struct queue_msg *m = look(id, 0);
+	cr_assert_not_null(m, "no DSN, so not bounced");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_DEFERRED, "the attempt written as a deferral");
+	cr_assert_eq(m->rcpt[0].attempts, 1);
+	cr_assert(strstr(m->rcpt[0].reply, "550 5.1.1"), "%s", m->rcpt[0].reply);
+	cr_assert_eq(m->due, clk.s + 300, "tried again after min_backoff");
+	free(m);
+	cr_assert_eq(stats().dsn_failed, 1);
+	cr_assert_eq(ndsns, 0);
+	for (unsigned i = 0; i < nfill; i++)	/* room again */
+		cr_assert_eq(queue_delete(q, fill[i]), QUEUE_OK);
+	nanosleep(&(struct timespec){ 2, 200000000 }, NULL);	/* the writer looks again */
+	adv(300);
+	settle();
+	cr_assert_eq(take(), 1, "tried again");
+	answer_one(0, 550, "5.1.1", "550 5.1.1 <a@full.test>: no such user");
+	settle();
+	cr_assert(gone(id), "bounced now, with its DSN");
+	cr_assert_eq(ndsns, 1);
+	fx_stop();
+}
+
+/* Two domains in two shards of a 4-shard queue. */
+static void two_shards(char d1[32], char d2[32])
+{
+	snprintf(d1, 32, "m0.test");
+	for (unsigned k = 1; k < 100; k++) {
+		snprintf(d2, 32, "m%u.test", k);
+		if (queue_shard_of(q, d1) != queue_shard_of(q, d2))
+			return;
+	}
+	cr_assert_fail("no two domains in two shards");
+}
+
+/* A message whose parts are in two shards: one notice per message per
+ * pass covers both parts' recipients; one delay warning marks both. */
+Test(bounce, one_notice_per_message_across_its_shards)
+{
+	struct opts o;
+	char d1[32], d2[32], rc[128];
+	opts_default(&o);
+	o.shards = 4;
+	o.schedule = "1h";
+	fx_start(&o);
+	two_shards(d1, d2);
+	route(d1, "[" SINK "]");
+	route(d2, "[" SINK "]");
+	snprintf(rc, sizeof(rc), "a@%s,b@%s", d1, d2);
+	uint64_t id = put(rc);
+	settle();
+	cr_assert_eq(take(), 2, "one job per part");
+	answer(0, 550, "5.1.1", "550 5.1.1 no such user");
+	answer(1, 550, "5.1.1", "550 5.1.1 no such user");
+	nout = 0;
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 1, "one DSN for the message");
+	char *r = dsn_read(0);
+	cr_assert(strstr(r, "\nrcpt0.Final-Recipient=rfc822; a@"), "%s", r);
+	cr_assert(strstr(r, "\nrcpt1.Final-Recipient=rfc822; b@"), "both parts' recipients: %s", r);
+	free(r);
+
+	/* the delay warning: one, naming both, marking both parts */
+	struct pm dl = { .rcpts = rc, .notify = QUEUE_NOTIFY_DELAY | QUEUE_NOTIFY_FAILURE,
+			 .ret = -1 };
+	id = put_msg(&dl);
+	for (unsigned h = 0; h <= 5; h++) {
+		settle();
+		take();
+		/* the parts answer in different passes: one now, one after a settle */
+		if (nout) {
+			answer_one(0, 451, "4.2.1", "451 4.2.1 busy");
+			settle();
+		}
+		while (nout)
+			answer_one(0, 451, "4.2.1", "451 4.2.1 busy");
+		settle();
+		adv(3600);
+	}
+	cr_assert_eq(ndsns, 2, "one delay warning");
+	r = dsn_read(1);
+	cr_assert(has(r, "rcpt0.Action=delayed"), "%s", r);
+	cr_assert(has(r, "rcpt1.Action=delayed"), "the other part's recipient too: %s", r);
+	free(r);
+	for (unsigned sh = 0; sh < 4; sh++) {
+		struct queue_msg *m = look(id, sh);
+		if (!m)
+			continue;
+		cr_assert(m->warned, "shard %u marked", sh);
+		free(m);
+	}
+	fx_stop();
+}
+
+/* An SMTPUTF8 original: its DSN takes RFC 6533's global forms and is
+ * queued to be sent with SMTPUTF8. */
+Test(bounce, an_smtputf8_original_gets_a_global_dsn_sent_with_smtputf8)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("u.test", "[" SINK "]");
+	struct pm pm = { .rcpts = "j\xc3\xbcrgen@u.test", .notify = -1, .ret = -1, .mail = true,
+			 .size = 400, .body_flags = QUEUE_BODY_SMTPUTF8 | QUEUE_BODY_8BITMIME };
+	uint64_t id = put_msg(&pm);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_one(0, 550, "5.1.1", "550 5.1.1 no such user");
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(ndsns, 1);
+	cr_assert(dsns[0].body_flags & QUEUE_BODY_SMTPUTF8, "sent with SMTPUTF8 (%u)",
+		  dsns[0].body_flags);
+	char *r = dsn_read(0);
+	cr_assert(has(r, "report-type=global-delivery-status"), "%s", r);
+	cr_assert(strstr(r, "\nrcpt0.Final-Recipient=utf-8; j\xc3\xbcrgen@u.test"), "%s", r);
+	free(r);
 	fx_stop();
 }
