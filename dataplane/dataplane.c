@@ -145,6 +145,15 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		log_err("lcore %u: delivery set-up failed", lcore_id);
 		return -ENOMEM;
 	}
+	if (dp->conf.app.create) {
+		struct dp_app_lcore al = { w, lcore_id, &lc->ns, lc->tcp, &lc->ns.now_ns };
+		lc->app = dp->conf.app.create(dp->conf.app.arg, &al);
+		if (!lc->app) {
+			log_err("lcore %u: application set-up failed", lcore_id);
+			return -ENOMEM;
+		}
+		lc->app_poll = dp->conf.app.poll;
+	}
 	lc->impair_on = impair_conf_active(&dp->conf.impair);
 	if (lc->impair_on) {
 		impair_init(&lc->imp_rx, &dp->conf.impair, true, w, dp->port.pool);
@@ -154,10 +163,13 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	return 0;
 }
 
-static void free_worker(struct lcore_ctx *lc)
+static void free_worker(struct dataplane *dp, struct lcore_ctx *lc)
 {
 	if (!lc)
 		return;
+	if (lc->app && dp->conf.app.destroy)
+		dp->conf.app.destroy(lc->app);	/* its connections go before the stack */
+	lc->app = NULL;
 	echo_destroy(lc->echo);
 	/* Resets whatever SMTP sessions are left; the RSTs go out while the
 	 * port is still up (dp_stop closes it after the workers are freed). */
@@ -313,7 +325,7 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 			goto fail_port;
 		if (setup_worker(dp, lc, lcore_id, w, tsc0) < 0) {
 			log_err("lcore %u: set-up failed", lcore_id);
-			free_worker(lc);
+			free_worker(dp, lc);
 			goto fail_port;
 		}
 		dp->workers[w++] = lc;
@@ -323,7 +335,7 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 
 fail_port:
 	for (unsigned i = 0; i < w; i++)
-		free_worker(dp->workers[i]);
+		free_worker(dp, dp->workers[i]);
 	free_hubs(dp);
 	free_rings(dp);
 	tls_ctx_free(dp->tls_client);
@@ -411,7 +423,7 @@ void dp_stop(struct dataplane *dp)
 	dp->stopped = true;
 	dp_halt(dp);
 	for (unsigned i = 0; i < dp->nworkers; i++)
-		free_worker(dp->workers[i]);
+		free_worker(dp, dp->workers[i]);
 	free_hubs(dp);
 	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);

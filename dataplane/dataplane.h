@@ -51,6 +51,29 @@ struct dp_port_conf {
 	unsigned mbuf_cache;
 };
 
+/*
+ * An application's own work on every worker lcore, polled by the burst
+ * loop after the daemon's services: bench/sluice-gen's load generator,
+ * sink and flood run this way on the daemon's own stack and loop (its
+ * adaptive idle included). sluiced leaves it empty.
+ */
+struct dp_app_lcore {
+	unsigned worker, lcore_id;
+	struct net_stack *ns;		/* the lcore's stack (pool, tx, addresses) */
+	struct tcp_stack *tcp;
+	const uint64_t *clock_ns;	/* the loop's clock (ns->now_ns) */
+};
+struct dp_app {
+	/* dp_init, once per worker lcore, on the main thread: the lcore's
+	 * state, or NULL (dp_init fails). */
+	void *(*create)(void *arg, const struct dp_app_lcore *l);
+	/* Every burst, on the lcore: the work done (0 lets the loop idle). */
+	unsigned (*poll)(void *state);
+	/* dp_stop, after the loops ended and before the stack is freed. */
+	void (*destroy)(void *state);
+	void *arg;
+};
+
 struct dp_conf {
 	struct dp_eal_conf eal;
 	struct dp_port_conf port;
@@ -75,6 +98,7 @@ struct dp_conf {
 					 * dp_init makes a client context without
 					 * CAs (opportunistic TLS works, `verify`
 					 * never passes) */
+	struct dp_app app;		/* create NULL: none (sluiced) */
 };
 
 struct dataplane;
