@@ -81,6 +81,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "common/stats.h"
 #include "control/dest.h"
 #include "control/retry.h"
@@ -184,11 +186,22 @@ int sched_flush_all(struct sched *s, unsigned *n);
  * destination in memory. */
 int sched_dest_clear(struct sched *s, const char *key);
 
-/* `dest show [KEY]`: the JSON member "dests":[...] for destination key (NULL:
- * every one in memory, at most max), dest_view plus the scheduler's own
- * (items queued, jobs in flight, idle connections, plaintext fallback).
- * Returns how many were written. */
-unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *out);
+/*
+ * `dest show [KEY]`: append to the JSON array dests an object for
+ * destination key (NULL: every one in memory, at most max): dest_view plus
+ * the scheduler's own (items queued, jobs in flight, idle connections,
+ * plaintext fallback):
+ *   {"name", "queued", "in_flight", "idle_connections", "plaintext_for" (s),
+ *    "hops", "suspended", "suspended_for" (s), "suspend_reason", "dead",
+ *    "dead_for" (s), "dead_reason", "fail_cohorts", "recipients_per_transaction",
+ *    "messages_per_connection", "last_error", "last_error_ago" (s), "deaths",
+ *    "revivals", "flushes", "suspensions",
+ *    "classes": {"normal"|"notify": {"busy", "window", "limit", "message_rate",
+ *    "connection_rate", "message_rate_wait" (s), "connection_rate_wait" (s),
+ *    and dest_class_stats' counters}}}
+ * Returns how many were appended (fewer than found: out of memory).
+ */
+unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t *dests);
 
 /* ---- counters ---- */
 
