@@ -101,7 +101,8 @@ struct gen_lcore {
 };
 
 /* The dp_app hooks (sluice_gen.c wires them). */
-void *gen_lcore_create(void *run, const void *app_lcore /* struct dp_app_lcore */);
+struct dp_app_lcore;
+void *gen_lcore_create(void *run, const struct dp_app_lcore *al);
 unsigned gen_lcore_poll(void *g);
 void gen_lcore_destroy(void *g);
 

@@ -45,10 +45,9 @@ static int diglog_init(struct gen_diglog *l, uint64_t cap)
 	return l->d ? 0 : -1;
 }
 
-void *gen_lcore_create(void *runp, const void *alp)
+void *gen_lcore_create(void *runp, const struct dp_app_lcore *al)
 {
 	struct gen_run *run = runp;
-	const struct dp_app_lcore *al = alp;
 	const struct gen_opts *o = run->o;
 	struct gen_lcore *g;
 

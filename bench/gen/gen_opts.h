@@ -38,7 +38,7 @@ struct gen_opts {
 	unsigned modes;			/* GEN_MODE_* bits */
 
 	/* EAL, port, stack */
-	char vdev[GEN_PATH_MAX];
+	char vdev[256];			/* = dp_eal_conf's */
 	char pci[64];
 	char file_prefix[64];
 	char eal_args[512];

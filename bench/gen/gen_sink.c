@@ -30,7 +30,7 @@
 #define TLS_STAGE    4096
 #define IN_CAP       (64 * 1024 + 2048)
 #define OB_CAP       (SMTP_OUT_MAX * 2)
-#define NS_PER_S     1000000000ull
+#define NS_SEC     1000000000ull
 
 enum { K_FREE = 0, K_OPEN, K_CLOSING };
 
@@ -160,7 +160,7 @@ static uint64_t on_now(void *user)
 {
 	struct sslot *k = user;
 
-	return k->sk->g->run->unix0 + now(k) / NS_PER_S;
+	return k->sk->g->run->unix0 + now(k) / NS_SEC;
 }
 
 /* ---- output, through the EHLO filter when keywords are hidden ------------------------- */
@@ -392,7 +392,7 @@ static bool feed_engine(struct sslot *k)
 	if (avail == 0 || smtp_session_event(&k->s) != SMTP_EV_NONE)
 		return false;
 	if (rate) {
-		uint64_t allowed = (now(k) - k->t_accept) * rate / NS_PER_S + 1;
+		uint64_t allowed = (now(k) - k->t_accept) * rate / NS_SEC + 1;
 		if (allowed <= k->consumed) {
 			timer_arm(k, now(k) + 10 * 1000000ull);
 			return false;
@@ -593,7 +593,7 @@ static void on_timer(struct tcp_conn *c, void *user)
 			return;
 		}
 		k->timed_out = true;
-		timer_arm(k, t + 30 * NS_PER_S);
+		timer_arm(k, t + 30 * NS_SEC);
 		return;
 	}
 	if (k->state == K_OPEN && smtp_session_timeout_ns(&k->s) &&

@@ -41,16 +41,22 @@ static double mono_s(void)
 }
 
 /* Sum of every lcore's counters (racy reads while they run). */
+/* SLUICE_GEN_STATS: the stack's counters, one "group.name value" a line */
+static void stats_line(void *user, const char *group, const char *name, uint64_t value)
+{
+	fprintf(user, "%s.%s %llu\n", group, name, (unsigned long long)value);
+}
+
 static void totals(struct gen_run *run, struct gen_stats *t, uint64_t *codes)
 {
 	memset(t, 0, sizeof(*t));
 	if (codes)
 		memset(codes, 0, GEN_CODES * sizeof(*codes));
 	for (unsigned i = 0; i < run->nworkers; i++) {
-		const struct gen_lcore *g = run->lc[i];
+		struct gen_lcore *g = run->lc[i];
 		if (!g)
 			continue;
-		stats_add(STATS_VALUES(t), STATS_VALUES(&g->st), gen_stat_count);
+		stats_add((uint64_t *)(void *)t, &g->st, gen_stat_count);
 		if (codes)
 			for (unsigned c = 0; c < GEN_CODES; c++)
 				codes[c] += g->codes[c];
@@ -359,11 +365,13 @@ int main(int argc, char **argv)
 				fprintf(rep, "{\"t\":%.2f,\"conn_s\":%.1f,\"msg_s\":%.1f,\"bytes_s\":%.0f,"
 					"\"sink_msg_s\":%.1f,\"frames_s\":%.0f,\"msg_ok\":%llu,"
 					"\"msg_temp\":%llu,\"msg_perm\":%llu,\"msg_lost\":%llu,"
+					"\"msg_started\":%llu,\"sink_msgs\":%llu,\"flood_frames\":%llu,"
 					"\"active\":%u}\n", ser[nsec].t, ser[nsec].conn, ser[nsec].msg,
 					ser[nsec].bytes, ser[nsec].sink_msg, ser[nsec].frames,
 					(unsigned long long)cur.msg_ok, (unsigned long long)cur.msg_temp,
 					(unsigned long long)cur.msg_perm, (unsigned long long)cur.msg_lost,
-					clients_active(&run));
+					(unsigned long long)cur.msg_started, (unsigned long long)cur.sink_msgs,
+					(unsigned long long)cur.flood_frames, clients_active(&run));
 				fflush(rep);
 			}
 			fflush(stdout);
@@ -495,7 +503,7 @@ int main(int argc, char **argv)
 		if (getenv("SLUICE_GEN_STATS")) {
 			FILE *f = fopen(getenv("SLUICE_GEN_STATS"), "w");
 			if (f) {
-				dp_stats_write(dp, f, false);
+				dp_stats_visit(dp, stats_line, f);
 				fclose(f);
 			}
 		}
