@@ -542,6 +542,43 @@ static uint16_t csum_fold(uint32_t sum)
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
 
+/* Pktgen's random masks (enable random): each slot's 32-bit word. */
+static void apply_masks(const struct gen_pkt_port *pp, uint8_t *buf, size_t len, struct gen_rng *r)
+{
+	if (!pp->random_on)
+		return;
+	for (unsigned i = 0; i < GEN_PKT_RND_MAX; i++) {
+		const struct gen_pkt_rnd *m = &pp->rnd[i];
+		uint32_t w;
+		if (!m->on || (size_t)m->off + 4 > len)
+			continue;
+		w = (uint32_t)buf[m->off] << 24 | (uint32_t)buf[m->off + 1] << 16 |
+		    (uint32_t)buf[m->off + 2] << 8 | buf[m->off + 3];
+		w = (w & m->and_mask) | m->or_mask | ((uint32_t)gen_rng_next(r) & m->x_mask);
+		put32(buf + m->off, w);
+	}
+}
+
+/* Does an active mask change any bit of [off, off + n)? */
+static bool masked(const struct gen_pkt_port *pp, size_t off, size_t n)
+{
+	if (!pp->random_on)
+		return false;
+	for (unsigned i = 0; i < GEN_PKT_RND_MAX; i++) {
+		const struct gen_pkt_rnd *m = &pp->rnd[i];
+		uint32_t touched = ~m->and_mask | m->or_mask | m->x_mask;
+		if (!m->on)
+			continue;
+		for (size_t b = off; b < off + n; b++) {
+			if (b < m->off || b >= (size_t)m->off + 4)
+				continue;
+			if ((touched >> (8 * (3 - (b - m->off)))) & 0xff)
+				return true;
+		}
+	}
+	return false;
+}
+
 size_t gen_pkt_frame(struct gen_pkt_port *pp, uint8_t *buf, size_t cap, struct gen_rng *r)
 {
 	bool rg = pp->range_on;
@@ -575,10 +612,13 @@ size_t gen_pkt_frame(struct gen_pkt_port *pp, uint8_t *buf, size_t cap, struct g
 		memcpy(buf + 22, smac, 6);
 		put32(buf + 28, sip);
 		put32(buf + 38, dip);	/* target MAC stays zero */
-	} else {
+		apply_masks(pp, buf, len, r);
+		return len;
+	}
+	{
 		uint8_t *ip = buf + 14, *l4 = ip + 20;
 		size_t l4len = len - 34, hl = proto == GPP_TCP ? 20 : 8;
-		uint32_t sum;
+		size_t ck = proto == GPP_TCP ? 16 : proto == GPP_UDP ? 6 : 2;
 		put16(buf + 12, 0x0800);
 		ip[0] = 0x45;
 		put16(ip + 2, (uint16_t)(len - 14));
@@ -587,7 +627,6 @@ size_t gen_pkt_frame(struct gen_pkt_port *pp, uint8_t *buf, size_t cap, struct g
 		ip[9] = proto == GPP_TCP ? 6 : proto == GPP_UDP ? 17 : 1;
 		put32(ip + 12, sip);
 		put32(ip + 16, dip);
-		put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
 		for (size_t i = hl; i < l4len; i++)
 			l4[i] = (uint8_t)('a' + (i - hl) % 26);	/* Pktgen's "abc" pattern */
 		if (proto == GPP_TCP) {
@@ -605,28 +644,25 @@ size_t gen_pkt_frame(struct gen_pkt_port *pp, uint8_t *buf, size_t cap, struct g
 			l4[0] = 8;			/* echo request */
 			put16(l4 + 4, (uint16_t)gen_rng_next(r));
 		}
-		if (proto == GPP_ICMP) {
-			put16(l4 + 2, csum_fold(csum_add(0, l4, l4len)));
-		} else {
-			uint8_t ph[12];
-			memcpy(ph, ip + 12, 8);
-			ph[8] = 0;
-			ph[9] = ip[9];
-			put16(ph + 10, (uint16_t)l4len);
-			sum = csum_add(csum_add(0, ph, 12), l4, l4len);
-			put16(l4 + (proto == GPP_TCP ? 16 : 6), csum_fold(sum));
+		apply_masks(pp, buf, len, r);
+		/* Checksums after the masks (as a NIC's offload would), except
+		 * those a mask covers: those stay as the mask left them. */
+		if (!masked(pp, 24, 2)) {
+			put16(ip + 10, 0);
+			put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
 		}
-	}
-	if (pp->random_on) {
-		for (unsigned i = 0; i < GEN_PKT_RND_MAX; i++) {
-			const struct gen_pkt_rnd *m = &pp->rnd[i];
-			uint32_t w;
-			if (!m->on || (size_t)m->off + 4 > len)
-				continue;
-			w = (uint32_t)buf[m->off] << 24 | (uint32_t)buf[m->off + 1] << 16 |
-			    (uint32_t)buf[m->off + 2] << 8 | buf[m->off + 3];
-			w = (w & m->and_mask) | m->or_mask | ((uint32_t)gen_rng_next(r) & m->x_mask);
-			put32(buf + m->off, w);
+		if (!masked(pp, 34 + ck, 2)) {
+			put16(l4 + ck, 0);
+			if (proto == GPP_ICMP) {
+				put16(l4 + 2, csum_fold(csum_add(0, l4, l4len)));
+			} else {
+				uint8_t ph[12];
+				memcpy(ph, ip + 12, 8);
+				ph[8] = 0;
+				ph[9] = proto == GPP_TCP ? 6 : 17;
+				put16(ph + 10, (uint16_t)l4len);
+				put16(l4 + ck, csum_fold(csum_add(csum_add(0, ph, 12), l4, l4len)));
+			}
 		}
 	}
 	return len;

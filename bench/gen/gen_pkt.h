@@ -125,8 +125,10 @@ void gen_pkt_port_default(struct gen_pkt_port *pp);
 void gen_pkt_apply(struct gen_pkt_port *pp, const struct gen_pkt_cmd *c);
 
 /* The next frame (without FCS) into buf (cap >= GEN_PKT_MAX_SIZE); ranges
- * advance, rnd masks apply after the checksums (so a mask over a header
- * field makes it wrong, as Pktgen's do). Returns its length. */
+ * advance, rnd masks apply, then the IPv4 and TCP/UDP/ICMP checksums are
+ * computed, as a NIC's checksum offload would - except a checksum that a
+ * mask covers, which stays as the mask made it (that is how a profile
+ * sends bad checksums). Returns its length. */
 size_t gen_pkt_frame(struct gen_pkt_port *pp, uint8_t *buf, size_t cap, struct gen_rng *r);
 
 #endif
