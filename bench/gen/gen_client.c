@@ -69,6 +69,8 @@ struct gen_client {
 	uint64_t last_ns;
 	unsigned next_slot;
 	bool swept;			/* idle sessions told to QUIT at stop */
+	bool resolved;			/* a connection got through: the next hop's
+					 * MAC is known, the rest may open at once */
 };
 
 static void pump(struct cslot *s);
@@ -484,6 +486,7 @@ static void on_connected(struct tcp_conn *c, void *user)
 
 	(void)c;
 	s->cl->g->st.conn_ok++;
+	s->cl->resolved = true;
 	s->t_conn = now(s);
 	gen_hist_record(&s->cl->g->h_connect, s->t_conn - s->t_open);
 	s->state = S_SESSION;
@@ -587,14 +590,19 @@ static const struct tcp_callbacks client_cb = {
 	.timer = on_timer,
 };
 
-/* Open a connection in a free slot. False when none is free or TCP has
- * no room. */
+/* Open a connection in a free slot. False when none is free, TCP has no
+ * room, or the lcore's first connection is not up yet. */
 static bool slot_open(struct gen_client *cl, bool for_rate)
 {
 	struct gen_lcore *g = cl->g;
 	const struct gen_opts *o = g->run->o;
 	struct cslot *s = NULL;
 
+	/* Until the first connection is up, one at a time: the others' SYNs
+	 * would wait for ARP in a pending queue of a few frames, and those it
+	 * dropped would go out again only at the 1 s retransmission. */
+	if (!cl->resolved && cl->active > 0)
+		return false;
 	for (unsigned i = 0; i < cl->nslots; i++) {
 		unsigned k = (cl->next_slot + i) % cl->nslots;
 		if (cl->slots[k].state == S_FREE) {

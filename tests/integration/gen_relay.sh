@@ -13,7 +13,7 @@ N=${GEN_RELAY_COUNT:-1000}
 
 gen_conf
 check "sluiced starts on a memif port" gen_start_sluiced
-gen_run relay client,sink --count "$N" --concurrency 16 --size 1k-24k \
+SLUICE_GEN_STATS=$T_DIR/gen.stats gen_run relay client,sink --count "$N" --concurrency 16 --size 1k-24k \
 	--client-digests "$T_DIR/client.dig" --sink-digests "$T_DIR/sink.dig"
 REL=$GEN_PID
 
@@ -50,6 +50,11 @@ check "every body carried the marker" [ "$(gen_field relay sink_unmarked)" = 0 ]
 lat=$(tail -n 1 "$T_DIR/relay.json" | /usr/bin/python3 -c \
 	'import json,sys; print(json.load(sys.stdin)["data"]["n"])' 2>/dev/null)
 check "end-of-DATA latencies recorded for each 250 ($lat)" [ "${lat:-0}" = "$ok_n" ]
+# the generator's own stack: no SYN waited for ARP past its pending queue
+# (each such SYN went out again only at the 1 s retransmission)
+ovf=$(awk '$1 == "net.arp_pending_overflow" {print $2}' "$T_DIR/gen.stats" 2>/dev/null)
+[[ "$ovf" =~ ^[0-9]+$ ]] || measure_failed "sluice-gen's net.arp_pending_overflow"
+check "no connection's SYN was dropped waiting for ARP (${ovf:-unreadable})" [ "${ovf:-x}" = 0 ]
 check "sluiced is still running" kill -0 "$T_PID"
 grep -E '^  (connect|data|messages)' "$T_DIR/relay.out" | sed 's/^/# /'
 finish
