@@ -229,10 +229,45 @@ if svg_plot("conn_s.svg", "connections/s, a connection per message", "s", "conn/
 for title, f in plots:
     print(f"## {title}\n\n![{title}]({f})\n")
 
+def cpu(step):
+    """Shares of the machine's CPU time over the step, from /proc/stat."""
+    try:
+        with open(os.path.join(OUT, step + ".cpu")) as f:
+            a, b = [[int(x) for x in l.split()[1:]] for l in f.read().splitlines()[:2]]
+    except (OSError, ValueError):
+        return None
+    d = [y - x for x, y in zip(a, b)]
+    d += [0] * (8 - len(d))
+    tot = sum(d[:8]) or 1
+    return {"user": (d[0] + d[1]) / tot, "system": (d[2] + d[5] + d[6]) / tot,
+            "iowait": d[4] / tot, "idle": d[3] / tot, "steal": d[7] / tot}
+
+
+STEPS = ["raw", "accept", "gen1", "gen2", "conn", "relay", "pf-accept", "pf-relay"]
+cpus = [(s, cpu(s)) for s in STEPS if cpu(s)]
+if cpus:
+    print("## CPU time over each step (the whole machine)\n")
+    print("| step | user | system+irq | iowait | idle | steal |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for st, c in cpus:
+        print(f"| {st} | {c['user']:.0%} | {c['system']:.0%} | {c['iowait']:.0%} | "
+              f"{c['idle']:.0%} | {c['steal']:.0%} |")
+    print()
+for st in STEPS:
+    try:
+        with open(os.path.join(OUT, st + ".perf.txt")) as f:
+            prof = f.read().strip().splitlines()
+    except OSError:
+        continue
+    print(f"### Profile of {st} (perf, system-wide; top entries)\n")
+    print("```")
+    print("\n".join(prof[:40]))
+    print("```\n")
+
 print("## Steps\n")
 print("| step | completed | report |")
 print("| --- | --- | --- |")
-for s in ["raw", "accept", "gen1", "gen2", "conn", "relay", "pf-accept", "pf-relay"]:
+for s in STEPS:
     st = {"1": "yes", "0": "FAILED"}.get(OK.get(s), "not run")
     print(f"| {s} | {st} | {s}.out, {s}.json |")
 print()
