@@ -253,10 +253,49 @@ if cpus:
         print(f"| {st} | {c['user']:.0%} | {c['system']:.0%} | {c['iowait']:.0%} | "
               f"{c['idle']:.0%} | {c['steal']:.0%} |")
     print()
+# The processes a step runs; any other one sampled is another tenant of
+# the machine (other builds and benchmarks, virtual machines) competing for
+# the same cores.
+OURS = {"sluiced", "sluice-queue", "sluice-plane", "sluice-gen", "eal-intr-thread",
+        "telemetry-v2", "perf", "swapper", "queue-bench", "smtpd", "cleanup", "qmgr",
+        "trivial-rewrite", "master", "postlogd", "smtp", "anvil", "proxymap", "bounce",
+        "scache", "pickup", "showq", "postfix-script", "postfix", "bash", "sleep",
+        "python3", "ip", "ss", "sluicectl"}
+OURS_PREFIX = ("rte-worker", "rte_mp", "kworker", "ksoftirqd", "migration", "rcu", "jbd2",
+               "kdamond", "idle_inject", "cpuhp")
+
+
+def others(step):
+    """Share of perf's samples in processes that are not the step's own."""
+    try:
+        with open(os.path.join(OUT, step + ".comm.txt")) as f:
+            rows = [l.split(None, 1) for l in f if "%" in l]
+    except OSError:
+        return None
+    tot = oth = 0.0
+    names = {}
+    for pct, comm in rows:
+        v = float(pct.rstrip("%"))
+        comm = comm.strip()
+        tot += v
+        if comm not in OURS and not comm.startswith(OURS_PREFIX):
+            oth += v
+            names[comm] = names.get(comm, 0) + v
+    top = ", ".join(f"{n} {v:.0f}%" for n, v in sorted(names.items(), key=lambda x: -x[1])[:4])
+    return oth, top
+
+
+shares = [(st, others(st)) for st in STEPS if others(st)]
+if shares:
+    print("Samples in other tenants' processes (by command name, so a lower "
+          "bound: another tenant's sluiced or python3 counts as this step's):\n")
+    for st, (oth, top) in shares:
+        print(f"- {st}: {oth:.0f}% ({top})")
+    print()
 for st in STEPS:
     try:
         with open(os.path.join(OUT, st + ".perf.txt")) as f:
-            prof = f.read().strip().splitlines()
+            prof = f.read().rstrip().splitlines()
     except OSError:
         continue
     print(f"### Profile of {st} (perf, system-wide; top entries)\n")
