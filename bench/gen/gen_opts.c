@@ -118,7 +118,7 @@ int gen_fail_parse(struct gen_fail_rule *r, const char *spec, char *err, size_t 
 		snprintf(err, errlen, "--fail %s: bad domain", spec);
 		return -1;
 	}
-	snprintf(r->domain, sizeof(r->domain), "%s", buf);
+	memcpy(r->domain, buf, strlen(buf) + 1);	/* fits: checked above */
 	for (t = strtok_r(colon + 1, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(t, '=');
 		double *dst = NULL;
