@@ -12,6 +12,7 @@ that cannot be measured is reported as such and fails the run.
 """
 import json
 import os
+import re
 import sys
 
 OUT, DURATION, CONC, SIZE = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -295,7 +296,8 @@ if shares:
 for st in STEPS:
     try:
         with open(os.path.join(OUT, st + ".perf.txt")) as f:
-            prof = f.read().rstrip().splitlines()
+            prof = [re.sub(r"\s+-\s+-\s*$", "", l.rstrip())
+                    for l in f.read().rstrip().splitlines()]
     except OSError:
         continue
     print(f"### Profile of {st} (perf, system-wide; top entries)\n")
