@@ -126,6 +126,14 @@ struct plane {
 	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
 	struct rdns_stats rdns_st;
 
+	/* the destinations with most deferrals, for other threads
+	 * (plane_dest_top): asked and answered by generation under top_mu */
+	pthread_mutex_t top_mu;
+	pthread_cond_t top_cv;
+	uint64_t top_asked, top_done;
+	unsigned ntop;
+	struct sched_dest_count top[PLANE_TOP_MAX];
+
 	/* counters as of the last loop, for the main thread (racy reads) */
 	struct dns_stats dns_snap;
 	struct route_stats route_snap;
@@ -500,6 +508,21 @@ static void dest_request(struct plane *p, struct plane_req *r)
 	finish(r, true, json_pack("{s:o}", "dests", dests));
 }
 
+/* plane_dest_top's question, if one waits: the scheduler's top list. */
+static void top_answer(struct plane *p)
+{
+	uint64_t asked;
+
+	pthread_mutex_lock(&p->top_mu);
+	asked = p->top_asked;
+	if (asked != p->top_done) {
+		p->ntop = p->sched ? sched_dest_top(p->sched, p->top, PLANE_TOP_MAX) : 0;
+		p->top_done = asked;
+		pthread_cond_broadcast(&p->top_cv);
+	}
+	pthread_mutex_unlock(&p->top_mu);
+}
+
 /* ---- the thread ------------------------------------------------------------ */
 
 static void start_request(struct plane *p, struct plane_req *r)
@@ -588,6 +611,7 @@ static void *run(void *arg)
 			in = next;
 		}
 		take_asks(p);
+		top_answer(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
 		bench_fill(p);
 		if (p->sched) {
@@ -672,6 +696,14 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	p->reply_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->top_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->top_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	for (unsigned i = 0; i < PLANE_REQ_MAX; i++) {
 		p->pool[i].p = p;
 		push(&p->freelist, &p->pool[i]);
@@ -749,6 +781,8 @@ void plane_free(struct plane *p)
 	if (p->reply_fd >= 0)
 		close(p->reply_fd);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->top_mu);
+	pthread_cond_destroy(&p->top_cv);
 	free(p);
 }
 
@@ -980,4 +1014,36 @@ void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 	if (p->sched)
 		stats_visit(fn, user, "sched", sched_stat_names, STATS_VALUES(&p->sched_snap),
 			    sched_stat_count);
+}
+
+int plane_dest_top(struct plane *p, struct sched_dest_count *out, unsigned max,
+		   unsigned timeout_ms)
+{
+	struct timespec until;
+	uint64_t gen;
+	int rc = 0;
+	unsigned n;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->top_mu);
+	gen = ++p->top_asked;
+	pthread_mutex_unlock(&p->top_mu);
+	signal_fd(p->wake_fd);
+	pthread_mutex_lock(&p->top_mu);
+	while (p->top_done < gen && rc == 0)
+		rc = pthread_cond_timedwait(&p->top_cv, &p->top_mu, &until);
+	if (p->top_done < gen) {
+		pthread_mutex_unlock(&p->top_mu);
+		return -1;
+	}
+	n = p->ntop < max ? p->ntop : max;
+	memcpy(out, p->top, n * sizeof(*out));
+	pthread_mutex_unlock(&p->top_mu);
+	return (int)n;
 }

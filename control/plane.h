@@ -99,6 +99,18 @@ unsigned plane_take_replies(struct plane *p,
 			    void (*fn)(void *user, struct ctl_ticket t, bool ok, json_t *value),
 			    void *user);
 
+/*
+ * The scheduler's destinations with the most recipients deferred
+ * (sched_dest_top), at most max (<= PLANE_TOP_MAX), for a thread other than
+ * the plane's and the main one (the metrics exporter, DPDK telemetry): the
+ * plane answers between two passes; the caller waits at most timeout_ms.
+ * How many, or -1 (no answer in time). 0 without delivery.
+ */
+#define PLANE_TOP_MAX 100
+struct sched_dest_count;
+int plane_dest_top(struct plane *p, struct sched_dest_count *out, unsigned max,
+		   unsigned timeout_ms);
+
 /* The resolver's, router's and scheduler's counters (groups dns, route,
  * rdns, sched) to fn. A snapshot the thread refreshes every loop. */
 void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user);

@@ -267,6 +267,22 @@ int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *
  */
 unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t *dests);
 
+/*
+ * The max destinations in memory with the most recipients deferred (by a
+ * reply, or without a connection while dead), then the most queued, into
+ * out[], best first: for metrics. Their counts live with the destination
+ * in memory: one forgotten when idle starts again from 0 (a counter
+ * reset). O(destinations x max). Returns how many.
+ */
+struct sched_dest_count {
+	char name[DEST_NAME_MAX];
+	uint64_t deferred;		/* recipients deferred, since in memory */
+	unsigned queued;		/* items waiting, both classes */
+	unsigned in_flight;		/* jobs lent */
+	bool dead;
+};
+unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned max);
+
 /* ---- counters ---- */
 
 /*

@@ -33,6 +33,7 @@
 #include "control/commands.h"
 #include "control/config_check.h"
 #include "control/ctl_server.h"
+#include "control/metrics.h"
 #include "control/plane.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/smtp/smtp_policy.h"
@@ -55,6 +56,7 @@ struct daemon {
 	struct plane *plane;		/* resolver, router, delivery scheduler: the
 					 * control-plane thread */
 	struct smtp_policy policy;	/* read by every lcore's SMTP sessions */
+	struct metrics *metrics;	/* Prometheus and DPDK telemetry (metrics.h) */
 	int sig_fd;
 	int stop;
 };
@@ -261,6 +263,7 @@ static void main_loop(struct daemon *d)
 			plane_take_replies(d->plane, plane_answer, d);
 		dp_log_drain(d->dp);
 		ctl_server_service(d->ctl, pfds + 2, n - 2, clock_mono_ns() / NS_PER_MS);
+		metrics_ctl_snapshot(d->metrics, d->ctl);
 	}
 }
 
@@ -343,6 +346,27 @@ static int run(struct daemon *d, const char *argv0)
 	}
 	d->ctl_ctx.dp = d->dp;
 	d->ctl_ctx.plane = d->plane;
+	{
+		struct metrics_conf mc = { .top_destinations = d->cfg.metrics.top_destinations,
+					   .version = SLUICE_VERSION, .telemetry = true };
+		struct metrics_src ms = { d->dp, d->queue, d->plane };
+		char err[320];
+		snprintf(mc.listen, sizeof(mc.listen), "%s", d->cfg.metrics.listen);
+		d->metrics = metrics_start(&mc, &ms, err, sizeof(err));
+		if (!d->metrics) {
+			log_err("metrics: %s", err);
+			ctl_server_close(d->ctl);
+			plane_stop(d->plane);
+			dp_halt(d->dp);
+			plane_free(d->plane);
+			smtp_teardown(d);
+			dp_stop(d->dp);
+			tls_ctx_free(d->tls_client);
+			return 1;
+		}
+		if (mc.listen[0])
+			log_notice("metrics: Prometheus exposition at http://%s/metrics", mc.listen);
+	}
 	inet_ntop(AF_INET, &d->cfg.dp.addr.ip, ip, sizeof(ip));
 	log_notice("sluiced %s ready: %s/%d, %u worker lcore(s), control %s", SLUICE_VERSION,
 		   ip, d->cfg.net_prefix, d->cfg.dp.workers, d->cfg.control.socket);
@@ -350,6 +374,8 @@ static int run(struct daemon *d, const char *argv0)
 	main_loop(d);
 
 	drain_smtp(d);
+	metrics_stop(d->metrics);	/* it reads the plane, queue and dataplane */
+	d->metrics = NULL;
 	ctl_server_close(d->ctl);
 	/* The plane uses the lcores (its DNS sockets are theirs, delivery jobs
 	 * run on them): stop it first; the scheduler writes what came back. */

@@ -421,80 +421,70 @@ void dp_stop(struct dataplane *dp)
 	free(dp);
 }
 
-/* Sum one counter group over all workers into out[]. */
-static void sum_group(struct dataplane *dp, size_t off, unsigned n, uint64_t *out)
+/* Sum one counter group over workers [w0, w1) into out[]. */
+static void sum_group(struct dataplane *dp, unsigned w0, unsigned w1, size_t off, unsigned n,
+		      uint64_t *out)
 {
 	memset(out, 0, n * sizeof(*out));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(out, (const char *)dp->workers[i] + off, n);
 }
 
-void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
+/* Every group the worker lcores keep, summed over workers [w0, w1): their
+ * counters, and the gauges of what they hold. */
+static void visit_lcores(struct dataplane *dp, unsigned w0, unsigned w1, stats_visit_fn fn,
+			 void *user)
 {
 	uint64_t v[128];
-	struct rte_eth_stats es;
-	static const char *const port_names[] = { "ipackets", "opackets", "ibytes",
-		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
 
 	_Static_assert(sizeof(struct net_stats) / 8 <= 128 &&
 		       sizeof(struct tcp_stats) / 8 <= 128 &&
 		       sizeof(struct udp_stats) / 8 <= 128 &&
-		       sizeof(struct dpsock_hub_stats) / 8 <= 128 &&
 		       sizeof(struct dpsock_lcore_stats) / 8 <= 128, "grow v[]");
-	sum_group(dp, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
 	stats_visit(fn, user, "net", net_stat_names, v, net_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
 	stats_visit(fn, user, "lcore", lcore_stat_names, v, lcore_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, imp_rx.stats), impair_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, imp_rx.stats), impair_stat_count, v);
 	stats_visit(fn, user, "impair_rx", impair_stat_names, v, impair_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
 	stats_visit(fn, user, "impair_tx", impair_stat_names, v, impair_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, &dp->workers[i]->log->stats, log_ring_stat_count);
 	stats_visit(fn, user, "log", log_ring_stat_names, v, log_ring_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, ask_port_stats(dp->workers[i]->asks), ask_stat_count);
 	stats_visit(fn, user, "ask", ask_stat_names, v, ask_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
 	stats_visit(fn, user, "steer", steer_stat_names, v, steer_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, tcp_stack_stats(dp->workers[i]->tcp), tcp_stat_count);
 	stats_visit(fn, user, "tcp", tcp_stat_names, v, tcp_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, udp_stack_stats(dp->workers[i]->udp), udp_stat_count);
 	stats_visit(fn, user, "udp", udp_stat_names, v, udp_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, dpsock_lcore_get_stats(dp->workers[i]->dpsock),
 			  dpsock_lcore_stat_count);
 	stats_visit(fn, user, "dpsock", dpsock_lcore_stat_names, v,
 		    dpsock_lcore_stat_count);
-	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++)
-		stats_add(v, dpsock_hub_get_stats(dp->hubs[i]), dpsock_hub_stat_count);
-	stats_visit(fn, user, "dpsock_hub", dpsock_hub_stat_names, v,
-		    dpsock_hub_stat_count);
 	{
 		static const char *const gauge_names[] = { "tcp_conns", "tcp_mbufs_held",
-			"mbufs_free", "udp_socks", "udp_mbufs_held", "dpsock_socks",
-			"dpsock_req_slots_free", "dpsock_evt_slots_free" };
-		uint64_t g[8] = { 0, 0, rte_mempool_avail_count(dp->port.pool), 0, 0, 0, 0, 0 };
-		for (unsigned i = 0; i < dp->nworkers; i++) {
+			"udp_socks", "udp_mbufs_held", "dpsock_evt_slots_free" };
+		uint64_t g[5] = { 0 };
+		for (unsigned i = w0; i < w1; i++) {
 			g[0] += tcp_stack_conn_count(dp->workers[i]->tcp);
 			g[1] += tcp_stack_mbufs_held(dp->workers[i]->tcp);
-			g[3] += udp_stack_sock_count(dp->workers[i]->udp);
-			g[4] += udp_stack_mbufs_held(dp->workers[i]->udp);
-			g[7] += dpsock_lcore_free_slots(dp->workers[i]->dpsock);
+			g[2] += udp_stack_sock_count(dp->workers[i]->udp);
+			g[3] += udp_stack_mbufs_held(dp->workers[i]->udp);
+			g[4] += dpsock_lcore_free_slots(dp->workers[i]->dpsock);
 		}
-		for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
-			g[5] += dpsock_hub_open_count(dp->hubs[i]);
-			g[6] += dpsock_hub_free_slots(dp->hubs[i]);
-		}
-		stats_visit(fn, user, "gauge", gauge_names, g, 8);
+		stats_visit(fn, user, "gauge", gauge_names, g, 5);
 	}
 	if (dp->workers[0] && dp->workers[0]->smtp) {
 		static const char *const smtp_gauge_names[] = { "sessions", "inflight",
@@ -503,11 +493,11 @@ void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 		_Static_assert(sizeof(struct smtp_stats) / 8 <= 128 &&
 			       sizeof(struct smtp_service_stats) / 8 <= 128, "grow v[]");
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		for (unsigned i = w0; i < w1; i++)
 			stats_add(v, smtp_service_engine_stats(dp->workers[i]->smtp), smtp_stat_count);
 		stats_visit(fn, user, "smtp", smtp_stat_names, v, smtp_stat_count);
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++) {
+		for (unsigned i = w0; i < w1; i++) {
 			stats_add(v, smtp_service_get_stats(dp->workers[i]->smtp),
 				  smtp_service_stat_count);
 			smtp_service_gauges(dp->workers[i]->smtp, &g[0], &g[1], &g[2]);
@@ -523,13 +513,13 @@ void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 		_Static_assert(sizeof(struct dlv_stats) / 8 <= 128 &&
 			       sizeof(struct smtp_client_stats) / 8 <= 128, "grow v[]");
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++) {
+		for (unsigned i = w0; i < w1; i++) {
 			stats_add(v, dlv_get_stats(dp->workers[i]->dlv), dlv_stat_count);
 			dlv_gauges(dp->workers[i]->dlv, &g[0], &g[1], &g[2]);
 		}
 		stats_visit(fn, user, "delivery", dlv_stat_names, v, dlv_stat_count);
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		for (unsigned i = w0; i < w1; i++)
 			stats_add(v, dlv_client_stats(dp->workers[i]->dlv), smtp_client_stat_count);
 		stats_visit(fn, user, "smtp_client", smtp_client_stat_names, v,
 			    smtp_client_stat_count);
@@ -537,26 +527,72 @@ void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		for (unsigned i = w0; i < w1; i++)
 			stats_add(v, echo_get_stats(dp->workers[i]->echo), echo_stat_count);
 		stats_visit(fn, user, "echo", echo_stat_names, v, echo_stat_count);
-		/* Per lcore too: tests check that every lcore did its share. */
-		for (unsigned i = 0; i < dp->nworkers; i++) {
-			char g[32];
-			snprintf(g, sizeof(g), "echo%u", i);
-			stats_visit(fn, user, g, echo_stat_names,
-				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
-		}
 	}
-	for (unsigned i = 0; i < dp->nworkers; i++) {
-		char g[32];
-		snprintf(g, sizeof(g), "steer%u", i);
-		stats_visit(fn, user, g, steer_stat_names,
-			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
+}
+
+/* What no one lcore owns: the mbuf pool, the dpsock hubs, the port. */
+static void visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
+{
+	uint64_t v[128];
+	struct rte_eth_stats es;
+	static const char *const port_names[] = { "ipackets", "opackets", "ibytes",
+		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
+	static const char *const gauge_names[] = { "mbufs_free", "dpsock_socks",
+		"dpsock_req_slots_free" };
+	uint64_t g[3] = { rte_mempool_avail_count(dp->port.pool), 0, 0 };
+
+	_Static_assert(sizeof(struct dpsock_hub_stats) / 8 <= 128, "grow v[]");
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++)
+		stats_add(v, dpsock_hub_get_stats(dp->hubs[i]), dpsock_hub_stat_count);
+	stats_visit(fn, user, "dpsock_hub", dpsock_hub_stat_names, v,
+		    dpsock_hub_stat_count);
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
+		g[1] += dpsock_hub_open_count(dp->hubs[i]);
+		g[2] += dpsock_hub_free_slots(dp->hubs[i]);
 	}
+	stats_visit(fn, user, "gauge", gauge_names, g, 3);
 	if (rte_eth_stats_get(dp->port.port_id, &es) == 0) {
 		uint64_t pv[] = { es.ipackets, es.opackets, es.ibytes, es.obytes,
 				  es.imissed, es.ierrors, es.oerrors, es.rx_nombuf };
 		stats_visit(fn, user, "port", port_names, pv, 8);
 	}
+}
+
+void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
+{
+	visit_lcores(dp, 0, dp->nworkers, fn, user);
+	visit_shared(dp, fn, user);
+	/* Per lcore too, as groups of their own: tests check that every
+	 * lcore did its share. */
+	for (unsigned i = 0; i < dp->nworkers; i++) {
+		char g[32];
+		if (dp->workers[i]->echo) {
+			snprintf(g, sizeof(g), "echo%u", i);
+			stats_visit(fn, user, g, echo_stat_names,
+				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
+		}
+		snprintf(g, sizeof(g), "steer%u", i);
+		stats_visit(fn, user, g, steer_stat_names,
+			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
+	}
+}
+
+void dp_stats_visit_worker(struct dataplane *dp, unsigned worker, stats_visit_fn fn, void *user)
+{
+	if (worker < dp->nworkers)
+		visit_lcores(dp, worker, worker + 1, fn, user);
+}
+
+void dp_stats_visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
+{
+	visit_shared(dp, fn, user);
+}
+
+unsigned dp_worker_lcore(const struct dataplane *dp, unsigned worker)
+{
+	return worker < dp->nworkers ? dp->workers[worker]->lcore_id : 0;
 }

@@ -134,5 +134,14 @@ unsigned dp_workers(const struct dataplane *dp);
  * group "tcp", name "rx_segments", value). Reads the lcores' counters
  * racily (see common/stats.h). */
 void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user);
+/* The same walk in two parts, for an exporter that labels per lcore: the
+ * groups one worker keeps (its own values, not summed: net, tcp, smtp...
+ * and the gauges of what it holds), and those no worker owns (the mbuf
+ * pool, the dpsock hubs, the port). dp_stats_visit gives the sum of the
+ * first over all workers, the second, and per-worker copies of a few. */
+void dp_stats_visit_worker(struct dataplane *dp, unsigned worker, stats_visit_fn fn, void *user);
+void dp_stats_visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user);
+/* Worker `worker`'s EAL lcore id (what log lines call "lcore N"). */
+unsigned dp_worker_lcore(const struct dataplane *dp, unsigned worker);
 
 #endif
