@@ -404,6 +404,16 @@ static char *routes_text(const char *path, char *err, size_t n)
 	return text;
 }
 
+char *config_routes_text(const struct sluice_config *c, char *err, size_t n)
+{
+	if (!c->routes.file[0]) {
+		if (n)
+			err[0] = '\0';
+		return NULL;
+	}
+	return routes_text(c->routes.file, err, n);
+}
+
 int config_routes_load(const struct sluice_config *c, struct router *rt, char *err, size_t n)
 {
 	char *text;

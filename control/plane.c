@@ -116,6 +116,9 @@ struct plane {
 	struct dest_policy dest;
 
 	pthread_mutex_t mu;
+	struct plane_update *update;	/* under mu: a reload's, not yet taken */
+	_Atomic uint64_t update_done;	/* gen of the last one applied */
+	atomic_bool update_routes_ok;
 	struct plane_req *inbox, *outbox, *freelist;
 	struct plane_req pool[PLANE_REQ_MAX];
 
@@ -590,6 +593,69 @@ static void start_request(struct plane *p, struct plane_req *r)
 	}
 }
 
+/* ---- reloads ---- */
+
+void plane_update_free(struct plane_update *u)
+{
+	if (!u)
+		return;
+	free(u->routes_text);
+	free(u);
+}
+
+void plane_update(struct plane *p, struct plane_update *u)
+{
+	struct plane_update *old;
+
+	pthread_mutex_lock(&p->mu);
+	old = p->update;
+	p->update = u;
+	pthread_mutex_unlock(&p->mu);
+	plane_update_free(old);
+	signal_fd(p->wake_fd);
+}
+
+uint64_t plane_update_applied(struct plane *p, bool *routes_ok)
+{
+	if (routes_ok)
+		*routes_ok = atomic_load(&p->update_routes_ok);
+	return atomic_load(&p->update_done);
+}
+
+/* On the plane thread, between two passes: nothing of the router or the
+ * scheduler is in use. */
+static void take_update(struct plane *p)
+{
+	struct plane_update *u;
+	char err[256];
+	int n;
+	bool ok = true;
+
+	pthread_mutex_lock(&p->mu);
+	u = p->update;
+	p->update = NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (!u)
+		return;
+	n = route_replace(p->rt, u->relayhost, u->routes_text, u->routes_name, err, sizeof(err));
+	if (n < 0) {
+		log_err("reload %llu: routes not changed: %s", (unsigned long long)u->gen, err);
+		ok = false;
+	} else {
+		log_info("reload %llu: relayhost '%s', %d static route(s)%s%s",
+			 (unsigned long long)u->gen, u->relayhost, n,
+			 u->routes_text ? " from " : "", u->routes_text ? u->routes_name : "");
+	}
+	if (p->sched) {
+		p->retry = u->retry;
+		p->dest = u->dest;
+		sched_policy_reloaded(p->sched);
+	}
+	atomic_store(&p->update_routes_ok, ok);
+	atomic_store(&p->update_done, u->gen);
+	plane_update_free(u);
+}
+
 static void *run(void *arg)
 {
 	struct plane *p = arg;
@@ -610,6 +676,7 @@ static void *run(void *arg)
 			start_request(p, in);
 			in = next;
 		}
+		take_update(p);
 		take_asks(p);
 		top_answer(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
@@ -780,6 +847,7 @@ void plane_free(struct plane *p)
 		close(p->wake_fd);
 	if (p->reply_fd >= 0)
 		close(p->reply_fd);
+	plane_update_free(p->update);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->top_mu);
 	pthread_cond_destroy(&p->top_cv);

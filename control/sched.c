@@ -2592,6 +2592,20 @@ static bool top_above(const struct sched_dest_count *a, const struct sched_dest_
 	return strcmp(a->name, b->name) < 0;
 }
 
+void sched_policy_reloaded(struct sched *s)
+{
+	char pname[DEST_NAME_MAX];
+	unsigned n = 0;
+
+	for (size_t i = 0; i <= s->dmask; i++)
+		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
+			policy_name(d->d.name, pname, sizeof(pname));
+			dest_reconf(&d->d, dest_conf_for(s->e.dest, pname));
+			n++;
+		}
+	log_info("delivery: new retry and destination policies; %u destination(s) updated", n);
+}
+
 unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned max)
 {
 	unsigned n = 0;

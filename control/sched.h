@@ -239,6 +239,11 @@ int sched_flush_all(struct sched *s, unsigned *n);
 /* Clear one destination's backoff (dest_clear_backoff). 0, or -1: no such
  * destination in memory. */
 int sched_dest_clear(struct sched *s, const char *key);
+/* A reload wrote new policies where env.retry and env.dest point (on the
+ * scheduler's thread, between two passes): every destination in memory
+ * takes its new settings (dest_reconf); later retries use the new
+ * schedules. */
+void sched_policy_reloaded(struct sched *s);
 
 /*
  * The operator gives up on message id (exim -Mg): every recipient not yet
