@@ -36,6 +36,9 @@ struct dataplane {
 	atomic_bool drain;		/* SMTP winding down (dp_drain) */
 	bool started, halted, stopped;
 	struct smtp_limits limits;	/* SMTP session counts, all lcores */
+	struct smtp_live_slot live;	/* the SMTP settings in force (reloads) */
+	struct smtp_live *retired;	/* replaced snapshots not yet freed */
+	uint64_t live_gen;		/* the last published generation */
 	unsigned nworkers;
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
 	struct dpsock_hub *hubs[DP_DPSOCK_HUBS];
@@ -134,7 +137,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	if (!lc->asks)
 		return -ENOMEM;
 	if (dp->conf.smtp.port) {
-		lc->smtp = smtp_service_create(lc->tcp, &dp->conf.smtp, &dp->limits,
+		lc->smtp = smtp_service_create(lc->tcp, &dp->conf.smtp, &dp->limits, &dp->live,
 					       dp->conf.tcp.rcvbuf, lcore_id, &lc->ns.now_ns);
 		if (!lc->smtp)
 			return -ENOMEM;
@@ -249,6 +252,12 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 	if (!dp)
 		return NULL;
 	dp->conf = *conf;
+	if (conf->smtp.live) {
+		conf->smtp.live->gen = dp->live_gen = 1;
+		atomic_init(&conf->smtp.live->sessions, 0);
+		conf->smtp.live->retired_next = NULL;
+	}
+	atomic_init(&dp->live.cur, conf->smtp.live);
 	atomic_init(&dp->quit, false);
 	atomic_init(&dp->drain, false);
 
@@ -404,6 +413,82 @@ void dp_halt(struct dataplane *dp)
 		rte_eal_mp_wait_lcore();
 }
 
+/* ---- SMTP settings snapshots (smtp_service.h) ---- */
+
+static void live_free_all(struct dataplane *dp)
+{
+	while (dp->retired) {
+		struct smtp_live *l = dp->retired;
+		dp->retired = l->retired_next;
+		smtp_live_free(l);
+	}
+	smtp_live_free(atomic_load(&dp->live.cur));
+	atomic_store(&dp->live.cur, NULL);
+}
+
+uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l)
+{
+	struct smtp_live *old = atomic_load_explicit(&dp->live.cur, memory_order_relaxed);
+
+	l->gen = ++dp->live_gen;
+	atomic_init(&l->sessions, 0);
+	l->retired_next = NULL;
+	atomic_store_explicit(&dp->live.cur, l, memory_order_release);
+	if (old) {
+		old->retired_next = dp->retired;
+		dp->retired = old;
+	}
+	return l->gen;
+}
+
+/* The oldest generation some worker lcore may still take new references
+ * from: the smallest seen. */
+static uint64_t live_min_seen(struct dataplane *dp)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (unsigned i = 0; i < dp->nworkers; i++) {
+		struct smtp_service *svc = dp->workers[i] ? dp->workers[i]->smtp : NULL;
+		uint64_t seen;
+		if (!svc)
+			continue;
+		seen = smtp_service_live_seen(svc);
+		if (seen < min)
+			min = seen;
+	}
+	return min;
+}
+
+unsigned dp_smtp_reclaim(struct dataplane *dp)
+{
+	struct smtp_live **pp = &dp->retired;
+	uint64_t min;
+	unsigned left = 0;
+
+	if (!dp->retired)
+		return 0;
+	min = live_min_seen(dp);
+	while (*pp) {
+		struct smtp_live *l = *pp;
+		/* every lcore uses a later one (so takes no new reference to
+		 * l), and no session holds l: nothing can read it again */
+		if (min > l->gen &&
+		    atomic_load_explicit(&l->sessions, memory_order_acquire) == 0) {
+			*pp = l->retired_next;
+			smtp_live_free(l);
+			continue;
+		}
+		left++;
+		pp = &l->retired_next;
+	}
+	return left;
+}
+
+const struct smtp_live *dp_smtp_live(const struct dataplane *dp)
+{
+	return atomic_load_explicit(&dp->live.cur, memory_order_relaxed);
+}
+
 void dp_stop(struct dataplane *dp)
 {
 	if (!dp || dp->stopped)
@@ -413,6 +498,7 @@ void dp_stop(struct dataplane *dp)
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		free_worker(dp->workers[i]);
 	free_hubs(dp);
+	live_free_all(dp);
 	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);
 	free_rings(dp);

@@ -93,6 +93,21 @@ void dp_drain(struct dataplane *dp);
 /* SMTP connections still open plus messages still with the queue. */
 unsigned dp_smtp_active(struct dataplane *dp);
 
+/*
+ * Reloads (smtp_service.h, struct smtp_live). dp_init takes the first
+ * snapshot from conf->smtp.live (the caller still owns it if dp_init
+ * fails). dp_smtp_publish makes l the one new sessions on every lcore use
+ * from their next burst on, and takes ownership of it; the one it replaces
+ * waits until dp_smtp_reclaim finds that every lcore has passed a burst
+ * boundary since and no session still holds it, then is freed (dp_stop
+ * frees whatever is left). Main thread only. publish returns l's
+ * generation; reclaim how many replaced snapshots still wait.
+ */
+uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l);
+unsigned dp_smtp_reclaim(struct dataplane *dp);
+/* The snapshot in force (main thread; NULL without SMTP). */
+const struct smtp_live *dp_smtp_live(const struct dataplane *dp);
+
 /* Write out the worker lcores' queued log lines (main lcore; they never
  * write to stderr or syslog themselves). Returns the lines written. */
 unsigned dp_log_drain(struct dataplane *dp);
