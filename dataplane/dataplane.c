@@ -39,6 +39,8 @@ struct dataplane {
 	struct smtp_live_slot live;	/* the SMTP settings in force (reloads) */
 	struct smtp_live *retired;	/* replaced snapshots not yet freed */
 	uint64_t live_gen;		/* the last published generation */
+	uint64_t live_st[2];		/* smtp_live.published, .freed (main
+					 * thread; read racily by stats) */
 	unsigned nworkers;
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
 	struct dpsock_hub *hubs[DP_DPSOCK_HUBS];
@@ -431,6 +433,7 @@ uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l)
 	struct smtp_live *old = atomic_load_explicit(&dp->live.cur, memory_order_relaxed);
 
 	l->gen = ++dp->live_gen;
+	dp->live_st[0]++;
 	atomic_init(&l->sessions, 0);
 	l->retired_next = NULL;
 	atomic_store_explicit(&dp->live.cur, l, memory_order_release);
@@ -476,6 +479,7 @@ unsigned dp_smtp_reclaim(struct dataplane *dp)
 		    atomic_load_explicit(&l->sessions, memory_order_acquire) == 0) {
 			*pp = l->retired_next;
 			smtp_live_free(l);
+			dp->live_st[1]++;
 			continue;
 		}
 		left++;
@@ -641,6 +645,11 @@ static void visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
 		g[2] += dpsock_hub_free_slots(dp->hubs[i]);
 	}
 	stats_visit(fn, user, "gauge", gauge_names, g, 3);
+	{	/* reloads' SMTP snapshots: published - freed - 0 or 1 still wait */
+		static const char *const live_names[] = { "published", "freed" };
+		uint64_t lv[2] = { dp->live_st[0], dp->live_st[1] };
+		stats_visit(fn, user, "smtp_live", live_names, lv, 2);
+	}
 	if (rte_eth_stats_get(dp->port.port_id, &es) == 0) {
 		uint64_t pv[] = { es.ipackets, es.opackets, es.ibytes, es.obytes,
 				  es.imissed, es.ierrors, es.oerrors, es.rx_nombuf };

@@ -104,6 +104,7 @@ unsigned dp_smtp_active(struct dataplane *dp);
  * generation; reclaim how many replaced snapshots still wait.
  */
 uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l);
+/* Counted in stats as smtp_live.published (by reloads) and smtp_live.freed. */
 unsigned dp_smtp_reclaim(struct dataplane *dp);
 /* The snapshot in force (main thread; NULL without SMTP). */
 const struct smtp_live *dp_smtp_live(const struct dataplane *dp);

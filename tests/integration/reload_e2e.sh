@@ -9,8 +9,10 @@
 #     opened before the reload stays up and keeps its settings (a 15000-byte
 #     message is taken, 250); a new one is offered SIZE 10000 and the same
 #     message is refused 552. The reply lists what changed and what needs
-#     a restart.
-#  3. SIGHUP does the same: 10000 -> 5000 with a session open across it.
+#     a restart. The routes file it names is read: its static route is in
+#     force (route lookup).
+#  3. SIGHUP does the same: 10000 -> 5000 with a session open across it;
+#     the file names no routes file: no static route left.
 #  4. A limit above its start-up value (message_size_limit 40000 > 20000)
 #     needs a restart: reported, the start-up value in force.
 #  5. A bad file is refused whole (sluicectl reload: exit 1, each error
@@ -18,7 +20,8 @@
 #     (recipient limit, relay policy) is not applied, the old settings are
 #     still in force.
 #  6. The reloads are counted: sluice_config_reloads_total{result="ok"} and
-#     {result="refused"} in the metrics.
+#     {result="refused"} in the metrics; every snapshot a reload replaced
+#     is freed once its sessions are gone (smtp_live.freed = .published).
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup rld "$1"
@@ -49,7 +52,10 @@ conf c "message_size_limit = 5000"
 conf b "message_size_limit = 10000
 body_memory = 128m
 [log]
-level = debug"
+level = debug
+[routes]
+routes_file = $T_DIR/routes"
+printf 'reload.example [192.0.2.9]:2526\n' >"$T_DIR/routes"
 conf a "message_size_limit = 20000"	# the one sluiced starts with: last, in T_CONF
 
 # field FILE NAME: a "name value" line's value from reload_sessions.py's output
@@ -118,6 +124,10 @@ check "the log says what the reload did" \
 	grep -q "reload 1 of $T_CONF: applied; changed .*smtp.message_size_limit.*needs a restart.*smtp.body_memory" "$T_LOG"
 check "[log] level debug is in force (a debug line after the reload)" \
 	wait_for 20 grep -q ": debug: " "$T_LOG"
+route_is() { ctl --json route lookup reload.example 2>/dev/null | grep -q "$1"; }
+check "the routes file was read: reload.example goes to 192.0.2.9:2526" \
+	wait_for 20 route_is '"addr":"192.0.2.9","port":2526'
+check "route.routes is 1 ($(stat route.routes))" wait_for 20 test "$(stat route.routes)" = 1
 
 # --- 3. SIGHUP ------------------------------------------------------------------------------
 sessions hup c 2 7000 "$T_DIR/s.c"
@@ -133,6 +143,8 @@ check "the session opened before stays up (NOOP $(field $R s1_noop))" \
 	test "$(field $R s1_noop)" = 250
 check "... and its 7000-byte message is taken ($(field $R s1_data_big))" \
 	test "$(field $R s1_data_big)" = 250
+routes_now() { [ "$(stat route.routes)" = "$1" ]; }
+check "no routes file any more: no static route ($(stat route.routes))" wait_for 20 routes_now 0
 
 # --- 4. above the start-up value: needs a restart -------------------------------------------
 cp "$T_DIR/conf.d" "$T_CONF"
@@ -173,6 +185,10 @@ ok_n=$(sed -n 's/^sluice_config_reloads_total{result="ok"} //p' "$T_DIR/m")
 bad_n=$(sed -n 's/^sluice_config_reloads_total{result="refused"} //p' "$T_DIR/m")
 check "reloads counted: 4 ok (${ok_n:-missing}), 2 refused (${bad_n:-missing})" \
 	sh -c "[ '${ok_n:-x}' = 4 ] && [ '${bad_n:-x}' = 2 ]"
+
+freed_all() { [ "$(stat smtp_live.published)" = 4 ] && [ "$(stat smtp_live.freed)" = 4 ]; }
+check "every replaced snapshot freed (published $(stat smtp_live.published), freed $(stat smtp_live.freed))" \
+	wait_for 20 freed_all
 
 check "sluiced stops cleanly (exit 0)" t_stop
 finish
