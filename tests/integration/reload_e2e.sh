@@ -155,7 +155,9 @@ check "the start-up value is in force (SIZE $(size_now))" test "$(size_now)" = 2
 
 # --- 5. a bad file is refused whole ----------------------------------------------------------
 cp "$T_DIR/conf.c" "$T_CONF"
-ctl reload >/dev/null 2>&1
+out=$(ctl reload 2>&1); st=$?
+check "sluicectl reload for people: one line saying what changed (exit $st: $out)" \
+	sh -c "[ $st -eq 0 ] && [ '$out' = 'reload 4 of $T_CONF applied; changed: smtp.message_size_limit' ]"
 check "back to 5000 (SIZE $(size_now))" test "$(size_now)" = 5000
 cp "$T_DIR/conf.bad" "$T_CONF"
 out=$(ctl reload 2>&1); st=$?
