@@ -330,6 +330,11 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 		dp->workers[w++] = lc;
 	}
 	dp->nworkers = w;
+	/* the services read snapshots through dp->live: a reload frees the
+	 * first one, so keep no pointer into it */
+	dp->conf.smtp.live = NULL;
+	dp->conf.smtp.tls = NULL;
+	dp->conf.smtp.engine.policy = NULL;
 	return dp;
 
 fail_port:

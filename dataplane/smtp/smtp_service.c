@@ -1102,6 +1102,11 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	}
 	svc->slot = live;
 	svc->live = atomic_load_explicit(&live->cur, memory_order_acquire);
+	/* settings come from the snapshots from now on: keep no pointer a
+	 * reload may free */
+	svc->conf.tls = NULL;
+	svc->conf.live = NULL;
+	svc->conf.engine.policy = NULL;
 	atomic_init(&svc->live_seen, svc->live->gen);
 	svc->clock_ns = clock_ns;
 	svc->lcore_id = lcore_id;
