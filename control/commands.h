@@ -22,6 +22,10 @@
  *   version               {"version":"0.1.0","protocol":1}
  *   stats                 {"stats":{"group.name":N,...}}: every counter
  *   route, dns, flush, dest: see control/plane.h
+ *   reload                {"reload":{"file","generation","applied":[..],
+ *                         "needs_restart":[..]}}; refused: the error lists
+ *                         every problem, one per line (control/reload.h)
+ *   config check [FILE]   {"config":{"file","ok":true}}; else the errors
  */
 #ifndef SLUICE_COMMANDS_H
 #define SLUICE_COMMANDS_H
@@ -31,6 +35,7 @@
 struct dataplane;
 struct plane;
 struct queue;
+struct reloader;
 struct sluice_config;
 
 /* What the handlers work with; sluiced fills it before the server opens
@@ -42,6 +47,7 @@ struct ctl_ctx {
 	struct dataplane *dp;
 	struct queue *queue;
 	struct plane *plane;
+	struct reloader *reload;	/* reload, config check (reload.h) */
 	const char *version;
 };
 

@@ -117,6 +117,22 @@ void dp_drain(struct dataplane *dp);
 /* SMTP connections still open plus messages still with the queue. */
 unsigned dp_smtp_active(struct dataplane *dp);
 
+/*
+ * Reloads (smtp_service.h, struct smtp_live). dp_init takes the first
+ * snapshot from conf->smtp.live (the caller still owns it if dp_init
+ * fails). dp_smtp_publish makes l the one new sessions on every lcore use
+ * from their next burst on, and takes ownership of it; the one it replaces
+ * waits until dp_smtp_reclaim finds that every lcore has passed a burst
+ * boundary since and no session still holds it, then is freed (dp_stop
+ * frees whatever is left). Main thread only. publish returns l's
+ * generation; reclaim how many replaced snapshots still wait.
+ */
+uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l);
+/* Counted in stats as smtp_live.published (by reloads) and smtp_live.freed. */
+unsigned dp_smtp_reclaim(struct dataplane *dp);
+/* The snapshot in force (main thread; NULL without SMTP). */
+const struct smtp_live *dp_smtp_live(const struct dataplane *dp);
+
 /* Write out the worker lcores' queued log lines (main lcore; they never
  * write to stderr or syslog themselves). Returns the lines written. */
 unsigned dp_log_drain(struct dataplane *dp);
@@ -158,5 +174,14 @@ unsigned dp_workers(const struct dataplane *dp);
  * group "tcp", name "rx_segments", value). Reads the lcores' counters
  * racily (see common/stats.h). */
 void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user);
+/* The same walk in two parts, for an exporter that labels per lcore: the
+ * groups one worker keeps (its own values, not summed: net, tcp, smtp...
+ * and the gauges of what it holds), and those no worker owns (the mbuf
+ * pool, the dpsock hubs, the port). dp_stats_visit gives the sum of the
+ * first over all workers, the second, and per-worker copies of a few. */
+void dp_stats_visit_worker(struct dataplane *dp, unsigned worker, stats_visit_fn fn, void *user);
+void dp_stats_visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user);
+/* Worker `worker`'s EAL lcore id (what log lines call "lcore N"). */
+unsigned dp_worker_lcore(const struct dataplane *dp, unsigned worker);
 
 #endif

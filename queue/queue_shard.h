@@ -89,6 +89,7 @@ struct shard {
 	struct qrec_rcpt *rcpt;	/* QUEUE_RCPT_MAX */
 
 	struct queue_shard_stats st_c;
+	struct histo commit_ns;	/* the writer's group commits (queue.h) */
 };
 
 struct queue {
