@@ -309,3 +309,83 @@ Test(data, random_splits_match_whole)
 		cr_assert(memcmp(body, ref, blen) == 0, "round %d", round);
 	}
 }
+
+/*
+ * The scanner skips a line's text in one step (memchr to the next CR or
+ * LF). Fed one octet at a time it cannot skip, so random messages fed
+ * whole and octet by octet must agree on everything: body, consumed count,
+ * verdict, line-limit hits, Received: count, sizes (and the body, when the
+ * message is accepted: a refused one stops being stored). The alphabet is made
+ * of the octets that change state; lines run up to past the limit.
+ */
+static const char *const pieces[] = {
+	"a", "bcdefgh", "\r", "\n", "\r\n", ".", "Received: x", "R", ":",
+	"\r\n\r\n", "0123456789012345678901234567890123456789",
+};
+
+static size_t random_message(char *m, size_t cap)
+{
+	size_t n = 0;
+	while (n < cap - 64) {
+		const char *s = pieces[(size_t)rand() % (sizeof(pieces) / sizeof(pieces[0]))];
+		size_t k = strlen(s);
+		memcpy(m + n, s, k);
+		n += k;
+		if (rand() % 97 == 0)
+			break;
+	}
+	memcpy(m + n, "\r\n.\r\n", 5);
+	return n + 5;
+}
+
+struct outcome {
+	size_t used, blen;
+	enum smtp_data_verdict v;
+	uint32_t received;
+	uint64_t size, raw;
+	bool line_long, bare_seen;
+	char body[4096];
+};
+
+static void run_one(const char *m, size_t n, size_t chunk, bool dot,
+		    enum smtp_bare_policy bare, struct outcome *o)
+{
+	start(dot, bare, 0, 60);
+	o->used = feed(m, n, chunk);
+	if (!dot)
+		smtp_data_finish(&d);
+	o->v = smtp_data_verdict(&d);
+	o->received = d.received;
+	o->size = d.size;
+	o->raw = d.raw;
+	o->line_long = d.line_long;
+	o->bare_seen = d.bare_seen;
+	o->blen = blen;
+	memcpy(o->body, body, blen < sizeof(o->body) ? blen : sizeof(o->body));
+}
+
+Test(data, text_fast_path_matches_octet_by_octet)
+{
+	static char m[4096];
+	static struct outcome whole, octets;
+	srand(11);
+	for (int round = 0; round < 3000; round++) {
+		size_t n = random_message(m, sizeof(m));
+		bool dot = round % 3 != 0;
+		enum smtp_bare_policy bare = round % 2 ? SMTP_BARE_NORMALIZE : SMTP_BARE_REJECT;
+		run_one(m, n, 0, dot, bare, &whole);
+		run_one(m, n, 1, dot, bare, &octets);
+		cr_assert_eq(whole.used, octets.used, "round %d", round);
+		cr_assert_eq(whole.v, octets.v, "round %d", round);
+		cr_assert_eq(whole.received, octets.received, "round %d", round);
+		cr_assert_eq(whole.size, octets.size, "round %d", round);
+		cr_assert_eq(whole.raw, octets.raw, "round %d", round);
+		cr_assert_eq(whole.line_long, octets.line_long, "round %d", round);
+		cr_assert_eq(whole.bare_seen, octets.bare_seen, "round %d", round);
+		if (whole.v != SMTP_DV_OK)
+			continue;	/* a refused message's stored bytes are moot */
+		cr_assert_eq(whole.blen, octets.blen, "round %d", round);
+		cr_assert(memcmp(whole.body, octets.body, whole.blen < 4096 ? whole.blen : 4096) == 0,
+			  "round %d", round);
+	}
+}
