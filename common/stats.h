@@ -56,22 +56,21 @@ static inline void stats_add(uint64_t *sum, const void *stats, size_t n)
 }
 
 /*
- * Write n counters as "group.name value" lines, or (json) as members of a
- * JSON object, "group.name":value, comma-separated across calls: *first is
- * true until the object has its first member.
+ * A reader of counters, called once per counter with its group ("tcp"), its
+ * name ("rx_segments") and its value. Modules offer their counters as
+ * *_stats_visit(..., fn, user) rather than writing any format themselves:
+ * the control socket's `stats` builds a JSON object from the same walk that
+ * a metrics exporter turns into its own names.
  */
-static inline void stats_write(FILE *out, bool json, bool *first, const char *group,
+typedef void (*stats_visit_fn)(void *user, const char *group, const char *name,
+			       uint64_t value);
+
+/* Give n counters of one group to fn. */
+static inline void stats_visit(stats_visit_fn fn, void *user, const char *group,
 			       const char *const *names, const uint64_t *values, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (json)
-			fprintf(out, "%s\"%s.%s\":%llu", *first ? "" : ",", group, names[i],
-				(unsigned long long)values[i]);
-		else
-			fprintf(out, "%s.%s %llu\n", group, names[i],
-				(unsigned long long)values[i]);
-		*first = false;
-	}
+	for (size_t i = 0; i < n; i++)
+		fn(user, group, names[i], values[i]);
 }
 
 #endif

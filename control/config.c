@@ -36,6 +36,7 @@ enum key_type {
 	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
 	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
 	K_MAILBOX,	/* local@domain as an SMTP path may carry it, char[size] */
+	K_MODE,		/* a file mode in octal (0660), unsigned, at most max */
 };
 
 struct key {
@@ -190,6 +191,9 @@ static const struct key keys[] = {
 	{ "tls", "cert", K_STR, F(tls.cert), 0, 0, NULL },
 	{ "tls", "key", K_STR, F(tls.key), 0, 0, NULL },
 	{ "control", "socket", K_STR, F(control.socket), 0, 0, NULL },
+	{ "control", "group", K_STR, F(control.group), 0, 0, NULL },
+	{ "control", "read_group", K_STR, F(control.read_group), 0, 0, NULL },
+	{ "control", "mode", K_MODE, F(control.mode), 0, 0777, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -389,6 +393,16 @@ static int parse_value(struct sluice_config *c, const struct key *k, const char 
 		}
 		memcpy(p, v, strlen(v) + 1);
 		return 0;
+	case K_MODE: {
+		char *end;
+		unsigned long m;
+		if (*v < '0' || *v > '7' || (m = strtoul(v, &end, 8), *end) || m > k->max) {
+			snprintf(err, errlen, "'%s' is not a file mode in octal (0000..%04llo)", v,
+				 (unsigned long long)k->max);
+			return -1;
+		}
+		return store_uint(p, k->size, m);
+	}
 	case K_MAC:
 		if (*v == '\0') {
 			memset(p, 0, RTE_ETHER_ADDR_LEN);
@@ -633,6 +647,7 @@ void config_write(const struct sluice_config *c, FILE *out)
 		case K_DUR_S: fprintf(out, "%llus", (unsigned long long)*(const uint64_t *)p); break;
 		case K_BOOL: fputs(*(const bool *)p ? "yes" : "no", out); break;
 		case K_RATE: fprintf(out, "%u", *(const uint32_t *)p); break;
+		case K_MODE: fprintf(out, "%04llo", (unsigned long long)load_uint(p, k->size)); break;
 		case K_ENUM: fputs(k->names[load_uint(p, k->size)], out); break;
 		case K_LOGLEVEL: fputs(log_level_name(*(const int *)p), out); break;
 		case K_CIDR:

@@ -122,6 +122,9 @@ struct sluice_config {
 
 	struct {
 		char socket[CONFIG_PATH_MAX];
+		char group[64];		/* the socket's group: its members are admins */
+		char read_group[64];	/* members may run read-only commands */
+		unsigned mode;		/* the socket file's mode */
 	} control;
 
 	/* Where each key was set: the line in `source` (0: not set there,

@@ -5,6 +5,7 @@
 #include "control/config_check.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,6 +519,73 @@ static void check_tls(const struct sluice_config *c, struct config_errors *errs)
 	tls_ctx_free(t);
 }
 
+/* A group by name or number; empty: CTL_NO_GROUP. 0, or -1: no such group. */
+static int group_id(const char *name, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char buf[4096], *end;
+	unsigned long n;
+
+	if (!name[0]) {
+		*gid = CTL_NO_GROUP;
+		return 0;
+	}
+	if (name[0] >= '0' && name[0] <= '9') {
+		n = strtoul(name, &end, 10);
+		if (*end || n >= CTL_NO_GROUP)
+			return -1;
+		*gid = (gid_t)n;
+		return 0;
+	}
+	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) != 0 || !res)
+		return -1;
+	*gid = res->gr_gid;
+	return 0;
+}
+
+int config_control(const struct sluice_config *c, struct ctl_server_conf *s, char *err,
+		   size_t errlen)
+{
+	ctl_server_conf_default(s);
+	s->path = c->control.socket;
+	s->mode = c->control.mode;
+	if (group_id(c->control.group, &s->group) < 0) {
+		snprintf(err, errlen, "[control] group: no group '%s'", c->control.group);
+		return -1;
+	}
+	if (group_id(c->control.read_group, &s->read_group) < 0) {
+		snprintf(err, errlen, "[control] read_group: no group '%s'", c->control.read_group);
+		return -1;
+	}
+	return 0;
+}
+
+static void check_control(const struct sluice_config *c, struct config_errors *errs)
+{
+	const char *g = c->control.group, *rg = c->control.read_group;
+	unsigned mode = c->control.mode;
+	struct ctl_server_conf s;
+
+	check_parent(c, errs, "control", "socket", c->control.socket, false);
+	if (group_id(g, &s.group) < 0) {
+		add_error(c, errs, "control", "group", "no group '%s' on this machine", g);
+		s.group = CTL_NO_GROUP;
+	}
+	if (group_id(rg, &s.read_group) < 0) {
+		add_error(c, errs, "control", "read_group", "no group '%s' on this machine", rg);
+		s.read_group = CTL_NO_GROUP;
+	}
+	if (s.group != CTL_NO_GROUP && (mode & 0060) != 0060)
+		add_error(c, errs, "control", "mode", "%04o does not let group '%s' connect "
+			  "(it needs 0060: e.g. 0660)", mode, g);
+	if (s.read_group != CTL_NO_GROUP && (mode & 0006) != 0006)
+		add_error(c, errs, "control", "mode", "%04o does not let read_group '%s' connect: "
+			  "with a read_group the socket must be open to others (0666), and the "
+			  "peer check keeps out who is in neither group", mode, rg);
+	if (s.read_group != CTL_NO_GROUP && s.read_group == s.group)
+		add_error(c, errs, "control", "read_group", "'%s' is the admins' group too", rg);
+}
+
 int config_check(struct sluice_config *c, const struct config_machine *m,
 		 struct config_errors *errs)
 {
@@ -541,6 +609,6 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_routes(c, errs);
 	check_tls(c, errs);
 	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
-	check_parent(c, errs, "control", "socket", c->control.socket, false);
+	check_control(c, errs);
 	return errs->count > before ? -1 : 0;
 }

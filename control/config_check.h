@@ -9,10 +9,10 @@
  * retry schedules and per-destination policy, the delivery service and its
  * scheduler ([delivery]: EHLO name, CA file, memory), the DNS servers and TTL
  * bounds, the relayhost and every line of the routes file, TLS files, the
- * queue and control socket paths. Both `sluiced --check-config` (the unit's
- * ExecStartPre) and start-up call config_check(), so a file that passes the
- * check cannot then be refused by the daemon for something the check could
- * have seen.
+ * queue and control socket paths, the control socket's groups and mode.
+ * Both `sluiced --check-config` (the unit's ExecStartPre) and start-up call
+ * config_check(), so a file that passes the check cannot then be refused by
+ * the daemon for something the check could have seen.
  *
  * It also resolves what start-up uses: the CPU plan (cfg->dp.plan, and
  * cfg->dp.workers from it), the SMTP engine settings, and the retry and
@@ -24,6 +24,7 @@
 #include <sched.h>
 
 #include "control/config.h"
+#include "control/ctl_server.h"
 #include "control/dest.h"
 #include "control/retry.h"
 #include "control/dns.h"
@@ -77,6 +78,10 @@ void config_dns(const struct sluice_config *c, struct dns_conf *d);
 /* The router's settings of c: [routes] relayhost, our host name
  * ([smtp] hostname) and address ([net] address), for backup-MX pruning. */
 void config_route(const struct sluice_config *c, struct route_conf *r);
+/* The control socket's settings of c ([control]: path, mode, the groups by
+ * id). 0, or -1 with err: a group that does not exist. */
+int config_control(const struct sluice_config *c, struct ctl_server_conf *s, char *err,
+		   size_t errlen);
 /* Load [routes] routes_file into rt (nothing when it is empty). The number
  * of routes, or -1 with err. */
 int config_routes_load(const struct sluice_config *c, struct router *rt, char *err, size_t n);

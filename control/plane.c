@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@
 #include "common/stats.h"
 #include "control/config.h"
 #include "control/config_check.h"
+#include "control/ctl_proto.h"
 #include "control/dns.h"
 #include "control/route.h"
 #include "dataplane/ask.h"
@@ -73,7 +75,7 @@ struct plane_req {
 	char b[ARG_MAX];		/* spec, or the DNS type */
 	enum dns_type dtype;
 	bool ok;
-	char *reply;			/* malloc'd JSON members, or error text */
+	json_t *reply;			/* the result, or the error (a JSON string) */
 	struct plane *p;
 	struct plane_req *next;
 };
@@ -158,114 +160,101 @@ static void drain_fd(int fd)
 		;
 }
 
-/* A request is answered: to the outbox, and tell the main loop. */
-static void finish(struct plane_req *r, bool ok, char *reply)
+/* A request is answered (reply: a new reference, NULL when out of memory):
+ * to the outbox, and tell the main loop. */
+static void finish(struct plane_req *r, bool ok, json_t *reply)
 {
 	struct plane *p = r->p;
 
-	r->ok = ok;
-	r->reply = reply;
+	r->ok = ok && reply;
+	r->reply = reply ? reply : json_string("out of memory");
 	pthread_mutex_lock(&p->mu);
 	push(&p->outbox, r);
 	pthread_mutex_unlock(&p->mu);
 	signal_fd(p->reply_fd);
 }
 
-static void finish_text(struct plane_req *r, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void finish_error(struct plane_req *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-static void finish_text(struct plane_req *r, bool ok, const char *fmt, ...)
+/* A failed request: the error text (made UTF-8 if it is not). */
+static void finish_error(struct plane_req *r, const char *fmt, ...)
 {
-	char *s = NULL;
+	char s[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	vsnprintf(s, sizeof(s), fmt, ap);
 	va_end(ap);
-	finish(r, ok && s, s ? s : strdup("out of memory"));
+	finish(r, false, ctl_json_text(s));
 }
 
-/* ---- answers as JSON members --------------------------------------------- */
+/* ---- answers: each request's result, a JSON object (plane.h) ------------------ */
 
-static FILE *open_reply(char **buf, size_t *len)
+/* Append v (a new reference) to the array *a; false, with *a dropped and
+ * NULL, when either is NULL (out of memory). */
+static bool append(json_t **a, json_t *v)
 {
-	*buf = NULL;
-	*len = 0;
-	return open_memstream(buf, len);
+	if (json_array_append_new(*a, v) == 0)
+		return true;
+	json_decref(*a);
+	*a = NULL;
+	return false;
 }
 
 static void route_answer(void *user, const struct route_result *res)
 {
 	struct plane_req *r = user;
-	char *buf, ip[INET_ADDRSTRLEN];
-	size_t len;
-	FILE *f = open_reply(&buf, &len);
+	char ip[INET_ADDRSTRLEN];
+	json_t *hops = json_array();
 
-	if (!f) {
-		finish(r, false, strdup("out of memory"));
-		return;
-	}
-	fputs("\"route\":{\"domain\":", f);
-	ctl_json_string(f, r->a);
-	fprintf(f, ",\"status\":\"%s\",\"dsn\":", route_status_name(res->status));
-	ctl_json_string(f, res->dsn);
-	fputs(",\"why\":", f);
-	ctl_json_string(f, res->why);
-	fputs(",\"hops\":[", f);
-	for (unsigned i = 0; i < res->n; i++) {
+	for (unsigned i = 0; hops && i < res->n; i++) {
 		const struct route_hop *h = &res->hop[i];
 		inet_ntop(AF_INET, h->addr, ip, sizeof(ip));
-		fprintf(f, "%s{\"addr\":\"%s\",\"port\":%u,\"pref\":%u,\"tls\":\"%s\",\"mx\":",
-			i ? "," : "", ip, h->port, h->pref, route_tls_name(h->tls));
-		ctl_json_string(f, h->mx);
-		fputc('}', f);
+		if (!append(&hops, json_pack("{s:s,s:I,s:I,s:s,s:o}", "addr", ip,
+					    "port", (json_int_t)h->port, "pref", (json_int_t)h->pref,
+					    "tls", route_tls_name(h->tls), "mx", ctl_json_text(h->mx))))
+			break;
 	}
-	fputs("]}", f);
-	fclose(f);
-	finish(r, true, buf);
+	finish(r, true, hops ? json_pack("{s:{s:o,s:s,s:o,s:o,s:o}}", "route",
+					 "domain", ctl_json_text(r->a),
+					 "status", route_status_name(res->status),
+					 "dsn", ctl_json_text(res->dsn), "why", ctl_json_text(res->why),
+					 "hops", hops) : NULL);
 }
 
 static void dns_answer(void *user, const struct dns_result *res)
 {
 	struct plane_req *r = user;
-	char *buf, ip[INET_ADDRSTRLEN];
-	size_t len;
-	FILE *f = open_reply(&buf, &len);
+	char ip[INET_ADDRSTRLEN];
+	json_t *recs = json_array();
 
-	if (!f) {
-		finish(r, false, strdup("out of memory"));
-		return;
-	}
-	fputs("\"dns\":{\"name\":", f);
-	ctl_json_string(f, r->a);
-	fprintf(f, ",\"type\":\"%s\",\"status\":\"%s\",\"ttl\":%u,\"why\":",
-		dns_type_name(res->type), dns_status_name(res->status), res->ttl);
-	ctl_json_string(f, res->why);
-	fputs(",\"records\":[", f);
-	for (unsigned i = 0; i < res->n; i++) {
-		if (i)
-			fputc(',', f);
+	for (unsigned i = 0; recs && i < res->n; i++) {
+		json_t *v = NULL;
 		switch (res->type) {
 		case DNS_T_MX:
-			fprintf(f, "{\"pref\":%u,\"host\":", res->mx[i].pref);
-			ctl_json_string(f, res->mx[i].host);
-			fputc('}', f);
+			v = json_pack("{s:I,s:o}", "pref", (json_int_t)res->mx[i].pref,
+				      "host", ctl_json_text(res->mx[i].host));
 			break;
 		case DNS_T_A:
 			inet_ntop(AF_INET, &res->a[i], ip, sizeof(ip));
-			fprintf(f, "\"%s\"", ip);
+			v = json_string(ip);
 			break;
 		case DNS_T_PTR:
-			ctl_json_string(f, res->name);
+			v = ctl_json_text(res->name);
 			break;
 		}
+		if (!append(&recs, v))
+			break;
 	}
-	if (res->type == DNS_T_PTR && res->n == 0 && res->status == DNS_OK)
-		ctl_json_string(f, res->name);
-	fputs("]}", f);
-	fclose(f);
-	finish(r, true, buf);
+	if (recs && res->type == DNS_T_PTR && res->n == 0 && res->status == DNS_OK)
+		append(&recs, ctl_json_text(res->name));
+	finish(r, true, recs ? json_pack("{s:{s:o,s:s,s:s,s:I,s:o,s:o}}", "dns",
+					 "name", ctl_json_text(r->a),
+					 "type", dns_type_name(res->type),
+					 "status", dns_status_name(res->status),
+					 "ttl", (json_int_t)res->ttl, "why", ctl_json_text(res->why),
+					 "records", recs) : NULL);
 }
 
 /* ---- the resolver bench ---------------------------------------------------- */
@@ -286,10 +275,12 @@ static void bench_answer(void *user, const struct dns_result *res)
 		uint64_t ns = clock_mono_ns() - b->t0_ns;
 		struct plane_req *r = b->req;
 		b->req = NULL;
-		finish_text(r, true, "\"dns_bench\":{\"lookups\":%u,\"ok\":%u,\"failed\":%u,"
-			    "\"cached\":%s,\"seconds\":%.6f,\"per_second\":%.1f}",
-			    b->total, b->ok, b->failed, b->cached ? "true" : "false",
-			    (double)ns / 1e9, ns ? b->total * 1e9 / (double)ns : 0.0);
+		finish(r, true, json_pack("{s:{s:I,s:I,s:I,s:b,s:f,s:f}}", "dns_bench",
+					  "lookups", (json_int_t)b->total, "ok", (json_int_t)b->ok,
+					  "failed", (json_int_t)b->failed, "cached", b->cached,
+					  "seconds", (double)(ns / 1000) / 1e6,
+					  "per_second", ns ? (double)(uint64_t)(b->total * 1e10 /
+							(double)ns) / 10 : 0.0));
 	}
 }
 
@@ -438,26 +429,28 @@ static void flush_request(struct plane *p, struct plane_req *r)
 		queue_id_parse(r->a, &id);	/* checked by parse_request */
 		st = sched_flush_id(p->sched, id);
 		if (st == QUEUE_OK)
-			finish_text(r, true, "\"flush\":{\"id\":\"%s\",\"due\":true}", r->a);
+			finish(r, true, json_pack("{s:{s:s,s:b}}", "flush", "id", r->a, "due", 1));
 		else if (st == QUEUE_STATE)
-			finish_text(r, true, "\"flush\":{\"id\":\"%s\",\"due\":false,\"why\":"
-				    "\"held, in delivery, or nothing left to send\"}", r->a);
+			finish(r, true, json_pack("{s:{s:s,s:b,s:s}}", "flush", "id", r->a, "due", 0,
+						  "why", "held, in delivery, or nothing left to send"));
 		else
-			finish_text(r, false, "flush %s: %s", r->a, queue_status_str(st));
+			finish_error(r, "flush %s: %s", r->a, queue_status_str(st));
 		return;
 	case REQ_FLUSH_DOMAIN:
 		st = sched_flush_domain(p->sched, r->a, &n);
 		if (st == QUEUE_OK)
-			finish_text(r, true, "\"flush\":{\"domain\":\"%s\",\"messages\":%u}", r->a, n);
+			finish(r, true, json_pack("{s:{s:o,s:I}}", "flush", "domain",
+						  ctl_json_text(r->a), "messages", (json_int_t)n));
 		else
-			finish_text(r, false, "flush --domain %s: %s", r->a, queue_status_str(st));
+			finish_error(r, "flush --domain %s: %s", r->a, queue_status_str(st));
 		return;
 	default:
 		st = sched_flush_all(p->sched, &n);
 		if (st == QUEUE_OK)
-			finish_text(r, true, "\"flush\":{\"all\":true,\"messages\":%u}", n);
+			finish(r, true, json_pack("{s:{s:b,s:I}}", "flush", "all", 1,
+						  "messages", (json_int_t)n));
 		else
-			finish_text(r, false, "flush --all: %s (%u made due)", queue_status_str(st), n);
+			finish_error(r, "flush --all: %s (%u made due)", queue_status_str(st), n);
 		return;
 	}
 }
@@ -472,40 +465,39 @@ static void bounce_request(struct plane *p, struct plane_req *r)
 	queue_id_parse(r->a, &id);	/* checked by parse_request */
 	st = sched_bounce_id(p->sched, id, r->b[0] ? r->b : NULL, &n);
 	if (st == QUEUE_OK)
-		finish_text(r, true, "\"bounce\":{\"id\":\"%s\",\"recipients\":%u}", r->a, n);
+		finish(r, true, json_pack("{s:{s:o,s:I}}", "bounce", "id", ctl_json_text(r->a),
+					  "recipients", (json_int_t)n));
 	else if (st == QUEUE_STATE)
-		finish_text(r, false, "bounce %s: nothing left to bounce (delivered, or not yet "
-			    "accepted)", r->a);
+		finish_error(r, "bounce %s: nothing left to bounce (delivered, or not yet "
+			     "accepted)", r->a);
 	else
-		finish_text(r, false, "bounce %s: %s", r->a, queue_status_str(st));
+		finish_error(r, "bounce %s: %s", r->a, queue_status_str(st));
 }
 
 static void dest_request(struct plane *p, struct plane_req *r)
 {
-	char *buf;
-	size_t len;
-	FILE *f;
+	json_t *dests;
 
 	if (r->kind == REQ_DEST_CLEAR) {
 		if (sched_dest_clear(p->sched, r->a) < 0)
-			finish_text(r, false, "dest clear: no destination '%s' in memory", r->a);
+			finish_error(r, "dest clear: no destination '%s' in memory", r->a);
 		else
-			finish_text(r, true, "\"dest\":{\"name\":\"%s\",\"cleared\":true}", r->a);
+			finish(r, true, json_pack("{s:{s:o,s:b}}", "dest", "name",
+						  ctl_json_text(r->a), "cleared", 1));
 		return;
 	}
-	f = open_reply(&buf, &len);
-	if (!f) {
-		finish(r, false, strdup("out of memory"));
+	dests = json_array();
+	if (!dests) {
+		finish(r, false, NULL);
 		return;
 	}
-	if (sched_dest_json(p->sched, r->a[0] ? r->a : NULL, DEST_SHOW_MAX, f) == 0 && r->a[0]) {
-		fclose(f);
-		free(buf);
-		finish_text(r, false, "dest show: no destination '%s' in memory", r->a);
+	if (sched_dest_json(p->sched, r->a[0] ? r->a : NULL, DEST_SHOW_MAX, dests) == 0 &&
+	    r->a[0]) {
+		json_decref(dests);
+		finish_error(r, "dest show: no destination '%s' in memory", r->a);
 		return;
 	}
-	fclose(f);
-	finish(r, true, buf);
+	finish(r, true, json_pack("{s:o}", "dests", dests));
 }
 
 /* ---- the thread ------------------------------------------------------------ */
@@ -523,7 +515,7 @@ static void start_request(struct plane *p, struct plane_req *r)
 	case REQ_DEST_CLEAR:
 	case REQ_BOUNCE:
 		if (!p->sched) {
-			finish_text(r, false, "delivery is not running (no queue)");
+			finish_error(r, "delivery is not running (no queue)");
 			return;
 		}
 		if (r->kind == REQ_BOUNCE)
@@ -536,24 +528,26 @@ static void start_request(struct plane *p, struct plane_req *r)
 	case REQ_ROUTE_LOOKUP:
 		rc = route_lookup(p->rt, r->a, route_answer, r);
 		if (rc < 0)
-			finish_text(r, false, "route lookup %s: %s", r->a,
+			finish_error(r, "route lookup %s: %s", r->a,
 				    rc == -EINVAL ? "not a domain" : "too many lookups in progress");
 		return;
 	case REQ_ROUTE_SET:
 		if (route_set(p->rt, r->a, r->b, err, sizeof(err)) < 0)
-			finish_text(r, false, "route set %s: %s", r->a, err);
+			finish_error(r, "route set %s: %s", r->a, err);
 		else
-			finish_text(r, true, "\"route\":{\"domain\":\"%s\",\"set\":true}", r->a);
+			finish(r, true, json_pack("{s:{s:o,s:b}}", "route", "domain",
+						  ctl_json_text(r->a), "set", 1));
 		return;
 	case REQ_ROUTE_CLEAR:
 		if (route_clear(p->rt, r->a) < 0)
-			finish_text(r, false, "route clear %s: no static route for it", r->a);
+			finish_error(r, "route clear %s: no static route for it", r->a);
 		else
-			finish_text(r, true, "\"route\":{\"domain\":\"%s\",\"cleared\":true}", r->a);
+			finish(r, true, json_pack("{s:{s:o,s:b}}", "route", "domain",
+						  ctl_json_text(r->a), "cleared", 1));
 		return;
 	case REQ_DNS_BENCH:
 		if (p->bench.req) {
-			finish_text(r, false, "dns bench: one is running already");
+			finish_error(r, "dns bench: one is running already");
 			return;
 		}
 		memset(&p->bench, 0, sizeof(p->bench));
@@ -567,7 +561,7 @@ static void start_request(struct plane *p, struct plane_req *r)
 	case REQ_DNS_LOOKUP:
 		rc = dns_lookup(p->dns, r->a, r->dtype, dns_answer, r);
 		if (rc < 0)
-			finish_text(r, false, "dns lookup %s: %s", r->a,
+			finish_error(r, "dns lookup %s: %s", r->a,
 				    rc == -EINVAL ? "not a host name" : "resolver busy, try again");
 		return;
 	}
@@ -749,7 +743,7 @@ void plane_free(struct plane *p)
 	plane_stop(p);
 	sched_destroy(p->sched);
 	for (unsigned i = 0; i < PLANE_REQ_MAX; i++)
-		free(p->pool[i].reply);
+		json_decref(p->pool[i].reply);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	if (p->reply_fd >= 0)
@@ -758,70 +752,87 @@ void plane_free(struct plane *p)
 	free(p);
 }
 
-/* Split "WORD REST" into a (first word) and b (the rest, trimmed). */
-static void split(const char *args, char *a, char *b)
+/* Copy word w into an argument buffer; false when it does not fit. */
+static bool arg(char *dst, const char *w)
 {
-	size_t n;
+	size_t n = strlen(w);
 
-	args += strspn(args, " \t");
-	n = strcspn(args, " \t");
-	snprintf(a, ARG_MAX, "%.*s", (int)(n < ARG_MAX - 1 ? n : ARG_MAX - 1), args);
-	args += n;
-	args += strspn(args, " \t");
-	snprintf(b, ARG_MAX, "%s", args);
-	n = strlen(b);
-	while (n && (b[n - 1] == ' ' || b[n - 1] == '\t'))
-		b[--n] = '\0';
+	if (n >= ARG_MAX)
+		return false;
+	memcpy(dst, w, n + 1);
+	return true;
 }
 
-/* Parse a request into r; 0 or -1 with err. */
-static int parse_request(struct plane_req *r, const char *cmd, const char *args, char *err,
-			 size_t errlen)
+/* Words argv[0..argc) joined by blanks into dst; false when they do not fit. */
+static bool args_joined(char *dst, int argc, char **argv)
 {
-	char verb[ARG_MAX], rest[ARG_MAX];
+	size_t n = 0;
 
-	split(args, verb, rest);
+	dst[0] = '\0';
+	for (int i = 0; i < argc; i++) {
+		int w = snprintf(dst + n, ARG_MAX - n, "%s%s", i ? " " : "", argv[i]);
+		if (w < 0 || (size_t)w >= ARG_MAX - n)
+			return false;
+		n += (size_t)w;
+	}
+	return true;
+}
+
+/*
+ * Parse a request (command cmd, sub-command sub or NULL, and the argc words
+ * after them) into r: 0, PLANE_USAGE (the words do not fit the command),
+ * or -1 with err.
+ */
+static int parse_request(struct plane_req *r, const char *cmd, const char *sub, int argc,
+			 char **argv, char *err, size_t errlen)
+{
+	const char *verb = sub ? sub : "";
+
+	for (int i = 0; i < argc; i++)
+		if (strlen(argv[i]) >= ARG_MAX) {
+			snprintf(err, errlen, "argument %d is over %d bytes", i + 1, ARG_MAX - 1);
+			return -1;
+		}
+	r->a[0] = r->b[0] = '\0';
 	if (strcmp(cmd, "route") == 0) {
-		split(rest, r->a, r->b);
-		if (strcmp(verb, "lookup") == 0 && r->a[0] && !r->b[0]) {
+		if (strcmp(verb, "lookup") == 0 && argc == 1 && arg(r->a, argv[0])) {
 			r->kind = REQ_ROUTE_LOOKUP;
 			return 0;
 		}
-		if (strcmp(verb, "set") == 0 && r->a[0] && r->b[0]) {
+		/* route set DOMAIN SPEC: a spec may hold blanks ("[a]:25 tls=verify") */
+		if (strcmp(verb, "set") == 0 && argc >= 2 && arg(r->a, argv[0]) &&
+		    args_joined(r->b, argc - 1, argv + 1)) {
 			r->kind = REQ_ROUTE_SET;
 			return 0;
 		}
-		if (strcmp(verb, "clear") == 0 && r->a[0] && !r->b[0]) {
+		if (strcmp(verb, "clear") == 0 && argc == 1 && arg(r->a, argv[0])) {
 			r->kind = REQ_ROUTE_CLEAR;
 			return 0;
 		}
-		snprintf(err, errlen, "usage: route lookup DOMAIN | route set DOMAIN SPEC | "
-			 "route clear DOMAIN");
-		return -1;
+		return PLANE_USAGE;
 	}
 	if (strcmp(cmd, "dns") == 0 && strcmp(verb, "bench") == 0) {
 		/* dns bench N cached|uncached ZONE: a = ZONE, b = "N cached" */
-		char n[ARG_MAX], mode[ARG_MAX];
 		unsigned long count;
-		split(rest, n, r->b);
-		split(r->b, mode, r->a);
-		count = strtoul(n, NULL, 10);
-		if (count == 0 || count > BENCH_MAX || dns_name_check(r->a) < 0 ||
-		    (strcmp(mode, "cached") != 0 && strcmp(mode, "uncached") != 0)) {
+		char *end;
+		if (argc != 3)
+			return PLANE_USAGE;
+		count = strtoul(argv[0], &end, 10);
+		if (count == 0 || count > BENCH_MAX || *end || argv[0][0] == '-' ||
+		    !arg(r->a, argv[2]) || dns_name_check(r->a) < 0 ||
+		    (strcmp(argv[1], "cached") != 0 && strcmp(argv[1], "uncached") != 0)) {
 			snprintf(err, errlen, "usage: dns bench N cached|uncached ZONE (N <= %u)",
 				 BENCH_MAX);
 			return -1;
 		}
-		snprintf(r->b, ARG_MAX, "%lu %.16s", count, mode);
+		snprintf(r->b, ARG_MAX, "%lu %.16s", count, argv[1]);
 		r->kind = REQ_DNS_BENCH;
 		return 0;
 	}
 	if (strcmp(cmd, "dns") == 0) {
-		split(rest, r->a, r->b);
-		if (strcmp(verb, "lookup") != 0 || !r->a[0] || !r->b[0]) {
-			snprintf(err, errlen, "usage: dns lookup NAME a|mx|ptr");
-			return -1;
-		}
+		if (strcmp(verb, "lookup") != 0 || argc != 2 || !arg(r->a, argv[0]) ||
+		    !arg(r->b, argv[1]))
+			return PLANE_USAGE;
 		r->kind = REQ_DNS_LOOKUP;
 		if (strcasecmp(r->b, "a") == 0) {
 			r->dtype = DNS_T_A;
@@ -843,64 +854,64 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *args,
 	}
 	if (strcmp(cmd, "flush") == 0) {
 		uint64_t id;
-		split(rest, r->a, r->b);
-		if (strcmp(verb, "--all") == 0 && !rest[0]) {
+		if (argc == 1 && strcmp(argv[0], "--all") == 0) {
 			r->kind = REQ_FLUSH_ALL;
 			return 0;
 		}
-		if (strcmp(verb, "--domain") == 0 && r->a[0] && !r->b[0] &&
-		    dns_name_check(r->a) == 0) {
+		if (argc == 2 && strcmp(argv[0], "--domain") == 0 && arg(r->a, argv[1])) {
+			if (dns_name_check(r->a) < 0) {
+				snprintf(err, errlen, "flush --domain: '%s' is not a domain", r->a);
+				return -1;
+			}
 			r->kind = REQ_FLUSH_DOMAIN;
 			return 0;
 		}
-		if (verb[0] != '-' && !rest[0] && queue_id_parse(verb, &id) == 0) {
-			snprintf(r->a, ARG_MAX, "%s", verb);
+		if (argc == 1 && argv[0][0] != '-' && arg(r->a, argv[0])) {
+			if (queue_id_parse(r->a, &id) < 0) {
+				snprintf(err, errlen, "flush: '%s' is not a queue ID", r->a);
+				return -1;
+			}
 			r->kind = REQ_FLUSH_ID;
 			return 0;
 		}
-		snprintf(err, errlen, "usage: flush ID | flush --domain DOMAIN | flush --all");
-		return -1;
+		return PLANE_USAGE;
 	}
 	if (strcmp(cmd, "bounce") == 0) {
-		/* bounce ID [--reason TEXT]: a = ID, b = TEXT */
+		/* bounce ID [--reason TEXT]: a = ID, b = TEXT (the words joined) */
 		uint64_t id;
-		char opt[ARG_MAX];
-		split(rest, opt, r->b);
-		if (verb[0] != '-' && queue_id_parse(verb, &id) == 0 &&
-		    (!rest[0] || (strcmp(opt, "--reason") == 0 && r->b[0]))) {
-			snprintf(r->a, ARG_MAX, "%s", verb);
-			if (!rest[0])
-				r->b[0] = '\0';
-			r->kind = REQ_BOUNCE;
-			return 0;
+		if (argc != 1 && (argc < 3 || strcmp(argv[1], "--reason") != 0))
+			return PLANE_USAGE;
+		if (argv[0][0] == '-' || !arg(r->a, argv[0]) ||
+		    (argc >= 3 && !args_joined(r->b, argc - 2, argv + 2)))
+			return PLANE_USAGE;
+		if (queue_id_parse(r->a, &id) < 0) {
+			snprintf(err, errlen, "bounce: '%s' is not a queue ID", r->a);
+			return -1;
 		}
-		snprintf(err, errlen, "usage: bounce ID [--reason TEXT]");
-		return -1;
+		r->kind = REQ_BOUNCE;
+		return 0;
 	}
 	if (strcmp(cmd, "dest") == 0) {
-		split(rest, r->a, r->b);
-		/* a key may hold blanks ("10 [a]:25, 20 [b]:25"): all of the rest */
-		if (strcmp(verb, "show") == 0) {
-			snprintf(r->a, ARG_MAX, "%s", rest);
+		/* a key may hold blanks ("10 [a]:25, 20 [b]:25"): all the words */
+		if (strcmp(verb, "show") == 0 && args_joined(r->a, argc, argv)) {
 			r->kind = REQ_DEST_SHOW;
 			return 0;
 		}
-		if (strcmp(verb, "clear") == 0 && r->a[0]) {
-			snprintf(r->a, ARG_MAX, "%s", rest);
+		if (strcmp(verb, "clear") == 0 && argc >= 1 && args_joined(r->a, argc, argv)) {
 			r->kind = REQ_DEST_CLEAR;
 			return 0;
 		}
-		snprintf(err, errlen, "usage: dest show [DESTINATION] | dest clear DESTINATION");
-		return -1;
+		return PLANE_USAGE;
 	}
 	snprintf(err, errlen, "the control plane has no '%s' requests", cmd);
 	return -1;
 }
 
-int plane_submit(struct plane *p, const char *cmd, const char *args, struct ctl_ticket t,
-		 char *err, size_t errlen)
+int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, char **argv,
+		 struct ctl_ticket t, char *err, size_t errlen)
 {
 	struct plane_req *r;
+	int rc;
 
 	pthread_mutex_lock(&p->mu);
 	r = p->freelist;
@@ -912,14 +923,15 @@ int plane_submit(struct plane *p, const char *cmd, const char *args, struct ctl_
 			 "try again", PLANE_REQ_MAX);
 		return -1;
 	}
-	free(r->reply);
+	json_decref(r->reply);
 	r->reply = NULL;
 	r->ticket = t;
-	if (parse_request(r, cmd, args, err, errlen) < 0) {
+	rc = parse_request(r, cmd, sub, argc, argv, err, errlen);
+	if (rc < 0) {
 		pthread_mutex_lock(&p->mu);
 		push(&p->freelist, r);
 		pthread_mutex_unlock(&p->mu);
-		return -1;
+		return rc;
 	}
 	pthread_mutex_lock(&p->mu);
 	push(&p->inbox, r);
@@ -934,7 +946,7 @@ int plane_reply_fd(const struct plane *p)
 }
 
 unsigned plane_take_replies(struct plane *p,
-			    void (*fn)(void *user, struct ctl_ticket t, bool ok, const char *body),
+			    void (*fn)(void *user, struct ctl_ticket t, bool ok, json_t *value),
 			    void *user)
 {
 	struct plane_req *out, *r;
@@ -945,13 +957,12 @@ unsigned plane_take_replies(struct plane *p,
 	out = p->outbox;
 	p->outbox = NULL;
 	pthread_mutex_unlock(&p->mu);
-	for (r = out; r; r = r->next, n++)
-		fn(user, r->ticket, r->ok, r->reply ? r->reply : "");
 	while (out) {
 		r = out;
 		out = out->next;
-		free(r->reply);
+		fn(user, r->ticket, r->ok, r->reply);	/* takes the reference */
 		r->reply = NULL;
+		n++;
 		pthread_mutex_lock(&p->mu);
 		push(&p->freelist, r);
 		pthread_mutex_unlock(&p->mu);
@@ -959,15 +970,14 @@ unsigned plane_take_replies(struct plane *p,
 	return n;
 }
 
-void plane_stats_write(struct plane *p, FILE *out, bool json, bool *first)
+void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 {
-	stats_write(out, json, first, "dns", dns_stat_names, STATS_VALUES(&p->dns_snap),
-		    dns_stat_count);
-	stats_write(out, json, first, "route", route_stat_names, STATS_VALUES(&p->route_snap),
+	stats_visit(fn, user, "dns", dns_stat_names, STATS_VALUES(&p->dns_snap), dns_stat_count);
+	stats_visit(fn, user, "route", route_stat_names, STATS_VALUES(&p->route_snap),
 		    route_stat_count);
-	stats_write(out, json, first, "rdns", rdns_stat_names, STATS_VALUES(&p->rdns_st),
+	stats_visit(fn, user, "rdns", rdns_stat_names, STATS_VALUES(&p->rdns_st),
 		    STATS_COUNT(rdns_stat_names));
 	if (p->sched)
-		stats_write(out, json, first, "sched", sched_stat_names,
-			    STATS_VALUES(&p->sched_snap), sched_stat_count);
+		stats_visit(fn, user, "sched", sched_stat_names, STATS_VALUES(&p->sched_snap),
+			    sched_stat_count);
 }

@@ -8,11 +8,12 @@
  * router (control/route.h), and nothing else touches them.
  *
  * Operators' requests that need them come from the main loop: the control
- * socket's handler takes a ticket (ctl_server_defer) and hands the request
- * over with plane_submit(); the plane answers on its own time; the main
- * loop waits on plane_reply_fd() and passes answers back to the socket with
- * plane_take_replies(). Requests and answers are bounded lists under a
- * mutex (control plane only: no lcore ever takes it).
+ * socket's handler (control/commands.c) takes a ticket (ctl_server_defer)
+ * and hands the request over with plane_submit(); the plane answers on its
+ * own time with a JSON result (jansson); the main loop waits on
+ * plane_reply_fd() and passes answers back to the socket with
+ * plane_take_replies() (ctl_server_answer_json). Requests and answers are
+ * bounded lists under a mutex (control plane only: no lcore ever takes it).
  *
  * With a queue it also runs the delivery scheduler (control/sched.h): one
  * sched_poll per loop, and the loop sleeps no longer than sched_wake_ns
@@ -20,22 +21,35 @@
  * stop (the scheduler takes back what it can and writes it), plane_free
  * after (jobs still lent to an lcore point into the scheduler's memory).
  *
- * Requests today:
+ * Requests today, and their results:
  *   route lookup DOMAIN        the next hops for DOMAIN, or the failure
+ *                              {"route":{"domain","status","dsn","why",
+ *                              "hops":[{"addr","port","pref","tls","mx"}]}}
  *   route set DOMAIN SPEC      a static route at runtime (route.h syntax)
- *   route clear DOMAIN
+ *                              {"route":{"domain","set":true}}
+ *   route clear DOMAIN         {"route":{"domain","cleared":true}}
  *   dns lookup NAME a|mx|ptr   one resolver lookup (PTR: NAME is an address)
+ *                              {"dns":{"name","type","status","ttl","why",
+ *                              "records":["addr"|"name"|{"pref","host"}]}}
  *   dns bench N cached|uncached ZONE
  *                              N lookups, timed (bench/dns-bench)
+ *                              {"dns_bench":{"lookups","ok","failed","cached",
+ *                              "seconds","per_second"}}
  *   flush ID | --domain D | --all
  *                              make mail due now (and, for a domain or all,
  *                              clear the destinations' backoff)
+ *                              {"flush":{"id","due"[,"why"]}},
+ *                              {"flush":{"domain","messages"}},
+ *                              {"flush":{"all":true,"messages"}}
  *   dest show [KEY]            destinations in memory (dest_view and the
  *                              scheduler's own), or the one named KEY
+ *                              {"dests":[...]} (sched_dest_json)
  *   dest clear KEY             end a destination's backoff now
+ *                              {"dest":{"name","cleared":true}}
  *   bounce ID [--reason TEXT]  give up on a message now: its undelivered
  *                              recipients fail and its sender gets the DSN
  *                              (exim -Mg; sched_bounce_id)
+ *                              {"bounce":{"id","recipients"}}
  */
 #ifndef SLUICE_PLANE_H
 #define SLUICE_PLANE_H
@@ -43,6 +57,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
+#include "common/stats.h"
 #include "control/ctl_server.h"
 
 #define PLANE_REQ_MAX 64	/* requests waiting or in progress */
@@ -65,21 +82,25 @@ void plane_stop(struct plane *p);
 /* Free the rest, the scheduler included: after dp_halt. */
 void plane_free(struct plane *p);
 
-/* Hand a request over ("route", "lookup example.com"). 0, or -1 with err
- * filled (unknown request, bad arguments, too many waiting). */
-int plane_submit(struct plane *p, const char *cmd, const char *args, struct ctl_ticket t,
-		 char *err, size_t errlen);
+/* Hand a request over: the command ("route"), its sub-command ("lookup",
+ * or NULL) and the argc words after them (["example.com"]); the answer
+ * will name ticket t. 0; PLANE_USAGE when the words do not fit the
+ * command (the caller answers with its usage); or -1 with err filled
+ * (a bad argument, too many requests waiting). */
+#define PLANE_USAGE (-2)
+int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, char **argv,
+		 struct ctl_ticket t, char *err, size_t errlen);
 
 /* Readable (an eventfd) when answers wait. */
 int plane_reply_fd(const struct plane *p);
-/* Give every waiting answer to fn; returns how many. */
+/* Give every waiting answer to fn (value: the result, or the error as a
+ * JSON string; fn takes the reference); returns how many. */
 unsigned plane_take_replies(struct plane *p,
-			    void (*fn)(void *user, struct ctl_ticket t, bool ok, const char *body),
+			    void (*fn)(void *user, struct ctl_ticket t, bool ok, json_t *value),
 			    void *user);
 
 /* The resolver's, router's and scheduler's counters (groups dns, route,
- * sched), as stats_write writes them. A snapshot the thread refreshes
- * every loop. */
-void plane_stats_write(struct plane *p, FILE *out, bool json, bool *first);
+ * rdns, sched) to fn. A snapshot the thread refreshes every loop. */
+void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user);
 
 #endif

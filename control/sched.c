@@ -44,7 +44,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "control/ctl_server.h"
+#include "control/ctl_proto.h"
 #include "control/dsn.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
@@ -2485,73 +2485,88 @@ static double secs_left(uint64_t until, uint64_t now)
 	return until > now ? (double)(until - now) / 1e9 : 0;
 }
 
-static void dest_json(struct sched *s, struct sdest *d, FILE *out)
+/* x >= 0 rounded to `per` parts of one (10: tenths): the precision shown. */
+static double rounded(double x, double per)
+{
+	return (double)(uint64_t)(x * per + 0.5) / per;
+}
+
+/* One destination as a JSON object (see sched.h), or NULL: out of memory. */
+static json_t *dest_json(struct sched *s, struct sdest *d)
 {
 	struct dest_view v;
 	static const char *const cls[] = { "normal", "notify" };
+	json_t *o, *classes = json_object();
 
 	dest_view(&d->d, s->now_ns, &v);
-	fputs("{\"name\":", out);
-	ctl_json_string(out, v.name);
-	fprintf(out, ",\"queued\":%u,\"in_flight\":%u,\"idle_connections\":%u,"
-		"\"plaintext_for\":%.1f,\"hops\":%u,\"suspended\":%s,\"suspended_for\":%.1f,"
-		"\"suspend_reason\":", dest_nitems(d), d->lent, d->nidle,
-		secs_left(d->plain_until_ns, s->now_ns), d->nhops, v.suspended ? "true" : "false",
-		v.suspended_until_ns ? secs_left(v.suspended_until_ns, s->now_ns) : 0.0);
-	ctl_json_string(out, v.suspend_reason);
-	fprintf(out, ",\"dead\":%s,\"dead_for\":%.1f,\"dead_reason\":", v.dead ? "true" : "false",
-		v.dead ? secs_left(v.dead_until_ns, s->now_ns) : 0.0);
-	ctl_json_string(out, v.dead_reason);
-	fprintf(out, ",\"fail_cohorts\":%.3f,\"recipients_per_transaction\":%u,"
-		"\"messages_per_connection\":%u,\"last_error\":", v.fail_cohorts,
-		v.recipients_per_transaction, v.messages_per_connection);
-	ctl_json_string(out, v.last_error);
-	fprintf(out, ",\"last_error_ago\":%.1f",
-		v.last_error[0] && s->now_ns > v.last_error_ns ?
-		(double)(s->now_ns - v.last_error_ns) / 1e9 : 0.0);
-	fprintf(out, ",\"deaths\":%llu,\"revivals\":%llu,\"flushes\":%llu,\"suspensions\":%llu",
-		(unsigned long long)v.stats.deaths, (unsigned long long)v.stats.revivals,
-		(unsigned long long)v.stats.flushes, (unsigned long long)v.stats.suspensions);
-	fputs(",\"classes\":{", out);
-	for (int c = 0; c < DEST_CLASSES; c++) {
+	for (int c = 0; classes && c < DEST_CLASSES; c++) {
 		const struct dest_class_view *k = &v.cls[c];
 		const uint64_t *sv = STATS_VALUES(&k->stats);
-		fprintf(out, "%s\"%s\":{\"queued\":%u,\"busy\":%u,\"window\":%u,\"limit\":%u,"
-			"\"message_rate\":\"%s\",\"connection_rate\":\"%s\",\"message_rate_wait\":%.3f,"
-			"\"connection_rate_wait\":%.3f", c ? "," : "", cls[c], d->lane[c].nitems,
-			k->busy, k->window, k->limit, k->message_rate, k->connection_rate,
-			(double)k->message_rate_wait_ns / 1e9,
-			(double)k->connection_rate_wait_ns / 1e9);
-		for (size_t i = 0; i < sizeof(k->stats) / sizeof(uint64_t); i++)
-			fprintf(out, ",\"%s\":%llu", dest_class_stat_names[i],
-				(unsigned long long)sv[i]);
-		fputc('}', out);
+		json_t *kj = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s,s:f,s:f}",
+				       "queued", (json_int_t)d->lane[c].nitems,
+				       "busy", (json_int_t)k->busy, "window", (json_int_t)k->window,
+				       "limit", (json_int_t)k->limit, "message_rate", k->message_rate,
+				       "connection_rate", k->connection_rate,
+				       "message_rate_wait", rounded(k->message_rate_wait_ns / 1e9, 1000),
+				       "connection_rate_wait",
+				       rounded(k->connection_rate_wait_ns / 1e9, 1000));
+		for (size_t i = 0; kj && i < sizeof(k->stats) / sizeof(uint64_t); i++)
+			if (json_object_set_new(kj, dest_class_stat_names[i],
+						json_integer((json_int_t)sv[i])) < 0) {
+				json_decref(kj);
+				kj = NULL;
+			}
+		if (!kj || json_object_set_new(classes, cls[c], kj) < 0) {
+			json_decref(classes);
+			classes = NULL;
+		}
 	}
-	fputs("}}", out);
+	if (!classes)
+		return NULL;
+	o = json_pack("{s:o,s:I,s:I,s:I,s:f,s:I,s:b,s:f,s:o,s:b,s:f,s:o,s:f,s:I,s:I,s:o,s:f,"
+		      "s:I,s:I,s:I,s:I,s:o}",
+		      "name", ctl_json_text(v.name),
+		      "queued", (json_int_t)dest_nitems(d),
+		      "in_flight", (json_int_t)d->lent,
+		      "idle_connections", (json_int_t)d->nidle,
+		      "plaintext_for", rounded(secs_left(d->plain_until_ns, s->now_ns), 10),
+		      "hops", (json_int_t)d->nhops,
+		      "suspended", v.suspended,
+		      "suspended_for", v.suspended_until_ns ?
+				rounded(secs_left(v.suspended_until_ns, s->now_ns), 10) : 0.0,
+		      "suspend_reason", ctl_json_text(v.suspend_reason),
+		      "dead", v.dead,
+		      "dead_for", v.dead ? rounded(secs_left(v.dead_until_ns, s->now_ns), 10) : 0.0,
+		      "dead_reason", ctl_json_text(v.dead_reason),
+		      "fail_cohorts", rounded(v.fail_cohorts, 1000),
+		      "recipients_per_transaction", (json_int_t)v.recipients_per_transaction,
+		      "messages_per_connection", (json_int_t)v.messages_per_connection,
+		      "last_error", ctl_json_text(v.last_error),
+		      "last_error_ago", v.last_error[0] && s->now_ns > v.last_error_ns ?
+				rounded((double)(s->now_ns - v.last_error_ns) / 1e9, 10) : 0.0,
+		      "deaths", (json_int_t)v.stats.deaths,
+		      "revivals", (json_int_t)v.stats.revivals,
+		      "flushes", (json_int_t)v.stats.flushes,
+		      "suspensions", (json_int_t)v.stats.suspensions,
+		      "classes", classes);
+	return o;
 }
 
-unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *out)
+unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t *dests)
 {
 	unsigned n = 0;
 
 	tick(s);
-	fputs("\"dests\":[", out);
 	if (key) {
 		struct sdest *d = *dest_slot(s, key);
-		if (d) {
-			dest_json(s, d, out);
+		if (d && json_array_append_new(dests, dest_json(s, d)) == 0)
 			n++;
-		}
-	} else {
-		for (size_t i = 0; i <= s->dmask && n < max; i++)
-			for (struct sdest *d = s->dtab[i]; d && n < max; d = d->hnext) {
-				if (n)
-					fputc(',', out);
-				dest_json(s, d, out);
-				n++;
-			}
+		return n;
 	}
-	fputc(']', out);
+	for (size_t i = 0; i <= s->dmask && n < max; i++)
+		for (struct sdest *d = s->dtab[i]; d && n < max; d = d->hnext)
+			if (json_array_append_new(dests, dest_json(s, d)) == 0)
+				n++;
 	return n;
 }
 

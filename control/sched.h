@@ -122,6 +122,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "common/stats.h"
 #include "control/bounce.h"
 #include "control/dest.h"
@@ -248,11 +250,22 @@ int sched_dest_clear(struct sched *s, const char *key);
  */
 int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *n);
 
-/* `dest show [KEY]`: the JSON member "dests":[...] for destination key (NULL:
- * every one in memory, at most max), dest_view plus the scheduler's own
- * (items queued, jobs in flight, idle connections, plaintext fallback).
- * Returns how many were written. */
-unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, FILE *out);
+/*
+ * `dest show [KEY]`: append to the JSON array dests an object for
+ * destination key (NULL: every one in memory, at most max): dest_view plus
+ * the scheduler's own (items queued, jobs in flight, idle connections,
+ * plaintext fallback):
+ *   {"name", "queued", "in_flight", "idle_connections", "plaintext_for" (s),
+ *    "hops", "suspended", "suspended_for" (s), "suspend_reason", "dead",
+ *    "dead_for" (s), "dead_reason", "fail_cohorts", "recipients_per_transaction",
+ *    "messages_per_connection", "last_error", "last_error_ago" (s), "deaths",
+ *    "revivals", "flushes", "suspensions",
+ *    "classes": {"normal"|"notify": {"queued", "busy", "window", "limit", "message_rate",
+ *    "connection_rate", "message_rate_wait" (s), "connection_rate_wait" (s),
+ *    and dest_class_stats' counters}}}
+ * Returns how many were appended (fewer than found: out of memory).
+ */
+unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t *dests);
 
 /* ---- counters ---- */
 

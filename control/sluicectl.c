@@ -1,15 +1,28 @@
 /*
  * sluicectl.c - the operator's CLI: sends one request to sluiced's control
- * socket and shows the reply, as a table for people or raw JSON (--json).
+ * socket and shows the reply, as text for people or as JSON (--json).
  *
- *   sluicectl [-s SOCKET] [--json] COMMAND [ARGS...]
+ *   sluicectl [-s SOCKET] [--json] [-t SECONDS] COMMAND [ARGS...]
+ *   sluicectl COMMAND [SUB-COMMAND] --help     usage and help, from sluiced
+ *   sluicectl help                             every command
  *
- * Exit status: 0 when sluiced answered ok, 1 when it answered an error,
- * 2 on usage errors, 3 when sluiced could not be reached.
+ * The request is the command line's words (control/ctl_proto.h); the
+ * commands, their usage and their help live in sluiced's table
+ * (control/commands.c), which `help` returns, so this program knows no
+ * command but how to show its result (control/sluicectl_render.h).
+ *
+ * --json prints the reply's result as one line of JSON (the shape each
+ * command documents); an error goes to stderr as text either way.
+ *
+ * Exit status: 0 when sluiced answered ok, 1 when it answered an error
+ * (refusals and usage errors it found included), 2 on usage errors found
+ * here, 3 when sluiced could not be reached or its reply could not be
+ * read.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +30,22 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control/ctl_proto.h"
+#include "control/sluicectl_render.h"
+
 #define DEFAULT_SOCKET "/run/sluice/control.sock"
-#define REPLY_MAX (16u << 20)	/* bound on a reply we will buffer */
-#define TIMEOUT_MS 10000
+#define TIMEOUT_S 10	/* default: how long a reply may keep us waiting */
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: sluicectl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
-		     "commands: ping, version, stats, route lookup DOMAIN, route set DOMAIN SPEC,\n"
-		     "          route clear DOMAIN, dns lookup NAME a|mx|ptr,\n"
-		     "          flush ID|--domain DOMAIN|--all, dest show [DEST], dest clear DEST,\n"
-		     "          bounce ID [--reason TEXT]\n");
+	fprintf(out, "usage: sluicectl [-s SOCKET] [--json] [-t SECONDS] COMMAND [ARGS...]\n"
+		     "       sluicectl COMMAND [SUB-COMMAND] --help\n"
+		     "  -s, --socket SOCKET   sluiced's control socket (default %s,\n"
+		     "                        or $SLUICE_CONTROL_SOCKET)\n"
+		     "  -j, --json            print the result as JSON, for scripts\n"
+		     "  -t, --timeout SECONDS give up when the reply takes longer (default %d)\n"
+		     "exit status: 0 ok, 1 sluiced answered an error, 2 usage, 3 unreachable\n",
+		DEFAULT_SOCKET, TIMEOUT_S);
 }
 
 static int connect_to(const char *path)
@@ -53,25 +71,48 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-/* Read one reply line (up to REPLY_MAX) with a timeout. Caller frees. */
-static char *read_reply(int fd)
+/* Send the whole request. 0, or -1: the server closed (it may have said
+ * why: read its reply all the same). */
+static int send_all(int fd, const char *buf, size_t len)
 {
-	size_t cap = 4096, len = 0;
+	while (len) {
+		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Read one reply line (at most CTL_REPLY_MAX bytes) within timeout_ms of
+ * the last byte. The line without its newline (caller frees), or NULL
+ * (said why on stderr).
+ */
+static char *read_reply(int fd, int timeout_ms, size_t *len_out)
+{
+	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap);
 
 	while (buf) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
 		char *nl;
+		int pr = poll(&p, 1, timeout_ms);
 
-		if (poll(&p, 1, TIMEOUT_MS) <= 0) {
-			fprintf(stderr, "sluicectl: no reply within %d s\n", TIMEOUT_MS / 1000);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0) {
+			fprintf(stderr, "sluicectl: no reply within %d s\n", timeout_ms / 1000);
 			break;
 		}
 		if (len + 1 >= cap) {
 			char *nb;
-			if (cap >= REPLY_MAX) {
-				fprintf(stderr, "sluicectl: reply larger than %u bytes\n", REPLY_MAX);
+			if (cap >= CTL_REPLY_MAX) {
+				fprintf(stderr, "sluicectl: reply over %u bytes\n", CTL_REPLY_MAX);
 				break;
 			}
 			nb = realloc(buf, cap *= 2);
@@ -80,15 +121,18 @@ static char *read_reply(int fd)
 			buf = nb;
 		}
 		r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0) {
-			fprintf(stderr, "sluicectl: connection closed before a full reply\n");
+			fprintf(stderr, "sluicectl: connection closed before a whole reply%s%s\n",
+				r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
 			break;
 		}
+		nl = memchr(buf + len, '\n', (size_t)r);
 		len += (size_t)r;
-		buf[len] = '\0';
-		nl = memchr(buf, '\n', len);
 		if (nl) {
 			*nl = '\0';
+			*len_out = (size_t)(nl - buf);
 			return buf;
 		}
 	}
@@ -96,49 +140,43 @@ static char *read_reply(int fd)
 	return NULL;
 }
 
-/*
- * Show a flat JSON object's members as "name  value" rows. The replies of
- * sluiced are {"ok":true,"key":{"a.b":1,...}} or {"ok":false,"error":"..."};
- * this walks that shape only.
- */
-static void print_table(const char *json)
+/* Ask sluiced: 0 with *ok and *value (a new reference), or 3 (unreachable, or
+ * no readable reply; said why). */
+static int ask(const char *path, int argc, char **argv, int timeout_ms, bool *ok, json_t **value)
 {
-	const char *p = json;
-	int depth = 0;
+	char err[256], *req, *line;
+	size_t len;
+	int fd;
 
-	while (*p) {
-		if (*p == '{') { depth++; p++; continue; }
-		if (*p == '}') { depth--; p++; continue; }
-		if (*p == '"') {
-			const char *k = ++p;
-			size_t kl;
-			while (*p && *p != '"') p += (*p == '\\' && p[1]) ? 2 : 1;
-			kl = (size_t)(p - k);
-			if (*p) p++;
-			if (*p != ':') continue;
-			p++;
-			if (*p == '{') {
-				if (!(kl == 2 && !strncmp(k, "ok", 2)))
-					printf("%.*s:\n", (int)kl, k);
-				continue;
-			}
-			{
-				const char *v = p;
-				if (*p == '"') {
-					p++;
-					while (*p && *p != '"') p += (*p == '\\' && p[1]) ? 2 : 1;
-					if (*p) p++;
-				} else {
-					while (*p && *p != ',' && *p != '}') p++;
-				}
-				if (!(kl == 2 && !strncmp(k, "ok", 2)))
-					printf("%s%-32.*s %.*s\n", depth > 1 ? "  " : "", (int)kl, k,
-					       (int)(p - v), v);
-			}
-			continue;
-		}
-		p++;
+	req = ctl_request_encode(argc, argv, &len, err, sizeof(err));
+	if (!req) {
+		fprintf(stderr, "sluicectl: %s\n", err);
+		return 2;
 	}
+	fd = connect_to(path);
+	if (fd < 0) {
+		free(req);
+		return 3;
+	}
+	if (send_all(fd, req, len) < 0)
+		fprintf(stderr, "sluicectl: sluiced closed the connection: %s\n", strerror(errno));
+	free(req);
+	line = read_reply(fd, timeout_ms, &len);
+	close(fd);
+	if (!line)
+		return 3;
+	if (ctl_reply_parse(line, len, ok, value, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sluicectl: %s\n", err);
+		free(line);
+		return 3;
+	}
+	free(line);
+	return 0;
+}
+
+static bool is_help(const char *w)
+{
+	return strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0;
 }
 
 int main(int argc, char **argv)
@@ -146,58 +184,81 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("SLUICE_CONTROL_SOCKET");
-	char req[4096];
-	size_t n = 0;
-	int json = 0, o, fd, ok;
-	char *reply;
+	bool json = false, help = false, ok = false;
+	long timeout_s = TIMEOUT_S;
+	char *help_argv[3] = { "help", NULL, NULL }, **words, *end;
+	int nwords, o, r;
+	json_t *value = NULL;
 
 	if (!path)
 		path = DEFAULT_SOCKET;
-	while ((o = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+s:jt:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': path = optarg; break;
-		case 'j': json = 1; break;
-		case 'h': usage(stdout); return 0;
+		case 'j': json = true; break;
+		case 't':
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || timeout_s < 1 || timeout_s > 86400) {
+				fprintf(stderr, "sluicectl: --timeout takes 1..86400 seconds\n");
+				return 2;
+			}
+			break;
+		case 'h': help = true; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind >= argc) {
+	words = argv + optind;
+	nwords = argc - optind;
+	for (int i = 0; i < nwords; i++)
+		help |= is_help(words[i]);
+	if (nwords == 0 && !help) {
 		usage(stderr);
 		return 2;
 	}
-	for (int i = optind; i < argc; i++) {
-		int w = snprintf(req + n, sizeof(req) - n, "%s%s", i > optind ? " " : "", argv[i]);
-		if (w < 0 || (size_t)w >= sizeof(req) - n - 1 || strpbrk(argv[i], "\r\n")) {
-			fprintf(stderr, "sluicectl: request too long or contains a newline\n");
-			return 2;
+	if (help) {
+		/* `sluicectl [COMMAND [SUB]] --help`: the table's rows, from sluiced */
+		int n = 1;
+		for (int i = 0; i < nwords && n < 3; i++)
+			if (!is_help(words[i]))
+				help_argv[n++] = words[i];
+		if (n == 1)
+			usage(stdout);
+		words = help_argv;
+		nwords = n;
+	}
+	r = ask(path, nwords, words, (int)timeout_s * 1000, &ok, &value);
+	if (r) {
+		if (help && nwords == 1)
+			return 0;	/* the options were printed; the commands need sluiced */
+		return r;
+	}
+	if (!ok) {
+		char text[4096];	/* no escape sequence from afar reaches the terminal */
+		fprintf(stderr, "sluicectl: %s\n", ctl_render_scalar(value, text, sizeof(text)));
+		json_decref(value);
+		return 1;
+	}
+	if (json) {
+		char *s = json_dumps(value, CTL_JSON_FLAGS | JSON_ENCODE_ANY);
+		if (!s) {
+			json_decref(value);
+			fprintf(stderr, "sluicectl: out of memory\n");
+			return 3;
 		}
-		n += (size_t)w;
+		printf("%s\n", s);
+		free(s);
+	} else {
+		ctl_render_find(nwords, words)(stdout, value, nwords, words);
 	}
-	req[n++] = '\n';
-
-	fd = connect_to(path);
-	if (fd < 0)
-		return 3;
-	if (write(fd, req, n) != (ssize_t)n) {
-		fprintf(stderr, "sluicectl: send failed: %s\n", strerror(errno));
-		close(fd);
+	json_decref(value);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "sluicectl: writing the output: %s\n", strerror(errno));
 		return 3;
 	}
-	reply = read_reply(fd);
-	close(fd);
-	if (!reply)
-		return 3;
-	ok = strncmp(reply, "{\"ok\":true", 10) == 0;
-	if (json)
-		printf("%s\n", reply);
-	else if (ok)
-		print_table(reply);
-	else
-		fprintf(stderr, "sluicectl: %s\n", reply);
-	free(reply);
-	return ok ? 0 : 1;
+	return 0;
 }

@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/config.h"
+#include "control/commands.h"
 #include "control/config_check.h"
 #include "control/ctl_server.h"
 #include "control/plane.h"
@@ -57,7 +58,8 @@
 struct daemon {
 	struct sluice_config cfg;
 	struct dataplane *dp;
-	struct ctl_server ctl;
+	struct ctl_server *ctl;
+	struct ctl_ctx ctl_ctx;		/* what the commands work with (commands.h) */
 	struct queue *queue;
 	struct tls_ctx *tls;
 	struct tls_ctx *tls_client;	/* outbound STARTTLS ([delivery] tls_ca_file) */
@@ -95,68 +97,11 @@ static int load_config(struct sluice_config *cfg, const char *path)
 	return r;
 }
 
-/* The queue's counters, summed over its shards, as more JSON members. */
-static void queue_stats_write(struct queue *q, FILE *out)
-{
-	uint64_t sum[sizeof(struct queue_shard_stats) / sizeof(uint64_t)] = { 0 };
-	bool first = false;	/* members follow dp_stats_write's */
-
-	for (unsigned i = 0; i < queue_nshards(q); i++) {
-		struct queue_shard_stats st;
-		queue_stats(q, i, &st);
-		stats_add(sum, &st, STATS_COUNT(sum));
-	}
-	stats_write(out, true, &first, "queue", queue_shard_stat_names, sum, STATS_COUNT(sum));
-}
-
-static int ctl_handle(void *ctx, const char *cmd, const char *args, FILE *out)
-{
-	struct daemon *d = ctx;
-
-	if (strcmp(cmd, "ping") == 0) {
-		fputs("\"pong\":true", out);
-		return 0;
-	}
-	if (strcmp(cmd, "version") == 0) {
-		fputs("\"version\":\"" SLUICE_VERSION "\"", out);
-		return 0;
-	}
-	if (strcmp(cmd, "stats") == 0) {
-		bool first = false;	/* members follow dp_stats_write's */
-		fputs("\"stats\":{", out);
-		dp_stats_write(d->dp, out, true);
-		if (d->queue)
-			queue_stats_write(d->queue, out);
-		if (d->plane)
-			plane_stats_write(d->plane, out, true, &first);
-		fputc('}', out);
-		return 0;
-	}
-	if (strcmp(cmd, "route") == 0 || strcmp(cmd, "dns") == 0 || strcmp(cmd, "flush") == 0 ||
-	    strcmp(cmd, "dest") == 0 || strcmp(cmd, "bounce") == 0) {
-		struct ctl_ticket t;
-		char err[256];
-		if (!d->plane || ctl_server_defer(&d->ctl, &t) < 0) {
-			fputs("the control plane is not running", out);
-			return -1;
-		}
-		if (plane_submit(d->plane, cmd, args, t, err, sizeof(err)) < 0) {
-			ctl_server_answer(&d->ctl, t, false, err);
-			return CTL_DEFERRED;
-		}
-		return CTL_DEFERRED;
-	}
-	fprintf(out, "unknown command '%s' (try: ping, version, stats, route, dns, flush, dest, "
-		"bounce)",
-		cmd);
-	return -1;
-}
-
-static void plane_answer(void *user, struct ctl_ticket t, bool ok, const char *body)
+static void plane_answer(void *user, struct ctl_ticket t, bool ok, json_t *value)
 {
 	struct daemon *d = user;
 
-	ctl_server_answer(&d->ctl, t, ok, body);
+	ctl_server_answer_json(d->ctl, t, ok, value);
 }
 
 /*
@@ -311,13 +256,13 @@ static void take_signal(struct daemon *d)
 
 static void main_loop(struct daemon *d)
 {
-	struct pollfd pfds[3 + CTL_MAX_CLIENTS];
+	struct pollfd pfds[2 + CTL_POLLFDS];
 
 	while (!d->stop) {
 		unsigned n = 0;
 		pfds[n++] = (struct pollfd){ .fd = d->sig_fd, .events = POLLIN };
 		pfds[n++] = (struct pollfd){ .fd = plane_reply_fd(d->plane), .events = POLLIN };
-		n += ctl_server_pollfds(&d->ctl, pfds + n);
+		n += ctl_server_pollfds(d->ctl, pfds + n);
 		if (poll(pfds, n, MAIN_POLL_MS) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -329,7 +274,7 @@ static void main_loop(struct daemon *d)
 		if (pfds[1].revents)
 			plane_take_replies(d->plane, plane_answer, d);
 		dp_log_drain(d->dp);
-		ctl_server_service(&d->ctl, pfds + 2, n - 2);
+		ctl_server_service(d->ctl, pfds + 2, n - 2, clock_mono_ns() / NS_PER_MS);
 	}
 }
 
@@ -426,25 +371,40 @@ static int run(struct daemon *d, const char *argv0)
 
 	/* The control socket first: if another sluiced answers on it, this
 	 * one must not touch the port or the spool. Requests wait in its
-	 * backlog until the main loop runs. */
-	if (ctl_server_open(&d->ctl, d->cfg.control.socket, ctl_handle, d) < 0) {
-		close(d->sig_fd);
-		return 1;
+	 * backlog until the main loop runs; the commands find the dataplane,
+	 * queue and plane in ctl_ctx once they are made. */
+	{
+		struct ctl_server_conf cc;
+		char err[256];
+		int e;
+		if (config_control(&d->cfg, &cc, err, sizeof(err)) < 0) {
+			log_err("control socket: %s", err);
+			close(d->sig_fd);
+			return 1;
+		}
+		d->ctl_ctx = (struct ctl_ctx){ .cfg = &d->cfg, .version = SLUICE_VERSION };
+		d->ctl = ctl_server_open(&cc, ctl_commands, &d->ctl_ctx, &e);
+		if (!d->ctl) {
+			close(d->sig_fd);
+			return 1;
+		}
+		d->ctl_ctx.server = d->ctl;
 	}
 	if (smtp_setup(d) < 0 || delivery_setup(d) < 0) {
-		ctl_server_close(&d->ctl);
+		ctl_server_close(d->ctl);
 		smtp_teardown(d);
 		tls_ctx_free(d->tls_client);
 		return 1;
 	}
+	d->ctl_ctx.queue = d->queue;
 	d->dp = dp_init(&d->cfg.dp, argv0);
 	if (!d->dp) {
-		ctl_server_close(&d->ctl);
+		ctl_server_close(d->ctl);
 		smtp_teardown(d);
 		return 1;
 	}
 	if (dp_start(d->dp) < 0) {
-		ctl_server_close(&d->ctl);
+		ctl_server_close(d->ctl);
 		dp_stop(d->dp);
 		smtp_teardown(d);
 		return 1;
@@ -457,13 +417,15 @@ static int run(struct daemon *d, const char *argv0)
 				       err, sizeof(err));
 		if (!d->plane) {
 			log_err("control plane: %s", err);
-			ctl_server_close(&d->ctl);
+			ctl_server_close(d->ctl);
 			dp_stop(d->dp);
 			smtp_teardown(d);
 			tls_ctx_free(d->tls_client);
 			return 1;
 		}
 	}
+	d->ctl_ctx.dp = d->dp;
+	d->ctl_ctx.plane = d->plane;
 	if (d->user && drop_privileges(d) < 0) {
 		d->stop = 1;	/* shut down at once, the usual way */
 		failed = 1;
@@ -476,7 +438,7 @@ static int run(struct daemon *d, const char *argv0)
 	main_loop(d);
 
 	drain_smtp(d);
-	ctl_server_close(&d->ctl);
+	ctl_server_close(d->ctl);
 	/* The plane uses the lcores (its DNS sockets are theirs, delivery jobs
 	 * run on them): stop it first; the scheduler writes what came back. */
 	plane_stop(d->plane);

@@ -429,10 +429,9 @@ static void sum_group(struct dataplane *dp, size_t off, unsigned n, uint64_t *ou
 		stats_add(out, (const char *)dp->workers[i] + off, n);
 }
 
-void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
+void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 {
 	uint64_t v[128];
-	bool first = true;
 	struct rte_eth_stats es;
 	static const char *const port_names[] = { "ipackets", "opackets", "ibytes",
 		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
@@ -443,41 +442,41 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 		       sizeof(struct dpsock_hub_stats) / 8 <= 128 &&
 		       sizeof(struct dpsock_lcore_stats) / 8 <= 128, "grow v[]");
 	sum_group(dp, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
-	stats_write(out, json, &first, "net", net_stat_names, v, net_stat_count);
+	stats_visit(fn, user, "net", net_stat_names, v, net_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
-	stats_write(out, json, &first, "lcore", lcore_stat_names, v, lcore_stat_count);
+	stats_visit(fn, user, "lcore", lcore_stat_names, v, lcore_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, imp_rx.stats), impair_stat_count, v);
-	stats_write(out, json, &first, "impair_rx", impair_stat_names, v, impair_stat_count);
+	stats_visit(fn, user, "impair_rx", impair_stat_names, v, impair_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
-	stats_write(out, json, &first, "impair_tx", impair_stat_names, v, impair_stat_count);
+	stats_visit(fn, user, "impair_tx", impair_stat_names, v, impair_stat_count);
 	memset(v, 0, sizeof(v));
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, &dp->workers[i]->log->stats, log_ring_stat_count);
-	stats_write(out, json, &first, "log", log_ring_stat_names, v, log_ring_stat_count);
+	stats_visit(fn, user, "log", log_ring_stat_names, v, log_ring_stat_count);
 	memset(v, 0, sizeof(v));
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, ask_port_stats(dp->workers[i]->asks), ask_stat_count);
-	stats_write(out, json, &first, "ask", ask_stat_names, v, ask_stat_count);
+	stats_visit(fn, user, "ask", ask_stat_names, v, ask_stat_count);
 	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
-	stats_write(out, json, &first, "steer", steer_stat_names, v, steer_stat_count);
+	stats_visit(fn, user, "steer", steer_stat_names, v, steer_stat_count);
 	memset(v, 0, sizeof(v));
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, tcp_stack_stats(dp->workers[i]->tcp), tcp_stat_count);
-	stats_write(out, json, &first, "tcp", tcp_stat_names, v, tcp_stat_count);
+	stats_visit(fn, user, "tcp", tcp_stat_names, v, tcp_stat_count);
 	memset(v, 0, sizeof(v));
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, udp_stack_stats(dp->workers[i]->udp), udp_stat_count);
-	stats_write(out, json, &first, "udp", udp_stat_names, v, udp_stat_count);
+	stats_visit(fn, user, "udp", udp_stat_names, v, udp_stat_count);
 	memset(v, 0, sizeof(v));
 	for (unsigned i = 0; i < dp->nworkers; i++)
 		stats_add(v, dpsock_lcore_get_stats(dp->workers[i]->dpsock),
 			  dpsock_lcore_stat_count);
-	stats_write(out, json, &first, "dpsock", dpsock_lcore_stat_names, v,
+	stats_visit(fn, user, "dpsock", dpsock_lcore_stat_names, v,
 		    dpsock_lcore_stat_count);
 	memset(v, 0, sizeof(v));
 	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++)
 		stats_add(v, dpsock_hub_get_stats(dp->hubs[i]), dpsock_hub_stat_count);
-	stats_write(out, json, &first, "dpsock_hub", dpsock_hub_stat_names, v,
+	stats_visit(fn, user, "dpsock_hub", dpsock_hub_stat_names, v,
 		    dpsock_hub_stat_count);
 	{
 		static const char *const gauge_names[] = { "tcp_conns", "tcp_mbufs_held",
@@ -495,7 +494,7 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 			g[5] += dpsock_hub_open_count(dp->hubs[i]);
 			g[6] += dpsock_hub_free_slots(dp->hubs[i]);
 		}
-		stats_write(out, json, &first, "gauge", gauge_names, g, 8);
+		stats_visit(fn, user, "gauge", gauge_names, g, 8);
 	}
 	if (dp->workers[0] && dp->workers[0]->smtp) {
 		static const char *const smtp_gauge_names[] = { "sessions", "inflight",
@@ -506,16 +505,16 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 		memset(v, 0, sizeof(v));
 		for (unsigned i = 0; i < dp->nworkers; i++)
 			stats_add(v, smtp_service_engine_stats(dp->workers[i]->smtp), smtp_stat_count);
-		stats_write(out, json, &first, "smtp", smtp_stat_names, v, smtp_stat_count);
+		stats_visit(fn, user, "smtp", smtp_stat_names, v, smtp_stat_count);
 		memset(v, 0, sizeof(v));
 		for (unsigned i = 0; i < dp->nworkers; i++) {
 			stats_add(v, smtp_service_get_stats(dp->workers[i]->smtp),
 				  smtp_service_stat_count);
 			smtp_service_gauges(dp->workers[i]->smtp, &g[0], &g[1], &g[2]);
 		}
-		stats_write(out, json, &first, "smtpd", smtp_service_stat_names, v,
+		stats_visit(fn, user, "smtpd", smtp_service_stat_names, v,
 			    smtp_service_stat_count);
-		stats_write(out, json, &first, "smtp_gauge", smtp_gauge_names, g, 3);
+		stats_visit(fn, user, "smtp_gauge", smtp_gauge_names, g, 3);
 	}
 	if (dp->nworkers && dp->workers[0]->dlv) {
 		static const char *const dlv_gauge_names[] = { "conns_open", "conns_idle",
@@ -528,36 +527,36 @@ void dp_stats_write(struct dataplane *dp, FILE *out, bool json)
 			stats_add(v, dlv_get_stats(dp->workers[i]->dlv), dlv_stat_count);
 			dlv_gauges(dp->workers[i]->dlv, &g[0], &g[1], &g[2]);
 		}
-		stats_write(out, json, &first, "delivery", dlv_stat_names, v, dlv_stat_count);
+		stats_visit(fn, user, "delivery", dlv_stat_names, v, dlv_stat_count);
 		memset(v, 0, sizeof(v));
 		for (unsigned i = 0; i < dp->nworkers; i++)
 			stats_add(v, dlv_client_stats(dp->workers[i]->dlv), smtp_client_stat_count);
-		stats_write(out, json, &first, "smtp_client", smtp_client_stat_names, v,
+		stats_visit(fn, user, "smtp_client", smtp_client_stat_names, v,
 			    smtp_client_stat_count);
-		stats_write(out, json, &first, "delivery_gauge", dlv_gauge_names, g, 3);
+		stats_visit(fn, user, "delivery_gauge", dlv_gauge_names, g, 3);
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));
 		for (unsigned i = 0; i < dp->nworkers; i++)
 			stats_add(v, echo_get_stats(dp->workers[i]->echo), echo_stat_count);
-		stats_write(out, json, &first, "echo", echo_stat_names, v, echo_stat_count);
+		stats_visit(fn, user, "echo", echo_stat_names, v, echo_stat_count);
 		/* Per lcore too: tests check that every lcore did its share. */
 		for (unsigned i = 0; i < dp->nworkers; i++) {
 			char g[32];
 			snprintf(g, sizeof(g), "echo%u", i);
-			stats_write(out, json, &first, g, echo_stat_names,
+			stats_visit(fn, user, g, echo_stat_names,
 				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
 		}
 	}
 	for (unsigned i = 0; i < dp->nworkers; i++) {
 		char g[32];
 		snprintf(g, sizeof(g), "steer%u", i);
-		stats_write(out, json, &first, g, steer_stat_names,
+		stats_visit(fn, user, g, steer_stat_names,
 			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
 	}
 	if (rte_eth_stats_get(dp->port.port_id, &es) == 0) {
 		uint64_t pv[] = { es.ipackets, es.opackets, es.ibytes, es.obytes,
 				  es.imissed, es.ierrors, es.oerrors, es.rx_nombuf };
-		stats_write(out, json, &first, "port", port_names, pv, 8);
+		stats_visit(fn, user, "port", port_names, pv, 8);
 	}
 }

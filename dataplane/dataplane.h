@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/stats.h"
 #include "dataplane/cpus.h"
 #include "dataplane/dpsock.h"
 #include "dataplane/echo.h"
@@ -129,9 +130,9 @@ const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker);
 /* How many worker lcores (delivery ports) there are. */
 unsigned dp_workers(const struct dataplane *dp);
 
-/* Write every counter, summed over the worker lcores, as "group.name value"
- * lines, or as the members of a JSON object ("group.name":value,...) when
- * json. Reads the lcores' counters racily (see common/stats.h). */
-void dp_stats_write(struct dataplane *dp, FILE *out, bool json);
+/* Give every counter, summed over the worker lcores, to fn (common/stats.h:
+ * group "tcp", name "rx_segments", value). Reads the lcores' counters
+ * racily (see common/stats.h). */
+void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user);
 
 #endif

@@ -12,6 +12,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
+            libjansson-dev	# the control socket's JSON, sluiced and sluicectl
             iproute2 openssl
             swaks libnet-ssleay-perl libio-socket-ssl-perl	# to try SMTP (+TLS) by hand
             dnsmasq-base	# make run's DNS server (the binary only: no system service)

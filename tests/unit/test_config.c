@@ -745,6 +745,67 @@ Test(config_check, dns_and_route_settings)
 	cr_assert_str_eq(c.routes.file, "");
 }
 
+/* [control]: the socket's mode (octal), its groups by name or number, and
+ * the combinations start-up would refuse. */
+Test(config_check, control_socket_access)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-1", "0-1");
+	struct ctl_server_conf s;
+	char err[256];
+
+	cr_assert_eq(config_load_default(&c, &e), 0);
+	cr_assert_eq(c.control.mode, 0660, "the default mode");
+	config_control(&c, &s, err, sizeof(err));
+	cr_assert_eq(s.mode, 0660);
+	cr_assert_eq(s.group, CTL_NO_GROUP, "no group by default: root only");
+	cr_assert_eq(s.read_group, CTL_NO_GROUP);
+
+	char *path = write_tmp("[control]\ngroup = root\nread_group = 61112\nmode = 0666\n"
+			       "[queue]\ndir = /tmp/sluice-check-spool\n");
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	cr_assert_eq(c.control.mode, 0666);
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	cr_assert_eq(config_control(&c, &s, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(s.group, 0, "group by name");
+	cr_assert_eq(s.read_group, 61112, "group by number");
+	char *text = dump(&c);
+	cr_assert(strstr(text, "mode = 0666\n"), "written back in octal");
+	free(text);
+
+	/* not octal, too large */
+	path = write_tmp("[control]\nmode = 0689\n");
+	cr_assert_eq(config_load_file(&c, path, &e), -1);
+	cr_assert(strstr(e.msg[0], ":2: control.mode: '0689' is not a file mode in octal"), "%s",
+		  e.msg[0]);
+	unlink(path);
+	path = write_tmp("[control]\nmode = 01777\n");
+	cr_assert_eq(config_load_file(&c, path, &e), -1);
+	unlink(path);
+
+	/* no such group; a read_group the mode keeps out; the same group twice;
+	 * a group the mode keeps out */
+	path = write_tmp("[control]\ngroup = no-such-group-here\nread_group = 5\nmode = 0660\n"
+			 "[queue]\ndir = /tmp/sluice-check-spool\n");
+	cr_assert_eq(config_load_file(&c, path, &e), 0);
+	unlink(path);
+	cr_assert_eq(config_check(&c, &m, &e), -1);
+	cr_assert_eq(e.count, 2, "%u: %s / %s", e.count, e.msg[0], e.msg[1]);
+	cr_assert(strstr(e.msg[0], ":2: control.group: no group 'no-such-group-here'"), "%s",
+		  e.msg[0]);
+	cr_assert(strstr(e.msg[1], "does not let read_group '5' connect"), "%s", e.msg[1]);
+	path = write_tmp("[control]\ngroup = 7\nread_group = 7\nmode = 0606\n"
+			 "[queue]\ndir = /tmp/sluice-check-spool\n");
+	cr_assert_eq(config_load_file(&c, path, &e), 0);
+	unlink(path);
+	cr_assert_eq(config_check(&c, &m, &e), -1);
+	cr_assert_eq(e.count, 2, "%u: %s / %s", e.count, e.msg[0], e.msg[1]);
+	cr_assert(strstr(e.msg[0], "0606 does not let group '7' connect"), "%s", e.msg[0]);
+	cr_assert(strstr(e.msg[1], "'7' is the admins' group too"), "%s", e.msg[1]);
+}
+
 Test(config_check, shipped_file_passes)
 {
 	struct sluice_config c;

@@ -1,0 +1,171 @@
+/*
+ * commands.c - the control socket's commands and their table. See
+ * commands.h.
+ */
+#include "control/commands.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "control/plane.h"
+#include "dataplane/dataplane.h"
+#include "queue/queue.h"
+
+/* ---- answered at once -------------------------------------------------------------- */
+
+static int cmd_help(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	return ctl_cmd_help(ctl_commands, argc, argv, result);
+}
+
+static int cmd_ping(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	if (argc)
+		return CTL_USAGE;
+	*result = json_pack("{s:b}", "pong", 1);
+	return *result ? 0 : -1;
+}
+
+static int cmd_version(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	if (argc)
+		return CTL_USAGE;
+	*result = json_pack("{s:s,s:i}", "version", c->version, "protocol", CTL_PROTOCOL);
+	return *result ? 0 : -1;
+}
+
+/* The counters as members "group.name": N of one JSON object. */
+struct stats_obj {
+	json_t *obj;
+	bool failed;
+};
+
+static void stats_add_member(void *user, const char *group, const char *name, uint64_t v)
+{
+	struct stats_obj *so = user;
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s.%s", group, name);
+	if (json_object_set_new(so->obj, key,
+				json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v)) < 0)
+		so->failed = true;
+}
+
+/* The queue's counters, summed over its shards. */
+static void queue_stats_visit(struct queue *q, stats_visit_fn fn, void *user)
+{
+	uint64_t sum[sizeof(struct queue_shard_stats) / sizeof(uint64_t)] = { 0 };
+
+	for (unsigned i = 0; i < queue_nshards(q); i++) {
+		struct queue_shard_stats st;
+		queue_stats(q, i, &st);
+		stats_add(sum, &st, STATS_COUNT(sum));
+	}
+	stats_visit(fn, user, "queue", queue_shard_stat_names, sum, STATS_COUNT(sum));
+}
+
+static int cmd_stats(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	struct stats_obj so = { json_object(), false };
+
+	if (argc) {
+		json_decref(so.obj);
+		return CTL_USAGE;
+	}
+	if (!so.obj)
+		return -1;
+	if (c->dp)
+		dp_stats_visit(c->dp, stats_add_member, &so);
+	if (c->queue)
+		queue_stats_visit(c->queue, stats_add_member, &so);
+	if (c->plane)
+		plane_stats_visit(c->plane, stats_add_member, &so);
+	ctl_server_stats_visit(c->server, stats_add_member, &so);
+	if (so.failed) {
+		json_decref(so.obj);
+		return -1;
+	}
+	*result = json_pack("{s:o}", "stats", so.obj);
+	return *result ? 0 : -1;
+}
+
+/* ---- answered by the control-plane thread ------------------------------------------ */
+
+/* Hand cmd [sub] ARGS to the plane with a ticket (plane.h). */
+static int plane_forward(struct ctl_ctx *c, const char *cmd, const char *sub, int argc,
+			 char **argv, json_t **result)
+{
+	struct ctl_ticket t;
+	char err[256];
+	int r;
+
+	if (!c->plane || ctl_server_defer(c->server, &t) < 0) {
+		*result = json_string("the control plane is not running");
+		return -1;
+	}
+	r = plane_submit(c->plane, cmd, sub, argc, argv, t, err, sizeof(err));
+	if (r == PLANE_USAGE)
+		return CTL_USAGE;
+	if (r < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	return CTL_DEFERRED;
+}
+
+#define PLANE_CMD(fn, cmd, sub)                                                        \
+	static int fn(struct ctl_ctx *c, int argc, char **argv, json_t **result)       \
+	{                                                                              \
+		return plane_forward(c, cmd, sub, argc, argv, result);                 \
+	}
+PLANE_CMD(cmd_route_lookup, "route", "lookup")
+PLANE_CMD(cmd_route_set, "route", "set")
+PLANE_CMD(cmd_route_clear, "route", "clear")
+PLANE_CMD(cmd_dns_lookup, "dns", "lookup")
+PLANE_CMD(cmd_dns_bench, "dns", "bench")
+PLANE_CMD(cmd_flush, "flush", NULL)
+PLANE_CMD(cmd_dest_show, "dest", "show")
+PLANE_CMD(cmd_dest_clear, "dest", "clear")
+PLANE_CMD(cmd_bounce, "bounce", NULL)
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+const struct ctl_cmd ctl_commands[] = {
+	{ "help", NULL, CTL_READ, cmd_help, "[COMMAND [SUB-COMMAND]]",
+	  "The commands, their usage and what they do (all, a family's, or one)." },
+	{ "ping", NULL, CTL_READ, cmd_ping, "",
+	  "Check that sluiced answers on its control socket." },
+	{ "version", NULL, CTL_READ, cmd_version, "",
+	  "sluiced's version and the control protocol's." },
+	{ "stats", NULL, CTL_READ, cmd_stats, "",
+	  "Every counter, summed over the worker lcores and queue shards, as group.name: "
+	  "net, tcp, smtp, queue, sched, dns, route, ctl (this socket) and the others." },
+	{ "route", "lookup", CTL_READ, cmd_route_lookup, "DOMAIN",
+	  "Where mail for DOMAIN would go now: a static route, the relayhost or its MX hosts, "
+	  "with their addresses, ports, preferences and TLS policy; or why it cannot go." },
+	{ "route", "set", CTL_ADMIN, cmd_route_set, "DOMAIN SPEC",
+	  "Route DOMAIN by SPEC from now on, as a routes_file line would (until `route clear` "
+	  "or a restart). SPEC: discard, hold, or next hops \"[PRIORITY] TARGET[:PORT]\" "
+	  "separated by commas, [TARGET] used as is, TARGET looked up as an MX, with an "
+	  "optional last word tls=none|may|encrypt|verify." },
+	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
+	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again." },
+	{ "dns", "lookup", CTL_READ, cmd_dns_lookup, "NAME a|mx|ptr",
+	  "One lookup through sluiced's resolver and cache (ptr: NAME is an IPv4 address)." },
+	{ "dns", "bench", CTL_ADMIN, cmd_dns_bench, "N cached|uncached ZONE",
+	  "Time N A lookups under ZONE through the resolver: distinct names (uncached) or one "
+	  "name N times (cached). For bench/dns-bench." },
+	{ "flush", NULL, CTL_ADMIN, cmd_flush, "ID | --domain DOMAIN | --all",
+	  "Make mail due now: one message, a domain's, or all; for a domain or all, the "
+	  "destinations' backoff ends too (Postfix's postqueue -f / -s)." },
+	{ "dest", "show", CTL_READ, cmd_dest_show, "[DESTINATION]",
+	  "The scheduler's destinations (next hops) in memory, or one: mail queued and in "
+	  "flight, concurrency window and limit, rates, backoff, last error." },
+	{ "dest", "clear", CTL_ADMIN, cmd_dest_clear, "DESTINATION",
+	  "End a destination's backoff now: it is tried at once." },
+	{ "bounce", NULL, CTL_ADMIN, cmd_bounce, "ID [--reason TEXT]",
+	  "Give up on message ID now (exim -Mg): its undelivered recipients fail, with "
+	  "\"cancelled by the operator: TEXT\", and its sender gets the DSN." },
+	{ NULL, NULL, CTL_READ, NULL, NULL, NULL },
+};

@@ -1,0 +1,487 @@
+/*
+ * sluicectl_render.c - sluicectl's renderers: each command's result as text
+ * for people, and the helpers they share. See sluicectl_render.h.
+ */
+#include "control/sluicectl_render.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COL_MAX 60	/* widest table column, in characters */
+#define WRAP 76		/* help text is wrapped at this width */
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+const json_t *ctl_render_get(const json_t *v, const char *path)
+{
+	char key[128];
+
+	while (v && *path) {
+		size_t n = strcspn(path, ".");
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		v = json_object_get(v, key);
+		path += n + (path[n] == '.');
+	}
+	return v;
+}
+
+/* Length of the UTF-8 sequence led by byte b (1 for anything else). */
+static size_t seq_len(unsigned char b)
+{
+	return b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+}
+
+/* Copy s into buf for a terminal: C0 and C1 controls and DEL become '?';
+ * cut at a character boundary to fit n. */
+static void terminal_text(const char *s, char *buf, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = 0;
+
+	while (*u) {
+		size_t k = seq_len(*u);
+		for (size_t i = 1; i < k; i++)
+			if (!u[i]) {	/* a sequence cut short (not from jansson) */
+				k = 1;
+				break;
+			}
+		if (o + k + 1 > n)
+			break;
+		if (*u < 0x20 || *u == 0x7f || (k == 2 && *u == 0xc2 && u[1] >= 0x80 &&
+						 u[1] <= 0x9f)) {
+			buf[o++] = '?';
+			u += k;
+			continue;
+		}
+		for (size_t i = 0; i < k; i++)
+			buf[o++] = (char)u[i];
+		u += k;
+	}
+	buf[o] = '\0';
+}
+
+const char *ctl_render_scalar(const json_t *v, char *buf, size_t n)
+{
+	char *dump;
+
+	if (!n)
+		return buf;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		terminal_text(json_string_value(v), buf, n);
+		break;
+	case JSON_INTEGER:
+		snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		snprintf(buf, n, "%.15g", json_real_value(v));
+		break;
+	case JSON_TRUE:
+		snprintf(buf, n, "yes");
+		break;
+	case JSON_FALSE:
+		snprintf(buf, n, "no");
+		break;
+	case JSON_OBJECT:
+	case JSON_ARRAY:
+		dump = json_dumps(v, JSON_COMPACT);
+		terminal_text(dump ? dump : "?", buf, n);
+		free(dump);
+		break;
+	default:
+		snprintf(buf, n, "-");
+		break;
+	}
+	if (!v)
+		snprintf(buf, n, "-");
+	return buf;
+}
+
+/* Characters (not bytes) in UTF-8 text s. */
+static size_t width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* Cut UTF-8 text s to at most max characters. */
+static void cut(char *s, size_t max)
+{
+	size_t k = 0, chars = 0;
+
+	while (s[k] && chars < max) {
+		k += seq_len((unsigned char)s[k]);
+		chars++;
+	}
+	s[k] = '\0';
+}
+
+/* s padded to w characters, left or right aligned. */
+static void pad(FILE *out, const char *s, size_t w, bool right)
+{
+	size_t have = width(s);
+
+	if (right)
+		for (size_t i = have; i < w; i++)
+			fputc(' ', out);
+	fputs(s, out);
+	if (!right)
+		for (size_t i = have; i < w; i++)
+			fputc(' ', out);
+}
+
+void ctl_render_table(FILE *out, const json_t *rows, const struct ctl_column *cols)
+{
+	size_t nc = 0, w[32], i;
+	bool num[32];
+	const json_t *row;
+	char buf[4 * COL_MAX + 1];
+
+	while (cols[nc].title && nc < 32)
+		nc++;
+	for (size_t c = 0; c < nc; c++) {
+		w[c] = width(cols[c].title);
+		num[c] = true;
+	}
+	json_array_foreach(rows, i, row)
+		for (size_t c = 0; c < nc; c++) {
+			const json_t *v = ctl_render_get(row, cols[c].path);
+			size_t l;
+			ctl_render_scalar(v, buf, sizeof(buf));
+			cut(buf, COL_MAX);
+			l = width(buf);
+			if (l > w[c])
+				w[c] = l;
+			if (v && !json_is_number(v))
+				num[c] = false;
+		}
+	for (size_t c = 0; c < nc; c++) {
+		pad(out, cols[c].title, c + 1 < nc ? w[c] : 0, num[c]);
+		fputs(c + 1 < nc ? "  " : "\n", out);
+	}
+	json_array_foreach(rows, i, row)
+		for (size_t c = 0; c < nc; c++) {
+			ctl_render_scalar(ctl_render_get(row, cols[c].path), buf, sizeof(buf));
+			cut(buf, COL_MAX);
+			pad(out, buf, c + 1 < nc ? w[c] : 0, num[c]);
+			fputs(c + 1 < nc ? "  " : "\n", out);
+		}
+}
+
+/* text wrapped at WRAP columns, each line indented. */
+static void wrap(FILE *out, const char *text, int indent)
+{
+	char buf[4096];
+	const char *p;
+	size_t col = 0;
+
+	terminal_text(text, buf, sizeof(buf));
+	p = buf;
+	while (*p) {
+		size_t n = strcspn(p, " ");
+		if (col && col + 1 + n > (size_t)(WRAP - indent)) {
+			fputc('\n', out);
+			col = 0;
+		}
+		if (col == 0)
+			fprintf(out, "%*s", indent, "");
+		else {
+			fputc(' ', out);
+			col++;
+		}
+		fwrite(p, 1, n, out);
+		col += n;
+		p += n;
+		p += strspn(p, " ");
+	}
+	if (col)
+		fputc('\n', out);
+}
+
+/* ---- the generic renderer ---------------------------------------------------------- */
+
+static bool scalar(const json_t *v)
+{
+	return !json_is_object(v) && !json_is_array(v);
+}
+
+static void generic(FILE *out, const json_t *v, int indent);
+
+/* An array of objects as a table of their scalar members (at most 16). */
+static bool object_table(FILE *out, const json_t *a)
+{
+	struct ctl_column cols[17];
+	const char *keys[16];
+	size_t nk = 0, i;
+	const json_t *row, *m;
+	const char *k;
+
+	json_array_foreach(a, i, row) {
+		if (!json_is_object(row))
+			return false;
+		json_object_foreach((json_t *)row, k, m) {
+			bool have = false;
+			if (!scalar(m))
+				continue;
+			for (size_t j = 0; j < nk; j++)
+				have |= strcmp(keys[j], k) == 0;
+			if (!have && nk < 16)
+				keys[nk++] = k;
+		}
+	}
+	for (size_t j = 0; j < nk; j++)
+		cols[j] = (struct ctl_column){ keys[j], keys[j] };
+	cols[nk] = (struct ctl_column){ NULL, NULL };
+	if (nk)
+		ctl_render_table(out, a, cols);
+	return true;
+}
+
+static void generic(FILE *out, const json_t *v, int indent)
+{
+	char buf[1024];
+	const char *k;
+	const json_t *m;
+	size_t i, kw = 0;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, m)
+			if (scalar(m) && width(k) > kw)
+				kw = width(k) > 40 ? 40 : width(k);
+		json_object_foreach((json_t *)v, k, m) {
+			char key[256];
+			terminal_text(k, key, sizeof(key));
+			if (scalar(m) || (json_is_array(m) && json_array_size(m) == 0) ||
+			    (json_is_object(m) && json_object_size(m) == 0)) {
+				fprintf(out, "%*s", indent, "");
+				pad(out, key, kw, false);
+				fprintf(out, "  %s\n", ctl_render_scalar(m, buf, sizeof(buf)));
+			} else {
+				fprintf(out, "%*s%s:\n", indent, "", key);
+				generic(out, m, indent + 2);
+			}
+		}
+		return;
+	}
+	if (json_is_array(v)) {
+		if (json_array_size(v) && object_table(out, v))
+			return;
+		json_array_foreach(v, i, m) {
+			if (scalar(m))
+				fprintf(out, "%*s%s\n", indent, "", ctl_render_scalar(m, buf, sizeof(buf)));
+			else
+				generic(out, m, indent);
+		}
+		return;
+	}
+	fprintf(out, "%*s%s\n", indent, "", ctl_render_scalar(v, buf, sizeof(buf)));
+}
+
+void ctl_render_generic(FILE *out, const json_t *result, int argc, char **argv)
+{
+	generic(out, result, 0);
+}
+
+/* ---- the commands' renderers ------------------------------------------------------- */
+
+void ctl_render_help(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *list = json_object_get(result, "commands"), *c;
+	char usage[512], access[16];
+	size_t i;
+
+	if (argc <= 1) {	/* `help`: every command, one line each */
+		fprintf(out, "commands (* for admins only; sluicectl COMMAND --help tells more):\n");
+		json_array_foreach(list, i, c) {
+			ctl_render_scalar(json_object_get(c, "usage"), usage, sizeof(usage));
+			ctl_render_scalar(json_object_get(c, "access"), access, sizeof(access));
+			fprintf(out, "  %c %s\n", strcmp(access, "admin") == 0 ? '*' : ' ', usage);
+		}
+		return;
+	}
+	json_array_foreach(list, i, c) {
+		ctl_render_scalar(json_object_get(c, "usage"), usage, sizeof(usage));
+		ctl_render_scalar(json_object_get(c, "access"), access, sizeof(access));
+		fprintf(out, "%susage: sluicectl %s\n", i ? "\n" : "", usage);
+		wrap(out, json_string_value(json_object_get(c, "help")) ?: "", 2);
+		if (strcmp(access, "admin") == 0)
+			fprintf(out, "  (admins only: root, or the control socket's group)\n");
+	}
+}
+
+void ctl_render_stats(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *st = json_object_get(result, "stats"), *v;
+	const char *k;
+	char buf[64], key[128];
+
+	json_object_foreach((json_t *)st, k, v) {
+		terminal_text(k, key, sizeof(key));
+		fprintf(out, "%-40s %s\n", key, ctl_render_scalar(v, buf, sizeof(buf)));
+	}
+}
+
+static void render_ping(FILE *out, const json_t *result, int argc, char **argv)
+{
+	fprintf(out, "pong\n");
+}
+
+static void render_version(FILE *out, const json_t *result, int argc, char **argv)
+{
+	char v[64], p[16];
+
+	fprintf(out, "sluiced %s (control protocol %s)\n",
+		ctl_render_scalar(json_object_get(result, "version"), v, sizeof(v)),
+		ctl_render_scalar(json_object_get(result, "protocol"), p, sizeof(p)));
+}
+
+static void render_route(FILE *out, const json_t *result, int argc, char **argv)
+{
+	static const struct ctl_column hops[] = {
+		{ "PREF", "pref" }, { "ADDRESS", "addr" }, { "PORT", "port" }, { "MX", "mx" },
+		{ "TLS", "tls" }, { NULL, NULL } };
+	const json_t *r = json_object_get(result, "route");
+	char domain[300], status[32], dsn[16], why[512];
+
+	ctl_render_scalar(json_object_get(r, "domain"), domain, sizeof(domain));
+	if (json_is_true(json_object_get(r, "set"))) {
+		fprintf(out, "%s: static route set\n", domain);
+		return;
+	}
+	if (json_is_true(json_object_get(r, "cleared"))) {
+		fprintf(out, "%s: static route removed\n", domain);
+		return;
+	}
+	ctl_render_scalar(json_object_get(r, "status"), status, sizeof(status));
+	ctl_render_scalar(json_object_get(r, "dsn"), dsn, sizeof(dsn));
+	ctl_render_scalar(json_object_get(r, "why"), why, sizeof(why));
+	fprintf(out, "%s: %s", domain, status);
+	if (dsn[0])
+		fprintf(out, " %s", dsn);
+	if (why[0])
+		fprintf(out, " (%s)", why);
+	fputc('\n', out);
+	if (json_array_size(json_object_get(r, "hops")))
+		ctl_render_table(out, json_object_get(r, "hops"), hops);
+}
+
+static void render_dns(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *d = json_object_get(result, "dns"), *rec;
+	char name[300], type[8], status[32], ttl[24], why[512], buf[300], pref[16];
+	size_t i;
+
+	fprintf(out, "%s %s: %s, ttl %s",
+		ctl_render_scalar(json_object_get(d, "name"), name, sizeof(name)),
+		ctl_render_scalar(json_object_get(d, "type"), type, sizeof(type)),
+		ctl_render_scalar(json_object_get(d, "status"), status, sizeof(status)),
+		ctl_render_scalar(json_object_get(d, "ttl"), ttl, sizeof(ttl)));
+	ctl_render_scalar(json_object_get(d, "why"), why, sizeof(why));
+	if (why[0])
+		fprintf(out, " (%s)", why);
+	fputc('\n', out);
+	json_array_foreach(json_object_get(d, "records"), i, rec) {
+		if (json_is_object(rec))
+			fprintf(out, "  %s %s\n",
+				ctl_render_scalar(json_object_get(rec, "pref"), pref, sizeof(pref)),
+				ctl_render_scalar(json_object_get(rec, "host"), buf, sizeof(buf)));
+		else
+			fprintf(out, "  %s\n", ctl_render_scalar(rec, buf, sizeof(buf)));
+	}
+}
+
+static void render_flush(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *f = json_object_get(result, "flush");
+	char a[300], n[24], why[300];
+
+	ctl_render_scalar(json_object_get(f, "messages"), n, sizeof(n));
+	if (json_object_get(f, "id")) {
+		ctl_render_scalar(json_object_get(f, "id"), a, sizeof(a));
+		if (json_is_true(json_object_get(f, "due")))
+			fprintf(out, "%s: due now\n", a);
+		else
+			fprintf(out, "%s: not made due (%s)\n", a,
+				ctl_render_scalar(json_object_get(f, "why"), why, sizeof(why)));
+	} else if (json_object_get(f, "domain")) {
+		fprintf(out, "%s: %s message(s) made due, the destination's backoff ended\n",
+			ctl_render_scalar(json_object_get(f, "domain"), a, sizeof(a)), n);
+	} else {
+		fprintf(out, "%s message(s) made due, every destination's backoff ended\n", n);
+	}
+}
+
+static void render_dest_show(FILE *out, const json_t *result, int argc, char **argv)
+{
+	static const struct ctl_column cols[] = {
+		{ "DESTINATION", "name" }, { "QUEUED", "queued" }, { "SENDING", "in_flight" },
+		{ "WINDOW", "classes.normal.window" }, { "LIMIT", "classes.normal.limit" },
+		{ "DEAD", "dead" }, { "FOR", "dead_for" }, { "SUSPENDED", "suspended" },
+		{ "LAST ERROR", "last_error" }, { NULL, NULL } };
+	const json_t *dests = json_object_get(result, "dests");
+
+	if (json_array_size(dests) == 1) {	/* one: everything about it */
+		generic(out, json_array_get(dests, 0), 0);
+		return;
+	}
+	if (json_array_size(dests) == 0) {
+		fprintf(out, "no destination in memory\n");
+		return;
+	}
+	ctl_render_table(out, dests, cols);
+}
+
+static void render_dest_clear(FILE *out, const json_t *result, int argc, char **argv)
+{
+	char name[300];
+
+	fprintf(out, "%s: backoff ended\n",
+		ctl_render_scalar(ctl_render_get(result, "dest.name"), name, sizeof(name)));
+}
+
+static void render_bounce(FILE *out, const json_t *result, int argc, char **argv)
+{
+	char id[300], n[24];
+
+	fprintf(out, "%s: %s recipient(s) given up, the sender gets the DSN\n",
+		ctl_render_scalar(ctl_render_get(result, "bounce.id"), id, sizeof(id)),
+		ctl_render_scalar(ctl_render_get(result, "bounce.recipients"), n, sizeof(n)));
+}
+
+/* ---- the table ----------------------------------------------------------------------- */
+
+const struct ctl_renderer ctl_renderers[] = {
+	{ "help", NULL, ctl_render_help },
+	{ "ping", NULL, render_ping },
+	{ "version", NULL, render_version },
+	{ "stats", NULL, ctl_render_stats },
+	{ "route", NULL, render_route },
+	{ "dns", "lookup", render_dns },
+	{ "flush", NULL, render_flush },
+	{ "dest", "show", render_dest_show },
+	{ "dest", "clear", render_dest_clear },
+	{ "bounce", NULL, render_bounce },
+	{ NULL, NULL, NULL },
+};
+
+ctl_render_fn ctl_render_find(int argc, char **argv)
+{
+	const struct ctl_renderer *r, *family = NULL;
+
+	for (r = ctl_renderers; argc >= 1 && r->name; r++) {
+		if (strcmp(r->name, argv[0]) != 0)
+			continue;
+		if (!r->sub)
+			family = r;
+		else if (argc >= 2 && strcmp(r->sub, argv[1]) == 0)
+			return r->fn;
+	}
+	return family ? family->fn : ctl_render_generic;
+}
