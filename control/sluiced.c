@@ -2,7 +2,8 @@
  * sluiced.c - the appliance daemon: configuration, start-up, the main lcore's
  * control loop, and shutdown.
  *
- *   sluiced [-c FILE]              run (built-in default config without -c)
+ *   sluiced [-c FILE] [--user NAME] run (built-in default config without -c);
+ *                                  with --user, become NAME once started
  *   sluiced --check-config FILE    validate FILE, print every error, exit 0/1
  *   sluiced --print-config [-c F]  print the effective configuration
  *
@@ -14,15 +15,25 @@
  * socket answers refuses to start before it touches the port or the spool. SIGIO, which net_tap uses to
  * say "frames are waiting", is left to the worker lcores, which are awake
  * anyway: delivered to the main thread it cost a wake-up per frame.
+ *
+ * --user NAME (the appliance's unit): EAL needs root's capabilities to take
+ * the NIC and the hugepages; nothing after start-up does. Once every thread
+ * runs and every file and socket is open, sluiced gives the spool to NAME
+ * and becomes NAME (drop_privileges), which leaves it no capability.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -64,12 +75,15 @@ struct daemon {
 	const char *path;		/* -c FILE; NULL: the built-in default */
 	int sig_fd;
 	int stop;
+	const char *user;	/* --user: whom to become once started, or NULL */
+	uid_t uid;		/* ... that user's IDs (looked up before start-up) */
+	gid_t gid;
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: sluiced [-c FILE]\n"
+		"usage: sluiced [-c FILE] [--user NAME]\n"
 		"       sluiced --check-config FILE\n"
 		"       sluiced --print-config [-c FILE]\n");
 }
@@ -270,12 +284,81 @@ static void main_loop(struct daemon *d)
 	}
 }
 
+/*
+ * Give PATH and what it holds, two levels down (the spool: shard
+ * directories and their files), to uid:gid. The queue creates and removes
+ * its disk reserve in the shard directories at run time, after the drop.
+ */
+static int chown_tree(const char *path, uid_t uid, gid_t gid, int depth)
+{
+	char sub[CONFIG_PATH_MAX + 256];
+	struct dirent *e;
+	DIR *dir;
+	int r = 0;
+
+	if (lchown(path, uid, gid) < 0) {
+		log_err("--user: chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (depth == 0 || !(dir = opendir(path)))
+		return 0;	/* not a directory (or the last level) */
+	while (r == 0 && (e = readdir(dir))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= (int)sizeof(sub)) {
+			log_err("--user: path too long under %s", path);
+			r = -1;
+		} else {
+			struct stat st;
+			bool sub_dir = e->d_type == DT_DIR ||
+				       (e->d_type == DT_UNKNOWN && lstat(sub, &st) == 0 && S_ISDIR(st.st_mode));
+			r = chown_tree(sub, uid, gid, sub_dir ? depth - 1 : 0);
+		}
+	}
+	closedir(dir);
+	return r;
+}
+
+/*
+ * Become d->user for good. setresuid() and setresgid() change every thread
+ * of the process (glibc applies them to all), and a process whose user IDs
+ * all leave 0 loses every capability; no_new_privs keeps any exec from
+ * getting one back.
+ */
+static int drop_privileges(struct daemon *d)
+{
+	if (chown_tree(d->cfg.queue.dir, d->uid, d->gid, 2) < 0)
+		return -1;
+	if (setgroups(0, NULL) < 0 || setresgid(d->gid, d->gid, d->gid) < 0 ||
+	    setresuid(d->uid, d->uid, d->uid) < 0) {
+		log_err("--user %s: cannot become uid %u gid %u: %s", d->user, (unsigned)d->uid,
+			(unsigned)d->gid, strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("--user: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return -1;
+	}
+	log_notice("running as %s (uid %u), without capabilities", d->user, (unsigned)d->uid);
+	return 0;
+}
+
 static int run(struct daemon *d, const char *argv0)
 {
 	sigset_t set;
 	char ip[INET_ADDRSTRLEN];
+	int failed = 0;
 
 	log_init("sluiced", (enum log_level)d->cfg.log.level, d->cfg.log.syslog);
+	if (d->user) {
+		struct passwd *pw = getpwnam(d->user);
+		if (!pw || pw->pw_uid == 0) {
+			log_err("--user %s: %s", d->user, pw ? "is root" : "no such user");
+			return 1;
+		}
+		d->uid = pw->pw_uid;
+		d->gid = pw->pw_gid;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -379,8 +462,13 @@ static int run(struct daemon *d, const char *argv0)
 			log_err("reload: out of memory: reloads will be refused");
 		d->ctl_ctx.reload = d->reload;
 	}
+	if (d->user && drop_privileges(d) < 0) {
+		d->stop = 1;	/* shut down at once, the usual way */
+		failed = 1;
+	}
 	inet_ntop(AF_INET, &d->cfg.dp.addr.ip, ip, sizeof(ip));
-	log_notice("sluiced %s ready: %s/%d, %u worker lcore(s), control %s", SLUICE_VERSION,
+	if (!failed)
+		log_notice("sluiced %s ready: %s/%d, %u worker lcore(s), control %s", SLUICE_VERSION,
 		   ip, d->cfg.net_prefix, d->cfg.dp.workers, d->cfg.control.socket);
 
 	main_loop(d);
@@ -408,7 +496,7 @@ static int run(struct daemon *d, const char *argv0)
 	tls_ctx_free(d->tls_client);
 	close(d->sig_fd);
 	log_notice("sluiced stopped");
-	return 0;
+	return failed;
 }
 
 int main(int argc, char **argv)
@@ -417,10 +505,11 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", required_argument, NULL, 'C' },
 		{ "print-config", no_argument, NULL, 'P' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL, *check = NULL;
+	const char *path = NULL, *check = NULL, *user = NULL;
 	bool print = false;
 	struct daemon *d;
 	int o, r;
@@ -430,6 +519,7 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'C': check = optarg; break;
 		case 'P': print = true; break;
+		case 'u': user = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -441,6 +531,7 @@ int main(int argc, char **argv)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return 1;
+	d->user = user;
 	if (check) {
 		r = load_config(&d->cfg, check);
 		if (r == 0)

@@ -4,6 +4,8 @@
 #   deps.sh run    what building and running sluiced needs
 #   deps.sh test   that, plus what the test suites and the benches under bench/
 #                  drive (clients, sinks, tools); the benches call it too
+#   deps.sh image  that of `run`, plus what `make image` builds the disk with
+#   deps.sh image-test  that of `image`, plus what `make image-test` boots it in
 #
 # Runs `apt-get update` first only when something is missing. Needs root.
 set -euo pipefail
@@ -19,16 +21,24 @@ build_pkgs=(build-essential meson ninja-build pkg-config
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
            postfix
+           dpdk	# Debian's dpdk.service, which the appliance's units are verified against (tests/image)
            ethtool	# veth offloads off for net_af_packet (netns.sh)
            libfuse3-dev fuse3	# tests/support/cachefs.c: the power-cut test's disk
            prometheus	# promtool check metrics (metrics_e2e); its service is not started
            dpdk-dev)	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
+# make image (firmware-config/build-image.sh): the root from Debian's packages,
+# the partitions made as files (no loop devices, no mounts), the qcow2.
+image_pkgs=(mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-utils zstd)
+# make image-test (firmware-config/image-test.sh): UEFI boot under TCG.
+image_test_pkgs=(qemu-system-x86 ovmf)
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in
 run) ;;
 test) want+=("${test_pkgs[@]}") ;;
-*) echo "usage: $0 run|test" >&2; exit 2 ;;
+image) want+=("${image_pkgs[@]}") ;;
+image-test) want+=("${image_pkgs[@]}" "${image_test_pkgs[@]}") ;;
+*) echo "usage: $0 run|test|image|image-test" >&2; exit 2 ;;
 esac
 
 missing=()
