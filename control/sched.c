@@ -2415,7 +2415,7 @@ int sched_flush_all(struct sched *s, unsigned *n)
 			dest_wake(s, d);
 		}
 	s->scan_now = true;
-	st = queue_summary(s->e.q, s->now_s, &sum, &nd);
+	st = queue_summary_ex(s->e.q, s->now_s, 0, &sum, &nd);
 	if (st != QUEUE_OK)
 		return st;
 	for (size_t i = 0; i < nd; i++) {
