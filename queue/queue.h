@@ -359,7 +359,8 @@ int queue_scan_msgs(struct queue *q, unsigned shard, uint64_t after, size_t max,
  *   active    claimed for delivery now (Postfix's active queue);
  *   deferred  a recipient of that domain was tried and deferred;
  *   incoming  waiting for its first try for that domain.
- * bytes: the message sizes; age: by arrival age in qshape's buckets.
+ * bytes: the message sizes; age: by arrival age in qshape's buckets, to
+ * the middle of its 5-minute arrival slot (within 2.5 minutes).
  */
 struct queue_domain_sum {
 	char domain[QUEUE_DOMAIN_MAX + 1];	/* normal form: lower case, no trailing dot */

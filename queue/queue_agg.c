@@ -320,8 +320,11 @@ int qagg_domains(struct qagg *a, uint64_t now, struct queue_domain_sum **arr, si
 			s->bytes = d->bytes;
 			s->oldest = d->nslot ? (uint64_t)d->slot[0].slot * QSLOT_SECONDS : 0;
 			for (uint32_t k = 0; k < d->nslot; k++) {
-				uint64_t start = (uint64_t)d->slot[k].slot * QSLOT_SECONDS;
-				s->age[queue_age_bucket(now > start ? now - start : 0)] += d->slot[k].n;
+				/* the slot's middle: every age within 2.5 minutes (a
+				 * message of this slot is under 5 minutes old) */
+				uint64_t mid = (uint64_t)d->slot[k].slot * QSLOT_SECONDS +
+					       QSLOT_SECONDS / 2;
+				s->age[queue_age_bucket(now > mid ? now - mid : 0)] += d->slot[k].n;
 			}
 		}
 	pthread_mutex_unlock(&a->mu);

@@ -93,7 +93,9 @@ void qagg_commit(struct qagg *a);
 void qagg_discard(struct qagg *a);
 
 /* Append every domain's row to *arr (grown with realloc; *n rows, *cap
- * room), ages as of now, oldest the start of its oldest slot. 0 or ENOMEM. */
+ * room), ages as of now from the middle of each 5-minute slot (so within
+ * 2.5 minutes of the truth; mail of the current slot is in the first
+ * bucket), oldest the start of its oldest slot. 0 or ENOMEM. */
 int qagg_domains(struct qagg *a, uint64_t now, struct queue_domain_sum **arr, size_t *n,
 		 size_t *cap);
 /* Add this shard's totals to *t. */

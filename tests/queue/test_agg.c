@@ -93,7 +93,8 @@ Test(agg, adds_and_removes_per_domain)
 	cr_assert(x->incoming == 1 && x->deferred == 1 && x->held == 1 && x->active == 0);
 	cr_assert_eq(x->bytes, 600);
 	cr_assert_eq(x->oldest, T0 - 3 * 3600, "the start of the oldest slot");
-	cr_assert_eq(x->age[2], 2, "10 minutes old: the 10-20 bucket (T0 and T0+60 share a slot)");
+	cr_assert_eq(x->age[1], 2, "10 and 9 minutes old, their slot's middle 7.5: the 5-10 "
+		     "bucket (T0 and T0+60 share a slot)");
 	cr_assert_eq(x->age[6], 1, "3 h 10 min: 160-320");
 	x = row(r, n, "other.test");
 	cr_assert(x && x->active == 1 && x->bytes == 50);
