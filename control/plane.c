@@ -34,6 +34,7 @@
 #include "control/config_check.h"
 #include "control/ctl_proto.h"
 #include "control/dns.h"
+#include "control/maillog.h"
 #include "control/route.h"
 #include "dataplane/ask.h"
 #include "control/sched.h"
@@ -701,6 +702,8 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		log_info("routes: %d static route(s) from %s", n, cfg->routes.file);
 	p->dp = dp;
 	p->nworkers = dp_workers(dp);
+	if (maillog_open(cfg->log.mail, cfg->smtp.hostname, err, errlen) < 0)
+		goto fail;
 	if (q && sched_start(p, cfg, dp, q, err, errlen) < 0)
 		goto fail;
 	atomic_init(&p->stop, false);
@@ -750,6 +753,7 @@ void plane_free(struct plane *p)
 		close(p->reply_fd);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
+	maillog_close();
 }
 
 /* Copy word w into an argument buffer; false when it does not fit. */

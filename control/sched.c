@@ -46,6 +46,7 @@
 #include "common/log.h"
 #include "control/ctl_proto.h"
 #include "control/dsn.h"
+#include "control/maillog.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
 const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
@@ -764,14 +765,12 @@ static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
 	const char *status = st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_BOUNCED ?
 			     (expired ? "expired" : "bounced") : "deferred";
 
-	if (!log_enabled(LOG_LVL_INFO))
-		return;
 	fmt_delay(t, sizeof(t), da + db + o->c + o->d);
 	fmt_delay(a, sizeof(a), da);
 	fmt_delay(b, sizeof(b), db);
 	fmt_delay(c, sizeof(c), o->c);
 	fmt_delay(d, sizeof(d), o->d);
-	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+	maillog(ML_SMTP, "%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
 		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, expired ? "4.4.7" : o->dsn,
 		 status, o->text);
 }
@@ -1414,6 +1413,16 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 		p->r[i].attempts = m->rcpt[i].attempts;
 	}
 	*part_slot(s, m->id, m->shard) = p;
+	if (c->token == 1 && !(m->shards & ((1ull << m->shard) - 1))) {
+		/* its first claim, at its lowest shard: the message enters the
+		 * mail log (maillog.h; Postfix's qmgr logs from= likewise) */
+		if (m->client_addr && m->client_addr[0])
+			maillog(ML_SMTPD, "%s: client=%s[%s]", p->ids,
+				m->client_name && m->client_name[0] ? m->client_name : "unknown",
+				m->client_addr);
+		maillog(ML_QMGR, "%s: from=<%s>, size=%llu, nrcpt=%u (queue active)", p->ids,
+			m->sender ? m->sender : "", (unsigned long long)m->size, m->nrcpt);
+	}
 	s->nactive++;
 	s->st.claims++;
 	part_route(s, p);
@@ -1474,7 +1483,7 @@ static unsigned apply(struct sched *s)
 		}
 		if (o->op == QUEUE_OP_COMPLETE) {
 			s->st.completed++;
-			log_info("%s: removed", p ? p->ids : "?");
+			maillog(ML_QMGR, "%s: removed", p ? p->ids : "?");
 		} else if (o->op == QUEUE_OP_RESCHEDULE) {
 			s->st.rescheduled++;
 		} else if (o->op == QUEUE_OP_HOLD) {
