@@ -189,6 +189,14 @@ struct opbuf {
 	size_t tlen, tcap;
 };
 
+/* A destination domain the operator suspended (`suspend DOMAIN [--for T]`):
+ * its recipients are given back untried, not routed, until it ends. */
+struct ssusp {
+	char dom[DOMAIN_MAX + 1];	/* normal form (addr_domain); "" : a free slot */
+	uint64_t since_s;
+	uint64_t until_s;		/* unix s; 0: until resumed */
+};
+
 struct claimed {
 	uint64_t id;
 	unsigned shard;
@@ -246,6 +254,8 @@ struct sched {
 	bool scan_now;
 	unsigned shard_rr;
 	unsigned queued;
+
+	struct ssusp susp[SCHED_SUSPEND_MAX];	/* the operator's suspensions */
 
 	struct sched_stats st;
 };
@@ -1316,6 +1326,41 @@ static int rdom_cmp(const void *a, const void *b)
 }
 
 /* A claimed part: its undone recipients grouped by domain, each group routed. */
+/* The operator's suspension of domain dom (normal form), or NULL; one
+ * that ran out is dropped here. */
+static const struct ssusp *suspension(struct sched *s, const char *dom)
+{
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++) {
+		struct ssusp *u = &s->susp[i];
+		if (!u->dom[0] || strcmp(u->dom, dom) != 0)
+			continue;
+		if (u->until_s && u->until_s <= s->now_s) {
+			log_notice("sched: the suspension of %s ran out", u->dom);
+			u->dom[0] = '\0';
+			return NULL;
+		}
+		return u;
+	}
+	return NULL;
+}
+
+/* Recipients of a suspended domain: given back untried, due when the
+ * suspension ends (or after min_backoff when it has no end: `resume`
+ * flushes them), logged deferred as for a suspended destination. */
+static void item_suspended(struct sched *s, struct sitem *it, const struct ssusp *u)
+{
+	char text[TEXT_MAX];
+	struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = "4.3.2", .text = text,
+			     .relay = "none", .record = false };
+	uint64_t when = u->until_s ? u->until_s : s->now_s + s->e.retry->conf.min_backoff_s;
+
+	snprintf(text, sizeof(text), "delivery to %s suspended by the operator", u->dom);
+	s->st.suspended += it->n;
+	for (unsigned k = 0; k < it->n; k++)
+		log_outcome(s, it->p, it->rcpt[k], &o, QUEUE_RCPT_DEFERRED, false);
+	item_give_back(s, it, when);
+}
+
 static void part_route(struct sched *s, struct spart *p)
 {
 	struct rdom *g;
@@ -1366,7 +1411,11 @@ static void part_route(struct sched *s, struct spart *p)
 			record_item(s, it, &o);
 			item_done(s, it);
 		} else {
-			lookup_add(s, dom, it);
+			const struct ssusp *u = suspension(s, dom);
+			if (u)
+				item_suspended(s, it, u);
+			else
+				lookup_add(s, dom, it);
 		}
 		a = b;
 	}
@@ -2434,6 +2483,83 @@ int sched_flush_all(struct sched *s, unsigned *n)
 	}
 	free(sum);
 	return first;
+}
+
+/* ---- the operator's suspensions ---- */
+
+static int domain_norm(const char *domain, char dom[DOMAIN_MAX + 1])
+{
+	char addr[DOMAIN_MAX + 3];
+
+	if (strlen(domain) > DOMAIN_MAX + 1)
+		return -1;
+	snprintf(addr, sizeof(addr), "@%s", domain);
+	return addr_domain(addr, dom) ? 0 : -1;
+}
+
+int sched_suspend_domain(struct sched *s, const char *domain, uint64_t for_s)
+{
+	char dom[DOMAIN_MAX + 1];
+	struct ssusp *u = NULL;
+
+	tick(s);
+	if (domain_norm(domain, dom) < 0)
+		return QUEUE_INVALID;
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX && !u; i++)
+		if (strcmp(s->susp[i].dom, dom) == 0)
+			u = &s->susp[i];
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX && !u; i++)
+		if (!s->susp[i].dom[0] ||
+		    (s->susp[i].until_s && s->susp[i].until_s <= s->now_s))
+			u = &s->susp[i];
+	if (!u)
+		return QUEUE_NOSPACE;
+	memcpy(u->dom, dom, strlen(dom) + 1);
+	u->since_s = s->now_s;
+	u->until_s = for_s ? s->now_s + for_s : 0;
+	if (for_s)
+		log_notice("sched: the operator suspends delivery to %s for %llu s", dom,
+			   (unsigned long long)for_s);
+	else
+		log_notice("sched: the operator suspends delivery to %s until resumed", dom);
+	return QUEUE_OK;
+}
+
+int sched_resume_domain(struct sched *s, const char *domain, unsigned *n)
+{
+	char dom[DOMAIN_MAX + 1];
+	bool found = false;
+
+	*n = 0;
+	tick(s);
+	if (domain_norm(domain, dom) < 0)
+		return QUEUE_INVALID;
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++)
+		if (strcmp(s->susp[i].dom, dom) == 0) {
+			s->susp[i].dom[0] = '\0';
+			found = true;
+		}
+	if (!found)
+		return QUEUE_NOTFOUND;
+	log_notice("sched: the operator resumes delivery to %s", dom);
+	return sched_flush_domain(s, dom, n);
+}
+
+unsigned sched_suspended_json(struct sched *s, json_t *arr)
+{
+	unsigned n = 0;
+
+	tick(s);
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++) {
+		const struct ssusp *u = &s->susp[i];
+		if (!u->dom[0] || !suspension(s, u->dom))
+			continue;
+		if (json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "domain", u->dom, "since",
+							 (json_int_t)u->since_s, "until",
+							 (json_int_t)u->until_s)) == 0)
+			n++;
+	}
+	return n;
 }
 
 /* ---- the operator's bounce ---------------------------------------------------------------------------------- */
