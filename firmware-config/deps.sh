@@ -18,6 +18,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
            postfix
+           pflogsumm	# queue_ops_e2e.sh: the mail log read by Postfix's summarizer
            ethtool	# veth offloads off for net_af_packet (netns.sh)
            libfuse3-dev fuse3)	# tests/support/cachefs.c: the power-cut test's disk
 
