@@ -2491,7 +2491,7 @@ static int domain_norm(const char *domain, char dom[DOMAIN_MAX + 1])
 {
 	char addr[DOMAIN_MAX + 3];
 
-	if (strlen(domain) > DOMAIN_MAX + 1)
+	if (strlen(domain) > DOMAIN_MAX + 1 || dns_name_check(domain) < 0)
 		return -1;
 	snprintf(addr, sizeof(addr), "@%s", domain);
 	return addr_domain(addr, dom) ? 0 : -1;
