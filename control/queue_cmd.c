@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct qcmd {
 	struct queue *q;
 	pthread_t thread;
 	bool started, stop;
+	atomic_bool quit;	/* stopping: long walks end early (qcmd_stop) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct qreq *head, **tail;
@@ -690,10 +692,12 @@ static json_t *summary(struct qcmd *w, const struct qreq *r, char *err, size_t e
 			uint64_t after = 0, last;
 			int end = 0;
 			while (!end) {
-				int st = queue_scan_msgs(w->q, sh, after, SCAN_CHUNK, sender_visit, &b,
-							 &last, &end);
+				int st = atomic_load(&w->quit) ? QUEUE_IO :
+					 queue_scan_msgs(w->q, sh, after, SCAN_CHUNK, sender_visit,
+							 &b, &last, &end);
 				if (st != QUEUE_OK) {
 					snprintf(err, errlen, "queue summary: shard %u: %s", sh,
+						 atomic_load(&w->quit) ? "sluiced is stopping" :
 						 queue_status_str(st));
 					free(b.rows);
 					json_decref(b.index);
@@ -968,7 +972,7 @@ static json_t *change(struct qcmd *w, const struct qreq *r, char *err, size_t er
 			if (n)
 				after = refs[n - 1].id;
 			change_flush(c);
-		} while (n == SCAN_CHUNK);
+		} while (n == SCAN_CHUNK && !atomic_load(&w->quit));
 	} else {
 		/* --all: each shard's parts, that shard's op only */
 		struct queue_ref refs[SCAN_CHUNK];
@@ -987,7 +991,7 @@ static json_t *change(struct qcmd *w, const struct qreq *r, char *err, size_t er
 				if (n)
 					after = refs[n - 1].id;
 				change_flush(c);
-			} while (n == SCAN_CHUNK);
+			} while (n == SCAN_CHUNK && !atomic_load(&w->quit));
 		}
 	}
 	change_flush(c);
@@ -1094,6 +1098,7 @@ void qcmd_stop(struct qcmd *w)
 
 	if (!w)
 		return;
+	atomic_store(&w->quit, true);
 	pthread_mutex_lock(&w->mu);
 	w->stop = true;
 	pthread_cond_signal(&w->cv);
