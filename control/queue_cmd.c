@@ -407,9 +407,13 @@ static void list_more_parts(struct queue *q, const struct queue_msg *m, json_t *
 		struct queue_msg *o;
 		if (!(m->shards & (1ull << sh)) || sh == m->shard)
 			continue;
+		json_t *more;
 		if (queue_lookup(q, sh, m->id, &o) != QUEUE_OK)
 			continue;
-		rcpts_json(rc, o, false);
+		more = rcpts_json(json_array(), o, false);	/* NULL: out of memory */
+		if (more)
+			json_array_extend(rc, more);
+		json_decref(more);
 		if (o->claimed && !m->held)
 			json_object_set_new(row, "status", json_string("*"));
 		free(o);
