@@ -413,6 +413,11 @@ static void take_asks(struct plane *p)
 						 QUEUE_OK ? (int)due : -1;
 				log_info("ETRN %s: %u message(s) made due", got[i]->text, due);
 				ask_answer(port, got[i]);
+			} else if (got[i]->kind == ASK_MAILLOG) {
+				/* a worker's line for the mail log (a reject) */
+				got[i]->text[sizeof(got[i]->text) - 1] = '\0';
+				maillog(ML_SMTPD, "%s", got[i]->text);
+				ask_answer(port, got[i]);
 			} else {
 				got[i]->status = -1;	/* not a question we take */
 				ask_answer(port, got[i]);

@@ -24,10 +24,13 @@
 #  6. flush --domain b.test retries the deferred message at once (a second
 #     attempt logged); bounce ID gives it up; hold --all, release --domain,
 #     delete --domain --yes, queue list --domain paging (--limit 1).
-#  7. pflogsumm --syslog-name=sluice over the mail log ([log] mail = a
-#     file): received, delivered, deferred (messages and deferrals) and
-#     bounced exactly as the test made them; delivered counted by the
-#     sinks (every recipient they took), the rest by construction.
+#  7. a MAIL FROM over the size limit: 552, and the mail log has Postfix's
+#     "NOQUEUE: reject:" line for it (the lcore hands it to the control
+#     side). Then pflogsumm --syslog-name=sluice over the mail log ([log]
+#     mail = a file): received, delivered, deferred (messages and
+#     deferrals), bounced and rejected exactly as the test made them;
+#     delivered counted by the sinks (every recipient they took), the rest
+#     by construction.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup qops "$1"
@@ -276,6 +279,17 @@ cj 'assert R["release"]["messages"] == 1, R' -- release --domain b.test
 check "release --domain b.test: 1 message" test $? -eq 0
 check "  ... $x3 delivered" wait_for 60 took hopa x3@b.test
 ctl resume a.test >/dev/null
+ns /usr/bin/python3 -c '
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], 25, timeout=60)
+s.ehlo("big.client.test")
+code, msg = s.mail("big@snd.test", ["SIZE=2000000000"])
+s.quit()
+sys.exit(0 if code == 552 else 1)' $HOST
+check "MAIL FROM with SIZE= over the limit: 552" test $? -eq 0
+REJECTED=1
+check "  ... in the mail log as Postfix's reject, written by the control side" wait_for 30 \
+	grep -q "sluice/smtpd\[[0-9]*\]: NOQUEUE: reject: MAIL from [^ ]*\[$KERN\]: 552 5.3.4 .*; from=<big@snd.test> proto=ESMTP helo=<big.client.test>" "$MLOG"
 check "the queue is empty" wait_for 60 bash -c "'$T_CTL' -s '$T_SOCK' --json queue stat | grep -q '\"messages\": *0'"
 check "the queue settles" wait_for 60 drained
 
@@ -301,6 +315,7 @@ check "pflogsumm: deferred $(total deferred) messages, made ${#DEFERRED_MSGS[@]}
 	test "$(total deferred)" = "${#DEFERRED_MSGS[@]}"
 check "pflogsumm: $deferrals deferrals, made $DEFERRALS" test "$deferrals" = "$DEFERRALS"
 check "pflogsumm: bounced $(total bounced), made $BOUNCED" test "$(total bounced)" = "$BOUNCED"
+check "pflogsumm: rejected $(total rejected), made $REJECTED" test "$(total rejected)" = "$REJECTED"
 if [ "$T_FAIL" -ne 0 ]; then
 	echo "--- mail log ---"; cat "$MLOG"
 fi
