@@ -11,6 +11,11 @@
  *                                                           sluice/postsuper
  *                                                           for the operator's
  *                                                           delete)
+ *   NOQUEUE: reject: RCPT from name[addr]: 554 5.7.1 ...; from=<s> to=<r>
+ *       proto=ESMTP helo=<h>                               (sluice/smtpd: an
+ *                                                           lcore's refusal,
+ *                                                           handed over in an
+ *                                                           ask slot, ask.h)
  *
  * Where (`[log] mail`): "syslog" - to the local syslog socket (/dev/log),
  * facility mail, tag sluice/PROGRAM[pid], as Postfix's daemons log; a path
