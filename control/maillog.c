@@ -39,11 +39,17 @@ int maillog_open(const char *where, const char *host, char *err, unsigned long e
 	ml.host[strcspn(ml.host, " ")] = '\0';
 	if (!where || !where[0])
 		return 0;
-	if (strcmp(where, "syslog") == 0) {
+	if (strcmp(where, "syslog") == 0 || strncmp(where, "syslog:", 7) == 0) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+		const char *path = where[6] == ':' ? where + 7 : "/dev/log";
+		if (strlen(path) >= sizeof(sa.sun_path)) {
+			snprintf(err, errlen, "mail log: syslog socket path too long: %s", path);
+			return -1;
+		}
+		memcpy(sa.sun_path, path, strlen(path) + 1);
 		ml.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (ml.fd < 0 || connect(ml.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			snprintf(err, errlen, "mail log: syslog socket /dev/log: %s", strerror(errno));
+			snprintf(err, errlen, "mail log: syslog socket %s: %s", path, strerror(errno));
 			if (ml.fd >= 0)
 				close(ml.fd);
 			ml.fd = -1;

@@ -17,8 +17,9 @@
  *                                                           handed over in an
  *                                                           ask slot, ask.h)
  *
- * Where (`[log] mail`): "syslog" - to the local syslog socket (/dev/log),
- * facility mail, tag sluice/PROGRAM[pid], as Postfix's daemons log; a path
+ * Where (`[log] mail`): "syslog" - to the local syslog socket (/dev/log;
+ * "syslog:PATH" names another), RFC 3164 lines of facility mail, tag
+ * sluice/PROGRAM[pid], as Postfix's daemons log; a path
  * - appended to that file, each line stamped as syslog would
  * ("Nov 30 10:20:01 host sluice/smtp[123]: ..."); "" (the default) - into
  * sluiced's own log at level info, as before.
