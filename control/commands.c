@@ -162,14 +162,14 @@ const struct ctl_cmd ctl_commands[] = {
 	  "optional last word tls=none|may|encrypt|verify." },
 	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
 	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again." },
+	{ "route", "show", CTL_READ, cmd_route_show, "[DOMAIN]",
+	  "The static routes in force (routes_file and `route set`), or the one DOMAIN "
+	  "takes: {\"routes\":[{\"domain\",\"route\"}]}." },
 	{ "dns", "lookup", CTL_READ, cmd_dns_lookup, "NAME a|mx|ptr",
 	  "One lookup through sluiced's resolver and cache (ptr: NAME is an IPv4 address)." },
 	{ "dns", "bench", CTL_ADMIN, cmd_dns_bench, "N cached|uncached ZONE",
 	  "Time N A lookups under ZONE through the resolver: distinct names (uncached) or one "
 	  "name N times (cached). For bench/dns-bench." },
-	{ "route", "show", CTL_READ, cmd_route_show, "[DOMAIN]",
-	  "The static routes in force (routes_file and `route set`), or the one DOMAIN "
-	  "takes: {\"routes\":[{\"domain\",\"route\"}]}." },
 	{ "flush", NULL, CTL_ADMIN, cmd_flush, "[ID... | --domain DOMAIN | --all]",
 	  "Make mail due now: messages by ID, a domain's, or all (no argument: all); for a "
 	  "domain or all, the destinations' backoff ends too (postqueue -f / -s / -i, "

@@ -209,8 +209,8 @@ static void render_queue_show(FILE *out, const json_t *result, int argc, char **
 	fprintf(out, "expires:    %s\n", when(num(result, "expiry"), tbuf, sizeof(tbuf)));
 	fprintf(out, "size:       %lld\n", num(result, "size"));
 	fprintf(out, "sender:     <%s>\n", text(json_object_get(result, "sender"), a, sizeof(a)));
-	fprintf(out, "client:     %s[%s] helo=%s\n",
-		text(json_object_get(result, "client_name"), a, sizeof(a)),
+	text(json_object_get(result, "client_name"), a, sizeof(a));
+	fprintf(out, "client:     %s[%s] helo=%s\n", a[0] ? a : "unknown",
 		text(json_object_get(result, "client_addr"), b, sizeof(b)),
 		text(json_object_get(result, "helo"), tbuf, sizeof(tbuf)));
 	fprintf(out, "\n*** RECIPIENTS ***\n");
