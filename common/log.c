@@ -13,11 +13,13 @@
 
 /*
  * Logger settings. Written only by log_init() during start-up, before any
- * worker thread exists; read-only afterwards, so no synchronisation needed.
+ * worker thread exists; read-only afterwards, so no synchronisation needed,
+ * except the level, which a reload may change (log_set_level): an atomic
+ * read relaxed (a line or two at the old level is harmless).
  */
 static struct {
 	char ident[32];
-	enum log_level level;
+	_Atomic int level;
 	bool use_syslog;
 } log_cfg = { "sluice", LOG_LVL_INFO, false };
 
@@ -36,7 +38,7 @@ static const int syslog_prio[] = {
 void log_init(const char *ident, enum log_level level, bool use_syslog)
 {
 	snprintf(log_cfg.ident, sizeof(log_cfg.ident), "%s", ident ? ident : "sluice");
-	log_cfg.level = level;
+	atomic_store_explicit(&log_cfg.level, (int)level, memory_order_relaxed);
 	log_cfg.use_syslog = use_syslog;
 	if (use_syslog)
 		openlog(log_cfg.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
@@ -57,7 +59,17 @@ const char *log_level_name(enum log_level level)
 
 bool log_enabled(enum log_level level)
 {
-	return level <= log_cfg.level;
+	return (int)level <= atomic_load_explicit(&log_cfg.level, memory_order_relaxed);
+}
+
+void log_set_level(enum log_level level)
+{
+	atomic_store_explicit(&log_cfg.level, (int)level, memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+	return (enum log_level)atomic_load_explicit(&log_cfg.level, memory_order_relaxed);
 }
 
 const char *const log_ring_stat_names[] = { LOG_RING_STATS(STATS_NAME) };

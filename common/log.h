@@ -4,7 +4,8 @@
  * Every process of Sluice logs through this module. A line is built in a
  * bounded stack buffer and written with a single write(2), so lines from
  * several threads never interleave. The level and sinks are set once by
- * log_init() before any thread starts and only read afterwards.
+ * log_init() before any thread starts and only read afterwards, but for
+ * the level, which a reload may change (log_set_level).
  *
  * Message lines about a queued message start with its queue ID, as Postfix
  * does ("ID: to=<...>, status=sent (...)"), so operators' log tools work.
@@ -40,6 +41,11 @@ enum log_level {
 
 /* Set identity, threshold and sinks. Call once, before threads start. */
 void log_init(const char *ident, enum log_level level, bool use_syslog);
+
+/* A reload's new threshold (any thread; lcores see it at their next line),
+ * and the one in force. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
 
 /* Parse "err|warn|notice|info|debug"; returns -1 on an unknown name. */
 int log_level_parse(const char *name);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "control/plane.h"
+#include "control/reload.h"
 #include "dataplane/dataplane.h"
 #include "queue/queue.h"
 
@@ -88,6 +89,30 @@ static int cmd_stats(struct ctl_ctx *c, int argc, char **argv, json_t **result)
 	}
 	*result = json_pack("{s:o}", "stats", so.obj);
 	return *result ? 0 : -1;
+}
+
+/* ---- configuration (reload.h) ------------------------------------------------------- */
+
+static int cmd_reload(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	if (argc)
+		return CTL_USAGE;
+	if (!c->reload) {
+		*result = json_string("sluiced is still starting");
+		return -1;
+	}
+	return reload_run(c->reload, result);
+}
+
+static int cmd_config_check(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	if (argc > 1)
+		return CTL_USAGE;
+	if (!c->reload) {
+		*result = json_string("sluiced is still starting");
+		return -1;
+	}
+	return reload_check(c->reload, argc ? argv[0] : NULL, result);
 }
 
 /* ---- answered by the control-plane thread ------------------------------------------ */
@@ -215,5 +240,15 @@ const struct ctl_cmd ctl_commands[] = {
 	  "Give up on message ID, or every message to DOMAIN, now (exim -Mg, postsuper -r "
 	  "with a bounce): the undelivered recipients fail, with \"cancelled by the "
 	  "operator: TEXT\", and each sender gets the DSN." },
+	{ "reload", NULL, CTL_ADMIN, cmd_reload, "",
+	  "Read the configuration file again and, when all of it passes the checks of "
+	  "sluiced --check-config, apply what can change without dropping a session: relay "
+	  "policy, SMTP limits, TLS certificates, routes, retry and destination policies, log "
+	  "level (new sessions get the new settings; open ones keep theirs). Keys that need a "
+	  "restart are listed and keep their running values. A file with errors is refused "
+	  "whole, every error named. SIGHUP does the same." },
+	{ "config", "check", CTL_ADMIN, cmd_config_check, "[FILE]",
+	  "Check FILE (default: the running configuration's file) as sluiced --check-config "
+	  "and reload would, applying nothing; every error is listed." },
 	{ NULL, NULL, CTL_READ, NULL, NULL, NULL },
 };

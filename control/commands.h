@@ -24,6 +24,10 @@
  *   route, dns, flush, dest, bounce, suspend, resume: see control/plane.h
  *   queue list|summary|stat|show, hold, release, delete: control/queue_cmd.h
  *                         (the plane hands them to the queue thread)
+ *   reload                {"reload":{"file","generation","applied":[..],
+ *                         "needs_restart":[..]}}; refused: the error lists
+ *                         every problem, one per line (control/reload.h)
+ *   config check [FILE]   {"config":{"file","ok":true}}; else the errors
  */
 #ifndef SLUICE_COMMANDS_H
 #define SLUICE_COMMANDS_H
@@ -33,6 +37,7 @@
 struct dataplane;
 struct plane;
 struct queue;
+struct reloader;
 struct sluice_config;
 
 /* What the handlers work with; sluiced fills it before the server opens
@@ -44,6 +49,7 @@ struct ctl_ctx {
 	struct dataplane *dp;
 	struct queue *queue;
 	struct plane *plane;
+	struct reloader *reload;	/* reload, config check (reload.h) */
 	const char *version;
 };
 

@@ -195,6 +195,8 @@ static const struct key keys[] = {
 	{ "control", "group", K_STR, F(control.group), 0, 0, NULL },
 	{ "control", "read_group", K_STR, F(control.read_group), 0, 0, NULL },
 	{ "control", "mode", K_MODE, F(control.mode), 0, 0777, NULL },
+	{ "metrics", "listen", K_STR, F(metrics.listen), 0, 0, NULL },
+	{ "metrics", "top_destinations", K_UINT, F(metrics.top_destinations), 0, 100, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");

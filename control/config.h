@@ -2,7 +2,7 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [control] whose keys the
+ * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [control] [metrics] whose keys the
  * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
@@ -128,6 +128,11 @@ struct sluice_config {
 		char read_group[64];	/* members may run read-only commands */
 		unsigned mode;		/* the socket file's mode */
 	} control;
+
+	struct {			/* the exporter (control/metrics.h) */
+		char listen[64];	/* "ADDR:PORT" of the HTTP server; "": off */
+		unsigned top_destinations;	/* per-destination series in a scrape */
+	} metrics;
 
 	/* Where each key was set: the line in `source` (0: not set there,
 	 * the built-in default applies). Indexed like config.c's key table;

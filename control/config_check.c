@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
+#include "control/metrics.h"
 #include "control/retry.h"
 #include "dataplane/cpus.h"
 #include "dataplane/smtp/smtp_policy.h"
@@ -403,6 +404,16 @@ static char *routes_text(const char *path, char *err, size_t n)
 	return text;
 }
 
+char *config_routes_text(const struct sluice_config *c, char *err, size_t n)
+{
+	if (!c->routes.file[0]) {
+		if (n)
+			err[0] = '\0';
+		return NULL;
+	}
+	return routes_text(c->routes.file, err, n);
+}
+
 int config_routes_load(const struct sluice_config *c, struct router *rt, char *err, size_t n)
 {
 	char *text;
@@ -586,6 +597,25 @@ static void check_control(const struct sluice_config *c, struct config_errors *e
 		add_error(c, errs, "control", "read_group", "'%s' is the admins' group too", rg);
 }
 
+/* [metrics] listen: ADDRESS:PORT of this host, not the DPDK port's. */
+static void check_metrics(const struct sluice_config *c, struct config_errors *errs)
+{
+	uint32_t addr;
+	uint16_t port;
+
+	if (!c->metrics.listen[0])
+		return;
+	if (metrics_listen_parse(c->metrics.listen, &addr, &port) < 0) {
+		add_error(c, errs, "metrics", "listen", "'%s' is not ADDRESS:PORT like "
+			  "127.0.0.1:9925", c->metrics.listen);
+		return;
+	}
+	if (addr == c->dp.addr.ip)
+		add_error(c, errs, "metrics", "listen", "%s is the appliance's own address "
+			  "([net] address, the DPDK port): metrics are served on a management "
+			  "address of the host", c->metrics.listen);
+}
+
 int config_check(struct sluice_config *c, const struct config_machine *m,
 		 struct config_errors *errs)
 {
@@ -610,5 +640,6 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_tls(c, errs);
 	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
 	check_control(c, errs);
+	check_metrics(c, errs);
 	return errs->count > before ? -1 : 0;
 }

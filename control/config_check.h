@@ -85,5 +85,8 @@ int config_control(const struct sluice_config *c, struct ctl_server_conf *s, cha
 /* Load [routes] routes_file into rt (nothing when it is empty). The number
  * of routes, or -1 with err. */
 int config_routes_load(const struct sluice_config *c, struct router *rt, char *err, size_t n);
+/* The routes file's text (malloc, at most 4 MiB, no NUL), or NULL with err
+ * (err "" when [routes] routes_file is empty). */
+char *config_routes_text(const struct sluice_config *c, char *err, size_t n);
 
 #endif

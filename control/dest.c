@@ -240,6 +240,23 @@ void dest_init(struct dest *d, const char *name, const struct dest_conf *c)
 	}
 }
 
+void dest_reconf(struct dest *d, const struct dest_conf *c)
+{
+	for (int i = 0; i < DEST_CLASSES; i++) {
+		struct dest_class_state *k = &d->cls[i];
+		const struct dest_class_conf *o = &d->conf.cls[i], *nc = &c->cls[i];
+
+		if (k->window > nc->concurrency_limit)
+			k->window = nc->concurrency_limit;
+		if (memcmp(&o->message_rate, &nc->message_rate, sizeof(nc->message_rate)) != 0)
+			rate_init(&k->message_rate, &nc->message_rate);
+		if (memcmp(&o->connection_rate, &nc->connection_rate,
+			   sizeof(nc->connection_rate)) != 0)
+			rate_init(&k->connection_rate, &nc->connection_rate);
+	}
+	d->conf = *c;
+}
+
 /* Back from the dead (backoff over, flush, or a success): one probe. */
 static void revive(struct dest *d)
 {

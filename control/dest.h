@@ -192,6 +192,10 @@ const struct dest_conf *dest_conf_for(const struct dest_policy *p, const char *d
 
 /* A fresh destination: windows at their initial size, rates idle. */
 void dest_init(struct dest *d, const char *name, const struct dest_conf *c);
+/* A reload: d takes c's settings and keeps its state; a window above the
+ * new concurrency limit comes down to it (deliveries in flight finish),
+ * and a rate that changed starts afresh. */
+void dest_reconf(struct dest *d, const struct dest_conf *c);
 
 /*
  * May a delivery of class cls start at now? new_conn: it would open a new

@@ -120,6 +120,9 @@ struct plane {
 	struct dest_policy dest;
 
 	pthread_mutex_t mu;
+	struct plane_update *update;	/* under mu: a reload's, not yet taken */
+	_Atomic uint64_t update_done;	/* gen of the last one applied */
+	atomic_bool update_routes_ok;
 	struct plane_req *inbox, *outbox, *freelist;
 	struct plane_req pool[PLANE_REQ_MAX];
 
@@ -130,6 +133,14 @@ struct plane {
 	struct rdns_job rdns[RDNS_JOBS];	/* plane thread only */
 	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
 	struct rdns_stats rdns_st;
+
+	/* the destinations with most deferrals, for other threads
+	 * (plane_dest_top): asked and answered by generation under top_mu */
+	pthread_mutex_t top_mu;
+	pthread_cond_t top_cv;
+	uint64_t top_asked, top_done;
+	unsigned ntop;
+	struct sched_dest_count top[PLANE_TOP_MAX];
 
 	/* counters as of the last loop, for the main thread (racy reads) */
 	struct dns_stats dns_snap;
@@ -595,6 +606,21 @@ static void dest_request(struct plane *p, struct plane_req *r)
 	finish(r, true, json_pack("{s:o}", "dests", dests));
 }
 
+/* plane_dest_top's question, if one waits: the scheduler's top list. */
+static void top_answer(struct plane *p)
+{
+	uint64_t asked;
+
+	pthread_mutex_lock(&p->top_mu);
+	asked = p->top_asked;
+	if (asked != p->top_done) {
+		p->ntop = p->sched ? sched_dest_top(p->sched, p->top, PLANE_TOP_MAX) : 0;
+		p->top_done = asked;
+		pthread_cond_broadcast(&p->top_cv);
+	}
+	pthread_mutex_unlock(&p->top_mu);
+}
+
 /* ---- the thread ------------------------------------------------------------ */
 
 static void start_request(struct plane *p, struct plane_req *r)
@@ -683,6 +709,69 @@ static void start_request(struct plane *p, struct plane_req *r)
 	}
 }
 
+/* ---- reloads ---- */
+
+void plane_update_free(struct plane_update *u)
+{
+	if (!u)
+		return;
+	free(u->routes_text);
+	free(u);
+}
+
+void plane_update(struct plane *p, struct plane_update *u)
+{
+	struct plane_update *old;
+
+	pthread_mutex_lock(&p->mu);
+	old = p->update;
+	p->update = u;
+	pthread_mutex_unlock(&p->mu);
+	plane_update_free(old);
+	signal_fd(p->wake_fd);
+}
+
+uint64_t plane_update_applied(struct plane *p, bool *routes_ok)
+{
+	if (routes_ok)
+		*routes_ok = atomic_load(&p->update_routes_ok);
+	return atomic_load(&p->update_done);
+}
+
+/* On the plane thread, between two passes: nothing of the router or the
+ * scheduler is in use. */
+static void take_update(struct plane *p)
+{
+	struct plane_update *u;
+	char err[256];
+	int n;
+	bool ok = true;
+
+	pthread_mutex_lock(&p->mu);
+	u = p->update;
+	p->update = NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (!u)
+		return;
+	n = route_replace(p->rt, u->relayhost, u->routes_text, u->routes_name, err, sizeof(err));
+	if (n < 0) {
+		log_err("reload %llu: routes not changed: %s", (unsigned long long)u->gen, err);
+		ok = false;
+	} else {
+		log_info("reload %llu: relayhost '%s', %d static route(s)%s%s",
+			 (unsigned long long)u->gen, u->relayhost, n,
+			 u->routes_text ? " from " : "", u->routes_text ? u->routes_name : "");
+	}
+	if (p->sched) {
+		p->retry = u->retry;
+		p->dest = u->dest;
+		sched_policy_reloaded(p->sched);
+	}
+	atomic_store(&p->update_routes_ok, ok);
+	atomic_store(&p->update_done, u->gen);
+	plane_update_free(u);
+}
+
 static void *run(void *arg)
 {
 	struct plane *p = arg;
@@ -703,7 +792,9 @@ static void *run(void *arg)
 			start_request(p, in);
 			in = next;
 		}
+		take_update(p);
 		take_asks(p);
+		top_answer(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
 		bench_fill(p);
 		if (p->sched) {
@@ -788,6 +879,14 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	p->reply_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->top_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->top_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	for (unsigned i = 0; i < PLANE_REQ_MAX; i++) {
 		p->pool[i].p = p;
 		push(&p->freelist, &p->pool[i]);
@@ -871,7 +970,10 @@ void plane_free(struct plane *p)
 		close(p->wake_fd);
 	if (p->reply_fd >= 0)
 		close(p->reply_fd);
+	plane_update_free(p->update);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->top_mu);
+	pthread_cond_destroy(&p->top_cv);
 	free(p);
 	maillog_close();
 }
@@ -1170,4 +1272,36 @@ void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 	if (p->sched)
 		stats_visit(fn, user, "sched", sched_stat_names, STATS_VALUES(&p->sched_snap),
 			    sched_stat_count);
+}
+
+int plane_dest_top(struct plane *p, struct sched_dest_count *out, unsigned max,
+		   unsigned timeout_ms)
+{
+	struct timespec until;
+	uint64_t gen;
+	int rc = 0;
+	unsigned n;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->top_mu);
+	gen = ++p->top_asked;
+	pthread_mutex_unlock(&p->top_mu);
+	signal_fd(p->wake_fd);
+	pthread_mutex_lock(&p->top_mu);
+	while (p->top_done < gen && rc == 0)
+		rc = pthread_cond_timedwait(&p->top_cv, &p->top_mu, &until);
+	if (p->top_done < gen) {
+		pthread_mutex_unlock(&p->top_mu);
+		return -1;
+	}
+	n = p->ntop < max ? p->ntop : max;
+	memcpy(out, p->top, n * sizeof(*out));
+	pthread_mutex_unlock(&p->top_mu);
+	return (int)n;
 }

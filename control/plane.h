@@ -68,6 +68,10 @@
  *
  * The mail log (maillog.h) is opened here, before the plane's threads
  * start, and closed by plane_free.
+ *
+ * Reloads (control/reload.h) hand the plane a struct plane_update with
+ * plane_update(): the thread applies it between two passes (routes,
+ * relayhost, retry and destination policies) and frees it.
  */
 #ifndef SLUICE_PLANE_H
 #define SLUICE_PLANE_H
@@ -79,6 +83,10 @@
 
 #include "common/stats.h"
 #include "control/ctl_server.h"
+
+#include "control/dest.h"
+#include "control/retry.h"
+#include "control/route.h"
 
 #define PLANE_REQ_MAX 64	/* requests waiting or in progress */
 
@@ -110,6 +118,27 @@ void plane_free(struct plane *p);
 int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, char **argv,
 		 struct ctl_ticket t, char *err, size_t errlen);
 
+/* A reload's share for the plane thread, every part already checked. */
+struct plane_update {
+	struct retry_policy retry;	/* [retry] */
+	struct dest_policy dest;	/* [dest] */
+	char relayhost[ROUTE_SPEC_MAX];	/* [routes] relayhost, "": MX */
+	char *routes_text;		/* the routes file (malloc), NULL: none */
+	char routes_name[256];		/* its name, for messages */
+	uint64_t gen;			/* the reload's number, for the log */
+};
+/* Free an update (and its routes text). */
+void plane_update_free(struct plane_update *u);
+/* Hand u over (the plane frees it). The thread applies it at the top of
+ * its next loop: route_replace (all or nothing: on failure the old routes
+ * stay and it is logged), the policies copied where the scheduler reads
+ * them, sched_policy_reloaded. An update the thread has not taken yet is
+ * replaced by u. */
+void plane_update(struct plane *p, struct plane_update *u);
+/* The gen of the last update the thread applied (0: none), and whether
+ * its routes went in. */
+uint64_t plane_update_applied(struct plane *p, bool *routes_ok);
+
 /* Readable (an eventfd) when answers wait. */
 int plane_reply_fd(const struct plane *p);
 /* Give every waiting answer to fn (value: the result, or the error as a
@@ -117,6 +146,18 @@ int plane_reply_fd(const struct plane *p);
 unsigned plane_take_replies(struct plane *p,
 			    void (*fn)(void *user, struct ctl_ticket t, bool ok, json_t *value),
 			    void *user);
+
+/*
+ * The scheduler's destinations with the most recipients deferred
+ * (sched_dest_top), at most max (<= PLANE_TOP_MAX), for a thread other than
+ * the plane's and the main one (the metrics exporter, DPDK telemetry): the
+ * plane answers between two passes; the caller waits at most timeout_ms.
+ * How many, or -1 (no answer in time). 0 without delivery.
+ */
+#define PLANE_TOP_MAX 100
+struct sched_dest_count;
+int plane_dest_top(struct plane *p, struct sched_dest_count *out, unsigned max,
+		   unsigned timeout_ms);
 
 /* The resolver's, router's and scheduler's counters (groups dns, route,
  * rdns, sched) to fn. A snapshot the thread refreshes every loop. */

@@ -538,6 +538,39 @@ static unsigned rng_below(struct router *rt, unsigned n)
 	return (unsigned)(rng_next(rt) % n);
 }
 
+int route_replace(struct router *rt, const char *relayhost, const char *text, const char *name,
+		  char *err, size_t n)
+{
+	struct route_conf c = rt->conf;
+	struct router *fresh;
+	struct router tmp;
+	int r = 0;
+
+	snprintf(c.relayhost, sizeof(c.relayhost), "%s", relayhost ? relayhost : "");
+	fresh = router_create(&c, rt->dns, rt->rng);
+	if (!fresh) {
+		snprintf(err, n, "relayhost '%s' does not parse, or no memory", c.relayhost);
+		return -1;
+	}
+	if (text && (r = route_load(fresh, text, name, err, n)) < 0) {
+		router_destroy(fresh);
+		return -1;
+	}
+	/* swap the tables and the relayhost; fresh has no jobs, so
+	 * destroying it frees only the old table */
+	tmp = *rt;
+	rt->relay = fresh->relay;
+	rt->tab = fresh->tab;
+	rt->mask = fresh->mask;
+	rt->nroutes = fresh->nroutes;
+	memcpy(rt->conf.relayhost, c.relayhost, sizeof(c.relayhost));
+	fresh->tab = tmp.tab;
+	fresh->mask = tmp.mask;
+	fresh->nroutes = tmp.nroutes;
+	router_destroy(fresh);
+	return r;
+}
+
 struct router *router_create(const struct route_conf *c, struct dns_resolver *dns, uint64_t seed)
 {
 	struct router *rt;

@@ -159,6 +159,12 @@ unsigned route_visit(struct router *rt, const char *domain,
 /* Load a routes file's text (name for messages) over the current routes.
  * The number of routes set, or -1 with err "name:line: ..." (nothing set). */
 int route_load(struct router *rt, const char *text, const char *name, char *err, size_t n);
+/* A reload: the relayhost spec ("": MX) and every static route replaced by
+ * text's (NULL: none), routes set at runtime included; lookups in progress
+ * keep what they started with. All or nothing: the number of routes, or -1
+ * with err and the router as it was. */
+int route_replace(struct router *rt, const char *relayhost, const char *text, const char *name,
+		  char *err, size_t n);
 
 #define ROUTE_STATS(X) \
 	X(lookups) X(static_routes) X(relayhost) X(mx_routes) X(discard) X(hold) X(ok) \

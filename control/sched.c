@@ -149,6 +149,7 @@ struct sdest {
 	char fail_dsn[12];		/* status of the last site failure */
 	struct sidle *idle;
 	unsigned nidle;
+	uint64_t deferred;		/* recipients deferred here (sched_dest_top) */
 };
 
 struct slookup {
@@ -923,10 +924,20 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 }
 
 /* Every recipient of it came out as o. */
+/* Count a recipient of d that came out deferred (sched_dest_top). */
+static void dest_count(struct sdest *d, const struct spart *p, unsigned i)
+{
+	if (d && p->r[i].state == QUEUE_RCPT_DEFERRED)
+		d->deferred++;
+}
+
 static void record_item(struct sched *s, struct sitem *it, const struct outcome *o)
 {
-	for (unsigned k = 0; k < it->n; k++)
+	for (unsigned k = 0; k < it->n; k++) {
 		record(s, it->p, it->rcpt[k], o);
+		if (o->record)
+			dest_count(it->d, it->p, it->rcpt[k]);
+	}
 }
 
 /* The operator gave up on p: recipient i fails now. */
@@ -1902,6 +1913,7 @@ static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
 			else
 				reason_text(r, relay, text, sizeof(text));
 			record(s, p, it->rcpt[k], &o);
+			dest_count(d, p, it->rcpt[k]);
 		}
 		item_done(s, it);
 	}
@@ -2702,6 +2714,55 @@ unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t 
 		for (struct sdest *d = s->dtab[i]; d && n < max; d = d->hnext)
 			if (json_array_append_new(dests, dest_json(s, d)) == 0)
 				n++;
+	return n;
+}
+
+/* Does a rank above b (more deferred, then more queued, then by name)? */
+static bool top_above(const struct sched_dest_count *a, const struct sched_dest_count *b)
+{
+	if (a->deferred != b->deferred)
+		return a->deferred > b->deferred;
+	if (a->queued != b->queued)
+		return a->queued > b->queued;
+	return strcmp(a->name, b->name) < 0;
+}
+
+void sched_policy_reloaded(struct sched *s)
+{
+	char pname[DEST_NAME_MAX];
+	unsigned n = 0;
+
+	for (size_t i = 0; i <= s->dmask; i++)
+		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
+			policy_name(d->d.name, pname, sizeof(pname));
+			dest_reconf(&d->d, dest_conf_for(s->e.dest, pname));
+			n++;
+		}
+	log_info("delivery: new retry and destination policies; %u destination(s) updated", n);
+}
+
+unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned max)
+{
+	unsigned n = 0;
+
+	tick(s);
+	for (size_t i = 0; i <= s->dmask && max; i++)
+		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
+			struct sched_dest_count c = { .deferred = d->deferred, .in_flight = d->lent,
+						      .dead = d->d.dead };
+			unsigned k;
+			for (int cl = 0; cl < DEST_CLASSES; cl++)
+				c.queued += d->lane[cl].nitems;
+			snprintf(c.name, sizeof(c.name), "%s", d->d.name);
+			if (n == max && !top_above(&c, &out[n - 1]))
+				continue;
+			k = n < max ? n++ : n - 1;	/* the last one drops out */
+			while (k > 0 && top_above(&c, &out[k - 1])) {
+				out[k] = out[k - 1];
+				k--;
+			}
+			out[k] = c;
+		}
 	return n;
 }
 

@@ -239,6 +239,11 @@ int sched_flush_all(struct sched *s, unsigned *n);
 /* Clear one destination's backoff (dest_clear_backoff). 0, or -1: no such
  * destination in memory. */
 int sched_dest_clear(struct sched *s, const char *key);
+/* A reload wrote new policies where env.retry and env.dest point (on the
+ * scheduler's thread, between two passes): every destination in memory
+ * takes its new settings (dest_reconf); later retries use the new
+ * schedules. */
+void sched_policy_reloaded(struct sched *s);
 
 /*
  * The operator gives up on message id (exim -Mg): every recipient not yet
@@ -284,6 +289,22 @@ unsigned sched_suspended_json(struct sched *s, json_t *arr);
  * Returns how many were appended (fewer than found: out of memory).
  */
 unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t *dests);
+
+/*
+ * The max destinations in memory with the most recipients deferred (by a
+ * reply, or without a connection while dead), then the most queued, into
+ * out[], best first: for metrics. Their counts live with the destination
+ * in memory: one forgotten when idle starts again from 0 (a counter
+ * reset). O(destinations x max). Returns how many.
+ */
+struct sched_dest_count {
+	char name[DEST_NAME_MAX];
+	uint64_t deferred;		/* recipients deferred, since in memory */
+	unsigned queued;		/* items waiting, both classes */
+	unsigned in_flight;		/* jobs lent */
+	bool dead;
+};
+unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned max);
 
 /* ---- counters ---- */
 

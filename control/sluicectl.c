@@ -343,8 +343,7 @@ int main(int argc, char **argv)
 		return r;
 	}
 	if (!ok) {
-		char text[4096];	/* no escape sequence from afar reaches the terminal */
-		fprintf(stderr, "sluicectl: %s\n", ctl_render_scalar(value, text, sizeof(text)));
+		ctl_render_error(stderr, value);
 		json_decref(value);
 		return 1;
 	}

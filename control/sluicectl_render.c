@@ -474,6 +474,67 @@ static void render_bounce(FILE *out, const json_t *result, int argc, char **argv
 		ctl_render_scalar(ctl_render_get(result, "bounce.recipients"), n, sizeof(n)));
 }
 
+void ctl_render_error(FILE *out, const json_t *v)
+{
+	const char *s = json_string_value(v), *p;
+	char text[4096];	/* no escape sequence from afar reaches the terminal */
+
+	if (!s) {
+		fprintf(out, "sluicectl: %s\n", ctl_render_scalar(v, text, sizeof(text)));
+		return;
+	}
+	for (p = s; ; ) {
+		size_t n = strcspn(p, "\n");
+		char line[1024];
+		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), p);
+		terminal_text(line, text, sizeof(text));
+		fprintf(out, "%s%s\n", p == s ? "sluicectl: " : "", text);
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+}
+
+/* "a, b, c" of an array of strings, or "nothing". */
+static void print_list(FILE *out, const json_t *a)
+{
+	char s[300];
+	size_t i;
+	const json_t *v;
+
+	if (!json_array_size(a)) {
+		fputs("nothing", out);
+		return;
+	}
+	json_array_foreach(a, i, v)
+		fprintf(out, "%s%s", i ? ", " : "", ctl_render_scalar(v, s, sizeof(s)));
+}
+
+static void render_reload(FILE *out, const json_t *result, int argc, char **argv)
+{
+	char file[300], gen[24];
+	const json_t *restart = ctl_render_get(result, "reload.needs_restart");
+
+	fprintf(out, "reload %s of %s applied; changed: ",
+		ctl_render_scalar(ctl_render_get(result, "reload.generation"), gen, sizeof(gen)),
+		ctl_render_scalar(ctl_render_get(result, "reload.file"), file, sizeof(file)));
+	print_list(out, ctl_render_get(result, "reload.applied"));
+	fputc('\n', out);
+	if (json_array_size(restart)) {
+		fputs("needs a restart (running values kept): ", out);
+		print_list(out, restart);
+		fputc('\n', out);
+	}
+}
+
+static void render_config_check(FILE *out, const json_t *result, int argc, char **argv)
+{
+	char file[300];
+
+	fprintf(out, "%s: ok\n",
+		ctl_render_scalar(ctl_render_get(result, "config.file"), file, sizeof(file)));
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 const struct ctl_renderer ctl_renderers[] = {
@@ -487,6 +548,8 @@ const struct ctl_renderer ctl_renderers[] = {
 	{ "dest", "show", render_dest_show },
 	{ "dest", "clear", render_dest_clear },
 	{ "bounce", NULL, render_bounce },
+	{ "reload", NULL, render_reload },
+	{ "config", "check", render_config_check },
 	{ NULL, NULL, NULL },
 };
 

@@ -51,6 +51,10 @@ const json_t *ctl_render_get(const json_t *v, const char *path);
  * control characters as '?'; numbers; true/false; null and NULL as "-";
  * an array or object as compact JSON. Cut to fit n. Returns buf. */
 const char *ctl_render_scalar(const json_t *v, char *buf, size_t n);
+/* An error reply's text: "sluicectl: " and its first line, then each
+ * further line on its own (a refused reload lists every error), all
+ * through the terminal filter. */
+void ctl_render_error(FILE *out, const json_t *v);
 
 /* A column of ctl_render_table: its title and the path of its value in
  * each row. A list ends with a NULL title. */

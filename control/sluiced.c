@@ -9,8 +9,8 @@
  * Signals are blocked in every thread (EAL's included, which inherit the
  * mask) and read from a signalfd in the main loop, so shutdown runs as plain
  * code rather than in a handler: SIGTERM/SIGINT stop the workers after their
- * current burst, close the port and exit 0; SIGHUP is logged and ignored
- * (reload comes with the control plane). A second sluiced whose control
+ * current burst, close the port and exit 0; SIGHUP reloads the
+ * configuration as `sluicectl reload` does (control/reload.h). A second sluiced whose control
  * socket answers refuses to start before it touches the port or the spool. SIGIO, which net_tap uses to
  * say "frames are waiting", is left to the worker lcores, which are awake
  * anyway: delivered to the main thread it cost a wake-up per frame.
@@ -33,7 +33,9 @@
 #include "control/commands.h"
 #include "control/config_check.h"
 #include "control/ctl_server.h"
+#include "control/metrics.h"
 #include "control/plane.h"
+#include "control/reload.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/tls.h"
@@ -55,6 +57,11 @@ struct daemon {
 	struct plane *plane;		/* resolver, router, delivery scheduler: the
 					 * control-plane thread */
 	struct smtp_policy policy;	/* read by every lcore's SMTP sessions */
+	struct metrics *metrics;	/* Prometheus and DPDK telemetry (metrics.h) */
+	struct reloader *reload;	/* reload, SIGHUP, config check (reload.h) */
+	struct smtp_live *live;		/* the first SMTP settings snapshot, until
+					 * dp_init takes it */
+	const char *path;		/* -c FILE; NULL: the built-in default */
 	int sig_fd;
 	int stop;
 };
@@ -150,27 +157,18 @@ static int smtp_setup(struct daemon *d)
 	}
 	sc->queue = d->queue;
 
-	if (c->smtp.starttls) {
-		char cert[CONFIG_PATH_MAX + 32], key[CONFIG_PATH_MAX + 32];
-		if (c->tls.cert[0] || c->tls.key[0]) {
-			snprintf(cert, sizeof(cert), "%s", c->tls.cert);
-			snprintf(key, sizeof(key), "%s", c->tls.key);
-		} else {
-			snprintf(cert, sizeof(cert), "%s/selfsigned.crt", c->queue.dir);
-			snprintf(key, sizeof(key), "%s/selfsigned.key", c->queue.dir);
-			if (tls_selfsigned_ensure(cert, key, c->smtp.hostname, err, sizeof(err)) < 0) {
-				log_err("tls: %s", err);
-				return -1;
-			}
-		}
-		d->tls = tls_ctx_server(cert, key, err, sizeof(err));
-		if (!d->tls) {
-			log_err("tls: %s", err);
-			return -1;
-		}
-		sc->tls = d->tls;
-		sc->engine.tls_available = true;
+	/* What sessions read, and reloads replace (reload.h): engine limits,
+	 * policy and TLS again, as a snapshot the lcores share; after the
+	 * queue, whose directory holds the self-signed pair. */
+	d->live = reload_smtp_live(c, err, sizeof(err));
+	if (!d->live) {
+		log_err("smtp: %s", err);
+		return -1;
 	}
+	sc->live = d->live;
+	/* the snapshot made the TLS context (reload_smtp_live) and owns it */
+	sc->tls = d->live->tls;
+	sc->engine.tls_available = d->live->engine.tls_available;
 	return 0;
 }
 
@@ -198,6 +196,8 @@ static void smtp_teardown(struct daemon *d)
 	d->queue = NULL;
 	tls_ctx_free(d->tls);
 	d->tls = NULL;
+	smtp_live_free(d->live);	/* still ours: dp_init never took it */
+	d->live = NULL;
 }
 
 /* Say 421 4.3.2 to open sessions and let the queue answer what it has. */
@@ -222,8 +222,8 @@ static void drain_smtp(struct daemon *d)
 
 /*
  * One signal from the signalfd. TERM/INT stop the daemon. HUP is the
- * operator's "reload"; until reload exists it must not stop the MTA, so it
- * is logged and ignored.
+ * operator's "reload": the same as `sluicectl reload` (reload.h), its
+ * outcome in the log.
  */
 static void take_signal(struct daemon *d)
 {
@@ -232,8 +232,12 @@ static void take_signal(struct daemon *d)
 	if (read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	if (si.ssi_signo == SIGHUP) {
-		log_notice("signal %s from pid %u: reload is not supported yet; ignored",
+		json_t *res = NULL;
+		log_notice("signal %s from pid %u: reloading the configuration",
 			   strsignal((int)si.ssi_signo), si.ssi_pid);
+		if (d->reload)
+			reload_run(d->reload, &res);	/* it logs what happened */
+		json_decref(res);
 		return;
 	}
 	log_notice("signal %s: stopping", strsignal((int)si.ssi_signo));
@@ -261,6 +265,8 @@ static void main_loop(struct daemon *d)
 			plane_take_replies(d->plane, plane_answer, d);
 		dp_log_drain(d->dp);
 		ctl_server_service(d->ctl, pfds + 2, n - 2, clock_mono_ns() / NS_PER_MS);
+		metrics_ctl_snapshot(d->metrics, d->ctl);
+		dp_smtp_reclaim(d->dp);		/* snapshots reloads replaced */
 	}
 }
 
@@ -320,6 +326,7 @@ static int run(struct daemon *d, const char *argv0)
 		smtp_teardown(d);
 		return 1;
 	}
+	d->live = NULL;		/* the dataplane's now (dp_init) */
 	if (dp_start(d->dp) < 0) {
 		ctl_server_close(d->ctl);
 		dp_stop(d->dp);
@@ -342,6 +349,35 @@ static int run(struct daemon *d, const char *argv0)
 	}
 	d->ctl_ctx.dp = d->dp;
 	d->ctl_ctx.plane = d->plane;
+	{
+		struct metrics_conf mc = { .top_destinations = d->cfg.metrics.top_destinations,
+					   .version = SLUICE_VERSION, .telemetry = true };
+		struct metrics_src ms = { d->dp, d->queue, d->plane };
+		char err[320];
+		snprintf(mc.listen, sizeof(mc.listen), "%s", d->cfg.metrics.listen);
+		d->metrics = metrics_start(&mc, &ms, err, sizeof(err));
+		if (!d->metrics) {
+			log_err("metrics: %s", err);
+			ctl_server_close(d->ctl);
+			plane_stop(d->plane);
+			dp_halt(d->dp);
+			plane_free(d->plane);
+			smtp_teardown(d);
+			dp_stop(d->dp);
+			tls_ctx_free(d->tls_client);
+			return 1;
+		}
+		if (mc.listen[0])
+			log_notice("metrics: Prometheus exposition at http://%s/metrics", mc.listen);
+	}
+	{
+		struct reload_env re = { .path = d->path, .running = &d->cfg, .dp = d->dp,
+					 .plane = d->plane, .metrics = d->metrics };
+		d->reload = reloader_create(&re);
+		if (!d->reload)
+			log_err("reload: out of memory: reloads will be refused");
+		d->ctl_ctx.reload = d->reload;
+	}
 	inet_ntop(AF_INET, &d->cfg.dp.addr.ip, ip, sizeof(ip));
 	log_notice("sluiced %s ready: %s/%d, %u worker lcore(s), control %s", SLUICE_VERSION,
 		   ip, d->cfg.net_prefix, d->cfg.dp.workers, d->cfg.control.socket);
@@ -349,6 +385,11 @@ static int run(struct daemon *d, const char *argv0)
 	main_loop(d);
 
 	drain_smtp(d);
+	d->ctl_ctx.reload = NULL;
+	reloader_free(d->reload);
+	d->reload = NULL;
+	metrics_stop(d->metrics);	/* it reads the plane, queue and dataplane */
+	d->metrics = NULL;
 	ctl_server_close(d->ctl);
 	/* The plane uses the lcores (its DNS sockets are theirs, delivery jobs
 	 * run on them): stop it first; the scheduler writes what came back. */
@@ -415,6 +456,7 @@ int main(int argc, char **argv)
 		free(d);
 		return 0;
 	}
+	d->path = path;
 	r = run(d, argv[0]);
 	free(d);
 	return r;

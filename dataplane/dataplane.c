@@ -36,6 +36,11 @@ struct dataplane {
 	atomic_bool drain;		/* SMTP winding down (dp_drain) */
 	bool started, halted, stopped;
 	struct smtp_limits limits;	/* SMTP session counts, all lcores */
+	struct smtp_live_slot live;	/* the SMTP settings in force (reloads) */
+	struct smtp_live *retired;	/* replaced snapshots not yet freed */
+	uint64_t live_gen;		/* the last published generation */
+	uint64_t live_st[2];		/* smtp_live.published, .freed (main
+					 * thread; read racily by stats) */
 	unsigned nworkers;
 	struct lcore_ctx *workers[DP_MAX_WORKERS];
 	struct dpsock_hub *hubs[DP_DPSOCK_HUBS];
@@ -134,7 +139,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	if (!lc->asks)
 		return -ENOMEM;
 	if (dp->conf.smtp.port) {
-		lc->smtp = smtp_service_create(lc->tcp, &dp->conf.smtp, &dp->limits,
+		lc->smtp = smtp_service_create(lc->tcp, &dp->conf.smtp, &dp->limits, &dp->live,
 					       dp->conf.tcp.rcvbuf, lcore_id, &lc->ns.now_ns);
 		if (!lc->smtp)
 			return -ENOMEM;
@@ -145,6 +150,15 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		log_err("lcore %u: delivery set-up failed", lcore_id);
 		return -ENOMEM;
 	}
+	if (dp->conf.app.create) {
+		struct dp_app_lcore al = { w, lcore_id, &lc->ns, lc->tcp, &lc->ns.now_ns };
+		lc->app = dp->conf.app.create(dp->conf.app.arg, &al);
+		if (!lc->app) {
+			log_err("lcore %u: application set-up failed", lcore_id);
+			return -ENOMEM;
+		}
+		lc->app_poll = dp->conf.app.poll;
+	}
 	lc->impair_on = impair_conf_active(&dp->conf.impair);
 	if (lc->impair_on) {
 		impair_init(&lc->imp_rx, &dp->conf.impair, true, w, dp->port.pool);
@@ -154,10 +168,13 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	return 0;
 }
 
-static void free_worker(struct lcore_ctx *lc)
+static void free_worker(struct dataplane *dp, struct lcore_ctx *lc)
 {
 	if (!lc)
 		return;
+	if (lc->app && dp->conf.app.destroy)
+		dp->conf.app.destroy(lc->app);	/* its connections go before the stack */
+	lc->app = NULL;
 	echo_destroy(lc->echo);
 	/* Resets whatever SMTP sessions are left; the RSTs go out while the
 	 * port is still up (dp_stop closes it after the workers are freed). */
@@ -249,6 +266,12 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 	if (!dp)
 		return NULL;
 	dp->conf = *conf;
+	if (conf->smtp.live) {
+		conf->smtp.live->gen = dp->live_gen = 1;
+		atomic_init(&conf->smtp.live->sessions, 0);
+		conf->smtp.live->retired_next = NULL;
+	}
+	atomic_init(&dp->live.cur, conf->smtp.live);
 	atomic_init(&dp->quit, false);
 	atomic_init(&dp->drain, false);
 
@@ -313,17 +336,22 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 			goto fail_port;
 		if (setup_worker(dp, lc, lcore_id, w, tsc0) < 0) {
 			log_err("lcore %u: set-up failed", lcore_id);
-			free_worker(lc);
+			free_worker(dp, lc);
 			goto fail_port;
 		}
 		dp->workers[w++] = lc;
 	}
 	dp->nworkers = w;
+	/* the services read snapshots through dp->live: a reload frees the
+	 * first one, so keep no pointer into it */
+	dp->conf.smtp.live = NULL;
+	dp->conf.smtp.tls = NULL;
+	dp->conf.smtp.engine.policy = NULL;
 	return dp;
 
 fail_port:
 	for (unsigned i = 0; i < w; i++)
-		free_worker(dp->workers[i]);
+		free_worker(dp, dp->workers[i]);
 	free_hubs(dp);
 	free_rings(dp);
 	tls_ctx_free(dp->tls_client);
@@ -404,6 +432,84 @@ void dp_halt(struct dataplane *dp)
 		rte_eal_mp_wait_lcore();
 }
 
+/* ---- SMTP settings snapshots (smtp_service.h) ---- */
+
+static void live_free_all(struct dataplane *dp)
+{
+	while (dp->retired) {
+		struct smtp_live *l = dp->retired;
+		dp->retired = l->retired_next;
+		smtp_live_free(l);
+	}
+	smtp_live_free(atomic_load(&dp->live.cur));
+	atomic_store(&dp->live.cur, NULL);
+}
+
+uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l)
+{
+	struct smtp_live *old = atomic_load_explicit(&dp->live.cur, memory_order_relaxed);
+
+	l->gen = ++dp->live_gen;
+	dp->live_st[0]++;
+	atomic_init(&l->sessions, 0);
+	l->retired_next = NULL;
+	atomic_store_explicit(&dp->live.cur, l, memory_order_release);
+	if (old) {
+		old->retired_next = dp->retired;
+		dp->retired = old;
+	}
+	return l->gen;
+}
+
+/* The oldest generation some worker lcore may still take new references
+ * from: the smallest seen. */
+static uint64_t live_min_seen(struct dataplane *dp)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (unsigned i = 0; i < dp->nworkers; i++) {
+		struct smtp_service *svc = dp->workers[i] ? dp->workers[i]->smtp : NULL;
+		uint64_t seen;
+		if (!svc)
+			continue;
+		seen = smtp_service_live_seen(svc);
+		if (seen < min)
+			min = seen;
+	}
+	return min;
+}
+
+unsigned dp_smtp_reclaim(struct dataplane *dp)
+{
+	struct smtp_live **pp = &dp->retired;
+	uint64_t min;
+	unsigned left = 0;
+
+	if (!dp->retired)
+		return 0;
+	min = live_min_seen(dp);
+	while (*pp) {
+		struct smtp_live *l = *pp;
+		/* every lcore uses a later one (so takes no new reference to
+		 * l), and no session holds l: nothing can read it again */
+		if (min > l->gen &&
+		    atomic_load_explicit(&l->sessions, memory_order_acquire) == 0) {
+			*pp = l->retired_next;
+			smtp_live_free(l);
+			dp->live_st[1]++;
+			continue;
+		}
+		left++;
+		pp = &l->retired_next;
+	}
+	return left;
+}
+
+const struct smtp_live *dp_smtp_live(const struct dataplane *dp)
+{
+	return atomic_load_explicit(&dp->live.cur, memory_order_relaxed);
+}
+
 void dp_stop(struct dataplane *dp)
 {
 	if (!dp || dp->stopped)
@@ -411,8 +517,9 @@ void dp_stop(struct dataplane *dp)
 	dp->stopped = true;
 	dp_halt(dp);
 	for (unsigned i = 0; i < dp->nworkers; i++)
-		free_worker(dp->workers[i]);
+		free_worker(dp, dp->workers[i]);
 	free_hubs(dp);
+	live_free_all(dp);
 	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);
 	free_rings(dp);
@@ -421,80 +528,70 @@ void dp_stop(struct dataplane *dp)
 	free(dp);
 }
 
-/* Sum one counter group over all workers into out[]. */
-static void sum_group(struct dataplane *dp, size_t off, unsigned n, uint64_t *out)
+/* Sum one counter group over workers [w0, w1) into out[]. */
+static void sum_group(struct dataplane *dp, unsigned w0, unsigned w1, size_t off, unsigned n,
+		      uint64_t *out)
 {
 	memset(out, 0, n * sizeof(*out));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(out, (const char *)dp->workers[i] + off, n);
 }
 
-void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
+/* Every group the worker lcores keep, summed over workers [w0, w1): their
+ * counters, and the gauges of what they hold. */
+static void visit_lcores(struct dataplane *dp, unsigned w0, unsigned w1, stats_visit_fn fn,
+			 void *user)
 {
 	uint64_t v[128];
-	struct rte_eth_stats es;
-	static const char *const port_names[] = { "ipackets", "opackets", "ibytes",
-		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
 
 	_Static_assert(sizeof(struct net_stats) / 8 <= 128 &&
 		       sizeof(struct tcp_stats) / 8 <= 128 &&
 		       sizeof(struct udp_stats) / 8 <= 128 &&
-		       sizeof(struct dpsock_hub_stats) / 8 <= 128 &&
 		       sizeof(struct dpsock_lcore_stats) / 8 <= 128, "grow v[]");
-	sum_group(dp, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, ns.stats), net_stat_count, v);
 	stats_visit(fn, user, "net", net_stat_names, v, net_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, stats), lcore_stat_count, v);
 	stats_visit(fn, user, "lcore", lcore_stat_names, v, lcore_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, imp_rx.stats), impair_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, imp_rx.stats), impair_stat_count, v);
 	stats_visit(fn, user, "impair_rx", impair_stat_names, v, impair_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, imp_tx.stats), impair_stat_count, v);
 	stats_visit(fn, user, "impair_tx", impair_stat_names, v, impair_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, &dp->workers[i]->log->stats, log_ring_stat_count);
 	stats_visit(fn, user, "log", log_ring_stat_names, v, log_ring_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, ask_port_stats(dp->workers[i]->asks), ask_stat_count);
 	stats_visit(fn, user, "ask", ask_stat_names, v, ask_stat_count);
-	sum_group(dp, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
+	sum_group(dp, w0, w1, offsetof(struct lcore_ctx, steer.stats), steer_stat_count, v);
 	stats_visit(fn, user, "steer", steer_stat_names, v, steer_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, tcp_stack_stats(dp->workers[i]->tcp), tcp_stat_count);
 	stats_visit(fn, user, "tcp", tcp_stat_names, v, tcp_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, udp_stack_stats(dp->workers[i]->udp), udp_stat_count);
 	stats_visit(fn, user, "udp", udp_stat_names, v, udp_stat_count);
 	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < dp->nworkers; i++)
+	for (unsigned i = w0; i < w1; i++)
 		stats_add(v, dpsock_lcore_get_stats(dp->workers[i]->dpsock),
 			  dpsock_lcore_stat_count);
 	stats_visit(fn, user, "dpsock", dpsock_lcore_stat_names, v,
 		    dpsock_lcore_stat_count);
-	memset(v, 0, sizeof(v));
-	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++)
-		stats_add(v, dpsock_hub_get_stats(dp->hubs[i]), dpsock_hub_stat_count);
-	stats_visit(fn, user, "dpsock_hub", dpsock_hub_stat_names, v,
-		    dpsock_hub_stat_count);
 	{
 		static const char *const gauge_names[] = { "tcp_conns", "tcp_mbufs_held",
-			"mbufs_free", "udp_socks", "udp_mbufs_held", "dpsock_socks",
-			"dpsock_req_slots_free", "dpsock_evt_slots_free" };
-		uint64_t g[8] = { 0, 0, rte_mempool_avail_count(dp->port.pool), 0, 0, 0, 0, 0 };
-		for (unsigned i = 0; i < dp->nworkers; i++) {
+			"udp_socks", "udp_mbufs_held", "dpsock_evt_slots_free" };
+		uint64_t g[5] = { 0 };
+		for (unsigned i = w0; i < w1; i++) {
 			g[0] += tcp_stack_conn_count(dp->workers[i]->tcp);
 			g[1] += tcp_stack_mbufs_held(dp->workers[i]->tcp);
-			g[3] += udp_stack_sock_count(dp->workers[i]->udp);
-			g[4] += udp_stack_mbufs_held(dp->workers[i]->udp);
-			g[7] += dpsock_lcore_free_slots(dp->workers[i]->dpsock);
+			g[2] += udp_stack_sock_count(dp->workers[i]->udp);
+			g[3] += udp_stack_mbufs_held(dp->workers[i]->udp);
+			g[4] += dpsock_lcore_free_slots(dp->workers[i]->dpsock);
 		}
-		for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
-			g[5] += dpsock_hub_open_count(dp->hubs[i]);
-			g[6] += dpsock_hub_free_slots(dp->hubs[i]);
-		}
-		stats_visit(fn, user, "gauge", gauge_names, g, 8);
+		stats_visit(fn, user, "gauge", gauge_names, g, 5);
 	}
 	if (dp->workers[0] && dp->workers[0]->smtp) {
 		static const char *const smtp_gauge_names[] = { "sessions", "inflight",
@@ -503,11 +600,11 @@ void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 		_Static_assert(sizeof(struct smtp_stats) / 8 <= 128 &&
 			       sizeof(struct smtp_service_stats) / 8 <= 128, "grow v[]");
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		for (unsigned i = w0; i < w1; i++)
 			stats_add(v, smtp_service_engine_stats(dp->workers[i]->smtp), smtp_stat_count);
 		stats_visit(fn, user, "smtp", smtp_stat_names, v, smtp_stat_count);
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++) {
+		for (unsigned i = w0; i < w1; i++) {
 			stats_add(v, smtp_service_get_stats(dp->workers[i]->smtp),
 				  smtp_service_stat_count);
 			smtp_service_gauges(dp->workers[i]->smtp, &g[0], &g[1], &g[2]);
@@ -523,13 +620,13 @@ void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 		_Static_assert(sizeof(struct dlv_stats) / 8 <= 128 &&
 			       sizeof(struct smtp_client_stats) / 8 <= 128, "grow v[]");
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++) {
+		for (unsigned i = w0; i < w1; i++) {
 			stats_add(v, dlv_get_stats(dp->workers[i]->dlv), dlv_stat_count);
 			dlv_gauges(dp->workers[i]->dlv, &g[0], &g[1], &g[2]);
 		}
 		stats_visit(fn, user, "delivery", dlv_stat_names, v, dlv_stat_count);
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		for (unsigned i = w0; i < w1; i++)
 			stats_add(v, dlv_client_stats(dp->workers[i]->dlv), smtp_client_stat_count);
 		stats_visit(fn, user, "smtp_client", smtp_client_stat_names, v,
 			    smtp_client_stat_count);
@@ -537,26 +634,77 @@ void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
 	}
 	if (dp->workers[0] && dp->workers[0]->echo) {
 		memset(v, 0, sizeof(v));
-		for (unsigned i = 0; i < dp->nworkers; i++)
+		for (unsigned i = w0; i < w1; i++)
 			stats_add(v, echo_get_stats(dp->workers[i]->echo), echo_stat_count);
 		stats_visit(fn, user, "echo", echo_stat_names, v, echo_stat_count);
-		/* Per lcore too: tests check that every lcore did its share. */
-		for (unsigned i = 0; i < dp->nworkers; i++) {
-			char g[32];
-			snprintf(g, sizeof(g), "echo%u", i);
-			stats_visit(fn, user, g, echo_stat_names,
-				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
-		}
 	}
-	for (unsigned i = 0; i < dp->nworkers; i++) {
-		char g[32];
-		snprintf(g, sizeof(g), "steer%u", i);
-		stats_visit(fn, user, g, steer_stat_names,
-			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
+}
+
+/* What no one lcore owns: the mbuf pool, the dpsock hubs, the port. */
+static void visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
+{
+	uint64_t v[128];
+	struct rte_eth_stats es;
+	static const char *const port_names[] = { "ipackets", "opackets", "ibytes",
+		"obytes", "imissed", "ierrors", "oerrors", "rx_nombuf" };
+	static const char *const gauge_names[] = { "mbufs_free", "dpsock_socks",
+		"dpsock_req_slots_free" };
+	uint64_t g[3] = { rte_mempool_avail_count(dp->port.pool), 0, 0 };
+
+	_Static_assert(sizeof(struct dpsock_hub_stats) / 8 <= 128, "grow v[]");
+	memset(v, 0, sizeof(v));
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++)
+		stats_add(v, dpsock_hub_get_stats(dp->hubs[i]), dpsock_hub_stat_count);
+	stats_visit(fn, user, "dpsock_hub", dpsock_hub_stat_names, v,
+		    dpsock_hub_stat_count);
+	for (unsigned i = 0; i < DP_DPSOCK_HUBS; i++) {
+		g[1] += dpsock_hub_open_count(dp->hubs[i]);
+		g[2] += dpsock_hub_free_slots(dp->hubs[i]);
+	}
+	stats_visit(fn, user, "gauge", gauge_names, g, 3);
+	{	/* reloads' SMTP snapshots: published - freed - 0 or 1 still wait */
+		static const char *const live_names[] = { "published", "freed" };
+		uint64_t lv[2] = { dp->live_st[0], dp->live_st[1] };
+		stats_visit(fn, user, "smtp_live", live_names, lv, 2);
 	}
 	if (rte_eth_stats_get(dp->port.port_id, &es) == 0) {
 		uint64_t pv[] = { es.ipackets, es.opackets, es.ibytes, es.obytes,
 				  es.imissed, es.ierrors, es.oerrors, es.rx_nombuf };
 		stats_visit(fn, user, "port", port_names, pv, 8);
 	}
+}
+
+void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user)
+{
+	visit_lcores(dp, 0, dp->nworkers, fn, user);
+	visit_shared(dp, fn, user);
+	/* Per lcore too, as groups of their own: tests check that every
+	 * lcore did its share. */
+	for (unsigned i = 0; i < dp->nworkers; i++) {
+		char g[32];
+		if (dp->workers[i]->echo) {
+			snprintf(g, sizeof(g), "echo%u", i);
+			stats_visit(fn, user, g, echo_stat_names,
+				    STATS_VALUES(echo_get_stats(dp->workers[i]->echo)), echo_stat_count);
+		}
+		snprintf(g, sizeof(g), "steer%u", i);
+		stats_visit(fn, user, g, steer_stat_names,
+			    STATS_VALUES(&dp->workers[i]->steer.stats), steer_stat_count);
+	}
+}
+
+void dp_stats_visit_worker(struct dataplane *dp, unsigned worker, stats_visit_fn fn, void *user)
+{
+	if (worker < dp->nworkers)
+		visit_lcores(dp, worker, worker + 1, fn, user);
+}
+
+void dp_stats_visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
+{
+	visit_shared(dp, fn, user);
+}
+
+unsigned dp_worker_lcore(const struct dataplane *dp, unsigned worker)
+{
+	return worker < dp->nworkers ? dp->workers[worker]->lcore_id : 0;
 }

@@ -52,6 +52,29 @@ struct dp_port_conf {
 	unsigned mbuf_cache;
 };
 
+/*
+ * An application's own work on every worker lcore, polled by the burst
+ * loop after the daemon's services: bench/sluice-gen's load generator,
+ * sink and flood run this way on the daemon's own stack and loop (its
+ * adaptive idle included). sluiced leaves it empty.
+ */
+struct dp_app_lcore {
+	unsigned worker, lcore_id;
+	struct net_stack *ns;		/* the lcore's stack (pool, tx, addresses) */
+	struct tcp_stack *tcp;
+	const uint64_t *clock_ns;	/* the loop's clock (ns->now_ns) */
+};
+struct dp_app {
+	/* dp_init, once per worker lcore, on the main thread: the lcore's
+	 * state, or NULL (dp_init fails). */
+	void *(*create)(void *arg, const struct dp_app_lcore *l);
+	/* Every burst, on the lcore: the work done (0 lets the loop idle). */
+	unsigned (*poll)(void *state);
+	/* dp_stop, after the loops ended and before the stack is freed. */
+	void (*destroy)(void *state);
+	void *arg;
+};
+
 struct dp_conf {
 	struct dp_eal_conf eal;
 	struct dp_port_conf port;
@@ -76,6 +99,7 @@ struct dp_conf {
 					 * dp_init makes a client context without
 					 * CAs (opportunistic TLS works, `verify`
 					 * never passes) */
+	struct dp_app app;		/* create NULL: none (sluiced) */
 };
 
 struct dataplane;
@@ -92,6 +116,22 @@ int dp_start(struct dataplane *dp);
 void dp_drain(struct dataplane *dp);
 /* SMTP connections still open plus messages still with the queue. */
 unsigned dp_smtp_active(struct dataplane *dp);
+
+/*
+ * Reloads (smtp_service.h, struct smtp_live). dp_init takes the first
+ * snapshot from conf->smtp.live (the caller still owns it if dp_init
+ * fails). dp_smtp_publish makes l the one new sessions on every lcore use
+ * from their next burst on, and takes ownership of it; the one it replaces
+ * waits until dp_smtp_reclaim finds that every lcore has passed a burst
+ * boundary since and no session still holds it, then is freed (dp_stop
+ * frees whatever is left). Main thread only. publish returns l's
+ * generation; reclaim how many replaced snapshots still wait.
+ */
+uint64_t dp_smtp_publish(struct dataplane *dp, struct smtp_live *l);
+/* Counted in stats as smtp_live.published (by reloads) and smtp_live.freed. */
+unsigned dp_smtp_reclaim(struct dataplane *dp);
+/* The snapshot in force (main thread; NULL without SMTP). */
+const struct smtp_live *dp_smtp_live(const struct dataplane *dp);
 
 /* Write out the worker lcores' queued log lines (main lcore; they never
  * write to stderr or syslog themselves). Returns the lines written. */
@@ -134,5 +174,14 @@ unsigned dp_workers(const struct dataplane *dp);
  * group "tcp", name "rx_segments", value). Reads the lcores' counters
  * racily (see common/stats.h). */
 void dp_stats_visit(struct dataplane *dp, stats_visit_fn fn, void *user);
+/* The same walk in two parts, for an exporter that labels per lcore: the
+ * groups one worker keeps (its own values, not summed: net, tcp, smtp...
+ * and the gauges of what it holds), and those no worker owns (the mbuf
+ * pool, the dpsock hubs, the port). dp_stats_visit gives the sum of the
+ * first over all workers, the second, and per-worker copies of a few. */
+void dp_stats_visit_worker(struct dataplane *dp, unsigned worker, stats_visit_fn fn, void *user);
+void dp_stats_visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user);
+/* Worker `worker`'s EAL lcore id (what log lines call "lcore N"). */
+unsigned dp_worker_lcore(const struct dataplane *dp, unsigned worker);
 
 #endif

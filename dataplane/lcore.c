@@ -207,6 +207,8 @@ int lcore_main(void *arg)
 			n += dpsock_lcore_poll(lc->dpsock);
 		if (lc->dlv)
 			n += dlv_poll(lc->dlv);
+		if (lc->app)
+			n += lc->app_poll(lc->app);
 
 		if (!clients_started) {
 			echo_start_clients(lc->echo);

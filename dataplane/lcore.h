@@ -77,6 +77,8 @@ struct lcore_ctx {
 	struct smtp_service *smtp;	/* NULL when off */
 	struct dlv_service *dlv;	/* outbound SMTP: the scheduler's jobs */
 	struct log_ring *log;		/* this lcore's log lines (common/log.h) */
+	void *app;			/* dp_conf.app's per-lcore state, NULL: none */
+	unsigned (*app_poll)(void *app);
 	struct rte_mbuf *txbuf[LCORE_TXBUF];
 	uint16_t ntx;
 

@@ -11,6 +11,7 @@ set -euo pipefail
 build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
             libjansson-dev	# the control socket's JSON, sluiced and sluicectl
+            libmicrohttpd-dev	# the metrics exporter's HTTP server ([metrics] listen)
             iproute2 openssl
             swaks libnet-ssleay-perl libio-socket-ssl-perl	# to try SMTP (+TLS) by hand
             dnsmasq-base	# make run's DNS server (the binary only: no system service)
@@ -20,7 +21,9 @@ test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            postfix
            pflogsumm	# queue_ops_e2e.sh: the mail log read by Postfix's summarizer
            ethtool	# veth offloads off for net_af_packet (netns.sh)
-           libfuse3-dev fuse3)	# tests/support/cachefs.c: the power-cut test's disk
+           libfuse3-dev fuse3	# tests/support/cachefs.c: the power-cut test's disk
+           prometheus	# promtool check metrics (metrics_e2e); its service is not started
+           dpdk-dev)	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in
@@ -49,3 +52,8 @@ if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# prometheus is installed for promtool only: its server must not run here.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus && command -v systemctl >/dev/null &&
+   [ -d /run/systemd/system ]; then
+	systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

@@ -75,6 +75,38 @@ void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats
 		memset(out, 0, sizeof(*out));
 }
 
+void queue_commit_histo(const struct queue *q, unsigned shard, struct histo *out)
+{
+	if (shard < q->n)
+		*out = q->shard[shard].commit_ns;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+int queue_depth(struct queue *q, unsigned shard, struct queue_depth *out)
+{
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_stat ms, ds;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	sh = &q->shard[shard];
+	if (qshard_read_begin(sh, &txn) != 0)
+		return QUEUE_IO;
+	rc = mdb_stat(txn, sh->msg, &ms);
+	if (rc == 0)
+		rc = mdb_stat(txn, sh->due, &ds);
+	qshard_read_end(sh, txn);
+	if (rc != 0)
+		return QUEUE_IO;
+	out->messages = ms.ms_entries;
+	out->due = ds.ms_entries;
+	return QUEUE_OK;
+}
+
 struct queue *queue_open(const struct queue_conf *conf, int *status)
 {
 	struct queue *q;

@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/histo.h"
 #include "common/stats.h"
 
 struct queue;
@@ -420,5 +421,21 @@ void queue_totals_get(struct queue *q, struct queue_totals *out);
 struct queue_shard_stats { QUEUE_SHARD_STATS(STATS_FIELD) };
 extern const char *const queue_shard_stat_names[];
 void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats *out);
+
+/*
+ * How long the shard's group commits take, in ns (common/histo.h): from the
+ * write transaction's start to its commit's return (the sync included in
+ * QUEUE_SYNC_FULL; replays after growing the map included), one value per
+ * batch written. Recorded by the shard's writer thread; a copy, read racily.
+ */
+void queue_commit_histo(const struct queue *q, unsigned shard, struct histo *out);
+
+/* What a shard holds now: message parts (held, claimed and unsealed ones
+ * too) and those in the due index (due now or later, or claimed). O(1): one
+ * short read transaction. For any thread. QUEUE_OK or QUEUE_IO. */
+struct queue_depth {
+	uint64_t messages, due;
+};
+int queue_depth(struct queue *q, unsigned shard, struct queue_depth *out);
 
 #endif

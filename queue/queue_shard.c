@@ -579,6 +579,7 @@ static void run_batch(struct shard *sh, struct queue_submission **subs, unsigned
 	int allow, rc, fail_ctl = QUEUE_OK;
 	int ctl_retry = 0;
 	uint64_t syncs = __atomic_load_n(&sh->st_c.fsyncs, __ATOMIC_RELAXED);
+	uint64_t t0 = clock_mono_ns();
 
 	for (unsigned i = 0; i < n; i++) {
 		bytes += sub_bytes(subs[i]);
@@ -655,8 +656,10 @@ static void run_batch(struct shard *sh, struct queue_submission **subs, unsigned
 		sh->st_c.messages += nmsg;
 		sh->st_c.bytes += bytes;
 	}
-	if (fail_ctl == QUEUE_OK && (nmsg || nc || n > nwrite))
+	if (fail_ctl == QUEUE_OK && (nmsg || nc || n > nwrite)) {
 		sh->st_c.commits++;
+		histo_add(&sh->commit_ns, clock_mono_ns() - t0);
+	}
 	for (unsigned i = 0; i < nc; i++) {
 		if (fail_ctl != QUEUE_OK)
 			ctls[i]->status = fail_ctl;

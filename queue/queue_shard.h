@@ -91,6 +91,7 @@ struct shard {
 
 	struct qagg agg;	/* the summary in memory (queue_agg.h) */
 	struct queue_shard_stats st_c;
+	struct histo commit_ns;	/* the writer's group commits (queue.h) */
 };
 
 struct queue {

@@ -77,10 +77,23 @@ void arp_cache_fini(struct arp_cache *c)
 	c->slots = NULL;
 }
 
+/*
+ * Every bit of the address reaches the low bits the table indexes by:
+ * neighbours differ in their last octets, which a plain multiplicative
+ * hash of the network-order word (the high byte on a little-endian CPU)
+ * never carried there, so a /24 piled onto four home slots. MurmurHash3's
+ * 32-bit finalizer mixes them all.
+ */
 static unsigned hash_ip(rte_be32_t ip)
 {
-	uint32_t h = (uint32_t)ip * 2654435761u;	/* Knuth multiplicative */
-	return h ^ (h >> 16);
+	uint32_t h = rte_be_to_cpu_32(ip);
+
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
 }
 
 struct arp_entry *arp_cache_find(struct arp_cache *c, rte_be32_t ip)

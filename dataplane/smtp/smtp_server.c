@@ -181,15 +181,17 @@ static void txn_reset(struct smtp_session *s)
 }
 
 /* Keep an accepted recipient (through cb.rcpt). `given` is the address as
- * the client gave it (Received's "for"). 0, or -1: no memory. */
+ * the client gave it (Received's "for"). 0, -1: no memory, or
+ * SMTP_RCPT_REFUSE: the callback refuses it for good. */
 static int rcpt_add(struct smtp_session *s, const char *addr, const char *orcpt,
 		    uint8_t notify, const char *given)
 {
 	struct smtp_message *m = &s->msg;
 	struct smtp_rcpt_view v = { addr, orcpt && orcpt[0] ? orcpt : NULL, notify };
+	int r;
 
-	if (s->cb.rcpt != NULL && s->cb.rcpt(s->cb.user, &v) != 0)
-		return -1;
+	if (s->cb.rcpt != NULL && (r = s->cb.rcpt(s->cb.user, &v)) != 0)
+		return r == SMTP_RCPT_REFUSE ? r : -1;
 	if (m->nrcpt++ == 0)
 		snprintf(m->rcpt1, sizeof(m->rcpt1), "%s", given);
 	return 0;
@@ -386,7 +388,16 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		note_reject(s, "RCPT", text, s->msg.sender, c->path.addr);
 		return;
 	}
-	if (rcpt_add(s, c->path.addr, c->orcpt, c->notify, c->path.addr) != 0) {
+	int r = rcpt_add(s, c->path.addr, c->orcpt, c->notify, c->path.addr);
+	if (r == SMTP_RCPT_REFUSE) {
+		char text[SMTP_LINE_MAX];
+		STAT(s, rej_rcpt_refused);
+		snprintf(text, sizeof(text), "550 5.1.1 <%.256s>: Recipient address rejected",
+			 c->path.addr);
+		error_reply(s, text);
+		return;
+	}
+	if (r != 0) {
 		/* RFC 5321 4.2.2 / 4.5.3.1.10: the client tries it again later */
 		STAT(s, rej_rcpt_nomem);
 		reply(s, "452 4.3.1 Error: insufficient system storage");
@@ -594,6 +605,10 @@ int smtp_session_queued(struct smtp_session *s, enum smtp_queue_status st,
 	case SMTP_QUEUED_FULL:
 		STAT(s, rej_queue);
 		reply(s, "452 4.3.1 Error: insufficient system storage");
+		break;
+	case SMTP_QUEUED_REJECT:
+		STAT(s, rej_queue);
+		reply(s, "554 5.7.0 Error: transaction failed");
 		break;
 	default:
 		STAT(s, rej_queue);

@@ -95,7 +95,8 @@
 	X(rej_syntax) X(rej_sequence) X(rej_relay) X(rej_utf8) X(rej_size) \
 	X(rej_rcpt_limit) X(rej_line) X(rej_bare) X(rej_hops) X(rej_sink) \
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
-	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn) X(held_hops)
+	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn) X(held_hops) \
+	X(rej_rcpt_refused)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -146,8 +147,10 @@ struct smtp_session_cb {
 	void (*msg_begin)(void *user);	/* a new body starts: reset the sink */
 	/* An accepted recipient, to keep for the message: copy what v points
 	 * to (valid during the call only). 0, or -1 when there is no memory
-	 * for it (the RCPT gets 452 4.3.1 and does not count). NULL: counted,
-	 * not kept. */
+	 * for it (the RCPT gets 452 4.3.1 and does not count), or
+	 * SMTP_RCPT_REFUSE to refuse it for good (550 5.1.1, counted as an
+	 * error; sluice-gen's sink injects failures this way). NULL:
+	 * counted, not kept. */
 	int (*rcpt)(void *user, const struct smtp_rcpt_view *v);
 	/* The transaction that had recipients is over (MAIL, RSET, EHLO,
 	 * STARTTLS, a refused body, the message answered): forget them. */
@@ -178,7 +181,11 @@ enum smtp_queue_status {
 	SMTP_QUEUED_OK = 0,	/* 250 2.0.0 Ok: queued as ID */
 	SMTP_QUEUED_TEMP,	/* 451 4.3.0 queue unavailable */
 	SMTP_QUEUED_FULL,	/* 452 4.3.1 insufficient storage */
+	SMTP_QUEUED_REJECT,	/* 554 5.7.0 transaction failed (a sink's refusal) */
 };
+
+/* cb.rcpt's answer for a recipient refused for good (550 5.1.1). */
+#define SMTP_RCPT_REFUSE 1
 
 /* The transaction: envelope, then (after the body) the trace header. */
 struct smtp_message {

@@ -86,6 +86,8 @@ struct smtp_conn {
 	bool rdns_pending;		/* asked the reverse name, no answer yet */
 	uint64_t rdns_until;		/* a message waits for it until then */
 	struct tls_conn *tls;
+	struct smtp_live *live;		/* the settings it was accepted under,
+					 * counted in live->sessions; NULL: none */
 
 	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
 	uint8_t *in;
@@ -118,8 +120,12 @@ struct smtp_conn {
 
 struct smtp_service {
 	struct tcp_stack *ts;
-	struct smtp_service_conf conf;
+	struct smtp_service_conf conf;	/* sizes; settings come from live */
 	struct smtp_limits *limits;
+	struct smtp_live_slot *slot;	/* where reloads publish snapshots */
+	struct smtp_live_slot own_slot;	/* ... without a publisher: conf's */
+	struct smtp_live *live;		/* this lcore's current snapshot */
+	_Atomic uint64_t live_seen;	/* live->gen, stored at each pick-up */
 	const uint64_t *clock_ns;	/* the lcore's poll clock */
 	unsigned lcore_id;
 	struct tcp_listener *listener;
@@ -179,14 +185,14 @@ static int limits_take(struct smtp_service *svc, uint32_t ip)
 	unsigned b0 = limit_bucket(l, 0, ip), b1 = limit_bucket(l, 1, ip);
 	unsigned c0, c1;
 
-	if (atomic_fetch_add(&l->total, 1) + 1 > svc->conf.max_sessions) {
+	if (atomic_fetch_add(&l->total, 1) + 1 > svc->live->max_sessions) {
 		atomic_fetch_sub(&l->total, 1);
 		return 1;
 	}
 	c0 = atomic_fetch_add(&l->per_client[0][b0], 1) + 1;
 	c1 = atomic_fetch_add(&l->per_client[1][b1], 1) + 1;
-	if ((c0 < c1 ? c0 : c1) > svc->conf.max_per_client &&
-	    !(svc->conf.engine.policy && smtp_policy_trusted(svc->conf.engine.policy, ip))) {
+	if ((c0 < c1 ? c0 : c1) > svc->live->max_per_client &&
+	    !smtp_policy_trusted(&svc->live->policy, ip)) {
 		atomic_fetch_sub(&l->per_client[0][b0], 1);
 		atomic_fetch_sub(&l->per_client[1][b1], 1);
 		atomic_fetch_sub(&l->total, 1);
@@ -338,6 +344,16 @@ static void publish_active(struct smtp_service *svc)
 	atomic_store_explicit(&svc->active, svc->nopen, memory_order_relaxed);
 }
 
+/* The session no longer uses its snapshot: the publisher may free it once
+ * no session does and every lcore has moved on (release: the session's
+ * reads of it come before). */
+static void live_put(struct smtp_conn *sc)
+{
+	if (sc->live)
+		atomic_fetch_sub_explicit(&sc->live->sessions, 1, memory_order_release);
+	sc->live = NULL;
+}
+
 static void conn_release(struct smtp_conn *sc)
 {
 	struct smtp_service *svc = sc->svc;
@@ -351,6 +367,7 @@ static void conn_release(struct smtp_conn *sc)
 	if (sc->counted)
 		limits_put(svc, sc->ip);
 	sc->counted = false;
+	live_put(sc);
 	sc->state = CONN_FREE;
 	sc->next_free = svc->free;
 	svc->free = sc;
@@ -577,8 +594,8 @@ static void submit(struct smtp_conn *sc)
 	sub->env.client_addr = sc->s.client_ip;
 	sub->env.helo = sc->s.helo;
 	sub->env.arrival = m->arrival;
-	sub->env.expiry = m->arrival + (m->sender[0] || !svc->conf.bounce_lifetime_s ?
-					svc->conf.lifetime_s : svc->conf.bounce_lifetime_s);
+	sub->env.expiry = m->arrival + (m->sender[0] || !sc->live->bounce_lifetime_s ?
+					sc->live->lifetime_s : sc->live->bounce_lifetime_s);
 	sub->env.held = m->held;	/* a mail loop kept for the operator (loop_action = hold) */
 	sub->env.nrcpt = m->nrcpt;
 	sub->env.rcpt = sc->rcpt;
@@ -672,7 +689,7 @@ static bool handle_event(struct smtp_conn *sc)
 		}
 		if (output_pending(sc))
 			return false;	/* the 220 is not all in TCP yet */
-		sc->tls = tls_conn_new(sc->svc->conf.tls);
+		sc->tls = tls_conn_new(sc->live->tls);
 		if (!sc->tls) {
 			sc->svc->stats.tls_failures++;
 			log_warn("smtp: no TLS session for %s", sc->s.client_ip);
@@ -710,7 +727,7 @@ static void set_deadline(struct smtp_conn *sc)
 	/* Only the queue may keep a session waiting without a limit; a TLS
 	 * handshake or a last flush that stalls gets the command timeout. */
 	if (t == 0 && !sc->inflight)
-		t = sc->svc->conf.engine.timeout_cmd_ns;
+		t = sc->live->engine.timeout_cmd_ns;
 	/* A later deadline leaves the filed timer alone: when it fires early,
 	 * on_timer files it again for the deadline then in force. */
 	sc->deadline_ns = t ? *sc->svc->clock_ns + t : 0;
@@ -899,7 +916,7 @@ static void rdns_ask(struct smtp_conn *sc)
 	struct smtp_service *svc = sc->svc;
 	struct ask *a;
 
-	if (!svc->asks || svc->conf.rdns_wait_ns == 0 || !(a = ask_get(svc->asks)))
+	if (!svc->asks || sc->live->rdns_wait_ns == 0 || !(a = ask_get(svc->asks)))
 		return;		/* no slot: the name stays unknown */
 	a->kind = ASK_RDNS;
 	a->who = (uint32_t)(sc - svc->conns);
@@ -907,7 +924,7 @@ static void rdns_ask(struct smtp_conn *sc)
 	a->ip = rte_cpu_to_be_32(sc->ip);
 	ask_post(svc->asks, a);
 	sc->rdns_pending = true;
-	sc->rdns_until = *svc->clock_ns + svc->conf.rdns_wait_ns;
+	sc->rdns_until = *svc->clock_ns + sc->live->rdns_wait_ns;
 	svc->stats.rdns_asked++;
 }
 
@@ -1028,7 +1045,9 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 
 	client.ip = sc->ip;
 	cb.user = sc;
-	smtp_session_init(&sc->s, &svc->conf.engine, &svc->engine_stats, &client, &cb);
+	sc->live = svc->live;
+	atomic_fetch_add_explicit(&sc->live->sessions, 1, memory_order_relaxed);
+	smtp_session_init(&sc->s, &sc->live->engine, &svc->engine_stats, &client, &cb);
 	over = limits_take(svc, sc->ip);
 	if (over == 0) {
 		sc->counted = true;
@@ -1074,8 +1093,8 @@ static size_t page_round(size_t n)
 }
 
 struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp_service_conf *conf,
-					 struct smtp_limits *limits, uint32_t rcvbuf,
-					 unsigned lcore_id, const uint64_t *clock_ns)
+					 struct smtp_limits *limits, struct smtp_live_slot *live,
+					 uint32_t rcvbuf, unsigned lcore_id, const uint64_t *clock_ns)
 {
 	struct smtp_service *svc;
 	uint64_t max_size = conf->engine.max_size;
@@ -1083,6 +1102,10 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 
 	if (conf->port == 0)
 		return NULL;
+	if (live && !atomic_load(&live->cur)) {
+		log_err("smtp: lcore %u: no settings snapshot", lcore_id);
+		return NULL;
+	}
 	if (smtp_conf_check(&conf->engine, &why) < 0) {
 		log_err("smtp: %s", why);
 		return NULL;
@@ -1093,6 +1116,24 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 	svc->ts = ts;
 	svc->conf = *conf;
 	svc->limits = limits;
+	if (!live) {
+		struct smtp_live *own = smtp_live_new(conf, false);
+		if (!own) {
+			free(svc);
+			return NULL;
+		}
+		own->gen = 1;
+		atomic_init(&svc->own_slot.cur, own);
+		live = &svc->own_slot;
+	}
+	svc->slot = live;
+	svc->live = atomic_load_explicit(&live->cur, memory_order_acquire);
+	/* settings come from the snapshots from now on: keep no pointer a
+	 * reload may free */
+	svc->conf.tls = NULL;
+	svc->conf.live = NULL;
+	svc->conf.engine.policy = NULL;
+	atomic_init(&svc->live_seen, svc->live->gen);
 	svc->clock_ns = clock_ns;
 	svc->lcore_id = lcore_id;
 	svc->nconns = slots_for(conf);
@@ -1149,6 +1190,7 @@ void smtp_service_destroy(struct smtp_service *svc)
 				tcp_abort(sc->tcp);
 			if (sc->tls)
 				tls_conn_free(sc->tls);
+			live_put(sc);
 		}
 	if (svc->conns)
 		munmap(svc->conns, page_round(svc->nconns * sizeof(struct smtp_conn)));
@@ -1166,6 +1208,8 @@ void smtp_service_destroy(struct smtp_service *svc)
 	free(svc->free_chunks);
 	if (svc->done)
 		queue_done_ring_free(svc->done);
+	if (svc->slot == &svc->own_slot)
+		smtp_live_free(atomic_load(&svc->own_slot.cur));
 	free(svc);
 }
 
@@ -1174,10 +1218,60 @@ void smtp_service_set_asks(struct smtp_service *svc, struct ask_port *asks)
 	svc->asks = asks;
 }
 
+/* The burst boundary: take the snapshot a reload may have published, then
+ * say so (the quiescent point the publisher waits for). */
+static void live_pickup(struct smtp_service *svc)
+{
+	struct smtp_live *l = atomic_load_explicit(&svc->slot->cur, memory_order_acquire);
+
+	if (l == svc->live)
+		return;
+	svc->live = l;
+	atomic_store_explicit(&svc->live_seen, l->gen, memory_order_release);
+}
+
 unsigned smtp_service_poll(struct smtp_service *svc, uint64_t now_ns)
 {
 	(void)now_ns;	/* deadlines run on the TCP timer wheel (on_timer) */
-	return svc ? take_completions(svc) + rdns_answers(svc) : 0;
+	if (!svc)
+		return 0;
+	live_pickup(svc);
+	return take_completions(svc) + rdns_answers(svc);
+}
+
+uint64_t smtp_service_live_seen(const struct smtp_service *svc)
+{
+	return atomic_load_explicit(&svc->live_seen, memory_order_acquire);
+}
+
+struct smtp_live *smtp_live_new(const struct smtp_service_conf *conf, bool own_tls)
+{
+	struct smtp_live *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->engine = conf->engine;
+	if (conf->engine.policy)
+		l->policy = *conf->engine.policy;
+	l->engine.policy = &l->policy;	/* an empty policy relays nothing */
+	l->tls = conf->tls;
+	l->own_tls = own_tls;
+	l->max_sessions = conf->max_sessions;
+	l->max_per_client = conf->max_per_client;
+	l->lifetime_s = conf->lifetime_s;
+	l->bounce_lifetime_s = conf->bounce_lifetime_s;
+	l->rdns_wait_ns = conf->rdns_wait_ns;
+	atomic_init(&l->sessions, 0);
+	return l;
+}
+
+void smtp_live_free(struct smtp_live *l)
+{
+	if (!l)
+		return;
+	if (l->own_tls)
+		tls_ctx_free(l->tls);
+	free(l);
 }
 
 void smtp_service_drain(struct smtp_service *svc)

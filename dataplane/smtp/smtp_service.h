@@ -54,12 +54,14 @@
 #include <stdint.h>
 
 #include "common/stats.h"
+#include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/smtp_server.h"
 
 struct tcp_stack;
 struct queue;
 struct tls_ctx;
 struct smtp_service;
+struct smtp_service_conf;
 
 #define SMTP_BODY_CHUNK   (16 * 1024)	/* arena chunk: one iovec of a body */
 #define SMTP_LIMIT_BUCKETS 4096		/* per-client counters, per row */
@@ -77,6 +79,52 @@ struct smtp_limits {
 };
 void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1);
 
+/*
+ * What a reload may change (sluicectl reload, SIGHUP), as one immutable
+ * snapshot, published RCU-like without a lock on the packet path:
+ *
+ *  - the control side builds a new snapshot and stores it in the slot
+ *    (smtp_live_slot.cur, release) with the next generation number;
+ *  - each lcore loads the slot once per burst (smtp_service_poll, acquire)
+ *    and then stores the generation it now uses in its service's `seen`:
+ *    its quiescent point, after which it takes no new reference to an older
+ *    snapshot;
+ *  - a session keeps the snapshot it was accepted under for its whole life
+ *    (as a Postfix smtpd keeps the configuration it started with): the
+ *    lcore counts it in `sessions` at accept and uncounts it at release;
+ *  - the control side frees a replaced snapshot once every lcore's seen is
+ *    at least the generation that replaced it and its sessions count is 0
+ *    (dp_smtp_reclaim).
+ * So a session opened before a reload keeps its limits and stays up; the
+ * next one gets the new ones. engine.max_rcpt and engine.max_size may not
+ * exceed the start-up conf's (the per-session memory was sized by those).
+ */
+struct smtp_live {
+	struct smtp_conf engine;	/* engine.policy == &policy */
+	struct smtp_policy policy;	/* mynetworks, relay_domains */
+	struct tls_ctx *tls;		/* NULL: no STARTTLS */
+	bool own_tls;			/* tls is freed with the snapshot */
+	unsigned max_sessions;		/* in total, all lcores */
+	unsigned max_per_client;	/* per client address, all lcores */
+	uint64_t lifetime_s, bounce_lifetime_s;	/* as in smtp_service_conf */
+	uint64_t rdns_wait_ns;
+	uint64_t gen;			/* set by the publisher: 1, 2, ... */
+	atomic_uint sessions;		/* sessions accepted under it, still open */
+	struct smtp_live *retired_next;	/* the publisher's list of replaced ones */
+};
+
+/* Where lcores find the current snapshot. */
+struct smtp_live_slot {
+	_Atomic(struct smtp_live *) cur;
+};
+
+/* A snapshot of conf's settings (engine, its policy copied in, tls,
+ * max_sessions, max_per_client, lifetimes, rdns_wait_ns); own_tls: the
+ * snapshot takes conf->tls over. NULL: no memory. */
+struct smtp_live *smtp_live_new(const struct smtp_service_conf *conf, bool own_tls);
+/* Free a snapshot (and its TLS context if it owns it; NULL: nothing). */
+void smtp_live_free(struct smtp_live *l);
+
 struct smtp_service_conf {
 	uint16_t port;			/* host order; 0: no SMTP service */
 	struct smtp_conf engine;	/* engine.policy must outlive the service */
@@ -90,6 +138,12 @@ struct smtp_service_conf {
 	uint64_t bounce_lifetime_s;	/* ... for mail from the null sender (0: lifetime_s) */
 	struct queue *queue;		/* NULL: every message gets 451 4.3.0 */
 	struct tls_ctx *tls;		/* NULL: no STARTTLS */
+	struct smtp_live *live;		/* the first snapshot (the dataplane owns it
+					 * from dp_init on): sessions take their
+					 * engine settings, policy, TLS, session
+					 * limits, lifetimes and rdns wait from the
+					 * slot's snapshot, not from the fields
+					 * above, which size the service */
 	uint64_t rdns_wait_ns;		/* the client's reverse name: asked at
 					 * connect (smtp_service_set_asks), and a
 					 * message waits at most this long after
@@ -108,13 +162,18 @@ struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
 extern const char *const smtp_service_stat_names[];
 extern const unsigned smtp_service_stat_count;
 
-/* Start-up only (heap). limits is shared by every lcore's service. NULL
+/* Start-up only (heap). limits is shared by every lcore's service; live is
+ * the slot reloads publish to (NULL: the service's settings are conf's,
+ * for good: a snapshot of its own, smtp_live_new(conf, false)). NULL
  * when conf->port is 0 or on failure (logged). rcvbuf: the TCP receive
  * window per connection (the input buffer's size). clock_ns: the lcore's
  * poll-loop clock (read for deadlines). */
 struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp_service_conf *conf,
-					 struct smtp_limits *limits, uint32_t rcvbuf,
-					 unsigned lcore_id, const uint64_t *clock_ns);
+					 struct smtp_limits *limits, struct smtp_live_slot *live,
+					 uint32_t rcvbuf, unsigned lcore_id, const uint64_t *clock_ns);
+/* The generation of the snapshot this lcore uses (its last quiescent
+ * point). Readable from any thread (acquire). */
+uint64_t smtp_service_live_seen(const struct smtp_service *svc);
 /* The port through which this lcore asks the control plane for clients'
  * reverse names (dataplane/ask.h). NULL: none asked. Set before traffic. */
 struct ask_port;

@@ -157,7 +157,7 @@ static void start_peer(bool tls)
 		pconf.tls = sctx;
 		pconf.engine.tls_available = true;
 	}
-	peer = smtp_service_create(w.b.ts, &pconf, &limits, tc.rcvbuf, 1, &w.b.ns.now_ns);
+	peer = smtp_service_create(w.b.ts, &pconf, &limits, NULL, tc.rcvbuf, 1, &w.b.ns.now_ns);
 	cr_assert_not_null(peer);
 }
 

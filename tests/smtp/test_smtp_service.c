@@ -105,7 +105,7 @@ static void teardown(void)
 
 static void start(void)
 {
-	svc = smtp_service_create(w.a.ts, &conf, &limits, 64 * 1024, 0, &w.a.ns.now_ns);
+	svc = smtp_service_create(w.a.ts, &conf, &limits, NULL, 64 * 1024, 0, &w.a.ns.now_ns);
 	cr_assert_not_null(svc);
 }
 
@@ -895,4 +895,76 @@ Test(smtp_service, no_question_slot_means_unknown_without_waiting)
 	smtp_service_destroy(svc);
 	svc = NULL;
 	ask_port_free(asks);
+}
+
+/* ---- reloads: settings snapshots (smtp_live) ---- */
+
+struct live_sessions { struct smtp_live *l; unsigned want; };
+
+static bool live_sessions_are(void *arg)
+{
+	const struct live_sessions *ls = arg;
+	return atomic_load(&ls->l->sessions) == ls->want;
+}
+
+/*
+ * A reload publishes a new snapshot in the slot: the lcore takes it at its
+ * next burst (smtp_service_poll; its seen generation says so, the
+ * publisher's quiescent point), new sessions get its limits, a session
+ * opened before keeps the ones it began with, and the old snapshot's
+ * session count (what the publisher waits on to free it) falls to 0 when
+ * that session ends.
+ */
+Test(smtp_service, reload_new_sessions_new_settings_old_keep_theirs)
+{
+	struct smtp_live_slot slot;
+	struct smtp_live *l1, *l2;
+	struct live_sessions ls;
+
+	conf.engine.max_size = 20000;
+	l1 = smtp_live_new(&conf, false);
+	cr_assert_not_null(l1);
+	l1->gen = 1;
+	atomic_init(&slot.cur, l1);
+	svc = smtp_service_create(w.a.ts, &conf, &limits, &slot, 64 * 1024, 0, &w.a.ns.now_ns);
+	cr_assert_not_null(svc);
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO a.test\r\n");
+	cr_assert(wait_text(&cl[0], "250-SIZE 20000\r\n"));
+	cr_expect_eq(atomic_load(&l1->sessions), 1);
+
+	conf.engine.max_size = 10000;
+	l2 = smtp_live_new(&conf, false);
+	cr_assert_not_null(l2);
+	l2->gen = 2;
+	atomic_store(&slot.cur, l2);
+	cr_expect_eq(smtp_service_live_seen(svc), 1, "not before a burst boundary");
+	smtp_service_poll(svc, w.a.ns.now_ns);
+	cr_expect_eq(smtp_service_live_seen(svc), 2, "the burst boundary takes the new one");
+
+	connect_client(&cl[1]);
+	send_str(&cl[1], "EHLO b.test\r\n");
+	cr_assert(wait_text(&cl[1], "250-SIZE 10000\r\n"), "a new session gets the new limit");
+	cr_expect_eq(atomic_load(&l2->sessions), 1);
+	cr_expect_eq(atomic_load(&l1->sessions), 1);
+
+	send_str(&cl[1], "MAIL FROM:<a@x.org> SIZE=15000\r\n");
+	cr_assert(wait_text(&cl[1], "552 5.3.4"), "the new limit is enforced");
+	send_str(&cl[0], "MAIL FROM:<a@x.org> SIZE=15000\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.0"), "the session opened before keeps its limit");
+	cr_expect_null(memmem(cl[0].rx, cl[0].rxlen, "552", 3));
+
+	send_str(&cl[0], "QUIT\r\n");
+	cr_assert(wait_text(&cl[0], "221 2.0.0"));
+	twire_advance(&w, 100 * NS_PER_MS);
+	ls = (struct live_sessions){ l1, 0 };
+	cr_assert(run_until(live_sessions_are, &ls), "the old snapshot is still held: %u",
+		  atomic_load(&l1->sessions));
+	cr_expect_eq(atomic_load(&l2->sessions), 1);
+
+	smtp_service_destroy(svc);	/* resets cl[1]: its hold goes too */
+	svc = NULL;
+	cr_expect_eq(atomic_load(&l2->sessions), 0);
+	smtp_live_free(l1);
+	smtp_live_free(l2);
 }

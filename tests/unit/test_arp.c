@@ -53,6 +53,31 @@ Test(arp_cache, learn_find_and_age)
 	arp_cache_fini(&c);
 }
 
+/*
+ * Every neighbour of a /24 fits a cache sized well above 256. The addresses
+ * differ only in their last octet, the high byte of the integer a
+ * little-endian CPU reads from network order: a hash blind to those bits
+ * piles a whole subnet on a few home slots, and past ARP_PROBE_LIMIT
+ * probes the cache refuses the rest (an ARP storm of on-link senders then
+ * locked the real neighbours out for the reachable lifetime).
+ */
+Test(arp_cache, a_whole_subnet_fits)
+{
+	struct arp_conf conf = small_conf(1024, 4);
+	struct arp_cache c;
+	struct rte_ether_addr mac = { { 2, 1, 2, 3, 4, 5 } };
+	unsigned got = 0;
+
+	cr_assert_eq(arp_cache_init(&c, &conf), 0);
+	for (unsigned n = 1; n < 255; n++)
+		if (arp_cache_learn(&c, ip_n(n), &mac, 0, true))
+			got++;
+	cr_assert_eq(got, 254, "%u of the 254 addresses of 198.18.0.0/24 cached", got);
+	for (unsigned n = 1; n < 255; n++)
+		cr_assert_not_null(arp_cache_find(&c, ip_n(n)), "198.18.0.%u", n);
+	arp_cache_fini(&c);
+}
+
 Test(arp_cache, bounded_and_never_evicts_live_entries)
 {
 	struct arp_conf conf = small_conf(16, 4);

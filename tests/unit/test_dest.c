@@ -632,3 +632,36 @@ Test(dest, per_domain_overrides)
 	cr_assert_eq(dest_conf_check(&c, &key, err, sizeof(err)), -1);
 	cr_assert_str_eq(key, "dead_backoff");
 }
+
+/* A reload: a destination takes the new limits and keeps its state; a window
+ * above the new limit comes down to it, and no further start is allowed
+ * until the deliveries in flight are under it. */
+Test(dest, reconf_lowers_the_window_to_the_new_limit)
+{
+	struct dest_conf c = conf(), lower = conf();
+	static struct dest d;
+	struct dest_view v;
+	uint64_t now = T0;
+	unsigned n;
+
+	dest_init(&d, "example.com", &c);
+	cr_assert_eq(fill(&d, DEST_NORMAL, now), 5);
+	lower.cls[DEST_NORMAL].initial_concurrency = 2;
+	lower.cls[DEST_NORMAL].concurrency_limit = 3;
+	dest_reconf(&d, &lower);
+	dest_view(&d, now, &v);
+	cr_assert_eq(v.cls[DEST_NORMAL].window, 3);
+	cr_assert_eq(v.cls[DEST_NORMAL].limit, 3);
+	cr_assert_eq(v.cls[DEST_NORMAL].busy, 5, "deliveries in flight are not touched");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(dest_done(&d, DEST_NORMAL, now, DEST_OK, NULL), 0);
+	/* 2 in flight: 1 more fits under 3 */
+	cr_assert_eq(fill(&d, DEST_NORMAL, now), 1);
+	/* successes never grow it past the new limit */
+	for (n = 0; n < 200; n++) {
+		cr_assert_eq(dest_done(&d, DEST_NORMAL, now, DEST_OK, NULL), 0);
+		fill(&d, DEST_NORMAL, now);
+	}
+	cr_assert_eq(window(&d, DEST_NORMAL, now), 3);
+	cr_assert_eq(d.conf.cls[DEST_NORMAL].concurrency_limit, 3);
+}

@@ -720,3 +720,52 @@ Test(route, at_most_route_hops_max)
 		cr_assert_str_eq(g.res.hop[i].mx, "many.example");
 	rfx_fini(&f);
 }
+
+/* A reload: the relayhost and the static routes become the file's, routes
+ * set at runtime included; a file with a bad line changes nothing. */
+Test(route, replace_is_all_or_nothing)
+{
+	struct rfx f;
+	struct rgot g;
+	struct route_stats s;
+	char err[200];
+
+	rfx_init(&f);
+	dnsr_rr(f.z, "mx.example", DNSR_MX, 300, "10 mx1.mx.example");
+	dnsr_rr(f.z, "mx1.mx.example", DNSR_A, 300, "192.0.2.60");
+	rfx_start(&f);
+	cr_assert_eq(route_load(f.rt, "a.example [192.0.2.61]\n", "old", err, sizeof(err)), 1, "%s",
+		     err);
+	cr_assert_eq(route_set(f.rt, "set.example", "[192.0.2.62]", err, sizeof(err)), 0);
+
+	/* a bad line: nothing changes */
+	cr_assert_eq(route_replace(f.rt, "", "b.example [192.0.2.63]\nc.example [192.0.2.1\n",
+				   "new", err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "new:2:"), "%s", err);
+	route(&f, "a.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.61");
+	route(&f, "set.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.62");
+	cr_assert_eq(route_replace(f.rt, "[bad", NULL, "new", err, sizeof(err)), -1);
+	route(&f, "a.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.61", "a bad relayhost changes nothing");
+
+	/* a good file: its routes only, and the new relayhost */
+	cr_assert_eq(route_replace(f.rt, "[192.0.2.70]:2525", "b.example [192.0.2.63]\n", "new", err,
+				   sizeof(err)), 1, "%s", err);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.63");
+	route(&f, "a.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "a.example's route is gone");
+	cr_assert_eq(g.res.hop[0].port, 2525);
+	route(&f, "set.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "so is the one set at runtime");
+	route_stats_get(f.rt, &s);
+	cr_assert_eq(s.routes, 1);
+
+	/* no relayhost, no file: MX again */
+	cr_assert_eq(route_replace(f.rt, "", NULL, "none", err, sizeof(err)), 0, "%s", err);
+	route(&f, "mx.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.60");
+	rfx_fini(&f);
+}

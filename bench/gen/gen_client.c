@@ -1,0 +1,753 @@
+/*
+ * gen_client.c - sluice-gen's client mode: SMTP sessions on the lcore's
+ * TCP stack, driven by the daemon's own SMTP client engine (smtp_client.h),
+ * STARTTLS through tls.h, as the delivery service does it (delivery.c),
+ * but with no scheduler: the load is the generator's own.
+ *
+ * Slots: concurrency / lcores sessions per lcore. Closed loop: every free
+ * slot opens a connection at once and each connection sends messages
+ * back to back (up to --per-conn). Open loop (--rate): tokens accrue at
+ * the lcore's share of the rate; each one starts a message on an idle
+ * connection, or opens one; with no slot free the start is dropped and
+ * counted (late_starts): the server fell behind the offered load.
+ *
+ * Latencies (per lcore histograms): connect (tcp_connect to established),
+ * greeting (established to the first octet of the 220), data (the last
+ * body octet taken by the engine to its end-of-data reply: the server's
+ * durable-queue path). A message answered 250 has its digest logged.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <rte_mbuf.h>
+
+#include "bench/gen/gen.h"
+#include "common/log.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/smtp/tls.h"
+
+#define TLS_PT_MAX   (16 * 1024)
+#define TLS_FEED_MAX 4096
+#define TLS_STAGE    4096
+#define IN_CAP       (64 * 1024 + 2048)
+#define TOKEN_BURST  32.0
+
+enum { S_FREE = 0, S_CONNECTING, S_SESSION, S_CLOSING };
+
+struct cslot {
+	struct gen_client *cl;
+	struct tcp_conn *tcp;
+	uint8_t state;
+	bool greeted, fin_seen, fin_sent, starttls_wait, tls_up;
+	bool msg_active, body_done, want_msg;
+	unsigned msgs;			/* transactions on this connection */
+	uint64_t t_open, t_conn, t_dot, timer_at;
+	struct tls_conn *tls;
+	uint8_t *in;
+	uint32_t in_start, in_end;
+	uint8_t *pt;
+	uint32_t pt_start, pt_end;
+	uint32_t co_start, co_end;
+	uint8_t co[TLS_STAGE];
+	EVP_MD_CTX *md;
+	struct gen_msg m;
+	struct smtp_client_msg msg;
+	struct smtp_client_rcpt rcpt[GEN_RCPT_MAX];
+	char addr[GEN_RCPT_MAX][GEN_WNAME_MAX * 2 + 32];
+	struct smtp_client_result res, rres[GEN_RCPT_MAX];
+	struct smtp_client_conn eng;
+};
+
+struct gen_client {
+	struct gen_lcore *g;
+	unsigned nslots, active;
+	struct cslot *slots;
+	uint64_t seq;			/* messages built on this lcore */
+	double rate, tokens;		/* open loop: this lcore's share */
+	uint64_t last_ns;
+	unsigned next_slot;
+	bool swept;			/* idle sessions told to QUIT at stop */
+	bool resolved;			/* a connection got through: the next hop's
+					 * MAC is known, the rest may open at once */
+};
+
+static void pump(struct cslot *s);
+
+static uint64_t now(const struct cslot *s)
+{
+	return *s->cl->g->now;
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+static void msg_prepare(struct cslot *s)
+{
+	struct gen_client *cl = s->cl;
+	struct gen_lcore *g = cl->g;
+	const struct gen_opts *o = g->run->o;
+	uint64_t seq = cl->seq++;
+	char id[48];
+	unsigned n = o->rcpts;
+
+	snprintf(id, sizeof(id), "%u-%llu", g->worker, (unsigned long long)seq);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(s->addr[i], sizeof(s->addr[i]), "%s-%s-%u@%s",
+			 gen_wlist_pick(&o->locals, &g->rng), id, i,
+			 gen_wlist_pick(&o->domains, &g->rng));
+		s->rcpt[i].addr = s->addr[i];
+		s->rcpt[i].orcpt = NULL;
+		s->rcpt[i].notify = 0;
+	}
+	gen_msg_build(&s->m, g->run->tpl, s->md, id, g->run->run_id, g->run->date, o->from,
+		      s->addr[0], NULL, gen_size_sample(&o->size, &g->rng),
+		      (uint32_t)gen_rng_below(&g->rng, GEN_TEMPLATE_LINES));
+	memset(&s->msg, 0, sizeof(s->msg));
+	s->msg.sender = o->from;
+	s->msg.nrcpt = n;
+	s->msg.rcpt = s->rcpt;
+	s->msg.size = s->m.size;
+}
+
+static void msg_send(struct cslot *s)
+{
+	msg_prepare(s);
+	if (smtp_client_send(&s->eng, &s->msg, &s->res, s->rres) < 0) {
+		s->cl->g->st.msg_lost++;	/* cannot happen at READY/DONE */
+		return;
+	}
+	s->msg_active = true;
+	s->body_done = false;
+	s->want_msg = false;
+	s->cl->g->st.msg_started++;
+}
+
+/* The transaction is over (DONE, or CLOSE with it in flight). */
+static void msg_result(struct cslot *s)
+{
+	struct gen_lcore *g = s->cl->g;
+	int code = s->res.code;
+	char v = s->res.status[0];
+
+	s->msg_active = false;
+	s->msgs++;
+	g->codes[code >= 0 && code < GEN_CODES ? code : 0]++;
+	for (unsigned i = 0; i < s->msg.nrcpt; i++) {
+		char r = s->rres[i].status[0];
+		if (r == '2')
+			g->st.rcpt_ok++;
+		else if (r == '5')
+			g->st.rcpt_perm++;
+		else
+			g->st.rcpt_temp++;
+	}
+	if (v == '2' && code >= 200 && code < 300) {
+		g->st.msg_ok++;
+		g->st.msg_bytes += s->m.size;
+		if (s->body_done)
+			gen_hist_record(&g->h_data, now(s) - s->t_dot);
+		gen_diglog_add(g, &g->cdig, s->m.sha);
+	} else if (code == 0) {
+		g->st.msg_lost++;
+	} else if (v == '5') {
+		g->st.msg_perm++;
+	} else {
+		g->st.msg_temp++;
+	}
+}
+
+/* ---- bytes ---------------------------------------------------------------------- */
+
+static bool output_pending(const struct cslot *s)
+{
+	const char *p;
+
+	if (smtp_client_peek_output(&s->eng, &p) > 0)
+		return true;
+	return s->tls && (s->co_start < s->co_end || tls_pending_out(s->tls) > 0);
+}
+
+static void drop_input(struct cslot *s)
+{
+	if (s->tcp && s->in_end > s->in_start)
+		tcp_recved(s->tcp, s->in_end - s->in_start);
+	s->in_start = s->in_end = 0;
+}
+
+static bool flush_output(struct cslot *s)
+{
+	bool moved = false;
+	const char *p;
+	size_t n, took;
+
+	if (!s->tcp)
+		return false;
+	if (!s->tls) {
+		while ((n = smtp_client_peek_output(&s->eng, &p)) > 0) {
+			took = tcp_send(s->tcp, p, n);
+			if (took == 0)
+				break;
+			smtp_client_consume_output(&s->eng, took);
+			moved = true;
+		}
+		return moved;
+	}
+	for (;;) {
+		if (s->co_start < s->co_end) {
+			took = tcp_send(s->tcp, s->co + s->co_start, s->co_end - s->co_start);
+			s->co_start += (uint32_t)took;
+			moved |= took > 0;
+			if (s->co_start < s->co_end)
+				break;
+		}
+		s->co_start = s->co_end = 0;
+		if (tls_pending_out(s->tls) > 0) {
+			s->co_end = (uint32_t)tls_take(s->tls, s->co, sizeof(s->co));
+			continue;
+		}
+		if (!s->tls_up || (n = smtp_client_peek_output(&s->eng, &p)) == 0)
+			break;
+		ssize_t w = tls_write(s->tls, p, n);
+		if (w < 0) {
+			smtp_client_lost(&s->eng, "TLS write failed");
+			break;
+		}
+		if (w == 0)
+			break;
+		smtp_client_consume_output(&s->eng, (size_t)w);
+		moved = true;
+	}
+	return moved;
+}
+
+static bool tls_input(struct cslot *s)
+{
+	bool moved = false;
+
+	while (s->tls && s->tcp) {
+		if (s->tls_up) {
+			ssize_t r;
+			if (s->pt_start > 0 && s->pt_start == s->pt_end)
+				s->pt_start = s->pt_end = 0;
+			if (s->pt_end == TLS_PT_MAX)
+				break;
+			r = tls_read(s->tls, s->pt + s->pt_end, TLS_PT_MAX - s->pt_end);
+			if (r < 0) {
+				drop_input(s);
+				s->fin_seen = true;
+				return true;
+			}
+			if (r > 0) {
+				s->pt_end += (uint32_t)r;
+				moved = true;
+				continue;
+			}
+		} else if (smtp_client_event(&s->eng) == SCE_STARTTLS) {
+			int h = tls_handshake(s->tls);
+			if (h < 0) {
+				s->cl->g->st.tls_failed++;
+				drop_input(s);
+				smtp_client_tls_failed(&s->eng, tls_error(s->tls));
+				return true;
+			}
+			if (h == 1) {
+				s->tls_up = true;
+				s->starttls_wait = false;
+				s->cl->g->st.tls_ok++;
+				smtp_client_tls_started(&s->eng);
+				moved = true;
+				continue;
+			}
+		} else {
+			break;
+		}
+		if (s->in_start == s->in_end)
+			break;
+		{
+			size_t n = s->in_end - s->in_start;
+			ssize_t f = tls_feed(s->tls, s->in + s->in_start,
+					     n < TLS_FEED_MAX ? n : TLS_FEED_MAX);
+			if (f <= 0) {
+				drop_input(s);
+				smtp_client_lost(&s->eng, "TLS input failed");
+				return true;
+			}
+			s->in_start += (uint32_t)f;
+			tcp_recved(s->tcp, (uint32_t)f);
+			if (s->in_start == s->in_end)
+				s->in_start = s->in_end = 0;
+			moved = true;
+		}
+	}
+	return moved;
+}
+
+static bool feed_engine(struct cslot *s)
+{
+	uint8_t *buf = s->tls ? s->pt : s->in;
+	uint32_t *start = s->tls ? &s->pt_start : &s->in_start;
+	uint32_t end = s->tls ? s->pt_end : s->in_end;
+	size_t n;
+
+	if (*start == end)
+		return false;
+	n = smtp_client_input(&s->eng, buf + *start, end - *start);
+	*start += (uint32_t)n;
+	if (!s->tls && n > 0 && s->tcp)
+		tcp_recved(s->tcp, (uint32_t)n);
+	if (*start == end) {
+		if (s->tls)
+			s->pt_start = s->pt_end = 0;
+		else
+			s->in_start = s->in_end = 0;
+	}
+	return n > 0;
+}
+
+static bool feed_body(struct cslot *s)
+{
+	bool moved = false;
+
+	while (smtp_client_event(&s->eng) == SCE_BODY) {
+		const char *p = NULL;
+		size_t len = gen_msg_next(&s->m, s->cl->g->run->tpl, &p), took;
+		bool last = s->m.pos + len >= s->m.size;
+
+		took = smtp_client_body(&s->eng, p, len, last);
+		if (took > 0) {
+			gen_msg_consume(&s->m, took);
+			moved = true;
+			continue;
+		}
+		if (len == 0 && smtp_client_event(&s->eng) != SCE_BODY)
+			break;
+		if (!flush_output(s))
+			break;		/* TCP is full: writable() brings us back */
+		moved = true;
+	}
+	if (smtp_client_event(&s->eng) != SCE_BODY && !s->body_done && s->msg_active) {
+		s->body_done = true;
+		s->t_dot = now(s);
+	}
+	return moved;
+}
+
+static bool start_tls(struct cslot *s)
+{
+	struct gen_run *run = s->cl->g->run;
+
+	if (s->tls)
+		return false;
+	if (!s->starttls_wait) {
+		s->starttls_wait = true;
+		drop_input(s);
+	}
+	if (output_pending(s))
+		return false;
+	s->tls = run->tls_client ? tls_conn_new(run->tls_client) : NULL;
+	if (!s->tls || tls_conn_client_setup(s->tls, "", false) < 0) {
+		if (s->tls) {
+			tls_conn_free(s->tls);
+			s->tls = NULL;
+		}
+		s->cl->g->st.tls_failed++;
+		smtp_client_tls_failed(&s->eng, "cannot set up a TLS session");
+		return true;
+	}
+	drop_input(s);
+	s->pt_start = s->pt_end = 0;
+	return true;
+}
+
+/* ---- the session ---------------------------------------------------------------- */
+
+static bool more_on_this_conn(struct cslot *s)
+{
+	const struct gen_opts *o = s->cl->g->run->o;
+
+	if (atomic_load_explicit(&s->cl->g->run->stop, memory_order_relaxed))
+		return false;
+	return o->per_conn == 0 || s->msgs < o->per_conn;
+}
+
+static void slot_close(struct cslot *s)
+{
+	if (s->state != S_CLOSING) {
+		s->state = S_CLOSING;
+		s->cl->g->st.sessions_closed++;
+	}
+}
+
+/* React to the engine's event. True if something moved. */
+static bool handle_event(struct cslot *s)
+{
+	struct gen_client *cl = s->cl;
+
+	switch (smtp_client_event(&s->eng)) {
+	case SCE_READY:
+	case SCE_DONE:
+		if (s->msg_active)
+			msg_result(s);
+		if (!more_on_this_conn(s)) {
+			smtp_client_quit(&s->eng);
+			return true;
+		}
+		if (cl->rate > 0) {
+			if (s->want_msg) {
+				msg_send(s);
+				return true;
+			}
+			return false;	/* idle: a token will start the next */
+		}
+		if (s->msgs > 0 && !gen_take_budget(cl->g->run)) {
+			smtp_client_quit(&s->eng);
+			return true;
+		}
+		msg_send(s);
+		return true;
+	case SCE_STARTTLS:
+		return start_tls(s);
+	case SCE_BODY:
+		return feed_body(s);
+	case SCE_CLOSE:
+		if (s->msg_active)
+			msg_result(s);
+		slot_close(s);
+		return false;
+	default:
+		return false;
+	}
+}
+
+static void set_deadline(struct cslot *s)
+{
+	uint64_t t = smtp_client_timeout_ns(&s->eng);
+
+	if (!s->tcp)
+		return;
+	if (t == 0)
+		t = 300ull * 1000000000ull;	/* idle: the server's own timeout rules */
+	if (s->timer_at && s->timer_at <= now(s) + t)
+		return;
+	s->timer_at = now(s) + t;
+	tcp_set_timer(s->tcp, s->timer_at);
+}
+
+static void pump(struct cslot *s)
+{
+	bool progress;
+
+	if (!s->tcp)
+		return;
+	do {
+		progress = false;
+		if (s->state == S_SESSION) {
+			if (s->tls && tls_input(s))
+				progress = true;
+			if (feed_engine(s))
+				progress = true;
+			if (s->fin_seen && s->in_start == s->in_end && s->pt_start == s->pt_end &&
+			    smtp_client_event(&s->eng) != SCE_CLOSE) {
+				smtp_client_lost(&s->eng, "connection closed by the server");
+				progress = true;
+			}
+			if (handle_event(s))
+				progress = true;
+		}
+		if (flush_output(s))
+			progress = true;
+	} while (progress && s->tcp);
+	if (!s->tcp)
+		return;
+	if (s->state == S_CLOSING && !s->fin_sent && !output_pending(s)) {
+		tcp_close(s->tcp);
+		s->fin_sent = true;
+	}
+	set_deadline(s);
+}
+
+/* ---- TCP callbacks ------------------------------------------------------------------ */
+
+static void slot_free(struct cslot *s)
+{
+	if (s->tls) {
+		tls_conn_free(s->tls);
+		s->tls = NULL;
+	}
+	s->tcp = NULL;
+	s->state = S_FREE;
+	s->cl->active--;
+}
+
+static void on_connected(struct tcp_conn *c, void *user)
+{
+	struct cslot *s = user;
+
+	(void)c;
+	s->cl->g->st.conn_ok++;
+	s->cl->resolved = true;
+	s->t_conn = now(s);
+	gen_hist_record(&s->cl->g->h_connect, s->t_conn - s->t_open);
+	s->state = S_SESSION;
+	smtp_client_connected(&s->eng);
+	pump(s);
+}
+
+static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
+{
+	struct cslot *s = user;
+	uint32_t len;
+
+	if (!m) {
+		s->fin_seen = true;
+		pump(s);
+		return;
+	}
+	len = rte_pktmbuf_pkt_len(m);
+	if (!s->greeted) {
+		s->greeted = true;
+		gen_hist_record(&s->cl->g->h_greet, now(s) - s->t_conn);
+	}
+	if (s->state != S_SESSION || (s->starttls_wait && !s->tls)) {
+		tcp_recved(c, len);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (IN_CAP - s->in_end < len && s->in_start > 0) {
+		memmove(s->in, s->in + s->in_start, s->in_end - s->in_start);
+		s->in_end -= s->in_start;
+		s->in_start = 0;
+	}
+	if (IN_CAP - s->in_end < len) {
+		rte_pktmbuf_free(m);
+		smtp_client_lost(&s->eng, "the server sent past the receive window");
+		pump(s);
+		return;
+	}
+	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
+		memcpy(s->in + s->in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
+		s->in_end += rte_pktmbuf_data_len(seg);
+	}
+	rte_pktmbuf_free(m);
+	pump(s);
+}
+
+static void on_writable(struct tcp_conn *c, void *user)
+{
+	(void)c;
+	pump(user);
+}
+
+static void on_closed(struct tcp_conn *c, void *user, enum tcp_close_reason why)
+{
+	struct cslot *s = user;
+
+	(void)c;
+	if (s->state == S_CONNECTING) {
+		s->cl->g->st.conn_failed++;
+		if (s->want_msg || s->cl->rate == 0)
+			s->cl->g->st.msg_lost++;	/* the message it was opened for */
+	} else if (s->state == S_SESSION) {
+		smtp_client_lost(&s->eng, tcp_close_reason_name(why));
+		if (s->msg_active)
+			msg_result(s);
+		slot_close(s);
+	}
+	slot_free(s);
+}
+
+static void on_timer(struct tcp_conn *c, void *user)
+{
+	struct cslot *s = user;
+
+	s->timer_at = 0;
+	if (s->state == S_CONNECTING) {
+		tcp_abort(c);
+		s->cl->g->st.conn_failed++;
+		s->cl->g->st.msg_lost++;
+		slot_free(s);
+		return;
+	}
+	if (s->state == S_CLOSING) {
+		tcp_abort(c);		/* the server never closed */
+		slot_free(s);
+		return;
+	}
+	if (smtp_client_timeout_ns(&s->eng) != 0) {
+		smtp_client_timeout(&s->eng);
+		pump(s);
+		return;
+	}
+	set_deadline(s);
+}
+
+static const struct tcp_callbacks client_cb = {
+	.connected = on_connected,
+	.data = on_data,
+	.writable = on_writable,
+	.closed = on_closed,
+	.timer = on_timer,
+};
+
+/* Open a connection in a free slot. False when none is free, TCP has no
+ * room, or the lcore's first connection is not up yet. */
+static bool slot_open(struct gen_client *cl, bool for_rate)
+{
+	struct gen_lcore *g = cl->g;
+	const struct gen_opts *o = g->run->o;
+	struct cslot *s = NULL;
+
+	/* Until the first connection is up, one at a time: the others' SYNs
+	 * would wait for ARP in a pending queue of a few frames, and those it
+	 * dropped would go out again only at the 1 s retransmission. */
+	if (!cl->resolved && cl->active > 0)
+		return false;
+	for (unsigned i = 0; i < cl->nslots; i++) {
+		unsigned k = (cl->next_slot + i) % cl->nslots;
+		if (cl->slots[k].state == S_FREE) {
+			s = &cl->slots[k];
+			cl->next_slot = k + 1;
+			break;
+		}
+	}
+	if (!s)
+		return false;
+	s->greeted = s->fin_seen = s->fin_sent = s->starttls_wait = s->tls_up = false;
+	s->msg_active = s->body_done = false;
+	s->want_msg = for_rate;
+	s->msgs = 0;
+	s->in_start = s->in_end = s->pt_start = s->pt_end = s->co_start = s->co_end = 0;
+	s->timer_at = 0;
+	smtp_client_init(&s->eng, &g->run->ccf, &g->cstats);
+	s->t_open = *g->now;
+	s->tcp = tcp_connect(g->tcp, rte_cpu_to_be_32(o->server_ip), rte_cpu_to_be_16(o->server_port),
+			     &client_cb, s);
+	if (!s->tcp) {
+		g->st.conn_no_slot++;
+		return false;
+	}
+	s->state = S_CONNECTING;
+	cl->active++;
+	g->st.conn_started++;
+	s->timer_at = s->t_open + g->run->ccf.t_connect_ns;
+	tcp_set_timer(s->tcp, s->timer_at);
+	return true;
+}
+
+/* Open loop: one message, on an idle connection or a new one. */
+static bool rate_start(struct gen_client *cl)
+{
+	for (unsigned i = 0; i < cl->nslots; i++) {
+		struct cslot *s = &cl->slots[i];
+		enum smtp_client_event ev;
+		if (s->state != S_SESSION || s->msg_active || s->want_msg)
+			continue;
+		ev = smtp_client_event(&s->eng);
+		if ((ev == SCE_READY || ev == SCE_DONE) && more_on_this_conn(s)) {
+			s->want_msg = true;
+			pump(s);
+			return true;
+		}
+	}
+	return slot_open(cl, true);
+}
+
+unsigned gen_client_poll(struct gen_client *cl)
+{
+	struct gen_lcore *g = cl->g;
+	struct gen_run *run = g->run;
+	unsigned work = 0;
+	uint64_t t = *g->now;
+
+	if (!atomic_load_explicit(&run->go, memory_order_relaxed)) {
+		cl->last_ns = t;
+		return 0;
+	}
+	if (atomic_load_explicit(&run->stop, memory_order_relaxed)) {
+		/* idle connections (open loop) say QUIT once */
+		if (!cl->swept) {
+			cl->swept = true;
+			for (unsigned i = 0; i < cl->nslots; i++)
+				if (cl->slots[i].state == S_SESSION && !cl->slots[i].msg_active)
+					pump(&cl->slots[i]);
+		}
+		return 0;
+	}
+	if (cl->rate > 0) {
+		cl->tokens += (double)(t - cl->last_ns) * cl->rate / 1e9;
+		if (cl->tokens > TOKEN_BURST)
+			cl->tokens = TOKEN_BURST;
+		cl->last_ns = t;
+		while (cl->tokens >= 1.0) {
+			cl->tokens -= 1.0;
+			if (!gen_take_budget(run))
+				break;
+			if (rate_start(cl))
+				work++;
+			else
+				g->st.late_starts++;
+		}
+		return work;
+	}
+	while (cl->active < cl->nslots) {
+		if (!gen_take_budget(run))
+			break;
+		if (!slot_open(cl, false)) {
+			atomic_fetch_add(&run->budget, run->counted ? 1 : 0);
+			break;
+		}
+		work++;
+	}
+	return work;
+}
+
+unsigned gen_client_active(const struct gen_client *cl)
+{
+	return cl ? cl->active : 0;
+}
+
+struct gen_client *gen_client_create(struct gen_lcore *g)
+{
+	const struct gen_opts *o = g->run->o;
+	unsigned nw = g->run->nworkers;
+	struct gen_client *cl = calloc(1, sizeof(*cl));
+
+	if (!cl)
+		return NULL;
+	cl->g = g;
+	cl->nslots = o->concurrency / nw + (g->worker < o->concurrency % nw ? 1 : 0);
+	cl->rate = o->rate / nw;
+	cl->slots = calloc(cl->nslots, sizeof(*cl->slots));
+	if (!cl->slots)
+		goto fail;
+	for (unsigned i = 0; i < cl->nslots; i++) {
+		struct cslot *s = &cl->slots[i];
+		s->cl = cl;
+		s->in = malloc(IN_CAP);
+		s->pt = o->starttls ? malloc(TLS_PT_MAX) : NULL;
+		s->md = EVP_MD_CTX_new();
+		if (!s->in || (o->starttls && !s->pt) || !s->md)
+			goto fail;
+	}
+	return cl;
+fail:
+	gen_client_destroy(cl);
+	return NULL;
+}
+
+void gen_client_destroy(struct gen_client *cl)
+{
+	if (!cl)
+		return;
+	for (unsigned i = 0; cl->slots && i < cl->nslots; i++) {
+		struct cslot *s = &cl->slots[i];
+		if (s->tls)
+			tls_conn_free(s->tls);
+		free(s->in);
+		free(s->pt);
+		EVP_MD_CTX_free(s->md);
+	}
+	free(cl->slots);
+	free(cl);
+}
