@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "control/maillog.h"
 
 const char *const bounce_stat_names[] = { BOUNCE_STATS(STATS_NAME) };
 
@@ -365,7 +366,8 @@ unsigned bounce_poll(struct bouncer *b, struct bounce_done *out, unsigned max)
 			out[k].status = j->sub.status;
 			snprintf(out[k].id, sizeof(out[k].id), "%s", j->sub.id_str);
 			if (j->sub.status == QUEUE_OK) {
-				log_info("%s: %s: %s", j->orig_id, what[j->kind], j->sub.id_str);
+				maillog(ML_BOUNCE, "%s: %s: %s", j->orig_id, what[j->kind],
+					j->sub.id_str);
 				switch (j->kind) {
 				case BK_FAILURE: b->st.reports++; break;
 				case BK_DELAY: b->st.reports++; b->st.delay_warnings++; break;

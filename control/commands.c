@@ -153,6 +153,17 @@ PLANE_CMD(cmd_flush, "flush", NULL)
 PLANE_CMD(cmd_dest_show, "dest", "show")
 PLANE_CMD(cmd_dest_clear, "dest", "clear")
 PLANE_CMD(cmd_bounce, "bounce", NULL)
+PLANE_CMD(cmd_route_show, "route", "show")
+PLANE_CMD(cmd_suspend, "suspend", NULL)
+PLANE_CMD(cmd_resume, "resume", NULL)
+/* the queue's: the plane hands them to the queue thread (queue_cmd.h) */
+PLANE_CMD(cmd_queue_list, "queue", "list")
+PLANE_CMD(cmd_queue_summary, "queue", "summary")
+PLANE_CMD(cmd_queue_stat, "queue", "stat")
+PLANE_CMD(cmd_queue_show, "queue", "show")
+PLANE_CMD(cmd_hold, "hold", NULL)
+PLANE_CMD(cmd_release, "release", NULL)
+PLANE_CMD(cmd_delete, "delete", NULL)
 
 /* ---- the table ---------------------------------------------------------------------- */
 
@@ -176,22 +187,59 @@ const struct ctl_cmd ctl_commands[] = {
 	  "optional last word tls=none|may|encrypt|verify." },
 	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
 	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again." },
+	{ "route", "show", CTL_READ, cmd_route_show, "[DOMAIN]",
+	  "The static routes in force (routes_file and `route set`), or the one DOMAIN "
+	  "takes: {\"routes\":[{\"domain\",\"route\"}]}." },
 	{ "dns", "lookup", CTL_READ, cmd_dns_lookup, "NAME a|mx|ptr",
 	  "One lookup through sluiced's resolver and cache (ptr: NAME is an IPv4 address)." },
 	{ "dns", "bench", CTL_ADMIN, cmd_dns_bench, "N cached|uncached ZONE",
 	  "Time N A lookups under ZONE through the resolver: distinct names (uncached) or one "
 	  "name N times (cached). For bench/dns-bench." },
-	{ "flush", NULL, CTL_ADMIN, cmd_flush, "ID | --domain DOMAIN | --all",
-	  "Make mail due now: one message, a domain's, or all; for a domain or all, the "
-	  "destinations' backoff ends too (Postfix's postqueue -f / -s)." },
+	{ "flush", NULL, CTL_ADMIN, cmd_flush, "[ID... | --domain DOMAIN | --all]",
+	  "Make mail due now: messages by ID, a domain's, or all (no argument: all); for a "
+	  "domain or all, the destinations' backoff ends too (postqueue -f / -s / -i, "
+	  "exim -M / -R, qmail's SIGALRM). Held mail stays held." },
+	{ "queue", "list", CTL_READ, cmd_queue_list,
+	  "[--domain D] [--sender S] [--rcpt R] [--held] [--deferred] [--older-than T] "
+	  "[--limit N] [--after CURSOR]",
+	  "The queue's messages, a page at a time, like postqueue -p / exim -bp / "
+	  "qmail-qread: ID, status (* in delivery, ! held), size, arrival, sender, "
+	  "undelivered recipients with their last reply. --sender/--rcpt match a part of "
+	  "the address; T is 30s, 5m, 2h, 1d. sluicectl follows the pages (\"next\")." },
+	{ "queue", "summary", CTL_READ, cmd_queue_summary, "[--top N] [--by sender-domain]",
+	  "Per destination domain (or sender domain): messages incoming (not yet tried), "
+	  "active, deferred, held, bytes, oldest, and by age in qshape's buckets (5, 10, "
+	  "20 ... 1280, 1280+ minutes), largest first, the first N." },
+	{ "queue", "stat", CTL_READ, cmd_queue_stat, "",
+	  "qmail-qstat's two numbers (messages in the queue, not yet tried) and more: held, "
+	  "message parts, bytes, destination domains." },
+	{ "queue", "show", CTL_READ, cmd_queue_show, "ID [--body]",
+	  "One message (postcat -q, exim -Mvh/-Mvl, imsimta qm history): envelope, headers, "
+	  "each recipient's state and last reply, every delivery attempt with its reply; "
+	  "--body prints the message." },
+	{ "hold", NULL, CTL_ADMIN, cmd_hold, "ID... | --domain DOMAIN | --all",
+	  "Hold messages (postsuper -h, exim -Mf): never tried until released; the time "
+	  "held does not count toward their lifetime." },
+	{ "release", NULL, CTL_ADMIN, cmd_release, "ID... | --domain DOMAIN | --all",
+	  "Release held messages (postsuper -H, exim -Mt): due at once." },
+	{ "delete", NULL, CTL_ADMIN, cmd_delete, "ID... | --domain DOMAIN | --all",
+	  "Delete messages without a DSN (postsuper -d, exim -Mrm, qmail's queue-repair). "
+	  "sluicectl asks first unless --yes." },
+	{ "suspend", NULL, CTL_ADMIN, cmd_suspend, "[DOMAIN [--for T]]",
+	  "Stop delivering to DOMAIN (all of it or for T: 30m, 2h, 1d) while the rest goes "
+	  "on: its mail stays queued, logged deferred (4.3.2), not tried. No argument: the "
+	  "suspensions in force." },
+	{ "resume", NULL, CTL_ADMIN, cmd_resume, "DOMAIN",
+	  "End DOMAIN's suspension and flush its mail." },
 	{ "dest", "show", CTL_READ, cmd_dest_show, "[DESTINATION]",
 	  "The scheduler's destinations (next hops) in memory, or one: mail queued and in "
 	  "flight, concurrency window and limit, rates, backoff, last error." },
 	{ "dest", "clear", CTL_ADMIN, cmd_dest_clear, "DESTINATION",
 	  "End a destination's backoff now: it is tried at once." },
-	{ "bounce", NULL, CTL_ADMIN, cmd_bounce, "ID [--reason TEXT]",
-	  "Give up on message ID now (exim -Mg): its undelivered recipients fail, with "
-	  "\"cancelled by the operator: TEXT\", and its sender gets the DSN." },
+	{ "bounce", NULL, CTL_ADMIN, cmd_bounce, "ID | --domain DOMAIN [--reason TEXT]",
+	  "Give up on message ID, or every message to DOMAIN, now (exim -Mg, postsuper -r "
+	  "with a bounce): the undelivered recipients fail, with \"cancelled by the "
+	  "operator: TEXT\", and each sender gets the DSN." },
 	{ "reload", NULL, CTL_ADMIN, cmd_reload, "",
 	  "Read the configuration file again and, when all of it passes the checks of "
 	  "sluiced --check-config, apply what can change without dropping a session: relay "

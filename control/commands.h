@@ -21,7 +21,9 @@
  *   ping                  {"pong":true}
  *   version               {"version":"0.1.0","protocol":1}
  *   stats                 {"stats":{"group.name":N,...}}: every counter
- *   route, dns, flush, dest: see control/plane.h
+ *   route, dns, flush, dest, bounce, suspend, resume: see control/plane.h
+ *   queue list|summary|stat|show, hold, release, delete: control/queue_cmd.h
+ *                         (the plane hands them to the queue thread)
  *   reload                {"reload":{"file","generation","applied":[..],
  *                         "needs_restart":[..]}}; refused: the error lists
  *                         every problem, one per line (control/reload.h)

@@ -111,6 +111,7 @@ static const struct key keys[] = {
 	{ "testsvc", "echo_max_conns", K_UINT, F(dp.echo.max_conns), 1, 1u << 20, NULL },
 	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0, NULL },
 	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0, NULL },
+	{ "log", "mail", K_STR, F(log.mail), 0, 0, NULL },
 	{ "smtp", "port", K_UINT, F(smtp.port), 0, 65535, NULL },
 	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0, NULL },
 	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0, NULL },

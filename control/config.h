@@ -31,6 +31,8 @@ struct sluice_config {
 	struct {
 		int level;		/* enum log_level */
 		bool syslog;
+		char mail[CONFIG_PATH_MAX];	/* the mail log: "", "syslog" or a file
+						 * (control/maillog.h) */
 	} log;
 
 	struct {

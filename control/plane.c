@@ -34,6 +34,8 @@
 #include "control/config_check.h"
 #include "control/ctl_proto.h"
 #include "control/dns.h"
+#include "control/maillog.h"
+#include "control/queue_cmd.h"
 #include "control/route.h"
 #include "dataplane/ask.h"
 #include "control/sched.h"
@@ -46,7 +48,8 @@
 
 enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP, REQ_DNS_BENCH,
 		REQ_FLUSH_ID, REQ_FLUSH_DOMAIN, REQ_FLUSH_ALL, REQ_DEST_SHOW, REQ_DEST_CLEAR,
-		REQ_BOUNCE };
+		REQ_BOUNCE, REQ_BOUNCE_DOMAIN, REQ_SUSPEND, REQ_RESUME, REQ_SUSPEND_SHOW,
+		REQ_ROUTE_SHOW, REQ_QUEUE };
 
 #define DEST_SHOW_MAX 1000	/* destinations in one `dest show` answer */
 
@@ -112,6 +115,7 @@ struct plane {
 	struct dns_resolver *dns;	/* plane thread only */
 	struct router *rt;		/* plane thread only */
 	struct sched *sched;		/* plane thread only; NULL: no delivery */
+	struct qcmd *qcmd;		/* the queue commands' thread; NULL: no queue */
 	struct retry_policy retry;	/* the scheduler's policies (read-only) */
 	struct dest_policy dest;
 
@@ -124,6 +128,7 @@ struct plane {
 
 	struct bench bench;		/* plane thread only */
 	struct dataplane *dp;
+	struct queue *q;		/* NULL: none */
 	unsigned nworkers;
 	struct rdns_job rdns[RDNS_JOBS];	/* plane thread only */
 	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
@@ -419,6 +424,11 @@ static void take_asks(struct plane *p)
 						 QUEUE_OK ? (int)due : -1;
 				log_info("ETRN %s: %u message(s) made due", got[i]->text, due);
 				ask_answer(port, got[i]);
+			} else if (got[i]->kind == ASK_MAILLOG) {
+				/* a worker's line for the mail log (a reject) */
+				got[i]->text[sizeof(got[i]->text) - 1] = '\0';
+				maillog(ML_SMTPD, "%s", got[i]->text);
+				ask_answer(port, got[i]);
 			} else {
 				got[i]->status = -1;	/* not a question we take */
 				ask_answer(port, got[i]);
@@ -436,17 +446,31 @@ static void flush_request(struct plane *p, struct plane_req *r)
 	int st;
 
 	switch (r->kind) {
-	case REQ_FLUSH_ID:
-		queue_id_parse(r->a, &id);	/* checked by parse_request */
-		st = sched_flush_id(p->sched, id);
-		if (st == QUEUE_OK)
-			finish(r, true, json_pack("{s:{s:s,s:b}}", "flush", "id", r->a, "due", 1));
-		else if (st == QUEUE_STATE)
-			finish(r, true, json_pack("{s:{s:s,s:b,s:s}}", "flush", "id", r->a, "due", 0,
-						  "why", "held, in delivery, or nothing left to send"));
-		else
-			finish_error(r, "flush %s: %s", r->a, queue_status_str(st));
+	case REQ_FLUSH_ID: {
+		/* a = the IDs, blank-separated (checked by parse_request) */
+		json_t *ids = json_array();
+		char *save = NULL, *w;
+		if (!ids) {
+			finish(r, false, NULL);
+			return;
+		}
+		for (w = strtok_r(r->a, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+			json_t *row;
+			queue_id_parse(w, &id);
+			st = sched_flush_id(p->sched, id);
+			if (st == QUEUE_OK)
+				row = json_pack("{s:s,s:b}", "id", w, "due", 1);
+			else
+				row = json_pack("{s:s,s:b,s:s}", "id", w, "due", 0, "why",
+						st == QUEUE_STATE ? "held, in delivery, or nothing "
+						"left to send" : queue_status_str(st));
+			n += st == QUEUE_OK;
+			json_array_append_new(ids, row);
+		}
+		finish(r, true, json_pack("{s:{s:o,s:I}}", "flush", "ids", ids, "messages",
+					  (json_int_t)n));
 		return;
+	}
 	case REQ_FLUSH_DOMAIN:
 		st = sched_flush_domain(p->sched, r->a, &n);
 		if (st == QUEUE_OK)
@@ -483,6 +507,77 @@ static void bounce_request(struct plane *p, struct plane_req *r)
 			     "accepted)", r->a);
 	else
 		finish_error(r, "bounce %s: %s", r->a, queue_status_str(st));
+}
+
+/* `bounce --domain D [--reason TEXT]`: every message with recipients in D,
+ * a page of IDs at a time (sched_bounce_id each: the scheduler's own). */
+static void bounce_domain_request(struct plane *p, struct plane_req *r)
+{
+	enum { PAGE = 256 };
+	uint64_t ids[PAGE], after = 0;
+	unsigned msgs = 0, rcpts = 0;
+	size_t k;
+
+	do {
+		int st = queue_list_domain(p->q, r->a, after, ids, PAGE, &k);
+		if (st != QUEUE_OK) {
+			finish_error(r, "bounce --domain %s: %s", r->a, queue_status_str(st));
+			return;
+		}
+		for (size_t i = 0; i < k; i++) {
+			unsigned n = 0;
+			if (sched_bounce_id(p->sched, ids[i], r->b[0] ? r->b : NULL, &n) == QUEUE_OK) {
+				msgs++;
+				rcpts += n;
+			}
+		}
+		if (k)
+			after = ids[k - 1];
+	} while (k == PAGE);
+	finish(r, true, json_pack("{s:{s:o,s:I,s:I}}", "bounce", "domain", ctl_json_text(r->a),
+				  "messages", (json_int_t)msgs, "recipients", (json_int_t)rcpts));
+}
+
+/* suspend DOMAIN [--for T] (b = seconds, "" none), resume DOMAIN, suspend. */
+static void suspend_request(struct plane *p, struct plane_req *r)
+{
+	unsigned n = 0;
+	json_t *arr;
+	int st;
+
+	switch (r->kind) {
+	case REQ_SUSPEND:
+		st = sched_suspend_domain(p->sched, r->a, strtoull(r->b, NULL, 10));
+		if (st == QUEUE_OK)
+			finish(r, true, json_pack("{s:{s:o,s:I}}", "suspend", "domain",
+						  ctl_json_text(r->a), "for",
+						  (json_int_t)strtoull(r->b, NULL, 10)));
+		else
+			finish_error(r, "suspend %s: %s", r->a, st == QUEUE_INVALID ?
+				     "not a domain" : "too many suspensions");
+		return;
+	case REQ_RESUME:
+		st = sched_resume_domain(p->sched, r->a, &n);
+		if (st == QUEUE_OK)
+			finish(r, true, json_pack("{s:{s:o,s:I}}", "resume", "domain",
+						  ctl_json_text(r->a), "messages", (json_int_t)n));
+		else
+			finish_error(r, "resume %s: %s", r->a, st == QUEUE_NOTFOUND ?
+				     "it is not suspended" : queue_status_str(st));
+		return;
+	default:
+		arr = json_array();
+		if (arr)
+			sched_suspended_json(p->sched, arr);
+		finish(r, arr != NULL, arr ? json_pack("{s:o}", "suspended", arr) : NULL);
+		return;
+	}
+}
+
+static void route_show_one(void *user, const char *key, const char *spec)
+{
+	json_array_append_new(user, json_pack("{s:o,s:o}", "domain", ctl_json_text(key), "route",
+					      ctl_json_text(spec)));
 }
 
 static void dest_request(struct plane *p, struct plane_req *r)
@@ -540,12 +635,21 @@ static void start_request(struct plane *p, struct plane_req *r)
 	case REQ_DEST_SHOW:
 	case REQ_DEST_CLEAR:
 	case REQ_BOUNCE:
+	case REQ_BOUNCE_DOMAIN:
+	case REQ_SUSPEND:
+	case REQ_RESUME:
+	case REQ_SUSPEND_SHOW:
 		if (!p->sched) {
-			finish_error(r, "delivery is not running (no queue)");
+			finish_error(r, "delivery is not running (no queue, or [delivery] enabled "
+				     "= no)");
 			return;
 		}
 		if (r->kind == REQ_BOUNCE)
 			bounce_request(p, r);
+		else if (r->kind == REQ_BOUNCE_DOMAIN)
+			bounce_domain_request(p, r);
+		else if (r->kind >= REQ_SUSPEND)
+			suspend_request(p, r);
 		else if (r->kind >= REQ_DEST_SHOW)
 			dest_request(p, r);
 		else
@@ -564,6 +668,18 @@ static void start_request(struct plane *p, struct plane_req *r)
 			finish(r, true, json_pack("{s:{s:o,s:b}}", "route", "domain",
 						  ctl_json_text(r->a), "set", 1));
 		return;
+	case REQ_QUEUE:
+		return;		/* the queue thread's (qcmd_submit) */
+	case REQ_ROUTE_SHOW: {
+		json_t *arr = json_array();
+		if (!arr) {
+			finish(r, false, NULL);
+			return;
+		}
+		route_visit(p->rt, r->a[0] ? r->a : NULL, route_show_one, arr);
+		finish(r, true, json_pack("{s:o}", "routes", arr));
+		return;
+	}
 	case REQ_ROUTE_CLEAR:
 		if (route_clear(p->rt, r->a) < 0)
 			finish_error(r, "route clear %s: no static route for it", r->a);
@@ -800,7 +916,12 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		log_info("routes: %d static route(s) from %s", n, cfg->routes.file);
 	p->dp = dp;
 	p->nworkers = dp_workers(dp);
-	if (q && sched_start(p, cfg, dp, q, err, errlen) < 0)
+	p->q = q;
+	if (maillog_open(cfg->log.mail, cfg->smtp.hostname, err, errlen) < 0)
+		goto fail;
+	if (q && cfg->delivery.enabled && sched_start(p, cfg, dp, q, err, errlen) < 0)
+		goto fail;
+	if (q && !(p->qcmd = qcmd_start(q, err, errlen)))
 		goto fail;
 	atomic_init(&p->stop, false);
 	if (pthread_create(&p->thread, NULL, run, p) != 0) {
@@ -826,6 +947,8 @@ void plane_stop(struct plane *p)
 		pthread_join(p->thread, NULL);
 		p->started = false;
 	}
+	qcmd_stop(p->qcmd);	/* its answers still go to the outbox */
+	p->qcmd = NULL;
 	/* the router first: its lookups in progress name the scheduler's */
 	if (p->rt)
 		router_destroy(p->rt);
@@ -852,6 +975,7 @@ void plane_free(struct plane *p)
 	pthread_mutex_destroy(&p->top_mu);
 	pthread_cond_destroy(&p->top_cv);
 	free(p);
+	maillog_close();
 }
 
 /* Copy word w into an argument buffer; false when it does not fit. */
@@ -899,6 +1023,10 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 	if (strcmp(cmd, "route") == 0) {
 		if (strcmp(verb, "lookup") == 0 && argc == 1 && arg(r->a, argv[0])) {
 			r->kind = REQ_ROUTE_LOOKUP;
+			return 0;
+		}
+		if (strcmp(verb, "show") == 0 && argc <= 1 && (!argc || arg(r->a, argv[0]))) {
+			r->kind = REQ_ROUTE_SHOW;
 			return 0;
 		}
 		/* route set DOMAIN SPEC: a spec may hold blanks ("[a]:25 tls=verify") */
@@ -956,7 +1084,7 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 	}
 	if (strcmp(cmd, "flush") == 0) {
 		uint64_t id;
-		if (argc == 1 && strcmp(argv[0], "--all") == 0) {
+		if (argc == 0 || (argc == 1 && strcmp(argv[0], "--all") == 0)) {
 			r->kind = REQ_FLUSH_ALL;
 			return 0;
 		}
@@ -968,15 +1096,57 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 			r->kind = REQ_FLUSH_DOMAIN;
 			return 0;
 		}
-		if (argc == 1 && argv[0][0] != '-' && arg(r->a, argv[0])) {
-			if (queue_id_parse(r->a, &id) < 0) {
-				snprintf(err, errlen, "flush: '%s' is not a queue ID", r->a);
+		/* flush ID...: a = the IDs joined (as many as fit ARG_MAX) */
+		for (int i = 0; i < argc; i++) {
+			if (argv[i][0] == '-')
+				return PLANE_USAGE;
+			if (queue_id_parse(argv[i], &id) < 0) {
+				snprintf(err, errlen, "flush: '%.40s' is not a queue ID", argv[i]);
 				return -1;
 			}
-			r->kind = REQ_FLUSH_ID;
+		}
+		if (!args_joined(r->a, argc, argv)) {
+			snprintf(err, errlen, "flush: too many IDs at once");
+			return -1;
+		}
+		r->kind = REQ_FLUSH_ID;
+		return 0;
+	}
+	if (strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0) {
+		/* suspend DOMAIN [--for T] (b = T in seconds), resume DOMAIN, suspend */
+		bool susp = cmd[0] == 's';
+		unsigned long long secs = 0;
+		if (susp && argc == 0) {
+			r->kind = REQ_SUSPEND_SHOW;
 			return 0;
 		}
-		return PLANE_USAGE;
+		if (!(argc == 1 || (susp && argc == 3 && strcmp(argv[1], "--for") == 0)) ||
+		    argv[0][0] == '-' || !arg(r->a, argv[0]))
+			return PLANE_USAGE;
+		if (dns_name_check(r->a) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not a domain", cmd, r->a);
+			return -1;
+		}
+		if (argc == 3 && (qcmd_duration(argv[2], &secs) < 0 || secs == 0)) {
+			snprintf(err, errlen, "suspend --for: '%.40s' is not a duration (30s, 5m, "
+				 "2h, 1d)", argv[2]);
+			return -1;
+		}
+		snprintf(r->b, ARG_MAX, "%llu", secs);
+		r->kind = susp ? REQ_SUSPEND : REQ_RESUME;
+		return 0;
+	}
+	if (strcmp(cmd, "bounce") == 0 && argc >= 2 && strcmp(argv[0], "--domain") == 0) {
+		/* bounce --domain D [--reason TEXT] */
+		if ((argc != 2 && (argc < 4 || strcmp(argv[2], "--reason") != 0)) ||
+		    !arg(r->a, argv[1]) || (argc >= 4 && !args_joined(r->b, argc - 3, argv + 3)))
+			return PLANE_USAGE;
+		if (dns_name_check(r->a) < 0) {
+			snprintf(err, errlen, "bounce --domain: '%s' is not a domain", r->a);
+			return -1;
+		}
+		r->kind = REQ_BOUNCE_DOMAIN;
+		return 0;
 	}
 	if (strcmp(cmd, "bounce") == 0) {
 		/* bounce ID [--reason TEXT]: a = ID, b = TEXT (the words joined) */
@@ -1009,6 +1179,12 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 	return -1;
 }
 
+/* A queue command's answer, from the queue thread (finish is safe there). */
+static void qcmd_done(void *user, bool ok, json_t *value)
+{
+	finish(user, ok, value);
+}
+
 int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, char **argv,
 		 struct ctl_ticket t, char *err, size_t errlen)
 {
@@ -1028,6 +1204,20 @@ int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, ch
 	json_decref(r->reply);
 	r->reply = NULL;
 	r->ticket = t;
+	if (qcmd_handles(cmd, sub)) {
+		/* the queue thread answers it: finish() from there */
+		r->kind = REQ_QUEUE;
+		rc = p->qcmd ? qcmd_submit(p->qcmd, cmd, sub, argc, argv, qcmd_done, r, err, errlen) :
+			       (snprintf(err, errlen, "sluiced has no queue"), -1);
+		if (rc == QCMD_USAGE)
+			rc = PLANE_USAGE;
+		if (rc < 0) {
+			pthread_mutex_lock(&p->mu);
+			push(&p->freelist, r);
+			pthread_mutex_unlock(&p->mu);
+		}
+		return rc;
+	}
 	rc = parse_request(r, cmd, sub, argc, argv, err, errlen);
 	if (rc < 0) {
 		pthread_mutex_lock(&p->mu);

@@ -35,10 +35,13 @@
  *                              N lookups, timed (bench/dns-bench)
  *                              {"dns_bench":{"lookups","ok","failed","cached",
  *                              "seconds","per_second"}}
- *   flush ID | --domain D | --all
+ *   route show [DOMAIN]        the static routes (route_visit)
+ *                              {"routes":[{"domain","route"}]}
+ *   flush [ID... | --domain D | --all]
  *                              make mail due now (and, for a domain or all,
- *                              clear the destinations' backoff)
- *                              {"flush":{"id","due"[,"why"]}},
+ *                              clear the destinations' backoff); no words:
+ *                              all
+ *                              {"flush":{"ids":[{"id","due"[,"why"]}],"messages"}},
  *                              {"flush":{"domain","messages"}},
  *                              {"flush":{"all":true,"messages"}}
  *   dest show [KEY]            destinations in memory (dest_view and the
@@ -50,6 +53,21 @@
  *                              recipients fail and its sender gets the DSN
  *                              (exim -Mg; sched_bounce_id)
  *                              {"bounce":{"id","recipients"}}
+ *   bounce --domain D [--reason TEXT]
+ *                              the same for every message with recipients
+ *                              in D, a page of IDs at a time
+ *                              {"bounce":{"domain","messages","recipients"}}
+ *   suspend DOMAIN [--for T]   sched_suspend_domain {"suspend":{"domain","for"}}
+ *   resume DOMAIN              sched_resume_domain {"resume":{"domain","messages"}}
+ *   suspend                    {"suspended":[{"domain","since","until"}]}
+ *
+ * The queue's commands (queue_cmd.h: queue list|summary|stat|show, hold,
+ * release, delete) take a request slot here too, for the ticket, but run
+ * on the queue thread the plane starts when there is a queue (with
+ * delivery on or off), which answers through the same outbox.
+ *
+ * The mail log (maillog.h) is opened here, before the plane's threads
+ * start, and closed by plane_free.
  *
  * Reloads (control/reload.h) hand the plane a struct plane_update with
  * plane_update(): the thread applies it between two passes (routes,
@@ -78,9 +96,10 @@ struct dataplane;
 struct queue;
 
 /* Start the thread: resolver on the dataplane's hub 0, router with the
- * configured routes, and the delivery scheduler on q's mail and the
- * dataplane's delivery ports (q NULL: no delivery). NULL with err filled
- * on failure. */
+ * configured routes, the delivery scheduler on q's mail and the
+ * dataplane's delivery ports (q NULL or [delivery] enabled = no: no
+ * delivery), and the queue commands' thread (q NULL: none). NULL with err
+ * filled on failure. */
 struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 			  struct queue *q, char *err, size_t errlen);
 /* Stop the thread (the scheduler quiesces: sched_quiesce) and free the

@@ -426,6 +426,42 @@ int route_clear(struct router *rt, const char *domain)
 	return 0;
 }
 
+static void spec_key(const struct route_spec *s, uint16_t defport, char *out, size_t n);
+static const struct rentry *route_find(struct router *rt, const char *domain);
+
+static void spec_text(const struct router *rt, const struct route_spec *s, char *out, size_t n)
+{
+	if (s->kind == ROUTE_K_DISCARD)
+		snprintf(out, n, "discard");
+	else if (s->kind == ROUTE_K_HOLD)
+		snprintf(out, n, "hold");
+	else
+		spec_key(s, rt->conf.port, out, n);
+}
+
+unsigned route_visit(struct router *rt, const char *domain,
+		     void (*fn)(void *user, const char *key, const char *spec), void *user)
+{
+	char text[ROUTE_DEST_MAX + 32];
+	unsigned n = 0;
+
+	if (domain) {
+		const struct rentry *e = route_find(rt, domain);
+		if (!e)
+			return 0;
+		spec_text(rt, &e->spec, text, sizeof(text));
+		fn(user, e->key, text);
+		return 1;
+	}
+	for (uint32_t i = 0; i <= rt->mask; i++)
+		for (const struct rentry *e = rt->tab[i]; e; e = e->next) {
+			spec_text(rt, &e->spec, text, sizeof(text));
+			fn(user, e->key, text);
+			n++;
+		}
+	return n;
+}
+
 int route_load(struct router *rt, const char *text, const char *name, char *err, size_t n)
 {
 	char key[DNS_NAME_MAX + 2], e[200], line[1024];

@@ -151,6 +151,11 @@ int route_lookup(struct router *rt, const char *domain, route_cb cb, void *user)
  * with err. route_clear: 0 or -ENOENT. */
 int route_set(struct router *rt, const char *domain, const char *spec, char *err, size_t n);
 int route_clear(struct router *rt, const char *domain);
+/* The static routes (`route show`): fn(user, key, spec as text) for each,
+ * or only for domain's own (its key, or the ".parent" one that covers it)
+ * when domain is not NULL. Returns how many. */
+unsigned route_visit(struct router *rt, const char *domain,
+		     void (*fn)(void *user, const char *key, const char *spec), void *user);
 /* Load a routes file's text (name for messages) over the current routes.
  * The number of routes set, or -1 with err "name:line: ..." (nothing set). */
 int route_load(struct router *rt, const char *text, const char *name, char *err, size_t n);

@@ -46,6 +46,7 @@
 #include "common/log.h"
 #include "control/ctl_proto.h"
 #include "control/dsn.h"
+#include "control/maillog.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
 const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
@@ -189,6 +190,14 @@ struct opbuf {
 	size_t tlen, tcap;
 };
 
+/* A destination domain the operator suspended (`suspend DOMAIN [--for T]`):
+ * its recipients are given back untried, not routed, until it ends. */
+struct ssusp {
+	char dom[DOMAIN_MAX + 1];	/* normal form (addr_domain); "" : a free slot */
+	uint64_t since_s;
+	uint64_t until_s;		/* unix s; 0: until resumed */
+};
+
 struct claimed {
 	uint64_t id;
 	unsigned shard;
@@ -246,6 +255,8 @@ struct sched {
 	bool scan_now;
 	unsigned shard_rr;
 	unsigned queued;
+
+	struct ssusp susp[SCHED_SUSPEND_MAX];	/* the operator's suspensions */
 
 	struct sched_stats st;
 };
@@ -765,14 +776,12 @@ static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
 	const char *status = st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_BOUNCED ?
 			     (expired ? "expired" : "bounced") : "deferred";
 
-	if (!log_enabled(LOG_LVL_INFO))
-		return;
 	fmt_delay(t, sizeof(t), da + db + o->c + o->d);
 	fmt_delay(a, sizeof(a), da);
 	fmt_delay(b, sizeof(b), db);
 	fmt_delay(c, sizeof(c), o->c);
 	fmt_delay(d, sizeof(d), o->d);
-	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+	maillog(ML_SMTP, "%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
 		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, expired ? "4.4.7" : o->dsn,
 		 status, o->text);
 }
@@ -1328,6 +1337,41 @@ static int rdom_cmp(const void *a, const void *b)
 }
 
 /* A claimed part: its undone recipients grouped by domain, each group routed. */
+/* The operator's suspension of domain dom (normal form), or NULL; one
+ * that ran out is dropped here. */
+static const struct ssusp *suspension(struct sched *s, const char *dom)
+{
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++) {
+		struct ssusp *u = &s->susp[i];
+		if (!u->dom[0] || strcmp(u->dom, dom) != 0)
+			continue;
+		if (u->until_s && u->until_s <= s->now_s) {
+			log_notice("sched: the suspension of %s ran out", u->dom);
+			u->dom[0] = '\0';
+			return NULL;
+		}
+		return u;
+	}
+	return NULL;
+}
+
+/* Recipients of a suspended domain: given back untried, due when the
+ * suspension ends (or after min_backoff when it has no end: `resume`
+ * flushes them), logged deferred as for a suspended destination. */
+static void item_suspended(struct sched *s, struct sitem *it, const struct ssusp *u)
+{
+	char text[TEXT_MAX];
+	struct outcome o = { .state = QUEUE_RCPT_DEFERRED, .dsn = "4.3.2", .text = text,
+			     .relay = "none", .record = false };
+	uint64_t when = u->until_s ? u->until_s : s->now_s + s->e.retry->conf.min_backoff_s;
+
+	snprintf(text, sizeof(text), "delivery to %s suspended by the operator", u->dom);
+	s->st.suspended += it->n;
+	for (unsigned k = 0; k < it->n; k++)
+		log_outcome(s, it->p, it->rcpt[k], &o, QUEUE_RCPT_DEFERRED, false);
+	item_give_back(s, it, when);
+}
+
 static void part_route(struct sched *s, struct spart *p)
 {
 	struct rdom *g;
@@ -1378,7 +1422,11 @@ static void part_route(struct sched *s, struct spart *p)
 			record_item(s, it, &o);
 			item_done(s, it);
 		} else {
-			lookup_add(s, dom, it);
+			const struct ssusp *u = suspension(s, dom);
+			if (u)
+				item_suspended(s, it, u);
+			else
+				lookup_add(s, dom, it);
 		}
 		a = b;
 	}
@@ -1425,6 +1473,16 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 		p->r[i].attempts = m->rcpt[i].attempts;
 	}
 	*part_slot(s, m->id, m->shard) = p;
+	if (c->token == 1 && !(m->shards & ((1ull << m->shard) - 1))) {
+		/* its first claim, at its lowest shard: the message enters the
+		 * mail log (maillog.h; Postfix's qmgr logs from= likewise) */
+		if (m->client_addr && m->client_addr[0])
+			maillog(ML_SMTPD, "%s: client=%s[%s]", p->ids,
+				m->client_name && m->client_name[0] ? m->client_name : "unknown",
+				m->client_addr);
+		maillog(ML_QMGR, "%s: from=<%s>, size=%llu, nrcpt=%u (queue active)", p->ids,
+			m->sender ? m->sender : "", (unsigned long long)m->size, m->nrcpt);
+	}
 	s->nactive++;
 	s->st.claims++;
 	part_route(s, p);
@@ -1485,7 +1543,7 @@ static unsigned apply(struct sched *s)
 		}
 		if (o->op == QUEUE_OP_COMPLETE) {
 			s->st.completed++;
-			log_info("%s: removed", p ? p->ids : "?");
+			maillog(ML_QMGR, "%s: removed", p ? p->ids : "?");
 		} else if (o->op == QUEUE_OP_RESCHEDULE) {
 			s->st.rescheduled++;
 		} else if (o->op == QUEUE_OP_HOLD) {
@@ -2427,7 +2485,7 @@ int sched_flush_all(struct sched *s, unsigned *n)
 			dest_wake(s, d);
 		}
 	s->scan_now = true;
-	st = queue_summary(s->e.q, s->now_s, &sum, &nd);
+	st = queue_summary_ex(s->e.q, s->now_s, 0, &sum, &nd);
 	if (st != QUEUE_OK)
 		return st;
 	for (size_t i = 0; i < nd; i++) {
@@ -2437,6 +2495,83 @@ int sched_flush_all(struct sched *s, unsigned *n)
 	}
 	free(sum);
 	return first;
+}
+
+/* ---- the operator's suspensions ---- */
+
+static int domain_norm(const char *domain, char dom[DOMAIN_MAX + 1])
+{
+	char addr[DOMAIN_MAX + 3];
+
+	if (strlen(domain) > DOMAIN_MAX + 1 || dns_name_check(domain) < 0)
+		return -1;
+	snprintf(addr, sizeof(addr), "@%s", domain);
+	return addr_domain(addr, dom) ? 0 : -1;
+}
+
+int sched_suspend_domain(struct sched *s, const char *domain, uint64_t for_s)
+{
+	char dom[DOMAIN_MAX + 1];
+	struct ssusp *u = NULL;
+
+	tick(s);
+	if (domain_norm(domain, dom) < 0)
+		return QUEUE_INVALID;
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX && !u; i++)
+		if (strcmp(s->susp[i].dom, dom) == 0)
+			u = &s->susp[i];
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX && !u; i++)
+		if (!s->susp[i].dom[0] ||
+		    (s->susp[i].until_s && s->susp[i].until_s <= s->now_s))
+			u = &s->susp[i];
+	if (!u)
+		return QUEUE_NOSPACE;
+	memcpy(u->dom, dom, strlen(dom) + 1);
+	u->since_s = s->now_s;
+	u->until_s = for_s ? s->now_s + for_s : 0;
+	if (for_s)
+		log_notice("sched: the operator suspends delivery to %s for %llu s", dom,
+			   (unsigned long long)for_s);
+	else
+		log_notice("sched: the operator suspends delivery to %s until resumed", dom);
+	return QUEUE_OK;
+}
+
+int sched_resume_domain(struct sched *s, const char *domain, unsigned *n)
+{
+	char dom[DOMAIN_MAX + 1];
+	bool found = false;
+
+	*n = 0;
+	tick(s);
+	if (domain_norm(domain, dom) < 0)
+		return QUEUE_INVALID;
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++)
+		if (strcmp(s->susp[i].dom, dom) == 0) {
+			s->susp[i].dom[0] = '\0';
+			found = true;
+		}
+	if (!found)
+		return QUEUE_NOTFOUND;
+	log_notice("sched: the operator resumes delivery to %s", dom);
+	return sched_flush_domain(s, dom, n);
+}
+
+unsigned sched_suspended_json(struct sched *s, json_t *arr)
+{
+	unsigned n = 0;
+
+	tick(s);
+	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++) {
+		const struct ssusp *u = &s->susp[i];
+		if (!u->dom[0] || !suspension(s, u->dom))
+			continue;
+		if (json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "domain", u->dom, "since",
+							 (json_int_t)u->since_s, "until",
+							 (json_int_t)u->until_s)) == 0)
+			n++;
+	}
+	return n;
 }
 
 /* ---- the operator's bounce ---------------------------------------------------------------------------------- */

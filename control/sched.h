@@ -256,6 +256,24 @@ void sched_policy_reloaded(struct sched *s);
 int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *n);
 
 /*
+ * The operator's suspension of a destination domain (`suspend DOMAIN [--for
+ * T]`): from the next claim on, its recipients are not routed but given
+ * back untried (logged deferred, "delivery to DOMAIN suspended by the
+ * operator", dsn 4.3.2), due again when it ends (for_s 0: until resumed;
+ * they come back after min_backoff meanwhile). Items already queued at a
+ * destination still go. Other domains, even on the same next hop, are not
+ * touched. At most SCHED_SUSPEND_MAX at once. QUEUE_OK, QUEUE_INVALID (not
+ * a domain), QUEUE_NOSPACE (too many).
+ * sched_resume_domain ends it and flushes the domain (sched_flush_domain):
+ * QUEUE_OK with *n made due, or QUEUE_NOTFOUND (not suspended).
+ * sched_suspended_json appends {"domain","since","until"} per suspension.
+ */
+#define SCHED_SUSPEND_MAX 256
+int sched_suspend_domain(struct sched *s, const char *domain, uint64_t for_s);
+int sched_resume_domain(struct sched *s, const char *domain, unsigned *n);
+unsigned sched_suspended_json(struct sched *s, json_t *arr);
+
+/*
  * `dest show [KEY]`: append to the JSON array dests an object for
  * destination key (NULL: every one in memory, at most max): dest_view plus
  * the scheduler's own (items queued, jobs in flight, idle connections,

@@ -14,6 +14,12 @@
  * --json prints the reply's result as one line of JSON (the shape each
  * command documents); an error goes to stderr as text either way.
  *
+ * `queue list` (without --json or --after) follows the pages: it asks
+ * again with "--after NEXT" until the server says there is no more, and
+ * prints them as one listing. `delete` asks on the terminal first unless
+ * --yes is given (the word is not sent); without a terminal and without
+ * --yes it refuses (exit 2).
+ *
  * Exit status: 0 when sluiced answered ok, 1 when it answered an error
  * (refusals and usage errors it found included), 2 on usage errors found
  * here, 3 when sluiced could not be reached or its reply could not be
@@ -174,6 +180,94 @@ static int ask(const char *path, int argc, char **argv, int timeout_ms, bool *ok
 	return 0;
 }
 
+#define LIST_PAGES_MAX 100000	/* pages of one `queue list` (a bound, not a limit met) */
+
+/* `queue list` page after page (see the top). */
+static int list_pages(const char *path, int nwords, char **words, int timeout_ms)
+{
+	struct ctl_list_totals t = { 0, 0 };
+	char **w = calloc((size_t)nwords + 3, sizeof(*w)), cursor[64];
+	bool ok;
+	json_t *value = NULL;
+	int r = 0;
+
+	if (!w) {
+		fprintf(stderr, "sluicectl: out of memory\n");
+		return 3;
+	}
+	memcpy(w, words, (size_t)nwords * sizeof(*w));
+	for (unsigned page = 0; page < LIST_PAGES_MAX; page++) {
+		const json_t *next;
+		int n = nwords;
+		if (page) {
+			w[n++] = "--after";
+			w[n++] = cursor;
+		}
+		r = ask(path, n, w, timeout_ms, &ok, &value);
+		if (r)
+			break;
+		if (!ok) {
+			char text[4096];
+			fprintf(stderr, "sluicectl: %s\n", ctl_render_scalar(value, text, sizeof(text)));
+			json_decref(value);
+			r = 1;
+			break;
+		}
+		ctl_render_queue_list_page(stdout, value, page == 0, &t);
+		next = json_object_get(value, "next");
+		if (!json_is_string(next) || strlen(json_string_value(next)) >= sizeof(cursor)) {
+			json_decref(value);
+			ctl_render_queue_list_end(stdout, &t);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+		json_decref(value);
+	}
+	free(w);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return 3;
+	return r;
+}
+
+/* `delete`: --yes taken out of the words, else a yes from the terminal.
+ * 0 to go on, 2 to stop. */
+static int delete_confirm(int *nwords, char **words)
+{
+	char line[16];
+	FILE *tty;
+	int k = 0;
+	bool yes = false;
+
+	for (int i = 0; i < *nwords; i++) {
+		if (strcmp(words[i], "--yes") == 0 || strcmp(words[i], "-y") == 0)
+			yes = true;
+		else
+			words[k++] = words[i];
+	}
+	*nwords = k;
+	words[k] = NULL;
+	if (yes)
+		return 0;
+	tty = fopen("/dev/tty", "r+");
+	if (!tty) {
+		fprintf(stderr, "sluicectl: delete sends no DSN and cannot be undone; no terminal "
+			"to ask: give --yes\n");
+		return 2;
+	}
+	fprintf(tty, "delete");
+	for (int i = 1; i < k; i++)
+		fprintf(tty, " %s", words[i]);
+	fprintf(tty, ": the mail is gone for good and nobody is told. Delete? [y/N] ");
+	fflush(tty);
+	if (!fgets(line, sizeof(line), tty) || (line[0] != 'y' && line[0] != 'Y')) {
+		fclose(tty);
+		fprintf(stderr, "sluicectl: nothing deleted\n");
+		return 2;
+	}
+	fclose(tty);
+	return 0;
+}
+
 static bool is_help(const char *w)
 {
 	return strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0;
@@ -230,6 +324,17 @@ int main(int argc, char **argv)
 			usage(stdout);
 		words = help_argv;
 		nwords = n;
+	}
+	if (!help && nwords >= 1 && strcmp(words[0], "delete") == 0 &&
+	    (r = delete_confirm(&nwords, words)) != 0)
+		return r;
+	if (!help && !json && nwords >= 2 && strcmp(words[0], "queue") == 0 &&
+	    strcmp(words[1], "list") == 0) {
+		bool after = false;
+		for (int i = 2; i < nwords; i++)
+			after |= strcmp(words[i], "--after") == 0;
+		if (!after)
+			return list_pages(path, nwords, words, (int)timeout_s * 1000);
 	}
 	r = ask(path, nwords, words, (int)timeout_s * 1000, &ok, &value);
 	if (r) {

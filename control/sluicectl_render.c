@@ -403,7 +403,18 @@ static void render_flush(FILE *out, const json_t *result, int argc, char **argv)
 	char a[300], n[24], why[300];
 
 	ctl_render_scalar(json_object_get(f, "messages"), n, sizeof(n));
-	if (json_object_get(f, "id")) {
+	if (json_object_get(f, "ids")) {
+		const json_t *x;
+		size_t i;
+		json_array_foreach(json_object_get(f, "ids"), i, x) {
+			ctl_render_scalar(json_object_get(x, "id"), a, sizeof(a));
+			if (json_is_true(json_object_get(x, "due")))
+				fprintf(out, "%s: due now\n", a);
+			else
+				fprintf(out, "%s: not made due (%s)\n", a,
+					ctl_render_scalar(json_object_get(x, "why"), why, sizeof(why)));
+		}
+	} else if (json_object_get(f, "id")) {
 		ctl_render_scalar(json_object_get(f, "id"), a, sizeof(a));
 		if (json_is_true(json_object_get(f, "due")))
 			fprintf(out, "%s: due now\n", a);
@@ -448,8 +459,16 @@ static void render_dest_clear(FILE *out, const json_t *result, int argc, char **
 
 static void render_bounce(FILE *out, const json_t *result, int argc, char **argv)
 {
-	char id[300], n[24];
+	char id[300], n[24], m[24];
 
+	if (ctl_render_get(result, "bounce.domain")) {
+		fprintf(out, "%s: %s message(s), %s recipient(s) given up, their senders get "
+			"the DSN\n",
+			ctl_render_scalar(ctl_render_get(result, "bounce.domain"), id, sizeof(id)),
+			ctl_render_scalar(ctl_render_get(result, "bounce.messages"), m, sizeof(m)),
+			ctl_render_scalar(ctl_render_get(result, "bounce.recipients"), n, sizeof(n)));
+		return;
+	}
 	fprintf(out, "%s: %s recipient(s) given up, the sender gets the DSN\n",
 		ctl_render_scalar(ctl_render_get(result, "bounce.id"), id, sizeof(id)),
 		ctl_render_scalar(ctl_render_get(result, "bounce.recipients"), n, sizeof(n)));
@@ -534,17 +553,27 @@ const struct ctl_renderer ctl_renderers[] = {
 	{ NULL, NULL, NULL },
 };
 
-ctl_render_fn ctl_render_find(int argc, char **argv)
+/* The row {name, sub} of a table, else its {name, NULL} into *family. */
+static ctl_render_fn find_in(const struct ctl_renderer *t, int argc, char **argv,
+			     const struct ctl_renderer **family)
 {
-	const struct ctl_renderer *r, *family = NULL;
-
-	for (r = ctl_renderers; argc >= 1 && r->name; r++) {
+	for (const struct ctl_renderer *r = t; argc >= 1 && r->name; r++) {
 		if (strcmp(r->name, argv[0]) != 0)
 			continue;
 		if (!r->sub)
-			family = r;
+			*family = *family ? *family : r;
 		else if (argc >= 2 && strcmp(r->sub, argv[1]) == 0)
 			return r->fn;
 	}
-	return family ? family->fn : ctl_render_generic;
+	return NULL;
+}
+
+ctl_render_fn ctl_render_find(int argc, char **argv)
+{
+	const struct ctl_renderer *family = NULL;
+	ctl_render_fn fn = find_in(ctl_renderers_queue, argc, argv, &family);
+
+	if (!fn)
+		fn = find_in(ctl_renderers, argc, argv, &family);
+	return fn ? fn : family ? family->fn : ctl_render_generic;
 }

@@ -18,6 +18,7 @@
 #ifndef SLUICE_SLUICECTL_RENDER_H
 #define SLUICE_SLUICECTL_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -64,6 +65,19 @@ struct ctl_column {
 /* rows (an array of objects) as a table, columns as wide as their widest
  * value (at most 60 characters), numbers right-aligned. */
 void ctl_render_table(FILE *out, const json_t *rows, const struct ctl_column *cols);
+
+/* The queue commands' renderers (sluicectl_render_queue.c), a second
+ * table ctl_render_find also reads. */
+extern const struct ctl_renderer ctl_renderers_queue[];
+
+/* `queue list` a page at a time (sluicectl follows the pages): the
+ * header on the first, then each message; the totals at the end. */
+struct ctl_list_totals {
+	unsigned long long messages, bytes;
+};
+void ctl_render_queue_list_page(FILE *out, const json_t *result, bool first,
+				struct ctl_list_totals *t);
+void ctl_render_queue_list_end(FILE *out, const struct ctl_list_totals *t);
 
 /* Renderers of the commands sluiced has today (sluicectl_render.c). */
 void ctl_render_help(FILE *out, const json_t *result, int argc, char **argv);

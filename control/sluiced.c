@@ -420,8 +420,7 @@ static int run(struct daemon *d, const char *argv0)
 		char err[320];
 		if (!d->cfg.delivery.enabled)
 			log_notice("delivery: [delivery] enabled = no: mail is kept, not sent");
-		d->plane = plane_start(&d->cfg, d->dp, d->cfg.delivery.enabled ? d->queue : NULL,
-				       err, sizeof(err));
+		d->plane = plane_start(&d->cfg, d->dp, d->queue, err, sizeof(err));
 		if (!d->plane) {
 			log_err("control plane: %s", err);
 			ctl_server_close(d->ctl);

@@ -3,7 +3,8 @@
  *
  * Some things an SMTP session wants are the control plane's to do: the
  * client's verified reverse name for the Received header (DNS lives on the
- * control-plane thread), the queue run an ETRN asks for (the scheduler's).
+ * control-plane thread), the queue run an ETRN asks for (the scheduler's),
+ * a line for the mail log (control/maillog.h: lcores never log).
  * An lcore never waits for them: it takes a slot from its port (a fixed
  * pool, lcore-owned free list), fills it in and posts it; the control-plane
  * thread takes it, works on it, writes the answer into the same slot and
@@ -29,11 +30,12 @@
 
 #include "common/stats.h"
 
-#define ASK_TEXT_MAX 256
+#define ASK_TEXT_MAX 640	/* a mail log line (ASK_MAILLOG) fits */
 
 enum ask_kind {
 	ASK_RDNS = 1,	/* ip -> text: the verified reverse name, "" if none */
 	ASK_ETRN,	/* text: a domain to flush -> status: messages started, or -1 */
+	ASK_MAILLOG,	/* text: a line for the mail log (a reject) -> nothing owed */
 };
 
 struct ask {

@@ -60,6 +60,13 @@ unsigned queue_shard_of(const struct queue *q, const char *domain)
 	return q_domain_hash(domain, strlen(domain)) % q->n;	/* any spelling */
 }
 
+void queue_totals_get(struct queue *q, struct queue_totals *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < q->n; i++)
+		qagg_totals(&q->shard[i].agg, out);
+}
+
 void queue_stats(const struct queue *q, unsigned shard, struct queue_shard_stats *out)
 {
 	if (shard < q->n)
@@ -136,6 +143,8 @@ struct queue *queue_open(const struct queue_conf *conf, int *status)
 		if (rc == 0)
 			rc = qrecover_intents(q, &found);	/* needs every shard: after the loop */
 		free(found.v);
+		for (unsigned i = 0; i < q->n && rc == 0; i++)
+			rc = qrecover_agg(&q->shard[i]);
 	}
 	if (rc) {
 		*status = qshard_status(rc) == QUEUE_NOSPACE ? QUEUE_NOSPACE : QUEUE_IO;

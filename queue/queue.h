@@ -329,19 +329,80 @@ int queue_history(struct queue *q, unsigned shard, uint64_t id,
 int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
 		      uint64_t *ids, size_t max, size_t *n);
 
-/* Per-domain summary, counted per (message, domain) with undone recipients. */
+/* A message and the shards holding its parts (bit i = shard i). */
+struct queue_ref {
+	uint64_t id;
+	uint64_t shards;
+};
+/* queue_list_domain with each message's shards (one read transaction). */
+int queue_refs_domain(struct queue *q, const char *domain, uint64_t after,
+		      struct queue_ref *out, size_t max, size_t *n);
+/* The message parts of one shard after `after`, in ID order, with the
+ * shards of each message (one read transaction). */
+int queue_refs_shard(struct queue *q, unsigned shard, uint64_t after,
+		     struct queue_ref *out, size_t max, size_t *n);
+
+/*
+ * Walk the message parts of one shard after `after` in ID order, at most
+ * max of them: fn sees each part as a queue_msg valid only during the call
+ * (the strings point into the read transaction) and returns 0 to go on, 1
+ * to stop. *last: the ID of the last part fn saw (after: none). *end: the
+ * shard has no part past *last. One read transaction: keep max modest.
+ */
+typedef int (*queue_msg_fn)(void *user, const struct queue_msg *m);
+int queue_scan_msgs(struct queue *q, unsigned shard, uint64_t after, size_t max,
+		    queue_msg_fn fn, void *user, uint64_t *last, int *end);
+
+/*
+ * The summary, per destination domain, counted per (message part, domain)
+ * with undone recipients, in four exclusive classes:
+ *   held      the part is held;
+ *   active    claimed for delivery now (Postfix's active queue);
+ *   deferred  a recipient of that domain was tried and deferred;
+ *   incoming  waiting for its first try for that domain.
+ * bytes: the message sizes; age: by arrival age in qshape's buckets, to
+ * the middle of its 5-minute arrival slot (within 2.5 minutes).
+ */
 struct queue_domain_sum {
 	char domain[QUEUE_DOMAIN_MAX + 1];	/* normal form: lower case, no trailing dot */
-	uint32_t active, deferred, held;
-	uint64_t oldest;	/* arrival of the oldest message */
+	uint32_t incoming, active, deferred, held;
+	uint64_t bytes;
+	uint64_t oldest;	/* arrival of the oldest message (unix s) */
 	uint32_t age[QUEUE_AGE_BUCKETS];	/* by arrival age, 5-minute resolution */
 };
 /*
- * Every domain of every shard, from the sum index: O(domains x occupied
- * 5-minute arrival slots), independent of the number of messages, plus one
- * O(log n) lookup per domain for its oldest message. *out is malloc'd.
+ * Every domain of every shard, from the shards' aggregates in memory
+ * (queue_agg.c, kept by the writers at each commit): O(domains x occupied
+ * 5-minute arrival slots), no LMDB read, independent of the number of
+ * messages. oldest is exact when exact_oldest (one O(log n) lookup per
+ * domain), else the start of its oldest 5-minute slot. *out is malloc'd.
  */
+int queue_summary_ex(struct queue *q, uint64_t now, int exact_oldest,
+		     struct queue_domain_sum **out, size_t *n);
+/* queue_summary_ex with exact oldest arrivals. */
 int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, size_t *n);
+/* The exact arrival of domain's oldest message with undone recipients
+ * (0: none). */
+int queue_domain_oldest(struct queue *q, const char *domain, uint64_t *arrival);
+
+/* qshape's bucket for an age in seconds: under 5 minutes 0, under 10 1,
+ * under 20 2, ... under 1280 8, then 9. */
+unsigned queue_age_bucket(uint64_t age_s);
+
+/*
+ * The queue's totals (qmail-qstat and more), from the aggregates:
+ * messages: distinct messages (a message spanning shards counts once, by
+ * its part in the lowest shard); untried: of those, the ones whose part
+ * there was never claimed by the scheduler (waiting for their first
+ * delivery attempt: qmail's "not yet preprocessed" has no exact twin here,
+ * since a message is routed when it is tried); held: messages whose part
+ * there is held; parts: message parts over all shards; bytes: the
+ * messages' sizes; domains: destination domains with mail.
+ */
+struct queue_totals {
+	uint64_t messages, untried, held, parts, bytes, domains;
+};
+void queue_totals_get(struct queue *q, struct queue_totals *out);
 
 /* ---- counters ------------------------------------------------------------- */
 

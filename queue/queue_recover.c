@@ -6,6 +6,8 @@
  * spanning shards that are still intents. Then across shards: every part of
  * a message with a part still an intent is deleted, since such a message
  * was never acknowledged (queue_shard.c: a 250 needs every part sealed).
+ * Last, each shard's aggregate in memory (queue_agg.h) is built from what
+ * is left: one read of every record.
  */
 #include "queue/queue_recover.h"
 
@@ -220,4 +222,46 @@ int qrecover_intents(struct queue *q, struct qintents *f)
 	f->v = NULL;
 	f->n = f->cap = 0;
 	return rc;
+}
+
+#define AGG_SEED_BATCH 4096	/* records noted between commits: bounds the pending deltas */
+
+int qrecover_agg(struct shard *sh)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	unsigned n = 0, bad = 0;
+	int rc;
+
+	qagg_discard(&sh->agg);	/* recovery's own changes: the read below sees them */
+	if ((rc = mdb_txn_begin(sh->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, sh->msg, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct qrec r;
+		if (k.mv_size != 8)
+			continue;
+		/* decoding points into the map: read-only, valid for the txn */
+		if (qrec_decode(&r, v.mv_data, v.mv_size, sh->rcpt, QUEUE_RCPT_MAX) != 0) {
+			bad++;
+			continue;
+		}
+		qshard_agg_note(sh, &r, 1);
+		if (++n % AGG_SEED_BATCH == 0)
+			qagg_commit(&sh->agg);
+	}
+	qagg_commit(&sh->agg);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (bad)
+		log_warn("queue: shard %u: %u corrupt records left out of the summary", sh->idx, bad);
+	if (sh->agg.lost)
+		log_err("queue: shard %u: out of memory for the summary: its counts are short",
+			sh->idx);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }

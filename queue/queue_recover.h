@@ -33,4 +33,7 @@ int qrecover_shard(struct shard *sh, uint64_t now, uint64_t *resv, struct qinten
  */
 int qrecover_intents(struct queue *q, struct qintents *found);
 
+/* (qrecover_agg, in queue_shard.h: the aggregate built from the records,
+ * after the two above.) */
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * queue_scan.c - the read side for the control plane: due scan, lookup by ID,
- * body, attempt history, list by domain, per-domain summary. Each call is one
- * short read transaction; nothing is held across calls.
+ * body, attempt history, list by domain or shard, the per-domain summary
+ * (from the aggregates in memory, queue_agg.h). Each call is one short read
+ * transaction; nothing is held across calls.
  */
 #include "queue/queue_shard.h"
 
@@ -272,16 +273,194 @@ int queue_list_domain(struct queue *q, const char *domain, uint64_t after,
 	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
 }
 
-/* qshape buckets: under 5, 10, 20, ... 1280 minutes, then 1280+. */
-static unsigned age_bucket(uint64_t age_s)
+/* The shards of a message part's record (itself when it spans none). */
+static uint64_t part_shards(const MDB_val *v, unsigned shard)
 {
-	uint64_t limit = 5 * 60;
-	unsigned b = 0;
-	while (b < QUEUE_AGE_BUCKETS - 1 && age_s >= limit) {
-		limit *= 2;
-		b++;
+	uint64_t m = qrec_peek_shards(v->mv_data, v->mv_size);
+
+	return m ? m : 1ull << shard;
+}
+
+int queue_refs_domain(struct queue *q, const char *domain, uint64_t after,
+		      struct queue_ref *out, size_t max, size_t *n)
+{
+	size_t dl = strlen(domain);
+	unsigned shard;
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t kb[QK_DOM_MAX], ib[8];
+	size_t plen;
+	MDB_val k, v;
+	int rc;
+
+	*n = 0;
+	if (q_domain_len(domain, dl) > QUEUE_DOMAIN_MAX)
+		return QUEUE_INVALID;
+	if (after == UINT64_MAX)
+		return QUEUE_OK;
+	shard = queue_shard_of(q, domain);
+	sh = &q->shard[shard];
+	plen = qk_dom_prefix(kb, domain, dl);
+	k.mv_size = qk_dom(kb, domain, dl, after ? after + 1 : 0);
+	k.mv_data = kb;
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	if ((rc = mdb_cursor_open(txn, sh->dom, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			MDB_val mk = { 8, ib }, mv;
+			if (k.mv_size != plen + 8 || memcmp(k.mv_data, kb, plen) != 0)
+				break;
+			memcpy(ib, (const uint8_t *)k.mv_data + plen, 8);
+			out[*n].id = be64_get(ib);
+			out[*n].shards = mdb_get(txn, sh->msg, &mk, &mv) == 0 ?
+					 part_shards(&mv, shard) : 1ull << shard;
+			(*n)++;
+		}
+		mdb_cursor_close(cur);
 	}
-	return b;
+	qshard_read_end(sh, txn);
+	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
+}
+
+int queue_refs_shard(struct queue *q, unsigned shard, uint64_t after,
+		     struct queue_ref *out, size_t max, size_t *n)
+{
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	*n = 0;
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	if (after == UINT64_MAX)
+		return QUEUE_OK;
+	sh = &q->shard[shard];
+	qk_id(kb, after ? after + 1 : 0);
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	if ((rc = mdb_cursor_open(txn, sh->msg, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != 8)
+				continue;
+			out[*n].id = be64_get(k.mv_data);
+			out[*n].shards = part_shards(&v, shard);
+			(*n)++;
+		}
+		mdb_cursor_close(cur);
+	}
+	qshard_read_end(sh, txn);
+	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
+}
+
+/* A decoded record as a queue_msg whose strings point into it (no copy). */
+static void msg_view(const struct qrec *r, uint64_t id, unsigned shard, struct queue_msg *m,
+		     struct queue_msg_rcpt *rcpt)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->shard = shard;
+	m->held = !!(r->flags & QF_HELD);
+	m->claimed = !!(r->flags & QF_CLAIMED);
+	m->warned = !!(r->flags & QF_WARNED);
+	m->token = r->token;
+	m->arrival = r->arrival;
+	m->expiry = r->expiry;
+	m->size = r->size;
+	m->due = r->due;
+	m->claim_until = r->claim_until;
+	m->held_at = r->held_at;
+	m->held_s = r->held_s;
+	m->shards = r->shards ? r->shards : 1ull << shard;
+	m->ret = r->ret;
+	m->body_flags = r->body_flags;
+	m->sender = r->sender;
+	m->envid = r->envid;
+	m->client_name = r->client_name;
+	m->client_addr = r->client_addr;
+	m->helo = r->helo;
+	m->nrcpt = r->nrcpt;
+	m->rcpt = rcpt;
+	for (unsigned i = 0; i < r->nrcpt; i++) {
+		rcpt[i].addr = r->rcpt[i].addr;
+		rcpt[i].orcpt = r->rcpt[i].orcpt;
+		rcpt[i].reply = r->rcpt[i].reply;
+		rcpt[i].dsn = r->rcpt[i].dsn;
+		rcpt[i].notify = r->rcpt[i].notify;
+		rcpt[i].state = r->rcpt[i].state;
+		rcpt[i].attempts = r->rcpt[i].attempts;
+		rcpt[i].last_attempt = r->rcpt[i].last_attempt;
+	}
+}
+
+int queue_scan_msgs(struct queue *q, unsigned shard, uint64_t after, size_t max,
+		    queue_msg_fn fn, void *user, uint64_t *last, int *end)
+{
+	struct qrec_rcpt *rr;
+	struct queue_msg_rcpt *mr;
+	struct shard *sh;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	size_t seen = 0;
+	int rc, stop = 0;
+
+	*last = after;
+	*end = 1;
+	if (shard >= q->n)
+		return QUEUE_INVALID;
+	if (after == UINT64_MAX || max == 0) {
+		*end = after == UINT64_MAX;
+		return QUEUE_OK;
+	}
+	sh = &q->shard[shard];
+	rr = malloc(QUEUE_RCPT_MAX * sizeof(*rr));
+	mr = malloc(QUEUE_RCPT_MAX * sizeof(*mr));
+	if (!rr || !mr) {
+		free(rr);
+		free(mr);
+		return QUEUE_IO;
+	}
+	qk_id(kb, after + 1);
+	if ((rc = qshard_read_begin(sh, &txn)) != 0) {
+		free(rr);
+		free(mr);
+		return qshard_status(rc);
+	}
+	if ((rc = mdb_cursor_open(txn, sh->msg, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			struct qrec r;
+			struct queue_msg m;
+			uint64_t id;
+			if (seen == max || stop) {
+				*end = 0;	/* there is more */
+				break;
+			}
+			if (k.mv_size != 8)
+				continue;
+			id = be64_get(k.mv_data);
+			seen++;
+			*last = id;
+			if (qrec_decode(&r, v.mv_data, v.mv_size, rr, QUEUE_RCPT_MAX) != 0) {
+				log_err("%s: queue: shard %u: corrupt record", qid_str(id).s, shard);
+				continue;
+			}
+			msg_view(&r, id, shard, &m, mr);
+			stop = fn(user, &m);
+		}
+		mdb_cursor_close(cur);
+	}
+	qshard_read_end(sh, txn);
+	free(rr);
+	free(mr);
+	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
 }
 
 /* Arrival of the oldest message of a domain: first dom entry, then its record. */
@@ -307,73 +486,59 @@ static uint64_t domain_oldest(struct shard *sh, MDB_txn *txn, const char *dom, s
 	return arrival;
 }
 
-int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, size_t *n)
+int queue_domain_oldest(struct queue *q, const char *domain, uint64_t *arrival)
+{
+	size_t dl = strlen(domain);
+	struct shard *sh;
+	MDB_txn *txn;
+	int rc;
+
+	*arrival = 0;
+	if (q_domain_len(domain, dl) > QUEUE_DOMAIN_MAX)
+		return QUEUE_INVALID;
+	sh = &q->shard[queue_shard_of(q, domain)];
+	if ((rc = qshard_read_begin(sh, &txn)) != 0)
+		return qshard_status(rc);
+	*arrival = domain_oldest(sh, txn, domain, dl);
+	qshard_read_end(sh, txn);
+	return QUEUE_OK;
+}
+
+int queue_summary_ex(struct queue *q, uint64_t now, int exact_oldest,
+		     struct queue_domain_sum **out, size_t *n)
 {
 	struct queue_domain_sum *arr = NULL;
 	size_t cap = 0;
-	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
-	for (unsigned s = 0; s < q->n && rc == 0; s++) {
+	for (unsigned s = 0; s < q->n; s++) {
+		size_t first = *n;
 		struct shard *sh = &q->shard[s];
 		MDB_txn *txn;
-		MDB_cursor *cur;
-		MDB_val k, v;
-		size_t first = *n;
 
-		if ((rc = qshard_read_begin(sh, &txn)) != 0)
-			break;
-		if ((rc = mdb_cursor_open(txn, sh->sum, &cur)) != 0) {
-			qshard_read_end(sh, txn);
-			break;
+		if (qagg_domains(&sh->agg, now, &arr, n, &cap) != 0) {
+			free(arr);
+			*n = 0;
+			return QUEUE_IO;
 		}
-		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			const char *dom = k.mv_data;
-			size_t dl = k.mv_size >= 5 ? k.mv_size - 5 : 0;
-			struct queue_domain_sum *d;
-			struct qsum qs;
-			uint64_t start, total;
-
-			if (k.mv_size < 5 || dom[dl] != 0 || v.mv_size != QSUM_LEN)
-				continue;
-			if (*n == first || strlen(arr[*n - 1].domain) != dl ||
-			    memcmp(arr[*n - 1].domain, dom, dl) != 0) {
-				if (*n == cap) {
-					size_t ncap = cap ? cap * 2 : 64;
-					void *p = realloc(arr, ncap * sizeof(*arr));
-					if (!p) {
-						rc = ENOMEM;
-						break;
-					}
-					arr = p;
-					cap = ncap;
-				}
-				d = &arr[(*n)++];
-				memset(d, 0, sizeof(*d));
-				memcpy(d->domain, dom, dl);
-				d->oldest = domain_oldest(sh, txn, dom, dl);
-			}
-			d = &arr[*n - 1];
-			qsum_decode(&qs, v.mv_data);
-			d->active += qs.active;
-			d->deferred += qs.deferred;
-			d->held += qs.held;
-			total = (uint64_t)qs.active + qs.deferred + qs.held;
-			start = (uint64_t)be32_get((const uint8_t *)k.mv_data + dl + 1) * QSLOT_SECONDS;
-			d->age[age_bucket(now > start ? now - start : 0)] += (uint32_t)total;
+		if (!exact_oldest || first == *n)
+			continue;
+		/* every domain of a shard lives in that shard: one read txn */
+		if (qshard_read_begin(sh, &txn) != 0)
+			continue;	/* the slot's start stands */
+		for (size_t i = first; i < *n; i++) {
+			uint64_t a = domain_oldest(sh, txn, arr[i].domain, strlen(arr[i].domain));
+			if (a)
+				arr[i].oldest = a;
 		}
-		mdb_cursor_close(cur);
 		qshard_read_end(sh, txn);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-	}
-	if (rc) {
-		free(arr);
-		*n = 0;
-		return qshard_status(rc);
 	}
 	*out = arr;
 	return QUEUE_OK;
+}
+
+int queue_summary(struct queue *q, uint64_t now, struct queue_domain_sum **out, size_t *n)
+{
+	return queue_summary_ex(q, now, 1, out, n);
 }

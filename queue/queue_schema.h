@@ -12,8 +12,9 @@
  *   due   when(8) id(8)               -> ""   (not held, has undone recipients;
  *                                              when = due time, or lease end if claimed)
  *   dom   domain '\0' id(8)           -> ""   (per domain, in arrival order)
- *   sum   domain '\0' slot(4)         -> active(4) deferred(4) held(4)
- *                                             (slot = arrival / 300 s)
+ *   sum   (retired: emptied at open; the per-domain summary lives in
+ *          memory, queue_agg.h, rebuilt from the records at open. It held
+ *          domain '\0' slot(4) -> active(4) deferred(4) held(4).)
  *   hist  id(8) seq(4)                -> attempt: time(8) rcpt(2) state(1) reply
  *   meta  "id_resv"                   -> highest queue ID reserved (8)
  *

@@ -161,6 +161,8 @@ int qshard_open(struct queue *q, struct shard *sh, unsigned idx)
 	sh->q = q;
 	sh->idx = idx;
 	sh->sync_fd = -1;
+	if ((rc = qagg_init(&sh->agg)) != 0)
+		return rc;
 	if (snprintf(sh->path, sizeof(sh->path), "%s/shard-%u", c->dir, idx) >= (int)sizeof(sh->path))
 		return ENAMETOOLONG;
 	if (mkdir(sh->path, 0700) != 0 && errno != EEXIST) {
@@ -203,7 +205,8 @@ int qshard_open(struct queue *q, struct shard *sh, unsigned idx)
 	if ((rc = dbi_open(txn, "msg", &sh->msg)) || (rc = dbi_open(txn, "body", &sh->body)) ||
 	    (rc = dbi_open(txn, "due", &sh->due)) || (rc = dbi_open(txn, "dom", &sh->dom)) ||
 	    (rc = dbi_open(txn, "sum", &sh->sum)) || (rc = dbi_open(txn, "hist", &sh->hist)) ||
-	    (rc = dbi_open(txn, "meta", &sh->meta))) {
+	    (rc = dbi_open(txn, "meta", &sh->meta)) ||
+	    (rc = mdb_drop(txn, sh->sum, 0))) {	/* retired (queue_schema.h): empty it */
 		mdb_txn_abort(txn);
 		return rc;
 	}
@@ -260,6 +263,7 @@ void qshard_close(struct shard *sh)
 	free(sh->rcpt);
 	free(sh->rbuf);
 	free(sh->obuf);
+	qagg_fini(&sh->agg);
 	memset(sh, 0, sizeof(*sh));
 }
 
@@ -550,10 +554,15 @@ static int txn_batch(struct shard *sh, struct queue_submission **subs, unsigned 
 		rc = mdb_txn_commit(txn);
 		if (rc == 0 && next + QID_RESERVE_LOW > sh->id_resv)
 			sh->id_resv = next + QID_RESERVE;
+		if (rc == 0)
+			qagg_commit(&sh->agg);	/* what readers see: committed states */
+		else
+			qagg_discard(&sh->agg);
 		return rc;
 	}
 fail:
 	mdb_txn_abort(txn);
+	qagg_discard(&sh->agg);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "queue/queue.h"
+#include "queue/queue_agg.h"
 #include "queue/queue_schema.h"
 
 enum qctl_op {		/* same values as enum queue_op_kind, then the writer's own */
@@ -88,6 +89,7 @@ struct shard {
 	size_t rbuf_cap, obuf_cap;
 	struct qrec_rcpt *rcpt;	/* QUEUE_RCPT_MAX */
 
+	struct qagg agg;	/* the summary in memory (queue_agg.h) */
 	struct queue_shard_stats st_c;
 	struct histo commit_ns;	/* the writer's group commits (queue.h) */
 };
@@ -121,8 +123,14 @@ void qshard_close(struct shard *sh);
 int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, int *st);
 int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c);
 
-/* Add (add=1) or remove (add=0) a record's due, dom and sum entries. */
+/* Add (add=1) or remove (add=0) a record's due and dom entries, and
+ * note the change for the aggregate (applied when the transaction commits:
+ * qagg_commit, or dropped: qagg_discard). */
 int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec *r, int add);
+/* Just the aggregate's part of that (building it at open). */
+void qshard_agg_note(struct shard *sh, const struct qrec *r, int add);
+/* Build the aggregate from the shard's records (open, before the writer). */
+int qrecover_agg(struct shard *sh);
 
 /*
  * Grow the map towards limit (no transaction of this process may be open on

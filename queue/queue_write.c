@@ -3,7 +3,8 @@
  * store a new message (record, body chunks, indexes), apply a control
  * request (claim, result, reschedule, complete, hold, release, delete, flush,
  * warn; and the writer's own seal and undo of a message spanning shards), and keep
- * the due, domain and summary indexes in step with every record. Only
+ * the due and domain indexes, and the summary in memory (queue_agg.h), in
+ * step with every record. Only
  * the writer thread calls these; the transaction and replay logic are in
  * queue_shard.c.
  *
@@ -42,35 +43,53 @@ static int buf_reserve(uint8_t **buf, size_t *cap, size_t need)
 
 /* ---- indexes ---------------------------------------------------------------- */
 
-static int sum_adjust(struct shard *sh, MDB_txn *txn, const char *dom, size_t dlen,
-		      uint32_t slot, int cls, int add)
+/* The class of a record's undone recipients of one domain (queue_agg.h). */
+static unsigned agg_class(const struct qrec *r, int deferred)
 {
-	uint8_t kb[QK_SUM_MAX], vb[QSUM_LEN];
-	MDB_val k = { qk_sum(kb, dom, dlen, slot), kb }, v;
-	struct qsum s = { 0, 0, 0 };
-	uint32_t *f;
-	int rc = mdb_get(txn, sh->sum, &k, &v);
+	if (r->flags & QF_HELD)
+		return QAGG_HELD;
+	if (r->flags & QF_CLAIMED)
+		return QAGG_ACTIVE;
+	return deferred ? QAGG_DEFERRED : QAGG_INCOMING;
+}
 
-	if (rc == 0 && v.mv_size == QSUM_LEN)
-		qsum_decode(&s, v.mv_data);
-	else if (rc && rc != MDB_NOTFOUND)
-		return rc;
-	f = cls == 2 ? &s.held : cls == 1 ? &s.deferred : &s.active;
-	if (add)
-		(*f)++;
-	else if (*f > 0)
-		(*f)--;
-	else
-		log_warn("queue: shard %u: summary underflow for domain %.*s",
-			 sh->idx, (int)dlen, dom);
-	if (s.active == 0 && s.deferred == 0 && s.held == 0) {
-		rc = mdb_del(txn, sh->sum, &k, NULL);
-		return rc == MDB_NOTFOUND ? 0 : rc;
+/* The first recipient of each domain with undone recipients: *deferred
+ * when one of that domain's undone recipients was deferred. 0: not the
+ * first of its domain (or done). */
+static int domain_first(const struct qrec *r, unsigned i, int *deferred)
+{
+	size_t dl, ol;
+	const char *d = q_addr_domain(r->rcpt[i].addr, &dl);
+
+	*deferred = 0;
+	if (r->rcpt[i].state > QUEUE_RCPT_DEFERRED)
+		return 0;
+	for (unsigned j = 0; j < r->nrcpt; j++) {
+		const char *o = q_addr_domain(r->rcpt[j].addr, &ol);
+		if (r->rcpt[j].state > QUEUE_RCPT_DEFERRED || !q_domain_eq(d, dl, o, ol))
+			continue;
+		if (j < i)
+			return 0;
+		if (r->rcpt[j].state == QUEUE_RCPT_DEFERRED)
+			*deferred = 1;
 	}
-	qsum_encode(&s, vb);
-	v.mv_size = QSUM_LEN;
-	v.mv_data = vb;
-	return mdb_put(txn, sh->sum, &k, &v, 0);
+	return 1;
+}
+
+void qshard_agg_note(struct shard *sh, const struct qrec *r, int add)
+{
+	int sign = add ? 1 : -1, deferred;
+	bool lead = !r->shards || (unsigned)__builtin_ctzll(r->shards) == sh->idx;
+
+	qagg_note_part(&sh->agg, lead, r->token == 0 && !(r->flags & QF_CLAIMED),
+		       !!(r->flags & QF_HELD), r->size, sign);
+	for (unsigned i = 0; i < r->nrcpt; i++) {
+		size_t dl;
+		const char *d = q_addr_domain(r->rcpt[i].addr, &dl);
+		if (domain_first(r, i, &deferred))
+			qagg_note_domain(&sh->agg, d, dl, r->arrival, agg_class(r, deferred),
+					 r->size, sign);
+	}
 }
 
 int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec *r, int add)
@@ -88,32 +107,18 @@ int qshard_index(struct shard *sh, MDB_txn *txn, uint64_t id, const struct qrec 
 		else if (rc)
 			return rc;
 	}
+	qshard_agg_note(sh, r, add);
 	for (unsigned i = 0; i < r->nrcpt; i++) {
-		size_t dl, ol;
+		size_t dl;
 		const char *d = q_addr_domain(r->rcpt[i].addr, &dl);
-		int seen = 0, deferred = 0, cls;
+		int deferred;
 
-		if (r->rcpt[i].state > QUEUE_RCPT_DEFERRED)
-			continue;
-		for (unsigned j = 0; j < r->nrcpt && !seen; j++) {
-			const char *o = q_addr_domain(r->rcpt[j].addr, &ol);
-			if (r->rcpt[j].state > QUEUE_RCPT_DEFERRED || !q_domain_eq(d, dl, o, ol))
-				continue;
-			if (j < i)
-				seen = 1;
-			else if (r->rcpt[j].state == QUEUE_RCPT_DEFERRED)
-				deferred = 1;
-		}
-		if (seen)
+		if (!domain_first(r, i, &deferred))
 			continue;
 		k.mv_size = qk_dom(kb, d, dl, id);
 		k.mv_data = kb;
 		rc = add ? mdb_put(txn, sh->dom, &k, &v, 0) : mdb_del(txn, sh->dom, &k, NULL);
 		if (rc && !(rc == MDB_NOTFOUND && !add))
-			return rc;
-		cls = (r->flags & QF_HELD) ? 2 : deferred ? 1 : 0;
-		rc = sum_adjust(sh, txn, d, dl, (uint32_t)(r->arrival / QSLOT_SECONDS), cls, add);
-		if (rc)
 			return rc;
 	}
 	return 0;

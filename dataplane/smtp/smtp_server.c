@@ -288,6 +288,14 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp
 	}
 }
 
+/* Tell the session's owner of a refusal for the mail log (cb.reject). */
+static void note_reject(struct smtp_session *s, const char *stage, const char *text,
+			const char *from, const char *to)
+{
+	if (s->cb.reject)
+		s->cb.reject(s->cb.user, stage, text, from, to);
+}
+
 static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	if (s->state == ST_INIT) {
@@ -303,11 +311,15 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	if (c->path.utf8 && !c->smtputf8) {
 		STAT(s, rej_utf8);
 		error_reply(s, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
+		note_reject(s, "MAIL", "553 5.6.7 Error: non-ASCII address requires SMTPUTF8",
+			    c->path.addr, NULL);
 		return;
 	}
 	if (c->has_size && s->conf->max_size && c->size > s->conf->max_size) {
 		STAT(s, rej_size);
 		error_reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
+		note_reject(s, "MAIL", "552 5.3.4 Error: message size exceeds fixed limit",
+			    c->path.addr, NULL);
 		return;
 	}
 	txn_reset(s);
@@ -338,6 +350,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	if (c->path.utf8 && !s->msg.smtputf8) {
 		STAT(s, rej_utf8);
 		error_reply(s, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
+		note_reject(s, "RCPT", "553 5.6.7 Error: non-ASCII address requires SMTPUTF8",
+			    s->msg.sender, c->path.addr);
 		return;
 	}
 	unsigned lim = s->conf->max_rcpt;
@@ -346,6 +360,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	if (s->msg.nrcpt >= lim) {
 		STAT(s, rej_rcpt_limit);
 		reply(s, "452 4.5.3 Error: too many recipients");
+		note_reject(s, "RCPT", "452 4.5.3 Error: too many recipients", s->msg.sender,
+			    c->path.addr);
 		return;
 	}
 	if (!c->path.literal &&
@@ -369,6 +385,7 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		snprintf(text, sizeof(text), "554 5.7.1 <%.256s>: Relay access denied",
 			 c->path.addr);
 		error_reply(s, text);
+		note_reject(s, "RCPT", text, s->msg.sender, c->path.addr);
 		return;
 	}
 	int r = rcpt_add(s, c->path.addr, c->orcpt, c->notify, c->path.addr);
@@ -527,6 +544,8 @@ static void end_of_message(struct smtp_session *s)
 	case SMTP_DV_SIZE:
 		STAT(s, rej_size);
 		reply(s, "552 5.3.4 Error: message too big");
+		note_reject(s, "END-OF-MESSAGE", "552 5.3.4 Error: message too big", m->sender,
+			    m->nrcpt ? m->rcpt1 : NULL);
 		txn_reset(s);
 		return;
 	default:
@@ -536,6 +555,8 @@ static void end_of_message(struct smtp_session *s)
 	if (loop && s->conf->loop != SMTP_LOOP_HOLD) {
 		STAT(s, rej_hops);
 		reply(s, "554 5.4.6 Error: too many hops");
+		note_reject(s, "END-OF-MESSAGE", "554 5.4.6 Error: too many hops", m->sender,
+			    m->nrcpt ? m->rcpt1 : NULL);
 		txn_reset(s);
 		return;
 	}

@@ -163,6 +163,13 @@ struct smtp_session_cb {
 	 * queued for domain. 0: started (250), -1: cannot now (458). NULL:
 	 * ETRN answers 458. */
 	int (*etrn)(void *user, const char *domain);
+	/* A refusal of the kind Postfix logs as "NOQUEUE: reject:" (relay
+	 * denied, too many recipients, too large, SMTPUTF8 needed, too many
+	 * hops): stage "MAIL", "RCPT" or "END-OF-MESSAGE", the reply sent, the
+	 * sender and recipient (NULL when none yet). Strings valid during the
+	 * call only. NULL: not wanted. */
+	void (*reject)(void *user, const char *stage, const char *reply, const char *from,
+		       const char *to);
 	void *user;
 };
 

@@ -946,6 +946,31 @@ static int on_etrn(void *user, const char *domain)
 	return 0;
 }
 
+/* A refusal for the mail log, in Postfix's words ("NOQUEUE: reject: RCPT
+ * from name[ip]: 554 ...; from=<s> to=<r> proto=ESMTP helo=<h>"): a line
+ * the control plane writes (ask.h ASK_MAILLOG; lcores never log). No slot:
+ * the line is lost (ask's no_slot counts it), the refusal is counted all
+ * the same (smtp.rej_*). */
+static void on_reject(void *user, const char *stage, const char *text, const char *from,
+		      const char *to)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	const char *name = sc->s.client.rdns[0] ? sc->s.client.rdns : "unknown";
+	struct ask *a;
+
+	if (!svc->asks || !(a = ask_get(svc->asks)))
+		return;
+	a->kind = ASK_MAILLOG;
+	a->who = (uint32_t)(sc - svc->conns);
+	a->gen = sc->gen;
+	snprintf(a->text, sizeof(a->text),
+		 "NOQUEUE: reject: %s from %s[%s]: %s; from=<%.256s>%s%.256s%s proto=%s helo=<%s>",
+		 stage, name, sc->s.client_ip, text, from ? from : "", to ? " to=<" : "",
+		 to ? to : "", to ? ">" : "", sc->s.helo[0] ? "ESMTP" : "SMTP", sc->s.helo);
+	ask_post(svc->asks, a);
+}
+
 /* The control plane's answers: names for the sessions that still wait. */
 static unsigned rdns_answers(struct smtp_service *svc)
 {
@@ -960,7 +985,7 @@ static unsigned rdns_answers(struct smtp_service *svc)
 		struct smtp_conn *sc = a->who < svc->hw ? &svc->conns[a->who] : NULL;
 
 		if (a->kind != ASK_RDNS) {
-			ask_put(svc->asks, a);	/* ETRN: answered at once, nothing owed */
+			ask_put(svc->asks, a);	/* ETRN, MAILLOG: nothing owed */
 			continue;
 		}
 		if (!sc || sc->gen != a->gen || !sc->rdns_pending || sc->state != CONN_OPEN) {
@@ -989,6 +1014,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	struct smtp_session_cb cb = {
 		.sink = on_body, .msg_begin = on_msg_begin, .trace_id = on_trace_id,
 		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset, .etrn = on_etrn,
+		.reject = on_reject,
 	};
 	int over;
 

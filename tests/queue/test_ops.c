@@ -5,7 +5,8 @@
  * complete, hold/release/delete (and the time held not counting toward
  * expiry), a message stored held, the enhanced status kept with a result,
  * the delay-warning mark, the operator's forced claim, list by domain,
- * per-domain summary,
+ * per-domain summary, the totals and summary in memory rebuilt alike at
+ * reopen, references by domain and shard, the paged walk of a shard,
  * recovery of unfinished claims, queue-ID uniqueness across restarts.
  */
 #include <criterion/criterion.h>
@@ -498,12 +499,15 @@ Test(ops, list_and_summary)
 	const struct queue_domain_sum *two = find_dom(s, n, "two.example");
 	cr_assert_not_null(one);
 	cr_assert_not_null(two);
-	cr_assert_eq(one->active, 2);
+	cr_assert_eq(one->incoming, 2, "b and c wait for their first try");
+	cr_assert_eq(one->active, 0);
 	cr_assert_eq(one->deferred, 1);
 	cr_assert_eq(one->held, 0);
+	cr_assert_eq(one->bytes, 300);
 	cr_assert_eq(one->oldest, T0);
-	cr_assert_eq(two->active, 1);
+	cr_assert_eq(two->incoming, 1);
 	cr_assert_eq(two->held, 1);
+	cr_assert_eq(two->bytes, 200);
 	cr_assert_eq(two->oldest, T0);
 	/* age buckets: <5, 5-10, 10-20, 20-40, 40-80, 80-160, 160-320 min ... */
 	uint32_t tot = 0;
@@ -523,9 +527,18 @@ Test(ops, list_and_summary)
 	cr_assert_eq(queue_summary(q, now, &s, &n), QUEUE_OK);
 	one = find_dom(s, n, "one.example");
 	cr_assert_not_null(one);
-	cr_assert_eq(one->active + one->deferred + one->held, 1);
+	cr_assert_eq(one->incoming + one->active + one->deferred + one->held, 1);
 	cr_assert_eq(one->oldest, now - 7 * 60);
 	free(s);
+	/* b claimed: active (in delivery) until its claim ends */
+	cr_assert_eq(queue_claim(q, 0, b, now, 60, &tok), QUEUE_OK);
+	cr_assert_eq(queue_summary(q, now, &s, &n), QUEUE_OK);
+	one = find_dom(s, n, "one.example");
+	cr_assert_not_null(one);
+	cr_assert(one->active == 1 && one->incoming == 0, "active %u incoming %u", one->active,
+		  one->incoming);
+	free(s);
+	cr_assert_eq(queue_reschedule(q, 0, b, tok, now), QUEUE_OK);
 	cr_assert_eq(queue_list_domain(q, "one.example", 0, ids, 8, &n), QUEUE_OK);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(ids[0], b);
@@ -657,6 +670,145 @@ Test(ops, multi_shard_message)
 	qt_msg_free(&m);
 }
 
+/* The summary and totals in memory agree with the records, and come back
+ * the same when the queue is opened again (built from the records). */
+static void same_sums(const struct queue_domain_sum *x, size_t nx, const struct queue_domain_sum *y,
+		      size_t ny)
+{
+	cr_assert_eq(nx, ny);
+	for (size_t i = 0; i < nx; i++) {
+		const struct queue_domain_sum *o = NULL;
+		for (size_t k = 0; k < ny; k++)
+			if (strcmp(x[i].domain, y[k].domain) == 0)
+				o = &y[k];
+		cr_assert_not_null(o, "%s is gone after the reopen", x[i].domain);
+		cr_assert_eq(memcmp(&x[i], o, sizeof(*o)), 0, "%s differs after the reopen",
+			     x[i].domain);
+	}
+}
+
+Test(ops, totals_and_summary_survive_reopen)
+{
+	const char *doms[] = { "d0.example", "d1.example", "d2.example", "d3.example" };
+	struct queue_domain_sum *s1, *s2;
+	struct queue_totals t1, t2;
+	char rcpts[256];
+	uint64_t ids[6];
+	size_t n1, n2;
+	uint32_t tok;
+	struct queue_msg *m;
+
+	queue_close(q);
+	open_q(4);
+	/* one message to all four domains (several shards), five to one each */
+	snprintf(rcpts, sizeof(rcpts), "a@%s,b@%s,c@%s,d@%s", doms[0], doms[1], doms[2], doms[3]);
+	ids[0] = put1(rcpts, 1000, 1, T0);
+	for (int i = 1; i < 6; i++) {
+		snprintf(rcpts, sizeof(rcpts), "x%d@%s", i, doms[i % 4]);
+		ids[i] = put1(rcpts, 100 * (size_t)i, (uint64_t)i, T0 + (uint64_t)i * 600);
+	}
+	queue_totals_get(q, &t1);
+	cr_assert_eq(t1.messages, 6, "the message to four domains counts once (%llu)",
+		     (unsigned long long)t1.messages);
+	cr_assert_eq(t1.untried, 6);
+	cr_assert_eq(t1.bytes, 1000 + 100 + 200 + 300 + 400 + 500);
+	cr_assert_eq(t1.domains, 4);
+	cr_assert_geq(t1.parts, 7, "its parts in several shards");
+	/* one held, one claimed (tried), one tried and deferred */
+	cr_assert_eq(queue_hold(q, ids[1]), QUEUE_OK);
+	unsigned sh = queue_shard_of(q, doms[2]);
+	cr_assert_eq(queue_claim(q, sh, ids[2], T0 + 7200, 600, &tok), QUEUE_OK);
+	sh = queue_shard_of(q, doms[3]);
+	cr_assert_eq(queue_claim(q, sh, ids[3], T0 + 7200, 600, &tok), QUEUE_OK);
+	cr_assert_eq(queue_result(q, sh, ids[3], tok, 0, QUEUE_RCPT_DEFERRED, "451", T0 + 7200),
+		     QUEUE_OK);
+	cr_assert_eq(queue_reschedule(q, sh, ids[3], tok, T0 + 9000), QUEUE_OK);
+	queue_totals_get(q, &t1);
+	cr_assert_eq(t1.held, 1);
+	cr_assert_eq(t1.untried, 4, "ids 2 and 3 were claimed");
+	cr_assert_eq(queue_summary(q, T0 + 7200, &s1, &n1), QUEUE_OK);
+	cr_assert_eq(n1, 4);
+	for (size_t i = 0; i < n1; i++) {
+		const struct queue_domain_sum *d = &s1[i];
+		if (strcmp(d->domain, doms[1]) == 0)
+			cr_assert(d->held == 1 && d->incoming == 2, "%s", d->domain);
+		else if (strcmp(d->domain, doms[2]) == 0)
+			cr_assert(d->active == 1 && d->incoming == 1, "%s", d->domain);
+		else if (strcmp(d->domain, doms[3]) == 0)
+			cr_assert(d->deferred == 1 && d->incoming == 1, "%s", d->domain);
+	}
+	/* its claim ended (a reopen would make it due: recovery), then a reopen */
+	cr_assert_eq(queue_lookup(q, queue_shard_of(q, doms[2]), ids[2], &m), QUEUE_OK);
+	cr_assert_eq(queue_reschedule(q, m->shard, ids[2], m->token, T0), QUEUE_OK);
+	free(m);
+	free(s1);
+	cr_assert_eq(queue_summary(q, T0 + 7200, &s1, &n1), QUEUE_OK);
+	queue_totals_get(q, &t1);
+	queue_close(q);
+	open_q(4);
+	cr_assert_eq(queue_summary(q, T0 + 7200, &s2, &n2), QUEUE_OK);
+	queue_totals_get(q, &t2);
+	same_sums(s1, n1, s2, n2);
+	cr_assert_eq(memcmp(&t1, &t2, sizeof(t1)), 0, "totals differ after the reopen");
+	free(s1);
+	free(s2);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(queue_delete(q, ids[i]), QUEUE_OK);
+	queue_totals_get(q, &t2);
+	cr_assert(t2.messages == 0 && t2.parts == 0 && t2.bytes == 0 && t2.domains == 0);
+	cr_assert_eq(queue_summary(q, T0, &s2, &n2), QUEUE_OK);
+	cr_assert_eq(n2, 0);
+	free(s2);
+}
+
+static int count_parts(void *user, const struct queue_msg *m)
+{
+	uint64_t *v = user;
+	cr_assert_gt(m->id, v[1], "ID order");
+	v[1] = m->id;
+	v[0]++;
+	return v[0] == v[2];	/* stop after v[2] */
+}
+
+Test(ops, refs_and_paged_walk)
+{
+	enum { N = 25 };
+	uint64_t ids[N], after = 0, v[3];
+	struct queue_ref refs[N + 1];
+	size_t n, got = 0;
+	uint64_t last;
+	int end;
+
+	for (int i = 0; i < N; i++)
+		ids[i] = put1(i % 5 ? "u@ref.example" : "u@ref.example,w@other.example", 100,
+			      (uint64_t)i, T0);
+	cr_assert_eq(queue_refs_domain(q, "REF.example.", 0, refs, N + 1, &n), QUEUE_OK);
+	cr_assert_eq(n, N);
+	for (int i = 0; i < N; i++)
+		cr_assert(refs[i].id == ids[i] && refs[i].shards == 1, "ref %d", i);
+	cr_assert_eq(queue_refs_domain(q, "other.example", ids[4], refs, N, &n), QUEUE_OK);
+	cr_assert_eq(n, 4, "after an ID");
+	do {
+		cr_assert_eq(queue_refs_shard(q, 0, after, refs, 7, &n), QUEUE_OK);
+		for (size_t i = 0; i < n; i++)
+			cr_assert_eq(refs[i].id, ids[got + i]);
+		got += n;
+		if (n)
+			after = refs[n - 1].id;
+	} while (n == 7);
+	cr_assert_eq(got, N);
+	/* the walk: a budget of 10, then a stop asked by the callback */
+	v[0] = 0; v[1] = 0; v[2] = 1000;
+	cr_assert_eq(queue_scan_msgs(q, 0, 0, 10, count_parts, v, &last, &end), QUEUE_OK);
+	cr_assert(v[0] == 10 && last == ids[9] && !end, "budget: %llu seen", (unsigned long long)v[0]);
+	v[0] = 0; v[2] = 3;
+	cr_assert_eq(queue_scan_msgs(q, 0, last, 100, count_parts, v, &last, &end), QUEUE_OK);
+	cr_assert(v[0] == 3 && last == ids[12] && !end);
+	v[0] = 0; v[2] = 1000;
+	cr_assert_eq(queue_scan_msgs(q, 0, last, 100, count_parts, v, &last, &end), QUEUE_OK);
+	cr_assert(v[0] == N - 13 && last == ids[N - 1] && end, "the rest, and the end");
+}
+
 /*
  * One domain, however it is spelt: ASCII case and one trailing dot ("the
  * root") do not make another domain. Every spelling lands in the same shard,
@@ -703,7 +855,7 @@ Test(ops, domain_spellings_are_one_domain)
 	cr_assert_eq(queue_summary(q, T0 + 60, &s, &n), QUEUE_OK);
 	cr_assert_eq(n, 1, "one summary row, not one per spelling (%zu rows)", n);
 	cr_assert_str_eq(s[0].domain, "example.com");
-	cr_assert_eq(s[0].active, NS + 1, "%u active, want %u", s[0].active, NS + 1);
+	cr_assert_eq(s[0].incoming, NS + 1, "%u incoming, want %u", s[0].incoming, NS + 1);
 	cr_assert_eq(s[0].oldest, T0);
 	free(s);
 	/* deleting takes every spelling's entries away again */

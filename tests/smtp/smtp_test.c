@@ -73,6 +73,15 @@ static int trace_id(void *user, char *buf, size_t cap)
 	return 0;
 }
 
+static void reject(void *user, const char *stage, const char *text, const char *from,
+		   const char *to)
+{
+	struct th *h = user;
+	h->rejects++;
+	snprintf(h->reject, sizeof(h->reject), "%s|%s|%s|%s", stage, text, from ? from : "-",
+		 to ? to : "-");
+}
+
 static int etrn(void *user, const char *domain)
 {
 	struct th *h = user;
@@ -87,7 +96,7 @@ void th_restart(struct th *h)
 	struct smtp_session_cb cb = {
 		.sink = sink, .msg_begin = msg_begin, .trace_id = trace_id,
 		.rcpt = rcpt_keep, .rcpt_reset = rcpt_reset, .now = fixed_now,
-		.etrn = etrn, .user = h,
+		.etrn = etrn, .reject = reject, .user = h,
 	};
 	cl.ip = h->s.client.ip;
 	h->nrcpts = 0;

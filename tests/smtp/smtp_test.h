@@ -43,6 +43,8 @@ struct th {
 	unsigned etrns;		/* cb.etrn calls */
 	char etrn[256];		/* the last domain it was given */
 	int etrn_ret;		/* what cb.etrn returns */
+	unsigned rejects;	/* cb.reject calls */
+	char reject[1024];	/* the last: "STAGE|REPLY|FROM|TO" ("-" for NULL) */
 };
 
 /* Fresh harness: client ip (dotted quad), mynetworks, relay_domains. */

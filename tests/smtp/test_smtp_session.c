@@ -2,7 +2,8 @@
  * test_smtp_session.c - the session engine end to end, without TCP: every
  * command, sequence errors, pipelining order and chunking independence,
  * BDAT, STARTTLS, limits with their exact replies, smuggling through a
- * whole session, relay decisions, the durable-250 rule, timeouts, shutdown.
+ * whole session, relay decisions, the durable-250 rule, timeouts, shutdown,
+ * the refusals handed to the mail log (cb.reject) and the errors that are not.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -1054,4 +1055,25 @@ Test(session, etrn_from_outside_mynetworks_is_459)
 	th_feeds(h, "ETRN example.com\r\n");
 	OUT_IS("459 4.7.1 example.com: ETRN is not allowed from this client\r\n");
 	cr_expect_eq(h->etrns, 0);
+}
+
+/* The refusals Postfix logs as "NOQUEUE: reject:" reach cb.reject with
+ * their stage, reply, sender and recipient; sequence and syntax errors do
+ * not. */
+Test(session, policy_refusals_go_to_the_mail_log_errors_do_not)
+{
+	h = th_new(OUTSIDE_IP, MYNET, "example.com");
+	th_feeds(h, EHLO);
+	th_feeds(h, "RCPT TO:<c@d.example>\r\nFOO\r\nMAIL FROM:<bad\r\n");
+	cr_expect_eq(h->rejects, 0, "sequence and syntax errors are not logged as rejects");
+	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@gmail.example>\r\n");
+	cr_expect_eq(h->rejects, 1);
+	cr_expect_str_eq(h->reject, "RCPT|554 5.7.1 <x@gmail.example>: Relay access denied|"
+				    "a@b.example|x@gmail.example");
+	th_feeds(h, "RSET\r\n");
+	h->conf.max_size = 1000;
+	th_feeds(h, "MAIL FROM:<big@b.example> SIZE=5000\r\n");
+	cr_expect_eq(h->rejects, 2);
+	cr_expect_str_eq(h->reject, "MAIL|552 5.3.4 Error: message size exceeds fixed limit|"
+				    "big@b.example|-");
 }

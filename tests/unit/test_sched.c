@@ -20,7 +20,8 @@
  * plaintext fallback count nothing against the destination; connection
  * reuse from the inventory; results durable in the same apply as the end
  * of the claim, and a crash with a job out delivers again, never loses;
- * the body arena's bound; the active set's bound; flush; quiesce.
+ * the body arena's bound; the active set's bound; flush; the operator's
+ * suspension of a domain; quiesce.
  */
 #include <criterion/criterion.h>
 
@@ -1384,6 +1385,66 @@ Test(sched, flush_makes_due_now_and_clears_the_backoff)
 		answer_all_ok();
 	}
 	cr_assert_eq(stats().completed, 11);
+	fx_stop();
+}
+
+/* The operator's suspension of one destination domain: its mail is given
+ * back untried (no attempt recorded), another domain on the same next hop
+ * goes on; resume flushes it; a suspension --for T ends by itself. */
+Test(sched, suspend_holds_one_domain_back_and_resume_flushes_it)
+{
+	struct opts o;
+	struct queue_msg *m;
+	unsigned n = 0;
+	opts_default(&o);
+	fx_start(&o);
+	route("s.test", "[" SINK "]");
+	route("t.test", "[" SINK "]");
+	cr_assert_eq(sched_suspend_domain(s, "S.test.", 0), QUEUE_OK, "any spelling");
+	cr_assert_eq(sched_suspend_domain(s, "not a domain", 0), QUEUE_INVALID);
+	uint64_t a = put("a@s.test");
+	uint64_t b = put("b@t.test");
+	settle();
+	cr_assert_eq(take(), 1, "t.test's alone");
+	cr_assert_str_eq(out[0].j->msg.rcpt[0].addr, "b@t.test");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(b));
+	cr_assert_eq(stats().suspended, 1);
+	m = look(a, 0);
+	cr_assert_not_null(m);
+	cr_assert(m->rcpt[0].state == QUEUE_RCPT_PENDING && m->rcpt[0].attempts == 0,
+		  "untried: nothing recorded");
+	cr_assert_eq(m->due, clk.s + 300, "back after min_backoff meanwhile");
+	free(m);
+	json_t *arr = json_array();
+	cr_assert_eq(sched_suspended_json(s, arr), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "domain")),
+			 "s.test");
+	json_decref(arr);
+	cr_assert_eq(sched_resume_domain(s, "s.test", &n), QUEUE_OK);
+	cr_assert_eq(n, 1, "resume flushes the domain");
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_str_eq(out[0].j->msg.rcpt[0].addr, "a@s.test");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(a));
+	cr_assert_eq(sched_resume_domain(s, "s.test", &n), QUEUE_NOTFOUND);
+	/* --for 60: given back until then, and tried when it ends */
+	cr_assert_eq(sched_suspend_domain(s, "s.test", 60), QUEUE_OK);
+	uint64_t c = put("c@s.test");
+	settle();
+	cr_assert_eq(take(), 0);
+	m = look(c, 0);
+	cr_assert_eq(m->due, clk.s + 60, "due when the suspension ends");
+	free(m);
+	adv(61);
+	settle();
+	cr_assert_eq(take(), 1, "the suspension ran out: tried");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(c));
 	fx_stop();
 }
 
