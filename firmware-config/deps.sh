@@ -22,7 +22,8 @@ test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            ethtool	# veth offloads off for net_af_packet (netns.sh)
            libfuse3-dev fuse3	# tests/support/cachefs.c: the power-cut test's disk
            prometheus	# promtool check metrics (metrics_e2e); its service is not started
-           dpdk-dev)	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
+           dpdk-dev	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
+           testssl.sh)	# tls_e2e: the STARTTLS policy checked by a third party
 
 want=("${build_pkgs[@]}")
 case "${1:-run}" in
