@@ -92,6 +92,8 @@ static const struct key keys[] = {
 	{ "tcp", "msl", K_DUR_NS, F(dp.tcp.msl_ns), NS_PER_MS, 600 * NS_PER_SEC, NULL },
 	{ "tcp", "delayed_ack", K_DUR_NS, F(dp.tcp.delack_ns), NS_PER_MS, 200 * NS_PER_MS, NULL },
 	{ "tcp", "keepalive", K_BOOL, F(dp.tcp.keepalive), 0, 0, NULL },
+	{ "tcp", "tail_loss_probe", K_BOOL, F(dp.tcp.tlp), 0, 0, NULL },
+	{ "tcp", "tlp_ack_delay", K_DUR_NS, F(dp.tcp.tlp_ack_delay_ns), 0, 200 * NS_PER_MS, NULL },
 	{ "impair", "seed", K_UINT, F(dp.impair.seed), 0, UINT64_MAX, NULL },
 	{ "impair", "rx_drop", K_RATE, F(dp.impair.rx.drop), 0, 0, NULL },
 	{ "impair", "rx_dup", K_RATE, F(dp.impair.rx.dup), 0, 0, NULL },

@@ -150,6 +150,15 @@ void tcp_cc_dupack(struct tcp_conn *c, const struct tcp_seg *s)
 	tcp_output(c);
 }
 
+void tcp_cc_tlp_repaired(struct tcp_conn *c)
+{
+	/* RFC 8985 7.4.2: a loss the probe repaired is a loss: the response
+	 * fast recovery would have made (the flight is gone by now: halve the
+	 * window that carried it) */
+	c->ssthresh = tcp_max32(c->cwnd / 2, 2u * c->mss);
+	c->cwnd = c->ssthresh;
+}
+
 void tcp_cc_timeout(struct tcp_conn *c)
 {
 	tcp_sb_clear(c);

@@ -412,6 +412,8 @@ void tcp_conf_default(struct tcp_conf *c)
 	c->rto_min_ns = 200 * NS_PER_MS;
 	c->rto_max_ns = 60 * NS_PER_SEC;
 	c->delack_ns = 40 * NS_PER_MS;
+	c->tlp = true;
+	c->tlp_ack_delay_ns = 40 * NS_PER_MS;
 	c->fin_wait2_ns = 60 * NS_PER_SEC;
 	c->syn_retries = 6;
 	c->r1 = 3;

@@ -518,6 +518,7 @@ static void ack_new(struct tcp_conn *c, const struct tcp_seg *s)
 	c->nrexmit = 0;
 	c->persist_shift = 0;
 	tcp_cc_ack(c, ack, acked);
+	tcp_tlp_ack(c, s);
 	if (c->snd_una == c->snd_max)
 		c->rexmt_at = 0;
 	else if (!c->in_recovery || c->sack_recovery)

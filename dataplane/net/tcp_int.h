@@ -149,6 +149,11 @@ struct tcp_conn {
 	uint32_t rtt_seq;
 	uint64_t rtt_start;
 	unsigned nrexmit;	/* consecutive timeouts (R1/R2) */
+	/* Tail Loss Probe (tcp_timer.c): rexmt_at holds a PTO, not an RTO;
+	 * a probe is out (until an ACK covers tlp_end, the snd_max it was
+	 * sent at); it retransmitted old data (else it was new data) */
+	bool pto_armed, tlp_out, tlp_rexmit, tlp_dsack;
+	uint32_t tlp_end;
 	unsigned persist_shift, keep_probes;
 
 	/* receive side */
@@ -304,7 +309,14 @@ void tcp_wheel_fini(struct tcp_wheel *w);
 void tcp_timer_update(struct tcp_conn *c);
 void tcp_timer_cancel(struct tcp_conn *c);
 void tcp_timer_run(struct tcp_stack *ts);
+/* Arm the retransmission timer: a PTO when a Tail Loss Probe may go
+ * (conf.tlp, synchronized, not in recovery, no probe or timeout pending),
+ * else the RTO. */
 void tcp_arm_rexmt(struct tcp_conn *c);
+/* An ACK (cumulative ack, SACK blocks in s) while a probe is out: ends the
+ * probe's episode once ack covers tlp_end; a probe that repaired a loss
+ * (no D-SACK said it was a duplicate) gets the congestion response. */
+void tcp_tlp_ack(struct tcp_conn *c, const struct tcp_seg *s);
 
 /* tcp_cc.c */
 void tcp_cc_init(struct tcp_conn *c);
@@ -313,6 +325,8 @@ void tcp_cc_init(struct tcp_conn *c);
 void tcp_cc_ack(struct tcp_conn *c, uint32_t ack, uint32_t acked);
 void tcp_cc_dupack(struct tcp_conn *c, const struct tcp_seg *s);
 void tcp_cc_timeout(struct tcp_conn *c);
+/* A Tail Loss Probe repaired a loss: reduce the window once. */
+void tcp_cc_tlp_repaired(struct tcp_conn *c);
 void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt_ns);
 /* Merge the SACK blocks of an ACK into the scoreboard (after snd_una moved). */
 void tcp_cc_sack_update(struct tcp_conn *c, const struct tcp_seg *s);

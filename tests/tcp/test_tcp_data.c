@@ -3,7 +3,8 @@
  * timing (RFC 6298 backoff, Karn), fast retransmit/NewReno recovery,
  * zero-window persist probes, out-of-order reassembly and SACK blocks,
  * delayed ACKs, send-buffer back-pressure and writable, receive window
- * closing/reopening, sender SWS avoidance, SACK-based recovery (RFC 6675).
+ * closing/reopening, sender SWS avoidance, SACK-based recovery (RFC 6675),
+ * Tail Loss Probe (RFC 8985: PTO timing, one probe, D-SACK, off).
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -603,4 +604,136 @@ Test(tcp_data, limited_transmit_rfc3042)
 	cr_assert(tpop(&N, &r), "third: fast retransmit");
 	cr_expect_eq(r.seq, ISS + 1);
 	tnode_clear(&N);
+}
+
+/* ---- Tail Loss Probe (RFC 8985 7) ---------------------------------------- */
+
+/* One exchange with a 10 ms RTT so that SRTT = 10 ms (RTO: the 200 ms
+ * floor); returns the next sequence number to send. */
+static uint32_t tlp_prime(void)
+{
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 100), 100);
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 10 * NS_PER_MS);
+	inj(PISN + 1, ISS + 101, TCP_ACK, NULL, 0);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_assert_eq(i.srtt_ns, 10 * NS_PER_MS);
+	cr_assert_eq(i.rto_ns, 200 * NS_PER_MS);
+	tnode_clear(&N);
+	return ISS + 101;
+}
+
+/* A lone reply is lost: the probe resends it after PTO = 2 * SRTT + the
+ * one-segment ACK allowance (40 ms) = 60 ms, not after the 200 ms RTO. */
+Test(tcp_data, tlp_resends_a_lost_lone_segment_after_pto)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, "250 2.0.0 Ok\r\n", 14), 14);
+	cr_assert(tpop(&N, &r));	/* lost on the way */
+	cr_expect_eq(r.seq, seq);
+	tadvance(&N, 59 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0, "nothing before the PTO");
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe at ~60 ms");
+	cr_expect_eq(r.seq, seq);
+	cr_expect_eq(r.len, 14);
+	cr_expect_eq(memcmp(r.data, "250 2.0.0 Ok\r\n", 14), 0);
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	cr_expect_eq(st->tlp_probes, 1);
+	cr_expect_eq(st->rto_fires, 0);
+	/* its ACK completes the exchange: a loss the probe repaired */
+	struct tcp_conn_info i0, i;
+	tcp_get_info(A.conn, &i0);
+	tadvance(&N, 10 * NS_PER_MS);
+	inj(PISN + 1, seq + 14, TCP_ACK, NULL, 0);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.snd_una, seq + 14);
+	cr_expect_eq(st->tlp_recovered, 1);
+	cr_expect_lt(i.cwnd, i0.cwnd, "window reduced: %u -> %u", i0.cwnd, i.cwnd);
+	cr_expect_leq(i.ssthresh, tcp_max32((i0.cwnd + 14) / 2, 2 * i0.mss), "halved once");
+	/* and nothing more is sent: no RTO later */
+	tadvance(&N, 1000 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0);
+	cr_expect_eq(st->rto_fires, 0);
+}
+
+/* With several segments out the PTO is 2 * SRTT (20 ms); the probe is the
+ * last segment; a second loss of it waits for the RTO (one probe only). */
+Test(tcp_data, tlp_probes_once_then_the_rto)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 3000), 3000);
+	unsigned n = 0;
+	while (tpop(&N, &r))
+		n++;
+	cr_assert_eq(n, 3);	/* all three lost */
+	tadvance(&N, 19 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0);
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe at ~20 ms");
+	cr_expect_eq(r.seq, seq + 2000, "the last segment");
+	cr_expect_eq(r.len, 1000);
+	cr_expect_eq(tpending(&N), 0, "one probe");
+	/* the probe is lost too: the RTO (200 ms after the probe) takes over */
+	tadvance(&N, 198 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0, "no second probe");
+	tadvance(&N, 4 * NS_PER_MS);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.seq, seq, "RTO: back to snd_una");
+	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_probes, 1);
+}
+
+/* A probe the peer did not need (its ACK was late) is reported by D-SACK:
+ * no loss, the window is kept. */
+Test(tcp_data, tlp_spurious_probe_keeps_the_window)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 500), 500);
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 61 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe");
+	struct tcp_conn_info i0, i;
+	tcp_get_info(A.conn, &i0);
+	/* the ACK with a D-SACK block for the duplicate (RFC 2883) */
+	uint8_t o[12] = { 1, 1, 5, 10 };
+	uint32_t b[2] = { rte_cpu_to_be_32(seq), rte_cpu_to_be_32(seq + 500) };
+	memcpy(o + 4, b, 8);
+	inj_full(PISN + 1, seq + 500, TCP_ACK, 65535, NULL, 0, o, 12);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.snd_una, seq + 500);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_spurious, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_recovered, 0);
+	cr_expect_geq(i.cwnd, i0.cwnd, "window kept: %u -> %u", i0.cwnd, i.cwnd);
+}
+
+/* [tcp] tail_loss_probe = no: the lost reply waits for the RTO floor. */
+Test(tcp_data, tlp_off_waits_for_the_rto)
+{
+	struct tcp_conf cf;
+	tconf(&cf);
+	cf.tlp = false;
+	tnode_fini(&N);
+	tapp_fini(&A);
+	open_conn(&cf);
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, "250 2.0.0 Ok\r\n", 14), 14);
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 199 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0);
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.seq, seq);
+	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_probes, 0);
 }
