@@ -103,6 +103,7 @@ static const struct key keys[] = {
 	{ "impair", "tx_dup", K_RATE, F(dp.impair.tx.dup), 0, 0, NULL },
 	{ "impair", "tx_reorder", K_RATE, F(dp.impair.tx.reorder), 0, 0, NULL },
 	{ "impair", "tx_corrupt", K_RATE, F(dp.impair.tx.corrupt), 0, 0, NULL },
+	{ "impair", "tx_push_drop_every", K_UINT, F(dp.impair.tx.push_drop_every), 0, 1000000, NULL },
 	{ "impair", "hold", K_DUR_NS, F(dp.impair.hold_ns), 0, NS_PER_SEC, NULL },
 	{ "impair", "notice_hold", K_DUR_NS, F(delivery.notice_hold_ns), 0, 60 * NS_PER_SEC, NULL },
 	{ "testsvc", "echo_port", K_UINT, F(dp.echo.port), 0, 65535, NULL },

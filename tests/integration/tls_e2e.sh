@@ -29,7 +29,7 @@ TESTSSL=$(command -v testssl || command -v testssl.sh || true)
 
 # pair NAME: an EC P-256 certificate and key in $T_DIR/NAME.{crt,key}
 pair() {
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
 		-subj "/CN=mx-$1.sluice.test" -addext "subjectAltName=DNS:mx-$1.sluice.test" \
 		-keyout "$T_DIR/$1.key" -out "$T_DIR/$1.crt" >/dev/null 2>&1
 }
