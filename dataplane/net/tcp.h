@@ -91,7 +91,8 @@ struct tcp_listener;
 	X(timewait_recycled) X(sack_recoveries) X(sack_blocks_in)             \
 	X(syn_retransmits) X(r1_reached) X(port_exhausted) X(tx_nombuf)      \
 	X(sndbuf_budget_waits) X(app_timers)                                  \
-	X(tlp_probes) X(tlp_new_data) X(tlp_recovered) X(tlp_spurious)
+	X(tlp_probes) X(tlp_new_data) X(tlp_recovered) X(tlp_spurious)        \
+	X(pmtu_lowered) X(pmtu_rejected)
 
 struct tcp_stats {
 	TCP_STATS(STATS_FIELD)

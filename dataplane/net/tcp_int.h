@@ -279,6 +279,12 @@ void tcp_budget_wake(struct tcp_stack *ts);
 
 /* tcp_input.c */
 void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);
+/* ICMP "fragmentation needed" for one of our segments (net_frag_needed_fn). */
+void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *quoted,
+			const uint8_t *l4);
+/* The smallest path MTU believed (Linux's min_pmtu): a forged ICMP cannot
+ * shrink segments below 552 - 40 bytes of payload. */
+#define TCP_PMTU_MIN 552
 
 /* tcp_output.c */
 void tcp_output(struct tcp_conn *c);

@@ -4,10 +4,15 @@
  * zero-window persist probes, out-of-order reassembly and SACK blocks,
  * delayed ACKs, send-buffer back-pressure and writable, receive window
  * closing/reopening, sender SWS avoidance, SACK-based recovery (RFC 6675),
- * Tail Loss Probe (RFC 8985: PTO timing, one probe, D-SACK, off).
+ * Tail Loss Probe (RFC 8985: PTO timing, one probe, D-SACK, off), path MTU
+ * (ICMP fragmentation needed lowers the MSS, with RFC 5927 checks).
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <string.h>
+
+#include <rte_ether.h>
+#include <rte_ip.h>
 
 #include "tests/tcp/tcp_test.h"
 
@@ -736,4 +741,120 @@ Test(tcp_data, tlp_off_waits_for_the_rto)
 	cr_expect_eq(r.seq, seq);
 	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 1);
 	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_probes, 0);
+}
+
+/* ---- Path MTU: ICMP "fragmentation needed" (RFC 1191, RFC 5927) ---------- */
+
+/* A router's type 3 code 4 quoting our segment: next-hop MTU mtu, the
+ * quoted datagram qlen bytes long, from our port 25 (lport) to the peer's
+ * port (rport), sequence number seq. */
+static void inj_frag_needed(uint16_t mtu, uint16_t qlen, uint16_t lport, uint16_t rport,
+			    uint32_t seq)
+{
+	uint8_t buf[128];
+	memset(buf, 0, sizeof(buf));
+	struct rte_ether_hdr *eh = (struct rte_ether_hdr *)buf;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eh + 1);
+	uint8_t *ic = (uint8_t *)(ip + 1);
+	struct rte_ipv4_hdr *q = (struct rte_ipv4_hdr *)(ic + 8);
+	uint8_t *qt = (uint8_t *)(q + 1);
+	eh->dst_addr = N.ns.addr.mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ic[0] = 3;
+	ic[1] = 4;
+	ic[6] = (uint8_t)(mtu >> 8);
+	ic[7] = (uint8_t)mtu;
+	q->version_ihl = RTE_IPV4_VHL_DEF;
+	q->total_length = rte_cpu_to_be_16(qlen);
+	q->time_to_live = 63;
+	q->next_proto_id = IPPROTO_TCP;
+	q->src_addr = N.ns.addr.ip;
+	q->dst_addr = tip(PEER_IP);
+	qt[0] = (uint8_t)(lport >> 8); qt[1] = (uint8_t)lport;
+	qt[2] = (uint8_t)(rport >> 8); qt[3] = (uint8_t)rport;
+	qt[4] = (uint8_t)(seq >> 24); qt[5] = (uint8_t)(seq >> 16);
+	qt[6] = (uint8_t)(seq >> 8); qt[7] = (uint8_t)seq;
+	unsigned iclen = 8 + 20 + 8;
+	uint16_t ck = (uint16_t)~rte_raw_cksum(ic, iclen);
+	memcpy(ic + 2, &ck, 2);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(20 + iclen));
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_ICMP;
+	ip->src_addr = tip("198.18.0.77");	/* a router on the path */
+	ip->dst_addr = N.ns.addr.ip;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	unsigned flen = 14 + 20 + iclen;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(N.pool);
+	cr_assert_not_null(m);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)flen), buf, flen);
+	net_input(&N.ns, m);
+}
+
+/* MTU 600 on the path: the MSS drops to 560 and the flight goes again at
+ * once in 560-byte segments; later data uses the new size. */
+Test(tcp_data, frag_needed_lowers_the_mss_and_resends)
+{
+	fill_pattern();
+	cr_expect_eq(tcp_send(A.conn, pattern, 3000), 3000);
+	struct tout r;
+	unsigned n = 0;
+	while (tpop(&N, &r))
+		n++;
+	cr_assert_eq(n, 3);	/* 3 x 1000, all too big for the path */
+	inj_frag_needed(600, 1040, LP, SP, ISS + 1);
+	cr_expect_eq(N.ns.stats.icmp_rx_frag_needed, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_lowered, 1);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 560);
+	uint32_t next = ISS + 1;
+	n = 0;
+	while (tpop(&N, &r)) {
+		cr_expect_eq(r.seq, next);
+		cr_expect_leq(r.len, 560);
+		cr_expect_eq(memcmp(r.data, pattern + (r.seq - ISS - 1), r.len), 0);
+		next += r.len;
+		n++;
+	}
+	cr_expect_eq(next, ISS + 3001, "the whole flight resent at once (%u segments)", n);
+	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 0);
+	/* acked: new data is cut to the new size */
+	inj(PISN + 1, ISS + 3001, TCP_ACK, NULL, 0);
+	tnode_clear(&N);
+	cr_expect_eq(tcp_send(A.conn, pattern, 1000), 1000);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.len, 560);
+}
+
+/* RFC 5927 checks: a quote outside SND.UNA..SND.NXT, for other ports, with
+ * an MTU not below the quoted size, or none at all, changes nothing; a
+ * tiny MTU is raised to the 552 floor. */
+Test(tcp_data, frag_needed_is_checked)
+{
+	fill_pattern();
+	cr_expect_eq(tcp_send(A.conn, pattern, 2000), 2000);
+	tnode_clear(&N);
+	inj_frag_needed(600, 1040, LP, SP, ISS);		/* below SND.UNA */
+	inj_frag_needed(600, 1040, LP, SP, ISS + 2001);		/* at SND.NXT */
+	inj_frag_needed(600, 1040, LP, SP, ISS + 1000000);	/* far away */
+	inj_frag_needed(600, 1040, LP, SP + 1, ISS + 1);	/* another connection */
+	inj_frag_needed(600, 1040, LP + 1, SP, ISS + 1);
+	inj_frag_needed(1040, 1040, LP, SP, ISS + 1);		/* was not too big */
+	inj_frag_needed(0, 1040, LP, SP, ISS + 1);		/* no MTU given */
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_rejected, 7);
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_lowered, 0);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 1000);
+	cr_expect_eq(tpending(&N), 0, "nothing resent");
+	/* in window, MTU 100: the floor, 552 - 40 */
+	inj_frag_needed(100, 1040, LP, SP, ISS + 1001);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 512);
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_lowered, 1);
+	/* a later one for a larger MTU does not raise it */
+	inj_frag_needed(900, 1040, LP, SP, ISS + 1);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 512);
 }
