@@ -11,6 +11,8 @@
 #  1. A client in C streams 1 MB to sluiced's echo service and reads it back
 #     (SHA-256 equal) within 60 s: sluiced took the ICMP (icmp_rx_frag_needed,
 #     tcp.pmtu_lowered) and sent the rest in 1228-byte pieces.
+#     A 1 MB SMTP message sent to sluiced is relayed across the same route
+#     to an aiosmtpd next hop in C within 60 s.
 #  2. The same path as a black hole (T forwards at 1500, C's own link is
 #     1280 but C still announces MSS 1460, so the datagrams die without an
 #     ICMP): the stream does not complete within 20 s and no MSS was
@@ -25,7 +27,8 @@ PY="/usr/bin/python3 $here/tcp_clients.py"
 C_NS=sl-pmtuc-$$
 VT=vpt$(( $$ % 100000 ))
 VC=vpc$(( $$ % 100000 ))
-cleanup_c() { ip netns del "$C_NS" 2>/dev/null; t_teardown; }
+SINK=
+cleanup_c() { [ -n "$SINK" ] && kill "$SINK" 2>/dev/null; ip netns del "$C_NS" 2>/dev/null; t_teardown; }
 trap cleanup_c EXIT
 
 sluice_ns_up "$C_NS"
@@ -37,11 +40,16 @@ ip netns exec "$T_NS" sysctl -qw net.ipv4.ip_forward=1 &&
 ip -n "$T_NS" route replace 198.18.1.0/24 dev "$VT" mtu lock 1280
 check "router namespace with a 1280-byte route to the client" test $? -eq 0
 
+ip netns exec "$C_NS" /usr/bin/python3 "$here/delivery_tools.py" sink 198.18.1.2 25 \
+	"$T_DIR/sink" >"$T_DIR/sink.out" 2>&1 &
+SINK=$!
+sink_up() { ip netns exec "$C_NS" ss -ltn | grep -q " 198.18.1.2:25 "; }
+check "an aiosmtpd next hop in C on 198.18.1.2:25" wait_for 20 sink_up
 t_conf "[testsvc]
 echo_port = 7
-[delivery]
-enabled = no"
-check "sluiced starts with the echo service" t_start
+[routes]
+relayhost = [198.18.1.2]:25"
+check "sluiced starts with the echo service, relaying to C" t_start
 
 # --- 1. with ICMP --------------------------------------------------------------------------
 out=$(ip netns exec "$C_NS" timeout 60 $PY stream 198.18.0.2 7 1000000); st=$?
@@ -49,6 +57,23 @@ check "1 MB each way across the 1280 route, SHA-256 equal: $out" test $st -eq 0
 fn=$(stat net.icmp_rx_frag_needed); low=$(stat tcp.pmtu_lowered)
 check "sluiced took the router's ICMP ($fn received) and lowered the MSS ($low)" \
 	test "$fn" -ge 1 -a "$low" -ge 1
+
+# a 1 MB message relayed to the next hop in C (sluiced sends it: full segments)
+out=$(ip netns exec "$T_NS" /usr/bin/python3 - <<'PY' 2>&1
+import smtplib
+body = "Subject: pmtu\r\n\r\n" + ("y" * 998 + "\r\n") * 1000
+s = smtplib.SMTP("198.18.0.2", 25, timeout=60)
+s.sendmail("a@client.test", ["x@sink.test"], body)
+s.quit()
+print(len(body))
+PY
+); st=$?
+check "a 1 MB message taken by sluiced ($out bytes)" test $st -eq 0
+arrived() { [ -s "$T_DIR/sink/msgs.log" ]; }
+check "... and delivered across the 1280 route within 60 s" wait_for 60 arrived
+low2=$(stat tcp.pmtu_lowered)
+check "the delivery connection's MSS was lowered too ($low -> $low2)" test "$low2" -gt "$low"
+kill "$SINK" 2>/dev/null; SINK=
 
 # --- 2. without: a black hole (no ICMP comes) ----------------------------------------------
 # T's route back to 1500, C's link down to 1280 but C still announcing MSS
