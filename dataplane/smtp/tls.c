@@ -97,7 +97,10 @@ struct tls_ctx *tls_ctx_server(const char *cert_file, const char *key_file,
 	/* One context serves every lcore: sessions are not cached across them. */
 	SSL_CTX_set_session_cache_mode(t->ssl_ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(t->ssl_ctx, 0);
-	SSL_CTX_set_options(t->ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Nor TLS 1.2 tickets: their key lives as long as the context, so
+	 * whoever got it could read every recorded session that used one
+	 * (forward secrecy lost); SMTP clients seldom resume anyway. */
+	SSL_CTX_set_options(t->ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
 	if (tls_ctx_policy(t, NULL, err, errlen) < 0)
 		goto fail;
 	return t;

@@ -13,7 +13,8 @@
  * EC P-256, ten years, CN and subjectAltName set to the hostname.
  *
  * The server's policy (tls_ctx_policy, [tls] ciphers/ciphersuites/groups):
- * TLS 1.2 and 1.3 only, no renegotiation, no compression, the server's
+ * TLS 1.2 and 1.3 only, no renegotiation, no compression, no session
+ * tickets (TLS 1.2 tickets would void forward secrecy), the server's
  * cipher order; TLS 1.2 ciphers ECDHE with an AEAD only (a list that selects
  * anything else is refused, so a typo cannot weaken it); TLS 1.3 suites
  * OpenSSL's defaults; key exchange over X25519 or P-256.

@@ -171,6 +171,8 @@ Test(tls, bad_files_are_reported, .init = make_pair, .fini = cleanup)
  * handshake completed on both ends, 0 when it failed; the negotiated cipher
  * and group go to cipher/group.
  */
+static int raw_ticket;	/* the last raw_handshake got a session ticket */
+
 static int raw_handshake(struct tls_conn *s, int maxv, const char *ciphers, const char *suites,
 			 const char *groups, char *cipher, size_t clen, char *group, size_t glen)
 {
@@ -210,6 +212,8 @@ static int raw_handshake(struct tls_conn *s, int maxv, const char *ciphers, cons
 		if (r <= 0 && e != SSL_ERROR_WANT_READ)
 			break;
 	}
+	if (done)
+		raw_ticket = SSL_SESSION_has_ticket(SSL_get0_session(c));
 	snprintf(cipher, clen, "%s", done ? SSL_get_cipher_name(c) : "");
 	snprintf(group, glen, "%s", done ? SSL_group_to_name(c, SSL_get_negotiated_group(c)) : "");
 	SSL_free(c);
@@ -260,6 +264,13 @@ Test(tls, policy_server_picks_its_order, .init = make_pair, .fini = cleanup)
 				     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
 				     NULL, cipher, group), 1);
 	cr_assert_str_eq(cipher, "TLS_AES_256_GCM_SHA384");
+}
+
+Test(tls, policy_issues_no_session_ticket, .init = make_pair, .fini = cleanup)
+{
+	char cipher[64], group[64];
+	cr_assert_eq(against_default(TLS1_2_VERSION, NULL, NULL, NULL, cipher, group), 1);
+	cr_assert_eq(raw_ticket, 0, "a TLS 1.2 session ticket was issued");
 }
 
 Test(tls, policy_groups_are_x25519_and_p256, .init = make_pair, .fini = cleanup)
