@@ -364,6 +364,20 @@ void tcp_cc_sack_after_ack(struct tcp_conn *c)
 		sack_output(c);
 		return;
 	}
+	/* RACK's verdict (RFC 8985 6.2) in the one case a probe makes: the
+	 * probe resent the last segment PTO (>= 2 SRTT) after everything
+	 * below it went out, and the peer SACKs it while holes remain below:
+	 * those were sent before a segment that arrived and are older than an
+	 * RTT plus any reordering window, so lost. Recover now rather than
+	 * wait for DupThresh SACKs that a lost tail cannot produce. */
+	if (!c->in_recovery && c->tlp_out && c->tlp_rexmit && c->nsb &&
+	    SEQ_GT(c->sb[c->nsb - 1].e, c->tlp_seq) && SEQ_LT(c->snd_una, c->sb[0].s) &&
+	    SEQ_GEQ(c->snd_una, c->recover)) {
+		c->tlp_out = false;
+		c->ts->stats.tlp_recovered++;
+		sack_enter(c);
+		return;
+	}
 	if (!c->in_recovery && c->nsb && SEQ_GEQ(c->snd_una, c->recover) &&
 	    SEQ_LT(c->snd_una, lost_limit(c)))
 		sack_enter(c);

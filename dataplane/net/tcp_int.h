@@ -153,7 +153,7 @@ struct tcp_conn {
 	 * a probe is out (until an ACK covers tlp_end, the snd_max it was
 	 * sent at); it retransmitted old data (else it was new data) */
 	bool pto_armed, tlp_out, tlp_rexmit, tlp_dsack;
-	uint32_t tlp_end;
+	uint32_t tlp_end, tlp_seq;	/* tlp_seq: first byte the probe resent */
 	unsigned persist_shift, keep_probes;
 
 	/* receive side */

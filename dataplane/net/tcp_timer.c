@@ -173,6 +173,7 @@ static void pto_fire(struct tcp_conn *c)
 		uint32_t data_end = SEQ_LT(c->snd_end, c->snd_max) ? c->snd_end : c->snd_max;
 		uint32_t len = tcp_min32(data_end - c->snd_una, c->mss);
 		tcp_xmit_data(c, data_end - len, len, true);
+		c->tlp_seq = data_end - len;
 		c->tlp_rexmit = true;
 	}
 	c->tlp_out = true;

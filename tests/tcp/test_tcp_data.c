@@ -695,6 +695,45 @@ Test(tcp_data, tlp_probes_once_then_the_rto)
 	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_probes, 1);
 }
 
+/* The probe (the last of three lost segments) arrives and is SACKed: the
+ * holes below it were sent a PTO earlier, so they are lost (RACK's rule):
+ * SACK recovery starts at once instead of after the RTO. */
+Test(tcp_data, tlp_sacked_probe_starts_recovery)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 3000), 3000);
+	while (tpop(&N, &r))
+		;	/* all three lost */
+	tadvance(&N, 21 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe");
+	cr_expect_eq(r.seq, seq + 2000);
+	/* its ACK: nothing new acked, the probe SACKed */
+	uint8_t o[12] = { 1, 1, 5, 10 };
+	uint32_t b[2] = { rte_cpu_to_be_32(seq + 2000), rte_cpu_to_be_32(seq + 3000) };
+	memcpy(o + 4, b, 8);
+	tadvance(&N, 10 * NS_PER_MS);
+	inj_full(PISN + 1, seq, TCP_ACK, 65535, NULL, 0, o, 12);
+	cr_assert(tpop(&N, &r), "the first hole resent at once");
+	cr_expect_eq(r.seq, seq);
+	cr_expect_eq(r.len, 1000);
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	cr_expect_eq(st->sack_recoveries, 1);
+	cr_expect_eq(st->tlp_recovered, 1);
+	/* the partial ACK brings the second hole; the full ACK ends it */
+	tnode_clear(&N);
+	inj_full(PISN + 1, seq + 1000, TCP_ACK, 65535, NULL, 0, o, 12);
+	cr_assert(tpop(&N, &r), "the second hole");
+	cr_expect_eq(r.seq, seq + 1000);
+	inj(PISN + 1, seq + 3000, TCP_ACK, NULL, 0);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.snd_una, seq + 3000);
+	cr_expect_eq(st->rto_fires, 0);
+	cr_expect_eq(st->tlp_probes, 1);
+}
+
 /* A probe the peer did not need (its ACK was late) is reported by D-SACK:
  * no loss, the window is kept. */
 Test(tcp_data, tlp_spurious_probe_keeps_the_window)
