@@ -29,8 +29,10 @@
  * lone segment within 40 ms (their delayed-ACK minimum) and at once when
  * they answer it, as SMTP clients do; a probe sent a little early costs one
  * duplicate segment, answered by a D-SACK. conf.tlp_ack_delay_ns tunes it.
- * RACK's time-based detection of losses inside the flight is not done:
- * SACK recovery (tcp_cc.c) covers those.
+ * RACK's time-based loss detection (RFC 8985 6) is applied only where a
+ * probe makes it simple (tcp_cc_sack_after_ack): a SACKed probe with
+ * holes below it starts SACK recovery at once. Elsewhere RFC 6675's
+ * DupThresh rule decides (no per-segment send times are kept).
  */
 #include "dataplane/net/tcp_int.h"
 

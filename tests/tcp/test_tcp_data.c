@@ -4,7 +4,8 @@
  * zero-window persist probes, out-of-order reassembly and SACK blocks,
  * delayed ACKs, send-buffer back-pressure and writable, receive window
  * closing/reopening, sender SWS avoidance, SACK-based recovery (RFC 6675),
- * Tail Loss Probe (RFC 8985: PTO timing, one probe, D-SACK, off), path MTU
+ * Tail Loss Probe (RFC 8985: PTO timing, one probe, a SACKed probe starting
+ * recovery, D-SACK, off), path MTU
  * (ICMP fragmentation needed lowers the MSS, with RFC 5927 checks).
  */
 #include <criterion/criterion.h>
