@@ -120,6 +120,9 @@ struct sluice_config {
 	struct {
 		char cert[CONFIG_PATH_MAX];
 		char key[CONFIG_PATH_MAX];
+		char ciphers[512];	/* TLS 1.2, OpenSSL syntax; ECDHE+AEAD only */
+		char ciphersuites[256];	/* TLS 1.3 */
+		char groups[128];	/* ECDH groups, in the server's order */
 	} tls;
 
 	struct {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,6 +509,36 @@ static void check_parent(const struct sluice_config *c, struct config_errors *er
 		add_error(c, errs, section, name, "directory %s does not exist", dir);
 }
 
+/* [tls] ciphers, ciphersuites, groups, each through OpenSSL on a context
+ * of its own (any certificate will do: the self-signed pair of a scratch
+ * context is not needed, tls_ctx_policy works on a client context too). */
+static void check_tls_policy(const struct sluice_config *c, struct config_errors *errs)
+{
+	static const struct { const char *name; size_t off; } lists[] = {
+		{ "ciphers", offsetof(struct sluice_config, tls.ciphers) },
+		{ "ciphersuites", offsetof(struct sluice_config, tls.ciphersuites) },
+		{ "groups", offsetof(struct sluice_config, tls.groups) },
+	};
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		struct tls_policy p = { 0 };
+		const char *v = (const char *)c + lists[i].off;
+		struct tls_ctx *t;
+
+		if (i == 0) p.ciphers = v;
+		if (i == 1) p.ciphersuites = v;
+		if (i == 2) p.groups = v;
+		if (!(t = tls_ctx_client(NULL, err, sizeof(err)))) {
+			add_error(c, errs, "tls", lists[i].name, "%s", err);
+			continue;
+		}
+		if (tls_ctx_policy(t, &p, err, sizeof(err)) < 0)
+			add_error(c, errs, "tls", lists[i].name, "'%s': %s", v, err);
+		tls_ctx_free(t);
+	}
+}
+
 static void check_tls(const struct sluice_config *c, struct config_errors *errs)
 {
 	struct tls_ctx *t;
@@ -515,6 +546,7 @@ static void check_tls(const struct sluice_config *c, struct config_errors *errs)
 
 	if (c->smtp.port == 0 || !c->smtp.starttls)
 		return;
+	check_tls_policy(c, errs);
 	if (!c->tls.cert[0] && !c->tls.key[0])
 		return;		/* self-signed in the queue directory */
 	if (!c->tls.cert[0] || !c->tls.key[0]) {

@@ -36,7 +36,7 @@ static const char *const live_keys[] = {
 	"smtp.error_limit", "smtp.line_length_limit", "smtp.hop_limit", "smtp.bare_linefeed",
 	"smtp.command_timeout", "smtp.data_timeout", "smtp.starttls",
 	"smtp.reverse_lookup_wait",
-	"tls.cert", "tls.key",
+	"tls.cert", "tls.key", "tls.ciphers", "tls.ciphersuites", "tls.groups",
 	"retry.schedule", "retry.per_domain", "retry.min_backoff", "retry.max_backoff",
 	"retry.jitter", "retry.lifetime", "retry.lifetime_per_domain",
 	"dest.*",
@@ -176,7 +176,9 @@ struct smtp_live *reload_smtp_live(const struct sluice_config *c, char *err, siz
 			}
 		}
 		sc.tls = tls_ctx_server(cert, key, err, errlen);
-		if (!sc.tls) {
+		if (!sc.tls || tls_ctx_policy(sc.tls, &(struct tls_policy){ c->tls.ciphers,
+				c->tls.ciphersuites, c->tls.groups }, err, errlen) < 0) {
+			tls_ctx_free(sc.tls);
 			free(pol);
 			return NULL;
 		}

@@ -31,7 +31,8 @@ bool impair_conf_active(const struct impair_conf *c)
 {
 	const struct impair_rates *r[2] = { &c->rx, &c->tx };
 	for (int i = 0; i < 2; i++)
-		if (r[i]->drop || r[i]->dup || r[i]->reorder || r[i]->corrupt)
+		if (r[i]->drop || r[i]->dup || r[i]->reorder || r[i]->corrupt ||
+		    r[i]->push_drop_every)
 			return true;
 	return false;
 }
@@ -65,6 +66,18 @@ static void corrupt(struct impair *im, struct rte_mbuf *m)
 	im->stats.corrupted++;
 }
 
+/* An untagged IPv4 TCP frame with PSH set (headers in the first segment)? */
+static bool tcp_push(const struct rte_mbuf *m)
+{
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), ihl;
+
+	if (len < 14 + 20 + 20 || p[12] != 0x08 || p[13] != 0x00 || p[14 + 9] != 6)
+		return false;
+	ihl = (uint32_t)(p[14] & 0x0f) * 4;
+	return ihl >= 20 && len >= 14 + ihl + 14 && (p[14 + ihl + 13] & 0x08);
+}
+
 uint16_t impair_burst(struct impair *im, struct rte_mbuf **pkts, uint16_t n,
 		      uint16_t max, uint64_t now_ns)
 {
@@ -74,6 +87,13 @@ uint16_t impair_burst(struct impair *im, struct rte_mbuf **pkts, uint16_t n,
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 
+		if (im->rates.push_drop_every && tcp_push(m) &&
+		    ++im->push_seen >= im->rates.push_drop_every) {
+			im->push_seen = 0;
+			rte_pktmbuf_free(m);
+			im->stats.dropped++;
+			continue;
+		}
 		if (roll(im, im->rates.drop)) {
 			rte_pktmbuf_free(m);
 			im->stats.dropped++;

@@ -9,6 +9,8 @@
  * xorshift64* seeded from config, one state per lcore and direction, so a
  * run is repeatable for a given seed and traffic order.
  *
+ * push_drop_every drops every Nth TCP segment with PSH, deterministically.
+ *
  * Reordering holds one packet back and releases it after the next one (or
  * after hold_ns when traffic stops). Corruption flips one random bit in the
  * frame past the Ethernet header, so checksums must catch it (it clears the
@@ -29,6 +31,10 @@ struct rte_mempool;
 
 struct impair_rates {
 	uint32_t drop, dup, reorder, corrupt;	/* each in ppm */
+	/* Not random: drop every Nth IPv4 TCP segment with PSH set (our stack
+	 * sets it on the last segment of what is queued: an SMTP reply's only
+	 * segment), to lose the tail of every Nth exchange. 0: off. */
+	uint32_t push_drop_every;
 };
 
 struct impair_conf {
@@ -52,6 +58,7 @@ struct impair {
 	uint64_t held_since_ns;
 	uint64_t hold_ns;
 	struct rte_mempool *pool;	/* for duplicates */
+	uint32_t push_seen;		/* PSH segments since the last drop */
 	struct impair_stats stats;
 };
 

@@ -26,7 +26,8 @@ test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            ethtool	# veth offloads off for net_af_packet (netns.sh)
            libfuse3-dev fuse3	# tests/support/cachefs.c: the power-cut test's disk
            prometheus	# promtool check metrics (metrics_e2e); its service is not started
-           dpdk-dev)	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
+           dpdk-dev	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
+           testssl.sh)	# tls_e2e: the STARTTLS policy checked by a third party
 # make image (firmware-config/build-image.sh): the root from Debian's packages,
 # the partitions made as files (no loop devices, no mounts), the qcow2.
 image_pkgs=(mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-utils zstd)

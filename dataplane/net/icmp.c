@@ -26,6 +26,34 @@ static uint16_t mbuf_cksum(const struct rte_mbuf *m)
 	return ck;
 }
 
+/*
+ * "Fragmentation needed" (RFC 1191): the quote must be one of our own
+ * datagrams (IPv4, from our address, a whole header and 8 bytes after it,
+ * in the first segment); TCP's handler checks the rest (RFC 5927).
+ */
+static void frag_needed(struct net_stack *ns, const struct rte_mbuf *m)
+{
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
+	const struct rte_ipv4_hdr *q;
+	uint32_t qhl;
+
+	ns->stats.icmp_rx_frag_needed++;
+	if (len < 8 + sizeof(*q) + 8) {
+		ns->stats.icmp_drop_quote++;
+		return;
+	}
+	q = (const struct rte_ipv4_hdr *)(p + 8);
+	qhl = (uint32_t)(q->version_ihl & 0x0f) * 4;
+	if ((q->version_ihl >> 4) != 4 || qhl < sizeof(*q) || len < 8 + qhl + 8 ||
+	    q->src_addr != ns->addr.ip || q->next_proto_id != IPPROTO_TCP ||
+	    !ns->tcp_frag_needed) {
+		ns->stats.icmp_drop_quote++;
+		return;
+	}
+	ns->tcp_frag_needed(ns->tcp_ctx, (uint16_t)(p[6] << 8 | p[7]), q, p + 8 + qhl);
+}
+
 void icmp_input(struct net_stack *ns, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 {
 	struct rte_icmp_hdr *ih;
@@ -41,6 +69,10 @@ void icmp_input(struct net_stack *ns, struct rte_mbuf *m, const struct rte_ipv4_
 		goto drop;
 	}
 	ih = rte_pktmbuf_mtod(m, struct rte_icmp_hdr *);
+	if (ih->icmp_type == ICMP_DEST_UNREACH && ih->icmp_code == ICMP_UNREACH_NEEDFRAG) {
+		frag_needed(ns, m);
+		goto drop;
+	}
 	if (ih->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || ih->icmp_code != 0) {
 		ns->stats.icmp_drop_type++;
 		goto drop;

@@ -2,9 +2,13 @@
  * icmp.h - ICMP: echo reply, and destination unreachable for UDP.
  *
  * Echo requests to our address are answered in place (the request's buffer
- * becomes the reply). Every other type received is counted and dropped: we
- * act on no ICMP error (TCP has its own timeouts, the resolver its own
- * retries).
+ * becomes the reply). Destination unreachable "fragmentation needed"
+ * (type 3 code 4, RFC 1191) quoting a TCP segment of ours goes to TCP
+ * (ns->tcp_frag_needed), which lowers that connection's MSS after RFC
+ * 5927's checks (tcp_input.c). Every other type received is counted and
+ * dropped: we act on no other ICMP error (TCP has its own timeouts, the
+ * resolver its own retries; RFC 5927 advises against resetting
+ * connections on hard errors anyway).
  *
  * We send one error: destination unreachable, for UDP datagrams to a port
  * with no socket (udp.c; TCP answers closed ports with RST). It quotes the
@@ -46,6 +50,7 @@ bool icmp_bucket_take(struct icmp_bucket *b, uint64_t now_ns);
 
 #define ICMP_UNREACH_PORT 3	/* destination unreachable codes */
 #define ICMP_UNREACH_PROTO 2
+#define ICMP_UNREACH_NEEDFRAG 4	/* "fragmentation needed and DF set" */
 
 /*
  * Answer the datagram m (data at its L4 header, as an L4 handler gets it;

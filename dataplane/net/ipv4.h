@@ -3,7 +3,9 @@
  *
  * Input drops, each with its counter: short frame, version, header length,
  * total length beyond the frame, bad checksum, fragments (Sluice never needs
- * them: TCP uses MSS and DF), TTL 0, martian source (broadcast, multicast,
+ * them: TCP uses MSS and DF, on both sides, and path-MTU limits come by
+ * ICMP "fragmentation needed" (tcp_frag_needed_l4); no reassembly, so no
+ * reassembly memory to exhaust), TTL 0, martian source (broadcast, multicast,
  * 0.0.0.0, loopback), not our address, options (we accept and skip them for
  * ICMP/TCP; malformed ones are dropped), unknown protocol.
  *

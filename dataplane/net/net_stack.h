@@ -42,6 +42,7 @@
 	X(ip_drop_proto) X(ip_tx) X(ip_tx_noroute) X(ip_cksum_offload_ok)   \
 	X(icmp_rx) X(icmp_rx_echo) X(icmp_tx_echo_reply) X(icmp_drop_short) \
 	X(icmp_drop_cksum) X(icmp_drop_type) X(icmp_tx_unreach)            \
+	X(icmp_rx_frag_needed) X(icmp_drop_quote)                           \
 	X(udp_rx) X(udp_drop)
 
 struct net_stats {
@@ -68,6 +69,15 @@ struct rte_ipv4_hdr;
 typedef void (*net_l4_input_fn)(void *ctx, struct rte_mbuf *m,
 				const struct rte_ipv4_hdr *ip);
 
+/*
+ * ICMP "fragmentation needed" (type 3 code 4) about a datagram we sent:
+ * mtu is the next-hop MTU the router reported (RFC 1191; 0 if it gave
+ * none), quoted the IPv4 header of our datagram as the router quoted it,
+ * l4 the first 8 bytes after it (icmp.c checked they are there).
+ */
+typedef void (*net_frag_needed_fn)(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *quoted,
+				   const uint8_t *l4);
+
 /* Frame transmit hook: takes ownership of a complete Ethernet frame. */
 typedef void (*net_tx_fn)(void *ctx, struct rte_mbuf *m);
 
@@ -83,6 +93,8 @@ struct net_stack {
 
 	net_l4_input_fn tcp_input;	/* NULL: TCP segments are dropped */
 	void *tcp_ctx;
+	net_frag_needed_fn tcp_frag_needed;	/* ICMP "fragmentation needed"
+						 * quoting TCP (tcp_ctx); NULL: ignored */
 	net_l4_input_fn udp_input;	/* NULL: UDP datagrams are dropped */
 	void *udp_ctx;
 

@@ -90,7 +90,9 @@ struct tcp_listener;
 	X(timewait_entered) X(timewait_reuse) X(timewait_expired)             \
 	X(timewait_recycled) X(sack_recoveries) X(sack_blocks_in)             \
 	X(syn_retransmits) X(r1_reached) X(port_exhausted) X(tx_nombuf)      \
-	X(sndbuf_budget_waits) X(app_timers)
+	X(sndbuf_budget_waits) X(app_timers)                                  \
+	X(tlp_probes) X(tlp_new_data) X(tlp_recovered) X(tlp_spurious)        \
+	X(pmtu_lowered) X(pmtu_rejected)
 
 struct tcp_stats {
 	TCP_STATS(STATS_FIELD)
@@ -167,6 +169,15 @@ struct tcp_conf {
 	uint64_t msl_ns;	/* TIME_WAIT lasts 2 * msl_ns */
 	uint64_t rto_init_ns, rto_min_ns, rto_max_ns;
 	uint64_t delack_ns;	/* delayed-ACK timer (<= 200 ms) */
+	bool tlp;		/* Tail Loss Probe (RFC 8985 7): when the last
+				 * segments of a flight are lost, probe after
+				 * PTO = 2 * SRTT instead of waiting out the
+				 * RTO (>= rto_min_ns). On by default. */
+	uint64_t tlp_ack_delay_ns;	/* added to the PTO when one segment
+				 * is in flight: the longest the peer may
+				 * delay its ACK for it (RFC 8985's WCDelAckT;
+				 * default 40 ms, Linux's delayed-ACK minimum,
+				 * see tcp_timer.c) */
 	uint64_t fin_wait2_ns;	/* FIN_WAIT_2 with nothing heard for this long is
 				 * dropped (closed(TIMEOUT)); 0: wait forever */
 	unsigned syn_retries;	/* SYN / SYN-ACK retransmissions before giving up */

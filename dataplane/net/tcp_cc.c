@@ -150,6 +150,15 @@ void tcp_cc_dupack(struct tcp_conn *c, const struct tcp_seg *s)
 	tcp_output(c);
 }
 
+void tcp_cc_tlp_repaired(struct tcp_conn *c)
+{
+	/* RFC 8985 7.4.2: a loss the probe repaired is a loss: the response
+	 * fast recovery would have made (the flight is gone by now: halve the
+	 * window that carried it) */
+	c->ssthresh = tcp_max32(c->cwnd / 2, 2u * c->mss);
+	c->cwnd = c->ssthresh;
+}
+
 void tcp_cc_timeout(struct tcp_conn *c)
 {
 	tcp_sb_clear(c);
@@ -353,6 +362,20 @@ void tcp_cc_sack_after_ack(struct tcp_conn *c)
 		return;
 	if (c->sack_recovery) {
 		sack_output(c);
+		return;
+	}
+	/* RACK's verdict (RFC 8985 6.2) in the one case a probe makes: the
+	 * probe resent the last segment PTO (>= 2 SRTT) after everything
+	 * below it went out, and the peer SACKs it while holes remain below:
+	 * those were sent before a segment that arrived and are older than an
+	 * RTT plus any reordering window, so lost. Recover now rather than
+	 * wait for DupThresh SACKs that a lost tail cannot produce. */
+	if (!c->in_recovery && c->tlp_out && c->tlp_rexmit && c->nsb &&
+	    SEQ_GT(c->sb[c->nsb - 1].e, c->tlp_seq) && SEQ_LT(c->snd_una, c->sb[0].s) &&
+	    SEQ_GEQ(c->snd_una, c->recover)) {
+		c->tlp_out = false;
+		c->ts->stats.tlp_recovered++;
+		sack_enter(c);
 		return;
 	}
 	if (!c->in_recovery && c->nsb && SEQ_GEQ(c->snd_una, c->recover) &&

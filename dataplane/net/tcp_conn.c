@@ -412,6 +412,8 @@ void tcp_conf_default(struct tcp_conf *c)
 	c->rto_min_ns = 200 * NS_PER_MS;
 	c->rto_max_ns = 60 * NS_PER_SEC;
 	c->delack_ns = 40 * NS_PER_MS;
+	c->tlp = true;
+	c->tlp_ack_delay_ns = 40 * NS_PER_MS;
 	c->fin_wait2_ns = 60 * NS_PER_SEC;
 	c->syn_retries = 6;
 	c->r1 = 3;
@@ -469,6 +471,7 @@ struct tcp_stack *tcp_stack_create(struct net_stack *ns, const struct tcp_conf *
 	ts->next_port = (uint16_t)(conf->port_lo +
 		(uint32_t)(ts->k0 % ((uint32_t)conf->port_hi - conf->port_lo + 1)));
 	ns->tcp_input = tcp_input_l4;
+	ns->tcp_frag_needed = tcp_frag_needed_l4;
 	ns->tcp_ctx = ts;
 	return ts;
 }
@@ -489,6 +492,7 @@ void tcp_stack_destroy(struct tcp_stack *ts)
 	}
 	if (ts->ns && ts->ns->tcp_ctx == ts) {
 		ts->ns->tcp_input = NULL;
+		ts->ns->tcp_frag_needed = NULL;
 		ts->ns->tcp_ctx = NULL;
 	}
 	tcp_wheel_fini(&ts->wheel);

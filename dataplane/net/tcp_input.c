@@ -518,6 +518,7 @@ static void ack_new(struct tcp_conn *c, const struct tcp_seg *s)
 	c->nrexmit = 0;
 	c->persist_shift = 0;
 	tcp_cc_ack(c, ack, acked);
+	tcp_tlp_ack(c, s);
 	if (c->snd_una == c->snd_max)
 		c->rexmt_at = 0;
 	else if (!c->in_recovery || c->sack_recovery)
@@ -1124,4 +1125,57 @@ void tcp_tick(struct tcp_stack *ts)
 	if (ts->bw_head)
 		tcp_budget_wake(ts);
 	tcp_reap(ts);
+}
+
+/*
+ * Path MTU discovery (RFC 1191), with RFC 5927's defences: a router said
+ * a segment of ours was too big for its next hop. Taken only when the
+ * quote names a connection (addresses and ports: the lookup), in a
+ * synchronized state, whose sequence number is one we sent and is not yet
+ * acknowledged (SND.UNA <= SEG.SEQ < SND.MAX), and when the reported MTU
+ * is below the quoted datagram's size (it must have been too big) but
+ * never below TCP_PMTU_MIN. Then the MSS drops to fit and what is in
+ * flight is sent again in the new size at once: the router dropped it,
+ * and this is not congestion, so the window stays (as Linux's
+ * tcp_simple_retransmit). The MSS never grows back (no RFC 4821 probing):
+ * a connection lives for one SMTP session.
+ *
+ * IPv4 fragments stay dropped (ipv4.c): our segments are sized by MSS with
+ * DF set, and so are every TCP peer's, so a fragment is either a peer's
+ * mistake or an attack on reassembly memory; UDP (DNS) answers fit in one
+ * datagram, or the resolver retries over TCP.
+ */
+void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *q,
+			const uint8_t *l4)
+{
+	struct tcp_stack *ts = ctx;
+	struct tcp_tuple t = { .laddr = q->src_addr, .raddr = q->dst_addr };
+	struct tcp_conn *c;
+	uint32_t seq, mss;
+
+	ts->now = ts->ns->now_ns;
+	memcpy(&t.lport, l4, 2);
+	memcpy(&t.rport, l4 + 2, 2);
+	memcpy(&seq, l4 + 4, 4);
+	seq = rte_be_to_cpu_32(seq);
+	c = tcp_conn_lookup(ts, &t);
+	if (!c || c->zombie || !tcp_synced(c) || c->state == TCP_TIME_WAIT ||
+	    SEQ_LT(seq, c->snd_una) || SEQ_GEQ(seq, c->snd_max) ||
+	    mtu == 0 || mtu >= rte_be_to_cpu_16(q->total_length)) {
+		ts->stats.pmtu_rejected++;
+		return;
+	}
+	if (mtu < TCP_PMTU_MIN)
+		mtu = TCP_PMTU_MIN;
+	mss = (uint32_t)mtu - 40 - (c->ts_ok ? 12 : 0);
+	if (mss >= c->mss) {
+		ts->stats.pmtu_rejected++;	/* not smaller than in use */
+		return;
+	}
+	ts->stats.pmtu_lowered++;
+	c->mss = (uint16_t)mss;
+	if (c->in_input)
+		return;
+	c->snd_nxt = c->snd_una;	/* resend the flight in the new size */
+	tcp_output(c);
 }

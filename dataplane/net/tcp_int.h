@@ -149,6 +149,11 @@ struct tcp_conn {
 	uint32_t rtt_seq;
 	uint64_t rtt_start;
 	unsigned nrexmit;	/* consecutive timeouts (R1/R2) */
+	/* Tail Loss Probe (tcp_timer.c): rexmt_at holds a PTO, not an RTO;
+	 * a probe is out (until an ACK covers tlp_end, the snd_max it was
+	 * sent at); it retransmitted old data (else it was new data) */
+	bool pto_armed, tlp_out, tlp_rexmit, tlp_dsack;
+	uint32_t tlp_end, tlp_seq;	/* tlp_seq: first byte the probe resent */
 	unsigned persist_shift, keep_probes;
 
 	/* receive side */
@@ -274,6 +279,12 @@ void tcp_budget_wake(struct tcp_stack *ts);
 
 /* tcp_input.c */
 void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);
+/* ICMP "fragmentation needed" for one of our segments (net_frag_needed_fn). */
+void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *quoted,
+			const uint8_t *l4);
+/* The smallest path MTU believed (Linux's min_pmtu): a forged ICMP cannot
+ * shrink segments below 552 - 40 bytes of payload. */
+#define TCP_PMTU_MIN 552
 
 /* tcp_output.c */
 void tcp_output(struct tcp_conn *c);
@@ -304,7 +315,14 @@ void tcp_wheel_fini(struct tcp_wheel *w);
 void tcp_timer_update(struct tcp_conn *c);
 void tcp_timer_cancel(struct tcp_conn *c);
 void tcp_timer_run(struct tcp_stack *ts);
+/* Arm the retransmission timer: a PTO when a Tail Loss Probe may go
+ * (conf.tlp, synchronized, not in recovery, no probe or timeout pending),
+ * else the RTO. */
 void tcp_arm_rexmt(struct tcp_conn *c);
+/* An ACK (cumulative ack, SACK blocks in s) while a probe is out: ends the
+ * probe's episode once ack covers tlp_end; a probe that repaired a loss
+ * (no D-SACK said it was a duplicate) gets the congestion response. */
+void tcp_tlp_ack(struct tcp_conn *c, const struct tcp_seg *s);
 
 /* tcp_cc.c */
 void tcp_cc_init(struct tcp_conn *c);
@@ -313,6 +331,8 @@ void tcp_cc_init(struct tcp_conn *c);
 void tcp_cc_ack(struct tcp_conn *c, uint32_t ack, uint32_t acked);
 void tcp_cc_dupack(struct tcp_conn *c, const struct tcp_seg *s);
 void tcp_cc_timeout(struct tcp_conn *c);
+/* A Tail Loss Probe repaired a loss: reduce the window once. */
+void tcp_cc_tlp_repaired(struct tcp_conn *c);
 void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt_ns);
 /* Merge the SACK blocks of an ACK into the scoreboard (after snd_una moved). */
 void tcp_cc_sack_update(struct tcp_conn *c, const struct tcp_seg *s);

@@ -377,8 +377,8 @@ static void output(struct tcp_conn *c, bool force)
 		if (used == 0)
 			break;	/* no mbuf: the timers will retry */
 		c->snd_nxt += used;
-		if (!c->rexmt_at)
-			tcp_arm_rexmt(c);
+		if (!c->rexmt_at || c->pto_armed)
+			tcp_arm_rexmt(c);	/* new data restarts a PTO (RFC 8985 7.2) */
 		force = false;
 	}
 	uint32_t unsent = SEQ_GT(c->snd_end, c->snd_nxt) ? c->snd_end - c->snd_nxt : 0;

@@ -10,6 +10,29 @@
  * run and now; work per run is bounded by the slots walked and the entries
  * filed in them. Expiry handlers (RTO with exponential backoff and R2
  * give-up, persist probes, delayed ACK, keepalive, TIME_WAIT) live here too.
+ *
+ * Tail Loss Probe (RFC 8985 7). Without it a lost last segment (an SMTP
+ * reply, the end of a body) is found only by the RTO, at least rto_min_ns
+ * (200 ms): no later segment makes the duplicate ACKs fast retransmit needs.
+ * So while data is out and nothing else is under way, the retransmission
+ * timer is armed for the probe timeout instead,
+ *   PTO = 2 * SRTT (+ conf.tlp_ack_delay_ns when one segment is in flight),
+ * capped by the RTO. When it fires, one probe goes out: a new segment if
+ * the peer's window has room for unsent data, else the last segment sent
+ * again; then the RTO is armed as usual (never a second probe before an
+ * ACK). The probe's ACK recovers a lost tail in about PTO + RTT; if a
+ * D-SACK says the probe was a duplicate, nothing was lost; otherwise the
+ * probe repaired a loss and the window is halved once (7.4).
+ * The one-segment allowance is the peer's delayed ACK: RFC 8985 recommends
+ * 200 ms for it, which would put the PTO past our 200 ms RTO floor and
+ * leave a lone reply (every SMTP reply) unprotected. Linux peers ACK a
+ * lone segment within 40 ms (their delayed-ACK minimum) and at once when
+ * they answer it, as SMTP clients do; a probe sent a little early costs one
+ * duplicate segment, answered by a D-SACK. conf.tlp_ack_delay_ns tunes it.
+ * RACK's time-based loss detection (RFC 8985 6) is applied only where a
+ * probe makes it simple (tcp_cc_sack_after_ack): a SACKed probe with
+ * holes below it starts SACK recovery at once. Elsewhere RFC 6675's
+ * DupThresh rule decides (no per-segment send times are kept).
  */
 #include "dataplane/net/tcp_int.h"
 
@@ -99,9 +122,89 @@ void tcp_timer_update(struct tcp_conn *c)
 		w_file(w, c, at);
 }
 
+static bool tlp_allowed(const struct tcp_conn *c)
+{
+	switch (c->state) {
+	case TCP_ESTABLISHED: case TCP_CLOSE_WAIT: case TCP_FIN_WAIT_1:
+	case TCP_CLOSING: case TCP_LAST_ACK:
+		break;
+	default:
+		return false;
+	}
+	return c->ts->conf.tlp && c->srtt && !c->in_recovery && !c->tlp_out &&
+	       c->nrexmit == 0 && c->snd_max != c->snd_una;
+}
+
 void tcp_arm_rexmt(struct tcp_conn *c)
 {
-	c->rexmt_at = c->ts->now + c->rto;
+	struct tcp_stack *ts = c->ts;
+
+	c->pto_armed = false;
+	if (tlp_allowed(c)) {
+		uint64_t pto = 2 * c->srtt;
+		if (c->snd_max - c->snd_una <= c->mss)
+			pto += ts->conf.tlp_ack_delay_ns;
+		if (pto < c->rto) {
+			c->rexmt_at = ts->now + pto;
+			c->pto_armed = true;
+			return;
+		}
+	}
+	c->rexmt_at = ts->now + c->rto;
+}
+
+/* The PTO passed with no ACK: send one probe, then wait for the RTO. */
+static void pto_fire(struct tcp_conn *c)
+{
+	struct tcp_stack *ts = c->ts;
+	uint32_t used = 0;
+
+	if (!tlp_allowed(c)) {
+		tcp_arm_rexmt(c);
+		return;
+	}
+	ts->stats.tlp_probes++;
+	c->tlp_dsack = false;
+	if (c->snd_nxt == c->snd_max)
+		used = tcp_send_new(c);	/* new data the window has room for */
+	if (used) {
+		ts->stats.tlp_new_data++;
+		c->tlp_rexmit = false;
+	} else {
+		/* the last segment again (data up to snd_end, then FIN if sent) */
+		uint32_t data_end = SEQ_LT(c->snd_end, c->snd_max) ? c->snd_end : c->snd_max;
+		uint32_t len = tcp_min32(data_end - c->snd_una, c->mss);
+		tcp_xmit_data(c, data_end - len, len, true);
+		c->tlp_seq = data_end - len;
+		c->tlp_rexmit = true;
+	}
+	c->tlp_out = true;
+	c->tlp_end = c->snd_max;
+	c->pto_armed = false;
+	c->rexmt_at = ts->now + c->rto;
+}
+
+void tcp_tlp_ack(struct tcp_conn *c, const struct tcp_seg *s)
+{
+	struct tcp_stack *ts = c->ts;
+
+	if (!c->tlp_out)
+		return;
+	/* D-SACK (RFC 2883): a first block below the cumulative ACK reports
+	 * a duplicate: the probe's copy or the original was not needed */
+	if (s->opt.nsack && SEQ_LEQ(s->opt.sack[0].end, s->ack))
+		c->tlp_dsack = true;
+	if (SEQ_LT(s->ack, c->tlp_end))
+		return;
+	c->tlp_out = false;
+	if (!c->tlp_rexmit)
+		return;	/* new data: any loss shows up as usual */
+	if (c->tlp_dsack) {
+		ts->stats.tlp_spurious++;
+		return;
+	}
+	ts->stats.tlp_recovered++;
+	tcp_cc_tlp_repaired(c);
 }
 
 /* ---- expiry handlers ---- */
@@ -119,6 +222,7 @@ static void rto_fire(struct tcp_conn *c)
 		tcp_conn_drop(c, TCP_CLOSE_TIMEOUT);
 		return;
 	}
+	c->tlp_out = false;	/* the timeout takes over from any probe */
 	c->rto = c->rto * 2 > ts->conf.rto_max_ns ? ts->conf.rto_max_ns : c->rto * 2;
 	c->rtt_active = false;	/* Karn: no samples from retransmitted data */
 	c->ts_rto = tcp_ts_now(c);
@@ -209,7 +313,10 @@ static void conn_expire(struct tcp_conn *c)
 	}
 	if (c->rexmt_at && c->rexmt_at <= now) {
 		c->rexmt_at = 0;
-		rto_fire(c);
+		if (c->pto_armed)
+			pto_fire(c);
+		else
+			rto_fire(c);
 		if (c->zombie)
 			return;
 	}

@@ -97,6 +97,12 @@ struct tls_ctx *tls_ctx_server(const char *cert_file, const char *key_file,
 	/* One context serves every lcore: sessions are not cached across them. */
 	SSL_CTX_set_session_cache_mode(t->ssl_ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(t->ssl_ctx, 0);
+	/* Nor TLS 1.2 tickets: their key lives as long as the context, so
+	 * whoever got it could read every recorded session that used one
+	 * (forward secrecy lost); SMTP clients seldom resume anyway. */
+	SSL_CTX_set_options(t->ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	if (tls_ctx_policy(t, NULL, err, errlen) < 0)
+		goto fail;
 	return t;
 fail:
 	tls_ctx_free(t);
@@ -141,6 +147,56 @@ int tls_ctx_max_version(struct tls_ctx *ctx, int version)
 {
 	int v = version == 12 ? TLS1_2_VERSION : version == 13 ? TLS1_3_VERSION : 0;
 	return v && SSL_CTX_set_max_proto_version(ctx->ssl_ctx, v) == 1 ? 0 : -1;
+}
+
+/* ---- cipher policy ---- */
+
+/* Every TLS 1.2 cipher the list selects must have forward secrecy (ECDHE)
+ * and an AEAD: a list that lets in anything else is refused. */
+static int check_tls12_ciphers(SSL_CTX *c, char *err, size_t errlen)
+{
+	STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(c);
+	int n12 = 0;
+
+	for (int i = 0; sk && i < sk_SSL_CIPHER_num(sk); i++) {
+		const SSL_CIPHER *ci = sk_SSL_CIPHER_value(sk, i);
+		if (SSL_CIPHER_get_kx_nid(ci) == NID_kx_any)
+			continue;	/* a TLS 1.3 suite: set by ciphersuites */
+		if (SSL_CIPHER_get_kx_nid(ci) != NID_kx_ecdhe || !SSL_CIPHER_is_aead(ci)) {
+			snprintf(err, errlen, "ciphers: %s is not ECDHE with an AEAD",
+				 SSL_CIPHER_get_name(ci));
+			return -1;
+		}
+		n12++;
+	}
+	if (n12 == 0) {
+		snprintf(err, errlen, "ciphers: the list selects no TLS 1.2 cipher");
+		return -1;
+	}
+	return 0;
+}
+
+int tls_ctx_policy(struct tls_ctx *ctx, const struct tls_policy *p, char *err, size_t errlen)
+{
+	const char *ciphers = p && p->ciphers && *p->ciphers ? p->ciphers : TLS_POLICY_CIPHERS;
+	const char *suites = p && p->ciphersuites && *p->ciphersuites ? p->ciphersuites
+								   : TLS_POLICY_CIPHERSUITES;
+	const char *groups = p && p->groups && *p->groups ? p->groups : TLS_POLICY_GROUPS;
+
+	if (SSL_CTX_set_cipher_list(ctx->ssl_ctx, ciphers) != 1) {
+		take_ssl_error(err, errlen, "ciphers");
+		return -1;
+	}
+	if (SSL_CTX_set_ciphersuites(ctx->ssl_ctx, suites) != 1) {
+		take_ssl_error(err, errlen, "ciphersuites");
+		return -1;
+	}
+	if (SSL_CTX_set1_groups_list(ctx->ssl_ctx, groups) != 1) {
+		take_ssl_error(err, errlen, "groups");
+		return -1;
+	}
+	ERR_clear_error();
+	return check_tls12_ciphers(ctx->ssl_ctx, err, errlen);
 }
 
 /* ---- self-signed certificate ---- */

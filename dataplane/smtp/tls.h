@@ -12,6 +12,13 @@
  * first start (as Debian does for Postfix with ssl-cert's snakeoil pair):
  * EC P-256, ten years, CN and subjectAltName set to the hostname.
  *
+ * The server's policy (tls_ctx_policy, [tls] ciphers/ciphersuites/groups):
+ * TLS 1.2 and 1.3 only, no renegotiation, no compression, no session
+ * tickets (TLS 1.2 tickets would void forward secrecy), the server's
+ * cipher order; TLS 1.2 ciphers ECDHE with an AEAD only (a list that selects
+ * anything else is refused, so a typo cannot weaken it); TLS 1.3 suites
+ * OpenSSL's defaults; key exchange over X25519 or P-256.
+ *
  * The client side (delivery) has one context for every policy: the CA file
  * (a bundle, loaded into memory when the context is made, so verification
  * never reads files on an lcore) serves the connections that verify; each
@@ -38,6 +45,27 @@ struct tls_conn;
 /* Server context from PEM files. NULL with err filled on failure. */
 struct tls_ctx *tls_ctx_server(const char *cert_file, const char *key_file,
 			       char *err, size_t errlen);
+/* The defaults of [tls] ciphers, ciphersuites and groups (OpenSSL syntax). */
+#define TLS_POLICY_CIPHERS \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+#define TLS_POLICY_CIPHERSUITES \
+	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+#define TLS_POLICY_GROUPS "X25519:P-256"
+
+/* A server's cipher policy; NULL or "" fields take the defaults above. */
+struct tls_policy {
+	const char *ciphers;		/* TLS 1.2 cipher list */
+	const char *ciphersuites;	/* TLS 1.3 suites */
+	const char *groups;		/* ECDH groups */
+};
+
+/* Apply p (NULL: the defaults) to a server context; tls_ctx_server already
+ * applied the defaults. 0, or -1 with err (a name OpenSSL does not know, a
+ * list that selects nothing, or a TLS 1.2 cipher without ECDHE and AEAD). */
+int tls_ctx_policy(struct tls_ctx *ctx, const struct tls_policy *p, char *err, size_t errlen);
+
 /* Client context (the delivery side). ca_file: PEM bundle of trusted CAs,
  * or NULL/"" for none (then no certificate ever verifies). Connections do
  * not verify unless tls_conn_client_setup() asks for it. */

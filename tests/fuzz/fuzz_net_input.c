@@ -7,9 +7,12 @@
  *
  * The input is a sequence of records: [op][len lo][len hi][len bytes].
  * op bit 0: make the frame reach TCP, or UDP when the frame's IP protocol
- *           byte says 17 (our MAC/IP as destination, the peer as source,
- *           IPv4 header and the TCP or UDP checksum fixed up; a UDP checksum
- *           field of zero is left alone: "no checksum"), so the fuzzer
+ *           byte says 17, or ICMP when it says 1 (our MAC/IP as destination,
+ *           the peer as source, IPv4 header and the TCP, UDP or ICMP
+ *           checksum fixed up; a UDP checksum field of zero is left alone:
+ *           "no checksum"; an ICMP error's quoted IPv4 header gets our
+ *           address as source and the peer's as destination, so that
+ *           "fragmentation needed" reaches TCP's checks), so the fuzzer
  *           spends its time in the protocols rather than on checksums;
  * op bit 1: after the frame, advance the clock by (op >> 2) * 13 ms and run
  *           the timers.
@@ -151,12 +154,27 @@ static void fix_frame(uint8_t *f, unsigned len)
 	ip->fragment_offset = 0;
 	ip->time_to_live = 64;
 	bool udp = ip->next_proto_id == IPPROTO_UDP;
-	ip->next_proto_id = udp ? IPPROTO_UDP : IPPROTO_TCP;
+	bool icmp = ip->next_proto_id == IPPROTO_ICMP;
+	ip->next_proto_id = udp ? IPPROTO_UDP : icmp ? IPPROTO_ICMP : IPPROTO_TCP;
 	ip->src_addr = PEER_IP;
 	ip->dst_addr = OUR_IP;
 	ip->total_length = rte_cpu_to_be_16((uint16_t)iplen);
 	ip->hdr_checksum = 0;
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	if (icmp && iplen >= sizeof(*ip) + 8) {
+		uint8_t *ic = (uint8_t *)(ip + 1);
+		unsigned iclen = iplen - (unsigned)sizeof(*ip);
+		/* an error quoting one of our datagrams: the quote from us */
+		if (iclen >= 8 + sizeof(*ip) && (ic[8] >> 4) == 4) {
+			struct rte_ipv4_hdr *q = (struct rte_ipv4_hdr *)(ic + 8);
+			q->src_addr = OUR_IP;
+			q->dst_addr = PEER_IP;
+		}
+		ic[2] = ic[3] = 0;
+		uint16_t ck = (uint16_t)~rte_raw_cksum(ic, iclen);
+		memcpy(ic + 2, &ck, 2);
+		return;
+	}
 	if (udp && iplen >= sizeof(*ip) + sizeof(struct rte_udp_hdr)) {
 		struct rte_udp_hdr *uh = (struct rte_udp_hdr *)(ip + 1);
 		unsigned ulen = rte_be_to_cpu_16(uh->dgram_len);

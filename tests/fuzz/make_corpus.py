@@ -2,7 +2,8 @@
 """Write seed inputs for fuzz_net_input into corpus/: record streams
 ([op][len lo][len hi][frame]) of a SYN with options, an ACK with data, a FIN,
 a RST, and out-of-order data; UDP datagrams to the echo, to closed ports, with
-a zero checksum, with bad lengths. Checksums and addresses are fixed up by the
+a zero checksum, with bad lengths; ICMP "fragmentation needed" quoting
+TCP segments of ours. Checksums and addresses are fixed up by the
 harness (op bit 0), so only the TCP or UDP part matters here."""
 import os
 import struct
@@ -23,6 +24,15 @@ def udp_frame(sport, dport, data=b"", cksum=1, ulen=None):
     ip = b"\x45\x00" + struct.pack("!H", 20 + len(udp)) + b"\x00" * 5 + b"\x11" + b"\x00" * 10
     eth = b"\x00" * 12 + b"\x08\x00"
     return eth + ip + udp
+
+def icmp_frag_needed(mtu, sport, dport, seq, qlen=1500):
+    """ICMP type 3 code 4 quoting a TCP segment of ours (the harness fixes
+    the checksums and the quoted addresses)."""
+    quote = b"\x45\x00" + struct.pack("!H", qlen) + b"\x00" * 5 + b"\x06" + b"\x00" * 10
+    quote += struct.pack("!HHI", sport, dport, seq)
+    icmp = struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + quote
+    ip = b"\x45\x00" + struct.pack("!H", 20 + len(icmp)) + b"\x00" * 5 + b"\x01" + b"\x00" * 10
+    return b"\x00" * 12 + b"\x08\x00" + ip + icmp
 
 def rec(op, f):
     return bytes([op]) + struct.pack("<H", len(f)) + f
@@ -46,6 +56,11 @@ seeds = {
         + rec(0x41, udp_frame(40000, 11, b"z")),
     "udp_zero_cksum_reopen": rec(1, udp_frame(40000, 53, b"no sum", cksum=0))
         + rec(1, udp_frame(40000, 53, b"Close")),
+    "icmp_frag_needed": rec(1, frame(40000, 25, 1000, 0, 0x02, SYN_OPTS))
+        + rec(1, frame(40000, 25, 1001, 0, 0x10, data=b"HELO x\r\n"))
+        + rec(1, icmp_frag_needed(1280, 25, 40000, 0))
+        + rec(1, icmp_frag_needed(0, 25, 40000, 1))
+        + rec(1, icmp_frag_needed(300, 32768, 2525, 12345, 600)),
     "udp_bad_len": rec(1, udp_frame(40000, 53, b"abcd", ulen=7))
         + rec(1, udp_frame(40000, 53, b"abcd", ulen=200)),
 }

@@ -3,10 +3,17 @@
  * timing (RFC 6298 backoff, Karn), fast retransmit/NewReno recovery,
  * zero-window persist probes, out-of-order reassembly and SACK blocks,
  * delayed ACKs, send-buffer back-pressure and writable, receive window
- * closing/reopening, sender SWS avoidance, SACK-based recovery (RFC 6675).
+ * closing/reopening, sender SWS avoidance, SACK-based recovery (RFC 6675),
+ * Tail Loss Probe (RFC 8985: PTO timing, one probe, a SACKed probe starting
+ * recovery, D-SACK, off), path MTU
+ * (ICMP fragmentation needed lowers the MSS, with RFC 5927 checks).
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <string.h>
+
+#include <rte_ether.h>
+#include <rte_ip.h>
 
 #include "tests/tcp/tcp_test.h"
 
@@ -603,4 +610,291 @@ Test(tcp_data, limited_transmit_rfc3042)
 	cr_assert(tpop(&N, &r), "third: fast retransmit");
 	cr_expect_eq(r.seq, ISS + 1);
 	tnode_clear(&N);
+}
+
+/* ---- Tail Loss Probe (RFC 8985 7) ---------------------------------------- */
+
+/* One exchange with a 10 ms RTT so that SRTT = 10 ms (RTO: the 200 ms
+ * floor); returns the next sequence number to send. */
+static uint32_t tlp_prime(void)
+{
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 100), 100);
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 10 * NS_PER_MS);
+	inj(PISN + 1, ISS + 101, TCP_ACK, NULL, 0);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_assert_eq(i.srtt_ns, 10 * NS_PER_MS);
+	cr_assert_eq(i.rto_ns, 200 * NS_PER_MS);
+	tnode_clear(&N);
+	return ISS + 101;
+}
+
+/* A lone reply is lost: the probe resends it after PTO = 2 * SRTT + the
+ * one-segment ACK allowance (40 ms) = 60 ms, not after the 200 ms RTO. */
+Test(tcp_data, tlp_resends_a_lost_lone_segment_after_pto)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, "250 2.0.0 Ok\r\n", 14), 14);
+	cr_assert(tpop(&N, &r));	/* lost on the way */
+	cr_expect_eq(r.seq, seq);
+	tadvance(&N, 59 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0, "nothing before the PTO");
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe at ~60 ms");
+	cr_expect_eq(r.seq, seq);
+	cr_expect_eq(r.len, 14);
+	cr_expect_eq(memcmp(r.data, "250 2.0.0 Ok\r\n", 14), 0);
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	cr_expect_eq(st->tlp_probes, 1);
+	cr_expect_eq(st->rto_fires, 0);
+	/* its ACK completes the exchange: a loss the probe repaired */
+	struct tcp_conn_info i0, i;
+	tcp_get_info(A.conn, &i0);
+	tadvance(&N, 10 * NS_PER_MS);
+	inj(PISN + 1, seq + 14, TCP_ACK, NULL, 0);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.snd_una, seq + 14);
+	cr_expect_eq(st->tlp_recovered, 1);
+	cr_expect_lt(i.cwnd, i0.cwnd, "window reduced: %u -> %u", i0.cwnd, i.cwnd);
+	cr_expect_leq(i.ssthresh, tcp_max32((i0.cwnd + 14) / 2, 2 * i0.mss), "halved once");
+	/* and nothing more is sent: no RTO later */
+	tadvance(&N, 1000 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0);
+	cr_expect_eq(st->rto_fires, 0);
+}
+
+/* With several segments out the PTO is 2 * SRTT (20 ms); the probe is the
+ * last segment; a second loss of it waits for the RTO (one probe only). */
+Test(tcp_data, tlp_probes_once_then_the_rto)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 3000), 3000);
+	unsigned n = 0;
+	while (tpop(&N, &r))
+		n++;
+	cr_assert_eq(n, 3);	/* all three lost */
+	tadvance(&N, 19 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0);
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe at ~20 ms");
+	cr_expect_eq(r.seq, seq + 2000, "the last segment");
+	cr_expect_eq(r.len, 1000);
+	cr_expect_eq(tpending(&N), 0, "one probe");
+	/* the probe is lost too: the RTO (200 ms after the probe) takes over */
+	tadvance(&N, 198 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0, "no second probe");
+	tadvance(&N, 4 * NS_PER_MS);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.seq, seq, "RTO: back to snd_una");
+	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_probes, 1);
+}
+
+/* The probe (the last of three lost segments) arrives and is SACKed: the
+ * holes below it were sent a PTO earlier, so they are lost (RACK's rule):
+ * SACK recovery starts at once instead of after the RTO. */
+Test(tcp_data, tlp_sacked_probe_starts_recovery)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 3000), 3000);
+	while (tpop(&N, &r))
+		;	/* all three lost */
+	tadvance(&N, 21 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe");
+	cr_expect_eq(r.seq, seq + 2000);
+	/* its ACK: nothing new acked, the probe SACKed */
+	uint8_t o[12] = { 1, 1, 5, 10 };
+	uint32_t b[2] = { rte_cpu_to_be_32(seq + 2000), rte_cpu_to_be_32(seq + 3000) };
+	memcpy(o + 4, b, 8);
+	tadvance(&N, 10 * NS_PER_MS);
+	inj_full(PISN + 1, seq, TCP_ACK, 65535, NULL, 0, o, 12);
+	cr_assert(tpop(&N, &r), "the first hole resent at once");
+	cr_expect_eq(r.seq, seq);
+	cr_expect_eq(r.len, 1000);
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	cr_expect_eq(st->sack_recoveries, 1);
+	cr_expect_eq(st->tlp_recovered, 1);
+	/* the partial ACK brings the second hole; the full ACK ends it */
+	tnode_clear(&N);
+	inj_full(PISN + 1, seq + 1000, TCP_ACK, 65535, NULL, 0, o, 12);
+	cr_assert(tpop(&N, &r), "the second hole");
+	cr_expect_eq(r.seq, seq + 1000);
+	inj(PISN + 1, seq + 3000, TCP_ACK, NULL, 0);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.snd_una, seq + 3000);
+	cr_expect_eq(st->rto_fires, 0);
+	cr_expect_eq(st->tlp_probes, 1);
+}
+
+/* A probe the peer did not need (its ACK was late) is reported by D-SACK:
+ * no loss, the window is kept. */
+Test(tcp_data, tlp_spurious_probe_keeps_the_window)
+{
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, pattern, 500), 500);
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 61 * NS_PER_MS);
+	cr_assert(tpop(&N, &r), "the probe");
+	struct tcp_conn_info i0, i;
+	tcp_get_info(A.conn, &i0);
+	/* the ACK with a D-SACK block for the duplicate (RFC 2883) */
+	uint8_t o[12] = { 1, 1, 5, 10 };
+	uint32_t b[2] = { rte_cpu_to_be_32(seq), rte_cpu_to_be_32(seq + 500) };
+	memcpy(o + 4, b, 8);
+	inj_full(PISN + 1, seq + 500, TCP_ACK, 65535, NULL, 0, o, 12);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.snd_una, seq + 500);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_spurious, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_recovered, 0);
+	cr_expect_geq(i.cwnd, i0.cwnd, "window kept: %u -> %u", i0.cwnd, i.cwnd);
+}
+
+/* [tcp] tail_loss_probe = no: the lost reply waits for the RTO floor. */
+Test(tcp_data, tlp_off_waits_for_the_rto)
+{
+	struct tcp_conf cf;
+	tconf(&cf);
+	cf.tlp = false;
+	tnode_fini(&N);
+	tapp_fini(&A);
+	open_conn(&cf);
+	fill_pattern();
+	uint32_t seq = tlp_prime();
+	struct tout r;
+	cr_expect_eq(tcp_send(A.conn, "250 2.0.0 Ok\r\n", 14), 14);
+	cr_assert(tpop(&N, &r));
+	tadvance(&N, 199 * NS_PER_MS);
+	cr_expect_eq(tpending(&N), 0);
+	tadvance(&N, 2 * NS_PER_MS);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.seq, seq);
+	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->tlp_probes, 0);
+}
+
+/* ---- Path MTU: ICMP "fragmentation needed" (RFC 1191, RFC 5927) ---------- */
+
+/* A router's type 3 code 4 quoting our segment: next-hop MTU mtu, the
+ * quoted datagram qlen bytes long, from our port 25 (lport) to the peer's
+ * port (rport), sequence number seq. */
+static void inj_frag_needed(uint16_t mtu, uint16_t qlen, uint16_t lport, uint16_t rport,
+			    uint32_t seq)
+{
+	uint8_t buf[128];
+	memset(buf, 0, sizeof(buf));
+	struct rte_ether_hdr *eh = (struct rte_ether_hdr *)buf;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eh + 1);
+	uint8_t *ic = (uint8_t *)(ip + 1);
+	struct rte_ipv4_hdr *q = (struct rte_ipv4_hdr *)(ic + 8);
+	uint8_t *qt = (uint8_t *)(q + 1);
+	eh->dst_addr = N.ns.addr.mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ic[0] = 3;
+	ic[1] = 4;
+	ic[6] = (uint8_t)(mtu >> 8);
+	ic[7] = (uint8_t)mtu;
+	q->version_ihl = RTE_IPV4_VHL_DEF;
+	q->total_length = rte_cpu_to_be_16(qlen);
+	q->time_to_live = 63;
+	q->next_proto_id = IPPROTO_TCP;
+	q->src_addr = N.ns.addr.ip;
+	q->dst_addr = tip(PEER_IP);
+	qt[0] = (uint8_t)(lport >> 8); qt[1] = (uint8_t)lport;
+	qt[2] = (uint8_t)(rport >> 8); qt[3] = (uint8_t)rport;
+	qt[4] = (uint8_t)(seq >> 24); qt[5] = (uint8_t)(seq >> 16);
+	qt[6] = (uint8_t)(seq >> 8); qt[7] = (uint8_t)seq;
+	unsigned iclen = 8 + 20 + 8;
+	uint16_t ck = (uint16_t)~rte_raw_cksum(ic, iclen);
+	memcpy(ic + 2, &ck, 2);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(20 + iclen));
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_ICMP;
+	ip->src_addr = tip("198.18.0.77");	/* a router on the path */
+	ip->dst_addr = N.ns.addr.ip;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	unsigned flen = 14 + 20 + iclen;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(N.pool);
+	cr_assert_not_null(m);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)flen), buf, flen);
+	net_input(&N.ns, m);
+}
+
+/* MTU 600 on the path: the MSS drops to 560 and the flight goes again at
+ * once in 560-byte segments; later data uses the new size. */
+Test(tcp_data, frag_needed_lowers_the_mss_and_resends)
+{
+	fill_pattern();
+	cr_expect_eq(tcp_send(A.conn, pattern, 3000), 3000);
+	struct tout r;
+	unsigned n = 0;
+	while (tpop(&N, &r))
+		n++;
+	cr_assert_eq(n, 3);	/* 3 x 1000, all too big for the path */
+	inj_frag_needed(600, 1040, LP, SP, ISS + 1);
+	cr_expect_eq(N.ns.stats.icmp_rx_frag_needed, 1);
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_lowered, 1);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 560);
+	uint32_t next = ISS + 1;
+	n = 0;
+	while (tpop(&N, &r)) {
+		cr_expect_eq(r.seq, next);
+		cr_expect_leq(r.len, 560);
+		cr_expect_eq(memcmp(r.data, pattern + (r.seq - ISS - 1), r.len), 0);
+		next += r.len;
+		n++;
+	}
+	cr_expect_eq(next, ISS + 3001, "the whole flight resent at once (%u segments)", n);
+	cr_expect_eq(tcp_stack_stats(N.ts)->rto_fires, 0);
+	/* acked: new data is cut to the new size */
+	inj(PISN + 1, ISS + 3001, TCP_ACK, NULL, 0);
+	tnode_clear(&N);
+	cr_expect_eq(tcp_send(A.conn, pattern, 1000), 1000);
+	cr_assert(tpop(&N, &r));
+	cr_expect_eq(r.len, 560);
+}
+
+/* RFC 5927 checks: a quote outside SND.UNA..SND.NXT, for other ports, with
+ * an MTU not below the quoted size, or none at all, changes nothing; a
+ * tiny MTU is raised to the 552 floor. */
+Test(tcp_data, frag_needed_is_checked)
+{
+	fill_pattern();
+	cr_expect_eq(tcp_send(A.conn, pattern, 2000), 2000);
+	tnode_clear(&N);
+	inj_frag_needed(600, 1040, LP, SP, ISS);		/* below SND.UNA */
+	inj_frag_needed(600, 1040, LP, SP, ISS + 2001);		/* at SND.NXT */
+	inj_frag_needed(600, 1040, LP, SP, ISS + 1000000);	/* far away */
+	inj_frag_needed(600, 1040, LP, SP + 1, ISS + 1);	/* another connection */
+	inj_frag_needed(600, 1040, LP + 1, SP, ISS + 1);
+	inj_frag_needed(1040, 1040, LP, SP, ISS + 1);		/* was not too big */
+	inj_frag_needed(0, 1040, LP, SP, ISS + 1);		/* no MTU given */
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_rejected, 7);
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_lowered, 0);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 1000);
+	cr_expect_eq(tpending(&N), 0, "nothing resent");
+	/* in window, MTU 100: the floor, 552 - 40 */
+	inj_frag_needed(100, 1040, LP, SP, ISS + 1001);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 512);
+	cr_expect_eq(tcp_stack_stats(N.ts)->pmtu_lowered, 1);
+	/* a later one for a larger MTU does not raise it */
+	inj_frag_needed(900, 1040, LP, SP, ISS + 1);
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.mss, 512);
 }

@@ -1,7 +1,8 @@
 /*
  * test_impair.c - the seeded impairment used by the loss/reorder tests:
  * rates come out near what was asked, runs repeat for a seed, nothing leaks,
- * corruption voids the port's checksum verdicts.
+ * corruption voids the port's checksum verdicts, push_drop_every drops
+ * exactly every Nth TCP segment with PSH and nothing else.
  */
 #include <criterion/criterion.h>
 
@@ -135,4 +136,55 @@ Test(impair, rate_parsing)
 	cr_assert_eq(impair_parse_rate("abc"), -1);
 	cr_assert_eq(impair_parse_rate(""), -1);
 	cr_assert_eq(impair_parse_rate("1.5"), -1);
+}
+
+/* An Ethernet/IPv4/TCP frame with the given TCP flags; id in the IP id. */
+static struct rte_mbuf *tcp_frame(struct rte_mempool *mp, uint8_t flags, uint16_t id)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+	cr_assert_not_null(m);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, 14 + 20 + 20 + 10);
+	memset(p, 0, 64);
+	p[12] = 0x08;
+	p[14] = 0x45;
+	p[14 + 4] = (uint8_t)(id >> 8);
+	p[14 + 5] = (uint8_t)id;
+	p[14 + 9] = 6;
+	p[14 + 20 + 12] = 0x50;
+	p[14 + 20 + 13] = flags;
+	return m;
+}
+
+Test(impair, push_drop_every_is_exact)
+{
+	struct rte_mempool *mp = heap_mempool_create("imppsh", 256, 256);
+	struct impair_conf c = { .seed = 1 };
+	struct impair im;
+
+	c.tx.push_drop_every = 3;
+	cr_assert(impair_conf_active(&c));
+	impair_init(&im, &c, false, 0, mp);
+	unsigned kept_push = 0, kept_ack = 0, dropped_ids = 0;
+	for (uint16_t b = 0; b < 10; b++) {
+		struct rte_mbuf *pkts[8 * 2 + 1];
+		for (uint16_t i = 0; i < 8; i++)	/* PSH|ACK, then a pure ACK */
+			pkts[i] = tcp_frame(mp, i % 2 ? 0x10 : 0x18, (uint16_t)(b * 8 + i));
+		uint16_t n = impair_burst(&im, pkts, 8, 17, 0);
+		for (uint16_t i = 0; i < n; i++) {
+			const uint8_t *p = rte_pktmbuf_mtod(pkts[i], const uint8_t *);
+			if (p[14 + 20 + 13] & 0x08)
+				kept_push++;
+			else
+				kept_ack++;
+			rte_pktmbuf_free(pkts[i]);
+		}
+		dropped_ids += 8 - n;
+	}
+	/* 40 PSH segments: the 3rd, 6th, ... 39th dropped (13); 40 ACKs kept */
+	cr_assert_eq(kept_ack, 40);
+	cr_assert_eq(kept_push, 27);
+	cr_assert_eq(dropped_ids, 13);
+	cr_assert_eq(im.stats.dropped, 13);
+	cr_assert_eq(heap_mempool_avail(mp), 256, "mbuf leak");
+	heap_mempool_free(mp);
 }

@@ -5,7 +5,9 @@
  * side (delivery) against a real server context with a certificate from a
  * CA made here: SNI, `may` (no verification, outcome reported), `verify`
  * passing with the right CA and name, failing on a wrong name, an unknown
- * CA, or an address that is not in the certificate.
+ * CA, or an address that is not in the certificate. The server's policy
+ * against a raw OpenSSL client: weak TLS 1.2 ciphers and other groups
+ * refused, the server's cipher order, [tls] lists applied and checked.
  */
 #include <criterion/criterion.h>
 
@@ -159,6 +161,161 @@ Test(tls, bad_files_are_reported, .init = make_pair, .fini = cleanup)
 	cr_assert_eq(tls_selfsigned_ensure("/nonexistent/dir/c.pem", "/nonexistent/dir/k.pem",
 					   "h", err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "/nonexistent/dir/"), "%s", err);
+}
+
+/* ---- the server's policy, against a raw OpenSSL client ------------------- */
+
+/*
+ * A client made with OpenSSL directly (so it can offer what sluiced must
+ * refuse), over memory BIOs, against a server tls_conn. Returns 1 when the
+ * handshake completed on both ends, 0 when it failed; the negotiated cipher
+ * and group go to cipher/group.
+ */
+static int raw_ticket;	/* the last raw_handshake got a session ticket */
+
+static int raw_handshake(struct tls_conn *s, int maxv, const char *ciphers, const char *suites,
+			 const char *groups, char *cipher, size_t clen, char *group, size_t glen)
+{
+	SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
+	cr_assert_not_null(cc);
+	SSL_CTX_set_security_level(cc, 0);	/* let the client offer anything */
+	SSL_CTX_set_min_proto_version(cc, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(cc, maxv);
+	if (ciphers)
+		cr_assert_eq(SSL_CTX_set_cipher_list(cc, ciphers), 1, "%s", ciphers);
+	if (suites)
+		cr_assert_eq(SSL_CTX_set_ciphersuites(cc, suites), 1, "%s", suites);
+	if (groups)
+		cr_assert_eq(SSL_CTX_set1_groups_list(cc, groups), 1, "%s", groups);
+	SSL *c = SSL_new(cc);
+	BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+	cr_assert(c && in && out);
+	SSL_set_bio(c, in, out);
+	SSL_set_connect_state(c);
+	int done = 0;
+	char buf[4096];
+	for (int round = 0; round < 50; round++) {
+		int r = SSL_do_handshake(c);
+		int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c, r);	/* before BIO_write */
+		int n;
+		while ((n = BIO_read(out, buf, sizeof(buf))) > 0)
+			if (tls_feed(s, buf, (size_t)n) < 0)
+				break;
+		tls_handshake(s);
+		size_t m;
+		while ((m = tls_take(s, buf, sizeof(buf))) > 0)
+			BIO_write(in, buf, (int)m);
+		if (r == 1 && tls_established(s)) {
+			done = 1;
+			break;
+		}
+		if (r <= 0 && e != SSL_ERROR_WANT_READ)
+			break;
+	}
+	if (done)
+		raw_ticket = SSL_SESSION_has_ticket(SSL_get0_session(c));
+	snprintf(cipher, clen, "%s", done ? SSL_get_cipher_name(c) : "");
+	snprintf(group, glen, "%s", done ? SSL_group_to_name(c, SSL_get_negotiated_group(c)) : "");
+	SSL_free(c);
+	SSL_CTX_free(cc);
+	return done;
+}
+
+/* One handshake against a fresh server context with the default policy. */
+static int against_default(int maxv, const char *ciphers, const char *suites, const char *groups,
+			   char *cipher, char *group)
+{
+	char err[200];
+	struct tls_ctx *sctx = tls_ctx_server(cert, key, err, sizeof(err));
+	cr_assert_not_null(sctx, "%s", err);
+	struct tls_conn *s = tls_conn_new(sctx);
+	int ok = raw_handshake(s, maxv, ciphers, suites, groups, cipher, 64, group, 64);
+	tls_conn_free(s);
+	tls_ctx_free(sctx);
+	return ok;
+}
+
+Test(tls, policy_refuses_weak_tls12_ciphers, .init = make_pair, .fini = cleanup)
+{
+	char cipher[64], group[64];
+	/* CBC with SHA-1 MACs, and no forward secrecy: OpenSSL's defaults take
+	 * the first two; the policy takes none. */
+	cr_assert_eq(against_default(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA", NULL, NULL,
+				     cipher, group), 0, "CBC accepted: %s", cipher);
+	cr_assert_eq(against_default(TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384", NULL, NULL,
+				     cipher, group), 0, "CBC accepted: %s", cipher);
+	cr_assert_eq(against_default(TLS1_2_VERSION, "AES128-GCM-SHA256", NULL, NULL,
+				     cipher, group), 0, "static RSA accepted: %s", cipher);
+	/* and an ECDHE AEAD cipher is fine */
+	cr_assert_eq(against_default(TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305", NULL, NULL,
+				     cipher, group), 1);
+	cr_assert_str_eq(cipher, "ECDHE-ECDSA-CHACHA20-POLY1305");
+}
+
+Test(tls, policy_server_picks_its_order, .init = make_pair, .fini = cleanup)
+{
+	char cipher[64], group[64];
+	/* the client prefers AES-128; the server's list puts AES-256 first */
+	cr_assert_eq(against_default(TLS1_2_VERSION,
+				     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+				     NULL, NULL, cipher, group), 1);
+	cr_assert_str_eq(cipher, "ECDHE-ECDSA-AES256-GCM-SHA384");
+	cr_assert_eq(against_default(TLS1_3_VERSION, NULL,
+				     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+				     NULL, cipher, group), 1);
+	cr_assert_str_eq(cipher, "TLS_AES_256_GCM_SHA384");
+}
+
+Test(tls, policy_issues_no_session_ticket, .init = make_pair, .fini = cleanup)
+{
+	char cipher[64], group[64];
+	cr_assert_eq(against_default(TLS1_2_VERSION, NULL, NULL, NULL, cipher, group), 1);
+	cr_assert_eq(raw_ticket, 0, "a TLS 1.2 session ticket was issued");
+}
+
+Test(tls, policy_groups_are_x25519_and_p256, .init = make_pair, .fini = cleanup)
+{
+	char cipher[64], group[64];
+	cr_assert_eq(against_default(TLS1_3_VERSION, NULL, NULL, "P-384:P-521:ffdhe2048",
+				     cipher, group), 0, "group accepted: %s", group);
+	cr_assert_eq(against_default(TLS1_2_VERSION, NULL, NULL, "P-384", cipher, group), 0,
+		     "group accepted: %s", group);
+	cr_assert_eq(against_default(TLS1_3_VERSION, NULL, NULL, "P-256", cipher, group), 1);
+	cr_assert_str_eq(group, "secp256r1");
+	/* TLS 1.2 picks the curve by the server's order (TLS 1.3 takes the
+	 * client's key share when it is acceptable, saving a round trip) */
+	cr_assert_eq(against_default(TLS1_2_VERSION, NULL, NULL, "P-256:X25519", cipher, group), 1);
+	cr_assert_str_eq(group, "x25519", "the server's group order");
+}
+
+Test(tls, policy_is_configurable_and_checked, .init = make_pair, .fini = cleanup)
+{
+	char err[200], cipher[64], group[64];
+	struct tls_ctx *sctx = tls_ctx_server(cert, key, err, sizeof(err));
+	cr_assert_not_null(sctx, "%s", err);
+	struct tls_policy bad[] = {
+		{ .ciphers = "ECDHE-ECDSA-AES128-SHA" },
+		{ .ciphers = "HIGH" },
+		{ .ciphers = "no-such-cipher" },
+		{ .ciphersuites = "TLS_NO_SUCH_SUITE" },
+		{ .groups = "X25519:no-such-group" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(tls_ctx_policy(sctx, &bad[i], err, sizeof(err)), -1, "bad[%zu]", i);
+		cr_assert_neq(err[0], '\0');
+	}
+	cr_assert_not_null(strstr(err, "groups"), "%s", err);
+	/* a narrower good policy applies */
+	struct tls_policy p = { .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256",
+				.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256", .groups = "P-256" };
+	cr_assert_eq(tls_ctx_policy(sctx, &p, err, sizeof(err)), 0, "%s", err);
+	struct tls_conn *s = tls_conn_new(sctx);
+	cr_assert_eq(raw_handshake(s, TLS1_3_VERSION, NULL, NULL, NULL, cipher, 64, group, 64), 1);
+	cr_assert_str_eq(cipher, "TLS_CHACHA20_POLY1305_SHA256");
+	cr_assert_str_eq(group, "secp256r1");
+	tls_conn_free(s);
+	tls_ctx_free(sctx);
 }
 
 /* ---- the client side: a small PKI made for the test ---------------------- */
