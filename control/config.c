@@ -194,6 +194,7 @@ static const struct key keys[] = {
 	{ "control", "group", K_STR, F(control.group), 0, 0, NULL },
 	{ "control", "read_group", K_STR, F(control.read_group), 0, 0, NULL },
 	{ "control", "mode", K_MODE, F(control.mode), 0, 0777, NULL },
+	{ "auth", "users", K_STR, F(auth.users), 0, 0, NULL },
 	{ "metrics", "listen", K_STR, F(metrics.listen), 0, 0, NULL },
 	{ "metrics", "top_destinations", K_UINT, F(metrics.top_destinations), 0, 100, NULL },
 };

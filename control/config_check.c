@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "control/metrics.h"
 #include "control/retry.h"
+#include "control/users.h"
 #include "dataplane/cpus.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/tls.h"
@@ -597,6 +598,26 @@ static void check_control(const struct sluice_config *c, struct config_errors *e
 		add_error(c, errs, "control", "read_group", "'%s' is the admins' group too", rg);
 }
 
+/* [auth] users: an absolute path to a file every line of which parses
+ * (users.h); the first bad line is named. */
+static void check_auth(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct users u;
+	char err[300];
+
+	if (!c->auth.users[0])
+		return;
+	if (c->auth.users[0] != '/') {
+		add_error(c, errs, "auth", "users", "'%s' is not an absolute path", c->auth.users);
+		return;
+	}
+	if (users_load(&u, c->auth.users, err, sizeof(err)) < 0) {
+		add_error(c, errs, "auth", "users", "%s", err);
+		return;
+	}
+	users_free(&u);
+}
+
 /* [metrics] listen: ADDRESS:PORT of this host, not the DPDK port's. */
 static void check_metrics(const struct sluice_config *c, struct config_errors *errs)
 {
@@ -641,5 +662,6 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
 	check_control(c, errs);
 	check_metrics(c, errs);
+	check_auth(c, errs);
 	return errs->count > before ? -1 : 0;
 }
