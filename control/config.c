@@ -112,6 +112,8 @@ static const struct key keys[] = {
 	{ "log", "level", K_LOGLEVEL, F(log.level), 0, 0, NULL },
 	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0, NULL },
 	{ "smtp", "port", K_UINT, F(smtp.port), 0, 65535, NULL },
+	{ "smtp", "submission_port", K_UINT, F(smtp.submission_port), 0, 65535, NULL },
+	{ "smtp", "submissions_port", K_UINT, F(smtp.submissions_port), 0, 65535, NULL },
 	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0, NULL },
 	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0, NULL },
 	{ "smtp", "relay_domains", K_STR, F(smtp.relay_domains), 0, 0, NULL },

@@ -35,6 +35,8 @@ struct sluice_config {
 
 	struct {
 		uint16_t port;
+		uint16_t submission_port;	/* 587: STARTTLS + AUTH; 0: none */
+		uint16_t submissions_port;	/* 465: implicit TLS + AUTH; 0: none */
 		char hostname[256];
 		char mynetworks[CONFIG_LINE_MAX];
 		char relay_domains[CONFIG_LINE_MAX];

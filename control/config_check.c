@@ -133,6 +133,7 @@ void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e)
 	e->timeout_cmd_ns = c->smtp.command_timeout_ns;
 	e->timeout_data_ns = c->smtp.data_timeout_ns;
 	snprintf(e->postmaster, sizeof(e->postmaster), "%s", c->smtp.postmaster);
+	e->auth_available = c->auth.users[0] != '\0';	/* submission listeners only */
 	e->policy = NULL;
 }
 
@@ -604,6 +605,29 @@ static void check_auth(const struct sluice_config *c, struct config_errors *errs
 {
 	struct users u;
 	char err[300];
+	const char *sub[2] = { "submission_port", "submissions_port" };
+	unsigned port[2] = { c->smtp.submission_port, c->smtp.submissions_port };
+
+	bool clash[2] = { false, false };
+
+	for (int i = 0; i < 2; i++)	/* first the listeners that cannot be */
+		if (port[i] && (port[i] == c->smtp.port || (i == 1 && port[1] == port[0]))) {
+			add_error(c, errs, "smtp", sub[i], "%u is already another listener's",
+				  port[i]);
+			clash[i] = true;
+		}
+	for (int i = 0; i < 2; i++) {
+		if (!port[i] || clash[i])
+			continue;
+		if (c->smtp.port == 0)
+			add_error(c, errs, "smtp", sub[i], "needs the SMTP service (port)");
+		else if (!c->smtp.starttls)
+			add_error(c, errs, "smtp", sub[i], "needs TLS (starttls = yes): AUTH is "
+				  "taken over TLS only");
+		else if (!c->auth.users[0])
+			add_error(c, errs, "smtp", sub[i], "needs [auth] users: a submission "
+				  "listener takes mail from authenticated clients only");
+	}
 
 	if (!c->auth.users[0])
 		return;

@@ -679,6 +679,15 @@ static void take_update(struct plane *p)
 		p->dest = u->dest;
 		sched_policy_reloaded(p->sched);
 	}
+	if (p->auth && u->auth_users[0]) {
+		unsigned users = 0;
+		if (auth_worker_reload(p->auth, u->auth_users, &users, err, sizeof(err)) < 0)
+			log_err("reload %llu: AUTH users not changed: %s",
+				(unsigned long long)u->gen, err);
+		else
+			log_info("reload %llu: %u AUTH user(s) from %s", (unsigned long long)u->gen,
+				 users, u->auth_users);
+	}
 	atomic_store(&p->update_routes_ok, ok);
 	atomic_store(&p->update_done, u->gen);
 	plane_update_free(u);

@@ -53,7 +53,8 @@
  *
  * Reloads (control/reload.h) hand the plane a struct plane_update with
  * plane_update(): the thread applies it between two passes (routes,
- * relayhost, retry and destination policies) and frees it.
+ * relayhost, retry and destination policies, the AUTH users file read
+ * again) and frees it.
  */
 #ifndef SLUICE_PLANE_H
 #define SLUICE_PLANE_H
@@ -106,6 +107,7 @@ struct plane_update {
 	char relayhost[ROUTE_SPEC_MAX];	/* [routes] relayhost, "": MX */
 	char *routes_text;		/* the routes file (malloc), NULL: none */
 	char routes_name[256];		/* its name, for messages */
+	char auth_users[256];		/* [auth] users, read again ("": none) */
 	uint64_t gen;			/* the reload's number, for the log */
 };
 /* Free an update (and its routes text). */
