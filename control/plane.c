@@ -1119,6 +1119,15 @@ unsigned plane_take_replies(struct plane *p,
 	return n;
 }
 
+int plane_auth_reload(struct plane *p, const char *path, unsigned *users, char *err, size_t n)
+{
+	if (!p->auth) {
+		snprintf(err, n, "no [auth] users file at start-up: no AUTH to change");
+		return -1;
+	}
+	return auth_worker_reload(p->auth, path, users, err, n);
+}
+
 void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 {
 	stats_visit(fn, user, "dns", dns_stat_names, STATS_VALUES(&p->dns_snap), dns_stat_count);

@@ -122,6 +122,12 @@ void plane_update(struct plane *p, struct plane_update *u);
  * its routes went in. */
 uint64_t plane_update_applied(struct plane *p, bool *routes_ok);
 
+/* Read the AUTH users file at path again into the auth worker (any thread
+ * but the worker's; sluicectl user add/remove). 0 with the user count in
+ * *users, or -1 with err (no [auth] users at start-up, or a bad file: the
+ * users in force stay). */
+int plane_auth_reload(struct plane *p, const char *path, unsigned *users, char *err, size_t n);
+
 /* Readable (an eventfd) when answers wait. */
 int plane_reply_fd(const struct plane *p);
 /* Give every waiting answer to fn (value: the result, or the error as a

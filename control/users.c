@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -310,6 +313,132 @@ int users_load(struct users *u, const char *path, char *err, size_t n)
 	}
 	fclose(f);
 	free(text);
+	return r;
+}
+
+/* The whole file, NUL-terminated (heap), or NULL with err. */
+static char *read_all(const char *path, size_t *len, char *err, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	size_t got;
+
+	if (!f) {
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	text = malloc(USERS_FILE_MAX + 2);
+	if (!text) {
+		fclose(f);
+		snprintf(err, n, "%s: no memory", path);
+		return NULL;
+	}
+	got = fread(text, 1, USERS_FILE_MAX + 1, f);
+	if (ferror(f) || got > USERS_FILE_MAX || memchr(text, '\0', got)) {
+		snprintf(err, n, "%s: unreadable, larger than 16 MiB or with a NUL byte", path);
+		fclose(f);
+		free(text);
+		return NULL;
+	}
+	fclose(f);
+	text[got] = '\0';
+	*len = got;
+	return text;
+}
+
+/* Does line (len octets) belong to name? */
+static bool line_is(const char *line, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+
+	return len > nl && line[nl] == ':' && memcmp(line, name, nl) == 0;
+}
+
+int users_file_set(const char *path, const char *name, const char *hash, unsigned *users,
+		   char *err, size_t n)
+{
+	char tmp[4096 + 16], why[300];
+	char *text, *out = NULL;
+	size_t len, olen = 0;
+	bool found = false;
+	struct users u;
+	struct stat st;
+	int fd = -1, r = -1;
+
+	if (!name_ok(name, strlen(name))) {
+		snprintf(err, n, "'%s': a name is 1..64 printable octets, no spaces or ':'", name);
+		return -1;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
+		snprintf(err, n, "%s: path too long", path);
+		return -1;
+	}
+	if (stat(path, &st) < 0) {
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	text = read_all(path, &len, err, n);
+	if (!text)
+		return -1;
+	out = malloc(len + USERS_LINE_MAX + 4);
+	if (!out) {
+		snprintf(err, n, "no memory");
+		goto done;
+	}
+	for (const char *p = text; *p;) {
+		size_t l = strcspn(p, "\n");
+
+		if (line_is(p, l, name))
+			found = true;
+		else {
+			memcpy(out + olen, p, l);
+			olen += l;
+			out[olen++] = '\n';
+		}
+		p += l + (p[l] == '\n');
+	}
+	if (hash && found) {
+		snprintf(err, n, "user '%s' exists already (remove it first)", name);
+		goto done;
+	}
+	if (!hash && !found) {
+		snprintf(err, n, "no user '%s'", name);
+		goto done;
+	}
+	if (hash) {
+		int w = snprintf(out + olen, USERS_LINE_MAX + 2, "%s:%s\n", name, hash);
+		if (w < 0 || w > USERS_LINE_MAX + 1) {
+			snprintf(err, n, "the line is longer than 512 octets");
+			goto done;
+		}
+		olen += (size_t)w;
+	}
+	out[olen] = '\0';
+	if (users_parse(&u, out, path, why, sizeof(why)) < 0) {
+		snprintf(err, n, "%s", why);
+		goto done;
+	}
+	*users = u.n;
+	users_free(&u);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
+	if (fd < 0 || fchmod(fd, st.st_mode & 07777) < 0 ||
+	    (fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM) ||
+	    write(fd, out, olen) != (ssize_t)olen || fsync(fd) < 0) {
+		snprintf(err, n, "%s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		goto done;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto done;
+	}
+	r = 0;
+done:
+	free(text);
+	free(out);
 	return r;
 }
 

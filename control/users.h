@@ -80,6 +80,16 @@ void users_free(struct users *u);
 
 const struct users_entry *users_find(const struct users *u, const char *name);
 
+/* Edit the file at path: add "name:hash" (hash given; refused when name is
+ * there already) or remove name's line (hash NULL; refused when it is not
+ * there). Comments and other lines are kept; the whole new text must parse
+ * (users_parse) before it is written, beside the file, synced, and renamed
+ * over it with the old file's mode (so a reader sees the old or the new
+ * file, never half of one). 0 with the user count in *users, or -1 with
+ * err. For `sluicectl user add/remove`. */
+int users_file_set(const char *path, const char *name, const char *hash, unsigned *users,
+		   char *err, size_t n);
+
 /* Check name/password: 1 good, 0 wrong (or no such user), -1 the hash could
  * not be computed (no memory). Costs one scrypt whatever the outcome. */
 int users_verify(const struct users *u, const char *name, const char *pass, size_t pass_len);

@@ -11,6 +11,7 @@
 #    offered on port 25; three failures in a session end it with 421;
 #  - Python smtplib login() + sendmail on 587 (starttls) and 465 (SMTP_SSL);
 #  - a reload reads the users file again (a bad line refuses it whole);
+#  - sluicectl user list / add (only the hash is sent) / remove;
 #  - counters: smtp.auth_ok / auth_failed, auth.checked from the worker;
 #  - the spool: the relayed messages carry "with ESMTPSA" (RFC 3848).
 # Per-client-address rate limiting of failures across sessions is not
@@ -170,19 +171,39 @@ out=$(ns /usr/bin/python3 "$T_DIR/lib.py" $HOST 465 alice secret-1 2>&1)
 check "the users in force are kept: alice still logs in ($out)" test $? -eq 0
 cp "$USERS.good" "$USERS"
 
-# failures: 3 swaks, 3 in the brute session, and smtplib's two wrong
-# login()s (bob's, carol's before the reload) try PLAIN then LOGIN each
-# (smtplib goes through every mechanism offered): 10; good: 6 + 2 -> 8
+# sluicectl user list / add / remove: the file is rewritten and read again
+# at once (add sends only the hash: the password is read by sluicectl).
+ctl() { "$T_CTL" -s "$T_SOCK" "$@"; }
+out=$(ctl user list 2>&1)
+check "sluicectl user list: alice, bob@isp.example, carol ($(echo $out))" \
+	test "$(echo $out)" = "alice bob@isp.example carol"
+out=$(printf 'd4ve-pw\n' | ctl user add dave 2>&1)
+check "sluicectl user add dave ($out)" test $? -eq 0
+dave_line() { grep -q '^dave:[$]scrypt[$]N=16384,r=8,p=1[$]' "$USERS" && ! grep -q d4ve-pw "$USERS"; }
+check "the file has dave's scrypt line, not the password" dave_line
+out=$(ns /usr/bin/python3 "$T_DIR/lib.py" $HOST 587 dave d4ve-pw 2>&1)
+check "dave logs in at once ($out)" test $? -eq 0
+out=$(printf 'x\n' | ctl user add dave 2>&1); st=$?
+check "adding dave again is refused ($out)" sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'exists already'"
+out=$(ctl user remove dave 2>&1)
+check "sluicectl user remove dave ($out)" test $? -eq 0
+out=$(ns /usr/bin/python3 "$T_DIR/lib.py" $HOST 587 dave d4ve-pw 2>&1); st=$?
+check "dave's login is refused after the removal ($out)" test $st -eq 2
+
+# failures: 3 swaks, 3 in the brute session, and smtplib's three wrong
+# login()s (bob's, carol's before the reload, dave's after his removal)
+# try PLAIN then LOGIN each (smtplib goes through every mechanism
+# offered): 12; good: 6 + carol + alice + dave -> 9
 ok_n=$(stat smtp.auth_ok); bad_n=$(stat smtp.auth_failed); chk=$(stat auth.checked)
-check "counters: smtp.auth_ok = 8 ($ok_n), smtp.auth_failed = 10 ($bad_n), auth.checked = 18 ($chk)" \
-	test "$ok_n" = 8 -a "$bad_n" = 10 -a "$chk" = 18
+check "counters: smtp.auth_ok = 9 ($ok_n), smtp.auth_failed = 12 ($bad_n), auth.checked = 21 ($chk)" \
+	test "$ok_n" = 9 -a "$bad_n" = 12 -a "$chk" = 21
 msgs=$(stat smtp.messages)
-check "eight messages taken ($msgs)" test "$msgs" = 8
+check "nine messages taken ($msgs)" test "$msgs" = 9
 
 check "sluiced stops cleanly" t_stop
 mkdir -p "$T_DIR/bodies"
 "$QD" -n 4 -s -b "$T_DIR/bodies" "$T_DIR/spool" >"$T_DIR/dump" 2>"$T_DIR/dump.err" ||
 	measure_failed "queue-dump: $(head -c 300 "$T_DIR/dump.err")"
 n=$(grep -l 'with ESMTPSA' "$T_DIR"/bodies/* 2>/dev/null | wc -l)
-check "every relayed message has 'with ESMTPSA' in its Received ($n of 8)" test "$n" -eq 8
+check "every relayed message has 'with ESMTPSA' in its Received ($n of 9)" test "$n" -eq 9
 finish

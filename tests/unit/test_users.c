@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -234,4 +235,47 @@ Test(users, config_check_names_a_bad_users_file)
 	cr_assert_eq(config_check(&c, &m, &e), -1);
 	cr_assert(strstr(e.msg[0], "conf:2: auth.users: 'users.txt' is not an absolute path"),
 		  "%s", e.msg[0]);
+}
+
+Test(users, file_set_adds_and_removes_keeping_the_rest)
+{
+	char line[400], text[1200], err[300], *path, h[USERS_HASH_TEXT_MAX], got[1200];
+	unsigned n = 99;
+	struct users u;
+	struct stat st;
+	FILE *f;
+	size_t len;
+
+	rfc_line(line, sizeof(line), "alice");
+	snprintf(text, sizeof(text), "# our users\n%s\n# end\n", line);
+	path = write_tmp(text);
+	cr_assert_eq(chmod(path, 0640), 0);
+	cr_assert_eq(users_hash_make("pw", 2, 1024, 8, 1, h, sizeof(h), err, sizeof(err)), 0);
+
+	cr_assert_eq(users_file_set(path, "bob", h, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(users_load(&u, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(users_verify(&u, "bob", "pw", 2), 1);
+	cr_assert_eq(users_verify(&u, "alice", rfc_pass, strlen(rfc_pass)), 1);
+	users_free(&u);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0640, "mode %o", st.st_mode & 07777);
+
+	cr_assert_eq(users_file_set(path, "bob", h, &n, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "user 'bob' exists already"), "%s", err);
+	cr_assert_eq(users_file_set(path, "carol", NULL, &n, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "no user 'carol'"), "%s", err);
+	cr_assert_eq(users_file_set(path, "bad name", h, &n, err, sizeof(err)), -1);
+	cr_assert_eq(users_file_set(path, "carol", "$scrypt$N=3", &n, err, sizeof(err)), -1);
+	cr_assert(strstr(err, ":6: scrypt parameters"), "%s", err);	/* line 3 is blank */
+
+	cr_assert_eq(users_file_set(path, "alice", NULL, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 1);
+	f = fopen(path, "r");
+	len = fread(got, 1, sizeof(got) - 1, f);
+	fclose(f);
+	got[len] = '\0';
+	snprintf(text, sizeof(text), "# our users\n\n# end\nbob:%s\n", h);
+	cr_assert_str_eq(got, text, "comments kept, alice gone, bob last");
+	unlink(path);
 }
