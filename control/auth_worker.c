@@ -185,6 +185,7 @@ struct auth_worker *auth_worker_start(const char *path, int wake_fd, char *err, 
 		goto fail;
 	}
 	w->started = true;
+	pthread_setname_np(w->thread, "sluice-auth");	/* in top -H, ps -L */
 	return w;
 fail:
 	auth_worker_stop(w);
