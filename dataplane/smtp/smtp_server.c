@@ -870,6 +870,14 @@ static void do_auth(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 }
 
+void smtp_session_end(struct smtp_session *s)
+{
+	auth_wipe(s);
+	if (s->event == SMTP_EV_AUTH)
+		s->event = SMTP_EV_NONE;
+	s->state = ST_DONE;
+}
+
 int smtp_session_auth_request(const struct smtp_session *s, const char **name,
 			      const char **pass, size_t *pass_len)
 {

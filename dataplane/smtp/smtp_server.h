@@ -292,6 +292,10 @@ int smtp_session_auth_request(const struct smtp_session *s, const char **name,
  * (454 4.7.0). The password is wiped. 0, or -1 if no AUTH was pending. */
 int smtp_session_auth_done(struct smtp_session *s, int result);
 
+/* The connection is gone: forget any AUTH in progress and wipe its
+ * password (a client that leaves mid-AUTH). Its answer is then refused. */
+void smtp_session_end(struct smtp_session *s);
+
 /* Implicit TLS (RFC 8314, port 465): the handshake that came before any
  * SMTP is done. The greeting already queued goes out under TLS; the session
  * counts as TLS from the start (AUTH offered). Right after init only. */

@@ -360,6 +360,7 @@ static void conn_release(struct smtp_conn *sc)
 {
 	struct smtp_service *svc = sc->svc;
 
+	smtp_session_end(&sc->s);	/* no password left behind in the slot */
 	if (sc->tls) {
 		tls_conn_free(sc->tls);
 		sc->tls = NULL;

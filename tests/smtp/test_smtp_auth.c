@@ -262,3 +262,18 @@ Test(smtp_auth, without_users_auth_is_not_a_command)
 	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_NONE);
 	th_free(h);
 }
+
+Test(smtp_auth, a_client_leaving_mid_auth_leaves_no_password)
+{
+	struct th *h = auth_th(false);
+
+	tls_up(h);
+	th_feeds(h, "AUTH LOGIN\r\n" "Ym9i\r\n" "aHVudGVyMg==\r\n");
+	expect_auth(h, "bob", "hunter2");
+	smtp_session_end(&h->s);
+	cr_assert_eq(h->s.auth_pass[0], '\0');
+	cr_assert_eq(h->s.auth_pass_len, 0);
+	cr_assert_eq(smtp_session_auth_done(&h->s, 1), -1, "an answer after the end was taken");
+	cr_assert(!h->s.authenticated);
+	th_free(h);
+}
