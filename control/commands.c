@@ -10,6 +10,7 @@
 
 #include "control/plane.h"
 #include "control/reload.h"
+#include "control/users.h"
 #include "dataplane/dataplane.h"
 #include "queue/queue.h"
 
@@ -113,6 +114,86 @@ static int cmd_config_check(struct ctl_ctx *c, int argc, char **argv, json_t **r
 		return -1;
 	}
 	return reload_check(c->reload, argc ? argv[0] : NULL, result);
+}
+
+/* ---- submission users ([auth] users, users.h) ----------------------------------------- */
+
+/* The file in force, or NULL with *result set. */
+static const char *users_path(struct ctl_ctx *c, json_t **result)
+{
+	if (!c->cfg || !c->cfg->auth.users[0] || !c->plane) {
+		*result = json_string("no [auth] users file: AUTH is off");
+		return NULL;
+	}
+	return c->cfg->auth.users;
+}
+
+static int cmd_user_list(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	const char *path = users_path(c, result);
+	struct users u;
+	char err[320];
+	json_t *names;
+
+	if (argc)
+		return CTL_USAGE;
+	if (!path)
+		return -1;
+	if (users_load(&u, path, err, sizeof(err)) < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	names = json_array();
+	for (unsigned i = 0; names && i < u.n; i++)
+		if (json_array_append_new(names, json_string(u.e[i].name)) < 0) {
+			json_decref(names);
+			names = NULL;
+		}
+	users_free(&u);
+	if (!names)
+		return -1;
+	*result = json_pack("{s:{s:s,s:o}}", "users", "file", path, "names", names);
+	return *result ? 0 : -1;
+}
+
+/* add NAME HASH (sluicectl made HASH from the password it read) / remove NAME */
+static int user_set(struct ctl_ctx *c, const char *name, const char *hash, json_t **result)
+{
+	const char *path = users_path(c, result);
+	char err[320];
+	unsigned n = 0, m = 0;
+
+	if (!path)
+		return -1;
+	if (users_file_set(path, name, hash, &n, err, sizeof(err)) < 0 ||
+	    plane_auth_reload(c->plane, path, &m, err, sizeof(err)) < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	*result = json_pack("{s:{s:s,s:b,s:i}}", "user", "name", name,
+			    hash ? "added" : "removed", 1, "users", (json_int_t)m);
+	return *result ? 0 : -1;
+}
+
+static int cmd_user_add(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	struct users_hash h;
+	char err[200];
+
+	if (argc != 2)
+		return CTL_USAGE;
+	if (users_hash_parse(argv[1], &h, err, sizeof(err)) < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	return user_set(c, argv[0], argv[1], result);
+}
+
+static int cmd_user_remove(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	if (argc != 1)
+		return CTL_USAGE;
+	return user_set(c, argv[0], NULL, result);
 }
 
 /* ---- answered by the control-plane thread ------------------------------------------ */
@@ -250,5 +331,14 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "config", "check", CTL_ADMIN, cmd_config_check, "[FILE]",
 	  "Check FILE (default: the running configuration's file) as sluiced --check-config "
 	  "and reload would, applying nothing; every error is listed." },
+	{ "user", "list", CTL_READ, cmd_user_list, "",
+	  "The submission users ([auth] users) by name." },
+	{ "user", "add", CTL_ADMIN, cmd_user_add, "NAME",
+	  "Add a submission user: sluicectl reads the password from stdin (its first line) "
+	  "and sends only its scrypt hash; the users file is rewritten (atomically) and read "
+	  "again at once. A name there already is refused." },
+	{ "user", "remove", CTL_ADMIN, cmd_user_remove, "NAME",
+	  "Remove a submission user from the users file; it is read again at once (sessions "
+	  "already authenticated keep going)." },
 	{ NULL, NULL, CTL_READ, NULL, NULL, NULL },
 };

@@ -116,6 +116,8 @@ static const struct key keys[] = {
 	{ "log", "syslog", K_BOOL, F(log.syslog), 0, 0, NULL },
 	{ "log", "mail", K_STR, F(log.mail), 0, 0, NULL },
 	{ "smtp", "port", K_UINT, F(smtp.port), 0, 65535, NULL },
+	{ "smtp", "submission_port", K_UINT, F(smtp.submission_port), 0, 65535, NULL },
+	{ "smtp", "submissions_port", K_UINT, F(smtp.submissions_port), 0, 65535, NULL },
 	{ "smtp", "hostname", K_STR, F(smtp.hostname), 0, 0, NULL },
 	{ "smtp", "mynetworks", K_STR, F(smtp.mynetworks), 0, 0, NULL },
 	{ "smtp", "relay_domains", K_STR, F(smtp.relay_domains), 0, 0, NULL },
@@ -201,6 +203,7 @@ static const struct key keys[] = {
 	{ "control", "group", K_STR, F(control.group), 0, 0, NULL },
 	{ "control", "read_group", K_STR, F(control.read_group), 0, 0, NULL },
 	{ "control", "mode", K_MODE, F(control.mode), 0, 0777, NULL },
+	{ "auth", "users", K_STR, F(auth.users), 0, 0, NULL },
 	{ "metrics", "listen", K_STR, F(metrics.listen), 0, 0, NULL },
 	{ "metrics", "top_destinations", K_UINT, F(metrics.top_destinations), 0, 100, NULL },
 };

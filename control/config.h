@@ -2,7 +2,7 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [control] [metrics] whose keys the
+ * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [auth] [control] [metrics] whose keys the
  * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
@@ -37,6 +37,8 @@ struct sluice_config {
 
 	struct {
 		uint16_t port;
+		uint16_t submission_port;	/* 587: STARTTLS + AUTH; 0: none */
+		uint16_t submissions_port;	/* 465: implicit TLS + AUTH; 0: none */
 		char hostname[256];
 		char mynetworks[CONFIG_LINE_MAX];
 		char relay_domains[CONFIG_LINE_MAX];
@@ -131,6 +133,10 @@ struct sluice_config {
 		char read_group[64];	/* members may run read-only commands */
 		unsigned mode;		/* the socket file's mode */
 	} control;
+
+	struct {			/* submission AUTH (control/users.h) */
+		char users[CONFIG_PATH_MAX];	/* "name:hash" lines; "": no AUTH */
+	} auth;
 
 	struct {			/* the exporter (control/metrics.h) */
 		char listen[64];	/* "ADDR:PORT" of the HTTP server; "": off */

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "control/metrics.h"
 #include "control/retry.h"
+#include "control/users.h"
 #include "dataplane/cpus.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/tls.h"
@@ -133,6 +134,7 @@ void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e)
 	e->timeout_cmd_ns = c->smtp.command_timeout_ns;
 	e->timeout_data_ns = c->smtp.data_timeout_ns;
 	snprintf(e->postmaster, sizeof(e->postmaster), "%s", c->smtp.postmaster);
+	e->auth_available = c->auth.users[0] != '\0';	/* submission listeners only */
 	e->policy = NULL;
 }
 
@@ -629,6 +631,49 @@ static void check_control(const struct sluice_config *c, struct config_errors *e
 		add_error(c, errs, "control", "read_group", "'%s' is the admins' group too", rg);
 }
 
+/* [auth] users: an absolute path to a file every line of which parses
+ * (users.h); the first bad line is named. */
+static void check_auth(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct users u;
+	char err[300];
+	const char *sub[2] = { "submission_port", "submissions_port" };
+	unsigned port[2] = { c->smtp.submission_port, c->smtp.submissions_port };
+
+	bool clash[2] = { false, false };
+
+	for (int i = 0; i < 2; i++)	/* first the listeners that cannot be */
+		if (port[i] && (port[i] == c->smtp.port || (i == 1 && port[1] == port[0]))) {
+			add_error(c, errs, "smtp", sub[i], "%u is already another listener's",
+				  port[i]);
+			clash[i] = true;
+		}
+	for (int i = 0; i < 2; i++) {
+		if (!port[i] || clash[i])
+			continue;
+		if (c->smtp.port == 0)
+			add_error(c, errs, "smtp", sub[i], "needs the SMTP service (port)");
+		else if (!c->smtp.starttls)
+			add_error(c, errs, "smtp", sub[i], "needs TLS (starttls = yes): AUTH is "
+				  "taken over TLS only");
+		else if (!c->auth.users[0])
+			add_error(c, errs, "smtp", sub[i], "needs [auth] users: a submission "
+				  "listener takes mail from authenticated clients only");
+	}
+
+	if (!c->auth.users[0])
+		return;
+	if (c->auth.users[0] != '/') {
+		add_error(c, errs, "auth", "users", "'%s' is not an absolute path", c->auth.users);
+		return;
+	}
+	if (users_load(&u, c->auth.users, err, sizeof(err)) < 0) {
+		add_error(c, errs, "auth", "users", "%s", err);
+		return;
+	}
+	users_free(&u);
+}
+
 /* [metrics] listen: ADDRESS:PORT of this host, not the DPDK port's. */
 static void check_metrics(const struct sluice_config *c, struct config_errors *errs)
 {
@@ -673,5 +718,6 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_parent(c, errs, "queue", "dir", c->queue.dir, true);
 	check_control(c, errs);
 	check_metrics(c, errs);
+	check_auth(c, errs);
 	return errs->count > before ? -1 : 0;
 }

@@ -26,10 +26,12 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/stats.h"
+#include "control/auth_worker.h"
 #include "control/config.h"
 #include "control/config_check.h"
 #include "control/ctl_proto.h"
@@ -133,6 +135,8 @@ struct plane {
 	struct rdns_job rdns[RDNS_JOBS];	/* plane thread only */
 	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
 	struct rdns_stats rdns_st;
+	struct auth_worker *auth;	/* NULL: no [auth] users, AUTH answers bad */
+	struct auth_worker_stats auth_snap;
 
 	/* the destinations with most deferrals, for other threads
 	 * (plane_dest_top): asked and answered by generation under top_mu */
@@ -416,6 +420,15 @@ static void take_asks(struct plane *p)
 		for (unsigned i = 0; i < n; i++) {
 			if (got[i]->kind == ASK_RDNS) {
 				rdns_start(p, port, got[i]);
+			} else if (got[i]->kind == ASK_AUTH) {
+				/* scrypt: the auth worker's, never this thread's */
+				if (!p->auth) {
+					OPENSSL_cleanse(got[i]->text, sizeof(got[i]->text));
+					got[i]->status = AUTH_BAD;
+					ask_answer(port, got[i]);
+				} else if (auth_worker_submit(p->auth, got[i], port) < 0) {
+					ask_answer(port, got[i]);	/* AUTH_TEMP */
+				}
 			} else if (got[i]->kind == ASK_ETRN && p->sched) {
 				/* ETRN (RFC 1985): the domain's queue run, now */
 				unsigned due = 0;
@@ -435,6 +448,21 @@ static void take_asks(struct plane *p)
 			}
 		}
 	}
+}
+
+/* The auth worker's answers, back to the lcores that asked. */
+static void auth_answers(struct plane *p)
+{
+	struct ask *a[64];
+	void *port[64];
+	unsigned n;
+
+	if (!p->auth)
+		return;
+	while ((n = auth_worker_done(p->auth, a, port, 64)) > 0)
+		for (unsigned i = 0; i < n; i++)
+			ask_answer(port[i], a[i]);
+	auth_worker_stats_get(p->auth, &p->auth_snap);
 }
 
 /* ---- delivery requests -------------------------------------------------------- */
@@ -767,6 +795,15 @@ static void take_update(struct plane *p)
 		p->dest = u->dest;
 		sched_policy_reloaded(p->sched);
 	}
+	if (p->auth && u->auth_users[0]) {
+		unsigned users = 0;
+		if (auth_worker_reload(p->auth, u->auth_users, &users, err, sizeof(err)) < 0)
+			log_err("reload %llu: AUTH users not changed: %s",
+				(unsigned long long)u->gen, err);
+		else
+			log_info("reload %llu: %u AUTH user(s) from %s", (unsigned long long)u->gen,
+				 users, u->auth_users);
+	}
 	atomic_store(&p->update_routes_ok, ok);
 	atomic_store(&p->update_done, u->gen);
 	plane_update_free(u);
@@ -794,6 +831,7 @@ static void *run(void *arg)
 		}
 		take_update(p);
 		take_asks(p);
+		auth_answers(p);
 		top_answer(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
 		bench_fill(p);
@@ -923,6 +961,13 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		goto fail;
 	if (q && !(p->qcmd = qcmd_start(q, err, errlen)))
 		goto fail;
+	if (cfg->auth.users[0]) {
+		p->auth = auth_worker_start(cfg->auth.users, p->wake_fd, err, errlen);
+		if (!p->auth)
+			goto fail;
+		log_info("auth: password checks on their own thread, users from %s",
+			 cfg->auth.users);
+	}
 	atomic_init(&p->stop, false);
 	if (pthread_create(&p->thread, NULL, run, p) != 0) {
 		snprintf(err, errlen, "cannot start the control-plane thread");
@@ -949,6 +994,8 @@ void plane_stop(struct plane *p)
 	}
 	qcmd_stop(p->qcmd);	/* its answers still go to the outbox */
 	p->qcmd = NULL;
+	auth_worker_stop(p->auth);
+	p->auth = NULL;
 	/* the router first: its lookups in progress name the scheduler's */
 	if (p->rt)
 		router_destroy(p->rt);
@@ -1262,6 +1309,15 @@ unsigned plane_take_replies(struct plane *p,
 	return n;
 }
 
+int plane_auth_reload(struct plane *p, const char *path, unsigned *users, char *err, size_t n)
+{
+	if (!p->auth) {
+		snprintf(err, n, "no [auth] users file at start-up: no AUTH to change");
+		return -1;
+	}
+	return auth_worker_reload(p->auth, path, users, err, n);
+}
+
 void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 {
 	stats_visit(fn, user, "dns", dns_stat_names, STATS_VALUES(&p->dns_snap), dns_stat_count);
@@ -1272,6 +1328,9 @@ void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 	if (p->sched)
 		stats_visit(fn, user, "sched", sched_stat_names, STATS_VALUES(&p->sched_snap),
 			    sched_stat_count);
+	if (p->auth)
+		stats_visit(fn, user, "auth", auth_worker_stat_names, STATS_VALUES(&p->auth_snap),
+			    auth_worker_stat_count);
 }
 
 int plane_dest_top(struct plane *p, struct sched_dest_count *out, unsigned max,

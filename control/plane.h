@@ -71,7 +71,8 @@
  *
  * Reloads (control/reload.h) hand the plane a struct plane_update with
  * plane_update(): the thread applies it between two passes (routes,
- * relayhost, retry and destination policies) and frees it.
+ * relayhost, retry and destination policies, the AUTH users file read
+ * again) and frees it.
  */
 #ifndef SLUICE_PLANE_H
 #define SLUICE_PLANE_H
@@ -125,6 +126,7 @@ struct plane_update {
 	char relayhost[ROUTE_SPEC_MAX];	/* [routes] relayhost, "": MX */
 	char *routes_text;		/* the routes file (malloc), NULL: none */
 	char routes_name[256];		/* its name, for messages */
+	char auth_users[256];		/* [auth] users, read again ("": none) */
 	uint64_t gen;			/* the reload's number, for the log */
 };
 /* Free an update (and its routes text). */
@@ -138,6 +140,12 @@ void plane_update(struct plane *p, struct plane_update *u);
 /* The gen of the last update the thread applied (0: none), and whether
  * its routes went in. */
 uint64_t plane_update_applied(struct plane *p, bool *routes_ok);
+
+/* Read the AUTH users file at path again into the auth worker (any thread
+ * but the worker's; sluicectl user add/remove). 0 with the user count in
+ * *users, or -1 with err (no [auth] users at start-up, or a bad file: the
+ * users in force stay). */
+int plane_auth_reload(struct plane *p, const char *path, unsigned *users, char *err, size_t n);
 
 /* Readable (an eventfd) when answers wait. */
 int plane_reply_fd(const struct plane *p);

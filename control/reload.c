@@ -298,6 +298,11 @@ static void keep_running(const struct sluice_config *st, struct sluice_config *n
 	memcpy(nc->smtp.postmaster, st->smtp.postmaster, sizeof(nc->smtp.postmaster));
 	nc->smtp.loop_action = st->smtp.loop_action;
 	nc->smtp.port = st->smtp.port;
+	/* the listeners and the auth worker are made at start-up; the users
+	 * file they name is read again by every reload (plane_update) */
+	nc->smtp.submission_port = st->smtp.submission_port;
+	nc->smtp.submissions_port = st->smtp.submissions_port;
+	memcpy(nc->auth.users, st->auth.users, sizeof(nc->auth.users));
 	nc->retry.bounce_lifetime_s = st->retry.bounce_lifetime_s;
 	memcpy(nc->queue.dir, st->queue.dir, sizeof(nc->queue.dir));
 }
@@ -319,6 +324,7 @@ static struct plane_update *plane_share(const struct sluice_config *nc, char *er
 	}
 	snprintf(u->relayhost, sizeof(u->relayhost), "%s", nc->routes.relayhost);
 	snprintf(u->routes_name, sizeof(u->routes_name), "%s", nc->routes.file);
+	snprintf(u->auth_users, sizeof(u->auth_users), "%s", nc->auth.users);
 	if (nc->routes.file[0]) {
 		u->routes_text = config_routes_text(nc, err, n);
 		if (!u->routes_text) {

@@ -36,8 +36,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "control/ctl_proto.h"
 #include "control/sluicectl_render.h"
+#include "control/users.h"
 
 #define DEFAULT_SOCKET "/run/sluice/control.sock"
 #define TIMEOUT_S 10	/* default: how long a reply may keep us waiting */
@@ -273,6 +276,41 @@ static bool is_help(const char *w)
 	return strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0;
 }
 
+/* `user add NAME`: read the password (stdin's first line); the words to
+ * send, with its scrypt hash (users.h) as the fourth, or NULL (said on
+ * stderr). */
+static char **user_hash(char **words)
+{
+	static char hash[USERS_HASH_TEXT_MAX], pass[USERS_PASS_MAX + 3];
+	static char *w4[5];
+	char err[256];
+	size_t len;
+
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "password for %s (one line): ", words[2]);
+	if (!fgets(pass, sizeof(pass), stdin)) {
+		fprintf(stderr, "sluicectl: user add: no password on stdin\n");
+		return NULL;
+	}
+	len = strcspn(pass, "\r\n");
+	if (len == 0 || len > USERS_PASS_MAX) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		fprintf(stderr, "sluicectl: user add: a password is 1..%d octets\n", USERS_PASS_MAX);
+		return NULL;
+	}
+	if (users_hash_make(pass, len, 0, 0, 0, hash, sizeof(hash), err, sizeof(err)) < 0) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		fprintf(stderr, "sluicectl: user add: %s\n", err);
+		return NULL;
+	}
+	OPENSSL_cleanse(pass, sizeof(pass));
+	for (int i = 0; i < 3; i++)
+		w4[i] = words[i];
+	w4[3] = hash;
+	w4[4] = NULL;
+	return w4;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -335,6 +373,13 @@ int main(int argc, char **argv)
 			after |= strcmp(words[i], "--after") == 0;
 		if (!after)
 			return list_pages(path, nwords, words, (int)timeout_s * 1000);
+	}
+	if (!help && nwords == 3 && strcmp(words[0], "user") == 0 &&
+	    strcmp(words[1], "add") == 0) {
+		/* the password never leaves this process: its hash does */
+		if (!(words = user_hash(words)))
+			return 2;
+		nwords = 4;
 	}
 	r = ask(path, nwords, words, (int)timeout_s * 1000, &ok, &value);
 	if (r) {

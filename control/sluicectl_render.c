@@ -535,6 +535,23 @@ static void render_config_check(FILE *out, const json_t *result, int argc, char 
 		ctl_render_scalar(ctl_render_get(result, "config.file"), file, sizeof(file)));
 }
 
+static void render_user(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *names = ctl_render_get(result, "users.names"), *v;
+	char a[300], n[24];
+	size_t i;
+
+	if (names) {
+		json_array_foreach(names, i, v)
+			fprintf(out, "%s\n", ctl_render_scalar(v, a, sizeof(a)));
+		return;
+	}
+	fprintf(out, "%s: %s (%s user(s) now)\n",
+		ctl_render_scalar(ctl_render_get(result, "user.name"), a, sizeof(a)),
+		json_object_get(json_object_get(result, "user"), "added") ? "added" : "removed",
+		ctl_render_scalar(ctl_render_get(result, "user.users"), n, sizeof(n)));
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 const struct ctl_renderer ctl_renderers[] = {
@@ -550,6 +567,7 @@ const struct ctl_renderer ctl_renderers[] = {
 	{ "bounce", NULL, render_bounce },
 	{ "reload", NULL, render_reload },
 	{ "config", "check", render_config_check },
+	{ "user", NULL, render_user },
 	{ NULL, NULL, NULL },
 };
 

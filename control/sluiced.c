@@ -127,6 +127,8 @@ static int smtp_setup(struct daemon *d)
 
 	memset(sc, 0, sizeof(*sc));
 	sc->port = c->smtp.port;
+	sc->submission_port = c->smtp.submission_port;
+	sc->submissions_port = c->smtp.submissions_port;
 	if (sc->port == 0) {
 		log_notice("smtp: port 0: no SMTP service");
 		return 0;

@@ -36,6 +36,8 @@ enum ask_kind {
 	ASK_RDNS = 1,	/* ip -> text: the verified reverse name, "" if none */
 	ASK_ETRN,	/* text: a domain to flush -> status: messages started, or -1 */
 	ASK_MAILLOG,	/* text: a line for the mail log (a reject) -> nothing owed */
+	ASK_AUTH,	/* text: "name\0password\0" -> status: enum auth_answer
+			 * (control/auth_worker.h), text wiped */
 };
 
 struct ask {

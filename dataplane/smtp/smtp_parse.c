@@ -16,6 +16,7 @@ static const struct {
 	{ "RSET", SMTP_V_RSET }, { "NOOP", SMTP_V_NOOP }, { "QUIT", SMTP_V_QUIT },
 	{ "VRFY", SMTP_V_VRFY }, { "HELP", SMTP_V_HELP },
 	{ "STARTTLS", SMTP_V_STARTTLS }, { "ETRN", SMTP_V_ETRN },
+	{ "AUTH", SMTP_V_AUTH },
 };
 
 const char *smtp_verb_name(enum smtp_verb v)
@@ -509,7 +510,7 @@ enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *c)
 	if (c->verb == SMTP_V_UNKNOWN) {
 		/* RFC 5321 4.2.4: 502 for commands we know but do not offer */
 		static const char *const known[] = {
-			"EXPN", "TURN", "ATRN", "AUTH", "SEND", "SOML", "SAML", "BURL",
+			"EXPN", "TURN", "ATRN", "SEND", "SOML", "SAML", "BURL",
 		};
 		for (size_t i = 0; !eight && i < sizeof(known) / sizeof(known[0]); i++)
 			if (ieq(line, vl, known[i]))
@@ -553,6 +554,7 @@ enum smtp_perr smtp_parse_line(const char *line, size_t len, struct smtp_cmd *c)
 			e = SMTP_PE_SYNTAX;
 		break;
 	case SMTP_V_ETRN:	/* RFC 1985: a node, "@domain" or "#queue" */
+	case SMTP_V_AUTH:	/* RFC 4954: mechanism [initial-response] */
 	case SMTP_V_VRFY:
 		if (tn == 0)
 			e = SMTP_PE_SYNTAX;

@@ -58,7 +58,7 @@
 enum smtp_verb {
 	SMTP_V_UNKNOWN = 0, SMTP_V_EHLO, SMTP_V_HELO, SMTP_V_MAIL, SMTP_V_RCPT,
 	SMTP_V_DATA, SMTP_V_BDAT, SMTP_V_RSET, SMTP_V_NOOP, SMTP_V_QUIT,
-	SMTP_V_VRFY, SMTP_V_HELP, SMTP_V_STARTTLS, SMTP_V_ETRN,
+	SMTP_V_VRFY, SMTP_V_HELP, SMTP_V_STARTTLS, SMTP_V_ETRN, SMTP_V_AUTH,
 };
 const char *smtp_verb_name(enum smtp_verb v);
 
@@ -97,7 +97,8 @@ struct smtp_cmd {
 	enum smtp_perr err;
 	const char *reply;	/* static reply line when err != OK */
 
-	/* EHLO/HELO domain, VRFY/HELP/NOOP argument (may be empty), ETRN node */
+	/* EHLO/HELO domain, VRFY/HELP/NOOP argument (may be empty), ETRN node,
+	 * AUTH "mechanism [initial-response]" */
 	char arg[SMTP_CMD_MAX];
 
 	/* MAIL / RCPT */

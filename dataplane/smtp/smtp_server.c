@@ -9,7 +9,9 @@
  *   DATA   receiving DATA content (smtp_data, dot mode)
  *   BDAT   receiving the bytes of one BDAT chunk (bdat_left)
  *   DONE   QUIT/421 sent: everything else is discarded
- * An event (STARTTLS, MESSAGE, CLOSE) stops input processing until the
+ *   AUTH_PLAIN, AUTH_USER, AUTH_PASS  a 334 challenge is out: the next
+ *          line is the client's base64 response ("*" cancels), not a command
+ * An event (STARTTLS, MESSAGE, AUTH, CLOSE) stops input processing until the
  * caller acts on it.
  *
  * Error counting: every 5xx reply to a command counts; when the count
@@ -22,10 +24,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/clock.h"
 
-enum { ST_INIT, ST_READY, ST_MAIL, ST_DATA, ST_BDAT, ST_DONE };
+enum { ST_INIT, ST_READY, ST_MAIL, ST_DATA, ST_BDAT, ST_DONE, ST_AUTH_PLAIN, ST_AUTH_USER,
+       ST_AUTH_PASS };
 
 /* why a BDAT chunk is being discarded */
 enum { BD_NONE, BD_NEED_MAIL, BD_NEED_RCPT, BD_NO_VALID_RCPT };
@@ -50,6 +54,7 @@ void smtp_conf_default(struct smtp_conf *c)
 	c->timeout_cmd_ns = 300 * NS_PER_SEC;
 	c->timeout_data_ns = 300 * NS_PER_SEC;
 	snprintf(c->postmaster, sizeof(c->postmaster), "%s", "root@localhost");
+	c->max_auth_failures = 3;
 	c->policy = NULL;
 }
 
@@ -167,6 +172,7 @@ static void txn_reset(struct smtp_session *s)
 	m->size = 0;
 	m->received_count = 0;
 	m->held = false;
+	snprintf(m->auth_user, sizeof(m->auth_user), "%s", s->authenticated ? s->auth_user : "");
 	m->arrival = 0;
 	m->trace_id[0] = '\0';
 	m->received_len = 0;
@@ -280,6 +286,8 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp
 	reply(s, "250-CHUNKING");
 	reply(s, "250-ETRN");
 	reply(s, "250-DSN");
+	if (s->conf->auth_available && s->tls)	/* RFC 4954 14: not in the clear */
+		reply(s, "250-AUTH PLAIN LOGIN");
 	if (s->conf->tls_available && !s->tls) {
 		reply(s, "250-SMTPUTF8");
 		reply(s, "250 STARTTLS");
@@ -306,6 +314,16 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	if (s->state != ST_READY) {
 		STAT(s, rej_sequence);
 		error_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (s->conf->submission && !s->tls) {
+		STAT(s, rej_need_tls);
+		error_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->conf->submission && !s->authenticated) {
+		STAT(s, rej_auth);
+		error_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if (c->path.utf8 && !c->smtputf8) {
@@ -378,7 +396,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	static const struct smtp_policy empty;
 	const struct smtp_policy *pol = s->conf->policy ? s->conf->policy : &empty;
-	if (smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
+	if (!s->authenticated &&	/* an authenticated client relays anywhere */
+	    smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
 			      c->path.literal) != SMTP_RELAY_OK) {
 		STAT(s, rej_relay);
 		char text[SMTP_LINE_MAX];
@@ -518,7 +537,7 @@ static void build_received(struct smtp_session *s)
 		.tls = s->tls ? s->tls_info : NULL,
 		.esmtp = s->esmtp,
 		.tls_active = s->tls,
-		.auth = false,
+		.auth = s->authenticated,
 		.utf8 = m->smtputf8,
 		.when = m->arrival,
 	};
@@ -670,6 +689,12 @@ int smtp_session_tls_started(struct smtp_session *s, const char *tls_info)
 	return 0;
 }
 
+void smtp_session_tls_implicit(struct smtp_session *s, const char *tls_info)
+{
+	s->tls = true;
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s", tls_info ? tls_info : "");
+}
+
 /*
  * ETRN (RFC 1985): a client in mynetworks asks us to deliver what is queued
  * for a domain now ("ETRN example.com", or "@example.com" for it and its
@@ -720,9 +745,212 @@ static void do_etrn(struct smtp_session *s, const struct smtp_cmd *c)
 	reply(s, "250 2.0.0 Queuing for node %s started", d);
 }
 
+/* ---- AUTH (RFC 4954) -------------------------------------------------- */
+
+static void auth_wipe(struct smtp_session *s)
+{
+	volatile char *p = s->auth_pass;
+
+	for (size_t i = 0; i < sizeof(s->auth_pass); i++)
+		p[i] = 0;
+	s->auth_pass_len = 0;
+}
+
+/* A response that cannot be a name/password: 501, back to READY. */
+static void auth_malformed(struct smtp_session *s)
+{
+	auth_wipe(s);
+	s->state = ST_READY;
+	STAT(s, rej_syntax);
+	error_reply(s, "501 5.5.2 Error: malformed authentication response");
+}
+
+/* The name and password are in: the caller checks them. */
+static void auth_ask(struct smtp_session *s)
+{
+	s->state = ST_READY;
+	s->event = SMTP_EV_AUTH;
+}
+
+/* PLAIN's base64 message (from the AUTH line or a response). */
+static void auth_plain(struct smtp_session *s, const char *b64, size_t n)
+{
+	uint8_t msg[SMTP_AUTH_NAME_MAX * 2 + SMTP_AUTH_PASS_MAX + 2];
+	int len = sasl_b64_decode(b64, n, msg, sizeof(msg));
+	volatile uint8_t *w = msg;
+
+	if (len < 0 || sasl_plain_split(msg, (size_t)len, s->auth_user, s->auth_pass,
+					&s->auth_pass_len) < 0) {
+		for (size_t i = 0; i < sizeof(msg); i++)
+			w[i] = 0;
+		auth_malformed(s);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(msg); i++)
+		w[i] = 0;
+	auth_ask(s);
+}
+
+/* One LOGIN response: the name (then ask for the password) or the password. */
+static void auth_login(struct smtp_session *s, const char *b64, size_t n, bool user)
+{
+	uint8_t part[SMTP_AUTH_PASS_MAX + 1];
+	int len = sasl_b64_decode(b64, n, part, sizeof(part));
+	volatile uint8_t *w = part;
+	int r;
+
+	if (len < 0)
+		r = -1;
+	else if (user)
+		r = sasl_login_part(part, (size_t)len, s->auth_user, SMTP_AUTH_NAME_MAX);
+	else
+		r = sasl_login_part(part, (size_t)len, s->auth_pass, SMTP_AUTH_PASS_MAX);
+	for (size_t i = 0; i < sizeof(part); i++)
+		w[i] = 0;
+	if (r < 0 || (user && !s->auth_user[0])) {
+		auth_malformed(s);
+		return;
+	}
+	if (user) {
+		s->state = ST_AUTH_PASS;
+		reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
+		return;
+	}
+	s->auth_pass_len = (size_t)len;
+	auth_ask(s);
+}
+
+/* A line while a 334 challenge is out. */
+static void auth_response(struct smtp_session *s, const char *line, size_t n)
+{
+	STAT(s, commands);
+	if (n == 1 && line[0] == '*') {
+		auth_wipe(s);
+		s->state = ST_READY;
+		STAT(s, rej_auth);
+		error_reply(s, "501 5.0.0 Authentication aborted");
+		return;
+	}
+	if (s->state == ST_AUTH_PLAIN)
+		auth_plain(s, line, n);
+	else
+		auth_login(s, line, n, s->state == ST_AUTH_USER);
+}
+
+static void do_auth(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char *mech = c->arg, *sp = strchr(c->arg, ' ');
+	size_t ml = sp ? (size_t)(sp - mech) : strlen(mech);
+	const char *ir = sp ? sp + 1 : NULL;	/* the initial response */
+
+	if (!s->conf->auth_available) {
+		STAT(s, rej_syntax);
+		error_reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (!s->tls) {
+		STAT(s, rej_need_tls);
+		error_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->state == ST_INIT || !s->esmtp) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->state != ST_READY) {
+		STAT(s, rej_sequence);
+		error_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	s->auth_user[0] = '\0';
+	auth_wipe(s);
+	if (ml == 5 && strncasecmp(mech, "PLAIN", 5) == 0) {
+		if (ir && !(ir[0] == '=' && ir[1] == '\0')) {
+			auth_plain(s, ir, strlen(ir));
+			return;
+		}
+		s->state = ST_AUTH_PLAIN;
+		reply(s, "334 ");
+	} else if (ml == 5 && strncasecmp(mech, "LOGIN", 5) == 0) {
+		if (ir) {
+			s->state = ST_AUTH_USER;
+			auth_login(s, ir, strlen(ir), true);
+			return;
+		}
+		s->state = ST_AUTH_USER;
+		reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
+	} else {
+		STAT(s, rej_auth);
+		error_reply(s, "504 5.5.4 Error: unrecognized authentication type");
+	}
+}
+
+void smtp_session_end(struct smtp_session *s)
+{
+	auth_wipe(s);
+	if (s->event == SMTP_EV_AUTH)
+		s->event = SMTP_EV_NONE;
+	s->state = ST_DONE;
+}
+
+int smtp_session_auth_request(const struct smtp_session *s, const char **name,
+			      const char **pass, size_t *pass_len)
+{
+	if (s->event != SMTP_EV_AUTH)
+		return -1;
+	*name = s->auth_user;
+	*pass = s->auth_pass;
+	*pass_len = s->auth_pass_len;
+	return 0;
+}
+
+int smtp_session_auth_done(struct smtp_session *s, int result)
+{
+	if (s->event != SMTP_EV_AUTH)
+		return -1;
+	s->event = SMTP_EV_NONE;
+	auth_wipe(s);
+	if (result == 1) {
+		STAT(s, auth_ok);
+		s->authenticated = true;
+		reply(s, "235 2.7.0 Authentication successful");
+	} else if (result == 0) {
+		STAT(s, auth_failed);
+		s->auth_user[0] = '\0';
+		s->auth_failures++;
+		reply(s, "535 5.7.8 Error: authentication failed");
+		if (s->conf->max_auth_failures && s->auth_failures >= s->conf->max_auth_failures) {
+			STAT(s, auth_disconnect);
+			reply(s, "421 4.7.0 %s Error: too many authentication failures",
+			      s->conf->hostname);
+			close_session(s);
+		}
+	} else {
+		STAT(s, auth_temp);
+		s->auth_user[0] = '\0';
+		reply(s, "454 4.7.0 Temporary authentication failure");
+	}
+	if (s->shutdown_pending && s->state != ST_DONE) {
+		reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
+		close_session(s);
+	}
+	return 0;
+}
+
 static void handle_line(struct smtp_session *s, const char *line, size_t n)
 {
 	struct smtp_cmd *c = &s->cmd;
+
+	if (s->state == ST_AUTH_PLAIN || s->state == ST_AUTH_USER || s->state == ST_AUTH_PASS) {
+		auth_response(s, line, n);
+		return;
+	}
 	STAT(s, commands);
 	if (smtp_parse_line(line, n, c) != SMTP_PE_OK) {
 		STAT(s, rej_syntax);
@@ -747,8 +975,9 @@ static void handle_line(struct smtp_session *s, const char *line, size_t n)
 		reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 		break;
 	case SMTP_V_HELP:
-		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN%s",
-		      s->conf->tls_available && !s->tls ? " STARTTLS" : "");
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN%s%s",
+		      s->conf->tls_available && !s->tls ? " STARTTLS" : "",
+		      s->conf->auth_available && s->tls ? " AUTH" : "");
 		break;
 	case SMTP_V_QUIT:
 		reply(s, "221 2.0.0 Bye");
@@ -756,6 +985,7 @@ static void handle_line(struct smtp_session *s, const char *line, size_t n)
 		break;
 	case SMTP_V_STARTTLS: do_starttls(s); break;
 	case SMTP_V_ETRN: do_etrn(s, c); break;
+	case SMTP_V_AUTH: do_auth(s, c); break;
 	default:
 		STAT(s, rej_syntax);
 		error_reply(s, "500 5.5.2 Error: command not recognized");
@@ -862,6 +1092,8 @@ const struct smtp_message *smtp_session_message(const struct smtp_session *s)
 
 uint64_t smtp_session_timeout_ns(const struct smtp_session *s)
 {
+	if (s->event == SMTP_EV_AUTH)	/* the check is bounded too */
+		return s->conf->timeout_cmd_ns;
 	if (s->event != SMTP_EV_NONE || s->state == ST_DONE)
 		return 0;
 	if (s->state == ST_DATA || s->state == ST_BDAT)
@@ -874,6 +1106,10 @@ void smtp_session_timeout(struct smtp_session *s)
 	if (s->state == ST_DONE)
 		return;
 	STAT(s, timeouts);
+	if (s->event == SMTP_EV_AUTH) {
+		auth_wipe(s);
+		s->event = SMTP_EV_NONE;
+	}
 	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->hostname);
 	close_session(s);
 }
@@ -892,7 +1128,7 @@ void smtp_session_shutdown(struct smtp_session *s)
 	if (s->state == ST_DONE)
 		return;
 	STAT(s, shutdowns);
-	if (s->event == SMTP_EV_MESSAGE) {
+	if (s->event == SMTP_EV_MESSAGE || s->event == SMTP_EV_AUTH) {
 		s->shutdown_pending = true;
 		return;
 	}

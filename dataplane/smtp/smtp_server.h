@@ -62,6 +62,12 @@
  *                     smtp_session_message(). Store it durably, then call
  *                     smtp_session_queued(): only then the 250 (or 451/452)
  *                     reply is produced and input processing resumes.
+ *   SMTP_EV_AUTH      AUTH PLAIN/LOGIN (RFC 4954, over TLS only) has a name
+ *                     and password: smtp_session_auth_request() gives them;
+ *                     have them checked elsewhere (never on the lcore: a hash
+ *                     costs milliseconds), then smtp_session_auth_done().
+ *                     Input waits meanwhile; smtp_session_timeout_ns() is the
+ *                     command timeout, after which 421 and close.
  *   SMTP_EV_CLOSE     QUIT answered, too many errors, timeout or shutdown:
  *                     send the output, then close the connection.
  *
@@ -82,6 +88,7 @@
 #include "dataplane/smtp/smtp_parse.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/smtp_received.h"
+#include "dataplane/smtp/smtp_sasl.h"
 
 #define SMTP_OUT_MAX        4096	/* reply buffer per session */
 #define SMTP_REPLY_RESERVE  1024	/* stop reading commands below this much room */
@@ -96,7 +103,8 @@
 	X(rej_rcpt_limit) X(rej_line) X(rej_bare) X(rej_hops) X(rej_sink) \
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
 	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn) X(held_hops) \
-	X(rej_rcpt_refused)
+	X(rej_rcpt_refused) X(auth_ok) X(auth_failed) X(auth_temp) X(rej_auth) \
+	X(rej_need_tls) X(auth_disconnect)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -116,6 +124,10 @@ struct smtp_conf {
 	enum smtp_loop_action loop;	/* over hop_limit: reject (default) or hold */
 	enum smtp_bare_policy bare;	/* default SMTP_BARE_REJECT */
 	bool tls_available;	/* offer STARTTLS */
+	bool auth_available;	/* offer AUTH PLAIN LOGIN (RFC 4954), over TLS only */
+	bool submission;	/* a submission listener (RFC 6409/8314): MAIL needs
+				 * TLS (530 5.7.0) and then AUTH (530 5.7.0) */
+	unsigned max_auth_failures;	/* 535s before 421 and close; default 3 */
 	uint64_t timeout_cmd_ns;	/* waiting for a command; default 5 min */
 	uint64_t timeout_data_ns;	/* waiting for DATA/BDAT bytes; default 5 min */
 	/* where mail to our postmaster goes; default "root@localhost" */
@@ -174,7 +186,7 @@ struct smtp_session_cb {
 };
 
 enum smtp_event {
-	SMTP_EV_NONE = 0, SMTP_EV_STARTTLS, SMTP_EV_MESSAGE, SMTP_EV_CLOSE,
+	SMTP_EV_NONE = 0, SMTP_EV_STARTTLS, SMTP_EV_MESSAGE, SMTP_EV_CLOSE, SMTP_EV_AUTH,
 };
 
 enum smtp_queue_status {
@@ -200,6 +212,7 @@ struct smtp_message {
 	uint64_t size;			/* body octets passed to the sink */
 	unsigned received_count;	/* Received: fields in the body's header */
 	bool held;			/* over hop_limit, loop = hold: queue it held */
+	char auth_user[SMTP_AUTH_NAME_MAX + 1];	/* the AUTH identity, "" none */
 	uint64_t arrival;		/* unix seconds */
 	char trace_id[SMTP_ID_MAX];
 	size_t received_len;
@@ -223,6 +236,11 @@ struct smtp_session {
 	bool shutdown_pending;
 	uint8_t bdat_discard;	/* != 0: chunk bytes are thrown away, then this error */
 	uint8_t bdat_prev;	/* state before the BDAT command */
+	bool authenticated;	/* AUTH succeeded: relays anywhere */
+	uint8_t auth_failures;	/* 535s so far */
+	size_t auth_pass_len;
+	char auth_user[SMTP_AUTH_NAME_MAX + 1];	/* during and after AUTH */
+	char auth_pass[SMTP_AUTH_PASS_MAX + 1];	/* until smtp_session_auth_done */
 	unsigned errors;
 	uint64_t bdat_left;	/* bytes of the current chunk still to come */
 	uint64_t bdat_chunk;	/* size of the current chunk */
@@ -270,6 +288,25 @@ int smtp_session_queued(struct smtp_session *s, enum smtp_queue_status st,
  * cipher ...") goes into the Received header. Returns 0, or -1 if no
  * STARTTLS was pending. */
 int smtp_session_tls_started(struct smtp_session *s, const char *tls_info);
+
+/* Valid while the event is SMTP_EV_AUTH: the identity and password to
+ * check. 0, or -1 if no AUTH is pending. */
+int smtp_session_auth_request(const struct smtp_session *s, const char **name,
+			      const char **pass, size_t *pass_len);
+/* The check's answer: 1 good (235 2.7.0; the session may relay anywhere
+ * and its messages carry the identity), 0 wrong (535 5.7.8; after
+ * conf.max_auth_failures of them, 421 4.7.0 and close), -1 could not check
+ * (454 4.7.0). The password is wiped. 0, or -1 if no AUTH was pending. */
+int smtp_session_auth_done(struct smtp_session *s, int result);
+
+/* The connection is gone: forget any AUTH in progress and wipe its
+ * password (a client that leaves mid-AUTH). Its answer is then refused. */
+void smtp_session_end(struct smtp_session *s);
+
+/* Implicit TLS (RFC 8314, port 465): the handshake that came before any
+ * SMTP is done. The greeting already queued goes out under TLS; the session
+ * counts as TLS from the start (AUTH offered). Right after init only. */
+void smtp_session_tls_implicit(struct smtp_session *s, const char *tls_info);
 
 /* The client's verified reverse name arrived (or "" for none). When a
  * message is waiting for the queue (SMTP_EV_MESSAGE), its Received header

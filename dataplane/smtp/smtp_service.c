@@ -84,6 +84,7 @@ struct smtp_conn {
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
 	uint32_t gen;			/* bumped per connection in this slot */
 	bool rdns_pending;		/* asked the reverse name, no answer yet */
+	bool auth_pending;		/* an ASK_AUTH is out, no answer yet */
 	uint64_t rdns_until;		/* a message waits for it until then */
 	struct tls_conn *tls;
 	struct smtp_live *live;		/* the settings it was accepted under,
@@ -129,6 +130,7 @@ struct smtp_service {
 	const uint64_t *clock_ns;	/* the lcore's poll clock */
 	unsigned lcore_id;
 	struct tcp_listener *listener;
+	struct tcp_listener *listener_sub, *listener_subs;	/* 587, 465 */
 	struct rte_ring *done;		/* queue completions for this lcore */
 	struct ask_port *asks;		/* reverse names; NULL: not asked */
 
@@ -358,6 +360,7 @@ static void conn_release(struct smtp_conn *sc)
 {
 	struct smtp_service *svc = sc->svc;
 
+	smtp_session_end(&sc->s);	/* no password left behind in the slot */
 	if (sc->tls) {
 		tls_conn_free(sc->tls);
 		sc->tls = NULL;
@@ -517,7 +520,10 @@ static bool tls_input(struct smtp_conn *sc)
 				sc->tls_up = true;
 				sc->starttls_wait = false;
 				svc->stats.tls_handshakes++;
-				smtp_session_tls_started(&sc->s, info);
+				if (smtp_session_event(&sc->s) == SMTP_EV_STARTTLS)
+					smtp_session_tls_started(&sc->s, info);
+				else	/* port 465: TLS before any SMTP */
+					smtp_session_tls_implicit(&sc->s, info);
 				moved = true;
 				continue;
 			}
@@ -639,9 +645,11 @@ static unsigned take_completions(struct smtp_service *svc)
 				log_notice("%s: held: over hop_limit Received: header fields, a "
 					   "mail loop (loop_action = hold); from=<%s> client=%s",
 					   done[i]->id_str, done[i]->env.sender, sc->s.client_ip);
-			log_debug("smtp: %s: from=<%s> nrcpt=%u size=%llu client=%s",
+			log_debug("smtp: %s: from=<%s> nrcpt=%u size=%llu client=%s%s%s",
 				  done[i]->id_str, done[i]->env.sender, done[i]->env.nrcpt,
-				  (unsigned long long)done[i]->size, sc->s.client_ip);
+				  (unsigned long long)done[i]->size, sc->s.client_ip,
+				  sc->s.authenticated ? " sasl_username=" : "",
+				  sc->s.authenticated ? sc->s.auth_user : "");
 		} else if (done[i]->status == QUEUE_NOSPACE) {
 			svc->stats.queue_nospace++;
 			st = SMTP_QUEUED_FULL;
@@ -664,6 +672,35 @@ static unsigned take_completions(struct smtp_service *svc)
 /* ---- the pump -------------------------------------------------------------------- */
 
 static void timer_arm(struct smtp_conn *sc, uint64_t at);
+
+/* The session has a name and password: the control plane's auth worker
+ * checks them (ask.h ASK_AUTH). True if answered at once (no slot). */
+static bool auth_ask(struct smtp_conn *sc)
+{
+	struct smtp_service *svc = sc->svc;
+	const char *name, *pass;
+	size_t nl, pl;
+	struct ask *a;
+
+	if (sc->auth_pending || smtp_session_auth_request(&sc->s, &name, &pass, &pl) < 0)
+		return false;
+	nl = strlen(name);
+	if (!svc->asks || nl + 1 + pl + 1 > sizeof(a->text) || !(a = ask_get(svc->asks))) {
+		svc->stats.auth_no_slot++;
+		smtp_session_auth_done(&sc->s, -1);	/* 454 4.7.0 */
+		return true;
+	}
+	a->kind = ASK_AUTH;
+	a->who = (uint32_t)(sc - svc->conns);
+	a->gen = sc->gen;
+	memcpy(a->text, name, nl + 1);
+	memcpy(a->text + nl + 1, pass, pl);
+	a->text[nl + 1 + pl] = '\0';
+	ask_post(svc->asks, a);
+	sc->auth_pending = true;
+	svc->stats.auth_asked++;
+	return false;
+}
 
 /* React to the engine's pending event. True if something changed. */
 static bool handle_event(struct smtp_conn *sc)
@@ -704,6 +741,8 @@ static bool handle_event(struct smtp_conn *sc)
 			return false;
 		sc->state = CONN_CLOSING;
 		return true;
+	case SMTP_EV_AUTH:
+		return auth_ask(sc);
 	default:
 		return false;
 	}
@@ -984,6 +1023,22 @@ static unsigned rdns_answers(struct smtp_service *svc)
 		struct ask *a = got[i];
 		struct smtp_conn *sc = a->who < svc->hw ? &svc->conns[a->who] : NULL;
 
+		if (a->kind == ASK_AUTH) {
+			if (!sc || sc->gen != a->gen || !sc->auth_pending || sc->state != CONN_OPEN ||
+			    smtp_session_event(&sc->s) != SMTP_EV_AUTH) {
+				svc->stats.auth_late++;		/* timed out, or gone */
+				if (sc && sc->gen == a->gen)
+					sc->auth_pending = false;
+			} else {
+				sc->auth_pending = false;
+				smtp_session_auth_done(&sc->s, a->status == 1 ? 1 :
+							       a->status == 0 ? 0 : -1);
+				pump(sc);
+			}
+			memset(a->text, 0, sizeof(a->text));
+			ask_put(svc->asks, a);
+			continue;
+		}
 		if (a->kind != ASK_RDNS) {
 			ask_put(svc->asks, a);	/* ETRN, MAILLOG: nothing owed */
 			continue;
@@ -1016,6 +1071,8 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset, .etrn = on_etrn,
 		.reject = on_reject,
 	};
+	uint16_t lport;
+	bool sub;
 	int over;
 
 	if (svc->draining || !(sc = conn_get(svc))) {
@@ -1041,13 +1098,27 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->sub.reserved_id = 0;
 	sc->gen++;
 	sc->rdns_pending = false;
+	sc->auth_pending = false;
 	tcp_set_user(c, sc);
 
 	client.ip = sc->ip;
 	cb.user = sc;
 	sc->live = svc->live;
 	atomic_fetch_add_explicit(&sc->live->sessions, 1, memory_order_relaxed);
-	smtp_session_init(&sc->s, &sc->live->engine, &svc->engine_stats, &client, &cb);
+	lport = rte_be_to_cpu_16(t.lport);
+	sub = lport && (lport == svc->conf.submission_port || lport == svc->conf.submissions_port);
+	smtp_session_init(&sc->s, sub ? &sc->live->engine_sub : &sc->live->engine,
+			  &svc->engine_stats, &client, &cb);
+	if (lport && lport == svc->conf.submissions_port) {
+		/* RFC 8314: TLS first; the greeting waits for the handshake */
+		sc->tls = sc->live->tls ? tls_conn_new(sc->live->tls) : NULL;
+		if (!sc->tls) {	/* no memory: 421 in the clear, and close */
+			svc->stats.tls_failures++;
+			smtp_session_refuse(&sc->s);
+			pump(sc);
+			return true;
+		}
+	}
 	over = limits_take(svc, sc->ip);
 	if (over == 0) {
 		sc->counted = true;
@@ -1170,6 +1241,26 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 		smtp_service_destroy(svc);
 		return NULL;
 	}
+	if (conf->submission_port) {
+		svc->listener_sub = tcp_listen(ts, rte_cpu_to_be_16(conf->submission_port),
+					       &smtp_tcp_cb, svc);
+		if (!svc->listener_sub) {
+			log_err("smtp: lcore %u: cannot listen on port %u", lcore_id,
+				conf->submission_port);
+			smtp_service_destroy(svc);
+			return NULL;
+		}
+	}
+	if (conf->submissions_port) {
+		svc->listener_subs = tcp_listen(ts, rte_cpu_to_be_16(conf->submissions_port),
+						&smtp_tcp_cb, svc);
+		if (!svc->listener_subs) {
+			log_err("smtp: lcore %u: cannot listen on port %u", lcore_id,
+				conf->submissions_port);
+			smtp_service_destroy(svc);
+			return NULL;
+		}
+	}
 	log_info("smtp: lcore %u: %u session slots (max_sessions %u, TCP connections %u), "
 		 "%u arena chunks of %u KiB", lcore_id, svc->nconns, conf->max_sessions,
 		 conf->lcore_conns, svc->nchunks, SMTP_BODY_CHUNK / 1024);
@@ -1183,6 +1274,10 @@ void smtp_service_destroy(struct smtp_service *svc)
 	/* The TCP stack may outlive us: leave it nothing that points here. */
 	if (svc->listener)
 		tcp_unlisten(svc->listener);
+	if (svc->listener_sub)
+		tcp_unlisten(svc->listener_sub);
+	if (svc->listener_subs)
+		tcp_unlisten(svc->listener_subs);
 	if (svc->conns)
 		for (unsigned i = 0; i < svc->hw; i++) {
 			struct smtp_conn *sc = &svc->conns[i];
@@ -1254,6 +1349,9 @@ struct smtp_live *smtp_live_new(const struct smtp_service_conf *conf, bool own_t
 	if (conf->engine.policy)
 		l->policy = *conf->engine.policy;
 	l->engine.policy = &l->policy;	/* an empty policy relays nothing */
+	l->engine_sub = l->engine;
+	l->engine_sub.submission = true;
+	l->engine.auth_available = false;	/* AUTH on the submission ports only */
 	l->tls = conf->tls;
 	l->own_tls = own_tls;
 	l->max_sessions = conf->max_sessions;
@@ -1282,6 +1380,14 @@ void smtp_service_drain(struct smtp_service *svc)
 	if (svc->listener) {
 		tcp_unlisten(svc->listener);
 		svc->listener = NULL;
+	}
+	if (svc->listener_sub) {
+		tcp_unlisten(svc->listener_sub);
+		svc->listener_sub = NULL;
+	}
+	if (svc->listener_subs) {
+		tcp_unlisten(svc->listener_subs);
+		svc->listener_subs = NULL;
 	}
 	for (unsigned i = 0; i < svc->hw; i++) {	/* once, at shutdown */
 		struct smtp_conn *sc = &svc->conns[i];

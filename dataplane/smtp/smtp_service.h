@@ -42,6 +42,13 @@
  * deadline. A TLS handshake gets the command timeout; a connection whose
  * message is with the queue has none.
  *
+ * Submission. With submission_port / submissions_port the service listens
+ * there too; sessions accepted there run the live snapshot's engine_sub
+ * (AUTH required before MAIL), on 465 under TLS from the first byte. An
+ * AUTH's name and password go to the control plane as an ASK_AUTH (its
+ * auth worker runs the hash, never this lcore); the session waits for the
+ * answer with the command timeout; no ask slot free: 454 4.7.0.
+ *
  * Shutdown. smtp_service_drain() stops listening and gives every session
  * "421 4.3.2" (after its pending message is answered); smtp_service_active()
  * reaches 0 once every connection is closed and no submission is in flight.
@@ -101,6 +108,9 @@ void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1);
  */
 struct smtp_live {
 	struct smtp_conf engine;	/* engine.policy == &policy */
+	struct smtp_conf engine_sub;	/* the submission listeners': engine with
+					 * submission set and AUTH offered when
+					 * engine.auth_available; policy too */
 	struct smtp_policy policy;	/* mynetworks, relay_domains */
 	struct tls_ctx *tls;		/* NULL: no STARTTLS */
 	bool own_tls;			/* tls is freed with the snapshot */
@@ -127,6 +137,11 @@ void smtp_live_free(struct smtp_live *l);
 
 struct smtp_service_conf {
 	uint16_t port;			/* host order; 0: no SMTP service */
+	uint16_t submission_port;	/* RFC 6409 (587): STARTTLS, then AUTH,
+					 * before MAIL; 0: none */
+	uint16_t submissions_port;	/* RFC 8314 (465): TLS from the first
+					 * byte, AUTH before MAIL; 0: none. Both
+					 * need tls and engine.auth_available */
 	struct smtp_conf engine;	/* engine.policy must outlive the service */
 	unsigned max_sessions;		/* in total, all lcores */
 	unsigned lcore_conns;		/* connections one lcore's TCP stack holds
@@ -157,7 +172,7 @@ struct smtp_service_conf {
 	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcpt_nomem) X(rcvbuf_overflow) \
 	X(queue_submitted) X(queue_ok) X(queue_nospace) X(queue_failed) \
 	X(queue_refused) X(rdns_asked) X(rdns_named) X(rdns_unknown) X(rdns_late) \
-	X(rdns_waited)
+	X(rdns_waited) X(auth_asked) X(auth_no_slot) X(auth_late)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
 extern const char *const smtp_service_stat_names[];
 extern const unsigned smtp_service_stat_count;

@@ -2,7 +2,9 @@
  * fuzz_smtp_session.c - libFuzzer harness: arbitrary bytes into an SMTP
  * session engine (commands, DATA, BDAT, STARTTLS, queue answers).
  *
- * Input layout: [flags][split][bytes...]. flags bit 0: TLS available;
+ * Input layout: [flags][split][bytes...]. flags bit 0: TLS (and AUTH,
+ * answered good/bad/temp by the name's length) available; bit 7: a
+ * submission session (MAIL needs TLS and AUTH);
  * bit 1: bare CR/LF normalized (else rejected); bit 2: small limits (size
  * 64, 2 recipients, 3 errors, hop limit 2); bits 3-4: how the queue answers
  * (ok / 451 / 452); bit 5: the client is inside mynetworks. The bytes are
@@ -185,6 +187,18 @@ static bool feed(const uint8_t *d, size_t n)
 		case SMTP_EV_STARTTLS:
 			CHECK(smtp_session_tls_started(&sess, "TLSv1.3 with cipher X") == 0);
 			break;
+		case SMTP_EV_AUTH: {	/* AUTH PLAIN/LOGIN: answered by the name's length */
+			const char *name, *pass;
+			size_t pl, nl;
+			CHECK(smtp_session_auth_request(&sess, &name, &pass, &pl) == 0);
+			nl = strlen(name);
+			CHECK(nl >= 1 && nl <= SMTP_AUTH_NAME_MAX && pl <= SMTP_AUTH_PASS_MAX);
+			CHECK(smtp_session_input(&sess, "NOOP\r\n", 6) == 0);	/* waits */
+			CHECK(smtp_session_auth_done(&sess, (int)(nl % 3) - 1) == 0);
+			CHECK(sess.auth_pass[0] == '\0');
+			check_output();
+			break;
+		}
 		default:
 			if (done == n)
 				return true;
@@ -240,6 +254,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	smtp_conf_default(&conf);
 	memcpy(conf.hostname, "mx.fuzz.test", 13);
 	conf.tls_available = flags & 1;
+	conf.auth_available = flags & 1;	/* AUTH once TLS is up */
+	conf.submission = (flags & 128) != 0;
 	conf.bare = (flags & 2) ? SMTP_BARE_NORMALIZE : SMTP_BARE_REJECT;
 	if (flags & 4) {
 		conf.max_size = 64;

@@ -55,7 +55,11 @@ Test(parse, unknown_and_empty)
 	FAILS("TURN", "502 5.5.1 Error: command not implemented");
 	FAILS("ATRN example.com", "502 5.5.1 Error: command not implemented");
 	FAILS("ETRN", "501 5.5.4 Syntax error in parameters or arguments");
-	FAILS("AUTH PLAIN AGZvbwBiYXI=", "502 5.5.1 Error: command not implemented");
+	/* AUTH is parsed (the session decides whether it is offered) */
+	FAILS("AUTH", "501 5.5.4 Syntax error in parameters or arguments");
+	OK("AUTH PLAIN AGZvbwBiYXI=");
+	cr_expect_eq(c.verb, SMTP_V_AUTH);
+	cr_expect_str_eq(c.arg, "PLAIN AGZvbwBiYXI=");
 }
 
 Test(parse, bad_characters)

@@ -433,6 +433,15 @@ Test(config_check, refuses_what_startup_would)
 		{ "[delivery]\nbody_memory = 8m\n", 2, "cannot hold the largest message" },
 		{ "[delivery]\ntls_ca_file = ca.pem\n", 2, "'ca.pem' is not an absolute path" },
 		{ "[delivery]\ntls_ca_file = /nonexistent/ca.pem\n", 2, "delivery.tls_ca_file: " },
+		{ "[smtp]\nsubmission_port = 587\n", 2,
+		  "smtp.submission_port: needs [auth] users" },
+		{ "[smtp]\nsubmissions_port = 25\n", 2,
+		  "smtp.submissions_port: 25 is already another listener's" },
+		{ "[smtp]\nsubmission_port = 587\nsubmissions_port = 587\n", 3,
+		  "smtp.submissions_port: 587 is already another listener's" },
+		{ "[smtp]\nstarttls = no\nsubmission_port = 587\n", 3,
+		  "smtp.submission_port: needs TLS (starttls = yes)" },
+		{ "[auth]\nusers = /nonexistent/users\n", 2, "auth.users: /nonexistent/users: No such file" },
 	};
 	struct config_machine m = machine("0-7", "0-1");
 
