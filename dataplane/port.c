@@ -107,8 +107,8 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 		return r;
 	}
 	/* Our MAC is ours alone: no promiscuous mode needed. */
-	log_info("port %u up: %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
-		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, pi->rx_queues, pi->tx_queues,
+	log_info("port %u up (%s): %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
+		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, info.driver_name, pi->rx_queues, pi->tx_queues,
 		 rxd, txd, pi->mtu, RTE_ETHER_ADDR_BYTES(&pi->mac));
 	return 0;
 }

@@ -8,6 +8,16 @@
 #   sluice_veth_up NS APP KERN ADDR a veth pair in NS for net_af_packet: sluiced
 #                                   binds APP, the kernel side KERN gets ADDR/24
 #   sluice_ns_down NS               delete NS
+#   sluice_port_check PORT          can PORT start here? prints why not (returns 1)
+#   sluice_port_vdev PORT IFACE     the [eal] vdev for PORT whose kernel side is IFACE
+#   sluice_port_pre NS PORT IFACE ADDR   before sluiced starts (veth for af_*)
+#   sluice_port_post NS PORT IFACE ADDR  after it starts (wait for its tap)
+#
+# Port types (PORT): tap (net_tap), af_packet (net_af_packet on a veth),
+# af_xdp (net_af_xdp on a veth), virtio_user (virtio-user with the
+# vhost-net backend: a tap in the kernel, frames moved by vhost-net).
+# Whatever the type, IFACE is the kernel side's interface, which gets ADDR:
+# the tap itself, or the veth end facing sluiced's IFACEa.
 #   sluice_ctl_wait SOCK            wait until sluiced answers on its control socket
 
 sluice_ns_up() {
@@ -56,6 +66,71 @@ sluice_veth_up() {
 		ip -n "$ns" link set "$i" up || return 1
 	done
 	ip -n "$ns" addr add "$addr" dev "$kern"
+}
+
+# The DPDK PMD directory of this machine's librte_ethdev.
+sluice_pmd_dir() {
+	local d
+	for d in /usr/lib/*/dpdk/pmds-* /usr/local/lib/*/dpdk/pmds-*; do
+		[ -d "$d" ] && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
+sluice_port_check() {
+	local port=$1 d
+	d=$(sluice_pmd_dir) || { echo "no DPDK PMD directory"; return 1; }
+	case $port in
+	tap) [ -e "$d/librte_net_tap.so" ] || { echo "net_tap PMD not installed"; return 1; }
+	     [ -c /dev/net/tun ] || { echo "no /dev/net/tun"; return 1; } ;;
+	af_packet) [ -e "$d/librte_net_af_packet.so" ] || { echo "net_af_packet PMD not installed"; return 1; }
+	     command -v ethtool >/dev/null || { echo "ethtool not installed"; return 1; } ;;
+	af_xdp) [ -e "$d/librte_net_af_xdp.so" ] || { echo "net_af_xdp PMD not installed"; return 1; }
+	     command -v ethtool >/dev/null || { echo "ethtool not installed"; return 1; }
+	     if [ -r /proc/config.gz ] && ! zcat /proc/config.gz | grep -q '^CONFIG_XDP_SOCKETS=y'; then
+		echo "kernel built without CONFIG_XDP_SOCKETS"; return 1
+	     fi ;;
+	virtio_user) [ -e "$d/librte_net_virtio.so" ] || { echo "net_virtio PMD not installed"; return 1; }
+	     [ -c /dev/vhost-net ] || { echo "no /dev/vhost-net (kernel without CONFIG_VHOST_NET or module vhost_net not loaded)"; return 1; }
+	     [ -c /dev/net/tun ] || { echo "no /dev/net/tun"; return 1; } ;;
+	*) echo "unknown port type '$port' (tap, af_packet, af_xdp, virtio_user)"; return 1 ;;
+	esac
+	return 0
+}
+
+# net_af_xdp: one queue (queue_count=1 from start_queue=0: a veth has one
+# RX queue per end unless made with more); the PMD loads its default XDP
+# program (redirect to the XSK map) on the interface itself; busy_budget=0:
+# preferred busy polling needs SO_PREFER_BUSY_POLL and a NAPI to poll,
+# which veth in copy mode does not give the socket, so the PMD's wake-up
+# (sendto on TX when the kernel asks for it) is what moves frames out.
+# virtio_user: vhost-net backend, one queue pair; the kernel sees a tap
+# named IFACE.
+sluice_port_vdev() {
+	local port=$1 ifc=$2
+	case $port in
+	tap) echo "net_tap0,iface=$ifc" ;;
+	af_packet) echo "net_af_packet0,iface=${ifc}a,qpairs=1" ;;
+	af_xdp) echo "net_af_xdp0,iface=${ifc}a,start_queue=0,queue_count=1,busy_budget=0" ;;
+	virtio_user) echo "virtio_user0,path=/dev/vhost-net,queues=1,queue_size=1024,iface=$ifc" ;;
+	*) return 1 ;;
+	esac
+}
+
+sluice_port_pre() {
+	local ns=$1 port=$2 ifc=$3 addr=$4
+	case $port in
+	af_packet|af_xdp) sluice_veth_up "$ns" "${ifc}a" "$ifc" "$addr" ;;
+	*) return 0 ;;
+	esac
+}
+
+sluice_port_post() {
+	local ns=$1 port=$2 ifc=$3 addr=$4
+	case $port in
+	tap|virtio_user) sluice_tap_wait "$ns" "$ifc" "$addr" ;;
+	*) return 0 ;;
+	esac
 }
 
 sluice_ns_down() {

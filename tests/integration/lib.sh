@@ -37,7 +37,10 @@ finish() {
 	[ "$T_FAIL" -eq 0 ]
 }
 
-# t_setup NAME BUILD_DIR: sets T_NS T_IF T_SOCK T_DIR T_CONF, creates the namespace.
+# t_setup NAME BUILD_DIR: sets T_NS T_IF T_SOCK T_DIR T_CONF T_PORT, creates
+# the namespace. T_PORT, sluiced's port type, is SLUICE_PORT (tap when
+# unset; netns.sh lists the others); T_IF is the kernel side's interface
+# whatever the type (198.18.0.1/24 is on it).
 t_setup() {
 	local name=$1
 	T_BUILD=$(cd "$2" && pwd)
@@ -45,6 +48,7 @@ t_setup() {
 	T_CTL=$T_BUILD/control/sluicectl
 	T_NS=sl-$name-$$
 	T_IF=slt$(( $$ % 100000 ))
+	T_PORT=${SLUICE_PORT:-tap}
 	T_DIR=$(mktemp -d /tmp/sluice-$name.XXXXXX)
 	T_SOCK=$T_DIR/control.sock
 	T_CONF=$T_DIR/sluice.conf
@@ -62,7 +66,7 @@ t_setup() {
 t_conf() {
 	cat >"$T_CONF" <<CONF
 [eal]
-vdev = net_tap0,iface=$T_IF
+vdev = $(sluice_port_vdev "$T_PORT" "$T_IF")
 file_prefix = sl$$
 [control]
 socket = $T_SOCK
@@ -75,9 +79,14 @@ CONF
 }
 
 t_start() {
+	# A veth (af_packet, af_xdp) outlives a stop: made once per suite.
+	if [ -z "${T_PORT_READY:-}" ]; then
+		sluice_port_pre "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 || return 1
+		T_PORT_READY=1
+	fi
 	ip netns exec "$T_NS" "$T_SLUICED" -c "$T_CONF" >>"$T_LOG" 2>&1 &
 	T_PID=$!
-	sluice_tap_wait "$T_NS" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL"
+	sluice_port_post "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL"
 }
 
 # t_stop: SIGTERM, wait up to 10 s; returns sluiced's exit status.
