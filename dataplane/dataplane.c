@@ -83,6 +83,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	lc->drain = &dp->drain;
 	lc->tsc_hz = rte_get_tsc_hz();
 	lc->tsc0 = tsc0;
+	tsc_clock_init(&lc->clock, lc->tsc_hz);
 
 	if (rte_is_zero_ether_addr(&addr.mac))
 		addr.mac = dp->port.mac;
