@@ -97,6 +97,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 		return r;
 	lc->ns.lcore = lcore_id;
 	steer_init(&lc->steer, w, dp->conf.workers, dp->inboxes[w], dp->inboxes);
+	steer_use_hw_hash(&lc->steer, dp->port.rss_hw);
 
 	{
 		struct tcp_conf tc = dp->conf.tcp;
