@@ -49,6 +49,12 @@ t_setup() {
 	T_NS=sl-$name-$$
 	T_IF=slt$(( $$ % 100000 ))
 	T_PORT=${SLUICE_PORT:-tap}
+	# A port type asked for that cannot start here fails the suite (it
+	# could not test anything), with the reason; ports_e2e.sh skips instead.
+	if ! T_WHY=$(sluice_port_check "$T_PORT"); then
+		echo "FAIL - SLUICE_PORT=$T_PORT cannot start here: $T_WHY"
+		exit 1
+	fi
 	T_DIR=$(mktemp -d /tmp/sluice-$name.XXXXXX)
 	T_SOCK=$T_DIR/control.sock
 	T_CONF=$T_DIR/sluice.conf
