@@ -1,7 +1,8 @@
-# netns.sh - shared helpers (sourced) to run sluiced with its net_tap port
-# inside a network namespace of our own, as `make run` and the integration
-# tests do. The daemon process runs inside the namespace, so the kernel side
-# of its tap lives there too, isolated from the host's networking.
+# netns.sh - shared helpers (sourced) to run sluiced with its port (a tap,
+# a veth, a virtio-user tap) inside a network namespace of our own, as
+# `make run`, the integration tests and the benches do. The daemon process
+# runs inside the namespace, so the kernel side of its port lives there too,
+# isolated from the host's networking.
 #
 #   sluice_ns_up NS                 create NS (loopback up, IPv6 off)
 #   sluice_tap_wait NS IFACE ADDR   wait for the tap, give the kernel side ADDR/24
