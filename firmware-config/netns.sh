@@ -9,9 +9,12 @@
 #   sluice_veth_up NS APP KERN ADDR a veth pair in NS for net_af_packet: sluiced
 #                                   binds APP, the kernel side KERN gets ADDR/24
 #   sluice_ns_down NS               delete NS
-#   sluice_port_check PORT          can PORT start here? prints why not (returns 1)
-#   sluice_port_vdev PORT IFACE     the [eal] vdev for PORT whose kernel side is IFACE
+#   sluice_port_check PORT [Q]      can PORT start here with Q queue pairs (1)?
+#                                   prints why not (returns 1)
+#   sluice_port_vdev PORT IFACE [Q] the [eal] vdev for PORT whose kernel side is
+#                                   IFACE, with Q queue pairs (one per worker; 1)
 #   sluice_port_pre NS PORT IFACE ADDR   before sluiced starts (veth for af_*)
+#   sluice_port_queues NS PORT IFACE Q   the veth's queue count to Q (af_*)
 #   sluice_port_post NS PORT IFACE ADDR  after it starts (wait for its tap)
 #
 # Port types (PORT): tap (net_tap), af_packet (net_af_packet on a veth),
@@ -58,7 +61,11 @@ sluice_veth_up() {
 		echo "sluice_veth_up: ethtool is not installed (firmware-config/deps.sh test installs it)" >&2
 		return 1
 	fi
-	ip -n "$ns" link add "$app" type veth peer name "$kern" || return 1
+	ip -n "$ns" link add "$app" numtxqueues 8 numrxqueues 8 type veth \
+		peer name "$kern" numtxqueues 8 numrxqueues 8 || return 1
+	# One queue a side until sluice_port_queues says more.
+	ip netns exec "$ns" ethtool -L "$app" rx 1 tx 1 >/dev/null 2>&1
+	ip netns exec "$ns" ethtool -L "$kern" rx 1 tx 1 >/dev/null 2>&1
 	for i in "$app" "$kern"; do
 		if ! err=$(ip netns exec "$ns" ethtool -K "$i" tso off gso off gro off tx off rx off 2>&1); then
 			echo "sluice_veth_up: ethtool -K $i (offloads off) failed: $err" >&2
@@ -79,7 +86,7 @@ sluice_pmd_dir() {
 }
 
 sluice_port_check() {
-	local port=$1 d
+	local port=$1 q=${2:-1} d
 	d=$(sluice_pmd_dir) || { echo "no DPDK PMD directory"; return 1; }
 	case $port in
 	tap) [ -e "$d/librte_net_tap.so" ] || { echo "net_tap PMD not installed"; return 1; }
@@ -90,6 +97,12 @@ sluice_port_check() {
 	     command -v ethtool >/dev/null || { echo "ethtool not installed"; return 1; }
 	     if [ -r /proc/config.gz ] && ! zcat /proc/config.gz | grep -q '^CONFIG_XDP_SOCKETS=y'; then
 		echo "kernel built without CONFIG_XDP_SOCKETS"; return 1
+	     fi
+	     # DPDK 22.11's PMD counts queues by ethtool's combined channels,
+	     # which a veth does not have (only rx and tx): one queue at most.
+	     if [ "$q" -gt 1 ]; then
+		echo "net_af_xdp (DPDK 22.11) takes one queue of a veth (no combined channels), $q workers need $q"
+		return 1
 	     fi ;;
 	virtio_user) [ -e "$d/librte_net_virtio.so" ] || { echo "net_virtio PMD not installed"; return 1; }
 	     [ -c /dev/vhost-net ] || { echo "no /dev/vhost-net (kernel without CONFIG_VHOST_NET or module vhost_net not loaded)"; return 1; }
@@ -108,15 +121,39 @@ sluice_port_check() {
 # busy_budget=0 here (tcp-bench: 57,000/s against 1,900/s).
 # virtio_user: vhost-net backend, one queue pair; the kernel sees a tap
 # named IFACE.
+# A port needs a TX queue per worker lcore, and every RX queue it has must
+# be polled: Q is the number of workers. net_af_xdp binds one socket per
+# queue of the veth, whose queue count must then be Q too
+# (sluice_port_queues); on a veth it can have only one (sluice_port_check).
 sluice_port_vdev() {
-	local port=$1 ifc=$2
+	local port=$1 ifc=$2 q=${3:-1}
 	case $port in
 	tap) echo "net_tap0,iface=$ifc" ;;
-	af_packet) echo "net_af_packet0,iface=${ifc}a,qpairs=1" ;;
-	af_xdp) echo "net_af_xdp0,iface=${ifc}a,start_queue=0,queue_count=1" ;;
-	virtio_user) echo "virtio_user0,path=/dev/vhost-net,queues=1,queue_size=1024,iface=$ifc" ;;
+	af_packet) echo "net_af_packet0,iface=${ifc}a,qpairs=$q" ;;
+	af_xdp) echo "net_af_xdp0,iface=${ifc}a,start_queue=0,queue_count=$q" ;;
+	virtio_user) echo "virtio_user0,path=/dev/vhost-net,queues=$q,queue_size=1024,iface=$ifc" ;;
 	*) return 1 ;;
 	esac
+}
+
+# The veth of af_packet/af_xdp is made with room for 8 queues a side and
+# runs with Q of them (ethtool -L): frames arriving on a queue no XDP
+# socket is bound to would go to the kernel instead of sluiced.
+sluice_port_queues() {
+	local ns=$1 port=$2 ifc=$3 q=$4 i err
+	case $port in
+	af_packet|af_xdp)
+		for i in "${ifc}a" "$ifc"; do
+			if ! err=$(ip netns exec "$ns" ethtool -L "$i" rx "$q" tx "$q" 2>&1); then
+				# "unmodified" is not an error
+				case $err in *nmodified*) ;; *)
+					echo "sluice_port_queues: ethtool -L $i rx $q tx $q: $err" >&2
+					return 1 ;;
+				esac
+			fi
+		done ;;
+	esac
+	return 0
 }
 
 sluice_port_pre() {

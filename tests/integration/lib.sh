@@ -70,9 +70,12 @@ t_setup() {
 # dns_e2e.sh turns them on with a dnsmasq to answer. [queue] stays last:
 # some suites' extra text goes on with its keys.
 t_conf() {
+	# A queue pair per worker lcore ([lcores] workers in the extra text).
+	T_QUEUES=$(printf '%s\n' "${1:-}" | sed -n 's/^workers *= *\([0-9][0-9]*\).*/\1/p' | tail -n 1)
+	T_QUEUES=${T_QUEUES:-1}
 	cat >"$T_CONF" <<CONF
 [eal]
-vdev = $(sluice_port_vdev "$T_PORT" "$T_IF")
+vdev = $(sluice_port_vdev "$T_PORT" "$T_IF" "$T_QUEUES")
 file_prefix = sl$$
 [control]
 socket = $T_SOCK
@@ -90,6 +93,11 @@ t_start() {
 		sluice_port_pre "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 || return 1
 		T_PORT_READY=1
 	fi
+	if ! T_WHY=$(sluice_port_check "$T_PORT" "${T_QUEUES:-1}"); then
+		echo "FAIL - SLUICE_PORT=$T_PORT cannot start here: $T_WHY" >&2
+		return 1
+	fi
+	sluice_port_queues "$T_NS" "$T_PORT" "$T_IF" "${T_QUEUES:-1}" || return 1
 	ip netns exec "$T_NS" "$T_SLUICED" -c "$T_CONF" >>"$T_LOG" 2>&1 &
 	T_PID=$!
 	sluice_port_post "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL"

@@ -8,7 +8,8 @@
 # log must name the PMD that came up, so a test cannot pass on another port),
 # ARP and ping, one swaks message ("queued as ID"), then smtp-source (20
 # sessions, one connection per message) whose every message must be counted
-# by smtpd.queue_ok. A type this machine cannot run (no PMD, no
+# by smtpd.queue_ok; then again on two workers (a queue pair each, nothing
+# misrouted). A type this machine cannot run (no PMD, no
 # /dev/vhost-net, a kernel without XDP sockets) is reported as skipped with
 # the reason, never passed; a type that should run here and does not fails.
 set -u
@@ -62,6 +63,32 @@ one_port() {
 		skip "port $port: smtp-source burst (no $SRC: apt-get install postfix)"
 	fi
 	check "port $port: sluiced stops cleanly" t_stop
+	# Two workers: a queue pair each.
+	if ! why=$(sluice_port_check "$port" 2); then
+		skip "port $port: 2 workers ($why)"
+		return
+	fi
+	rm -rf "$T_DIR/spool"
+	t_conf "[lcores]
+workers = 2"
+	if ! t_start; then
+		fail "port $port: sluiced came up on 2 workers ($(tail -n 5 "$T_LOG" | tr '\n' ' '))"
+		t_stop; return
+	fi
+	check "port $port, 2 workers: 2 queue pairs" grep -q "port 0 up ($pmd): 2 rx / 2 tx queues" "$T_LOG"
+	if [ -x "$SRC" ]; then
+		before=$(stat smtpd.queue_ok)
+		out=$(ns timeout 120 "$SRC" -s 20 -m "$MSGS" -l 10240 -f a@example.org \
+			-t b@example.com 198.18.0.2:25 2>&1)
+		check "port $port, 2 workers: smtp-source, $MSGS messages, exits 0${out:+ ($out)}" \
+			test $? -eq 0
+		after=$(stat smtpd.queue_ok)
+		check "port $port, 2 workers: smtpd.queue_ok grew by $MSGS ($before -> $after)" \
+			test "$after" -eq $((before + MSGS))
+		check "port $port, 2 workers: no frame reached a stack that does not own its flow" \
+			test "$(stat steer.misrouted)" -eq 0
+	fi
+	check "port $port, 2 workers: sluiced stops cleanly" t_stop
 }
 
 for p in tap af_packet af_xdp virtio_user; do
