@@ -83,6 +83,7 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	lc->drain = &dp->drain;
 	lc->tsc_hz = rte_get_tsc_hz();
 	lc->tsc0 = tsc0;
+	tsc_clock_init(&lc->clock, lc->tsc_hz);
 
 	if (rte_is_zero_ether_addr(&addr.mac))
 		addr.mac = dp->port.mac;
@@ -95,7 +96,10 @@ static int setup_worker(struct dataplane *dp, struct lcore_ctx *lc, unsigned lco
 	if (r < 0)
 		return r;
 	lc->ns.lcore = lcore_id;
+	lc->ns.tx_ip_cksum = (dp->port.tx_offloads & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) != 0;
+	lc->ns.tx_tcp_cksum = (dp->port.tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_CKSUM) != 0;
 	steer_init(&lc->steer, w, dp->conf.workers, dp->inboxes[w], dp->inboxes);
+	steer_use_hw_hash(&lc->steer, dp->port.rss_hw);
 
 	{
 		struct tcp_conf tc = dp->conf.tcp;

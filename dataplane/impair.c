@@ -9,6 +9,8 @@
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
+#include "dataplane/net/cksum.h"
+
 const char *const impair_stat_names[] = { IMPAIR_STATS(STATS_NAME) };
 const unsigned impair_stat_count = STATS_COUNT(impair_stat_names);
 
@@ -55,6 +57,11 @@ static void corrupt(struct impair *im, struct rte_mbuf *m)
 	uint8_t *p;
 
 	if (len <= sizeof(struct rte_ether_hdr))
+		return;
+	/* On TX the port may be asked to compute checksums (net_stack.h):
+	 * it would cover the flipped bit with a valid one. Compute them now,
+	 * as the frame stands, so the corruption reaches the peer as such. */
+	if (net_tx_cksum_finish(m) != 0)
 		return;
 	off = sizeof(struct rte_ether_hdr) +
 	      (uint32_t)(rng_next(&im->rng) % (len - sizeof(struct rte_ether_hdr)));

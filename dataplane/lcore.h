@@ -36,6 +36,7 @@
 #include "dataplane/smtp/delivery.h"
 #include "dataplane/smtp/smtp_service.h"
 #include "dataplane/steer.h"
+#include "dataplane/tsc_clock.h"
 
 #define LCORE_BURST 32
 #define LCORE_TXBUF 64			/* frames queued before a forced flush */
@@ -66,6 +67,7 @@ struct lcore_ctx {
 
 	uint64_t tsc_hz;
 	uint64_t tsc0;
+	struct tsc_clock clock;		/* cycles since tsc0 -> ns */
 
 	struct net_stack ns;
 	struct tcp_stack *tcp;

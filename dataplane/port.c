@@ -61,9 +61,26 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		ec.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)port_rss_key;
 		ec.rx_adv_conf.rss_conf.rss_key_len = sizeof(port_rss_key);
-		ec.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) &
-						 info.flow_type_rss_offloads;
+		ec.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP |
+						  RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+		/* Our key, Toeplitz over the IPv4 TCP and UDP 4-tuple: the hash
+		 * steer.c would compute, so steering may take it from the mbuf. */
+		if ((info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_RSS_HASH) &&
+		    info.hash_key_size == sizeof(port_rss_key) &&
+		    (ec.rx_adv_conf.rss_conf.rss_hf & RTE_ETH_RSS_NONFRAG_IPV4_TCP) &&
+		    (ec.rx_adv_conf.rss_conf.rss_hf & RTE_ETH_RSS_NONFRAG_IPV4_UDP)) {
+			ec.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_RSS_HASH;
+			pi->rss_hw = true;
+		}
 	}
+	ec.rxmode.offloads |= info.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
+						      RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+						      RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
+	ec.txmode.offloads |= info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+						      RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
+						      RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+	pi->rx_offloads = ec.rxmode.offloads;
+	pi->tx_offloads = ec.txmode.offloads;
 	r = rte_eth_dev_configure(pid, pi->rx_queues, pi->tx_queues, &ec);
 	if (r < 0) {
 		log_err("port %u: configure (%u rx, %u tx queues) failed: %s", pid,
@@ -107,9 +124,17 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 		return r;
 	}
 	/* Our MAC is ours alone: no promiscuous mode needed. */
-	log_info("port %u up: %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
-		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, pi->rx_queues, pi->tx_queues,
+	log_info("port %u up (%s): %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
+		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, info.driver_name, pi->rx_queues, pi->tx_queues,
 		 rxd, txd, pi->mtu, RTE_ETHER_ADDR_BYTES(&pi->mac));
+	log_info("port %u offloads: rx checksum%s%s%s, tx checksum%s%s%s, rss hash %s", pid,
+		 pi->rx_offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM ? " ipv4" : "",
+		 pi->rx_offloads & RTE_ETH_RX_OFFLOAD_TCP_CKSUM ? " tcp" : "",
+		 pi->rx_offloads & RTE_ETH_RX_OFFLOAD_UDP_CKSUM ? " udp" : "",
+		 pi->tx_offloads & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM ? " ipv4" : "",
+		 pi->tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_CKSUM ? " tcp" : "",
+		 pi->tx_offloads & RTE_ETH_TX_OFFLOAD_UDP_CKSUM ? " udp" : "",
+		 pi->rss_hw ? "from the device" : "in software");
 	return 0;
 }
 

@@ -9,10 +9,17 @@
  * device that spreads flows by another hash (the kernel's tun does) or not
  * at all still keeps each flow on one lcore. Each worker has its own TX
  * queue, so transmit needs no lock.
+ *
+ * Offloads: whatever of these the device offers is turned on and recorded
+ * in port_info: RX IPv4/TCP/UDP checksum verdicts (the stack skips its own
+ * check on GOOD, ipv4.h), the RSS hash in the mbuf (steer.h uses it instead
+ * of software Toeplitz when our key is the device's), TX IPv4/TCP/UDP
+ * checksums (the stack leaves them to the device, net_stack.h).
  */
 #ifndef SLUICE_PORT_H
 #define SLUICE_PORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <rte_ether.h>
@@ -27,6 +34,9 @@ struct port_info {
 	struct rte_ether_addr mac;
 	struct rte_mempool *pool;	/* on the port's socket */
 	uint16_t mtu;
+	bool rss_hw;			/* device RSS with port_rss_key, hash in mbufs */
+	uint64_t rx_offloads;		/* RTE_ETH_RX_OFFLOAD_* enabled */
+	uint64_t tx_offloads;		/* RTE_ETH_TX_OFFLOAD_* enabled */
 };
 
 /* Symmetric Toeplitz key (0x6d5a repeated): hash(a,b) == hash(b,a). */

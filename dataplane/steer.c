@@ -28,6 +28,11 @@ void steer_init(struct steer *s, unsigned self, unsigned nworkers,
 		s->reta[i] = (uint8_t)(i % s->nworkers);
 }
 
+void steer_use_hw_hash(struct steer *s, bool on)
+{
+	s->hw_hash = on;
+}
+
 uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be16_t dport)
 {
 	struct rte_ipv4_tuple t;
@@ -45,7 +50,7 @@ unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 	return s->reta[steer_hash(saddr, daddr, sport, dport) % STEER_RETA_SIZE];
 }
 
-int steer_classify(const struct steer *s, const struct rte_mbuf *m)
+int steer_classify(struct steer *s, const struct rte_mbuf *m)
 {
 	const struct rte_ether_hdr *eh;
 	const struct rte_ipv4_hdr *ip;
@@ -71,9 +76,15 @@ int steer_classify(const struct steer *s, const struct rte_mbuf *m)
 	    (rte_be_to_cpu_16(ip->fragment_offset) &
 	     (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
 		return STEER_LOCAL;
-	/* TCP and UDP headers both start with the source and destination ports. */
-	ports = (const rte_be16_t *)((const uint8_t *)ip + ihl);
-	owner = steer_owner(s, ip->src_addr, ip->dst_addr, ports[0], ports[1]);
+	if (s->hw_hash && (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH)) {
+		/* The device computed the same hash (steer_use_hw_hash). */
+		s->stats.hw_hash++;
+		owner = s->reta[m->hash.rss % STEER_RETA_SIZE];
+	} else {
+		/* TCP and UDP headers both start with the source and destination ports. */
+		ports = (const rte_be16_t *)((const uint8_t *)ip + ihl);
+		owner = steer_owner(s, ip->src_addr, ip->dst_addr, ports[0], ports[1]);
+	}
 	return owner == s->self ? STEER_LOCAL : (int)owner;
 }
 

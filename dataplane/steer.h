@@ -37,8 +37,10 @@ struct rte_ring;
 
 /* misrouted: frames that reached an lcore's stack although another owns
  * their flow; steering makes this impossible, and tests check it stays 0. */
+/* hw_hash: flows whose owner came from the device's RSS hash in the mbuf
+ * instead of a software Toeplitz computation. */
 #define STEER_STATS(X) X(steered_out) X(steered_in) X(ring_full_drops) \
-	X(arp_copies) X(copy_nombuf) X(misrouted)
+	X(arp_copies) X(copy_nombuf) X(misrouted) X(hw_hash)
 struct steer_stats {
 	STEER_STATS(STATS_FIELD)
 };
@@ -51,11 +53,18 @@ struct steer {
 	uint8_t reta[STEER_RETA_SIZE];	/* hash bucket -> worker */
 	struct rte_ring *inbox;		/* frames other lcores steer to us */
 	struct rte_ring **inboxes;	/* every worker's inbox, by worker number */
+	bool hw_hash;			/* the port's RSS is our symmetric Toeplitz */
 	struct steer_stats stats;
 };
 
 void steer_init(struct steer *s, unsigned self, unsigned nworkers,
 		struct rte_ring *inbox, struct rte_ring **inboxes);
+
+/* Take the device's RSS hash (mbuf hash.rss, flagged RTE_MBUF_F_RX_RSS_HASH)
+ * instead of computing it: only when the port hashes as steer_hash does
+ * (port.c configured RSS with port_rss_key over the IPv4 TCP/UDP 4-tuple).
+ * A frame without the flag is hashed in software as before. */
+void steer_use_hw_hash(struct steer *s, bool on);
 
 /* Symmetric Toeplitz hash of a 4-tuple (addresses and ports in network order). */
 uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be16_t dport);
@@ -65,7 +74,7 @@ unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 		     rte_be16_t sport, rte_be16_t dport);
 
 /* Where a received Ethernet frame goes: a worker number, STEER_LOCAL or STEER_ALL. */
-int steer_classify(const struct steer *s, const struct rte_mbuf *m);
+int steer_classify(struct steer *s, const struct rte_mbuf *m);
 
 /* tcp_port_ok_fn and udp_port_ok_fn: true when replies to this local
  * port come back to us. */

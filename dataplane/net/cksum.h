@@ -57,4 +57,56 @@ static inline int net_cksum_mbuf(const struct rte_mbuf *m, uint32_t off, uint32_
 	return 0;
 }
 
+/*
+ * A frame handed to the port with TX checksum offload requested
+ * (RTE_MBUF_F_TX_IP_CKSUM, RTE_MBUF_F_TX_TCP_CKSUM or _UDP_CKSUM, with
+ * l2_len and l3_len set and the pseudo-header sum in the L4 field):
+ * compute those checksums here instead and clear the requests. For code
+ * that must change a frame after the stack built it and before the port
+ * sees it (impair.c's corruption, which the port would otherwise cover
+ * with a fresh, valid checksum). Returns 0, or -1 when the frame is too
+ * short for what its flags say (left as it was).
+ */
+static inline int net_tx_cksum_finish(struct rte_mbuf *m)
+{
+	uint64_t f = m->ol_flags, l4 = f & RTE_MBUF_F_TX_L4_MASK;
+	struct rte_ipv4_hdr *ip;
+	uint32_t off, len, sum;
+	uint16_t raw, *field;
+
+	if (!(f & RTE_MBUF_F_TX_IP_CKSUM) && l4 != RTE_MBUF_F_TX_TCP_CKSUM &&
+	    l4 != RTE_MBUF_F_TX_UDP_CKSUM)
+		return 0;
+	if (m->l3_len < sizeof(*ip) ||
+	    rte_pktmbuf_data_len(m) < (uint32_t)m->l2_len + m->l3_len + 8)
+		return -1;
+	ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, m->l2_len);
+	off = (uint32_t)m->l2_len + m->l3_len;
+	len = rte_be_to_cpu_16(ip->total_length);
+	if (len < m->l3_len || off + (len - m->l3_len) > rte_pktmbuf_pkt_len(m))
+		return -1;
+	len -= m->l3_len;
+	if (l4 == RTE_MBUF_F_TX_TCP_CKSUM || l4 == RTE_MBUF_F_TX_UDP_CKSUM) {
+		uint32_t at = off + (l4 == RTE_MBUF_F_TX_TCP_CKSUM ? 16 : 6);
+		if (at + 2 > rte_pktmbuf_data_len(m) || at + 2 > off + len)
+			return -1;
+		field = rte_pktmbuf_mtod_offset(m, uint16_t *, at);
+		*field = 0;
+		if (net_cksum_mbuf(m, off, len, &raw) != 0)
+			return -1;
+		sum = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		*field = (uint16_t)~sum;
+		if (*field == 0 && l4 == RTE_MBUF_F_TX_UDP_CKSUM)
+			*field = 0xffff;	/* 0 would mean "none" */
+	}
+	if (f & RTE_MBUF_F_TX_IP_CKSUM) {
+		ip->hdr_checksum = 0;
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	}
+	m->ol_flags &= ~(RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK);
+	return 0;
+}
+
 #endif

@@ -213,7 +213,14 @@ int ipv4_output(struct net_stack *ns, struct rte_mbuf *m, rte_be32_t dst, uint8_
 	ip->src_addr = ns->addr.ip;
 	ip->dst_addr = dst;
 	ip->hdr_checksum = 0;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	m->l2_len = sizeof(struct rte_ether_hdr);
+	m->l3_len = sizeof(*ip);
+	if (ns->tx_ip_cksum) {
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+		ns->stats.ip_tx_cksum_offload++;
+	} else {
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	}
 
 	eh = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eh));
 	if (!eh) {

@@ -40,6 +40,7 @@
 	X(ip_drop_len) X(ip_drop_cksum) X(ip_drop_frag) X(ip_drop_ttl)      \
 	X(ip_drop_src) X(ip_drop_not_for_us) X(ip_drop_options)             \
 	X(ip_drop_proto) X(ip_tx) X(ip_tx_noroute) X(ip_cksum_offload_ok)   \
+	X(ip_tx_cksum_offload) X(tcp_tx_cksum_offload)                      \
 	X(icmp_rx) X(icmp_rx_echo) X(icmp_tx_echo_reply) X(icmp_drop_short) \
 	X(icmp_drop_cksum) X(icmp_drop_type) X(icmp_tx_unreach)            \
 	X(icmp_rx_frag_needed) X(icmp_drop_quote)                           \
@@ -87,6 +88,10 @@ struct net_stack {
 	net_tx_fn tx;
 	void *tx_ctx;
 	uint64_t now_ns;		/* set by the poll loop once per burst */
+	/* The port computes these checksums on transmit (port.h): the stack
+	 * leaves the field to it (IP: 0; TCP: the pseudo-header sum) and
+	 * flags the mbuf. Off unless the port has the offload. */
+	bool tx_ip_cksum, tx_tcp_cksum;
 	unsigned lcore;			/* owning lcore (for logs and steering) */
 
 	struct arp_cache arp;

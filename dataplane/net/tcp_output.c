@@ -125,7 +125,14 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 	iph.src_addr = t->laddr;
 	iph.dst_addr = t->raddr;
 	iph.total_length = rte_cpu_to_be_16((uint16_t)(sizeof(iph) + hlen + len));
-	th->cksum = rte_ipv4_udptcp_cksum(&iph, th);
+	if (ns->tx_tcp_cksum) {
+		/* The port finishes it (net_stack.h); ipv4_output sets l2/l3_len. */
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
+		th->cksum = rte_ipv4_phdr_cksum(&iph, m->ol_flags);
+		ns->stats.tcp_tx_cksum_offload++;
+	} else {
+		th->cksum = rte_ipv4_udptcp_cksum(&iph, th);
+	}
 	ts->stats.seg_out++;
 	ts->stats.bytes_out += len;
 	if (flags & TCP_RST)

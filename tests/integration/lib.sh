@@ -37,7 +37,10 @@ finish() {
 	[ "$T_FAIL" -eq 0 ]
 }
 
-# t_setup NAME BUILD_DIR: sets T_NS T_IF T_SOCK T_DIR T_CONF, creates the namespace.
+# t_setup NAME BUILD_DIR: sets T_NS T_IF T_SOCK T_DIR T_CONF T_PORT, creates
+# the namespace. T_PORT, sluiced's port type, is SLUICE_PORT (tap when
+# unset; netns.sh lists the others); T_IF is the kernel side's interface
+# whatever the type (198.18.0.1/24 is on it).
 t_setup() {
 	local name=$1
 	T_BUILD=$(cd "$2" && pwd)
@@ -45,6 +48,13 @@ t_setup() {
 	T_CTL=$T_BUILD/control/sluicectl
 	T_NS=sl-$name-$$
 	T_IF=slt$(( $$ % 100000 ))
+	T_PORT=${SLUICE_PORT:-tap}
+	# A port type asked for that cannot start here fails the suite (it
+	# could not test anything), with the reason; ports_e2e.sh skips instead.
+	if ! T_WHY=$(sluice_port_check "$T_PORT"); then
+		echo "FAIL - SLUICE_PORT=$T_PORT cannot start here: $T_WHY"
+		exit 1
+	fi
 	T_DIR=$(mktemp -d /tmp/sluice-$name.XXXXXX)
 	T_SOCK=$T_DIR/control.sock
 	T_CONF=$T_DIR/sluice.conf
@@ -60,9 +70,12 @@ t_setup() {
 # dns_e2e.sh turns them on with a dnsmasq to answer. [queue] stays last:
 # some suites' extra text goes on with its keys.
 t_conf() {
+	# A queue pair per worker lcore ([lcores] workers in the extra text).
+	T_QUEUES=$(printf '%s\n' "${1:-}" | sed -n 's/^workers *= *\([0-9][0-9]*\).*/\1/p' | tail -n 1)
+	T_QUEUES=${T_QUEUES:-1}
 	cat >"$T_CONF" <<CONF
 [eal]
-vdev = net_tap0,iface=$T_IF
+vdev = $(sluice_port_vdev "$T_PORT" "$T_IF" "$T_QUEUES")
 file_prefix = sl$$
 [control]
 socket = $T_SOCK
@@ -75,9 +88,19 @@ CONF
 }
 
 t_start() {
+	# A veth (af_packet, af_xdp) outlives a stop: made once per suite.
+	if [ -z "${T_PORT_READY:-}" ]; then
+		sluice_port_pre "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 || return 1
+		T_PORT_READY=1
+	fi
+	if ! T_WHY=$(sluice_port_check "$T_PORT" "${T_QUEUES:-1}"); then
+		echo "FAIL - SLUICE_PORT=$T_PORT cannot start here: $T_WHY" >&2
+		return 1
+	fi
+	sluice_port_queues "$T_NS" "$T_PORT" "$T_IF" "${T_QUEUES:-1}" || return 1
 	ip netns exec "$T_NS" "$T_SLUICED" -c "$T_CONF" >>"$T_LOG" 2>&1 &
 	T_PID=$!
-	sluice_tap_wait "$T_NS" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL"
+	sluice_port_post "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL"
 }
 
 # t_stop: SIGTERM, wait up to 10 s; returns sluiced's exit status.

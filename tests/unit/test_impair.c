@@ -6,6 +6,10 @@
  */
 #include <criterion/criterion.h>
 
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_tcp.h>
+
 #include "dataplane/impair.h"
 #include "tests/support/heap_mempool.h"
 
@@ -186,5 +190,51 @@ Test(impair, push_drop_every_is_exact)
 	cr_assert_eq(dropped_ids, 13);
 	cr_assert_eq(im.stats.dropped, 13);
 	cr_assert_eq(heap_mempool_avail(mp), 256, "mbuf leak");
+}
+
+/* A TX frame asking the port for its checksums (TX offload) is corrupted
+ * only after they are computed here: otherwise the port would cover the
+ * flipped bit with valid checksums and the peer would take the damage. */
+Test(impair, tx_corruption_is_not_hidden_by_checksum_offload)
+{
+	struct rte_mempool *mp = heap_mempool_create("imp_txck", 64, 2048);
+	struct impair_conf cc = { .seed = 11 };
+	struct impair im;
+
+	cr_assert_not_null(mp);
+	cc.tx.corrupt = IMPAIR_PPM;
+	impair_init(&im, &cc, false, 0, mp);
+	for (unsigned k = 0; k < 50; k++) {
+		struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+		uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, 14 + 20 + 20 + 33);
+		struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(p + 14);
+		struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
+
+		memset(p, 0, 14 + 20 + 20 + 33);
+		for (unsigned i = 0; i < 33; i++)
+			p[54 + i] = (uint8_t)(k * 7 + i);
+		ip->version_ihl = RTE_IPV4_VHL_DEF;
+		ip->total_length = rte_cpu_to_be_16(20 + 20 + 33);
+		ip->time_to_live = 64;
+		ip->next_proto_id = IPPROTO_TCP;
+		ip->src_addr = rte_cpu_to_be_32(0xc6120002);
+		ip->dst_addr = rte_cpu_to_be_32(0xc6120001);
+		th->data_off = 5 << 4;
+		th->sent_seq = rte_cpu_to_be_32(k);
+		/* as the stack leaves it for the port (net_stack.h) */
+		m->l2_len = 14;
+		m->l3_len = 20;
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_CKSUM;
+		th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		cr_assert_eq(impair_burst(&im, &m, 1, 1, 0), 1);
+		cr_assert_eq(m->ol_flags & (RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK), 0,
+			     "the port must not recompute a corrupted frame's checksums");
+		/* One flipped bit: the IP or the TCP checksum shows it. */
+		cr_assert(rte_raw_cksum(ip, 20) != 0xffff || rte_ipv4_udptcp_cksum(ip, th) != 0,
+			  "frame %u: corruption undetectable", k);
+		rte_pktmbuf_free(m);
+	}
+	cr_assert_eq(im.stats.corrupted, 50);
+	cr_assert_eq(heap_mempool_avail(mp), 64, "mbuf leak");
 	heap_mempool_free(mp);
 }

@@ -133,3 +133,37 @@ Test(steer, udp_ephemeral_ports_bring_replies_home)
 		udp_stack_destroy(us);
 	}
 }
+
+/* The device's RSS hash, when the port hashes as we do, decides the owner
+ * without a software Toeplitz computation: a frame flagged
+ * RTE_MBUF_F_RX_RSS_HASH goes where hash.rss says (counted in hw_hash);
+ * without the flag, or on a port whose hash is not ours, software decides. */
+Test(steer, device_rss_hash_used_when_the_port_gives_ours)
+{
+	for (uint16_t p = 1000; p < 1100; p++) {
+		struct rte_mbuf *t = frame(IPPROTO_TCP, "198.18.0.1", p, 25, 20, 0);
+		uint32_t sw = steer_hash(harness_ip("198.18.0.1"), harness_ip("198.18.0.2"),
+					 rte_cpu_to_be_16(p), rte_cpu_to_be_16(25));
+		unsigned want_sw = st[0].reta[sw % STEER_RETA_SIZE];
+		/* A device hash that names another owner than software would:
+		 * proof of which one was used. */
+		uint32_t hw = sw + 1;
+		unsigned want_hw = st[0].reta[hw % STEER_RETA_SIZE];
+
+		cr_assert_neq(want_hw, want_sw);
+		t->hash.rss = hw;
+		/* Not flagged: software, even with hw_hash on. */
+		steer_use_hw_hash(&st[0], true);
+		cr_assert_eq(owner_seen_by(0, t), want_sw);
+		/* Flagged, but the port's hash is not ours: software. */
+		t->ol_flags |= RTE_MBUF_F_RX_RSS_HASH;
+		steer_use_hw_hash(&st[0], false);
+		cr_assert_eq(owner_seen_by(0, t), want_sw);
+		/* Flagged on a port hashing like us: the device's hash. */
+		steer_use_hw_hash(&st[0], true);
+		cr_assert_eq(owner_seen_by(0, t), want_hw, "port %u", p);
+		rte_pktmbuf_free(t);
+	}
+	cr_assert_eq(st[0].stats.hw_hash, 100);
+	steer_use_hw_hash(&st[0], false);
+}
