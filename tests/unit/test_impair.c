@@ -190,6 +190,7 @@ Test(impair, push_drop_every_is_exact)
 	cr_assert_eq(dropped_ids, 13);
 	cr_assert_eq(im.stats.dropped, 13);
 	cr_assert_eq(heap_mempool_avail(mp), 256, "mbuf leak");
+	heap_mempool_free(mp);
 }
 
 /* A TX frame asking the port for its checksums (TX offload) is corrupted
