@@ -83,7 +83,7 @@ struct tcp_listener;
 	X(rst_in) X(rst_out) X(rst_ignored) X(challenge_acks)                 \
 	X(challenge_acks_limited) X(oow_acks_limited) X(cksum_offload_ok)     \
 	X(syncookies_sent) X(syncookies_validated) X(syncookies_failed)       \
-	X(syncookies_no_overflow)                                             \
+	X(syncookies_no_overflow) X(syncookies_over_half_open)                \
 	X(conn_opened_passive) X(conn_opened_active) X(conn_established)      \
 	X(conn_closed) X(conn_reset) X(conn_timeout) X(conn_refused)          \
 	X(conn_aborted) X(conn_table_full)                                    \

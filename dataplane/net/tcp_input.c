@@ -642,6 +642,33 @@ static void conn_input(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m
 	}
 }
 
+/*
+ * A peer's SYN can be answered twice: with a cookie while the backlog is
+ * full, then, when the peer sends its SYN again, from the backlog (room
+ * again) with another ISN. A peer that took the cookie SYN-ACK ACKs the
+ * cookie, which the half-open connection must not answer with a RST: the
+ * peer's side is established and would be reset (seen as ECONNRESET under
+ * load). If the ACK carries a valid cookie for this tuple and the same peer
+ * ISN, the half-open connection gives way and the listener takes the ACK as
+ * a cookie ACK. True if it did (m is consumed, c is gone).
+ */
+static bool half_open_gives_way(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m)
+{
+	struct tcp_stack *ts = c->ts;
+	struct tcp_listener *l = c->lst;
+	uint16_t mss;
+
+	if (!c->passive || c->cookie || !l || !ts->conf.syncookies ||
+	    (s->flags & (TCP_SYN | TCP_RST)) || s->seq - 1 != c->irs ||
+	    !tcp_cookie_recent_overflow(ts, l) ||
+	    !tcp_cookie_check(ts, &c->t, s->seq - 1, s->ack - 1, &mss))
+		return false;
+	ts->stats.syncookies_over_half_open++;
+	tcp_conn_release(c);
+	listen_input(ts, l, s, m, 0, false);
+	return true;
+}
+
 static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m)
 {
 	struct tcp_stack *ts = c->ts;
@@ -803,6 +830,8 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 	/* ACK */
 	if (c->state == TCP_SYN_RCVD) {
 		if (!(SEQ_LT(c->snd_una, s->ack) && SEQ_LEQ(s->ack, c->snd_max))) {
+			if (half_open_gives_way(c, s, m))
+				return;
 			ts->stats.drop_bad_ack++;
 			tcp_send_rst_for(ts, s);
 			rte_pktmbuf_free(m);

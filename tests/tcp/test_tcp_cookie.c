@@ -215,3 +215,51 @@ Test(tcp_cookie, flood_is_bounded)
 	cr_expect_eq(tcp_stack_conn_count(N.ts), 2);
 	cr_expect_geq(tcp_stack_stats(N.ts)->syncookies_sent, 19990);
 }
+
+/* The peer's SYN got a cookie (the backlog was full); its SYN again found
+ * room and got a SYN-ACK from the backlog with another ISN; the peer took
+ * the first answer and ACKs the cookie. That ACK completes the connection
+ * (the half-open one gives way): a RST would break a connection the peer
+ * already has. An ACK for neither ISN is still refused. */
+Test(tcp_cookie, cookie_ack_to_a_half_open_retry_is_taken)
+{
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	struct tout ck, r;
+
+	fill_backlog();
+	syn(2020, 700, false, 1460, -1, false);
+	cr_assert(tpop(&N, &ck));
+	cr_assert_eq(st->syncookies_sent, 1);
+	for (uint16_t p = 1001; p <= 1002; p++) {	/* the backlog empties */
+		struct tseg rst = { .seq = 2, .flags = TCP_RST, .sport = p, .dport = 25 };
+		tinject(&N, PEER_IP, &rst);
+	}
+	cr_assert_eq(tcp_stack_conn_count(N.ts), 0);
+	syn(2020, 700, false, 1460, -1, false);
+	cr_assert(tpop(&N, &r));
+	cr_assert_eq(r.flags, TCP_SYN | TCP_ACK);
+	cr_assert_neq(r.seq, ck.seq, "the backlog's ISN is not the cookie");
+	cr_assert_eq(tcp_stack_conn_count(N.ts), 1);
+
+	struct tseg bad = { .seq = 701, .ack = ck.seq + 77, .flags = TCP_ACK, .wnd = 500,
+			    .sport = 2020, .dport = 25 };
+	tinject(&N, PEER_IP, &bad);
+	cr_assert(tpop(&N, &r));
+	cr_expect(r.flags & TCP_RST, "an ACK for neither answer is refused");
+	cr_expect_eq(A.accepted, 0);
+	tnode_clear(&N);
+
+	struct tseg a = { .seq = 701, .ack = ck.seq + 1, .flags = TCP_ACK, .wnd = 500,
+			  .sport = 2020, .dport = 25, .data = "EHLO", .len = 4 };
+	tinject(&N, PEER_IP, &a);
+	cr_assert_eq(A.accepted, 1, "the cookie's answer is the connection");
+	cr_expect_eq(st->syncookies_over_half_open, 1);
+	struct tcp_conn_info i;
+	tcp_get_info(A.conn, &i);
+	cr_expect_eq(i.state, TCP_ESTABLISHED);
+	cr_expect_eq(A.rxlen, 4);
+	cr_expect_eq(tcp_stack_conn_count(N.ts), 1, "the half-open one is gone");
+	while (tpop(&N, &r))
+		cr_expect(!(r.flags & TCP_RST), "no RST to the peer");
+	tnode_clear(&N);
+}
