@@ -643,14 +643,19 @@ static void conn_input(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m
 }
 
 /*
- * A peer's SYN can be answered twice: with a cookie while the backlog is
- * full, then, when the peer sends its SYN again, from the backlog (room
- * again) with another ISN. A peer that took the cookie SYN-ACK ACKs the
- * cookie, which the half-open connection must not answer with a RST: the
- * peer's side is established and would be reset (seen as ECONNRESET under
- * load). If the ACK carries a valid cookie for this tuple and the same peer
- * ISN, the half-open connection gives way and the listener takes the ACK as
- * a cookie ACK. True if it did (m is consumed, c is gone).
+ * A half-open connection gets an ACK it cannot take, which carries a valid
+ * cookie for its tuple. Two ways that happens under load:
+ *  - the peer's SYN was answered twice: with a cookie while the backlog was
+ *    full, then, when the peer sent its SYN again, from the backlog with
+ *    another ISN; the peer took the cookie SYN-ACK;
+ *  - a SYN with the peer's tuple but another ISN (a flood from the peer's
+ *    address, an old duplicate) took a backlog slot between the cookie
+ *    SYN-ACK and the peer's ACK.
+ * Either way the peer is established and a RST would reset it (seen as
+ * ECONNRESET). A valid cookie proves we answered this peer's ISN; the
+ * half-open connection proves nothing (a SYN costs nothing to forge). So it
+ * gives way and the listener takes the ACK as a cookie ACK. True if it did
+ * (m is consumed, c is gone).
  */
 static bool half_open_gives_way(struct tcp_conn *c, struct tcp_seg *s, struct rte_mbuf *m)
 {
@@ -659,7 +664,7 @@ static bool half_open_gives_way(struct tcp_conn *c, struct tcp_seg *s, struct rt
 	uint16_t mss;
 
 	if (!c->passive || c->cookie || !l || !ts->conf.syncookies ||
-	    (s->flags & (TCP_SYN | TCP_RST)) || s->seq - 1 != c->irs ||
+	    (s->flags & (TCP_SYN | TCP_RST)) ||
 	    !tcp_cookie_recent_overflow(ts, l) ||
 	    !tcp_cookie_check(ts, &c->t, s->seq - 1, s->ack - 1, &mss))
 		return false;
@@ -693,6 +698,12 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 			return;
 		}
 	}
+	/* before the sequence checks: the cookie's ACK need not be in the
+	 * half-open connection's window (another ISN made it) */
+	if (c->state == TCP_SYN_RCVD && (s->flags & TCP_ACK) &&
+	    !(SEQ_LT(c->snd_una, s->ack) && SEQ_LEQ(s->ack, c->snd_max)) &&
+	    half_open_gives_way(c, s, m))
+		return;
 	uint32_t seglen = s->len + !!(s->flags & TCP_SYN) + !!(s->flags & TCP_FIN);
 	/* SYN_RCVD: a SYN again */
 	if (c->state == TCP_SYN_RCVD && (s->flags & TCP_SYN) && !(s->flags & TCP_RST) &&
@@ -830,8 +841,6 @@ static void conn_input_body(struct tcp_conn *c, struct tcp_seg *s, struct rte_mb
 	/* ACK */
 	if (c->state == TCP_SYN_RCVD) {
 		if (!(SEQ_LT(c->snd_una, s->ack) && SEQ_LEQ(s->ack, c->snd_max))) {
-			if (half_open_gives_way(c, s, m))
-				return;
 			ts->stats.drop_bad_ack++;
 			tcp_send_rst_for(ts, s);
 			rte_pktmbuf_free(m);

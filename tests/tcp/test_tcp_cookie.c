@@ -263,3 +263,32 @@ Test(tcp_cookie, cookie_ack_to_a_half_open_retry_is_taken)
 		cr_expect(!(r.flags & TCP_RST), "no RST to the peer");
 	tnode_clear(&N);
 }
+
+/* A SYN with the peer's tuple but another ISN (a flood from the peer's own
+ * address) takes a backlog slot between our cookie SYN-ACK and the peer's
+ * ACK: the peer's cookie ACK still completes its connection. */
+Test(tcp_cookie, cookie_ack_beats_a_forged_half_open)
+{
+	const struct tcp_stats *st = tcp_stack_stats(N.ts);
+	struct tout ck, r;
+
+	fill_backlog();
+	syn(2030, 900, false, 1460, -1, false);
+	cr_assert(tpop(&N, &ck));
+	for (uint16_t p = 1001; p <= 1002; p++) {
+		struct tseg rst = { .seq = 2, .flags = TCP_RST, .sport = p, .dport = 25 };
+		tinject(&N, PEER_IP, &rst);
+	}
+	syn(2030, 123456, false, 1460, -1, false);	/* the forged one */
+	cr_assert(tpop(&N, &r));
+	cr_assert_eq(tcp_stack_conn_count(N.ts), 1);
+	tnode_clear(&N);
+	struct tseg a = { .seq = 901, .ack = ck.seq + 1, .flags = TCP_ACK, .wnd = 500,
+			  .sport = 2030, .dport = 25 };
+	tinject(&N, PEER_IP, &a);
+	cr_assert_eq(A.accepted, 1, "the peer's connection, not a RST");
+	cr_expect_eq(st->syncookies_over_half_open, 1);
+	while (tpop(&N, &r))
+		cr_expect(!(r.flags & TCP_RST), "no RST to the peer");
+	tnode_clear(&N);
+}
