@@ -21,6 +21,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config
 test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            clang libclang-rt-14-dev python3 util-linux
            postfix
+           curl	# metrics_e2e, reload_e2e: the Prometheus endpoint over HTTP
            dpdk	# Debian's dpdk.service, which the appliance's units are verified against (tests/image)
            pflogsumm	# queue_ops_e2e.sh: the mail log read by Postfix's summarizer
            ethtool	# veth offloads off for net_af_packet (netns.sh)
