@@ -4,12 +4,13 @@
 # and, beside them, the appliance image (README, "Deploying the appliance"):
 #   make image       build the bootable disk (IMAGE_DIR/sluice.raw, .qcow2), as root
 #   make image-test  boot it under qemu: relay mail through it, cut its power
+#   make fuzz-campaign  every fuzzer for an hour at once, niced, report in fuzz-campaign/
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 IMAGE_DIR  ?= build-image
 
-.PHONY: all run test build clean image image-test
+.PHONY: all run test build clean image image-test fuzz-campaign
 
 all: build
 
@@ -30,6 +31,10 @@ image:
 
 image-test:
 	firmware-config/image-test.sh $(IMAGE_DIR) $(BUILD)-test
+
+fuzz-campaign:
+	firmware-config/deps.sh test
+	tests/fuzz/campaign.sh build-fuzz
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-test $(ASAN_BUILD) build-fuzz $(IMAGE_DIR)
