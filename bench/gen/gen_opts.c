@@ -66,7 +66,9 @@ void gen_opts_usage(const char *prog, void *outp)
 "  --max-size B         SIZE limit (default 64m)   --sink-sessions N per lcore\n"
 "flood:\n"
 "  --profile FILE.pkt   Pktgen command file (bench/pktgen/)\n"
-"  --line-rate PPS      frames/s that \"rate 100\" means (default 1000000)\n",
+"  --line-rate PPS      frames/s that \"rate 100\" means (default 1000000)\n"
+"exit status: 0; 1 an error; 2 bad usage; 3 a client run that measured nothing\n"
+"(no message answered 250) or lost messages (no answer at all).\n",
 		prog);
 }
 

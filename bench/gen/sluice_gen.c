@@ -448,6 +448,17 @@ int main(int argc, char **argv)
 			if (cur.late_starts)
 				printf("  late starts (open loop, no slot): %llu\n",
 				       (unsigned long long)cur.late_starts);
+			/* a load figure is only worth what was measured: a run in
+			 * which nothing was accepted, or messages went unanswered,
+			 * must not read as success to a script */
+			if (cur.msg_ok == 0) {
+				fprintf(stderr, "sluice-gen: no message was answered 250\n");
+				status = 3;
+			} else if (cur.msg_lost) {
+				fprintf(stderr, "sluice-gen: %llu message(s) lost (no answer)\n",
+					(unsigned long long)cur.msg_lost);
+				status = 3;
+			}
 		}
 		if (o.modes & GEN_MODE_SINK)
 			printf("  sink: %llu sessions, %llu messages (%.1f/s), %llu bytes; rcpt 4xx %llu, "

@@ -55,6 +55,13 @@ check "end-of-DATA latencies recorded for each 250 ($lat)" [ "${lat:-0}" = "$ok_
 ovf=$(awk '$1 == "net.arp_pending_overflow" {print $2}' "$T_DIR/gen.stats" 2>/dev/null)
 [[ "$ovf" =~ ^[0-9]+$ ]] || measure_failed "sluice-gen's net.arp_pending_overflow"
 check "no connection's SYN was dropped waiting for ARP (${ovf:-unreadable})" [ "${ovf:-x}" = 0 ]
+# a run that measured nothing must not exit 0: nothing listens on port 2626,
+# so every connection is refused and every message lost
+gen_run refused client --count 4 --concurrency 2 --server 198.18.0.2:2626
+gen_wait "$GEN_PID" 60; st=$?
+lost=$(gen_field refused msg_lost)
+check "sluice-gen exits 3 when no message was answered (status $st, $lost lost)" \
+	[ "$st" -eq 3 -a "$lost" = 4 ]
 check "sluiced is still running" kill -0 "$T_PID"
 grep -E '^  (connect|data|messages)' "$T_DIR/relay.out" | sed 's/^/# /'
 finish
