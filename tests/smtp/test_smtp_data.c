@@ -203,6 +203,32 @@ Test(data, line_length_limit)
 	cr_expect_eq(smtp_data_verdict(&d), SMTP_DV_LINE);
 }
 
+/*
+ * A long line ended by a bare LF under normalize: the break resets the line
+ * before any CR could look at its length, so the text fast path's own check
+ * is the only one that sees it (at any splitting of the input).
+ */
+Test(data, long_line_ended_by_bare_lf_under_normalize)
+{
+	static const size_t chunks[] = { 0, 1, 7, 64, 999 };
+	char in[1300];
+	memset(in, 'x', 1200);
+	memcpy(in + 1200, "\nok\r\n.\r\n", 8);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		start(true, SMTP_BARE_NORMALIZE, 0, 1000);
+		cr_expect_eq(feed(in, 1208, chunks[i]), 1208, "chunk %zu", chunks[i]);
+		cr_expect(d.done, "chunk %zu", chunks[i]);
+		cr_expect_eq(smtp_data_verdict(&d), SMTP_DV_LINE, "chunk %zu", chunks[i]);
+	}
+	/* the same line at 998 octets is within the limit */
+	memset(in, 'x', 998);
+	memcpy(in + 998, "\nok\r\n.\r\n", 8);
+	start(true, SMTP_BARE_NORMALIZE, 0, 1000);
+	feed(in, 1006, 0);
+	cr_expect(d.done);
+	cr_expect_eq(smtp_data_verdict(&d), SMTP_DV_OK);
+}
+
 Test(data, size_limit_keeps_consuming)
 {
 	start(true, SMTP_BARE_REJECT, 10, 1000);
