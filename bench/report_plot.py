@@ -168,6 +168,8 @@ pfa = get("pf-accept", "msg_s_steady", "accept rate (Postfix)")
 rel = get("relay", "sink_msg_s_steady", "relay rate (Sluice)")
 pfr = get("pf-relay", "sink_msg_s_steady", "relay rate (Postfix)")
 cps = get("conn", "conn_s_steady", "connections/s")
+afc = get("af-conn", "msg_s_steady", "accept rate, a connection per message (af_packet)")
+pfc = get("pf-conn", "msg_s_steady", "accept rate, a connection per message (Postfix)")
 p99 = get("accept", "data.p99_us", "p99 end of DATA -> 250")
 p50 = get("accept", "data.p50_us", "p50 end of DATA -> 250")
 el = get("accept", "elapsed_s", "accept step's length")
@@ -186,6 +188,9 @@ rows = [
      + (f" ({rc[0]:,.0f} before, {rc2[0]:,.0f} after)" if rc and rc2 else "")),
     ("accept rate, Sluice (memif) / Postfix (veth)", ratio(acc, pfa), "30x",
      f"{fmt(acc, ' msg/s')} / {fmt(pfa, ' msg/s')}"),
+    ("accept, a connection per message: Sluice on af_packet (make run's default port) "
+     "/ Postfix (veth), the same client", ratio(afc, pfc), "10x",
+     f"{fmt(afc, ' msg/s')} / {fmt(pfc, ' msg/s')}"),
     ("end-to-end relay, Sluice / Postfix (generator to sink)", ratio(rel, pfr), "-",
      f"{fmt(rel, ' msg/s')} / {fmt(pfr, ' msg/s')}"),
     ("p99 end of DATA -> 250 / mean group-commit interval", ratio(p99, interval_us), "-",
@@ -248,7 +253,8 @@ def cpu(step):
             "iowait": d[4] / tot, "idle": d[3] / tot, "steal": d[7] / tot}
 
 
-STEPS = ["raw", "accept", "raw-after", "gen1", "gen2", "conn", "relay", "pf-accept", "pf-relay"]
+STEPS = ["raw", "accept", "raw-after", "gen1", "gen2", "conn", "relay", "pf-accept", "pf-relay",
+         "af-conn", "pf-conn"]
 cpus = [(s, cpu(s)) for s in STEPS if cpu(s)]
 if cpus:
     print("## CPU time over each step (the whole machine)\n")
