@@ -29,6 +29,7 @@ harnesses=(
 	"fuzz_smtp_client corpus_smtp_client"
 	"fuzz_dns_reply corpus_dns -max_len=4096"
 	"fuzz_ctl_request corpus_ctl -max_len=8192"
+	"fuzz_users corpus_users -max_len=4096"
 )
 [ -x "$build/$fz/fuzz_net6_input" ] && harnesses+=("fuzz_net6_input corpus_net6 -max_len=4096")
 
