@@ -27,10 +27,8 @@
 #include "common/log.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
+#include "dataplane/smtp/tls_pump.h"
 
-#define TLS_PT_MAX   (16 * 1024)
-#define TLS_FEED_MAX 4096
-#define TLS_STAGE    4096
 #define IN_CAP       (64 * 1024 + 2048)
 #define TOKEN_BURST  32.0
 
@@ -40,17 +38,11 @@ struct cslot {
 	struct gen_client *cl;
 	struct tcp_conn *tcp;
 	uint8_t state;
-	bool greeted, fin_seen, fin_sent, starttls_wait, tls_up;
+	bool greeted, fin_seen, fin_sent, starttls_wait;
 	bool msg_active, body_done, want_msg;
 	unsigned msgs;			/* transactions on this connection */
 	uint64_t t_open, t_conn, t_dot, timer_at;
-	struct tls_conn *tls;
-	uint8_t *in;
-	uint32_t in_start, in_end;
-	uint8_t *pt;
-	uint32_t pt_start, pt_end;
-	uint32_t co_start, co_end;
-	uint8_t co[TLS_STAGE];
+	struct tls_pump tp;		/* in: IN_CAP, pt: TLS_PUMP_PT_MAX (heap) */
 	EVP_MD_CTX *md;
 	struct gen_msg m;
 	struct smtp_client_msg msg;
@@ -159,125 +151,65 @@ static void msg_result(struct cslot *s)
 
 /* ---- bytes ---------------------------------------------------------------------- */
 
-static bool output_pending(const struct cslot *s)
+static size_t out_peek(void *eng, const char **p)
 {
-	const char *p;
+	return smtp_client_peek_output(eng, p);
+}
 
-	if (smtp_client_peek_output(&s->eng, &p) > 0)
-		return true;
-	return s->tls && (s->co_start < s->co_end || tls_pending_out(s->tls) > 0);
+static void out_consume(void *eng, size_t n)
+{
+	smtp_client_consume_output(eng, n);
+}
+
+static bool output_pending(struct cslot *s)
+{
+	struct tls_pump_out o = { out_peek, out_consume, &s->eng };
+
+	return tls_pump_output_pending(&s->tp, &o);
 }
 
 static void drop_input(struct cslot *s)
 {
-	if (s->tcp && s->in_end > s->in_start)
-		tcp_recved(s->tcp, s->in_end - s->in_start);
-	s->in_start = s->in_end = 0;
+	tls_pump_drop_input(&s->tp, s->tcp);
 }
 
 static bool flush_output(struct cslot *s)
 {
-	bool moved = false;
-	const char *p;
-	size_t n, took;
+	struct tls_pump_out o = { out_peek, out_consume, &s->eng };
+	int r = tls_pump_flush(&s->tp, s->tcp, &o);
 
-	if (!s->tcp)
+	if (r < 0) {
+		smtp_client_lost(&s->eng, "TLS write failed");
 		return false;
-	if (!s->tls) {
-		while ((n = smtp_client_peek_output(&s->eng, &p)) > 0) {
-			took = tcp_send(s->tcp, p, n);
-			if (took == 0)
-				break;
-			smtp_client_consume_output(&s->eng, took);
-			moved = true;
-		}
-		return moved;
 	}
-	for (;;) {
-		if (s->co_start < s->co_end) {
-			took = tcp_send(s->tcp, s->co + s->co_start, s->co_end - s->co_start);
-			s->co_start += (uint32_t)took;
-			moved |= took > 0;
-			if (s->co_start < s->co_end)
-				break;
-		}
-		s->co_start = s->co_end = 0;
-		if (tls_pending_out(s->tls) > 0) {
-			s->co_end = (uint32_t)tls_take(s->tls, s->co, sizeof(s->co));
-			continue;
-		}
-		if (!s->tls_up || (n = smtp_client_peek_output(&s->eng, &p)) == 0)
-			break;
-		ssize_t w = tls_write(s->tls, p, n);
-		if (w < 0) {
-			smtp_client_lost(&s->eng, "TLS write failed");
-			break;
-		}
-		if (w == 0)
-			break;
-		smtp_client_consume_output(&s->eng, (size_t)w);
-		moved = true;
-	}
-	return moved;
+	return r > 0;
 }
 
 static bool tls_input(struct cslot *s)
 {
 	bool moved = false;
 
-	while (s->tls && s->tcp) {
-		if (s->tls_up) {
-			ssize_t r;
-			if (s->pt_start > 0 && s->pt_start == s->pt_end)
-				s->pt_start = s->pt_end = 0;
-			if (s->pt_end == TLS_PT_MAX)
-				break;
-			r = tls_read(s->tls, s->pt + s->pt_end, TLS_PT_MAX - s->pt_end);
-			if (r < 0) {
-				drop_input(s);
-				s->fin_seen = true;
-				return true;
-			}
-			if (r > 0) {
-				s->pt_end += (uint32_t)r;
-				moved = true;
-				continue;
-			}
-		} else if (smtp_client_event(&s->eng) == SCE_STARTTLS) {
-			int h = tls_handshake(s->tls);
-			if (h < 0) {
-				s->cl->g->st.tls_failed++;
-				drop_input(s);
-				smtp_client_tls_failed(&s->eng, tls_error(s->tls));
-				return true;
-			}
-			if (h == 1) {
-				s->tls_up = true;
-				s->starttls_wait = false;
-				s->cl->g->st.tls_ok++;
-				smtp_client_tls_started(&s->eng);
-				moved = true;
-				continue;
-			}
-		} else {
-			break;
-		}
-		if (s->in_start == s->in_end)
-			break;
-		{
-			size_t n = s->in_end - s->in_start;
-			ssize_t f = tls_feed(s->tls, s->in + s->in_start,
-					     n < TLS_FEED_MAX ? n : TLS_FEED_MAX);
-			if (f <= 0) {
-				drop_input(s);
-				smtp_client_lost(&s->eng, "TLS input failed");
-				return true;
-			}
-			s->in_start += (uint32_t)f;
-			tcp_recved(s->tcp, (uint32_t)f);
-			if (s->in_start == s->in_end)
-				s->in_start = s->in_end = 0;
-			moved = true;
+	while (s->tp.tls && s->tcp) {
+		bool hs = !s->tp.up && smtp_client_event(&s->eng) == SCE_STARTTLS;
+
+		switch (tls_pump_input(&s->tp, s->tcp, hs, &moved)) {
+		case TLS_PUMP_IDLE:
+			return moved;
+		case TLS_PUMP_UP:
+			s->starttls_wait = false;
+			s->cl->g->st.tls_ok++;
+			smtp_client_tls_started(&s->eng);
+			continue;
+		case TLS_PUMP_HS_FAILED:
+			s->cl->g->st.tls_failed++;
+			smtp_client_tls_failed(&s->eng, tls_error(s->tp.tls));
+			return true;
+		case TLS_PUMP_ENDED:
+			s->fin_seen = true;
+			return true;
+		case TLS_PUMP_FEED_FAILED:
+			smtp_client_lost(&s->eng, "TLS input failed");
+			return true;
 		}
 	}
 	return moved;
@@ -285,23 +217,13 @@ static bool tls_input(struct cslot *s)
 
 static bool feed_engine(struct cslot *s)
 {
-	uint8_t *buf = s->tls ? s->pt : s->in;
-	uint32_t *start = s->tls ? &s->pt_start : &s->in_start;
-	uint32_t end = s->tls ? s->pt_end : s->in_end;
-	size_t n;
+	const uint8_t *p;
+	size_t avail = tls_pump_readable(&s->tp, &p), n;
 
-	if (*start == end)
+	if (avail == 0)
 		return false;
-	n = smtp_client_input(&s->eng, buf + *start, end - *start);
-	*start += (uint32_t)n;
-	if (!s->tls && n > 0 && s->tcp)
-		tcp_recved(s->tcp, (uint32_t)n);
-	if (*start == end) {
-		if (s->tls)
-			s->pt_start = s->pt_end = 0;
-		else
-			s->in_start = s->in_end = 0;
-	}
+	n = smtp_client_input(&s->eng, p, avail);
+	tls_pump_consumed(&s->tp, s->tcp, n);
 	return n > 0;
 }
 
@@ -337,7 +259,7 @@ static bool start_tls(struct cslot *s)
 {
 	struct gen_run *run = s->cl->g->run;
 
-	if (s->tls)
+	if (s->tp.tls)
 		return false;
 	if (!s->starttls_wait) {
 		s->starttls_wait = true;
@@ -345,18 +267,18 @@ static bool start_tls(struct cslot *s)
 	}
 	if (output_pending(s))
 		return false;
-	s->tls = run->tls_client ? tls_conn_new(run->tls_client) : NULL;
-	if (!s->tls || tls_conn_client_setup(s->tls, "", false) < 0) {
-		if (s->tls) {
-			tls_conn_free(s->tls);
-			s->tls = NULL;
+	s->tp.tls = run->tls_client ? tls_conn_new(run->tls_client) : NULL;
+	if (!s->tp.tls || tls_conn_client_setup(s->tp.tls, "", false) < 0) {
+		if (s->tp.tls) {
+			tls_conn_free(s->tp.tls);
+			s->tp.tls = NULL;
 		}
 		s->cl->g->st.tls_failed++;
 		smtp_client_tls_failed(&s->eng, "cannot set up a TLS session");
 		return true;
 	}
 	drop_input(s);
-	s->pt_start = s->pt_end = 0;
+	s->tp.pt_start = s->tp.pt_end = 0;
 	return true;
 }
 
@@ -443,11 +365,11 @@ static void pump(struct cslot *s)
 	do {
 		progress = false;
 		if (s->state == S_SESSION) {
-			if (s->tls && tls_input(s))
+			if (s->tp.tls && tls_input(s))
 				progress = true;
 			if (feed_engine(s))
 				progress = true;
-			if (s->fin_seen && s->in_start == s->in_end && s->pt_start == s->pt_end &&
+			if (s->fin_seen && s->tp.in_start == s->tp.in_end && s->tp.pt_start == s->tp.pt_end &&
 			    smtp_client_event(&s->eng) != SCE_CLOSE) {
 				smtp_client_lost(&s->eng, "connection closed by the server");
 				progress = true;
@@ -471,9 +393,9 @@ static void pump(struct cslot *s)
 
 static void slot_free(struct cslot *s)
 {
-	if (s->tls) {
-		tls_conn_free(s->tls);
-		s->tls = NULL;
+	if (s->tp.tls) {
+		tls_conn_free(s->tp.tls);
+		s->tp.tls = NULL;
 	}
 	s->tcp = NULL;
 	s->state = S_FREE;
@@ -509,25 +431,25 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		s->greeted = true;
 		gen_hist_record(&s->cl->g->h_greet, now(s) - s->t_conn);
 	}
-	if (s->state != S_SESSION || (s->starttls_wait && !s->tls)) {
+	if (s->state != S_SESSION || (s->starttls_wait && !s->tp.tls)) {
 		tcp_recved(c, len);
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (IN_CAP - s->in_end < len && s->in_start > 0) {
-		memmove(s->in, s->in + s->in_start, s->in_end - s->in_start);
-		s->in_end -= s->in_start;
-		s->in_start = 0;
+	if (IN_CAP - s->tp.in_end < len && s->tp.in_start > 0) {
+		memmove(s->tp.in, s->tp.in + s->tp.in_start, s->tp.in_end - s->tp.in_start);
+		s->tp.in_end -= s->tp.in_start;
+		s->tp.in_start = 0;
 	}
-	if (IN_CAP - s->in_end < len) {
+	if (IN_CAP - s->tp.in_end < len) {
 		rte_pktmbuf_free(m);
 		smtp_client_lost(&s->eng, "the server sent past the receive window");
 		pump(s);
 		return;
 	}
 	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(s->in + s->in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
-		s->in_end += rte_pktmbuf_data_len(seg);
+		memcpy(s->tp.in + s->tp.in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
+		s->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	pump(s);
@@ -613,11 +535,11 @@ static bool slot_open(struct gen_client *cl, bool for_rate)
 	}
 	if (!s)
 		return false;
-	s->greeted = s->fin_seen = s->fin_sent = s->starttls_wait = s->tls_up = false;
+	s->greeted = s->fin_seen = s->fin_sent = s->starttls_wait = s->tp.up = false;
 	s->msg_active = s->body_done = false;
 	s->want_msg = for_rate;
 	s->msgs = 0;
-	s->in_start = s->in_end = s->pt_start = s->pt_end = s->co_start = s->co_end = 0;
+	s->tp.in_start = s->tp.in_end = s->tp.pt_start = s->tp.pt_end = s->tp.co_start = s->tp.co_end = 0;
 	s->timer_at = 0;
 	smtp_client_init(&s->eng, &g->run->ccf, &g->cstats);
 	s->t_open = *g->now;
@@ -724,10 +646,10 @@ struct gen_client *gen_client_create(struct gen_lcore *g)
 	for (unsigned i = 0; i < cl->nslots; i++) {
 		struct cslot *s = &cl->slots[i];
 		s->cl = cl;
-		s->in = malloc(IN_CAP);
-		s->pt = o->starttls ? malloc(TLS_PT_MAX) : NULL;
+		s->tp.in = malloc(IN_CAP);
+		s->tp.pt = o->starttls ? malloc(TLS_PUMP_PT_MAX) : NULL;
 		s->md = EVP_MD_CTX_new();
-		if (!s->in || (o->starttls && !s->pt) || !s->md)
+		if (!s->tp.in || (o->starttls && !s->tp.pt) || !s->md)
 			goto fail;
 	}
 	return cl;
@@ -742,10 +664,10 @@ void gen_client_destroy(struct gen_client *cl)
 		return;
 	for (unsigned i = 0; cl->slots && i < cl->nslots; i++) {
 		struct cslot *s = &cl->slots[i];
-		if (s->tls)
-			tls_conn_free(s->tls);
-		free(s->in);
-		free(s->pt);
+		if (s->tp.tls)
+			tls_conn_free(s->tp.tls);
+		free(s->tp.in);
+		free(s->tp.pt);
 		EVP_MD_CTX_free(s->md);
 	}
 	free(cl->slots);

@@ -24,10 +24,8 @@
 #include "bench/gen/gen.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
+#include "dataplane/smtp/tls_pump.h"
 
-#define TLS_PT_MAX   (16 * 1024)
-#define TLS_FEED_MAX 4096
-#define TLS_STAGE    4096
 #define IN_CAP       (64 * 1024 + 2048)
 #define OB_CAP       (SMTP_OUT_MAX * 2)
 #define NS_SEC     1000000000ull
@@ -38,16 +36,10 @@ struct sslot {
 	struct gen_sink *sk;
 	struct tcp_conn *tcp;
 	uint8_t state;
-	bool fin_seen, fin_sent, starttls_wait, tls_up, storm_hit, timed_out;
+	bool fin_seen, fin_sent, starttls_wait, storm_hit, timed_out;
 	bool data_temp, data_perm;	/* the message's fate at the end of data */
 	uint64_t t_accept, greet_at, timer_at, consumed;
-	struct tls_conn *tls;
-	uint8_t *in;
-	uint32_t in_start, in_end;
-	uint8_t *pt;
-	uint32_t pt_start, pt_end;
-	uint32_t co_start, co_end;
-	uint8_t co[TLS_STAGE];
+	struct tls_pump tp;		/* in: IN_CAP, pt: TLS_PUMP_PT_MAX (heap) */
 	/* hidden EHLO keywords: the engine's replies through a filter */
 	char ob[OB_CAP];
 	uint32_t ob_start, ob_ready, ob_end;	/* [start, ready) may go out */
@@ -236,8 +228,10 @@ static void filter_output(struct sslot *k)
 }
 
 /* What may go out now: engine output directly, or the filtered ob. */
-static size_t out_peek(struct sslot *k, const char **p)
+static size_t out_peek(void *eng, const char **p)
 {
+	struct sslot *k = eng;
+
 	if (!k->sk->g->run->o->hide_caps)
 		return smtp_session_peek_output(&k->s, p);
 	filter_output(k);
@@ -245,8 +239,10 @@ static size_t out_peek(struct sslot *k, const char **p)
 	return k->ob_ready - k->ob_start;
 }
 
-static void out_consume(struct sslot *k, size_t n)
+static void out_consume(void *eng, size_t n)
 {
+	struct sslot *k = eng;
+
 	if (!k->sk->g->run->o->hide_caps)
 		smtp_session_consume_output(&k->s, n);
 	else
@@ -255,118 +251,51 @@ static void out_consume(struct sslot *k, size_t n)
 
 static bool output_pending(struct sslot *k)
 {
-	const char *p;
+	struct tls_pump_out o = { out_peek, out_consume, k };
 
-	if (out_peek(k, &p) > 0)
-		return true;
-	return k->tls && (k->co_start < k->co_end || tls_pending_out(k->tls) > 0);
+	return tls_pump_output_pending(&k->tp, &o);
 }
 
 static void drop_input(struct sslot *k)
 {
-	if (k->tcp && k->in_end > k->in_start)
-		tcp_recved(k->tcp, k->in_end - k->in_start);
-	k->in_start = k->in_end = 0;
+	tls_pump_drop_input(&k->tp, k->tcp);
 }
 
 static bool flush_output(struct sslot *k)
 {
-	bool moved = false;
-	const char *p;
-	size_t n, took;
+	struct tls_pump_out o = { out_peek, out_consume, k };
+	int r;
 
 	if (!k->tcp || now(k) < k->greet_at)
 		return false;	/* the greeting is held */
-	if (!k->tls) {
-		while ((n = out_peek(k, &p)) > 0) {
-			took = tcp_send(k->tcp, p, n);
-			if (took == 0)
-				break;
-			out_consume(k, took);
-			moved = true;
-		}
-		return moved;
+	r = tls_pump_flush(&k->tp, k->tcp, &o);
+	if (r < 0) {
+		k->state = K_CLOSING;
+		return false;
 	}
-	for (;;) {
-		if (k->co_start < k->co_end) {
-			took = tcp_send(k->tcp, k->co + k->co_start, k->co_end - k->co_start);
-			k->co_start += (uint32_t)took;
-			moved |= took > 0;
-			if (k->co_start < k->co_end)
-				break;
-		}
-		k->co_start = k->co_end = 0;
-		if (tls_pending_out(k->tls) > 0) {
-			k->co_end = (uint32_t)tls_take(k->tls, k->co, sizeof(k->co));
-			continue;
-		}
-		if (!k->tls_up || (n = out_peek(k, &p)) == 0)
-			break;
-		ssize_t w = tls_write(k->tls, p, n);
-		if (w <= 0) {
-			if (w < 0)
-				k->state = K_CLOSING;
-			break;
-		}
-		out_consume(k, (size_t)w);
-		moved = true;
-	}
-	return moved;
+	return r > 0;
 }
 
 static bool tls_input(struct sslot *k)
 {
 	bool moved = false;
+	char info[SMTP_TLS_INFO_MAX];
 
-	while (k->state == K_OPEN && k->tls) {
-		if (k->tls_up) {
-			ssize_t r;
-			if (k->pt_start > 0 && k->pt_start == k->pt_end)
-				k->pt_start = k->pt_end = 0;
-			if (k->pt_end == TLS_PT_MAX)
-				break;
-			r = tls_read(k->tls, k->pt + k->pt_end, TLS_PT_MAX - k->pt_end);
-			if (r < 0) {
-				drop_input(k);
-				k->state = K_CLOSING;
-				return true;
-			}
-			if (r > 0) {
-				k->pt_end += (uint32_t)r;
-				moved = true;
-				continue;
-			}
-		} else {
-			int h = tls_handshake(k->tls);
-			if (h < 0) {
-				drop_input(k);
-				k->state = K_CLOSING;
-				return true;
-			}
-			if (h == 1) {
-				char info[SMTP_TLS_INFO_MAX];
-				tls_describe(k->tls, info, sizeof(info));
-				k->tls_up = true;
-				k->starttls_wait = false;
-				k->sk->g->st.sink_tls++;
-				smtp_session_tls_started(&k->s, info);
-				moved = true;
-				continue;
-			}
-		}
-		if (k->in_start == k->in_end)
-			break;
-		{
-			size_t n = k->in_end - k->in_start;
-			ssize_t f = tls_feed(k->tls, k->in + k->in_start, n < TLS_FEED_MAX ? n : TLS_FEED_MAX);
-			if (f <= 0) {
-				drop_input(k);
-				k->state = K_CLOSING;
-				return true;
-			}
-			k->in_start += (uint32_t)f;
-			tcp_recved(k->tcp, (uint32_t)f);
-			moved = true;
+	while (k->state == K_OPEN && k->tp.tls) {
+		switch (tls_pump_input(&k->tp, k->tcp, true, &moved)) {
+		case TLS_PUMP_IDLE:
+			return moved;
+		case TLS_PUMP_UP:
+			tls_describe(k->tp.tls, info, sizeof(info));
+			k->starttls_wait = false;
+			k->sk->g->st.sink_tls++;
+			smtp_session_tls_started(&k->s, info);
+			continue;
+		case TLS_PUMP_HS_FAILED:
+		case TLS_PUMP_ENDED:
+		case TLS_PUMP_FEED_FAILED:
+			k->state = K_CLOSING;
+			return true;
 		}
 	}
 	return moved;
@@ -383,11 +312,9 @@ static void timer_arm(struct sslot *k, uint64_t at)
 /* Input to the engine, no faster than --read-rate. */
 static bool feed_engine(struct sslot *k)
 {
-	uint8_t *buf = k->tls ? k->pt : k->in;
-	uint32_t *start = k->tls ? &k->pt_start : &k->in_start;
-	uint32_t end = k->tls ? k->pt_end : k->in_end;
+	const uint8_t *p;
 	uint64_t rate = k->sk->g->run->o->read_rate;
-	size_t n, avail = end - *start;
+	size_t n, avail = tls_pump_readable(&k->tp, &p);
 
 	if (avail == 0 || smtp_session_event(&k->s) != SMTP_EV_NONE)
 		return false;
@@ -400,17 +327,9 @@ static bool feed_engine(struct sslot *k)
 		if (avail > allowed - k->consumed)
 			avail = allowed - k->consumed;
 	}
-	n = smtp_session_input(&k->s, buf + *start, avail);
+	n = smtp_session_input(&k->s, p, avail);
 	k->consumed += n;
-	*start += (uint32_t)n;
-	if (!k->tls && n > 0)
-		tcp_recved(k->tcp, (uint32_t)n);
-	if (*start == end) {
-		if (k->tls)
-			k->pt_start = k->pt_end = 0;
-		else
-			k->in_start = k->in_end = 0;
-	}
+	tls_pump_consumed(&k->tp, k->tcp, n);
 	return n > 0;
 }
 
@@ -449,7 +368,7 @@ static bool handle_event(struct sslot *k)
 		message_done(k);
 		return true;
 	case SMTP_EV_STARTTLS:
-		if (k->tls)
+		if (k->tp.tls)
 			return false;
 		if (!k->starttls_wait) {
 			k->starttls_wait = true;
@@ -457,13 +376,13 @@ static bool handle_event(struct sslot *k)
 		}
 		if (output_pending(k))
 			return false;
-		k->tls = tls_conn_new(run->tls_server);
-		if (!k->tls) {
+		k->tp.tls = tls_conn_new(run->tls_server);
+		if (!k->tp.tls) {
 			k->state = K_CLOSING;
 			return true;
 		}
 		drop_input(k);
-		k->pt_start = k->pt_end = 0;
+		k->tp.pt_start = k->tp.pt_end = 0;
 		return true;
 	case SMTP_EV_CLOSE:
 		if (k->state != K_OPEN)
@@ -500,7 +419,7 @@ static void pump(struct sslot *k)
 	do {
 		progress = false;
 		if (k->state == K_OPEN) {
-			if (k->tls && tls_input(k))
+			if (k->tp.tls && tls_input(k))
 				progress = true;
 			if (feed_engine(k))
 				progress = true;
@@ -510,8 +429,8 @@ static void pump(struct sslot *k)
 		if (flush_output(k))
 			progress = true;
 	} while (progress && k->tcp);
-	if (k->state == K_OPEN && k->fin_seen && k->in_start == k->in_end &&
-	    k->pt_start == k->pt_end)
+	if (k->state == K_OPEN && k->fin_seen && k->tp.in_start == k->tp.in_end &&
+	    k->tp.pt_start == k->tp.pt_end)
 		k->state = K_CLOSING;
 	if (k->state == K_CLOSING && !k->fin_sent && !output_pending(k)) {
 		tcp_close(k->tcp);
@@ -524,9 +443,9 @@ static void pump(struct sslot *k)
 
 static void slot_free(struct sslot *k)
 {
-	if (k->tls) {
-		tls_conn_free(k->tls);
-		k->tls = NULL;
+	if (k->tp.tls) {
+		tls_conn_free(k->tp.tls);
+		k->tp.tls = NULL;
 	}
 	k->tcp = NULL;
 	k->state = K_FREE;
@@ -543,25 +462,25 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		return;
 	}
 	len = rte_pktmbuf_pkt_len(m);
-	if (k->state != K_OPEN || (k->starttls_wait && !k->tls)) {
+	if (k->state != K_OPEN || (k->starttls_wait && !k->tp.tls)) {
 		tcp_recved(c, len);
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (IN_CAP - k->in_end < len && k->in_start > 0) {
-		memmove(k->in, k->in + k->in_start, k->in_end - k->in_start);
-		k->in_end -= k->in_start;
-		k->in_start = 0;
+	if (IN_CAP - k->tp.in_end < len && k->tp.in_start > 0) {
+		memmove(k->tp.in, k->tp.in + k->tp.in_start, k->tp.in_end - k->tp.in_start);
+		k->tp.in_end -= k->tp.in_start;
+		k->tp.in_start = 0;
 	}
-	if (IN_CAP - k->in_end < len) {
+	if (IN_CAP - k->tp.in_end < len) {
 		rte_pktmbuf_free(m);
 		tcp_abort(c);
 		slot_free(k);
 		return;
 	}
 	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(k->in + k->in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
-		k->in_end += rte_pktmbuf_data_len(seg);
+		memcpy(k->tp.in + k->tp.in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
+		k->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	pump(k);
@@ -598,7 +517,7 @@ static void on_timer(struct tcp_conn *c, void *user)
 	}
 	if (k->state == K_OPEN && smtp_session_timeout_ns(&k->s) &&
 	    t - k->t_accept > k->sk->g->run->scf.timeout_cmd_ns && !k->timed_out &&
-	    k->in_start == k->in_end) {
+	    k->tp.in_start == k->tp.in_end) {
 		/* a deadline that really passed (not the greeting or read pacing) */
 		k->timed_out = true;
 		smtp_session_timeout(&k->s);
@@ -646,9 +565,9 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	cl.ip = rte_be_to_cpu_32(tu.raddr);
 	k->tcp = c;
 	k->state = K_OPEN;
-	k->fin_seen = k->fin_sent = k->starttls_wait = k->tls_up = k->timed_out = false;
+	k->fin_seen = k->fin_sent = k->starttls_wait = k->tp.up = k->timed_out = false;
 	k->data_temp = k->data_perm = false;
-	k->in_start = k->in_end = k->pt_start = k->pt_end = k->co_start = k->co_end = 0;
+	k->tp.in_start = k->tp.in_end = k->tp.pt_start = k->tp.pt_end = k->tp.co_start = k->tp.co_end = 0;
 	k->ob_start = k->ob_ready = k->ob_end = k->line_len = 0;
 	k->last_kept = -1;
 	k->timer_at = 0;
@@ -691,10 +610,10 @@ struct gen_sink *gen_sink_create(struct gen_lcore *g)
 	for (unsigned i = 0; i < sk->nslots; i++) {
 		struct sslot *k = &sk->slots[i];
 		k->sk = sk;
-		k->in = malloc(IN_CAP);
-		k->pt = g->run->tls_server ? malloc(TLS_PT_MAX) : NULL;
+		k->tp.in = malloc(IN_CAP);
+		k->tp.pt = g->run->tls_server ? malloc(TLS_PUMP_PT_MAX) : NULL;
 		k->md = EVP_MD_CTX_new();
-		if (!k->in || (g->run->tls_server && !k->pt) || !k->md)
+		if (!k->tp.in || (g->run->tls_server && !k->tp.pt) || !k->md)
 			goto fail;
 	}
 	sk->lst = tcp_listen(g->tcp, rte_cpu_to_be_16(o->sink_port), &sink_cb, sk);
@@ -711,10 +630,10 @@ void gen_sink_destroy(struct gen_sink *sk)
 	if (!sk)
 		return;
 	for (unsigned i = 0; sk->slots && i < sk->nslots; i++) {
-		if (sk->slots[i].tls)
-			tls_conn_free(sk->slots[i].tls);
-		free(sk->slots[i].in);
-		free(sk->slots[i].pt);
+		if (sk->slots[i].tp.tls)
+			tls_conn_free(sk->slots[i].tp.tls);
+		free(sk->slots[i].tp.in);
+		free(sk->slots[i].tp.pt);
 		EVP_MD_CTX_free(sk->slots[i].md);
 	}
 	free(sk->slots);

@@ -50,14 +50,12 @@
 #include "common/log.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
+#include "dataplane/smtp/tls_pump.h"
 
 const char *const dlv_stat_names[] = { DLV_STATS(STATS_NAME) };
 const unsigned dlv_stat_count = STATS_COUNT(dlv_stat_names);
 
 #define IN_SLACK      2048		/* input buffer = receive window + this */
-#define TLS_PT_MAX    (16 * 1024)	/* decrypted bytes waiting for the engine */
-#define TLS_FEED_MAX  4096		/* ciphertext handed to OpenSSL at a time */
-#define TLS_STAGE     4096		/* ciphertext waiting for room in TCP */
 #define JOB_BURST     32		/* jobs taken per poll at most */
 #define KEY_SLOT_BITS 16		/* conn_key = generation << 16 | slot */
 
@@ -72,11 +70,9 @@ struct dlv_conn {
 	bool peer_gone;			/* it closed or reset (the session's end) */
 	bool rst_on_close;		/* close with RST (timeouts, errors) */
 	bool starttls_wait;		/* 220 to STARTTLS seen: plaintext dropped */
-	bool tls_up;			/* handshake done */
 	uint64_t key;			/* conn_key of this use of the slot */
 	uint64_t deadline_ns;		/* 0: none */
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
-	struct tls_conn *tls;
 	const char *why;		/* how TCP failed (static), for the text */
 
 	/* what it was opened for (reuse must match) and who answered */
@@ -106,15 +102,9 @@ struct dlv_conn {
 	struct dlv_conn *idle_prev, *idle_next;	/* the idle list */
 	struct dlv_conn *next_free;
 
-	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
-	uint8_t *in;
-	uint32_t in_start, in_end;
-	/* under TLS: decrypted bytes the engine has not consumed */
-	uint8_t *pt;
-	uint32_t pt_start, pt_end;
-	/* under TLS: ciphertext taken from OpenSSL, not yet taken by TCP */
-	uint32_t co_start, co_end;
-	uint8_t co[TLS_STAGE];
+	/* TCP <-> engine, in the clear or through TLS (tls_pump.h): in is
+	 * the slot's share of svc->inmem, pt of svc->ptmem */
+	struct tls_pump tp;
 
 	struct smtp_client_conf conf;	/* the lcore's, with this job's TLS policy */
 	struct smtp_client_conn eng;
@@ -443,8 +433,8 @@ static struct dlv_conn *slot_take(struct dlv_service *s)
 		dc = &s->conns[s->hw];
 		dc->svc = s;
 		dc->index = (uint16_t)s->hw;
-		dc->in = s->inmem + (size_t)s->hw * s->in_cap;
-		dc->pt = s->ptmem + (size_t)s->hw * TLS_PT_MAX;
+		dc->tp.in = s->inmem + (size_t)s->hw * s->in_cap;
+		dc->tp.pt = s->ptmem + (size_t)s->hw * TLS_PUMP_PT_MAX;
 		s->hw++;
 	}
 	s->nopen++;
@@ -495,84 +485,59 @@ static void idle_append(struct dlv_conn *dc)
 
 /* ---- moving bytes ------------------------------------------------------------------ */
 
-static bool output_pending(const struct dlv_conn *dc)
+static size_t out_peek(void *eng, const char **p)
 {
-	const char *p;
+	return smtp_client_peek_output(eng, p);
+}
 
-	if (smtp_client_peek_output(&dc->eng, &p) > 0)
-		return true;
-	return dc->tls && (dc->co_start < dc->co_end || tls_pending_out(dc->tls) > 0);
+static void out_consume(void *eng, size_t n)
+{
+	smtp_client_consume_output(eng, n);
+}
+
+static bool output_pending(struct dlv_conn *dc)
+{
+	struct tls_pump_out o = { out_peek, out_consume, &dc->eng };
+
+	return tls_pump_output_pending(&dc->tp, &o);
 }
 
 static bool input_empty(const struct dlv_conn *dc)
 {
-	return dc->in_start == dc->in_end && dc->pt_start == dc->pt_end;
+	return tls_pump_input_empty(&dc->tp);
 }
 
 /* Did the next hop say anything (to the engine) we have not read? Under
  * TLS, ciphertext alone may be a session ticket or part of a record. */
 static bool spoke(const struct dlv_conn *dc)
 {
-	return dc->tls ? dc->pt_start < dc->pt_end : dc->in_start < dc->in_end;
+	const uint8_t *p;
+
+	return tls_pump_readable(&dc->tp, &p) > 0;
 }
 
 /* Plaintext after the next hop's "220" to STARTTLS is dropped: it cannot
  * be told from an attacker's (RFC 3207 5, CVE-2011-0411's mirror image). */
 static void drop_input(struct dlv_conn *dc)
 {
-	if (dc->tcp && dc->in_end > dc->in_start)
-		tcp_recved(dc->tcp, dc->in_end - dc->in_start);
-	dc->in_start = dc->in_end = 0;
+	tls_pump_drop_input(&dc->tp, dc->tcp);
 }
 
 /* Engine output out: plaintext to TCP, or through TLS. True if anything
  * moved. */
 static bool flush_output(struct dlv_conn *dc)
 {
-	bool moved = false;
-	const char *p;
-	size_t n, took;
+	struct tls_pump_out o = { out_peek, out_consume, &dc->eng };
+	int r = tls_pump_flush(&dc->tp, dc->tcp, &o);
 
-	if (!dc->tcp)
+	if (r < 0) {
+		log_debug("delivery: TLS write to %s failed: %s", dc->relay,
+			  tls_error(dc->tp.tls));
+		dc->rst_on_close = true;
+		smtp_client_lost(&dc->eng, "TLS write failed");
 		return false;
-	if (!dc->tls) {
-		while ((n = smtp_client_peek_output(&dc->eng, &p)) > 0) {
-			took = tcp_send(dc->tcp, p, n);
-			if (took == 0)
-				break;
-			smtp_client_consume_output(&dc->eng, took);
-			moved = true;
-		}
-		return moved;
 	}
-	for (;;) {
-		if (dc->co_start < dc->co_end) {
-			took = tcp_send(dc->tcp, dc->co + dc->co_start, dc->co_end - dc->co_start);
-			dc->co_start += (uint32_t)took;
-			moved |= took > 0;
-			if (dc->co_start < dc->co_end)
-				break;	/* writable() brings us back */
-		}
-		dc->co_start = dc->co_end = 0;
-		if (tls_pending_out(dc->tls) > 0) {
-			dc->co_end = (uint32_t)tls_take(dc->tls, dc->co, sizeof(dc->co));
-			continue;
-		}
-		if (!dc->tls_up || (n = smtp_client_peek_output(&dc->eng, &p)) == 0)
-			break;
-		ssize_t w = tls_write(dc->tls, p, n);
-		if (w < 0) {
-			log_debug("delivery: TLS write to %s failed: %s", dc->relay, tls_error(dc->tls));
-			dc->rst_on_close = true;
-			smtp_client_lost(&dc->eng, "TLS write failed");
-			break;
-		}
-		if (w == 0)
-			break;
-		smtp_client_consume_output(&dc->eng, (size_t)w);
-		moved = true;
-	}
-	return moved;
+	return r > 0;
 }
 
 /* The TLS handshake failed: the engine fails the session (4.7.5). */
@@ -589,88 +554,51 @@ static void tls_done(struct dlv_conn *dc)
 {
 	char desc[128], ver[120];
 
-	tls_describe(dc->tls, desc, sizeof(desc));
-	tls_verify_result(dc->tls, ver, sizeof(ver));
+	tls_describe(dc->tp.tls, desc, sizeof(desc));
+	tls_verify_result(dc->tp.tls, ver, sizeof(ver));
 	snprintf(dc->tls_info, sizeof(dc->tls_info), "%s, peer: %s", desc, ver);
-	dc->tls_up = true;
+	dc->tp.up = true;
 	dc->starttls_wait = false;
 	dc->svc->stats.tls_handshakes++;
 	smtp_client_tls_started(&dc->eng);
 }
 
-/* Under TLS: ciphertext from `in` through OpenSSL into `pt`, driving the
- * handshake first; ciphertext is handed over only when OpenSSL needs more. */
+/* Under TLS: ciphertext from the next hop through OpenSSL to the engine's
+ * input, the handshake first once the next hop said 220 to STARTTLS. True
+ * if anything moved. */
 static bool tls_input(struct dlv_conn *dc)
 {
 	bool moved = false;
 
-	while (dc->tls && dc->tcp) {
-		if (dc->tls_up) {
-			ssize_t r;
-			if (dc->fin_seen)
-				break;	/* the session ended: nothing more to read */
-			if (dc->pt_start > 0 && dc->pt_start == dc->pt_end)
-				dc->pt_start = dc->pt_end = 0;
-			if (dc->pt_end == TLS_PT_MAX && dc->pt_start > 0) {
-				memmove(dc->pt, dc->pt + dc->pt_start, dc->pt_end - dc->pt_start);
-				dc->pt_end -= dc->pt_start;
-				dc->pt_start = 0;
-			}
-			if (dc->pt_end == TLS_PT_MAX)
-				break;
-			r = tls_read(dc->tls, dc->pt + dc->pt_end, TLS_PT_MAX - dc->pt_end);
-			if (r < 0) {
-				/* close_notify or a bad record: nothing more will come */
-				log_debug("delivery: TLS session with %s ended: %s", dc->relay,
-					  tls_error(dc->tls));
-				drop_input(dc);
-				dc->fin_seen = true;
-				return true;
-			}
-			if (r > 0) {
-				dc->pt_end += (uint32_t)r;
-				moved = true;
-				continue;
-			}
-		} else if (smtp_client_event(&dc->eng) == SCE_STARTTLS) {
-			int h = tls_handshake(dc->tls);
-			if (h < 0) {
-				char why[160];
-				/* verify: the certificate's reason says it best, if
-				 * there was a certificate to judge */
-				if (dc->tls_policy != SCT_VERIFY ||
-				    tls_verify_result(dc->tls, why, sizeof(why)) == 1 ||
-				    strcmp(why, "no peer certificate") == 0)
-					snprintf(why, sizeof(why), "%s", tls_error(dc->tls));
-				drop_input(dc);
-				tls_fail(dc, why);
-				return true;
-			}
-			if (h == 1) {
-				tls_done(dc);
-				moved = true;
-				continue;
-			}
-		} else {
-			break;
-		}
-		if (dc->in_start == dc->in_end)
-			break;
-		{
-			size_t n = dc->in_end - dc->in_start;
-			ssize_t f = tls_feed(dc->tls, dc->in + dc->in_start,
-					     n < TLS_FEED_MAX ? n : TLS_FEED_MAX);
-			if (f <= 0) {
-				drop_input(dc);
-				dc->rst_on_close = true;
-				smtp_client_lost(&dc->eng, "TLS input failed");
-				return true;
-			}
-			dc->in_start += (uint32_t)f;
-			tcp_recved(dc->tcp, (uint32_t)f);
-			if (dc->in_start == dc->in_end)
-				dc->in_start = dc->in_end = 0;
-			moved = true;
+	while (dc->tp.tls && dc->tcp && !(dc->tp.up && dc->fin_seen)) {
+		bool hs = !dc->tp.up && smtp_client_event(&dc->eng) == SCE_STARTTLS;
+		char why[160];
+
+		switch (tls_pump_input(&dc->tp, dc->tcp, hs, &moved)) {
+		case TLS_PUMP_IDLE:
+			return moved;
+		case TLS_PUMP_UP:
+			tls_done(dc);
+			continue;
+		case TLS_PUMP_HS_FAILED:
+			/* verify: the certificate's reason says it best, if
+			 * there was a certificate to judge */
+			if (dc->tls_policy != SCT_VERIFY ||
+			    tls_verify_result(dc->tp.tls, why, sizeof(why)) == 1 ||
+			    strcmp(why, "no peer certificate") == 0)
+				snprintf(why, sizeof(why), "%s", tls_error(dc->tp.tls));
+			tls_fail(dc, why);
+			return true;
+		case TLS_PUMP_ENDED:
+			/* close_notify or a bad record: nothing more will come */
+			log_debug("delivery: TLS session with %s ended: %s", dc->relay,
+				  tls_error(dc->tp.tls));
+			dc->fin_seen = true;
+			return true;
+		case TLS_PUMP_FEED_FAILED:
+			dc->rst_on_close = true;
+			smtp_client_lost(&dc->eng, "TLS input failed");
+			return true;
 		}
 	}
 	return moved;
@@ -679,23 +607,13 @@ static bool tls_input(struct dlv_conn *dc)
 /* Input to the engine. True if it consumed anything. */
 static bool feed_engine(struct dlv_conn *dc)
 {
-	uint8_t *buf = dc->tls ? dc->pt : dc->in;
-	uint32_t *start = dc->tls ? &dc->pt_start : &dc->in_start;
-	uint32_t end = dc->tls ? dc->pt_end : dc->in_end;
-	size_t n;
+	const uint8_t *p;
+	size_t avail = tls_pump_readable(&dc->tp, &p), n;
 
-	if (*start == end || dc->state == C_IDLE)
+	if (avail == 0 || dc->state == C_IDLE)
 		return false;
-	n = smtp_client_input(&dc->eng, buf + *start, end - *start);
-	*start += (uint32_t)n;
-	if (!dc->tls && n > 0 && dc->tcp)
-		tcp_recved(dc->tcp, (uint32_t)n);
-	if (*start == end) {
-		if (dc->tls)
-			dc->pt_start = dc->pt_end = 0;
-		else
-			dc->in_start = dc->in_end = 0;
-	}
+	n = smtp_client_input(&dc->eng, p, avail);
+	tls_pump_consumed(&dc->tp, dc->tcp, n);
 	return n > 0;
 }
 
@@ -754,9 +672,9 @@ static void conn_drop_tcp(struct dlv_conn *dc)
 		else
 			tcp_close(c);
 	}
-	if (dc->tls) {
-		tls_conn_free(dc->tls);
-		dc->tls = NULL;
+	if (dc->tp.tls) {
+		tls_conn_free(dc->tp.tls);
+		dc->tp.tls = NULL;
 	}
 	dc->deadline_ns = dc->timer_at = 0;
 }
@@ -772,11 +690,11 @@ static int conn_open(struct dlv_conn *dc, unsigned h)
 	dc->hop = h;
 	dc->state = C_CONNECT;
 	dc->fin_seen = dc->peer_gone = dc->rst_on_close = false;
-	dc->starttls_wait = dc->tls_up = false;
+	dc->starttls_wait = dc->tp.up = false;
 	dc->why = NULL;
-	dc->tls = NULL;
-	dc->in_start = dc->in_end = dc->pt_start = dc->pt_end = 0;
-	dc->co_start = dc->co_end = 0;
+	dc->tp.tls = NULL;
+	dc->tp.in_start = dc->tp.in_end = dc->tp.pt_start = dc->tp.pt_end = 0;
+	dc->tp.co_start = dc->tp.co_end = 0;
 	dc->deadline_ns = dc->timer_at = 0;
 	dc->tls_info[0] = '\0';
 	dc->txn = dc->ready = dc->body_started = false;
@@ -914,7 +832,7 @@ static void result_common(struct dlv_conn *dc)
 
 	r->reused = dc->reused;
 	r->tls_failed = r->tls_failed || dc->tls_failed;
-	r->tls = smtp_client_tls_active(&dc->eng) && dc->tls_up;
+	r->tls = smtp_client_tls_active(&dc->eng) && dc->tp.up;
 	if (r->tls)
 		snprintf(r->tls_info, sizeof(r->tls_info), "%s", dc->tls_info);
 	r->peer_dsn = smtp_client_caps(&dc->eng)->dsn;
@@ -1100,7 +1018,7 @@ static int start_tls(struct dlv_conn *dc)
 	struct dlv_service *s = dc->svc;
 	const char *name;
 
-	if (dc->tls)
+	if (dc->tp.tls)
 		return EV_IDLE;	/* the handshake is under way: tls_input drives it */
 	if (!dc->starttls_wait) {
 		dc->starttls_wait = true;
@@ -1109,17 +1027,17 @@ static int start_tls(struct dlv_conn *dc)
 	if (output_pending(dc))
 		return EV_IDLE;
 	name = dc->tls_name[0] ? dc->tls_name : dc->job ? dc->job->hop[dc->hop].mx : "";
-	dc->tls = tls_conn_new(s->conf.tls);
-	if (!dc->tls || tls_conn_client_setup(dc->tls, name, dc->tls_policy == SCT_VERIFY) < 0) {
-		if (dc->tls) {
-			tls_conn_free(dc->tls);
-			dc->tls = NULL;
+	dc->tp.tls = tls_conn_new(s->conf.tls);
+	if (!dc->tp.tls || tls_conn_client_setup(dc->tp.tls, name, dc->tls_policy == SCT_VERIFY) < 0) {
+		if (dc->tp.tls) {
+			tls_conn_free(dc->tp.tls);
+			dc->tp.tls = NULL;
 		}
 		tls_fail(dc, "cannot set up a TLS session");
 		return EV_MOVED;
 	}
 	drop_input(dc);
-	dc->pt_start = dc->pt_end = 0;
+	dc->tp.pt_start = dc->tp.pt_end = 0;
 	return EV_MOVED;
 }
 
@@ -1182,7 +1100,7 @@ static void pump(struct dlv_conn *dc)
 	do {
 		int ev;
 		progress = false;
-		if (dc->tls && tls_input(dc))
+		if (dc->tp.tls && tls_input(dc))
 			progress = moved = true;
 		if (feed_engine(dc))
 			progress = moved = true;
@@ -1252,7 +1170,7 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		return;
 	}
 	len = rte_pktmbuf_pkt_len(m);
-	if (dc->state == C_IDLE && !dc->tls) {
+	if (dc->state == C_IDLE && !dc->tp.tls) {
 		/* nothing is asked while idle: a "421 timeout" before it closes */
 		tcp_recved(c, len);
 		rte_pktmbuf_free(m);
@@ -1260,18 +1178,18 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		idle_close(dc);
 		return;
 	}
-	if (dc->starttls_wait && !dc->tls) {
+	if (dc->starttls_wait && !dc->tp.tls) {
 		tcp_recved(c, len);	/* plaintext after the 220: dropped */
 		rte_pktmbuf_free(m);
 		return;
 	}
-	used = dc->in_end - dc->in_start;
-	if (dc->svc->in_cap - dc->in_end < len && dc->in_start > 0) {
-		memmove(dc->in, dc->in + dc->in_start, used);
-		dc->in_start = 0;
-		dc->in_end = used;
+	used = dc->tp.in_end - dc->tp.in_start;
+	if (dc->svc->in_cap - dc->tp.in_end < len && dc->tp.in_start > 0) {
+		memmove(dc->tp.in, dc->tp.in + dc->tp.in_start, used);
+		dc->tp.in_start = 0;
+		dc->tp.in_end = used;
 	}
-	if (dc->svc->in_cap - dc->in_end < len) {
+	if (dc->svc->in_cap - dc->tp.in_end < len) {
 		/* more than the window we offered: not a TCP we can trust */
 		dc->svc->stats.rcvbuf_overflow++;
 		rte_pktmbuf_free(m);
@@ -1283,9 +1201,9 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		return;
 	}
 	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(dc->in + dc->in_end, rte_pktmbuf_mtod(seg, const void *),
+		memcpy(dc->tp.in + dc->tp.in_end, rte_pktmbuf_mtod(seg, const void *),
 		       rte_pktmbuf_data_len(seg));
-		dc->in_end += rte_pktmbuf_data_len(seg);
+		dc->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	if (dc->state == C_IDLE) {
@@ -1349,7 +1267,7 @@ static void on_closed(struct tcp_conn *c, void *user, enum tcp_close_reason why)
 	dc->peer_gone = true;
 	dc->why = close_why(why);
 	drop_input(dc);
-	dc->pt_start = dc->pt_end = 0;
+	dc->tp.pt_start = dc->tp.pt_end = 0;
 	smtp_client_lost(&dc->eng, dc->why);
 	pump(dc);
 }
@@ -1435,7 +1353,7 @@ struct dlv_service *dlv_create(struct tcp_stack *ts, const struct dlv_conf *conf
 	s->in_cap = rcvbuf + IN_SLACK;
 	s->conns_len = page_round((size_t)s->nconns * sizeof(struct dlv_conn));
 	s->inmem_len = page_round((size_t)s->nconns * s->in_cap);
-	s->ptmem_len = page_round((size_t)s->nconns * TLS_PT_MAX);
+	s->ptmem_len = page_round((size_t)s->nconns * TLS_PUMP_PT_MAX);
 	s->conns = big_alloc(s->conns_len);
 	s->inmem = big_alloc(s->inmem_len);
 	s->ptmem = big_alloc(s->ptmem_len);
@@ -1466,9 +1384,9 @@ void dlv_destroy(struct dlv_service *s)
 			if (dc->tcp)
 				tcp_abort(dc->tcp);	/* no callbacks */
 			dc->tcp = NULL;
-			if (dc->tls)
-				tls_conn_free(dc->tls);
-			dc->tls = NULL;
+			if (dc->tp.tls)
+				tls_conn_free(dc->tp.tls);
+			dc->tp.tls = NULL;
 		}
 	if (s->conns)
 		munmap(s->conns, s->conns_len);

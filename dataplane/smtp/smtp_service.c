@@ -42,15 +42,13 @@
 #include "dataplane/ask.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
+#include "dataplane/smtp/tls_pump.h"
 #include "queue/queue.h"
 
 const char *const smtp_service_stat_names[] = { SMTP_SERVICE_STATS(STATS_NAME) };
 const unsigned smtp_service_stat_count = STATS_COUNT(smtp_service_stat_names);
 
 #define IN_SLACK        2048		/* input buffer = receive window + this */
-#define TLS_PT_MAX      (16 * 1024)	/* decrypted bytes waiting for the engine */
-#define TLS_FEED_MAX    4096		/* ciphertext handed to OpenSSL at a time */
-#define TLS_STAGE       4096		/* ciphertext waiting for room in TCP */
 #define DONE_BURST      32
 #define CLOSE_GRACE_NS  (30 * NS_PER_SEC)	/* after a timeout's 421 */
 /* Slots beyond the TCP stack's connections: for ZOMBIEs (TCP gone, the
@@ -78,7 +76,6 @@ struct smtp_conn {
 	bool counted;			/* holds slots in smtp_limits */
 	bool timed_out;
 	bool starttls_wait;		/* 220 going out; plaintext is dropped */
-	bool tls_up;			/* handshake done */
 	uint32_t ip;			/* client, host order */
 	uint64_t deadline_ns;		/* 0: none */
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
@@ -86,19 +83,12 @@ struct smtp_conn {
 	bool rdns_pending;		/* asked the reverse name, no answer yet */
 	bool auth_pending;		/* an ASK_AUTH is out, no answer yet */
 	uint64_t rdns_until;		/* a message waits for it until then */
-	struct tls_conn *tls;
 	struct smtp_live *live;		/* the settings it was accepted under,
 					 * counted in live->sessions; NULL: none */
 
-	/* received bytes not consumed yet: plaintext, or ciphertext under TLS */
-	uint8_t *in;
-	uint32_t in_start, in_end;
-	/* under TLS: decrypted bytes not yet consumed by the engine */
-	uint32_t pt_start, pt_end;
-	uint8_t *pt;
-	/* under TLS: ciphertext taken from OpenSSL, not yet taken by TCP */
-	uint32_t co_start, co_end;
-	uint8_t co[TLS_STAGE];
+	/* TCP <-> engine, in the clear or through TLS (tls_pump.h): in is
+	 * the slot's share of svc->inmem, pt of svc->ptmem */
+	struct tls_pump tp;
 
 	/* the body: iov[0] is the Received header, iov[1..] arena chunks */
 	struct iovec *iov;
@@ -361,9 +351,9 @@ static void conn_release(struct smtp_conn *sc)
 	struct smtp_service *svc = sc->svc;
 
 	smtp_session_end(&sc->s);	/* no password left behind in the slot */
-	if (sc->tls) {
-		tls_conn_free(sc->tls);
-		sc->tls = NULL;
+	if (sc->tp.tls) {
+		tls_conn_free(sc->tp.tls);
+		sc->tp.tls = NULL;
 	}
 	body_release(sc);
 	rcpt_release(sc);
@@ -397,27 +387,38 @@ static void conn_abort(struct smtp_conn *sc)
 	conn_gone(sc);
 }
 
+static size_t out_peek(void *eng, const char **p)
+{
+	return smtp_session_peek_output(eng, p);
+}
+
+static void out_consume(void *eng, size_t n)
+{
+	smtp_session_consume_output(eng, n);
+}
+
+static struct tls_pump_out engine_out(struct smtp_conn *sc)
+{
+	return (struct tls_pump_out){ out_peek, out_consume, &sc->s };
+}
+
 static bool output_pending(struct smtp_conn *sc)
 {
-	const char *p;
+	struct tls_pump_out o = engine_out(sc);
 
-	if (smtp_session_peek_output(&sc->s, &p) > 0)
-		return true;
-	return sc->tls && (sc->co_start < sc->co_end || tls_pending_out(sc->tls) > 0);
+	return tls_pump_output_pending(&sc->tp, &o);
 }
 
 static bool input_empty(const struct smtp_conn *sc)
 {
-	return sc->in_start == sc->in_end && sc->pt_start == sc->pt_end;
+	return tls_pump_input_empty(&sc->tp);
 }
 
 /* Plaintext the client sent before our "220 Ready to start TLS" is dropped
  * (RFC 3207 5, CVE-2011-0411). */
 static void drop_input(struct smtp_conn *sc)
 {
-	if (sc->tcp && sc->in_end > sc->in_start)
-		tcp_recved(sc->tcp, sc->in_end - sc->in_start);
-	sc->in_start = sc->in_end = 0;
+	tls_pump_drop_input(&sc->tp, sc->tcp);
 }
 
 /* ---- moving bytes ------------------------------------------------------------ */
@@ -425,122 +426,62 @@ static void drop_input(struct smtp_conn *sc)
 /* Engine replies out: plaintext to TCP, or through TLS. True if anything moved. */
 static bool flush_output(struct smtp_conn *sc)
 {
-	bool moved = false;
-	const char *p;
-	size_t n, took;
+	struct tls_pump_out o = engine_out(sc);
+	int r = tls_pump_flush(&sc->tp, sc->tcp, &o);
 
-	if (!sc->tls) {
-		while ((n = smtp_session_peek_output(&sc->s, &p)) > 0) {
-			took = tcp_send(sc->tcp, p, n);
-			if (took == 0)
-				break;
-			smtp_session_consume_output(&sc->s, took);
-			moved = true;
-		}
-		return moved;
+	if (r < 0) {
+		log_debug("smtp: TLS write to %s failed: %s", sc->s.client_ip,
+			  tls_error(sc->tp.tls));
+		conn_abort(sc);
+		return false;
 	}
-	for (;;) {
-		if (sc->co_start < sc->co_end) {
-			took = tcp_send(sc->tcp, sc->co + sc->co_start, sc->co_end - sc->co_start);
-			sc->co_start += (uint32_t)took;
-			moved |= took > 0;
-			if (sc->co_start < sc->co_end)
-				break;	/* writable() will bring us back */
-		}
-		sc->co_start = sc->co_end = 0;
-		if (tls_pending_out(sc->tls) > 0) {
-			sc->co_end = (uint32_t)tls_take(sc->tls, sc->co, sizeof(sc->co));
-			continue;
-		}
-		if (!sc->tls_up || (n = smtp_session_peek_output(&sc->s, &p)) == 0)
-			break;
-		ssize_t w = tls_write(sc->tls, p, n);
-		if (w < 0) {
-			log_debug("smtp: TLS write to %s failed: %s", sc->s.client_ip,
-				  tls_error(sc->tls));
-			conn_abort(sc);
-			return false;
-		}
-		if (w == 0)
-			break;
-		smtp_session_consume_output(&sc->s, (size_t)w);
-		moved = true;
-	}
-	return moved;
+	return r > 0;
 }
 
-/* Under TLS: ciphertext from `in` through OpenSSL into `pt`, driving the
- * handshake first. Ciphertext is handed over only when OpenSSL needs more,
- * so its own buffers stay within one feed. */
-static bool tls_input(struct smtp_conn *sc)
+/* The handshake is done: STARTTLS's, or port 465's before any SMTP. */
+static void tls_up(struct smtp_conn *sc)
 {
 	struct smtp_service *svc = sc->svc;
+	char info[SMTP_TLS_INFO_MAX];
+
+	tls_describe(sc->tp.tls, info, sizeof(info));
+	sc->starttls_wait = false;
+	svc->stats.tls_handshakes++;
+	if (smtp_session_event(&sc->s) == SMTP_EV_STARTTLS)
+		smtp_session_tls_started(&sc->s, info);
+	else	/* port 465: TLS before any SMTP */
+		smtp_session_tls_implicit(&sc->s, info);
+}
+
+/* Under TLS: ciphertext from the client through OpenSSL to the engine's
+ * input, driving the handshake first. True if anything moved. */
+static bool tls_input(struct smtp_conn *sc)
+{
 	bool moved = false;
 
 	while (sc->state == CONN_OPEN) {
-		if (sc->tls_up) {
-			ssize_t r;
-			if (sc->pt_start > 0 && sc->pt_start == sc->pt_end)
-				sc->pt_start = sc->pt_end = 0;
-			if (sc->pt_end == TLS_PT_MAX && sc->pt_start > 0) {
-				memmove(sc->pt, sc->pt + sc->pt_start, sc->pt_end - sc->pt_start);
-				sc->pt_end -= sc->pt_start;
-				sc->pt_start = 0;
-			}
-			if (sc->pt_end == TLS_PT_MAX)
-				break;
-			r = tls_read(sc->tls, sc->pt + sc->pt_end, TLS_PT_MAX - sc->pt_end);
-			if (r < 0) {
-				/* close_notify or a bad record: nothing more to read */
-				log_debug("smtp: TLS session with %s ended: %s", sc->s.client_ip,
-					  tls_error(sc->tls));
-				drop_input(sc);
-				sc->state = CONN_CLOSING;
-				return true;
-			}
-			if (r > 0) {
-				sc->pt_end += (uint32_t)r;
-				moved = true;
-				continue;
-			}
-		} else {
-			int h = tls_handshake(sc->tls);
-			if (h < 0) {
-				svc->stats.tls_failures++;
-				log_info("smtp: TLS handshake with %s failed: %s", sc->s.client_ip,
-					 tls_error(sc->tls));
-				/* send the alert, if OpenSSL made one, and close */
-				drop_input(sc);
-				sc->state = CONN_CLOSING;
-				return true;
-			}
-			if (h == 1) {
-				char info[SMTP_TLS_INFO_MAX];
-				tls_describe(sc->tls, info, sizeof(info));
-				sc->tls_up = true;
-				sc->starttls_wait = false;
-				svc->stats.tls_handshakes++;
-				if (smtp_session_event(&sc->s) == SMTP_EV_STARTTLS)
-					smtp_session_tls_started(&sc->s, info);
-				else	/* port 465: TLS before any SMTP */
-					smtp_session_tls_implicit(&sc->s, info);
-				moved = true;
-				continue;
-			}
-		}
-		if (sc->in_start == sc->in_end)
-			break;
-		{
-			size_t n = sc->in_end - sc->in_start;
-			ssize_t f = tls_feed(sc->tls, sc->in + sc->in_start,
-					     n < TLS_FEED_MAX ? n : TLS_FEED_MAX);
-			if (f <= 0) {
-				conn_abort(sc);
-				return false;
-			}
-			sc->in_start += (uint32_t)f;
-			tcp_recved(sc->tcp, (uint32_t)f);
-			moved = true;
+		switch (tls_pump_input(&sc->tp, sc->tcp, true, &moved)) {
+		case TLS_PUMP_IDLE:
+			return moved;
+		case TLS_PUMP_UP:
+			tls_up(sc);
+			continue;
+		case TLS_PUMP_HS_FAILED:
+			sc->svc->stats.tls_failures++;
+			log_info("smtp: TLS handshake with %s failed: %s", sc->s.client_ip,
+				 tls_error(sc->tp.tls));
+			/* send the alert, if OpenSSL made one, and close */
+			sc->state = CONN_CLOSING;
+			return true;
+		case TLS_PUMP_ENDED:
+			/* close_notify or a bad record: nothing more to read */
+			log_debug("smtp: TLS session with %s ended: %s", sc->s.client_ip,
+				  tls_error(sc->tp.tls));
+			sc->state = CONN_CLOSING;
+			return true;
+		case TLS_PUMP_FEED_FAILED:
+			conn_abort(sc);
+			return false;
 		}
 	}
 	return moved;
@@ -549,23 +490,13 @@ static bool tls_input(struct smtp_conn *sc)
 /* Input to the engine. True if it consumed anything. */
 static bool feed_engine(struct smtp_conn *sc)
 {
-	uint8_t *buf = sc->tls ? sc->pt : sc->in;
-	uint32_t *start = sc->tls ? &sc->pt_start : &sc->in_start;
-	uint32_t end = sc->tls ? sc->pt_end : sc->in_end;
-	size_t n;
+	const uint8_t *p;
+	size_t avail = tls_pump_readable(&sc->tp, &p), n;
 
-	if (*start == end || smtp_session_event(&sc->s) != SMTP_EV_NONE)
+	if (avail == 0 || smtp_session_event(&sc->s) != SMTP_EV_NONE)
 		return false;
-	n = smtp_session_input(&sc->s, buf + *start, end - *start);
-	*start += (uint32_t)n;
-	if (!sc->tls && n > 0)
-		tcp_recved(sc->tcp, (uint32_t)n);
-	if (*start == end) {	/* all consumed: start over at the front */
-		if (sc->tls)
-			sc->pt_start = sc->pt_end = 0;
-		else
-			sc->in_start = sc->in_end = 0;
-	}
+	n = smtp_session_input(&sc->s, p, avail);
+	tls_pump_consumed(&sc->tp, sc->tcp, n);
 	return n > 0;
 }
 
@@ -718,7 +649,7 @@ static bool handle_event(struct smtp_conn *sc)
 		submit(sc);
 		return true;
 	case SMTP_EV_STARTTLS:
-		if (sc->tls)
+		if (sc->tp.tls)
 			return false;	/* handshake under way: tls_input drives it */
 		if (!sc->starttls_wait) {
 			sc->starttls_wait = true;
@@ -726,15 +657,15 @@ static bool handle_event(struct smtp_conn *sc)
 		}
 		if (output_pending(sc))
 			return false;	/* the 220 is not all in TCP yet */
-		sc->tls = tls_conn_new(sc->live->tls);
-		if (!sc->tls) {
+		sc->tp.tls = tls_conn_new(sc->live->tls);
+		if (!sc->tp.tls) {
 			sc->svc->stats.tls_failures++;
 			log_warn("smtp: no TLS session for %s", sc->s.client_ip);
 			conn_abort(sc);
 			return false;
 		}
 		drop_input(sc);
-		sc->pt_start = sc->pt_end = 0;
+		sc->tp.pt_start = sc->tp.pt_end = 0;
 		return true;
 	case SMTP_EV_CLOSE:
 		if (sc->state != CONN_OPEN)
@@ -782,7 +713,7 @@ static void pump(struct smtp_conn *sc)
 	do {
 		progress = false;
 		if (sc->state == CONN_OPEN) {
-			if (sc->tls && tls_input(sc))
+			if (sc->tp.tls && tls_input(sc))
 				progress = moved = true;
 			if (!sc->tcp)
 				return;
@@ -829,19 +760,19 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		return;
 	}
 	len = rte_pktmbuf_pkt_len(m);
-	if (sc->state != CONN_OPEN || (sc->starttls_wait && !sc->tls)) {
+	if (sc->state != CONN_OPEN || (sc->starttls_wait && !sc->tp.tls)) {
 		/* after QUIT/421, or plaintext sent before our 220: dropped */
 		tcp_recved(c, len);
 		rte_pktmbuf_free(m);
 		return;
 	}
-	used = sc->in_end - sc->in_start;
-	if (sc->svc->in_cap - sc->in_end < len && sc->in_start > 0) {
-		memmove(sc->in, sc->in + sc->in_start, used);
-		sc->in_start = 0;
-		sc->in_end = used;
+	used = sc->tp.in_end - sc->tp.in_start;
+	if (sc->svc->in_cap - sc->tp.in_end < len && sc->tp.in_start > 0) {
+		memmove(sc->tp.in, sc->tp.in + sc->tp.in_start, used);
+		sc->tp.in_start = 0;
+		sc->tp.in_end = used;
 	}
-	if (sc->svc->in_cap - sc->in_end < len) {
+	if (sc->svc->in_cap - sc->tp.in_end < len) {
 		/* more than the window we offered: not a TCP we can trust */
 		sc->svc->stats.rcvbuf_overflow++;
 		log_warn("smtp: %s sent past the receive window; resetting", sc->s.client_ip);
@@ -850,9 +781,9 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		return;
 	}
 	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(sc->in + sc->in_end, rte_pktmbuf_mtod(seg, const void *),
+		memcpy(sc->tp.in + sc->tp.in_end, rte_pktmbuf_mtod(seg, const void *),
 		       rte_pktmbuf_data_len(seg));
-		sc->in_end += rte_pktmbuf_data_len(seg);
+		sc->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	pump(sc);
@@ -941,8 +872,8 @@ static struct smtp_conn *conn_get(struct smtp_service *svc)
 		return NULL;
 	sc = &svc->conns[svc->hw];
 	sc->svc = svc;
-	sc->in = svc->inmem + (size_t)svc->hw * svc->in_cap;
-	sc->pt = svc->ptmem + (size_t)svc->hw * TLS_PT_MAX;
+	sc->tp.in = svc->inmem + (size_t)svc->hw * svc->in_cap;
+	sc->tp.pt = svc->ptmem + (size_t)svc->hw * TLS_PUMP_PT_MAX;
 	sc->iov = svc->iovmem + (size_t)svc->hw * svc->iov_cap;
 	sc->rcpt = svc->rcptmem + (size_t)svc->hw * svc->conf.engine.max_rcpt;
 	svc->hw++;
@@ -1086,12 +1017,12 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->tcp = c;
 	sc->state = CONN_OPEN;
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
-	sc->timed_out = sc->starttls_wait = sc->tls_up = false;
+	sc->timed_out = sc->starttls_wait = sc->tp.up = false;
 	sc->ip = rte_be_to_cpu_32(t.raddr);
 	sc->deadline_ns = sc->timer_at = 0;
-	sc->tls = NULL;
-	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;
-	sc->co_start = sc->co_end = 0;
+	sc->tp.tls = NULL;
+	sc->tp.in_start = sc->tp.in_end = sc->tp.pt_start = sc->tp.pt_end = 0;
+	sc->tp.co_start = sc->tp.co_end = 0;
 	sc->niov = 1;
 	sc->nrcpt = sc->nrch = 0;
 	sc->rch_used = 0;
@@ -1111,8 +1042,8 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 			  &svc->engine_stats, &client, &cb);
 	if (lport && lport == svc->conf.submissions_port) {
 		/* RFC 8314: TLS first; the greeting waits for the handshake */
-		sc->tls = sc->live->tls ? tls_conn_new(sc->live->tls) : NULL;
-		if (!sc->tls) {	/* no memory: 421 in the clear, and close */
+		sc->tp.tls = sc->live->tls ? tls_conn_new(sc->live->tls) : NULL;
+		if (!sc->tp.tls) {	/* no memory: 421 in the clear, and close */
 			svc->stats.tls_failures++;
 			smtp_session_refuse(&sc->s);
 			pump(sc);
@@ -1217,7 +1148,7 @@ struct smtp_service *smtp_service_create(struct tcp_stack *ts, const struct smtp
 
 	svc->conns = big_alloc(page_round(svc->nconns * sizeof(struct smtp_conn)));
 	svc->inmem = big_alloc(page_round((size_t)svc->nconns * svc->in_cap));
-	svc->ptmem = big_alloc(page_round((size_t)svc->nconns * TLS_PT_MAX));
+	svc->ptmem = big_alloc(page_round((size_t)svc->nconns * TLS_PUMP_PT_MAX));
 	svc->iovmem = big_alloc(page_round((size_t)svc->nconns * svc->iov_cap * sizeof(struct iovec)));
 	svc->rcptmem = big_alloc(page_round((size_t)svc->nconns * conf->engine.max_rcpt *
 					    sizeof(struct queue_rcpt_in)));
@@ -1283,8 +1214,8 @@ void smtp_service_destroy(struct smtp_service *svc)
 			struct smtp_conn *sc = &svc->conns[i];
 			if (sc->tcp)
 				tcp_abort(sc->tcp);
-			if (sc->tls)
-				tls_conn_free(sc->tls);
+			if (sc->tp.tls)
+				tls_conn_free(sc->tp.tls);
 			live_put(sc);
 		}
 	if (svc->conns)
@@ -1292,7 +1223,7 @@ void smtp_service_destroy(struct smtp_service *svc)
 	if (svc->inmem)
 		munmap(svc->inmem, page_round((size_t)svc->nconns * svc->in_cap));
 	if (svc->ptmem)
-		munmap(svc->ptmem, page_round((size_t)svc->nconns * TLS_PT_MAX));
+		munmap(svc->ptmem, page_round((size_t)svc->nconns * TLS_PUMP_PT_MAX));
 	if (svc->iovmem)
 		munmap(svc->iovmem, page_round((size_t)svc->nconns * svc->iov_cap * sizeof(struct iovec)));
 	if (svc->rcptmem)
