@@ -177,12 +177,20 @@ sluice_ns_down() {
 }
 
 # $1 socket, $2 sluicectl binary
-sluice_ctl_wait() {
-	local sock=$1 ctl=$2 i
-	for i in $(seq 1 100); do
-		"$ctl" -s "$sock" ping >/dev/null 2>&1 && return 0
+sluice_ctl_wait() {	# sluice_ctl_wait SOCK CTL [PID]: until sluiced answers a ping
+	local sock=$1 ctl=$2 pid=${3:-} end=$((SECONDS + 60))
+	# generous: EAL start-up (512 MB of --no-huge memory) took over 10 s on
+	# this 2-core machine under load, and a slow start is not a failure;
+	# a sluiced that exited (PID given) is, at once
+	until "$ctl" -s "$sock" ping >/dev/null 2>&1; do
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			echo "sluiced (pid $pid) exited before it answered on $sock" >&2
+			return 1
+		fi
+		if [ $SECONDS -ge $end ]; then
+			echo "sluiced did not answer on $sock" >&2
+			return 1
+		fi
 		sleep 0.1
 	done
-	echo "sluiced did not answer on $sock" >&2
-	return 1
 }

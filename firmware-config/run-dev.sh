@@ -62,7 +62,7 @@ start_on() {
 	ip netns exec "$NS" "$build/control/sluiced" "${conf[@]}" &
 	pid=$!
 	if sluice_port_post "$NS" "$port" sl0 198.18.0.1/24 2>/dev/null &&
-	   sluice_ctl_wait "$SOCK" "$build/control/sluicectl" 2>/dev/null; then
+	   sluice_ctl_wait "$SOCK" "$build/control/sluicectl" "$pid" 2>/dev/null; then
 		return 0
 	fi
 	kill -TERM "$pid" 2>/dev/null

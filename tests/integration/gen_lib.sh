@@ -44,7 +44,7 @@ gen_start_sluiced() {
 	rm -f "$MEMIF"
 	"$T_SLUICED" -c "$T_CONF" >>"$T_LOG" 2>&1 &
 	T_PID=$!
-	sluice_ctl_wait "$T_SOCK" "$T_CTL" && wait_for 20 memif_ready
+	sluice_ctl_wait "$T_SOCK" "$T_CTL" "$T_PID" && wait_for 20 memif_ready
 }
 
 # gen_run NAME ARGS...: sluice-gen in the background as memif client;

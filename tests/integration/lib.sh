@@ -100,7 +100,7 @@ t_start() {
 	sluice_port_queues "$T_NS" "$T_PORT" "$T_IF" "${T_QUEUES:-1}" || return 1
 	ip netns exec "$T_NS" "$T_SLUICED" -c "$T_CONF" >>"$T_LOG" 2>&1 &
 	T_PID=$!
-	sluice_port_post "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL"
+	sluice_port_post "$T_NS" "$T_PORT" "$T_IF" 198.18.0.1/24 && sluice_ctl_wait "$T_SOCK" "$T_CTL" "$T_PID"
 }
 
 # t_stop: SIGTERM, wait up to 10 s; returns sluiced's exit status.
