@@ -151,19 +151,10 @@ static void msg_result(struct cslot *s)
 
 /* ---- bytes ---------------------------------------------------------------------- */
 
-static size_t out_peek(void *eng, const char **p)
-{
-	return smtp_client_peek_output(eng, p);
-}
-
-static void out_consume(void *eng, size_t n)
-{
-	smtp_client_consume_output(eng, n);
-}
-
 static bool output_pending(struct cslot *s)
 {
-	struct tls_pump_out o = { out_peek, out_consume, &s->eng };
+	struct tls_pump_out o = { smtp_client_peek_output_of, smtp_client_consume_output_of,
+				  &s->eng };
 
 	return tls_pump_output_pending(&s->tp, &o);
 }
@@ -175,7 +166,8 @@ static void drop_input(struct cslot *s)
 
 static bool flush_output(struct cslot *s)
 {
-	struct tls_pump_out o = { out_peek, out_consume, &s->eng };
+	struct tls_pump_out o = { smtp_client_peek_output_of, smtp_client_consume_output_of,
+				  &s->eng };
 	int r = tls_pump_flush(&s->tp, s->tcp, &o);
 
 	if (r < 0) {
@@ -436,20 +428,11 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (IN_CAP - s->tp.in_end < len && s->tp.in_start > 0) {
-		memmove(s->tp.in, s->tp.in + s->tp.in_start, s->tp.in_end - s->tp.in_start);
-		s->tp.in_end -= s->tp.in_start;
-		s->tp.in_start = 0;
-	}
-	if (IN_CAP - s->tp.in_end < len) {
+	if (!tls_pump_append(&s->tp, IN_CAP, m)) {
 		rte_pktmbuf_free(m);
 		smtp_client_lost(&s->eng, "the server sent past the receive window");
 		pump(s);
 		return;
-	}
-	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(s->tp.in + s->tp.in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
-		s->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	pump(s);

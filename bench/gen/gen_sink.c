@@ -467,20 +467,11 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (IN_CAP - k->tp.in_end < len && k->tp.in_start > 0) {
-		memmove(k->tp.in, k->tp.in + k->tp.in_start, k->tp.in_end - k->tp.in_start);
-		k->tp.in_end -= k->tp.in_start;
-		k->tp.in_start = 0;
-	}
-	if (IN_CAP - k->tp.in_end < len) {
+	if (!tls_pump_append(&k->tp, IN_CAP, m)) {
 		rte_pktmbuf_free(m);
 		tcp_abort(c);
 		slot_free(k);
 		return;
-	}
-	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(k->tp.in + k->tp.in_end, rte_pktmbuf_mtod(seg, const void *), rte_pktmbuf_data_len(seg));
-		k->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	pump(k);

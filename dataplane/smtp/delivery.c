@@ -485,19 +485,10 @@ static void idle_append(struct dlv_conn *dc)
 
 /* ---- moving bytes ------------------------------------------------------------------ */
 
-static size_t out_peek(void *eng, const char **p)
-{
-	return smtp_client_peek_output(eng, p);
-}
-
-static void out_consume(void *eng, size_t n)
-{
-	smtp_client_consume_output(eng, n);
-}
-
 static bool output_pending(struct dlv_conn *dc)
 {
-	struct tls_pump_out o = { out_peek, out_consume, &dc->eng };
+	struct tls_pump_out o = { smtp_client_peek_output_of, smtp_client_consume_output_of,
+				  &dc->eng };
 
 	return tls_pump_output_pending(&dc->tp, &o);
 }
@@ -527,7 +518,8 @@ static void drop_input(struct dlv_conn *dc)
  * moved. */
 static bool flush_output(struct dlv_conn *dc)
 {
-	struct tls_pump_out o = { out_peek, out_consume, &dc->eng };
+	struct tls_pump_out o = { smtp_client_peek_output_of, smtp_client_consume_output_of,
+				  &dc->eng };
 	int r = tls_pump_flush(&dc->tp, dc->tcp, &o);
 
 	if (r < 0) {
@@ -1150,7 +1142,7 @@ static void on_connected(struct tcp_conn *c, void *user)
 static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 {
 	struct dlv_conn *dc = user;
-	uint32_t len, used;
+	uint32_t len;
 
 	if (!dc) {
 		if (m) {
@@ -1183,13 +1175,7 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	used = dc->tp.in_end - dc->tp.in_start;
-	if (dc->svc->in_cap - dc->tp.in_end < len && dc->tp.in_start > 0) {
-		memmove(dc->tp.in, dc->tp.in + dc->tp.in_start, used);
-		dc->tp.in_start = 0;
-		dc->tp.in_end = used;
-	}
-	if (dc->svc->in_cap - dc->tp.in_end < len) {
+	if (!tls_pump_append(&dc->tp, dc->svc->in_cap, m)) {
 		/* more than the window we offered: not a TCP we can trust */
 		dc->svc->stats.rcvbuf_overflow++;
 		rte_pktmbuf_free(m);
@@ -1199,11 +1185,6 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		smtp_client_lost(&dc->eng, dc->why);
 		pump(dc);
 		return;
-	}
-	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(dc->tp.in + dc->tp.in_end, rte_pktmbuf_mtod(seg, const void *),
-		       rte_pktmbuf_data_len(seg));
-		dc->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	if (dc->state == C_IDLE) {

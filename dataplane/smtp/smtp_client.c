@@ -175,6 +175,16 @@ void smtp_client_consume_output(struct smtp_client_conn *c, size_t n)
 	pump(c);
 }
 
+size_t smtp_client_peek_output_of(void *c, const char **p)
+{
+	return smtp_client_peek_output(c, p);
+}
+
+void smtp_client_consume_output_of(void *c, size_t n)
+{
+	smtp_client_consume_output(c, n);
+}
+
 size_t smtp_client_read_output(struct smtp_client_conn *c, void *buf, size_t cap)
 {
 	const char *p;

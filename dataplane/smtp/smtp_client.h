@@ -280,6 +280,11 @@ size_t smtp_client_input(struct smtp_client_conn *c, const void *data, size_t le
 /* Output: peek at the pending bytes, then consume what was sent. */
 size_t smtp_client_peek_output(const struct smtp_client_conn *c, const char **p);
 void smtp_client_consume_output(struct smtp_client_conn *c, size_t n);
+
+/* The same pair with the engine as an untyped pointer: the output side of
+ * a byte pump that serves more than one engine (tls_pump.h). */
+size_t smtp_client_peek_output_of(void *c, const char **p);
+void smtp_client_consume_output_of(void *c, size_t n);
 size_t smtp_client_read_output(struct smtp_client_conn *c, void *buf, size_t cap);
 
 enum smtp_client_event smtp_client_event(const struct smtp_client_conn *c);

@@ -752,7 +752,7 @@ static void pump(struct smtp_conn *sc)
 static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 {
 	struct smtp_conn *sc = user;
-	uint32_t len, used;
+	uint32_t len;
 
 	if (!m) {
 		sc->fin_seen = true;
@@ -766,24 +766,13 @@ static void on_data(struct tcp_conn *c, void *user, struct rte_mbuf *m)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	used = sc->tp.in_end - sc->tp.in_start;
-	if (sc->svc->in_cap - sc->tp.in_end < len && sc->tp.in_start > 0) {
-		memmove(sc->tp.in, sc->tp.in + sc->tp.in_start, used);
-		sc->tp.in_start = 0;
-		sc->tp.in_end = used;
-	}
-	if (sc->svc->in_cap - sc->tp.in_end < len) {
+	if (!tls_pump_append(&sc->tp, sc->svc->in_cap, m)) {
 		/* more than the window we offered: not a TCP we can trust */
 		sc->svc->stats.rcvbuf_overflow++;
 		log_warn("smtp: %s sent past the receive window; resetting", sc->s.client_ip);
 		rte_pktmbuf_free(m);
 		conn_abort(sc);
 		return;
-	}
-	for (struct rte_mbuf *seg = m; seg; seg = seg->next) {
-		memcpy(sc->tp.in + sc->tp.in_end, rte_pktmbuf_mtod(seg, const void *),
-		       rte_pktmbuf_data_len(seg));
-		sc->tp.in_end += rte_pktmbuf_data_len(seg);
 	}
 	rte_pktmbuf_free(m);
 	pump(sc);

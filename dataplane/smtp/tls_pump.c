@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include <rte_mbuf.h>
+
 #include "dataplane/net/tcp.h"
 #include "dataplane/smtp/tls.h"
 
@@ -15,6 +17,25 @@ void tls_pump_reset(struct tls_pump *tp)
 	tp->in_start = tp->in_end = 0;
 	tp->pt_start = tp->pt_end = 0;
 	tp->co_start = tp->co_end = 0;
+}
+
+bool tls_pump_append(struct tls_pump *tp, uint32_t cap, const struct rte_mbuf *m)
+{
+	uint32_t len = rte_pktmbuf_pkt_len(m);
+
+	if (cap - tp->in_end < len && tp->in_start > 0) {
+		memmove(tp->in, tp->in + tp->in_start, tp->in_end - tp->in_start);
+		tp->in_end -= tp->in_start;
+		tp->in_start = 0;
+	}
+	if (cap - tp->in_end < len)
+		return false;
+	for (const struct rte_mbuf *seg = m; seg; seg = seg->next) {
+		memcpy(tp->in + tp->in_end, rte_pktmbuf_mtod(seg, const void *),
+		       rte_pktmbuf_data_len(seg));
+		tp->in_end += rte_pktmbuf_data_len(seg);
+	}
+	return true;
 }
 
 bool tls_pump_output_pending(const struct tls_pump *tp, const struct tls_pump_out *o)

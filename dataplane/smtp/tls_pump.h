@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct rte_mbuf;
 struct tcp_conn;
 struct tls_conn;
 
@@ -57,6 +58,12 @@ struct tls_pump_out {
 /* Forget every window (a slot reused for a new connection). The buffers
  * and tls stay as they are. */
 void tls_pump_reset(struct tls_pump *tp);
+
+/* Append what TCP delivered (a chain) to `in`, of cap octets, moving the
+ * window to the front first when that makes room. False, and nothing
+ * appended, when it does not fit: more than the window we offered, which
+ * a TCP we can trust never sends. The chain stays the caller's. */
+bool tls_pump_append(struct tls_pump *tp, uint32_t cap, const struct rte_mbuf *m);
 
 /* Is anything waiting to go to TCP: engine output, or ciphertext? */
 bool tls_pump_output_pending(const struct tls_pump *tp, const struct tls_pump_out *o);
