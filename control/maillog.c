@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,8 +30,9 @@ static struct {
 	enum { ML_OWN, ML_FILE, ML_SYSLOG } kind;
 	int fd;
 	char host[64];
+	char path[PATH_MAX];	/* ML_FILE: its name, for maillog_reopen */
 	atomic_uint_fast64_t lost;
-} ml = { ML_OWN, -1, "", 0 };
+} ml = { ML_OWN, -1, "", "", 0 };
 
 int maillog_open(const char *where, const char *host, char *err, unsigned long errlen)
 {
@@ -58,12 +60,38 @@ int maillog_open(const char *where, const char *host, char *err, unsigned long e
 		ml.kind = ML_SYSLOG;
 		return 0;
 	}
+	if (strlen(where) >= sizeof(ml.path)) {
+		snprintf(err, errlen, "mail log: path too long: %s", where);
+		return -1;
+	}
 	ml.fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (ml.fd < 0) {
 		snprintf(err, errlen, "mail log: %s: %s", where, strerror(errno));
 		return -1;
 	}
+	memcpy(ml.path, where, strlen(where) + 1);
 	ml.kind = ML_FILE;
+	return 0;
+}
+
+int maillog_reopen(char *err, unsigned long errlen)
+{
+	int fd;
+
+	if (ml.kind != ML_FILE)
+		return 0;
+	fd = open(ml.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "mail log: reopen %s: %s", ml.path, strerror(errno));
+		return -1;
+	}
+	/* dup3 keeps O_CLOEXEC on the descriptor the writers use */
+	if (dup3(fd, ml.fd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "mail log: reopen %s: %s", ml.path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 

@@ -27,7 +27,8 @@
  * Written by control-side threads only (the control plane's scheduler, the
  * queue command thread), never by a worker lcore: one write(2) or send(2)
  * per line, so lines of several threads never interleave. The sink is set
- * once by maillog_open() before those threads start and only read after.
+ * once by maillog_open() before those threads start and only read after
+ * (maillog_reopen changes the file under the descriptor, not the sink).
  * A line that cannot be written is counted (maillog_lost), not retried.
  */
 #ifndef SLUICE_MAILLOG_H
@@ -41,6 +42,14 @@ enum maillog_prog { ML_SMTPD, ML_QMGR, ML_SMTP, ML_BOUNCE, ML_POSTSUPER };
  * -1 with err (the file cannot be opened for appending). */
 int maillog_open(const char *where, const char *host, char *err, unsigned long errlen);
 void maillog_close(void);
+
+/* After the file was rotated away (logrotate, newsyslog): open the file
+ * sink's path again and put it on the same descriptor with dup2(2), in one
+ * step, so a thread writing meanwhile writes its whole line to the old file
+ * or to the new one. Called on every reload (sluicectl reload, SIGHUP), as
+ * `postfix reload` serves logrotate's postrotate. 0 (nothing to do for the
+ * other sinks), or -1 with err (the old file stays in use). */
+int maillog_reopen(char *err, unsigned long errlen);
 
 void maillog(enum maillog_prog prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/config_check.h"
+#include "control/maillog.h"
 #include "control/metrics.h"
 #include "control/plane.h"
 #include "dataplane/dataplane.h"
@@ -415,6 +416,9 @@ int reload_run(struct reloader *rl, json_t **result)
 		plane_update_free(u);
 	u = NULL;
 	log_set_level((enum log_level)nc->log.level);
+	if (maillog_reopen(err, sizeof(err)) < 0)	/* a rotated mail log */
+		log_warn("reload %llu: %s; still writing to the old file",
+			 (unsigned long long)gen, err);
 	rl->cur = *nc;
 	if (rl->env.metrics)
 		metrics_reload_counted(rl->env.metrics, true);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -75,6 +76,49 @@ Test(maillog, file_lines_stamped_tagged_appended)
 		   "NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 no  FAKE: line");
 	check_line(line[2], "mx.test", "postsuper", "001ABC: removed");
 	cr_assert_eq(maillog_lost(), 0);
+}
+
+/* logrotate moves the file away; a reopen makes a new one under the name,
+ * and no line is lost or split: before, in the moved file; after, in the
+ * new one. Syslog and the own log have nothing to reopen. */
+Test(maillog, reopen_after_rotation)
+{
+	char sub[96], path[128], moved[160], err[256], buf[1024];
+	FILE *f;
+
+	snprintf(sub, sizeof(sub), "%s/log", dir);
+	snprintf(path, sizeof(path), "%s/mail.log", sub);
+	snprintf(moved, sizeof(moved), "%s/mail.log.1", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	cr_assert_eq(maillog_reopen(err, sizeof(err)), 0, "no sink: nothing to do");
+	cr_assert_eq(maillog_open(path, "mx.test", err, sizeof(err)), 0, "%s", err);
+	maillog(ML_QMGR, "ABC: before");
+	cr_assert_eq(rename(path, moved), 0);
+	maillog(ML_QMGR, "ABC: still the old file");
+	cr_assert_eq(maillog_reopen(err, sizeof(err)), 0, "%s", err);
+	maillog(ML_QMGR, "ABC: after");
+	f = fopen(moved, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	cr_expect_not_null(strstr(buf, "ABC: before"));
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	cr_expect_not_null(strstr(buf, "ABC: still the old file"));
+	cr_expect_null(fgets(buf, sizeof(buf), f), "the moved file got a line after the reopen");
+	fclose(f);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "no new file under the name");
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	cr_expect_not_null(strstr(buf, "ABC: after"));
+	cr_expect_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	cr_expect_eq(maillog_lost(), 0);
+	/* the directory went away: an error, and the file in use stays so */
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(sub), 0);
+	cr_expect_eq(maillog_reopen(err, sizeof(err)), -1);
+	cr_expect_not_null(strstr(err, "reopen"), "%s", err);
+	maillog(ML_QMGR, "ABC: into the unlinked file");
+	cr_expect_eq(maillog_lost(), 0, "the old descriptor was lost");
 }
 
 Test(maillog, syslog_datagrams_facility_mail)
