@@ -247,6 +247,26 @@ void cl_count(struct client_limits *t, const struct cl_key *k, enum cl_kind kind
 	top_note(t, k, kind, limit, window_ns, now_ns);
 }
 
+void cl_refund(struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
+	       uint32_t limit, uint64_t window_ns, uint64_t now_ns)
+{
+	uint64_t tn, tau;
+
+	if (limit == 0 || window_ns == 0)
+		return;
+	gcra_params(limit, window_ns, &tn, &tau);
+	for (unsigned r = 0; r < CL_ROWS; r++) {
+		_Atomic uint64_t *c = cell(t, r, k->hash, kind);
+		uint64_t old = atomic_load_explicit(c, memory_order_relaxed), nt;
+		do {
+			if (old <= now_ns)
+				break;
+			nt = old - tn < now_ns || old < tn ? now_ns : old - tn;
+		} while (!atomic_compare_exchange_weak_explicit(c, &old, nt, memory_order_relaxed,
+								memory_order_relaxed));
+	}
+}
+
 static uint32_t level_of(const struct client_limits *t, uint64_t hash, enum cl_kind kind,
 			 uint32_t limit, uint64_t window_ns, uint64_t now_ns)
 {

@@ -127,6 +127,11 @@ bool cl_over(const struct client_limits *t, const struct cl_key *k, enum cl_kind
  * bucket capped at full. */
 void cl_count(struct client_limits *t, const struct cl_key *k, enum cl_kind kind, uint32_t limit,
 	      uint64_t window_ns, uint64_t now_ns);
+/* Give back one event taken with cl_take (an AUTH attempt, charged before
+ * the check, that succeeded): each cell's TAT moves back by T, not below
+ * now. */
+void cl_refund(struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
+	       uint32_t limit, uint64_t window_ns, uint64_t now_ns);
 /* The events key holds now (its estimate: 0..limit). */
 uint32_t cl_level(const struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
 		  uint32_t limit, uint64_t window_ns, uint64_t now_ns);
