@@ -331,8 +331,7 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 		uint64_t cseeds[2];
 		smtp_limits_init(&dp->limits, seeds[0], seeds[1]);
 		memcpy(cseeds, dp->secret, sizeof(cseeds));
-		dp->limits.clients = cl_create(cseeds[0] ^ 0x6a09e667f3bcc908ull,
-					       cseeds[1] ^ 0xbb67ae8584caa73bull);
+		dp->limits.clients = cl_create(cseeds[0] ^ cseeds[1] ^ 0x6a09e667f3bcc908ull);
 		if (!dp->limits.clients) {
 			log_err("smtp: no memory for the per-client rate table");
 			goto fail_port;

@@ -1,7 +1,7 @@
 /*
- * client_limits.c - per-client rate limits shared by every lcore: a
- * count-min sketch of GCRA cells, and a top-clients table. See
- * client_limits.h for the data structure and its bounds.
+ * client_limits.c - per-client rate limits shared by every lcore: a hashed
+ * table of GCRA cells, and a top-clients table. See client_limits.h for
+ * the data structure and its bounds.
  */
 #include "dataplane/smtp/client_limits.h"
 
@@ -104,14 +104,13 @@ bool cl_conf_active(const struct cl_conf *c)
 
 /* ---- the table ---------------------------------------------------------------- */
 
-struct client_limits *cl_create(uint64_t seed0, uint64_t seed1)
+struct client_limits *cl_create(uint64_t seed)
 {
 	struct client_limits *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
-	t->seed[0] = seed0 | 1;
-	t->seed[1] = (seed1 ^ 0x9E3779B97F4A7C15ull) | 1;
+	t->seed = seed | 1;
 	return t;
 }
 
@@ -152,12 +151,11 @@ struct cl_key cl_key_user(const char *name)
 	return k;
 }
 
-static _Atomic uint64_t *cell(const struct client_limits *t, unsigned row, uint64_t hash,
-			      enum cl_kind kind)
+static _Atomic uint64_t *cell(const struct client_limits *t, uint64_t hash, enum cl_kind kind)
 {
-	uint64_t b = mix64(hash ^ t->seed[row]) % CL_WIDTH;
+	uint64_t b = mix64(hash ^ t->seed) % CL_WIDTH;
 
-	return (_Atomic uint64_t *)&t->cell[row][b][kind];
+	return (_Atomic uint64_t *)&t->cell[b][kind];
 }
 
 /* GCRA's interval T and how far TAT may run ahead of now (L * T). */
@@ -201,37 +199,26 @@ int cl_take(struct client_limits *t, const struct cl_key *k, enum cl_kind kind, 
 	    uint64_t window_ns, uint64_t now_ns)
 {
 	uint64_t tn, tau;
-	bool ok[CL_ROWS], any = false;
+	bool ok;
 
 	if (limit == 0 || window_ns == 0)
 		return 0;
 	gcra_params(limit, window_ns, &tn, &tau);
-	for (unsigned r = 0; r < CL_ROWS; r++) {
-		ok[r] = cell_take(cell(t, r, k->hash, kind), now_ns, tn, tau, false);
-		any |= ok[r];
-	}
-	if (any)	/* the rows that were over (shared) count it too */
-		for (unsigned r = 0; r < CL_ROWS; r++)
-			if (!ok[r])
-				cell_take(cell(t, r, k->hash, kind), now_ns, tn, tau, true);
+	ok = cell_take(cell(t, k->hash, kind), now_ns, tn, tau, false);
 	top_note(t, k, kind, limit, window_ns, now_ns);
-	return any ? 0 : 1;
+	return ok ? 0 : 1;
 }
 
 bool cl_over(const struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
 	     uint32_t limit, uint64_t window_ns, uint64_t now_ns)
 {
-	uint64_t tn, tau;
+	uint64_t tn, tau, tat;
 
 	if (limit == 0 || window_ns == 0)
 		return false;
 	gcra_params(limit, window_ns, &tn, &tau);
-	for (unsigned r = 0; r < CL_ROWS; r++) {
-		uint64_t tat = atomic_load_explicit(cell(t, r, k->hash, kind), memory_order_relaxed);
-		if ((tat > now_ns ? tat : now_ns) + tn - now_ns <= tau)
-			return false;
-	}
-	return true;
+	tat = atomic_load_explicit(cell(t, k->hash, kind), memory_order_relaxed);
+	return (tat > now_ns ? tat : now_ns) + tn - now_ns > tau;
 }
 
 void cl_count(struct client_limits *t, const struct cl_key *k, enum cl_kind kind, uint32_t limit,
@@ -242,47 +229,38 @@ void cl_count(struct client_limits *t, const struct cl_key *k, enum cl_kind kind
 	if (limit == 0 || window_ns == 0)
 		return;
 	gcra_params(limit, window_ns, &tn, &tau);
-	for (unsigned r = 0; r < CL_ROWS; r++)
-		cell_take(cell(t, r, k->hash, kind), now_ns, tn, tau, true);
+	cell_take(cell(t, k->hash, kind), now_ns, tn, tau, true);
 	top_note(t, k, kind, limit, window_ns, now_ns);
 }
 
 void cl_refund(struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
 	       uint32_t limit, uint64_t window_ns, uint64_t now_ns)
 {
-	uint64_t tn, tau;
+	_Atomic uint64_t *c = cell(t, k->hash, kind);
+	uint64_t tn, tau, old, nt;
 
 	if (limit == 0 || window_ns == 0)
 		return;
 	gcra_params(limit, window_ns, &tn, &tau);
-	for (unsigned r = 0; r < CL_ROWS; r++) {
-		_Atomic uint64_t *c = cell(t, r, k->hash, kind);
-		uint64_t old = atomic_load_explicit(c, memory_order_relaxed), nt;
-		do {
-			if (old <= now_ns)
-				break;
-			nt = old - tn < now_ns || old < tn ? now_ns : old - tn;
-		} while (!atomic_compare_exchange_weak_explicit(c, &old, nt, memory_order_relaxed,
-								memory_order_relaxed));
-	}
+	old = atomic_load_explicit(c, memory_order_relaxed);
+	do {
+		if (old <= now_ns)
+			return;
+		nt = old - tn < now_ns || old < tn ? now_ns : old - tn;
+	} while (!atomic_compare_exchange_weak_explicit(c, &old, nt, memory_order_relaxed,
+							memory_order_relaxed));
 }
 
 static uint32_t level_of(const struct client_limits *t, uint64_t hash, enum cl_kind kind,
 			 uint32_t limit, uint64_t window_ns, uint64_t now_ns)
 {
 	uint64_t tn, tau;
-	uint32_t lv = UINT32_MAX;
 
 	if (limit == 0 || window_ns == 0)
 		return 0;
 	gcra_params(limit, window_ns, &tn, &tau);
-	for (unsigned r = 0; r < CL_ROWS; r++) {
-		uint64_t tat = atomic_load_explicit(cell(t, r, hash, kind), memory_order_relaxed);
-		uint32_t l = cell_level(tat, now_ns, tn);
-		if (l < lv)
-			lv = l;
-	}
-	return lv;
+	return cell_level(atomic_load_explicit(cell(t, hash, kind), memory_order_relaxed), now_ns,
+			  tn);
 }
 
 uint32_t cl_level(const struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
@@ -413,7 +391,7 @@ unsigned cl_tracked(const struct client_limits *t, uint64_t now_ns)
 
 	for (unsigned b = 0; b < CL_WIDTH; b++)
 		for (unsigned k = 0; k < CL_KINDS; k++)
-			if (atomic_load_explicit(&t->cell[0][b][k], memory_order_relaxed) > now_ns) {
+			if (atomic_load_explicit(&t->cell[b][k], memory_order_relaxed) > now_ns) {
 				n++;
 				break;
 			}

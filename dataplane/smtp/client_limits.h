@@ -7,34 +7,33 @@
  * The data structure. One table for the whole appliance, written by every
  * worker lcore without a lock:
  *
- *   cell[CL_ROWS][CL_WIDTH][CL_KINDS]   _Atomic uint64_t, a GCRA state each
+ *   cell[CL_WIDTH][CL_KINDS]   _Atomic uint64_t, a GCRA state each
  *
- * A key (an IPv4 address, or a user name) is hashed once (64 bits); each row
- * r maps it, with a seed of its own (secret, random at start-up: a client
- * cannot aim at another's buckets), to one bucket; the bucket holds one
- * cell per kind of event. This is a count-min sketch whose counters are
- * GCRA states (control/rate.h's algorithm): a cell holds the theoretical
- * arrival time (TAT, in the lcores' clock) of the stream of events that
- * landed in it. With a limit of L events per window W, T = W / L, an event
- * at `now` moves TAT to max(TAT, now) + T and is allowed while that is no
- * more than L*T ahead of now: L events at once from idle, then one every T;
- * idle time refills the allowance at the same pace. The level of a cell,
+ * A key (an IPv4 address, or a user name) is hashed (64 bits) and mapped,
+ * with a seed (secret, random at start-up: a client cannot aim at another's
+ * bucket), to one bucket, which holds one cell per kind of event. A cell
+ * is a GCRA state (control/rate.h's algorithm): the theoretical arrival
+ * time (TAT, in the lcores' clock) of the stream of events that landed in
+ * it. With a limit of L events per window W, T = W / L, an event at `now`
+ * moves TAT to max(TAT, now) + T and is allowed while that is no more than
+ * L*T ahead of now: L events at once from idle, then one every T; idle
+ * time refills the allowance at the same pace. The level of a cell,
  * ceil((TAT - now) / T), is the number of events it holds now (at most L).
  *
- * Keys that share a bucket add up, so a row can only over-estimate a key;
- * a key's estimate is the smaller over its rows, and it is refused only
- * when every row says it is over. An allowed event advances each of its
- * cells by one compare-and-swap (check and advance are one atomic step per
- * cell, so two lcores cannot both take the last event of a row); a row
- * that was over already (a busy neighbour) is advanced anyway, capped at a
- * full bucket, so it keeps counting the key. A refused event changes
- * nothing: a client that keeps knocking gets exactly one more every T.
- * Idle cells need no cleaning (a TAT in the past is an empty bucket), so
- * memory is fixed whatever the number of clients: CL_ROWS * CL_WIDTH *
- * CL_KINDS * 8 octets (2 MiB), plus the top table below. With 10,000 busy
- * clients in 32768 buckets a row is shared by about a quarter of them; a
- * client is over-estimated only where both of its buckets are shared, and
- * then by its neighbours' counts.
+ * Exact under concurrency: the check and the advance are one
+ * compare-and-swap on the one cell, so two lcores can never both take a
+ * key's last event. A refused event changes nothing: a client that keeps
+ * knocking gets exactly one more every T. Keys that share a bucket add up,
+ * so a key can only be over-estimated (never let through over its limit),
+ * and an innocent client is limited early only when it shares its bucket
+ * with a busy one: with H clients at their limits, one in CL_WIDTH / H.
+ * (A count-min sketch of several rows would make that rarer, but the
+ * smaller of several rows cannot be taken with one compare-and-swap: two
+ * lcores each took the last event from a different row, one round in
+ * seven of test_client_limits' two-thread test.) Idle cells need no
+ * cleaning (a TAT in the past is an empty bucket), so memory is fixed
+ * whatever the number of clients: CL_WIDTH * CL_KINDS * 8 octets (4 MiB),
+ * plus the top table below.
  *
  * The top clients (sluicectl clients top). The sketch has no keys, so a
  * small direct-mapped table (CL_TOP slots) remembers who: an event for key
@@ -58,8 +57,7 @@
 
 #include "dataplane/smtp/smtp_policy.h"
 
-#define CL_ROWS       2
-#define CL_WIDTH      32768	/* buckets per row */
+#define CL_WIDTH      131072	/* buckets */
 #define CL_TOP        1024	/* slots of the top-clients table */
 #define CL_NAME_MAX   64	/* a user name (= SMTP_AUTH_NAME_MAX) */
 #define CL_EXEMPT_MAX 128	/* CIDRs in an exempt list */
@@ -103,13 +101,13 @@ struct cl_top_slot {
 };
 
 struct client_limits {
-	uint64_t seed[CL_ROWS];
-	_Atomic uint64_t cell[CL_ROWS][CL_WIDTH][CL_KINDS];
+	uint64_t seed;
+	_Atomic uint64_t cell[CL_WIDTH][CL_KINDS];
 	struct cl_top_slot top[CL_TOP];
 };
 
-/* Start-up (heap, zeroed): NULL without memory. Seeds should be secret. */
-struct client_limits *cl_create(uint64_t seed0, uint64_t seed1);
+/* Start-up (heap, zeroed): NULL without memory. The seed should be secret. */
+struct client_limits *cl_create(uint64_t seed);
 void cl_free(struct client_limits *t);
 
 /* Keys (the hash is seeded by the table's seeds at bucket time). */
@@ -132,7 +130,7 @@ void cl_count(struct client_limits *t, const struct cl_key *k, enum cl_kind kind
  * now. */
 void cl_refund(struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
 	       uint32_t limit, uint64_t window_ns, uint64_t now_ns);
-/* The events key holds now (its estimate: 0..limit). */
+/* The events key holds now (0..limit; more only if shared). */
 uint32_t cl_level(const struct client_limits *t, const struct cl_key *k, enum cl_kind kind,
 		  uint32_t limit, uint64_t window_ns, uint64_t now_ns);
 
@@ -148,8 +146,8 @@ struct cl_top_entry {
  * by permille then total level, highest first. The count. */
 unsigned cl_top(const struct client_limits *t, const struct cl_conf *c, uint64_t now_ns,
 		struct cl_top_entry *out, unsigned max);
-/* Buckets of row 0 not idle now (an under-estimate of the clients
- * tracked: colliding keys count once). Any thread. */
+/* Buckets not idle now (an under-estimate of the clients tracked:
+ * colliding keys count once). Any thread. */
 unsigned cl_tracked(const struct client_limits *t, uint64_t now_ns);
 
 #endif
