@@ -772,11 +772,14 @@ static int auth_rate_answer(struct smtp_conn *sc, int status)
 	if (status == 1 && sc->s.auth_user[0]) {
 		struct cl_key k = cl_key_user(sc->s.auth_user);
 		if (cl_take(t, &k, CL_CONN, rc->user[CL_CONN], rc->window_ns, now)) {
+			bool printable = true;	/* a LOGIN name may hold any octet but NUL */
+			for (const char *p = sc->s.auth_user; *p; p++)
+				printable &= *p > ' ' && *p < 0x7f;
 			sc->svc->stats.rej_user_rate++;
 			maillog_line(sc, "warning: Connection rate limit exceeded: %u for "
 				     "sasl_username=%s from unknown[%s] for service %s",
-				     rc->user[CL_CONN], sc->s.auth_user, sc->s.client_ip,
-				     service_name(sc));
+				     rc->user[CL_CONN], printable ? sc->s.auth_user : "(unprintable)",
+				     sc->s.client_ip, service_name(sc));
 			return SMTP_AUTH_RATE_USER;
 		}
 	}
