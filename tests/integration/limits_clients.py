@@ -20,7 +20,8 @@ address of its own (bound before connecting), printing one line of
   latency HOST SRC SECONDS USER PASS
                             one session on 587: NOOP every 20 ms for
                             SECONDS, their reply times (p50, p99, max, in
-                            ms), then AUTH with the right password
+                            ms), then AUTH with the right password and 8
+                            MAILs as that user: accepted, refused (452)
 """
 import asyncio
 import base64
@@ -236,10 +237,18 @@ def latency(host, src, seconds, user, pw):
     t0 = time.monotonic()
     r = c.cmd("AUTH PLAIN " + good)[-1]
     auth_ms = (time.monotonic() - t0) * 1000
+    umail = urefused = 0	# then MAIL as the user, past its user_message_rate
+    for i in range(8):
+        m = c.cmd("MAIL FROM:<%s@isp.example>" % user)[-1]
+        if m.startswith("250"):
+            umail += 1
+            c.cmd("RSET")
+        elif m.startswith("452 4.7.1 Error: too much mail from this user"):
+            urefused += 1
     c.cmd("QUIT")
-    print("n=%d p50=%.1f p99=%.1f max=%.1f auth=%s auth_ms=%.1f" % (
+    print("n=%d p50=%.1f p99=%.1f max=%.1f auth=%s auth_ms=%.1f user_mail=%d user_refused=%d" % (
         len(lat), lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1],
-        r.split()[0], auth_ms))
+        r.split()[0], auth_ms, umail, urefused))
 
 
 def main():

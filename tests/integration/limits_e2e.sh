@@ -17,7 +17,8 @@
 #     auth worker than the rate allows over the time taken (20 + one per
 #     15 s), the rest get 421 4.7.0 before any hash; meanwhile another
 #     client's NOOPs are answered quickly (p99, max measured) and its right
-#     password is taken at once.
+#     password is taken at once; then user_message_rate = 5 refuses its
+#     sixth MAIL as that user (452 4.7.1).
 #  5. The accept path: 10,000 distinct client addresses (an AnyIP route for
 #     10.77.0.0/16 in the namespace) connect with limits on, and as many
 #     with limits off, in alternating rounds of 2,500 in one run (reloads
@@ -112,8 +113,9 @@ sys.exit(0 if e and e[0]["messages"] >= 48 and e[0]["percent"] >= 95 and
 
 # ---- 4. an AUTH brute force ----------------------------------------------------------------
 conf "message_rate = 50
-auth_failure_rate = 20"
-check "reload: auth_failure_rate = 20" ctl reload
+auth_failure_rate = 20
+user_message_rate = 5"
+check "reload: auth_failure_rate = 20, user_message_rate = 5" ctl reload
 asked0=$(stat smtpd.auth_asked)
 ns $CL latency $HOST 198.18.0.14 12 alice right-1 >"$T_DIR/lat.out" 2>&1 &
 LPID=$!
@@ -140,6 +142,9 @@ check "another session meanwhile: NOOPs answered, p99 ${p99} ms < 250, max ${mx}
 	/usr/bin/python3 -c "import sys; sys.exit(0 if int('$(val "$lat" n)' or 0) >= 100 and float('${p99:-1e9}') < 250 and float('${mx:-1e9}') < 1000 else 1)"
 check "... and its right password is taken at once: $(val "$lat" auth) in $(val "$lat" auth_ms) ms" \
 	/usr/bin/python3 -c "import sys; sys.exit(0 if '$(val "$lat" auth)' == '235' and float('$(val "$lat" auth_ms)' or 1e9) < 2000 else 1)"
+check "then as alice, user_message_rate = 5: 5 of 8 MAILs taken, 3 get 452 4.7.1 ($(val "$lat" user_mail), $(val "$lat" user_refused))" \
+	test "$(val "$lat" user_mail)" -eq 5 -a "$(val "$lat" user_refused)" -eq 3
+check "counted: smtpd.rej_user_rate = 3" test "$(stat smtpd.rej_user_rate)" -eq 3
 
 # ---- 5. the accept path with 10,000 distinct addresses ----------------------------------------
 OFF="message_rate = 0
