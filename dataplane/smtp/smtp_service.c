@@ -688,7 +688,10 @@ static const char *service_name(const struct smtp_conn *sc)
 	return sc->s.conf->submission ? "submission" : "smtp";
 }
 
-/* A line for the mail log (ask.h ASK_MAILLOG; lost when no slot is free). */
+/* A rate refusal's line for the mail log (ask.h ASK_MAILLOG). A flood
+ * repeats them as fast as it connects, so they take a slot only while
+ * more than half are free: the questions (reverse names, AUTH) keep the
+ * rest. Skipped lines are counted (rate_log_skipped). */
 static void maillog_line(struct smtp_conn *sc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void maillog_line(struct smtp_conn *sc, const char *fmt, ...)
@@ -697,8 +700,12 @@ static void maillog_line(struct smtp_conn *sc, const char *fmt, ...)
 	struct ask *a;
 	va_list ap;
 
-	if (!svc->asks || !(a = ask_get(svc->asks)))
+	if (!svc->asks)
 		return;
+	if (!ask_spare(svc->asks) || !(a = ask_get(svc->asks))) {
+		svc->stats.rate_log_skipped++;
+		return;
+	}
 	a->kind = ASK_MAILLOG;
 	a->who = (uint32_t)(sc - svc->conns);
 	a->gen = sc->gen;

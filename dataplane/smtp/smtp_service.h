@@ -184,7 +184,7 @@ struct smtp_service_conf {
 	X(queue_refused) X(rdns_asked) X(rdns_named) X(rdns_unknown) X(rdns_late) \
 	X(rdns_waited) X(auth_asked) X(auth_no_slot) X(auth_late) \
 	X(rej_conn_rate) X(rej_msg_rate) X(rej_rcpt_rate) X(rej_auth_rate) X(rej_user_rate) \
-	X(auth_fail_counted)
+	X(auth_fail_counted) X(rate_log_skipped)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
 extern const char *const smtp_service_stat_names[];
 extern const unsigned smtp_service_stat_count;
