@@ -49,6 +49,15 @@
  * auth worker runs the hash, never this lcore); the session waits for the
  * answer with the command timeout; no ask slot free: 454 4.7.0.
  *
+ * Rates. With a client_limits table (smtp_limits.clients) and the
+ * snapshot's rates ([limits]), a connection is counted against its
+ * address at accept (over: 421 4.7.0, no session slot taken), MAIL and
+ * RCPT against the address and the AUTH user (engine cb.rate: 452 4.7.1,
+ * 452 4.5.3), and every AUTH attempt against the address's failure rate
+ * before it is asked (over: 421 4.7.0, the auth worker never sees it;
+ * given back when it succeeds). Refusals go to the mail log as ASK_MAILLOG
+ * lines while the ask port has slots to spare.
+ *
  * Shutdown. smtp_service_drain() stops listening and gives every session
  * "421 4.3.2" (after its pending message is answered); smtp_service_active()
  * reaches 0 once every connection is closed and no submission is in flight.
