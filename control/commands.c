@@ -6,8 +6,10 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "control/plane.h"
 #include "control/reload.h"
 #include "control/users.h"
@@ -114,6 +116,75 @@ static int cmd_config_check(struct ctl_ctx *c, int argc, char **argv, json_t **r
 		return -1;
 	}
 	return reload_check(c->reload, argc ? argv[0] : NULL, result);
+}
+
+/* ---- per-client rates ([limits], client_limits.h) ------------------------------------- */
+
+/* clients top [N]: the busiest client addresses and users now, from the
+ * table the lcores share (racy reads of atomics: never waits for them). */
+static int cmd_clients_top(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	const struct client_limits *t;
+	const struct smtp_live *live;
+	struct cl_top_entry *top;
+	uint64_t now;
+	long n = 20;
+	unsigned got;
+	json_t *arr, *lim;
+
+	if (argc > 1)
+		return CTL_USAGE;
+	if (argc == 1) {
+		char *end;
+		n = strtol(argv[0], &end, 10);
+		if (*end || n < 1 || n > CL_TOP)
+			return CTL_USAGE;
+	}
+	if (!c->dp || !(live = dp_smtp_live(c->dp)) || !(t = dp_client_limits(c->dp, &now))) {
+		*result = json_string("no SMTP service");
+		return -1;
+	}
+	top = calloc((size_t)n, sizeof(*top));
+	if (!top)
+		return -1;
+	got = cl_top(t, &live->rates, now, top, (unsigned)n);
+	arr = json_array();
+	for (unsigned i = 0; arr && i < got; i++) {
+		char ip[16];
+		json_t *e;
+		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", top[i].ip >> 24, (top[i].ip >> 16) & 255,
+			 (top[i].ip >> 8) & 255, top[i].ip & 255);
+		e = json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:f}", "kind",
+			      top[i].user ? "user" : "address", "client",
+			      top[i].user ? top[i].name : ip,
+			      "connections", (json_int_t)top[i].level[CL_CONN],
+			      "messages", (json_int_t)top[i].level[CL_MSG],
+			      "recipients", (json_int_t)top[i].level[CL_RCPT],
+			      "auth_failures", (json_int_t)top[i].level[CL_AUTHFAIL],
+			      "percent", top[i].permille / 10.0);
+		if (!e || json_array_append_new(arr, e) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	free(top);
+	lim = json_pack("{s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i}",
+			"window_s", (json_int_t)(live->rates.window_ns / NS_PER_SEC),
+			"connection_rate", (json_int_t)live->rates.addr[CL_CONN],
+			"message_rate", (json_int_t)live->rates.addr[CL_MSG],
+			"recipient_rate", (json_int_t)live->rates.addr[CL_RCPT],
+			"auth_failure_rate", (json_int_t)live->rates.addr[CL_AUTHFAIL],
+			"user_connection_rate", (json_int_t)live->rates.user[CL_CONN],
+			"user_message_rate", (json_int_t)live->rates.user[CL_MSG],
+			"user_recipient_rate", (json_int_t)live->rates.user[CL_RCPT]);
+	if (!arr || !lim) {
+		json_decref(arr);
+		json_decref(lim);
+		return -1;
+	}
+	*result = json_pack("{s:{s:o,s:i,s:o}}", "clients", "limits", lim, "tracked",
+			    (json_int_t)cl_tracked(t, now), "top", arr);
+	return *result ? 0 : -1;
 }
 
 /* ---- submission users ([auth] users, users.h) ----------------------------------------- */
@@ -331,6 +402,10 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "config", "check", CTL_ADMIN, cmd_config_check, "[FILE]",
 	  "Check FILE (default: the running configuration's file) as sluiced --check-config "
 	  "and reload would, applying nothing; every error is listed." },
+	{ "clients", "top", CTL_READ, cmd_clients_top, "[N]",
+	  "The N (20) busiest client addresses and AUTH users now by the [limits] rates: the "
+	  "events each holds in its allowance (connections, messages, recipients, failed "
+	  "AUTHs) and how near its limit it is (percent; 100: refused until it slows down)." },
 	{ "user", "list", CTL_READ, cmd_user_list, "",
 	  "The submission users ([auth] users) by name." },
 	{ "user", "add", CTL_ADMIN, cmd_user_add, "NAME",

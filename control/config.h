@@ -2,7 +2,7 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [auth] [control] [metrics] whose keys the
+ * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [auth] [limits] [control] [metrics] whose keys the
  * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
@@ -137,6 +137,14 @@ struct sluice_config {
 	struct {			/* submission AUTH (control/users.h) */
 		char users[CONFIG_PATH_MAX];	/* "name:hash" lines; "": no AUTH */
 	} auth;
+
+	struct {			/* per-client rates (client_limits.h), per window;
+					 * 0: no limit */
+		uint64_t window_ns;
+		unsigned connection_rate, message_rate, recipient_rate, auth_failure_rate;
+		unsigned user_connection_rate, user_message_rate, user_recipient_rate;
+		char exempt[CONFIG_LINE_MAX];	/* CIDRs, "mynetworks" */
+	} limits;
 
 	struct {			/* the exporter (control/metrics.h) */
 		char listen[64];	/* "ADDR:PORT" of the HTTP server; "": off */

@@ -138,6 +138,37 @@ void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e)
 	e->policy = NULL;
 }
 
+int config_client_limits(const struct sluice_config *c, const struct smtp_policy *mynetworks,
+			 struct cl_conf *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	out->window_ns = c->limits.window_ns;
+	out->addr[CL_CONN] = c->limits.connection_rate;
+	out->addr[CL_MSG] = c->limits.message_rate;
+	out->addr[CL_RCPT] = c->limits.recipient_rate;
+	out->addr[CL_AUTHFAIL] = c->limits.auth_failure_rate;
+	out->user[CL_CONN] = c->limits.user_connection_rate;
+	out->user[CL_MSG] = c->limits.user_message_rate;
+	out->user[CL_RCPT] = c->limits.user_recipient_rate;
+	return cl_conf_exempt(out, c->limits.exempt, mynetworks, err, errlen);
+}
+
+/* [limits]: the exempt list parses (with mynetworks for "mynetworks"). */
+static void check_limits(const struct sluice_config *c, struct config_errors *errs,
+			 const struct smtp_policy *mynetworks)
+{
+	struct cl_conf *cc = malloc(sizeof(*cc));
+	char err[160];
+
+	if (!cc) {
+		add_error(c, errs, "limits", "exempt", "out of memory");
+		return;
+	}
+	if (config_client_limits(c, mynetworks, cc, err, sizeof(err)) < 0)
+		add_error(c, errs, "limits", "exempt", "%s", err);
+	free(cc);
+}
+
 static void check_smtp(const struct sluice_config *c, struct config_errors *errs)
 {
 	struct smtp_policy *scratch;
@@ -156,6 +187,9 @@ static void check_smtp(const struct sluice_config *c, struct config_errors *errs
 	}
 	check_policy_list(c, errs, "mynetworks", c->smtp.mynetworks, true, scratch);
 	check_policy_list(c, errs, "relay_domains", c->smtp.relay_domains, false, scratch);
+	if (smtp_policy_init(scratch, c->smtp.mynetworks, NULL) < 0)
+		scratch->nnets = 0;	/* reported above */
+	check_limits(c, errs, scratch);
 	free(scratch);
 	config_smtp_engine(c, &e);
 	if (smtp_conf_check(&e, &why) < 0)

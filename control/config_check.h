@@ -52,6 +52,11 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 /* The SMTP engine settings of c (policy left NULL: the caller owns it). */
 void config_smtp_engine(const struct sluice_config *c, struct smtp_conf *e);
 
+/* The per-client rate limits of c ([limits]); mynetworks stands for
+ * "mynetworks" in the exempt list (may be NULL). 0, or -1 with err. */
+int config_client_limits(const struct sluice_config *c, const struct smtp_policy *mynetworks,
+			 struct cl_conf *out, char *err, size_t errlen);
+
 /* The retry policy of c ([retry]). 0, or -1 with err filled and *key
  * naming the [retry] key at fault. */
 int config_retry_policy(const struct sluice_config *c, struct retry_policy *p,

@@ -113,6 +113,19 @@ static const struct {
 	{ "delivery_gauge", "conns_open", "sluice_delivery_connections", G, "state", "open",
 	  "Outbound SMTP connections (open: all; idle: waiting for a next message)." },
 	{ "delivery_gauge", "conns_idle", "sluice_delivery_connections", G, "state", "idle", NULL },
+	{ "smtpd", "rej_conn_rate", "sluice_client_rate_refusals_total", C, "limit", "connections",
+	  "Refusals by the per-client rates of [limits]: connections (421 at connect), "
+	  "messages (452 to MAIL), recipients (452 to RCPT), auth_failures (421 to AUTH, "
+	  "before the hash), user (an AUTH user's rates)." },
+	{ "smtpd", "rej_msg_rate", "sluice_client_rate_refusals_total", C, "limit", "messages", NULL },
+	{ "smtpd", "rej_rcpt_rate", "sluice_client_rate_refusals_total", C, "limit", "recipients",
+	  NULL },
+	{ "smtpd", "rej_auth_rate", "sluice_client_rate_refusals_total", C, "limit", "auth_failures",
+	  NULL },
+	{ "smtpd", "rej_user_rate", "sluice_client_rate_refusals_total", C, "limit", "user", NULL },
+	{ "clients", "tracked", "sluice_clients_tracked", G, NULL, NULL,
+	  "Client addresses and users with events in their [limits] allowance now (buckets "
+	  "of the shared table; colliding ones count once)." },
 	{ "delivery_gauge", "jobs_held", "sluice_delivery_jobs_held", G, NULL, NULL,
 	  "Delivery jobs on the lcores." },
 	{ "ctl", "clients", "sluice_ctl_clients", G, NULL, NULL,

@@ -43,6 +43,7 @@ static const char *const live_keys[] = {
 	"dest.*",
 	"routes.relayhost", "routes.routes_file",
 	"log.level",
+	"limits.*",
 	NULL,
 };
 
@@ -163,6 +164,10 @@ struct smtp_live *reload_smtp_live(const struct sluice_config *c, char *err, siz
 	sc.lifetime_s = c->retry.lifetime_s;
 	sc.bounce_lifetime_s = c->retry.bounce_lifetime_s;
 	sc.rdns_wait_ns = c->smtp.reverse_lookup_wait_ns;
+	if (config_client_limits(c, pol, &sc.rates, err, errlen) < 0) {
+		free(pol);
+		return NULL;
+	}
 	if (c->smtp.starttls) {
 		char cert[CONFIG_PATH_MAX + 32], key[CONFIG_PATH_MAX + 32];
 		if (c->tls.cert[0] || c->tls.key[0]) {

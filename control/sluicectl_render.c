@@ -552,6 +552,30 @@ static void render_user(FILE *out, const json_t *result, int argc, char **argv)
 		ctl_render_scalar(ctl_render_get(result, "user.users"), n, sizeof(n)));
 }
 
+static void render_clients_top(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *top = ctl_render_get(result, "clients.top"), *e;
+	char w[24], tr[24];
+	size_t i;
+
+	fprintf(out, "window %ss, %s client(s) or user(s) tracked\n",
+		ctl_render_scalar(ctl_render_get(result, "clients.limits.window_s"), w, sizeof(w)),
+		ctl_render_scalar(ctl_render_get(result, "clients.tracked"), tr, sizeof(tr)));
+	fprintf(out, "%-8s %-40s %6s %6s %6s %6s %7s\n", "KIND", "CLIENT", "CONN", "MSGS", "RCPTS",
+		"AUTHF", "LIMIT%");
+	json_array_foreach(top, i, e) {
+		char k[16], cl[80], a[24], b[24], c[24], d[24];
+		fprintf(out, "%-8s %-40s %6s %6s %6s %6s %6.1f%%\n",
+			ctl_render_scalar(json_object_get(e, "kind"), k, sizeof(k)),
+			ctl_render_scalar(json_object_get(e, "client"), cl, sizeof(cl)),
+			ctl_render_scalar(json_object_get(e, "connections"), a, sizeof(a)),
+			ctl_render_scalar(json_object_get(e, "messages"), b, sizeof(b)),
+			ctl_render_scalar(json_object_get(e, "recipients"), c, sizeof(c)),
+			ctl_render_scalar(json_object_get(e, "auth_failures"), d, sizeof(d)),
+			json_number_value(json_object_get(e, "percent")));
+	}
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 const struct ctl_renderer ctl_renderers[] = {
@@ -568,6 +592,7 @@ const struct ctl_renderer ctl_renderers[] = {
 	{ "reload", NULL, render_reload },
 	{ "config", "check", render_config_check },
 	{ "user", NULL, render_user },
+	{ "clients", "top", render_clients_top },
 	{ NULL, NULL, NULL },
 };
 

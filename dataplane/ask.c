@@ -19,6 +19,7 @@ struct ask_port {
 	struct ask *slots;
 	unsigned nslots;
 	struct ask *free;		/* lcore side */
+	unsigned nfree;			/* ... how many */
 	struct ask_stats stats;		/* lcore side (answered: counted on pick-up) */
 };
 
@@ -39,6 +40,7 @@ struct ask_port *ask_port_create(unsigned nslots)
 		p->slots[i].next_free = p->free;
 		p->free = &p->slots[i];
 	}
+	p->nfree = nslots;
 	return p;
 fail:
 	ask_port_free(p);
@@ -64,6 +66,7 @@ struct ask *ask_get(struct ask_port *p)
 		return NULL;
 	}
 	p->free = a->next_free;
+	p->nfree--;
 	memset(a, 0, offsetof(struct ask, next_free));
 	return a;
 }
@@ -87,6 +90,12 @@ void ask_put(struct ask_port *p, struct ask *a)
 {
 	a->next_free = p->free;
 	p->free = a;
+	p->nfree++;
+}
+
+bool ask_spare(const struct ask_port *p)
+{
+	return p->nfree > p->nslots / 2;
 }
 
 const struct ask_stats *ask_port_stats(const struct ask_port *p)

@@ -24,6 +24,7 @@
 #ifndef SLUICE_ASK_H
 #define SLUICE_ASK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <rte_byteorder.h>
@@ -70,6 +71,9 @@ void ask_post(struct ask_port *p, struct ask *a);
 /* Up to max answers (each to be given back with ask_put). */
 unsigned ask_answers(struct ask_port *p, struct ask **out, unsigned max);
 void ask_put(struct ask_port *p, struct ask *a);
+/* More than half the slots are free: room for what can be dropped (a log
+ * line for a refusal a flood may repeat) without starving questions. */
+bool ask_spare(const struct ask_port *p);
 const struct ask_stats *ask_port_stats(const struct ask_port *p);
 
 /* ---- the control plane's side ---- */

@@ -39,6 +39,7 @@ struct dataplane {
 	struct smtp_live_slot live;	/* the SMTP settings in force (reloads) */
 	struct smtp_live *retired;	/* replaced snapshots not yet freed */
 	uint64_t live_gen;		/* the last published generation */
+	uint64_t tsc0;			/* the lcores' clock starts here */
 	uint64_t live_st[2];		/* smtp_live.published, .freed (main
 					 * thread; read racily by stats) */
 	unsigned nworkers;
@@ -327,9 +328,16 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 	{
 		uint32_t seeds[2];
 		memcpy(seeds, dp->secret, sizeof(seeds));
+		uint64_t cseeds[2];
 		smtp_limits_init(&dp->limits, seeds[0], seeds[1]);
+		memcpy(cseeds, dp->secret, sizeof(cseeds));
+		dp->limits.clients = cl_create(cseeds[0] ^ cseeds[1] ^ 0x6a09e667f3bcc908ull);
+		if (!dp->limits.clients) {
+			log_err("smtp: no memory for the per-client rate table");
+			goto fail_port;
+		}
 	}
-	tsc0 = rte_get_tsc_cycles();
+	tsc0 = dp->tsc0 = rte_get_tsc_cycles();
 	RTE_LCORE_FOREACH_WORKER(lcore_id) {
 		struct lcore_ctx *lc;
 		if (w == conf->workers)
@@ -356,6 +364,7 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 fail_port:
 	for (unsigned i = 0; i < w; i++)
 		free_worker(dp, dp->workers[i]);
+	cl_free(dp->limits.clients);
 	free_hubs(dp);
 	free_rings(dp);
 	tls_ctx_free(dp->tls_client);
@@ -410,6 +419,15 @@ const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker)
 {
 	return worker < dp->nworkers && dp->workers[worker]->dlv ?
 	       dlv_get_port(dp->workers[worker]->dlv) : NULL;
+}
+
+const struct client_limits *dp_client_limits(struct dataplane *dp, uint64_t *now_ns)
+{
+	struct tsc_clock c;
+
+	tsc_clock_init(&c, rte_get_tsc_hz());
+	*now_ns = tsc_clock_ns(&c, rte_get_tsc_cycles() - dp->tsc0);
+	return dp->limits.clients;
 }
 
 unsigned dp_workers(const struct dataplane *dp)
@@ -524,6 +542,7 @@ void dp_stop(struct dataplane *dp)
 		free_worker(dp, dp->workers[i]);
 	free_hubs(dp);
 	live_free_all(dp);
+	cl_free(dp->limits.clients);
 	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);
 	free_rings(dp);
@@ -666,6 +685,13 @@ static void visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
 		g[2] += dpsock_hub_free_slots(dp->hubs[i]);
 	}
 	stats_visit(fn, user, "gauge", gauge_names, g, 3);
+	if (dp->limits.clients) {	/* per-client rates: clients busy now */
+		static const char *const cl_names[] = { "tracked" };
+		uint64_t now, cv[1];
+		dp_client_limits(dp, &now);
+		cv[0] = cl_tracked(dp->limits.clients, now);
+		stats_visit(fn, user, "clients", cl_names, cv, 1);
+	}
 	{	/* reloads' SMTP snapshots: published - freed - 0 or 1 still wait */
 		static const char *const live_names[] = { "published", "freed" };
 		uint64_t lv[2] = { dp->live_st[0], dp->live_st[1] };

@@ -167,6 +167,10 @@ struct dpsock_hub *dp_dpsock_hub(struct dataplane *dp, unsigned index);
  * dp_halt: jobs still lent then are never returned.
  */
 const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker);
+/* The per-client rate table the lcores share (client_limits.h; NULL:
+ * none) and, in *now_ns, the lcores' clock now (what its times are in).
+ * Any thread; read only. */
+const struct client_limits *dp_client_limits(struct dataplane *dp, uint64_t *now_ns);
 /* How many worker lcores (delivery ports) there are. */
 unsigned dp_workers(const struct dataplane *dp);
 

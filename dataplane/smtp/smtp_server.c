@@ -327,6 +327,20 @@ static void note_reject(struct smtp_session *s, const char *stage, const char *t
 		s->cb.reject(s->cb.user, stage, text, from, to);
 }
 
+/* The caller's per-client rates (cb.rate): true if refused (replied). */
+static bool rate_refused(struct smtp_session *s, const char *stage, const char *from,
+			 const char *to)
+{
+	const char *text = s->cb.rate ? s->cb.rate(s->cb.user, stage) : NULL;
+
+	if (!text)
+		return false;
+	STAT(s, rej_rate);
+	reply(s, "%s", text);
+	note_reject(s, stage, text, from, to);
+	return true;
+}
+
 static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	if (s->state == ST_INIT) {
@@ -349,6 +363,8 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	if (rate_refused(s, "MAIL", c->path.addr, NULL))
+		return;
 	if (c->path.utf8 && !c->smtputf8) {
 		STAT(s, rej_utf8);
 		error_reply(s, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
@@ -405,6 +421,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 			    c->path.addr);
 		return;
 	}
+	if (rate_refused(s, "RCPT", s->msg.sender, c->path.addr))
+		return;
 	if (!c->path.literal &&
 	    smtp_policy_postmaster(c->path.local, c->path.domain, s->conf->hostname)) {
 		/* RFC 5321 4.5.1: from anyone, whatever the relay policy */
@@ -954,6 +972,16 @@ int smtp_session_auth_done(struct smtp_session *s, int result)
 			      s->conf->hostname);
 			close_session(s);
 		}
+	} else if (result == SMTP_AUTH_RATE || result == SMTP_AUTH_RATE_USER) {
+		STAT(s, auth_refused);
+		s->auth_user[0] = '\0';
+		if (result == SMTP_AUTH_RATE)
+			reply(s, "421 4.7.0 %s Error: too many authentication failures from %s",
+			      s->conf->hostname, s->client_ip);
+		else
+			reply(s, "421 4.7.0 %s Error: too many connections for this user",
+			      s->conf->hostname);
+		close_session(s);
 	} else {
 		STAT(s, auth_temp);
 		s->auth_user[0] = '\0';
@@ -1143,6 +1171,15 @@ void smtp_session_refuse(struct smtp_session *s)
 	STAT(s, refused);
 	reply(s, "421 4.7.0 %s Error: too many connections, try again later",
 	      s->conf->hostname);
+	close_session(s);
+}
+
+void smtp_session_refuse_rate(struct smtp_session *s)
+{
+	s->out_start = s->out_end = 0;	/* drop the 220 greeting */
+	STAT(s, refused);
+	reply(s, "421 4.7.0 %s Error: too many connections from %s", s->conf->hostname,
+	      s->client_ip);
 	close_session(s);
 }
 

@@ -104,7 +104,7 @@
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
 	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn) X(held_hops) \
 	X(rej_rcpt_refused) X(auth_ok) X(auth_failed) X(auth_temp) X(rej_auth) \
-	X(rej_need_tls) X(auth_disconnect)
+	X(rej_need_tls) X(auth_disconnect) X(rej_rate) X(auth_refused)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -182,6 +182,13 @@ struct smtp_session_cb {
 	 * call only. NULL: not wanted. */
 	void (*reject)(void *user, const char *stage, const char *reply, const char *from,
 		       const char *to);
+	/* Per-client rates (client_limits.h): at MAIL (stage "MAIL") and
+	 * RCPT ("RCPT"), after the sequence checks, count the event, or
+	 * refuse it with the reply returned (a 4xx line without CRLF, valid
+	 * until the next call; 452 4.7.1 for mail, 452 4.5.3 for recipients):
+	 * sent as is, not counted as an error, logged through cb.reject.
+	 * NULL (or no callback): go on. */
+	const char *(*rate)(void *user, const char *stage);
 	void *user;
 };
 
@@ -296,7 +303,12 @@ int smtp_session_auth_request(const struct smtp_session *s, const char **name,
 /* The check's answer: 1 good (235 2.7.0; the session may relay anywhere
  * and its messages carry the identity), 0 wrong (535 5.7.8; after
  * conf.max_auth_failures of them, 421 4.7.0 and close), -1 could not check
- * (454 4.7.0). The password is wiped. 0, or -1 if no AUTH was pending. */
+ * (454 4.7.0), SMTP_AUTH_RATE not checked because the client address is
+ * over its rate of failures (421 4.7.0 and close), SMTP_AUTH_RATE_USER
+ * good but the user is over its connection rate (421 4.7.0 and close, not
+ * authenticated). The password is wiped. 0, or -1 if no AUTH was pending. */
+#define SMTP_AUTH_RATE      (-2)
+#define SMTP_AUTH_RATE_USER (-3)
 int smtp_session_auth_done(struct smtp_session *s, int result);
 
 /* The connection is gone: forget any AUTH in progress and wipe its
@@ -321,6 +333,9 @@ void smtp_session_timeout(struct smtp_session *s);
  * limit (counted by the caller): the greeting is replaced by "421 4.7.0",
  * then SMTP_EV_CLOSE. */
 void smtp_session_refuse(struct smtp_session *s);
+/* The same for a client over its connection rate (client_limits.h):
+ * "421 4.7.0 ... too many connections from ADDR". */
+void smtp_session_refuse_rate(struct smtp_session *s);
 /* Service shutting down: 421 4.3.2, then SMTP_EV_CLOSE (deferred until
  * smtp_session_queued() if a message is waiting for the queue). */
 void smtp_session_shutdown(struct smtp_session *s);

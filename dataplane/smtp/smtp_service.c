@@ -29,6 +29,8 @@
  */
 #include "dataplane/smtp/smtp_service.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,6 +84,7 @@ struct smtp_conn {
 	uint32_t gen;			/* bumped per connection in this slot */
 	bool rdns_pending;		/* asked the reverse name, no answer yet */
 	bool auth_pending;		/* an ASK_AUTH is out, no answer yet */
+	bool auth_charged;		/* ... charged to the failure rate */
 	uint64_t rdns_until;		/* a message waits for it until then */
 	struct smtp_live *live;		/* the settings it was accepted under,
 					 * counted in live->sessions; NULL: none */
@@ -141,6 +144,7 @@ struct smtp_service {
 	uint32_t nchunks, nfree;
 	uint32_t *free_chunks;
 
+	char rate_reply[128];		/* cb.rate's answer (engine copies it) */
 	bool draining;
 	atomic_uint active;
 	struct smtp_service_stats stats;
@@ -600,6 +604,168 @@ static unsigned take_completions(struct smtp_service *svc)
 	return n;
 }
 
+/* ---- per-client rates (client_limits.h) ------------------------------------------ */
+
+/* The rates apply to this session (a table, and a client not exempt). */
+static struct client_limits *rates_for(const struct smtp_conn *sc)
+{
+	struct client_limits *t = sc->svc->limits->clients;
+
+	return t && !cl_exempt(&sc->live->rates, sc->ip) ? t : NULL;
+}
+
+static const char *service_name(const struct smtp_conn *sc)
+{
+	return sc->s.conf->submission ? "submission" : "smtp";
+}
+
+/* A rate refusal's line for the mail log (ask.h ASK_MAILLOG). A flood
+ * repeats them as fast as it connects, so they take a slot only while
+ * more than half are free: the questions (reverse names, AUTH) keep the
+ * rest. Skipped lines are counted (rate_log_skipped). */
+static void maillog_line(struct smtp_conn *sc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void maillog_line(struct smtp_conn *sc, const char *fmt, ...)
+{
+	struct smtp_service *svc = sc->svc;
+	struct ask *a;
+	va_list ap;
+
+	if (!svc->asks)
+		return;
+	if (!ask_spare(svc->asks) || !(a = ask_get(svc->asks))) {
+		svc->stats.rate_log_skipped++;
+		return;
+	}
+	a->kind = ASK_MAILLOG;
+	a->who = (uint32_t)(sc - svc->conns);
+	a->gen = sc->gen;
+	va_start(ap, fmt);
+	vsnprintf(a->text, sizeof(a->text), fmt, ap);
+	va_end(ap);
+	ask_post(svc->asks, a);
+}
+
+/* A new connection from sc->ip: over its connection rate? (counted if not) */
+static bool conn_rate_over(struct smtp_conn *sc)
+{
+	struct client_limits *t = rates_for(sc);
+	const struct cl_conf *rc = &sc->live->rates;
+	struct cl_key k = cl_key_addr(sc->ip);
+
+	if (!t || cl_take(t, &k, CL_CONN, rc->addr[CL_CONN], rc->window_ns,
+			  *sc->svc->clock_ns) == 0)
+		return false;
+	sc->svc->stats.rej_conn_rate++;
+	maillog_line(sc, "warning: Connection rate limit exceeded: %u from unknown[%s] for "
+		     "service %s", cl_level(t, &k, CL_CONN, rc->addr[CL_CONN], rc->window_ns,
+					    *sc->svc->clock_ns), sc->s.client_ip,
+		     service_name(sc));
+	return true;
+}
+
+/* An AUTH about to be checked: each attempt is charged to the address's
+ * failure rate before the hash (so parallel sessions cannot slip more
+ * attempts past it than it holds), and given back if it succeeds. True:
+ * the address is over, refuse without asking the auth worker. */
+static bool auth_rate_over(struct smtp_conn *sc)
+{
+	struct client_limits *t = rates_for(sc);
+	const struct cl_conf *rc = &sc->live->rates;
+	struct cl_key k = cl_key_addr(sc->ip);
+
+	sc->auth_charged = false;
+	if (!t || !rc->addr[CL_AUTHFAIL])
+		return false;
+	if (cl_take(t, &k, CL_AUTHFAIL, rc->addr[CL_AUTHFAIL], rc->window_ns,
+		    *sc->svc->clock_ns) == 0) {
+		sc->auth_charged = true;
+		return false;
+	}
+	maillog_line(sc, "warning: Authentication failure rate limit exceeded: %u from "
+		     "unknown[%s] for service %s", rc->addr[CL_AUTHFAIL], sc->s.client_ip,
+		     service_name(sc));
+	return true;
+}
+
+/* The auth worker's answer for this session: a failure stays charged to
+ * the address; anything else is given back, and a success counts against
+ * the user's connection rate. The answer to give the engine. */
+static int auth_rate_answer(struct smtp_conn *sc, int status)
+{
+	struct client_limits *t = rates_for(sc);
+	const struct cl_conf *rc = &sc->live->rates;
+	uint64_t now = *sc->svc->clock_ns;
+
+	if (!t)
+		return status;
+	if (sc->auth_charged) {
+		struct cl_key k = cl_key_addr(sc->ip);
+		if (status == 0)
+			sc->svc->stats.auth_fail_counted++;
+		else
+			cl_refund(t, &k, CL_AUTHFAIL, rc->addr[CL_AUTHFAIL], rc->window_ns, now);
+		sc->auth_charged = false;
+	}
+	if (status == 1 && sc->s.auth_user[0]) {
+		struct cl_key k = cl_key_user(sc->s.auth_user);
+		if (cl_take(t, &k, CL_CONN, rc->user[CL_CONN], rc->window_ns, now)) {
+			bool printable = true;	/* a LOGIN name may hold any octet but NUL */
+			for (const char *p = sc->s.auth_user; *p; p++)
+				printable &= *p > ' ' && *p < 0x7f;
+			sc->svc->stats.rej_user_rate++;
+			maillog_line(sc, "warning: Connection rate limit exceeded: %u for "
+				     "sasl_username=%s from unknown[%s] for service %s",
+				     rc->user[CL_CONN], printable ? sc->s.auth_user : "(unprintable)",
+				     sc->s.client_ip, service_name(sc));
+			return SMTP_AUTH_RATE_USER;
+		}
+	}
+	return status;
+}
+
+/* The engine's cb.rate, at MAIL and RCPT: the user's rate (when
+ * authenticated), then the address's. A refusal's reply, or NULL. */
+static const char *on_rate(void *user, const char *stage)
+{
+	struct smtp_conn *sc = user;
+	struct smtp_service *svc = sc->svc;
+	struct client_limits *t = rates_for(sc);
+	const struct cl_conf *rc = &sc->live->rates;
+	bool mail = stage[0] == 'M';
+	enum cl_kind kind = mail ? CL_MSG : CL_RCPT;
+	uint64_t now = *svc->clock_ns;
+	bool authed = sc->s.authenticated && sc->s.auth_user[0];
+	struct cl_key ka, ku;
+
+	if (!t)
+		return NULL;
+	if (authed) {
+		ku = cl_key_user(sc->s.auth_user);
+		if (cl_over(t, &ku, kind, rc->user[kind], rc->window_ns, now)) {
+			svc->stats.rej_user_rate++;
+			snprintf(svc->rate_reply, sizeof(svc->rate_reply), "%s",
+				 mail ? "452 4.7.1 Error: too much mail from this user"
+				      : "452 4.5.3 Error: too many recipients from this user");
+			return svc->rate_reply;
+		}
+	}
+	ka = cl_key_addr(sc->ip);
+	if (cl_take(t, &ka, kind, rc->addr[kind], rc->window_ns, now)) {
+		if (mail)
+			svc->stats.rej_msg_rate++;
+		else
+			svc->stats.rej_rcpt_rate++;
+		snprintf(svc->rate_reply, sizeof(svc->rate_reply),
+			 mail ? "452 4.7.1 Error: too much mail from %s"
+			      : "452 4.5.3 Error: too many recipients from %s", sc->s.client_ip);
+		return svc->rate_reply;
+	}
+	if (authed)
+		(void)cl_take(t, &ku, kind, rc->user[kind], rc->window_ns, now);
+	return NULL;
+}
+
 /* ---- the pump -------------------------------------------------------------------- */
 
 static void timer_arm(struct smtp_conn *sc, uint64_t at);
@@ -615,10 +781,17 @@ static bool auth_ask(struct smtp_conn *sc)
 
 	if (sc->auth_pending || smtp_session_auth_request(&sc->s, &name, &pass, &pl) < 0)
 		return false;
+	if (auth_rate_over(sc)) {
+		/* the address failed too often: refused before the hash, so a
+		 * brute force never floods the auth worker */
+		svc->stats.rej_auth_rate++;
+		smtp_session_auth_done(&sc->s, SMTP_AUTH_RATE);	/* 421 4.7.0 */
+		return true;
+	}
 	nl = strlen(name);
 	if (!svc->asks || nl + 1 + pl + 1 > sizeof(a->text) || !(a = ask_get(svc->asks))) {
 		svc->stats.auth_no_slot++;
-		smtp_session_auth_done(&sc->s, -1);	/* 454 4.7.0 */
+		smtp_session_auth_done(&sc->s, auth_rate_answer(sc, -1));	/* 454 4.7.0 */
 		return true;
 	}
 	a->kind = ASK_AUTH;
@@ -951,8 +1124,8 @@ static unsigned rdns_answers(struct smtp_service *svc)
 					sc->auth_pending = false;
 			} else {
 				sc->auth_pending = false;
-				smtp_session_auth_done(&sc->s, a->status == 1 ? 1 :
-							       a->status == 0 ? 0 : -1);
+				smtp_session_auth_done(&sc->s, auth_rate_answer(sc, a->status == 1 ? 1 :
+							       a->status == 0 ? 0 : -1));
 				pump(sc);
 			}
 			memset(a->text, 0, sizeof(a->text));
@@ -989,7 +1162,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	struct smtp_session_cb cb = {
 		.sink = on_body, .msg_begin = on_msg_begin, .trace_id = on_trace_id,
 		.rcpt = on_rcpt, .rcpt_reset = on_rcpt_reset, .etrn = on_etrn,
-		.reject = on_reject,
+		.reject = on_reject, .rate = on_rate,
 	};
 	uint16_t lport;
 	bool sub;
@@ -1019,6 +1192,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->gen++;
 	sc->rdns_pending = false;
 	sc->auth_pending = false;
+	sc->auth_charged = false;
 	tcp_set_user(c, sc);
 
 	client.ip = sc->ip;
@@ -1038,6 +1212,11 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 			pump(sc);
 			return true;
 		}
+	}
+	if (conn_rate_over(sc)) {
+		smtp_session_refuse_rate(&sc->s);	/* 421 4.7.0, not counted */
+		pump(sc);
+		return true;
 	}
 	over = limits_take(svc, sc->ip);
 	if (over == 0) {
@@ -1279,6 +1458,7 @@ struct smtp_live *smtp_live_new(const struct smtp_service_conf *conf, bool own_t
 	l->lifetime_s = conf->lifetime_s;
 	l->bounce_lifetime_s = conf->bounce_lifetime_s;
 	l->rdns_wait_ns = conf->rdns_wait_ns;
+	l->rates = conf->rates;
 	atomic_init(&l->sessions, 0);
 	return l;
 }

@@ -49,6 +49,15 @@
  * auth worker runs the hash, never this lcore); the session waits for the
  * answer with the command timeout; no ask slot free: 454 4.7.0.
  *
+ * Rates. With a client_limits table (smtp_limits.clients) and the
+ * snapshot's rates ([limits]), a connection is counted against its
+ * address at accept (over: 421 4.7.0, no session slot taken), MAIL and
+ * RCPT against the address and the AUTH user (engine cb.rate: 452 4.7.1,
+ * 452 4.5.3), and every AUTH attempt against the address's failure rate
+ * before it is asked (over: 421 4.7.0, the auth worker never sees it;
+ * given back when it succeeds). Refusals go to the mail log as ASK_MAILLOG
+ * lines while the ask port has slots to spare.
+ *
  * Shutdown. smtp_service_drain() stops listening and gives every session
  * "421 4.3.2" (after its pending message is answered); smtp_service_active()
  * reaches 0 once every connection is closed and no submission is in flight.
@@ -61,6 +70,7 @@
 #include <stdint.h>
 
 #include "common/stats.h"
+#include "dataplane/smtp/client_limits.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/smtp_server.h"
 
@@ -83,6 +93,8 @@ struct smtp_limits {
 	atomic_uint total;
 	uint32_t seed[2];
 	atomic_uint per_client[2][SMTP_LIMIT_BUCKETS];
+	struct client_limits *clients;	/* per-client rates (client_limits.h), set
+					 * by the owner; NULL: no rate limits */
 };
 void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1);
 
@@ -118,6 +130,7 @@ struct smtp_live {
 	unsigned max_per_client;	/* per client address, all lcores */
 	uint64_t lifetime_s, bounce_lifetime_s;	/* as in smtp_service_conf */
 	uint64_t rdns_wait_ns;
+	struct cl_conf rates;		/* per-client rate limits ([limits]) */
 	uint64_t gen;			/* set by the publisher: 1, 2, ... */
 	atomic_uint sessions;		/* sessions accepted under it, still open */
 	struct smtp_live *retired_next;	/* the publisher's list of replaced ones */
@@ -164,6 +177,12 @@ struct smtp_service_conf {
 					 * message waits at most this long after
 					 * the connect for it before its Received
 					 * header is final. 0: not asked */
+	struct cl_conf rates;		/* per-client rate limits (client_limits.h):
+					 * connections at accept (421 4.7.0), MAIL
+					 * (452 4.7.1), RCPT (452 4.5.3) per client
+					 * address and per AUTH user, failed AUTHs
+					 * per address (421 4.7.0 before the hash);
+					 * all 0: none */
 };
 
 #define SMTP_SERVICE_STATS(X) \
@@ -172,7 +191,9 @@ struct smtp_service_conf {
 	X(tls_handshakes) X(tls_failures) X(body_nomem) X(rcpt_nomem) X(rcvbuf_overflow) \
 	X(queue_submitted) X(queue_ok) X(queue_nospace) X(queue_failed) \
 	X(queue_refused) X(rdns_asked) X(rdns_named) X(rdns_unknown) X(rdns_late) \
-	X(rdns_waited) X(auth_asked) X(auth_no_slot) X(auth_late)
+	X(rdns_waited) X(auth_asked) X(auth_no_slot) X(auth_late) \
+	X(rej_conn_rate) X(rej_msg_rate) X(rej_rcpt_rate) X(rej_auth_rate) X(rej_user_rate) \
+	X(auth_fail_counted) X(rate_log_skipped)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
 extern const char *const smtp_service_stat_names[];
 extern const unsigned smtp_service_stat_count;

@@ -14,8 +14,8 @@
 #  - sluicectl user list / add (only the hash is sent) / remove;
 #  - counters: smtp.auth_ok / auth_failed, auth.checked from the worker;
 #  - the spool: the relayed messages carry "with ESMTPSA" (RFC 3848).
-# Per-client-address rate limiting of failures across sessions is not
-# here yet (issue 18, acceptance 4).
+# Per-client-address rate limiting of failures across sessions is
+# limits_e2e.sh's (issue 18, acceptance 4).
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup auth "$1"

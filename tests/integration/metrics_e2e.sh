@@ -132,6 +132,12 @@ table = {  # group.name -> (family, label) of control/metrics.c's table
     "net.eth_drop_not_for_us": ("sluice_net_eth_drop_not_for_this_host_total", None),
     "net.arp_drop_not_for_us": ("sluice_net_arp_drop_not_for_this_host_total", None),
     "net.ip_drop_not_for_us": ("sluice_net_ip_drop_not_for_this_host_total", None),
+    "smtpd.rej_conn_rate": ("sluice_client_rate_refusals_total", 'limit="connections"'),
+    "smtpd.rej_msg_rate": ("sluice_client_rate_refusals_total", 'limit="messages"'),
+    "smtpd.rej_rcpt_rate": ("sluice_client_rate_refusals_total", 'limit="recipients"'),
+    "smtpd.rej_auth_rate": ("sluice_client_rate_refusals_total", 'limit="auth_failures"'),
+    "smtpd.rej_user_rate": ("sluice_client_rate_refusals_total", 'limit="user"'),
+    "clients.tracked": ("sluice_clients_tracked", None),
 }
 def sane(s): return re.sub(r'[^a-zA-Z0-9_:]', '_', s)
 missing, checked, compared, differ = [], 0, 0, []

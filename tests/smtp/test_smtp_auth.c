@@ -7,7 +7,9 @@
  * in Received and the identity on the message; wrong -> 535 5.7.8 and 421
  * after max_auth_failures; temp -> 454; a submission listener wants TLS
  * and AUTH before MAIL; implicit TLS offers AUTH at once; base64 and PLAIN
- * splitting are strict.
+ * splitting are strict. The per-client rates' replies (cb.rate at MAIL and
+ * RCPT, SMTP_AUTH_RATE and _USER, smtp_session_refuse_rate): 452 4.7.1,
+ * 452 4.5.3 not counted as errors, 421 4.7.0 and close.
  */
 #include <criterion/criterion.h>
 
@@ -275,5 +277,129 @@ Test(smtp_auth, a_client_leaving_mid_auth_leaves_no_password)
 	cr_assert_eq(h->s.auth_pass_len, 0);
 	cr_assert_eq(smtp_session_auth_done(&h->s, 1), -1, "an answer after the end was taken");
 	cr_assert(!h->s.authenticated);
+	th_free(h);
+}
+
+/* ---- per-client rates (cb.rate, SMTP_AUTH_RATE*, refuse_rate) ---------------------- */
+
+/* cb.rate for the tests: refuses a stage once `allow` of it have passed. */
+static struct {
+	unsigned mail, rcpt, allow_mail, allow_rcpt;
+} rt;
+
+static const char *test_rate(void *user, const char *stage)
+{
+	(void)user;
+	if (strcmp(stage, "MAIL") == 0)
+		return ++rt.mail > rt.allow_mail ? "452 4.7.1 Error: too much mail from 203.0.113.7"
+						   : NULL;
+	cr_assert_str_eq(stage, "RCPT");
+	return ++rt.rcpt > rt.allow_rcpt ? "452 4.5.3 Error: too many recipients from 203.0.113.7"
+					 : NULL;
+}
+
+static struct th *rate_th(unsigned allow_mail, unsigned allow_rcpt)
+{
+	struct th *h = th_new(OUTSIDE_IP, "203.0.113.0/24", "example.com");
+
+	memset(&rt, 0, sizeof(rt));
+	rt.allow_mail = allow_mail;
+	rt.allow_rcpt = allow_rcpt;
+	h->s.cb.rate = test_rate;
+	h->auto_queue = true;
+	return h;
+}
+
+/* Over the message rate: 452 4.7.1 to MAIL, logged as a reject, not counted
+ * as an error (the session stays), and the next MAIL is asked again. */
+Test(smtp_rate, mail_refused_by_the_rate)
+{
+	struct th *h = rate_th(2, 100);
+	const char *m = "MAIL FROM:<s@a.example>\r\nRCPT TO:<r@b.example>\r\nDATA\r\n"
+			"Subject: x\r\n\r\nx\r\n.\r\n";
+	char buf[256];
+
+	th_feeds(h, EHLO);
+	for (int i = 0; i < 2; i++)
+		th_run(h, m, strlen(m), 0);
+	cr_expect_eq(h->messages, 2, "two messages within the rate: %u", h->messages);
+	th_feeds(h, "MAIL FROM:<s@a.example>\r\n");
+	cr_expect(th_has(h, "452 4.7.1 Error: too much mail from 203.0.113.7"), "%s", h->out);
+	cr_expect_eq(h->st.rej_rate, 1);
+	cr_expect_eq(h->s.errors, 0, "the 452 is no error: %u", h->s.errors);
+	cr_expect_eq(h->rejects, 1);
+	snprintf(buf, sizeof(buf), "MAIL|452 4.7.1 Error: too much mail from 203.0.113.7|s@a.example|-");
+	cr_expect_str_eq(h->reject, buf);
+	cr_expect_eq(rt.mail, 3, "every MAIL asked the rate");
+	rt.allow_mail = 10;	/* the client slowed down: its next MAIL goes */
+	th_clear(h);
+	th_run(h, m, strlen(m), 0);
+	cr_expect_eq(h->messages, 3, "%s", h->out);
+	th_free(h);
+}
+
+/* Over the recipient rate: 452 4.5.3 to that RCPT only; the others of the
+ * transaction stay. */
+Test(smtp_rate, rcpt_refused_by_the_rate)
+{
+	struct th *h = rate_th(10, 2);
+	const struct smtp_message *msg;
+	const char *m = "MAIL FROM:<s@a.example>\r\nRCPT TO:<r1@b.example>\r\n"
+			"RCPT TO:<r2@b.example>\r\nRCPT TO:<r3@b.example>\r\nDATA\r\n"
+			"Subject: x\r\n\r\nx\r\n.\r\n";
+
+	th_feeds(h, EHLO);
+	h->auto_queue = false;
+	th_run(h, m, strlen(m), 0);
+	cr_expect(th_has(h, "452 4.5.3 Error: too many recipients from 203.0.113.7"), "%s", h->out);
+	msg = smtp_session_message(&h->s);
+	cr_assert_not_null(msg, "the message with its two recipients: %s", h->out);
+	cr_expect_eq(msg->nrcpt, 2, "the two recipients within the rate are kept: %u",
+		     msg->nrcpt);
+	cr_expect_eq(h->st.rej_rate, 1);
+	cr_expect_eq(h->s.errors, 0);
+	th_free(h);
+}
+
+/* An AUTH refused because the address failed too often (checked before
+ * the hash) and a good one refused by the user's connection rate: 421
+ * 4.7.0 and close, never authenticated. */
+Test(smtp_rate, auth_refused_by_the_rates)
+{
+	int results[2] = { SMTP_AUTH_RATE, SMTP_AUTH_RATE_USER };
+	const char *text[2] = { "421 4.7.0 mx.sluice.test Error: too many authentication failures "
+				"from 203.0.113.7",
+				"421 4.7.0 mx.sluice.test Error: too many connections for this user" };
+
+	for (int i = 0; i < 2; i++) {
+		struct th *h = auth_th(true);
+		tls_up(h);
+		th_clear(h);
+		th_feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+		expect_auth(h, "alice", "secret");
+		cr_assert_eq(smtp_session_auth_done(&h->s, results[i]), 0);
+		th_drain(h);
+		cr_expect(th_has(h, text[i]), "%s", h->out);
+		cr_expect(!th_has(h, "235"), "%s", h->out);
+		cr_expect_not(h->s.authenticated);
+		cr_expect_eq(h->s.auth_pass[0], '\0', "password not wiped");
+		cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_CLOSE);
+		cr_expect_eq(h->st.auth_refused, 1);
+		th_free(h);
+	}
+}
+
+Test(smtp_rate, connection_refused_by_the_rate)
+{
+	struct th *h = th_new(OUTSIDE_IP, NULL, NULL);
+	char line[256];
+
+	th_clear(h);
+	smtp_session_refuse_rate(&h->s);
+	th_drain(h);
+	cr_expect_eq(th_nlines(h), 1, "%s", h->out);
+	cr_expect_str_eq(th_line(h, 0, line, sizeof(line)),
+			 "421 4.7.0 mx.sluice.test Error: too many connections from 203.0.113.7");
+	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_CLOSE);
 	th_free(h);
 }

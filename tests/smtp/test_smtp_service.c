@@ -968,3 +968,82 @@ Test(smtp_service, reload_new_sessions_new_settings_old_keep_theirs)
 	smtp_live_free(l1);
 	smtp_live_free(l2);
 }
+
+/* The per-client rates (client_limits.h) wired in: a connection over
+ * connection_rate gets 421 4.7.0 at once, a MAIL over message_rate 452
+ * 4.7.1; both counted. The clock is the lcore's (the wire's, here). */
+Test(smtp_service, connection_and_message_rates)
+{
+	char err[64];
+
+	limits.clients = cl_create(42);
+	cr_assert_not_null(limits.clients);
+	conf.rates.window_ns = 60 * NS_PER_SEC;
+	conf.rates.addr[CL_CONN] = 2;
+	conf.rates.addr[CL_MSG] = 1;
+	cr_assert_eq(cl_conf_exempt(&conf.rates, "10.0.0.0/8", NULL, err, sizeof(err)), 0);
+	start();
+	connect_client(&cl[0]);
+	connect_client(&cl[1]);
+	cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+				       &tapp_cb, &cl[2]));
+	cr_assert(wait_text(&cl[2], "421 4.7.0 mx.test Error: too many connections from "
+				    "198.18.0.3"));
+	cr_expect_eq(smtp_service_get_stats(svc)->rej_conn_rate, 1);
+	cr_expect_eq(smtp_service_get_stats(svc)->accepted, 2, "the refused one holds no slot");
+	send_message(&cl[0]);
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	cl[0].rxlen = 0;
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "452 4.7.1 Error: too much mail from 198.18.0.3"));
+	cr_expect_eq(smtp_service_get_stats(svc)->rej_msg_rate, 1);
+	/* a window later the client has its allowance again */
+	w.a.ns.now_ns += 60 * NS_PER_SEC;
+	cl[0].rxlen = 0;
+	send_str(&cl[0], "MAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.0 Ok"));
+	smtp_service_destroy(svc);
+	svc = NULL;
+	cl_free(limits.clients);
+	limits.clients = NULL;
+}
+
+/* A connection flood over its rate logs its refusals only while more than
+ * half of the lcore's question slots are free: the rest stay for reverse
+ * names and AUTH. */
+Test(smtp_service, rate_refusal_lines_leave_slots_for_questions)
+{
+	struct ask *a[8];
+	unsigned n;
+
+	limits.clients = cl_create(7);
+	cr_assert_not_null(limits.clients);
+	conf.rates.window_ns = 60 * NS_PER_SEC;
+	conf.rates.addr[CL_CONN] = 1;
+	start();
+	asks = ask_port_create(4);
+	cr_assert_not_null(asks);
+	smtp_service_set_asks(svc, asks);
+	connect_client(&cl[0]);
+	for (int i = 1; i < 4; i++) {
+		cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+					       &tapp_cb, &cl[i]));
+		cr_assert(wait_text(&cl[i], "421 4.7.0 mx.test Error: too many connections"));
+	}
+	cr_expect_eq(smtp_service_get_stats(svc)->rej_conn_rate, 3);
+	n = ask_take(asks, a, 8);
+	cr_expect_eq(n, 2, "two lines logged, then the reserve: %u", n);
+	for (unsigned i = 0; i < n; i++) {
+		cr_expect_eq(a[i]->kind, ASK_MAILLOG);
+		cr_expect(strstr(a[i]->text, "warning: Connection rate limit exceeded: 1 from "
+				 "unknown[198.18.0.3] for service smtp") != NULL, "%s", a[i]->text);
+		ask_answer(asks, a[i]);
+	}
+	cr_expect_eq(smtp_service_get_stats(svc)->rate_log_skipped, 1);
+	smtp_service_destroy(svc);
+	svc = NULL;
+	ask_port_free(asks);
+	asks = NULL;
+	cl_free(limits.clients);
+	limits.clients = NULL;
+}

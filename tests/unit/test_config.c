@@ -442,6 +442,10 @@ Test(config_check, refuses_what_startup_would)
 		{ "[smtp]\nstarttls = no\nsubmission_port = 587\n", 3,
 		  "smtp.submission_port: needs TLS (starttls = yes)" },
 		{ "[auth]\nusers = /nonexistent/users\n", 2, "auth.users: /nonexistent/users: No such file" },
+		{ "[limits]\nexempt = mynetworks 10.0.0.1/8\n", 2,
+		  "limits.exempt: '10.0.0.1/8' has host bits set" },
+		{ "[limits]\nexempt = clients.example\n", 2,
+		  "limits.exempt: 'clients.example' is not an IPv4 address" },
 	};
 	struct config_machine m = machine("0-7", "0-1");
 
