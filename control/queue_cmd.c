@@ -390,11 +390,14 @@ static json_t *list_row(const struct queue_msg *m)
 	char ids[QUEUE_ID_STR];
 
 	id_str(m->id, ids);
-	return json_pack("{s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:o}", "id", ids, "arrival",
+	return json_pack("{s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:o,s:o,s:o}", "id", ids, "arrival",
 			 ji(m->arrival), "size", ji(m->size), "sender",
 			 ctl_json_text(m->sender ? m->sender : ""), "status",
 			 m->held ? "!" : m->claimed ? "*" : " ", "held", m->held, "active",
-			 m->claimed, "recipients", rcpts_json(json_array(), m, false));
+			 m->claimed, "sasl_username",
+			 ctl_json_text(m->auth_user ? m->auth_user : ""), "hold_reason",
+			 ctl_json_text(m->held && m->hold_reason ? m->hold_reason : ""),
+			 "recipients", rcpts_json(json_array(), m, false));
 }
 
 /* The other parts of a message spanning shards: their undone recipients
@@ -816,6 +819,11 @@ static json_t *show(struct qcmd *w, const struct qreq *r, char *err, size_t errl
 			ctl_json_text(m->client_name ? m->client_name : ""), "client_addr",
 			ctl_json_text(m->client_addr ? m->client_addr : ""), "helo",
 			ctl_json_text(m->helo ? m->helo : ""), "warned", m->warned);
+	if (res)
+		json_object_update_new(res, json_pack("{s:o,s:o,s:o}", "sasl_method",
+			ctl_json_text(m->auth_method ? m->auth_method : ""), "sasl_username",
+			ctl_json_text(m->auth_user ? m->auth_user : ""), "hold_reason",
+			ctl_json_text(m->held && m->hold_reason ? m->hold_reason : "")));
 	rc = json_array();
 	hist = json_array();
 	shards = json_array();
@@ -922,7 +930,9 @@ static void change_add(struct change *c, uint64_t id, uint64_t shards)
 	for (unsigned sh = 0; sh < QUEUE_SHARDS_MAX; sh++)
 		if (shards & (1ull << sh))
 			c->ops[c->nops++] = (struct queue_op){ .op = c->op, .shard = sh, .id = id,
-							       .now = now };
+							       .now = now,
+							       .reply = c->op == QUEUE_OP_HOLD ?
+							       "held by the operator" : NULL };
 }
 
 static const char *change_name(enum qkind k)

@@ -1476,7 +1476,14 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 	if (c->token == 1 && !(m->shards & ((1ull << m->shard) - 1))) {
 		/* its first claim, at its lowest shard: the message enters the
 		 * mail log (maillog.h; Postfix's qmgr logs from= likewise) */
-		if (m->client_addr && m->client_addr[0])
+		if (m->client_addr && m->client_addr[0] && m->auth_user && m->auth_user[0])
+			/* as Postfix's smtpd logs an authenticated client */
+			maillog(ML_SMTPD, "%s: client=%s[%s], sasl_method=%s, sasl_username=%s",
+				p->ids,
+				m->client_name && m->client_name[0] ? m->client_name : "unknown",
+				m->client_addr, m->auth_method && m->auth_method[0] ?
+				m->auth_method : "unknown", m->auth_user);
+		else if (m->client_addr && m->client_addr[0])
 			maillog(ML_SMTPD, "%s: client=%s[%s]", p->ids,
 				m->client_name && m->client_name[0] ? m->client_name : "unknown",
 				m->client_addr);
