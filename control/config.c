@@ -204,6 +204,11 @@ static const struct key keys[] = {
 	{ "control", "read_group", K_STR, F(control.read_group), 0, 0, NULL },
 	{ "control", "mode", K_MODE, F(control.mode), 0, 0777, NULL },
 	{ "auth", "users", K_STR, F(auth.users), 0, 0, NULL },
+	{ "quota", "user_messages", K_UINT, F(quota.user_messages), 0, UINT32_MAX, NULL },
+	{ "quota", "user_recipients", K_UINT, F(quota.user_recipients), 0, UINT32_MAX, NULL },
+	{ "quota", "client_messages", K_UINT, F(quota.client_messages), 0, UINT32_MAX, NULL },
+	{ "quota", "client_recipients", K_UINT, F(quota.client_recipients), 0, UINT32_MAX, NULL },
+	{ "quota", "map", K_STR, F(quota.map), 0, 0, NULL },
 	{ "metrics", "listen", K_STR, F(metrics.listen), 0, 0, NULL },
 	{ "metrics", "top_destinations", K_UINT, F(metrics.top_destinations), 0, 100, NULL },
 };
