@@ -1473,9 +1473,11 @@ static bool part_quota(struct sched *s, struct spart *p)
 			  nrcpt, why) != QUOTA_HOLD)
 		return false;
 	part_hold(p, why);
-	s->st.quota_held++;
-	log_notice("%s: held: %s", p->ids, why);
-	maillog(ML_QMGR, "%s: hold: %s", p->ids, why);
+	if (!(m->shards & ((1ull << m->shard) - 1))) {	/* once a message: its lowest part */
+		s->st.quota_held++;
+		log_notice("%s: held: %s", p->ids, why);
+		maillog(ML_QMGR, "%s: hold: %s", p->ids, why);
+	}
 	return true;
 }
 

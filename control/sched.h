@@ -329,7 +329,8 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
  * memory, a job slot, a full job ring; close_events: idle connections
  * closed by an lcore; loops_held: parts held for a route back to us;
  * given_up: recipients the operator bounced; quota_held: messages held at
- * their first claim by quota.h (over a daily quota, or a suspended user);
+ * their first claim by quota.h (over a daily quota, or a suspended user;
+ * a message spanning shards once);
  * notices_waiting: parts whose
  * results wait for their notice (gauge); dsn_*: bounce.h's counters
  * (dsn_inflight a gauge). Gauges: active (parts in memory), queued (items

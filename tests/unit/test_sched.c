@@ -2446,3 +2446,55 @@ Test(bounce, an_smtputf8_original_gets_a_global_dsn_sent_with_smtputf8)
 	free(r);
 	fx_stop();
 }
+
+/* A message spanning shards counts once against its user's day, with the
+ * recipients of every part, and every part follows the one decision. */
+Test(sched, a_message_spanning_shards_counts_once_and_is_held_whole)
+{
+	struct opts o;
+	struct quota *qs;
+	struct quota_limit lim = { 1, 3 }, none = { 0, 0 };
+	struct quota_usage u;
+	char qdir[128], err[256], d1[32], d2[32], rc[128];
+	uint64_t a, b;
+
+	opts_default(&o);
+	o.shards = 4;
+	fx_start(&o);
+	snprintf(qdir, sizeof(qdir), "%s/quota", dir);
+	qs = quota_open(qdir, err, sizeof(err));
+	cr_assert_not_null(qs, "%s", err);
+	cr_assert_eq(quota_policy_set(qs, &lim, &none, "", NULL, err, sizeof(err)), 0);
+	sched_destroy(s);
+	env.quota = qs;
+	fx_sched(&o);
+	two_shards(d1, d2);
+	route(d1, "[" SINK "]");
+	route(d2, "[" SINK "]");
+	snprintf(rc, sizeof(rc), "x@%s,y@%s", d1, d2);
+	a = put_as(rc, "carol");	/* 1 message, 2 recipients: within 1 and 3 */
+	settle();
+	cr_assert_eq(take(), 2, "both parts go");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(a));
+	cr_assert_eq(quota_usage_get(qs, clk.s, "carol", NULL, &u), 0);
+	cr_assert_eq(u.messages, 1, "counted once, not per part");
+	cr_assert_eq(u.recipients, 2, "with the recipients of both parts");
+	b = put_as(rc, "carol");	/* the second: over */
+	settle();
+	cr_assert_eq(take(), 0, "no part of it goes");
+	for (unsigned sh = 0; sh < 4; sh++) {
+		struct queue_msg *m;
+		if (queue_lookup(q, sh, b, &m) != QUEUE_OK)
+			continue;
+		cr_assert(m->held, "part in shard %u held", sh);
+		cr_assert_str_eq(m->hold_reason, "daily quota: user carol, message 2 of 1 a day");
+		free(m);
+	}
+	cr_assert_eq(stats().quota_held, 1, "one message");
+	cr_assert_eq(quota_usage_get(qs, clk.s, "carol", NULL, &u), 0);
+	cr_assert_eq(u.messages, 2);
+	fx_stop();
+	quota_close(qs);
+}
