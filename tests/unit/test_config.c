@@ -442,6 +442,8 @@ Test(config_check, refuses_what_startup_would)
 		{ "[smtp]\nstarttls = no\nsubmission_port = 587\n", 3,
 		  "smtp.submission_port: needs TLS (starttls = yes)" },
 		{ "[auth]\nusers = /nonexistent/users\n", 2, "auth.users: /nonexistent/users: No such file" },
+		{ "[quota]\nmap = quota\n", 2, "quota.map: 'quota' is not an absolute path" },
+		{ "[quota]\nmap = /nonexistent/quota\n", 2, "quota.map: /nonexistent/quota: No such file" },
 	};
 	struct config_machine m = machine("0-7", "0-1");
 
