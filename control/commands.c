@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "control/plane.h"
+#include "control/quota.h"
 #include "control/reload.h"
 #include "control/users.h"
 #include "dataplane/dataplane.h"
@@ -204,7 +206,8 @@ static int cmd_user_list(struct ctl_ctx *c, int argc, char **argv, json_t **resu
 	const char *path = users_path(c, result);
 	struct users u;
 	char err[320];
-	json_t *names;
+	json_t *names, *list;
+	uint64_t now = clock_real_s();
 
 	if (argc)
 		return CTL_USAGE;
@@ -215,15 +218,34 @@ static int cmd_user_list(struct ctl_ctx *c, int argc, char **argv, json_t **resu
 		return -1;
 	}
 	names = json_array();
-	for (unsigned i = 0; names && i < u.n; i++)
-		if (json_array_append_new(names, json_string(u.e[i].name)) < 0) {
+	list = json_array();
+	for (unsigned i = 0; names && list && i < u.n; i++) {
+		struct quota_usage q = { 0 };
+		uint64_t since = 0;
+		if (plane_quota(c->plane)) {
+			quota_usage_get(plane_quota(c->plane), now, u.e[i].name, NULL, &q);
+			if (q.suspended)
+				quota_is_suspended(plane_quota(c->plane), u.e[i].name, &since);
+		}
+		if (json_array_append_new(names, json_string(u.e[i].name)) < 0 ||
+		    json_array_append_new(list, json_pack(
+			    "{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", u.e[i].name, "state",
+			    q.suspended ? "suspended" : "active", "since", (json_int_t)since,
+			    "messages_today", (json_int_t)q.messages, "recipients_today",
+			    (json_int_t)q.recipients, "messages_limit", (json_int_t)q.lim.messages,
+			    "recipients_limit", (json_int_t)q.lim.recipients)) < 0) {
 			json_decref(names);
 			names = NULL;
 		}
+	}
 	users_free(&u);
-	if (!names)
+	if (!names || !list) {
+		json_decref(names);
+		json_decref(list);
 		return -1;
-	*result = json_pack("{s:{s:s,s:o}}", "users", "file", path, "names", names);
+	}
+	*result = json_pack("{s:{s:s,s:o,s:o}}", "users", "file", path, "names", names, "list",
+			    list);
 	return *result ? 0 : -1;
 }
 
@@ -265,6 +287,75 @@ static int cmd_user_remove(struct ctl_ctx *c, int argc, char **argv, json_t **re
 	if (argc != 1)
 		return CTL_USAGE;
 	return user_set(c, argv[0], NULL, result);
+}
+
+/* suspend NAME: its further mail is held (quota.h), until resume. */
+static int cmd_user_suspend(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	const char *path = users_path(c, result);
+	struct quota *qs = plane_quota(c->plane);
+	struct users u;
+	char err[320];
+	bool known;
+	int r;
+
+	if (argc != 1)
+		return CTL_USAGE;
+	if (!path)
+		return -1;
+	if (!qs) {
+		*result = json_string("no queue: no quota store to keep a suspension in");
+		return -1;
+	}
+	if (users_load(&u, path, err, sizeof(err)) < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	known = users_find(&u, argv[0]) != NULL;
+	users_free(&u);
+	if (!known) {
+		*result = json_pack("s+", "no such user: ", argv[0]);
+		return -1;
+	}
+	r = quota_suspend(qs, argv[0], true, clock_real_s(), err, sizeof(err));
+	if (r < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	log_notice("user %s suspended by the operator%s", argv[0], r ? "" : " (already was)");
+	*result = json_pack("{s:{s:s,s:b,s:b}}", "user", "name", argv[0], "suspended", 1,
+			    "changed", r == 1);
+	return *result ? 0 : -1;
+}
+
+static int plane_forward(struct ctl_ctx *c, const char *cmd, const char *sub, int argc,
+			 char **argv, json_t **result);
+
+/* resume NAME: the suspension ends, and what it held is released (by the
+ * queue thread: the answer is the release's). */
+static int cmd_user_resume(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	struct quota *qs = plane_quota(c->plane);
+	char err[320], *words[4];
+	int r;
+
+	if (argc != 1)
+		return CTL_USAGE;
+	if (!qs) {
+		*result = json_string("no queue: no quota store to keep a suspension in");
+		return -1;
+	}
+	r = quota_suspend(qs, argv[0], false, clock_real_s(), err, sizeof(err));
+	if (r < 0) {
+		*result = ctl_json_text(err);
+		return -1;
+	}
+	log_notice("user %s resumed by the operator%s", argv[0], r ? "" : " (was not suspended)");
+	words[0] = "--user";
+	words[1] = argv[0];
+	words[2] = "--held-for";
+	words[3] = QUOTA_SUSPENDED_PREFIX;
+	return plane_forward(c, "release", NULL, 4, words, result);
 }
 
 /* ---- answered by the control-plane thread ------------------------------------------ */
@@ -352,12 +443,13 @@ const struct ctl_cmd ctl_commands[] = {
 	  "domain or all, the destinations' backoff ends too (postqueue -f / -s / -i, "
 	  "exim -M / -R, qmail's SIGALRM). Held mail stays held." },
 	{ "queue", "list", CTL_READ, cmd_queue_list,
-	  "[--domain D] [--sender S] [--rcpt R] [--held] [--deferred] [--older-than T] "
-	  "[--limit N] [--after CURSOR]",
+	  "[--domain D] [--sender S] [--rcpt R] [--user NAME] [--held] [--deferred] "
+	  "[--older-than T] [--limit N] [--after CURSOR]",
 	  "The queue's messages, a page at a time, like postqueue -p / exim -bp / "
 	  "qmail-qread: ID, status (* in delivery, ! held), size, arrival, sender, "
 	  "undelivered recipients with their last reply. --sender/--rcpt match a part of "
-	  "the address; T is 30s, 5m, 2h, 1d. sluicectl follows the pages (\"next\")." },
+	  "the address; --user: sent by that AUTH user; --held rows say why they are held; "
+	  "T is 30s, 5m, 2h, 1d. sluicectl follows the pages (\"next\")." },
 	{ "queue", "summary", CTL_READ, cmd_queue_summary, "[--top N] [--by sender-domain]",
 	  "Per destination domain (or sender domain): messages incoming (not yet tried), "
 	  "active, deferred, held, bytes, oldest, and by age in qshape's buckets (5, 10, "
@@ -369,12 +461,17 @@ const struct ctl_cmd ctl_commands[] = {
 	  "One message (postcat -q, exim -Mvh/-Mvl, imsimta qm history): envelope, headers, "
 	  "each recipient's state and last reply, every delivery attempt with its reply; "
 	  "--body prints the message." },
-	{ "hold", NULL, CTL_ADMIN, cmd_hold, "ID... | --domain DOMAIN | --all",
+	{ "hold", NULL, CTL_ADMIN, cmd_hold,
+	  "ID... | --domain DOMAIN | --user NAME [--held-for TEXT] | --all",
 	  "Hold messages (postsuper -h, exim -Mf): never tried until released; the time "
 	  "held does not count toward their lifetime." },
-	{ "release", NULL, CTL_ADMIN, cmd_release, "ID... | --domain DOMAIN | --all",
-	  "Release held messages (postsuper -H, exim -Mt): due at once." },
-	{ "delete", NULL, CTL_ADMIN, cmd_delete, "ID... | --domain DOMAIN | --all",
+	{ "release", NULL, CTL_ADMIN, cmd_release,
+	  "ID... | --domain DOMAIN | --user NAME [--held-for TEXT] | --all",
+	  "Release held messages (postsuper -H, exim -Mt): due at once. --user: the held "
+	  "mail of one AUTH user (--held-for: only that whose hold reason has TEXT in it, "
+	  "e.g. \"daily quota\")." },
+	{ "delete", NULL, CTL_ADMIN, cmd_delete,
+	  "ID... | --domain DOMAIN | --user NAME [--held-for TEXT] | --all",
 	  "Delete messages without a DSN (postsuper -d, exim -Mrm, qmail's queue-repair). "
 	  "sluicectl asks first unless --yes." },
 	{ "suspend", NULL, CTL_ADMIN, cmd_suspend, "[DOMAIN [--for T]]",
@@ -407,11 +504,21 @@ const struct ctl_cmd ctl_commands[] = {
 	  "events each holds in its allowance (connections, messages, recipients, failed "
 	  "AUTHs) and how near its limit it is (percent; 100: refused until it slows down)." },
 	{ "user", "list", CTL_READ, cmd_user_list, "",
-	  "The submission users ([auth] users) by name." },
+	  "The submission users ([auth] users) by name, each with its state (active or "
+	  "suspended) and today's messages and recipients against its daily quota "
+	  "([quota], 0: no limit)." },
 	{ "user", "add", CTL_ADMIN, cmd_user_add, "NAME",
 	  "Add a submission user: sluicectl reads the password from stdin (its first line) "
 	  "and sends only its scrypt hash; the users file is rewritten (atomically) and read "
 	  "again at once. A name there already is refused." },
+	{ "user", "suspend", CTL_ADMIN, cmd_user_suspend, "NAME",
+	  "Suspend a submission user: it may still log in, but every message it sends from "
+	  "now on is accepted and held (\"suspended: ...\" in queue list --held), for the "
+	  "operator to look at. Kept across reloads and restarts. To lock it out as well, "
+	  "remove it (or give it a new password)." },
+	{ "user", "resume", CTL_ADMIN, cmd_user_resume, "NAME",
+	  "End a user's suspension and release the messages the suspension held (those "
+	  "held over a daily quota stay held)." },
 	{ "user", "remove", CTL_ADMIN, cmd_user_remove, "NAME",
 	  "Remove a submission user from the users file; it is read again at once (sessions "
 	  "already authenticated keep going)." },

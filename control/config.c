@@ -213,6 +213,11 @@ static const struct key keys[] = {
 	{ "limits", "user_message_rate", K_UINT, F(limits.user_message_rate), 0, CL_LIMIT_MAX, NULL },
 	{ "limits", "user_recipient_rate", K_UINT, F(limits.user_recipient_rate), 0, CL_LIMIT_MAX, NULL },
 	{ "limits", "exempt", K_STR, F(limits.exempt), 0, 0, NULL },
+	{ "quota", "user_messages", K_UINT, F(quota.user_messages), 0, UINT32_MAX, NULL },
+	{ "quota", "user_recipients", K_UINT, F(quota.user_recipients), 0, UINT32_MAX, NULL },
+	{ "quota", "client_messages", K_UINT, F(quota.client_messages), 0, UINT32_MAX, NULL },
+	{ "quota", "client_recipients", K_UINT, F(quota.client_recipients), 0, UINT32_MAX, NULL },
+	{ "quota", "map", K_STR, F(quota.map), 0, 0, NULL },
 	{ "metrics", "listen", K_STR, F(metrics.listen), 0, 0, NULL },
 	{ "metrics", "top_destinations", K_UINT, F(metrics.top_destinations), 0, 100, NULL },
 };

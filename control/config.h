@@ -2,7 +2,7 @@
  * config.h - Sluice's configuration: one INI file, parsed with libinih.
  *
  * Sections: [eal] [port] [lcores] [net] [impair] [log] for what runs today,
- * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [auth] [limits] [control] [metrics] whose keys the
+ * and [smtp] [queue] [retry] [dest] [delivery] [routes] [dns] [tls] [auth] [limits] [quota] [control] [metrics] whose keys the
  * later layers read. Every key is listed once in config.c's table with its type,
  * bounds and default; a key not in the table is an error, as is a value out
  * of range or a line inih cannot parse. Errors carry file:line.
@@ -145,6 +145,11 @@ struct sluice_config {
 		unsigned user_connection_rate, user_message_rate, user_recipient_rate;
 		char exempt[CONFIG_LINE_MAX];	/* CIDRs, "mynetworks" */
 	} limits;
+	struct {			/* daily quotas (control/quota.h); 0: no limit */
+		unsigned user_messages, user_recipients;	/* per AUTH user */
+		unsigned client_messages, client_recipients;	/* per mynetworks address */
+		char map[CONFIG_PATH_MAX];	/* overrides, "NAME MESSAGES RECIPIENTS" */
+	} quota;
 
 	struct {			/* the exporter (control/metrics.h) */
 		char listen[64];	/* "ADDR:PORT" of the HTTP server; "": off */

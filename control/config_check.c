@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "control/metrics.h"
 #include "control/retry.h"
+#include "control/quota.h"
 #include "control/users.h"
 #include "dataplane/cpus.h"
 #include "dataplane/smtp/smtp_policy.h"
@@ -708,6 +709,26 @@ static void check_auth(const struct sluice_config *c, struct config_errors *errs
 	users_free(&u);
 }
 
+/* [quota] map: an absolute path to a file every line of which parses
+ * (quota.h); the first bad line is named. */
+static void check_quota(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct quota_map m;
+	char err[300];
+
+	if (!c->quota.map[0])
+		return;
+	if (c->quota.map[0] != '/') {
+		add_error(c, errs, "quota", "map", "'%s' is not an absolute path", c->quota.map);
+		return;
+	}
+	if (quota_map_load(&m, c->quota.map, err, sizeof(err)) < 0) {
+		add_error(c, errs, "quota", "map", "%s", err);
+		return;
+	}
+	quota_map_free(&m);
+}
+
 /* [metrics] listen: ADDRESS:PORT of this host, not the DPDK port's. */
 static void check_metrics(const struct sluice_config *c, struct config_errors *errs)
 {
@@ -753,5 +774,6 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_control(c, errs);
 	check_metrics(c, errs);
 	check_auth(c, errs);
+	check_quota(c, errs);
 	return errs->count > before ? -1 : 0;
 }

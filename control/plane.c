@@ -135,6 +135,7 @@ struct plane {
 	struct rdns_job rdns[RDNS_JOBS];	/* plane thread only */
 	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
 	struct rdns_stats rdns_st;
+	struct quota *quota;		/* quota.h's store; NULL: no queue */
 	struct auth_worker *auth;	/* NULL: no [auth] users, AUTH answers bad */
 	struct auth_worker_stats auth_snap;
 
@@ -744,6 +745,7 @@ void plane_update_free(struct plane_update *u)
 	if (!u)
 		return;
 	free(u->routes_text);
+	quota_map_free(&u->quota_map);
 	free(u);
 }
 
@@ -803,6 +805,18 @@ static void take_update(struct plane *p)
 		else
 			log_info("reload %llu: %u AUTH user(s) from %s", (unsigned long long)u->gen,
 				 users, u->auth_users);
+	}
+	if (p->quota) {
+		if (quota_policy_set(p->quota, &u->quota_user, &u->quota_client, u->quota_nets,
+				     &u->quota_map, err, sizeof(err)) < 0)
+			log_err("reload %llu: quotas not changed: %s", (unsigned long long)u->gen,
+				err);
+		else
+			log_info("reload %llu: daily quotas: user %u messages %u recipients, "
+				 "client %u messages %u recipients (0: none)",
+				 (unsigned long long)u->gen, u->quota_user.messages,
+				 u->quota_user.recipients, u->quota_client.messages,
+				 u->quota_client.recipients);
 	}
 	atomic_store(&p->update_routes_ok, ok);
 	atomic_store(&p->update_done, u->gen);
@@ -889,6 +903,7 @@ static int sched_start(struct plane *p, const struct sluice_config *cfg, struct 
 	}
 	for (unsigned w = 0; w < env.nports; w++)
 		env.ports[w] = dp_delivery_port(dp, w);
+	env.quota = p->quota;
 	p->sched = sched_create(&sc, &env, err, errlen);
 	if (!p->sched)
 		return -1;
@@ -957,6 +972,13 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 	p->q = q;
 	if (maillog_open(cfg->log.mail, cfg->smtp.hostname, err, errlen) < 0)
 		goto fail;
+	if (q) {	/* the quota store beside the queue's shards */
+		char dir[CONFIG_PATH_MAX + 8];
+		snprintf(dir, sizeof(dir), "%s/quota", cfg->queue.dir);
+		if (!(p->quota = quota_open(dir, err, errlen)) ||
+		    plane_quota_policy(p->quota, cfg, err, errlen) < 0)
+			goto fail;
+	}
 	if (q && cfg->delivery.enabled && sched_start(p, cfg, dp, q, err, errlen) < 0)
 		goto fail;
 	if (q && !(p->qcmd = qcmd_start(q, err, errlen)))
@@ -1011,6 +1033,7 @@ void plane_free(struct plane *p)
 		return;
 	plane_stop(p);
 	sched_destroy(p->sched);
+	quota_close(p->quota);
 	for (unsigned i = 0; i < PLANE_REQ_MAX; i++)
 		json_decref(p->pool[i].reply);
 	if (p->wake_fd >= 0)
@@ -1331,6 +1354,28 @@ void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 	if (p->auth)
 		stats_visit(fn, user, "auth", auth_worker_stat_names, STATS_VALUES(&p->auth_snap),
 			    auth_worker_stat_count);
+	if (p->quota) {
+		struct quota_stats qs;
+		quota_stats_get(p->quota, &qs);
+		stats_visit(fn, user, "quota", quota_stat_names, STATS_VALUES(&qs),
+			    quota_stat_count);
+	}
+}
+
+struct quota *plane_quota(struct plane *p)
+{
+	return p ? p->quota : NULL;
+}
+
+int plane_quota_policy(struct quota *qs, const struct sluice_config *cfg, char *err, size_t n)
+{
+	struct quota_limit user = { cfg->quota.user_messages, cfg->quota.user_recipients };
+	struct quota_limit client = { cfg->quota.client_messages, cfg->quota.client_recipients };
+	struct quota_map m = { 0, NULL };
+
+	if (cfg->quota.map[0] && quota_map_load(&m, cfg->quota.map, err, n) < 0)
+		return -1;
+	return quota_policy_set(qs, &user, &client, cfg->smtp.mynetworks, &m, err, n);
 }
 
 int plane_dest_top(struct plane *p, struct sched_dest_count *out, unsigned max,

@@ -83,7 +83,9 @@
 #include <jansson.h>
 
 #include "common/stats.h"
+#include "control/config.h"
 #include "control/ctl_server.h"
+#include "control/quota.h"
 
 #include "control/dest.h"
 #include "control/retry.h"
@@ -127,6 +129,11 @@ struct plane_update {
 	char *routes_text;		/* the routes file (malloc), NULL: none */
 	char routes_name[256];		/* its name, for messages */
 	char auth_users[256];		/* [auth] users, read again ("": none) */
+	/* [quota]: the limits, the trusted networks they apply to
+	 * ([smtp] mynetworks) and the overrides map, read again */
+	struct quota_limit quota_user, quota_client;
+	char quota_nets[CONFIG_LINE_MAX];
+	struct quota_map quota_map;
 	uint64_t gen;			/* the reload's number, for the log */
 };
 /* Free an update (and its routes text). */
@@ -146,6 +153,14 @@ uint64_t plane_update_applied(struct plane *p, bool *routes_ok);
  * *users, or -1 with err (no [auth] users at start-up, or a bad file: the
  * users in force stay). */
 int plane_auth_reload(struct plane *p, const char *path, unsigned *users, char *err, size_t n);
+
+/* The quota store (quota.h: daily counts, suspensions), for the control
+ * socket's `user` commands on any thread; NULL when there is no queue. */
+struct quota *plane_quota(struct plane *p);
+
+/* The [quota] policy of cfg into qs (the map read from its file). 0, or
+ * -1 with err. */
+int plane_quota_policy(struct quota *qs, const struct sluice_config *cfg, char *err, size_t n);
 
 /* Readable (an eventfd) when answers wait. */
 int plane_reply_fd(const struct plane *p);

@@ -52,6 +52,9 @@ struct qreq {
 	uint64_t after_id;
 	/* summary */
 	unsigned top;
+	/* list, hold, release, delete: --user (the AUTH identity, exact) and,
+	 * not for list, --held-for (a part of the hold reason) */
+	char auth_user[TEXT_ARG_MAX], held_for[TEXT_ARG_MAX];
 	/* show, hold, release, delete */
 	unsigned nids;
 	uint64_t ids[IDS_MAX];
@@ -167,6 +170,10 @@ static int parse_list(struct qreq *r, int argc, char **argv, char *err, size_t e
 			if (!copy_arg(r->rcpt, v))
 				return QCMD_USAGE;
 			i++;
+		} else if (strcmp(o, "--user") == 0) {
+			if (!copy_arg(r->auth_user, v) || !v[0])
+				return QCMD_USAGE;
+			i++;
 		} else if (strcmp(o, "--older-than") == 0) {
 			if (qcmd_duration(v, &r->older_s) < 0) {
 				snprintf(err, errlen, "queue list --older-than: '%s' is not a duration "
@@ -206,6 +213,14 @@ static int parse_targets(struct qreq *r, const char *what, int argc, char **argv
 	}
 	if (argc == 2 && strcmp(argv[0], "--domain") == 0) {
 		if (!copy_arg(r->domain, argv[1]) || !argv[1][0])
+			return QCMD_USAGE;
+		return 0;
+	}
+	if ((argc == 2 || argc == 4) && strcmp(argv[0], "--user") == 0) {
+		if (!copy_arg(r->auth_user, argv[1]) || !argv[1][0])
+			return QCMD_USAGE;
+		if (argc == 4 && (strcmp(argv[2], "--held-for") != 0 ||
+				  !copy_arg(r->held_for, argv[3])))
 			return QCMD_USAGE;
 		return 0;
 	}
@@ -351,6 +366,8 @@ static bool list_match(const struct qreq *r, const struct queue_msg *m, uint64_t
 
 	if (r->held && !m->held)
 		return false;
+	if (r->auth_user[0] && (!m->auth_user || strcmp(m->auth_user, r->auth_user) != 0))
+		return false;
 	if (r->older_s && (m->arrival > now || now - m->arrival < r->older_s))
 		return false;
 	if (r->sender[0] && !contains_ci(m->sender, r->sender))
@@ -390,11 +407,14 @@ static json_t *list_row(const struct queue_msg *m)
 	char ids[QUEUE_ID_STR];
 
 	id_str(m->id, ids);
-	return json_pack("{s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:o}", "id", ids, "arrival",
+	return json_pack("{s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:o,s:o,s:o}", "id", ids, "arrival",
 			 ji(m->arrival), "size", ji(m->size), "sender",
 			 ctl_json_text(m->sender ? m->sender : ""), "status",
 			 m->held ? "!" : m->claimed ? "*" : " ", "held", m->held, "active",
-			 m->claimed, "recipients", rcpts_json(json_array(), m, false));
+			 m->claimed, "sasl_username",
+			 ctl_json_text(m->auth_user ? m->auth_user : ""), "hold_reason",
+			 ctl_json_text(m->held && m->hold_reason ? m->hold_reason : ""),
+			 "recipients", rcpts_json(json_array(), m, false));
 }
 
 /* The other parts of a message spanning shards: their undone recipients
@@ -816,6 +836,11 @@ static json_t *show(struct qcmd *w, const struct qreq *r, char *err, size_t errl
 			ctl_json_text(m->client_name ? m->client_name : ""), "client_addr",
 			ctl_json_text(m->client_addr ? m->client_addr : ""), "helo",
 			ctl_json_text(m->helo ? m->helo : ""), "warned", m->warned);
+	if (res)
+		json_object_update_new(res, json_pack("{s:o,s:o,s:o}", "sasl_method",
+			ctl_json_text(m->auth_method ? m->auth_method : ""), "sasl_username",
+			ctl_json_text(m->auth_user ? m->auth_user : ""), "hold_reason",
+			ctl_json_text(m->held && m->hold_reason ? m->hold_reason : "")));
 	rc = json_array();
 	hist = json_array();
 	shards = json_array();
@@ -912,6 +937,32 @@ static void change_flush(struct change *c)
 	c->nops = 0;
 }
 
+/* --user NAME [--held-for TEXT]: the messages of one AUTH identity (at
+ * their lowest shard; held ones only for a release, and only those whose
+ * hold reason has TEXT in it when given). */
+struct by_user {
+	const struct qreq *r;
+	struct queue_ref refs[SCAN_CHUNK];
+	size_t n;
+};
+
+static int user_visit(void *user, const struct queue_msg *m)
+{
+	struct by_user *b = user;
+
+	if (m->shards & ((1ull << m->shard) - 1))
+		return 0;	/* found at its lowest shard */
+	if (!m->auth_user || strcmp(m->auth_user, b->r->auth_user) != 0)
+		return 0;
+	if (b->r->kind == Q_RELEASE && !m->held)
+		return 0;
+	if (b->r->held_for[0] && (!m->held || !m->hold_reason ||
+				  !strstr(m->hold_reason, b->r->held_for)))
+		return 0;
+	b->refs[b->n++] = (struct queue_ref){ m->id, m->shards };
+	return b->n == SCAN_CHUNK;
+}
+
 /* One op per part of message id (shards: its parts, bit i = shard i). */
 static void change_add(struct change *c, uint64_t id, uint64_t shards)
 {
@@ -922,7 +973,9 @@ static void change_add(struct change *c, uint64_t id, uint64_t shards)
 	for (unsigned sh = 0; sh < QUEUE_SHARDS_MAX; sh++)
 		if (shards & (1ull << sh))
 			c->ops[c->nops++] = (struct queue_op){ .op = c->op, .shard = sh, .id = id,
-							       .now = now };
+							       .now = now,
+							       .reply = c->op == QUEUE_OP_HOLD ?
+							       "held by the operator" : NULL };
 }
 
 static const char *change_name(enum qkind k)
@@ -958,6 +1011,31 @@ static json_t *change(struct qcmd *w, const struct qreq *r, char *err, size_t er
 			change_add(c, r->ids[i], m->shards);
 			free(m);
 		}
+	} else if (r->auth_user[0]) {
+		struct by_user *b = malloc(sizeof(*b));
+		for (unsigned sh = 0; b && sh < queue_nshards(w->q) && !atomic_load(&w->quit);
+		     sh++) {
+			uint64_t after = 0, last = 0;
+			int end = 0, st;
+			do {
+				b->r = r;
+				b->n = 0;
+				st = queue_scan_msgs(w->q, sh, after, SCAN_CHUNK, user_visit, b,
+						     &last, &end);
+				if (st != QUEUE_OK) {
+					if (c->first_error == QUEUE_OK)
+						c->first_error = st;
+					break;
+				}
+				for (size_t i = 0; i < b->n; i++)
+					change_add(c, b->refs[i].id, b->refs[i].shards);
+				change_flush(c);
+				after = last;
+			} while (!end && !atomic_load(&w->quit));
+		}
+		if (!b && c->first_error == QUEUE_OK)
+			c->first_error = QUEUE_IO;
+		free(b);
 	} else if (r->domain[0]) {
 		struct queue_ref refs[SCAN_CHUNK];
 		uint64_t after = 0;
@@ -1007,7 +1085,8 @@ static json_t *change(struct qcmd *w, const struct qreq *r, char *err, size_t er
 		return NULL;
 	}
 	log_notice("queue: the operator's %s of %s: %llu message(s)", name,
-		   r->nids ? "IDs" : r->domain[0] ? r->domain : "everything",
+		   r->nids ? "IDs" : r->domain[0] ? r->domain : r->auth_user[0] ? r->auth_user :
+		   "everything",
 		   (unsigned long long)c->messages);
 	res = json_pack("{s:{s:I,s:o}}", name, "messages", ji(c->messages), "not_found", missing);
 	free(c);

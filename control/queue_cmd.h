@@ -20,7 +20,8 @@
  *   queue list [--domain D] [--sender S] [--rcpt R] [--held] [--deferred]
  *              [--older-than T] [--limit N] [--after CURSOR]
  *       {"messages":[{"id","arrival","size","sender","status":"*"|"!"|" ",
- *         "held","active","recipients":[{"addr","state","attempts","reply"}]}],
+ *         "held","active","sasl_username","hold_reason",
+ *         "recipients":[{"addr","state","attempts","reply"}]}],
  *        "scanned":N, "next":CURSOR|null}
  *       At most --limit messages (100; 1000 at most) per page, and at most
  *       LIST_SCAN_BUDGET records read per request: "next" is where the next
@@ -44,13 +45,15 @@
  *       (qmail-qstat: "messages in queue", and "not yet tried")
  *   queue show ID [--body]
  *       {"id","arrival","expiry","size","sender","envid","client_name",
- *        "client_addr","helo","held","active","shards":[...],
+ *        "client_addr","helo","sasl_method","sasl_username","hold_reason",
+ *        "held","active","shards":[...],
  *        "recipients":[{"addr","orcpt","state","attempts","last_attempt",
  *        "dsn","reply","shard"}], "history":[{"time","rcpt","state","reply"}],
  *        "headers":"...", "body":"..." (--body)}
  *   hold ID...|--domain D|--all, release (same), delete (same)
  *       {"hold"|"release"|"delete":{"messages":N,"not_found":[IDs]}}
- *       every part of each message; release makes it due now; delete
+ *       every part of each message; hold gives the reason "held by the
+ *       operator"; release makes it due now and clears the reason; delete
  *       sends no DSN (postsuper -d) and logs "ID: removed" in the mail log.
  */
 #ifndef SLUICE_QUEUE_CMD_H

@@ -42,6 +42,7 @@ static const char *const live_keys[] = {
 	"retry.jitter", "retry.lifetime", "retry.lifetime_per_domain",
 	"dest.*",
 	"routes.relayhost", "routes.routes_file",
+	"quota.*",
 	"log.level",
 	"limits.*",
 	NULL,
@@ -331,10 +332,19 @@ static struct plane_update *plane_share(const struct sluice_config *nc, char *er
 	snprintf(u->relayhost, sizeof(u->relayhost), "%s", nc->routes.relayhost);
 	snprintf(u->routes_name, sizeof(u->routes_name), "%s", nc->routes.file);
 	snprintf(u->auth_users, sizeof(u->auth_users), "%s", nc->auth.users);
+	u->quota_user = (struct quota_limit){ nc->quota.user_messages, nc->quota.user_recipients };
+	u->quota_client = (struct quota_limit){ nc->quota.client_messages,
+						nc->quota.client_recipients };
+	snprintf(u->quota_nets, sizeof(u->quota_nets), "%s", nc->smtp.mynetworks);
+	if (nc->quota.map[0] && quota_map_load(&u->quota_map, nc->quota.map, err, n) < 0) {
+		free(u->routes_text);
+		free(u);
+		return NULL;
+	}
 	if (nc->routes.file[0]) {
 		u->routes_text = config_routes_text(nc, err, n);
 		if (!u->routes_text) {
-			free(u);
+			plane_update_free(u);
 			return NULL;
 		}
 	}

@@ -47,6 +47,7 @@
 #include "control/ctl_proto.h"
 #include "control/dsn.h"
 #include "control/maillog.h"
+#include "control/quota.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
 const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
@@ -87,7 +88,8 @@ struct spart {
 	uint64_t claimed_s, claimed_ns;
 	unsigned open;			/* items not finished (+1 while routing) */
 	unsigned lent;			/* jobs lent */
-	bool hold;			/* a route said hold */
+	bool hold;			/* a route, a loop or a quota said hold */
+	char *hold_why;			/* ... why (heap), or NULL */
 	bool finishing;			/* its last ops are in the buffer */
 	bool broken;			/* an op failed: no more ops, just drop it */
 	bool body_loaded;
@@ -209,6 +211,7 @@ struct sched {
 	struct sched_env e;
 	uint64_t now_s, now_ns;		/* this pass's time */
 	bool stopping;
+	bool quota_batch;		/* a quota batch is open (apply: new claims) */
 
 	struct spart **ptab;		/* active set */
 	size_t pmask;
@@ -462,6 +465,7 @@ static void part_free(struct sched *s, struct spart *p)
 	if (p->body_loaded)	/* (only if a job could not start after all) */
 		body_drop(s, p);
 	rcpt_texts_free(p);
+	free(p->hold_why);
 	free(p->giveup);
 	free(p->r);
 	free(p->m);
@@ -955,6 +959,15 @@ static void give_up(struct sched *s, struct spart *p, unsigned i)
 
 /* ---- parts: the end of a claim ------------------------------------------------------------- */
 
+/* Hold the part when its claim ends, for this reason (the first one
+ * given; out of memory: held without one). */
+static void part_hold(struct spart *p, const char *why)
+{
+	p->hold = true;
+	if (!p->hold_why && why)
+		p->hold_why = strdup(why);
+}
+
 /* The part's last ops: the RESULT ops held for its notice, the delay
  * warning mark, then the end of the claim (complete, or hold and
  * reschedule). It is freed after the apply that carries them. */
@@ -1000,7 +1013,7 @@ static void part_close(struct sched *s, struct spart *p, bool warned)
 		return;
 	}
 	if (p->hold)
-		ob_add(s, p, QUEUE_OP_HOLD, p->m->shard, p->m->id, NULL);
+		ob_add(s, p, QUEUE_OP_HOLD, p->m->shard, p->m->id, p->hold_why);
 	if ((op = ob_add(s, p, QUEUE_OP_RESCHEDULE, p->m->shard, p->m->id, NULL))) {
 		op->token = p->token;
 		op->when = when;
@@ -1173,7 +1186,7 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 	case ROUTE_PERM:
 		if (s->c.loop_hold && strcmp(r->dsn, "5.4.6") == 0) {
 			/* the route leads back to us: kept for the operator */
-			it->p->hold = true;
+			part_hold(it->p, "mail loop: the route leads back to this host");
 			s->st.loops_held++;
 			log_notice("%s: held: %s (a mail loop, loop_action = hold)", it->p->ids,
 				   r->why[0] ? r->why : "the route leads back to this host");
@@ -1200,7 +1213,7 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 		record_item(s, it, &o);
 		break;
 	case ROUTE_HOLD:
-		it->p->hold = true;
+		part_hold(it->p, "held by its route");
 		s->st.route_hold++;
 		break;
 	}
@@ -1435,6 +1448,39 @@ static void part_route(struct sched *s, struct spart *p)
 		part_finish(s, p);
 }
 
+/* A message's first claim: its day's count (quota.h), for the user it
+ * authenticated as or its trusted client. True: hold it (over its daily
+ * quota, or the user is suspended). A message spanning shards counts once,
+ * with the recipients of every part; its other parts follow the decision. */
+static bool part_quota(struct sched *s, struct spart *p)
+{
+	const struct queue_msg *m = p->m;
+	bool multi = __builtin_popcountll(m->shards) > 1;
+	char why[QUOTA_WHY_MAX + 1];
+	unsigned nrcpt = m->nrcpt;
+
+	if (!s->e.quota || !s->quota_batch)
+		return false;
+	for (unsigned sh = 0; multi && sh < QUEUE_SHARDS_MAX; sh++) {
+		struct queue_msg *o;
+		if (!(m->shards & (1ull << sh)) || sh == m->shard ||
+		    queue_lookup(s->e.q, sh, m->id, &o) != QUEUE_OK)
+			continue;
+		nrcpt += o->nrcpt;
+		free(o);
+	}
+	if (quota_account(s->e.quota, s->now_s, m->id, multi, m->auth_user, m->client_addr,
+			  nrcpt, why) != QUOTA_HOLD)
+		return false;
+	part_hold(p, why);
+	if (!(m->shards & ((1ull << m->shard) - 1))) {	/* once a message: its lowest part */
+		s->st.quota_held++;
+		log_notice("%s: held: %s", p->ids, why);
+		maillog(ML_QMGR, "%s: hold: %s", p->ids, why);
+	}
+	return true;
+}
+
 /* After a claim: the part into the active set, and on its way (given up
  * at once when giveup is not NULL). Returns it, or NULL. */
 static struct spart *part_claimed(struct sched *s, const struct claimed *c, const char *giveup)
@@ -1476,7 +1522,14 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 	if (c->token == 1 && !(m->shards & ((1ull << m->shard) - 1))) {
 		/* its first claim, at its lowest shard: the message enters the
 		 * mail log (maillog.h; Postfix's qmgr logs from= likewise) */
-		if (m->client_addr && m->client_addr[0])
+		if (m->client_addr && m->client_addr[0] && m->auth_user && m->auth_user[0])
+			/* as Postfix's smtpd logs an authenticated client */
+			maillog(ML_SMTPD, "%s: client=%s[%s], sasl_method=%s, sasl_username=%s",
+				p->ids,
+				m->client_name && m->client_name[0] ? m->client_name : "unknown",
+				m->client_addr, m->auth_method && m->auth_method[0] ?
+				m->auth_method : "unknown", m->auth_user);
+		else if (m->client_addr && m->client_addr[0])
 			maillog(ML_SMTPD, "%s: client=%s[%s]", p->ids,
 				m->client_name && m->client_name[0] ? m->client_name : "unknown",
 				m->client_addr);
@@ -1485,6 +1538,10 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 	}
 	s->nactive++;
 	s->st.claims++;
+	if (c->token == 1 && !giveup && part_quota(s, p)) {
+		part_finish(s, p);	/* held at once: nothing is routed */
+		return p;
+	}
 	part_route(s, p);
 	return p;
 }
@@ -1560,6 +1617,9 @@ static unsigned apply(struct sched *s)
 		part_free(s, fin);
 		fin = next;
 	}
+	/* the new claims' quota counts: one commit for all of them */
+	s->quota_batch = s->e.quota && s->ncl && !s->stopping &&
+			 quota_batch_begin(s->e.quota) == 0;
 	for (size_t i = 0; i < s->ncl; i++) {
 		struct queue_op *o;
 		if (!s->stopping) {
@@ -1573,6 +1633,9 @@ static unsigned apply(struct sched *s)
 			o->when = s->now_s;
 		}
 	}
+	if (s->quota_batch)
+		quota_batch_commit(s->e.quota);
+	s->quota_batch = false;
 	s->ncl = 0;
 	return (unsigned)n;
 }

@@ -132,6 +132,8 @@
 #include "dataplane/smtp/delivery.h"
 #include "queue/queue.h"
 
+struct quota;
+
 #define SCHED_CHUNK (64u * 1024)	/* body arena chunk */
 #define SCHED_PORTS_MAX 64		/* worker lcores */
 
@@ -190,6 +192,9 @@ struct sched_env {
 	const struct dlv_port *ports[SCHED_PORTS_MAX];	/* one per worker lcore */
 	unsigned nports;
 	struct sched_clock clock;
+	struct quota *quota;			/* daily quotas and suspensions
+						 * (quota.h), asked at a message's first
+						 * claim; NULL: none */
 };
 
 struct sched;
@@ -323,7 +328,10 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
  * arena; body_waits/slot_waits/ring_waits: dispatch stopped for body
  * memory, a job slot, a full job ring; close_events: idle connections
  * closed by an lcore; loops_held: parts held for a route back to us;
- * given_up: recipients the operator bounced; notices_waiting: parts whose
+ * given_up: recipients the operator bounced; quota_held: messages held at
+ * their first claim by quota.h (over a daily quota, or a suspended user;
+ * a message spanning shards once);
+ * notices_waiting: parts whose
  * results wait for their notice (gauge); dsn_*: bounce.h's counters
  * (dsn_inflight a gauge). Gauges: active (parts in memory), queued (items
  * waiting for a destination), lookups (in progress), jobs_lent,
@@ -335,7 +343,7 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
 	X(rcpt_sent) X(rcpt_deferred) X(rcpt_bounced) X(rcpt_expired) X(dead_deferred) \
 	X(suspended) X(local) X(tls_fallbacks) X(completed) X(rescheduled) X(held) \
 	X(applies) X(ops) X(op_errors) X(body_reads) X(body_bytes) X(body_waits) \
-	X(slot_waits) X(ring_waits) X(close_events) X(loops_held) X(given_up) \
+	X(slot_waits) X(ring_waits) X(close_events) X(loops_held) X(given_up) X(quota_held) \
 	X(dsn_reports) X(dsn_delay_warnings) X(dsn_success_notices) X(dsn_double_bounces) \
 	X(dsn_dropped) X(dsn_failed) X(dsn_busy) X(dsn_inflight) X(notices_waiting) \
 	X(active) X(queued) X(lookups) X(jobs_lent) X(body_arena_bytes) X(idle_conns) \

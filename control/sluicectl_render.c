@@ -535,15 +535,53 @@ static void render_config_check(FILE *out, const json_t *result, int argc, char 
 		ctl_render_scalar(ctl_render_get(result, "config.file"), file, sizeof(file)));
 }
 
+/* "12/100" or "12" when there is no limit */
+static const char *of_limit(const json_t *row, const char *used, const char *lim, char *buf,
+			    size_t n)
+{
+	long long l = json_integer_value(json_object_get(row, lim));
+
+	if (l)
+		snprintf(buf, n, "%lld/%lld", json_integer_value(json_object_get(row, used)), l);
+	else
+		snprintf(buf, n, "%lld", json_integer_value(json_object_get(row, used)));
+	return buf;
+}
+
 static void render_user(FILE *out, const json_t *result, int argc, char **argv)
 {
 	const json_t *names = ctl_render_get(result, "users.names"), *v;
-	char a[300], n[24];
+	const json_t *list = ctl_render_get(result, "users.list");
+	const json_t *rel = json_object_get(result, "release");
+	char a[300], n[24], m[48], r[48];
 	size_t i;
 
+	if (list) {
+		fprintf(out, "%-32s %-10s %14s %16s\n", "USER", "STATE", "MESSAGES TODAY",
+			"RECIPIENTS TODAY");
+		json_array_foreach(list, i, v)
+			fprintf(out, "%-32s %-10s %14s %16s\n",
+				ctl_render_scalar(json_object_get(v, "name"), a, sizeof(a)),
+				ctl_render_scalar(json_object_get(v, "state"), n, sizeof(n)),
+				of_limit(v, "messages_today", "messages_limit", m, sizeof(m)),
+				of_limit(v, "recipients_today", "recipients_limit", r, sizeof(r)));
+		return;
+	}
 	if (names) {
 		json_array_foreach(names, i, v)
 			fprintf(out, "%s\n", ctl_render_scalar(v, a, sizeof(a)));
+		return;
+	}
+	if (rel) {	/* user resume: the release of what the suspension held */
+		fprintf(out, "%s: resumed; %lld held message(s) released\n",
+			argc > 2 ? argv[2] : "user",
+			json_integer_value(json_object_get(rel, "messages")));
+		return;
+	}
+	if (json_object_get(json_object_get(result, "user"), "suspended")) {
+		fprintf(out, "%s: suspended%s\n",
+			ctl_render_scalar(ctl_render_get(result, "user.name"), a, sizeof(a)),
+			json_is_true(ctl_render_get(result, "user.changed")) ? "" : " (already)");
 		return;
 	}
 	fprintf(out, "%s: %s (%s user(s) now)\n",

@@ -68,6 +68,12 @@ void ctl_render_queue_list_page(FILE *out, const json_t *result, bool first,
 		text(json_object_get(m, "sender"), sender, sizeof(sender));
 		fprintf(out, "%-13s%c %8lld %20.20s  %s\n", id, st[0] ? st[0] : ' ', num(m, "size"),
 			when(num(m, "arrival"), tbuf, sizeof(tbuf)), sender[0] ? sender : "MAILER-DAEMON");
+		text(json_object_get(m, "sasl_username"), addr, sizeof(addr));
+		if (addr[0])
+			fprintf(out, "%46ssasl_username=%s\n", "", addr);
+		text(json_object_get(m, "hold_reason"), reply, sizeof(reply));
+		if (reply[0])
+			fprintf(out, "%46s(held: %s)\n", "", reply);
 		json_array_foreach(json_object_get(m, "recipients"), k, r) {
 			text(json_object_get(r, "reply"), reply, sizeof(reply));
 			if (reply[0])
@@ -213,6 +219,13 @@ static void render_queue_show(FILE *out, const json_t *result, int argc, char **
 	fprintf(out, "client:     %s[%s] helo=%s\n", a[0] ? a : "unknown",
 		text(json_object_get(result, "client_addr"), b, sizeof(b)),
 		text(json_object_get(result, "helo"), tbuf, sizeof(tbuf)));
+	text(json_object_get(result, "sasl_username"), a, sizeof(a));
+	if (a[0])
+		fprintf(out, "sasl:       method=%s username=%s\n",
+			text(json_object_get(result, "sasl_method"), b, sizeof(b)), a);
+	text(json_object_get(result, "hold_reason"), a, sizeof(a));
+	if (a[0])
+		fprintf(out, "held:       %s\n", a);
 	fprintf(out, "\n*** RECIPIENTS ***\n");
 	ctl_render_table(out, json_object_get(result, "recipients"), rc);
 	fprintf(out, "\n*** HISTORY ***\n");

@@ -201,7 +201,8 @@ int queue_submit(struct queue *q, struct queue_submission *s)
 	if (!s->done || s->env.nrcpt == 0 || s->env.nrcpt > QUEUE_RCPT_MAX || !s->env.rcpt ||
 	    (s->iovcnt && !s->iov) || !str_ok(s->env.sender, QUEUE_ADDR_MAX) ||
 	    !str_ok(s->env.envid, QUEUE_TEXT_MAX) || !str_ok(s->env.client_name, QUEUE_TEXT_MAX) ||
-	    !str_ok(s->env.client_addr, QUEUE_TEXT_MAX) || !str_ok(s->env.helo, QUEUE_TEXT_MAX))
+	    !str_ok(s->env.client_addr, QUEUE_TEXT_MAX) || !str_ok(s->env.helo, QUEUE_TEXT_MAX) ||
+	    !str_ok(s->env.auth_method, QUEUE_TEXT_MAX) || !str_ok(s->env.auth_user, QUEUE_TEXT_MAX))
 		return QUEUE_INVALID;
 	for (unsigned i = 0; i < s->env.nrcpt; i++) {
 		size_t dl;

@@ -134,6 +134,9 @@ struct queue_envelope {
 	uint8_t ret;		/* enum queue_ret */
 	uint8_t body_flags;	/* enum queue_body_flags */
 	const char *client_name, *client_addr, *helo;	/* may be NULL */
+	/* the SMTP AUTH identity (RFC 4954): mechanism ("PLAIN", "LOGIN")
+	 * and user name; NULL or "" when the client did not authenticate */
+	const char *auth_method, *auth_user;
 	uint64_t arrival;	/* unix seconds */
 	uint64_t expiry;	/* unix seconds: give up after this */
 	uint8_t held;		/* 1: stored held (not due until released), e.g.
@@ -237,8 +240,10 @@ enum queue_op_kind {
 #define QUEUE_OP_LAST QUEUE_OP_WARN
 /*
  * Holding and releasing. A held part is never due. QUEUE_OP_HOLD notes when
- * (now); QUEUE_OP_RELEASE adds the time it spent held to held_s, so that a
- * message does not expire while it is held: its expiry is expiry + held_s.
+ * (now) and why (reply: the reason shown in `queue list --held`, kept from
+ * the first hold of a part already held); QUEUE_OP_RELEASE adds the time it
+ * spent held to held_s, so that a message does not expire while it is
+ * held (its expiry is expiry + held_s), and clears the reason.
  */
 enum queue_op_flags {
 	QUEUE_CLAIM_FORCE = 1,	/* claim: held or not yet due too (the operator's
@@ -256,7 +261,7 @@ struct queue_op {
 	unsigned flags;		/* claim: enum queue_op_flags */
 	unsigned rcpt;		/* result */
 	enum queue_rcpt_state state;	/* result */
-	const char *reply;	/* result */
+	const char *reply;	/* result; hold: the reason (or NULL) */
 	const char *dsn;	/* result: its enhanced status "X.Y.Z" (or NULL),
 				 * kept with the reply for a later report */
 	/* out */
@@ -301,6 +306,8 @@ struct queue_msg {
 	uint8_t ret;
 	uint8_t body_flags;	/* enum queue_body_flags */
 	const char *sender, *envid, *client_name, *client_addr, *helo;
+	const char *auth_method, *auth_user;	/* "" when it came without AUTH */
+	const char *hold_reason;	/* held: why ("" when no reason was given) */
 	unsigned nrcpt;
 	struct queue_msg_rcpt *rcpt;
 };

@@ -51,12 +51,13 @@ int queue_scan_due(struct queue *q, unsigned shard, uint64_t now,
 /* Copy a decoded record into one malloc'd queue_msg. */
 static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned shard)
 {
-	const char *strs[5] = { r->sender, r->envid, r->client_name, r->client_addr, r->helo };
+	const char *strs[8] = { r->sender, r->envid, r->client_name, r->client_addr, r->helo,
+				r->auth_method, r->auth_user, r->hold_reason };
 	size_t need = sizeof(struct queue_msg) + r->nrcpt * sizeof(struct queue_msg_rcpt);
 	struct queue_msg *m;
 	char *p;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 8; i++)
 		need += strlen(strs[i]) + 1;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		need += strlen(r->rcpt[i].addr) + strlen(r->rcpt[i].orcpt) +
@@ -72,6 +73,9 @@ static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned sh
 	COPY(m->client_name, r->client_name);
 	COPY(m->client_addr, r->client_addr);
 	COPY(m->helo, r->helo);
+	COPY(m->auth_method, r->auth_method);
+	COPY(m->auth_user, r->auth_user);
+	COPY(m->hold_reason, r->hold_reason);
 	for (unsigned i = 0; i < r->nrcpt; i++) {
 		COPY(m->rcpt[i].addr, r->rcpt[i].addr);
 		COPY(m->rcpt[i].orcpt, r->rcpt[i].orcpt);
@@ -384,6 +388,9 @@ static void msg_view(const struct qrec *r, uint64_t id, unsigned shard, struct q
 	m->client_name = r->client_name;
 	m->client_addr = r->client_addr;
 	m->helo = r->helo;
+	m->auth_method = r->auth_method;
+	m->auth_user = r->auth_user;
+	m->hold_reason = r->hold_reason;
 	m->nrcpt = r->nrcpt;
 	m->rcpt = rcpt;
 	for (unsigned i = 0; i < r->nrcpt; i++) {

@@ -132,13 +132,15 @@ uint32_t q_domain_hash(const char *dom, size_t len)
  * arrival(8) expiry(8) size(8) due(8) claim_until(8) shards(8)
  * [version 2: held_at(8) held_s(8)]
  * str sender, envid, client_name, client_addr, helo
+ * [version 3: str auth_method, auth_user, hold_reason]
  * per recipient: state(1) notify(1) attempts(2) last_attempt(8)
  *                str addr, orcpt, reply [version 2: str dsn]
  * where str = len(2) bytes NUL
  *
  * Records are written as version 2; version 1 records (a spool from before
  * the bounce work) are read as having never been held and no stored
- * enhanced status, and are written back as version 2 when next changed.
+ * enhanced status; version 1 and 2 records as having come without AUTH and
+ * held with no reason. Each is written back as version 3 when next changed.
  */
 #define QREC_FIXED_V1 62
 #define QREC_FIXED 78
@@ -152,7 +154,8 @@ static size_t str_size(const char *s)
 size_t qrec_size(const struct qrec *r)
 {
 	size_t n = QREC_FIXED + str_size(r->sender) + str_size(r->envid) +
-		   str_size(r->client_name) + str_size(r->client_addr) + str_size(r->helo);
+		   str_size(r->client_name) + str_size(r->client_addr) + str_size(r->helo) +
+		   str_size(r->auth_method) + str_size(r->auth_user) + str_size(r->hold_reason);
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		n += QRCPT_FIXED + str_size(r->rcpt[i].addr) + str_size(r->rcpt[i].orcpt) +
 		     str_size(r->rcpt[i].reply) + str_size(r->rcpt[i].dsn);
@@ -180,7 +183,8 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	/* every string must fit its 16-bit length */
 	if (str_size(r->sender) > 65537 || str_size(r->envid) > 65537 ||
 	    str_size(r->client_name) > 65537 || str_size(r->client_addr) > 65537 ||
-	    str_size(r->helo) > 65537)
+	    str_size(r->helo) > 65537 || str_size(r->auth_method) > 65537 ||
+	    str_size(r->auth_user) > 65537 || str_size(r->hold_reason) > 65537)
 		return 0;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		if (str_size(r->rcpt[i].addr) > 65537 || str_size(r->rcpt[i].orcpt) > 65537 ||
@@ -209,6 +213,9 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	p = str_put(p, r->client_name);
 	p = str_put(p, r->client_addr);
 	p = str_put(p, r->helo);
+	p = str_put(p, r->auth_method);
+	p = str_put(p, r->auth_user);
+	p = str_put(p, r->hold_reason);
 	for (unsigned i = 0; i < r->nrcpt; i++) {
 		const struct qrec_rcpt *c = &r->rcpt[i];
 		p[0] = c->state;
@@ -244,11 +251,12 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 		struct qrec_rcpt *rcpt, size_t rcpt_cap)
 {
 	const uint8_t *p = buf, *end = buf + len;
-	int v2;
+	int v2, v3;
 
-	if (len < QREC_FIXED_V1 || (p[0] != QREC_VERSION && p[0] != 1))
+	if (len < QREC_FIXED_V1 || p[0] < 1 || p[0] > QREC_VERSION)
 		return -1;
-	v2 = p[0] == 2;
+	v2 = p[0] >= 2;	/* held times, stored statuses */
+	v3 = p[0] >= 3;	/* AUTH identity, hold reason */
 	if (v2 && len < QREC_FIXED)
 		return -1;
 	memset(r, 0, sizeof(*r));
@@ -275,6 +283,13 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 	    !(r->client_name = str_get(&p, end)) || !(r->client_addr = str_get(&p, end)) ||
 	    !(r->helo = str_get(&p, end)))
 		return -1;
+	if (v3) {
+		if (!(r->auth_method = str_get(&p, end)) || !(r->auth_user = str_get(&p, end)) ||
+		    !(r->hold_reason = str_get(&p, end)))
+			return -1;
+	} else {
+		r->auth_method = r->auth_user = r->hold_reason = "";
+	}
 	r->rcpt = rcpt;
 	for (unsigned i = 0; i < r->nrcpt; i++) {
 		struct qrec_rcpt *c = &rcpt[i];

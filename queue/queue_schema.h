@@ -37,7 +37,7 @@
 #define QSUM_LEN     12
 #define QSLOT_SECONDS 300
 
-#define QREC_VERSION 2	/* written; version 1 is still read */
+#define QREC_VERSION 3	/* written; versions 1 and 2 are still read */
 /*
  * QF_INTENT: a part of a message that spans shards, stored while the other
  * shards may not have theirs yet. It is not due and cannot be claimed until
@@ -128,6 +128,10 @@ struct qrec {
 	uint64_t held_at;	/* QF_HELD: since when (unix s) */
 	uint64_t held_s;	/* seconds spent held before (expiry is that much later) */
 	const char *sender, *envid, *client_name, *client_addr, *helo;
+	/* version 3: the SMTP AUTH identity the message came with (RFC 4954:
+	 * mechanism and user name, "" when it came unauthenticated) and why
+	 * it is held ("" when not held or held with no reason given) */
+	const char *auth_method, *auth_user, *hold_reason;
 	struct qrec_rcpt *rcpt;
 };
 

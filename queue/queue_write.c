@@ -146,6 +146,8 @@ int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, i
 	r.client_name = s->env.client_name;
 	r.client_addr = s->env.client_addr;
 	r.helo = s->env.helo;
+	r.auth_method = s->env.auth_method;
+	r.auth_user = s->env.auth_user;
 	r.rcpt = sh->rcpt;
 	if (qsub_multi(s)) {	/* an intent until every shard has its part: see queue_shard.c */
 		r.flags = QF_INTENT;
@@ -154,6 +156,7 @@ int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, i
 	if (s->env.held) {	/* kept for the operator (a mail loop): never due until released */
 		r.flags |= QF_HELD;
 		r.held_at = s->env.arrival;
+		r.hold_reason = "mail loop (over hop_limit)";
 	}
 	for (unsigned i = 0; i < s->env.nrcpt; i++) {
 		size_t dl;
@@ -379,8 +382,10 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 		r.due = c->when;
 		break;
 	case QCTL_HOLD:
-		if (!(r.flags & QF_HELD))
+		if (!(r.flags & QF_HELD)) {
 			r.held_at = c->now;
+			r.hold_reason = c->reply;	/* the first hold's reason stays */
+		}
 		r.flags |= QF_HELD;
 		break;
 	case QCTL_WARN:
@@ -398,6 +403,7 @@ int qwrite_ctl(struct shard *sh, MDB_txn *txn, struct qctl *c)
 			if (r.held_at && c->now > r.held_at)
 				r.held_s += c->now - r.held_at;
 			r.held_at = 0;
+			r.hold_reason = "";
 			r.flags &= (uint8_t)~QF_HELD;
 			if (!(r.flags & QF_CLAIMED))
 				r.due = c->now;

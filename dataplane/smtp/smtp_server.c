@@ -196,6 +196,7 @@ static void txn_reset(struct smtp_session *s)
 	m->received_count = 0;
 	m->held = false;
 	copy_str(m->auth_user, sizeof(m->auth_user), s->authenticated ? s->auth_user : "");
+	copy_str(m->auth_method, sizeof(m->auth_method), s->authenticated ? s->auth_method : "");
 	m->arrival = 0;
 	m->trace_id[0] = '\0';
 	m->received_len = 0;
@@ -910,8 +911,10 @@ static void do_auth(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	s->auth_user[0] = '\0';
+	s->auth_method[0] = '\0';
 	auth_wipe(s);
 	if (ml == 5 && strncasecmp(mech, "PLAIN", 5) == 0) {
+		snprintf(s->auth_method, sizeof(s->auth_method), "PLAIN");
 		if (ir && !(ir[0] == '=' && ir[1] == '\0')) {
 			auth_plain(s, ir, strlen(ir));
 			return;
@@ -919,6 +922,7 @@ static void do_auth(struct smtp_session *s, const struct smtp_cmd *c)
 		s->state = ST_AUTH_PLAIN;
 		reply(s, "334 ");
 	} else if (ml == 5 && strncasecmp(mech, "LOGIN", 5) == 0) {
+		snprintf(s->auth_method, sizeof(s->auth_method), "LOGIN");
 		if (ir) {
 			s->state = ST_AUTH_USER;
 			auth_login(s, ir, strlen(ir), true);

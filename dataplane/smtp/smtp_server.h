@@ -220,6 +220,7 @@ struct smtp_message {
 	unsigned received_count;	/* Received: fields in the body's header */
 	bool held;			/* over hop_limit, loop = hold: queue it held */
 	char auth_user[SMTP_AUTH_NAME_MAX + 1];	/* the AUTH identity, "" none */
+	char auth_method[8];		/* its mechanism ("PLAIN", "LOGIN"), "" none */
 	uint64_t arrival;		/* unix seconds */
 	char trace_id[SMTP_ID_MAX];
 	size_t received_len;
@@ -247,6 +248,7 @@ struct smtp_session {
 	uint8_t auth_failures;	/* 535s so far */
 	size_t auth_pass_len;
 	char auth_user[SMTP_AUTH_NAME_MAX + 1];	/* during and after AUTH */
+	char auth_method[8];	/* the mechanism being used or used, "" none */
 	char auth_pass[SMTP_AUTH_PASS_MAX + 1];	/* until smtp_session_auth_done */
 	unsigned errors;
 	uint64_t bdat_left;	/* bytes of the current chunk still to come */

@@ -534,6 +534,8 @@ static void submit(struct smtp_conn *sc)
 	sub->env.client_name = sc->s.client.rdns[0] ? sc->s.client.rdns : NULL;
 	sub->env.client_addr = sc->s.client_ip;
 	sub->env.helo = sc->s.helo;
+	sub->env.auth_method = m->auth_method;	/* "" unless AUTH succeeded */
+	sub->env.auth_user = m->auth_user;
 	sub->env.arrival = m->arrival;
 	sub->env.expiry = m->arrival + (m->sender[0] || !sc->live->bounce_lifetime_s ?
 					sc->live->lifetime_s : sc->live->bounce_lifetime_s);

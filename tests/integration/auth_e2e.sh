@@ -13,7 +13,10 @@
 #  - a reload reads the users file again (a bad line refuses it whole);
 #  - sluicectl user list / add (only the hash is sent) / remove;
 #  - counters: smtp.auth_ok / auth_failed, auth.checked from the worker;
-#  - the spool: the relayed messages carry "with ESMTPSA" (RFC 3848).
+#  - the spool: the relayed messages carry "with ESMTPSA" (RFC 3848), and
+#    their records the mechanism and user (queue-dump -a);
+#  - the mail log's client= line: ", sasl_method=PLAIN, sasl_username=NAME"
+#    as Postfix's smtpd writes it (sluiced restarted with delivery on).
 # Per-client-address rate limiting of failures across sessions is
 # limits_e2e.sh's (issue 18, acceptance 4).
 set -u
@@ -174,7 +177,7 @@ cp "$USERS.good" "$USERS"
 # sluicectl user list / add / remove: the file is rewritten and read again
 # at once (add sends only the hash: the password is read by sluicectl).
 ctl() { "$T_CTL" -s "$T_SOCK" "$@"; }
-out=$(ctl user list 2>&1)
+out=$(ctl user list 2>&1 | awk 'NR > 1 { print $1 }')
 check "sluicectl user list: alice, bob@isp.example, carol ($(echo $out))" \
 	test "$(echo $out)" = "alice bob@isp.example carol"
 out=$(printf 'd4ve-pw\n' | ctl user add dave 2>&1)
@@ -202,8 +205,39 @@ check "nine messages taken ($msgs)" test "$msgs" = 9
 
 check "sluiced stops cleanly" t_stop
 mkdir -p "$T_DIR/bodies"
-"$QD" -n 4 -s -b "$T_DIR/bodies" "$T_DIR/spool" >"$T_DIR/dump" 2>"$T_DIR/dump.err" ||
+"$QD" -n 4 -s -a -b "$T_DIR/bodies" "$T_DIR/spool" >"$T_DIR/dump" 2>"$T_DIR/dump.err" ||
 	measure_failed "queue-dump: $(head -c 300 "$T_DIR/dump.err")"
 n=$(grep -l 'with ESMTPSA' "$T_DIR"/bodies/* 2>/dev/null | wc -l)
 check "every relayed message has 'with ESMTPSA' in its Received ($n of 9)" test "$n" -eq 9
+# the identity in the queue record (schema 3): swaks used PLAIN and LOGIN,
+# smtplib picks PLAIN; every message has one
+ids=$(awk '{ print $(NF-1) ":" $NF }' "$T_DIR/dump" | sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')
+check "the queue records carry the AUTH identity ($ids)" \
+	test "$ids" = "LOGIN:bob@isp.example=2 PLAIN:alice=4 PLAIN:bob@isp.example=1 PLAIN:carol=1 PLAIN:dave=1 "
+
+# The mail log: a message enters it when the scheduler first takes it, so
+# sluiced starts again on the same spool with delivery on (to a next hop
+# that is not there: deferred) and a mail log file. Each authenticated
+# message's client= line names the mechanism and the user as Postfix's
+# smtpd does: "ID: client=NAME[ADDR], sasl_method=PLAIN, sasl_username=alice".
+MLOG=$T_DIR/mail.log
+t_conf "[smtp]
+hostname = sluice.test
+mynetworks = 198.18.0.250/32
+submission_port = 587
+submissions_port = 465
+[auth]
+users = $USERS
+[log]
+mail = $MLOG
+[routes]
+relayhost = [198.18.0.1]:2599"
+check "sluiced starts again with delivery on and a mail log" t_start
+sasl_lines() { [ "$(grep -c ': client=unknown\[198\.18\.0\.1\], sasl_method=\(PLAIN\|LOGIN\), sasl_username=' "$MLOG" 2>/dev/null)" -ge 9 ]; }
+check "the mail log's client= lines carry sasl_method= and sasl_username= (9)" wait_for 30 sasl_lines
+lines=$(sed -n 's/.*: client=unknown\[198\.18\.0\.1\], sasl_method=\([A-Z]*\), sasl_username=\(.*\)$/\1:\2/p' "$MLOG" |
+	sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')
+check "  ... for the same identities as the records ($lines)" test "$lines" = "$ids"
+grep -m 2 'sasl_username=' "$MLOG" | sed 's/^/    /'
+check "sluiced stops cleanly again" t_stop
 finish

@@ -24,6 +24,8 @@
  *   -r FILE also write every recipient to FILE, one line each, sorted by ID
  *           (then shard, then recipient order): "ID ADDR ORCPT NOTIFY", with
  *           ORCPT "-" when none and NOTIFY the queue_notify bits in decimal
+ *   -a      add two last columns: the SASL mechanism and user name the
+ *           message came with (SMTP AUTH), "- -" when none
  *   -c      print only the number of messages
  *
  * Exit 0 on success, 1 on any error (printed to stderr).
@@ -44,7 +46,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: queue-dump [-n SHARDS] [-s] [-b DIR] [-r FILE] [-c] SPOOL\n");
+	fprintf(stderr, "usage: queue-dump [-n SHARDS] [-s] [-a] [-b DIR] [-r FILE] [-c] SPOOL\n");
 	exit(2);
 }
 
@@ -130,9 +132,9 @@ int main(int argc, char **argv)
 	unsigned shards = 4;
 	const char *bodydir = NULL, *rcptfile = NULL;
 	FILE *rf = NULL;
-	int count_only = 0, stripped = 0, opt;
+	int count_only = 0, stripped = 0, with_auth = 0, opt;
 
-	while ((opt = getopt(argc, argv, "n:b:r:cs")) != -1) {
+	while ((opt = getopt(argc, argv, "n:b:r:csa")) != -1) {
 		switch (opt) {
 		case 'n': {
 			char *end;
@@ -146,6 +148,7 @@ int main(int argc, char **argv)
 		case 'r': rcptfile = optarg; break;
 		case 'c': count_only = 1; break;
 		case 's': stripped = 1; break;
+		case 'a': with_auth = 1; break;
 		default: usage();
 		}
 	}
@@ -231,7 +234,7 @@ int main(int argc, char **argv)
 	size_t bufcap = 0;
 	for (size_t i = 0; i < ids.n; i++) {
 		char idstr[QUEUE_ID_STR], hex[65] = "", first_hex[65] = "", rhex[65] = "-";
-		char sender[QUEUE_ADDR_MAX + 3] = "";
+		char sender[QUEUE_ADDR_MAX + 3] = "", auth[2 * QUEUE_TEXT_MAX + 4] = " - -";
 		unsigned nrcpt = 0, found = 0;
 		size_t size = 0;
 		queue_id_format(ids.v[i], idstr);
@@ -254,6 +257,9 @@ int main(int argc, char **argv)
 			if (found == 0)
 				snprintf(sender, sizeof(sender), "%s",
 					 m->sender && m->sender[0] ? m->sender : "<>");
+			if (found == 0 && m->auth_user && m->auth_user[0])
+				snprintf(auth, sizeof(auth), " %s %s",
+					 m->auth_method[0] ? m->auth_method : "-", m->auth_user);
 			size_t want = m->size + 1, len = 0;
 			free(m);
 			for (;;) {	/* the stored size is a hint: grow until it fits */
@@ -309,9 +315,11 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (stripped)
-			printf("%s %s %u %zu %s %s\n", idstr, sender, nrcpt, size, first_hex, rhex);
+			printf("%s %s %u %zu %s %s%s\n", idstr, sender, nrcpt, size, first_hex, rhex,
+			       with_auth ? auth : "");
 		else
-			printf("%s %s %u %zu %s\n", idstr, sender, nrcpt, size, first_hex);
+			printf("%s %s %u %zu %s%s\n", idstr, sender, nrcpt, size, first_hex,
+			       with_auth ? auth : "");
 	}
 out_buf:
 	free(buf);

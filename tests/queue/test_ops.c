@@ -1060,3 +1060,44 @@ Test(ops, map_grows_under_readers)
 	free(m);
 	free(mp);
 }
+
+/* The AUTH identity goes from the submission into the record; a hold keeps
+ * its first reason, a release clears it. */
+Test(ops, auth_identity_and_hold_reason)
+{
+	struct qt_msg m, *mp = &m;
+	struct queue_msg *msg;
+	uint64_t plain;
+
+	qt_msg_init(&m, "x@example.com", 500, 3, T0);
+	m.sub.env.auth_method = "PLAIN";
+	m.sub.env.auth_user = "alice@isp.example";
+	qt_submit_wait(q, done, &mp, 1);
+	cr_assert_eq(m.sub.status, QUEUE_OK);
+	cr_assert_eq(queue_lookup(q, 0, m.sub.id, &msg), QUEUE_OK);
+	cr_assert_str_eq(msg->auth_method, "PLAIN");
+	cr_assert_str_eq(msg->auth_user, "alice@isp.example");
+	cr_assert_str_eq(msg->hold_reason, "");
+	free(msg);
+	plain = put1("y@example.com", 100, 4, T0);
+	cr_assert_eq(queue_lookup(q, 0, plain, &msg), QUEUE_OK);
+	cr_assert_str_eq(msg->auth_user, "", "no AUTH, no identity");
+	free(msg);
+
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_HOLD, .id = m.sub.id, .now = T0 + 5,
+					    .reply = "daily quota: user alice" }), QUEUE_OK);
+	cr_assert_eq(op1((struct queue_op){ .op = QUEUE_OP_HOLD, .id = m.sub.id, .now = T0 + 6,
+					    .reply = "held by the operator" }), QUEUE_OK);
+	cr_assert_eq(queue_lookup(q, 0, m.sub.id, &msg), QUEUE_OK);
+	cr_assert(msg->held);
+	cr_assert_str_eq(msg->hold_reason, "daily quota: user alice", "the first reason stays");
+	cr_assert_str_eq(msg->auth_user, "alice@isp.example", "kept through a change");
+	free(msg);
+	cr_assert_eq(queue_release(q, m.sub.id, T0 + 10), QUEUE_OK);
+	cr_assert_eq(queue_lookup(q, 0, m.sub.id, &msg), QUEUE_OK);
+	cr_assert(!msg->held);
+	cr_assert_str_eq(msg->hold_reason, "");
+	cr_assert_str_eq(msg->auth_method, "PLAIN");
+	free(msg);
+	qt_msg_free(&m);
+}

@@ -6,7 +6,8 @@
  * (--sender, --rcpt, --held, --deferred, --older-than); queue show with
  * the attempt history and the headers; queue stat and summary (by
  * destination, --top, by sender domain); hold/release/delete by ID,
- * domain and all, with the queue read back after each; usage and argument
+ * domain and all, with the queue read back after each; by AUTH user, with
+ * the hold reasons (what `user resume` releases); usage and argument
  * errors refused before anything is queued.
  */
 #include <criterion/criterion.h>
@@ -362,6 +363,81 @@ Test(qcmd, hold_release_delete)
 	json_decref(r);
 	r = MUST0("queue", "stat");
 	cr_assert(geti(r, "messages") == 0 && geti(r, "parts") == 0);
+	json_decref(r);
+}
+
+/* A message sent by an AUTH user, held with a reason (as the scheduler
+ * holds for quota.h). */
+static uint64_t put_user(const char *user, const char *rcpts, const char *why)
+{
+	struct qt_msg m, *mp = &m;
+	struct queue_op op;
+	uint64_t id;
+
+	qt_msg_init(&m, rcpts, 400, 7, now0);
+	m.sub.env.auth_method = "LOGIN";
+	m.sub.env.auth_user = user;
+	qt_submit_wait(q, done, &mp, 1);
+	cr_assert_eq(m.sub.status, QUEUE_OK);
+	id = m.sub.id;
+	for (unsigned sh = 0; why && sh < queue_nshards(q); sh++) {
+		struct queue_msg *x;
+		if (queue_lookup(q, sh, id, &x) != QUEUE_OK)
+			continue;
+		free(x);
+		op = (struct queue_op){ .op = QUEUE_OP_HOLD, .shard = sh, .id = id, .now = now0,
+					.reply = why };
+		queue_apply(q, &op, 1);
+		cr_assert_eq(op.status, QUEUE_OK);
+	}
+	qt_msg_free(&m);
+	return id;
+}
+
+Test(qcmd, by_user_and_hold_reason)
+{
+	uint64_t a1 = put_user("alice", "r@a.example,s@b.example,t@c.example",
+			       "suspended: user alice suspended by the operator");
+	uint64_t a2 = put_user("alice", "r@a.example", "daily quota: user alice, message 9 of 8");
+	uint64_t a3 = put_user("alice", "r@b.example", NULL);
+	uint64_t b1 = put_user("bob", "r@a.example", "suspended: user bob suspended by the operator");
+	json_t *r, *row;
+
+	r = MUST("queue", "list", "--held", "--user", "alice");
+	cr_assert_eq(json_array_size(json_object_get(r, "messages")), 2);
+	row = row_of(r, a2);
+	cr_assert_not_null(row);
+	cr_assert_str_eq(json_string_value(json_object_get(row, "hold_reason")),
+			 "daily quota: user alice, message 9 of 8");
+	cr_assert_str_eq(json_string_value(json_object_get(row, "sasl_username")), "alice");
+	cr_assert_null(row_of(r, a3), "not held");
+	cr_assert_null(row_of(r, b1), "bob's");
+	json_decref(r);
+	r = MUST("queue", "show", ids(a1));
+	cr_assert_str_eq(json_string_value(json_object_get(r, "sasl_method")), "LOGIN");
+	cr_assert_str_eq(json_string_value(json_object_get(r, "sasl_username")), "alice");
+	json_decref(r);
+	/* what user resume asks: alice's suspended mail only, every part */
+	r = MUST("release", NULL, "--user", "alice", "--held-for", "suspended:");
+	cr_assert_eq(geti(r, "release.messages"), 1);
+	json_decref(r);
+	r = MUST("queue", "show", ids(a1));
+	cr_assert(json_is_false(json_object_get(r, "held")), "every part released");
+	cr_assert_str_eq(json_string_value(json_object_get(r, "hold_reason")), "");
+	json_decref(r);
+	r = MUST("queue", "list", "--held");
+	cr_assert_eq(json_array_size(json_object_get(r, "messages")), 2, "a2 and b1 stay held");
+	cr_assert_not_null(row_of(r, a2));
+	cr_assert_not_null(row_of(r, b1));
+	json_decref(r);
+	r = MUST("release", NULL, "--user", "alice");
+	cr_assert_eq(geti(r, "release.messages"), 1, "the quota's one now");
+	json_decref(r);
+	r = MUST("hold", NULL, "--user", "alice");
+	cr_assert_eq(geti(r, "hold.messages"), 3);
+	json_decref(r);
+	r = MUST("queue", "show", ids(a3));
+	cr_assert_str_eq(json_string_value(json_object_get(r, "hold_reason")), "held by the operator");
 	json_decref(r);
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_schema.c - the byte layout of the spool: records round-trip, damaged
  * records are refused, records of the first layout (version 1) are still
- * read, keys sort the way the indexes need, queue IDs print sortably and
+ * read, and so are those of the second (version 2, before the AUTH identity
+ * and the hold reason), keys sort the way the indexes need, queue IDs print sortably and
  * parse back, domains hash case-insensitively.
  */
 #include <criterion/criterion.h>
@@ -34,6 +35,9 @@ static void sample(struct qrec *r, struct qrec_rcpt *rc)
 	r->helo = "helo.example.com";
 	r->held_at = 1700000050;
 	r->held_s = 3600;
+	r->auth_method = "PLAIN";
+	r->auth_user = "alice@isp.example";
+	r->hold_reason = "daily quota: user alice@isp.example, 101 of 100 messages";
 	r->rcpt = rc;
 	rc[0] = (struct qrec_rcpt){ "a@x.example", "", "", 0, 0, 0, 0, "" };
 	rc[1] = (struct qrec_rcpt){ "b@y.example", "rfc822;b@y.example", "421 4.7.0 try later",
@@ -93,6 +97,49 @@ static size_t encode_v1(const struct qrec *r, uint8_t *buf)
 	return (size_t)(p - buf);
 }
 
+/* The second layout (version 2), written before the AUTH identity and the
+ * hold reason: 78 fixed octets, five envelope strings, four per recipient. */
+static size_t encode_v2(const struct qrec *r, uint8_t *buf)
+{
+	uint8_t *p = buf;
+
+	p[0] = 2;
+	p[1] = r->flags;
+	p[2] = r->ret;
+	p[3] = r->body_flags;
+	p[4] = (uint8_t)(r->nrcpt >> 8);
+	p[5] = (uint8_t)r->nrcpt;
+	be32_put(p + 6, r->token);
+	be32_put(p + 10, r->hist_seq);
+	be64_put(p + 14, r->arrival);
+	be64_put(p + 22, r->expiry);
+	be64_put(p + 30, r->size);
+	be64_put(p + 38, r->due);
+	be64_put(p + 46, r->claim_until);
+	be64_put(p + 54, r->shards);
+	be64_put(p + 62, r->held_at);
+	be64_put(p + 70, r->held_s);
+	p += 78;
+	p = put_str(p, r->sender);
+	p = put_str(p, r->envid);
+	p = put_str(p, r->client_name);
+	p = put_str(p, r->client_addr);
+	p = put_str(p, r->helo);
+	for (unsigned i = 0; i < r->nrcpt; i++) {
+		p[0] = r->rcpt[i].state;
+		p[1] = r->rcpt[i].notify;
+		p[2] = (uint8_t)(r->rcpt[i].attempts >> 8);
+		p[3] = (uint8_t)r->rcpt[i].attempts;
+		be64_put(p + 4, r->rcpt[i].last_attempt);
+		p += 12;
+		p = put_str(p, r->rcpt[i].addr);
+		p = put_str(p, r->rcpt[i].orcpt);
+		p = put_str(p, r->rcpt[i].reply);
+		p = put_str(p, r->rcpt[i].dsn);
+	}
+	return (size_t)(p - buf);
+}
+
 Test(schema, record_roundtrip)
 {
 	struct qrec r, d;
@@ -131,6 +178,9 @@ Test(schema, record_roundtrip)
 	}
 	cr_assert_eq(d.held_at, 1700000050);
 	cr_assert_eq(d.held_s, 3600);
+	cr_assert_str_eq(d.auth_method, "PLAIN");
+	cr_assert_str_eq(d.auth_user, "alice@isp.example");
+	cr_assert_str_eq(d.hold_reason, "daily quota: user alice@isp.example, 101 of 100 messages");
 	/* byte-identical when re-encoded */
 	uint8_t buf2[1024];
 	cr_assert_eq(qrec_encode(&d, buf2, sizeof(buf2)), len);
@@ -188,11 +238,12 @@ Test(schema, version_1_records_are_still_read)
 	}
 	for (size_t cut = 0; cut < len; cut++)
 		cr_assert_neq(qrec_decode(&d, buf, cut, drc, 3), 0, "v1 truncated at %zu", cut);
-	/* written back as version 2 */
+	cr_assert_str_eq(d.auth_user, "", "no AUTH identity in version 1");
+	/* written back as the version of today */
 	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0);
 	size_t len2 = qrec_encode(&d, buf2, sizeof(buf2));
 	cr_assert_gt(len2, len);
-	cr_assert_eq(buf2[0], 2);
+	cr_assert_eq(buf2[0], QREC_VERSION);
 	cr_assert_eq(qrec_decode(&r, buf2, len2, rc, 3), 0);
 	cr_assert_eq(r.expiry, 1700432000);
 	cr_assert_str_eq(r.rcpt[1].reply, "421 4.7.0 try later");
@@ -318,4 +369,40 @@ Test(schema, queue_id_format_parse_order)
 	/* start value after open: above the clock and above the reservation */
 	cr_assert_eq(qid_first(100, 50), 101);
 	cr_assert_eq(qid_first(100, 500), 500);
+}
+
+Test(schema, version_2_records_are_still_read)
+{
+	struct qrec r, d;
+	struct qrec_rcpt rc[3], drc[3];
+	uint8_t buf[1024], buf2[1024];
+	size_t len, len2;
+
+	sample(&r, rc);
+	len = encode_v2(&r, buf);
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0, "a version 2 record decodes");
+	cr_assert_eq(d.flags, QF_HELD);
+	cr_assert_eq(d.held_at, 1700000050);
+	cr_assert_eq(d.held_s, 3600);
+	cr_assert_str_eq(d.helo, "helo.example.com");
+	cr_assert_str_eq(d.auth_method, "", "no AUTH identity in version 2");
+	cr_assert_str_eq(d.auth_user, "");
+	cr_assert_str_eq(d.hold_reason, "", "no hold reason in version 2");
+	for (int i = 0; i < 3; i++) {
+		cr_assert_str_eq(d.rcpt[i].addr, rc[i].addr);
+		cr_assert_str_eq(d.rcpt[i].dsn, rc[i].dsn);
+	}
+	for (size_t cut = 0; cut < len; cut++)
+		cr_assert_neq(qrec_decode(&d, buf, cut, drc, 3), 0, "v2 truncated at %zu", cut);
+	/* written back as version 3, with an identity now */
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0);
+	d.auth_method = "LOGIN";
+	d.auth_user = "bob";
+	len2 = qrec_encode(&d, buf2, sizeof(buf2));
+	cr_assert_gt(len2, len);
+	cr_assert_eq(buf2[0], 3);
+	cr_assert_eq(qrec_decode(&r, buf2, len2, rc, 3), 0);
+	cr_assert_str_eq(r.auth_method, "LOGIN");
+	cr_assert_str_eq(r.auth_user, "bob");
+	cr_assert_str_eq(r.rcpt[1].reply, "421 4.7.0 try later");
 }

@@ -98,10 +98,43 @@ Test(smtp_auth, plain_initial_response_good_relays_anywhere)
 	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
 	cr_assert(strstr(h->s.msg.received, "with ESMTPSA"), "%s", h->s.msg.received);
 	cr_assert_str_eq(smtp_session_message(&h->s)->auth_user, "alice");
+	cr_assert_str_eq(smtp_session_message(&h->s)->auth_method, "PLAIN");
 	smtp_session_queued(&h->s, SMTP_QUEUED_OK, "Q1");
 	th_drain(h);
 	cr_assert(th_has(h, "250 2.0.0 Ok: queued as Q1"), "%s", h->out);
 	cr_assert_eq(h->st.auth_ok, 1);
+	th_free(h);
+}
+
+/* The mechanism goes with the identity into the message (the queue record,
+ * the mail log's sasl_method=); a failed AUTH leaves neither. */
+Test(smtp_auth, login_identity_and_mechanism_reach_the_message)
+{
+	struct th *h = auth_th(false);
+	const char *rest = "MAIL FROM:<bob@isp.example>\r\nRCPT TO:<x@elsewhere.example>\r\n"
+			   "DATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\n";
+
+	tls_up(h);
+	th_clear(h);
+	th_feeds(h, "AUTH PLAIN Ym9iAGJvYgBodW50ZXIy\r\n");	/* "bob\0bob\0hunter2" */
+	expect_auth(h, "bob", "hunter2");
+	smtp_session_auth_done(&h->s, 0);	/* wrong: nothing kept */
+	th_drain(h);
+	cr_assert(th_has(h, "535 5.7.8"), "%s", h->out);
+	th_clear(h);
+	th_feeds(h, "AUTH LOGIN Ym9i\r\n");
+	cr_assert(th_has(h, "334 UGFzc3dvcmQ6"), "%s", h->out);
+	th_feeds(h, "aHVudGVyMg==\r\n");
+	expect_auth(h, "bob", "hunter2");
+	smtp_session_auth_done(&h->s, 1);
+	th_drain(h);
+	cr_assert(th_has(h, "235 2.7.0"), "%s", h->out);
+	h->auto_queue = false;
+	th_run(h, rest, strlen(rest), 0);
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE, "%s", h->out);
+	cr_assert_str_eq(smtp_session_message(&h->s)->auth_user, "bob");
+	cr_assert_str_eq(smtp_session_message(&h->s)->auth_method, "LOGIN");
+	smtp_session_queued(&h->s, SMTP_QUEUED_OK, "Q2");
 	th_free(h);
 }
 

@@ -446,6 +446,8 @@ Test(config_check, refuses_what_startup_would)
 		  "limits.exempt: '10.0.0.1/8' has host bits set" },
 		{ "[limits]\nexempt = clients.example\n", 2,
 		  "limits.exempt: 'clients.example' is not an IPv4 address" },
+		{ "[quota]\nmap = quota\n", 2, "quota.map: 'quota' is not an absolute path" },
+		{ "[quota]\nmap = /nonexistent/quota\n", 2, "quota.map: /nonexistent/quota: No such file" },
 	};
 	struct config_machine m = machine("0-7", "0-1");
 

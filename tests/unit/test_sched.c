@@ -21,7 +21,9 @@
  * reuse from the inventory; results durable in the same apply as the end
  * of the claim, and a crash with a job out delivers again, never loses;
  * the body arena's bound; the active set's bound; flush; the operator's
- * suspension of a domain; quiesce.
+ * suspension of a domain; quiesce; daily quotas and user suspensions
+ * (quota.h) hold a message at its first claim, with the reason, and its
+ * release by the operator delivers it without counting it again.
  */
 #include <criterion/criterion.h>
 
@@ -38,6 +40,7 @@
 #include "common/log.h"
 #include "control/dns.h"
 #include "control/dns_sock.h"
+#include "control/quota.h"
 #include "control/route.h"
 #include "control/sched.h"
 #include "queue/queue.h"
@@ -259,6 +262,7 @@ struct pm {
 	uint64_t seed;			/* body_of's, when not mail */
 	uint64_t expiry;		/* 0: arrival + 5 d */
 	uint8_t body_flags;		/* enum queue_body_flags */
+	const char *user;		/* the AUTH identity (NULL: none) */
 };
 
 /* Queue one message; returns its ID. */
@@ -299,6 +303,8 @@ static uint64_t put_msg(const struct pm *o)
 	sub.env.body_flags = o->body_flags;
 	sub.env.client_addr = o->client ? (o->client[0] ? o->client : NULL) : "192.0.2.7";
 	sub.env.helo = sub.env.client_addr ? "client.test" : NULL;
+	sub.env.auth_user = o->user;
+	sub.env.auth_method = o->user ? "PLAIN" : NULL;
 	sub.env.arrival = clk.s;
 	sub.env.expiry = o->expiry ? o->expiry : clk.s + 5 * 86400;
 	sub.env.nrcpt = n;
@@ -1448,6 +1454,82 @@ Test(sched, suspend_holds_one_domain_back_and_resume_flushes_it)
 	fx_stop();
 }
 
+static uint64_t put_as(const char *rcpts, const char *user)
+{
+	struct pm o = { .rcpts = rcpts, .notify = -1, .ret = -1, .user = user };
+	return put_msg(&o);
+}
+
+Test(sched, over_its_daily_quota_a_users_mail_is_held_and_release_delivers_it)
+{
+	struct opts o;
+	struct queue_msg *m;
+	struct quota *qs;
+	struct quota_limit two = { 2, 0 }, none = { 0, 0 };
+	char qdir[128], err[256];
+	uint64_t id[4];
+
+	opts_default(&o);
+	fx_start(&o);
+	snprintf(qdir, sizeof(qdir), "%s/quota", dir);
+	qs = quota_open(qdir, err, sizeof(err));
+	cr_assert_not_null(qs, "%s", err);
+	cr_assert_eq(quota_policy_set(qs, &two, &none, "192.0.2.0/24", NULL, err, sizeof(err)), 0);
+	sched_destroy(s);	/* again, with the quotas */
+	env.quota = qs;
+	fx_sched(&o);
+	route("q.test", "[" SINK "]");
+	for (int i = 0; i < 3; i++)
+		id[i] = put_as("r@q.test", "alice");
+	id[3] = put_as("r@q.test", "bob");
+	settle();
+	cr_assert_eq(take(), 3, "alice's first two and bob's one");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(id[0]) && gone(id[1]) && gone(id[3]));
+	m = look(id[2], 0);
+	cr_assert_not_null(m, "the third is kept");
+	cr_assert(m->held);
+	cr_assert_not(m->claimed);
+	cr_assert_eq(m->rcpt[0].attempts, 0, "held, not tried");
+	cr_assert_str_eq(m->hold_reason, "daily quota: user alice, message 3 of 2 a day");
+	free(m);
+	cr_assert_eq(stats().quota_held, 1);
+	/* the operator's release: delivered, not counted again */
+	cr_assert_eq(queue_release(q, id[2], clk.s), QUEUE_OK);
+	settle();
+	cr_assert_eq(take(), 1);
+	answer_all_ok();
+	settle();
+	cr_assert(gone(id[2]));
+	cr_assert_eq(stats().quota_held, 1);
+	/* a suspended user: held whatever the count, with its own reason */
+	cr_assert_eq(quota_suspend(qs, "bob", true, clk.s, err, sizeof(err)), 1);
+	id[0] = put_as("r@q.test", "bob");
+	id[1] = put("r@q.test");	/* not authenticated, not trusted: no quota */
+	settle();
+	cr_assert_eq(take(), 1, "the unauthenticated one alone");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(id[1]));
+	m = look(id[0], 0);
+	cr_assert_not_null(m);
+	cr_assert(m->held);
+	cr_assert(strncmp(m->hold_reason, QUOTA_SUSPENDED_PREFIX,
+			  strlen(QUOTA_SUSPENDED_PREFIX)) == 0, "%s", m->hold_reason);
+	free(m);
+	/* a new day (00:00 UTC on the injected clock): alice may send again */
+	adv_to((clk.s / 86400 + 1) * 86400);
+	id[2] = put_as("r@q.test", "alice");
+	settle();
+	cr_assert_eq(take(), 1, "the count started again");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(id[2]));
+	fx_stop();
+	quota_close(qs);
+}
+
 Test(sched, quiesce_gives_back_what_did_not_go)
 {
 	struct opts o;
@@ -2363,4 +2445,56 @@ Test(bounce, an_smtputf8_original_gets_a_global_dsn_sent_with_smtputf8)
 	cr_assert(strstr(r, "\nrcpt0.Final-Recipient=utf-8; j\xc3\xbcrgen@u.test"), "%s", r);
 	free(r);
 	fx_stop();
+}
+
+/* A message spanning shards counts once against its user's day, with the
+ * recipients of every part, and every part follows the one decision. */
+Test(sched, a_message_spanning_shards_counts_once_and_is_held_whole)
+{
+	struct opts o;
+	struct quota *qs;
+	struct quota_limit lim = { 1, 3 }, none = { 0, 0 };
+	struct quota_usage u;
+	char qdir[128], err[256], d1[32], d2[32], rc[128];
+	uint64_t a, b;
+
+	opts_default(&o);
+	o.shards = 4;
+	fx_start(&o);
+	snprintf(qdir, sizeof(qdir), "%s/quota", dir);
+	qs = quota_open(qdir, err, sizeof(err));
+	cr_assert_not_null(qs, "%s", err);
+	cr_assert_eq(quota_policy_set(qs, &lim, &none, "", NULL, err, sizeof(err)), 0);
+	sched_destroy(s);
+	env.quota = qs;
+	fx_sched(&o);
+	two_shards(d1, d2);
+	route(d1, "[" SINK "]");
+	route(d2, "[" SINK "]");
+	snprintf(rc, sizeof(rc), "x@%s,y@%s", d1, d2);
+	a = put_as(rc, "carol");	/* 1 message, 2 recipients: within 1 and 3 */
+	settle();
+	cr_assert_eq(take(), 2, "both parts go");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(a));
+	cr_assert_eq(quota_usage_get(qs, clk.s, "carol", NULL, &u), 0);
+	cr_assert_eq(u.messages, 1, "counted once, not per part");
+	cr_assert_eq(u.recipients, 2, "with the recipients of both parts");
+	b = put_as(rc, "carol");	/* the second: over */
+	settle();
+	cr_assert_eq(take(), 0, "no part of it goes");
+	for (unsigned sh = 0; sh < 4; sh++) {
+		struct queue_msg *m;
+		if (queue_lookup(q, sh, b, &m) != QUEUE_OK)
+			continue;
+		cr_assert(m->held, "part in shard %u held", sh);
+		cr_assert_str_eq(m->hold_reason, "daily quota: user carol, message 2 of 1 a day");
+		free(m);
+	}
+	cr_assert_eq(stats().quota_held, 1, "one message");
+	cr_assert_eq(quota_usage_get(qs, clk.s, "carol", NULL, &u), 0);
+	cr_assert_eq(u.messages, 2);
+	fx_stop();
+	quota_close(qs);
 }
