@@ -233,6 +233,19 @@ static const struct quota_limit *map_find(const struct quota_map *m, const char 
 
 /* ---- the store -------------------------------------------------------------------- */
 
+/* fsync a directory, so the entries made in it are durable. 0 or errno. */
+static int dir_sync(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return errno;
+	if (fsync(fd) != 0)
+		rc = errno;
+	close(fd);
+	return rc;
+}
+
 struct quota *quota_open(const char *dir, char *err, size_t n)
 {
 	struct quota *q = calloc(1, sizeof(*q));
@@ -262,6 +275,16 @@ struct quota *quota_open(const char *dir, char *err, size_t n)
 			mdb_txn_abort(txn);
 		snprintf(err, n, "quota: %s: %s", dir, mdb_strerror(rc));
 		goto fail;
+	}
+	{	/* the store's files, and the store in the spool, for good */
+		char parent[4096];
+		const char *slash = strrchr(dir, '/');
+		snprintf(parent, sizeof(parent), "%.*s", slash && slash != dir ?
+			 (int)(slash - dir) : 1, slash ? dir : ".");
+		if ((rc = dir_sync(dir)) != 0 || (rc = dir_sync(parent)) != 0) {
+			snprintf(err, n, "quota: fsync of %s or its parent: %s", dir, strerror(rc));
+			goto fail;
+		}
 	}
 	return q;
 fail:

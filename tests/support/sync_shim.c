@@ -63,6 +63,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "queue/queue_schema.h"	/* QREC_VERSION: every record version is read */
+
 #define FD_MAX 65536
 enum { T_NONE = 0, T_DATA = 1, T_DATA_DSYNC = 2, T_TUN = 3, T_DIR = 4 };
 static _Atomic unsigned char fd_type[FD_MAX];
@@ -173,7 +175,7 @@ static uint64_t be64(const unsigned char *p)
 #define F_BIGDATA 0x01
 #define F_SUBDATA 0x02
 #define F_DUPDATA 0x04
-#define QREC_FIXED 62		/* queue/queue_schema.c: version(1)=1|2 flags(1) ... (v1's size) */
+#define QREC_FIXED 62		/* queue/queue_schema.c: version(1)=1..QREC_VERSION flags(1) ... (v1's size) */
 
 struct keybuf {
 	char *p;
@@ -205,7 +207,7 @@ static void leaf_keys(const unsigned char *pg, size_t psize, struct keybuf *kb)
 			snprintf(fl, sizeof(fl), "?");
 		} else {
 			const unsigned char *v = node + 8 + 8;
-			if (vsize < QREC_FIXED || off + 16 + 2 > psize || (v[0] != 1 && v[0] != 2))
+			if (vsize < QREC_FIXED || off + 16 + 2 > psize || v[0] < 1 || v[0] > QREC_VERSION)
 				continue;	/* not a message record (a summary row...) */
 			snprintf(fl, sizeof(fl), "%u", v[1]);
 		}
