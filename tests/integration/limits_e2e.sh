@@ -19,12 +19,12 @@
 #     client's NOOPs are answered quickly (p99, max measured) and its right
 #     password is taken at once; then user_message_rate = 5 refuses its
 #     sixth MAIL as that user (452 4.7.1).
-#  5. The accept path: 10,000 distinct client addresses (an AnyIP route for
+#  5. The accept path: 10,200 distinct client addresses (an AnyIP route for
 #     10.77.0.0/16 in the namespace) connect with limits on, and as many
-#     with limits off, in alternating rounds of 2,500 in one run (reloads
+#     with limits off, in alternating rounds of 1,700 in one run (reloads
 #     switch them; alternating spreads the machine's noise over both): the
-#     rate with limits on is within 10% of the rate without; the table
-#     tracks them (clients.tracked).
+#     median round's rate with limits on is within 10% of the median
+#     round's without; the table tracks them (clients.tracked).
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup limits "$1"
@@ -153,30 +153,33 @@ ON="connection_rate = 100
 message_rate = 100
 recipient_rate = 1000
 auth_failure_rate = 20"
-ok_on=0; s_on=0; ok_off=0; s_off=0; bad=0
+ok_on=0; ok_off=0; bad=0; r_on=; r_off=
 round=0
-for phase in off on off on off on off on; do
+for phase in off on off on off on off on off on off on; do
 	if [ $phase = on ]; then conf "$ON"; else conf "$OFF"; fi
 	ctl reload >/dev/null || fail "reload for limits $phase"
-	r=$(ns $CL accept $HOST 10.77.$((round * 10)).0 2500 64 2>&1)
-	echo "    limits $phase, 2,500 new addresses: $r"
+	r=$(ns $CL accept $HOST 10.77.$((round * 8)).0 1700 64 2>&1)
+	echo "    limits $phase, 1,700 new addresses: $r"
 	round=$((round + 1))
 	bad=$((bad + $(val "$r" bad)))
 	if [ $phase = on ]; then
-		ok_on=$((ok_on + $(val "$r" ok))); s_on=$(/usr/bin/python3 -c "print($s_on + $(val "$r" seconds))")
+		ok_on=$((ok_on + $(val "$r" ok))); r_on="$r_on $(val "$r" rate)"
 	else
-		ok_off=$((ok_off + $(val "$r" ok))); s_off=$(/usr/bin/python3 -c "print($s_off + $(val "$r" seconds))")
+		ok_off=$((ok_off + $(val "$r" ok))); r_off="$r_off $(val "$r" rate)"
 	fi
 done
 tracked=$(stat clients.tracked)
-rates=$(/usr/bin/python3 -c "print('%.1f %.1f' % ($ok_on / $s_on, $ok_off / $s_off))")
-echo "    accept rate: limits on ${rates% *}/s, off ${rates#* }/s; clients tracked: $tracked"
-check "20,000 connections from 20,000 addresses all greeted and closed (bad: $bad)" \
-	test "$bad" -eq 0 -a "$ok_on" -eq 10000 -a "$ok_off" -eq 10000
-check "accept rate with limits on (${rates% *}/s) within 10% of limits off (${rates#* }/s)" \
-	/usr/bin/python3 -c "import sys; on, off = $ok_on / $s_on, $ok_off / $s_off; sys.exit(0 if on >= 0.9 * off else 1)"
-check "the table holds the last round's 2,500 in their allowance (clients.tracked = $tracked buckets)" \
-	test "$tracked" -ge 2000
+# The median round of each: a round the loaded machine stalls (seen: one
+# at half the rate of the rest) must not decide.
+med() { printf '%s\n' $1 | sort -n | awk '{v[NR] = $1} END {print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2}'; }
+m_on=$(med "$r_on"); m_off=$(med "$r_off")
+echo "    accept rate, median of 6 rounds: limits on $m_on/s (${r_on# }), off $m_off/s (${r_off# }); clients tracked: $tracked"
+check "20,400 connections from 20,400 addresses all greeted and closed (bad: $bad)" \
+	test "$bad" -eq 0 -a "$ok_on" -eq 10200 -a "$ok_off" -eq 10200
+check "accept rate with limits on ($m_on/s) within 10% of limits off ($m_off/s), 10,200 addresses each" \
+	/usr/bin/python3 -c "import sys; sys.exit(0 if $m_on >= 0.9 * $m_off else 1)"
+check "the table holds the last round's 1,700 in their allowance (clients.tracked = $tracked buckets)" \
+	test "$tracked" -ge 1500
 check "none of them refused (smtpd.rej_conn_rate unchanged: $(stat smtpd.rej_conn_rate))" \
 	test "$(stat smtpd.rej_conn_rate)" -eq "$(val "$c" refused)"
 check "smtpd.rej_rcpt_rate among the counters" \
