@@ -138,6 +138,14 @@ struct sluice_config {
 		char users[CONFIG_PATH_MAX];	/* "name:hash" lines; "": no AUTH */
 	} auth;
 
+	struct {			/* several boxes as one relay (control/cluster.h) */
+		char redis[256];	/* "host:port" or a Unix socket's path; "": off */
+		char password[128];
+		bool tls;
+		char name[64];		/* this box; "": [smtp] hostname */
+		uint64_t lease_ttl_ns;
+	} cluster;
+
 	struct {			/* the exporter (control/metrics.h) */
 		char listen[64];	/* "ADDR:PORT" of the HTTP server; "": off */
 		unsigned top_destinations;	/* per-destination series in a scrape */
