@@ -42,10 +42,14 @@ const unsigned cluster_stat_count = STATS_COUNT(cluster_stat_names);
 #define SUSPEND_POLL_NS (250ull * NS_PER_MS)
 #define SUMMARY_NS (1000ull * NS_PER_MS)
 #define GC_NS (60ull * NS_PER_SEC)
-#define IO_TIMEOUT_MS 1000
+#define IO_TIMEOUT_MS 2000		/* connect and command timeout: lease_ttl/2, at most this */
 #define BACKOFF_MIN_NS (100ull * NS_PER_MS)
 #define BACKOFF_MAX_NS (5ull * NS_PER_SEC)
 #define DEMAND_NS NS_PER_SEC			/* spare leases kept this long after a want */
+#define LINGER_NS NS_PER_SEC			/* a closed connection's lease is kept this
+						 * long: its QUIT and FIN may still be on
+						 * the way when the lcore says it is done */
+#define HUNGRY_RETRY_NS (250ull * NS_PER_MS)	/* got fewer than asked: ask again after */
 #define WAIT_LEASE_NS (20ull * NS_PER_MS)	/* admit: ask again after */
 #define WAIT_RATE_MIN_NS (5ull * NS_PER_MS)
 #define REQ_MAX 16				/* operators' requests waiting */
@@ -63,22 +67,33 @@ const char cluster_lease_lua[] =
 	"local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	"if now == 0 then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
 	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+	"local names = {}\n"
+	"local n = math.max(want, limit, 1)\n"
+	"if n > 1000 then n = 1000 end\n"
+	"for i = 0, n - 1 do names[i + 1] = box .. '#' .. i end\n"
+	"local sc = redis.call('ZMSCORE', KEYS[1], unpack(names))\n"
 	"local mine = 0\n"
-	"while mine < 1000 and redis.call('ZSCORE', KEYS[1], box .. '#' .. mine) do mine = mine + 1 end\n"
+	"while mine < n and sc[mine + 1] do mine = mine + 1 end\n"
 	"local others = redis.call('ZCARD', KEYS[1]) - mine\n"
 	"local free = limit - others\n"
 	"if free < 0 then free = 0 end\n"
 	"local target = want\n"
 	"if target > free then target = math.max(free, math.min(want, mine)) end\n"
 	"local exp = now + ttl\n"
-	"for i = 0, target - 1 do redis.call('ZADD', KEYS[1], exp, box .. '#' .. i) end\n"
-	"for i = target, mine - 1 do redis.call('ZREM', KEYS[1], box .. '#' .. i) end\n"
-	"if target < want then redis.call('ZADD', KEYS[2], exp, box) else redis.call('ZREM', KEYS[2], box) end\n"
-	"redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
-	"redis.call('PEXPIRE', KEYS[2], 2 * ttl)\n"
-	"local hungry = redis.call('ZCARD', KEYS[2])\n"
-	"if target < want then hungry = hungry - 1 end\n"
+	"if target > 0 then\n"
+	"  local args = {}\n"
+	"  for i = 0, target - 1 do args[2 * i + 1] = exp; args[2 * i + 2] = names[i + 1] end\n"
+	"  redis.call('ZADD', KEYS[1], unpack(args))\n"
+	"  redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
+	"end\n"
+	"if mine > target then redis.call('ZREM', KEYS[1], unpack(names, target + 1, mine)) end\n"
+	"local h = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')\n"
+	"local hungry = 0\n"
+	"for _, b in ipairs(h) do if b ~= box then hungry = hungry + 1 end end\n"
+	"if target < want then\n"
+	"  redis.call('ZADD', KEYS[2], exp, box)\n"
+	"  redis.call('PEXPIRE', KEYS[2], 2 * ttl)\n"
+	"elseif #h > hungry then redis.call('ZREM', KEYS[2], box) end\n"
 	"return {target, others, hungry}\n";
 
 /*
@@ -140,10 +155,13 @@ struct cdest {
 	char name[DEST_NAME_MAX];
 	unsigned limit;			/* concurrency_limit: connections in the cluster */
 	unsigned open;			/* this box's connections (in flight + idle) */
+	unsigned open_hi;		/* before the last closes ... */
+	uint64_t open_hi_ns;		/* ... until then + LINGER_NS: counted as open */
 	unsigned granted;		/* leases held (as of the last answer) */
 	unsigned asked;			/* want sent in this round (UINT_MAX: none) */
 	bool contended;			/* another box is hungry */
-	bool lease_valid;		/* granted is from Redis since the last connect */
+	bool lease_valid;		/* granted is from Redis */
+	uint64_t lease_until_ns;	/* when those leases run out unless renewed */
 	uint64_t demand_ns;		/* a new connection was last wanted then */
 	uint64_t renew_ns;		/* the leases' next renewal */
 	uint64_t retry_ns;		/* got fewer than asked: ask again then */
@@ -354,6 +372,26 @@ static unsigned share_of(unsigned limit, unsigned boxes)
 	return s ? s : 1;
 }
 
+/* The scheduler's count of open connections: a drop leaves the previous
+ * count standing for LINGER_NS (the connections may still be closing). */
+static void open_set(struct cdest *e, unsigned open, uint64_t now)
+{
+	if (open < e->open) {
+		if (now - e->open_hi_ns >= LINGER_NS || e->open_hi < e->open)
+			e->open_hi = e->open;
+		e->open_hi_ns = now;
+	}
+	e->open = open;
+}
+
+/* Connections to count against the leases: open, or more while some linger. */
+static unsigned open_held(const struct cdest *e, uint64_t now)
+{
+	if (e->open_hi > e->open && now - e->open_hi_ns < LINGER_NS)
+		return e->open_hi;
+	return e->open;
+}
+
 static void kick(struct cluster *cl)
 {
 	if (!cl->kick) {
@@ -368,7 +406,12 @@ static uint64_t admit_conn(struct cluster *cl, struct cdest *e, bool new_conn, u
 {
 	unsigned share = share_of(e->limit, cl->boxes), cap;
 
-	if (cl->connected && e->lease_valid) {
+	open_set(e, open, now);
+	if (new_conn)	/* closing ones count until they are surely gone */
+		open = open_held(e, now);
+
+	if (e->lease_valid && (cl->connected || now < e->lease_until_ns)) {
+		/* ours until they run out, even while Redis does not answer */
 		cap = e->granted;
 		if (open > cap || (e->contended && open > share))
 			*keep = false;
@@ -459,7 +502,6 @@ uint64_t cluster_admit(struct cluster *cl, const char *dest, const struct dest_c
 	}
 	e->used_ns = now_ns;
 	e->limit = conf->cls[DEST_NORMAL].concurrency_limit;
-	e->open = open;
 	w = admit_conn(cl, e, new_conn, open, now_ns, keep);
 	if (w == 0)
 		w = admit_rate(cl, e, &conf->cls[cls].message_rate, &e->rate[cls], now_ns);
@@ -474,8 +516,8 @@ void cluster_note_open(struct cluster *cl, const char *dest, unsigned open)
 	pthread_mutex_lock(&cl->mu);
 	e = find(cl->tab, dest, false, &cl->ndests);
 	if (e && e->open != open) {
-		e->open = open;
 		e->used_ns = clock_mono_ns();
+		open_set(e, open, e->used_ns);
 	}
 	pthread_mutex_unlock(&cl->mu);
 }
@@ -555,11 +597,8 @@ static void disconnect(struct cluster *cl, const char *reason)
 	cl->connected = false;
 	cl->tried = true;
 	cl->st.redis_errors++;
-	if (was || !cl->ever_down) {
+	if (was || !cl->ever_down)
 		cl->st.fallback_entered++;
-		for (unsigned i = 0; i < CLUSTER_DESTS_MAX; i++)
-			cl->tab[i].lease_valid = false;
-	}
 	pthread_mutex_unlock(&cl->mu);
 	if (!cl->ever_down) {
 		log_warn("cluster: redis %s unreachable (%s): local limits divided by %u box(es) "
@@ -581,14 +620,18 @@ static const char *reply_error(const redisReply *r, const redisContext *c)
 /* Connect, AUTH, load the scripts. 0, or -1 (disconnected, backoff set). */
 static int connect_redis(struct cluster *cl)
 {
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_MS / 1000,
-			      .tv_usec = (IO_TIMEOUT_MS % 1000) * 1000 };
+	uint64_t io_ms = cl->c.lease_ttl_ns / NS_PER_MS / 2;
+	struct timeval tv;
 	uint64_t now = clock_mono_ns();
 	redisReply *r;
 	const char *e;
 
 	if (now < cl->next_connect_ns)
 		return -1;
+	if (io_ms > IO_TIMEOUT_MS)
+		io_ms = IO_TIMEOUT_MS;
+	tv.tv_sec = (time_t)(io_ms / 1000);
+	tv.tv_usec = (suseconds_t)(io_ms % 1000) * 1000;
 	cl->rc = cl->port ? redisConnectWithTimeout(cl->host, cl->port, tv) :
 			    redisConnectUnixWithTimeout(cl->host, tv);
 	if (!cl->rc || cl->rc->err)
@@ -621,6 +664,9 @@ static int connect_redis(struct cluster *cl)
 	cl->next_registry_ns = cl->next_suspend_ns = cl->next_summary_ns = 0;
 	cl->suspend_gen = -1;
 	pthread_mutex_lock(&cl->mu);
+	for (unsigned i = 0; i < CLUSTER_DESTS_MAX; i++)	/* renew them all now: a
+								 * restarted Redis knows none */
+		cl->tab[i].renew_ns = cl->tab[i].retry_ns = 0;
 	cl->connected = true;
 	cl->tried = true;
 	cl->st.reconnects++;
@@ -645,12 +691,12 @@ static void op_add(struct cluster *cl, enum op_kind k, unsigned idx, unsigned cl
 	cl->ops[cl->nops++] = (struct rop){ .kind = k, .idx = idx, .cls = cls, .want = want };
 }
 
-/* The rate cells to ask for at once: a tenth of a second's worth, at least
- * the burst, at most 1000. */
+/* The rate cells to ask for at once: a fifth of a second's worth, at least
+ * the burst, at most 1000 (also the GCRA burst in Redis). */
 static unsigned rate_batch(const struct rate_spec *s)
 {
 	double per_s = (double)s->n * 1e9 / (double)s->period_ns;
-	unsigned b = (unsigned)ceil(per_s / 10);
+	unsigned b = (unsigned)ceil(per_s / 5);
 
 	if (b < s->burst)
 		b = s->burst;
@@ -669,21 +715,25 @@ static void plan_dests(struct cluster *cl, uint64_t now)
 		bool need;
 		if (!e->used)
 			continue;
+		unsigned held = open_held(e, now);
 		cap = e->contended ? share_of(e->limit, cl->boxes) : e->limit;
-		want = e->open;
+		want = held;
 		if (e->demand_ns && now - e->demand_ns < DEMAND_NS) {
-			unsigned w = e->open + CLUSTER_LEASE_SPARE;
+			unsigned w = held + CLUSTER_LEASE_SPARE;
 			if (w > cap)
 				w = cap;
 			if (w > want)
 				want = w;
 		}
+		/* a round trip only for a lease more, a surplus beyond the spare,
+		 * the last ones let go, or the renewal */
 		if (!e->lease_valid)
 			need = want > 0;
 		else if (want > e->granted)
 			need = now >= e->retry_ns;
 		else
-			need = want < e->granted || (e->granted && now >= e->renew_ns);
+			need = e->granted > want + CLUSTER_LEASE_SPARE ||
+			       (want == 0 && e->granted > 0) || (e->granted && now >= e->renew_ns);
 		if (need) {
 			e->asked = want;
 			op_add(cl, OP_LEASE, i, 0, want);
@@ -793,7 +843,8 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 			e->contended = hungry > 0;
 			e->lease_valid = true;
 			e->renew_ns = now + cl->c.lease_ttl_ns / 3;
-			e->retry_ns = (unsigned)g < o->want ? now + 5 * WAIT_LEASE_NS : 0;
+			e->lease_until_ns = now + cl->c.lease_ttl_ns;
+			e->retry_ns = (unsigned)g < o->want ? now + HUNGRY_RETRY_NS : 0;
 		}
 		return true;
 	}
@@ -806,13 +857,17 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 		cl->st.rate_cells += (uint64_t)n;
 		if (!e->used)
 			return true;
-		if (n > 0) {
+		if (n > 0) {	/* a small grant: the next ask waits for half a batch */
+			unsigned half = rate_batch(&rt->spec) / 2;
 			rt->tokens += (unsigned)n;
 			rt->tokens_until_ns = now + CLUSTER_KEEP_NS;
 			rt->wanted = false;
-			rt->next_ask_ns = 0;
-		} else {
-			rt->next_ask_ns = now + (uint64_t)wait_us * 1000;
+			rt->next_ask_ns = (unsigned)n < half ?
+				now + (half - (unsigned)n) * (rt->spec.period_ns / rt->spec.n) : 0;
+		} else {	/* none left: ask when half a batch has come back */
+			uint64_t t_ns = rt->spec.period_ns / rt->spec.n;
+			rt->next_ask_ns = now + (uint64_t)wait_us * 1000 +
+					  (rate_batch(&rt->spec) / 2) * t_ns;
 		}
 		return true;
 	}

@@ -11,8 +11,9 @@
  *   lease_ttl = 10s             leases and the registry entry live this long
  *
  * Who talks to Redis. One thread of its own (sluice-cluster), never an
- * lcore, never the scheduler: it owns the one hiredis connection (1 s
- * connect and command timeouts, reconnect with backoff 100 ms .. 5 s) and
+ * lcore, never the scheduler: it owns the one hiredis connection (connect
+ * and command timeouts lease_ttl/2, at most 2 s; reconnect with backoff
+ * 100 ms .. 5 s) and
  * works in rounds (every 50 ms, or at once when the scheduler is short of
  * something): every command of a round is pipelined, so a round is one
  * round trip whatever it carries.
@@ -47,12 +48,16 @@
  * take them.
  *
  * Rates (cluster_gcra_lua): GCRA with the destination's message_rate (per
- * class); the box takes up to a batch of cells at once (a tenth of a
- * second's worth, at least the spec's burst) and spends them locally within
+ * class); the box takes up to a batch of cells at once (a fifth of a
+ * second's worth, at least the spec's burst; the GCRA's burst in Redis too,
+ * so a window of T seconds sees at most rate * T + batch cells; a box told
+ * "none" asks again when half a batch has come back) and spends them locally within
  * a second (cells not spent by then are dropped: the total can only come
  * out lower). Round trips per message: about 1/batch.
  *
- * Redis unreachable: every destination falls back to its local limits
+ * Redis unreachable: leases already granted stay this box's until they
+ * would have run out (lease_ttl after their last renewal: no other box can
+ * have them before), then every destination falls back to its local limits
  * divided by the last known number of boxes (connections: limit / n rounded
  * up, at least 1; rates: n times slower), logged once per outage, counted
  * (fallback_entered); when Redis answers again the box registers and leases
