@@ -144,12 +144,15 @@ for line in open(sys.argv[1]):
     ev.append((int(t), 1 if k == '+' else -1))
 cur = mx = 0
 since = int(sys.argv[2])
+crossed = False
 for t, d in sorted(ev):
-    if t >= since:	# what was open when the span began counts too
-        mx = max(mx, cur)
+    if t >= since and not crossed:	# what was open when the span began counts
+        mx, crossed = cur, True
     cur += d
     if t >= since:
         mx = max(mx, cur)
+if not crossed:		# nothing opened or closed since: what is open now
+    mx = cur
 print(mx)
 PY
 }
