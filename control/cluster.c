@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1338,6 +1339,12 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
 static void *run(void *arg)
 {
 	struct cluster *cl = arg;
+	sigset_t pipe;
+
+	/* a Redis that died under a write: EPIPE here, not the process killed */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 
 	while (!atomic_load(&cl->stop)) {
 		struct timespec ts;
