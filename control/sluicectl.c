@@ -11,7 +11,8 @@
  * (control/commands.c), which `help` returns, so this program knows no
  * command but how to show its result (control/sluicectl_render.h).
  *
- * --cluster sends "cluster COMMAND ARGS...": the box this socket belongs to
+ * --cluster (before the command, or among its words: `queue summary
+ * --cluster`) sends "cluster COMMAND ARGS...": the box this socket belongs to
  * carries it to every box registered in Redis (control/cluster.h): suspend,
  * resume, queue summary (merged), boxes.
  *
@@ -354,8 +355,15 @@ int main(int argc, char **argv)
 	}
 	words = argv + optind;
 	nwords = argc - optind;
-	if (cluster && nwords > 0) {	/* "cluster" before the words (argv has room:
-					 * optind >= 2 since --cluster was one) */
+	for (int i = 1; i < nwords; i++)	/* `queue summary --cluster` says it too */
+		if (strcmp(words[i], "--cluster") == 0) {
+			memmove(&words[i], &words[i + 1], (size_t)(nwords - i) * sizeof(*words));
+			nwords--;
+			cluster = true;
+			break;
+		}
+	if (cluster && nwords > 0) {	/* "cluster" before the words, in the slot
+					 * before them (an option's, or argv[0]) */
 		words = argv + optind - 1;
 		words[0] = "cluster";
 		nwords++;
