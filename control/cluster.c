@@ -748,14 +748,18 @@ static void plan_dests(struct cluster *cl, uint64_t now)
 	}
 }
 
-static void append_cmd(struct cluster *cl, int argc, const char **argv)
+/* Queue one command of the round; a failure (no memory) fails the round. */
+static void append_cmd(struct cluster *cl, int argc, const char **argv, bool *failed)
 {
-	redisAppendCommandArgv(cl->rc, argc, argv, NULL);
+	if (redisAppendCommandArgv(cl->rc, argc, argv, NULL) != REDIS_OK)
+		*failed = true;
 }
 
-/* Send the round's commands (ops) pipelined. */
-static void send_ops(struct cluster *cl)
+/* Queue the round's commands (ops) to be sent pipelined: 0, or -1 (one
+ * could not be queued: the round is abandoned). */
+static int send_ops(struct cluster *cl)
 {
+	bool failed = false;
 	char key[DEST_NAME_MAX + 64], k2[DEST_NAME_MAX + 64], a1[32], a2[32], a3[32], a4[32];
 	char ttl[32];
 
@@ -767,7 +771,7 @@ static void send_ops(struct cluster *cl)
 		case OP_REGISTRY: {
 			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_REGISTRY], "1", PREFIX "boxes",
 					    cl->c.name, ttl };
-			append_cmd(cl, 6, v);
+			append_cmd(cl, 6, v, &failed);
 			break;
 		}
 		case OP_LEASE: {
@@ -777,7 +781,7 @@ static void send_ops(struct cluster *cl)
 			snprintf(a2, sizeof(a2), "%u", e->limit);
 			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_LEASE], "2", key, k2, cl->c.name,
 					    a1, a2, "0", ttl };
-			append_cmd(cl, 10, v);
+			append_cmd(cl, 10, v, &failed);
 			break;
 		}
 		case OP_RATE: {
@@ -790,27 +794,28 @@ static void send_ops(struct cluster *cl)
 			snprintf(a3, sizeof(a3), "%u", o->want);
 			snprintf(a4, sizeof(a4), "0");
 			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_GCRA], "1", key, a1, a2, a3, a4 };
-			append_cmd(cl, 8, v);
+			append_cmd(cl, 8, v, &failed);
 			break;
 		}
 		case OP_SUSPEND_GEN: {
 			const char *v[] = { "GET", PREFIX "suspend:gen" };
-			append_cmd(cl, 2, v);
+			append_cmd(cl, 2, v, &failed);
 			break;
 		}
 		case OP_SUSPEND_ALL: {
 			const char *v[] = { "HGETALL", PREFIX "suspend" };
-			append_cmd(cl, 2, v);
+			append_cmd(cl, 2, v, &failed);
 			break;
 		}
 		case OP_SUMMARY: {
 			snprintf(key, sizeof(key), PREFIX "box:%s", cl->c.name);
 			const char *v[] = { "SET", key, cl->summary, "PX", ttl };
-			append_cmd(cl, 5, v);
+			append_cmd(cl, 5, v, &failed);
 			break;
 		}
 		}
 	}
+	return failed ? -1 : 0;
 }
 
 static long long int_at(const redisReply *r, size_t i)
@@ -969,7 +974,11 @@ static void round_once(struct cluster *cl)
 	pthread_mutex_unlock(&cl->mu);
 	if (cl->nops == 0)
 		return;
-	send_ops(cl);
+	if (send_ops(cl) < 0) {
+		disconnect(cl, "out of memory for a round");
+		cl->next_connect_ns = clock_mono_ns() + cl->backoff_ns;
+		return;
+	}
 	nplanned = cl->nops;
 	for (unsigned k = 0; k < nplanned && !err; k++) {
 		void *rv = NULL;
@@ -1224,10 +1233,11 @@ static json_t *req_summary(struct cluster *cl, const char **err)
 	}
 	argv[0] = "MGET";
 	for (k = 0; k < nb; k++) {
-		char *kk = malloc(strlen(b->element[2 * k]->str) + sizeof(PREFIX "box:"));
+		size_t kl = strlen(b->element[2 * k]->str) + sizeof(PREFIX "box:");
+		char *kk = malloc(kl);
 		if (!kk)
 			break;
-		sprintf(kk, PREFIX "box:%s", b->element[2 * k]->str);
+		snprintf(kk, kl, PREFIX "box:%s", b->element[2 * k]->str);
 		argv[k + 1] = kk;
 		json_array_append_new(names, json_string(b->element[2 * k]->str));
 	}
