@@ -473,6 +473,36 @@ Test(cluster, unreachable_redis_falls_back_to_the_local_share)
 	cluster_stop(a);
 }
 
+/* [cluster] password: AUTH before anything else; a wrong one is an outage
+ * (fallback, counted), not a box that works without the cluster silently. */
+Test(cluster, auth_with_the_password)
+{
+	redisReply *r = redisCommand(rc, "CONFIG SET requirepass s3cret");
+	struct cluster_conf c = { .lease_ttl_ns = 2 * NS_PER_SEC };
+	struct cluster *good, *bad;
+	char err[128];
+
+	cr_assert(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET requirepass");
+	freeReplyObject(r);
+	snprintf(c.redis, sizeof(c.redis), "%s", sock);
+	snprintf(c.name, sizeof(c.name), "good");
+	snprintf(c.password, sizeof(c.password), "s3cret");
+	good = cluster_start(&c, NULL, err, sizeof(err));
+	cr_assert_not_null(good, "%s", err);
+	snprintf(c.name, sizeof(c.name), "bad");
+	snprintf(c.password, sizeof(c.password), "wrong");
+	bad = cluster_start(&c, NULL, err, sizeof(err));
+	cr_assert_not_null(bad, "%s", err);
+	for (int i = 0; i < 50 && !stats_of(good).connected; i++)
+		usleep(100 * 1000);
+	cr_assert_eq(stats_of(good).connected, 1, "the right password gets in");
+	cr_assert_eq(stats_of(bad).connected, 0, "a wrong one does not");
+	cr_assert_geq(stats_of(bad).redis_errors, 1);
+	cr_assert_eq(stats_of(bad).fallback_entered, 1);
+	cluster_stop(good);
+	cluster_stop(bad);
+}
+
 Test(cluster, config_check)
 {
 	struct cluster_conf c = { .lease_ttl_ns = 10 * NS_PER_SEC };
