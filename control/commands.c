@@ -407,6 +407,11 @@ PLANE_CMD(cmd_queue_show, "queue", "show")
 PLANE_CMD(cmd_hold, "hold", NULL)
 PLANE_CMD(cmd_release, "release", NULL)
 PLANE_CMD(cmd_delete, "delete", NULL)
+/* the cluster's: the plane hands them to the cluster thread (cluster.h) */
+PLANE_CMD(cmd_cluster_suspend, "cluster", "suspend")
+PLANE_CMD(cmd_cluster_resume, "cluster", "resume")
+PLANE_CMD(cmd_cluster_queue, "cluster", "queue")
+PLANE_CMD(cmd_cluster_boxes, "cluster", "boxes")
 
 /* ---- the table ---------------------------------------------------------------------- */
 
@@ -474,6 +479,16 @@ const struct ctl_cmd ctl_commands[] = {
 	  "ID... | --domain DOMAIN | --user NAME [--held-for TEXT] | --all",
 	  "Delete messages without a DSN (postsuper -d, exim -Mrm, qmail's queue-repair). "
 	  "sluicectl asks first unless --yes." },
+	{ "cluster", "suspend", CTL_ADMIN, cmd_cluster_suspend, "DOMAIN [--for T]",
+	  "Suspend DOMAIN on every box of the cluster (Redis): each box applies it within "
+	  "a second, as its own `suspend`. sluicectl --cluster suspend says the same." },
+	{ "cluster", "resume", CTL_ADMIN, cmd_cluster_resume, "DOMAIN",
+	  "End a cluster suspension of DOMAIN on every box." },
+	{ "cluster", "queue", CTL_READ, cmd_cluster_queue, "summary",
+	  "The queue summary of every live box, summed by destination domain (each box "
+	  "publishes its own every second; \"missing\" lists boxes without one)." },
+	{ "cluster", "boxes", CTL_READ, cmd_cluster_boxes, "",
+	  "The boxes registered in the cluster and when their registration runs out." },
 	{ "suspend", NULL, CTL_ADMIN, cmd_suspend, "[DOMAIN [--for T]]",
 	  "Stop delivering to DOMAIN (all of it or for T: 30m, 2h, 1d) while the rest goes "
 	  "on: its mail stays queued, logged deferred (4.3.2), not tried. No argument: the "

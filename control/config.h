@@ -150,6 +150,13 @@ struct sluice_config {
 		unsigned client_messages, client_recipients;	/* per mynetworks address */
 		char map[CONFIG_PATH_MAX];	/* overrides, "NAME MESSAGES RECIPIENTS" */
 	} quota;
+	struct {			/* several boxes as one relay (control/cluster.h) */
+		char redis[256];	/* "host:port" or a Unix socket's path; "": off */
+		char password[128];
+		bool tls;
+		char name[64];		/* this box; "": [smtp] hostname */
+		uint64_t lease_ttl_ns;
+	} cluster;
 
 	struct {			/* the exporter (control/metrics.h) */
 		char listen[64];	/* "ADDR:PORT" of the HTTP server; "": off */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
+#include "control/cluster.h"
 #include "control/metrics.h"
 #include "control/retry.h"
 #include "control/quota.h"
@@ -748,6 +749,29 @@ static void check_metrics(const struct sluice_config *c, struct config_errors *e
 			  "address of the host", c->metrics.listen);
 }
 
+void config_cluster(const struct sluice_config *c, struct cluster_conf *k)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->redis, sizeof(k->redis), "%s", c->cluster.redis);
+	snprintf(k->password, sizeof(k->password), "%s", c->cluster.password);
+	k->tls = c->cluster.tls;
+	snprintf(k->name, sizeof(k->name), "%.*s", (int)sizeof(k->name) - 1,
+		 c->cluster.name[0] ? c->cluster.name : c->smtp.hostname);
+	k->lease_ttl_ns = c->cluster.lease_ttl_ns;
+}
+
+/* [cluster]: an address hiredis can use, no TLS (Debian's hiredis has none), a name. */
+static void check_cluster(const struct sluice_config *c, struct config_errors *errs)
+{
+	struct cluster_conf k;
+	const char *key = "redis";
+	char err[256];
+
+	config_cluster(c, &k);
+	if (cluster_conf_check(&k, &key, err, sizeof(err)) < 0)
+		add_error(c, errs, "cluster", key, "%s", err);
+}
+
 int config_check(struct sluice_config *c, const struct config_machine *m,
 		 struct config_errors *errs)
 {
@@ -775,5 +799,6 @@ int config_check(struct sluice_config *c, const struct config_machine *m,
 	check_metrics(c, errs);
 	check_auth(c, errs);
 	check_quota(c, errs);
+	check_cluster(c, errs);
 	return errs->count > before ? -1 : 0;
 }

@@ -80,6 +80,9 @@ void config_delivery(const struct sluice_config *c, struct dlv_conf *d);
 void config_sched(const struct sluice_config *c, struct sched_conf *s);
 /* The resolver's settings of c ([dns]). */
 void config_dns(const struct sluice_config *c, struct dns_conf *d);
+/* [cluster] (cluster.h); name defaults to [smtp] hostname. */
+struct cluster_conf;
+void config_cluster(const struct sluice_config *c, struct cluster_conf *k);
 /* The router's settings of c: [routes] relayhost, our host name
  * ([smtp] hostname) and address ([net] address), for backup-MX pruning. */
 void config_route(const struct sluice_config *c, struct route_conf *r);

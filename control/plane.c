@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "control/auth_worker.h"
+#include "control/cluster.h"
 #include "control/config.h"
 #include "control/config_check.h"
 #include "control/ctl_proto.h"
@@ -138,6 +139,7 @@ struct plane {
 	struct quota *quota;		/* quota.h's store; NULL: no queue */
 	struct auth_worker *auth;	/* NULL: no [auth] users, AUTH answers bad */
 	struct auth_worker_stats auth_snap;
+	struct cluster *cl;		/* [cluster]: its own thread; NULL: alone */
 
 	/* the destinations with most deferrals, for other threads
 	 * (plane_dest_top): asked and answered by generation under top_mu */
@@ -823,6 +825,20 @@ static void take_update(struct plane *p)
 	plane_update_free(u);
 }
 
+/* The cluster's suspensions, applied to this box's scheduler. */
+static void cluster_suspend(void *user, const char *domain, uint64_t for_s)
+{
+	if (sched_suspend_domain(user, domain, for_s) != QUEUE_OK)
+		log_err("cluster: cannot suspend %s here (not a domain, or too many)", domain);
+}
+
+static void cluster_resume(void *user, const char *domain)
+{
+	unsigned n;
+
+	sched_resume_domain(user, domain, &n);	/* not suspended here: nothing to do */
+}
+
 static void *run(void *arg)
 {
 	struct plane *p = arg;
@@ -849,6 +865,8 @@ static void *run(void *arg)
 		top_answer(p);
 		dns_poll(p->dns, clock_mono_ns() / NS_PER_MS);
 		bench_fill(p);
+		if (p->sched && p->cl)	/* the cluster's suspensions, when they changed */
+			cluster_sync_suspensions(p->cl, cluster_suspend, cluster_resume, p->sched);
 		if (p->sched) {
 			sched_poll(p->sched);
 			sched_stats_get(p->sched, &p->sched_snap);
@@ -895,6 +913,7 @@ static int sched_start(struct plane *p, const struct sluice_config *cfg, struct 
 	env.rt = p->rt;
 	env.retry = &p->retry;
 	env.dest = &p->dest;
+	env.cluster = p->cl;
 	env.nports = dp_workers(dp);
 	if (env.nports > SCHED_PORTS_MAX) {
 		snprintf(err, errlen, "delivery: %u workers, the scheduler serves %d", env.nports,
@@ -979,6 +998,13 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		    plane_quota_policy(p->quota, cfg, err, errlen) < 0)
 			goto fail;
 	}
+	if (cfg->cluster.redis[0]) {
+		struct cluster_conf cc;
+		config_cluster(cfg, &cc);
+		p->cl = cluster_start(&cc, q, err, errlen);
+		if (!p->cl)
+			goto fail;
+	}
 	if (q && cfg->delivery.enabled && sched_start(p, cfg, dp, q, err, errlen) < 0)
 		goto fail;
 	if (q && !(p->qcmd = qcmd_start(q, err, errlen)))
@@ -1016,6 +1042,8 @@ void plane_stop(struct plane *p)
 	}
 	qcmd_stop(p->qcmd);	/* its answers still go to the outbox */
 	p->qcmd = NULL;
+	cluster_stop(p->cl);	/* the scheduler no longer asks it: the thread ended */
+	p->cl = NULL;
 	auth_worker_stop(p->auth);
 	p->auth = NULL;
 	/* the router first: its lookups in progress name the scheduler's */
@@ -1274,6 +1302,30 @@ int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, ch
 	json_decref(r->reply);
 	r->reply = NULL;
 	r->ticket = t;
+	if (strcmp(cmd, "cluster") == 0) {
+		/* the cluster thread answers it: finish() from there */
+		char *words[8];
+		r->kind = REQ_QUEUE;
+		rc = -1;
+		if (!p->cl)
+			snprintf(err, errlen, "this box is in no cluster ([cluster] redis is not set)");
+		else if (!sub || argc > 6)
+			rc = PLANE_USAGE;
+		else {
+			words[0] = (char *)sub;
+			for (int i = 0; i < argc; i++)
+				words[i + 1] = argv[i];
+			rc = cluster_submit(p->cl, argc + 1, words, qcmd_done, r, err, errlen);
+			if (rc == CLUSTER_USAGE)
+				rc = PLANE_USAGE;
+		}
+		if (rc != 0) {
+			pthread_mutex_lock(&p->mu);
+			push(&p->freelist, r);
+			pthread_mutex_unlock(&p->mu);
+		}
+		return rc;
+	}
 	if (qcmd_handles(cmd, sub)) {
 		/* the queue thread answers it: finish() from there */
 		r->kind = REQ_QUEUE;
@@ -1359,6 +1411,12 @@ void plane_stats_visit(struct plane *p, stats_visit_fn fn, void *user)
 		quota_stats_get(p->quota, &qs);
 		stats_visit(fn, user, "quota", quota_stat_names, STATS_VALUES(&qs),
 			    quota_stat_count);
+	}
+	if (p->cl) {
+		struct cluster_stats cs;
+		cluster_stats_get(p->cl, &cs);
+		stats_visit(fn, user, "cluster", cluster_stat_names, STATS_VALUES(&cs),
+			    cluster_stat_count);
 	}
 }
 

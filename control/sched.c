@@ -1785,6 +1785,30 @@ static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct s
 	sj->dispatched_ns = s->now_ns;
 }
 
+/* An item whose domain the operator suspended after it was routed (here or
+ * in the cluster): given back as at routing. true when it was. */
+static bool item_domain_suspended(struct sched *s, struct slane *l, struct sitem *it)
+{
+	char dom[DOMAIN_MAX + 1];
+	const struct ssusp *u;
+
+	if (!addr_domain(it->p->m->rcpt[it->rcpt[0]].addr, dom))
+		return false;
+	u = suspension(s, dom);
+	if (!u)
+		return false;
+	lane_pop(s, l);
+	item_suspended(s, it, u);
+	return true;
+}
+
+/* The cluster hears of d's open connections (in flight + idle). */
+static void cluster_note(struct sched *s, const struct sdest *d)
+{
+	if (s->e.cluster)
+		cluster_note_open(s->e.cluster, d->d.name, d->lent + d->nidle);
+}
+
 /* One item of lane l, if its destination and the resources allow. */
 static int try_one(struct sched *s, struct slane *l)
 {
@@ -1795,6 +1819,7 @@ static int try_one(struct sched *s, struct slane *l)
 	struct dest_wait w;
 	struct sjob *sj;
 	int worker, b;
+	bool keep = true;
 
 	if (!it) {
 		lane_unwait(s, l);
@@ -1805,6 +1830,8 @@ static int try_one(struct sched *s, struct slane *l)
 		item_done(s, it);
 		return TRY_NONE;
 	}
+	if (item_domain_suspended(s, l, it))
+		return TRY_NONE;
 	if (!s->jfree) {
 		s->st.slot_waits++;
 		return TRY_STOP;
@@ -1848,12 +1875,23 @@ static int try_one(struct sched *s, struct slane *l)
 		item_done(s, it);
 		return TRY_NONE;
 	}
+	if (s->e.cluster) {	/* the cluster's lease and rate cell (cluster.h) */
+		uint64_t cw = cluster_admit(s->e.cluster, d->d.name, &d->d.conf, l->cls,
+					    idle == NULL, d->lent + d->nidle, s->now_ns, &keep);
+		if (cw) {
+			s->st.cluster_waits++;
+			timer_add(s, l, s->now_ns + cw);
+			return TRY_NONE;
+		}
+	}
 	if (dest_start(&d->d, l->cls, s->now_ns, idle == NULL, &w) != DEST_GO)
 		return TRY_NONE;	/* cannot happen: may_start said go */
 	sj = s->jfree;
 	s->jfree = sj->next_free;
 	lane_pop(s, l);
 	job_fill(s, sj, d, it, idle, tls);
+	if (!keep)	/* above this box's share of the cluster: close it after */
+		sj->j.keep_idle_ms = 0;
 	sj->worker = (unsigned)worker;
 	sj->cls = l->cls;
 	if (idle) {
@@ -1981,6 +2019,7 @@ static void on_result(struct sched *s, unsigned worker, struct dlv_job *j)
 		item_done(s, it);
 	}
 	lane_wake(s, &d->lane[sj->cls]);
+	cluster_note(s, d);
 	job_free(s, sj);
 }
 
@@ -2000,8 +2039,11 @@ static unsigned reap(struct sched *s)
 				}
 				struct sidle *c = *idle_slot(s, w, ev[i].closed_key);
 				s->st.close_events++;
-				if (c)	/* else lent to a job meanwhile: the two crossed */
+				if (c) {	/* else lent to a job meanwhile: the two crossed */
+					struct sdest *cd = c->d;
 					idle_unlink(s, c);
+					cluster_note(s, cd);
+				}
 			}
 			got += n;
 		} while (n == REAP_BURST && got < REAP_MAX);

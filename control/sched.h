@@ -126,6 +126,7 @@
 
 #include "common/stats.h"
 #include "control/bounce.h"
+#include "control/cluster.h"
 #include "control/dest.h"
 #include "control/retry.h"
 #include "control/route.h"
@@ -195,6 +196,9 @@ struct sched_env {
 	struct quota *quota;			/* daily quotas and suspensions
 						 * (quota.h), asked at a message's first
 						 * claim; NULL: none */
+	struct cluster *cluster;		/* NULL: this box alone; else asked
+						 * before each delivery (cluster.h:
+						 * leases, shared rates) */
 };
 
 struct sched;
@@ -266,7 +270,8 @@ int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *
  * back untried (logged deferred, "delivery to DOMAIN suspended by the
  * operator", dsn 4.3.2), due again when it ends (for_s 0: until resumed;
  * they come back after min_backoff meanwhile). Items already queued at a
- * destination still go. Other domains, even on the same next hop, are not
+ * destination are given back the same way when their turn to go comes (a
+ * suspension stops the domain within one pass). Other domains, even on the same next hop, are not
  * touched. At most SCHED_SUSPEND_MAX at once. QUEUE_OK, QUEUE_INVALID (not
  * a domain), QUEUE_NOSPACE (too many).
  * sched_resume_domain ends it and flushes the domain (sched_flush_domain):
@@ -330,7 +335,8 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
  * closed by an lcore; loops_held: parts held for a route back to us;
  * given_up: recipients the operator bounced; quota_held: messages held at
  * their first claim by quota.h (over a daily quota, or a suspended user;
- * a message spanning shards once);
+ * a message spanning shards once); cluster_waits: deliveries that waited
+ * for the cluster (a lease or a shared rate cell, cluster.h);
  * notices_waiting: parts whose
  * results wait for their notice (gauge); dsn_*: bounce.h's counters
  * (dsn_inflight a gauge). Gauges: active (parts in memory), queued (items
@@ -344,6 +350,7 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
 	X(suspended) X(local) X(tls_fallbacks) X(completed) X(rescheduled) X(held) \
 	X(applies) X(ops) X(op_errors) X(body_reads) X(body_bytes) X(body_waits) \
 	X(slot_waits) X(ring_waits) X(close_events) X(loops_held) X(given_up) X(quota_held) \
+	X(cluster_waits) \
 	X(dsn_reports) X(dsn_delay_warnings) X(dsn_success_notices) X(dsn_double_bounces) \
 	X(dsn_dropped) X(dsn_failed) X(dsn_busy) X(dsn_inflight) X(notices_waiting) \
 	X(active) X(queued) X(lookups) X(jobs_lent) X(body_arena_bytes) X(idle_conns) \

@@ -2,7 +2,7 @@
  * sluicectl.c - the operator's CLI: sends one request to sluiced's control
  * socket and shows the reply, as text for people or as JSON (--json).
  *
- *   sluicectl [-s SOCKET] [--json] [-t SECONDS] COMMAND [ARGS...]
+ *   sluicectl [-s SOCKET] [--json] [-t SECONDS] [--cluster] COMMAND [ARGS...]
  *   sluicectl COMMAND [SUB-COMMAND] --help     usage and help, from sluiced
  *   sluicectl help                             every command
  *
@@ -10,6 +10,11 @@
  * commands, their usage and their help live in sluiced's table
  * (control/commands.c), which `help` returns, so this program knows no
  * command but how to show its result (control/sluicectl_render.h).
+ *
+ * --cluster (before the command, or among its words: `queue summary
+ * --cluster`) sends "cluster COMMAND ARGS...": the box this socket belongs to
+ * carries it to every box registered in Redis (control/cluster.h): suspend,
+ * resume, queue summary (merged), boxes.
  *
  * --json prints the reply's result as one line of JSON (the shape each
  * command documents); an error goes to stderr as text either way.
@@ -47,12 +52,14 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: sluicectl [-s SOCKET] [--json] [-t SECONDS] COMMAND [ARGS...]\n"
+	fprintf(out, "usage: sluicectl [-s SOCKET] [--json] [-t SECONDS] [--cluster] COMMAND [ARGS...]\n"
 		     "       sluicectl COMMAND [SUB-COMMAND] --help\n"
 		     "  -s, --socket SOCKET   sluiced's control socket (default %s,\n"
 		     "                        or $SLUICE_CONTROL_SOCKET)\n"
 		     "  -j, --json            print the result as JSON, for scripts\n"
 		     "  -t, --timeout SECONDS give up when the reply takes longer (default %d)\n"
+		     "  -C, --cluster         to every box of the cluster (suspend, resume,\n"
+		     "                        queue summary, boxes)\n"
 		     "exit status: 0 ok, 1 sluiced answered an error, 2 usage, 3 unreachable\n",
 		DEFAULT_SOCKET, TIMEOUT_S);
 }
@@ -318,10 +325,11 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "cluster", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("SLUICE_CONTROL_SOCKET");
-	bool json = false, help = false, ok = false;
+	bool json = false, help = false, ok = false, cluster = false;
 	long timeout_s = TIMEOUT_S;
 	char *help_argv[3] = { "help", NULL, NULL }, **words, *end;
 	int nwords, o, r;
@@ -329,7 +337,7 @@ int main(int argc, char **argv)
 
 	if (!path)
 		path = DEFAULT_SOCKET;
-	while ((o = getopt_long(argc, argv, "+s:jt:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+s:jt:hC", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': path = optarg; break;
 		case 'j': json = true; break;
@@ -341,11 +349,25 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': help = true; break;
+		case 'C': cluster = true; break;
 		default: usage(stderr); return 2;
 		}
 	}
 	words = argv + optind;
 	nwords = argc - optind;
+	for (int i = 1; i < nwords; i++)	/* `queue summary --cluster` says it too */
+		if (strcmp(words[i], "--cluster") == 0) {
+			memmove(&words[i], &words[i + 1], (size_t)(nwords - i) * sizeof(*words));
+			nwords--;
+			cluster = true;
+			break;
+		}
+	if (cluster && nwords > 0) {	/* "cluster" before the words, in the slot
+					 * before them (an option's, or argv[0]) */
+		words = argv + optind - 1;
+		words[0] = "cluster";
+		nwords++;
+	}
 	for (int i = 0; i < nwords; i++)
 		help |= is_help(words[i]);
 	if (nwords == 0 && !help) {

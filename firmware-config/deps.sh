@@ -14,6 +14,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config
             libdpdk-dev liblmdb-dev libssl-dev libinih-dev libc-ares-dev
             libjansson-dev	# the control socket's JSON, sluiced and sluicectl
             libmicrohttpd-dev	# the metrics exporter's HTTP server ([metrics] listen)
+            libhiredis-dev	# [cluster]: leases, rates and suspensions in Redis
             iproute2 openssl
             swaks libnet-ssleay-perl libio-socket-ssl-perl	# to try SMTP (+TLS) by hand
             dnsmasq-base	# make run's DNS server (the binary only: no system service)
@@ -28,6 +29,7 @@ test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            libfuse3-dev fuse3	# tests/support/cachefs.c: the power-cut test's disk
            prometheus	# promtool check metrics (metrics_e2e); its service is not started
            dpdk-dev	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
+           redis-server	# cluster unit tests and cluster_e2e: the real Redis
            testssl.sh)	# tls_e2e: the STARTTLS policy checked by a third party
 # make image (firmware-config/build-image.sh): the root from Debian's packages,
 # the partitions made as files (no loop devices, no mounts), the qcow2.

@@ -10,8 +10,9 @@
       field, and that field's queue ID; its Message-Id and "sha_norm", the
       SHA-256 of the content after a leading Received: field with Date and
       Message-Id blanked, for smtp-source's messages; "t", the arrival time)
-      and DIR/conns.log one line per session start and end ("+ T" / "- T",
-      T in ns) for the concurrency figures. With --code, every RCPT is
+      and DIR/conns.log one line per session start and end ("+ T PEER" /
+      "- T PEER", T in ns, PEER the client's address) for the concurrency
+      figures. With --code, every RCPT is
       answered CODE instead (451, 550). With --delay, the reply to the end
       of data waits S seconds (a slow next hop). With --rcpt-code, a RCPT
       whose local part is LOCAL is answered CODE ("550 5.1.1 <addr>: no
@@ -207,13 +208,14 @@ def m_sink(addr, port, d, tls=None, code=None, delay=0.0, rcpt_codes=None, dsn=F
             return got
 
         def connection_made(self, transport):
+            self.peer_ip = (transport.get_extra_info('peername') or ('?',))[0]
             with lock:
-                conns.write('+ %d\n' % time.monotonic_ns())
+                conns.write('+ %d %s\n' % (time.monotonic_ns(), self.peer_ip))
             super().connection_made(transport)
 
         def connection_lost(self, exc):
             with lock:
-                conns.write('- %d\n' % time.monotonic_ns())
+                conns.write('- %d %s\n' % (time.monotonic_ns(), getattr(self, 'peer_ip', '?')))
             super().connection_lost(exc)
 
     ctx = None
@@ -391,7 +393,7 @@ def m_concurrency(path):
     cur = mx = 0
     ev = []
     for line in open(path):
-        k, t = line.split()
+        k, t = line.split()[:2]
         ev.append((int(t), 1 if k == '+' else -1))
     for _, d in sorted(ev):
         cur += d

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "control/cluster.h"
 #include "control/config.h"
 #include "control/config_check.h"
 #include "dataplane/cpus.h"
@@ -824,6 +825,49 @@ Test(config_check, control_socket_access)
 	cr_assert_eq(e.count, 2, "%u: %s / %s", e.count, e.msg[0], e.msg[1]);
 	cr_assert(strstr(e.msg[0], "0606 does not let group '7' connect"), "%s", e.msg[0]);
 	cr_assert(strstr(e.msg[1], "'7' is the admins' group too"), "%s", e.msg[1]);
+}
+
+/* [cluster]: an address hiredis can use, no TLS (Debian's hiredis has
+ * none), a name (else [smtp] hostname), lease_ttl of at least 1 s. */
+Test(config_check, cluster_section)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct config_machine m = machine("0-1", "0-1");
+	struct cluster_conf k;
+
+	char *path = write_tmp("[smtp]\nhostname = mx1.example\n[cluster]\n"
+			       "redis = 127.0.0.1:6379\nlease_ttl = 5s\n"
+			       "[queue]\ndir = /tmp/sluice-check-spool\n");
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	cr_assert_eq(config_check(&c, &m, &e), 0, "%s", e.msg[0]);
+	config_cluster(&c, &k);
+	cr_assert_str_eq(k.name, "mx1.example", "the hostname when no name is given");
+	cr_assert_eq(k.lease_ttl_ns, 5 * NS_PER_SEC);
+
+	path = write_tmp("[cluster]\nredis = redis-host\ntls = yes\nname = bad name\n"
+			 "[queue]\ndir = /tmp/sluice-check-spool\n");
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	cr_assert_eq(config_check(&c, &m, &e), -1);
+	cr_assert(strstr(e.msg[e.count - 1], ":2: cluster.redis: 'redis-host' is neither HOST:PORT"),
+		  "%s", e.msg[e.count - 1]);
+	c.cluster.redis[0] = '\0';
+	e.count = 0;
+	cr_assert_eq(config_check(&c, &m, &e), 0, "no redis: the rest is not looked at");
+	strcpy(c.cluster.redis, "/run/redis/redis.sock");
+	cr_assert_eq(config_check(&c, &m, &e), -1);
+	cr_assert(strstr(e.msg[e.count - 1], ":3: cluster.tls: Debian 12's hiredis (0.14) has no TLS"),
+		  "%s", e.msg[e.count - 1]);
+	c.cluster.tls = false;
+	e.count = 0;
+	cr_assert_eq(config_check(&c, &m, &e), -1);
+	cr_assert(strstr(e.msg[0], "cluster.name: 'bad name'"), "%s", e.msg[0]);
+
+	path = write_tmp("[cluster]\nlease_ttl = 500ms\n");
+	cr_assert_eq(config_load_file(&c, path, &e), -1, "under 1 s");
+	unlink(path);
 }
 
 Test(config_check, shipped_file_passes)

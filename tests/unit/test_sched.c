@@ -1530,6 +1530,39 @@ Test(sched, over_its_daily_quota_a_users_mail_is_held_and_release_delivers_it)
 	quota_close(qs);
 }
 
+/* A suspension also stops mail already routed and waiting at its
+ * destination (here behind a window of 1): given back untried when its
+ * turn comes, not sent (a cluster suspension must stop a domain within a
+ * second, whatever is queued for it). */
+Test(sched, suspend_stops_mail_already_queued_at_the_destination)
+{
+	struct opts o;
+	struct queue_msg *m;
+	opts_default(&o);
+	o.initial = 1;
+	fx_start(&o);
+	route("s.test", "[" SINK "]");
+	uint64_t a = put("a@s.test");
+	uint64_t b = put("b@s.test");
+	settle();
+	cr_assert_eq(take(), 1, "a window of one: one goes, one waits at the destination");
+	uint64_t first = strcmp(out[0].j->msg.rcpt[0].addr, "a@s.test") == 0 ? a : b;
+	uint64_t second = first == a ? b : a;
+	cr_assert_eq(sched_suspend_domain(s, "s.test", 0), QUEUE_OK);
+	answer_all_ok();
+	settle();
+	cr_assert(gone(first), "the one in flight finished");
+	cr_assert_eq(take(), 0, "the waiting one is not sent once suspended");
+	cr_assert_eq(stats().suspended, 1);
+	m = look(second, 0);
+	cr_assert_not_null(m);
+	cr_assert(m->rcpt[0].state == QUEUE_RCPT_PENDING && m->rcpt[0].attempts == 0,
+		  "untried: nothing recorded");
+	cr_assert_eq(m->due, clk.s + 300, "back after min_backoff meanwhile");
+	free(m);
+	fx_stop();
+}
+
 Test(sched, quiesce_gives_back_what_did_not_go)
 {
 	struct opts o;

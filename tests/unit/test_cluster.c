@@ -1,0 +1,538 @@
+/*
+ * test_cluster.c - the cluster's Redis side (control/cluster.h) against a
+ * real redis-server this test starts on a Unix socket of its own: the lease
+ * and GCRA scripts one call at a time (with the caller's clock, so expiry
+ * and rates are exact), then two cluster modules sharing one Redis as two
+ * boxes would (leases, shared rate, suspensions, the registry), and the
+ * fallback when Redis is unreachable. A Redis that cannot be started or
+ * reached fails the test: nothing here passes without one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "control/cluster.h"
+#include "control/dest.h"
+#include "control/rate.h"
+
+#define PREFIX_LEASE "sluice:lease:"
+
+static char dir[64], sock[128];
+static pid_t redis_pid;
+static redisContext *rc;
+
+static redisContext *connect_sock(void)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = redisConnectUnixWithTimeout(sock, tv);
+
+	if (c && c->err) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* A redis-server on sock (in dir), and rc connected to it. */
+static void redis_spawn(void)
+{
+	redis_pid = fork();
+	cr_assert(redis_pid >= 0);
+	if (redis_pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) {	/* not the test's output: the runner waits for it */
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock,
+		       "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "/dev/null",
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && !rc; i++) {
+		rc = connect_sock();
+		if (!rc)
+			usleep(50 * 1000);
+	}
+	cr_assert_not_null(rc, "redis-server did not come up on %s (is redis-server installed?)",
+			   sock);
+}
+
+static void redis_up(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/sluice-cluster-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
+	redis_spawn();
+}
+
+static void redis_down(void)
+{
+	if (rc)
+		redisFree(rc);
+	rc = NULL;
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGKILL);
+		waitpid(redis_pid, NULL, 0);
+	}
+	redis_pid = 0;
+	unlink(sock);
+	rmdir(dir);
+}
+
+TestSuite(cluster, .init = redis_up, .fini = redis_down, .timeout = 60);
+
+/* EVAL the lease script: {granted, others, hungry others}. */
+static void lease(const char *dest, const char *box, unsigned want, unsigned limit,
+		  long long now_ms, long long ttl_ms, long long out[3])
+{
+	redisReply *r = redisCommand(rc, "EVAL %s 2 lease:%s hungry:%s %s %u %u %lld %lld",
+				     cluster_lease_lua, dest, dest, box, want, limit, now_ms,
+				     ttl_ms);
+
+	cr_assert_not_null(r, "no reply");
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "lease script: %s",
+		     r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+	cr_assert_eq(r->elements, 3);
+	for (int i = 0; i < 3; i++)
+		out[i] = r->element[i]->integer;
+	freeReplyObject(r);
+}
+
+static long long zcard(const char *key)
+{
+	redisReply *r = redisCommand(rc, "ZCARD %s", key);
+	long long n;
+
+	cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+Test(cluster, leases_share_a_limit_and_expire)
+{
+	long long g[3];
+
+	lease("d", "a", 4, 10, 1000, 500, g);
+	cr_assert_eq(g[0], 4, "a asked 4 of 10: %lld", g[0]);
+	cr_assert_eq(g[1], 0);
+	lease("d", "b", 8, 10, 1010, 500, g);
+	cr_assert_eq(g[0], 6, "b gets what a left: %lld", g[0]);
+	cr_assert_eq(g[1], 4);
+	cr_assert_eq(zcard("lease:d"), 10, "never more members than the limit");
+	/* a renews and sees b hungry */
+	lease("d", "a", 4, 10, 1100, 500, g);
+	cr_assert_eq(g[0], 4);
+	cr_assert_eq(g[2], 1, "b asked for more than it got: a is told");
+	/* a lower limit never takes back leases in use */
+	lease("d", "a", 4, 2, 1120, 500, g);
+	cr_assert_eq(g[0], 4, "a keeps what it holds and wants");
+	/* a releases: b takes them */
+	lease("d", "a", 0, 10, 1200, 500, g);
+	cr_assert_eq(g[0], 0);
+	lease("d", "b", 10, 10, 1210, 500, g);
+	cr_assert_eq(g[0], 10);
+	cr_assert_eq(g[2], 0, "nobody hungry");
+	/* b dies (stops renewing): past its expiry a gets them all */
+	lease("d", "a", 10, 10, 1709, 500, g);
+	cr_assert_eq(g[0], 0, "b's leases still live at 1709: %lld", g[0]);
+	lease("d", "a", 10, 10, 1711, 500, g);
+	cr_assert_eq(g[0], 10, "b's leases expired at 1710: %lld", g[0]);
+	cr_assert_eq(zcard("lease:d"), 10);
+}
+
+/* EVAL the GCRA script: {cells, wait_us}. */
+static void gcra(long long t_us, unsigned burst, unsigned want, long long now_us, long long out[2])
+{
+	redisReply *r = redisCommand(rc, "EVAL %s 1 rate:d %lld %u %u %lld", cluster_gcra_lua,
+				     t_us, burst, want, now_us);
+
+	cr_assert_not_null(r);
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "gcra script: %s",
+		     r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+	out[0] = r->element[0]->integer;
+	out[1] = r->element[1]->integer;
+	freeReplyObject(r);
+}
+
+Test(cluster, gcra_grants_bursts_and_holds_the_rate)
+{
+	const long long t0 = 1700000000000000ll, T = 10000;	/* 100/s */
+	long long g[2], total = 0;
+
+	gcra(T, 10, 10, t0, g);
+	cr_assert_eq(g[0], 10, "a full burst at once");
+	gcra(T, 10, 5, t0, g);
+	cr_assert_eq(g[0], 0);
+	cr_assert_eq(g[1], T, "one cell in T: %lld", g[1]);
+	gcra(T, 10, 10, t0 + 5 * T, g);
+	cr_assert_eq(g[0], 5, "five intervals, five cells: %lld", g[0]);
+	/* three boxes asking batches of 10 every 7 ms for 20 s: 100/s in all */
+	for (long long t = t0 + 5 * T; t < t0 + 5 * T + 20000000; t += 7000)
+		for (int box = 0; box < 3; box++) {
+			gcra(T, 10, 10, t, g);
+			total += g[0];
+		}
+	cr_assert(total >= 1980 && total <= 2010, "20 s at 100/s: %lld cells", total);
+}
+
+/* ---- two cluster modules on one Redis --------------------------------------------- */
+
+static struct cluster *box(const char *name, const char *redis)
+{
+	struct cluster_conf c = { .lease_ttl_ns = 2 * NS_PER_SEC };
+	char err[256];
+	struct cluster *cl;
+
+	snprintf(c.redis, sizeof(c.redis), "%s", redis);
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	cl = cluster_start(&c, NULL, err, sizeof(err));
+	cr_assert_not_null(cl, "cluster_start: %s", err);
+	return cl;
+}
+
+static struct dest_conf conf_limit(unsigned limit, const char *rate)
+{
+	struct dest_conf c;
+	char err[128];
+
+	memset(&c, 0, sizeof(c));
+	for (int k = 0; k < DEST_CLASSES; k++) {
+		c.cls[k].initial_concurrency = 1;
+		c.cls[k].concurrency_limit = limit;
+	}
+	if (rate)
+		cr_assert_eq(rate_parse(rate, &c.cls[DEST_NORMAL].message_rate, err, sizeof(err)),
+			     0, "%s", err);
+	return c;
+}
+
+/* Ask until a new connection is admitted (within secs): true when it was. */
+static bool admit_within(struct cluster *cl, const char *dest, const struct dest_conf *c,
+			 unsigned open, double secs)
+{
+	uint64_t end = clock_mono_ns() + (uint64_t)(secs * 1e9);
+	bool keep;
+
+	while (clock_mono_ns() < end) {
+		if (cluster_admit(cl, dest, c, DEST_NORMAL, true, open, clock_mono_ns(), &keep) == 0)
+			return true;
+		usleep(5000);
+	}
+	return false;
+}
+
+static struct cluster_stats stats_of(struct cluster *cl)
+{
+	struct cluster_stats st;
+
+	cluster_stats_get(cl, &st);
+	return st;
+}
+
+Test(cluster, two_boxes_share_connections)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	struct dest_conf c = conf_limit(3, NULL);
+	unsigned open = 0;
+
+	while (open < 3 && admit_within(a, "mx.test", &c, open, 5))
+		open++;
+	cr_assert_eq(open, 3, "box a opens 3 (the limit): %u", open);
+	cr_assert(!admit_within(a, "mx.test", &c, 3, 0.5), "a 4th connection is refused");
+	cr_assert(!admit_within(b, "mx.test", &c, 0, 0.5), "box b gets none while a holds 3");
+	cr_assert_geq(stats_of(b).lease_waits, 1);
+	/* a's connections close: b may open them */
+	cluster_note_open(a, "mx.test", 0);
+	cr_assert(admit_within(b, "mx.test", &c, 0, 5), "b opens one once a let go");
+	cr_assert_eq(stats_of(a).connected, 1);
+	cr_assert_eq(stats_of(a).boxes, 2, "both boxes registered: %llu",
+		     (unsigned long long)stats_of(a).boxes);
+	cluster_stop(a);
+	cluster_stop(b);
+}
+
+Test(cluster, a_dead_box_frees_its_share_within_the_ttl)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	struct dest_conf c = conf_limit(2, NULL);
+	unsigned open = 0;
+	uint64_t t;
+
+	while (open < 2 && admit_within(a, "mx.test", &c, open, 5))
+		open++;
+	cr_assert_eq(open, 2);
+	cluster_stop(a);	/* dies holding 2 leases (stop does not release them) */
+	t = clock_mono_ns();
+	cr_assert(!admit_within(b, "mx.test", &c, 0, 0.3));
+	cr_assert(admit_within(b, "mx.test", &c, 0, 4), "b gets a's share after its TTL");
+	t = clock_mono_ns() - t;
+	cr_assert(t >= NS_PER_SEC, "not before the leases ran out (%llu ms)",
+		  (unsigned long long)(t / NS_PER_MS));
+	cluster_stop(b);
+}
+
+/* A connection the scheduler reports closed may still be closing at the
+ * next hop (QUIT, FIN): its lease stays held a second before another box
+ * may have it. */
+Test(cluster, a_closed_connection_lease_lingers)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	struct dest_conf c = conf_limit(1, NULL);
+	uint64_t t;
+
+	cr_assert(admit_within(a, "mx.test", &c, 0, 5));
+	cluster_note_open(a, "mx.test", 1);
+	cr_assert(!admit_within(b, "mx.test", &c, 0, 0.3), "a holds the one lease");
+	cluster_note_open(a, "mx.test", 0);
+	t = clock_mono_ns();
+	cr_assert(admit_within(b, "mx.test", &c, 0, 5), "b gets it once it is free");
+	t = clock_mono_ns() - t;
+	cr_assert(t >= NS_PER_SEC * 9 / 10, "not while a's connection may still be closing "
+		  "(%llu ms)", (unsigned long long)(t / NS_PER_MS));
+	cluster_stop(a);
+	cluster_stop(b);
+}
+
+/* A Redis that restarted (its leases gone) gets this box's leases back at
+ * once, not at the next renewal. */
+Test(cluster, a_restarted_redis_gets_the_leases_back)
+{
+	struct cluster *a;
+	struct dest_conf c = conf_limit(5, NULL);
+	struct cluster_conf cc = { .lease_ttl_ns = 30 * NS_PER_SEC };	/* renewals every 10 s */
+	char err[128];
+	long long n = 0;
+
+	snprintf(cc.redis, sizeof(cc.redis), "%s", sock);
+	snprintf(cc.name, sizeof(cc.name), "a");
+	a = cluster_start(&cc, NULL, err, sizeof(err));
+	cr_assert_not_null(a, "%s", err);
+	cr_assert(admit_within(a, "mx.test", &c, 0, 5));
+	cr_assert(admit_within(a, "mx.test", &c, 1, 5));
+	cluster_note_open(a, "mx.test", 2);
+	usleep(1200 * 1000);	/* past the demand: it holds what is open */
+	cr_assert_geq(zcard(PREFIX_LEASE "mx.test"), 2, "the two in use, a spare maybe");
+	/* the server dies and comes back empty, on the same socket */
+	redisFree(rc);
+	rc = NULL;
+	kill(redis_pid, SIGKILL);
+	waitpid(redis_pid, NULL, 0);
+	unlink(sock);
+	redis_spawn();
+	for (int i = 0; i < 60 && n != 2; i++) {
+		usleep(100 * 1000);
+		n = zcard(PREFIX_LEASE "mx.test");
+	}
+	cr_assert_eq(n, 2, "the two leases in use are back within 6 s (renewal due in 10)");
+	cluster_stop(a);
+}
+
+Test(cluster, shared_rate_in_bursts)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	struct dest_conf c = conf_limit(100, "50/s");
+	uint64_t t0 = clock_mono_ns(), end = t0 + 3 * NS_PER_SEC;
+	unsigned n = 0;
+	struct cluster_stats sa, sb;
+	bool keep;
+
+	while (clock_mono_ns() < end) {
+		struct cluster *x = (n & 1) ? a : b;
+		if (cluster_admit(x, "mx.test", &c, DEST_NORMAL, false, 1, clock_mono_ns(), &keep) == 0)
+			n++;
+		else
+			usleep(1000);
+	}
+	sa = stats_of(a);
+	sb = stats_of(b);
+	/* 3 s at 50/s, a burst of 5 at the start, cells dropped unspent aside */
+	cr_assert(n >= 130 && n <= 160, "two boxes took %u cells in 3 s at 50/s", n);
+	cr_assert(sa.rate_calls + sb.rate_calls < n, "fewer round trips than messages: %llu for %u",
+		  (unsigned long long)(sa.rate_calls + sb.rate_calls), n);
+	cluster_stop(a);
+	cluster_stop(b);
+}
+
+static char suspended[64];
+static uint64_t suspended_for = 99;
+static char resumed[64];
+static void on_sus(void *u, const char *d, uint64_t for_s)
+{
+	snprintf(suspended, sizeof(suspended), "%s", d);
+	suspended_for = for_s;
+}
+static void on_res(void *u, const char *d)
+{
+	snprintf(resumed, sizeof(resumed), "%s", d);
+}
+
+static bool answered;
+static bool answer_ok;
+static json_t *answer;
+static void on_done(void *u, bool ok, json_t *v)
+{
+	answer_ok = ok;
+	answer = v;
+	__atomic_store_n(&answered, true, __ATOMIC_RELEASE);
+}
+
+static void ask(struct cluster *cl, int argc, char **argv)
+{
+	char err[128];
+
+	answered = false;
+	json_decref(answer);
+	answer = NULL;
+	cr_assert_eq(cluster_submit(cl, argc, argv, on_done, NULL, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 300 && !__atomic_load_n(&answered, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	cr_assert(answered, "no answer within 3 s");
+}
+
+Test(cluster, suspension_reaches_the_other_box)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	char *sus[] = { "suspend", "Example.COM" }, *res[] = { "resume", "example.com" };
+	char *boxes[] = { "boxes" }, *usage[] = { "suspend" };
+	char err[64];
+	uint64_t t;
+	unsigned n = 0;
+
+	cr_assert_eq(cluster_submit(a, 1, usage, on_done, NULL, err, sizeof(err)), CLUSTER_USAGE);
+	usleep(300 * 1000);	/* both registered */
+	ask(a, 2, sus);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	t = clock_mono_ns();
+	while (!suspended[0] && clock_mono_ns() - t < 2 * NS_PER_SEC) {
+		n += cluster_sync_suspensions(b, on_sus, on_res, NULL);
+		usleep(10000);
+	}
+	cr_assert_str_eq(suspended, "example.com");
+	cr_assert_eq(suspended_for, 0, "until resumed");
+	cr_assert(clock_mono_ns() - t < NS_PER_SEC, "within a second");
+	cr_assert_eq(cluster_sync_suspensions(b, on_sus, on_res, NULL), 0, "applied once");
+	ask(a, 2, res);
+	cr_assert(answer_ok);
+	t = clock_mono_ns();
+	while (!resumed[0] && clock_mono_ns() - t < 2 * NS_PER_SEC) {
+		cluster_sync_suspensions(b, on_sus, on_res, NULL);
+		usleep(10000);
+	}
+	cr_assert_str_eq(resumed, "example.com");
+	ask(b, 1, boxes);
+	cr_assert(answer_ok);
+	cr_assert_eq(json_array_size(json_object_get(answer, "boxes")), 2, "a and b registered");
+	json_decref(answer);
+	answer = NULL;
+	cluster_stop(a);
+	cluster_stop(b);
+}
+
+Test(cluster, unreachable_redis_falls_back_to_the_local_share)
+{
+	char nowhere[160];
+	struct cluster *a;
+	struct dest_conf c = conf_limit(4, "20/s");
+	struct cluster_stats st;
+	unsigned open = 0, cells = 0;
+	uint64_t end;
+	bool keep;
+
+	snprintf(nowhere, sizeof(nowhere), "%s/nobody.sock", dir);
+	a = box("a", nowhere);
+	usleep(200 * 1000);
+	while (open < 10 && admit_within(a, "mx.test", &c, open, 0.2))
+		open++;
+	cr_assert_eq(open, 4, "alone (one box known): the whole local limit, %u", open);
+	end = clock_mono_ns() + NS_PER_SEC;
+	while (clock_mono_ns() < end)
+		if (cluster_admit(a, "mx.test", &c, DEST_NORMAL, false, 1, clock_mono_ns(), &keep) == 0)
+			cells++;
+		else
+			usleep(1000);
+	cr_assert(cells >= 18 && cells <= 22, "the local rate: %u in 1 s at 20/s", cells);
+	st = stats_of(a);
+	cr_assert_eq(st.connected, 0);
+	cr_assert_eq(st.fallback_entered, 1, "one outage, counted once: %llu",
+		     (unsigned long long)st.fallback_entered);
+	cr_assert_geq(st.fallback_admits, 4);
+	cr_assert_geq(st.redis_errors, 1);
+	cluster_stop(a);
+}
+
+/* [cluster] password: AUTH before anything else; a wrong one is an outage
+ * (fallback, counted), not a box that works without the cluster silently. */
+Test(cluster, auth_with_the_password)
+{
+	redisReply *r = redisCommand(rc, "CONFIG SET requirepass s3cret");
+	struct cluster_conf c = { .lease_ttl_ns = 2 * NS_PER_SEC };
+	struct cluster *good, *bad;
+	char err[128];
+
+	cr_assert(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET requirepass");
+	freeReplyObject(r);
+	snprintf(c.redis, sizeof(c.redis), "%s", sock);
+	snprintf(c.name, sizeof(c.name), "good");
+	snprintf(c.password, sizeof(c.password), "s3cret");
+	good = cluster_start(&c, NULL, err, sizeof(err));
+	cr_assert_not_null(good, "%s", err);
+	snprintf(c.name, sizeof(c.name), "bad");
+	snprintf(c.password, sizeof(c.password), "wrong");
+	bad = cluster_start(&c, NULL, err, sizeof(err));
+	cr_assert_not_null(bad, "%s", err);
+	for (int i = 0; i < 50 && !stats_of(good).connected; i++)
+		usleep(100 * 1000);
+	cr_assert_eq(stats_of(good).connected, 1, "the right password gets in");
+	cr_assert_eq(stats_of(bad).connected, 0, "a wrong one does not");
+	cr_assert_geq(stats_of(bad).redis_errors, 1);
+	cr_assert_eq(stats_of(bad).fallback_entered, 1);
+	cluster_stop(good);
+	cluster_stop(bad);
+}
+
+Test(cluster, config_check)
+{
+	struct cluster_conf c = { .lease_ttl_ns = 10 * NS_PER_SEC };
+	const char *key = NULL;
+	char err[256], host[64];
+	uint16_t port;
+
+	snprintf(c.name, sizeof(c.name), "box1");
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), 0, "off: nothing to check");
+	snprintf(c.redis, sizeof(c.redis), "127.0.0.1:6379");
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cluster_addr_parse("[::1]:6379", host, sizeof(host), &port), 0);
+	cr_assert_eq(port, 6379);
+	cr_assert_eq(cluster_addr_parse("/run/redis.sock", host, sizeof(host), &port), 0);
+	cr_assert_eq(port, 0);
+	snprintf(c.redis, sizeof(c.redis), "localhost");
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), -1);
+	cr_assert_str_eq(key, "redis");
+	snprintf(c.redis, sizeof(c.redis), "127.0.0.1:70000");
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), -1);
+	snprintf(c.redis, sizeof(c.redis), "127.0.0.1:6379");
+	c.tls = true;
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), -1);
+	cr_assert_str_eq(key, "tls");
+	c.tls = false;
+	snprintf(c.name, sizeof(c.name), "bad name");
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), -1);
+	cr_assert_str_eq(key, "name");
+	snprintf(c.name, sizeof(c.name), "b1");
+	c.lease_ttl_ns = NS_PER_SEC / 2;
+	cr_assert_eq(cluster_conf_check(&c, &key, err, sizeof(err)), -1);
+	cr_assert_str_eq(key, "lease_ttl");
+}
