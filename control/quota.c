@@ -520,6 +520,18 @@ enum quota_verdict quota_account(struct quota *q, uint64_t now, uint64_t id, boo
 		stat_inc(q, ST_UNCOUNTED);
 		return QUOTA_PASS;
 	}
+	if (!lim.messages && !lim.recipients) {
+		/* no limit: nothing to count (no write, no sync), only a
+		 * suspension to honour */
+		stat_inc(q, ST_UNCOUNTED);
+		if (kind == 'u' && suspended_in(q, q->batch, name, NULL)) {
+			snprintf(why, QUOTA_WHY_MAX + 1, QUOTA_SUSPENDED_PREFIX " user %s suspended "
+				 "by the operator", name);
+			stat_inc(q, ST_HELD_SUSPENDED);
+			return QUOTA_HOLD;
+		}
+		return QUOTA_PASS;
+	}
 	kl = key_make(kb, kind, name);
 	if ((rc = count_get(q, q->batch, kb, kl, day, &msgs, &rcpts)) != 0)
 		goto fail;

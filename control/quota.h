@@ -14,9 +14,11 @@
  * A message that takes its key over the day's limit of messages or of
  * recipients is HELD (not refused: it was accepted already; not dropped):
  * the operator sees it with its reason in `queue list --held` and may
- * release it. Held messages count too (they were submitted). A suspended
- * user's messages are held whatever the count, with their own reason, so
- * that `user resume` can release exactly those.
+ * release it. Held messages count too (they were submitted). A key with
+ * no limit (0 messages and 0 recipients) is not counted at all: with the
+ * quotas off (the default) accounting writes nothing. A suspended user's
+ * messages are held whatever the count, with their own reason, so that
+ * `user resume` can release exactly those.
  *
  * Days are UTC days of the time the caller passes (the scheduler's
  * injected clock): a key's count starts again at 00:00 UTC.
@@ -88,6 +90,9 @@ struct quota;
 
 #define QUOTA_STATS(X) \
 	X(counted) X(uncounted) X(held_quota) X(held_suspended) X(followed) X(errors)
+/* counted: messages counted against a key's day; uncounted: no key (not
+ * outbound) or a key without limit; held_*: verdicts; followed: parts of
+ * a message spanning shards that took its first part's decision. */
 struct quota_stats { QUOTA_STATS(STATS_FIELD) };
 extern const char *const quota_stat_names[];
 extern const unsigned quota_stat_count;

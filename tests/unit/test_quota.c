@@ -126,11 +126,15 @@ Test(quota, trusted_clients_count_by_address_others_not, .init = setup, .fini = 
 	/* the world sending to our relay_domains: not outbound, not counted */
 	for (uint64_t i = 5; i < 10; i++)
 		cr_assert_eq(one(q, T0, i, "", "203.0.113.7", 1, why), QUOTA_PASS);
-	/* an authenticated user from a trusted address counts as the user */
+	/* an authenticated user from a trusted address counts as the user
+	 * (who has no limit here: not counted, nothing written) */
 	cr_assert_eq(one(q, T0, 10, "dave", "198.18.0.1", 1, why), QUOTA_PASS);
+	cr_assert_eq(one(q, T0, 11, "dave", "198.18.0.1", 1, why), QUOTA_PASS);
 	quota_stats_get(q, &st);
-	cr_assert_eq(st.uncounted, 5);
-	cr_assert_eq(st.counted, 5);
+	cr_assert_eq(st.uncounted, 7);
+	cr_assert_eq(st.counted, 4);
+	cr_assert_eq(quota_usage_get(q, T0, "dave", NULL, &u), 0);
+	cr_assert_eq(u.messages, 0, "a user without a limit is not counted");
 	cr_assert_eq(quota_usage_get(q, T0, NULL, "198.18.0.1", &u), 0);
 	cr_assert_eq(u.messages, 3);
 	quota_close(q);
