@@ -289,13 +289,16 @@ static int cmd_user_remove(struct ctl_ctx *c, int argc, char **argv, json_t **re
 	return user_set(c, argv[0], NULL, result);
 }
 
-/* suspend NAME: its further mail is held (quota.h), until resume. */
+static int plane_forward(struct ctl_ctx *c, const char *cmd, const char *sub, int argc,
+			 char **argv, json_t **result);
+
+/* suspend NAME: its mail is held (quota.h), until resume. */
 static int cmd_user_suspend(struct ctl_ctx *c, int argc, char **argv, json_t **result)
 {
 	const char *path = users_path(c, result);
 	struct quota *qs = plane_quota(c->plane);
 	struct users u;
-	char err[320];
+	char err[320], why[QUOTA_WHY_MAX + 1], *words[4];
 	bool known;
 	int r;
 
@@ -323,13 +326,16 @@ static int cmd_user_suspend(struct ctl_ctx *c, int argc, char **argv, json_t **r
 		return -1;
 	}
 	log_notice("user %s suspended by the operator%s", argv[0], r ? "" : " (already was)");
-	*result = json_pack("{s:{s:s,s:b,s:b}}", "user", "name", argv[0], "suspended", 1,
-			    "changed", r == 1);
-	return *result ? 0 : -1;
+	/* and what it queued already, not yet held: held with the same
+	 * reason (the queue thread answers, with the hold's count) */
+	snprintf(why, sizeof(why), QUOTA_SUSPENDED_PREFIX " user %s suspended by the operator",
+		 argv[0]);
+	words[0] = "--user";
+	words[1] = argv[0];
+	words[2] = "--reason";
+	words[3] = why;
+	return plane_forward(c, "hold", NULL, 4, words, result);
 }
-
-static int plane_forward(struct ctl_ctx *c, const char *cmd, const char *sub, int argc,
-			 char **argv, json_t **result);
 
 /* resume NAME: the suspension ends, and what it held is released (by the
  * queue thread: the answer is the release's). */
@@ -467,7 +473,7 @@ const struct ctl_cmd ctl_commands[] = {
 	  "each recipient's state and last reply, every delivery attempt with its reply; "
 	  "--body prints the message." },
 	{ "hold", NULL, CTL_ADMIN, cmd_hold,
-	  "ID... | --domain DOMAIN | --user NAME [--held-for TEXT] | --all",
+	  "ID... | --domain DOMAIN | --user NAME [--reason TEXT] | --all",
 	  "Hold messages (postsuper -h, exim -Mf): never tried until released; the time "
 	  "held does not count toward their lifetime." },
 	{ "release", NULL, CTL_ADMIN, cmd_release,
@@ -529,8 +535,9 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "user", "suspend", CTL_ADMIN, cmd_user_suspend, "NAME",
 	  "Suspend a submission user: it may still log in, but every message it sends from "
 	  "now on is accepted and held (\"suspended: ...\" in queue list --held), for the "
-	  "operator to look at. Kept across reloads and restarts. To lock it out as well, "
-	  "remove it (or give it a new password)." },
+	  "operator to look at, and so is its mail already queued (not what is being "
+	  "delivered at this instant). Kept across reloads and restarts. To lock it out as "
+	  "well, remove it (or give it a new password)." },
 	{ "user", "resume", CTL_ADMIN, cmd_user_resume, "NAME",
 	  "End a user's suspension and release the messages the suspension held (those "
 	  "held over a daily quota stay held)." },

@@ -55,6 +55,7 @@ struct qreq {
 	/* list, hold, release, delete: --user (the AUTH identity, exact) and,
 	 * not for list, --held-for (a part of the hold reason) */
 	char auth_user[TEXT_ARG_MAX], held_for[TEXT_ARG_MAX];
+	char reason[TEXT_ARG_MAX];	/* hold --user: the hold reason to give */
 	/* show, hold, release, delete */
 	unsigned nids;
 	uint64_t ids[IDS_MAX];
@@ -219,9 +220,13 @@ static int parse_targets(struct qreq *r, const char *what, int argc, char **argv
 	if ((argc == 2 || argc == 4) && strcmp(argv[0], "--user") == 0) {
 		if (!copy_arg(r->auth_user, argv[1]) || !argv[1][0])
 			return QCMD_USAGE;
-		if (argc == 4 && (strcmp(argv[2], "--held-for") != 0 ||
-				  !copy_arg(r->held_for, argv[3])))
+		if (argc == 4 && r->kind == Q_HOLD) {
+			if (strcmp(argv[2], "--reason") != 0 || !copy_arg(r->reason, argv[3]))
+				return QCMD_USAGE;
+		} else if (argc == 4 && (strcmp(argv[2], "--held-for") != 0 ||
+					 !copy_arg(r->held_for, argv[3]))) {
 			return QCMD_USAGE;
+		}
 		return 0;
 	}
 	if (argc == 0)
@@ -906,6 +911,7 @@ struct change {
 	uint64_t messages;		/* messages changed (any part) */
 	uint64_t last_counted;
 	int first_error;
+	const char *reason;		/* hold: the reason given */
 };
 
 static void change_flush(struct change *c)
@@ -939,7 +945,7 @@ static void change_flush(struct change *c)
 
 /* --user NAME [--held-for TEXT]: the messages of one AUTH identity (at
  * their lowest shard; held ones only for a release, and only those whose
- * hold reason has TEXT in it when given). */
+ * hold reason has TEXT in it when given; for a hold, those not held yet). */
 struct by_user {
 	const struct qreq *r;
 	struct queue_ref refs[SCAN_CHUNK];
@@ -954,7 +960,7 @@ static int user_visit(void *user, const struct queue_msg *m)
 		return 0;	/* found at its lowest shard */
 	if (!m->auth_user || strcmp(m->auth_user, b->r->auth_user) != 0)
 		return 0;
-	if (b->r->kind == Q_RELEASE && !m->held)
+	if ((b->r->kind == Q_RELEASE && !m->held) || (b->r->kind == Q_HOLD && m->held))
 		return 0;
 	if (b->r->held_for[0] && (!m->held || !m->hold_reason ||
 				  !strstr(m->hold_reason, b->r->held_for)))
@@ -975,7 +981,7 @@ static void change_add(struct change *c, uint64_t id, uint64_t shards)
 			c->ops[c->nops++] = (struct queue_op){ .op = c->op, .shard = sh, .id = id,
 							       .now = now,
 							       .reply = c->op == QUEUE_OP_HOLD ?
-							       "held by the operator" : NULL };
+							       c->reason : NULL };
 }
 
 static const char *change_name(enum qkind k)
@@ -996,6 +1002,7 @@ static json_t *change(struct qcmd *w, const struct qreq *r, char *err, size_t er
 		return NULL;
 	}
 	c->w = w;
+	c->reason = r->reason[0] ? r->reason : "held by the operator";
 	c->op = r->kind == Q_HOLD ? QUEUE_OP_HOLD : r->kind == Q_RELEASE ? QUEUE_OP_RELEASE :
 				    QUEUE_OP_DELETE;
 	c->first_error = QUEUE_OK;

@@ -53,7 +53,10 @@
  *   hold ID...|--domain D|--all, release (same), delete (same)
  *       {"hold"|"release"|"delete":{"messages":N,"not_found":[IDs]}}
  *       every part of each message; hold gives the reason "held by the
- *       operator"; release makes it due now and clears the reason; delete
+ *       operator" (hold --user NAME --reason TEXT: that one, to the user's
+ *       mail not held yet: `user suspend`); release makes it due now and
+ *       clears the reason (release --user NAME --held-for TEXT: the user's
+ *       held mail whose reason has TEXT in it: `user resume`); delete
  *       sends no DSN (postsuper -d) and logs "ID: removed" in the mail log.
  */
 #ifndef SLUICE_QUEUE_CMD_H

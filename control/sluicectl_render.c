@@ -572,18 +572,20 @@ static void render_user(FILE *out, const json_t *result, int argc, char **argv)
 			fprintf(out, "%s\n", ctl_render_scalar(v, a, sizeof(a)));
 		return;
 	}
+	if (json_object_get(result, "hold")) {	/* user suspend: its queued mail held */
+		fprintf(out, "%s: suspended; %lld queued message(s) held\n",
+			argc > 2 ? argv[2] : "user",
+			json_integer_value(json_object_get(json_object_get(result, "hold"),
+							   "messages")));
+		return;
+	}
 	if (rel) {	/* user resume: the release of what the suspension held */
 		fprintf(out, "%s: resumed; %lld held message(s) released\n",
 			argc > 2 ? argv[2] : "user",
 			json_integer_value(json_object_get(rel, "messages")));
 		return;
 	}
-	if (json_object_get(json_object_get(result, "user"), "suspended")) {
-		fprintf(out, "%s: suspended%s\n",
-			ctl_render_scalar(ctl_render_get(result, "user.name"), a, sizeof(a)),
-			json_is_true(ctl_render_get(result, "user.changed")) ? "" : " (already)");
-		return;
-	}
+
 	fprintf(out, "%s: %s (%s user(s) now)\n",
 		ctl_render_scalar(ctl_render_get(result, "user.name"), a, sizeof(a)),
 		json_object_get(json_object_get(result, "user"), "added") ? "added" : "removed",

@@ -12,10 +12,11 @@
 #     "hold: daily quota"; `release ID` delivers it to the next hop;
 #  3. a trusted client without AUTH over its own quota (client_messages):
 #     held likewise, by address;
-#  4. `user suspend bob`: bob's further mail is held ("suspended: ..."),
-#     `user list` shows it; the suspension and alice's count survive a
-#     reload and a restart; `user resume bob` releases exactly what the
-#     suspension held (alice's quota hold stays) and it is delivered.
+#  4. `user suspend bob`: his queued mail and his further mail are held
+#     ("suspended: ..."), `user list` shows it; the suspension and alice's
+#     count survive a reload and a restart; `user resume bob` releases
+#     exactly what the suspension held (the quota holds stay) and it is
+#     delivered; bob's limit comes from the [quota] map (10).
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup quota "$1"
@@ -29,7 +30,9 @@ printf 'pw-alice\n' | "$T_BUILD/control/sluice-passwd" alice >"$USERS" &&
 check "users file made" test "$(wc -l <"$USERS")" -eq 2
 cat >"$T_DIR/routes" <<ROUTES
 sink.test [$KERN]
+dead.test [$KERN]:2599
 ROUTES
+echo 'bob 10 0	# an override: ten a day' >"$T_DIR/quota.map"
 t_conf "[log]
 mail = $MLOG
 [smtp]
@@ -41,13 +44,15 @@ users = $USERS
 [quota]
 user_messages = 3
 client_messages = 2
+map = $T_DIR/quota.map
 [routes]
 routes_file = $T_DIR/routes"
 check "sluiced starts with [quota] user_messages = 3, client_messages = 2" t_start
 check "the next hop (aiosmtpd) on $KERN:25" start_sink sink 25
 
-# send USER N: one message as USER over 587 (STARTTLS + AUTH PLAIN), or
-# without AUTH over 25 when USER is "-"; prints the queue ID
+# send USER N [DOMAIN]: one message as USER over 587 (STARTTLS + AUTH
+# PLAIN), or without AUTH over 25 when USER is "-", to rN@DOMAIN
+# (sink.test); prints the queue ID
 send() {
 	local out id auth=()
 	if [ "$1" != - ]; then
@@ -56,7 +61,7 @@ send() {
 		auth=(--port 25)
 	fi
 	out=$(ns timeout 60 swaks --server $HOST "${auth[@]}" --helo q.test \
-		--from "${1/-/relay}@isp.example" --to "r$2@sink.test" \
+		--from "${1/-/relay}@isp.example" --to "r$2@${3:-sink.test}" \
 		--header "Subject: quota $1 $2" 2>&1)
 	id=$(printf '%s\n' "$out" |
 		sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-HJKMNP-TV-Z]\{13\}\)\r\{0,1\}$/\1/p')
@@ -121,8 +126,16 @@ check "  ... with that reason in the mail log" \
 	mlogged "${C[2]:-none}: hold: daily quota: client \[$KERN\], message 3 of 2 a day"
 
 # --- 4: suspend bob, reload, restart, resume ---------------------------------------
+# bob has mail queued already (its next hop refuses: deferred)
+D=$(send bob 0 dead.test)
+deferred() { ctl --json queue list --deferred | grep -q "\"${D:-none}\""; }
+check "bob's message to a dead next hop is queued, deferred ($D)" wait_for 30 deferred
 out=$(ctl user suspend bob 2>&1)
-check "user suspend bob ($out)" test "$out" = "bob: suspended"
+check "user suspend bob holds what he has queued too ($out)" \
+	test "$out" = "bob: suspended; 1 queued message(s) held"
+check "  ... with the suspension's reason" has "$(ctl queue list --held --user bob)" \
+	'\(held: suspended: user bob suspended by the operator\)'
+
 out=$(ctl user suspend nobody 2>&1); st=$?
 check "suspending a name not in the users file is refused ($out)" test $st -ne 0
 B=()
@@ -148,13 +161,15 @@ check "alice's fifth message of the day is held after the restart ($id)" \
 	wait_for 30 is_held "${id:-none}"
 out=$(ctl user resume bob 2>&1)
 check "user resume bob releases what the suspension held ($out)" \
-	test "$out" = "bob: resumed; 2 held message(s) released"
+	test "$out" = "bob: resumed; 3 held message(s) released"
 check "  ... and both are delivered" wait_for 30 delivered 8
 held=$(held_ids)
 quota_kept() { [ "$(echo $held | wc -w)" -eq 2 ] && has "$held" "${C[2]:-none}" && has "$held" "${id:-none}"; }
 check "the quota holds stay held (the client's and alice's: $held)" quota_kept
 id2=$(send bob 3)
-check "bob's mail after the resume goes out (as his 3rd of the day)" wait_for 30 delivered 9
+check "bob's mail after the resume goes out (his 4th of the day, 10 for him in the map)" \
+	wait_for 30 delivered 9
+check "user list: bob 4/10" user_state '^bob +active +4/10 '
 qh=$(stat quota.held_quota); qs=$(stat quota.held_suspended); qc=$(stat quota.counted)
 check "counters (since the restart): quota.held_quota = 1 ($qh), held_suspended = 0 ($qs), counted = 2 ($qc)" \
 	test "$qh" = 1 -a "$qs" = 0 -a "$qc" = 2

@@ -439,6 +439,18 @@ Test(qcmd, by_user_and_hold_reason)
 	r = MUST("queue", "show", ids(a3));
 	cr_assert_str_eq(json_string_value(json_object_get(r, "hold_reason")), "held by the operator");
 	json_decref(r);
+	/* what user suspend asks: the user's mail not held yet, with a reason */
+	uint64_t a4 = put_user("alice", "r@d.example", NULL);
+	r = MUST("hold", NULL, "--user", "alice", "--reason", "suspended: user alice");
+	cr_assert_eq(geti(r, "hold.messages"), 1, "a4 alone: the others were held already");
+	json_decref(r);
+	r = MUST("queue", "show", ids(a4));
+	cr_assert_str_eq(json_string_value(json_object_get(r, "hold_reason")), "suspended: user alice");
+	json_decref(r);
+	r = MUST("queue", "show", ids(a3));
+	cr_assert_str_eq(json_string_value(json_object_get(r, "hold_reason")), "held by the operator",
+			 "a held message keeps its first reason");
+	json_decref(r);
 }
 
 Test(qcmd, bad_words_refused_at_once)
