@@ -44,6 +44,26 @@ uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be
 	return rte_softrss((uint32_t *)&t, RTE_THASH_V4_L4_LEN, port_rss_key);
 }
 
+uint32_t steer_hash6(const uint8_t saddr[16], const uint8_t daddr[16], rte_be16_t sport,
+		     rte_be16_t dport)
+{
+	struct rte_ipv6_tuple t;
+	uint32_t *src = (uint32_t *)t.src_addr, *dst = (uint32_t *)t.dst_addr;
+
+	/* rte_softrss takes host-order words, as rte_thash_load_v6_addrs
+	 * lays them out */
+	for (unsigned i = 0; i < 4; i++) {
+		rte_be32_t a, b;
+		memcpy(&a, saddr + 4 * i, 4);
+		memcpy(&b, daddr + 4 * i, 4);
+		src[i] = rte_be_to_cpu_32(a);
+		dst[i] = rte_be_to_cpu_32(b);
+	}
+	t.sport = rte_be_to_cpu_16(sport);
+	t.dport = rte_be_to_cpu_16(dport);
+	return rte_softrss((uint32_t *)&t, RTE_THASH_V6_L4_LEN, port_rss_key);
+}
+
 unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 		     rte_be16_t sport, rte_be16_t dport)
 {
@@ -88,10 +108,13 @@ int steer_classify(struct steer *s, const struct rte_mbuf *m)
 	return owner == s->self ? STEER_LOCAL : (int)owner;
 }
 
-bool steer_owns(void *steer, rte_be32_t laddr, rte_be16_t lport,
-		rte_be32_t raddr, rte_be16_t rport)
+bool steer_owns(void *steer, const struct net_addr *laddr, rte_be16_t lport,
+		const struct net_addr *raddr, rte_be16_t rport)
 {
 	const struct steer *s = steer;
 	/* The reply's tuple is (raddr, laddr, rport, lport); the key is symmetric. */
-	return steer_owner(s, raddr, laddr, rport, lport) == s->self;
+	if (net_addr_is_v6(laddr))
+		return s->reta[steer_hash6(raddr->v6, laddr->v6, rport, lport) %
+			       STEER_RETA_SIZE] == s->self;
+	return steer_owner(s, raddr->v4, laddr->v4, rport, lport) == s->self;
 }

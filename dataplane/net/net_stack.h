@@ -27,6 +27,7 @@
 
 #include "common/stats.h"
 #include "dataplane/net/arp.h"
+#include "dataplane/net/net_addr.h"
 
 /* Counters of the link and network layers, one set per lcore. */
 #define NET_STATS(X)                                                        \
@@ -58,7 +59,13 @@ struct net_addr_conf {
 	rte_be32_t ip;		/* our address */
 	rte_be32_t netmask;
 	rte_be32_t gateway;	/* 0: no default route (on-link only) */
-	uint16_t mtu;		/* IP MTU, e.g. 1500 */
+	uint16_t mtu;		/* IP MTU, e.g. 1500 (both families) */
+	/* IPv6 (ipv6.h). ip6_ok false: the stack has no IPv6 address */
+	bool ip6_ok;
+	uint8_t ip6[16];	/* our (global) address */
+	uint8_t prefix6;	/* its on-link prefix length */
+	uint8_t gateway6[16];	/* all zero: the default router comes from
+				 * router advertisements */
 };
 
 /*
@@ -105,6 +112,22 @@ struct net_stack {
 
 	struct net_stats stats;
 };
+
+/* Our address of the given family into *a; false when we have none. */
+static inline bool net_local_addr(const struct net_stack *ns, uint8_t family,
+				  struct net_addr *a)
+{
+	if (family == NET_AF_INET6) {
+		if (!ns->addr.ip6_ok)
+			return false;
+		*a = net_addr_v6(ns->addr.ip6);
+		return true;
+	}
+	if (family != NET_AF_INET || ns->addr.ip == 0)
+		return false;
+	*a = net_addr_v4(ns->addr.ip);
+	return true;
+}
 
 /*
  * Set up a stack. arp_entries/arp_pending bound the ARP cache and the

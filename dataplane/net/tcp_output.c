@@ -21,9 +21,10 @@
 
 #include "dataplane/net/ipv4.h"
 
-uint16_t tcp_our_mss(const struct tcp_stack *ts)
+uint16_t tcp_our_mss(const struct tcp_stack *ts, uint8_t family)
 {
-	uint32_t mss = ts->ns->addr.mtu > 40 ? ts->ns->addr.mtu - 40u : TCP_DEFAULT_MSS;
+	uint32_t hdrs = family == NET_AF_INET6 ? TCP_V6_HDRS : TCP_V4_HDRS;
+	uint32_t mss = ts->ns->addr.mtu > hdrs ? ts->ns->addr.mtu - hdrs : TCP_DEFAULT_MSS;
 	uint32_t room = rte_pktmbuf_data_room_size(ts->ns->pool);
 	uint32_t lim = room > RTE_PKTMBUF_HEADROOM + TCP_HDR_LEN + TCP_OPT_MAX ?
 		       room - RTE_PKTMBUF_HEADROOM - TCP_HDR_LEN - TCP_OPT_MAX : 64;
@@ -122,8 +123,8 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 	memset(&iph, 0, sizeof(iph));
 	iph.version_ihl = 0x45;
 	iph.next_proto_id = IPPROTO_TCP;
-	iph.src_addr = t->laddr;
-	iph.dst_addr = t->raddr;
+	iph.src_addr = t->laddr.v4;
+	iph.dst_addr = t->raddr.v4;
 	iph.total_length = rte_cpu_to_be_16((uint16_t)(sizeof(iph) + hlen + len));
 	if (ns->tx_tcp_cksum) {
 		/* The port finishes it (net_stack.h); ipv4_output sets l2/l3_len. */
@@ -137,7 +138,7 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 	ts->stats.bytes_out += len;
 	if (flags & TCP_RST)
 		ts->stats.rst_out++;
-	ipv4_output(ns, m, t->raddr, IPPROTO_TCP);
+	ipv4_output(ns, m, t->raddr.v4, IPPROTO_TCP);
 	return 0;
 }
 
@@ -251,7 +252,7 @@ void tcp_send_syn(struct tcp_conn *c)
 	struct tcp_opt_out o;
 	memset(&o, 0, sizeof(o));
 	o.syn = true;
-	o.mss = tcp_our_mss(ts);
+	o.mss = tcp_our_mss(ts, c->t.laddr.family);
 	uint8_t flags = TCP_SYN;
 	uint32_t ack = 0;
 	if (c->state == TCP_SYN_SENT) {

@@ -1087,7 +1087,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->state = CONN_OPEN;
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
 	sc->timed_out = sc->starttls_wait = sc->tls_up = false;
-	sc->ip = rte_be_to_cpu_32(t.raddr);
+	sc->ip = rte_be_to_cpu_32(t.raddr.v4);
 	sc->deadline_ns = sc->timer_at = 0;
 	sc->tls = NULL;
 	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;

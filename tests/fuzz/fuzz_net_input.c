@@ -96,8 +96,8 @@ static const struct tcp_callbacks cbs = {
 static struct udp_stack *fus;
 static struct udp_sock *u_echo, *u_conn;
 
-static bool port_odd(void *ctx, rte_be32_t laddr, rte_be16_t lport, rte_be32_t raddr,
-		     rte_be16_t rport)
+static bool port_odd(void *ctx, const struct net_addr *laddr, rte_be16_t lport,
+		     const struct net_addr *raddr, rte_be16_t rport)
 {
 	(void)ctx;
 	(void)laddr;
