@@ -477,6 +477,8 @@ struct tcp_stack *tcp_stack_create(struct net_stack *ns, const struct tcp_conf *
 		(uint32_t)(ts->k0 % ((uint32_t)conf->port_hi - conf->port_lo + 1)));
 	ns->tcp_input = tcp_input_l4;
 	ns->tcp_frag_needed = tcp_frag_needed_l4;
+	ns->tcp_input6 = tcp_input6_l4;
+	ns->tcp_pkt_too_big = tcp_pkt_too_big_l4;
 	ns->tcp_ctx = ts;
 	return ts;
 }
@@ -498,6 +500,8 @@ void tcp_stack_destroy(struct tcp_stack *ts)
 	if (ts->ns && ts->ns->tcp_ctx == ts) {
 		ts->ns->tcp_input = NULL;
 		ts->ns->tcp_frag_needed = NULL;
+		ts->ns->tcp_input6 = NULL;
+		ts->ns->tcp_pkt_too_big = NULL;
 		ts->ns->tcp_ctx = NULL;
 	}
 	tcp_wheel_fini(&ts->wheel);

@@ -29,6 +29,8 @@
  */
 #include "dataplane/net/tcp_int.h"
 
+#include "dataplane/net/ipv6.h"
+
 #include <string.h>
 
 #include <rte_ip.h>
@@ -1106,6 +1108,28 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 	seg_input(ts, m, &s, tot - ihl, addr_sum, ip->src_addr == ts->ns->addr.ip);
 }
 
+void tcp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_hdr *ip)
+{
+	struct tcp_stack *ts = ctx;
+	ts->now = ts->ns->now_ns;
+	ts->stats.seg_in++;
+	/* ipv6.c cut the datagram to its payload, extension headers off */
+	uint32_t tcplen = m->pkt_len;
+	if (tcplen < TCP_HDR_LEN) {
+		ts->stats.drop_short++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	struct tcp_seg s;
+	memset(&s, 0, sizeof(s));
+	s.saddr.family = s.daddr.family = NET_AF_INET6;
+	memcpy(s.saddr.v6, ip->src_addr, 16);
+	memcpy(s.daddr.v6, ip->dst_addr, 16);
+	/* ipv6.c passes only unicast destinations of ours to TCP */
+	seg_input(ts, m, &s, tcplen, ipv6_addr_sum(ip->src_addr, ip->dst_addr),
+		  ipv6_is_ours(ts->ns, ip->src_addr));
+}
+
 /* The rest of input, for either family: m holds the segment (perhaps with
  * padding beyond tcplen), s its addresses. */
 static void seg_input(struct tcp_stack *ts, struct rte_mbuf *m, struct tcp_seg *s,
@@ -1199,18 +1223,45 @@ void tcp_tick(struct tcp_stack *ts)
  * mistake or an attack on reassembly memory; UDP (DNS) answers fit in one
  * datagram, or the resolver retries over TCP.
  */
+static void pmtu_lower(struct tcp_stack *ts, struct tcp_tuple *t, uint32_t mtu,
+		       uint32_t quoted_len, const uint8_t *l4);
+
 void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *q,
 			const uint8_t *l4)
 {
 	struct tcp_stack *ts = ctx;
 	struct tcp_tuple t;
-	struct tcp_conn *c;
-	uint32_t seq, mss;
 
 	ts->now = ts->ns->now_ns;
 	memset(&t, 0, sizeof(t));
 	t.laddr = net_addr_v4(q->src_addr);
 	t.raddr = net_addr_v4(q->dst_addr);
+	pmtu_lower(ts, &t, mtu, rte_be_to_cpu_16(q->total_length), l4);
+}
+
+/* ICMPv6 packet too big (RFC 8201): the same checks; the MTU is never
+ * taken below IPv6's minimum link MTU, 1280. */
+void tcp_pkt_too_big_l4(void *ctx, uint32_t mtu, const struct rte_ipv6_hdr *q,
+			const uint8_t *l4)
+{
+	struct tcp_stack *ts = ctx;
+	struct tcp_tuple t;
+
+	ts->now = ts->ns->now_ns;
+	memset(&t, 0, sizeof(t));
+	t.laddr = net_addr_v6(q->src_addr);
+	t.raddr = net_addr_v6(q->dst_addr);
+	pmtu_lower(ts, &t, mtu, rte_be_to_cpu_16(q->payload_len) + sizeof(*q), l4);
+}
+
+static void pmtu_lower(struct tcp_stack *ts, struct tcp_tuple *tp, uint32_t mtu,
+		       uint32_t quoted_len, const uint8_t *l4)
+{
+	struct tcp_tuple t = *tp;
+	struct tcp_conn *c;
+	uint32_t seq, mss;
+	bool v6 = net_addr_is_v6(&t.laddr);
+
 	memcpy(&t.lport, l4, 2);
 	memcpy(&t.rport, l4 + 2, 2);
 	memcpy(&seq, l4 + 4, 4);
@@ -1218,13 +1269,15 @@ void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *q,
 	c = tcp_conn_lookup(ts, &t);
 	if (!c || c->zombie || !tcp_synced(c) || c->state == TCP_TIME_WAIT ||
 	    SEQ_LT(seq, c->snd_una) || SEQ_GEQ(seq, c->snd_max) ||
-	    mtu == 0 || mtu >= rte_be_to_cpu_16(q->total_length)) {
+	    mtu == 0 || mtu >= quoted_len) {
 		ts->stats.pmtu_rejected++;
 		return;
 	}
-	if (mtu < TCP_PMTU_MIN)
+	if (v6 && mtu < IPV6_MIN_MTU)
+		mtu = IPV6_MIN_MTU;
+	else if (!v6 && mtu < TCP_PMTU_MIN)
 		mtu = TCP_PMTU_MIN;
-	mss = (uint32_t)mtu - 40 - (c->ts_ok ? 12 : 0);
+	mss = mtu - (v6 ? TCP_V6_HDRS : TCP_V4_HDRS) - (c->ts_ok ? 12 : 0);
 	if (mss >= c->mss) {
 		ts->stats.pmtu_rejected++;	/* not smaller than in use */
 		return;

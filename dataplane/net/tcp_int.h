@@ -303,6 +303,11 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);
 /* ICMP "fragmentation needed" for one of our segments (net_frag_needed_fn). */
 void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *quoted,
 			const uint8_t *l4);
+/* TCP over IPv6 (ns->tcp_input6) and ICMPv6 packet too big
+ * (ns->tcp_pkt_too_big). */
+void tcp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_hdr *ip);
+void tcp_pkt_too_big_l4(void *ctx, uint32_t mtu, const struct rte_ipv6_hdr *quoted,
+			const uint8_t *l4);
 /* The smallest path MTU believed (Linux's min_pmtu): a forged ICMP cannot
  * shrink segments below 552 - 40 bytes of payload. */
 #define TCP_PMTU_MIN 552
