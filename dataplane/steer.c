@@ -70,6 +70,35 @@ unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 	return s->reta[steer_hash(saddr, daddr, sport, dport) % STEER_RETA_SIZE];
 }
 
+/*
+ * IPv6: TCP and UDP right after the fixed header are steered by
+ * steer_hash6 (the device's hash is not used for IPv6: it may hash
+ * extension-header variants differently). Neighbor Discovery (ICMPv6
+ * 133-137) goes to every worker, as ARP does: each lcore has its own
+ * neighbour cache. Everything else (extension headers, echo, errors) is
+ * handled where it lands.
+ */
+static int classify6(struct steer *s, const struct rte_mbuf *m,
+		     const struct rte_ipv6_hdr *ip, uint32_t len)
+{
+	const rte_be16_t *ports;
+	unsigned owner;
+
+	(void)m;
+	if (len < sizeof(*ip) + 4)
+		return STEER_LOCAL;
+	if (ip->proto == IPPROTO_ICMPV6) {
+		uint8_t type = *((const uint8_t *)(ip + 1));
+		return type >= 133 && type <= 137 ? STEER_ALL : STEER_LOCAL;
+	}
+	if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP)
+		return STEER_LOCAL;
+	ports = (const rte_be16_t *)(ip + 1);
+	owner = s->reta[steer_hash6(ip->src_addr, ip->dst_addr, ports[0], ports[1]) %
+			STEER_RETA_SIZE];
+	return owner == s->self ? STEER_LOCAL : (int)owner;
+}
+
 int steer_classify(struct steer *s, const struct rte_mbuf *m)
 {
 	const struct rte_ether_hdr *eh;
@@ -83,6 +112,8 @@ int steer_classify(struct steer *s, const struct rte_mbuf *m)
 	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
 		return STEER_ALL;
+	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6))
+		return classify6(s, m, (const struct rte_ipv6_hdr *)(eh + 1), len - sizeof(*eh));
 	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
 	    len < sizeof(*eh) + sizeof(*ip))
 		return STEER_LOCAL;

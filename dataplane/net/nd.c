@@ -466,6 +466,8 @@ void nd_input_ns(struct net_stack *ns, struct rte_mbuf *m, const uint8_t src[16]
 	}
 	if (has_lla)
 		nd_learn(ns, src, &mac, false, false, false);
+	if (ns->nd_snoop)
+		goto out;	/* a copy: the lcore that got it answers */
 	/* RFC 4861 7.2.4: solicited NA, router flag off, override on, to the
 	 * solicitor, with our link-layer address */
 	memcpy(to, src, 16);

@@ -61,6 +61,14 @@ void net_input_copy(struct net_stack *ns, struct rte_mbuf *m)
 			arp_snoop(ns, m);
 			return;
 		}
+		if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) {
+			/* ND: the same path, learning only (nd_snoop: no
+			 * answer goes out; the receiving lcore answers) */
+			ns->nd_snoop = true;
+			eth_input(ns, m);
+			ns->nd_snoop = false;
+			return;
+		}
 	}
 	rte_pktmbuf_free(m);
 }

@@ -129,6 +129,7 @@ struct net_stack {
 	struct arp_cache arp;
 	struct nd_cache nd;		/* IPv6 neighbours (nd.h) */
 	uint8_t ll6[16];		/* our link-local address (from the MAC) */
+	bool nd_snoop;			/* in net_input_copy: learn, never answer */
 
 	net_l4_input_fn tcp_input;	/* NULL: TCP segments are dropped */
 	void *tcp_ctx;
@@ -172,8 +173,9 @@ void net_stack_fini(struct net_stack *ns);
 void net_input(struct net_stack *ns, struct rte_mbuf *m);
 
 /*
- * Entry point for a copy of a frame that another lcore received (ARP, which
- * every lcore's cache must learn from): learns, never answers. Consumes m.
+ * Entry point for a copy of a frame that another lcore received (ARP and
+ * IPv6 Neighbor Discovery, which every lcore's cache must learn from):
+ * learns, never answers. Consumes m.
  */
 void net_input_copy(struct net_stack *ns, struct rte_mbuf *m);
 
