@@ -181,7 +181,7 @@ static unsigned limit_bucket(const struct smtp_limits *l, unsigned row, uint32_t
 /* Take a session slot for ip: 0, or 1 (over the total) / 2 (over per client).
  * Clients in mynetworks are exempt from the per-client limit (as Postfix's
  * smtpd_client_event_limit_exceptions = $mynetworks), not from the total. */
-static int limits_take(struct smtp_service *svc, uint32_t ip)
+static int limits_take(struct smtp_service *svc, uint32_t ip, bool trusted)
 {
 	struct smtp_limits *l = svc->limits;
 	unsigned b0 = limit_bucket(l, 0, ip), b1 = limit_bucket(l, 1, ip);
@@ -193,8 +193,7 @@ static int limits_take(struct smtp_service *svc, uint32_t ip)
 	}
 	c0 = atomic_fetch_add(&l->per_client[0][b0], 1) + 1;
 	c1 = atomic_fetch_add(&l->per_client[1][b1], 1) + 1;
-	if ((c0 < c1 ? c0 : c1) > svc->live->max_per_client &&
-	    !smtp_policy_trusted(&svc->live->policy, ip)) {
+	if ((c0 < c1 ? c0 : c1) > svc->live->max_per_client && !trusted) {
 		atomic_fetch_sub(&l->per_client[0][b0], 1);
 		atomic_fetch_sub(&l->per_client[1][b1], 1);
 		atomic_fetch_sub(&l->total, 1);
@@ -955,6 +954,11 @@ static void rdns_ask(struct smtp_conn *sc)
 	struct smtp_service *svc = sc->svc;
 	struct ask *a;
 
+	/* IPv6 clients: not asked (ask.h's ASK_RDNS carries an IPv4
+	 * address; ip6.arpa lookups come with the resolver's AAAA work);
+	 * the name stays unknown, as when no slot is free */
+	if (sc->s.client.v6)
+		return;
 	if (!svc->asks || sc->live->rdns_wait_ns == 0 || !(a = ask_get(svc->asks)))
 		return;		/* no slot: the name stays unknown */
 	a->kind = ASK_RDNS;
@@ -1087,7 +1091,16 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->state = CONN_OPEN;
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
 	sc->timed_out = sc->starttls_wait = sc->tls_up = false;
-	sc->ip = rte_be_to_cpu_32(t.raddr.v4);
+	if (net_addr_is_v6(&t.raddr)) {
+		/* Per-client limits count an IPv6 client by its /64 (one
+		 * subscriber's LAN, RFC 6177), folded into the 32-bit key
+		 * the buckets take; rDNS is not asked for it (rdns_ask). */
+		client.v6 = true;
+		memcpy(client.ip6, t.raddr.v6, 16);
+		sc->ip = t.raddr.w[0] ^ t.raddr.w[1] ^ 0x5c5c5c5cu;
+	} else {
+		sc->ip = rte_be_to_cpu_32(t.raddr.v4);
+	}
 	sc->deadline_ns = sc->timer_at = 0;
 	sc->tls = NULL;
 	sc->in_start = sc->in_end = sc->pt_start = sc->pt_end = 0;
@@ -1101,7 +1114,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->auth_pending = false;
 	tcp_set_user(c, sc);
 
-	client.ip = sc->ip;
+	client.ip = client.v6 ? 0 : sc->ip;
 	cb.user = sc;
 	sc->live = svc->live;
 	atomic_fetch_add_explicit(&sc->live->sessions, 1, memory_order_relaxed);
@@ -1119,7 +1132,9 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 			return true;
 		}
 	}
-	over = limits_take(svc, sc->ip);
+	over = limits_take(svc, sc->ip,
+			   client.v6 ? smtp_policy_trusted6(&svc->live->policy, client.ip6)
+				     : smtp_policy_trusted(&svc->live->policy, sc->ip));
 	if (over == 0) {
 		sc->counted = true;
 		svc->stats.accepted++;
