@@ -128,4 +128,41 @@ m=$(stat steer.misrouted)
 check "no IPv6 frame reached a stack that does not own its flow (misrouted $m)" test "$m" -eq 0
 t_stop; check "clean stop" test $? -eq 0
 
+# --- 5. SMTP over IPv6 -------------------------------------------------------------
+# swaks -6 in the clear and with STARTTLS, then smtp-source's 1,000
+# messages; all of them in the spool (queue-dump), traced as [IPv6:...].
+QD=$T_BUILD/tests/integration/queue-dump
+SRC_MSGS=1000
+t_conf "$NET6
+[delivery]
+enabled = no
+[smtp]
+hostname = sluice.test
+mynetworks = 198.18.0.0/24 $KERNEL/128"
+check "sluiced starts serving SMTP with mynetworks holding $KERNEL/128" start6
+wait_for 30 ping_ok
+sw6() {
+	ns timeout 60 swaks -6 --server $ME --port 25 --helo swaks6.test --from s@example.org \
+		--to r@example.net --body "over IPv6 $1" "${@:2}" 2>&1
+}
+out=$(sw6 plain); id=$(printf '%s\n' "$out" | sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-Z]*\).*/\1/p')
+check "swaks -6: 250 queued as ${id:-?}" test -n "$id"
+out=$(sw6 tls --tls); idt=$(printf '%s\n' "$out" | sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-Z]*\).*/\1/p')
+check "swaks -6 --tls (STARTTLS): 250 queued as ${idt:-?}" \
+	eval "[ -n '$idt' ] && printf '%s\n' \"\$out\" | grep -q 'TLS started'"
+ns timeout 300 smtp-source -6 -s 20 -m $SRC_MSGS -l 2048 -c -f src@example.org -t to@example.net \
+	"[$ME]:25" >"$T_DIR/source.out" 2>&1; st=$?
+check "smtp-source over IPv6: $SRC_MSGS messages (exit $st)" \
+	test $st -eq 0
+msgs=$(stat smtp.messages)
+check "sluiced took all $((SRC_MSGS + 2)) messages ($msgs)" test "$msgs" -eq $((SRC_MSGS + 2))
+t_stop; check "clean stop" test $? -eq 0
+mkdir -p "$T_DIR/bodies"
+"$QD" -n 4 -s -b "$T_DIR/bodies" "$T_DIR/spool" >"$T_DIR/spool.dump" 2>"$T_DIR/spool.err"; st=$?
+n=$(wc -l <"$T_DIR/spool.dump")
+check "the spool holds all $((SRC_MSGS + 2)) messages (queue-dump exit $st: $n)" \
+	test $st -eq 0 -a "$n" -eq $((SRC_MSGS + 2))
+traced=$(grep -l "^Received: from .* \[IPv6:$KERNEL\])" -r "$T_DIR/bodies" | wc -l)
+check "every stored message is traced from [IPv6:$KERNEL] ($traced)" test "$traced" -eq "$n"
+
 finish
