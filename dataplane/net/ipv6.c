@@ -208,6 +208,11 @@ void ipv6_input(struct net_stack *ns, struct rte_mbuf *m)
 	uint32_t l4off = 0, l4len = 0, first = rte_pktmbuf_data_len(m);
 
 	ns->stats.ip6_rx++;
+	if (!ns->addr.ip6_ok) {
+		/* no address6: IPv6 is off, link-local included */
+		ns->stats.ip6_drop_not_for_us++;
+		goto drop;
+	}
 	/* Headers must sit in the first segment, as for IPv4: check them
 	 * against it, the payload length against the chain. */
 	ip = rte_pktmbuf_mtod(m, const struct rte_ipv6_hdr *);

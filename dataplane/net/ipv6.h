@@ -3,6 +3,9 @@
  * (with routing to on-link, the configured gateway6 or the default router
  * learned from router advertisements).
  *
+ * Without a configured address (net_addr_conf.ip6_ok false) IPv6 is off:
+ * every datagram is counted in ip6_drop_not_for_us, nothing is answered.
+ *
  * Addresses: our configured global address (net_addr_conf.ip6/prefix6) and
  * a link-local one, fe80::/64 with the modified EUI-64 of the port's MAC
  * (RFC 4291 2.5.1), which Neighbor Discovery with routers uses. Accepted

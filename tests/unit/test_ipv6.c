@@ -523,3 +523,24 @@ Test(ipv6, neighbour_cache_is_bounded)
 		}
 	cr_expect_eq(found, h.ns.nd.used);
 }
+
+/* No address6: IPv6 is off, the link-local address included: nothing is
+ * answered, everything is counted. */
+Test(ipv6, no_address6_means_no_ipv6)
+{
+	uint8_t buf[256], icmp[64], m[64], sn[16];
+	uint8_t ll[16];
+	h.ns.addr.ip6_ok = false;
+	ipv6_link_local(&harness_our_mac, ll);
+	nd_learn(&h.ns, PEER, &harness_peer_mac, false, false, false);
+	uint16_t n = build6(buf, &harness_our_mac, PEER, ll, 64, 0, NULL, 0, IPPROTO_ICMPV6,
+			    icmp, echo_req(icmp, 9, 8));
+	EXPECT_DROP6(n, ip6_drop_not_for_us);
+	ipv6_solicited_node(ll, sn);
+	struct rte_ether_addr snmac;
+	ipv6_mcast_mac(sn, &snmac);
+	n = build6(buf, &snmac, PEER, sn, 255, 0, NULL, 0, IPPROTO_ICMPV6, m,
+		   nd_msg(m, ICMP6_ND_NS, 0, ll, 1, &harness_peer_mac));
+	EXPECT_DROP6(n, ip6_drop_not_for_us);
+	cr_expect_eq(h.ns.stats.nd_rx_ns, 0);
+}
