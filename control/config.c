@@ -34,6 +34,8 @@ enum key_type {
 	K_LOGLEVEL,	/* err..debug, int */
 	K_CIDR,		/* a.b.c.d/N: our address and netmask */
 	K_IPV4,		/* a.b.c.d, rte_be32_t; empty means 0 */
+	K_CIDR6,	/* IPv6 address/N: our IPv6 address and prefix (empty: none) */
+	K_IPV6,		/* an IPv6 address, uint8_t[16]; empty means :: (none) */
 	K_MAC,		/* xx:xx:xx:xx:xx:xx; empty means the port's own */
 	K_MAILBOX,	/* local@domain as an SMTP path may carry it, char[size] */
 	K_MODE,		/* a file mode in octal (0660), unsigned, at most max */
@@ -74,6 +76,8 @@ static const struct key keys[] = {
 	{ "lcores", "idle", K_ENUM, F(dp.idle), 0, 0, idle_names },
 	{ "net", "address", K_CIDR, F(dp.addr.ip), 0, 0, NULL },
 	{ "net", "gateway", K_IPV4, F(dp.addr.gateway), 0, 0, NULL },
+	{ "net", "address6", K_CIDR6, F(dp.addr.ip6), 0, 0, NULL },
+	{ "net", "gateway6", K_IPV6, F(dp.addr.gateway6), 0, 0, NULL },
 	{ "net", "mac", K_MAC, F(dp.addr.mac), 0, 0, NULL },
 	{ "net", "mtu", K_UINT, F(dp.addr.mtu), 576, 9000, NULL },
 	{ "net", "arp_entries", K_UINT, F(dp.arp.entries), 16, 1u << 20, NULL },
@@ -405,6 +409,49 @@ static int parse_value(struct sluice_config *c, const struct key *k, const char 
 		c->net_prefix = (int)plen;
 		return 0;
 	}
+	case K_CIDR6: {
+		char buf[INET6_ADDRSTRLEN];
+		struct in6_addr a6;
+		const char *slash = strchr(v, '/');
+		uint64_t plen;
+		if (*v == '\0') {
+			c->dp.addr.ip6_ok = false;
+			memset(c->dp.addr.ip6, 0, 16);
+			return 0;
+		}
+		if (!slash || (size_t)(slash - v) >= sizeof(buf) ||
+		    parse_u64(slash + 1, &plen) < 0 || slash[1 + parse_u64(slash + 1, &plen)] != '\0' ||
+		    plen < 1 || plen > 128) {
+			snprintf(err, errlen, "'%s' is not an address/prefix like 2001:db8::1/64", v);
+			return -1;
+		}
+		memcpy(buf, v, (size_t)(slash - v));
+		buf[slash - v] = '\0';
+		if (inet_pton(AF_INET6, buf, &a6) != 1 || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+		    IN6_IS_ADDR_MULTICAST(&a6) || IN6_IS_ADDR_LOOPBACK(&a6) ||
+		    IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_V4MAPPED(&a6)) {
+			snprintf(err, errlen, "'%s' is not a global or unique-local IPv6 address", buf);
+			return -1;
+		}
+		memcpy(c->dp.addr.ip6, &a6, 16);
+		c->dp.addr.prefix6 = (uint8_t)plen;
+		c->dp.addr.ip6_ok = true;
+		return 0;
+	}
+	case K_IPV6: {
+		struct in6_addr a6;
+		if (*v == '\0') {
+			memset(p, 0, 16);
+			return 0;
+		}
+		if (inet_pton(AF_INET6, v, &a6) != 1 || IN6_IS_ADDR_MULTICAST(&a6) ||
+		    IN6_IS_ADDR_UNSPECIFIED(&a6)) {
+			snprintf(err, errlen, "'%s' is not a unicast IPv6 address", v);
+			return -1;
+		}
+		memcpy(p, &a6, 16);
+		return 0;
+	}
 	case K_IPV4:
 		if (*v == '\0') {
 			*(uint32_t *)p = 0;
@@ -685,6 +732,22 @@ void config_write(const struct sluice_config *c, FILE *out)
 			inet_ntop(AF_INET, &c->dp.addr.ip, ip, sizeof(ip));
 			fprintf(out, "%s/%d", ip, c->net_prefix);
 			break;
+		case K_CIDR6:
+			if (c->dp.addr.ip6_ok) {
+				char ip6[INET6_ADDRSTRLEN];
+				inet_ntop(AF_INET6, c->dp.addr.ip6, ip6, sizeof(ip6));
+				fprintf(out, "%s/%u", ip6, c->dp.addr.prefix6);
+			}
+			break;
+		case K_IPV6: {
+			static const uint8_t z[16];
+			if (memcmp(p, z, 16) != 0) {
+				char ip6[INET6_ADDRSTRLEN];
+				inet_ntop(AF_INET6, p, ip6, sizeof(ip6));
+				fputs(ip6, out);
+			}
+			break;
+		}
 		case K_IPV4:
 			if (*(const uint32_t *)p) {
 				inet_ntop(AF_INET, p, ip, sizeof(ip));

@@ -138,11 +138,14 @@ static uint16_t take_inbox(struct lcore_ctx *lc)
 	for (unsigned i = 0; i < n; i++) {
 		const struct rte_ether_hdr *eh = rte_pktmbuf_mtod(pkts[i], const struct rte_ether_hdr *);
 		lc->steer.stats.steered_in++;
-		if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+		/* copies for every lcore: ARP and IPv6 Neighbor Discovery */
+		int to = eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP) ? STEER_ALL
+			 : steer_classify(&lc->steer, pkts[i]);
+		if (to == STEER_ALL) {
 			net_input_copy(&lc->ns, pkts[i]);
 			continue;
 		}
-		if (steer_classify(&lc->steer, pkts[i]) != STEER_LOCAL)
+		if (to != STEER_LOCAL)
 			lc->steer.stats.misrouted++;
 		net_input(&lc->ns, pkts[i]);
 	}

@@ -61,8 +61,13 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		ec.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)port_rss_key;
 		ec.rx_adv_conf.rss_conf.rss_key_len = sizeof(port_rss_key);
+		/* IPv4 and IPv6 (RTE_ETH_RSS_IP/TCP/UDP cover both: the
+		 * NONFRAG_IPV6_TCP/UDP types hash source, destination and
+		 * ports with the same symmetric key, as steer_hash6 does) */
 		ec.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP |
-						  RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+						  RTE_ETH_RSS_UDP | RTE_ETH_RSS_NONFRAG_IPV6_TCP |
+						  RTE_ETH_RSS_NONFRAG_IPV6_UDP) &
+						 info.flow_type_rss_offloads;
 		/* Our key, Toeplitz over the IPv4 TCP and UDP 4-tuple: the hash
 		 * steer.c would compute, so steering may take it from the mbuf. */
 		if ((info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_RSS_HASH) &&
@@ -123,7 +128,15 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 		log_err("port %u: start failed: %s", pid, rte_strerror(-r));
 		return r;
 	}
-	/* Our MAC is ours alone: no promiscuous mode needed. */
+	/* Our MAC is ours alone: no promiscuous mode needed. IPv6 Neighbor
+	 * Discovery does need multicast (solicited-node and all-nodes
+	 * groups, 33:33:...): all-multicast, which eth.c filters to our
+	 * groups. Not fatal where the PMD cannot (IPv6 then needs the
+	 * neighbours to learn us from our own solicitations). */
+	r = rte_eth_allmulticast_enable(pid);
+	if (r < 0)
+		log_warn("port %u: all-multicast not enabled (%s): IPv6 neighbours may not "
+			 "reach our solicited-node group", pid, rte_strerror(-r));
 	log_info("port %u up (%s): %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
 		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, info.driver_name, pi->rx_queues, pi->tx_queues,
 		 rxd, txd, pi->mtu, RTE_ETHER_ADDR_BYTES(&pi->mac));

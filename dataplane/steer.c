@@ -44,10 +44,59 @@ uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be
 	return rte_softrss((uint32_t *)&t, RTE_THASH_V4_L4_LEN, port_rss_key);
 }
 
+uint32_t steer_hash6(const uint8_t saddr[16], const uint8_t daddr[16], rte_be16_t sport,
+		     rte_be16_t dport)
+{
+	struct rte_ipv6_tuple t;
+	uint32_t *src = (uint32_t *)t.src_addr, *dst = (uint32_t *)t.dst_addr;
+
+	/* rte_softrss takes host-order words, as rte_thash_load_v6_addrs
+	 * lays them out */
+	for (unsigned i = 0; i < 4; i++) {
+		rte_be32_t a, b;
+		memcpy(&a, saddr + 4 * i, 4);
+		memcpy(&b, daddr + 4 * i, 4);
+		src[i] = rte_be_to_cpu_32(a);
+		dst[i] = rte_be_to_cpu_32(b);
+	}
+	t.sport = rte_be_to_cpu_16(sport);
+	t.dport = rte_be_to_cpu_16(dport);
+	return rte_softrss((uint32_t *)&t, RTE_THASH_V6_L4_LEN, port_rss_key);
+}
+
 unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 		     rte_be16_t sport, rte_be16_t dport)
 {
 	return s->reta[steer_hash(saddr, daddr, sport, dport) % STEER_RETA_SIZE];
+}
+
+/*
+ * IPv6: TCP and UDP right after the fixed header are steered by
+ * steer_hash6 (the device's hash is not used for IPv6: it may hash
+ * extension-header variants differently). Neighbor Discovery (ICMPv6
+ * 133-137) goes to every worker, as ARP does: each lcore has its own
+ * neighbour cache. Everything else (extension headers, echo, errors) is
+ * handled where it lands.
+ */
+static int classify6(struct steer *s, const struct rte_mbuf *m,
+		     const struct rte_ipv6_hdr *ip, uint32_t len)
+{
+	const rte_be16_t *ports;
+	unsigned owner;
+
+	(void)m;
+	if (len < sizeof(*ip) + 4)
+		return STEER_LOCAL;
+	if (ip->proto == IPPROTO_ICMPV6) {
+		uint8_t type = *((const uint8_t *)(ip + 1));
+		return type >= 133 && type <= 137 ? STEER_ALL : STEER_LOCAL;
+	}
+	if (ip->proto != IPPROTO_TCP && ip->proto != IPPROTO_UDP)
+		return STEER_LOCAL;
+	ports = (const rte_be16_t *)(ip + 1);
+	owner = s->reta[steer_hash6(ip->src_addr, ip->dst_addr, ports[0], ports[1]) %
+			STEER_RETA_SIZE];
+	return owner == s->self ? STEER_LOCAL : (int)owner;
 }
 
 int steer_classify(struct steer *s, const struct rte_mbuf *m)
@@ -63,6 +112,8 @@ int steer_classify(struct steer *s, const struct rte_mbuf *m)
 	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
 		return STEER_ALL;
+	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6))
+		return classify6(s, m, (const struct rte_ipv6_hdr *)(eh + 1), len - sizeof(*eh));
 	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
 	    len < sizeof(*eh) + sizeof(*ip))
 		return STEER_LOCAL;
@@ -88,10 +139,13 @@ int steer_classify(struct steer *s, const struct rte_mbuf *m)
 	return owner == s->self ? STEER_LOCAL : (int)owner;
 }
 
-bool steer_owns(void *steer, rte_be32_t laddr, rte_be16_t lport,
-		rte_be32_t raddr, rte_be16_t rport)
+bool steer_owns(void *steer, const struct net_addr *laddr, rte_be16_t lport,
+		const struct net_addr *raddr, rte_be16_t rport)
 {
 	const struct steer *s = steer;
 	/* The reply's tuple is (raddr, laddr, rport, lport); the key is symmetric. */
-	return steer_owner(s, raddr, laddr, rport, lport) == s->self;
+	if (net_addr_is_v6(laddr))
+		return s->reta[steer_hash6(raddr->v6, laddr->v6, rport, lport) %
+			       STEER_RETA_SIZE] == s->self;
+	return steer_owner(s, raddr->v4, laddr->v4, rport, lport) == s->self;
 }

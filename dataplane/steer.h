@@ -27,6 +27,7 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 
 struct rte_mbuf;
 struct rte_ring;
@@ -69,6 +70,12 @@ void steer_use_hw_hash(struct steer *s, bool on);
 /* Symmetric Toeplitz hash of a 4-tuple (addresses and ports in network order). */
 uint32_t steer_hash(rte_be32_t saddr, rte_be32_t daddr, rte_be16_t sport, rte_be16_t dport);
 
+/* The same over an IPv6 4-tuple (RSS's IPv6 TCP/UDP input: source, then
+ * destination address, then ports; symmetric too, the key repeats every
+ * 16 bits). */
+uint32_t steer_hash6(const uint8_t saddr[16], const uint8_t daddr[16], rte_be16_t sport,
+		     rte_be16_t dport);
+
 /* Worker that owns the flow. */
 unsigned steer_owner(const struct steer *s, rte_be32_t saddr, rte_be32_t daddr,
 		     rte_be16_t sport, rte_be16_t dport);
@@ -78,7 +85,7 @@ int steer_classify(struct steer *s, const struct rte_mbuf *m);
 
 /* tcp_port_ok_fn and udp_port_ok_fn: true when replies to this local
  * port come back to us. */
-bool steer_owns(void *steer, rte_be32_t laddr, rte_be16_t lport,
-		rte_be32_t raddr, rte_be16_t rport);
+bool steer_owns(void *steer, const struct net_addr *laddr, rte_be16_t lport,
+		const struct net_addr *raddr, rte_be16_t rport);
 
 #endif

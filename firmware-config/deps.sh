@@ -30,7 +30,8 @@ test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            prometheus	# promtool check metrics (metrics_e2e); its service is not started
            dpdk-dev	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)
            redis-server	# cluster unit tests and cluster_e2e: the real Redis
-           testssl.sh)	# tls_e2e: the STARTTLS policy checked by a third party
+           testssl.sh	# tls_e2e: the STARTTLS policy checked by a third party
+           libio-socket-inet6-perl)	# ipv6_e2e: swaks -6 needs IO::Socket::INET6
 # make image (firmware-config/build-image.sh): the root from Debian's packages,
 # the partitions made as files (no loop devices, no mounts), the qcow2.
 image_pkgs=(mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-utils zstd)

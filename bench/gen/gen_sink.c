@@ -553,7 +553,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	}
 	tcp_get_tuple(c, &tu);
 	memset(&cl, 0, sizeof(cl));
-	cl.ip = rte_be_to_cpu_32(tu.raddr);
+	cl.ip = rte_be_to_cpu_32(tu.raddr.v4);
 	k->tcp = c;
 	k->state = K_OPEN;
 	k->fin_seen = k->fin_sent = k->starttls_wait = k->tp.up = k->timed_out = false;

@@ -16,6 +16,8 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
+#include "dataplane/net/ipv6.h"
+
 /*
  * Raw (not complemented) 16-bit one's-complement sum of len bytes from
  * offset off, as 16-bit words lie in memory (as rte_raw_cksum gives it).
@@ -82,6 +84,33 @@ static inline int net_tx_cksum_finish(struct rte_mbuf *m)
 		return -1;
 	ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, m->l2_len);
 	off = (uint32_t)m->l2_len + m->l3_len;
+	if (f & RTE_MBUF_F_TX_IPV6) {
+		/* IPv6 (no header checksum): the fixed header, then L4 */
+		const struct rte_ipv6_hdr *ip6 = (const struct rte_ipv6_hdr *)ip;
+		if (m->l3_len != sizeof(*ip6) || (f & RTE_MBUF_F_TX_IP_CKSUM))
+			return -1;
+		len = rte_be_to_cpu_16(ip6->payload_len);
+		if (off + len > rte_pktmbuf_pkt_len(m))
+			return -1;
+		if (l4 == RTE_MBUF_F_TX_TCP_CKSUM || l4 == RTE_MBUF_F_TX_UDP_CKSUM) {
+			uint32_t at = off + (l4 == RTE_MBUF_F_TX_TCP_CKSUM ? 16 : 6);
+			if (at + 2 > rte_pktmbuf_data_len(m) || at + 2 > off + len)
+				return -1;
+			field = rte_pktmbuf_mtod_offset(m, uint16_t *, at);
+			*field = 0;
+			if (net_cksum_mbuf(m, off, len, &raw) != 0)
+				return -1;
+			sum = (uint32_t)raw + ipv6_addr_sum(ip6->src_addr, ip6->dst_addr) +
+			      rte_cpu_to_be_16(ip6->proto) + rte_cpu_to_be_16((uint16_t)len);
+			while (sum >> 16)
+				sum = (sum & 0xffff) + (sum >> 16);
+			*field = (uint16_t)~sum;
+			if (*field == 0 && l4 == RTE_MBUF_F_TX_UDP_CKSUM)
+				*field = 0xffff;
+		}
+		m->ol_flags &= ~RTE_MBUF_F_TX_L4_MASK;
+		return 0;
+	}
 	len = rte_be_to_cpu_16(ip->total_length);
 	if (len < m->l3_len || off + (len - m->l3_len) > rte_pktmbuf_pkt_len(m))
 		return -1;

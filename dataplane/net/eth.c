@@ -8,6 +8,7 @@
 
 #include "dataplane/net/arp.h"
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/ipv6.h"
 #include "dataplane/net/net_stack.h"
 
 void eth_input(struct net_stack *ns, struct rte_mbuf *m)
@@ -22,8 +23,12 @@ void eth_input(struct net_stack *ns, struct rte_mbuf *m)
 		return;
 	}
 	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	/* IPv6 multicast (33:33:...: solicited-node, all-nodes) is let
+	 * through to ipv6.c, which takes only our groups. */
 	if (!rte_is_same_ether_addr(&eh->dst_addr, &ns->addr.mac) &&
-	    !rte_is_broadcast_ether_addr(&eh->dst_addr)) {
+	    !rte_is_broadcast_ether_addr(&eh->dst_addr) &&
+	    !(eh->dst_addr.addr_bytes[0] == 0x33 && eh->dst_addr.addr_bytes[1] == 0x33 &&
+	      eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6))) {
 		ns->stats.eth_drop_not_for_us++;
 		rte_pktmbuf_free(m);
 		return;
@@ -41,6 +46,13 @@ void eth_input(struct net_stack *ns, struct rte_mbuf *m)
 			break;
 		}
 		ipv4_input(ns, m);
+		return;
+	case RTE_ETHER_TYPE_IPV6:
+		if (rte_is_broadcast_ether_addr(&eh->dst_addr)) {
+			ns->stats.eth_drop_not_for_us++;	/* IPv6 has no broadcast */
+			break;
+		}
+		ipv6_input(ns, m);
 		return;
 	case RTE_ETHER_TYPE_VLAN:
 	case RTE_ETHER_TYPE_QINQ:

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dataplane/net/eth.h"
+#include "dataplane/net/ipv6.h"
 
 const char *const net_stat_names[] = { NET_STATS(STATS_NAME) };
 const unsigned net_stat_count = STATS_COUNT(net_stat_names);
@@ -21,11 +22,24 @@ int net_stack_init(struct net_stack *ns, const struct net_addr_conf *addr,
 	ns->pool = pool;
 	ns->tx = tx;
 	ns->tx_ctx = tx_ctx;
-	return arp_cache_init(&ns->arp, arp);
+	ipv6_link_local(&ns->addr.mac, ns->ll6);
+	int rc = arp_cache_init(&ns->arp, arp);
+	if (rc != 0)
+		return rc;
+	/* The neighbour cache is bounded as the ARP cache is. */
+	struct nd_conf nc;
+	nd_conf_default(&nc);
+	nc.entries = arp->entries;
+	nc.pending = arp->pending;
+	rc = nd_cache_init(&ns->nd, &nc);
+	if (rc != 0)
+		arp_cache_fini(&ns->arp);
+	return rc;
 }
 
 void net_stack_fini(struct net_stack *ns)
 {
+	nd_cache_fini(&ns->nd);
 	arp_cache_fini(&ns->arp);
 }
 
@@ -47,6 +61,14 @@ void net_input_copy(struct net_stack *ns, struct rte_mbuf *m)
 			arp_snoop(ns, m);
 			return;
 		}
+		if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) {
+			/* ND: the same path, learning only (nd_snoop: no
+			 * answer goes out; the receiving lcore answers) */
+			ns->nd_snoop = true;
+			eth_input(ns, m);
+			ns->nd_snoop = false;
+			return;
+		}
 	}
 	rte_pktmbuf_free(m);
 }
@@ -60,6 +82,7 @@ void net_tick(struct net_stack *ns)
 {
 	arp_cache_age(&ns->arp, ns->now_ns, resend_request, ns,
 		      &ns->stats.arp_pending_expired);
+	nd_tick(ns);
 }
 
 void net_tx_frame(struct net_stack *ns, struct rte_mbuf *m)

@@ -27,6 +27,8 @@
 
 #include "common/stats.h"
 #include "dataplane/net/arp.h"
+#include "dataplane/net/net_addr.h"
+#include "dataplane/net/nd.h"
 
 /* Counters of the link and network layers, one set per lcore. */
 #define NET_STATS(X)                                                        \
@@ -44,7 +46,18 @@
 	X(icmp_rx) X(icmp_rx_echo) X(icmp_tx_echo_reply) X(icmp_drop_short) \
 	X(icmp_drop_cksum) X(icmp_drop_type) X(icmp_tx_unreach)            \
 	X(icmp_rx_frag_needed) X(icmp_drop_quote)                           \
-	X(udp_rx) X(udp_drop)
+	X(udp_rx) X(udp_drop)                                               \
+	X(ip6_rx) X(ip6_drop_short) X(ip6_drop_version) X(ip6_drop_len)     \
+	X(ip6_drop_src) X(ip6_drop_not_for_us) X(ip6_drop_ext_chain)        \
+	X(ip6_drop_options) X(ip6_drop_routing) X(ip6_drop_frag)            \
+	X(ip6_drop_proto) X(ip6_tx) X(ip6_tx_noroute) X(ip6_mcast_rx)       \
+	X(icmp6_rx) X(icmp6_drop_short) X(icmp6_drop_cksum)                 \
+	X(icmp6_drop_type) X(icmp6_rx_echo) X(icmp6_tx_echo_reply)          \
+	X(icmp6_rx_too_big) X(icmp6_drop_quote)                             \
+	X(nd_rx_ns) X(nd_rx_na) X(nd_rx_ra) X(nd_tx_ns) X(nd_tx_na)         \
+	X(nd_drop_hoplimit) X(nd_drop_format) X(nd_dad_conflict)            \
+	X(nd_cache_full) X(nd_pending_overflow) X(nd_pending_expired)       \
+	X(nd_unreachable) X(nd_router_learned)
 
 struct net_stats {
 	NET_STATS(STATS_FIELD)
@@ -58,7 +71,13 @@ struct net_addr_conf {
 	rte_be32_t ip;		/* our address */
 	rte_be32_t netmask;
 	rte_be32_t gateway;	/* 0: no default route (on-link only) */
-	uint16_t mtu;		/* IP MTU, e.g. 1500 */
+	uint16_t mtu;		/* IP MTU, e.g. 1500 (both families) */
+	/* IPv6 (ipv6.h). ip6_ok false: the stack has no IPv6 address */
+	bool ip6_ok;
+	uint8_t ip6[16];	/* our (global) address */
+	uint8_t prefix6;	/* its on-link prefix length */
+	uint8_t gateway6[16];	/* all zero: the default router comes from
+				 * router advertisements */
 };
 
 /*
@@ -79,6 +98,19 @@ typedef void (*net_l4_input_fn)(void *ctx, struct rte_mbuf *m,
 typedef void (*net_frag_needed_fn)(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *quoted,
 				   const uint8_t *l4);
 
+/* The same for IPv6: m's data at the upper-layer header (extension
+ * headers skipped), its length m's pkt_len; ip the fixed header. */
+struct rte_ipv6_hdr;
+typedef void (*net_l4_input6_fn)(void *ctx, struct rte_mbuf *m,
+				 const struct rte_ipv6_hdr *ip);
+
+/* ICMPv6 "packet too big" (RFC 4443 3.2) about a datagram we sent: mtu as
+ * reported, quoted our datagram's fixed header, l4 the first 8 bytes of
+ * its upper-layer header (only when no extension header came between;
+ * we send none). */
+typedef void (*net_pkt_too_big_fn)(void *ctx, uint32_t mtu, const struct rte_ipv6_hdr *quoted,
+				   const uint8_t *l4);
+
 /* Frame transmit hook: takes ownership of a complete Ethernet frame. */
 typedef void (*net_tx_fn)(void *ctx, struct rte_mbuf *m);
 
@@ -95,16 +127,38 @@ struct net_stack {
 	unsigned lcore;			/* owning lcore (for logs and steering) */
 
 	struct arp_cache arp;
+	struct nd_cache nd;		/* IPv6 neighbours (nd.h) */
+	uint8_t ll6[16];		/* our link-local address (from the MAC) */
+	bool nd_snoop;			/* in net_input_copy: learn, never answer */
 
 	net_l4_input_fn tcp_input;	/* NULL: TCP segments are dropped */
 	void *tcp_ctx;
 	net_frag_needed_fn tcp_frag_needed;	/* ICMP "fragmentation needed"
 						 * quoting TCP (tcp_ctx); NULL: ignored */
+	net_l4_input6_fn tcp_input6;	/* TCP over IPv6 (tcp_ctx); NULL: dropped */
+	net_pkt_too_big_fn tcp_pkt_too_big;	/* ICMPv6 packet too big quoting
+						 * TCP (tcp_ctx); NULL: ignored */
 	net_l4_input_fn udp_input;	/* NULL: UDP datagrams are dropped */
 	void *udp_ctx;
 
 	struct net_stats stats;
 };
+
+/* Our address of the given family into *a; false when we have none. */
+static inline bool net_local_addr(const struct net_stack *ns, uint8_t family,
+				  struct net_addr *a)
+{
+	if (family == NET_AF_INET6) {
+		if (!ns->addr.ip6_ok)
+			return false;
+		*a = net_addr_v6(ns->addr.ip6);
+		return true;
+	}
+	if (family != NET_AF_INET || ns->addr.ip == 0)
+		return false;
+	*a = net_addr_v4(ns->addr.ip);
+	return true;
+}
 
 /*
  * Set up a stack. arp_entries/arp_pending bound the ARP cache and the
@@ -119,8 +173,9 @@ void net_stack_fini(struct net_stack *ns);
 void net_input(struct net_stack *ns, struct rte_mbuf *m);
 
 /*
- * Entry point for a copy of a frame that another lcore received (ARP, which
- * every lcore's cache must learn from): learns, never answers. Consumes m.
+ * Entry point for a copy of a frame that another lcore received (ARP and
+ * IPv6 Neighbor Discovery, which every lcore's cache must learn from):
+ * learns, never answers. Consumes m.
  */
 void net_input_copy(struct net_stack *ns, struct rte_mbuf *m);
 

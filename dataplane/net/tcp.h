@@ -63,6 +63,7 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 
 struct rte_mbuf;
 struct net_stack;
@@ -129,8 +130,8 @@ struct tcp_callbacks {
 };
 
 /* Active-open source-port filter (e.g. "the reply hashes to this lcore"). */
-typedef bool (*tcp_port_ok_fn)(void *ctx, rte_be32_t laddr, rte_be16_t lport,
-			       rte_be32_t raddr, rte_be16_t rport);
+typedef bool (*tcp_port_ok_fn)(void *ctx, const struct net_addr *laddr, rte_be16_t lport,
+			       const struct net_addr *raddr, rte_be16_t rport);
 
 struct tcp_conf {
 	unsigned max_conns;	/* connection slots incl. TIME_WAIT */
@@ -238,8 +239,14 @@ struct tcp_listener *tcp_listen(struct tcp_stack *ts, rte_be16_t port,
 /* Stop listening; established connections stay, half-open ones are reset. */
 void tcp_unlisten(struct tcp_listener *l);
 
-/* Active open to dst:port. The connected() or closed() callback follows.
- * NULL: no free slot or no usable source port. */
+/* Active open to dst:port (either family; the source is the stack's
+ * address of that family). The connected() or closed() callback follows.
+ * NULL: no free slot, no usable source port, or no address of dst's
+ * family. */
+struct tcp_conn *tcp_connect_addr(struct tcp_stack *ts, const struct net_addr *dst,
+				  rte_be16_t port, const struct tcp_callbacks *cb,
+				  void *user);
+/* tcp_connect_addr to an IPv4 address. */
 struct tcp_conn *tcp_connect(struct tcp_stack *ts, rte_be32_t dst, rte_be16_t port,
 			     const struct tcp_callbacks *cb, void *user);
 
@@ -271,9 +278,10 @@ void tcp_set_nodelay(struct tcp_conn *c, bool on);
 void tcp_set_keepalive(struct tcp_conn *c, bool on);
 enum tcp_state tcp_get_state(const struct tcp_conn *c);
 
-/* Addresses and ports of a connection (network order). */
+/* Addresses and ports of a connection (network order). Both addresses
+ * have the same family. No padding: tuples compare and hash as words. */
 struct tcp_tuple {
-	rte_be32_t laddr, raddr;
+	struct net_addr laddr, raddr;
 	rte_be16_t lport, rport;
 };
 void tcp_get_tuple(const struct tcp_conn *c, struct tcp_tuple *t);

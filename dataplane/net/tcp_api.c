@@ -44,11 +44,23 @@ void tcp_unlisten(struct tcp_listener *l)
 struct tcp_conn *tcp_connect(struct tcp_stack *ts, rte_be32_t dst, rte_be16_t port,
 			     const struct tcp_callbacks *cb, void *user)
 {
+	struct net_addr a = net_addr_v4(dst);
+	return tcp_connect_addr(ts, &a, port, cb, user);
+}
+
+struct tcp_conn *tcp_connect_addr(struct tcp_stack *ts, const struct net_addr *dst,
+				  rte_be16_t port, const struct tcp_callbacks *cb,
+				  void *user)
+{
 	ts->now = ts->ns->now_ns;
 	const struct tcp_conf *cf = &ts->conf;
 	uint32_t range = (uint32_t)cf->port_hi - cf->port_lo + 1;
-	struct tcp_tuple t = { .laddr = ts->ns->addr.ip, .raddr = dst, .rport = port };
-	if (dst == 0 || port == 0)
+	struct tcp_tuple t;
+	memset(&t, 0, sizeof(t));
+	t.raddr = *dst;
+	t.rport = port;
+	if (port == 0 || !net_local_addr(ts->ns, dst->family, &t.laddr) ||
+	    net_addr_is_zero(dst))
 		return NULL;
 	bool found = false;
 	for (uint32_t n = 0; n < range; n++) {
@@ -57,7 +69,7 @@ struct tcp_conn *tcp_connect(struct tcp_stack *ts, rte_be32_t dst, rte_be16_t po
 		t.lport = rte_cpu_to_be_16(p);
 		if (tcp_conn_lookup(ts, &t))
 			continue;
-		if (cf->port_ok && !cf->port_ok(cf->port_ok_ctx, t.laddr, t.lport, t.raddr, t.rport))
+		if (cf->port_ok && !cf->port_ok(cf->port_ok_ctx, &t.laddr, t.lport, &t.raddr, t.rport))
 			continue;
 		found = true;
 		break;

@@ -50,15 +50,20 @@ uint64_t tcp_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
 uint32_t tcp_tuple_hash32(const struct tcp_stack *ts, const struct tcp_tuple *t,
 			  uint32_t salt)
 {
-	uint32_t buf[4] = { t->laddr, t->raddr,
-			    (uint32_t)t->lport << 16 | t->rport, salt };
-	return (uint32_t)tcp_siphash(ts->k0, ts->k1, buf, sizeof(buf));
+	uint32_t buf[TCP_TUPLE_KEY_MAX + 1];
+	unsigned n = tcp_tuple_key(t, buf);
+	buf[n++] = salt;
+	return (uint32_t)tcp_siphash(ts->k0, ts->k1, buf, n * sizeof(buf[0]));
 }
 
-/* Table hash: a cheap keyed mix (per packet); the key hides the layout. */
+/* Table hash: a cheap keyed mix (per packet); the key hides the layout.
+ * Addresses enter folded to 32 bits (net_addr_fold: an IPv4 address is
+ * itself, so IPv4 costs three xors more than before); IPv6 tuples that
+ * fold alike only share a probe chain, the lookup compares in full. */
 static uint32_t ht_hash(const struct tcp_stack *ts, const struct tcp_tuple *t)
 {
-	uint64_t x = ((uint64_t)t->raddr << 32 | t->laddr) ^ ts->k0;
+	uint64_t x = ((uint64_t)net_addr_fold(&t->raddr) << 32 |
+		      net_addr_fold(&t->laddr)) ^ ts->k0;
 	uint64_t y = ((uint64_t)t->rport << 16 | t->lport) ^ ts->k1;
 	x ^= y * 0x9e3779b97f4a7c15ull;
 	x ^= x >> 33; x *= 0xff51afd7ed558ccdull;
@@ -69,8 +74,8 @@ static uint32_t ht_hash(const struct tcp_stack *ts, const struct tcp_tuple *t)
 
 static bool tuple_eq(const struct tcp_tuple *a, const struct tcp_tuple *b)
 {
-	return a->laddr == b->laddr && a->raddr == b->raddr &&
-	       a->lport == b->lport && a->rport == b->rport;
+	return a->lport == b->lport && a->rport == b->rport &&
+	       net_addr_eq(&a->raddr, &b->raddr) && net_addr_eq(&a->laddr, &b->laddr);
 }
 
 struct tcp_conn *tcp_conn_lookup(struct tcp_stack *ts, const struct tcp_tuple *t)
@@ -472,6 +477,8 @@ struct tcp_stack *tcp_stack_create(struct net_stack *ns, const struct tcp_conf *
 		(uint32_t)(ts->k0 % ((uint32_t)conf->port_hi - conf->port_lo + 1)));
 	ns->tcp_input = tcp_input_l4;
 	ns->tcp_frag_needed = tcp_frag_needed_l4;
+	ns->tcp_input6 = tcp_input6_l4;
+	ns->tcp_pkt_too_big = tcp_pkt_too_big_l4;
 	ns->tcp_ctx = ts;
 	return ts;
 }
@@ -493,6 +500,8 @@ void tcp_stack_destroy(struct tcp_stack *ts)
 	if (ts->ns && ts->ns->tcp_ctx == ts) {
 		ts->ns->tcp_input = NULL;
 		ts->ns->tcp_frag_needed = NULL;
+		ts->ns->tcp_input6 = NULL;
+		ts->ns->tcp_pkt_too_big = NULL;
 		ts->ns->tcp_ctx = NULL;
 	}
 	tcp_wheel_fini(&ts->wheel);

@@ -29,6 +29,8 @@
  */
 #include "dataplane/net/tcp_int.h"
 
+#include "dataplane/net/ipv6.h"
+
 #include <string.h>
 
 #include <rte_ip.h>
@@ -98,10 +100,14 @@ static uint32_t chack_budget(const struct tcp_conn *c, uint64_t sec)
 	uint32_t limit = ts->conf.challenge_ack_limit;
 	if (limit == 0)
 		return 0;
-	uint32_t buf[7] = { c->t.laddr, c->t.raddr,
-			    (uint32_t)c->t.lport << 16 | c->t.rport, c->iss, c->irs,
-			    (uint32_t)sec, (uint32_t)(sec >> 32) };
-	uint64_t r = tcp_siphash(ts->k0 ^ 0x6368616c6c656e67ull, ts->k1, buf, sizeof(buf));
+	uint32_t buf[TCP_TUPLE_KEY_MAX + 4];
+	unsigned n = tcp_tuple_key(&c->t, buf);
+	buf[n++] = c->iss;
+	buf[n++] = c->irs;
+	buf[n++] = (uint32_t)sec;
+	buf[n++] = (uint32_t)(sec >> 32);
+	uint64_t r = tcp_siphash(ts->k0 ^ 0x6368616c6c656e67ull, ts->k1, buf,
+				 n * sizeof(buf[0]));
 	uint32_t half = limit / 2;
 	return limit - half + (uint32_t)(r % (2ull * half + 1));
 }
@@ -168,7 +174,7 @@ static void negotiate(struct tcp_conn *c, const struct tcp_opts *o)
 		c->ts_recent = o->tsval;
 		c->ts_recent_ns = ts->now;
 	}
-	uint32_t mss = tcp_min32(c->peer_mss, tcp_our_mss(ts));
+	uint32_t mss = tcp_min32(c->peer_mss, tcp_our_mss(ts, c->t.laddr.family));
 	if (c->ts_ok)
 		mss -= 12;
 	c->mss = (uint16_t)mss;
@@ -996,7 +1002,7 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
 		struct tcp_opt_out o;
 		memset(&o, 0, sizeof(o));
 		o.syn = true;
-		o.mss = tcp_our_mss(ts);
+		o.mss = tcp_our_mss(ts, t.laddr.family);
 		if (s->opt.ts_ok && ts->conf.timestamps) {
 			o.ts_ok = true;
 			o.ws_ok = s->opt.ws_ok;
@@ -1045,7 +1051,7 @@ static void listen_input(struct tcp_stack *ts, struct tcp_listener *l,
  * plus segment. Counts drop_cksum / cksum_offload_ok.
  */
 static bool cksum_ok(struct tcp_stack *ts, const struct rte_mbuf *m,
-		     const struct rte_ipv4_hdr *ip, uint32_t tcplen)
+		     uint32_t addr_sum, uint32_t tcplen)
 {
 	uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
 	if (f == RTE_MBUF_F_RX_L4_CKSUM_BAD) {
@@ -1061,11 +1067,11 @@ static bool cksum_ok(struct tcp_stack *ts, const struct rte_mbuf *m,
 		ts->stats.drop_short++;
 		return false;
 	}
-	uint32_t sum = raw;
-	/* rte_raw_cksum sums 16-bit words as they lie in memory: add the
-	 * pseudo-header the same way */
-	sum += (ip->src_addr >> 16) + (ip->src_addr & 0xFFFF);
-	sum += (ip->dst_addr >> 16) + (ip->dst_addr & 0xFFFF);
+	/* rte_raw_cksum sums 16-bit words as they lie in memory: the
+	 * pseudo-header is added the same way (addr_sum: its addresses).
+	 * IPv6's 32-bit length and next-header words (RFC 8200 8.1) sum as
+	 * IPv4's 16-bit ones do: their high halves are zero. */
+	uint32_t sum = raw + addr_sum;
 	sum += rte_cpu_to_be_16(IPPROTO_TCP);
 	sum += rte_cpu_to_be_16((uint16_t)tcplen);
 	while (sum >> 16)
@@ -1076,6 +1082,9 @@ static bool cksum_ok(struct tcp_stack *ts, const struct rte_mbuf *m,
 	}
 	return true;
 }
+
+static void seg_input(struct tcp_stack *ts, struct rte_mbuf *m, struct tcp_seg *s,
+		      uint32_t tcplen, uint32_t addr_sum, bool src_is_us);
 
 void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 {
@@ -1089,9 +1098,45 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	uint32_t tcplen = tot - ihl;
+	struct tcp_seg s;
+	memset(&s, 0, sizeof(s));
+	s.saddr.family = s.daddr.family = NET_AF_INET;
+	s.saddr.v4 = ip->src_addr;
+	s.daddr.v4 = ip->dst_addr;
+	uint32_t addr_sum = (ip->src_addr >> 16) + (ip->src_addr & 0xFFFF) +
+			    (ip->dst_addr >> 16) + (ip->dst_addr & 0xFFFF);
+	seg_input(ts, m, &s, tot - ihl, addr_sum, ip->src_addr == ts->ns->addr.ip);
+}
+
+void tcp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_hdr *ip)
+{
+	struct tcp_stack *ts = ctx;
+	ts->now = ts->ns->now_ns;
+	ts->stats.seg_in++;
+	/* ipv6.c cut the datagram to its payload, extension headers off */
+	uint32_t tcplen = m->pkt_len;
+	if (tcplen < TCP_HDR_LEN) {
+		ts->stats.drop_short++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	struct tcp_seg s;
+	memset(&s, 0, sizeof(s));
+	s.saddr.family = s.daddr.family = NET_AF_INET6;
+	memcpy(s.saddr.v6, ip->src_addr, 16);
+	memcpy(s.daddr.v6, ip->dst_addr, 16);
+	/* ipv6.c passes only unicast destinations of ours to TCP */
+	seg_input(ts, m, &s, tcplen, ipv6_addr_sum(ip->src_addr, ip->dst_addr),
+		  ipv6_is_ours(ts->ns, ip->src_addr));
+}
+
+/* The rest of input, for either family: m holds the segment (perhaps with
+ * padding beyond tcplen), s its addresses. */
+static void seg_input(struct tcp_stack *ts, struct rte_mbuf *m, struct tcp_seg *s,
+		      uint32_t tcplen, uint32_t addr_sum, bool src_is_us)
+{
 	mb_keep(m, tcplen);
-	if (!cksum_ok(ts, m, ip, tcplen)) {
+	if (!cksum_ok(ts, m, addr_sum, tcplen)) {
 		rte_pktmbuf_free(m);
 		return;
 	}
@@ -1103,50 +1148,45 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	struct tcp_seg s;
-	memset(&s, 0, sizeof(s));
-	s.seq = rte_be_to_cpu_32(th->sent_seq);
-	s.ack = rte_be_to_cpu_32(th->recv_ack);
-	s.wnd = rte_be_to_cpu_16(th->rx_win);
-	s.flags = th->tcp_flags & 0x3F;
-	s.saddr = ip->src_addr;
-	s.daddr = ip->dst_addr;
-	s.sport = th->src_port;
-	s.dport = th->dst_port;
+	s->seq = rte_be_to_cpu_32(th->sent_seq);
+	s->ack = rte_be_to_cpu_32(th->recv_ack);
+	s->wnd = rte_be_to_cpu_16(th->rx_win);
+	s->flags = th->tcp_flags & 0x3F;
+	s->sport = th->src_port;
+	s->dport = th->dst_port;
 	if (doff > TCP_HDR_LEN) {
 		const uint8_t *op = rte_pktmbuf_read(m, TCP_HDR_LEN, doff - TCP_HDR_LEN,
 						     hb + TCP_HDR_LEN);
-		if (tcp_opt_parse(op, doff - TCP_HDR_LEN, s.flags & TCP_SYN, &s.opt) != TCP_OPT_OK) {
+		if (tcp_opt_parse(op, doff - TCP_HDR_LEN, s->flags & TCP_SYN, &s->opt) != TCP_OPT_OK) {
 			ts->stats.drop_bad_opt++;
 			rte_pktmbuf_free(m);
 			return;
 		}
 	}
-	if ((s.flags & TCP_SYN) && (s.flags & (TCP_FIN | TCP_RST))) {
+	if ((s->flags & TCP_SYN) && (s->flags & (TCP_FIN | TCP_RST))) {
 		ts->stats.drop_bad_flags++;
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (s.sport == 0 || s.dport == 0 || s.saddr == s.daddr ||
-	    s.saddr == ts->ns->addr.ip) {
+	if (s->sport == 0 || s->dport == 0 || net_addr_eq(&s->saddr, &s->daddr) || src_is_us) {
 		ts->stats.drop_bad_src++;
 		rte_pktmbuf_free(m);
 		return;
 	}
 	m = mb_chop_head(m, doff);
-	s.len = m->pkt_len;
-	struct tcp_tuple t = { .laddr = s.daddr, .raddr = s.saddr,
-			       .lport = s.dport, .rport = s.sport };
+	s->len = m->pkt_len;
+	struct tcp_tuple t = { .laddr = s->daddr, .raddr = s->saddr,
+			       .lport = s->dport, .rport = s->sport };
 	struct tcp_conn *c = tcp_conn_lookup(ts, &t);
 	if (c) {
-		conn_input(c, &s, m);
+		conn_input(c, s, m);
 	} else {
-		struct tcp_listener *l = tcp_listener_find(ts, s.dport);
+		struct tcp_listener *l = tcp_listener_find(ts, s->dport);
 		if (l) {
-			listen_input(ts, l, &s, m, 0, false);
+			listen_input(ts, l, s, m, 0, false);
 		} else {
 			ts->stats.drop_no_conn++;
-			tcp_send_rst_for(ts, &s);
+			tcp_send_rst_for(ts, s);
 			rte_pktmbuf_free(m);
 		}
 	}
@@ -1183,15 +1223,45 @@ void tcp_tick(struct tcp_stack *ts)
  * mistake or an attack on reassembly memory; UDP (DNS) answers fit in one
  * datagram, or the resolver retries over TCP.
  */
+static void pmtu_lower(struct tcp_stack *ts, struct tcp_tuple *t, uint32_t mtu,
+		       uint32_t quoted_len, const uint8_t *l4);
+
 void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *q,
 			const uint8_t *l4)
 {
 	struct tcp_stack *ts = ctx;
-	struct tcp_tuple t = { .laddr = q->src_addr, .raddr = q->dst_addr };
-	struct tcp_conn *c;
-	uint32_t seq, mss;
+	struct tcp_tuple t;
 
 	ts->now = ts->ns->now_ns;
+	memset(&t, 0, sizeof(t));
+	t.laddr = net_addr_v4(q->src_addr);
+	t.raddr = net_addr_v4(q->dst_addr);
+	pmtu_lower(ts, &t, mtu, rte_be_to_cpu_16(q->total_length), l4);
+}
+
+/* ICMPv6 packet too big (RFC 8201): the same checks; the MTU is never
+ * taken below IPv6's minimum link MTU, 1280. */
+void tcp_pkt_too_big_l4(void *ctx, uint32_t mtu, const struct rte_ipv6_hdr *q,
+			const uint8_t *l4)
+{
+	struct tcp_stack *ts = ctx;
+	struct tcp_tuple t;
+
+	ts->now = ts->ns->now_ns;
+	memset(&t, 0, sizeof(t));
+	t.laddr = net_addr_v6(q->src_addr);
+	t.raddr = net_addr_v6(q->dst_addr);
+	pmtu_lower(ts, &t, mtu, rte_be_to_cpu_16(q->payload_len) + sizeof(*q), l4);
+}
+
+static void pmtu_lower(struct tcp_stack *ts, struct tcp_tuple *tp, uint32_t mtu,
+		       uint32_t quoted_len, const uint8_t *l4)
+{
+	struct tcp_tuple t = *tp;
+	struct tcp_conn *c;
+	uint32_t seq, mss;
+	bool v6 = net_addr_is_v6(&t.laddr);
+
 	memcpy(&t.lport, l4, 2);
 	memcpy(&t.rport, l4 + 2, 2);
 	memcpy(&seq, l4 + 4, 4);
@@ -1199,13 +1269,15 @@ void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *q,
 	c = tcp_conn_lookup(ts, &t);
 	if (!c || c->zombie || !tcp_synced(c) || c->state == TCP_TIME_WAIT ||
 	    SEQ_LT(seq, c->snd_una) || SEQ_GEQ(seq, c->snd_max) ||
-	    mtu == 0 || mtu >= rte_be_to_cpu_16(q->total_length)) {
+	    mtu == 0 || mtu >= quoted_len) {
 		ts->stats.pmtu_rejected++;
 		return;
 	}
-	if (mtu < TCP_PMTU_MIN)
+	if (v6 && mtu < IPV6_MIN_MTU)
+		mtu = IPV6_MIN_MTU;
+	else if (!v6 && mtu < TCP_PMTU_MIN)
 		mtu = TCP_PMTU_MIN;
-	mss = (uint32_t)mtu - 40 - (c->ts_ok ? 12 : 0);
+	mss = mtu - (v6 ? TCP_V6_HDRS : TCP_V4_HDRS) - (c->ts_ok ? 12 : 0);
 	if (mss >= c->mss) {
 		ts->stats.pmtu_rejected++;	/* not smaller than in use */
 		return;

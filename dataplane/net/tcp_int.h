@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rte_byteorder.h>
 #include <rte_mbuf.h>
@@ -75,7 +76,7 @@ struct tcp_seg {
 	uint16_t wnd;		/* raw window field */
 	uint8_t flags;
 	struct tcp_opts opt;
-	rte_be32_t saddr, daddr;
+	struct net_addr saddr, daddr;
 	rte_be16_t sport, dport;
 };
 
@@ -244,6 +245,26 @@ struct tcp_stack {
 };
 #define TCP_ACKQ_MAX 256
 
+/* The words a keyed hash of t covers (its addresses in full, then the
+ * ports) into buf (room for TCP_TUPLE_KEY_MAX); returns how many: 3 for
+ * IPv4 (the same words as before IPv6 existed), 9 for IPv6. */
+#define TCP_TUPLE_KEY_MAX 9
+static inline unsigned tcp_tuple_key(const struct tcp_tuple *t, uint32_t *buf)
+{
+	unsigned n;
+	if (t->laddr.family == NET_AF_INET6) {
+		memcpy(buf, t->laddr.v6, 16);
+		memcpy(buf + 4, t->raddr.v6, 16);
+		n = 8;
+	} else {
+		buf[0] = t->laddr.v4;
+		buf[1] = t->raddr.v4;
+		n = 2;
+	}
+	buf[n++] = (uint32_t)t->lport << 16 | t->rport;
+	return n;
+}
+
 /* tcp_conn.c */
 uint64_t tcp_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
 uint32_t tcp_tuple_hash32(const struct tcp_stack *ts, const struct tcp_tuple *t,
@@ -282,6 +303,11 @@ void tcp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);
 /* ICMP "fragmentation needed" for one of our segments (net_frag_needed_fn). */
 void tcp_frag_needed_l4(void *ctx, uint16_t mtu, const struct rte_ipv4_hdr *quoted,
 			const uint8_t *l4);
+/* TCP over IPv6 (ns->tcp_input6) and ICMPv6 packet too big
+ * (ns->tcp_pkt_too_big). */
+void tcp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_hdr *ip);
+void tcp_pkt_too_big_l4(void *ctx, uint32_t mtu, const struct rte_ipv6_hdr *quoted,
+			const uint8_t *l4);
 /* The smallest path MTU believed (Linux's min_pmtu): a forged ICMP cannot
  * shrink segments below 552 - 40 bytes of payload. */
 #define TCP_PMTU_MIN 552
@@ -306,7 +332,11 @@ void tcp_send_ctl(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t seq,
 		  const struct tcp_opt_out *o);
 void tcp_send_rst_for(struct tcp_stack *ts, const struct tcp_seg *s);
 uint32_t tcp_rcv_window(const struct tcp_conn *c);	/* bytes we can take now */
-uint16_t tcp_our_mss(const struct tcp_stack *ts);	/* MSS we announce */
+/* MSS we announce on a connection of this family (the MTU less the IP
+ * and TCP headers, bounded by the mbuf size). */
+#define TCP_V4_HDRS 40u		/* IPv4 + TCP headers, no options */
+#define TCP_V6_HDRS 60u		/* IPv6 + TCP headers, no options */
+uint16_t tcp_our_mss(const struct tcp_stack *ts, uint8_t family);
 
 /* tcp_timer.c */
 int tcp_wheel_init(struct tcp_wheel *w, unsigned slots, uint64_t tick_ns, uint64_t now);

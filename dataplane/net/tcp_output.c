@@ -20,10 +20,12 @@
 #include <rte_tcp.h>
 
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/ipv6.h"
 
-uint16_t tcp_our_mss(const struct tcp_stack *ts)
+uint16_t tcp_our_mss(const struct tcp_stack *ts, uint8_t family)
 {
-	uint32_t mss = ts->ns->addr.mtu > 40 ? ts->ns->addr.mtu - 40u : TCP_DEFAULT_MSS;
+	uint32_t hdrs = family == NET_AF_INET6 ? TCP_V6_HDRS : TCP_V4_HDRS;
+	uint32_t mss = ts->ns->addr.mtu > hdrs ? ts->ns->addr.mtu - hdrs : TCP_DEFAULT_MSS;
 	uint32_t room = rte_pktmbuf_data_room_size(ts->ns->pool);
 	uint32_t lim = room > RTE_PKTMBUF_HEADROOM + TCP_HDR_LEN + TCP_OPT_MAX ?
 		       room - RTE_PKTMBUF_HEADROOM - TCP_HDR_LEN - TCP_OPT_MAX : 64;
@@ -93,7 +95,7 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 	uint8_t optbuf[TCP_OPT_MAX];
 	unsigned olen = o ? tcp_opt_build(optbuf, o) : 0;
 	unsigned hlen = TCP_HDR_LEN + olen;
-	if (rte_pktmbuf_headroom(m) < IPV4_OUT_HEADROOM) {
+	if (rte_pktmbuf_headroom(m) < IPV6_OUT_HEADROOM) {
 		rte_pktmbuf_free(m);
 		ts->stats.tx_nombuf++;
 		return -1;
@@ -118,12 +120,34 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 		memcpy(p + TCP_HDR_LEN, optbuf, olen);
 	if (len)
 		sq_copy(c, off, len, p + hlen);
+	ts->stats.seg_out++;
+	ts->stats.bytes_out += len;
+	if (flags & TCP_RST)
+		ts->stats.rst_out++;
+	if (net_addr_is_v6(&t->raddr)) {
+		if (ns->tx_tcp_cksum) {
+			/* the port finishes it; ipv6_output sets l2/l3_len */
+			uint32_t sum = ipv6_addr_sum(t->laddr.v6, t->raddr.v6) +
+				       rte_cpu_to_be_16(IPPROTO_TCP) +
+				       rte_cpu_to_be_16((uint16_t)(hlen + len));
+			while (sum >> 16)
+				sum = (sum & 0xffff) + (sum >> 16);
+			m->ol_flags |= RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_TCP_CKSUM;
+			th->cksum = (uint16_t)sum;
+			ns->stats.tcp_tx_cksum_offload++;
+		} else {
+			th->cksum = ipv6_l4_cksum(m, 0, hlen + len, t->laddr.v6, t->raddr.v6,
+						  IPPROTO_TCP);
+		}
+		ipv6_output(ns, m, t->raddr.v6, t->laddr.v6, IPPROTO_TCP, 0);
+		return 0;
+	}
 	struct rte_ipv4_hdr iph;
 	memset(&iph, 0, sizeof(iph));
 	iph.version_ihl = 0x45;
 	iph.next_proto_id = IPPROTO_TCP;
-	iph.src_addr = t->laddr;
-	iph.dst_addr = t->raddr;
+	iph.src_addr = t->laddr.v4;
+	iph.dst_addr = t->raddr.v4;
 	iph.total_length = rte_cpu_to_be_16((uint16_t)(sizeof(iph) + hlen + len));
 	if (ns->tx_tcp_cksum) {
 		/* The port finishes it (net_stack.h); ipv4_output sets l2/l3_len. */
@@ -133,11 +157,7 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 	} else {
 		th->cksum = rte_ipv4_udptcp_cksum(&iph, th);
 	}
-	ts->stats.seg_out++;
-	ts->stats.bytes_out += len;
-	if (flags & TCP_RST)
-		ts->stats.rst_out++;
-	ipv4_output(ns, m, t->raddr, IPPROTO_TCP);
+	ipv4_output(ns, m, t->raddr.v4, IPPROTO_TCP);
 	return 0;
 }
 
@@ -251,7 +271,7 @@ void tcp_send_syn(struct tcp_conn *c)
 	struct tcp_opt_out o;
 	memset(&o, 0, sizeof(o));
 	o.syn = true;
-	o.mss = tcp_our_mss(ts);
+	o.mss = tcp_our_mss(ts, c->t.laddr.family);
 	uint8_t flags = TCP_SYN;
 	uint32_t ack = 0;
 	if (c->state == TCP_SYN_SENT) {

@@ -37,10 +37,13 @@ bool tcp_cookie_recent_overflow(const struct tcp_stack *ts, const struct tcp_lis
 static uint32_t mac24(struct tcp_stack *ts, const struct tcp_tuple *t,
 		      uint32_t counter, uint32_t peer_isn, unsigned idx)
 {
-	uint32_t buf[6] = { t->laddr, t->raddr, (uint32_t)t->lport << 16 | t->rport,
-			    counter, peer_isn, idx };
+	uint32_t buf[TCP_TUPLE_KEY_MAX + 3];
+	unsigned n = tcp_tuple_key(t, buf);
+	buf[n++] = counter;
+	buf[n++] = peer_isn;
+	buf[n++] = idx;
 	return (uint32_t)tcp_siphash(ts->k0 ^ 0x636f6f6b6965ull, ts->k1, buf,
-				     sizeof(buf)) & 0xFFFFFFu;
+				     n * sizeof(buf[0])) & 0xFFFFFFu;
 }
 
 uint32_t tcp_cookie_make(struct tcp_stack *ts, const struct tcp_tuple *t,

@@ -254,9 +254,12 @@ static rte_be16_t pick_port(struct udp_stack *us, rte_be32_t raddr, rte_be16_t r
 		if (port_used(us, lp))
 			continue;
 		/* Unconnected: the reply's tuple is unknown, so no filter. */
-		if (raddr && cf->port_ok &&
-		    !cf->port_ok(cf->port_ok_ctx, us->ns->addr.ip, lp, raddr, rport))
-			continue;
+		if (raddr && cf->port_ok) {
+			struct net_addr la = net_addr_v4(us->ns->addr.ip);
+			struct net_addr ra = net_addr_v4(raddr);
+			if (!cf->port_ok(cf->port_ok_ctx, &la, lp, &ra, rport))
+				continue;
+		}
 		return lp;
 	}
 	return 0;

@@ -56,6 +56,8 @@
 
 #include <rte_byteorder.h>
 
+#include "dataplane/net/net_addr.h"
+
 #include "common/stats.h"
 
 struct net_stack;
@@ -80,8 +82,8 @@ extern const unsigned udp_stat_count;
 
 /* Ephemeral-port filter: true when replies to lport come back to us
  * (same signature as tcp_port_ok_fn; the dataplane passes steer_owns). */
-typedef bool (*udp_port_ok_fn)(void *ctx, rte_be32_t laddr, rte_be16_t lport,
-			       rte_be32_t raddr, rte_be16_t rport);
+typedef bool (*udp_port_ok_fn)(void *ctx, const struct net_addr *laddr, rte_be16_t lport,
+			       const struct net_addr *raddr, rte_be16_t rport);
 
 struct udp_conf {
 	unsigned max_socks;	/* socket slots per lcore */

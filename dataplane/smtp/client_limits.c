@@ -31,6 +31,7 @@ int cl_conf_exempt(struct cl_conf *c, const char *text, const struct smtp_policy
 	const char *p = text ? text : "";
 
 	c->nexempt = 0;
+	c->exempt_mynetworks = false;
 	while (*p) {
 		char tok[64], *slash;
 		size_t n;
@@ -49,6 +50,7 @@ int cl_conf_exempt(struct cl_conf *c, const char *text, const struct smtp_policy
 		tok[n] = '\0';
 		p += n;
 		if (strcmp(tok, "mynetworks") == 0) {
+			c->exempt_mynetworks = true;
 			for (unsigned i = 0; mynetworks && i < mynetworks->nnets; i++)
 				if (!net_add(c, mynetworks->nets[i].net, mynetworks->nets[i].mask)) {
 					snprintf(err, errlen, "more than %d networks", CL_EXEMPT_MAX);
@@ -83,6 +85,7 @@ int cl_conf_exempt(struct cl_conf *c, const char *text, const struct smtp_policy
 	return 0;
 fail:
 	c->nexempt = 0;
+	c->exempt_mynetworks = false;
 	return -1;
 }
 

@@ -78,7 +78,9 @@ struct cl_conf {
 	uint64_t window_ns;		/* the limits are per this; > 0 */
 	uint32_t addr[CL_KINDS];	/* per client address, 0: no limit */
 	uint32_t user[CL_KINDS];	/* per user (CONN, MSG, RCPT), 0: no limit */
-	unsigned nexempt;		/* clients never limited */
+	unsigned nexempt;		/* clients never limited (IPv4) */
+	bool exempt_mynetworks;		/* "mynetworks" was named: IPv6 clients
+					 * in mynetworks are exempt too */
 	struct smtp_policy_net exempt[CL_EXEMPT_MAX];
 };
 

@@ -20,13 +20,53 @@ int smtp_parse_ipv4(const char *s, uint32_t *ip)
 	return 0;
 }
 
+/* An IPv6 CIDR ("2001:db8::/32"; no prefix length: /128). */
+static int add_net6(struct smtp_policy *p, char *buf)
+{
+	unsigned bits = 128;
+	char *slash = strchr(buf, '/');
+	struct in6_addr a;
+	if (p->nnets6 >= SMTP_POLICY_MAX_NETS)
+		return -1;
+	if (slash != NULL) {
+		*slash = '\0';
+		const char *b = slash + 1;
+		if (*b == '\0' || strlen(b) > 3)
+			return -1;
+		bits = 0;
+		for (; *b; b++) {
+			if (*b < '0' || *b > '9')
+				return -1;
+			bits = bits * 10 + (unsigned)(*b - '0');
+		}
+		if (bits == 0 || bits > 128)
+			return -1;	/* /0 would be an open relay */
+	}
+	if (inet_pton(AF_INET6, buf, &a) != 1)
+		return -1;
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * i : 0;
+		uint8_t mask = (uint8_t)(0xffu >> keep);	/* host bits */
+		if (a.s6_addr[i] & mask)
+			return -1;	/* host bits set */
+	}
+	memcpy(p->nets6[p->nnets6].net, a.s6_addr, 16);
+	p->nets6[p->nnets6].bits = (uint8_t)bits;
+	p->nnets6++;
+	return 0;
+}
+
 static int add_net(struct smtp_policy *p, const char *tok, size_t n)
 {
-	char buf[32];
-	if (n >= sizeof(buf) || p->nnets >= SMTP_POLICY_MAX_NETS)
+	char buf[64];
+	if (n >= sizeof(buf))
 		return -1;
 	memcpy(buf, tok, n);
 	buf[n] = '\0';
+	if (strchr(buf, ':'))
+		return add_net6(p, buf);
+	if (p->nnets >= SMTP_POLICY_MAX_NETS)
+		return -1;
 	unsigned bits = 32;
 	char *slash = strchr(buf, '/');
 	if (slash != NULL) {
@@ -106,9 +146,11 @@ int smtp_policy_init(struct smtp_policy *p, const char *mynetworks,
 {
 	p->nnets = 0;
 	p->ndomains = 0;
+	p->nnets6 = 0;
 	if (each(p, mynetworks, add_net) != 0 || each(p, relay_domains, add_domain) != 0) {
 		p->nnets = 0;
 		p->ndomains = 0;
+		p->nnets6 = 0;
 		return -1;
 	}
 	return 0;
@@ -134,10 +176,39 @@ static bool ieq_n(const char *a, const char *b, size_t n)
 	return true;
 }
 
+bool smtp_policy_trusted6(const struct smtp_policy *p, const uint8_t ip6[16])
+{
+	for (unsigned i = 0; i < p->nnets6; i++) {
+		const struct smtp_policy_net6 *n = &p->nets6[i];
+		unsigned full = n->bits / 8, rest = n->bits % 8;
+		if (memcmp(ip6, n->net, full) != 0)
+			continue;
+		if (rest && ((ip6[full] ^ n->net[full]) & (uint8_t)(0xff00u >> rest)))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+static enum smtp_relay check(const struct smtp_policy *p, bool trusted,
+			     const char *local, const char *domain, bool literal);
+
 enum smtp_relay smtp_policy_check(const struct smtp_policy *p, uint32_t ip,
 				  const char *local, const char *domain, bool literal)
 {
-	if (smtp_policy_trusted(p, ip))
+	return check(p, smtp_policy_trusted(p, ip), local, domain, literal);
+}
+
+enum smtp_relay smtp_policy_check6(const struct smtp_policy *p, const uint8_t ip6[16],
+				   const char *local, const char *domain, bool literal)
+{
+	return check(p, smtp_policy_trusted6(p, ip6), local, domain, literal);
+}
+
+static enum smtp_relay check(const struct smtp_policy *p, bool trusted,
+			     const char *local, const char *domain, bool literal)
+{
+	if (trusted)
 		return SMTP_RELAY_OK;
 	if (literal || domain == NULL)
 		return SMTP_RELAY_DENIED;

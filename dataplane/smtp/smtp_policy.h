@@ -1,9 +1,10 @@
 /*
  * smtp_policy.h - relay policy: who may send where.
  *
- *  - a client whose IPv4 address is in `mynetworks` (CIDR list, e.g.
- *    "198.18.0.0/24 10.0.0.0/8", separated by spaces or commas) may relay
- *    to any domain, address literals included;
+ *  - a client whose address is in `mynetworks` (CIDR list of either
+ *    family, e.g. "198.18.0.0/24 10.0.0.0/8 2001:db8:5c::/48", separated
+ *    by spaces or commas) may relay to any domain, address literals
+ *    included;
  *  - anyone may send to a domain in `relay_domains` ("example.com" matches
  *    exactly that domain, ".example.com" any subdomain of it - not the
  *    domain itself; case-insensitive, a trailing dot ignored);
@@ -13,8 +14,8 @@
  *    (see smtp_server.h);
  *  - everything else is refused: 554 5.7.1 Relay access denied.
  * An empty policy relays nothing, so no configuration becomes an open relay
- * by accident. "0.0.0.0/0" in mynetworks is refused at parse time for the
- * same reason. For clients outside mynetworks, a local part holding
+ * by accident. "0.0.0.0/0" and "::/0" in mynetworks are refused at parse
+ * time for the same reason. For clients outside mynetworks, a local part holding
  * routing characters ('%', '!', '@' inside quotes) is refused even for a
  * relay domain (the classic "user%other@relay" open-relay probe).
  *
@@ -34,6 +35,11 @@ struct smtp_policy_net {
 	uint32_t net, mask;	/* host byte order */
 };
 
+struct smtp_policy_net6 {
+	uint8_t net[16];	/* host bits zero */
+	uint8_t bits;		/* prefix length, 1..128 */
+};
+
 struct smtp_policy_domain {
 	bool subdomains;	/* ".example.com" */
 	uint8_t len;
@@ -41,8 +47,9 @@ struct smtp_policy_domain {
 };
 
 struct smtp_policy {
-	unsigned nnets, ndomains;
+	unsigned nnets, ndomains, nnets6;
 	struct smtp_policy_net nets[SMTP_POLICY_MAX_NETS];
+	struct smtp_policy_net6 nets6[SMTP_POLICY_MAX_NETS];
 	struct smtp_policy_domain domains[SMTP_POLICY_MAX_DOMAINS];
 };
 
@@ -55,6 +62,9 @@ int smtp_policy_init(struct smtp_policy *p, const char *mynetworks,
 /* ip in host byte order */
 bool smtp_policy_trusted(const struct smtp_policy *p, uint32_t ip);
 
+/* ip6: 16 bytes, network order */
+bool smtp_policy_trusted6(const struct smtp_policy *p, const uint8_t ip6[16]);
+
 enum smtp_relay {
 	SMTP_RELAY_OK = 0,
 	SMTP_RELAY_DENIED,	/* 554 5.7.1 Relay access denied */
@@ -66,6 +76,10 @@ enum smtp_relay {
  */
 enum smtp_relay smtp_policy_check(const struct smtp_policy *p, uint32_t ip,
 				  const char *local, const char *domain, bool literal);
+
+/* The same for a client at an IPv6 address. */
+enum smtp_relay smtp_policy_check6(const struct smtp_policy *p, const uint8_t ip6[16],
+				   const char *local, const char *domain, bool literal);
 
 /*
  * Is local@domain our postmaster, which anyone may send to (RFC 5321 4.5.1)?

@@ -104,7 +104,7 @@ size_t smtp_received_format(char *buf, size_t cap, const struct smtp_received_in
 	put(&o, " (");
 	put_clean(&o, ri->rdns && ri->rdns[0] ? ri->rdns : "unknown", 255);
 	put(&o, " [");
-	put_clean(&o, ri->ip ? ri->ip : "", 46);
+	put_clean(&o, ri->ip ? ri->ip : "", 51);	/* "IPv6:" + 45 */
 	put(&o, "])\r\n");
 	if (ri->tls != NULL && ri->tls[0]) {
 		put(&o, "\t(using ");

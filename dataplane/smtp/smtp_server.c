@@ -21,6 +21,7 @@
  */
 #include "dataplane/smtp/smtp_server.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -281,8 +282,11 @@ void smtp_session_init(struct smtp_session *s, const struct smtp_conf *conf,
 		s->client = *client;
 	s->client.rdns[sizeof(s->client.rdns) - 1] = '\0';
 	uint32_t ip = s->client.ip;
-	snprintf(s->client_ip, sizeof(s->client_ip), "%u.%u.%u.%u",
-		 ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	if (s->client.v6)	/* inet_ntop: RFC 5952 text, no system call */
+		inet_ntop(AF_INET6, s->client.ip6, s->client_ip, sizeof(s->client_ip));
+	else
+		snprintf(s->client_ip, sizeof(s->client_ip), "%u.%u.%u.%u",
+			 ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 	s->state = ST_INIT;
 	txn_reset(s);
 	STAT(s, sessions);
@@ -439,8 +443,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	static const struct smtp_policy empty;
 	const struct smtp_policy *pol = s->conf->policy ? s->conf->policy : &empty;
 	if (!s->authenticated &&	/* an authenticated client relays anywhere */
-	    smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
-			      c->path.literal) != SMTP_RELAY_OK) {
+	    (s->client.v6 ? smtp_policy_check6(pol, s->client.ip6, c->path.local,
+					       c->path.domain, c->path.literal)
+			  : smtp_policy_check(pol, s->client.ip, c->path.local, c->path.domain,
+					      c->path.literal)) != SMTP_RELAY_OK) {
 		STAT(s, rej_relay);
 		char text[SMTP_LINE_MAX];
 		snprintf(text, sizeof(text), "554 5.7.1 <%.256s>: Relay access denied",
@@ -569,10 +575,13 @@ static uint64_t now_s(const struct smtp_session *s)
 static void build_received(struct smtp_session *s)
 {
 	struct smtp_message *m = &s->msg;
+	char lit[sizeof(s->client_ip) + 5];
+	/* RFC 5321 4.4: the TCP-info is an address literal, "IPv6:" tagged */
+	snprintf(lit, sizeof(lit), "%s%s", s->client.v6 ? "IPv6:" : "", s->client_ip);
 	struct smtp_received_info ri = {
 		.helo = s->helo,
 		.rdns = s->client.rdns,
-		.ip = s->client_ip,
+		.ip = lit,
 		.hostname = s->conf->hostname,
 		.id = m->trace_id,
 		.rcpt = m->nrcpt == 1 ? m->rcpt1 : NULL,
@@ -759,7 +768,9 @@ static void do_etrn(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, "503 5.5.1 Error: ETRN inside a mail transaction");
 		return;
 	}
-	if (!s->conf->policy || !smtp_policy_trusted(s->conf->policy, s->client.ip)) {
+	if (!s->conf->policy ||
+	    !(s->client.v6 ? smtp_policy_trusted6(s->conf->policy, s->client.ip6)
+			   : smtp_policy_trusted(s->conf->policy, s->client.ip))) {
 		STAT(s, rej_etrn);
 		reply(s, "459 4.7.1 %.255s: ETRN is not allowed from this client", c->arg);
 		return;

@@ -144,8 +144,10 @@ void smtp_conf_default(struct smtp_conf *c);
 int smtp_conf_check(const struct smtp_conf *c, const char **why);
 
 struct smtp_client {
-	uint32_t ip;		/* IPv4, host byte order */
+	uint32_t ip;		/* IPv4, host byte order (when !v6) */
 	char rdns[SMTP_DOMAIN_MAX + 1];	/* verified reverse name or "" */
+	bool v6;		/* the client came over IPv6: ip6 */
+	uint8_t ip6[16];	/* network order */
 };
 
 struct smtp_rcpt_view {
@@ -232,7 +234,7 @@ struct smtp_session {
 	struct smtp_stats *stats;
 	struct smtp_session_cb cb;
 	struct smtp_client client;
-	char client_ip[16];
+	char client_ip[46];	/* text: dotted quad or RFC 5952 IPv6 */
 
 	uint8_t state;		/* see smtp_server.c */
 	enum smtp_event event;

@@ -78,7 +78,10 @@ struct smtp_conn {
 	bool counted;			/* holds slots in smtp_limits */
 	bool timed_out;
 	bool starttls_wait;		/* 220 going out; plaintext is dropped */
-	uint32_t ip;			/* client, host order */
+	uint32_t ip;			/* client, host order; IPv6: its /64 folded
+					 * to 32 bits, the limits' key */
+	bool v6;			/* an IPv6 client */
+	bool v6_trusted;		/* ... inside mynetworks */
 	uint64_t deadline_ns;		/* 0: none */
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
 	uint32_t gen;			/* bumped per connection in this slot */
@@ -175,7 +178,7 @@ static unsigned limit_bucket(const struct smtp_limits *l, unsigned row, uint32_t
 /* Take a session slot for ip: 0, or 1 (over the total) / 2 (over per client).
  * Clients in mynetworks are exempt from the per-client limit (as Postfix's
  * smtpd_client_event_limit_exceptions = $mynetworks), not from the total. */
-static int limits_take(struct smtp_service *svc, uint32_t ip)
+static int limits_take(struct smtp_service *svc, uint32_t ip, bool trusted)
 {
 	struct smtp_limits *l = svc->limits;
 	unsigned b0 = limit_bucket(l, 0, ip), b1 = limit_bucket(l, 1, ip);
@@ -187,8 +190,7 @@ static int limits_take(struct smtp_service *svc, uint32_t ip)
 	}
 	c0 = atomic_fetch_add(&l->per_client[0][b0], 1) + 1;
 	c1 = atomic_fetch_add(&l->per_client[1][b1], 1) + 1;
-	if ((c0 < c1 ? c0 : c1) > svc->live->max_per_client &&
-	    !smtp_policy_trusted(&svc->live->policy, ip)) {
+	if ((c0 < c1 ? c0 : c1) > svc->live->max_per_client && !trusted) {
 		atomic_fetch_sub(&l->per_client[0][b0], 1);
 		atomic_fetch_sub(&l->per_client[1][b1], 1);
 		atomic_fetch_sub(&l->total, 1);
@@ -613,7 +615,10 @@ static struct client_limits *rates_for(const struct smtp_conn *sc)
 {
 	struct client_limits *t = sc->svc->limits->clients;
 
-	return t && !cl_exempt(&sc->live->rates, sc->ip) ? t : NULL;
+	bool exempt = sc->v6 ? sc->live->rates.exempt_mynetworks && sc->v6_trusted
+			     : cl_exempt(&sc->live->rates, sc->ip);
+
+	return t && !exempt ? t : NULL;
 }
 
 static const char *service_name(const struct smtp_conn *sc)
@@ -1050,6 +1055,11 @@ static void rdns_ask(struct smtp_conn *sc)
 	struct smtp_service *svc = sc->svc;
 	struct ask *a;
 
+	/* IPv6 clients: not asked (ask.h's ASK_RDNS carries an IPv4
+	 * address; ip6.arpa lookups come with the resolver's AAAA work);
+	 * the name stays unknown, as when no slot is free */
+	if (sc->s.client.v6)
+		return;
 	if (!svc->asks || sc->live->rdns_wait_ns == 0 || !(a = ask_get(svc->asks)))
 		return;		/* no slot: the name stays unknown */
 	a->kind = ASK_RDNS;
@@ -1182,7 +1192,19 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->state = CONN_OPEN;
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
 	sc->timed_out = sc->starttls_wait = sc->tp.up = false;
-	sc->ip = rte_be_to_cpu_32(t.raddr);
+	if (net_addr_is_v6(&t.raddr)) {
+		/* Per-client limits count an IPv6 client by its /64 (one
+		 * subscriber's LAN, RFC 6177), folded into the 32-bit key
+		 * the buckets take; rDNS is not asked for it (rdns_ask). */
+		client.v6 = true;
+		memcpy(client.ip6, t.raddr.v6, 16);
+		sc->ip = t.raddr.w[0] ^ t.raddr.w[1] ^ 0x5c5c5c5cu;
+		sc->v6 = true;
+		sc->v6_trusted = smtp_policy_trusted6(&svc->live->policy, client.ip6);
+	} else {
+		sc->v6 = sc->v6_trusted = false;
+		sc->ip = rte_be_to_cpu_32(t.raddr.v4);
+	}
 	sc->deadline_ns = sc->timer_at = 0;
 	sc->tp.tls = NULL;
 	sc->tp.in_start = sc->tp.in_end = sc->tp.pt_start = sc->tp.pt_end = 0;
@@ -1197,7 +1219,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->auth_charged = false;
 	tcp_set_user(c, sc);
 
-	client.ip = sc->ip;
+	client.ip = client.v6 ? 0 : sc->ip;
 	cb.user = sc;
 	sc->live = svc->live;
 	atomic_fetch_add_explicit(&sc->live->sessions, 1, memory_order_relaxed);
@@ -1220,7 +1242,8 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 		pump(sc);
 		return true;
 	}
-	over = limits_take(svc, sc->ip);
+	over = limits_take(svc, sc->ip,
+			   sc->v6 ? sc->v6_trusted : smtp_policy_trusted(&svc->live->policy, sc->ip));
 	if (over == 0) {
 		sc->counted = true;
 		svc->stats.accepted++;

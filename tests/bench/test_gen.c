@@ -485,7 +485,7 @@ Test(engine, rcpt_refused_for_good_and_message_rejected)
 	static struct smtp_session s;
 	static struct smtp_conf conf;
 	static struct smtp_policy pol;
-	struct smtp_client cl = { 0xc6120001, "" };
+	struct smtp_client cl = { .ip = 0xc6120001 };
 	struct smtp_session_cb cb = { .rcpt = refuse_perm };
 	char out[4096] = "";
 

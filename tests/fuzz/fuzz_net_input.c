@@ -14,6 +14,11 @@
  *           address as source and the peer's as destination, so that
  *           "fragmentation needed" reaches TCP's checks), so the fuzzer
  *           spends its time in the protocols rather than on checksums;
+ *           A frame whose Ethernet type says IPv6 is fixed up as IPv6
+ *           instead (fd00:5c::9 to our fd00:5c::2, or to a multicast
+ *           destination when it has one; the hop limit is left as it is,
+ *           so ND's 255 rule is exercised; the ICMPv6 or TCP checksum right
+ *           after the fixed header fixed; a "packet too big" quotes us);
  * op bit 1: after the frame, advance the clock by (op >> 2) * 13 ms and run
  *           the timers.
  * The application echoes a line per data callback, closes on 'Q', aborts on
@@ -33,6 +38,7 @@
 #include <rte_udp.h>
 
 #include "common/clock.h"
+#include "dataplane/net/ipv6.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/net/udp.h"
@@ -96,8 +102,8 @@ static const struct tcp_callbacks cbs = {
 static struct udp_stack *fus;
 static struct udp_sock *u_echo, *u_conn;
 
-static bool port_odd(void *ctx, rte_be32_t laddr, rte_be16_t lport, rte_be32_t raddr,
-		     rte_be16_t rport)
+static bool port_odd(void *ctx, const struct net_addr *laddr, rte_be16_t lport,
+		     const struct net_addr *raddr, rte_be16_t rport)
 {
 	(void)ctx;
 	(void)laddr;
@@ -140,8 +146,61 @@ static void u_readable(struct udp_sock *s, void *user)
 	}
 }
 
+static uint16_t ipv6_l4_cksum_flat(const uint8_t *p, unsigned len, const uint8_t *src,
+				   const uint8_t *dst, uint8_t proto)
+{
+	uint32_t sum = rte_raw_cksum(p, len) + ipv6_addr_sum(src, dst) +
+		       rte_cpu_to_be_16(proto) + rte_cpu_to_be_16((uint16_t)len);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static const uint8_t our_ip6[16] = { 0xfd, 0x00, 0x00, 0x5c, [15] = 2 };
+static const uint8_t peer_ip6[16] = { 0xfd, 0x00, 0x00, 0x5c, [15] = 9 };
+
+static void fix_frame6(uint8_t *f, unsigned len)
+{
+	struct rte_ether_hdr *eh = (struct rte_ether_hdr *)f;
+	struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)(eh + 1);
+	unsigned plen = len - (unsigned)(sizeof(*eh) + sizeof(*ip));
+
+	eh->src_addr = peer_mac;
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->payload_len = rte_cpu_to_be_16((uint16_t)plen);
+	memcpy(ip->src_addr, peer_ip6, 16);
+	if (ip->dst_addr[0] == 0xff) {
+		ipv6_mcast_mac(ip->dst_addr, &eh->dst_addr);
+	} else {
+		eh->dst_addr = our_mac;
+		memcpy(ip->dst_addr, our_ip6, 16);
+	}
+	uint8_t *l4 = (uint8_t *)(ip + 1);
+	unsigned at;
+	if (ip->proto == IPPROTO_ICMPV6 && plen >= 4) {
+		if (l4[0] == 2 && plen >= 8 + sizeof(*ip)) {	/* packet too big */
+			struct rte_ipv6_hdr *q = (struct rte_ipv6_hdr *)(l4 + 8);
+			memcpy(q->src_addr, our_ip6, 16);
+			memcpy(q->dst_addr, peer_ip6, 16);
+		}
+		at = 2;
+	} else if (ip->proto == IPPROTO_TCP && plen >= sizeof(struct rte_tcp_hdr)) {
+		at = 16;
+	} else {
+		return;
+	}
+	l4[at] = l4[at + 1] = 0;
+	uint16_t ck = ipv6_l4_cksum_flat(l4, plen, ip->src_addr, ip->dst_addr, ip->proto);
+	memcpy(l4 + at, &ck, 2);
+}
+
 static void fix_frame(uint8_t *f, unsigned len)
 {
+	if (len >= sizeof(struct rte_ether_hdr) + sizeof(struct rte_ipv6_hdr) &&
+	    f[12] == 0x86 && f[13] == 0xdd) {
+		fix_frame6(f, len);
+		return;
+	}
 	if (len < sizeof(struct rte_ether_hdr) + sizeof(struct rte_ipv4_hdr))
 		return;
 	struct rte_ether_hdr *eh = (struct rte_ether_hdr *)f;
@@ -209,6 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct net_addr_conf addr = {
 		.mac = our_mac, .ip = OUR_IP, .netmask = RTE_BE32(0xFFFFFF00),
 		.gateway = 0, .mtu = 1500,
+		.ip6_ok = true, .ip6 = { 0xfd, 0x00, 0x00, 0x5c, [15] = 2 }, .prefix6 = 64,
 	};
 	struct arp_conf ac;
 	arp_conf_default(&ac);

@@ -4,6 +4,7 @@
 #include "tests/smtp/smtp_test.h"
 
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,8 @@ void th_restart(struct th *h)
 		.etrn = etrn, .reject = reject, .user = h,
 	};
 	cl.ip = h->s.client.ip;
+	cl.v6 = h->s.client.v6;
+	memcpy(cl.ip6, h->s.client.ip6, 16);
 	h->nrcpts = 0;
 	smtp_session_init(&h->s, &h->conf, &h->st, &cl, &cb);
 	th_drain(h);
@@ -122,8 +125,13 @@ struct th *th_new(const char *ip, const char *mynetworks, const char *relay_doma
 		abort();
 	h->conf.policy = &h->pol;
 	uint32_t a = 0;
-	if (smtp_parse_ipv4(ip, &a) != 0)
+	if (strchr(ip, ':')) {	/* an IPv6 client */
+		if (inet_pton(AF_INET6, ip, h->s.client.ip6) != 1)
+			abort();
+		h->s.client.v6 = true;
+	} else if (smtp_parse_ipv4(ip, &a) != 0) {
 		abort();
+	}
 	h->s.client.ip = a;
 	h->auto_queue = true;
 	th_restart(h);

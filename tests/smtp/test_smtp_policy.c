@@ -4,6 +4,9 @@
  */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
+#include <string.h>
+
 #include "dataplane/smtp/smtp_policy.h"
 
 static struct smtp_policy p;
@@ -119,4 +122,53 @@ Test(policy, postmaster_is_ours_alone_or_at_our_hostname)
 	cr_assert_eq(smtp_policy_init(&p, "198.18.0.0/24", "example.com"), 0);
 	DENY("203.0.113.7", "postmaster", "other.example", false);
 	ALLOW("203.0.113.7", "postmaster", "example.com", false);
+}
+
+static const uint8_t *ip6(const char *s)
+{
+	static uint8_t a[16];
+	struct in6_addr x;
+	cr_assert_eq(inet_pton(AF_INET6, s, &x), 1, "%s", s);
+	memcpy(a, x.s6_addr, 16);
+	return a;
+}
+
+#define ALLOW6(cl, local, dom, lit) \
+	cr_expect_eq(smtp_policy_check6(&p, ip6(cl), local, dom, lit), SMTP_RELAY_OK, \
+		     "%s -> %s@%s should relay", cl, local, dom)
+#define DENY6(cl, local, dom, lit) \
+	cr_expect_eq(smtp_policy_check6(&p, ip6(cl), local, dom, lit), SMTP_RELAY_DENIED, \
+		     "%s -> %s@%s should be denied", cl, local, dom)
+
+/* mynetworks takes IPv6 CIDRs beside IPv4 ones; each family matches only
+ * its own networks; prefixes not on a byte boundary are honoured. */
+Test(policy, mynetworks_ipv6)
+{
+	cr_assert_eq(smtp_policy_init(&p, "198.18.0.0/24 fd00:5c::/64, 2001:db8:40::/42 2001:db8::7",
+				      "example.com"), 0);
+	cr_expect_eq(p.nnets, 1);
+	cr_expect_eq(p.nnets6, 3);
+	ALLOW6("fd00:5c::1", "a", "anywhere.example", false);
+	ALLOW6("fd00:5c::ffff:1", "a", "anywhere.example", false);
+	DENY6("fd00:5c:0:1::1", "a", "anywhere.example", false);
+	ALLOW6("2001:db8:40::1", "a", "anywhere.example", false);
+	ALLOW6("2001:db8:7f:ffff::1", "a", "anywhere.example", false);	/* /42: 0x40-0x7f */
+	DENY6("2001:db8:80::1", "a", "anywhere.example", false);
+	DENY6("2001:db8:3f::1", "a", "anywhere.example", false);
+	ALLOW6("2001:db8::7", "a", "[IPv6:2001:db8::1]", true);
+	DENY6("2001:db8::8", "a", "anywhere.example", false);
+	/* IPv4-shaped bytes in an IPv6 address are not the IPv4 network */
+	DENY6("c612:0::1", "a", "anywhere.example", false);
+	/* outsiders still reach relay_domains, not literals */
+	ALLOW6("2001:db8:ffff::1", "a", "example.com", false);
+	DENY6("2001:db8:ffff::1", "a", "[IPv6:fd00:5c::2]", true);
+	cr_expect(smtp_policy_trusted6(&p, ip6("fd00:5c::9")));
+	cr_expect_not(smtp_policy_trusted6(&p, ip6("::1")));
+	static const char *const bad[] = {
+		"::/0", "fd00::/129", "fd00::1/64", "fd00::/", "fd00:::1/64", "fd00::/6x",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(smtp_policy_init(&p, bad[i], NULL), -1, "%s", bad[i]);
+		cr_expect_eq(p.nnets6, 0);
+	}
 }

@@ -1077,3 +1077,28 @@ Test(session, policy_refusals_go_to_the_mail_log_errors_do_not)
 	cr_expect_str_eq(h->reject, "MAIL|552 5.3.4 Error: message size exceeds fixed limit|"
 				    "big@b.example|-");
 }
+
+/* A client over IPv6: mynetworks' IPv6 CIDR lets it relay, the Received
+ * line names it as an RFC 5321 IPv6 address literal, and an IPv6 client
+ * outside mynetworks is refused relaying like any other. */
+Test(session, ipv6_client_relays_and_is_traced_as_ipv6_literal)
+{
+	static const char in[] = "EHLO v6.example\r\nMAIL FROM:<a@b.example>\r\n"
+		"RCPT TO:<c@d.example>\r\nDATA\r\nhi\r\n.\r\n";
+	h = th_new("fd00:5c::9", "198.18.0.0/24 fd00:5c::/64", "example.com");
+	cr_expect_str_eq(h->s.client_ip, "fd00:5c::9");
+	th_clear(h);
+	th_feed(h, in, sizeof(in) - 1, 0);
+	cr_expect(strstr(h->out, "250 2.1.5 Ok"), "%s", h->out);
+	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
+	const struct smtp_message *m = smtp_session_message(&h->s);
+	cr_assert_not_null(m);
+	cr_expect(strstr(m->received, "Received: from v6.example (unknown [IPv6:fd00:5c::9])\r\n") ==
+		  m->received, "%s", m->received);
+	th_free(h);
+	h = th_new("2001:db8::1", "198.18.0.0/24 fd00:5c::/64", "example.com");
+	th_clear(h);
+	th_run(h, in, sizeof(in) - 1, 0);
+	cr_expect(strstr(h->out, "554 5.7.1"), "%s", h->out);
+	cr_expect_eq(h->messages, 0);
+}

@@ -56,6 +56,10 @@ void tnode_init(struct tnode *n, const char *name, const char *ip, uint8_t mac_l
 		.netmask = tip("255.255.255.0"),
 		.gateway = 0,
 		.mtu = 1500,
+		/* IPv6 as well: fd00:5c::<mac_last>/64 (TNODE_IP6) */
+		.ip6_ok = true,
+		.ip6 = { 0xfd, 0x00, 0x00, 0x5c, [15] = mac_last },
+		.prefix6 = 64,
 	};
 	struct arp_conf ac;
 	arp_conf_default(&ac);
@@ -440,4 +444,7 @@ void twire_advance(struct twire *w, uint64_t ns)
 	w->b.ns.now_ns += ns;
 	tcp_tick(w->a.ts);
 	tcp_tick(w->b.ts);
+	/* ARP and ND timers (the ARP entries live far longer than a test) */
+	net_tick(&w->a.ns);
+	net_tick(&w->b.ns);
 }

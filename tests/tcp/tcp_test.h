@@ -35,6 +35,12 @@ struct tnode {
 #define OUR_IP "198.18.0.2"
 
 rte_be32_t tip(const char *dotted);
+/* Every node also has fd00:5c::<mac_last>/64; this is node mac_last's. */
+static inline struct net_addr tip6(uint8_t mac_last)
+{
+	uint8_t a[16] = { 0xfd, 0x00, 0x00, 0x5c, [15] = mac_last };
+	return net_addr_v6(a);
+}
 void tnode_init(struct tnode *n, const char *name, const char *ip, uint8_t mac_last,
 		const struct tcp_conf *conf);
 /* Destroys everything; returns mbufs not back in the pool (0 = no leak). */

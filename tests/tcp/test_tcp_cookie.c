@@ -143,7 +143,7 @@ Test(tcp_cookie, forged_and_stale_acks_refused)
  * now, as one who guessed or computed it would send. */
 static void cookie_ack(uint16_t sport)
 {
-	struct tcp_tuple t = { .laddr = tip(OUR_IP), .raddr = tip(PEER_IP),
+	struct tcp_tuple t = { .laddr = net_addr_v4(tip(OUR_IP)), .raddr = net_addr_v4(tip(PEER_IP)),
 			       .lport = rte_cpu_to_be_16(25), .rport = rte_cpu_to_be_16(sport) };
 	uint16_t mss;
 	N.ts->now = N.ns.now_ns;

@@ -537,7 +537,7 @@ Test(tcp_data, sequence_wraparound)
 	tnode_learn(&N, PEER_IP, 9);
 	tapp_init(&A, 1 << 20);
 	/* choose the clock so that our ISS is just below 2^32 */
-	struct tcp_tuple t = { tip(OUR_IP), tip(PEER_IP), rte_cpu_to_be_16(LP),
+	struct tcp_tuple t = { net_addr_v4(tip(OUR_IP)), net_addr_v4(tip(PEER_IP)), rte_cpu_to_be_16(LP),
 			       rte_cpu_to_be_16(SP) };
 	N.ts->now = 0;
 	uint32_t h = tcp_isn(N.ts, &t);

@@ -727,8 +727,8 @@ Test(tcp_state, time_wait_recycled_when_table_full)
 }
 
 static unsigned port_ok_calls;
-static bool only_port_multiple_of_7(void *ctx, rte_be32_t la, rte_be16_t lp, rte_be32_t ra,
-				    rte_be16_t rp)
+static bool only_port_multiple_of_7(void *ctx, const struct net_addr *la, rte_be16_t lp,
+				    const struct net_addr *ra, rte_be16_t rp)
 {
 	(void)ctx;
 	(void)la;
@@ -785,7 +785,8 @@ Test(tcp_state, port_range_exhaustion)
 
 Test(tcp_state, isn_rfc6528)
 {
-	struct tcp_tuple a = { tip(OUR_IP), tip(PEER_IP), rte_cpu_to_be_16(25), rte_cpu_to_be_16(1) };
+	struct tcp_tuple a = { net_addr_v4(tip(OUR_IP)), net_addr_v4(tip(PEER_IP)),
+			       rte_cpu_to_be_16(25), rte_cpu_to_be_16(1) };
 	struct tcp_tuple b = a;
 	b.rport = rte_cpu_to_be_16(2);
 	N.ts->now = N.ns.now_ns;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataplane/net/ipv6.h"
 #include "tests/tcp/tcp_test.h"
 
 struct side {
@@ -118,6 +119,7 @@ struct run {
 	uint32_t sndbuf, rcvbuf;
 	uint64_t max_sim_ns;
 	bool server_holds;	/* servers stop reading for a while */
+	bool v6;		/* over IPv6 (fd00:5c::2 -> ::3), ND included */
 };
 
 static void run_echo(const struct run *rp)
@@ -145,8 +147,9 @@ static void run_echo(const struct run *rp)
 		cli[i].txlen = rp->bytes;
 		cli[i].cap = rp->bytes;
 		cli[i].rx = malloc(rp->bytes);
-		cli[i].c = tcp_connect(w.a.ts, tip("198.18.0.3"), rte_cpu_to_be_16(25),
-				       &side_cb, &cli[i]);
+		struct net_addr dst = rp->v6 ? tip6(3) : net_addr_v4(tip("198.18.0.3"));
+		cli[i].c = tcp_connect_addr(w.a.ts, &dst, rte_cpu_to_be_16(25),
+					    &side_cb, &cli[i]);
 		cr_assert(cli[i].c);
 	}
 	for (unsigned i = 0; i < MAXC; i++) {
@@ -212,6 +215,13 @@ static void run_echo(const struct run *rp)
 		cr_expect_eq(cli[i].rxlen, rp->bytes, "client %u echoed %zu", i, cli[i].rxlen);
 		cr_expect_eq(memcmp(cli[i].rx, pat[i], rp->bytes), 0, "client %u data", i);
 	}
+	if (rp->v6) {
+		/* the neighbours found each other by ND, not by a shortcut */
+		cr_expect_gt(w.a.ns.stats.nd_tx_ns, 0);
+		cr_expect_gt(w.b.ns.stats.nd_tx_na, 0);
+		cr_expect_gt(w.b.ns.stats.ip6_rx, 0);
+		cr_expect_eq(w.b.ns.stats.ip_rx, 0, "no IPv4 at all");
+	}
 	for (unsigned i = 0; i < nsrv; i++) {
 		cr_expect(srv[i].closed);
 		cr_expect_eq(srv[i].reason, TCP_CLOSE_NORMAL);
@@ -251,6 +261,23 @@ Test(tcp_wire, clean_bulk_echo)
 	struct run r = { .nconn = 1, .bytes = 4u << 20, .seed = 1,
 			 .max_sim_ns = 60 * NS_PER_SEC };
 	run_echo(&r);
+}
+
+Test(tcp_wire, clean_bulk_echo_ipv6)
+{
+	struct run r = { .nconn = 2, .bytes = 4u << 20, .seed = 2, .v6 = true,
+			 .max_sim_ns = 60 * NS_PER_SEC };
+	run_echo(&r);
+}
+
+Test(tcp_wire, lossy_bulk_echo_ipv6)
+{
+	for (uint64_t seed = 21; seed < 24; seed++) {
+		struct run r = { .nconn = 2, .bytes = 1u << 20, .seed = seed, .v6 = true,
+				 .loss_pm = 20, .dup_pm = 10, .reorder_pm = 10,
+				 .max_sim_ns = 120 * NS_PER_SEC };
+		run_echo(&r);
+	}
 }
 
 Test(tcp_wire, lossy_bulk_echo)
@@ -305,4 +332,121 @@ Test(tcp_wire, seed_sweep)
 				 .max_sim_ns = sim * NS_PER_SEC };
 		run_echo(&r);
 	}
+}
+
+/* ICMPv6 "packet too big" (from a router fd00:5c::1) quoting a's segment
+ * with sequence number seq, into a's stack. */
+static void inject_ptb(struct twire *w, const struct tcp_tuple *t, uint32_t seq, uint32_t mtu)
+{
+	uint8_t f[14 + 40 + 8 + 40 + 20];
+	uint8_t router[16] = { 0xfd, 0x00, 0x00, 0x5c, [15] = 1 };
+	struct rte_ether_hdr *eh = (struct rte_ether_hdr *)f;
+	struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)(eh + 1);
+	uint8_t *ic = (uint8_t *)(ip + 1);
+	struct rte_ipv6_hdr *q = (struct rte_ipv6_hdr *)(ic + 8);
+	uint8_t *th = (uint8_t *)(q + 1);
+
+	memset(f, 0, sizeof(f));
+	eh->dst_addr = w->a.ns.addr.mac;
+	eh->src_addr = w->b.ns.addr.mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->payload_len = rte_cpu_to_be_16(8 + 40 + 20);
+	ip->proto = IPPROTO_ICMPV6;
+	ip->hop_limits = 64;
+	memcpy(ip->src_addr, router, 16);
+	memcpy(ip->dst_addr, t->laddr.v6, 16);
+	ic[0] = 2;	/* packet too big */
+	uint32_t be = rte_cpu_to_be_32(mtu);
+	memcpy(ic + 4, &be, 4);
+	q->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	q->payload_len = rte_cpu_to_be_16(1452);	/* a 1492-byte datagram */
+	q->proto = IPPROTO_TCP;
+	q->hop_limits = 64;
+	memcpy(q->src_addr, t->laddr.v6, 16);
+	memcpy(q->dst_addr, t->raddr.v6, 16);
+	memcpy(th, &t->lport, 2);
+	memcpy(th + 2, &t->rport, 2);
+	be = rte_cpu_to_be_32(seq);
+	memcpy(th + 4, &be, 4);
+	uint32_t sum = ipv6_addr_sum(ip->src_addr, ip->dst_addr) +
+		       rte_cpu_to_be_16(IPPROTO_ICMPV6) + rte_cpu_to_be_16(8 + 40 + 20);
+	sum += rte_raw_cksum(ic, 8 + 40 + 20);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	uint16_t ck = (uint16_t)~sum;
+	memcpy(ic + 2, &ck, 2);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->a.pool);
+	cr_assert(m);
+	memcpy(rte_pktmbuf_append(m, sizeof(f)), f, sizeof(f));
+	net_input(&w->a.ns, m);
+}
+
+/* Path MTU over IPv6: a "packet too big" quoting an unacknowledged
+ * segment lowers the MSS to fit (1280 - 60 - 12 with timestamps, never
+ * below IPv6's minimum MTU); one quoting a sequence number outside the
+ * flight is ignored (RFC 5927); the data still arrives intact. */
+Test(tcp_wire, packet_too_big_lowers_mss_ipv6)
+{
+	struct twire w;
+	struct tcp_conf ca, cb;
+	tconf(&ca);
+	tconf(&cb);
+	twire_init(&w, 5, &ca, &cb);
+	memset(srv, 0, sizeof(srv));
+	nsrv = 0;
+	cr_assert(tcp_listen(w.b.ts, rte_cpu_to_be_16(25), &side_cb, NULL));
+	size_t len = 256 * 1024;
+	uint8_t *pat = make_pattern(len, 77);
+	struct side cli;
+	memset(&cli, 0, sizeof(cli));
+	cli.tx = pat;
+	cli.txlen = len;
+	cli.cap = len;
+	cli.rx = malloc(len);
+	srv[0].cap = len;
+	srv[0].rx = malloc(len);
+	srv[0].tx = srv[0].rx;
+	struct net_addr dst = tip6(3);
+	cli.c = tcp_connect_addr(w.a.ts, &dst, rte_cpu_to_be_16(25), &side_cb, &cli);
+	cr_assert(cli.c);
+	for (int i = 0; i < 50 && tcp_get_state(cli.c) != TCP_ESTABLISHED; i++) {
+		twire_pump(&w);
+		twire_advance(&w, NS_PER_MS);
+	}
+	cr_assert_eq(tcp_get_state(cli.c), TCP_ESTABLISHED);
+	struct tcp_conn_info in;
+	tcp_get_info(cli.c, &in);
+	cr_expect_eq(in.mss, 1500 - 60 - 12, "MSS for IPv6 with timestamps");
+	push(&cli);	/* a flight in the air, not yet acknowledged */
+	tcp_get_info(cli.c, &in);
+	cr_assert(in.snd_nxt != in.snd_una);
+	struct tcp_tuple t;
+	tcp_get_tuple(cli.c, &t);
+
+	inject_ptb(&w, &t, in.snd_una - 1000, 1280);	/* not in flight */
+	cr_expect_eq(tcp_stack_stats(w.a.ts)->pmtu_rejected, 1);
+	tcp_get_info(cli.c, &in);
+	cr_expect_eq(in.mss, 1500 - 60 - 12, "unchanged");
+	inject_ptb(&w, &t, in.snd_una, 1000);		/* below 1280: 1280 */
+	cr_expect_eq(tcp_stack_stats(w.a.ts)->pmtu_lowered, 1);
+	cr_expect_eq(w.a.ns.stats.icmp6_rx_too_big, 2);
+	tcp_get_info(cli.c, &in);
+	cr_expect_eq(in.mss, 1280 - 60 - 12);
+
+	for (int i = 0; i < 60000 && !(cli.closed && srv[0].closed); i++) {
+		push(&cli);
+		for (unsigned k = 0; k < nsrv; k++)
+			push(&srv[k]);
+		twire_pump(&w);
+		twire_advance(&w, NS_PER_MS);
+	}
+	cr_expect(cli.closed && cli.eof);
+	cr_expect_eq(cli.rxlen, len);
+	cr_expect_eq(memcmp(cli.rx, pat, len), 0, "echoed intact after the MSS change");
+	twire_advance(&w, 61 * NS_PER_SEC);
+	cr_expect_eq(twire_fini(&w), 0);
+	free(pat);
+	free(cli.rx);
+	free(srv[0].rx);
 }

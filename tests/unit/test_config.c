@@ -74,6 +74,7 @@ Test(config, values_land_in_the_struct)
 	const char *text =
 		"[lcores]\nworkers = 2\nidle = busy\n"
 		"[net]\naddress = 10.9.8.7/16\ngateway = 10.9.0.1\nmac = 02:aa:bb:cc:dd:ee\n"
+		"address6 = 2001:db8:5c::7/56\ngateway6 = fe80::1\n"
 		"arp_timeout = 2m\narp_retry = 250ms\n"
 		"[impair]\nrx_drop = 2%\ntx_dup = 1500\n"
 		"[log]\nlevel = debug\nsyslog = yes\n"
@@ -94,6 +95,12 @@ Test(config, values_land_in_the_struct)
 	cr_assert_eq(c.dp.addr.netmask, inet_addr("255.255.0.0"));
 	cr_assert_eq(c.net_prefix, 16);
 	cr_assert_eq(c.dp.addr.gateway, inet_addr("10.9.0.1"));
+	static const uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x5c, [15] = 7 };
+	static const uint8_t g6[16] = { 0xfe, 0x80, [15] = 1 };
+	cr_assert(c.dp.addr.ip6_ok);
+	cr_assert_eq(memcmp(c.dp.addr.ip6, a6, 16), 0);
+	cr_assert_eq(c.dp.addr.prefix6, 56);
+	cr_assert_eq(memcmp(c.dp.addr.gateway6, g6, 16), 0);
 	cr_assert_eq(c.dp.addr.mac.addr_bytes[1], 0xaa);
 	cr_assert_eq(c.dp.arp.reachable_ns, 120 * NS_PER_SEC);
 	cr_assert_eq(c.dp.arp.retry_ns, 250 * NS_PER_MS);
@@ -131,6 +138,11 @@ Test(config, every_kind_of_error_is_reported_with_its_line)
 		{ "[net]\naddress = 1.2.3.400/24\n", 2, "not an IPv4 address" },
 		{ "[net]\naddress = 1.2.3.4/33\n", 2, "address/prefix" },
 		{ "[net]\ngateway = gw\n", 2, "not an IPv4 address" },
+		{ "[net]\naddress6 = 2001:db8::1\n", 2, "address/prefix" },
+		{ "[net]\naddress6 = 2001:db8::1/129\n", 2, "address/prefix" },
+		{ "[net]\naddress6 = fe80::1/64\n", 2, "global or unique-local" },
+		{ "[net]\naddress6 = 2001:db8::zz/64\n", 2, "global or unique-local" },
+		{ "[net]\ngateway6 = ff02::1\n", 2, "unicast IPv6" },
 		{ "[net]\nmac = 01:00:5e:00:00:01\n", 2, "unicast MAC" },
 		{ "[net]\narp_timeout = 5 fortnights\n", 2, "duration" },
 		{ "[impair]\nrx_drop = 150%\n", 2, "rate" },

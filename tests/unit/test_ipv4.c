@@ -143,8 +143,10 @@ Test(ipv4_path, garbage_is_counted_and_dropped)
 	EXPECT_DROP(h, buf, 10, eth_drop_short);
 	memcpy(bad, buf, n); bad[0] = 0x02; bad[5] = 0x77;	/* other unicast MAC */
 	EXPECT_DROP(h, bad, n, eth_drop_not_for_us);
-	memcpy(bad, buf, n); bad[12] = 0x86; bad[13] = 0xdd;	/* IPv6 */
+	memcpy(bad, buf, n); bad[12] = 0x88; bad[13] = 0xb5;	/* local experimental */
 	EXPECT_DROP(h, bad, n, eth_drop_ethertype);
+	memcpy(bad, buf, n); bad[12] = 0x86; bad[13] = 0xdd;	/* IPv6, and we have none */
+	EXPECT_DROP(h, bad, n, ip6_drop_not_for_us);
 	memcpy(bad, buf, n); bad[12] = 0x81; bad[13] = 0x00;	/* VLAN */
 	EXPECT_DROP(h, bad, n, eth_drop_vlan);
 	EXPECT_DROP(h, buf, 14 + 12, ip_drop_short);

@@ -167,3 +167,62 @@ Test(steer, device_rss_hash_used_when_the_port_gives_ours)
 	cr_assert_eq(st[0].stats.hw_hash, 100);
 	steer_use_hw_hash(&st[0], false);
 }
+
+/* An IPv6 frame src -> dst, next header nh, with 8 bytes of L4 (ports, or
+ * an ICMPv6 type). */
+static struct rte_mbuf *frame6(const uint8_t src[16], const uint8_t dst[16], uint8_t nh,
+			       uint16_t sport, uint16_t dport, uint8_t icmp_type)
+{
+	uint8_t buf[14 + 40 + 8] = { 0 };
+	struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)(buf + 14);
+	rte_be16_t *ports = (rte_be16_t *)(ip + 1);
+
+	buf[12] = 0x86;
+	buf[13] = 0xdd;
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->payload_len = rte_cpu_to_be_16(8);
+	ip->proto = nh;
+	ip->hop_limits = 255;
+	memcpy(ip->src_addr, src, 16);
+	memcpy(ip->dst_addr, dst, 16);
+	ports[0] = rte_cpu_to_be_16(sport);
+	ports[1] = rte_cpu_to_be_16(dport);
+	if (nh == IPPROTO_ICMPV6)
+		((uint8_t *)(ip + 1))[0] = icmp_type;
+	return harness_frame(&h, buf, sizeof(buf));
+}
+
+/* IPv6: both directions of a TCP flow hash alike (the key is symmetric
+ * over 128-bit addresses too), every worker agrees on the owner, an
+ * active open's port chosen with steer_owns comes back to its lcore, and
+ * Neighbor Discovery goes to every lcore while echo stays local. */
+Test(steer, ipv6_flows_steered_and_nd_copied_to_all)
+{
+	static const uint8_t a[16] = { 0xfd, 0, 0, 0x5c, [15] = 1 };
+	static const uint8_t b[16] = { 0xfd, 0, 0, 0x5c, [15] = 2 };
+	unsigned seen[NW] = { 0 };
+	for (uint16_t p = 30000; p < 30400; p++) {
+		uint32_t fwd = steer_hash6(a, b, rte_cpu_to_be_16(p), rte_cpu_to_be_16(25));
+		uint32_t rev = steer_hash6(b, a, rte_cpu_to_be_16(25), rte_cpu_to_be_16(p));
+		cr_assert_eq(fwd, rev, "symmetric");
+		struct rte_mbuf *m = frame6(a, b, IPPROTO_TCP, p, 25, 0);
+		unsigned want = st[0].reta[fwd % STEER_RETA_SIZE];
+		for (unsigned w = 0; w < NW; w++)
+			cr_assert_eq(owner_seen_by(w, m), want);
+		seen[want]++;
+		rte_pktmbuf_free(m);
+		struct net_addr la = net_addr_v6(b), ra = net_addr_v6(a);
+		cr_assert(steer_owns(&st[want], &la, rte_cpu_to_be_16(25), &ra,
+				     rte_cpu_to_be_16(p)));
+	}
+	for (unsigned w = 0; w < NW; w++)
+		cr_expect_gt(seen[w], 50, "worker %u got %u of 400 flows", w, seen[w]);
+	for (uint8_t t = 133; t <= 137; t++) {
+		struct rte_mbuf *m = frame6(a, b, IPPROTO_ICMPV6, 0, 0, t);
+		cr_expect_eq(steer_classify(&st[1], m), STEER_ALL, "ND type %u", t);
+		rte_pktmbuf_free(m);
+	}
+	struct rte_mbuf *m = frame6(a, b, IPPROTO_ICMPV6, 0, 0, 128);
+	cr_expect_eq(steer_classify(&st[1], m), STEER_LOCAL, "echo stays");
+	rte_pktmbuf_free(m);
+}

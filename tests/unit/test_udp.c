@@ -501,13 +501,15 @@ Test(udp_sock, connected_and_unconnected_demux)
 /* port_ok for the tests: only ports that are 1 mod 4 (as if 4 lcores);
  * records the tuple it was asked about. */
 struct pok { unsigned calls; rte_be32_t laddr, raddr; rte_be16_t rport; };
-static bool port_ok_mod4(void *ctx, rte_be32_t laddr, rte_be16_t lport, rte_be32_t raddr,
-			 rte_be16_t rport)
+static bool port_ok_mod4(void *ctx, const struct net_addr *laddr, rte_be16_t lport,
+			 const struct net_addr *raddr, rte_be16_t rport)
 {
 	struct pok *p = ctx;
 	p->calls++;
-	p->laddr = laddr;
-	p->raddr = raddr;
+	cr_assert_eq(laddr->family, NET_AF_INET);
+	cr_assert_eq(raddr->family, NET_AF_INET);
+	p->laddr = laddr->v4;
+	p->raddr = raddr->v4;
 	p->rport = rport;
 	return rte_be_to_cpu_16(lport) % 4 == 1;
 }
