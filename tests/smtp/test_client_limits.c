@@ -196,6 +196,7 @@ Test(client_limits, exempt_lists)
 	cr_assert_eq(cl_conf_exempt(&c, "mynetworks, 192.0.2.7 203.0.113.0/25", &pol, err,
 				    sizeof(err)), 0, "%s", err);
 	cr_expect_eq(c.nexempt, 4);
+	cr_expect(c.exempt_mynetworks, "IPv6 clients in mynetworks are exempt too");
 	cr_expect(cl_exempt(&c, ip4(198, 18, 0, 200)));
 	cr_expect(cl_exempt(&c, ip4(10, 1, 9, 9)));
 	cr_expect(cl_exempt(&c, ip4(192, 0, 2, 7)));
@@ -204,7 +205,10 @@ Test(client_limits, exempt_lists)
 	cr_expect_not(cl_exempt(&c, ip4(203, 0, 113, 128)));
 	cr_assert_eq(cl_conf_exempt(&c, "", &pol, err, sizeof(err)), 0);
 	cr_expect_eq(c.nexempt, 0);
+	cr_expect_not(c.exempt_mynetworks);
 	cr_expect_not(cl_exempt(&c, ip4(198, 18, 0, 1)));
+	cr_assert_eq(cl_conf_exempt(&c, "192.0.2.7", &pol, err, sizeof(err)), 0);
+	cr_expect_not(c.exempt_mynetworks, "an IPv4 list alone exempts no IPv6 client");
 	cr_expect_eq(cl_conf_exempt(&c, "10.0.0.1/8", NULL, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "host bits") != NULL, "%s", err);
 	cr_expect_eq(cl_conf_exempt(&c, "10.0.0.0/33", NULL, err, sizeof(err)), -1);
