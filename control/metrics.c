@@ -78,6 +78,13 @@ static const struct {
 	  NULL, "ARP packets dropped: about another host's address." },
 	{ "net", "ip_drop_not_for_us", "sluice_net_ip_drop_not_for_this_host_total", C, NULL,
 	  NULL, "IPv4 packets dropped: addressed to another host." },
+	{ "net", "ip6_drop_not_for_us", "sluice_net_ip6_drop_not_for_this_host_total", C, NULL,
+	  NULL, "IPv6 packets dropped: addressed to another host or group." },
+	/* "ns" would read as nanoseconds */
+	{ "net", "nd_rx_ns", "sluice_net_nd_rx_solicitations_total", C, NULL, NULL,
+	  "Neighbor Solicitations received." },
+	{ "net", "nd_tx_ns", "sluice_net_nd_tx_solicitations_total", C, NULL, NULL,
+	  "Neighbor Solicitations sent." },
 	{ "udp", "rx", "sluice_udp_datagrams_total", C, "direction", "in",
 	  "UDP datagrams received (in) and sent (out)." },
 	{ "udp", "tx", "sluice_udp_datagrams_total", C, "direction", "out", NULL },

@@ -48,6 +48,12 @@ void eth_input(struct net_stack *ns, struct rte_mbuf *m)
 		ipv4_input(ns, m);
 		return;
 	case RTE_ETHER_TYPE_IPV6:
+		if (!ns->addr.ip6_ok) {
+			/* no address6: IPv6 is off, an ethertype we do not
+			 * speak (link-local included) */
+			ns->stats.eth_drop_ethertype++;
+			break;
+		}
 		if (rte_is_broadcast_ether_addr(&eh->dst_addr)) {
 			ns->stats.eth_drop_not_for_us++;	/* IPv6 has no broadcast */
 			break;

@@ -535,12 +535,12 @@ Test(ipv6, no_address6_means_no_ipv6)
 	nd_learn(&h.ns, PEER, &harness_peer_mac, false, false, false);
 	uint16_t n = build6(buf, &harness_our_mac, PEER, ll, 64, 0, NULL, 0, IPPROTO_ICMPV6,
 			    icmp, echo_req(icmp, 9, 8));
-	EXPECT_DROP6(n, ip6_drop_not_for_us);
+	EXPECT_DROP6(n, eth_drop_ethertype);
 	ipv6_solicited_node(ll, sn);
 	struct rte_ether_addr snmac;
 	ipv6_mcast_mac(sn, &snmac);
 	n = build6(buf, &snmac, PEER, sn, 255, 0, NULL, 0, IPPROTO_ICMPV6, m,
 		   nd_msg(m, ICMP6_ND_NS, 0, ll, 1, &harness_peer_mac));
-	EXPECT_DROP6(n, ip6_drop_not_for_us);
+	EXPECT_DROP6(n, eth_drop_ethertype);
 	cr_expect_eq(h.ns.stats.nd_rx_ns, 0);
 }
