@@ -1187,6 +1187,15 @@ void smtp_session_refuse_rate(struct smtp_session *s)
 	close_session(s);
 }
 
+void smtp_session_refuse_drain(struct smtp_session *s)
+{
+	s->out_start = s->out_end = 0;	/* drop the 220 greeting */
+	STAT(s, refused);
+	reply(s, "421 4.3.2 %s Service not available, closing transmission channel",
+	      s->conf->hostname);
+	close_session(s);
+}
+
 void smtp_session_shutdown(struct smtp_session *s)
 {
 	if (s->state == ST_DONE)

@@ -338,6 +338,10 @@ void smtp_session_refuse(struct smtp_session *s);
 /* The same for a client over its connection rate (client_limits.h):
  * "421 4.7.0 ... too many connections from ADDR". */
 void smtp_session_refuse_rate(struct smtp_session *s);
+/* The box is drained for maintenance (sluicectl drain): the greeting is
+ * replaced by "421 4.3.2 HOST Service not available, closing transmission
+ * channel" (RFC 5321 4.2.3), then SMTP_EV_CLOSE. */
+void smtp_session_refuse_drain(struct smtp_session *s);
 /* Service shutting down: 421 4.3.2, then SMTP_EV_CLOSE (deferred until
  * smtp_session_queued() if a message is waiting for the queue). */
 void smtp_session_shutdown(struct smtp_session *s);

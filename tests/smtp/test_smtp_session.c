@@ -999,6 +999,22 @@ Test(session, refused_connection)
 	cr_expect_eq(h->st.refused, 1);
 }
 
+/* sluicectl drain: the greeting is replaced by RFC 5321's 421 4.3.2 and
+ * nothing the client sends after it is answered. */
+Test(session, refused_drained)
+{
+	local_session();
+	th_clear(h);
+	smtp_session_refuse_drain(&h->s);
+	th_drain(h);
+	OUT_IS("421 4.3.2 mx.sluice.test Service not available, closing transmission channel\r\n");
+	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_CLOSE);
+	cr_expect_eq(smtp_session_input(&h->s, EHLO, strlen(EHLO)), strlen(EHLO));
+	th_drain(h);
+	cr_expect_eq(h->out_len, 0);
+	cr_expect_eq(h->st.refused, 1);
+}
+
 Test(session, conf_check)
 {
 	struct smtp_conf c;
