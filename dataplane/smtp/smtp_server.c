@@ -188,6 +188,7 @@ static void txn_reset(struct smtp_session *s)
 	m->ret = SMTP_RET_NONE;
 	m->envid[0] = '\0';
 	m->declared_size = 0;
+	m->has_xsluice = false;
 	if (m->nrcpt > 0 && s->cb.rcpt_reset != NULL)
 		s->cb.rcpt_reset(s->cb.user);
 	m->nrcpt = 0;
@@ -310,6 +311,8 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp
 	reply(s, "250-CHUNKING");
 	reply(s, "250-ETRN");
 	reply(s, "250-DSN");
+	if (s->conf->policy && smtp_policy_trusted(s->conf->policy, s->client.ip))
+		reply(s, "250-XSLUICE");	/* transfers between boxes (xsluice.h) */
 	if (s->conf->auth_available && s->tls)	/* RFC 4954 14: not in the clear */
 		reply(s, "250-AUTH PLAIN LOGIN");
 	if (s->conf->tls_available && !s->tls) {
@@ -364,6 +367,12 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	if (c->has_xsluice &&
+	    (!s->conf->policy || !smtp_policy_trusted(s->conf->policy, s->client.ip))) {
+		STAT(s, rej_xsluice);	/* only the cluster's boxes may set queue state */
+		error_reply(s, "555 5.5.4 Unsupported parameter");
+		return;
+	}
 	if (rate_refused(s, "MAIL", c->path.addr, NULL))
 		return;
 	if (c->path.utf8 && !c->smtputf8) {
@@ -388,6 +397,11 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	m->ret = c->ret;
 	copy_str(m->envid, sizeof(m->envid), c->envid);
 	m->declared_size = c->has_size ? c->size : 0;
+	m->has_xsluice = c->has_xsluice;
+	if (c->has_xsluice) {
+		STAT(s, xsluice);
+		m->xsluice = c->xsluice;
+	}
 	s->state = ST_MAIL;
 	reply(s, "250 2.1.0 Ok");
 }

@@ -540,6 +540,10 @@ static void submit(struct smtp_conn *sc)
 	sub->env.arrival = m->arrival;
 	sub->env.expiry = m->arrival + (m->sender[0] || !sc->live->bounce_lifetime_s ?
 					sc->live->lifetime_s : sc->live->bounce_lifetime_s);
+	if (m->has_xsluice) {	/* transferred from another box: its arrival and expiry */
+		sub->env.arrival = m->xsluice.arrival;
+		sub->env.expiry = m->xsluice.expiry;
+	}
 	sub->env.held = m->held;	/* a mail loop kept for the operator (loop_action = hold) */
 	sub->env.nrcpt = m->nrcpt;
 	sub->env.rcpt = sc->rcpt;
