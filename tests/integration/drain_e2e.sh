@@ -7,7 +7,8 @@
 #     is delivered to the sink (delivery goes on while drained).
 #  2. While drained, a new connection's first line is "421 4.3.2 HOST
 #     Service not available, closing transmission channel" and the
-#     connection closes; counted (smtpd.refused_draining), drain.active = 1.
+#     connection closes; counted (smtpd.refused_draining), drain.active = 1
+#     (and sluice_drain_active 1 in the metrics).
 #  3. The hook ([control] drain_hook) ran with "drain", exit 0 counted.
 #  4. A reload keeps the drain (still 421, drain.active = 1).
 #  5. undrain: new sessions get 220 again, the hook ran with "undrain".
@@ -30,7 +31,9 @@ exit \$(cat "$T_DIR/hook.rc" 2>/dev/null || echo 0)
 HOOK
 chmod +x "$HOOK"
 printf 'sink.test [%s]:2525\n' $KERN >"$T_DIR/routes"
-t_conf "[control]
+t_conf "[metrics]
+listen = 127.0.0.1:9925
+[control]
 drain_hook = $HOOK
 drain_hook_timeout = 1s
 [smtp]
@@ -91,6 +94,9 @@ out=$(ctl --json drain 2>&1); st=$?
 check "a second drain is fine and says it already was ($out)" \
 	sh -c "[ $st -eq 0 ] && printf '%s' '$out' | grep -q '\"was\": *true'"
 check "drain.active is 1" counter_is drain.active 1
+# scrape_has LINE: the metrics exposition has LINE
+scrape_has() { ns curl -sS --max-time 10 "http://127.0.0.1:9925/metrics" | grep -qx "$1"; }
+check "the metrics say sluice_drain_active 1" scrape_has 'sluice_drain_active 1'
 
 # --- 2. new sessions refused -----------------------------------------------------------
 acc=$(stat smtpd.accepted)
@@ -126,6 +132,7 @@ check "sluicectl undrain: exit 0 ($out)" test $st -eq 0
 g=$(greeting)
 check "after undrain a new session is greeted 220 again ($g)" test "${g:0:3}" = 220
 check "drain.active is 0" counter_is drain.active 0
+check "the metrics say sluice_drain_active 0" scrape_has 'sluice_drain_active 0'
 check "the hook ran with 'undrain'" wait_for 20 hook_has undrain 1
 
 # --- 6. failing and hanging hooks ------------------------------------------------------
