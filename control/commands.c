@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "control/drain_hook.h"
 #include "control/plane.h"
 #include "control/quota.h"
 #include "control/reload.h"
@@ -88,6 +89,8 @@ static int cmd_stats(struct ctl_ctx *c, int argc, char **argv, json_t **result)
 	if (c->plane)
 		plane_stats_visit(c->plane, stats_add_member, &so);
 	ctl_server_stats_visit(c->server, stats_add_member, &so);
+	if (c->drain_hook)
+		drain_hook_stats_visit(c->drain_hook, stats_add_member, &so);
 	if (so.failed) {
 		json_decref(so.obj);
 		return -1;
@@ -118,6 +121,61 @@ static int cmd_config_check(struct ctl_ctx *c, int argc, char **argv, json_t **r
 		return -1;
 	}
 	return reload_check(c->reload, argc ? argv[0] : NULL, result);
+}
+
+/* ---- maintenance drain (drain_hook.h) -------------------------------------------------- */
+
+/* drain / undrain: the lcores' refuse-new flag, then the hook in the
+ * background. Refused while the last hook still runs, so hooks never run
+ * out of order; the flag is left as it was then. */
+static int set_drain(struct ctl_ctx *c, bool on, int argc, json_t **result)
+{
+	const char *hook = c->cfg ? c->cfg->control.drain_hook : "";
+	char err[256];
+	bool was;
+
+	if (argc)
+		return CTL_USAGE;
+	if (!c->dp) {
+		*result = json_string("sluiced is still starting");
+		return -1;
+	}
+	if (hook[0] && c->drain_hook && drain_hook_busy(c->drain_hook)) {
+		*result = json_string("the drain hook still runs: try again when it ends");
+		return -1;
+	}
+	was = dp_smtp_refuse_new(c->dp);
+	dp_smtp_set_refuse_new(c->dp, on);
+	if (on)
+		log_notice("drain: new SMTP sessions get 421 4.3.2 from now on (open ones finish, "
+			   "delivery goes on)%s", was ? " (already drained)" : "");
+	else
+		log_notice("undrain: accepting new SMTP sessions again%s",
+			   was ? "" : " (was not drained)");
+	if (hook[0]) {
+		if (!c->drain_hook ||
+		    drain_hook_run(c->drain_hook, hook, on ? "drain" : "undrain",
+				   c->cfg->control.drain_hook_timeout_ns, err, sizeof(err)) < 0) {
+			*result = json_sprintf("%s: the SMTP service is %s, but %s",
+					       on ? "drain" : "undrain",
+					       on ? "drained" : "accepting",
+					       c->drain_hook ? err : "no hook runner");
+			return -1;
+		}
+	}
+	*result = json_pack("{s:{s:b,s:b,s:o}}", "drain", "draining", on, "was", was, "hook",
+			    hook[0] ? json_string(hook) : json_null());
+	return *result ? 0 : -1;
+}
+
+static int cmd_drain(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	return set_drain(c, true, argc, result);
+}
+
+static int cmd_undrain(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	return set_drain(c, false, argc, result);
 }
 
 /* ---- per-client rates ([limits], client_limits.h) ------------------------------------- */
@@ -426,6 +484,13 @@ const struct ctl_cmd ctl_commands[] = {
 	  "The commands, their usage and what they do (all, a family's, or one)." },
 	{ "ping", NULL, CTL_READ, cmd_ping, "",
 	  "Check that sluiced answers on its control socket." },
+	{ "drain", NULL, CTL_ADMIN, cmd_drain, "",
+	  "Maintenance: new SMTP sessions get \"421 4.3.2 Service not available\" (open ones "
+	  "finish; delivery goes on), then [control] drain_hook runs with \"drain\" to take "
+	  "the box out of the MX/ECMP set. Kept across reloads; stats: drain.active." },
+	{ "undrain", NULL, CTL_ADMIN, cmd_undrain, "",
+	  "End a drain: accept new SMTP sessions again, then run [control] drain_hook with "
+	  "\"undrain\"." },
 	{ "version", NULL, CTL_READ, cmd_version, "",
 	  "sluiced's version and the control protocol's." },
 	{ "stats", NULL, CTL_READ, cmd_stats, "",

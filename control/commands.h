@@ -28,6 +28,8 @@
  *                         "needs_restart":[..]}}; refused: the error lists
  *                         every problem, one per line (control/reload.h)
  *   config check [FILE]   {"config":{"file","ok":true}}; else the errors
+ *   drain, undrain        {"drain":{"draining":B,"was":B,"hook":"PATH"|null}}
+ *                         (refused while the previous hook still runs)
  */
 #ifndef SLUICE_COMMANDS_H
 #define SLUICE_COMMANDS_H
@@ -50,6 +52,7 @@ struct ctl_ctx {
 	struct queue *queue;
 	struct plane *plane;
 	struct reloader *reload;	/* reload, config check (reload.h) */
+	struct drain_hook *drain_hook;	/* drain, undrain (drain_hook.h) */
 	const char *version;
 };
 

@@ -132,6 +132,9 @@ struct sluice_config {
 		char group[64];		/* the socket's group: its members are admins */
 		char read_group[64];	/* members may run read-only commands */
 		unsigned mode;		/* the socket file's mode */
+		char drain_hook[CONFIG_PATH_MAX];	/* run with "drain" / "undrain"
+							 * (drain_hook.h); "": none */
+		uint64_t drain_hook_timeout_ns;	/* killed after this */
 	} control;
 
 	struct {			/* submission AUTH (control/users.h) */

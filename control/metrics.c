@@ -130,6 +130,10 @@ static const struct {
 	{ "smtpd", "rej_auth_rate", "sluice_client_rate_refusals_total", C, "limit", "auth_failures",
 	  NULL },
 	{ "smtpd", "rej_user_rate", "sluice_client_rate_refusals_total", C, "limit", "user", NULL },
+	{ "drain", "active", "sluice_drain_active", G, NULL, NULL,
+	  "1 while the box is drained (sluicectl drain): new SMTP sessions get 421 4.3.2." },
+	{ "smtpd", "refused_draining", "sluice_smtp_refused_draining_total", C, NULL, NULL,
+	  "SMTP connections answered 421 4.3.2 because the box is drained." },
 	{ "clients", "tracked", "sluice_clients_tracked", G, NULL, NULL,
 	  "Client addresses and users with events in their [limits] allowance now (buckets "
 	  "of the shared table; colliding ones count once)." },

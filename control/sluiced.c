@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "control/config.h"
 #include "control/commands.h"
+#include "control/drain_hook.h"
 #include "control/config_check.h"
 #include "control/ctl_server.h"
 #include "control/metrics.h"
@@ -70,6 +71,7 @@ struct daemon {
 	struct smtp_policy policy;	/* read by every lcore's SMTP sessions */
 	struct metrics *metrics;	/* Prometheus and DPDK telemetry (metrics.h) */
 	struct reloader *reload;	/* reload, SIGHUP, config check (reload.h) */
+	struct drain_hook *drain_hook;	/* sluicectl drain's hook (drain_hook.h) */
 	struct smtp_live *live;		/* the first SMTP settings snapshot, until
 					 * dp_init takes it */
 	const char *path;		/* -c FILE; NULL: the built-in default */
@@ -455,6 +457,10 @@ static int run(struct daemon *d, const char *argv0)
 		if (mc.listen[0])
 			log_notice("metrics: Prometheus exposition at http://%s/metrics", mc.listen);
 	}
+	d->drain_hook = drain_hook_new();
+	if (!d->drain_hook)
+		log_err("drain hook: out of memory: drain and undrain will not run it");
+	d->ctl_ctx.drain_hook = d->drain_hook;
 	{
 		struct reload_env re = { .path = d->path, .running = &d->cfg, .dp = d->dp,
 					 .plane = d->plane, .metrics = d->metrics };
@@ -481,6 +487,9 @@ static int run(struct daemon *d, const char *argv0)
 	metrics_stop(d->metrics);	/* it reads the plane, queue and dataplane */
 	d->metrics = NULL;
 	ctl_server_close(d->ctl);
+	d->ctl_ctx.drain_hook = NULL;
+	drain_hook_free(d->drain_hook);	/* waits for a hook still running */
+	d->drain_hook = NULL;
 	/* The plane uses the lcores (its DNS sockets are theirs, delivery jobs
 	 * run on them): stop it first; the scheduler writes what came back. */
 	plane_stop(d->plane);

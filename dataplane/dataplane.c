@@ -421,6 +421,17 @@ const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker)
 	       dlv_get_port(dp->workers[worker]->dlv) : NULL;
 }
 
+void dp_smtp_set_refuse_new(struct dataplane *dp, bool on)
+{
+	atomic_store_explicit(&dp->limits.refuse_new, on, memory_order_relaxed);
+}
+
+bool dp_smtp_refuse_new(const struct dataplane *dp)
+{
+	return atomic_load_explicit(&((struct dataplane *)dp)->limits.refuse_new,
+				    memory_order_relaxed);
+}
+
 const struct client_limits *dp_client_limits(struct dataplane *dp, uint64_t *now_ns)
 {
 	struct tsc_clock c;
@@ -691,6 +702,11 @@ static void visit_shared(struct dataplane *dp, stats_visit_fn fn, void *user)
 		dp_client_limits(dp, &now);
 		cv[0] = cl_tracked(dp->limits.clients, now);
 		stats_visit(fn, user, "clients", cl_names, cv, 1);
+	}
+	{	/* maintenance drain (dp_smtp_set_refuse_new): 1 while on */
+		static const char *const drain_names[] = { "active" };
+		uint64_t dv[1] = { dp_smtp_refuse_new(dp) };
+		stats_visit(fn, user, "drain", drain_names, dv, 1);
 	}
 	{	/* reloads' SMTP snapshots: published - freed - 0 or 1 still wait */
 		static const char *const live_names[] = { "published", "freed" };

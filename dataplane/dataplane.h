@@ -116,6 +116,13 @@ int dp_start(struct dataplane *dp);
 void dp_drain(struct dataplane *dp);
 /* SMTP connections still open plus messages still with the queue. */
 unsigned dp_smtp_active(struct dataplane *dp);
+/* Maintenance drain (sluicectl drain / undrain): while on, every lcore
+ * answers new SMTP connections "421 4.3.2" at accept (open sessions
+ * finish; delivery goes on). A flag the lcores read per accept, apart
+ * from the reload snapshots, so a reload keeps it. Any thread. Shown in
+ * stats as drain.active. */
+void dp_smtp_set_refuse_new(struct dataplane *dp, bool on);
+bool dp_smtp_refuse_new(const struct dataplane *dp);
 
 /*
  * Reloads (smtp_service.h, struct smtp_live). dp_init takes the first

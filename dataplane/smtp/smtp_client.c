@@ -394,8 +394,10 @@ static bool write_mail(struct smtp_client_conn *c)
 		snprintf(envid, sizeof(envid), " ENVID=%s", m->envid);
 	bool eight = (m->body_flags & (SMTP_CLIENT_BODY_8BITMIME | SMTP_CLIENT_BODY_SMTPUTF8)) &&
 		     c->caps.eightbit;
-	return cmd(c, "MAIL FROM:<%s>%s%s%s%s%s", m->sender, size,
-		   eight ? " BODY=8BITMIME" : "", c->utf8 ? " SMTPUTF8" : "", ret, envid);
+	bool xs = c->caps.xsluice && m->xsluice && m->xsluice[0];
+	return cmd(c, "MAIL FROM:<%s>%s%s%s%s%s%s%s", m->sender, size,
+		   eight ? " BODY=8BITMIME" : "", c->utf8 ? " SMTPUTF8" : "", ret, envid,
+		   xs ? " XSLUICE=" : "", xs ? m->xsluice : "");
 }
 
 static bool write_rcpt(struct smtp_client_conn *c, unsigned i)
@@ -702,6 +704,8 @@ static void ehlo_keyword(struct smtp_client_conn *c, const char *s, size_t n)
 		e->smtputf8 = true;
 	else if (kw(s, n, "DSN"))
 		e->dsn = true;
+	else if (kw(s, n, "XSLUICE"))
+		e->xsluice = true;
 	else if (kw(s, n, "CHUNKING"))
 		e->chunking = true;
 	else if (kw(s, n, "STARTTLS"))

@@ -179,6 +179,7 @@ int smtp_client_conf_check(const struct smtp_client_conf *c, const char **why);
 struct smtp_client_caps {
 	bool esmtp, pipelining, size, eightbit, smtputf8, dsn, chunking,
 	     starttls, enhanced;
+	bool xsluice;			/* another Sluice box that trusts us (xsluice.h) */
 	uint64_t size_max;		/* SIZE's limit, 0 = none given */
 };
 
@@ -201,6 +202,9 @@ struct smtp_client_msg {
 	unsigned nrcpt;			/* 1..SMTP_CLIENT_RCPT_MAX */
 	const struct smtp_client_rcpt *rcpt;
 	uint64_t size;			/* body octets as stored (CRLF lines), for SIZE */
+	const char *xsluice;		/* a transfer's queue state, an xsluice_format
+					 * value, sent as XSLUICE= when the next hop
+					 * offers it; NULL: none */
 };
 
 /* The outcome for one recipient, the message, or the session. */

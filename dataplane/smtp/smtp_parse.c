@@ -422,6 +422,11 @@ static enum smtp_perr one_param(struct smtp_cmd *c, const char *k, size_t kl,
 			return SMTP_PE_PARAM_BAD;
 		memcpy(c->envid, v, vl);
 		c->envid[vl] = '\0';
+	} else if (mail && ieq(k, kl, "XSLUICE")) {
+		bit = 128;	/* a transferred message's queue state (xsluice.h) */
+		if (!hasv || xsluice_parse(v, vl, &c->xsluice) < 0)
+			return SMTP_PE_PARAM_BAD;
+		c->has_xsluice = true;
 	} else if (!mail && ieq(k, kl, "NOTIFY")) {
 		bit = 32;
 		if (!hasv || !parse_notify(v, vl, &c->notify))

@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataplane/smtp/xsluice.h"
+
 #include "queue/queue.h"
 
 #define SMTP_LINE_MAX     512	/* RFC 5321 command or reply line incl. CRLF
@@ -111,6 +113,10 @@ struct smtp_cmd {
 	bool smtputf8;
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1];		/* xtext as received, "" = none */
+	bool has_xsluice;			/* XSLUICE= (xsluice.h): valid and in
+						 * bounds; the session refuses it from
+						 * clients outside mynetworks */
+	struct xsluice xsluice;
 
 	/* RCPT parameters */
 	uint8_t notify;				/* SMTP_NOTIFY_* bits, 0 = none */

@@ -189,6 +189,7 @@ static void txn_reset(struct smtp_session *s)
 	m->ret = SMTP_RET_NONE;
 	m->envid[0] = '\0';
 	m->declared_size = 0;
+	m->has_xsluice = false;
 	if (m->nrcpt > 0 && s->cb.rcpt_reset != NULL)
 		s->cb.rcpt_reset(s->cb.user);
 	m->nrcpt = 0;
@@ -314,6 +315,8 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp
 	reply(s, "250-CHUNKING");
 	reply(s, "250-ETRN");
 	reply(s, "250-DSN");
+	if (s->conf->policy && smtp_policy_trusted(s->conf->policy, s->client.ip))
+		reply(s, "250-XSLUICE");	/* transfers between boxes (xsluice.h) */
 	if (s->conf->auth_available && s->tls)	/* RFC 4954 14: not in the clear */
 		reply(s, "250-AUTH PLAIN LOGIN");
 	if (s->conf->tls_available && !s->tls) {
@@ -368,6 +371,12 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		error_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	if (c->has_xsluice &&
+	    (!s->conf->policy || !smtp_policy_trusted(s->conf->policy, s->client.ip))) {
+		STAT(s, rej_xsluice);	/* only the cluster's boxes may set queue state */
+		error_reply(s, "555 5.5.4 Unsupported parameter");
+		return;
+	}
 	if (rate_refused(s, "MAIL", c->path.addr, NULL))
 		return;
 	if (c->path.utf8 && !c->smtputf8) {
@@ -392,6 +401,11 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	m->ret = c->ret;
 	copy_str(m->envid, sizeof(m->envid), c->envid);
 	m->declared_size = c->has_size ? c->size : 0;
+	m->has_xsluice = c->has_xsluice;
+	if (c->has_xsluice) {
+		STAT(s, xsluice);
+		m->xsluice = c->xsluice;
+	}
 	s->state = ST_MAIL;
 	reply(s, "250 2.1.0 Ok");
 }
@@ -1195,6 +1209,15 @@ void smtp_session_refuse_rate(struct smtp_session *s)
 	STAT(s, refused);
 	reply(s, "421 4.7.0 %s Error: too many connections from %s", s->conf->hostname,
 	      s->client_ip);
+	close_session(s);
+}
+
+void smtp_session_refuse_drain(struct smtp_session *s)
+{
+	s->out_start = s->out_end = 0;	/* drop the 220 greeting */
+	STAT(s, refused);
+	reply(s, "421 4.3.2 %s Service not available, closing transmission channel",
+	      s->conf->hostname);
 	close_session(s);
 }
 

@@ -104,7 +104,7 @@
 	X(rej_queue) X(err_disconnect) X(timeouts) X(shutdowns) X(starttls) \
 	X(refused) X(rej_rcpt_nomem) X(postmaster) X(etrn) X(rej_etrn) X(held_hops) \
 	X(rej_rcpt_refused) X(auth_ok) X(auth_failed) X(auth_temp) X(rej_auth) \
-	X(rej_need_tls) X(auth_disconnect) X(rej_rate) X(auth_refused)
+	X(rej_need_tls) X(auth_disconnect) X(rej_rate) X(auth_refused) X(xsluice) X(rej_xsluice)
 struct smtp_stats { SMTP_STATS(STATS_FIELD) };
 extern const char *const smtp_stat_names[];
 extern const size_t smtp_stat_count;
@@ -224,6 +224,9 @@ struct smtp_message {
 	char auth_user[SMTP_AUTH_NAME_MAX + 1];	/* the AUTH identity, "" none */
 	char auth_method[8];		/* its mechanism ("PLAIN", "LOGIN"), "" none */
 	uint64_t arrival;		/* unix seconds */
+	bool has_xsluice;		/* a transferred message: the first box's
+					 * queue state (xsluice.h), from MAIL */
+	struct xsluice xsluice;
 	char trace_id[SMTP_ID_MAX];
 	size_t received_len;
 	char received[SMTP_RECEIVED_MAX];	/* CRLF-terminated, prepend to body */
@@ -340,6 +343,10 @@ void smtp_session_refuse(struct smtp_session *s);
 /* The same for a client over its connection rate (client_limits.h):
  * "421 4.7.0 ... too many connections from ADDR". */
 void smtp_session_refuse_rate(struct smtp_session *s);
+/* The box is drained for maintenance (sluicectl drain): the greeting is
+ * replaced by "421 4.3.2 HOST Service not available, closing transmission
+ * channel" (RFC 5321 4.2.3), then SMTP_EV_CLOSE. */
+void smtp_session_refuse_drain(struct smtp_session *s);
 /* Service shutting down: 421 4.3.2, then SMTP_EV_CLOSE (deferred until
  * smtp_session_queued() if a message is waiting for the queue). */
 void smtp_session_shutdown(struct smtp_session *s);

@@ -159,6 +159,7 @@ struct smtp_service {
 void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1)
 {
 	atomic_init(&l->total, 0);
+	atomic_init(&l->refuse_new, false);
 	l->seed[0] = seed0;
 	l->seed[1] = seed1 ^ 0x5bd1e995u;
 	for (unsigned r = 0; r < 2; r++)
@@ -541,6 +542,10 @@ static void submit(struct smtp_conn *sc)
 	sub->env.arrival = m->arrival;
 	sub->env.expiry = m->arrival + (m->sender[0] || !sc->live->bounce_lifetime_s ?
 					sc->live->lifetime_s : sc->live->bounce_lifetime_s);
+	if (m->has_xsluice) {	/* transferred from another box: its arrival and expiry */
+		sub->env.arrival = m->xsluice.arrival;
+		sub->env.expiry = m->xsluice.expiry;
+	}
 	sub->env.held = m->held;	/* a mail loop kept for the operator (loop_action = hold) */
 	sub->env.nrcpt = m->nrcpt;
 	sub->env.rcpt = sc->rcpt;
@@ -1236,6 +1241,12 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 			pump(sc);
 			return true;
 		}
+	}
+	if (atomic_load_explicit(&svc->limits->refuse_new, memory_order_relaxed)) {
+		svc->stats.refused_draining++;	/* drained: 421 4.3.2, not counted */
+		smtp_session_refuse_drain(&sc->s);
+		pump(sc);
+		return true;
 	}
 	if (conn_rate_over(sc)) {
 		smtp_session_refuse_rate(&sc->s);	/* 421 4.7.0, not counted */

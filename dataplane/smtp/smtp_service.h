@@ -95,6 +95,11 @@ struct smtp_limits {
 	atomic_uint per_client[2][SMTP_LIMIT_BUCKETS];
 	struct client_limits *clients;	/* per-client rates (client_limits.h), set
 					 * by the owner; NULL: no rate limits */
+	atomic_bool refuse_new;		/* the box is drained for maintenance
+					 * (sluicectl drain): every new session gets
+					 * "421 4.3.2 ... Service not available";
+					 * open ones finish. Read per accept
+					 * (relaxed), written by the control side */
 };
 void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1);
 
@@ -193,7 +198,7 @@ struct smtp_service_conf {
 	X(queue_refused) X(rdns_asked) X(rdns_named) X(rdns_unknown) X(rdns_late) \
 	X(rdns_waited) X(auth_asked) X(auth_no_slot) X(auth_late) \
 	X(rej_conn_rate) X(rej_msg_rate) X(rej_rcpt_rate) X(rej_auth_rate) X(rej_user_rate) \
-	X(auth_fail_counted) X(rate_log_skipped)
+	X(auth_fail_counted) X(rate_log_skipped) X(refused_draining)
 struct smtp_service_stats { SMTP_SERVICE_STATS(STATS_FIELD) };
 extern const char *const smtp_service_stat_names[];
 extern const unsigned smtp_service_stat_count;

@@ -671,6 +671,36 @@ SCENARIO(dsn_parameters_when_offered)
 	cr_assert_eq(h->st.dsn_passed, 1);
 }
 
+/* A transfer's queue state goes as XSLUICE= to a box that offers it, and
+ * never to a next hop that does not. */
+SCENARIO(xsluice_only_when_offered)
+{
+	static const struct smtp_client_msg mx = {
+		.sender = "s@sluice.test", .nrcpt = 1, .rcpt = RDSN, .size = 10,
+		.xsluice = "1700000000.2.1700003600.1700432000.451+20busy",
+	};
+	greet(h, "250-box2.example.net\r\n250-PIPELINING\r\n250-SIZE\r\n250-DSN\r\n"
+		 "250 XSLUICE\r\n");
+	send_msg(h, &mx);
+	out_is(h, "MAIL FROM:<s@sluice.test> SIZE=10 "
+	       "XSLUICE=1700000000.2.1700003600.1700432000.451+20busy\r\n"
+	       "RCPT TO:<a@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@example.net\r\n"
+	       "DATA\r\n");
+}
+
+SCENARIO(xsluice_not_sent_unless_offered)
+{
+	static const struct smtp_client_msg mx = {
+		.sender = "s@sluice.test", .nrcpt = 1, .rcpt = RDSN, .size = 10,
+		.xsluice = "1700000000.2.1700003600.1700432000",
+	};
+	greet(h, EHLO_DATA);
+	send_msg(h, &mx);
+	out_is(h, "MAIL FROM:<s@sluice.test> SIZE=10\r\n"
+	       "RCPT TO:<a@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@example.net\r\n"
+	       "DATA\r\n");
+}
+
 SCENARIO(dsn_parameters_dropped_without_dsn)
 {
 	greet(h, EHLO_BDAT);

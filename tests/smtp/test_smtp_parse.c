@@ -529,3 +529,107 @@ Test(parse, oversize_line_refused)
 	cr_expect_eq(strlen(c.arg), SMTP_CMD_MAX - 2 - 5);
 	cr_expect_neq(smtp_parse_line(l, SMTP_CMD_MAX - 1, &c), SMTP_PE_OK);
 }
+
+/* ---- XSLUICE (xsluice.h): a transferred message's queue state ---------------------- */
+
+Test(xsluice, format_parse_round_trip)
+{
+	struct xsluice in = { .arrival = 1764500000, .next_try = 1764503600,
+			      .expiry = 1764932000, .attempts = 7 }, out;
+	char buf[XSLUICE_PARAM_MAX + 1];
+	int n;
+
+	snprintf(in.last_error, sizeof(in.last_error),
+		 "host 198.18.0.1 said: 451 4.2.1 a=b +plus (in reply to RCPT TO command)");
+	n = xsluice_format(&in, buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	cr_expect_eq(strncmp(buf, "1764500000.7.1764503600.1764932000.host+20198.18.0.1", 52), 0,
+		     "%s", buf);
+	cr_expect_null(strchr(buf, '='), "%s", buf);
+	cr_expect_null(strchr(buf, ' '), "%s", buf);
+	cr_assert_eq(xsluice_parse(buf, (size_t)n, &out), 0, "%s", buf);
+	cr_expect_eq(out.arrival, in.arrival);
+	cr_expect_eq(out.next_try, in.next_try);
+	cr_expect_eq(out.expiry, in.expiry);
+	cr_expect_eq(out.attempts, in.attempts);
+	cr_expect_str_eq(out.last_error, in.last_error);
+	/* no last error: four numbers, nothing after */
+	in.last_error[0] = '\0';
+	in.attempts = 0;
+	n = xsluice_format(&in, buf, sizeof(buf));
+	cr_expect_str_eq(buf, "1764500000.0.1764503600.1764932000");
+	cr_assert_eq(xsluice_parse(buf, (size_t)n, &out), 0);
+	cr_expect_str_eq(out.last_error, "");
+	cr_expect_eq(out.attempts, 0);
+	/* through the MAIL parser */
+	snprintf(buf, sizeof(buf), "MAIL FROM:<a@b.example> RET=HDRS XSLUICE=%s ENVID=e1",
+		 "1764500000.3.1764503600.1764932000.451+204.2.1+20busy");
+	OK(buf);
+	cr_expect(c.has_xsluice);
+	cr_expect_eq(c.xsluice.attempts, 3);
+	cr_expect_str_eq(c.xsluice.last_error, "451 4.2.1 busy");
+	cr_expect_eq(c.ret, SMTP_RET_HDRS);
+	OK("MAIL FROM:<a@b.example>");
+	cr_expect_not(c.has_xsluice);
+}
+
+Test(xsluice, bounds)
+{
+	struct xsluice x = { .arrival = 100, .next_try = 100, .expiry = 100, .attempts = 65535 };
+	char buf[XSLUICE_PARAM_MAX + 1], big[400];
+#define BAD(v) cr_expect_eq(xsluice_parse(v, strlen(v), &x), -1, "%s", v)
+#define GOOD(v) cr_expect_eq(xsluice_parse(v, strlen(v), &x), 0, "%s", v)
+	GOOD("1.0.1.1");
+	GOOD("100.65535.200.300");
+	GOOD("253402300799.1.253402300799.253402300799");
+	GOOD("1.1.1.1.x.y.z");			/* '.' inside the error */
+	BAD("100.65536.200.300");		/* attempts over uint16 */
+	BAD("0.1.1.1");				/* no arrival */
+	BAD("253402300800.1.253402300800.253402300800");	/* past year 9999 */
+	BAD("300.1.400.200");			/* expiry before arrival */
+	BAD("300.1.200.400");			/* next try before arrival */
+	BAD("100.1.200");			/* three numbers */
+	BAD("100..200.300");
+	BAD("0100.1.200.300");			/* leading zero */
+	BAD("-1.1.200.300");
+	BAD("99999999999999999999999.1.2.3");	/* overflow */
+	BAD("100.1.200.300.");			/* empty error */
+	BAD("100.1.200.300.a+2");		/* truncated hex */
+	BAD("100.1.200.300.a+2b");		/* lower-case hex */
+	BAD("100.1.200.300.a+0Ab");		/* a control octet */
+	BAD("100.1.200.300 ");
+	BAD("");
+	/* the error's decoded length: XSLUICE_ERR_MAX at most */
+	memset(big, 'e', sizeof(big));
+	memcpy(big, "1.1.1.1.", 8);
+	big[8 + XSLUICE_ERR_MAX] = '\0';
+	GOOD(big);
+	big[8 + XSLUICE_ERR_MAX] = 'e';
+	big[9 + XSLUICE_ERR_MAX] = '\0';
+	BAD(big);
+	/* format refuses what parse would refuse, and a short buffer */
+	x = (struct xsluice){ .arrival = 300, .next_try = 400, .expiry = 200 };
+	cr_expect_eq(xsluice_format(&x, buf, sizeof(buf)), -1);
+	x = (struct xsluice){ .arrival = 300, .next_try = 400, .expiry = 500, .attempts = 70000 };
+	cr_expect_eq(xsluice_format(&x, buf, sizeof(buf)), -1);
+	x.attempts = 1;
+	cr_expect_eq(xsluice_format(&x, buf, 10), -1);
+	cr_expect_eq(xsluice_format(&x, buf, sizeof(buf)), 13);
+	cr_expect_str_eq(buf, "300.1.400.500");
+	/* a long error is cut to XSLUICE_ERR_MAX, control octets become '?' */
+	memset(x.last_error, '=', sizeof(x.last_error) - 1);
+	x.last_error[sizeof(x.last_error) - 1] = '\0';
+	x.last_error[0] = '\n';
+	cr_assert_gt(xsluice_format(&x, buf, sizeof(buf)), 0);
+	cr_assert_eq(xsluice_parse(buf, strlen(buf), &x), 0, "%s", buf);
+	cr_expect_eq(strlen(x.last_error), XSLUICE_ERR_MAX);
+	cr_expect_eq(x.last_error[0], '?');
+	/* the MAIL parser: bad values 501, no value 501 */
+	FAILS("MAIL FROM:<a@b.example> XSLUICE=300.1.400.200", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> XSLUICE", "501 5.5.4 Bad parameter value");
+	FAILS("MAIL FROM:<a@b.example> XSLUICE=1.1.1.1 XSLUICE=1.1.1.1",
+	      "501 5.5.4 Bad parameter value");
+	FAILS("RCPT TO:<a@b.example> XSLUICE=1.1.1.1", "555 5.5.4 Unsupported parameter");
+#undef BAD
+#undef GOOD
+}

@@ -553,6 +553,51 @@ Test(smtp_service, dsn_and_body_type_are_stored)
 /* A message over the hop limit with loop_action = hold is queued held (a
  * mail loop kept for the operator); mail from the null sender gets
  * bounce_lifetime, other mail lifetime. */
+/* sluicectl drain (dp_smtp_set_refuse_new): a session open before the flag
+ * goes on and queues its message; a new one gets 421 4.3.2 at once and
+ * takes no session slot; cleared, new sessions are greeted again. */
+Test(smtp_service, refuse_new_is_421_and_open_sessions_finish)
+{
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org>\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.1.0"));
+	atomic_store(&limits.refuse_new, true);
+	cr_assert_not_null(tcp_connect(w.b.ts, tip("198.18.0.2"), rte_cpu_to_be_16(25),
+				       &tapp_cb, &cl[1]));
+	cr_assert(wait_text(&cl[1],
+			    "421 4.3.2 mx.test Service not available, closing transmission channel\r\n"));
+	cr_expect_eq(smtp_service_get_stats(svc)->refused_draining, 1);
+	cr_expect_eq(smtp_service_get_stats(svc)->accepted, 1, "the refused one took no slot");
+	send_str(&cl[0], "RCPT TO:<b@y.net>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	atomic_store(&limits.refuse_new, false);
+	connect_client(&cl[2]);
+	cr_assert(wait_text(&cl[2], "220 "));
+	cr_expect_eq(smtp_service_get_stats(svc)->refused_draining, 1);
+}
+
+/* XSLUICE from a trusted client (the test's client is in mynetworks): the
+ * record keeps the first box's arrival and expiry, not now + lifetime. */
+Test(smtp_service, xsluice_arrival_and_expiry_are_stored)
+{
+	struct queue_msg *m;
+	uint64_t id;
+
+	start();
+	connect_client(&cl[0]);
+	send_str(&cl[0], "EHLO c.test\r\nMAIL FROM:<a@x.org> XSLUICE=1700000000.5.1700003600."
+			 "1700432000.451+20busy\r\nRCPT TO:<b@y.net>\r\nDATA\r\n");
+	cr_assert(wait_text(&cl[0], "354 "));
+	send_str(&cl[0], "Subject: moved\r\n\r\nbody\r\n.\r\n");
+	cr_assert(wait_text(&cl[0], "250 2.0.0 Ok: queued as "));
+	id = queued_id(&cl[0]);
+	cr_assert_eq(queue_lookup(q, 0, id, &m), QUEUE_OK);
+	cr_expect_eq(m->arrival, 1700000000);
+	cr_expect_eq(m->expiry, 1700432000);
+	free(m);
+}
+
 Test(smtp_service, loops_are_queued_held_and_bounces_get_their_own_lifetime)
 {
 	struct queue_msg *m;

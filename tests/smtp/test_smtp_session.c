@@ -56,7 +56,7 @@ Test(session, ehlo_extensions)
 	th_feeds(h, EHLO);
 	OUT_IS("250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
 	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
-	       "250-DSN\r\n250 SMTPUTF8\r\n");
+	       "250-DSN\r\n250-XSLUICE\r\n250 SMTPUTF8\r\n");
 	h->conf.tls_available = true;
 	h->conf.max_size = 1000;
 	th_restart(h);
@@ -64,7 +64,7 @@ Test(session, ehlo_extensions)
 	th_feeds(h, "ehlo x\r\n");
 	OUT_IS("250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n"
 	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
-	       "250-DSN\r\n250-SMTPUTF8\r\n250 STARTTLS\r\n");
+	       "250-DSN\r\n250-XSLUICE\r\n250-SMTPUTF8\r\n250 STARTTLS\r\n");
 }
 
 Test(session, helo_then_transaction)
@@ -296,7 +296,7 @@ Test(session, split_anywhere_gives_identical_output)
 	cr_expect_str_eq(ref_out,
 		"250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
 		"250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
-		"250-DSN\r\n250 SMTPUTF8\r\n"
+		"250-DSN\r\n250-XSLUICE\r\n250 SMTPUTF8\r\n"
 		"250 2.0.0 Ok\r\n"
 		"214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN\r\n"
 		"252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
@@ -432,7 +432,7 @@ Test(session, starttls_discards_pipelined_plaintext)
 	OUT_IS("503 5.5.1 Error: send HELO/EHLO first\r\n503 5.5.1 Error: TLS already active\r\n"
 	       "250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
 	       "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-ETRN\r\n"
-	       "250-DSN\r\n250 SMTPUTF8\r\n");
+	       "250-DSN\r\n250-XSLUICE\r\n250 SMTPUTF8\r\n");
 	th_feeds(h, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nx\r\n.\r\n");
 	cr_assert_eq(smtp_session_event(&h->s), SMTP_EV_MESSAGE);
 	cr_expect_str_eq(smtp_session_message(&h->s)->received,
@@ -997,6 +997,56 @@ Test(session, refused_connection)
 	th_drain(h);
 	cr_expect_eq(h->out_len, 0);
 	cr_expect_eq(h->st.refused, 1);
+}
+
+/* sluicectl drain: the greeting is replaced by RFC 5321's 421 4.3.2 and
+ * nothing the client sends after it is answered. */
+Test(session, refused_drained)
+{
+	local_session();
+	th_clear(h);
+	smtp_session_refuse_drain(&h->s);
+	th_drain(h);
+	OUT_IS("421 4.3.2 mx.sluice.test Service not available, closing transmission channel\r\n");
+	cr_expect_eq(smtp_session_event(&h->s), SMTP_EV_CLOSE);
+	cr_expect_eq(smtp_session_input(&h->s, EHLO, strlen(EHLO)), strlen(EHLO));
+	th_drain(h);
+	cr_expect_eq(h->out_len, 0);
+	cr_expect_eq(h->st.refused, 1);
+}
+
+/* XSLUICE (xsluice.h): offered and accepted only inside mynetworks; the
+ * message keeps the first box's state; outside: 555 as any unknown one. */
+Test(session, xsluice_trusted_only)
+{
+	const char *mail = "MAIL FROM:<a@b.example> XSLUICE=1764500000.4.1764503600.1764932000."
+			   "451+204.2.1+20busy\r\n";
+
+	local_session();
+	th_feeds(h, EHLO);
+	cr_expect_not_null(strstr(h->out, "250-XSLUICE\r\n"), "%s", h->out);
+	th_clear(h);
+	th_feeds(h, mail);
+	OUT_IS("250 2.1.0 Ok\r\n");
+	cr_expect(h->s.msg.has_xsluice);
+	cr_expect_eq(h->s.msg.xsluice.arrival, 1764500000);
+	cr_expect_eq(h->s.msg.xsluice.expiry, 1764932000);
+	cr_expect_eq(h->s.msg.xsluice.attempts, 4);
+	cr_expect_str_eq(h->s.msg.xsluice.last_error, "451 4.2.1 busy");
+	cr_expect_eq(h->st.xsluice, 1);
+	th_feeds(h, "RSET\r\n");
+	cr_expect_not(h->s.msg.has_xsluice);
+	fin();
+
+	h = th_new(OUTSIDE_IP, MYNET, "example.com");
+	th_feeds(h, EHLO);
+	cr_expect_null(strstr(h->out, "XSLUICE"), "%s", h->out);
+	th_clear(h);
+	th_feeds(h, mail);
+	OUT_IS("555 5.5.4 Unsupported parameter\r\n");
+	cr_expect_not(h->s.msg.has_xsluice);
+	cr_expect_eq(h->st.rej_xsluice, 1);
+	cr_expect_eq(h->st.xsluice, 0);
 }
 
 Test(session, conf_check)
