@@ -146,7 +146,7 @@ Test(ipv4_path, garbage_is_counted_and_dropped)
 	memcpy(bad, buf, n); bad[12] = 0x88; bad[13] = 0xb5;	/* local experimental */
 	EXPECT_DROP(h, bad, n, eth_drop_ethertype);
 	memcpy(bad, buf, n); bad[12] = 0x86; bad[13] = 0xdd;	/* IPv6, and we have none */
-	EXPECT_DROP(h, bad, n, ip6_drop_not_for_us);
+	EXPECT_DROP(h, bad, n, eth_drop_ethertype);
 	memcpy(bad, buf, n); bad[12] = 0x81; bad[13] = 0x00;	/* VLAN */
 	EXPECT_DROP(h, bad, n, eth_drop_vlan);
 	EXPECT_DROP(h, buf, 14 + 12, ip_drop_short);
