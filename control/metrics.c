@@ -7,6 +7,7 @@
  * then the default), written out as text.
  */
 #include "control/metrics.h"
+#include "control/drain_hook.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -130,6 +131,8 @@ static const struct {
 	{ "smtpd", "rej_auth_rate", "sluice_client_rate_refusals_total", C, "limit", "auth_failures",
 	  NULL },
 	{ "smtpd", "rej_user_rate", "sluice_client_rate_refusals_total", C, "limit", "user", NULL },
+	{ "drain_hook", "running", "sluice_drain_hook_running", G, NULL, NULL,
+	  "1 while the operator's drain hook runs." },
 	{ "drain", "active", "sluice_drain_active", G, NULL, NULL,
 	  "1 while the box is drained (sluicectl drain): new SMTP sessions get 421 4.3.2." },
 	{ "smtpd", "refused_draining", "sluice_smtp_refused_draining_total", C, NULL, NULL,
@@ -405,6 +408,8 @@ int metrics_collect(struct metrics *m, struct prom *p)
 		plane_stats_visit(m->src.plane, walk_add, &w);
 		collect_dests(m, &w);
 	}
+	if (m->src.drain_hook)
+		drain_hook_stats_visit(m->src.drain_hook, walk_add, &w);
 	{
 		uint64_t v[CTL_SNAP_MAX];
 		unsigned n = __atomic_load_n(&m->ctl_n, __ATOMIC_ACQUIRE);
@@ -583,6 +588,8 @@ static void walk_sums(struct metrics *m, stats_visit_fn fn, void *user)
 	}
 	if (m->src.plane)
 		plane_stats_visit(m->src.plane, fn, user);
+	if (m->src.drain_hook)
+		drain_hook_stats_visit(m->src.drain_hook, fn, user);
 	if (m->ctl_n) {
 		uint64_t v[CTL_SNAP_MAX];
 		unsigned n = __atomic_load_n(&m->ctl_n, __ATOMIC_ACQUIRE);

@@ -74,10 +74,13 @@ struct metrics_conf {
 };
 
 /* Where the counters are (any may be NULL: left out). */
+struct drain_hook;
+
 struct metrics_src {
 	struct dataplane *dp;
 	struct queue *queue;
 	struct plane *plane;
+	struct drain_hook *drain_hook;	/* may be NULL */
 };
 
 /* How a (group, name) counter of the stats walk is exported. */

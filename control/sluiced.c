@@ -436,10 +436,14 @@ static int run(struct daemon *d, const char *argv0)
 	}
 	d->ctl_ctx.dp = d->dp;
 	d->ctl_ctx.plane = d->plane;
+	d->drain_hook = drain_hook_new();	/* before metrics, which export its counters */
+	if (!d->drain_hook)
+		log_err("drain hook: out of memory: drain and undrain will not run it");
+	d->ctl_ctx.drain_hook = d->drain_hook;
 	{
 		struct metrics_conf mc = { .top_destinations = d->cfg.metrics.top_destinations,
 					   .version = SLUICE_VERSION, .telemetry = true };
-		struct metrics_src ms = { d->dp, d->queue, d->plane };
+		struct metrics_src ms = { d->dp, d->queue, d->plane, d->drain_hook };
 		char err[320];
 		snprintf(mc.listen, sizeof(mc.listen), "%s", d->cfg.metrics.listen);
 		d->metrics = metrics_start(&mc, &ms, err, sizeof(err));
@@ -457,10 +461,6 @@ static int run(struct daemon *d, const char *argv0)
 		if (mc.listen[0])
 			log_notice("metrics: Prometheus exposition at http://%s/metrics", mc.listen);
 	}
-	d->drain_hook = drain_hook_new();
-	if (!d->drain_hook)
-		log_err("drain hook: out of memory: drain and undrain will not run it");
-	d->ctl_ctx.drain_hook = d->drain_hook;
 	{
 		struct reload_env re = { .path = d->path, .running = &d->cfg, .dp = d->dp,
 					 .plane = d->plane, .metrics = d->metrics };
