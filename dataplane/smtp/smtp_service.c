@@ -80,8 +80,7 @@ struct smtp_conn {
 	bool starttls_wait;		/* 220 going out; plaintext is dropped */
 	uint32_t ip;			/* client, host order; IPv6: its /64 folded
 					 * to 32 bits, the limits' key */
-	bool v6;			/* an IPv6 client */
-	bool v6_trusted;		/* ... inside mynetworks */
+	bool trusted;			/* the client is inside mynetworks */
 	uint64_t deadline_ns;		/* 0: none */
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
 	uint32_t gen;			/* bumped per connection in this slot */
@@ -620,7 +619,7 @@ static struct client_limits *rates_for(const struct smtp_conn *sc)
 {
 	struct client_limits *t = sc->svc->limits->clients;
 
-	bool exempt = sc->v6 ? sc->live->rates.exempt_mynetworks && sc->v6_trusted
+	bool exempt = sc->s.client.v6 ? sc->live->rates.exempt_mynetworks && sc->trusted
 			     : cl_exempt(&sc->live->rates, sc->ip);
 
 	return t && !exempt ? t : NULL;
@@ -1196,7 +1195,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->tcp = c;
 	sc->state = CONN_OPEN;
 	sc->fin_seen = sc->fin_sent = sc->inflight = sc->counted = false;
-	sc->timed_out = sc->starttls_wait = sc->tp.up = false;
+	sc->timed_out = sc->starttls_wait = false;
 	if (net_addr_is_v6(&t.raddr)) {
 		/* Per-client limits count an IPv6 client by its /64 (one
 		 * subscriber's LAN, RFC 6177), folded into the 32-bit key
@@ -1204,16 +1203,12 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 		client.v6 = true;
 		memcpy(client.ip6, t.raddr.v6, 16);
 		sc->ip = t.raddr.w[0] ^ t.raddr.w[1] ^ 0x5c5c5c5cu;
-		sc->v6 = true;
-		sc->v6_trusted = smtp_policy_trusted6(&svc->live->policy, client.ip6);
 	} else {
-		sc->v6 = sc->v6_trusted = false;
 		sc->ip = rte_be_to_cpu_32(t.raddr.v4);
 	}
 	sc->deadline_ns = sc->timer_at = 0;
 	sc->tp.tls = NULL;
-	sc->tp.in_start = sc->tp.in_end = sc->tp.pt_start = sc->tp.pt_end = 0;
-	sc->tp.co_start = sc->tp.co_end = 0;
+	tls_pump_reset(&sc->tp);
 	sc->niov = 1;
 	sc->nrcpt = sc->nrch = 0;
 	sc->rch_used = 0;
@@ -1225,6 +1220,8 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	tcp_set_user(c, sc);
 
 	client.ip = client.v6 ? 0 : sc->ip;
+	sc->trusted = client.v6 ? smtp_policy_trusted6(&svc->live->policy, client.ip6)
+				: smtp_policy_trusted(&svc->live->policy, sc->ip);
 	cb.user = sc;
 	sc->live = svc->live;
 	atomic_fetch_add_explicit(&sc->live->sessions, 1, memory_order_relaxed);
@@ -1253,8 +1250,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 		pump(sc);
 		return true;
 	}
-	over = limits_take(svc, sc->ip,
-			   sc->v6 ? sc->v6_trusted : smtp_policy_trusted(&svc->live->policy, sc->ip));
+	over = limits_take(svc, sc->ip, sc->trusted);
 	if (over == 0) {
 		sc->counted = true;
 		svc->stats.accepted++;
