@@ -518,11 +518,11 @@ static bool slot_open(struct gen_client *cl, bool for_rate)
 	}
 	if (!s)
 		return false;
-	s->greeted = s->fin_seen = s->fin_sent = s->starttls_wait = s->tp.up = false;
+	s->greeted = s->fin_seen = s->fin_sent = s->starttls_wait = false;
 	s->msg_active = s->body_done = false;
 	s->want_msg = for_rate;
 	s->msgs = 0;
-	s->tp.in_start = s->tp.in_end = s->tp.pt_start = s->tp.pt_end = s->tp.co_start = s->tp.co_end = 0;
+	tls_pump_reset(&s->tp);
 	s->timer_at = 0;
 	smtp_client_init(&s->eng, &g->run->ccf, &g->cstats);
 	s->t_open = *g->now;

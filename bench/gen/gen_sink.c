@@ -556,9 +556,9 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	cl.ip = rte_be_to_cpu_32(tu.raddr.v4);
 	k->tcp = c;
 	k->state = K_OPEN;
-	k->fin_seen = k->fin_sent = k->starttls_wait = k->tp.up = k->timed_out = false;
+	k->fin_seen = k->fin_sent = k->starttls_wait = k->timed_out = false;
 	k->data_temp = k->data_perm = false;
-	k->tp.in_start = k->tp.in_end = k->tp.pt_start = k->tp.pt_end = k->tp.co_start = k->tp.co_end = 0;
+	tls_pump_reset(&k->tp);
 	k->ob_start = k->ob_ready = k->ob_end = k->line_len = 0;
 	k->last_kept = -1;
 	k->timer_at = 0;

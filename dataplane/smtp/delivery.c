@@ -682,11 +682,10 @@ static int conn_open(struct dlv_conn *dc, unsigned h)
 	dc->hop = h;
 	dc->state = C_CONNECT;
 	dc->fin_seen = dc->peer_gone = dc->rst_on_close = false;
-	dc->starttls_wait = dc->tp.up = false;
+	dc->starttls_wait = false;
 	dc->why = NULL;
 	dc->tp.tls = NULL;
-	dc->tp.in_start = dc->tp.in_end = dc->tp.pt_start = dc->tp.pt_end = 0;
-	dc->tp.co_start = dc->tp.co_end = 0;
+	tls_pump_reset(&dc->tp);
 	dc->deadline_ns = dc->timer_at = 0;
 	dc->tls_info[0] = '\0';
 	dc->txn = dc->ready = dc->body_started = false;
