@@ -34,5 +34,14 @@ expect "a suite that measured what it needed passes" 0 \
 	"$prelude; r=\$(rss_kib \$\$); check \"rss \$r\" test \"\$r\" -gt 0; finish; r=\$?; rm -rf \"\$T_DIR\"; exit \$r"
 expect "skips are counted and reported, and do not fail" 0 \
 	"$prelude; skip 'not here'; out=\$(finish); echo \"\$out\"; rm -rf \"\$T_DIR\"; echo \"\$out\" | grep -q '^0 passed, 0 failed, 1 skipped\$'"
+# sluice_ctl_wait waits up to 60 s for a slow start, but a sluiced that
+# exited (its PID given) fails it at once, with the reason
+t0=$SECONDS
+out=$(bash -c "$prelude; sleep 0 & p=\$!; wait \$p; sluice_ctl_wait \"\$T_SOCK\" \"\$T_CTL\" \$p; r=\$?; rm -rf \"\$T_DIR\"; exit \$r" 2>&1); st=$?
+if [ $st -ne 0 ] && [ $((SECONDS - t0)) -lt 10 ] && printf '%s' "$out" | grep -q 'exited before it answered'; then
+	pass=$((pass + 1)); echo "ok   - sluice_ctl_wait gives up at once on a sluiced that exited"
+else
+	failn=$((failn + 1)); echo "FAIL - sluice_ctl_wait on a sluiced that exited (exit $st, $((SECONDS - t0)) s): $out"
+fi
 echo "$pass passed, $failn failed, 0 skipped"
 [ $failn -eq 0 ]
