@@ -3,6 +3,8 @@
  */
 #include "dataplane/smtp/xsluice.h"
 
+#include "dataplane/smtp/smtp_parse.h"
+
 #include <string.h>
 
 static bool bounds_ok(const struct xsluice *x)
@@ -31,7 +33,6 @@ static bool put_u64(char *out, size_t cap, size_t *o, uint64_t v)
 
 int xsluice_format(const struct xsluice *x, char *out, size_t cap)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const uint64_t v[4] = { x->arrival, x->attempts, x->next_try, x->expiry };
 	size_t o = 0;
 
@@ -47,25 +48,23 @@ int xsluice_format(const struct xsluice *x, char *out, size_t cap)
 			return -1;
 	}
 	if (x->last_error[0]) {
+		char err[XSLUICE_ERR_MAX + 1];
+		size_t n = 0;
+		int w;
+
 		if (o + 1 >= cap)
 			return -1;
 		out[o++] = '.';
-		for (size_t i = 0; i < XSLUICE_ERR_MAX && x->last_error[i]; i++) {
-			unsigned char ch = (unsigned char)x->last_error[i];
-			bool plain;
-			if (ch < 32 || ch > 126)
-				ch = '?';
-			plain = ch >= 33 && ch <= 126 && ch != '+' && ch != '=';
-			if (o + (plain ? 1 : 3) >= cap)
-				return -1;
-			if (plain) {
-				out[o++] = (char)ch;
-			} else {
-				out[o++] = '+';
-				out[o++] = hex[ch >> 4];
-				out[o++] = hex[ch & 15];
-			}
+		/* cut, and what is not printable becomes '?' */
+		for (; n < XSLUICE_ERR_MAX && x->last_error[n]; n++) {
+			unsigned char ch = (unsigned char)x->last_error[n];
+			err[n] = ch < 32 || ch > 126 ? '?' : (char)ch;
 		}
+		err[n] = '\0';
+		w = smtp_xtext_encode(err, out + o, cap - o);
+		if (w < 0)
+			return -1;
+		o += (size_t)w;
 	}
 	out[o] = '\0';
 	return (int)o;
