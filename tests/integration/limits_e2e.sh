@@ -119,7 +119,10 @@ check "reload: auth_failure_rate = 20, user_message_rate = 5" ctl reload
 asked0=$(stat smtpd.auth_asked)
 ns $CL latency $HOST 198.18.0.14 12 alice right-1 >"$T_DIR/lat.out" 2>&1 &
 LPID=$!
-br=$(ns $CL brute $HOST 198.18.0.13 1000 alice 4 2>&1)
+# 1,000 tries as the issue asks in a plain build; under the sanitizers each
+# try is a TLS handshake several times dearer, and 300 prove the same.
+if [ "${SANITIZED:-0}" = 1 ]; then TRIES=300; else TRIES=1000; fi
+br=$(ns $CL brute $HOST 198.18.0.13 $TRIES alice 4 2>&1)
 wait $LPID
 lat=$(cat "$T_DIR/lat.out")
 asked=$(( $(stat smtpd.auth_asked) - asked0 ))
@@ -127,12 +130,12 @@ secs=$(val "$br" seconds)
 allowed=$(/usr/bin/python3 -c "import math; print(20 + math.ceil(float('${secs:-0}') / 15) + 1)")
 echo "    brute force: $br; AUTHs that reached the worker: $asked (rate allows $allowed + 1 good)"
 echo "    other session: $lat"
-check "1,000 tries sent, none unanswered ($br)" \
-	test "$(val "$br" sent)" -eq 1000 -a "$(val "$br" other)" -eq 0 -a "$(val "$br" 421other)" -eq 0
+check "$TRIES tries sent, none unanswered ($br)" \
+	test "$(val "$br" sent)" -eq $TRIES -a "$(val "$br" other)" -eq 0 -a "$(val "$br" 421other)" -eq 0
 check "the brute force is slowed to the rate: $(val "$br" 535) wrong passwords checked in ${secs}s, <= $allowed" \
 	test "$(val "$br" 535)" -le "$allowed" -a "$(val "$br" 535)" -ge 20
 check "the rest got 421 4.7.0 before the hash ($(val "$br" 421rate)), the worker saw $asked" \
-	test $(( $(val "$br" 421rate) + $(val "$br" 535) )) -eq 1000 -a "$asked" -le $((allowed + 1))
+	test $(( $(val "$br" 421rate) + $(val "$br" 535) )) -eq $TRIES -a "$asked" -le $((allowed + 1))
 check "refused AUTHs counted: smtpd.rej_auth_rate" \
 	test "$(stat smtpd.rej_auth_rate)" -eq "$(val "$br" 421rate)"
 check "and logged (Authentication failure rate limit exceeded)" wait_for 10 logged \
