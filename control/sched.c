@@ -884,8 +884,9 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
 	if (st == QUEUE_RCPT_DEFERRED) {
 		addr_domain(p->m->rcpt[i].addr, dom);
-		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s, r->attempts,
-					   p->m->id);
+		/* the attempts on a box it was transferred from count too */
+		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s,
+					   r->attempts + p->m->prior_attempts, p->m->id);
 	}
 	switch (st) {
 	case QUEUE_RCPT_SENT: s->st.rcpt_sent++; break;
