@@ -25,8 +25,11 @@
 #     and is killed -9 in the middle of a transfer; restarted (not drained
 #     then: drain again), it transfers again: A's queue empties, every
 #     message arrives at least once, and the duplicates are at most the
-#     transfers that can be between B's 250 and A's commit (A's window to
-#     B: 10), counted and printed.
+#     transfers that can be between B's 250 and A's commit: the jobs out
+#     to B (A's window to B: 10) and those whose removal is being
+#     committed while the next ones go out (the scheduler dispatches
+#     before its group commit, sched.c: sched_poll), 2 x 10; counted and
+#     printed.
 # Prints the transfer rate (messages/s) of the uninterrupted run.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -282,7 +285,8 @@ onb=$(queued 2)
 dups=$((onb - M))
 echo "    B holds $onb: $dups duplicate(s) (250 from B, A killed before its commit)"
 check "nothing lost on the way to B ($onb >= $M)" test "$onb" -ge "$M"
-check "duplicates within the at-least-once window ($dups <= $WINDOW)" test "$dups" -le "$WINDOW"
+check "duplicates within the at-least-once window ($dups <= 2 x $WINDOW)" \
+	test "$dups" -le $((2 * WINDOW))
 check "B resumes" ctl 2 resume xfer.test
 check "all arrive" wait_for 90 at_least "$T_DIR/sink" $((N + M))
 check "B's queue empties" wait_for 30 queue_is 2 0
