@@ -207,6 +207,12 @@ out=$(ctl 1 transfer --to 198.18.2.2 2>&1); st=$?
 check "transfer refused while A is not drained (exit $st: $out)" \
 	sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'not drained'"
 check "sluicectl drain A" ctl 1 drain
+out=$(ctl 1 transfer --to box2.test 2>&1); st=$?
+check "a name is refused: boxes by their address (exit $st: $out)" \
+	sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'not an IPv4 address'"
+out=$(ctl 1 transfer --to 198.18.2.2:0 2>&1); st=$?
+check "port 0 is refused (exit $st: $out)" \
+	sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'not a port'"
 ts=$(date +%s.%N)
 out=$(ctl 1 transfer --to 198.18.2.2:25 2>&1); st=$?
 check "transfer --to 198.18.2.2:25 (exit $st: $out)" test $st -eq 0
