@@ -21,8 +21,9 @@
 #  4. --include-held moves the held one too: A's queue is empty.
 #  5. B delivers (resume): every message arrives at the sink exactly once
 #     (by recipient and Message-Id), none lost, none delivered by A.
-#  6. Interrupted: A (undrained) takes M more (deferred once), is drained,
-#     and is killed -9 in the middle of a transfer; restarted (not drained
+#  6. Interrupted: A (undrained) takes M (400) more (deferred once), is
+#     drained, and is killed -9 in the middle of a transfer (to B at
+#     200/s now, [dest] per_domain, so that it is in the middle); restarted (not drained
 #     then: drain again), it transfers again: A's queue empties, every
 #     message arrives at least once, and the duplicates are at most the
 #     transfers that can be between B's 250 and A's commit: the jobs out
@@ -268,13 +269,17 @@ check "every message exactly once, by recipient and Message-Id ($a)" test "$a" =
 phase "6: kill -9 A in the middle of a transfer"
 check "transfer --cancel, undrain A" sh -c "'$T_CTL' -s '$T_DIR/ctl1.sock' transfer --cancel >/dev/null && '$T_CTL' -s '$T_DIR/ctl1.sock' undrain >/dev/null"
 check "B suspends xfer.test again" ctl 2 suspend xfer.test
+# A's transfers to B at 200/s from now on (and after the restart: the
+# file), so the kill lands in the middle of one on any machine
+sed -i "s|^concurrency_limit = .*|&\nper_domain = 198.18.2.2: message_rate=200/s|" "$T_DIR/box1.conf"
+check "A reloads with a rate to B" ctl 1 reload
 d0=$(bstat 1 sched.rcpt_deferred)
 check "A takes $M more" send "$M" "$N" "$T_DIR/sent2.log"
 check "each deferred once" wait_for 60 ge 1 sched.rcpt_deferred $((d0 + M))
 check "drain A" ctl 1 drain
 m0=$(bstat 1 sched.xfer_moved)
 check "transfer to B" ctl 1 transfer --to 198.18.2.2
-check "some moved" wait_for 60 ge 1 sched.xfer_moved $((m0 + M / 4))
+check "some moved" wait_for 60 ge 1 sched.xfer_moved $((m0 + 20))
 kill -KILL "${BOXPID[1]}"; wait "${BOXPID[1]}" 2>/dev/null; BOXPID[1]=0
 onb=$(queued 2)
 echo "    killed A: B holds $onb of $M"
