@@ -477,6 +477,25 @@ PLANE_CMD(cmd_cluster_resume, "cluster", "resume")
 PLANE_CMD(cmd_cluster_queue, "cluster", "queue")
 PLANE_CMD(cmd_cluster_boxes, "cluster", "boxes")
 
+/* transfer --to HOST[:PORT]: only a drained box moves its queue (the other
+ * box must not get mail this one still takes in); status and --cancel
+ * always. The scheduler's (plane.c, sched.h). */
+static int cmd_transfer(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	if (argc >= 1 && strcmp(argv[0], "--to") == 0) {
+		if (!c->dp) {
+			*result = json_string("sluiced is still starting");
+			return -1;
+		}
+		if (!dp_smtp_refuse_new(c->dp)) {
+			*result = json_string("transfer: the box is not drained: run `sluicectl "
+					      "drain` first (new mail must stop coming in)");
+			return -1;
+		}
+	}
+	return plane_forward(c, "transfer", NULL, argc, argv, result);
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 const struct ctl_cmd ctl_commands[] = {
@@ -491,6 +510,15 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "undrain", NULL, CTL_ADMIN, cmd_undrain, "",
 	  "End a drain: accept new SMTP sessions again, then run [control] drain_hook with "
 	  "\"undrain\"." },
+	{ "transfer", NULL, CTL_ADMIN, cmd_transfer,
+	  "[status] | --to HOST[:PORT] [--include-held] | --cancel",
+	  "Move this drained box's queue to another Sluice box (HOST an IPv4 address, port "
+	  "25 by default): every message goes there at once, whatever its domains, with "
+	  "its arrival, expiry, attempts and last error (XSLUICE, which HOST offers to its "
+	  "mynetworks), and is removed once HOST answered 250; no DSN, not a delivery. A "
+	  "failed transfer is not an attempt: tried again. Held mail stays held unless "
+	  "--include-held. No argument or status: progress (moved, left, failed); --cancel "
+	  "stops it. Refused unless the box is drained." },
 	{ "version", NULL, CTL_READ, cmd_version, "",
 	  "sluiced's version and the control protocol's." },
 	{ "stats", NULL, CTL_READ, cmd_stats, "",

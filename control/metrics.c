@@ -168,6 +168,8 @@ static const struct {
 	  "DSNs handed to the queue and not yet durable." },
 	{ "sched", "notices_waiting", "sluice_sched_parts_waiting_for_notice", G, NULL, NULL,
 	  "Message parts whose results wait for their DSN." },
+	{ "sched", "xfer_active", "sluice_sched_transfer_active", G, NULL, NULL,
+	  "1 while a transfer of the queue to another box is on (sluicectl transfer)." },
 	{ "sched", "active", "sluice_sched_active_parts", G, NULL, NULL,
 	  "Message parts in the scheduler's memory." },
 	{ "sched", "queued", "sluice_sched_queued_items", G, NULL, NULL,

@@ -52,7 +52,8 @@
 enum req_kind { REQ_ROUTE_LOOKUP, REQ_ROUTE_SET, REQ_ROUTE_CLEAR, REQ_DNS_LOOKUP, REQ_DNS_BENCH,
 		REQ_FLUSH_ID, REQ_FLUSH_DOMAIN, REQ_FLUSH_ALL, REQ_DEST_SHOW, REQ_DEST_CLEAR,
 		REQ_BOUNCE, REQ_BOUNCE_DOMAIN, REQ_SUSPEND, REQ_RESUME, REQ_SUSPEND_SHOW,
-		REQ_ROUTE_SHOW, REQ_QUEUE };
+		REQ_ROUTE_SHOW, REQ_QUEUE, REQ_TRANSFER, REQ_TRANSFER_CANCEL,
+		REQ_TRANSFER_STATUS };
 
 #define DEST_SHOW_MAX 1000	/* destinations in one `dest show` answer */
 
@@ -605,6 +606,41 @@ static void suspend_request(struct plane *p, struct plane_req *r)
 	}
 }
 
+/* transfer --to (a = address, b = port, then " held" with --include-held),
+ * --cancel, status (sched.h: sched_transfer_*). */
+static void transfer_request(struct plane *p, struct plane_req *r)
+{
+	struct in_addr a;
+	uint64_t due = 0;
+	int st;
+
+	switch (r->kind) {
+	case REQ_TRANSFER:
+		inet_pton(AF_INET, r->a, &a);	/* checked by parse_request */
+		st = sched_transfer_start(p->sched, a.s_addr, (uint16_t)strtoul(r->b, NULL, 10),
+					  strstr(r->b, "held") != NULL, &due);
+		if (st == QUEUE_STATE)
+			finish_error(r, "transfer: one is on already (transfer --cancel first)");
+		else if (st == QUEUE_INVALID)
+			finish_error(r, "transfer: '%s' is not an address to send to", r->a);
+		else if (st != QUEUE_OK)
+			finish_error(r, "transfer: started, but making the mail due: %s",
+				     queue_status_str(st));
+		else
+			finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
+		return;
+	case REQ_TRANSFER_CANCEL:
+		if (sched_transfer_cancel(p->sched) != QUEUE_OK)
+			finish_error(r, "transfer --cancel: no transfer is on");
+		else	/* its state now */
+			finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
+		return;
+	default:
+		finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
+		return;
+	}
+}
+
 static void route_show_one(void *user, const char *key, const char *spec)
 {
 	json_array_append_new(user, json_pack("{s:o,s:o}", "domain", ctl_json_text(key), "route",
@@ -670,12 +706,17 @@ static void start_request(struct plane *p, struct plane_req *r)
 	case REQ_SUSPEND:
 	case REQ_RESUME:
 	case REQ_SUSPEND_SHOW:
+	case REQ_TRANSFER:
+	case REQ_TRANSFER_CANCEL:
+	case REQ_TRANSFER_STATUS:
 		if (!p->sched) {
 			finish_error(r, "delivery is not running (no queue, or [delivery] enabled "
 				     "= no)");
 			return;
 		}
-		if (r->kind == REQ_BOUNCE)
+		if (r->kind >= REQ_TRANSFER)
+			transfer_request(p, r);
+		else if (r->kind == REQ_BOUNCE)
 			bounce_request(p, r);
 		else if (r->kind == REQ_BOUNCE_DOMAIN)
 			bounce_domain_request(p, r);
@@ -1232,6 +1273,47 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 		}
 		snprintf(r->b, ARG_MAX, "%llu", secs);
 		r->kind = susp ? REQ_SUSPEND : REQ_RESUME;
+		return 0;
+	}
+	if (strcmp(cmd, "transfer") == 0) {
+		/* transfer [status] | --cancel | --to HOST[:PORT] [--include-held]:
+		 * a = the IPv4 address, b = "PORT" or "PORT held" */
+		struct in_addr in;
+		char host[ARG_MAX], *colon;
+		unsigned long port = 25;
+		if (argc == 0 || (argc == 1 && strcmp(argv[0], "status") == 0)) {
+			r->kind = REQ_TRANSFER_STATUS;
+			return 0;
+		}
+		if (argc == 1 && strcmp(argv[0], "--cancel") == 0) {
+			r->kind = REQ_TRANSFER_CANCEL;
+			return 0;
+		}
+		if (!(argc == 2 || (argc == 3 && strcmp(argv[2], "--include-held") == 0)) ||
+		    strcmp(argv[0], "--to") != 0 || !arg(host, argv[1]))
+			return PLANE_USAGE;
+		colon = strrchr(host, ':');
+		if (colon) {
+			char *end;
+			*colon = '\0';
+			port = strtoul(colon + 1, &end, 10);
+			if (!colon[1] || *end || port == 0 || port > 65535) {
+				snprintf(err, errlen, "transfer --to: '%.40s' is not a port", colon + 1);
+				return -1;
+			}
+		}
+		if (host[0] == '[' && host[strlen(host) - 1] == ']') {	/* [a.b.c.d] */
+			memmove(host, host + 1, strlen(host));
+			host[strlen(host) - 1] = '\0';
+		}
+		if (inet_pton(AF_INET, host, &in) != 1 || in.s_addr == 0) {
+			snprintf(err, errlen, "transfer --to: '%.60s' is not an IPv4 address (a "
+				 "box of the cluster, by its address)", host);
+			return -1;
+		}
+		snprintf(r->a, ARG_MAX, "%s", host);
+		snprintf(r->b, ARG_MAX, "%lu%s", port, argc == 3 ? " held" : "");
+		r->kind = REQ_TRANSFER;
 		return 0;
 	}
 	if (strcmp(cmd, "bounce") == 0 && argc >= 2 && strcmp(argv[0], "--domain") == 0) {

@@ -412,14 +412,16 @@ static json_t *list_row(const struct queue_msg *m)
 	char ids[QUEUE_ID_STR];
 
 	id_str(m->id, ids);
-	return json_pack("{s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:o,s:o,s:o}", "id", ids, "arrival",
+	return json_pack("{s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:o,s:o,s:o,s:I,s:o}", "id", ids, "arrival",
 			 ji(m->arrival), "size", ji(m->size), "sender",
 			 ctl_json_text(m->sender ? m->sender : ""), "status",
 			 m->held ? "!" : m->claimed ? "*" : " ", "held", m->held, "active",
 			 m->claimed, "sasl_username",
 			 ctl_json_text(m->auth_user ? m->auth_user : ""), "hold_reason",
 			 ctl_json_text(m->held && m->hold_reason ? m->hold_reason : ""),
-			 "recipients", rcpts_json(json_array(), m, false));
+			 "recipients", rcpts_json(json_array(), m, false),
+			 "attempts", ji(queue_msg_attempts(m)), "last_error",
+			 ctl_json_text(queue_msg_last_error(m)));
 }
 
 /* The other parts of a message spanning shards: their undone recipients
@@ -846,6 +848,12 @@ static json_t *show(struct qcmd *w, const struct qreq *r, char *err, size_t errl
 			ctl_json_text(m->auth_method ? m->auth_method : ""), "sasl_username",
 			ctl_json_text(m->auth_user ? m->auth_user : ""), "hold_reason",
 			ctl_json_text(m->held && m->hold_reason ? m->hold_reason : "")));
+	if (res)	/* the history it brought from another box counts too */
+		json_object_update_new(res, json_pack("{s:I,s:o,s:I,s:o,s:I}", "attempts",
+			ji(queue_msg_attempts(m)), "last_error",
+			ctl_json_text(queue_msg_last_error(m)), "prior_attempts",
+			ji(m->prior_attempts), "prior_error",
+			ctl_json_text(m->prior_error ? m->prior_error : ""), "due", ji(m->due)));
 	rc = json_array();
 	hist = json_array();
 	shards = json_array();

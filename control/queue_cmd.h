@@ -20,7 +20,7 @@
  *   queue list [--domain D] [--sender S] [--rcpt R] [--held] [--deferred]
  *              [--older-than T] [--limit N] [--after CURSOR]
  *       {"messages":[{"id","arrival","size","sender","status":"*"|"!"|" ",
- *         "held","active","sasl_username","hold_reason",
+ *         "held","active","sasl_username","hold_reason","attempts","last_error",
  *         "recipients":[{"addr","state","attempts","reply"}]}],
  *        "scanned":N, "next":CURSOR|null}
  *       At most --limit messages (100; 1000 at most) per page, and at most
@@ -30,6 +30,8 @@
  *       lowest shard, with the recipients of every part. --sender/--rcpt:
  *       a substring, case-insensitive; --deferred: a recipient was tried
  *       and deferred; --older-than: arrived at least T ago (30s, 5m, 2h, 1d).
+ *       attempts: queue_msg_attempts (those on a box it was transferred
+ *       from included); last_error: queue_msg_last_error.
  *   queue summary [--top N] [--by sender-domain]
  *       {"by":"domain"|"sender-domain","now","buckets":[5,10,...,1280],
  *        "total":{row}, "rows":N, "domains":[{"domain","total","incoming",
@@ -46,7 +48,8 @@
  *   queue show ID [--body]
  *       {"id","arrival","expiry","size","sender","envid","client_name",
  *        "client_addr","helo","sasl_method","sasl_username","hold_reason",
- *        "held","active","shards":[...],
+ *        "held","active","attempts","last_error","prior_attempts",
+ *        "prior_error","due","shards":[...],
  *        "recipients":[{"addr","orcpt","state","attempts","last_attempt",
  *        "dsn","reply","shard"}], "history":[{"time","rcpt","state","reply"}],
  *        "headers":"...", "body":"..." (--body)}

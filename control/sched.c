@@ -48,6 +48,7 @@
 #include "control/dsn.h"
 #include "control/maillog.h"
 #include "control/quota.h"
+#include "dataplane/smtp/xsluice.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
 const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
@@ -94,6 +95,7 @@ struct spart {
 	bool broken;			/* an op failed: no more ops, just drop it */
 	bool body_loaded;
 	bool warn;			/* a delay warning is owed (in its notice) */
+	bool xfer;			/* routed to the transfer's box (struct sxfer) */
 	uint8_t nstate;			/* N_*: where its notice is */
 	unsigned nnote;			/* recipients owing a notice */
 	char *giveup;			/* the operator gave up: the reason */
@@ -200,6 +202,27 @@ struct ssusp {
 	uint64_t until_s;		/* unix s; 0: until resumed */
 };
 
+/*
+ * The transfer (`sluicectl transfer --to HOST[:PORT]`): while on, every part
+ * routed goes, all its undone recipients in one item, to the destination
+ * key ("[HOST]:PORT") whatever their domains, with XSLUICE; its outcome is
+ * never an attempt (xfer_record). Counters of this transfer (the stats'
+ * xfer_* count every transfer since the start).
+ */
+struct sxfer {
+	bool on;
+	bool include_held;
+	rte_be32_t addr;
+	uint16_t port;
+	char key[32];			/* "[a.b.c.d]:port": its destination */
+	uint64_t started_s, stopped_s;
+	uint64_t moved;			/* parts removed after the other box's 250 */
+	uint64_t rcpt_moved;		/* recipients the other box took */
+	uint64_t failed;		/* recipients whose transfer failed (tried again) */
+	uint64_t released;		/* held parts released for it (--include-held) */
+	uint64_t made_due;		/* parts made due at its start */
+};
+
 struct claimed {
 	uint64_t id;
 	unsigned shard;
@@ -260,6 +283,7 @@ struct sched {
 	unsigned queued;
 
 	struct ssusp susp[SCHED_SUSPEND_MAX];	/* the operator's suspensions */
+	struct sxfer xfer;			/* the transfer to another box */
 
 	struct sched_stats st;
 };
@@ -770,15 +794,14 @@ struct outcome {
 	bool discarded;			/* 2xx: a discard route */
 };
 
-static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
-			const struct outcome *o, enum queue_rcpt_state st, bool expired)
+/* The log line of recipient i's outcome o, with this status and dsn. */
+static void log_status(struct sched *s, const struct spart *p, unsigned i,
+		       const struct outcome *o, const char *status, const char *dsn)
 {
 	char a[16], b[16], c[16], d[16], t[16];
 	double da = p->claimed_s > p->m->arrival ? (double)(p->claimed_s - p->m->arrival) : 0;
 	uint64_t until = o->dispatched_ns ? o->dispatched_ns : s->now_ns;
 	double db = until > p->claimed_ns ? (double)(until - p->claimed_ns) / 1e9 : 0;
-	const char *status = st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_BOUNCED ?
-			     (expired ? "expired" : "bounced") : "deferred";
 
 	fmt_delay(t, sizeof(t), da + db + o->c + o->d);
 	fmt_delay(a, sizeof(a), da);
@@ -786,8 +809,16 @@ static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
 	fmt_delay(c, sizeof(c), o->c);
 	fmt_delay(d, sizeof(d), o->d);
 	maillog(ML_SMTP, "%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, expired ? "4.4.7" : o->dsn,
-		 status, o->text);
+		 p->ids, p->m->rcpt[i].addr, o->relay, t, a, b, c, d, dsn, status, o->text);
+}
+
+static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
+			const struct outcome *o, enum queue_rcpt_state st, bool expired)
+{
+	const char *status = st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_BOUNCED ?
+			     (expired ? "expired" : "bounced") : "deferred";
+
+	log_status(s, p, i, o, status, expired ? "4.4.7" : o->dsn);
 }
 
 static bool null_sender(const struct spart *p)
@@ -855,6 +886,50 @@ static void keep_text(char **dst, const char *text)
 	*dst = strdup(text ? text : "");	/* NULL (no memory): the notice says less */
 }
 
+/*
+ * Recipient i of a part being transferred came out as o. The other box's
+ * 2xx: final here (a RESULT op as sent, so the part can be completed and
+ * removed), no notice of any kind, logged "status=transferred to=[HOST]".
+ * Anything else is not a delivery attempt of the message: nothing is
+ * recorded, nothing bounces, and the recipient is due again after
+ * local_retry_s (the transfer, or its own schedule once the transfer ended).
+ */
+static void xfer_record(struct sched *s, struct spart *p, unsigned i, const struct outcome *o)
+{
+	struct srcpt *r = &p->r[i];
+	char status[64];
+	struct queue_op *op;
+
+	snprintf(status, sizeof(status), "transferred to=%s", s->xfer.key);
+	if (o->state != QUEUE_RCPT_SENT) {
+		char text[TEXT_MAX];
+		struct outcome f = *o;
+		r->next_s = s->now_s + s->c.local_retry_s;
+		s->st.xfer_failed++;
+		s->xfer.failed++;
+		textf(text, sizeof(text), "transfer to %s failed, not an attempt: %s",
+		      s->xfer.key, o->text);
+		f.text = text;
+		log_status(s, p, i, &f, "deferred", o->dsn ? o->dsn : "4.0.0");
+		return;
+	}
+	r->state = QUEUE_RCPT_SENT;
+	r->next_s = 0;
+	r->at = s->now_s;
+	r->note = NOTE_NONE;
+	snprintf(r->dsn, sizeof(r->dsn), "%s", o->dsn ? o->dsn : "2.0.0");
+	s->st.xfer_rcpt++;
+	s->xfer.rcpt_moved++;
+	if (!p->broken &&
+	    (op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
+		op->token = p->token;
+		op->rcpt = i;
+		op->state = QUEUE_RCPT_SENT;
+		op->dsn = r->dsn;
+	}
+	log_status(s, p, i, o, status, r->dsn);
+}
+
 /* Recipient i of p came out as o: its state, a RESULT op (or one held for
  * the notice it owes), the log line. */
 static void record(struct sched *s, struct spart *p, unsigned i, const struct outcome *o)
@@ -872,6 +947,10 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 		log_outcome(s, p, i, o, QUEUE_RCPT_DEFERRED, false);
 		return;
 	}
+	if (p->xfer) {		/* moved to another box, or not: never an attempt */
+		xfer_record(s, p, i, o);
+		return;
+	}
 	if (st == QUEUE_RCPT_DEFERRED && (exp = rcpt_expiry(s, p, i)) && s->now_s >= exp) {
 		st = QUEUE_RCPT_BOUNCED;	/* lifetime over: temporary counts as final */
 		expired = true;
@@ -884,8 +963,9 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
 	if (st == QUEUE_RCPT_DEFERRED) {
 		addr_domain(p->m->rcpt[i].addr, dom);
-		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s, r->attempts,
-					   p->m->id);
+		/* the attempts on a box it was transferred from count too */
+		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s,
+					   r->attempts + p->m->prior_attempts, p->m->id);
 	}
 	switch (st) {
 	case QUEUE_RCPT_SENT: s->st.rcpt_sent++; break;
@@ -1004,6 +1084,8 @@ static void part_close(struct sched *s, struct spart *p, bool warned)
 			continue;
 		undone = true;
 		t = r->next_s ? r->next_s : s->now_s + s->c.local_retry_s;
+		if (s->xfer.on && !p->xfer)
+			t = s->now_s;	/* its delivery ended during a transfer: moved now */
 		if (t < when)
 			when = t;
 	}
@@ -1028,7 +1110,7 @@ static void part_finish(struct sched *s, struct spart *p)
 		for (unsigned i = 0; i < p->m->nrcpt; i++)
 			if (p->r[i].state <= QUEUE_RCPT_DEFERRED)
 				give_up(s, p, i);
-	if (!p->broken && !p->giveup)
+	if (!p->broken && !p->giveup && !p->xfer)	/* the other box warns, if anyone */
 		for (unsigned i = 0; i < p->m->nrcpt; i++)
 			if (p->r[i].state <= QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
 				p->warn = true;
@@ -1385,6 +1467,40 @@ static void item_suspended(struct sched *s, struct sitem *it, const struct ssusp
 	item_give_back(s, it, when);
 }
 
+/* A transfer is on: every undone recipient of p, whatever its domain, in
+ * one item to the transfer's box (cut into transactions as any route's). */
+static void xfer_route(struct sched *s, struct spart *p)
+{
+	struct route_result r = { .status = ROUTE_OK, .n = 1 };
+	struct sitem *it;
+	unsigned n = 0;
+
+	p->xfer = true;
+	p->open = 1;	/* held while it is routed */
+	for (unsigned i = 0; i < p->m->nrcpt; i++)
+		n += p->r[i].state <= QUEUE_RCPT_DEFERRED;
+	it = n ? item_new(p, n) : NULL;
+	if (n && !it) {
+		log_err("%s: out of memory to transfer it", p->ids);
+		p->broken = true;
+	}
+	if (it) {
+		n = 0;
+		for (unsigned i = 0; i < p->m->nrcpt; i++)
+			if (p->r[i].state <= QUEUE_RCPT_DEFERRED)
+				it->rcpt[n++] = (uint16_t)i;
+		snprintf(r.dest, sizeof(r.dest), "%s", s->xfer.key);
+		r.hop[0].family = AF_INET;
+		memcpy(r.hop[0].addr, &s->xfer.addr, 4);
+		r.hop[0].port = s->xfer.port;
+		r.hop[0].tls = ROUTE_TLS_MAY;
+		snprintf(r.hop[0].mx, sizeof(r.hop[0].mx), "%s", s->xfer.key);
+		route_item(s, it, &r);
+	}
+	if (--p->open == 0)
+		part_finish(s, p);
+}
+
 static void part_route(struct sched *s, struct spart *p)
 {
 	struct rdom *g;
@@ -1392,6 +1508,10 @@ static void part_route(struct sched *s, struct spart *p)
 
 	if (p->giveup) {	/* the operator's bounce: nothing is routed */
 		part_finish(s, p);
+		return;
+	}
+	if (s->xfer.on) {	/* moved to another box, whatever its domains */
+		xfer_route(s, p);
 		return;
 	}
 	g = malloc(p->m->nrcpt * sizeof(*g) + 1);
@@ -1538,7 +1658,7 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 	}
 	s->nactive++;
 	s->st.claims++;
-	if (c->token == 1 && !giveup && part_quota(s, p)) {
+	if (c->token == 1 && !giveup && !s->xfer.on && part_quota(s, p)) {
 		part_finish(s, p);	/* held at once: nothing is routed */
 		return p;
 	}
@@ -1600,6 +1720,10 @@ static unsigned apply(struct sched *s)
 		}
 		if (o->op == QUEUE_OP_COMPLETE) {
 			s->st.completed++;
+			if (p && p->xfer) {
+				s->st.xfer_moved++;
+				s->xfer.moved++;
+			}
 			maillog(ML_QMGR, "%s: removed", p ? p->ids : "?");
 		} else if (o->op == QUEUE_OP_RESCHEDULE) {
 			s->st.rescheduled++;
@@ -1747,6 +1871,56 @@ static void dest_give_back(struct sched *s, struct sdest *d, uint64_t until_ns, 
 
 enum { TRY_NONE, TRY_SENT, TRY_STOP };
 
+/*
+ * The XSLUICE value of part p (xsluice.h): its arrival, its attempts (those
+ * it brought included), its next try as its own retry schedule gives it
+ * after its last attempt here (now when it was never tried here), its
+ * expiry (pushed back by the time it spent held, as here) and its last
+ * error. 0, or -1 when a value is out of XSLUICE's bounds.
+ */
+int sched_xsluice_of(const struct queue_msg *m, const struct retry_policy *rp, uint64_t now,
+		     char *out, size_t cap)
+{
+	struct xsluice x = { .arrival = m->arrival, .expiry = m->expiry + m->held_s };
+	unsigned att = queue_msg_attempts(m);
+	uint64_t next = 0;
+
+	for (unsigned i = 0; i < m->nrcpt; i++) {
+		const struct queue_msg_rcpt *r = &m->rcpt[i];
+		char dom[DOMAIN_MAX + 1];
+		uint64_t t;
+		if (r->state != QUEUE_RCPT_DEFERRED || !r->attempts)
+			continue;
+		addr_domain(r->addr, dom);
+		t = retry_next_for(rp, dom, m->arrival, r->last_attempt,
+				   r->attempts + m->prior_attempts, m->id);
+		if (!next || t < next)
+			next = t;
+	}
+	x.next_try = next ? next : now;
+	if (x.next_try < x.arrival)
+		x.next_try = x.arrival;
+	if (x.expiry < x.arrival)
+		x.expiry = x.arrival;
+	x.attempts = att > XSLUICE_ATTEMPTS_MAX ? XSLUICE_ATTEMPTS_MAX : att;
+	snprintf(x.last_error, sizeof(x.last_error), "%s", queue_msg_last_error(m));
+	return xsluice_format(&x, out, cap) < 0 ? -1 : 0;
+}
+
+/* A transfer job: XSLUICE with p's history, required of the next hop. */
+static void xfer_job(struct sched *s, struct dlv_job *j, const struct spart *p)
+{
+	char v[XSLUICE_PARAM_MAX + 1];
+
+	if (sched_xsluice_of(p->m, s->e.retry, s->now_s, v, sizeof(v)) < 0 ||
+	    dlv_job_xsluice(j, v) < 0) {
+		/* cannot happen with a record's values; never sent without it */
+		log_err("%s: cannot state its queue history for the transfer", p->ids);
+		j->msg.xsluice = NULL;
+	}
+	j->msg.xsluice_required = true;
+}
+
 /* Fill job j for item it (maybe fewer recipients: the rest goes back). */
 static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct sitem *it,
 		     struct sidle *idle, enum smtp_client_tls tls)
@@ -1765,6 +1939,8 @@ static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct s
 		dlv_job_hop(j, d->hop[h].addr, d->hop[h].port, d->hop[h].mx);
 	dlv_job_sender(j, m->sender, m->envid && m->envid[0] ? m->envid : NULL, m->ret,
 		       m->body_flags);
+	if (it->p->xfer)	/* its history goes with it, or it does not go */
+		xfer_job(s, j, it->p);
 	for (k = 0; k < it->n; k++) {
 		const struct queue_msg_rcpt *r = &m->rcpt[it->rcpt[k]];
 		if (dlv_job_rcpt(j, r->addr, r->orcpt && r->orcpt[0] ? r->orcpt : NULL,
@@ -1830,7 +2006,7 @@ static int try_one(struct sched *s, struct slane *l)
 		item_done(s, it);
 		return TRY_NONE;
 	}
-	if (item_domain_suspended(s, l, it))
+	if (!it->p->xfer && item_domain_suspended(s, l, it))
 		return TRY_NONE;
 	if (!s->jfree) {
 		s->st.slot_waits++;
@@ -2602,6 +2778,122 @@ int sched_flush_all(struct sched *s, unsigned *n)
 	return first;
 }
 
+/* ---- the transfer to another box ---- */
+
+/* A page of release_held's: the RELEASE ops of one shard's held parts. */
+struct held_page {
+	struct queue_op *ops;
+	size_t n;
+	unsigned sh;
+	uint64_t now;
+};
+
+/* queue_scan_msgs' visitor for release_held: a RELEASE op per held part. */
+static int held_collect(void *user, const struct queue_msg *m)
+{
+	struct held_page *c = user;
+
+	if (m->held)
+		c->ops[c->n++] = (struct queue_op){ .op = QUEUE_OP_RELEASE, .shard = c->sh,
+						    .id = m->id, .now = c->now };
+	return 0;
+}
+
+/* Release every held part (for a transfer --include-held): pages of the
+ * shard's parts, the held ones released in one apply per page. */
+static int release_held(struct sched *s, uint64_t *n)
+{
+	enum { PAGE = 1024 };
+	struct queue_op *ops = malloc(PAGE * sizeof(*ops));
+	unsigned nshards = queue_nshards(s->e.q);
+	int first = QUEUE_OK;
+
+	if (!ops)
+		return QUEUE_IO;
+	for (unsigned sh = 0; sh < nshards; sh++) {
+		uint64_t after = 0;
+		int end = 0;
+		while (!end) {
+			struct held_page c = { ops, 0, sh, s->now_s };
+			int st = queue_scan_msgs(s->e.q, sh, after, PAGE, held_collect, &c, &after,
+						 &end);
+			if (st != QUEUE_OK) {
+				if (first == QUEUE_OK)
+					first = st;
+				break;
+			}
+			if (c.n)
+				queue_apply(s->e.q, ops, c.n);
+			for (size_t i = 0; i < c.n; i++)
+				*n += ops[i].status == QUEUE_OK;
+		}
+	}
+	free(ops);
+	return first;
+}
+
+int sched_transfer_start(struct sched *s, rte_be32_t addr, uint16_t port, bool include_held,
+			 uint64_t *made_due)
+{
+	struct in_addr a = { .s_addr = addr };
+	char ip[INET_ADDRSTRLEN];
+	unsigned n = 0;
+	int st;
+
+	*made_due = 0;
+	if (s->xfer.on)
+		return QUEUE_STATE;
+	if (!addr || !port || !inet_ntop(AF_INET, &a, ip, sizeof(ip)))
+		return QUEUE_INVALID;
+	tick(s);
+	memset(&s->xfer, 0, sizeof(s->xfer));
+	s->xfer.addr = addr;
+	s->xfer.port = port;
+	s->xfer.include_held = include_held;
+	snprintf(s->xfer.key, sizeof(s->xfer.key), "[%s]:%u", ip, port);
+	s->xfer.started_s = s->now_s;
+	s->xfer.on = true;
+	if (include_held && (st = release_held(s, &s->xfer.released)) != QUEUE_OK)
+		log_err("transfer: releasing the held mail: %s", queue_status_str(st));
+	/* at once, whatever each message's next try (the XSLUICE value
+	 * carries it, from its history); held mail stays held */
+	st = sched_flush_all(s, &n);
+	s->xfer.made_due = n;
+	*made_due = n;
+	log_notice("transfer: every queued message goes to %s now (%u made due%s)", s->xfer.key,
+		   n, include_held ? ", held mail released" : ", held mail stays");
+	return st == QUEUE_OK ? QUEUE_OK : st;
+}
+
+int sched_transfer_cancel(struct sched *s)
+{
+	if (!s->xfer.on)
+		return QUEUE_NOTFOUND;
+	tick(s);
+	s->xfer.on = false;
+	s->xfer.stopped_s = s->now_s;
+	log_notice("transfer to %s cancelled: %llu message parts moved, %llu recipient "
+		   "transfers failed; what is left keeps its own schedule (parts in flight "
+		   "finish their transfer)", s->xfer.key, (unsigned long long)s->xfer.moved,
+		   (unsigned long long)s->xfer.failed);
+	return QUEUE_OK;
+}
+
+json_t *sched_transfer_json(struct sched *s)
+{
+	struct queue_totals t;
+
+	queue_totals_get(s->e.q, &t);
+	return json_pack("{s:b,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active", s->xfer.on,
+			 "to", s->xfer.key, "include_held", s->xfer.include_held, "started",
+			 (json_int_t)s->xfer.started_s, "stopped", (json_int_t)s->xfer.stopped_s,
+			 "moved", (json_int_t)s->xfer.moved, "recipients_moved",
+			 (json_int_t)s->xfer.rcpt_moved, "failed", (json_int_t)s->xfer.failed,
+			 "left", (json_int_t)t.messages, "held", (json_int_t)t.held,
+			 "released", (json_int_t)s->xfer.released, "made_due",
+			 (json_int_t)s->xfer.made_due);
+}
+
 /* ---- the operator's suspensions ---- */
 
 static int domain_norm(const char *domain, char dom[DOMAIN_MAX + 1])
@@ -2884,6 +3176,7 @@ void sched_stats_get(const struct sched *s, struct sched_stats *out)
 	out->idle_conns = s->nidle;
 	out->dests = s->ndests;
 	out->notices_waiting = s->nwaiting;
+	out->xfer_active = s->xfer.on;
 	if (s->bn) {
 		struct bounce_stats b;
 		bounce_stats_get(s->bn, &b);

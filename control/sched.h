@@ -284,6 +284,43 @@ int sched_resume_domain(struct sched *s, const char *domain, unsigned *n);
 unsigned sched_suspended_json(struct sched *s, json_t *arr);
 
 /*
+ * The transfer of this box's queue to another box (`sluicectl transfer --to
+ * HOST[:PORT]`, issue 19). From sched_transfer_start on, every message part
+ * claimed is routed, all its undone recipients whatever their domains, to
+ * the destination "[HOST]:PORT" (its own window, rates and backoff, as any
+ * destination's policy for HOST), with the MAIL parameter XSLUICE
+ * (xsluice.h: arrival, attempts, next try, expiry, last error), which the
+ * other box must offer, else nothing is sent. Everything is made due at
+ * once (sched_flush_all); held mail stays held unless include_held (then
+ * it is released first). The other box's 2xx makes the recipient final as
+ * sent, without any notice (no success DSN, not counted as delivered:
+ * xfer_rcpt, not rcpt_sent), logged "status=transferred to=[HOST]:PORT";
+ * the part is removed once all of its recipients are (queue COMPLETE, after
+ * the 250: at least once, as any delivery). Any other outcome is not an
+ * attempt: nothing recorded, no bounce, due again after local_retry_s. A
+ * part in a delivery when the transfer starts finishes it, then is due at
+ * once, and transferred. The transfer stays on (new DSNs made here go too)
+ * until sched_transfer_cancel; parts in flight then finish their transfer.
+ * It is not kept across a restart (run it again).
+ * start: QUEUE_OK (*made_due: parts made due), QUEUE_STATE (one is on),
+ * QUEUE_INVALID (address or port 0), or the flush's error (it is on).
+ * cancel: QUEUE_OK or QUEUE_NOTFOUND (none on).
+ * sched_transfer_json: {"active","to","include_held","started","stopped",
+ * "moved" (parts removed), "recipients_moved", "failed" (recipient
+ * transfers that failed), "left" (messages in the queue), "held",
+ * "released", "made_due"} of the last transfer (all 0 / "" before one).
+ */
+int sched_transfer_start(struct sched *s, rte_be32_t addr, uint16_t port, bool include_held,
+			 uint64_t *made_due);
+int sched_transfer_cancel(struct sched *s);
+json_t *sched_transfer_json(struct sched *s);
+/* The XSLUICE value of message part m for a transfer at `now` (its next
+ * try from its history and rp's schedule, now if never tried here). 0, or
+ * -1 when out of XSLUICE's bounds. */
+int sched_xsluice_of(const struct queue_msg *m, const struct retry_policy *rp, uint64_t now,
+		     char *out, size_t cap);
+
+/*
  * `dest show [KEY]`: append to the JSON array dests an object for
  * destination key (NULL: every one in memory, at most max): dest_view plus
  * the scheduler's own (items queued, jobs in flight, idle connections,
@@ -338,7 +375,10 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
  * a message spanning shards once); cluster_waits: deliveries that waited
  * for the cluster (a lease or a shared rate cell, cluster.h);
  * notices_waiting: parts whose
- * results wait for their notice (gauge); dsn_*: bounce.h's counters
+ * results wait for their notice (gauge); xfer_rcpt: recipients another box
+ * took in a transfer; xfer_moved: parts removed after that; xfer_failed:
+ * recipient transfers that failed (not attempts); xfer_active: 1 while a
+ * transfer is on (gauge); dsn_*: bounce.h's counters
  * (dsn_inflight a gauge). Gauges: active (parts in memory), queued (items
  * waiting for a destination), lookups (in progress), jobs_lent,
  * body_arena_bytes (in use), idle_conns (inventory), dests (in memory).
@@ -350,7 +390,7 @@ unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned 
 	X(suspended) X(local) X(tls_fallbacks) X(completed) X(rescheduled) X(held) \
 	X(applies) X(ops) X(op_errors) X(body_reads) X(body_bytes) X(body_waits) \
 	X(slot_waits) X(ring_waits) X(close_events) X(loops_held) X(given_up) X(quota_held) \
-	X(cluster_waits) \
+	X(cluster_waits) X(xfer_rcpt) X(xfer_moved) X(xfer_failed) X(xfer_active) \
 	X(dsn_reports) X(dsn_delay_warnings) X(dsn_success_notices) X(dsn_double_bounces) \
 	X(dsn_dropped) X(dsn_failed) X(dsn_busy) X(dsn_inflight) X(notices_waiting) \
 	X(active) X(queued) X(lookups) X(jobs_lent) X(body_arena_bytes) X(idle_conns) \

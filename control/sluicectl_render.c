@@ -616,6 +616,27 @@ static void render_clients_top(FILE *out, const json_t *result, int argc, char *
 	}
 }
 
+static void render_transfer(FILE *out, const json_t *result, int argc, char **argv)
+{
+	const json_t *t = json_object_get(result, "transfer");
+	char to[64], a[24], b[24], c[24], d[24];
+
+	ctl_render_scalar(json_object_get(t, "to"), to, sizeof(to));
+	if (!to[0]) {
+		fprintf(out, "no transfer since the start\n");
+		return;
+	}
+	fprintf(out, "transfer to %s: %s\n", to,
+		json_is_true(json_object_get(t, "active")) ? "on" : "stopped");
+	fprintf(out, "moved %s message part(s) (%s recipient(s)), %s left in the queue "
+		"(%s held), %s failed transfer(s)\n",
+		ctl_render_scalar(json_object_get(t, "moved"), a, sizeof(a)),
+		ctl_render_scalar(json_object_get(t, "recipients_moved"), b, sizeof(b)),
+		ctl_render_scalar(json_object_get(t, "left"), c, sizeof(c)),
+		ctl_render_scalar(json_object_get(t, "held"), d, sizeof(d)),
+		ctl_render_scalar(json_object_get(t, "failed"), to, sizeof(to)));
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 const struct ctl_renderer ctl_renderers[] = {
@@ -626,6 +647,7 @@ const struct ctl_renderer ctl_renderers[] = {
 	{ "route", NULL, render_route },
 	{ "dns", "lookup", render_dns },
 	{ "flush", NULL, render_flush },
+	{ "transfer", NULL, render_transfer },
 	{ "dest", "show", render_dest_show },
 	{ "dest", "clear", render_dest_clear },
 	{ "bounce", NULL, render_bounce },

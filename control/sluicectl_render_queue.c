@@ -74,6 +74,10 @@ void ctl_render_queue_list_page(FILE *out, const json_t *result, bool first,
 		text(json_object_get(m, "hold_reason"), reply, sizeof(reply));
 		if (reply[0])
 			fprintf(out, "%46s(held: %s)\n", "", reply);
+		text(json_object_get(m, "last_error"), reply, sizeof(reply));
+		if (num(m, "attempts") > 0)
+			fprintf(out, "%46sattempts=%lld%s%s\n", "", num(m, "attempts"),
+				reply[0] ? " last_error=" : "", reply);
 		json_array_foreach(json_object_get(m, "recipients"), k, r) {
 			text(json_object_get(r, "reply"), reply, sizeof(reply));
 			if (reply[0])
@@ -226,6 +230,13 @@ static void render_queue_show(FILE *out, const json_t *result, int argc, char **
 	text(json_object_get(result, "hold_reason"), a, sizeof(a));
 	if (a[0])
 		fprintf(out, "held:       %s\n", a);
+	fprintf(out, "attempts:   %lld", num(result, "attempts"));
+	if (num(result, "prior_attempts") > 0)
+		fprintf(out, " (%lld on the box it came from)", num(result, "prior_attempts"));
+	fprintf(out, "\n");
+	text(json_object_get(result, "last_error"), a, sizeof(a));
+	if (a[0])
+		fprintf(out, "last error: %s\n", a);
 	fprintf(out, "\n*** RECIPIENTS ***\n");
 	ctl_render_table(out, json_object_get(result, "recipients"), rc);
 	fprintf(out, "\n*** HISTORY ***\n");

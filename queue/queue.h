@@ -141,6 +141,12 @@ struct queue_envelope {
 	uint64_t expiry;	/* unix seconds: give up after this */
 	uint8_t held;		/* 1: stored held (not due until released), e.g.
 				 * a mail loop kept for the operator */
+	/* a message transferred from another box (XSLUICE): first due at
+	 * `due` (0: at arrival), with its attempts there and last error
+	 * (NULL or "": none; cut to QREC_PRIOR_ERR_MAX, 160 octets) */
+	uint64_t due;
+	uint32_t prior_attempts;
+	const char *prior_error;
 	uint32_t nrcpt;
 	const struct queue_rcpt_in *rcpt;
 };
@@ -308,9 +314,20 @@ struct queue_msg {
 	const char *sender, *envid, *client_name, *client_addr, *helo;
 	const char *auth_method, *auth_user;	/* "" when it came without AUTH */
 	const char *hold_reason;	/* held: why ("" when no reason was given) */
+	/* its history on the box it was transferred from (XSLUICE): the
+	 * delivery attempts there and the last error ("" none); 0 and ""
+	 * for mail that came from a client */
+	uint32_t prior_attempts;
+	const char *prior_error;
 	unsigned nrcpt;
 	struct queue_msg_rcpt *rcpt;
 };
+/* Its delivery attempts in all: those on the box it came from (prior)
+ * plus the most any recipient of this part had here. */
+unsigned queue_msg_attempts(const struct queue_msg *m);
+/* Its last error: the reply of its most recently tried recipient still
+ * deferred here, else the one it brought from another box; "" none. */
+const char *queue_msg_last_error(const struct queue_msg *m);
 /* Lookup by ID: O(log n). */
 int queue_lookup(struct queue *q, unsigned shard, uint64_t id, struct queue_msg **out);
 /* Copy the body (up to cap bytes; *len gets its full size). */

@@ -48,16 +48,41 @@ int queue_scan_due(struct queue *q, unsigned shard, uint64_t now,
 	return rc == 0 ? QUEUE_OK : SCAN_STATUS(rc);
 }
 
+unsigned queue_msg_attempts(const struct queue_msg *m)
+{
+	unsigned most = 0;
+
+	for (unsigned i = 0; i < m->nrcpt; i++)
+		if (m->rcpt[i].attempts > most)
+			most = m->rcpt[i].attempts;
+	return m->prior_attempts + most;
+}
+
+const char *queue_msg_last_error(const struct queue_msg *m)
+{
+	const struct queue_msg_rcpt *last = NULL;
+
+	for (unsigned i = 0; i < m->nrcpt; i++) {
+		const struct queue_msg_rcpt *r = &m->rcpt[i];
+		if (r->state == QUEUE_RCPT_DEFERRED && r->reply && r->reply[0] &&
+		    (!last || r->last_attempt > last->last_attempt))
+			last = r;
+	}
+	if (last)
+		return last->reply;
+	return m->prior_error ? m->prior_error : "";
+}
+
 /* Copy a decoded record into one malloc'd queue_msg. */
 static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned shard)
 {
-	const char *strs[8] = { r->sender, r->envid, r->client_name, r->client_addr, r->helo,
-				r->auth_method, r->auth_user, r->hold_reason };
+	const char *strs[9] = { r->sender, r->envid, r->client_name, r->client_addr, r->helo,
+				r->auth_method, r->auth_user, r->hold_reason, r->prior_error };
 	size_t need = sizeof(struct queue_msg) + r->nrcpt * sizeof(struct queue_msg_rcpt);
 	struct queue_msg *m;
 	char *p;
 
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 9; i++)
 		need += strlen(strs[i]) + 1;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		need += strlen(r->rcpt[i].addr) + strlen(r->rcpt[i].orcpt) +
@@ -76,6 +101,8 @@ static struct queue_msg *msg_copy(const struct qrec *r, uint64_t id, unsigned sh
 	COPY(m->auth_method, r->auth_method);
 	COPY(m->auth_user, r->auth_user);
 	COPY(m->hold_reason, r->hold_reason);
+	COPY(m->prior_error, r->prior_error);
+	m->prior_attempts = r->prior_attempts;
 	for (unsigned i = 0; i < r->nrcpt; i++) {
 		COPY(m->rcpt[i].addr, r->rcpt[i].addr);
 		COPY(m->rcpt[i].orcpt, r->rcpt[i].orcpt);
@@ -391,6 +418,8 @@ static void msg_view(const struct qrec *r, uint64_t id, unsigned shard, struct q
 	m->auth_method = r->auth_method;
 	m->auth_user = r->auth_user;
 	m->hold_reason = r->hold_reason;
+	m->prior_attempts = r->prior_attempts;
+	m->prior_error = r->prior_error;
 	m->nrcpt = r->nrcpt;
 	m->rcpt = rcpt;
 	for (unsigned i = 0; i < r->nrcpt; i++) {

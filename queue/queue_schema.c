@@ -133,6 +133,7 @@ uint32_t q_domain_hash(const char *dom, size_t len)
  * [version 2: held_at(8) held_s(8)]
  * str sender, envid, client_name, client_addr, helo
  * [version 3: str auth_method, auth_user, hold_reason]
+ * [version 4: prior_attempts(4) str prior_error]
  * per recipient: state(1) notify(1) attempts(2) last_attempt(8)
  *                str addr, orcpt, reply [version 2: str dsn]
  * where str = len(2) bytes NUL
@@ -140,7 +141,9 @@ uint32_t q_domain_hash(const char *dom, size_t len)
  * Records are written as version 2; version 1 records (a spool from before
  * the bounce work) are read as having never been held and no stored
  * enhanced status; version 1 and 2 records as having come without AUTH and
- * held with no reason. Each is written back as version 3 when next changed.
+ * held with no reason; version 1 to 3 records as having no history from
+ * another box (prior_attempts 0, prior_error ""). Each is written back as
+ * version 4 when next changed.
  */
 #define QREC_FIXED_V1 62
 #define QREC_FIXED 78
@@ -155,7 +158,8 @@ size_t qrec_size(const struct qrec *r)
 {
 	size_t n = QREC_FIXED + str_size(r->sender) + str_size(r->envid) +
 		   str_size(r->client_name) + str_size(r->client_addr) + str_size(r->helo) +
-		   str_size(r->auth_method) + str_size(r->auth_user) + str_size(r->hold_reason);
+		   str_size(r->auth_method) + str_size(r->auth_user) + str_size(r->hold_reason) +
+		   4 + str_size(r->prior_error);
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		n += QRCPT_FIXED + str_size(r->rcpt[i].addr) + str_size(r->rcpt[i].orcpt) +
 		     str_size(r->rcpt[i].reply) + str_size(r->rcpt[i].dsn);
@@ -184,7 +188,8 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	if (str_size(r->sender) > 65537 || str_size(r->envid) > 65537 ||
 	    str_size(r->client_name) > 65537 || str_size(r->client_addr) > 65537 ||
 	    str_size(r->helo) > 65537 || str_size(r->auth_method) > 65537 ||
-	    str_size(r->auth_user) > 65537 || str_size(r->hold_reason) > 65537)
+	    str_size(r->auth_user) > 65537 || str_size(r->hold_reason) > 65537 ||
+	    str_size(r->prior_error) > QREC_PRIOR_ERR_MAX + 3)
 		return 0;
 	for (unsigned i = 0; i < r->nrcpt; i++)
 		if (str_size(r->rcpt[i].addr) > 65537 || str_size(r->rcpt[i].orcpt) > 65537 ||
@@ -216,6 +221,8 @@ size_t qrec_encode(const struct qrec *r, uint8_t *buf, size_t cap)
 	p = str_put(p, r->auth_method);
 	p = str_put(p, r->auth_user);
 	p = str_put(p, r->hold_reason);
+	be32_put(p, r->prior_attempts);
+	p = str_put(p + 4, r->prior_error);
 	for (unsigned i = 0; i < r->nrcpt; i++) {
 		const struct qrec_rcpt *c = &r->rcpt[i];
 		p[0] = c->state;
@@ -251,12 +258,13 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 		struct qrec_rcpt *rcpt, size_t rcpt_cap)
 {
 	const uint8_t *p = buf, *end = buf + len;
-	int v2, v3;
+	int v2, v3, v4;
 
 	if (len < QREC_FIXED_V1 || p[0] < 1 || p[0] > QREC_VERSION)
 		return -1;
 	v2 = p[0] >= 2;	/* held times, stored statuses */
 	v3 = p[0] >= 3;	/* AUTH identity, hold reason */
+	v4 = p[0] >= 4;	/* history from another box */
 	if (v2 && len < QREC_FIXED)
 		return -1;
 	memset(r, 0, sizeof(*r));
@@ -289,6 +297,16 @@ int qrec_decode(struct qrec *r, const uint8_t *buf, size_t len,
 			return -1;
 	} else {
 		r->auth_method = r->auth_user = r->hold_reason = "";
+	}
+	r->prior_error = "";
+	if (v4) {
+		if (end - p < 4)
+			return -1;
+		r->prior_attempts = be32_get(p);
+		p += 4;
+		if (!(r->prior_error = str_get(&p, end)) ||
+		    strlen(r->prior_error) > QREC_PRIOR_ERR_MAX)
+			return -1;
 	}
 	r->rcpt = rcpt;
 	for (unsigned i = 0; i < r->nrcpt; i++) {

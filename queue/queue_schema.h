@@ -37,7 +37,8 @@
 #define QSUM_LEN     12
 #define QSLOT_SECONDS 300
 
-#define QREC_VERSION 3	/* written; versions 1 and 2 are still read */
+#define QREC_VERSION 4	/* written; versions 1 to 3 are still read */
+#define QREC_PRIOR_ERR_MAX 160	/* the carried last error (xsluice.h's XSLUICE_ERR_MAX) */
 /*
  * QF_INTENT: a part of a message that spans shards, stored while the other
  * shards may not have theirs yet. It is not due and cannot be claimed until
@@ -132,6 +133,13 @@ struct qrec {
 	 * mechanism and user name, "" when it came unauthenticated) and why
 	 * it is held ("" when not held or held with no reason given) */
 	const char *auth_method, *auth_user, *hold_reason;
+	/* version 4: the history a message brought from another box
+	 * (sluicectl transfer, XSLUICE): its delivery attempts there and
+	 * its last error text (at most QREC_PRIOR_ERR_MAX octets; "" none).
+	 * Its next try there is the record's due time. 0 and "" for a
+	 * message that came from a client. */
+	uint32_t prior_attempts;
+	const char *prior_error;
 	struct qrec_rcpt *rcpt;
 };
 

@@ -138,7 +138,9 @@ int qwrite_message(struct shard *sh, MDB_txn *txn, struct queue_submission *s, i
 	r.arrival = s->env.arrival;
 	r.expiry = s->env.expiry;
 	r.size = s->size;
-	r.due = s->env.arrival;
+	r.due = s->env.due ? s->env.due : s->env.arrival;
+	r.prior_attempts = s->env.prior_attempts;
+	r.prior_error = s->env.prior_error;
 	r.ret = s->env.ret;
 	r.body_flags = s->env.body_flags;
 	r.sender = s->env.sender;

@@ -241,6 +241,17 @@ int dlv_job_sender(struct dlv_job *j, const char *sender, const char *envid, uin
 	return 0;
 }
 
+int dlv_job_xsluice(struct dlv_job *j, const char *value)
+{
+	const char *v;
+
+	if (!value || !(v = job_string(j, value)))
+		return -1;
+	j->msg.xsluice = v;
+	j->msg.xsluice_required = true;
+	return 0;
+}
+
 int dlv_job_rcpt(struct dlv_job *j, const char *addr, const char *orcpt, uint8_t notify)
 {
 	uint32_t mark = j->strings_used;

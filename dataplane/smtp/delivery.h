@@ -259,6 +259,10 @@ int dlv_job_sender(struct dlv_job *j, const char *sender, const char *envid, uin
  * when DLV_RCPT_MAX are in or its strings do not fit: the rest go in
  * another job. */
 int dlv_job_rcpt(struct dlv_job *j, const char *addr, const char *orcpt, uint8_t notify);
+/* A transfer's queue state (an xsluice_format value), sent as XSLUICE=
+ * and required of the next hop (smtp_client_msg.xsluice_required). Call
+ * after the sender (which starts the strings over). */
+int dlv_job_xsluice(struct dlv_job *j, const char *value);
 /* The body (n <= DLV_IOV_MAX pieces). */
 int dlv_job_body(struct dlv_job *j, const struct iovec *iov, unsigned n);
 

@@ -1089,6 +1089,11 @@ int smtp_client_send(struct smtp_client_conn *c, const struct smtp_client_msg *m
 		msg_refuse(c, "5.1.7", "bad sender address syntax");
 		return 0;
 	}
+	if (m->xsluice_required && (!c->caps.xsluice || !m->xsluice || !m->xsluice[0])) {
+		msg_refuse(c, "4.3.5", "a transfer needs XSLUICE, not offered by the next hop "
+			   "(is this box in its mynetworks?)");
+		return 0;
+	}
 	if (c->utf8 && !c->caps.smtputf8) {
 		STAT(c, utf8_refused);
 		msg_refuse(c, "5.6.7", "SMTPUTF8 is required, but was not offered by the next hop");

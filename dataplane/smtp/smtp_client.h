@@ -205,6 +205,10 @@ struct smtp_client_msg {
 	const char *xsluice;		/* a transfer's queue state, an xsluice_format
 					 * value, sent as XSLUICE= when the next hop
 					 * offers it; NULL: none */
+	bool xsluice_required;		/* a transfer (sluicectl transfer): a next hop
+					 * that does not offer XSLUICE gets nothing
+					 * (every recipient 4.3.5), so no message
+					 * moves without its history */
 };
 
 /* The outcome for one recipient, the message, or the session. */

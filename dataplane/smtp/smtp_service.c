@@ -541,9 +541,12 @@ static void submit(struct smtp_conn *sc)
 	sub->env.arrival = m->arrival;
 	sub->env.expiry = m->arrival + (m->sender[0] || !sc->live->bounce_lifetime_s ?
 					sc->live->lifetime_s : sc->live->bounce_lifetime_s);
-	if (m->has_xsluice) {	/* transferred from another box: its arrival and expiry */
+	if (m->has_xsluice) {	/* transferred from another box: its queue state there */
 		sub->env.arrival = m->xsluice.arrival;
 		sub->env.expiry = m->xsluice.expiry;
+		sub->env.due = m->xsluice.next_try;	/* not at once: when it was due there */
+		sub->env.prior_attempts = m->xsluice.attempts;
+		sub->env.prior_error = m->xsluice.last_error;
 	}
 	sub->env.held = m->held;	/* a mail loop kept for the operator (loop_action = hold) */
 	sub->env.nrcpt = m->nrcpt;

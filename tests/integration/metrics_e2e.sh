@@ -136,6 +136,7 @@ table = {  # group.name -> (family, label) of control/metrics.c's table
     "net.nd_rx_ns": ("sluice_net_nd_rx_solicitations_total", None),
     "net.nd_tx_ns": ("sluice_net_nd_tx_solicitations_total", None),
     "drain.active": ("sluice_drain_active", None),
+    "sched.xfer_active": ("sluice_sched_transfer_active", None),
     "drain_hook.running": ("sluice_drain_hook_running", None),
     "smtpd.refused_draining": ("sluice_smtp_refused_draining_total", None),
     "smtpd.rej_conn_rate": ("sluice_client_rate_refusals_total", 'limit="connections"'),

@@ -480,3 +480,50 @@ Test(qcmd, bad_words_refused_at_once)
 	cr_assert_eq(qcmd_duration("-5m", &s), -1);
 	cr_assert_eq(qcmd_duration("5mm", &s), -1);
 }
+
+/* A message transferred from another box (XSLUICE): list and show give its
+ * attempts there plus ours and its last error, ours once it has one. */
+Test(qcmd, transferred_history_in_list_and_show)
+{
+	struct qt_msg m, *mp = &m;
+	uint32_t tok;
+	json_t *r, *row;
+	uint64_t id;
+	unsigned sh;
+
+	qt_msg_init(&m, "x@t1.example", 100, 1, now0 - 60);
+	m.sub.env.sender = "s@one.example";
+	m.sub.env.due = now0 + 900;
+	m.sub.env.prior_attempts = 4;
+	m.sub.env.prior_error = "421 4.7.0 too many connections";
+	qt_submit_wait(q, done, &mp, 1);
+	cr_assert_eq(m.sub.status, QUEUE_OK);
+	id = m.sub.id;
+	qt_msg_free(&m);
+
+	r = MUST("queue", "list", "--domain", "t1.example");
+	row = row_of(r, id);
+	cr_assert_not_null(row);
+	cr_assert_eq(json_integer_value(json_object_get(row, "attempts")), 4);
+	cr_assert_str_eq(json_string_value(json_object_get(row, "last_error")),
+			 "421 4.7.0 too many connections");
+	json_decref(r);
+	r = MUST("queue", "show", ids(id));
+	cr_assert_eq(json_integer_value(json_object_get(r, "attempts")), 4);
+	cr_assert_eq(json_integer_value(json_object_get(r, "prior_attempts")), 4);
+	cr_assert_eq(json_integer_value(json_object_get(r, "due")), (json_int_t)(now0 + 900),
+		     "due at the carried next try");
+	json_decref(r);
+	/* one attempt here: 5 in all, and our reply is the last error now */
+	sh = queue_shard_of(q, "t1.example");
+	cr_assert_eq(queue_claim(q, sh, id, now0 + 900, 60, &tok), QUEUE_OK);
+	cr_assert_eq(queue_result(q, sh, id, tok, 0, QUEUE_RCPT_DEFERRED, "451 4.2.1 busy",
+				  now0 + 900), QUEUE_OK);
+	cr_assert_eq(queue_reschedule(q, sh, id, tok, now0 + 1800), QUEUE_OK);
+	r = MUST("queue", "show", ids(id));
+	cr_assert_eq(json_integer_value(json_object_get(r, "attempts")), 5);
+	cr_assert_str_eq(json_string_value(json_object_get(r, "last_error")), "451 4.2.1 busy");
+	cr_assert_str_eq(json_string_value(json_object_get(r, "prior_error")),
+			 "421 4.7.0 too many connections");
+	json_decref(r);
+}

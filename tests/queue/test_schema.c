@@ -2,7 +2,8 @@
  * test_schema.c - the byte layout of the spool: records round-trip, damaged
  * records are refused, records of the first layout (version 1) are still
  * read, and so are those of the second (version 2, before the AUTH identity
- * and the hold reason), keys sort the way the indexes need, queue IDs print sortably and
+ * and the hold reason) and the third (version 3, before the history a
+ * transferred message brings from another box), keys sort the way the indexes need, queue IDs print sortably and
  * parse back, domains hash case-insensitively.
  */
 #include <criterion/criterion.h>
@@ -38,6 +39,8 @@ static void sample(struct qrec *r, struct qrec_rcpt *rc)
 	r->auth_method = "PLAIN";
 	r->auth_user = "alice@isp.example";
 	r->hold_reason = "daily quota: user alice@isp.example, 101 of 100 messages";
+	r->prior_attempts = 70000;	/* more than a recipient's 16 bits */
+	r->prior_error = "451 4.7.1 greylisted, try again in 5 minutes";
 	r->rcpt = rc;
 	rc[0] = (struct qrec_rcpt){ "a@x.example", "", "", 0, 0, 0, 0, "" };
 	rc[1] = (struct qrec_rcpt){ "b@y.example", "rfc822;b@y.example", "421 4.7.0 try later",
@@ -140,6 +143,26 @@ static size_t encode_v2(const struct qrec *r, uint8_t *buf)
 	return (size_t)(p - buf);
 }
 
+/* The third layout (version 3), written before the history of a transferred
+ * message: version 2 plus three envelope strings (AUTH identity, hold reason). */
+static size_t encode_v3(const struct qrec *r, uint8_t *buf)
+{
+	uint8_t *p = buf, tmp[1024];
+	size_t len = encode_v2(r, tmp), head = 78;
+
+	/* the five envelope strings of version 2 */
+	for (int i = 0; i < 5; i++)
+		head += 3 + ((size_t)tmp[head] << 8 | tmp[head + 1]);
+	memcpy(p, tmp, head);
+	p[0] = 3;
+	p += head;
+	p = put_str(p, r->auth_method);
+	p = put_str(p, r->auth_user);
+	p = put_str(p, r->hold_reason);
+	memcpy(p, tmp + head, len - head);	/* the recipients as in version 2 */
+	return (size_t)(p - buf) + len - head;
+}
+
 Test(schema, record_roundtrip)
 {
 	struct qrec r, d;
@@ -181,6 +204,8 @@ Test(schema, record_roundtrip)
 	cr_assert_str_eq(d.auth_method, "PLAIN");
 	cr_assert_str_eq(d.auth_user, "alice@isp.example");
 	cr_assert_str_eq(d.hold_reason, "daily quota: user alice@isp.example, 101 of 100 messages");
+	cr_assert_eq(d.prior_attempts, 70000);
+	cr_assert_str_eq(d.prior_error, "451 4.7.1 greylisted, try again in 5 minutes");
 	/* byte-identical when re-encoded */
 	uint8_t buf2[1024];
 	cr_assert_eq(qrec_encode(&d, buf2, sizeof(buf2)), len);
@@ -400,9 +425,68 @@ Test(schema, version_2_records_are_still_read)
 	d.auth_user = "bob";
 	len2 = qrec_encode(&d, buf2, sizeof(buf2));
 	cr_assert_gt(len2, len);
-	cr_assert_eq(buf2[0], 3);
+	cr_assert_eq(buf2[0], QREC_VERSION);
 	cr_assert_eq(qrec_decode(&r, buf2, len2, rc, 3), 0);
 	cr_assert_str_eq(r.auth_method, "LOGIN");
 	cr_assert_str_eq(r.auth_user, "bob");
 	cr_assert_str_eq(r.rcpt[1].reply, "421 4.7.0 try later");
+}
+
+Test(schema, version_3_records_are_still_read)
+{
+	struct qrec r, d;
+	struct qrec_rcpt rc[3], drc[3];
+	uint8_t buf[1024], buf2[1024];
+	size_t len, len2;
+
+	sample(&r, rc);
+	len = encode_v3(&r, buf);
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0, "a version 3 record decodes");
+	cr_assert_eq(d.flags, QF_HELD);
+	cr_assert_eq(d.due, 1700000300);
+	cr_assert_str_eq(d.auth_user, "alice@isp.example");
+	cr_assert_str_eq(d.hold_reason, r.hold_reason);
+	cr_assert_eq(d.prior_attempts, 0, "no history from another box in version 3");
+	cr_assert_str_eq(d.prior_error, "");
+	for (int i = 0; i < 3; i++) {
+		cr_assert_str_eq(d.rcpt[i].addr, rc[i].addr);
+		cr_assert_eq(d.rcpt[i].attempts, rc[i].attempts);
+		cr_assert_str_eq(d.rcpt[i].dsn, rc[i].dsn);
+	}
+	for (size_t cut = 0; cut < len; cut++)
+		cr_assert_neq(qrec_decode(&d, buf, cut, drc, 3), 0, "v3 truncated at %zu", cut);
+	/* written back as version 4, with a history now */
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0);
+	d.prior_attempts = 3;
+	d.prior_error = "421 4.3.2 busy";
+	len2 = qrec_encode(&d, buf2, sizeof(buf2));
+	cr_assert_eq(len2, len + 4 + 3 + strlen("421 4.3.2 busy"));
+	cr_assert_eq(buf2[0], 4);
+	cr_assert_eq(qrec_decode(&r, buf2, len2, rc, 3), 0);
+	cr_assert_eq(r.prior_attempts, 3);
+	cr_assert_str_eq(r.prior_error, "421 4.3.2 busy");
+	cr_assert_str_eq(r.rcpt[1].reply, "421 4.7.0 try later");
+}
+
+/* The carried last error is bounded: longer is refused at encoding and at
+ * decoding (a damaged or forged record). */
+Test(schema, prior_error_is_bounded)
+{
+	struct qrec r, d;
+	struct qrec_rcpt rc[3], drc[3];
+	uint8_t buf[2048];
+	char err[QREC_PRIOR_ERR_MAX + 2];
+	size_t len;
+
+	sample(&r, rc);
+	memset(err, 'e', sizeof(err) - 1);
+	err[QREC_PRIOR_ERR_MAX] = 0;
+	r.prior_error = err;
+	len = qrec_encode(&r, buf, sizeof(buf));
+	cr_assert_gt(len, 0, "%d octets fit", QREC_PRIOR_ERR_MAX);
+	cr_assert_eq(qrec_decode(&d, buf, len, drc, 3), 0);
+	cr_assert_eq(strlen(d.prior_error), QREC_PRIOR_ERR_MAX);
+	err[QREC_PRIOR_ERR_MAX] = 'e';
+	err[QREC_PRIOR_ERR_MAX + 1] = 0;
+	cr_assert_eq(qrec_encode(&r, buf, sizeof(buf)), 0, "one more does not");
 }

@@ -701,6 +701,22 @@ SCENARIO(xsluice_not_sent_unless_offered)
 	       "DATA\r\n");
 }
 
+/* A transfer requires XSLUICE: a next hop that does not offer it gets
+ * nothing at all (no MAIL), each recipient a temporary 4.3.5, so no
+ * message moves to another box without its history. */
+SCENARIO(xsluice_required_refused_unless_offered)
+{
+	static const struct smtp_client_msg mx = {
+		.sender = "s@sluice.test", .nrcpt = 1, .rcpt = RDSN, .size = 10,
+		.xsluice = "1700000000.2.1700003600.1700432000", .xsluice_required = true,
+	};
+	greet(h, EHLO_DATA);
+	send_msg(h, &mx);
+	res_is(&h->mres, 0, "4.3.5");
+	res_is(&h->rres[0], 0, "4.3.5");
+	out_is(h, "");
+}
+
 SCENARIO(dsn_parameters_dropped_without_dsn)
 {
 	greet(h, EHLO_BDAT);

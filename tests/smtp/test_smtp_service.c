@@ -578,7 +578,8 @@ Test(smtp_service, refuse_new_is_421_and_open_sessions_finish)
 }
 
 /* XSLUICE from a trusted client (the test's client is in mynetworks): the
- * record keeps the first box's arrival and expiry, not now + lifetime. */
+ * record keeps the first box's arrival and expiry, not now + lifetime, its
+ * attempts there and last error, and is due at its next try there. */
 Test(smtp_service, xsluice_arrival_and_expiry_are_stored)
 {
 	struct queue_msg *m;
@@ -595,6 +596,9 @@ Test(smtp_service, xsluice_arrival_and_expiry_are_stored)
 	cr_assert_eq(queue_lookup(q, 0, id, &m), QUEUE_OK);
 	cr_expect_eq(m->arrival, 1700000000);
 	cr_expect_eq(m->expiry, 1700432000);
+	cr_expect_eq(m->due, 1700003600, "due at the carried next try");
+	cr_expect_eq(m->prior_attempts, 5);
+	cr_expect_str_eq(m->prior_error, "451 busy");
 	free(m);
 }
 

@@ -23,7 +23,11 @@
  * the body arena's bound; the active set's bound; flush; the operator's
  * suspension of a domain; quiesce; daily quotas and user suspensions
  * (quota.h) hold a message at its first claim, with the reason, and its
- * release by the operator delivers it without counting it again.
+ * release by the operator delivers it without counting it again; a
+ * transfer to another box moves every message at once in one transaction
+ * with its XSLUICE history, removes it after the 250 without a DSN or a
+ * delivery count, never counts a failed transfer as an attempt, and gives
+ * mail back to its own route once cancelled.
  */
 #include <criterion/criterion.h>
 
@@ -43,6 +47,7 @@
 #include "control/quota.h"
 #include "control/route.h"
 #include "control/sched.h"
+#include "dataplane/smtp/xsluice.h"
 #include "queue/queue.h"
 #include "tests/support/dns_responder.h"
 
@@ -2530,4 +2535,189 @@ Test(sched, a_message_spanning_shards_counts_once_and_is_held_whole)
 	cr_assert_eq(u.messages, 2);
 	fx_stop();
 	quota_close(qs);
+}
+
+/* ---- the transfer to another box (sluicectl transfer) ---------------------------------- */
+
+#define XBOX "198.51.100.7"
+
+/* The lent job for message part id (its first recipient's address names
+ * it here), or -1. */
+static int job_for(const char *first_rcpt)
+{
+	for (unsigned i = 0; i < nout; i++)
+		if (strcmp(out[i].j->msg.rcpt[0].addr, first_rcpt) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * A transfer routes every queued message, all its recipients whatever their
+ * domains, to the other box at once (not at its next try), with XSLUICE
+ * carrying its history and required of that box; the other box's 250
+ * removes it without any DSN or delivery count; a failed transfer is not
+ * an attempt (nothing recorded, no bounce) and is tried again; held mail
+ * stays held unless --include-held; a running delivery finishes first.
+ */
+Test(sched, transfer_moves_every_message_to_one_box_with_its_history)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("a.test", "[" SINK "]");
+	route("b.test", "[" SINK "]:2526");
+	struct pm m1 = { .rcpts = "x@a.test,y@b.test", .notify = QUEUE_NOTIFY_SUCCESS |
+			 QUEUE_NOTIFY_FAILURE, .ret = -1 };
+	uint64_t id1 = put_msg(&m1);
+	uint64_t id2 = put("z@a.test");
+	uint64_t id3 = put("h@b.test");
+	uint64_t id4 = put("w@b.test");
+	cr_assert_eq(queue_hold(q, id3), QUEUE_OK);
+
+	/* tried once each and deferred: due again in minutes, not now */
+	settle();
+	cr_assert_eq(take(), 4, "a.test: x and z; b.test: y and w");
+	int k4 = job_for("w@b.test");
+	cr_assert_geq(k4, 0);
+	struct lent w_job = out[k4];	/* w's delivery is still running at the start */
+	forget((unsigned)k4);
+	while (nout) {
+		answer(0, 451, "4.7.1", "451 4.7.1 greylisted");
+		forget(0);
+	}
+	settle();
+	struct queue_msg *m = look(id2, 0);
+	cr_assert_eq(m->rcpt[0].attempts, 1);
+	cr_assert_gt(m->due, T0 + 60, "due again in minutes");
+	free(m);
+	struct sched_stats before = stats();
+
+	adv(20);
+	uint64_t due;
+	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 2525, false, &due), QUEUE_OK);
+	cr_assert_eq(due, 3, "id1 (for each of its domains) and id2 made due; id3 held, id4 in delivery");
+	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 2525, false, &due), QUEUE_STATE,
+		     "one at a time");
+	settle();
+	cr_assert_eq(take(), 2, "one job per message, at once");
+	int k1 = job_for("x@a.test"), k2 = job_for("z@a.test");
+	cr_assert(k1 >= 0 && k2 >= 0);
+	struct dlv_job *j = out[k1].j;
+	cr_assert_str_eq(j->dest, "[" XBOX "]:2525");
+	cr_assert_eq(j->nhops, 1);
+	cr_assert_eq(j->hop[0].addr, inet_addr(XBOX));
+	cr_assert_eq(j->hop[0].port, 2525);
+	cr_assert_eq(j->msg.nrcpt, 2, "both domains in one transaction");
+	cr_assert_str_eq(j->msg.rcpt[1].addr, "y@b.test");
+	cr_assert_eq(j->msg.rcpt[1].notify, QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE,
+		     "the DSN parameters go along");
+	cr_assert(j->msg.xsluice_required, "never sent without its history");
+	cr_assert_not_null(j->msg.xsluice);
+	struct xsluice x;
+	cr_assert_eq(xsluice_parse(j->msg.xsluice, strlen(j->msg.xsluice), &x), 0, "%s",
+		     j->msg.xsluice);
+	cr_assert_eq(x.arrival, T0);
+	cr_assert_eq(x.expiry, T0 + 5 * 86400);
+	cr_assert_eq(x.attempts, 1);
+	cr_assert_str_eq(x.last_error, "host mx.test[" SINK "] said: 451 4.7.1 greylisted (in "
+			 "reply to RCPT TO command)");
+	m = look(id1, 0);
+	uint64_t want_next = retry_next_for(&rpol, "a.test", T0, T0, 1, id1);
+	uint64_t want_next_b = retry_next_for(&rpol, "b.test", T0, T0, 1, id1);
+	free(m);
+	cr_assert_eq(x.next_try, want_next < want_next_b ? want_next : want_next_b,
+		     "its next try by its own schedule, not the flush's now");
+
+	/* the other box refuses z for now: not an attempt, no bounce */
+	answer((unsigned)k2, 421, "4.3.2", "421 4.3.2 busy");
+	ok((unsigned)k1);
+	nout = 0;
+	settle();
+	cr_assert(gone(id1), "moved: removed after the other box's 250");
+	m = look(id2, 0);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->rcpt[0].attempts, 1, "a failed transfer is not an attempt");
+	cr_assert_eq(m->rcpt[0].state, QUEUE_RCPT_DEFERRED);
+	free(m);
+	struct sched_stats st = stats();
+	cr_assert_eq(st.xfer_rcpt, 2);
+	cr_assert_eq(st.xfer_moved, 1);
+	cr_assert_eq(st.xfer_failed, 1);
+	cr_assert_eq(st.xfer_active, 1);
+	cr_assert_eq(st.rcpt_sent, before.rcpt_sent, "not counted as delivered");
+	cr_assert_eq(st.rcpt_deferred, before.rcpt_deferred);
+	cr_assert_eq(st.rcpt_bounced, 0);
+	cr_assert_eq(ndsns, 0, "no DSN: not even the NOTIFY=SUCCESS one");
+
+	/* w's running delivery ends (deferred): transferred right after */
+	out[nout++] = w_job;
+	answer(0, 451, "4.7.1", "451 4.7.1 greylisted");
+	forget(0);
+	settle();
+	adv(o.sc.local_retry_s);	/* and z is due again */
+	settle();
+	cr_assert_eq(take(), 2, "w after its delivery, z after local_retry_s");
+	cr_assert_str_eq(out[0].j->dest, "[" XBOX "]:2525");
+	cr_assert_str_eq(out[1].j->dest, "[" XBOX "]:2525");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(id2) && gone(id4));
+	cr_assert_not(gone(id3), "held mail stays");
+	json_t *js = sched_transfer_json(s);
+	cr_assert_eq(json_integer_value(json_object_get(js, "moved")), 3);
+	cr_assert_eq(json_integer_value(json_object_get(js, "failed")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(js, "left")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(js, "to")), "[" XBOX "]:2525");
+	json_decref(js);
+
+	/* again with --include-held: the held one goes too */
+	cr_assert_eq(sched_transfer_cancel(s), QUEUE_OK);
+	cr_assert_eq(sched_transfer_cancel(s), QUEUE_NOTFOUND);
+	cr_assert_eq(stats().xfer_active, 0);
+	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 2525, true, &due), QUEUE_OK);
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_str_eq(out[0].j->msg.rcpt[0].addr, "h@b.test");
+	answer_all_ok();
+	settle();
+	cr_assert(gone(id3));
+	js = sched_transfer_json(s);
+	cr_assert_eq(json_integer_value(json_object_get(js, "released")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(js, "left")), 0);
+	json_decref(js);
+	cr_assert_eq(stats().rcpt_sent, before.rcpt_sent);
+	fx_stop();
+}
+
+/* Once cancelled, what is left is delivered by its own route and schedule
+ * again; a failed transfer did not change its schedule's attempt count. */
+Test(sched, after_a_cancelled_transfer_mail_takes_its_own_route)
+{
+	struct opts o;
+	opts_default(&o);
+	fx_start(&o);
+	route("a.test", "[" SINK "]");
+	uint64_t id = put("z@a.test");
+	uint64_t due;
+
+	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 25, false, &due), QUEUE_OK);
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_str_eq(out[0].j->dest, "[" XBOX "]:25");
+	refused(0);	/* the other box is down */
+	forget(0);
+	settle();
+	cr_assert_eq(sched_transfer_cancel(s), QUEUE_OK);
+	adv(o.sc.local_retry_s);
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_str_eq(out[0].j->dest, "[" SINK "]:25", "its own route again");
+	cr_assert_null(out[0].j->msg.xsluice);
+	cr_assert_not(out[0].j->msg.xsluice_required);
+	ok(0);
+	forget(0);
+	settle();
+	cr_assert(gone(id));
+	cr_assert_eq(stats().rcpt_sent, 1);
+	fx_stop();
 }
