@@ -476,6 +476,8 @@ PLANE_CMD(cmd_cluster_suspend, "cluster", "suspend")
 PLANE_CMD(cmd_cluster_resume, "cluster", "resume")
 PLANE_CMD(cmd_cluster_queue, "cluster", "queue")
 PLANE_CMD(cmd_cluster_boxes, "cluster", "boxes")
+PLANE_CMD(cmd_cluster_flush, "cluster", "flush")
+PLANE_CMD(cmd_cluster_route, "cluster", "route")
 
 /* ---- the table ---------------------------------------------------------------------- */
 
@@ -560,6 +562,16 @@ const struct ctl_cmd ctl_commands[] = {
 	  "publishes its own every second; \"missing\" lists boxes without one)." },
 	{ "cluster", "boxes", CTL_READ, cmd_cluster_boxes, "",
 	  "The boxes registered in the cluster and when their registration runs out." },
+	{ "cluster", "flush", CTL_ADMIN, cmd_cluster_flush, "[DOMAIN | --domain DOMAIN | --all]",
+	  "Flush DOMAIN (or all mail) on every box of the cluster: each box does its own "
+	  "`flush --domain DOMAIN` (or `flush --all`) within a second. sluicectl --cluster "
+	  "flush says the same." },
+	{ "cluster", "route", CTL_ADMIN, cmd_cluster_route,
+	  "set DOMAIN SPEC | clear DOMAIN | show",
+	  "The cluster's runtime routes, kept in Redis: set (as `route set`) or clear DOMAIN's "
+	  "on every box within a second, or show them. Each box applies them as runtime "
+	  "routes (kept across reloads; a box that joins later gets them too). A box's own "
+	  "`route set` stays its own. sluicectl --cluster route ... says the same." },
 	{ "suspend", NULL, CTL_ADMIN, cmd_suspend, "[DOMAIN [--for T]]",
 	  "Stop delivering to DOMAIN (all of it or for T: 30m, 2h, 1d) while the rest goes "
 	  "on: its mail stays queued, logged deferred (4.3.2), not tried. No argument: the "

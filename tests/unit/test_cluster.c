@@ -441,6 +441,168 @@ Test(cluster, suspension_reaches_the_other_box)
 	cluster_stop(b);
 }
 
+/* What cluster_sync_routes / cluster_sync_flushes told one box. */
+struct told {
+	char set[8][2][128];	/* key, spec */
+	unsigned nset;
+	char cleared[8][128];
+	unsigned ncleared;
+	char flushed[8][128];	/* "*": all */
+	unsigned nflushed;
+};
+static void on_route_set(void *u, const char *key, const char *spec)
+{
+	struct told *t = u;
+	cr_assert_lt(t->nset, 8);
+	snprintf(t->set[t->nset][0], 128, "%s", key);
+	snprintf(t->set[t->nset][1], 128, "%s", spec);
+	t->nset++;
+}
+static void on_route_clear(void *u, const char *key)
+{
+	struct told *t = u;
+	cr_assert_lt(t->ncleared, 8);
+	snprintf(t->cleared[t->ncleared++], 128, "%s", key);
+}
+static void on_flush(void *u, const char *dom)
+{
+	struct told *t = u;
+	cr_assert_lt(t->nflushed, 8);
+	snprintf(t->flushed[t->nflushed++], 128, "%s", dom ? dom : "*");
+}
+
+/* Sync cl's routes and flushes into t until cond holds (within 2 s): the
+ * seconds it took, or -1. */
+static double sync_until(struct cluster *cl, struct told *t, bool (*cond)(const struct told *))
+{
+	uint64_t t0 = clock_mono_ns();
+
+	while (clock_mono_ns() - t0 < 2 * NS_PER_SEC) {
+		cluster_sync_routes(cl, on_route_set, on_route_clear, t);
+		cluster_sync_flushes(cl, on_flush, t);
+		if (cond(t))
+			return (double)(clock_mono_ns() - t0) / 1e9;
+		usleep(5000);
+	}
+	return -1;
+}
+static bool one_set(const struct told *t) { return t->nset >= 1; }
+static bool two_set(const struct told *t) { return t->nset >= 2; }
+static bool one_cleared(const struct told *t) { return t->ncleared >= 1; }
+static bool one_flushed(const struct told *t) { return t->nflushed >= 1; }
+static bool two_flushed(const struct told *t) { return t->nflushed >= 2; }
+
+Test(cluster, routes_reach_every_box_and_a_late_one)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock), *c;
+	char *set[] = { "route", "set", "Ex.TEST", "10", "[192.0.2.1]:2525,", "20", "[192.0.2.2]" };
+	char *set2[] = { "route", "set", ".sub.test", "[192.0.2.3]" };
+	char *clr[] = { "route", "clear", "ex.test" }, *show[] = { "route", "show" };
+	char *bad[] = { "route", "set", "x.test", "[192.0.2.1" };
+	char *bad2[] = { "route", "set", "not a domain", "[192.0.2.1]" };
+	char *usage[] = { "route", "set", "x.test" };
+	char err[64];
+	struct told tb = { 0 }, tc = { 0 };
+	double took;
+
+	cr_assert_eq(cluster_submit(a, 3, usage, on_done, NULL, err, sizeof(err)), CLUSTER_USAGE);
+	usleep(300 * 1000);	/* both connected */
+	ask(a, 7, set);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
+				 answer, "cluster"), "route"), "domain")), "ex.test");
+	took = sync_until(b, &tb, one_set);
+	cr_assert(took >= 0, "box b never got the route");
+	cr_assert(took < 1.0, "within a second: %.2f s", took);
+	cr_assert_str_eq(tb.set[0][0], "ex.test");
+	cr_assert_str_eq(tb.set[0][1], "10 [192.0.2.1]:2525, 20 [192.0.2.2]", "the spec's words, "
+			 "joined: '%s'", tb.set[0][1]);
+	cr_assert_eq(cluster_sync_routes(b, on_route_set, on_route_clear, &tb), 0, "applied once");
+
+	/* a bad spec or domain is refused here and never reaches Redis */
+	ask(a, 4, bad);
+	cr_assert_not(answer_ok);
+	cr_assert_not_null(strstr(json_string_value(answer), "no closing ]"), "%s",
+			   json_string_value(answer));
+	ask(a, 4, bad2);
+	cr_assert_not(answer_ok);
+
+	ask(a, 4, set2);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	cr_assert(sync_until(b, &tb, two_set) >= 0);
+	cr_assert_str_eq(tb.set[1][0], ".sub.test");
+	ask(b, 2, show);
+	cr_assert(answer_ok);
+	cr_assert_eq(json_array_size(json_object_get(answer, "routes")), 2);
+
+	/* a box that joins later gets the cluster's routes */
+	c = box("c", sock);
+	cr_assert(sync_until(c, &tc, two_set) >= 0, "the late box has %u route(s)", tc.nset);
+
+	ask(b, 3, clr);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	took = sync_until(a, &tb, one_cleared);
+	took = sync_until(c, &tc, one_cleared);
+	cr_assert(took >= 0 && took < 1.0, "the clear reaches c within a second: %.2f", took);
+	cr_assert_str_eq(tc.cleared[0], "ex.test");
+	cr_assert_eq(tc.nset, 2, "nothing set again");
+	ask(b, 3, clr);
+	cr_assert_not(answer_ok, "cleared twice");
+	cr_assert_not_null(strstr(json_string_value(answer), "no cluster route"), "%s",
+			   json_string_value(answer));
+	struct cluster_stats st = stats_of(c);
+	cr_assert_eq(st.routes_applied, 3, "two set, one cleared: %llu",
+		     (unsigned long long)st.routes_applied);
+	json_decref(answer);
+	answer = NULL;
+	cluster_stop(a);
+	cluster_stop(b);
+	cluster_stop(c);
+}
+
+Test(cluster, flushes_reach_every_box_once)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock), *c;
+	char *all[] = { "flush" }, *dom[] = { "flush", "--domain", "Slow.TEST" };
+	char *old[] = { "flush", "old.test" }, *usage[] = { "flush", "--domain" };
+	char err[64];
+	struct told ta = { 0 }, tb = { 0 }, tc = { 0 };
+	double took;
+
+	cr_assert_eq(cluster_submit(a, 2, usage, on_done, NULL, err, sizeof(err)), CLUSTER_USAGE);
+	usleep(300 * 1000);
+	ask(a, 1, all);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	ask(b, 3, dom);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(answer, "cluster"),
+							   "flush")), "slow.test");
+	took = sync_until(b, &tb, two_flushed);
+	cr_assert(took >= 0 && took < 1.0, "b flushed twice within a second: %u in %.2f s",
+		  tb.nflushed, took);
+	cr_assert(sync_until(a, &ta, two_flushed) >= 0);
+	cr_assert_str_eq(ta.flushed[0], "*", "oldest first");
+	cr_assert_str_eq(ta.flushed[1], "slow.test");
+	usleep(600 * 1000);	/* polled again: nothing more */
+	cluster_sync_flushes(a, on_flush, &ta);
+	cr_assert_eq(ta.nflushed, 2, "each flush once: %u", ta.nflushed);
+	/* a box that joins later does not replay old flushes, but takes new ones */
+	c = box("c", sock);
+	usleep(400 * 1000);
+	cluster_sync_flushes(c, on_flush, &tc);
+	cr_assert_eq(tc.nflushed, 0, "old flushes replayed: %u", tc.nflushed);
+	ask(a, 2, old);
+	cr_assert(answer_ok);
+	cr_assert(sync_until(c, &tc, one_flushed) >= 0);
+	cr_assert_str_eq(tc.flushed[0], "old.test");
+	cr_assert_eq(stats_of(a).flushes_applied, 2);
+	json_decref(answer);
+	answer = NULL;
+	cluster_stop(a);
+	cluster_stop(b);
+	cluster_stop(c);
+}
+
 Test(cluster, unreachable_redis_falls_back_to_the_local_share)
 {
 	char nowhere[160];
