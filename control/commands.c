@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/drain_hook.h"
+#include "control/drain_state.h"
 #include "control/plane.h"
 #include "control/quota.h"
 #include "control/reload.h"
@@ -146,12 +147,20 @@ static int set_drain(struct ctl_ctx *c, bool on, int argc, json_t **result)
 	}
 	was = dp_smtp_refuse_new(c->dp);
 	dp_smtp_set_refuse_new(c->dp, on);
+	if (on && !was)
+		c->drained_since_s = clock_real_s();
+	else if (!on)
+		c->drained_since_s = 0;
 	if (on)
 		log_notice("drain: new SMTP sessions get 421 4.3.2 from now on (open ones finish, "
 			   "delivery goes on)%s", was ? " (already drained)" : "");
 	else
 		log_notice("undrain: accepting new SMTP sessions again%s",
 			   was ? "" : " (was not drained)");
+	/* kept across a restart: the file in the spool (drain_state.h) */
+	if (c->cfg && c->cfg->queue.dir[0] &&
+	    drain_state_save(c->cfg->queue.dir, on, c->drained_since_s, err, sizeof(err)) < 0)
+		log_err("%s: not kept across a restart: %s", on ? "drain" : "undrain", err);
 	if (hook[0]) {
 		if (!c->drain_hook ||
 		    drain_hook_run(c->drain_hook, hook, on ? "drain" : "undrain",
@@ -165,6 +174,23 @@ static int set_drain(struct ctl_ctx *c, bool on, int argc, json_t **result)
 	}
 	*result = json_pack("{s:{s:b,s:b,s:o}}", "drain", "draining", on, "was", was, "hook",
 			    hook[0] ? json_string(hook) : json_null());
+	return *result ? 0 : -1;
+}
+
+/* status: what the box is doing, in one answer: its version, and whether
+ * it is drained (since when; also after a restart). */
+static int cmd_status(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	bool drained;
+
+	if (argc)
+		return CTL_USAGE;
+	drained = c->dp ? dp_smtp_refuse_new(c->dp) : c->drained_since_s != 0;
+	*result = json_pack("{s:{s:s,s:s,s:b,s:o}}", "status", "version", c->version, "smtp",
+			    drained ? "drained: new sessions get 421 4.3.2" : "accepting",
+			    "draining", drained, "drained_since",
+			    drained && c->drained_since_s ? json_integer((json_int_t)
+							     c->drained_since_s) : json_null());
 	return *result ? 0 : -1;
 }
 
@@ -489,7 +515,12 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "drain", NULL, CTL_ADMIN, cmd_drain, "",
 	  "Maintenance: new SMTP sessions get \"421 4.3.2 Service not available\" (open ones "
 	  "finish; delivery goes on), then [control] drain_hook runs with \"drain\" to take "
-	  "the box out of the MX/ECMP set. Kept across reloads; stats: drain.active." },
+	  "the box out of the MX/ECMP set. Kept across reloads and restarts (the file "
+	  "drained in [queue] dir; a box restarted drained says so in its log and `status`, "
+	  "and does not run the hook again); stats: drain.active." },
+	{ "status", NULL, CTL_READ, cmd_status, "",
+	  "What the box is doing: its version, and whether it is drained (and since when, "
+	  "unix seconds): {\"status\":{\"version\",\"smtp\",\"draining\",\"drained_since\"}}." },
 	{ "undrain", NULL, CTL_ADMIN, cmd_undrain, "",
 	  "End a drain: accept new SMTP sessions again, then run [control] drain_hook with "
 	  "\"undrain\"." },
