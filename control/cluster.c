@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "control/rate.h"
 #include "control/route.h"
+#include "dataplane/smtp/client_share.h"
 #include "queue/queue.h"
 
 const char *const cluster_stat_names[] = { CLUSTER_STATS(STATS_NAME) };
@@ -59,7 +60,7 @@ const unsigned cluster_stat_count = STATS_COUNT(cluster_stat_names);
 #define FLUSH_KEEP 64				/* flush requests kept in Redis */
 #define FLUSH_RING 64				/* read, not yet applied here */
 #define SUMMARY_DOMAINS_MAX 1000		/* rows a box publishes */
-#define ROUND_OPS_MAX (2 * CLUSTER_DESTS_MAX + DEST_CLASSES * CLUSTER_DESTS_MAX + 8)
+#define ROUND_OPS_MAX (2 * CLUSTER_DESTS_MAX + DEST_CLASSES * CLUSTER_DESTS_MAX + CS_SLOTS + 8)
 
 /*
  * KEYS[1] lease set, KEYS[2] hungry set; ARGV box, want, limit, now_ms (0:
@@ -122,6 +123,35 @@ const char cluster_gcra_lua[] =
 	"end\n"
 	"return {0, tat + T - tau - now}\n";
 
+/*
+ * A client's (or user's) message rate (dataplane/smtp/client_share.h):
+ * KEYS[1] its TAT; ARGV interval_us (T = window / limit), limit (the
+ * burst), charge, want, now_us (0: the server's clock), reserve. The cells
+ * spent from the boxes' local shares are charged first, whatever the level
+ * (they are gone), then up to want cells are granted as cluster_gcra_lua
+ * grants them, but for `reserve` cells kept back: what the other boxes may
+ * have spent from their shares and not charged yet (a round's worth).
+ * Without it a client flooding every box gets a grant at each lag of a
+ * charge behind its refill, a steady excess; with it, grants come only
+ * from what the shares leave unused. Returns the cells granted.
+ */
+const char cluster_client_lua[] =
+	"local T, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+	"local charge, want, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	"if now == 0 then local t = redis.call('TIME'); now = t[1] * 1000000 + t[2] end\n"
+	"local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"if tat < now then tat = now end\n"
+	"tat = tat + charge * T\n"
+	"local n = 0\n"
+	"if want > 0 then\n"
+	"  n = math.floor((now + T * burst - tat) / T) - tonumber(ARGV[6])\n"
+	"  if n > want then n = want end\n"
+	"  if n < 0 then n = 0 end\n"
+	"  tat = tat + n * T\n"
+	"end\n"
+	"redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)\n"
+	"return n\n";
+
 /* KEYS[1] the boxes; ARGV name, ttl_ms. Registers, returns the live count. */
 static const char registry_lua[] =
 	"local t = redis.call('TIME')\n"
@@ -147,9 +177,10 @@ static const char flush_lua[] =
 	"redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)\n"
 	"return g\n";
 
-enum { SCRIPT_LEASE, SCRIPT_GCRA, SCRIPT_REGISTRY, SCRIPT_LIVE, SCRIPT_FLUSH, SCRIPTS };
+enum { SCRIPT_LEASE, SCRIPT_GCRA, SCRIPT_REGISTRY, SCRIPT_LIVE, SCRIPT_FLUSH, SCRIPT_CLIENT,
+       SCRIPTS };
 static const char *const scripts[SCRIPTS] = { cluster_lease_lua, cluster_gcra_lua, registry_lua,
-					      live_lua, flush_lua };
+					      live_lua, flush_lua, cluster_client_lua };
 
 /* One class's shared message rate at this box. */
 struct crate {
@@ -206,7 +237,7 @@ struct croute {
  * generations (suspensions, routes, flushes) with one MGET; the others
  * follow only when one changed. */
 enum op_kind { OP_REGISTRY, OP_LEASE, OP_RATE, OP_GENS, OP_SUSPEND_ALL, OP_SUMMARY,
-	       OP_ROUTE_ALL, OP_FLUSH_LIST };
+	       OP_ROUTE_ALL, OP_FLUSH_LIST, OP_CLIENT };
 #define WANT_SUSP 1u
 #define WANT_ROUTES 2u
 #define WANT_FLUSH 4u
@@ -239,7 +270,12 @@ struct cluster {
 	bool ever_down;			/* an outage is in progress (logged once) */
 	struct rop *ops;
 	unsigned nops;
+	struct cs_reader *csr;		/* the client slots as last read */
+	struct cs_report *creports;	/* CS_SLOTS: this round's (OP_CLIENT idx) */
 	char *summary;			/* the JSON to publish this round */
+
+	struct client_share *cs;	/* the lcores' message-rate slots (set once,
+					 * by cluster_client_share); NULL: none */
 
 	/* under mu */
 	pthread_mutex_t mu;
@@ -671,10 +707,26 @@ unsigned cluster_sync_flushes(struct cluster *cl, cluster_flush_fn fn, void *use
 	}
 }
 
+void cluster_client_share(struct cluster *cl, struct client_share *cs)
+{
+	pthread_mutex_lock(&cl->mu);
+	cl->cs = cs;
+	atomic_store(&cs->boxes, cl->boxes);
+	atomic_store(&cs->connected, cl->connected);
+	atomic_store(&cs->active, true);
+	pthread_mutex_unlock(&cl->mu);
+	log_info("cluster: per-client and per-user message rates are shared (local share "
+		 "+ Redis grants)");
+}
+
 void cluster_stats_get(struct cluster *cl, struct cluster_stats *out)
 {
 	pthread_mutex_lock(&cl->mu);
 	*out = cl->st;
+	if (cl->cs) {
+		out->client_slots_full = atomic_load(&cl->cs->slots_full);
+		out->client_grants_used = atomic_load(&cl->cs->granted_taken);
+	}
 	out->connected = cl->connected;
 	out->boxes = cl->boxes;
 	out->dests = cl->ndests;
@@ -696,6 +748,8 @@ static void disconnect(struct cluster *cl, const char *reason)
 	pthread_mutex_lock(&cl->mu);
 	was = cl->connected;
 	cl->connected = false;
+	if (cl->cs)	/* no grants: each box holds a client to its share */
+		atomic_store(&cl->cs->connected, false);
 	cl->tried = true;
 	cl->st.redis_errors++;
 	if (was || !cl->ever_down)
@@ -771,6 +825,8 @@ static int connect_redis(struct cluster *cl)
 	cl->connected = true;
 	cl->tried = true;
 	cl->st.reconnects++;
+	if (cl->cs)
+		atomic_store(&cl->cs->connected, true);
 	pthread_mutex_unlock(&cl->mu);
 	if (cl->ever_down)
 		log_notice("cluster: redis %s answers again: shared limits resume", cl->c.redis);
@@ -802,6 +858,29 @@ static unsigned rate_batch(const struct rate_spec *s)
 	if (b < s->burst)
 		b = s->burst;
 	return b > 1000 ? 1000 : b ? b : 1;
+}
+
+/* The cells a client key asks for at once: a fifth of a second's worth of
+ * its limit, at least 1, at most the limit and 1000. */
+static unsigned client_batch(const struct cs_report *c)
+{
+	double per_s = (double)c->limit * 1e9 / (double)(c->window_ns ? c->window_ns : 1);
+	unsigned b = (unsigned)ceil(per_s / 5);
+
+	if (b > c->limit)
+		b = c->limit;
+	return b > 1000 ? 1000 : b ? b : 1;
+}
+
+/* The cells Redis keeps back from grants (cluster_client_lua): the other
+ * boxes' spending of a round trip and a round, 200 ms of the rate, plus
+ * one; less than half the limit. */
+static unsigned client_reserve(const struct cs_report *c)
+{
+	double per_s = (double)c->limit * 1e9 / (double)(c->window_ns ? c->window_ns : 1);
+	unsigned r = (unsigned)ceil(per_s / 5) + 1;
+
+	return r < c->limit / 2 ? r : c->limit / 2;
 }
 
 /* Under mu: what this round asks for each destination. Leases: when the
@@ -861,6 +940,7 @@ static int send_ops(struct cluster *cl)
 {
 	bool failed = false;
 	char key[DEST_NAME_MAX + 64], k2[DEST_NAME_MAX + 64], a1[32], a2[32], a3[32], a4[32];
+	char a5[32];
 	char ttl[32];
 
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(cl->c.lease_ttl_ns / NS_PER_MS));
@@ -913,6 +993,20 @@ static int send_ops(struct cluster *cl)
 			append_cmd(cl, 4, v, &failed);
 			break;
 		}
+		case OP_CLIENT: {
+			const struct cs_report *c = &cl->creports[o->idx];
+			uint64_t t_us = c->window_ns / 1000 / (c->limit ? c->limit : 1);
+			snprintf(key, sizeof(key), PREFIX "client:%s", c->key);
+			snprintf(a1, sizeof(a1), "%llu", (unsigned long long)(t_us ? t_us : 1));
+			snprintf(a2, sizeof(a2), "%u", c->limit);
+			snprintf(a3, sizeof(a3), "%u", c->charge);
+			snprintf(a4, sizeof(a4), "%u", o->want);
+			snprintf(a5, sizeof(a5), "%u", client_reserve(c));
+			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_CLIENT], "1", key, a1, a2, a3,
+					    a4, "0", a5 };
+			append_cmd(cl, 10, v, &failed);
+			break;
+		}
 		case OP_SUSPEND_ALL: {
 			const char *v[] = { "HGETALL", PREFIX "suspend" };
 			append_cmd(cl, 2, v, &failed);
@@ -948,6 +1042,8 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 		if (r->type != REDIS_REPLY_INTEGER || r->integer < 1)
 			return false;
 		cl->boxes = (unsigned)r->integer;
+		if (cl->cs)
+			atomic_store(&cl->cs->boxes, cl->boxes);
 		return true;
 	case OP_LEASE: {
 		long long g = int_at(r, 0), hungry = int_at(r, 2);
@@ -1074,6 +1170,17 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 	}
 	case OP_SUMMARY:
 		return r->type == REDIS_REPLY_STATUS;
+	case OP_CLIENT: {
+		const struct cs_report *c = &cl->creports[o->idx];
+		if (r->type != REDIS_REPLY_INTEGER || r->integer < 0)
+			return false;
+		cl->st.client_calls++;
+		cl->st.client_charged += c->charge;
+		cl->st.client_granted += (uint64_t)r->integer;
+		if (cl->cs)
+			cs_grant(cl->cs, cl->csr, c->idx, c->key, (uint32_t)r->integer, now);
+		return true;
+	}
 	}
 	return false;
 }
@@ -1104,6 +1211,23 @@ static char *summary_text(struct cluster *cl)
 	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return txt;
+}
+
+/* This round's client keys: what the lcores spent from their shares since
+ * the last round (charged), and cells for those refused (client_share.h). */
+static void plan_clients(struct cluster *cl, struct client_share *cs, uint64_t now)
+{
+	uint64_t dropped = 0;
+	unsigned n = cs_collect(cs, cl->csr, cl->creports, CS_SLOTS, now, CLUSTER_KEEP_NS,
+				&dropped);
+
+	for (unsigned i = 0; i < n; i++)
+		op_add(cl, OP_CLIENT, i, 0, cl->creports[i].want ? client_batch(&cl->creports[i]) : 0);
+	if (dropped) {
+		pthread_mutex_lock(&cl->mu);
+		cl->st.client_dropped += dropped;
+		pthread_mutex_unlock(&cl->mu);
+	}
 }
 
 /* After a round whose generations changed: read the suspensions, routes
@@ -1154,6 +1278,7 @@ static void round_once(struct cluster *cl)
 	unsigned want = 0;
 	const char *err = NULL;
 	unsigned nplanned;
+	struct client_share *cs;
 
 	free(cl->summary);
 	cl->summary = NULL;
@@ -1179,7 +1304,10 @@ static void round_once(struct cluster *cl)
 		cl->next_gc_ns = now + GC_NS;
 	}
 	plan_dests(cl, now);
+	cs = cl->cs;
 	pthread_mutex_unlock(&cl->mu);
+	if (cs)
+		plan_clients(cl, cs, now);
 	if (cl->nops == 0)
 		return;
 	if (send_ops(cl) < 0) {
@@ -1768,7 +1896,10 @@ struct cluster *cluster_start(const struct cluster_conf *c, struct queue *q, cha
 	cl->routes = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->routes));
 	cl->rapplied = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->rapplied));
 	cl->rtmp = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->rtmp));
-	if (!cl->tab || !cl->tab2 || !cl->ops || !cl->routes || !cl->rapplied || !cl->rtmp) {
+	cl->csr = cs_reader_new();
+	cl->creports = calloc(CS_SLOTS, sizeof(*cl->creports));
+	if (!cl->tab || !cl->tab2 || !cl->ops || !cl->routes || !cl->rapplied || !cl->rtmp ||
+	    !cl->csr || !cl->creports) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1797,6 +1928,8 @@ fail:
 	free(cl->routes);
 	free(cl->rapplied);
 	free(cl->rtmp);
+	cs_reader_free(cl->csr);
+	free(cl->creports);
 	free(cl);
 	return NULL;
 }
@@ -1811,6 +1944,8 @@ void cluster_stop(struct cluster *cl)
 		pthread_cond_signal(&cl->cv);
 		pthread_mutex_unlock(&cl->mu);
 		pthread_join(cl->thread, NULL);
+		if (cl->cs)	/* the lcores go back to this box's own limits */
+			atomic_store(&cl->cs->active, false);
 		/* requests nobody will serve: answered */
 		while (cl->req_n) {
 			struct creq *q = &cl->req[cl->req_head];
@@ -1830,5 +1965,7 @@ void cluster_stop(struct cluster *cl)
 	free(cl->routes);
 	free(cl->rapplied);
 	free(cl->rtmp);
+	cs_reader_free(cl->csr);
+	free(cl->creports);
 	free(cl);
 }

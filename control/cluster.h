@@ -118,9 +118,11 @@ int cluster_conf_check(const struct cluster_conf *c, const char **key, char *err
 /* The scripts, for the tests (KEYS and ARGV as cluster.c documents them). */
 extern const char cluster_lease_lua[];
 extern const char cluster_gcra_lua[];
+extern const char cluster_client_lua[];
 
 struct cluster;
 struct queue;
+struct client_share;
 
 /* Start the thread (it connects in the background: a Redis that is down
  * at start is a fallback, not an error). q: whose summary is published
@@ -151,6 +153,13 @@ typedef void (*cluster_suspend_fn)(void *user, const char *domain, uint64_t for_
 typedef void (*cluster_resume_fn)(void *user, const char *domain);
 unsigned cluster_sync_suspensions(struct cluster *cl, cluster_suspend_fn sus,
 				  cluster_resume_fn res, void *user);
+
+/* Share the lcores' per-client and per-user message rates across the
+ * cluster (dataplane/smtp/client_share.h: each box its share of a limit,
+ * Redis's GCRA "client:KEY" charged with what was spent and granting the
+ * rest in batches): activates cs (until cluster_stop) and reads it every
+ * round. cs must outlive the cluster. */
+void cluster_client_share(struct cluster *cl, struct client_share *cs);
 
 /* The cluster's runtime routes (`cluster route set/clear`), as last read
  * from Redis, applied through the callbacks when they changed since the
@@ -197,13 +206,20 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
  * (cells that expired unspent), fallback_admits (decided locally while
  * down), suspensions_applied, routes_applied (cluster routes set or cleared
  * here), flushes_applied, flushes_dropped (more than FLUSH_RING between two
- * passes of the plane); gauges: connected (0/1), boxes, dests.
+ * passes of the plane); client_calls (client keys sent to Redis),
+ * client_charged (cells spent from local shares, charged), client_granted
+ * (cells Redis granted), client_dropped (granted, unspent within a second),
+ * client_grants_used (messages let through on a grant), client_slots_full
+ * (keys that found no slot: held to their share alone); gauges: connected
+ * (0/1), boxes, dests.
  */
 #define CLUSTER_STATS(X) \
 	X(rounds) X(commands) X(redis_errors) X(reconnects) X(fallback_entered) \
 	X(lease_calls) X(leases_granted) X(lease_waits) X(rate_calls) X(rate_cells) \
 	X(rate_waits) X(rate_dropped) X(fallback_admits) X(suspensions_applied) \
 	X(routes_applied) X(flushes_applied) X(flushes_dropped) \
+	X(client_calls) X(client_charged) X(client_granted) X(client_dropped) \
+	X(client_grants_used) X(client_slots_full) \
 	X(connected) X(boxes) X(dests)
 struct cluster_stats { CLUSTER_STATS(STATS_FIELD) };
 extern const char *const cluster_stat_names[];

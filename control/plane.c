@@ -1040,6 +1040,8 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		p->cl = cluster_start(&cc, q, err, errlen);
 		if (!p->cl)
 			goto fail;
+		if (dp && dp_client_share(dp))	/* [limits] message rates, cluster-wide */
+			cluster_client_share(p->cl, dp_client_share(dp));
 	}
 	if (q && cfg->delivery.enabled && sched_start(p, cfg, dp, q, err, errlen) < 0)
 		goto fail;

@@ -25,6 +25,7 @@
 #include "control/cluster.h"
 #include "control/dest.h"
 #include "control/rate.h"
+#include "dataplane/smtp/client_share.h"
 
 #define PREFIX_LEASE "sluice:lease:"
 
@@ -186,6 +187,79 @@ Test(cluster, gcra_grants_bursts_and_holds_the_rate)
 			total += g[0];
 		}
 	cr_assert(total >= 1980 && total <= 2010, "20 s at 100/s: %lld cells", total);
+}
+
+/* EVAL the client script: the cells granted. */
+static long long client(long long t_us, unsigned limit, unsigned charge, unsigned want,
+			long long now_us, unsigned reserve)
+{
+	redisReply *r = redisCommand(rc, "EVAL %s 1 client:x %lld %u %u %u %lld %u",
+				     cluster_client_lua, t_us, limit, charge, want, now_us, reserve);
+	long long n;
+
+	cr_assert_not_null(r);
+	cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "client script: %s",
+		     r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+Test(cluster, client_script_charges_then_grants)
+{
+	const long long t0 = 1700000000000000ll, T = 500000;	/* 20 per 10 s */
+
+	cr_assert_eq(client(T, 20, 0, 4, t0, 0), 4, "a batch from a full bucket");
+	cr_assert_eq(client(T, 20, 10, 0, t0, 0), 0, "a charge alone grants nothing");
+	cr_assert_eq(client(T, 20, 0, 10, t0, 2), 4, "20 - 4 - 10 - the reserve of 2 left");
+	cr_assert_eq(client(T, 20, 0, 10, t0, 0), 2, "the reserve, when none is asked for");
+	cr_assert_eq(client(T, 20, 0, 1, t0, 0), 0, "none left");
+	cr_assert_eq(client(T, 20, 3, 0, t0, 0), 0, "charged past the burst (spent elsewhere)");
+	cr_assert_eq(client(T, 20, 0, 1, t0 + 3 * T, 0), 0, "the overdraft is paid back first");
+	cr_assert_eq(client(T, 20, 0, 5, t0 + 5 * T, 0), 2, "then the rate");
+	cr_assert_eq(client(T, 20, 0, 5, t0 + 9 * T, 3), 1, "4 back, 3 kept back");
+}
+
+/* Two boxes' lcores (a client_share and a client_limits each) sending one
+ * client's messages as fast as they can, each through its own cluster
+ * module, for secs: the messages let through in all. */
+static unsigned two_boxes_send(struct cluster *a, struct cluster *b, uint32_t limit,
+			       uint64_t window_ns, double secs, unsigned *only_a)
+{
+	struct client_share *sa = cs_create(), *sb = cs_create();
+	struct client_limits *ta = cl_create(1), *tb = cl_create(2);
+	struct cl_key k = cl_key_addr(0xc6120001);
+	uint64_t t0 = clock_mono_ns(), end = t0 + (uint64_t)(secs * 1e9);
+	unsigned n = 0, na = 0;
+
+	cr_assert(sa && sb && ta && tb);
+	cluster_client_share(a, sa);
+	if (b)
+		cluster_client_share(b, sb);
+	for (int i = 0; i < 300 && (atomic_load(&sa->boxes) != 2 ||
+				    (b && atomic_load(&sb->boxes) != 2)); i++)
+		usleep(10000);	/* both registered, and both have read it */
+	cr_assert_eq(atomic_load(&sa->boxes), 2, "box a sees %u boxes", atomic_load(&sa->boxes));
+	t0 = clock_mono_ns();
+	end = t0 + (uint64_t)(secs * 1e9);
+	while (clock_mono_ns() < end) {
+		uint64_t now = clock_mono_ns();
+		if (cs_take(sa, ta, &k, "a:198.18.200.1", CL_MSG, limit, window_ns, now) == 0)
+			n++, na++;
+		if (b && cs_take(sb, tb, &k, "a:198.18.200.1", CL_MSG, limit, window_ns, now) == 0)
+			n++;
+		usleep(2000);
+	}
+	cluster_stop(a);	/* before the slots go */
+	if (b)
+		cluster_stop(b);
+	cs_free(sa);
+	cs_free(sb);
+	cl_free(ta);
+	cl_free(tb);
+	if (only_a)
+		*only_a = na;
+	return n;
 }
 
 /* ---- two cluster modules on one Redis --------------------------------------------- */
@@ -601,6 +675,29 @@ Test(cluster, flushes_reach_every_box_once)
 	cluster_stop(a);
 	cluster_stop(b);
 	cluster_stop(c);
+}
+
+Test(cluster, a_client_on_two_boxes_is_held_to_its_rate_in_total)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	/* 20 per 2 s: a burst of 20, then 10/s; for 4 s: 20 + 40 = 60 in all
+	 * (each box alone would let 60 through: 120) */
+	unsigned n = two_boxes_send(a, b, 20, 2 * NS_PER_SEC, 4.0, NULL);
+
+	fprintf(stderr, "# a client on two boxes: %u messages in 4 s (limit: 60)\n", n);
+	cr_assert(n >= 54 && n <= 66, "two boxes let %u messages through (60 within 10%%)", n);
+}
+
+Test(cluster, a_client_on_one_box_gets_its_whole_rate)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	unsigned na = 0;
+	/* the other box registered but silent: its share comes from Redis */
+	two_boxes_send(a, NULL, 20, 2 * NS_PER_SEC, 4.0, &na);
+	cluster_stop(b);
+	fprintf(stderr, "# a client on one box of two: %u messages in 4 s (limit: 60)\n", na);
+	cr_assert(na >= 54 && na <= 66, "one box let %u through (60 within 10%%, not its share "
+		  "of 30)", na);
 }
 
 Test(cluster, unreachable_redis_falls_back_to_the_local_share)
