@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/rate.h"
+#include "control/quota.h"
 #include "control/route.h"
 #include "dataplane/smtp/client_share.h"
 #include "queue/queue.h"
@@ -58,9 +59,13 @@ const unsigned cluster_stat_count = STATS_COUNT(cluster_stat_names);
 #define REQ_MAX 16				/* operators' requests waiting */
 #define SUSPEND_MAX 256
 #define FLUSH_KEEP 64				/* flush requests kept in Redis */
+#define QUOTA_KEYS_MAX 4096			/* quota keys followed at once */
+#define QUOTA_REFRESH_NS NS_PER_SEC		/* a key's others' counts read again after */
+#define QUOTA_IDLE_NS (120ull * NS_PER_SEC)	/* a key not counted since: forgotten */
 #define FLUSH_RING 64				/* read, not yet applied here */
 #define SUMMARY_DOMAINS_MAX 1000		/* rows a box publishes */
-#define ROUND_OPS_MAX (2 * CLUSTER_DESTS_MAX + DEST_CLASSES * CLUSTER_DESTS_MAX + CS_SLOTS + 8)
+#define ROUND_OPS_MAX (2 * CLUSTER_DESTS_MAX + DEST_CLASSES * CLUSTER_DESTS_MAX + CS_SLOTS + \
+		       QUOTA_KEYS_MAX + 8)
 
 /*
  * KEYS[1] lease set, KEYS[2] hungry set; ARGV box, want, limit, now_ms (0:
@@ -152,6 +157,26 @@ const char cluster_client_lua[] =
 	"redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)\n"
 	"return n\n";
 
+/*
+ * A daily quota's day across the boxes: KEYS[1] the hash
+ * quota:DAY:KIND:NAME, field BOX -> "messages recipients" (this box's
+ * counts of the day: set, not added, so a lost reply or a repeat changes
+ * nothing); ARGV box, messages, recipients. Expires after two days.
+ * Returns the other boxes' sums {messages, recipients}.
+ */
+const char cluster_quota_lua[] =
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])\n"
+	"redis.call('EXPIRE', KEYS[1], 172800)\n"
+	"local all = redis.call('HGETALL', KEYS[1])\n"
+	"local m, r = 0, 0\n"
+	"for i = 1, #all, 2 do\n"
+	"  if all[i] ~= ARGV[1] then\n"
+	"    local a, b = string.match(all[i + 1], '^(%d+) (%d+)$')\n"
+	"    if a then m = m + tonumber(a); r = r + tonumber(b) end\n"
+	"  end\n"
+	"end\n"
+	"return {m, r}\n";
+
 /* KEYS[1] the boxes; ARGV name, ttl_ms. Registers, returns the live count. */
 static const char registry_lua[] =
 	"local t = redis.call('TIME')\n"
@@ -178,9 +203,10 @@ static const char flush_lua[] =
 	"return g\n";
 
 enum { SCRIPT_LEASE, SCRIPT_GCRA, SCRIPT_REGISTRY, SCRIPT_LIVE, SCRIPT_FLUSH, SCRIPT_CLIENT,
-       SCRIPTS };
+       SCRIPT_QUOTA, SCRIPTS };
 static const char *const scripts[SCRIPTS] = { cluster_lease_lua, cluster_gcra_lua, registry_lua,
-					      live_lua, flush_lua, cluster_client_lua };
+					      live_lua, flush_lua, cluster_client_lua,
+					      cluster_quota_lua };
 
 /* One class's shared message rate at this box. */
 struct crate {
@@ -226,6 +252,19 @@ struct csusp {
 	uint64_t until_s;		/* 0: until resumed */
 };
 
+/* A daily quota key's day, as this box follows it (cluster_quota). */
+struct cquota {
+	bool used;
+	char kind;			/* 'u' user, 'c' client */
+	char name[QUOTA_NAME_MAX + 3];
+	uint64_t day;			/* UTC day */
+	uint32_t here_m, here_r;	/* this box's counts (from its store) */
+	uint32_t sent_m, sent_r;	/* as last written to Redis */
+	uint32_t else_m, else_r;	/* the other boxes', as last read */
+	uint64_t read_ns;		/* last read (0: never) */
+	uint64_t used_ns;		/* last counted */
+};
+
 /* A shared runtime route: the router's key ("example.com", ".example.com")
  * and its spec as route_set takes it. */
 struct croute {
@@ -237,7 +276,7 @@ struct croute {
  * generations (suspensions, routes, flushes) with one MGET; the others
  * follow only when one changed. */
 enum op_kind { OP_REGISTRY, OP_LEASE, OP_RATE, OP_GENS, OP_SUSPEND_ALL, OP_SUMMARY,
-	       OP_ROUTE_ALL, OP_FLUSH_LIST, OP_CLIENT };
+	       OP_ROUTE_ALL, OP_FLUSH_LIST, OP_CLIENT, OP_QUOTA };
 #define WANT_SUSP 1u
 #define WANT_ROUTES 2u
 #define WANT_FLUSH 4u
@@ -295,6 +334,9 @@ struct cluster {
 	uint64_t susp_applied;		/* the gen the scheduler applied */
 	struct csusp applied[SUSPEND_MAX];	/* what the scheduler was told */
 	unsigned napplied;
+	struct cquota *quotas, *quotas2;	/* QUOTA_KEYS_MAX each, open addressing
+						 * (quotas2: for the rebuild) */
+	unsigned nquotas;
 	struct croute *routes;		/* CLUSTER_ROUTES_MAX, as read from Redis */
 	unsigned nroutes;
 	uint64_t routes_gen, routes_applied;	/* as susp_gen, susp_applied */
@@ -304,6 +346,8 @@ struct cluster {
 	unsigned flush_head, flush_n;
 	struct cluster_stats st;
 };
+
+static void op_add(struct cluster *cl, enum op_kind k, unsigned idx, unsigned cls, unsigned want);
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -719,6 +763,98 @@ void cluster_client_share(struct cluster *cl, struct client_share *cs)
 		 "+ Redis grants)");
 }
 
+/* kind+name's entry in tab (made if make; NULL: not there or full). Under mu. */
+static struct cquota *quota_find(struct cquota *tab, char kind, const char *name, bool make,
+				 unsigned *n)
+{
+	size_t i = (hash_name(name) ^ (uint8_t)kind) & (QUOTA_KEYS_MAX - 1);
+
+	for (unsigned k = 0; k < QUOTA_KEYS_MAX; k++, i = (i + 1) & (QUOTA_KEYS_MAX - 1)) {
+		struct cquota *e = &tab[i];
+		if (!e->used) {
+			if (!make || *n >= QUOTA_KEYS_MAX * 3 / 4)
+				return NULL;
+			memset(e, 0, sizeof(*e));
+			e->used = true;
+			e->kind = kind;
+			snprintf(e->name, sizeof(e->name), "%s", name);
+			(*n)++;
+			return e;
+		}
+		if (e->kind == kind && strcmp(e->name, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+_Static_assert((QUOTA_KEYS_MAX & (QUOTA_KEYS_MAX - 1)) == 0, "a power of two");
+
+void cluster_quota(void *user, char kind, const char *name, uint64_t day, uint32_t msgs_here,
+		   uint32_t rcpts_here, uint32_t *msgs_else, uint32_t *rcpts_else)
+{
+	struct cluster *cl = user;
+	struct cquota *e;
+
+	*msgs_else = *rcpts_else = 0;
+	pthread_mutex_lock(&cl->mu);
+	e = quota_find(cl->quotas, kind, name, true, &cl->nquotas);
+	if (!e) {
+		cl->st.quota_untracked++;
+	} else {
+		if (e->day != day) {	/* a new day (or a new key): from nothing */
+			e->day = day;
+			e->sent_m = e->sent_r = e->else_m = e->else_r = 0;
+			e->read_ns = 0;
+		}
+		e->here_m = msgs_here;
+		e->here_r = rcpts_here;
+		e->used_ns = clock_mono_ns();
+		*msgs_else = e->else_m;
+		*rcpts_else = e->else_r;
+		cl->st.quota_counted++;
+	}
+	pthread_mutex_unlock(&cl->mu);
+}
+
+/* Under mu: this round's quota keys (a count changed here, or the others'
+ * are a second old on a key counted in the last 10 s); idle keys dropped
+ * by rebuilding the table. */
+static void plan_quotas(struct cluster *cl, uint64_t now)
+{
+	bool idle = false;
+
+	for (unsigned i = 0; i < QUOTA_KEYS_MAX; i++) {
+		struct cquota *e = &cl->quotas[i];
+		if (!e->used)
+			continue;
+		if (now - e->used_ns >= QUOTA_IDLE_NS && e->here_m == e->sent_m &&
+		    e->here_r == e->sent_r) {
+			idle = true;
+			continue;
+		}
+		if (e->here_m != e->sent_m || e->here_r != e->sent_r ||
+		    (now - e->used_ns < 10 * NS_PER_SEC && now - e->read_ns >= QUOTA_REFRESH_NS)) {
+			e->sent_m = e->here_m;
+			e->sent_r = e->here_r;
+			op_add(cl, OP_QUOTA, i, 0, 0);
+		}
+	}
+	if (!idle || cl->nops)	/* a rebuild moves entries: not while ops name them */
+		return;
+	unsigned n = 0;
+	memset(cl->quotas2, 0, QUOTA_KEYS_MAX * sizeof(*cl->quotas2));
+	for (unsigned i = 0; i < QUOTA_KEYS_MAX; i++) {
+		struct cquota *e = &cl->quotas[i], *f;
+		if (!e->used || now - e->used_ns >= QUOTA_IDLE_NS)
+			continue;
+		if ((f = quota_find(cl->quotas2, e->kind, e->name, true, &n)))
+			*f = *e;
+	}
+	struct cquota *t = cl->quotas;
+	cl->quotas = cl->quotas2;
+	cl->quotas2 = t;
+	cl->nquotas = n;
+}
+
 void cluster_stats_get(struct cluster *cl, struct cluster_stats *out)
 {
 	pthread_mutex_lock(&cl->mu);
@@ -822,6 +958,9 @@ static int connect_redis(struct cluster *cl)
 	for (unsigned i = 0; i < CLUSTER_DESTS_MAX; i++)	/* renew them all now: a
 								 * restarted Redis knows none */
 		cl->tab[i].renew_ns = cl->tab[i].retry_ns = 0;
+	for (unsigned i = 0; i < QUOTA_KEYS_MAX; i++)	/* written again: Redis may
+							 * have lost them */
+		cl->quotas[i].sent_m = cl->quotas[i].sent_r = UINT32_MAX;
 	cl->connected = true;
 	cl->tried = true;
 	cl->st.reconnects++;
@@ -991,6 +1130,17 @@ static int send_ops(struct cluster *cl)
 		case OP_FLUSH_LIST: {
 			const char *v[] = { "LRANGE", PREFIX "flush", "0", "-1" };
 			append_cmd(cl, 4, v, &failed);
+			break;
+		}
+		case OP_QUOTA: {
+			const struct cquota *q = &cl->quotas[o->idx];
+			snprintf(key, sizeof(key), PREFIX "quota:%llu:%c:%s",
+				 (unsigned long long)q->day, q->kind, q->name);
+			snprintf(a1, sizeof(a1), "%u", q->sent_m);
+			snprintf(a2, sizeof(a2), "%u", q->sent_r);
+			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_QUOTA], "1", key, cl->c.name,
+					    a1, a2 };
+			append_cmd(cl, 7, v, &failed);
 			break;
 		}
 		case OP_CLIENT: {
@@ -1170,6 +1320,19 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 	}
 	case OP_SUMMARY:
 		return r->type == REDIS_REPLY_STATUS;
+	case OP_QUOTA: {
+		struct cquota *q = &cl->quotas[o->idx];
+		long long m = int_at(r, 0), n = int_at(r, 1);
+		if (m < 0 || n < 0)
+			return false;
+		cl->st.quota_calls++;
+		if (q->used) {
+			q->else_m = m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+			q->else_r = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+			q->read_ns = now;
+		}
+		return true;
+	}
 	case OP_CLIENT: {
 		const struct cs_report *c = &cl->creports[o->idx];
 		if (r->type != REDIS_REPLY_INTEGER || r->integer < 0)
@@ -1304,6 +1467,7 @@ static void round_once(struct cluster *cl)
 		cl->next_gc_ns = now + GC_NS;
 	}
 	plan_dests(cl, now);
+	plan_quotas(cl, now);
 	cs = cl->cs;
 	pthread_mutex_unlock(&cl->mu);
 	if (cs)
@@ -1897,9 +2061,11 @@ struct cluster *cluster_start(const struct cluster_conf *c, struct queue *q, cha
 	cl->rapplied = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->rapplied));
 	cl->rtmp = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->rtmp));
 	cl->csr = cs_reader_new();
+	cl->quotas = calloc(QUOTA_KEYS_MAX, sizeof(*cl->quotas));
+	cl->quotas2 = calloc(QUOTA_KEYS_MAX, sizeof(*cl->quotas2));
 	cl->creports = calloc(CS_SLOTS, sizeof(*cl->creports));
 	if (!cl->tab || !cl->tab2 || !cl->ops || !cl->routes || !cl->rapplied || !cl->rtmp ||
-	    !cl->csr || !cl->creports) {
+	    !cl->csr || !cl->creports || !cl->quotas || !cl->quotas2) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1930,6 +2096,8 @@ fail:
 	free(cl->rtmp);
 	cs_reader_free(cl->csr);
 	free(cl->creports);
+	free(cl->quotas);
+	free(cl->quotas2);
 	free(cl);
 	return NULL;
 }
@@ -1967,5 +2135,7 @@ void cluster_stop(struct cluster *cl)
 	free(cl->rtmp);
 	cs_reader_free(cl->csr);
 	free(cl->creports);
+	free(cl->quotas);
+	free(cl->quotas2);
 	free(cl);
 }

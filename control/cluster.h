@@ -43,6 +43,8 @@
  *                       route_set / route_clear (runtime routes: they outlive
  *                       a reload). A box's own `route set` stays its own.
  *   flush               list of "GEN DOMAIN" ("GEN *": all), the last 64
+ *   client:a:ADDR, client:u:NAME   a client's or user's message-rate GCRA
+ *   quota:DAY:K:NAME    hash: box -> "messages recipients" of that day
  *   flush:gen           the last GEN; boxes poll it with the other two
  *                       generations (one MGET) and flush what is newer than
  *                       what they took, as their own `flush` would
@@ -119,6 +121,7 @@ int cluster_conf_check(const struct cluster_conf *c, const char **key, char *err
 extern const char cluster_lease_lua[];
 extern const char cluster_gcra_lua[];
 extern const char cluster_client_lua[];
+extern const char cluster_quota_lua[];
 
 struct cluster;
 struct queue;
@@ -160,6 +163,17 @@ unsigned cluster_sync_suspensions(struct cluster *cl, cluster_suspend_fn sus,
  * rest in batches): activates cs (until cluster_stop) and reads it every
  * round. cs must outlive the cluster. */
 void cluster_client_share(struct cluster *cl, struct client_share *cs);
+
+/* Daily quotas across the cluster: a quota_elsewhere_fn (control/quota.h)
+ * for quota_set_elsewhere, user = the cluster. Each key's day is a hash in
+ * Redis (quota:DAY:KIND:NAME, field BOX: this box's counts, set each round
+ * they change); the answer is the other boxes' sums as last read (once a
+ * second while the key is counted), so a key that goes over on the other
+ * boxes is held here from its next message on, and a key new to this box
+ * gets through its first message before the others' counts are known.
+ * Never waits for Redis (a mutex, briefly); Redis down: the last sums. */
+void cluster_quota(void *cl, char kind, const char *name, uint64_t day, uint32_t msgs_here,
+		   uint32_t rcpts_here, uint32_t *msgs_else, uint32_t *rcpts_else);
 
 /* The cluster's runtime routes (`cluster route set/clear`), as last read
  * from Redis, applied through the callbacks when they changed since the
@@ -210,7 +224,10 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
  * client_charged (cells spent from local shares, charged), client_granted
  * (cells Redis granted), client_dropped (granted, unspent within a second),
  * client_grants_used (messages let through on a grant), client_slots_full
- * (keys that found no slot: held to their share alone); gauges: connected
+ * (keys that found no slot: held to their share alone), quota_counted
+ * (messages whose key's day was shared), quota_calls (quota keys written
+ * and read), quota_untracked (the key table full: counted here alone);
+ * gauges: connected
  * (0/1), boxes, dests.
  */
 #define CLUSTER_STATS(X) \
@@ -220,6 +237,7 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
 	X(routes_applied) X(flushes_applied) X(flushes_dropped) \
 	X(client_calls) X(client_charged) X(client_granted) X(client_dropped) \
 	X(client_grants_used) X(client_slots_full) \
+	X(quota_counted) X(quota_calls) X(quota_untracked) \
 	X(connected) X(boxes) X(dests)
 struct cluster_stats { CLUSTER_STATS(STATS_FIELD) };
 extern const char *const cluster_stat_names[];

@@ -1042,6 +1042,8 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 			goto fail;
 		if (dp && dp_client_share(dp))	/* [limits] message rates, cluster-wide */
 			cluster_client_share(p->cl, dp_client_share(dp));
+		if (p->quota)	/* [quota] daily quotas, cluster-wide */
+			quota_set_elsewhere(p->quota, cluster_quota, p->cl);
 	}
 	if (q && cfg->delivery.enabled && sched_start(p, cfg, dp, q, err, errlen) < 0)
 		goto fail;
@@ -1080,6 +1082,8 @@ void plane_stop(struct plane *p)
 	}
 	qcmd_stop(p->qcmd);	/* its answers still go to the outbox */
 	p->qcmd = NULL;
+	if (p->quota)	/* nothing counts through the cluster any more */
+		quota_set_elsewhere(p->quota, NULL, NULL);
 	cluster_stop(p->cl);	/* the scheduler no longer asks it: the thread ended */
 	p->cl = NULL;
 	auth_worker_stop(p->auth);

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "control/cluster.h"
 #include "control/dest.h"
+#include "control/quota.h"
 #include "control/rate.h"
 #include "dataplane/smtp/client_share.h"
 
@@ -698,6 +699,76 @@ Test(cluster, a_client_on_one_box_gets_its_whole_rate)
 	fprintf(stderr, "# a client on one box of two: %u messages in 4 s (limit: 60)\n", na);
 	cr_assert(na >= 54 && na <= 66, "one box let %u through (60 within 10%%, not its share "
 		  "of 30)", na);
+}
+
+/* A quota store of its own in dir/NAME: 5 messages a day per user. */
+static struct quota *quota_box(const char *name)
+{
+	char d[128], err[256] = "";
+	struct quota_limit user = { 5, 0 }, client = { 0, 0 };
+	struct quota *q;
+
+	snprintf(d, sizeof(d), "%s/%s", dir, name);
+	q = quota_open(d, err, sizeof(err));
+	cr_assert_not_null(q, "%s", err);
+	cr_assert_eq(quota_policy_set(q, &user, &client, "198.18.0.0/24", NULL, err, sizeof(err)),
+		     0, "%s", err);
+	return q;
+}
+
+static enum quota_verdict qone(struct quota *q, uint64_t id, char *why)
+{
+	enum quota_verdict v;
+
+	cr_assert_eq(quota_batch_begin(q), 0);
+	v = quota_account(q, 1764460800 + 3600, id, false, "alice", "203.0.113.9", 1, why);
+	cr_assert_eq(quota_batch_commit(q), 0);
+	return v;
+}
+
+Test(cluster, a_daily_quota_counts_every_box)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	struct quota *qa = quota_box("qa"), *qb = quota_box("qb");
+	char why[QUOTA_WHY_MAX + 1];
+	uint64_t id = 1;
+
+	quota_set_elsewhere(qa, cluster_quota, a);
+	quota_set_elsewhere(qb, cluster_quota, b);
+	usleep(200 * 1000);	/* both connected */
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(qone(qa, id++, why), QUOTA_PASS, "a: message %d of 5", i + 1);
+	cr_assert_eq(qone(qb, id++, why), QUOTA_PASS, "b's first: the others' count not known yet");
+	usleep(1300 * 1000);	/* b wrote its 1 and read a's 3; a read b's 1 */
+	cr_assert_eq(qone(qb, id++, why), QUOTA_PASS, "b: 2 here + 3 on a = 5 of 5: %s", why);
+	cr_assert_eq(qone(qb, id++, why), QUOTA_HOLD, "b: 3 here + 3 on a = 6 of 5");
+	cr_assert_str_eq(why, "daily quota: user alice, message 6 of 5 a day");
+	usleep(1300 * 1000);
+	cr_assert_eq(qone(qa, id++, why), QUOTA_HOLD, "a: 4 here + 3 on b");
+	cr_assert_str_eq(why, "daily quota: user alice, message 7 of 5 a day");
+	struct cluster_stats st = stats_of(b);
+	cr_assert_eq(st.quota_counted, 3);
+	cr_assert(st.quota_calls >= 2, "%llu", (unsigned long long)st.quota_calls);
+	/* in Redis: each box's counts of the day, by box (a's 4th within a round) */
+	char got[32] = "";
+	for (int i = 0; i < 100 && strcmp(got, "4 4") != 0; i++) {
+		redisReply *r = redisCommand(rc, "HGET sluice:quota:%llu:u:alice a",
+					     (unsigned long long)((1764460800 + 3600) / 86400));
+		cr_assert(r && r->type == REDIS_REPLY_STRING);
+		snprintf(got, sizeof(got), "%s", r->str);
+		freeReplyObject(r);
+		usleep(10000);
+	}
+	cr_assert_str_eq(got, "4 4");
+	quota_set_elsewhere(qa, NULL, NULL);
+	quota_set_elsewhere(qb, NULL, NULL);
+	cluster_stop(a);
+	cluster_stop(b);
+	quota_close(qa);
+	quota_close(qb);
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/qa %s/qb", dir, dir);
+	cr_assert_eq(system(cmd), 0);
 }
 
 Test(cluster, unreachable_redis_falls_back_to_the_local_share)
