@@ -310,6 +310,7 @@ struct cluster {
 	struct rop *ops;
 	unsigned nops;
 	struct cs_reader *csr;		/* the client slots as last read */
+	char why[300];			/* an operator's request's error, for serve() */
 	struct cs_report *creports;	/* CS_SLOTS: this round's (OP_CLIENT idx) */
 	char *summary;			/* the JSON to publish this round */
 
@@ -1662,7 +1663,6 @@ static long long live_count(struct cluster *cl, const char **err)
  * never reaches the other boxes. */
 static json_t *req_route(struct cluster *cl, const struct creq *q, const char **err)
 {
-	static char why[300];
 	char key[DNS_NAME_MAX + 2], e[200];
 	struct route_spec spec;
 	redisReply *r;
@@ -1687,8 +1687,8 @@ static json_t *req_route(struct cluster *cl, const struct creq *q, const char **
 	if (route_domain_parse(q->words[2], key, e, sizeof(e)) < 0 ||
 	    (strcmp(q->words[1], "set") == 0 &&
 	     route_spec_parse(q->words[3], &spec, e, sizeof(e)) < 0)) {
-		snprintf(why, sizeof(why), "%s", e);
-		*err = why;
+		snprintf(cl->why, sizeof(cl->why), "%s", e);
+		*err = cl->why;
 		return NULL;
 	}
 	if (strcmp(q->words[1], "set") == 0) {
