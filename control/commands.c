@@ -533,12 +533,14 @@ const struct ctl_cmd ctl_commands[] = {
 	  "Where mail for DOMAIN would go now: a static route, the relayhost or its MX hosts, "
 	  "with their addresses, ports, preferences and TLS policy; or why it cannot go." },
 	{ "route", "set", CTL_ADMIN, cmd_route_set, "DOMAIN SPEC",
-	  "Route DOMAIN by SPEC from now on, as a routes_file line would (until `route clear` "
-	  "or a restart). SPEC: discard, hold, or next hops \"[PRIORITY] TARGET[:PORT]\" "
+	  "Route DOMAIN by SPEC from now on, as a routes_file line would, over the file's "
+	  "(until `route clear` or a restart; kept across reloads). SPEC: discard, hold, or next hops \"[PRIORITY] TARGET[:PORT]\" "
 	  "separated by commas, [TARGET] used as is, TARGET looked up as an MX, with an "
 	  "optional last word tls=none|may|encrypt|verify." },
 	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
-	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again." },
+	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again (a route "
+	  "set at runtime over a routes_file one: the file's is back; a routes_file route "
+	  "cleared comes back at the next reload)." },
 	{ "route", "show", CTL_READ, cmd_route_show, "[DOMAIN]",
 	  "The static routes in force (routes_file and `route set`), or the one DOMAIN "
 	  "takes: {\"routes\":[{\"domain\",\"route\"}]}." },

@@ -36,6 +36,8 @@ struct rentry {
 	char key[DNS_NAME_MAX + 2];
 	bool runtime;			/* set by route_set (an operator, or the
 					 * cluster): kept by route_replace */
+	bool has_file;			/* runtime over a routes file's: ... */
+	struct route_spec file;		/* ... this one, back at route_clear */
 	struct route_spec spec;
 };
 
@@ -391,6 +393,13 @@ static int route_put(struct router *rt, const char *key, const struct route_spec
 		e->next = rt->tab[h & rt->mask];
 		rt->tab[h & rt->mask] = e;
 		rt->nroutes++;
+	} else if (runtime && !e->runtime) {	/* over the file's: kept beneath */
+		e->file = e->spec;
+		e->has_file = true;
+	} else if (!runtime && e->runtime) {	/* the file's, beneath a runtime one */
+		e->file = *spec;
+		e->has_file = true;
+		return 0;
 	}
 	e->spec = *spec;
 	e->runtime = runtime;
@@ -424,6 +433,11 @@ int route_clear(struct router *rt, const char *domain)
 	e = *pp;
 	if (!e)
 		return -ENOENT;
+	if (e->runtime && e->has_file) {	/* the file's route is back */
+		e->spec = e->file;
+		e->runtime = e->has_file = false;
+		return 0;
+	}
 	*pp = e->next;
 	free(e);
 	rt->nroutes--;

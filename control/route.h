@@ -148,9 +148,10 @@ int route_lookup(struct router *rt, const char *domain, route_cb cb, void *user)
 
 /* Set (add or replace) or clear a static route at runtime; lookups already
  * in progress keep what they started with. A route set here is a runtime
- * route: route_replace (a reload) keeps it, over the file's. route_set: 0,
- * or -EINVAL/-ENOSPC with err. route_clear: 0 or -ENOENT (clearing a
- * file's route lasts until the next reload reads the file again). */
+ * route: route_replace (a reload) keeps it, over the file's. Clearing a
+ * runtime route set over a file's route brings the file's back; clearing
+ * a file's route lasts until the next reload reads the file again.
+ * route_set: 0, or -EINVAL/-ENOSPC with err. route_clear: 0 or -ENOENT. */
 int route_set(struct router *rt, const char *domain, const char *spec, char *err, size_t n);
 int route_clear(struct router *rt, const char *domain);
 /* The static routes (`route show`): fn(user, key, spec as text) for each,

@@ -770,8 +770,14 @@ Test(route, replace_is_all_or_nothing)
 				   err, sizeof(err)), 1, "%s", err);
 	route(&f, "b.example", &g);
 	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.64", "runtime over the file");
-	/* cleared at runtime: the file's comes back with the next reload */
+	/* the runtime one cleared: the file's is back at once */
 	cr_assert_eq(route_clear(f.rt, "b.example"), 0);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.63", "the file's, beneath it");
+	/* a file's route cleared at runtime comes back with the next reload */
+	cr_assert_eq(route_clear(f.rt, "b.example"), 0);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "cleared: the relayhost");
 	cr_assert_eq(route_clear(f.rt, "set.example"), 0);
 	cr_assert_eq(route_replace(f.rt, "[192.0.2.70]:2525", "b.example [192.0.2.63]\n", "new",
 				   err, sizeof(err)), 1, "%s", err);
