@@ -534,8 +534,8 @@ const struct ctl_cmd ctl_commands[] = {
 	  "with their addresses, ports, preferences and TLS policy; or why it cannot go." },
 	{ "route", "set", CTL_ADMIN, cmd_route_set, "DOMAIN SPEC",
 	  "Route DOMAIN by SPEC from now on, as a routes_file line would, over the file's "
-	  "(until `route clear` or a restart; kept across reloads). SPEC: discard, hold, or next hops \"[PRIORITY] TARGET[:PORT]\" "
-	  "separated by commas, [TARGET] used as is, TARGET looked up as an MX, with an "
+	  "(until `route clear` or a restart; kept across reloads). SPEC: discard, hold, or "
+	  "next hops \"[PRIORITY] TARGET[:PORT]\" separated by commas, [TARGET] used as is, TARGET looked up as an MX, with an "
 	  "optional last word tls=none|may|encrypt|verify." },
 	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
 	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again (a route "
