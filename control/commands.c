@@ -535,8 +535,9 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "route", "set", CTL_ADMIN, cmd_route_set, "DOMAIN SPEC",
 	  "Route DOMAIN by SPEC from now on, as a routes_file line would, over the file's "
 	  "(until `route clear` or a restart; kept across reloads). SPEC: discard, hold, or "
-	  "next hops \"[PRIORITY] TARGET[:PORT]\" separated by commas, [TARGET] used as is, TARGET looked up as an MX, with an "
-	  "optional last word tls=none|may|encrypt|verify." },
+	  "next hops \"[PRIORITY] TARGET[:PORT]\" separated by commas, [TARGET] used as "
+	  "is, TARGET looked up as an MX, with an optional last word "
+	  "tls=none|may|encrypt|verify." },
 	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
 	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again (a route "
 	  "set at runtime over a routes_file one: the file's is back; a routes_file route "
