@@ -33,6 +33,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/rate.h"
+#include "control/quota.h"
+#include "control/route.h"
+#include "dataplane/smtp/client_share.h"
 #include "queue/queue.h"
 
 const char *const cluster_stat_names[] = { CLUSTER_STATS(STATS_NAME) };
@@ -55,8 +58,14 @@ const unsigned cluster_stat_count = STATS_COUNT(cluster_stat_names);
 #define WAIT_RATE_MIN_NS (5ull * NS_PER_MS)
 #define REQ_MAX 16				/* operators' requests waiting */
 #define SUSPEND_MAX 256
+#define FLUSH_KEEP 64				/* flush requests kept in Redis */
+#define QUOTA_KEYS_MAX 4096			/* quota keys followed at once */
+#define QUOTA_REFRESH_NS NS_PER_SEC		/* a key's others' counts read again after */
+#define QUOTA_IDLE_NS (120ull * NS_PER_SEC)	/* a key not counted since: forgotten */
+#define FLUSH_RING 64				/* read, not yet applied here */
 #define SUMMARY_DOMAINS_MAX 1000		/* rows a box publishes */
-#define ROUND_OPS_MAX (2 * CLUSTER_DESTS_MAX + DEST_CLASSES * CLUSTER_DESTS_MAX + 8)
+#define ROUND_OPS_MAX (2 * CLUSTER_DESTS_MAX + DEST_CLASSES * CLUSTER_DESTS_MAX + CS_SLOTS + \
+		       QUOTA_KEYS_MAX + 8)
 
 /*
  * KEYS[1] lease set, KEYS[2] hungry set; ARGV box, want, limit, now_ms (0:
@@ -119,6 +128,55 @@ const char cluster_gcra_lua[] =
 	"end\n"
 	"return {0, tat + T - tau - now}\n";
 
+/*
+ * A client's (or user's) message rate (dataplane/smtp/client_share.h):
+ * KEYS[1] its TAT; ARGV interval_us (T = window / limit), limit (the
+ * burst), charge, want, now_us (0: the server's clock), reserve. The cells
+ * spent from the boxes' local shares are charged first, whatever the level
+ * (they are gone), then up to want cells are granted as cluster_gcra_lua
+ * grants them, but for `reserve` cells kept back: what the other boxes may
+ * have spent from their shares and not charged yet (a round's worth).
+ * Without it a client flooding every box gets a grant at each lag of a
+ * charge behind its refill, a steady excess; with it, grants come only
+ * from what the shares leave unused. Returns the cells granted.
+ */
+const char cluster_client_lua[] =
+	"local T, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+	"local charge, want, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	"if now == 0 then local t = redis.call('TIME'); now = t[1] * 1000000 + t[2] end\n"
+	"local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"if tat < now then tat = now end\n"
+	"tat = tat + charge * T\n"
+	"local n = 0\n"
+	"if want > 0 then\n"
+	"  n = math.floor((now + T * burst - tat) / T) - tonumber(ARGV[6])\n"
+	"  if n > want then n = want end\n"
+	"  if n < 0 then n = 0 end\n"
+	"  tat = tat + n * T\n"
+	"end\n"
+	"redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)\n"
+	"return n\n";
+
+/*
+ * A daily quota's day across the boxes: KEYS[1] the hash
+ * quota:DAY:KIND:NAME, field BOX -> "messages recipients" (this box's
+ * counts of the day: set, not added, so a lost reply or a repeat changes
+ * nothing); ARGV box, messages, recipients. Expires after two days.
+ * Returns the other boxes' sums {messages, recipients}.
+ */
+const char cluster_quota_lua[] =
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])\n"
+	"redis.call('EXPIRE', KEYS[1], 172800)\n"
+	"local all = redis.call('HGETALL', KEYS[1])\n"
+	"local m, r = 0, 0\n"
+	"for i = 1, #all, 2 do\n"
+	"  if all[i] ~= ARGV[1] then\n"
+	"    local a, b = string.match(all[i + 1], '^(%d+) (%d+)$')\n"
+	"    if a then m = m + tonumber(a); r = r + tonumber(b) end\n"
+	"  end\n"
+	"end\n"
+	"return {m, r}\n";
+
 /* KEYS[1] the boxes; ARGV name, ttl_ms. Registers, returns the live count. */
 static const char registry_lua[] =
 	"local t = redis.call('TIME')\n"
@@ -135,9 +193,20 @@ static const char live_lua[] =
 	"for i = 2, #r, 2 do r[i] = tostring(tonumber(r[i]) - now) end\n"
 	"return r\n";
 
-enum { SCRIPT_LEASE, SCRIPT_GCRA, SCRIPT_REGISTRY, SCRIPT_LIVE, SCRIPTS };
+/* KEYS[1] the flush list, KEYS[2] its generation; ARGV the domain ("*":
+ * all). Appends "GEN DOMAIN", keeps the last FLUSH_KEEP, returns GEN: one
+ * script, so a box that sees the generation finds its entry. */
+static const char flush_lua[] =
+	"local g = redis.call('INCR', KEYS[2])\n"
+	"redis.call('RPUSH', KEYS[1], g .. ' ' .. ARGV[1])\n"
+	"redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)\n"
+	"return g\n";
+
+enum { SCRIPT_LEASE, SCRIPT_GCRA, SCRIPT_REGISTRY, SCRIPT_LIVE, SCRIPT_FLUSH, SCRIPT_CLIENT,
+       SCRIPT_QUOTA, SCRIPTS };
 static const char *const scripts[SCRIPTS] = { cluster_lease_lua, cluster_gcra_lua, registry_lua,
-					      live_lua };
+					      live_lua, flush_lua, cluster_client_lua,
+					      cluster_quota_lua };
 
 /* One class's shared message rate at this box. */
 struct crate {
@@ -170,10 +239,10 @@ struct cdest {
 	struct crate rate[DEST_CLASSES];
 };
 
-/* An operator's request. */
+/* An operator's request (a route's spec, blanks and all, is one word). */
 struct creq {
 	int argc;
-	char words[4][300];
+	char words[4][CLUSTER_ROUTE_SPEC_MAX];
 	cluster_done_fn done;
 	void *user;
 };
@@ -183,8 +252,34 @@ struct csusp {
 	uint64_t until_s;		/* 0: until resumed */
 };
 
-/* What one pipelined command in a round is for. */
-enum op_kind { OP_REGISTRY, OP_LEASE, OP_RATE, OP_SUSPEND_GEN, OP_SUSPEND_ALL, OP_SUMMARY };
+/* A daily quota key's day, as this box follows it (cluster_quota). */
+struct cquota {
+	bool used;
+	char kind;			/* 'u' user, 'c' client */
+	char name[QUOTA_NAME_MAX + 3];
+	uint64_t day;			/* UTC day */
+	uint32_t here_m, here_r;	/* this box's counts (from its store) */
+	uint32_t sent_m, sent_r;	/* as last written to Redis */
+	uint32_t else_m, else_r;	/* the other boxes', as last read */
+	uint64_t read_ns;		/* last read (0: never) */
+	uint64_t used_ns;		/* last counted */
+};
+
+/* A shared runtime route: the router's key ("example.com", ".example.com")
+ * and its spec as route_set takes it. */
+struct croute {
+	char key[CLUSTER_ROUTE_KEY_MAX];
+	char spec[CLUSTER_ROUTE_SPEC_MAX];
+};
+
+/* What one pipelined command in a round is for. OP_GENS reads the three
+ * generations (suspensions, routes, flushes) with one MGET; the others
+ * follow only when one changed. */
+enum op_kind { OP_REGISTRY, OP_LEASE, OP_RATE, OP_GENS, OP_SUSPEND_ALL, OP_SUMMARY,
+	       OP_ROUTE_ALL, OP_FLUSH_LIST, OP_CLIENT, OP_QUOTA };
+#define WANT_SUSP 1u
+#define WANT_ROUTES 2u
+#define WANT_FLUSH 4u
 struct rop {
 	enum op_kind kind;
 	unsigned idx;			/* cdest */
@@ -207,10 +302,20 @@ struct cluster {
 	uint64_t next_connect_ns, backoff_ns;
 	uint64_t next_registry_ns, next_suspend_ns, next_summary_ns, next_gc_ns;
 	long long suspend_gen;		/* last seen; -1: none */
+	long long route_gen;		/* last seen; -1: none */
+	long long flush_gen;		/* the last flush taken (-1: none yet: the
+					 * first reading only sets it, old flushes
+					 * are not replayed) */
 	bool ever_down;			/* an outage is in progress (logged once) */
 	struct rop *ops;
 	unsigned nops;
+	struct cs_reader *csr;		/* the client slots as last read */
+	char why[300];			/* an operator's request's error, for serve() */
+	struct cs_report *creports;	/* CS_SLOTS: this round's (OP_CLIENT idx) */
 	char *summary;			/* the JSON to publish this round */
+
+	struct client_share *cs;	/* the lcores' message-rate slots (set once,
+					 * by cluster_client_share); NULL: none */
 
 	/* under mu */
 	pthread_mutex_t mu;
@@ -230,8 +335,20 @@ struct cluster {
 	uint64_t susp_applied;		/* the gen the scheduler applied */
 	struct csusp applied[SUSPEND_MAX];	/* what the scheduler was told */
 	unsigned napplied;
+	struct cquota *quotas, *quotas2;	/* QUOTA_KEYS_MAX each, open addressing
+						 * (quotas2: for the rebuild) */
+	unsigned nquotas;
+	struct croute *routes;		/* CLUSTER_ROUTES_MAX, as read from Redis */
+	unsigned nroutes;
+	uint64_t routes_gen, routes_applied;	/* as susp_gen, susp_applied */
+	struct croute *rapplied, *rtmp;	/* the plane's: what it was told; scratch */
+	unsigned nrapplied;
+	char flushes[FLUSH_RING][256];	/* read, not yet applied ("": all) */
+	unsigned flush_head, flush_n;
 	struct cluster_stats st;
 };
+
+static void op_add(struct cluster *cl, enum op_kind k, unsigned idx, unsigned cls, unsigned want);
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -571,10 +688,182 @@ unsigned cluster_sync_suspensions(struct cluster *cl, cluster_suspend_fn sus,
 	return changes;
 }
 
+unsigned cluster_sync_routes(struct cluster *cl, cluster_route_set_fn set,
+			     cluster_route_clear_fn clear, void *user)
+{
+	struct croute *now = cl->rtmp;
+	unsigned n, changes = 0;
+
+	pthread_mutex_lock(&cl->mu);
+	if (cl->routes_applied == cl->routes_gen) {
+		pthread_mutex_unlock(&cl->mu);
+		return 0;
+	}
+	n = cl->nroutes;
+	memcpy(now, cl->routes, n * sizeof(now[0]));
+	cl->routes_applied = cl->routes_gen;
+	pthread_mutex_unlock(&cl->mu);
+
+	for (unsigned i = 0; i < cl->nrapplied; i++) {	/* cleared in the cluster */
+		bool still = false;
+		for (unsigned k = 0; k < n && !still; k++)
+			still = strcmp(now[k].key, cl->rapplied[i].key) == 0;
+		if (!still) {
+			clear(user, cl->rapplied[i].key);
+			changes++;
+		}
+	}
+	for (unsigned k = 0; k < n; k++) {	/* new or changed */
+		bool same = false;
+		for (unsigned i = 0; i < cl->nrapplied && !same; i++)
+			same = strcmp(now[k].key, cl->rapplied[i].key) == 0 &&
+			       strcmp(now[k].spec, cl->rapplied[i].spec) == 0;
+		if (same)
+			continue;
+		set(user, now[k].key, now[k].spec);
+		changes++;
+	}
+	memcpy(cl->rapplied, now, n * sizeof(now[0]));
+	cl->nrapplied = n;
+	pthread_mutex_lock(&cl->mu);
+	cl->st.routes_applied += changes;
+	pthread_mutex_unlock(&cl->mu);
+	return changes;
+}
+
+unsigned cluster_sync_flushes(struct cluster *cl, cluster_flush_fn fn, void *user)
+{
+	char dom[256];
+	unsigned changes = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&cl->mu);
+		if (!cl->flush_n) {
+			cl->st.flushes_applied += changes;
+			pthread_mutex_unlock(&cl->mu);
+			return changes;
+		}
+		memcpy(dom, cl->flushes[cl->flush_head], sizeof(dom));
+		cl->flush_head = (cl->flush_head + 1) % FLUSH_RING;
+		cl->flush_n--;
+		pthread_mutex_unlock(&cl->mu);
+		fn(user, dom[0] ? dom : NULL);
+		changes++;
+	}
+}
+
+void cluster_client_share(struct cluster *cl, struct client_share *cs)
+{
+	pthread_mutex_lock(&cl->mu);
+	cl->cs = cs;
+	atomic_store(&cs->boxes, cl->boxes);
+	atomic_store(&cs->connected, cl->connected);
+	atomic_store(&cs->active, true);
+	pthread_mutex_unlock(&cl->mu);
+	log_info("cluster: per-client and per-user message rates are shared (local share "
+		 "+ Redis grants)");
+}
+
+/* kind+name's entry in tab (made if make; NULL: not there or full). Under mu. */
+static struct cquota *quota_find(struct cquota *tab, char kind, const char *name, bool make,
+				 unsigned *n)
+{
+	size_t i = (hash_name(name) ^ (uint8_t)kind) & (QUOTA_KEYS_MAX - 1);
+
+	for (unsigned k = 0; k < QUOTA_KEYS_MAX; k++, i = (i + 1) & (QUOTA_KEYS_MAX - 1)) {
+		struct cquota *e = &tab[i];
+		if (!e->used) {
+			if (!make || *n >= QUOTA_KEYS_MAX * 3 / 4)
+				return NULL;
+			memset(e, 0, sizeof(*e));
+			e->used = true;
+			e->kind = kind;
+			snprintf(e->name, sizeof(e->name), "%s", name);
+			(*n)++;
+			return e;
+		}
+		if (e->kind == kind && strcmp(e->name, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+_Static_assert((QUOTA_KEYS_MAX & (QUOTA_KEYS_MAX - 1)) == 0, "a power of two");
+
+void cluster_quota(void *user, char kind, const char *name, uint64_t day, uint32_t msgs_here,
+		   uint32_t rcpts_here, uint32_t *msgs_else, uint32_t *rcpts_else)
+{
+	struct cluster *cl = user;
+	struct cquota *e;
+
+	*msgs_else = *rcpts_else = 0;
+	pthread_mutex_lock(&cl->mu);
+	e = quota_find(cl->quotas, kind, name, true, &cl->nquotas);
+	if (!e) {
+		cl->st.quota_untracked++;
+	} else {
+		if (e->day != day) {	/* a new day (or a new key): from nothing */
+			e->day = day;
+			e->sent_m = e->sent_r = e->else_m = e->else_r = 0;
+			e->read_ns = 0;
+		}
+		e->here_m = msgs_here;
+		e->here_r = rcpts_here;
+		e->used_ns = clock_mono_ns();
+		*msgs_else = e->else_m;
+		*rcpts_else = e->else_r;
+		cl->st.quota_counted++;
+	}
+	pthread_mutex_unlock(&cl->mu);
+}
+
+/* Under mu: this round's quota keys (a count changed here, or the others'
+ * are a second old on a key counted in the last 10 s); idle keys dropped
+ * by rebuilding the table. */
+static void plan_quotas(struct cluster *cl, uint64_t now)
+{
+	bool idle = false;
+
+	for (unsigned i = 0; i < QUOTA_KEYS_MAX; i++) {
+		struct cquota *e = &cl->quotas[i];
+		if (!e->used)
+			continue;
+		if (now - e->used_ns >= QUOTA_IDLE_NS && e->here_m == e->sent_m &&
+		    e->here_r == e->sent_r) {
+			idle = true;
+			continue;
+		}
+		if (e->here_m != e->sent_m || e->here_r != e->sent_r ||
+		    (now - e->used_ns < 10 * NS_PER_SEC && now - e->read_ns >= QUOTA_REFRESH_NS)) {
+			e->sent_m = e->here_m;
+			e->sent_r = e->here_r;
+			op_add(cl, OP_QUOTA, i, 0, 0);
+		}
+	}
+	if (!idle || cl->nops)	/* a rebuild moves entries: not while ops name them */
+		return;
+	unsigned n = 0;
+	memset(cl->quotas2, 0, QUOTA_KEYS_MAX * sizeof(*cl->quotas2));
+	for (unsigned i = 0; i < QUOTA_KEYS_MAX; i++) {
+		struct cquota *e = &cl->quotas[i], *f;
+		if (!e->used || now - e->used_ns >= QUOTA_IDLE_NS)
+			continue;
+		if ((f = quota_find(cl->quotas2, e->kind, e->name, true, &n)))
+			*f = *e;
+	}
+	struct cquota *t = cl->quotas;
+	cl->quotas = cl->quotas2;
+	cl->quotas2 = t;
+	cl->nquotas = n;
+}
+
 void cluster_stats_get(struct cluster *cl, struct cluster_stats *out)
 {
 	pthread_mutex_lock(&cl->mu);
 	*out = cl->st;
+	if (cl->cs) {
+		out->client_slots_full = atomic_load(&cl->cs->slots_full);
+		out->client_grants_used = atomic_load(&cl->cs->granted_taken);
+	}
 	out->connected = cl->connected;
 	out->boxes = cl->boxes;
 	out->dests = cl->ndests;
@@ -596,6 +885,8 @@ static void disconnect(struct cluster *cl, const char *reason)
 	pthread_mutex_lock(&cl->mu);
 	was = cl->connected;
 	cl->connected = false;
+	if (cl->cs)	/* no grants: each box holds a client to its share */
+		atomic_store(&cl->cs->connected, false);
 	cl->tried = true;
 	cl->st.redis_errors++;
 	if (was || !cl->ever_down)
@@ -663,14 +954,19 @@ static int connect_redis(struct cluster *cl)
 	}
 	cl->backoff_ns = BACKOFF_MIN_NS;
 	cl->next_registry_ns = cl->next_suspend_ns = cl->next_summary_ns = 0;
-	cl->suspend_gen = -1;
+	cl->suspend_gen = cl->route_gen = cl->flush_gen = -1;
 	pthread_mutex_lock(&cl->mu);
 	for (unsigned i = 0; i < CLUSTER_DESTS_MAX; i++)	/* renew them all now: a
 								 * restarted Redis knows none */
 		cl->tab[i].renew_ns = cl->tab[i].retry_ns = 0;
+	for (unsigned i = 0; i < QUOTA_KEYS_MAX; i++)	/* written again: Redis may
+							 * have lost them */
+		cl->quotas[i].sent_m = cl->quotas[i].sent_r = UINT32_MAX;
 	cl->connected = true;
 	cl->tried = true;
 	cl->st.reconnects++;
+	if (cl->cs)
+		atomic_store(&cl->cs->connected, true);
 	pthread_mutex_unlock(&cl->mu);
 	if (cl->ever_down)
 		log_notice("cluster: redis %s answers again: shared limits resume", cl->c.redis);
@@ -702,6 +998,29 @@ static unsigned rate_batch(const struct rate_spec *s)
 	if (b < s->burst)
 		b = s->burst;
 	return b > 1000 ? 1000 : b ? b : 1;
+}
+
+/* The cells a client key asks for at once: a fifth of a second's worth of
+ * its limit, at least 1, at most the limit and 1000. */
+static unsigned client_batch(const struct cs_report *c)
+{
+	double per_s = (double)c->limit * 1e9 / (double)(c->window_ns ? c->window_ns : 1);
+	unsigned b = (unsigned)ceil(per_s / 5);
+
+	if (b > c->limit)
+		b = c->limit;
+	return b > 1000 ? 1000 : b ? b : 1;
+}
+
+/* The cells Redis keeps back from grants (cluster_client_lua): the other
+ * boxes' spending of a round trip and a round, 200 ms of the rate, plus
+ * one; less than half the limit. */
+static unsigned client_reserve(const struct cs_report *c)
+{
+	double per_s = (double)c->limit * 1e9 / (double)(c->window_ns ? c->window_ns : 1);
+	unsigned r = (unsigned)ceil(per_s / 5) + 1;
+
+	return r < c->limit / 2 ? r : c->limit / 2;
 }
 
 /* Under mu: what this round asks for each destination. Leases: when the
@@ -761,6 +1080,7 @@ static int send_ops(struct cluster *cl)
 {
 	bool failed = false;
 	char key[DEST_NAME_MAX + 64], k2[DEST_NAME_MAX + 64], a1[32], a2[32], a3[32], a4[32];
+	char a5[32];
 	char ttl[32];
 
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(cl->c.lease_ttl_ns / NS_PER_MS));
@@ -797,9 +1117,45 @@ static int send_ops(struct cluster *cl)
 			append_cmd(cl, 8, v, &failed);
 			break;
 		}
-		case OP_SUSPEND_GEN: {
-			const char *v[] = { "GET", PREFIX "suspend:gen" };
+		case OP_GENS: {
+			const char *v[] = { "MGET", PREFIX "suspend:gen", PREFIX "route:gen",
+					    PREFIX "flush:gen" };
+			append_cmd(cl, 4, v, &failed);
+			break;
+		}
+		case OP_ROUTE_ALL: {
+			const char *v[] = { "HGETALL", PREFIX "route" };
 			append_cmd(cl, 2, v, &failed);
+			break;
+		}
+		case OP_FLUSH_LIST: {
+			const char *v[] = { "LRANGE", PREFIX "flush", "0", "-1" };
+			append_cmd(cl, 4, v, &failed);
+			break;
+		}
+		case OP_QUOTA: {
+			const struct cquota *q = &cl->quotas[o->idx];
+			snprintf(key, sizeof(key), PREFIX "quota:%llu:%c:%s",
+				 (unsigned long long)q->day, q->kind, q->name);
+			snprintf(a1, sizeof(a1), "%u", q->sent_m);
+			snprintf(a2, sizeof(a2), "%u", q->sent_r);
+			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_QUOTA], "1", key, cl->c.name,
+					    a1, a2 };
+			append_cmd(cl, 7, v, &failed);
+			break;
+		}
+		case OP_CLIENT: {
+			const struct cs_report *c = &cl->creports[o->idx];
+			uint64_t t_us = c->window_ns / 1000 / (c->limit ? c->limit : 1);
+			snprintf(key, sizeof(key), PREFIX "client:%s", c->key);
+			snprintf(a1, sizeof(a1), "%llu", (unsigned long long)(t_us ? t_us : 1));
+			snprintf(a2, sizeof(a2), "%u", c->limit);
+			snprintf(a3, sizeof(a3), "%u", c->charge);
+			snprintf(a4, sizeof(a4), "%u", o->want);
+			snprintf(a5, sizeof(a5), "%u", client_reserve(c));
+			const char *v[] = { "EVALSHA", cl->sha[SCRIPT_CLIENT], "1", key, a1, a2, a3,
+					    a4, "0", a5 };
+			append_cmd(cl, 10, v, &failed);
 			break;
 		}
 		case OP_SUSPEND_ALL: {
@@ -828,7 +1184,7 @@ static long long int_at(const redisReply *r, size_t i)
 
 /* Under mu: one reply of the round. false: the reply makes no sense. */
 static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, uint64_t now,
-		       bool *want_suspensions)
+		       unsigned *want)
 {
 	struct cdest *e = &cl->tab[o->idx];
 
@@ -837,6 +1193,8 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 		if (r->type != REDIS_REPLY_INTEGER || r->integer < 1)
 			return false;
 		cl->boxes = (unsigned)r->integer;
+		if (cl->cs)
+			atomic_store(&cl->cs->boxes, cl->boxes);
 		return true;
 	case OP_LEASE: {
 		long long g = int_at(r, 0), hungry = int_at(r, 2);
@@ -877,16 +1235,72 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 		}
 		return true;
 	}
-	case OP_SUSPEND_GEN: {
-		long long g = 0;
-		if (r->type == REDIS_REPLY_STRING)
-			g = strtoll(r->str, NULL, 10);
-		else if (r->type != REDIS_REPLY_NIL)
+	case OP_GENS: {
+		long long g[3] = { 0, 0, 0 };
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
 			return false;
-		if (g != cl->suspend_gen) {
-			cl->suspend_gen = g;
-			*want_suspensions = true;
+		for (int i = 0; i < 3; i++) {
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				g[i] = strtoll(r->element[i]->str, NULL, 10);
+			else if (r->element[i]->type != REDIS_REPLY_NIL)
+				return false;
 		}
+		if (g[0] != cl->suspend_gen) {
+			cl->suspend_gen = g[0];
+			*want |= WANT_SUSP;
+		}
+		if (g[1] != cl->route_gen) {
+			cl->route_gen = g[1];
+			*want |= WANT_ROUTES;
+		}
+		if (cl->flush_gen < 0 || g[2] < cl->flush_gen)
+			cl->flush_gen = g[2];	/* (re)started: from now on */
+		else if (g[2] != cl->flush_gen)
+			*want |= WANT_FLUSH;
+		return true;
+	}
+	case OP_ROUTE_ALL: {
+		unsigned n = 0;
+		if (r->type != REDIS_REPLY_ARRAY)
+			return false;
+		for (size_t i = 0; i + 1 < r->elements && n < CLUSTER_ROUTES_MAX; i += 2) {
+			if (r->element[i]->type != REDIS_REPLY_STRING ||
+			    r->element[i + 1]->type != REDIS_REPLY_STRING ||
+			    r->element[i]->len >= CLUSTER_ROUTE_KEY_MAX ||
+			    r->element[i + 1]->len >= CLUSTER_ROUTE_SPEC_MAX)
+				continue;
+			memcpy(cl->routes[n].key, r->element[i]->str, r->element[i]->len + 1);
+			memcpy(cl->routes[n].spec, r->element[i + 1]->str,
+			       r->element[i + 1]->len + 1);
+			n++;
+		}
+		cl->nroutes = n;
+		cl->routes_gen++;
+		return true;
+	}
+	case OP_FLUSH_LIST: {
+		long long top = cl->flush_gen;
+		if (r->type != REDIS_REPLY_ARRAY)
+			return false;
+		for (size_t i = 0; i < r->elements; i++) {	/* "GEN DOMAIN", oldest first */
+			char *sp;
+			long long g;
+			if (r->element[i]->type != REDIS_REPLY_STRING)
+				continue;
+			g = strtoll(r->element[i]->str, &sp, 10);
+			if (*sp != ' ' || g <= cl->flush_gen)
+				continue;
+			if (g > top)
+				top = g;
+			if (cl->flush_n == FLUSH_RING) {
+				cl->st.flushes_dropped++;
+				continue;
+			}
+			snprintf(cl->flushes[(cl->flush_head + cl->flush_n) % FLUSH_RING], 256, "%s",
+				 strcmp(sp + 1, "*") == 0 ? "" : sp + 1);
+			cl->flush_n++;
+		}
+		cl->flush_gen = top;
 		return true;
 	}
 	case OP_SUSPEND_ALL: {
@@ -907,6 +1321,30 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 	}
 	case OP_SUMMARY:
 		return r->type == REDIS_REPLY_STATUS;
+	case OP_QUOTA: {
+		struct cquota *q = &cl->quotas[o->idx];
+		long long m = int_at(r, 0), n = int_at(r, 1);
+		if (m < 0 || n < 0)
+			return false;
+		cl->st.quota_calls++;
+		if (q->used) {
+			q->else_m = m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+			q->else_r = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+			q->read_ns = now;
+		}
+		return true;
+	}
+	case OP_CLIENT: {
+		const struct cs_report *c = &cl->creports[o->idx];
+		if (r->type != REDIS_REPLY_INTEGER || r->integer < 0)
+			return false;
+		cl->st.client_calls++;
+		cl->st.client_charged += c->charge;
+		cl->st.client_granted += (uint64_t)r->integer;
+		if (cl->cs)
+			cs_grant(cl->cs, cl->csr, c->idx, c->key, (uint32_t)r->integer, now);
+		return true;
+	}
 	}
 	return false;
 }
@@ -939,13 +1377,72 @@ static char *summary_text(struct cluster *cl)
 	return txt;
 }
 
+/* This round's client keys: what the lcores spent from their shares since
+ * the last round (charged), and cells for those refused (client_share.h). */
+static void plan_clients(struct cluster *cl, struct client_share *cs, uint64_t now)
+{
+	uint64_t dropped = 0;
+	unsigned n = cs_collect(cs, cl->csr, cl->creports, CS_SLOTS, now, CLUSTER_KEEP_NS,
+				&dropped);
+
+	for (unsigned i = 0; i < n; i++)
+		op_add(cl, OP_CLIENT, i, 0, cl->creports[i].want ? client_batch(&cl->creports[i]) : 0);
+	if (dropped) {
+		pthread_mutex_lock(&cl->mu);
+		cl->st.client_dropped += dropped;
+		pthread_mutex_unlock(&cl->mu);
+	}
+}
+
+/* After a round whose generations changed: read the suspensions, routes
+ * or flushes they cover, in one more pipelined round trip. */
+static void follow_gens(struct cluster *cl, unsigned want, uint64_t now)
+{
+	const char *err = NULL;
+	unsigned ignored = 0, n;
+
+	cl->nops = 0;
+	if (want & WANT_SUSP)
+		op_add(cl, OP_SUSPEND_ALL, 0, 0, 0);
+	if (want & WANT_ROUTES)
+		op_add(cl, OP_ROUTE_ALL, 0, 0, 0);
+	if (want & WANT_FLUSH)
+		op_add(cl, OP_FLUSH_LIST, 0, 0, 0);
+	n = cl->nops;
+	if (send_ops(cl) < 0) {
+		disconnect(cl, "out of memory for a round");
+		return;
+	}
+	for (unsigned k = 0; k < n && !err; k++) {
+		void *rv = NULL;
+		if (redisGetReply(cl->rc, &rv) != REDIS_OK || !rv) {
+			err = cl->rc->errstr[0] ? cl->rc->errstr : "no reply";
+			break;
+		}
+		pthread_mutex_lock(&cl->mu);
+		if (!take_reply(cl, &cl->ops[k], rv, now, &ignored))
+			err = "an unexpected reply";
+		pthread_mutex_unlock(&cl->mu);
+		freeReplyObject(rv);
+	}
+	pthread_mutex_lock(&cl->mu);
+	cl->st.rounds++;
+	cl->st.commands += n;
+	pthread_mutex_unlock(&cl->mu);
+	if (err) {
+		disconnect(cl, err);
+		cl->next_connect_ns = clock_mono_ns() + cl->backoff_ns;
+	}
+}
+
 /* One round: plan, send, read, apply. */
 static void round_once(struct cluster *cl)
 {
 	uint64_t now = clock_mono_ns();
-	bool want_susp = false;
+	unsigned want = 0;
 	const char *err = NULL;
 	unsigned nplanned;
+	struct client_share *cs;
 
 	free(cl->summary);
 	cl->summary = NULL;
@@ -955,7 +1452,7 @@ static void round_once(struct cluster *cl)
 		cl->next_registry_ns = now + cl->c.lease_ttl_ns / 3;
 	}
 	if (now >= cl->next_suspend_ns) {
-		op_add(cl, OP_SUSPEND_GEN, 0, 0, 0);
+		op_add(cl, OP_GENS, 0, 0, 0);
 		cl->next_suspend_ns = now + SUSPEND_POLL_NS;
 	}
 	if (now >= cl->next_summary_ns) {
@@ -971,7 +1468,11 @@ static void round_once(struct cluster *cl)
 		cl->next_gc_ns = now + GC_NS;
 	}
 	plan_dests(cl, now);
+	plan_quotas(cl, now);
+	cs = cl->cs;
 	pthread_mutex_unlock(&cl->mu);
+	if (cs)
+		plan_clients(cl, cs, now);
 	if (cl->nops == 0)
 		return;
 	if (send_ops(cl) < 0) {
@@ -989,7 +1490,7 @@ static void round_once(struct cluster *cl)
 		}
 		r = rv;
 		pthread_mutex_lock(&cl->mu);
-		if (r->type == REDIS_REPLY_ERROR || !take_reply(cl, &cl->ops[k], r, now, &want_susp))
+		if (r->type == REDIS_REPLY_ERROR || !take_reply(cl, &cl->ops[k], r, now, &want))
 			err = r->type == REDIS_REPLY_ERROR ? "an error reply" : "an unexpected reply";
 		pthread_mutex_unlock(&cl->mu);
 		if (r->type == REDIS_REPLY_ERROR)
@@ -1005,21 +1506,9 @@ static void round_once(struct cluster *cl)
 		cl->next_connect_ns = clock_mono_ns() + cl->backoff_ns;
 		return;
 	}
-	if (want_susp) {	/* the hash changed: read it (a second round trip, rare) */
-		redisReply *r;
-		cl->nops = 0;
-		op_add(cl, OP_SUSPEND_ALL, 0, 0, 0);
-		r = redisCommand(cl->rc, "HGETALL " PREFIX "suspend");
-		pthread_mutex_lock(&cl->mu);
-		cl->st.rounds++;
-		cl->st.commands++;
-		if (!r || !take_reply(cl, &cl->ops[0], r, now, &want_susp))
-			err = "HGETALL";
-		pthread_mutex_unlock(&cl->mu);
-		freeReplyObject(r);
-		if (err)
-			disconnect(cl, err);
-	}
+	if (want)	/* a generation changed: read what it covers (a second
+			 * round trip, rare) */
+		follow_gens(cl, want, now);
 }
 
 /* ---- operators' requests ------------------------------------------------------------------ */
@@ -1151,6 +1640,123 @@ static json_t *req_suspend(struct cluster *cl, const struct creq *q, const char 
 	log_notice("cluster: the operator %s %s on every box (%zu live)",
 		   resume ? "resumes" : "suspends", dom, nb);
 	return json_pack("{s:{s:s,s:I}}", "cluster", resume ? "resume" : "suspend", dom,
+			 "boxes", (json_int_t)nb);
+}
+
+/* The number of live boxes (for the answers), or -1 with err. */
+static long long live_count(struct cluster *cl, const char **err)
+{
+	redisReply *b = live_boxes(cl, err);
+	long long n;
+
+	if (!b)
+		return -1;
+	n = (long long)(b->elements / 2);
+	freeReplyObject(b);
+	return n;
+}
+
+/* route set DOMAIN SPEC | route clear DOMAIN | route show: the hash
+ * "route" (the router's key -> spec) and its generation, which every box
+ * polls with the suspensions' and applies with route_set/route_clear. The
+ * domain and the spec are checked here as `route set` would, so a bad one
+ * never reaches the other boxes. */
+static json_t *req_route(struct cluster *cl, const struct creq *q, const char **err)
+{
+	char key[DNS_NAME_MAX + 2], e[200];
+	struct route_spec spec;
+	redisReply *r;
+	long long nb;
+
+	if (strcmp(q->words[1], "show") == 0) {
+		const char *v[] = { "HGETALL", PREFIX "route" };
+		json_t *arr = json_array();
+		if (!arr || !(r = command(cl, err, 2, v))) {
+			json_decref(arr);
+			return NULL;
+		}
+		for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+			if (r->element[i]->type == REDIS_REPLY_STRING &&
+			    r->element[i + 1]->type == REDIS_REPLY_STRING)
+				json_array_append_new(arr, json_pack("{s:s,s:s}", "domain",
+								     r->element[i]->str, "route",
+								     r->element[i + 1]->str));
+		freeReplyObject(r);
+		return json_pack("{s:o}", "routes", arr);
+	}
+	if (route_domain_parse(q->words[2], key, e, sizeof(e)) < 0 ||
+	    (strcmp(q->words[1], "set") == 0 &&
+	     route_spec_parse(q->words[3], &spec, e, sizeof(e)) < 0)) {
+		snprintf(cl->why, sizeof(cl->why), "%s", e);
+		*err = cl->why;
+		return NULL;
+	}
+	if (strcmp(q->words[1], "set") == 0) {
+		const char *v[] = { "HSET", PREFIX "route", key, q->words[3] };
+		r = command(cl, err, 4, v);
+	} else {
+		const char *v[] = { "HDEL", PREFIX "route", key };
+		r = command(cl, err, 3, v);
+		if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+			freeReplyObject(r);
+			*err = "no cluster route for it";
+			return NULL;
+		}
+	}
+	if (!r)
+		return NULL;
+	freeReplyObject(r);
+	{
+		const char *v[] = { "INCR", PREFIX "route:gen" };
+		if (!(r = command(cl, err, 2, v)))
+			return NULL;
+		freeReplyObject(r);
+	}
+	if ((nb = live_count(cl, err)) < 0)
+		return NULL;
+	cl->next_suspend_ns = 0;	/* this box too, at the next round */
+	log_notice("cluster: the operator %s the route of %s on every box (%lld live)%s%s",
+		   q->words[1][0] == 's' ? "sets" : "clears", key, nb,
+		   q->words[1][0] == 's' ? ": " : "", q->words[1][0] == 's' ? q->words[3] : "");
+	return q->words[1][0] == 's' ?
+		json_pack("{s:{s:{s:s,s:s},s:I}}", "cluster", "route", "domain", key, "set",
+			  q->words[3], "boxes", (json_int_t)nb) :
+		json_pack("{s:{s:{s:s,s:b},s:I}}", "cluster", "route", "domain", key, "cleared",
+			  1, "boxes", (json_int_t)nb);
+}
+
+/* flush [DOMAIN]: appended to the list "flush" by flush_lua; every box
+ * polls its generation and flushes the domain (or all) as its own `flush`
+ * would. */
+static json_t *req_flush(struct cluster *cl, const struct creq *q, const char **err)
+{
+	const char *dom = q->argc == 2 ? q->words[1] : "*";
+	const char *v[] = { "EVALSHA", cl->sha[SCRIPT_FLUSH], "2", PREFIX "flush",
+			    PREFIX "flush:gen", dom, NULL };
+	char keep[16];
+	redisReply *r;
+	long long nb;
+
+	if (q->argc == 2 && !domain_ok(dom)) {
+		*err = "not a domain (lower case, as in the queue)";
+		return NULL;
+	}
+	if (!cl->rc && connect_redis(cl) < 0) {
+		*err = "redis is unreachable";
+		return NULL;
+	}
+	v[1] = cl->sha[SCRIPT_FLUSH];
+	snprintf(keep, sizeof(keep), "%d", FLUSH_KEEP);
+	v[6] = keep;
+	if (!(r = command(cl, err, 7, v)))
+		return NULL;
+	freeReplyObject(r);
+	if ((nb = live_count(cl, err)) < 0)
+		return NULL;
+	cl->next_suspend_ns = 0;
+	log_notice("cluster: the operator flushes %s on every box (%lld live)",
+		   q->argc == 2 ? dom : "all mail", nb);
+	return json_pack("{s:{s:s,s:I}}", "cluster", "flush", q->argc == 2 ? dom : "all",
 			 "boxes", (json_int_t)nb);
 }
 
@@ -1289,24 +1895,28 @@ static void serve(struct cluster *cl, struct creq *q)
 		res = req_suspend(cl, q, &err);
 	else if (strcmp(q->words[0], "boxes") == 0)
 		res = req_boxes(cl, &err);
+	else if (strcmp(q->words[0], "route") == 0)
+		res = req_route(cl, q, &err);
+	else if (strcmp(q->words[0], "flush") == 0)
+		res = req_flush(cl, q, &err);
 	else
 		res = req_summary(cl, &err);
 	if (res) {
 		q->done(q->user, true, res);
 		return;
 	}
-	snprintf(text, sizeof(text), "cluster %s: %s", q->words[0], err);
+	snprintf(text, sizeof(text), "cluster %.16s: %.300s", q->words[0], err);
 	q->done(q->user, false, json_string(text));
 }
 
-int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn done, void *user,
-		   char *err, size_t errlen)
+/* argv as the request's words: flush's forms made one ("flush" or "flush
+ * D"), a route's spec joined into one word. false: usage. */
+static bool req_words(struct creq *q, int argc, char **argv)
 {
-	struct creq *q;
-	bool ok;
+	int n = argc;
+	bool ok = argc >= 1;
 
-	ok = argc >= 1 && argc <= 4;
-	if (ok && (strcmp(argv[0], "suspend") == 0))
+	if (ok && strcmp(argv[0], "suspend") == 0)
 		ok = argc == 2 || (argc == 4 && strcmp(argv[2], "--for") == 0);
 	else if (ok && strcmp(argv[0], "resume") == 0)
 		ok = argc == 2;
@@ -1314,12 +1924,48 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
 		ok = argc == 1;
 	else if (ok && strcmp(argv[0], "queue") == 0)
 		ok = argc == 2 && strcmp(argv[1], "summary") == 0;
-	else
+	else if (ok && strcmp(argv[0], "flush") == 0) {
+		if (argc == 2 && strcmp(argv[1], "--all") == 0)
+			n = 1;
+		else if (argc == 3 && strcmp(argv[1], "--domain") == 0)
+			argv[1] = argv[2], n = 2;
+		else
+			ok = argc == 1 || (argc == 2 && argv[1][0] != '-');
+	} else if (ok && strcmp(argv[0], "route") == 0) {
+		ok = argc >= 2 && ((strcmp(argv[1], "show") == 0 && argc == 2) ||
+				   (strcmp(argv[1], "clear") == 0 && argc == 3) ||
+				   (strcmp(argv[1], "set") == 0 && argc >= 4));
+		if (ok && argc > 4) {	/* the spec's words, as one */
+			size_t len = 0;
+			q->words[3][0] = '\0';
+			for (int i = 3; i < argc && ok; i++) {
+				int w = snprintf(q->words[3] + len, sizeof(q->words[3]) - len,
+						 "%s%s", i > 3 ? " " : "", argv[i]);
+				ok = w >= 0 && (size_t)w < sizeof(q->words[3]) - len;
+				len += (size_t)w;
+			}
+			n = 4;
+		}
+	} else
 		ok = false;
-	for (int i = 0; ok && i < argc; i++)
+	if (n > 4)
+		ok = false;
+	for (int i = 0; ok && i < n; i++) {
+		if (i == 3 && argc > 4)
+			break;	/* joined above */
 		ok = strlen(argv[i]) < sizeof(q->words[0]);
-	if (!ok)
-		return CLUSTER_USAGE;
+		if (ok)
+			snprintf(q->words[i], sizeof(q->words[i]), "%s", argv[i]);
+	}
+	q->argc = n;
+	return ok;
+}
+
+int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn done, void *user,
+		   char *err, size_t errlen)
+{
+	struct creq *q;
+
 	pthread_mutex_lock(&cl->mu);
 	if (cl->req_n == REQ_MAX) {
 		pthread_mutex_unlock(&cl->mu);
@@ -1327,14 +1973,15 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
 		return -1;
 	}
 	q = &cl->req[(cl->req_head + cl->req_n) % REQ_MAX];
-	q->argc = argc;
-	for (int i = 0; i < argc; i++) {
-		snprintf(q->words[i], sizeof(q->words[i]), "%s", argv[i]);
-		if (i == 1)	/* the domain, as the queue keeps it */
-			for (char *p = q->words[i]; *p; p++)
-				if (*p >= 'A' && *p <= 'Z')
-					*p = (char)(*p - 'A' + 'a');
+	if (!req_words(q, argc, argv)) {
+		pthread_mutex_unlock(&cl->mu);
+		return CLUSTER_USAGE;
 	}
+	/* the domain, as the queue keeps it */
+	int d = strcmp(q->words[0], "route") == 0 ? 2 : 1;
+	for (char *p = q->words[d]; q->argc > d && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
 	q->done = done;
 	q->user = user;
 	cl->req_n++;
@@ -1405,12 +2052,20 @@ struct cluster *cluster_start(const struct cluster_conf *c, struct queue *q, cha
 	cl->q = q;
 	cl->boxes = 1;
 	cl->backoff_ns = BACKOFF_MIN_NS;
-	cl->suspend_gen = -1;
+	cl->suspend_gen = cl->route_gen = cl->flush_gen = -1;
 	cluster_addr_parse(c->redis, cl->host, sizeof(cl->host), &cl->port);
 	cl->tab = calloc(CLUSTER_DESTS_MAX, sizeof(*cl->tab));
 	cl->tab2 = calloc(CLUSTER_DESTS_MAX, sizeof(*cl->tab2));
 	cl->ops = calloc(ROUND_OPS_MAX, sizeof(*cl->ops));
-	if (!cl->tab || !cl->tab2 || !cl->ops) {
+	cl->routes = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->routes));
+	cl->rapplied = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->rapplied));
+	cl->rtmp = calloc(CLUSTER_ROUTES_MAX, sizeof(*cl->rtmp));
+	cl->csr = cs_reader_new();
+	cl->quotas = calloc(QUOTA_KEYS_MAX, sizeof(*cl->quotas));
+	cl->quotas2 = calloc(QUOTA_KEYS_MAX, sizeof(*cl->quotas2));
+	cl->creports = calloc(CS_SLOTS, sizeof(*cl->creports));
+	if (!cl->tab || !cl->tab2 || !cl->ops || !cl->routes || !cl->rapplied || !cl->rtmp ||
+	    !cl->csr || !cl->creports || !cl->quotas || !cl->quotas2) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1436,6 +2091,13 @@ fail:
 	free(cl->tab);
 	free(cl->tab2);
 	free(cl->ops);
+	free(cl->routes);
+	free(cl->rapplied);
+	free(cl->rtmp);
+	cs_reader_free(cl->csr);
+	free(cl->creports);
+	free(cl->quotas);
+	free(cl->quotas2);
 	free(cl);
 	return NULL;
 }
@@ -1450,6 +2112,8 @@ void cluster_stop(struct cluster *cl)
 		pthread_cond_signal(&cl->cv);
 		pthread_mutex_unlock(&cl->mu);
 		pthread_join(cl->thread, NULL);
+		if (cl->cs)	/* the lcores go back to this box's own limits */
+			atomic_store(&cl->cs->active, false);
 		/* requests nobody will serve: answered */
 		while (cl->req_n) {
 			struct creq *q = &cl->req[cl->req_head];
@@ -1466,5 +2130,12 @@ void cluster_stop(struct cluster *cl)
 	free(cl->tab);
 	free(cl->tab2);
 	free(cl->ops);
+	free(cl->routes);
+	free(cl->rapplied);
+	free(cl->rtmp);
+	cs_reader_free(cl->csr);
+	free(cl->creports);
+	free(cl->quotas);
+	free(cl->quotas2);
 	free(cl);
 }

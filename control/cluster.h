@@ -37,6 +37,19 @@
  *   suspend             hash: domain -> until (unix s, 0: until resumed)
  *   suspend:gen         counter bumped at each change; boxes poll it every
  *                       250 ms and apply the hash to their scheduler
+ *   route               hash: the router's key (domain, or .parent) -> spec:
+ *                       the cluster's runtime routes (`cluster route set`)
+ *   route:gen           as suspend:gen; every box applies the hash with
+ *                       route_set / route_clear (runtime routes: they outlive
+ *                       a reload). A box's own `route set` stays its own.
+ *   flush               list of "GEN DOMAIN" ("GEN *": all), the last 64
+ *   client:a:ADDR, client:u:NAME   a client's or user's message-rate GCRA
+ *   quota:DAY:K:NAME    hash: box -> "messages recipients" of that day
+ *   flush:gen           the last GEN; boxes poll it with the other two
+ *                       generations (one MGET) and flush what is newer than
+ *                       what they took, as their own `flush` would
+ * Shared state is Redis's: a Redis restarted empty ends the cluster's
+ * suspensions and routes on every box (run it with persistence).
  *
  * Leases (cluster_lease_lua, one atomic script per destination per round):
  * expired members are dropped, then the box's members are set to
@@ -79,12 +92,17 @@
 
 #include "common/stats.h"
 #include "control/dest.h"
+#include "control/dns.h"
+#include "control/route.h"
 
 #define CLUSTER_NAME_MAX 64		/* a box's name, NUL included */
 #define CLUSTER_ADDR_MAX 256
 #define CLUSTER_DESTS_MAX 4096		/* destinations followed at once */
 #define CLUSTER_LEASE_SPARE 2		/* leases asked for beyond those in use */
 #define CLUSTER_KEEP_NS (1000ull * 1000 * 1000)	/* granted rate cells live this long */
+#define CLUSTER_ROUTES_MAX 256		/* shared runtime routes */
+#define CLUSTER_ROUTE_KEY_MAX (DNS_NAME_MAX + 2)
+#define CLUSTER_ROUTE_SPEC_MAX ROUTE_SPEC_MAX
 
 struct cluster_conf {
 	char redis[CLUSTER_ADDR_MAX];	/* "host:port" or "/path"; "": off */
@@ -102,9 +120,12 @@ int cluster_conf_check(const struct cluster_conf *c, const char **key, char *err
 /* The scripts, for the tests (KEYS and ARGV as cluster.c documents them). */
 extern const char cluster_lease_lua[];
 extern const char cluster_gcra_lua[];
+extern const char cluster_client_lua[];
+extern const char cluster_quota_lua[];
 
 struct cluster;
 struct queue;
+struct client_share;
 
 /* Start the thread (it connects in the background: a Redis that is down
  * at start is a fallback, not an error). q: whose summary is published
@@ -136,9 +157,44 @@ typedef void (*cluster_resume_fn)(void *user, const char *domain);
 unsigned cluster_sync_suspensions(struct cluster *cl, cluster_suspend_fn sus,
 				  cluster_resume_fn res, void *user);
 
+/* Share the lcores' per-client and per-user message rates across the
+ * cluster (dataplane/smtp/client_share.h: each box its share of a limit,
+ * Redis's GCRA "client:KEY" charged with what was spent and granting the
+ * rest in batches): activates cs (until cluster_stop) and reads it every
+ * round. cs must outlive the cluster. */
+void cluster_client_share(struct cluster *cl, struct client_share *cs);
+
+/* Daily quotas across the cluster: a quota_elsewhere_fn (control/quota.h)
+ * for quota_set_elsewhere, user = the cluster. Each key's day is a hash in
+ * Redis (quota:DAY:KIND:NAME, field BOX: this box's counts, set each round
+ * they change); the answer is the other boxes' sums as last read (once a
+ * second while the key is counted), so a key that goes over on the other
+ * boxes is held here from its next message on, and a key new to this box
+ * gets through its first message before the others' counts are known.
+ * Never waits for Redis (a mutex, briefly); Redis down: the last sums. */
+void cluster_quota(void *cl, char kind, const char *name, uint64_t day, uint32_t msgs_here,
+		   uint32_t rcpts_here, uint32_t *msgs_else, uint32_t *rcpts_else);
+
+/* The cluster's runtime routes (`cluster route set/clear`), as last read
+ * from Redis, applied through the callbacks when they changed since the
+ * last call: set for a route new or changed, clear for one the cluster no
+ * longer has (only routes this function set are ever cleared). For the
+ * control plane's thread (the router's owner). The number of changes. */
+typedef void (*cluster_route_set_fn)(void *user, const char *key, const char *spec);
+typedef void (*cluster_route_clear_fn)(void *user, const char *key);
+unsigned cluster_sync_routes(struct cluster *cl, cluster_route_set_fn set,
+			     cluster_route_clear_fn clear, void *user);
+
+/* The cluster's flushes (`cluster flush [DOMAIN]`) read since the last
+ * call, each passed to fn once (domain NULL: all mail), oldest first. A
+ * flush made while this box was not connected is not replayed. */
+typedef void (*cluster_flush_fn)(void *user, const char *domain);
+unsigned cluster_sync_flushes(struct cluster *cl, cluster_flush_fn fn, void *user);
+
 /*
  * A `cluster ...` request (words after "cluster"): suspend DOMAIN [--for T],
- * resume DOMAIN, queue summary, boxes. Answered on the cluster thread by
+ * resume DOMAIN, queue summary, boxes, flush [DOMAIN | --domain DOMAIN |
+ * --all], route set DOMAIN SPEC..., route clear DOMAIN, route show. Answered on the cluster thread by
  * done(user, ok, value) (value: a new reference, the result or the error
  * text). 0, 1 (usage), or -1 with err (queue full).
  *   suspend/resume  {"cluster":{"suspend"|"resume":DOMAIN,"boxes":N}}
@@ -146,6 +202,10 @@ unsigned cluster_sync_suspensions(struct cluster *cl, cluster_suspend_fn sus,
  *   queue summary   {"boxes":[names],"missing":[names without a summary],
  *                    "total":{row},"domains":[{"domain","incoming","active",
  *                    "deferred","held","bytes","boxes":N}]}
+ *   flush           {"cluster":{"flush":DOMAIN|"all","boxes":N}}
+ *   route set/clear {"cluster":{"route":{"domain":KEY,"set":SPEC|"cleared":true},
+ *                    "boxes":N}}
+ *   route show      {"routes":[{"domain","route"}]} (as `route show`)
  */
 #define CLUSTER_USAGE 1
 typedef void (*cluster_done_fn)(void *user, bool ok, json_t *value);
@@ -158,12 +218,26 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
  * lease_calls, leases_granted (sum of grants), lease_waits (admits refused:
  * share used up), rate_calls, rate_cells (granted), rate_waits, rate_dropped
  * (cells that expired unspent), fallback_admits (decided locally while
- * down), suspensions_applied; gauges: connected (0/1), boxes, dests.
+ * down), suspensions_applied, routes_applied (cluster routes set or cleared
+ * here), flushes_applied, flushes_dropped (more than FLUSH_RING between two
+ * passes of the plane); client_calls (client keys sent to Redis),
+ * client_charged (cells spent from local shares, charged), client_granted
+ * (cells Redis granted), client_dropped (granted, unspent within a second),
+ * client_grants_used (messages let through on a grant), client_slots_full
+ * (keys that found no slot: held to their share alone), quota_counted
+ * (messages whose key's day was shared), quota_calls (quota keys written
+ * and read), quota_untracked (the key table full: counted here alone);
+ * gauges: connected
+ * (0/1), boxes, dests.
  */
 #define CLUSTER_STATS(X) \
 	X(rounds) X(commands) X(redis_errors) X(reconnects) X(fallback_entered) \
 	X(lease_calls) X(leases_granted) X(lease_waits) X(rate_calls) X(rate_cells) \
 	X(rate_waits) X(rate_dropped) X(fallback_admits) X(suspensions_applied) \
+	X(routes_applied) X(flushes_applied) X(flushes_dropped) \
+	X(client_calls) X(client_charged) X(client_granted) X(client_dropped) \
+	X(client_grants_used) X(client_slots_full) \
+	X(quota_counted) X(quota_calls) X(quota_untracked) \
 	X(connected) X(boxes) X(dests)
 struct cluster_stats { CLUSTER_STATS(STATS_FIELD) };
 extern const char *const cluster_stat_names[];

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/drain_hook.h"
+#include "control/drain_state.h"
 #include "control/plane.h"
 #include "control/quota.h"
 #include "control/reload.h"
@@ -146,12 +147,20 @@ static int set_drain(struct ctl_ctx *c, bool on, int argc, json_t **result)
 	}
 	was = dp_smtp_refuse_new(c->dp);
 	dp_smtp_set_refuse_new(c->dp, on);
+	if (on && !was)
+		c->drained_since_s = clock_real_s();
+	else if (!on)
+		c->drained_since_s = 0;
 	if (on)
 		log_notice("drain: new SMTP sessions get 421 4.3.2 from now on (open ones finish, "
 			   "delivery goes on)%s", was ? " (already drained)" : "");
 	else
 		log_notice("undrain: accepting new SMTP sessions again%s",
 			   was ? "" : " (was not drained)");
+	/* kept across a restart: the file in the spool (drain_state.h) */
+	if (c->cfg && c->cfg->queue.dir[0] &&
+	    drain_state_save(c->cfg->queue.dir, on, c->drained_since_s, err, sizeof(err)) < 0)
+		log_err("%s: not kept across a restart: %s", on ? "drain" : "undrain", err);
 	if (hook[0]) {
 		if (!c->drain_hook ||
 		    drain_hook_run(c->drain_hook, hook, on ? "drain" : "undrain",
@@ -165,6 +174,23 @@ static int set_drain(struct ctl_ctx *c, bool on, int argc, json_t **result)
 	}
 	*result = json_pack("{s:{s:b,s:b,s:o}}", "drain", "draining", on, "was", was, "hook",
 			    hook[0] ? json_string(hook) : json_null());
+	return *result ? 0 : -1;
+}
+
+/* status: what the box is doing, in one answer: its version, and whether
+ * it is drained (since when; also after a restart). */
+static int cmd_status(struct ctl_ctx *c, int argc, char **argv, json_t **result)
+{
+	bool drained;
+
+	if (argc)
+		return CTL_USAGE;
+	drained = c->dp ? dp_smtp_refuse_new(c->dp) : c->drained_since_s != 0;
+	*result = json_pack("{s:{s:s,s:s,s:b,s:o}}", "status", "version", c->version, "smtp",
+			    drained ? "drained: new sessions get 421 4.3.2" : "accepting",
+			    "draining", drained, "drained_since",
+			    drained && c->drained_since_s ? json_integer((json_int_t)
+							     c->drained_since_s) : json_null());
 	return *result ? 0 : -1;
 }
 
@@ -476,6 +502,8 @@ PLANE_CMD(cmd_cluster_suspend, "cluster", "suspend")
 PLANE_CMD(cmd_cluster_resume, "cluster", "resume")
 PLANE_CMD(cmd_cluster_queue, "cluster", "queue")
 PLANE_CMD(cmd_cluster_boxes, "cluster", "boxes")
+PLANE_CMD(cmd_cluster_flush, "cluster", "flush")
+PLANE_CMD(cmd_cluster_route, "cluster", "route")
 
 /* transfer --to HOST[:PORT]: only a drained box moves its queue (the other
  * box must not get mail this one still takes in); status and --cancel
@@ -506,7 +534,12 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "drain", NULL, CTL_ADMIN, cmd_drain, "",
 	  "Maintenance: new SMTP sessions get \"421 4.3.2 Service not available\" (open ones "
 	  "finish; delivery goes on), then [control] drain_hook runs with \"drain\" to take "
-	  "the box out of the MX/ECMP set. Kept across reloads; stats: drain.active." },
+	  "the box out of the MX/ECMP set. Kept across reloads and restarts (the file "
+	  "drained in [queue] dir; a box restarted drained says so in its log and `status`, "
+	  "and does not run the hook again); stats: drain.active." },
+	{ "status", NULL, CTL_READ, cmd_status, "",
+	  "What the box is doing: its version, and whether it is drained (and since when, "
+	  "unix seconds): {\"status\":{\"version\",\"smtp\",\"draining\",\"drained_since\"}}." },
 	{ "undrain", NULL, CTL_ADMIN, cmd_undrain, "",
 	  "End a drain: accept new SMTP sessions again, then run [control] drain_hook with "
 	  "\"undrain\"." },
@@ -528,12 +561,15 @@ const struct ctl_cmd ctl_commands[] = {
 	  "Where mail for DOMAIN would go now: a static route, the relayhost or its MX hosts, "
 	  "with their addresses, ports, preferences and TLS policy; or why it cannot go." },
 	{ "route", "set", CTL_ADMIN, cmd_route_set, "DOMAIN SPEC",
-	  "Route DOMAIN by SPEC from now on, as a routes_file line would (until `route clear` "
-	  "or a restart). SPEC: discard, hold, or next hops \"[PRIORITY] TARGET[:PORT]\" "
-	  "separated by commas, [TARGET] used as is, TARGET looked up as an MX, with an "
-	  "optional last word tls=none|may|encrypt|verify." },
+	  "Route DOMAIN by SPEC from now on, as a routes_file line would, over the file's "
+	  "(until `route clear` or a restart; kept across reloads). SPEC: discard, hold, or "
+	  "next hops \"[PRIORITY] TARGET[:PORT]\" separated by commas, [TARGET] used as "
+	  "is, TARGET looked up as an MX, with an optional last word "
+	  "tls=none|may|encrypt|verify." },
 	{ "route", "clear", CTL_ADMIN, cmd_route_clear, "DOMAIN",
-	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again." },
+	  "Remove DOMAIN's static route: it is routed by the relayhost or MX again (a route "
+	  "set at runtime over a routes_file one: the file's is back; a routes_file route "
+	  "cleared comes back at the next reload)." },
 	{ "route", "show", CTL_READ, cmd_route_show, "[DOMAIN]",
 	  "The static routes in force (routes_file and `route set`), or the one DOMAIN "
 	  "takes: {\"routes\":[{\"domain\",\"route\"}]}." },
@@ -588,6 +624,16 @@ const struct ctl_cmd ctl_commands[] = {
 	  "publishes its own every second; \"missing\" lists boxes without one)." },
 	{ "cluster", "boxes", CTL_READ, cmd_cluster_boxes, "",
 	  "The boxes registered in the cluster and when their registration runs out." },
+	{ "cluster", "flush", CTL_ADMIN, cmd_cluster_flush, "[DOMAIN | --domain DOMAIN | --all]",
+	  "Flush DOMAIN (or all mail) on every box of the cluster: each box does its own "
+	  "`flush --domain DOMAIN` (or `flush --all`) within a second. sluicectl --cluster "
+	  "flush says the same." },
+	{ "cluster", "route", CTL_ADMIN, cmd_cluster_route,
+	  "set DOMAIN SPEC | clear DOMAIN | show",
+	  "The cluster's runtime routes, kept in Redis: set (as `route set`) or clear DOMAIN's "
+	  "on every box within a second, or show them. Each box applies them as runtime "
+	  "routes (kept across reloads; a box that joins later gets them too). A box's own "
+	  "`route set` stays its own. sluicectl --cluster route ... says the same." },
 	{ "suspend", NULL, CTL_ADMIN, cmd_suspend, "[DOMAIN [--for T]]",
 	  "Stop delivering to DOMAIN (all of it or for T: 30m, 2h, 1d) while the rest goes "
 	  "on: its mail stays queued, logged deferred (4.3.2), not tried. No argument: the "

@@ -53,6 +53,8 @@ struct ctl_ctx {
 	struct plane *plane;
 	struct reloader *reload;	/* reload, config check (reload.h) */
 	struct drain_hook *drain_hook;	/* drain, undrain (drain_hook.h) */
+	uint64_t drained_since_s;	/* drained then (unix s; 0: not drained), kept
+					 * in [queue] dir across restarts (drain_state.h) */
 	const char *version;
 };
 

@@ -880,6 +880,38 @@ static void cluster_resume(void *user, const char *domain)
 	sched_resume_domain(user, domain, &n);	/* not suspended here: nothing to do */
 }
 
+/* The cluster's runtime routes, applied to this box's router (as
+ * runtime routes: they outlive a reload). */
+static void cluster_route_set(void *user, const char *key, const char *spec)
+{
+	char err[200];
+
+	if (route_set(user, key, spec, err, sizeof(err)) < 0)
+		log_err("cluster: cannot set the route of %s here: %s", key, err);
+	else
+		log_notice("cluster: route of %s set here: %s", key, spec);
+}
+
+static void cluster_route_clear(void *user, const char *key)
+{
+	if (route_clear(user, key) == 0)
+		log_notice("cluster: route of %s cleared here", key);
+}
+
+/* The cluster's flushes, applied to this box's scheduler. */
+static void cluster_flush(void *user, const char *domain)
+{
+	unsigned n = 0;
+	int st = domain ? sched_flush_domain(user, domain, &n) : sched_flush_all(user, &n);
+
+	if (st != QUEUE_OK)
+		log_err("cluster: flush of %s here: %s", domain ? domain : "all mail",
+			queue_status_str(st));
+	else
+		log_notice("cluster: flush of %s here: %u message(s) due now",
+			   domain ? domain : "all mail", n);
+}
+
 static void *run(void *arg)
 {
 	struct plane *p = arg;
@@ -908,6 +940,10 @@ static void *run(void *arg)
 		bench_fill(p);
 		if (p->sched && p->cl)	/* the cluster's suspensions, when they changed */
 			cluster_sync_suspensions(p->cl, cluster_suspend, cluster_resume, p->sched);
+		if (p->cl)	/* its routes and flushes */
+			cluster_sync_routes(p->cl, cluster_route_set, cluster_route_clear, p->rt);
+		if (p->sched && p->cl)
+			cluster_sync_flushes(p->cl, cluster_flush, p->sched);
 		if (p->sched) {
 			sched_poll(p->sched);
 			sched_stats_get(p->sched, &p->sched_snap);
@@ -1045,6 +1081,10 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 		p->cl = cluster_start(&cc, q, err, errlen);
 		if (!p->cl)
 			goto fail;
+		if (dp && dp_client_share(dp))	/* [limits] message rates, cluster-wide */
+			cluster_client_share(p->cl, dp_client_share(dp));
+		if (p->quota)	/* [quota] daily quotas, cluster-wide */
+			quota_set_elsewhere(p->quota, cluster_quota, p->cl);
 	}
 	if (q && cfg->delivery.enabled && sched_start(p, cfg, dp, q, err, errlen) < 0)
 		goto fail;
@@ -1083,6 +1123,8 @@ void plane_stop(struct plane *p)
 	}
 	qcmd_stop(p->qcmd);	/* its answers still go to the outbox */
 	p->qcmd = NULL;
+	if (p->quota)	/* nothing counts through the cluster any more */
+		quota_set_elsewhere(p->quota, NULL, NULL);
 	cluster_stop(p->cl);	/* the scheduler no longer asks it: the thread ended */
 	p->cl = NULL;
 	auth_worker_stop(p->auth);
@@ -1386,12 +1428,12 @@ int plane_submit(struct plane *p, const char *cmd, const char *sub, int argc, ch
 	r->ticket = t;
 	if (strcmp(cmd, "cluster") == 0) {
 		/* the cluster thread answers it: finish() from there */
-		char *words[8];
+		char *words[20];	/* a route's spec is several */
 		r->kind = REQ_QUEUE;
 		rc = -1;
 		if (!p->cl)
 			snprintf(err, errlen, "this box is in no cluster ([cluster] redis is not set)");
-		else if (!sub || argc > 6)
+		else if (!sub || argc > 18)
 			rc = PLANE_USAGE;
 		else {
 			words[0] = (char *)sub;

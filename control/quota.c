@@ -42,6 +42,8 @@ struct quota {
 	uint64_t memo_gc_day;	/* memos were dropped on this day (batch thread) */
 	pthread_mutex_t mu;
 	struct qpolicy *pol;	/* under mu */
+	quota_elsewhere_fn elsewhere;	/* under mu: the cluster's counts */
+	void *elsewhere_user;
 	_Atomic uint64_t st[sizeof(struct quota_stats) / sizeof(uint64_t)];
 };
 
@@ -545,6 +547,20 @@ enum quota_verdict quota_account(struct quota *q, uint64_t now, uint64_t id, boo
 	if ((rc = mdb_put(q->batch, q->db, &k, &d, 0)) != 0)
 		goto fail;
 	stat_inc(q, ST_COUNTED);
+	{	/* in a cluster, the other boxes' counts of the day add up */
+		quota_elsewhere_fn fn;
+		void *fu;
+		uint32_t em = 0, er = 0;
+		pthread_mutex_lock(&q->mu);
+		fn = q->elsewhere;
+		fu = q->elsewhere_user;
+		pthread_mutex_unlock(&q->mu);
+		if (fn) {
+			fn(fu, kind, name, day, msgs, rcpts, &em, &er);
+			msgs = msgs > UINT32_MAX - em ? UINT32_MAX : msgs + em;
+			rcpts = rcpts > UINT32_MAX - er ? UINT32_MAX : rcpts + er;
+		}
+	}
 	if (kind == 'u' && suspended_in(q, q->batch, name, NULL)) {
 		snprintf(why, QUOTA_WHY_MAX + 1, QUOTA_SUSPENDED_PREFIX " user %s suspended by "
 			 "the operator", name);
@@ -654,6 +670,14 @@ int quota_usage_get(struct quota *q, uint64_t now, const char *user, const char 
 		out->suspended = suspended_in(q, txn, name, NULL);
 	mdb_txn_abort(txn);
 	return rc ? -1 : 0;
+}
+
+void quota_set_elsewhere(struct quota *q, quota_elsewhere_fn fn, void *user)
+{
+	pthread_mutex_lock(&q->mu);
+	q->elsewhere = fn;
+	q->elsewhere_user = user;
+	pthread_mutex_unlock(&q->mu);
 }
 
 void quota_stats_get(struct quota *q, struct quota_stats *out)

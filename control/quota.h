@@ -148,4 +148,17 @@ int quota_usage_get(struct quota *q, uint64_t now, const char *user, const char 
 
 void quota_stats_get(struct quota *q, struct quota_stats *out);
 
+/*
+ * Quotas across a cluster (control/cluster.h): set, fn is called by
+ * quota_account for every message it counts, on the scheduler's thread,
+ * with the key (kind 'u' user or 'c' client, name), the UTC day and this
+ * box's counts of that day now; it returns what the other boxes counted
+ * that day as last known (0 when unknown), and the limits apply to the
+ * sum. fn must not block on the network. NULL: this box's counts alone.
+ */
+typedef void (*quota_elsewhere_fn)(void *user, char kind, const char *name, uint64_t day,
+				   uint32_t msgs_here, uint32_t rcpts_here, uint32_t *msgs_else,
+				   uint32_t *rcpts_else);
+void quota_set_elsewhere(struct quota *q, quota_elsewhere_fn fn, void *user);
+
 #endif

@@ -34,6 +34,10 @@ struct rentry {
 	struct rentry *next;
 	uint32_t hash;
 	char key[DNS_NAME_MAX + 2];
+	bool runtime;			/* set by route_set (an operator, or the
+					 * cluster): kept by route_replace */
+	bool has_file;			/* runtime over a routes file's: ... */
+	struct route_spec file;		/* ... this one, back at route_clear */
 	struct route_spec spec;
 };
 
@@ -372,7 +376,8 @@ static struct rentry **rentry_slot(struct router *rt, const char *key, uint32_t 
 	return pp;
 }
 
-static int route_put(struct router *rt, const char *key, const struct route_spec *spec)
+static int route_put(struct router *rt, const char *key, const struct route_spec *spec,
+		     bool runtime)
 {
 	uint32_t h = str_hash(key);
 	struct rentry **pp = rentry_slot(rt, key, h), *e = *pp;
@@ -388,8 +393,16 @@ static int route_put(struct router *rt, const char *key, const struct route_spec
 		e->next = rt->tab[h & rt->mask];
 		rt->tab[h & rt->mask] = e;
 		rt->nroutes++;
+	} else if (runtime && !e->runtime) {	/* over the file's: kept beneath */
+		e->file = e->spec;
+		e->has_file = true;
+	} else if (!runtime && e->runtime) {	/* the file's, beneath a runtime one */
+		e->file = *spec;
+		e->has_file = true;
+		return 0;
 	}
 	e->spec = *spec;
+	e->runtime = runtime;
 	return 0;
 }
 
@@ -401,7 +414,7 @@ int route_set(struct router *rt, const char *domain, const char *spec, char *err
 
 	if (route_domain_parse(domain, key, err, n) < 0 || route_spec_parse(spec, &s, err, n) < 0)
 		return -EINVAL;
-	rc = route_put(rt, key, &s);
+	rc = route_put(rt, key, &s, true);
 	if (rc == -ENOSPC)
 		snprintf(err, n, "more than %u routes", rt->conf.max_routes);
 	else if (rc < 0)
@@ -420,6 +433,11 @@ int route_clear(struct router *rt, const char *domain)
 	e = *pp;
 	if (!e)
 		return -ENOENT;
+	if (e->runtime && e->has_file) {	/* the file's route is back */
+		e->spec = e->file;
+		e->runtime = e->has_file = false;
+		return 0;
+	}
 	*pp = e->next;
 	free(e);
 	rt->nroutes--;
@@ -492,7 +510,7 @@ int route_load(struct router *rt, const char *text, const char *name, char *err,
 			}
 			if (rc == 0 || pass == 0)
 				continue;
-			rc = route_put(rt, key, &spec);
+			rc = route_put(rt, key, &spec, false);
 			if (rc < 0) {
 				snprintf(err, n, "%s:%u: %s", name, lineno,
 					 rc == -ENOSPC ? "too many routes" : "out of memory");
@@ -556,6 +574,19 @@ int route_replace(struct router *rt, const char *relayhost, const char *text, co
 		router_destroy(fresh);
 		return -1;
 	}
+	/* the routes set at runtime stay, over the file's: an operator's
+	 * `route set` (or the cluster's) outlives a reload */
+	for (uint32_t i = 0; i <= rt->mask; i++)
+		for (const struct rentry *e = rt->tab[i]; e; e = e->next) {
+			int rc = e->runtime ? route_put(fresh, e->key, &e->spec, true) : 0;
+			if (rc < 0) {
+				snprintf(err, n, "%s: the routes set at runtime do not fit beside "
+					 "the file's (%s)", name,
+					 rc == -ENOSPC ? "max_routes" : "out of memory");
+				router_destroy(fresh);
+				return -1;
+			}
+		}
 	/* swap the tables and the relayhost; fresh has no jobs, so
 	 * destroying it frees only the old table */
 	tmp = *rt;

@@ -147,8 +147,11 @@ void router_destroy(struct router *rt);
 int route_lookup(struct router *rt, const char *domain, route_cb cb, void *user);
 
 /* Set (add or replace) or clear a static route at runtime; lookups already
- * in progress keep what they started with. route_set: 0, or -EINVAL/-ENOSPC
- * with err. route_clear: 0 or -ENOENT. */
+ * in progress keep what they started with. A route set here is a runtime
+ * route: route_replace (a reload) keeps it, over the file's. Clearing a
+ * runtime route set over a file's route brings the file's back; clearing
+ * a file's route lasts until the next reload reads the file again.
+ * route_set: 0, or -EINVAL/-ENOSPC with err. route_clear: 0 or -ENOENT. */
 int route_set(struct router *rt, const char *domain, const char *spec, char *err, size_t n);
 int route_clear(struct router *rt, const char *domain);
 /* The static routes (`route show`): fn(user, key, spec as text) for each,
@@ -159,10 +162,11 @@ unsigned route_visit(struct router *rt, const char *domain,
 /* Load a routes file's text (name for messages) over the current routes.
  * The number of routes set, or -1 with err "name:line: ..." (nothing set). */
 int route_load(struct router *rt, const char *text, const char *name, char *err, size_t n);
-/* A reload: the relayhost spec ("": MX) and every static route replaced by
- * text's (NULL: none), routes set at runtime included; lookups in progress
- * keep what they started with. All or nothing: the number of routes, or -1
- * with err and the router as it was. */
+/* A reload: the relayhost spec ("": MX) and the file's static routes
+ * replaced by text's (NULL: none); the routes set at runtime (route_set)
+ * are kept, over the file's for the same domain; lookups in progress keep
+ * what they started with. All or nothing: the number of the file's routes,
+ * or -1 with err and the router as it was. */
 int route_replace(struct router *rt, const char *relayhost, const char *text, const char *name,
 		  char *err, size_t n);
 

@@ -14,7 +14,7 @@
  * --cluster (before the command, or among its words: `queue summary
  * --cluster`) sends "cluster COMMAND ARGS...": the box this socket belongs to
  * carries it to every box registered in Redis (control/cluster.h): suspend,
- * resume, queue summary (merged), boxes.
+ * resume, flush, route, queue summary (merged), boxes.
  *
  * --json prints the reply's result as one line of JSON (the shape each
  * command documents); an error goes to stderr as text either way.
@@ -59,7 +59,7 @@ static void usage(FILE *out)
 		     "  -j, --json            print the result as JSON, for scripts\n"
 		     "  -t, --timeout SECONDS give up when the reply takes longer (default %d)\n"
 		     "  -C, --cluster         to every box of the cluster (suspend, resume,\n"
-		     "                        queue summary, boxes)\n"
+		     "                        flush, route, queue summary, boxes)\n"
 		     "exit status: 0 ok, 1 sluiced answered an error, 2 usage, 3 unreachable\n",
 		DEFAULT_SOCKET, TIMEOUT_S);
 }

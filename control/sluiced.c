@@ -43,6 +43,7 @@
 #include "control/config.h"
 #include "control/commands.h"
 #include "control/drain_hook.h"
+#include "control/drain_state.h"
 #include "control/config_check.h"
 #include "control/ctl_server.h"
 #include "control/metrics.h"
@@ -219,6 +220,29 @@ static void smtp_teardown(struct daemon *d)
 }
 
 /* Say 421 4.3.2 to open sessions and let the queue answer what it has. */
+/* A box stopped while drained comes up drained (drain_state.h): the flag
+ * is set before the lcores accept anything; the hook is not run again. An
+ * unreadable state file counts as drained: the safe side. */
+static void drain_restore(struct daemon *d)
+{
+	char err[256];
+	uint64_t since = 0;
+	int rc;
+
+	if (!d->cfg.queue.dir[0])
+		return;
+	rc = drain_state_load(d->cfg.queue.dir, &since, err, sizeof(err));
+	if (rc == 0)
+		return;
+	if (rc < 0)
+		log_err("drain: %s: starting drained to be safe", err);
+	dp_smtp_set_refuse_new(d->dp, true);
+	d->ctl_ctx.drained_since_s = since ? since : clock_real_s();
+	log_notice("drain: this box was drained when it stopped (since %llu, %s/%s): new SMTP "
+		   "sessions get 421 4.3.2 until `sluicectl undrain`", (unsigned long long)since,
+		   d->cfg.queue.dir, DRAIN_STATE_FILE);
+}
+
 static void drain_smtp(struct daemon *d)
 {
 	unsigned left = 0;
@@ -414,6 +438,7 @@ static int run(struct daemon *d, const char *argv0)
 		return 1;
 	}
 	d->live = NULL;		/* the dataplane's now (dp_init) */
+	drain_restore(d);	/* before the first session can be accepted */
 	if (dp_start(d->dp) < 0) {
 		ctl_server_close(d->ctl);
 		dp_stop(d->dp);

@@ -332,7 +332,8 @@ struct dataplane *dp_init(const struct dp_conf *conf, const char *progname)
 		smtp_limits_init(&dp->limits, seeds[0], seeds[1]);
 		memcpy(cseeds, dp->secret, sizeof(cseeds));
 		dp->limits.clients = cl_create(cseeds[0] ^ cseeds[1] ^ 0x6a09e667f3bcc908ull);
-		if (!dp->limits.clients) {
+		dp->limits.share = cs_create();	/* inactive until a cluster runs */
+		if (!dp->limits.clients || !dp->limits.share) {
 			log_err("smtp: no memory for the per-client rate table");
 			goto fail_port;
 		}
@@ -365,6 +366,7 @@ fail_port:
 	for (unsigned i = 0; i < w; i++)
 		free_worker(dp, dp->workers[i]);
 	cl_free(dp->limits.clients);
+	cs_free(dp->limits.share);
 	free_hubs(dp);
 	free_rings(dp);
 	tls_ctx_free(dp->tls_client);
@@ -439,6 +441,11 @@ const struct client_limits *dp_client_limits(struct dataplane *dp, uint64_t *now
 	tsc_clock_init(&c, rte_get_tsc_hz());
 	*now_ns = tsc_clock_ns(&c, rte_get_tsc_cycles() - dp->tsc0);
 	return dp->limits.clients;
+}
+
+struct client_share *dp_client_share(struct dataplane *dp)
+{
+	return dp->limits.share;
 }
 
 unsigned dp_workers(const struct dataplane *dp)
@@ -554,6 +561,7 @@ void dp_stop(struct dataplane *dp)
 	free_hubs(dp);
 	live_free_all(dp);
 	cl_free(dp->limits.clients);
+	cs_free(dp->limits.share);
 	tls_ctx_free(dp->tls_client);
 	port_close(&dp->port);
 	free_rings(dp);

@@ -178,6 +178,9 @@ const struct dlv_port *dp_delivery_port(struct dataplane *dp, unsigned worker);
  * none) and, in *now_ns, the lcores' clock now (what its times are in).
  * Any thread; read only. */
 const struct client_limits *dp_client_limits(struct dataplane *dp, uint64_t *now_ns);
+/* The message-rate slots a cluster shares (client_share.h): for the
+ * cluster thread, which activates them; lives as long as the dataplane. */
+struct client_share *dp_client_share(struct dataplane *dp);
 /* How many worker lcores (delivery ports) there are. */
 unsigned dp_workers(const struct dataplane *dp);
 

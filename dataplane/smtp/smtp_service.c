@@ -147,6 +147,7 @@ struct smtp_service {
 	uint32_t *free_chunks;
 
 	char rate_reply[128];		/* cb.rate's answer (engine copies it) */
+	char share_key[CS_KEY_MAX];	/* a rate key as Redis names it (client_share.h) */
 	bool draining;
 	atomic_uint active;
 	struct smtp_service_stats stats;
@@ -756,7 +757,9 @@ static const char *on_rate(void *user, const char *stage)
 		return NULL;
 	if (authed) {
 		ku = cl_key_user(sc->s.auth_user);
-		if (cl_over(t, &ku, kind, rc->user[kind], rc->window_ns, now)) {
+		snprintf(svc->share_key, sizeof(svc->share_key), "u:%s", sc->s.auth_user);
+		if (cs_over(svc->limits->share, t, &ku, svc->share_key, kind, rc->user[kind],
+			    rc->window_ns, now)) {
 			svc->stats.rej_user_rate++;
 			snprintf(svc->rate_reply, sizeof(svc->rate_reply), "%s",
 				 mail ? "452 4.7.1 Error: too much mail from this user"
@@ -765,7 +768,9 @@ static const char *on_rate(void *user, const char *stage)
 		}
 	}
 	ka = cl_key_addr(sc->ip);
-	if (cl_take(t, &ka, kind, rc->addr[kind], rc->window_ns, now)) {
+	snprintf(svc->share_key, sizeof(svc->share_key), "a:%s", sc->s.client_ip);
+	if (cs_take(svc->limits->share, t, &ka, svc->share_key, kind, rc->addr[kind],
+		    rc->window_ns, now)) {
 		if (mail)
 			svc->stats.rej_msg_rate++;
 		else
@@ -775,8 +780,11 @@ static const char *on_rate(void *user, const char *stage)
 			      : "452 4.5.3 Error: too many recipients from %s", sc->s.client_ip);
 		return svc->rate_reply;
 	}
-	if (authed)
-		(void)cl_take(t, &ku, kind, rc->user[kind], rc->window_ns, now);
+	if (authed) {
+		snprintf(svc->share_key, sizeof(svc->share_key), "u:%s", sc->s.auth_user);
+		(void)cs_take(svc->limits->share, t, &ku, svc->share_key, kind, rc->user[kind],
+			      rc->window_ns, now);
+	}
 	return NULL;
 }
 

@@ -71,6 +71,7 @@
 
 #include "common/stats.h"
 #include "dataplane/smtp/client_limits.h"
+#include "dataplane/smtp/client_share.h"
 #include "dataplane/smtp/smtp_policy.h"
 #include "dataplane/smtp/smtp_server.h"
 
@@ -95,6 +96,9 @@ struct smtp_limits {
 	atomic_uint per_client[2][SMTP_LIMIT_BUCKETS];
 	struct client_limits *clients;	/* per-client rates (client_limits.h), set
 					 * by the owner; NULL: no rate limits */
+	struct client_share *share;	/* message rates across a cluster
+					 * (client_share.h), set by the owner;
+					 * NULL or inactive: this box's alone */
 	atomic_bool refuse_new;		/* the box is drained for maintenance
 					 * (sluicectl drain): every new session gets
 					 * "421 4.3.2 ... Service not available";

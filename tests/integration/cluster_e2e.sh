@@ -26,14 +26,22 @@
 #  5. redis killed: deliveries go on (local limits / known boxes), the
 #     outage is counted; redis back: the boxes reconnect by themselves.
 #  6. queue summary --cluster: the per-domain sums of the boxes' own
-#     summaries (mail held by a cluster suspension, so the numbers stand);
-#     then a box stops cleanly (its cluster thread with it).
+#     summaries (mail held by a cluster suspension, so the numbers stand).
+#  7. --cluster route set: a shared route reaches both live boxes within a
+#     second (their logs), outlives a reload; mail deferred through it (no
+#     sink yet) goes at once on both boxes after --cluster flush DOMAIN
+#     (within a second, from the logs); --cluster route clear likewise.
+#  8. per-client rate: one client (one address, through both boxes' gateways)
+#     sends MAIL after MAIL to boxes 1 and 2 at once for 3 s under [limits]
+#     message_rate = 20 per 5 s: the two boxes accept 20 + 4/s in all
+#     (within 10%), not that on each; then a box stops cleanly.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup clu "$1"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOOLS="/usr/bin/python3 $here/delivery_tools.py"
 SINK=198.18.100.1
+CLIENT=198.18.200.1	# phase 8's client: the same address toward every box
 REDIS_PORT=6390
 PIDS=()
 BOXPID=(0 0 0 0)
@@ -101,6 +109,10 @@ min_backoff = 60s
 redis = 127.0.0.1:$REDIS_PORT
 name = box$i
 lease_ttl = 3s
+[limits]
+window = 5s
+message_rate = 20
+exempt = 198.18.1.1 198.18.2.1 198.18.3.1
 [metrics]
 listen =
 [queue]
@@ -205,6 +217,7 @@ PY
 # --- setup ---------------------------------------------------------------------
 phase "setup: redis, sinks, three boxes"
 ns ip addr add $SINK/32 dev lo
+ns ip addr add $CLIENT/32 dev lo
 cat >"$T_DIR/routes" <<ROUTES
 slow.test   [$SINK]:2601
 fast.test   [$SINK]:2602
@@ -355,6 +368,120 @@ print(sum(r["incoming"] + r["active"] + r["deferred"] + r["held"]
 sums_agree() { local a b; a=$(local_sum) && b=$(cluster_sum) && [ "$a" -eq 12 ] && [ "$b" -eq 12 ]; }
 check "the cluster's summary sums the boxes' (12 parts of hold.test)" wait_for 10 sums_agree
 echo "    boxes' own: $(local_sum), cluster: $(cluster_sum)"
+
+# --- 7. shared routes and flush ------------------------------------------------------------
+phase "7: --cluster route and --cluster flush"
+# logged_within_1s CMDBOX CMDTEXT BOXTEXT BOX...: from the logs (one clock):
+# every BOX logged BOXTEXT less than a second after CMDBOX logged CMDTEXT
+logged_within_1s() {
+	local cmd=$1 ctext=$2 btext=$3; shift 3
+	/usr/bin/python3 - "$T_DIR" "$cmd" "$ctext" "$btext" "$@" <<'PY'
+import datetime, sys
+d, cmd, ctext, btext, boxes = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+def times(box, text):
+    return [datetime.datetime.strptime(l[:23], '%Y-%m-%dT%H:%M:%S.%f').timestamp()
+            for l in open('%s/box%s.log' % (d, box), errors='replace') if text in l]
+t0 = times(cmd, ctext)
+if not t0:
+    sys.exit(1)
+t0, worst = t0[-1], 0
+for b in boxes:
+    t = [x for x in times(b, btext) if x >= t0]
+    if not t:
+        sys.exit(1)
+    worst = max(worst, t[0] - t0)
+print('    the last box took %.3f s after the command reached Redis' % worst)
+sys.exit(0 if worst < 1.0 else 2)
+PY
+}
+route_on() {	# route_on I DOMAIN TEXT: box I's route show of DOMAIN has TEXT
+	ctl "$1" --json route show "$2" 2>/dev/null | grep -qF "$3"
+}
+no_route_on() { ! ctl "$1" --json route show "$2" 2>/dev/null | grep -q '"route"'; }
+deferred_on() {	# deferred_on I DOMAIN N: box I has N parts of DOMAIN deferred
+	[ "$(ctl "$1" --json queue summary 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+print(sum(r["deferred"] for r in json.load(sys.stdin)["domains"] if r["domain"] == sys.argv[1]))
+' "$2")" = "$3" ]
+}
+# a shared route to a port where nothing listens yet: the mail is deferred
+check "--cluster route set flush.test" ctl 1 --cluster route set flush.test "[$SINK]:2604"
+check "on both boxes" wait_for 5 eval "route_on 1 flush.test 2604 && route_on 2 flush.test 2604"
+check "within 1 s of the command" logged_within_1s 1 \
+	"cluster: the operator sets the route of flush.test" \
+	"cluster: route of flush.test set here" 1 2
+check "the route outlives a reload of box 2" eval "ctl 2 reload >/dev/null && route_on 2 flush.test 2604"
+check "5 messages for flush.test into each box" send_boxes 5 flush.test 1 2
+check "deferred on both (nothing listens; backoff 60 s)" \
+	wait_for 20 eval "deferred_on 1 flush.test 5 && deferred_on 2 flush.test 5"
+ip netns exec "$T_NS" $TOOLS sink 0.0.0.0 2604 "$T_DIR/flush" >"$T_DIR/flush.out" 2>&1 &
+PIDS+=($!)
+check "the flush.test sink listens" wait_for 20 listening 0.0.0.0 2604
+sleep 0.3
+check "nothing arrives before the flush" test "$(sink_lines "$T_DIR/flush")" -eq 0
+check "--cluster flush flush.test" ctl 2 --cluster flush flush.test
+check "both boxes flush within 1 s of the command" wait_for 5 logged_within_1s 2 \
+	"cluster: the operator flushes flush.test" "cluster: flush of flush.test here" 1 2
+check "all 10 arrive" wait_for 10 at_least "$T_DIR/flush" 10
+for i in 1 2; do
+	n=$(from_box "$T_DIR/flush" $i)
+	check "box $i's 5 among them ($n)" test "$n" -eq 5
+done
+check "--cluster route clear flush.test" ctl 1 --cluster route clear flush.test
+check "gone from both" wait_for 5 eval "no_route_on 1 flush.test && no_route_on 2 flush.test"
+check "within 1 s of the command" logged_within_1s 1 \
+	"cluster: the operator clears the route of flush.test" \
+	"cluster: route of flush.test cleared here" 1 2
+
+# --- 8. a client's message rate across the boxes ------------------------------------------
+phase "8: one client on two boxes at once, [limits] message_rate = 20 per 5 s"
+# both_boxes SECS: one client ($CLIENT) sends MAIL after MAIL to boxes 1 and
+# 2 at once for SECS; prints "accepted refused elapsed"
+both_boxes() {
+	ns /usr/bin/python3 - "$CLIENT" "$1" <<'PY'
+import smtplib, sys, threading, time
+src, secs = sys.argv[1], float(sys.argv[2])
+acc = [0, 0]
+ref = [0, 0]
+t = {}
+def run(i, host):
+    s = smtplib.SMTP(host, 25, timeout=20, source_address=(src, 0))
+    s.ehlo('client.test')
+    end = time.time() + secs
+    while time.time() < end:
+        t.setdefault('first', time.time())
+        code, _ = s.mail('rate@client.test')
+        t['last'] = time.time()
+        if code == 250:
+            s.rcpt('u@hold.test')
+            s.data(b'Subject: rate\r\n\r\nx\r\n')
+            acc[i] += 1
+        else:
+            ref[i] += 1
+            s.rset()
+            time.sleep(0.02)
+    s.quit()
+th = [threading.Thread(target=run, args=(i, h)) for i, h in enumerate(('198.18.1.2', '198.18.2.2'))]
+for x in th: x.start()
+for x in th: x.join()
+print(acc[0] + acc[1], ref[0] + ref[1], '%.2f' % (t['last'] - t['first']), acc[0], acc[1])
+PY
+}
+c0=$(( $(bstat 1 cluster.client_calls) + $(bstat 2 cluster.client_calls) ))
+r0=$(( $(bstat 1 cluster.rounds) + $(bstat 2 cluster.rounds) ))
+read -r acc refd el a1 a2 < <(both_boxes 3) || acc=
+c1=$(( $(bstat 1 cluster.client_calls) + $(bstat 2 cluster.client_calls) ))
+r1=$(( $(bstat 1 cluster.rounds) + $(bstat 2 cluster.rounds) ))
+check "the client ran (${acc:-nothing})" test -n "${acc:-}"
+if [ -n "${acc:-}" ]; then
+	want=$(awk "BEGIN {print 20 + 4 * $el}")	# the burst, then 4/s
+	echo "    accepted $acc (box 1 $a1, box 2 $a2), refused $refd in $el s: the limit allows $want in all (each box alone: twice that)"
+	check "held to its rate in total: $acc within 10% of $want" \
+		awk "BEGIN {exit !($acc >= 0.9 * $want && $acc <= 1.1 * $want)}"
+	check "both boxes took some ($a1, $a2)" test "$a1" -gt 0 -a "$a2" -gt 0
+	echo "    redis: $((c1 - c0)) client-key commands in $((r1 - r0)) round trips for $((acc + refd)) MAILs"
+	check "round trips far below one per MAIL" test $((r1 - r0)) -lt $((acc + refd))
+fi
 
 # stop_box I: SIGTERM, its exit status within 20 s (the cluster thread stops too)
 stop_box() {

@@ -15,6 +15,9 @@
 #  6. A hook that fails (exit 3) is logged with its status and counted
 #     failed; one that outlives drain_hook_timeout is killed, logged and
 #     counted; while it runs, another drain/undrain is refused.
+#  7. A restart keeps the drain ([queue] dir/drained): restarted drained,
+#     a new session gets 421, `status` says drained since when, the log
+#     says so, the hook is not run again; undrained, a restart accepts.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup drn "$1"
@@ -158,6 +161,41 @@ check "... counted: drain_hook.timeouts = 1" wait_for 20 counter_is drain_hook.t
 g=$(greeting)
 check "the refused drain left the box accepting ($g)" test "${g:0:3}" = 220
 rm -f "$T_DIR/hook.sleep"
+
+# --- 7. a restart keeps the drain ------------------------------------------------------
+check "hooks idle" wait_for 20 counter_is drain_hook.running 0
+out=$(ctl drain 2>&1); st=$?
+check "drain before a restart: exit 0 ($out)" test $st -eq 0
+check "hooks idle" wait_for 20 counter_is drain_hook.running 0
+runs=$(stat drain_hook.runs)
+t_stop; st=$?
+check "sluiced stops drained (exit $st)" test $st -eq 0
+check "sluiced starts again" t_start
+g=$(greeting)
+check "restarted drained: a new session gets 421 4.3.2 ($g)" test "${g:0:9}" = "421 4.3.2"
+check "drain.active is 1 after the restart" counter_is drain.active 1
+st_json=$(ctl --json status 2>&1)
+check "status says drained, with its time ($st_json)" $PY -c "
+import json, sys
+s = json.loads(sys.argv[1])['status']
+sys.exit(0 if s['draining'] is True and s['drained_since'] > 1700000000 else 1)" "$st_json"
+check "the log says it came up drained" \
+	grep -q "drain: this box was drained when it stopped" "$T_LOG"
+check "the hook is not run again at start-up" counter_is drain_hook.runs 0
+check "(it ran $runs time(s) before the restart)" test "$runs" -ge 1
+out=$(ctl undrain 2>&1); st=$?
+check "undrain: exit 0 ($out)" test $st -eq 0
+check "hooks idle" wait_for 20 counter_is drain_hook.running 0
+t_stop; st=$?
+check "sluiced stops undrained (exit $st)" test $st -eq 0
+check "sluiced starts again" t_start
+g=$(greeting)
+check "restarted after undrain: greeted 220 ($g)" test "${g:0:3}" = 220
+st_json=$(ctl --json status 2>&1)
+check "status says accepting ($st_json)" $PY -c "
+import json, sys
+s = json.loads(sys.argv[1])['status']
+sys.exit(0 if s['draining'] is False and s['drained_since'] is None else 1)" "$st_json"
 
 t_stop; st=$?
 check "sluiced stops cleanly (exit $st)" test $st -eq 0

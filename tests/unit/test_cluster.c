@@ -24,7 +24,9 @@
 #include "common/log.h"
 #include "control/cluster.h"
 #include "control/dest.h"
+#include "control/quota.h"
 #include "control/rate.h"
+#include "dataplane/smtp/client_share.h"
 
 #define PREFIX_LEASE "sluice:lease:"
 
@@ -186,6 +188,79 @@ Test(cluster, gcra_grants_bursts_and_holds_the_rate)
 			total += g[0];
 		}
 	cr_assert(total >= 1980 && total <= 2010, "20 s at 100/s: %lld cells", total);
+}
+
+/* EVAL the client script: the cells granted. */
+static long long client(long long t_us, unsigned limit, unsigned charge, unsigned want,
+			long long now_us, unsigned reserve)
+{
+	redisReply *r = redisCommand(rc, "EVAL %s 1 client:x %lld %u %u %u %lld %u",
+				     cluster_client_lua, t_us, limit, charge, want, now_us, reserve);
+	long long n;
+
+	cr_assert_not_null(r);
+	cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "client script: %s",
+		     r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+Test(cluster, client_script_charges_then_grants)
+{
+	const long long t0 = 1700000000000000ll, T = 500000;	/* 20 per 10 s */
+
+	cr_assert_eq(client(T, 20, 0, 4, t0, 0), 4, "a batch from a full bucket");
+	cr_assert_eq(client(T, 20, 10, 0, t0, 0), 0, "a charge alone grants nothing");
+	cr_assert_eq(client(T, 20, 0, 10, t0, 2), 4, "20 - 4 - 10 - the reserve of 2 left");
+	cr_assert_eq(client(T, 20, 0, 10, t0, 0), 2, "the reserve, when none is asked for");
+	cr_assert_eq(client(T, 20, 0, 1, t0, 0), 0, "none left");
+	cr_assert_eq(client(T, 20, 3, 0, t0, 0), 0, "charged past the burst (spent elsewhere)");
+	cr_assert_eq(client(T, 20, 0, 1, t0 + 3 * T, 0), 0, "the overdraft is paid back first");
+	cr_assert_eq(client(T, 20, 0, 5, t0 + 5 * T, 0), 2, "then the rate");
+	cr_assert_eq(client(T, 20, 0, 5, t0 + 9 * T, 3), 1, "4 back, 3 kept back");
+}
+
+/* Two boxes' lcores (a client_share and a client_limits each) sending one
+ * client's messages as fast as they can, each through its own cluster
+ * module, for secs: the messages let through in all. */
+static unsigned two_boxes_send(struct cluster *a, struct cluster *b, uint32_t limit,
+			       uint64_t window_ns, double secs, unsigned *only_a)
+{
+	struct client_share *sa = cs_create(), *sb = cs_create();
+	struct client_limits *ta = cl_create(1), *tb = cl_create(2);
+	struct cl_key k = cl_key_addr(0xc6120001);
+	uint64_t t0 = clock_mono_ns(), end = t0 + (uint64_t)(secs * 1e9);
+	unsigned n = 0, na = 0;
+
+	cr_assert(sa && sb && ta && tb);
+	cluster_client_share(a, sa);
+	if (b)
+		cluster_client_share(b, sb);
+	for (int i = 0; i < 300 && (atomic_load(&sa->boxes) != 2 ||
+				    (b && atomic_load(&sb->boxes) != 2)); i++)
+		usleep(10000);	/* both registered, and both have read it */
+	cr_assert_eq(atomic_load(&sa->boxes), 2, "box a sees %u boxes", atomic_load(&sa->boxes));
+	t0 = clock_mono_ns();
+	end = t0 + (uint64_t)(secs * 1e9);
+	while (clock_mono_ns() < end) {
+		uint64_t now = clock_mono_ns();
+		if (cs_take(sa, ta, &k, "a:198.18.200.1", CL_MSG, limit, window_ns, now) == 0)
+			n++, na++;
+		if (b && cs_take(sb, tb, &k, "a:198.18.200.1", CL_MSG, limit, window_ns, now) == 0)
+			n++;
+		usleep(2000);
+	}
+	cluster_stop(a);	/* before the slots go */
+	if (b)
+		cluster_stop(b);
+	cs_free(sa);
+	cs_free(sb);
+	cl_free(ta);
+	cl_free(tb);
+	if (only_a)
+		*only_a = na;
+	return n;
 }
 
 /* ---- two cluster modules on one Redis --------------------------------------------- */
@@ -439,6 +514,261 @@ Test(cluster, suspension_reaches_the_other_box)
 	answer = NULL;
 	cluster_stop(a);
 	cluster_stop(b);
+}
+
+/* What cluster_sync_routes / cluster_sync_flushes told one box. */
+struct told {
+	char set[8][2][128];	/* key, spec */
+	unsigned nset;
+	char cleared[8][128];
+	unsigned ncleared;
+	char flushed[8][128];	/* "*": all */
+	unsigned nflushed;
+};
+static void on_route_set(void *u, const char *key, const char *spec)
+{
+	struct told *t = u;
+	cr_assert_lt(t->nset, 8);
+	snprintf(t->set[t->nset][0], 128, "%s", key);
+	snprintf(t->set[t->nset][1], 128, "%s", spec);
+	t->nset++;
+}
+static void on_route_clear(void *u, const char *key)
+{
+	struct told *t = u;
+	cr_assert_lt(t->ncleared, 8);
+	snprintf(t->cleared[t->ncleared++], 128, "%s", key);
+}
+static void on_flush(void *u, const char *dom)
+{
+	struct told *t = u;
+	cr_assert_lt(t->nflushed, 8);
+	snprintf(t->flushed[t->nflushed++], 128, "%s", dom ? dom : "*");
+}
+
+/* Sync cl's routes and flushes into t until cond holds (within 2 s): the
+ * seconds it took, or -1. */
+static double sync_until(struct cluster *cl, struct told *t, bool (*cond)(const struct told *))
+{
+	uint64_t t0 = clock_mono_ns();
+
+	while (clock_mono_ns() - t0 < 2 * NS_PER_SEC) {
+		cluster_sync_routes(cl, on_route_set, on_route_clear, t);
+		cluster_sync_flushes(cl, on_flush, t);
+		if (cond(t))
+			return (double)(clock_mono_ns() - t0) / 1e9;
+		usleep(5000);
+	}
+	return -1;
+}
+static bool one_set(const struct told *t) { return t->nset >= 1; }
+static bool two_set(const struct told *t) { return t->nset >= 2; }
+static bool one_cleared(const struct told *t) { return t->ncleared >= 1; }
+static bool one_flushed(const struct told *t) { return t->nflushed >= 1; }
+static bool two_flushed(const struct told *t) { return t->nflushed >= 2; }
+
+Test(cluster, routes_reach_every_box_and_a_late_one)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock), *c;
+	char *set[] = { "route", "set", "Ex.TEST", "10", "[192.0.2.1]:2525,", "20", "[192.0.2.2]" };
+	char *set2[] = { "route", "set", ".sub.test", "[192.0.2.3]" };
+	char *clr[] = { "route", "clear", "ex.test" }, *show[] = { "route", "show" };
+	char *bad[] = { "route", "set", "x.test", "[192.0.2.1" };
+	char *bad2[] = { "route", "set", "not a domain", "[192.0.2.1]" };
+	char *usage[] = { "route", "set", "x.test" };
+	char err[64];
+	struct told tb = { 0 }, tc = { 0 };
+	double took;
+
+	cr_assert_eq(cluster_submit(a, 3, usage, on_done, NULL, err, sizeof(err)), CLUSTER_USAGE);
+	usleep(300 * 1000);	/* both connected */
+	ask(a, 7, set);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
+				 answer, "cluster"), "route"), "domain")), "ex.test");
+	took = sync_until(b, &tb, one_set);
+	cr_assert(took >= 0, "box b never got the route");
+	cr_assert(took < 1.0, "within a second: %.2f s", took);
+	cr_assert_str_eq(tb.set[0][0], "ex.test");
+	cr_assert_str_eq(tb.set[0][1], "10 [192.0.2.1]:2525, 20 [192.0.2.2]", "the spec's words, "
+			 "joined: '%s'", tb.set[0][1]);
+	cr_assert_eq(cluster_sync_routes(b, on_route_set, on_route_clear, &tb), 0, "applied once");
+
+	/* a bad spec or domain is refused here and never reaches Redis */
+	ask(a, 4, bad);
+	cr_assert_not(answer_ok);
+	cr_assert_not_null(strstr(json_string_value(answer), "no closing ]"), "%s",
+			   json_string_value(answer));
+	ask(a, 4, bad2);
+	cr_assert_not(answer_ok);
+
+	ask(a, 4, set2);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	cr_assert(sync_until(b, &tb, two_set) >= 0);
+	cr_assert_str_eq(tb.set[1][0], ".sub.test");
+	ask(b, 2, show);
+	cr_assert(answer_ok);
+	cr_assert_eq(json_array_size(json_object_get(answer, "routes")), 2);
+
+	/* a box that joins later gets the cluster's routes */
+	c = box("c", sock);
+	cr_assert(sync_until(c, &tc, two_set) >= 0, "the late box has %u route(s)", tc.nset);
+
+	ask(b, 3, clr);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	took = sync_until(a, &tb, one_cleared);
+	took = sync_until(c, &tc, one_cleared);
+	cr_assert(took >= 0 && took < 1.0, "the clear reaches c within a second: %.2f", took);
+	cr_assert_str_eq(tc.cleared[0], "ex.test");
+	cr_assert_eq(tc.nset, 2, "nothing set again");
+	ask(b, 3, clr);
+	cr_assert_not(answer_ok, "cleared twice");
+	cr_assert_not_null(strstr(json_string_value(answer), "no cluster route"), "%s",
+			   json_string_value(answer));
+	struct cluster_stats st = stats_of(c);
+	cr_assert_eq(st.routes_applied, 3, "two set, one cleared: %llu",
+		     (unsigned long long)st.routes_applied);
+	json_decref(answer);
+	answer = NULL;
+	cluster_stop(a);
+	cluster_stop(b);
+	cluster_stop(c);
+}
+
+Test(cluster, flushes_reach_every_box_once)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock), *c;
+	char *all[] = { "flush" }, *dom[] = { "flush", "--domain", "Slow.TEST" };
+	char *old[] = { "flush", "old.test" }, *usage[] = { "flush", "--domain" };
+	char err[64];
+	struct told ta = { 0 }, tb = { 0 }, tc = { 0 };
+	double took;
+
+	cr_assert_eq(cluster_submit(a, 2, usage, on_done, NULL, err, sizeof(err)), CLUSTER_USAGE);
+	usleep(300 * 1000);
+	ask(a, 1, all);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	ask(b, 3, dom);
+	cr_assert(answer_ok, "%s", json_string_value(answer));
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(answer, "cluster"),
+							   "flush")), "slow.test");
+	took = sync_until(b, &tb, two_flushed);
+	cr_assert(took >= 0 && took < 1.0, "b flushed twice within a second: %u in %.2f s",
+		  tb.nflushed, took);
+	cr_assert(sync_until(a, &ta, two_flushed) >= 0);
+	cr_assert_str_eq(ta.flushed[0], "*", "oldest first");
+	cr_assert_str_eq(ta.flushed[1], "slow.test");
+	usleep(600 * 1000);	/* polled again: nothing more */
+	cluster_sync_flushes(a, on_flush, &ta);
+	cr_assert_eq(ta.nflushed, 2, "each flush once: %u", ta.nflushed);
+	/* a box that joins later does not replay old flushes, but takes new ones */
+	c = box("c", sock);
+	usleep(400 * 1000);
+	cluster_sync_flushes(c, on_flush, &tc);
+	cr_assert_eq(tc.nflushed, 0, "old flushes replayed: %u", tc.nflushed);
+	ask(a, 2, old);
+	cr_assert(answer_ok);
+	cr_assert(sync_until(c, &tc, one_flushed) >= 0);
+	cr_assert_str_eq(tc.flushed[0], "old.test");
+	cr_assert_eq(stats_of(a).flushes_applied, 2);
+	json_decref(answer);
+	answer = NULL;
+	cluster_stop(a);
+	cluster_stop(b);
+	cluster_stop(c);
+}
+
+Test(cluster, a_client_on_two_boxes_is_held_to_its_rate_in_total)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	/* 20 per 2 s: a burst of 20, then 10/s; for 4 s: 20 + 40 = 60 in all
+	 * (each box alone would let 60 through: 120) */
+	unsigned n = two_boxes_send(a, b, 20, 2 * NS_PER_SEC, 4.0, NULL);
+
+	fprintf(stderr, "# a client on two boxes: %u messages in 4 s (limit: 60)\n", n);
+	cr_assert(n >= 54 && n <= 66, "two boxes let %u messages through (60 within 10%%)", n);
+}
+
+Test(cluster, a_client_on_one_box_gets_its_whole_rate)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	unsigned na = 0;
+	/* the other box registered but silent: its share comes from Redis */
+	two_boxes_send(a, NULL, 20, 2 * NS_PER_SEC, 4.0, &na);
+	cluster_stop(b);
+	fprintf(stderr, "# a client on one box of two: %u messages in 4 s (limit: 60)\n", na);
+	cr_assert(na >= 54 && na <= 66, "one box let %u through (60 within 10%%, not its share "
+		  "of 30)", na);
+}
+
+/* A quota store of its own in dir/NAME: 5 messages a day per user. */
+static struct quota *quota_box(const char *name)
+{
+	char d[128], err[256] = "";
+	struct quota_limit user = { 5, 0 }, client = { 0, 0 };
+	struct quota *q;
+
+	snprintf(d, sizeof(d), "%s/%s", dir, name);
+	q = quota_open(d, err, sizeof(err));
+	cr_assert_not_null(q, "%s", err);
+	cr_assert_eq(quota_policy_set(q, &user, &client, "198.18.0.0/24", NULL, err, sizeof(err)),
+		     0, "%s", err);
+	return q;
+}
+
+static enum quota_verdict qone(struct quota *q, uint64_t id, char *why)
+{
+	enum quota_verdict v;
+
+	cr_assert_eq(quota_batch_begin(q), 0);
+	v = quota_account(q, 1764460800 + 3600, id, false, "alice", "203.0.113.9", 1, why);
+	cr_assert_eq(quota_batch_commit(q), 0);
+	return v;
+}
+
+Test(cluster, a_daily_quota_counts_every_box)
+{
+	struct cluster *a = box("a", sock), *b = box("b", sock);
+	struct quota *qa = quota_box("qa"), *qb = quota_box("qb");
+	char why[QUOTA_WHY_MAX + 1];
+	uint64_t id = 1;
+
+	quota_set_elsewhere(qa, cluster_quota, a);
+	quota_set_elsewhere(qb, cluster_quota, b);
+	usleep(200 * 1000);	/* both connected */
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(qone(qa, id++, why), QUOTA_PASS, "a: message %d of 5", i + 1);
+	cr_assert_eq(qone(qb, id++, why), QUOTA_PASS, "b's first: the others' count not known yet");
+	usleep(1300 * 1000);	/* b wrote its 1 and read a's 3; a read b's 1 */
+	cr_assert_eq(qone(qb, id++, why), QUOTA_PASS, "b: 2 here + 3 on a = 5 of 5: %s", why);
+	cr_assert_eq(qone(qb, id++, why), QUOTA_HOLD, "b: 3 here + 3 on a = 6 of 5");
+	cr_assert_str_eq(why, "daily quota: user alice, message 6 of 5 a day");
+	usleep(1300 * 1000);
+	cr_assert_eq(qone(qa, id++, why), QUOTA_HOLD, "a: 4 here + 3 on b");
+	cr_assert_str_eq(why, "daily quota: user alice, message 7 of 5 a day");
+	struct cluster_stats st = stats_of(b);
+	cr_assert_eq(st.quota_counted, 3);
+	cr_assert(st.quota_calls >= 2, "%llu", (unsigned long long)st.quota_calls);
+	/* in Redis: each box's counts of the day, by box (a's 4th within a round) */
+	char got[32] = "";
+	for (int i = 0; i < 100 && strcmp(got, "4 4") != 0; i++) {
+		redisReply *r = redisCommand(rc, "HGET sluice:quota:%llu:u:alice a",
+					     (unsigned long long)((1764460800 + 3600) / 86400));
+		cr_assert(r && r->type == REDIS_REPLY_STRING);
+		snprintf(got, sizeof(got), "%s", r->str);
+		freeReplyObject(r);
+		usleep(10000);
+	}
+	cr_assert_str_eq(got, "4 4");
+	quota_set_elsewhere(qa, NULL, NULL);
+	quota_set_elsewhere(qb, NULL, NULL);
+	cluster_stop(a);
+	cluster_stop(b);
+	quota_close(qa);
+	quota_close(qb);
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/qa %s/qb", dir, dir);
+	cr_assert_eq(system(cmd), 0);
 }
 
 Test(cluster, unreachable_redis_falls_back_to_the_local_share)

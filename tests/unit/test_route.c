@@ -721,8 +721,9 @@ Test(route, at_most_route_hops_max)
 	rfx_fini(&f);
 }
 
-/* A reload: the relayhost and the static routes become the file's, routes
- * set at runtime included; a file with a bad line changes nothing. */
+/* A reload: the relayhost and the file's static routes become the new
+ * file's; routes set at runtime stay (over the file's); a file with a bad
+ * line changes nothing. */
 Test(route, replace_is_all_or_nothing)
 {
 	struct rfx f;
@@ -759,7 +760,31 @@ Test(route, replace_is_all_or_nothing)
 	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "a.example's route is gone");
 	cr_assert_eq(g.res.hop[0].port, 2525);
 	route(&f, "set.example", &g);
-	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "so is the one set at runtime");
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.62", "the one set at runtime stays");
+	route_stats_get(f.rt, &s);
+	cr_assert_eq(s.routes, 2, "the file's and the runtime one: %llu",
+		     (unsigned long long)s.routes);
+	/* a runtime route wins over the file's for its domain, reload after reload */
+	cr_assert_eq(route_set(f.rt, "b.example", "[192.0.2.64]", err, sizeof(err)), 0);
+	cr_assert_eq(route_replace(f.rt, "[192.0.2.70]:2525", "b.example [192.0.2.63]\n", "new",
+				   err, sizeof(err)), 1, "%s", err);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.64", "runtime over the file");
+	/* the runtime one cleared: the file's is back at once */
+	cr_assert_eq(route_clear(f.rt, "b.example"), 0);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.63", "the file's, beneath it");
+	/* a file's route cleared at runtime comes back with the next reload */
+	cr_assert_eq(route_clear(f.rt, "b.example"), 0);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "cleared: the relayhost");
+	cr_assert_eq(route_clear(f.rt, "set.example"), 0);
+	cr_assert_eq(route_replace(f.rt, "[192.0.2.70]:2525", "b.example [192.0.2.63]\n", "new",
+				   err, sizeof(err)), 1, "%s", err);
+	route(&f, "b.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.63");
+	route(&f, "set.example", &g);
+	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.70", "a cleared runtime route is gone");
 	route_stats_get(f.rt, &s);
 	cr_assert_eq(s.routes, 1);
 
