@@ -26,6 +26,7 @@ test_pkgs=(libcriterion-dev lmdb-utils iputils-ping iputils-arping
            dpdk	# Debian's dpdk.service, which the appliance's units are verified against (tests/image)
            pflogsumm	# queue_ops_e2e.sh: the mail log read by Postfix's summarizer
            ethtool	# veth offloads off for net_af_packet (netns.sh)
+           nftables	# netns.sh: the kernel leaves a DPDK port's veth end alone
            libfuse3-dev fuse3	# tests/support/cachefs.c: the power-cut test's disk
            prometheus	# promtool check metrics (metrics_e2e); its service is not started
            dpdk-dev	# dpdk-telemetry.py (metrics_e2e reads /sluice/ commands)

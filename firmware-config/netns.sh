@@ -8,6 +8,8 @@
 #   sluice_tap_wait NS IFACE ADDR   wait for the tap, give the kernel side ADDR/24
 #   sluice_veth_up NS APP KERN ADDR a veth pair in NS for net_af_packet: sluiced
 #                                   binds APP, the kernel side KERN gets ADDR/24
+#   sluice_port_owned NS IFACE      the kernel's own stack ignores what arrives
+#                                   on IFACE (a DPDK port's packet sockets own it)
 #   sluice_ns_down NS               delete NS
 #   sluice_port_check PORT [Q]      can PORT start here with Q queue pairs (1)?
 #                                   prints why not (returns 1)
@@ -74,6 +76,37 @@ sluice_veth_up() {
 		ip -n "$ns" link set "$i" up || return 1
 	done
 	ip -n "$ns" addr add "$addr" dev "$kern"
+	sluice_port_owned "$ns" "$app"
+}
+
+# Frames arriving on an interface a DPDK port owns (net_af_packet's packet
+# sockets, net_af_xdp's XDP program) are the port's alone, as a NIC bound to
+# DPDK never shows its frames to the kernel. Without this the kernel also
+# passes each one to its IP stack, which has no route for it there: a route
+# lookup, a dst allocated and freed, an ICMP unreachable attempted per frame,
+# all charged to whichever thread sent the frame into the veth (sluiced's
+# worker for the frames to its peer, a benchmark's generator for those to
+# sluiced). An nftables netdev ingress chain drops them after the packet
+# sockets took their copy (taps run before ingress hooks). Best effort:
+# without nft the port works the same, only slower; a note says so.
+sluice_port_owned() {
+	local ns=$1 ifc=$2 err
+	if ! command -v nft >/dev/null 2>&1; then
+		echo "sluice_port_owned: nft is not installed (firmware-config/deps.sh test):" \
+		     "the kernel also processes $ifc's frames" >&2
+		return 0
+	fi
+	if ! err=$(ip netns exec "$ns" nft -f - 2>&1 <<NFT
+table netdev sluice_port_$ifc {
+	chain ingress {
+		type filter hook ingress device "$ifc" priority 0; policy drop;
+	}
+}
+NFT
+	); then
+		echo "sluice_port_owned: nft could not hide $ifc from the kernel: $err" >&2
+	fi
+	return 0
 }
 
 # The DPDK PMD directory of this machine's librte_ethdev.

@@ -3,8 +3,6 @@
  */
 #include "dataplane/smtp/smtp_received.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 const char *smtp_received_proto(bool esmtp, bool tls, bool auth, bool utf8)
@@ -36,23 +34,59 @@ static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* Append the decimal digits of v, at least width of them (zero-padded). */
+static char *put_dec(char *p, uint64_t v, unsigned width)
+{
+	char tmp[20];
+	unsigned n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < sizeof(tmp));
+	while (n < width && n < sizeof(tmp))
+		tmp[n++] = '0';
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Formatted by hand, not snprintf: it runs once per accepted message. */
 size_t smtp_date_format(char *buf, size_t cap, uint64_t unix_s)
 {
-	static const char *const wd[] = { "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed" };
-	static const char *const mo[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static const char wd[7][4] = { "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed" };
+	static const char mo[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	uint64_t days = unix_s / 86400, sec = unix_s % 86400;
 	int64_t y;
 	unsigned m, d;
+	char tmp[SMTP_DATE_MAX], *p = tmp;
 	if (days > 100000000ull)
-		return 0;	/* far beyond any real clock */
+		return 0;	/* far beyond any real clock: y stays below 10^6 */
 	civil((int64_t)days, &y, &m, &d);
-	int n = snprintf(buf, cap, "%s, %u %s %04lld %02u:%02u:%02u +0000",
-			 wd[days % 7], d, mo[m - 1], (long long)y,
-			 (unsigned)(sec / 3600), (unsigned)(sec / 60 % 60), (unsigned)(sec % 60));
-	if (n < 0 || (size_t)n >= cap)
+	memcpy(p, wd[days % 7], 3);
+	p += 3;
+	*p++ = ',';
+	*p++ = ' ';
+	p = put_dec(p, d, 1);
+	*p++ = ' ';
+	memcpy(p, mo[m - 1], 3);
+	p += 3;
+	*p++ = ' ';
+	p = put_dec(p, (uint64_t)y, 4);
+	*p++ = ' ';
+	p = put_dec(p, sec / 3600, 2);
+	*p++ = ':';
+	p = put_dec(p, sec / 60 % 60, 2);
+	*p++ = ':';
+	p = put_dec(p, sec % 60, 2);
+	memcpy(p, " +0000", 6);
+	p += 6;
+	size_t n = (size_t)(p - tmp);
+	if (n >= cap)
 		return 0;
-	return (size_t)n;
+	memcpy(buf, tmp, n);
+	buf[n] = '\0';
+	return n;
 }
 
 struct out {
@@ -61,19 +95,33 @@ struct out {
 	bool over;
 };
 
-static void put(struct out *o, const char *fmt, ...)
+/* Append s as it is (no format: it runs once per accepted message). */
+static void put(struct out *o, const char *s)
 {
-	va_list ap;
+	size_t n = strlen(s);
 	if (o->over)
 		return;
-	va_start(ap, fmt);
-	int n = vsnprintf(o->b + o->len, o->cap - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->cap - o->len) {
+	if (n >= o->cap - o->len) {
 		o->over = true;
 		return;
 	}
-	o->len += (size_t)n;
+	memcpy(o->b + o->len, s, n + 1);
+	o->len += n;
+}
+
+/* Append s as it is, at most max octets of it. */
+static void put_raw(struct out *o, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	if (o->over)
+		return;
+	if (n >= o->cap - o->len) {
+		o->over = true;
+		return;
+	}
+	memcpy(o->b + o->len, s, n);
+	o->len += n;
+	o->b[o->len] = '\0';
 }
 
 /* Append s (at most max octets) with comment-breaking characters replaced. */
@@ -113,15 +161,20 @@ size_t smtp_received_format(char *buf, size_t cap, const struct smtp_received_in
 	}
 	put(&o, "\tby ");
 	put_clean(&o, ri->hostname ? ri->hostname : "", 255);
-	put(&o, " (Sluice) with %s",
-	    smtp_received_proto(ri->esmtp, ri->tls_active, ri->auth, ri->utf8));
+	put(&o, " (Sluice) with ");
+	put(&o, smtp_received_proto(ri->esmtp, ri->tls_active, ri->auth, ri->utf8));
 	if (ri->id != NULL && ri->id[0]) {
 		put(&o, " id ");
 		put_clean(&o, ri->id, 64);
 	}
-	if (ri->rcpt != NULL)
-		put(&o, "\r\n\tfor <%.256s>; %s\r\n", ri->rcpt, date);
-	else
-		put(&o, ";\r\n\t%s\r\n", date);
+	if (ri->rcpt != NULL) {
+		put(&o, "\r\n\tfor <");
+		put_raw(&o, ri->rcpt, 256);
+		put(&o, ">; ");
+	} else {
+		put(&o, ";\r\n\t");
+	}
+	put(&o, date);
+	put(&o, "\r\n");
 	return o.over ? 0 : o.len;
 }

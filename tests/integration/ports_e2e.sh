@@ -8,7 +8,8 @@
 # log must name the PMD that came up, so a test cannot pass on another port),
 # ARP and ping, one swaks message ("queued as ID"), then smtp-source (20
 # sessions, one connection per message) whose every message must be counted
-# by smtpd.queue_ok; then again on two workers (a queue pair each, nothing
+# by smtpd.queue_ok, and on a veth port the kernel's own IP stack must have
+# seen none of the port's frames; then again on two workers (a queue pair each, nothing
 # misrouted). A type this machine cannot run (no PMD, no
 # /dev/vhost-net, a kernel without XDP sockets) is reported as skipped with
 # the reason, never passed; a type that should run here and does not fails.
@@ -19,6 +20,11 @@ SRC=/usr/sbin/smtp-source
 ns() { ip netns exec "$T_NS" "$@"; }
 pings() { ns ping -q -c 2 -W 5 198.18.0.2 >/dev/null 2>&1; }
 if [ "${SANITIZED:-0}" = 1 ]; then MSGS=100; else MSGS=400; fi
+
+# The kernel's IP counter of frames it had no route for: each frame a veth
+# port's own end hands to the kernel's stack lands there (netns.sh
+# sluice_port_owned keeps them out). Empty when unreadable.
+addr_errors() { ns nstat -asz IpInAddrErrors 2>/dev/null | awk '$1 == "IpInAddrErrors" { print $2 }'; }
 
 pmd_of() {	# the driver name sluiced's log must show for a port type
 	case $1 in
@@ -62,6 +68,12 @@ one_port() {
 	else
 		skip "port $port: smtp-source burst (no $SRC: apt-get install postfix)"
 	fi
+	case $port in
+	af_packet|af_xdp)
+		out=$(addr_errors)
+		check "port $port: the kernel's IP stack saw none of the port's frames (IpInAddrErrors '$out')" \
+			test -n "$out" -a "$out" = 0 ;;
+	esac
 	check "port $port: sluiced stops cleanly" t_stop
 	# Two workers: a queue pair each.
 	if ! why=$(sluice_port_check "$port" 2); then

@@ -3,6 +3,7 @@
  * protocol names) and the RFC 5322 date.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -111,4 +112,25 @@ Test(received, bounded_with_maximal_fields_and_too_small_buffer)
 	cr_expect_eq(line, 4);
 	cr_expect_not_null(strstr(buf, " with UTF8SMTPS id "));
 	cr_expect_eq(smtp_received_format(buf, 100, &ri), 0);
+}
+
+Test(received, recipient_cut_at_256_octets)
+{
+	char rcpt[400];
+	memset(rcpt, 'y', sizeof(rcpt) - 1);
+	rcpt[sizeof(rcpt) - 1] = '\0';
+	struct smtp_received_info ri = {
+		.helo = "c", .rdns = "r", .ip = "192.0.2.1", .hostname = "mx",
+		.rcpt = rcpt, .esmtp = true, .when = 0,
+	};
+	char want[SMTP_RECEIVED_MAX];
+	int n = snprintf(want, sizeof(want),
+			 "Received: from c (r [192.0.2.1])\r\n\tby mx (Sluice) with ESMTP\r\n"
+			 "\tfor <%.256s>; Thu, 1 Jan 1970 00:00:00 +0000\r\n", rcpt);
+	cr_assert_gt(n, 256);
+	cr_expect_eq(smtp_received_format(buf, sizeof(buf), &ri), (size_t)n);
+	cr_expect_str_eq(buf, want);
+	/* one octet short of the whole header: nothing, never a cut header */
+	cr_expect_eq(smtp_received_format(buf, (size_t)n, &ri), 0);
+	cr_expect_eq(smtp_received_format(buf, (size_t)n + 1, &ri), (size_t)n);
 }
