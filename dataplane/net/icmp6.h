@@ -12,8 +12,9 @@
  * else nd_drop_hoplimit) and code 0. Router solicitations (we are no
  * router), redirects (not acted on: one router per link, see nd.h) and
  * every other type are counted (icmp6_drop_type) and dropped. We send no
- * ICMPv6 errors: TCP answers closed ports with RST, and UDP over IPv6 is
- * not served (ipv6.c).
+ * ICMPv6 errors: TCP answers closed ports with RST, and a UDP datagram
+ * to a closed port is only counted (udp.h: the resolver's replies are
+ * all the UDP we expect over IPv6, so nothing needs the error yet).
  */
 #ifndef SLUICE_ICMP6_H
 #define SLUICE_ICMP6_H
