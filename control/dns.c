@@ -213,9 +213,10 @@ int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, ch
 	unsigned n = 0;
 
 	while (*p) {
-		char tok[64], *colon;
+		char tok[64], *colon, *addr = tok;
 		size_t len;
 		struct in_addr a;
+		struct in6_addr a6;
 
 		p += strspn(p, " ,\t");
 		len = strcspn(p, " ,\t");
@@ -233,7 +234,21 @@ int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, ch
 			return -1;
 		}
 		out[n].port = 53;
+		/* ip, ip:port, v6, [v6], [v6]:port: a bare IPv6 address has
+		 * no port (its colons are its own) */
 		colon = strchr(tok, ':');
+		if (tok[0] == '[') {
+			char *rb = strchr(tok, ']');
+			if (!rb || (rb[1] && rb[1] != ':')) {
+				snprintf(err, errlen, "'%s' is not [ipv6]:port", tok);
+				return -1;
+			}
+			*rb = '\0';
+			addr = tok + 1;
+			colon = rb[1] ? rb + 1 : NULL;
+		} else if (colon && strchr(colon + 1, ':')) {
+			colon = NULL;
+		}
 		if (colon) {
 			char *end;
 			unsigned long port;
@@ -246,11 +261,20 @@ int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, ch
 			}
 			out[n].port = (uint16_t)port;
 		}
+		if (addr != tok || strchr(addr, ':')) {
+			if (inet_pton(AF_INET6, addr, &a6) != 1 || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+			    IN6_IS_ADDR_MULTICAST(&a6) || IN6_IS_ADDR_V4MAPPED(&a6)) {
+				snprintf(err, errlen, "'%s' is not an IPv6 unicast address", addr);
+				return -1;
+			}
+			out[n++].addr = net_addr_v6(a6.s6_addr);
+			continue;
+		}
 		if (inet_pton(AF_INET, tok, &a) != 1 || a.s_addr == 0 || a.s_addr == INADDR_BROADCAST) {
-			snprintf(err, errlen, "'%s' is not an IPv4 address", tok);
+			snprintf(err, errlen, "'%s' is not an IPv4 or IPv6 address", tok);
 			return -1;
 		}
-		out[n++].addr = a.s_addr;
+		out[n++].addr = net_addr_v4(a.s_addr);
 	}
 	if (n == 0) {
 		snprintf(err, errlen, "no server (ip[:port], comma-separated)");
@@ -938,7 +962,7 @@ static ares_socket_t cs_socket(int af, int type, int proto, void *user)
 
 	(void)proto;
 	type &= 0xf;	/* no SOCK_NONBLOCK/SOCK_CLOEXEC meaning here */
-	if (af != AF_INET || (type != SOCK_DGRAM && type != SOCK_STREAM)) {
+	if ((af != AF_INET && af != AF_INET6) || (type != SOCK_DGRAM && type != SOCK_STREAM)) {
 		errno = EAFNOSUPPORT;
 		r->st.sock_open_failures++;
 		return ARES_SOCKET_BAD;
@@ -992,17 +1016,26 @@ static int cs_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_
 	struct dns_resolver *r = user;
 	struct dsock *s = sock_of_fd(r, fd);
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+	struct net_addr a;
+	uint16_t port;
 	int rc;
 
 	if (!s) {
 		errno = EBADF;
 		return -1;
 	}
-	if (sa->sa_family != AF_INET || len < (ares_socklen_t)sizeof(*sin)) {
+	if (sa->sa_family == AF_INET && len >= (ares_socklen_t)sizeof(*sin)) {
+		a = net_addr_v4(sin->sin_addr.s_addr);
+		port = sin->sin_port;
+	} else if (sa->sa_family == AF_INET6 && len >= (ares_socklen_t)sizeof(*sin6)) {
+		a = net_addr_v6(sin6->sin6_addr.s6_addr);
+		port = sin6->sin6_port;
+	} else {
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
-	rc = r->ops.connect(r->ops.ctx, s->id, sin->sin_addr.s_addr, sin->sin_port);
+	rc = r->ops.connect(r->ops.ctx, s->id, &a, port);
 	if (rc < 0) {
 		errno = -rc;	/* -EINPROGRESS for TCP: c-ares waits for writable */
 		return -1;
@@ -1015,7 +1048,7 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 {
 	struct dns_resolver *r = user;
 	struct dsock *s = sock_of_fd(r, fd);
-	uint32_t addr = 0;
+	struct net_addr addr;
 	uint16_t port = 0;
 	ssize_t n;
 
@@ -1025,6 +1058,7 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 		return -1;
 	}
 	s->recv_calls++;
+	memset(&addr, 0, sizeof(addr));
 	n = r->ops.recv(r->ops.ctx, s->id, buf, len, &addr, &port);
 	if (n < 0) {
 		if (n == -EAGAIN)
@@ -1032,11 +1066,21 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 		errno = (int)-n;
 		return -1;
 	}
-	if (from && fromlen && *fromlen >= (ares_socklen_t)sizeof(struct sockaddr_in)) {
+	/* c-ares matches the source against the server it asked */
+	if (from && fromlen && addr.family == NET_AF_INET6 &&
+	    *fromlen >= (ares_socklen_t)sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6;
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		memcpy(sin6.sin6_addr.s6_addr, addr.v6, 16);
+		sin6.sin6_port = port;
+		memcpy(from, &sin6, sizeof(sin6));
+		*fromlen = sizeof(sin6);
+	} else if (from && fromlen && *fromlen >= (ares_socklen_t)sizeof(struct sockaddr_in)) {
 		struct sockaddr_in sin;
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = addr;
+		sin.sin_addr.s_addr = addr.v4;
 		sin.sin_port = port;
 		memcpy(from, &sin, sizeof(sin));
 		*fromlen = sizeof(sin);
@@ -1256,8 +1300,13 @@ struct dns_resolver *dns_create_ops(const struct dns_conf *c, const struct dns_s
 	for (int i = 0; i < ns; i++) {
 		memset(&nodes[i], 0, sizeof(nodes[i]));
 		nodes[i].next = i + 1 < ns ? &nodes[i + 1] : NULL;
-		nodes[i].family = AF_INET;
-		nodes[i].addr.addr4.s_addr = srv[i].addr;
+		if (net_addr_is_v6(&srv[i].addr)) {
+			nodes[i].family = AF_INET6;
+			memcpy(&nodes[i].addr.addr6, srv[i].addr.v6, 16);
+		} else {
+			nodes[i].family = AF_INET;
+			nodes[i].addr.addr4.s_addr = srv[i].addr.v4;
+		}
 		nodes[i].udp_port = srv[i].port;
 		nodes[i].tcp_port = srv[i].port;
 	}

@@ -36,6 +36,7 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 
 #define DNS_SERVERS_MAX 4
 #define DNS_NAME_MAX 253	/* a name in text form, no trailing dot */
@@ -90,7 +91,7 @@ struct dns_result {
 typedef void (*dns_cb)(void *user, const struct dns_result *r);
 
 struct dns_server {
-	rte_be32_t addr;
+	struct net_addr addr;	/* either family */
 	uint16_t port;		/* host order */
 };
 

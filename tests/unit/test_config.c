@@ -430,7 +430,7 @@ Test(config_check, refuses_what_startup_would)
 		{ "[queue]\ndir = /nonexistent/a/spool\n", 2, "/nonexistent/a does not exist" },
 		{ "[control]\nsocket = /nonexistent/a/b.sock\n", 2, "does not exist" },
 		{ "[dns]\nservers =\n", 2, "dns.servers: no server" },
-		{ "[dns]\nservers = ns1.example\n", 2, "dns.servers: 'ns1.example' is not an IPv4 address" },
+		{ "[dns]\nservers = ns1.example\n", 2, "dns.servers: 'ns1.example' is not an IPv4 or IPv6 address" },
 		{ "[dns]\nservers = 192.0.2.1:99999\n", 2, "'99999' is not a port" },
 		{ "[dns]\nservers = 192.0.2.1:0\n", 2, "'0' is not a port" },
 		{ "[dns]\nservers = 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5\n", 2, "more than 4 servers" },

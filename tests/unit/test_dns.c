@@ -825,18 +825,83 @@ Test(dns, servers_text)
 	char err[128];
 
 	cr_assert_eq(dns_servers_parse("192.0.2.1, 192.0.2.2:5353", s, DNS_SERVERS_MAX, err, sizeof(err)), 2);
-	cr_assert_eq(s[0].addr, ip("192.0.2.1"));
+	cr_assert_eq(s[0].addr.family, NET_AF_INET);
+	cr_assert_eq(s[0].addr.v4, ip("192.0.2.1"));
 	cr_assert_eq(s[0].port, 53);
 	cr_assert_eq(s[1].port, 5353);
 	cr_assert_eq(dns_servers_parse("", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "no server"));
 	cr_assert_eq(dns_servers_parse("dns.example", s, 4, err, sizeof(err)), -1);
-	cr_assert_not_null(strstr(err, "not an IPv4 address"));
+	cr_assert_not_null(strstr(err, "not an IPv4 or IPv6 address"));
 	cr_assert_eq(dns_servers_parse("192.0.2.1:0", s, 4, err, sizeof(err)), -1);
 	cr_assert_eq(dns_servers_parse("192.0.2.1:70000", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "not a port"));
 	cr_assert_eq(dns_servers_parse("1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "more than 4"));
+}
+
+/* IPv6 servers: bare, bracketed, bracketed with a port, beside IPv4. */
+Test(dns, servers_text_ipv6)
+{
+	struct dns_server s[DNS_SERVERS_MAX];
+	char err[128];
+	const uint8_t fd53[16] = { 0xfd, 0x00, [15] = 0x53 };
+
+	cr_assert_eq(dns_servers_parse("fd00::53, [fd00::53], [fd00::53]:5353,192.0.2.1:54", s,
+				       DNS_SERVERS_MAX, err, sizeof(err)), 4, "%s", err);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(s[i].addr.family, NET_AF_INET6, "server %d", i);
+		cr_assert_eq(memcmp(s[i].addr.v6, fd53, 16), 0, "server %d", i);
+	}
+	cr_assert_eq(s[0].port, 53);
+	cr_assert_eq(s[1].port, 53);
+	cr_assert_eq(s[2].port, 5353);
+	cr_assert_eq(s[3].addr.family, NET_AF_INET);
+	cr_assert_eq(s[3].port, 54);
+	/* Bad forms, each refused with a reason. */
+	cr_assert_eq(dns_servers_parse("[fd00::53", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("[fd00::53]x", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("[fd00::53]:0", s, 4, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not a port"));
+	cr_assert_eq(dns_servers_parse("[192.0.2.1]", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("::", s, 4, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not an IPv6 unicast"));
+	cr_assert_eq(dns_servers_parse("ff02::1", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("fd00::zz", s, 4, err, sizeof(err)), -1);
+}
+
+/* A lookup through an IPv6 server, over UDP; the first (IPv4) server is
+ * silent so c-ares must move to the IPv6 one and accept its answer (the
+ * source address handed back must match the server it asked). */
+Test(dns, lookup_through_an_ipv6_server)
+{
+	struct fx f;
+	struct got g = { 0 };
+
+	fx_init(&f);
+	snprintf(f.c.servers, sizeof(f.c.servers), "%s, [fd00::53]:5353", NS1);
+	f.c.timeout_ms = 50;
+	f.c.attempts = 2;
+	f.own_servers = true;
+	dnsr_server(f.z, NS1, DNSR_SILENT);
+	dnsr_server(f.z, "[fd00::53]:5353", DNSR_ANSWER);
+	dnsr_rr(f.z, "six.example", DNSR_A, 300, "192.0.2.66");
+	f.now = clock_mono_ns() / NS_PER_MS;
+	fx_start(&f);
+	cr_assert_eq(dns_lookup(f.r, "six.example", DNS_T_A, got_cb, &g), 0);
+	uint64_t start = f.now;
+	while (g.calls == 0 && f.now - start < 5000) {
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		f.now = clock_mono_ns() / NS_PER_MS;
+		dns_poll(f.r, f.now);
+	}
+	cr_assert_eq(g.calls, 1, "no answer within 5 s");
+	cr_assert_eq(g.res.status, DNS_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.a[0], ip("192.0.2.66"));
+	cr_assert_eq(dnsr_queries(f.z, "six.example", DNSR_A, SOCK_DGRAM, 1), 1,
+		     "asked the IPv6 server once");
+	fx_fini(&f);
 }
 
 /* The dataplane takes only a few datagrams at a time (a dpsock's slots);
