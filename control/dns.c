@@ -188,6 +188,7 @@ const char *dns_type_name(enum dns_type t)
 {
 	switch (t) {
 	case DNS_T_A: return "A";
+	case DNS_T_AAAA: return "AAAA";
 	case DNS_T_MX: return "MX";
 	case DNS_T_PTR: return "PTR";
 	}
@@ -382,6 +383,8 @@ static size_t packed_len(const struct dns_result *res)
 		return len;
 	case DNS_T_A:
 		return 4 * (size_t)res->n;
+	case DNS_T_AAAA:
+		return 16 * (size_t)res->n;
 	case DNS_T_PTR:
 		return strlen(res->name) + 1;
 	}
@@ -403,6 +406,9 @@ static void pack(const struct dns_result *res, uint8_t *d)
 		break;
 	case DNS_T_A:
 		memcpy(d, res->a, 4 * (size_t)res->n);
+		break;
+	case DNS_T_AAAA:
+		memcpy(d, res->aaaa, 16 * (size_t)res->n);
 		break;
 	case DNS_T_PTR:
 		memcpy(d, res->name, strlen(res->name) + 1);
@@ -444,6 +450,9 @@ static void unpack(const struct centry *e, struct dns_result *res, uint64_t now_
 		break;
 	case DNS_T_A:
 		memcpy(res->a, d, 4 * (size_t)e->n);
+		break;
+	case DNS_T_AAAA:
+		memcpy(res->aaaa, d, 16 * (size_t)e->n);
 		break;
 	case DNS_T_PTR:
 		snprintf(res->name, sizeof(res->name), "%s", (const char *)d);
@@ -795,6 +804,22 @@ static int fill_a(const unsigned char *abuf, int alen, struct dns_result *res)
 	return ARES_SUCCESS;
 }
 
+static int fill_aaaa(const unsigned char *abuf, int alen, struct dns_result *res)
+{
+	struct ares_addr6ttl at[DNS_A_MAX];
+	int n = DNS_A_MAX;
+	int rc = ares_parse_aaaa_reply(abuf, alen, NULL, at, &n);
+
+	if (rc != ARES_SUCCESS)
+		return rc;
+	if (n <= 0)
+		return ARES_ENODATA;
+	for (int i = 0; i < n; i++)
+		memcpy(res->aaaa[i], &at[i].ip6addr, 16);
+	res->n = (unsigned)n;
+	return ARES_SUCCESS;
+}
+
 static int fill_ptr(const unsigned char *abuf, int alen, struct dns_result *res)
 {
 	struct hostent *he = NULL;
@@ -838,7 +863,8 @@ static uint32_t build_result(struct dns_resolver *r, const char *name, enum dns_
 		walk_reply(abuf, alen, (int)t, &w);
 	if (status == ARES_SUCCESS) {
 		rc = t == DNS_T_MX ? fill_mx(r, abuf, alen, res)
-		   : t == DNS_T_A ? fill_a(abuf, alen, res) : fill_ptr(abuf, alen, res);
+		   : t == DNS_T_A ? fill_a(abuf, alen, res)
+		   : t == DNS_T_AAAA ? fill_aaaa(abuf, alen, res) : fill_ptr(abuf, alen, res);
 		if (rc == ARES_SUCCESS) {
 			res->status = DNS_OK;
 			res->ttl = clamp32(w.an_seen ? w.an_ttl : 0, c->ttl_min, c->ttl_max);
@@ -1371,7 +1397,8 @@ int dns_lookup(struct dns_resolver *r, const char *name, enum dns_type t, dns_cb
 	uint32_t h;
 
 	r->st.lookups++;
-	if (!cb || (t != DNS_T_A && t != DNS_T_MX && t != DNS_T_PTR) || canon_name(name, key) < 0) {
+	if (!cb || (t != DNS_T_A && t != DNS_T_AAAA && t != DNS_T_MX && t != DNS_T_PTR) ||
+	    canon_name(name, key) < 0) {
 		r->st.bad_names++;
 		return -EINVAL;
 	}

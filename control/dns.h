@@ -70,7 +70,7 @@ enum dns_status {
 	DNS_BADNAME,	/* c-ares refused the name */
 	DNS_NOMEM,
 };
-enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15 };
+enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_AAAA = 28 };
 
 struct dns_mx {
 	uint16_t pref;
@@ -85,6 +85,7 @@ struct dns_result {
 	struct dns_mx mx[DNS_MX_MAX];	/* DNS_T_MX, in answer order (route.c sorts);
 					 * past DNS_MX_MAX the lowest preferences */
 	rte_be32_t a[DNS_A_MAX];	/* DNS_T_A */
+	uint8_t aaaa[DNS_A_MAX][16];	/* DNS_T_AAAA (cached as 16 bytes each) */
 	char name[256];			/* DNS_T_PTR */
 	char why[128];			/* human text for logs and DSNs */
 };

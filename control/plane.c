@@ -249,7 +249,7 @@ static void route_answer(void *user, const struct route_result *res)
 static void dns_answer(void *user, const struct dns_result *res)
 {
 	struct plane_req *r = user;
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 	json_t *recs = json_array();
 
 	for (unsigned i = 0; recs && i < res->n; i++) {
@@ -261,6 +261,10 @@ static void dns_answer(void *user, const struct dns_result *res)
 			break;
 		case DNS_T_A:
 			inet_ntop(AF_INET, &res->a[i], ip, sizeof(ip));
+			v = json_string(ip);
+			break;
+		case DNS_T_AAAA:
+			inet_ntop(AF_INET6, res->aaaa[i], ip, sizeof(ip));
 			v = json_string(ip);
 			break;
 		case DNS_T_PTR:
@@ -1164,6 +1168,8 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 		r->kind = REQ_DNS_LOOKUP;
 		if (strcasecmp(r->b, "a") == 0) {
 			r->dtype = DNS_T_A;
+		} else if (strcasecmp(r->b, "aaaa") == 0) {
+			r->dtype = DNS_T_AAAA;
 		} else if (strcasecmp(r->b, "mx") == 0) {
 			r->dtype = DNS_T_MX;
 		} else if (strcasecmp(r->b, "ptr") == 0) {

@@ -155,6 +155,10 @@ void dnsr_rr(struct dnsr *z, const char *owner, int type, uint32_t ttl, const ch
 		CHECK(inet_pton(AF_INET, rdata, r->rdata) == 1);
 		r->rdlen = 4;
 		break;
+	case DNSR_AAAA:
+		CHECK(inet_pton(AF_INET6, rdata, r->rdata) == 1);
+		r->rdlen = 16;
+		break;
 	case DNSR_MX:
 		CHECK(sscanf(rdata, "%u %255s", &pref, a) == 2);
 		put16(r->rdata, pref);
