@@ -228,12 +228,12 @@ static bool append(json_t **a, json_t *v)
 static void route_answer(void *user, const struct route_result *res)
 {
 	struct plane_req *r = user;
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 	json_t *hops = json_array();
 
 	for (unsigned i = 0; hops && i < res->n; i++) {
 		const struct route_hop *h = &res->hop[i];
-		inet_ntop(AF_INET, h->addr, ip, sizeof(ip));
+		inet_ntop(h->family == AF_INET6 ? AF_INET6 : AF_INET, h->addr, ip, sizeof(ip));
 		if (!append(&hops, json_pack("{s:s,s:I,s:I,s:s,s:o}", "addr", ip,
 					    "port", (json_int_t)h->port, "pref", (json_int_t)h->pref,
 					    "tls", route_tls_name(h->tls), "mx", ctl_json_text(h->mx))))
