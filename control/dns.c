@@ -332,6 +332,22 @@ void dns_ptr_name(rte_be32_t addr, char *buf, size_t n)
 	snprintf(buf, n, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
 }
 
+void dns_ptr_name6(const uint8_t addr[16], char *buf, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char out[DNS_PTR6_NAME_MAX];
+	size_t k = 0;
+
+	for (int i = 15; i >= 0; i--) {
+		out[k++] = hex[addr[i] & 0xf];
+		out[k++] = '.';
+		out[k++] = hex[addr[i] >> 4];
+		out[k++] = '.';
+	}
+	memcpy(out + k, "ip6.arpa", 9);
+	snprintf(buf, n, "%s", out);
+}
+
 static uint32_t key_hash(const char *name, enum dns_type t)
 {
 	uint32_t h = 2166136261u;

@@ -144,6 +144,10 @@ int dns_name_check(const char *name);
 
 /* "d.c.b.a.in-addr.arpa" for the PTR lookup of addr. */
 void dns_ptr_name(rte_be32_t addr, char *buf, size_t n);
+/* The ip6.arpa name of an IPv6 address (RFC 3596 2.5: 32 nibbles, least
+ * significant first); buf of at least DNS_PTR6_NAME_MAX bytes. */
+#define DNS_PTR6_NAME_MAX 73	/* 64 + "ip6.arpa" + NUL */
+void dns_ptr_name6(const uint8_t addr[16], char *buf, size_t n);
 
 const char *dns_status_name(enum dns_status s);
 const char *dns_type_name(enum dns_type t);

@@ -357,13 +357,17 @@ static void rdns_failed(struct rdns_job *j, const struct dns_result *res)
 	rdns_done(j, "");
 }
 
+/* The name's A (AAAA for an IPv6 client) must hold the client's address. */
 static void rdns_a(void *user, const struct dns_result *res)
 {
 	struct rdns_job *j = user;
+	const struct net_addr *ip = &j->a->ip;
 
 	if (res->status == DNS_OK)
 		for (unsigned i = 0; i < res->n; i++)
-			if (res->a[i] == j->a->ip) {
+			if (net_addr_is_v6(ip) ? res->type == DNS_T_AAAA &&
+						 memcmp(res->aaaa[i], ip->v6, 16) == 0
+					       : res->type == DNS_T_A && res->a[i] == ip->v4) {
 				j->p->rdns_st.named++;
 				rdns_done(j, j->name);
 				return;
@@ -380,7 +384,8 @@ static void rdns_ptr(void *user, const struct dns_result *res)
 		return;
 	}
 	snprintf(j->name, sizeof(j->name), "%s", res->name);
-	if (dns_lookup(j->p->dns, j->name, DNS_T_A, rdns_a, j) < 0) {
+	if (dns_lookup(j->p->dns, j->name, net_addr_is_v6(&j->a->ip) ? DNS_T_AAAA : DNS_T_A,
+		       rdns_a, j) < 0) {
 		j->p->rdns_st.unverified++;
 		rdns_done(j, "");
 	}
@@ -389,7 +394,7 @@ static void rdns_ptr(void *user, const struct dns_result *res)
 static void rdns_start(struct plane *p, struct ask_port *port, struct ask *a)
 {
 	struct rdns_job *j = NULL;
-	char ptr[64];
+	char ptr[DNS_PTR6_NAME_MAX];
 
 	p->rdns_st.asked++;
 	for (unsigned i = 0; i < RDNS_JOBS && !j; i++)
@@ -408,7 +413,10 @@ static void rdns_start(struct plane *p, struct ask_port *port, struct ask *a)
 	j->p = p;
 	j->port = port;
 	j->a = a;
-	dns_ptr_name(a->ip, ptr, sizeof(ptr));
+	if (net_addr_is_v6(&a->ip))
+		dns_ptr_name6(a->ip.v6, ptr, sizeof(ptr));
+	else
+		dns_ptr_name(a->ip.v4, ptr, sizeof(ptr));
 	if (dns_lookup(p->dns, ptr, DNS_T_PTR, rdns_ptr, j) < 0) {
 		p->rdns_st.busy++;
 		rdns_done(j, "");

@@ -13,13 +13,16 @@
 #     [fd00:5c::1]:25.
 # Messages are submitted over IPv4 with swaks; every one must arrive at the
 # sink (count and queue IDs checked), the mail log must show the IPv6 relay
-# address, and nothing may be deferred.
+# address, and nothing may be deferred. Last, a client on fd00:5c::7 (PTR
+# client6.test, whose AAAA confirms it) gets its verified name in Received:
+# the reverse lookup over ip6.arpa.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup aaaa "$1"
 . "$(dirname "$0")/relay_lib.sh"
 ME6=fd00:5c::2
 K6=fd00:5c::1
+C6=fd00:5c::7	# an IPv6 client with a reverse name
 N=${AAAA_MSGS:-10}	# messages per domain
 DNSMASQ=
 trap '[ -n "$DNSMASQ" ] && kill "$DNSMASQ" 2>/dev/null; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; t_teardown' EXIT
@@ -38,6 +41,7 @@ dnsmasq_up() {
 		--log-queries --log-facility="$T_DIR/dnsmasq.log" --pid-file="$T_DIR/dnsmasq.pid" \
 		--mx-host=six.test,mx.six.test,10 --host-record=mx.six.test,$K6 \
 		--mx-host=dual.test,mx.dual.test,10 --host-record=mx.dual.test,198.18.0.1,$K6 \
+		--host-record=client6.test,$C6 \
 		>"$T_DIR/dnsmasq.out" 2>&1 &
 	DNSMASQ=$!
 	wait_for 10 sh -c "ip netns exec '$T_NS' ss -lun | grep -q '\[$K6\]:53 '"
@@ -54,7 +58,8 @@ address_family = any
 prefer = ipv4
 [smtp]
 hostname = sluice.test
-mynetworks = 198.18.0.0/24"
+reverse_lookup_wait = 2s
+mynetworks = 198.18.0.0/24 $C6/128"
 check "sluiced starts with address6 = $ME6/64 and an IPv6 DNS server" start6
 wait_for 30 ping_ok
 check "dnsmasq answers on [$K6]:53 only" dnsmasq_up
@@ -111,6 +116,24 @@ check "nothing deferred ($def)" test "$def" -eq 0
 check "drained" wait_for 30 drained
 q=$(grep -c "query\[AAAA\] mx.dual.test from $ME6" "$T_DIR/dnsmasq.log")
 check "the AAAA of mx.dual.test was asked over IPv6 ($q queries)" test "$q" -ge 1
+
+# An IPv6 client's verified reverse name in Received.
+ns ip -6 addr add $C6/64 dev "$T_IF" nodad
+out=$(ns timeout 60 swaks -6 --server $ME6 --local-interface $C6 --helo c6.test \
+	--from c6@example.org --to rdns@six.test 2>&1)
+id6=$(printf '%s\n' "$out" | sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-Z]*\).*/\1/p')
+check "a message from [$C6] queued (${id6:-none})" test -n "$id6"
+from6() { grep -q "\"qid\": \"$id6\"" "$T_DIR/sink6/msgs.log" 2>/dev/null; }
+check "it arrived at the sink" wait_for 30 from6
+rec=$(grep "\"qid\": \"$id6\"" "$T_DIR/sink6/msgs.log" | /usr/bin/python3 -c '
+import json, sys
+print(json.loads(sys.stdin.readline())["received"].replace("\r\n", " "))' 2>/dev/null)
+check "Received names it: $(echo "$rec" | cut -c1-70)" \
+	sh -c "echo '$rec' | grep -qF 'from c6.test (client6.test [IPv6:$C6])'"
+check "the PTR was asked over ip6.arpa" grep -q "query\[PTR\] 7\.0\.0\.0.*ip6\.arpa from $ME6" \
+	"$T_DIR/dnsmasq.log"
+n=$(stat smtpd.rdns_named)
+check "counted as a verified name ($n)" test "$n" -ge 1
 t_stop; check "clean stop" test $? -eq 0
 
 finish

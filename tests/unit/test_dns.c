@@ -886,6 +886,28 @@ Test(dns, servers_text)
 	cr_assert_not_null(strstr(err, "more than 4"));
 }
 
+/* ip6.arpa names (RFC 3596 2.5), and a PTR lookup of one. */
+Test(dns, ipv6_reverse_names)
+{
+	struct fx f;
+	struct got g;
+	uint8_t a[16];
+	char name[DNS_PTR6_NAME_MAX];
+
+	cr_assert_eq(inet_pton(AF_INET6, "2001:db8::567:89ab", a), 1);
+	dns_ptr_name6(a, name, sizeof(name));
+	cr_assert_str_eq(name, "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	cr_assert_eq(strlen(name), DNS_PTR6_NAME_MAX - 1);
+	cr_assert_eq(dns_name_check(name), 0);
+	fx_init(&f);
+	dnsr_rr(f.z, name, DNSR_PTR, 300, "client6.example");
+	fx_start(&f);
+	ask(&f, name, DNS_T_PTR, &g);
+	cr_assert_eq(g.res.status, DNS_OK, "%s", g.res.why);
+	cr_assert_str_eq(g.res.name, "client6.example");
+	fx_fini(&f);
+}
+
 /* IPv6 servers: bare, bracketed, bracketed with a port, beside IPv4. */
 Test(dns, servers_text_ipv6)
 {
