@@ -47,7 +47,11 @@ dnsmasq_up() {
 	wait_for 10 sh -c "ip netns exec '$T_NS' ss -lun | grep -q '\[$K6\]:53 '"
 }
 
-t_conf "[net]
+# Two worker lcores: the resolver's UDP replies and the delivery's TCP
+# over IPv6 must be steered back to the lcore that owns the flow.
+t_conf "[lcores]
+workers = 2
+[net]
 address6 = $ME6/64
 [dns]
 servers = [$K6]:53
@@ -134,6 +138,9 @@ check "the PTR was asked over ip6.arpa" grep -q "query\[PTR\] 7\.0\.0\.0.*ip6\.a
 	"$T_DIR/dnsmasq.log"
 n=$(stat smtpd.rdns_named)
 check "counted as a verified name ($n)" test "$n" -ge 1
+m=$(stat steer.misrouted)
+check "no frame reached a stack that does not own its flow (misrouted $m)" test "$m" -eq 0
 t_stop; check "clean stop" test $? -eq 0
 
+grep -q "worker 1" "$T_LOG"; check "two workers ran" test $? -eq 0
 finish
