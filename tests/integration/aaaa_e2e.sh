@@ -15,7 +15,9 @@
 # sink (count and queue IDs checked), the mail log must show the IPv6 relay
 # address, and nothing may be deferred. Last, a client on fd00:5c::7 (PTR
 # client6.test, whose AAAA confirms it) gets its verified name in Received:
-# the reverse lookup over ip6.arpa.
+# the reverse lookup over ip6.arpa; and a 550 from the IPv6 next hop shows
+# in the log and in the bounce (Remote-MTA, Diagnostic-Code, the relay's
+# IPv6 text). Two worker lcores throughout.
 set -u
 . "$(dirname "$0")/lib.sh"
 t_setup aaaa "$1"
@@ -70,7 +72,7 @@ check "dnsmasq answers on [$K6]:53 only" dnsmasq_up
 check "no DNS server listens on IPv4 ($(ns ss -lun | grep ':53 ' | awk '{print $4}' | tr '\n' ' '))" \
 	sh -c "! ip netns exec '$T_NS' ss -lun | grep ':53 ' | grep -qv '\[$K6\]'"
 listening6() { ns ss -ltn | grep -q " \[$K6\]:25 "; }
-bg $TOOLS sink "$K6" 25 "$T_DIR/sink6" >"$T_DIR/sink6.out" 2>&1
+bg $TOOLS sink "$K6" 25 "$T_DIR/sink6" --rcpt-code bounce=550 --keep >"$T_DIR/sink6.out" 2>&1
 check "an aiosmtpd next hop on [$K6]:25 only" wait_for 20 listening6
 check "nothing listens on 198.18.0.1:25 (the IPv4 next hop refuses)" \
 	sh -c "! ip netns exec '$T_NS' ss -ltn | grep -q ' 198.18.0.1:25 \| 0.0.0.0:25 '"
@@ -138,6 +140,23 @@ check "the PTR was asked over ip6.arpa" grep -q "query\[PTR\] 7\.0\.0\.0.*ip6\.a
 	"$T_DIR/dnsmasq.log"
 n=$(stat smtpd.rdns_named)
 check "counted as a verified name ($n)" test "$n" -ge 1
+
+# A 550 from the IPv6 next hop: the log and the bounce (delivered back to
+# the same sink) carry the IPv6 relay and its reply.
+out=$(ns timeout 60 swaks --server $HOST --helo b.test --from back@six.test --to bounce@six.test 2>&1)
+idb=$(printf '%s\n' "$out" | sed -n 's/^<[~-]  *250 2\.0\.0 Ok: queued as \([0-9A-Z]*\).*/\1/p')
+check "a message to a user the next hop refuses queued (${idb:-none})" test -n "$idb"
+bounced() { grep -q "$idb: to=<bounce@six.test>, relay=mx.six.test\[$K6\]:25, .*status=bounced (host mx.six.test\[$K6\] said: 550" "$T_LOG"; }
+check "the log: relay=mx.six.test[$K6]:25 ... status=bounced (host mx.six.test[$K6] said: 550 ...)" \
+	wait_for 30 bounced
+dsn_in() { grep -q '"from": "<>", "rcpts": \["back@six.test"\]' "$T_DIR/sink6/msgs.log"; }
+check "the bounce reached the sender's domain over IPv6" wait_for 30 dsn_in
+grep '"from": "<>", "rcpts": \["back@six.test"\]' "$T_DIR/sink6/msgs.log" | head -n 1 |
+	/usr/bin/python3 -c 'import base64, json, sys; sys.stdout.write(base64.b64decode(json.loads(sys.stdin.readline())["raw"]).decode("latin-1"))' \
+	>"$T_DIR/dsn.eml" 2>/dev/null
+check "its Remote-MTA is dns; mx.six.test" grep -q "^Remote-MTA: dns; mx.six.test" "$T_DIR/dsn.eml"
+check "its Diagnostic-Code is the IPv6 hop's 550" grep -q "^Diagnostic-Code: smtp; 550 5.1.1" "$T_DIR/dsn.eml"
+check "its text names the IPv6 relay" grep -q "mx.six.test\[$K6\]" "$T_DIR/dsn.eml"
 m=$(stat steer.misrouted)
 check "no frame reached a stack that does not own its flow (misrouted $m)" test "$m" -eq 0
 t_stop; check "clean stop" test $? -eq 0
