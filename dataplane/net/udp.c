@@ -14,6 +14,7 @@
 
 #include "dataplane/net/cksum.h"
 #include "dataplane/net/icmp.h"
+#include "dataplane/net/icmp6.h"
 #include "dataplane/net/ipv4.h"
 #include "dataplane/net/ipv6.h"
 #include "dataplane/net/net_stack.h"
@@ -434,14 +435,17 @@ static bool cksum_ok(struct udp_stack *us, const struct rte_mbuf *m, const struc
 
 /* ---- input ---- */
 
-/* No socket: count, maybe answer port unreachable (IPv4 only: ip is NULL
- * for IPv6, see udp.h). m is not consumed. */
-static void no_port(struct udp_stack *us, const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
+/* No socket: count, maybe answer port unreachable (ICMP for IPv4, ip4;
+ * ICMPv6 for IPv6, ip6; one of them is NULL). m is not consumed. */
+static void no_port(struct udp_stack *us, const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip4,
+		    const struct rte_ipv6_hdr *ip6)
 {
+	int rc;
+
 	us->stats.drop_no_port++;
-	if (!ip)
-		return;
-	switch (icmp_send_unreach(us->ns, &us->unreach, m, ip, ICMP_UNREACH_PORT)) {
+	rc = ip4 ? icmp_send_unreach(us->ns, &us->unreach, m, ip4, ICMP_UNREACH_PORT)
+		 : icmp6_send_port_unreach(us->ns, &us->unreach, m, ip6);
+	switch (rc) {
 	case 0:
 		us->stats.unreach_sent++;
 		break;
@@ -456,11 +460,12 @@ static void no_port(struct udp_stack *us, const struct rte_mbuf *m, const struct
 	}
 }
 
-/* One datagram of either family: src/dst from its IP header, ip4 that
- * header for IPv4 (port unreachable quotes it), NULL for IPv6. m's data
+/* One datagram of either family: src/dst from its IP header, ip4 or ip6
+ * that header (port unreachable quotes it; the other NULL). m's data
  * at the UDP header, cut to the IP payload. Consumes m. */
 static void udp_input_common(struct udp_stack *us, struct rte_mbuf *m, const struct net_addr *src,
-			     const struct net_addr *dst, const struct rte_ipv4_hdr *ip4)
+			     const struct net_addr *dst, const struct rte_ipv4_hdr *ip4,
+			     const struct rte_ipv6_hdr *ip6)
 {
 	const struct rte_udp_hdr *uh;
 	struct udp_sock *s;
@@ -486,7 +491,7 @@ static void udp_input_common(struct udp_stack *us, struct rte_mbuf *m, const str
 		goto drop;
 	s = lookup(us, uh->dst_port, src, uh->src_port);
 	if (!s) {
-		no_port(us, m, ip4);
+		no_port(us, m, ip4, ip6);
 		goto drop;
 	}
 	if (s->qlen == us->conf.rxq_dgrams ||
@@ -517,7 +522,7 @@ static void udp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hd
 {
 	struct net_addr src = net_addr_v4(ip->src_addr), dst = net_addr_v4(ip->dst_addr);
 
-	udp_input_common(ctx, m, &src, &dst, ip);
+	udp_input_common(ctx, m, &src, &dst, ip, NULL);
 }
 
 /* ipv6.c has checked the header, skipped extension headers and cut m to
@@ -526,7 +531,7 @@ static void udp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_h
 {
 	struct net_addr src = net_addr_v6(ip->src_addr), dst = net_addr_v6(ip->dst_addr);
 
-	udp_input_common(ctx, m, &src, &dst, NULL);
+	udp_input_common(ctx, m, &src, &dst, NULL, ip);
 }
 
 int udp_recv(struct udp_sock *s, void *buf, size_t cap, rte_be32_t *from, rte_be16_t *fport)

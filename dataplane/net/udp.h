@@ -33,8 +33,8 @@
  * rate-limited by a token bucket per lcore (icmp_rate per second, bursts of
  * icmp_burst: beyond it counted in unreach_limited), and never in answer to
  * a datagram sent to or from a broadcast or multicast address (see icmp.h).
- * Over IPv6 a closed port is only counted (drop_no_port): we send no
- * ICMPv6 errors (icmp6.h).
+ * Over IPv6 the answer is ICMPv6 port unreachable (icmp6.h), under the
+ * same bucket and counters.
  *
  * Sockets: udp_open() with local port 0 picks an ephemeral port at random
  * in [port_lo, port_hi] (keyed by conf.secret: unpredictable, as DNS source

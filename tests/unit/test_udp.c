@@ -816,12 +816,50 @@ Test(udp6, connected_demux_and_closed_port)
 	expect_dgram6(wild, "other", PEER6B, 1000);
 	expect_dgram6(wild, "port", PEER6, 1001);
 	cr_assert_eq(udp_pending(conn4), 0, "the IPv4 peer's socket gets no IPv6 datagram");
-	/* A closed port is counted; no ICMPv6 error is sent. */
-	inject6(PEER6, 1000, 54, "closed", false, false);
-	cr_assert_eq(udp_stack_stats(us)->drop_no_port, 1);
-	cr_assert_eq(udp_stack_stats(us)->unreach_sent, 0);
 	cr_assert_eq(h.ntx, 0);
 	(void)p6b;
+}
+
+/* A closed port over IPv6: ICMPv6 destination unreachable, port
+ * unreachable (RFC 4443 3.1), quoting the datagram, checksum right;
+ * under the same rate limit as IPv4's. */
+Test(udp6, closed_port_gets_icmpv6_port_unreachable)
+{
+	const struct rte_ether_hdr *eh;
+	const struct rte_ipv6_hdr *ip;
+	const uint8_t *ic;
+	uint32_t plen;
+
+	uc.icmp_burst = 2;
+	uc.icmp_rate = 1;
+	start();
+	inject6(PEER6, 1000, 54, "closed", false, false);
+	cr_assert_eq(udp_stack_stats(us)->drop_no_port, 1);
+	cr_assert_eq(udp_stack_stats(us)->unreach_sent, 1);
+	cr_assert_eq(h.ntx, 1);
+	eh = rte_pktmbuf_mtod(h.tx[0], const struct rte_ether_hdr *);
+	ip = (const struct rte_ipv6_hdr *)(eh + 1);
+	ic = (const uint8_t *)(ip + 1);
+	plen = rte_be_to_cpu_16(ip->payload_len);
+	cr_assert_eq(eh->ether_type, rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6));
+	cr_assert_eq(ip->proto, IPPROTO_ICMPV6);
+	cr_assert_eq(memcmp(ip->dst_addr, PEER6, 16), 0);
+	cr_assert_eq(memcmp(ip->src_addr, OUR6, 16), 0);
+	cr_assert_eq(ic[0], 1, "destination unreachable");
+	cr_assert_eq(ic[1], 4, "port unreachable");
+	cr_assert_eq(plen, 8 + 40 + 8 + 6, "the whole datagram quoted");
+	cr_assert_eq(ipv6_l4_cksum(h.tx[0], 14 + 40, plen, ip->src_addr, ip->dst_addr,
+				   IPPROTO_ICMPV6), 0, "ICMPv6 checksum");
+	cr_assert_eq(memcmp(ic + 8 + 8, PEER6, 16), 0, "the quoted header's source");
+	cr_assert_eq(ic[8 + 40 + 2], 0);
+	cr_assert_eq(ic[8 + 40 + 3], 54, "the quoted destination port");
+	cr_assert_eq(memcmp(ic + 8 + 48, "closed", 6), 0);
+	/* the bucket: one more, then limited */
+	inject6(PEER6, 1000, 54, "again", false, false);
+	inject6(PEER6, 1000, 54, "third", false, false);
+	cr_assert_eq(udp_stack_stats(us)->unreach_sent, 2);
+	cr_assert_eq(udp_stack_stats(us)->unreach_limited, 1);
+	cr_assert_eq(h.ntx, 2);
 }
 
 /* The IPv6 UDP datagram in h.tx[i]; verifies the checksum with DPDK's. */
