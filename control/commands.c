@@ -573,7 +573,7 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "route", "show", CTL_READ, cmd_route_show, "[DOMAIN]",
 	  "The static routes in force (routes_file and `route set`), or the one DOMAIN "
 	  "takes: {\"routes\":[{\"domain\",\"route\"}]}." },
-	{ "dns", "lookup", CTL_READ, cmd_dns_lookup, "NAME a|mx|ptr",
+	{ "dns", "lookup", CTL_READ, cmd_dns_lookup, "NAME a|aaaa|mx|ptr",
 	  "One lookup through sluiced's resolver and cache (ptr: NAME is an IPv4 address)." },
 	{ "dns", "bench", CTL_ADMIN, cmd_dns_bench, "N cached|uncached ZONE",
 	  "Time N A lookups under ZONE through the resolver: distinct names (uncached) or one "

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "control/dest.h"
+#include "control/route.h"
 #include "queue/queue.h"
 
 enum key_type {
@@ -54,9 +55,11 @@ static const char *const idle_names[] = { "busy", "adaptive", NULL };	/* dp_idle
 static const char *const bare_names[] = { "reject", "normalize", NULL };	/* smtp_bare_policy */
 static const char *const sync_names[] = { "full", "nometa", NULL };	/* queue_sync */
 static const char *const loop_names[] = { "reject", "hold", NULL };	/* smtp_loop_action */
+static const char *const af_names[] = { "any", "ipv4", "ipv6", NULL };	/* route_af */
 _Static_assert(DP_IDLE_BUSY == 0 && DP_IDLE_ADAPTIVE == 1 && SMTP_BARE_REJECT == 0 &&
 	       SMTP_BARE_NORMALIZE == 1 && QUEUE_SYNC_FULL == 0 && QUEUE_SYNC_NOMETA == 1 &&
-	       SMTP_LOOP_REJECT == 0 && SMTP_LOOP_HOLD == 1,
+	       SMTP_LOOP_REJECT == 0 && SMTP_LOOP_HOLD == 1 && ROUTE_AF_ANY == 0 &&
+	       ROUTE_AF_IPV4 == 1 && ROUTE_AF_IPV6 == 2,
 	       "K_ENUM name tables follow the enums");
 
 #define F(field) offsetof(struct sluice_config, field), sizeof(((struct sluice_config *)0)->field)
@@ -177,6 +180,8 @@ static const struct key keys[] = {
 	{ "delivery", "max_idle", K_UINT, F(delivery.max_idle), 0, DLV_CONNS_LIMIT, NULL },
 	{ "delivery", "helo_name", K_STR, F(delivery.helo_name), 0, 0, NULL },
 	{ "delivery", "tls_ca_file", K_STR, F(delivery.tls_ca_file), 0, 0, NULL },
+	{ "delivery", "address_family", K_ENUM, F(delivery.address_family), 0, 0, af_names },
+	{ "delivery", "prefer", K_ENUM, F(delivery.prefer), 0, 0, af_names },
 	{ "delivery", "connect_timeout", K_DUR_NS, F(delivery.connect_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
 	{ "delivery", "greeting_timeout", K_DUR_NS, F(delivery.greeting_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },
 	{ "delivery", "helo_timeout", K_DUR_NS, F(delivery.helo_timeout_ns), NS_PER_SEC, 3600 * NS_PER_SEC, NULL },

@@ -98,6 +98,9 @@ struct sluice_config {
 		unsigned max_connections, max_idle;	/* per worker lcore */
 		char helo_name[256];	/* "": [smtp] hostname */
 		char tls_ca_file[CONFIG_PATH_MAX];	/* CAs for tls=verify; "": none */
+		int address_family;	/* enum route_af: next-hop addresses (any: IPv6
+					 * too when [net] address6 is set) */
+		int prefer;		/* enum route_af: first among equal MX preferences */
 		uint64_t notice_hold_ns;	/* [impair] notice_hold: tests only */
 		uint64_t connect_timeout_ns, greeting_timeout_ns, helo_timeout_ns,
 			 starttls_timeout_ns, rset_timeout_ns, mail_timeout_ns, rcpt_timeout_ns,

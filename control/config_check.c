@@ -355,6 +355,8 @@ static void check_outbound(const struct sluice_config *c, struct config_errors *
 			  "message ([smtp] message_size_limit %llu, plus 1m)",
 			  (unsigned long long)c->delivery.body_memory,
 			  (unsigned long long)c->smtp.message_size_limit);
+	if (c->delivery.address_family == ROUTE_AF_IPV6 && !c->dp.addr.ip6_ok)
+		add_error(c, errs, "delivery", "address_family", "ipv6 needs [net] address6");
 	config_delivery(c, &d);
 	if (dlv_conf_check(&d, &why) < 0 && c->delivery.max_idle <= c->delivery.max_connections)
 		add_error(c, errs, "delivery", "helo_name", "%s", why);
@@ -407,6 +409,13 @@ void config_route(const struct sluice_config *c, struct route_conf *r)
 	snprintf(r->relayhost, sizeof(r->relayhost), "%s", c->routes.relayhost);
 	r->self[0] = c->dp.addr.ip;
 	r->nself = c->dp.addr.ip ? 1 : 0;
+	/* any: AAAA too only when we have an IPv6 address to send from */
+	r->family = (enum route_af)c->delivery.address_family;
+	if (r->family == ROUTE_AF_ANY && !c->dp.addr.ip6_ok)
+		r->family = ROUTE_AF_IPV4;
+	r->prefer = (enum route_af)c->delivery.prefer;
+	r->self6_ok = c->dp.addr.ip6_ok;
+	memcpy(r->self6, c->dp.addr.ip6, 16);
 }
 
 /* A routes file's text (NULL with err: unreadable, too big, a NUL byte). */

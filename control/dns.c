@@ -188,6 +188,7 @@ const char *dns_type_name(enum dns_type t)
 {
 	switch (t) {
 	case DNS_T_A: return "A";
+	case DNS_T_AAAA: return "AAAA";
 	case DNS_T_MX: return "MX";
 	case DNS_T_PTR: return "PTR";
 	}
@@ -213,9 +214,10 @@ int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, ch
 	unsigned n = 0;
 
 	while (*p) {
-		char tok[64], *colon;
+		char tok[64], *colon, *addr = tok;
 		size_t len;
 		struct in_addr a;
+		struct in6_addr a6;
 
 		p += strspn(p, " ,\t");
 		len = strcspn(p, " ,\t");
@@ -233,7 +235,21 @@ int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, ch
 			return -1;
 		}
 		out[n].port = 53;
+		/* ip, ip:port, v6, [v6], [v6]:port: a bare IPv6 address has
+		 * no port (its colons are its own) */
 		colon = strchr(tok, ':');
+		if (tok[0] == '[') {
+			char *rb = strchr(tok, ']');
+			if (!rb || (rb[1] && rb[1] != ':')) {
+				snprintf(err, errlen, "'%s' is not [ipv6]:port", tok);
+				return -1;
+			}
+			*rb = '\0';
+			addr = tok + 1;
+			colon = rb[1] ? rb + 1 : NULL;
+		} else if (colon && strchr(colon + 1, ':')) {
+			colon = NULL;
+		}
 		if (colon) {
 			char *end;
 			unsigned long port;
@@ -246,11 +262,20 @@ int dns_servers_parse(const char *text, struct dns_server *out, unsigned max, ch
 			}
 			out[n].port = (uint16_t)port;
 		}
+		if (addr != tok || strchr(addr, ':')) {
+			if (inet_pton(AF_INET6, addr, &a6) != 1 || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+			    IN6_IS_ADDR_MULTICAST(&a6) || IN6_IS_ADDR_V4MAPPED(&a6)) {
+				snprintf(err, errlen, "'%s' is not an IPv6 unicast address", addr);
+				return -1;
+			}
+			out[n++].addr = net_addr_v6(a6.s6_addr);
+			continue;
+		}
 		if (inet_pton(AF_INET, tok, &a) != 1 || a.s_addr == 0 || a.s_addr == INADDR_BROADCAST) {
-			snprintf(err, errlen, "'%s' is not an IPv4 address", tok);
+			snprintf(err, errlen, "'%s' is not an IPv4 or IPv6 address", tok);
 			return -1;
 		}
-		out[n++].addr = a.s_addr;
+		out[n++].addr = net_addr_v4(a.s_addr);
 	}
 	if (n == 0) {
 		snprintf(err, errlen, "no server (ip[:port], comma-separated)");
@@ -307,6 +332,22 @@ void dns_ptr_name(rte_be32_t addr, char *buf, size_t n)
 	snprintf(buf, n, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
 }
 
+void dns_ptr_name6(const uint8_t addr[16], char *buf, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char out[DNS_PTR6_NAME_MAX];
+	size_t k = 0;
+
+	for (int i = 15; i >= 0; i--) {
+		out[k++] = hex[addr[i] & 0xf];
+		out[k++] = '.';
+		out[k++] = hex[addr[i] >> 4];
+		out[k++] = '.';
+	}
+	memcpy(out + k, "ip6.arpa", 9);
+	snprintf(buf, n, "%s", out);
+}
+
 static uint32_t key_hash(const char *name, enum dns_type t)
 {
 	uint32_t h = 2166136261u;
@@ -358,6 +399,8 @@ static size_t packed_len(const struct dns_result *res)
 		return len;
 	case DNS_T_A:
 		return 4 * (size_t)res->n;
+	case DNS_T_AAAA:
+		return 16 * (size_t)res->n;
 	case DNS_T_PTR:
 		return strlen(res->name) + 1;
 	}
@@ -379,6 +422,9 @@ static void pack(const struct dns_result *res, uint8_t *d)
 		break;
 	case DNS_T_A:
 		memcpy(d, res->a, 4 * (size_t)res->n);
+		break;
+	case DNS_T_AAAA:
+		memcpy(d, res->aaaa, 16 * (size_t)res->n);
 		break;
 	case DNS_T_PTR:
 		memcpy(d, res->name, strlen(res->name) + 1);
@@ -420,6 +466,9 @@ static void unpack(const struct centry *e, struct dns_result *res, uint64_t now_
 		break;
 	case DNS_T_A:
 		memcpy(res->a, d, 4 * (size_t)e->n);
+		break;
+	case DNS_T_AAAA:
+		memcpy(res->aaaa, d, 16 * (size_t)e->n);
 		break;
 	case DNS_T_PTR:
 		snprintf(res->name, sizeof(res->name), "%s", (const char *)d);
@@ -771,6 +820,22 @@ static int fill_a(const unsigned char *abuf, int alen, struct dns_result *res)
 	return ARES_SUCCESS;
 }
 
+static int fill_aaaa(const unsigned char *abuf, int alen, struct dns_result *res)
+{
+	struct ares_addr6ttl at[DNS_A_MAX];
+	int n = DNS_A_MAX;
+	int rc = ares_parse_aaaa_reply(abuf, alen, NULL, at, &n);
+
+	if (rc != ARES_SUCCESS)
+		return rc;
+	if (n <= 0)
+		return ARES_ENODATA;
+	for (int i = 0; i < n; i++)
+		memcpy(res->aaaa[i], &at[i].ip6addr, 16);
+	res->n = (unsigned)n;
+	return ARES_SUCCESS;
+}
+
 static int fill_ptr(const unsigned char *abuf, int alen, struct dns_result *res)
 {
 	struct hostent *he = NULL;
@@ -814,7 +879,8 @@ static uint32_t build_result(struct dns_resolver *r, const char *name, enum dns_
 		walk_reply(abuf, alen, (int)t, &w);
 	if (status == ARES_SUCCESS) {
 		rc = t == DNS_T_MX ? fill_mx(r, abuf, alen, res)
-		   : t == DNS_T_A ? fill_a(abuf, alen, res) : fill_ptr(abuf, alen, res);
+		   : t == DNS_T_A ? fill_a(abuf, alen, res)
+		   : t == DNS_T_AAAA ? fill_aaaa(abuf, alen, res) : fill_ptr(abuf, alen, res);
 		if (rc == ARES_SUCCESS) {
 			res->status = DNS_OK;
 			res->ttl = clamp32(w.an_seen ? w.an_ttl : 0, c->ttl_min, c->ttl_max);
@@ -938,7 +1004,7 @@ static ares_socket_t cs_socket(int af, int type, int proto, void *user)
 
 	(void)proto;
 	type &= 0xf;	/* no SOCK_NONBLOCK/SOCK_CLOEXEC meaning here */
-	if (af != AF_INET || (type != SOCK_DGRAM && type != SOCK_STREAM)) {
+	if ((af != AF_INET && af != AF_INET6) || (type != SOCK_DGRAM && type != SOCK_STREAM)) {
 		errno = EAFNOSUPPORT;
 		r->st.sock_open_failures++;
 		return ARES_SOCKET_BAD;
@@ -992,17 +1058,26 @@ static int cs_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_
 	struct dns_resolver *r = user;
 	struct dsock *s = sock_of_fd(r, fd);
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+	struct net_addr a;
+	uint16_t port;
 	int rc;
 
 	if (!s) {
 		errno = EBADF;
 		return -1;
 	}
-	if (sa->sa_family != AF_INET || len < (ares_socklen_t)sizeof(*sin)) {
+	if (sa->sa_family == AF_INET && len >= (ares_socklen_t)sizeof(*sin)) {
+		a = net_addr_v4(sin->sin_addr.s_addr);
+		port = sin->sin_port;
+	} else if (sa->sa_family == AF_INET6 && len >= (ares_socklen_t)sizeof(*sin6)) {
+		a = net_addr_v6(sin6->sin6_addr.s6_addr);
+		port = sin6->sin6_port;
+	} else {
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
-	rc = r->ops.connect(r->ops.ctx, s->id, sin->sin_addr.s_addr, sin->sin_port);
+	rc = r->ops.connect(r->ops.ctx, s->id, &a, port);
 	if (rc < 0) {
 		errno = -rc;	/* -EINPROGRESS for TCP: c-ares waits for writable */
 		return -1;
@@ -1015,7 +1090,7 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 {
 	struct dns_resolver *r = user;
 	struct dsock *s = sock_of_fd(r, fd);
-	uint32_t addr = 0;
+	struct net_addr addr;
 	uint16_t port = 0;
 	ssize_t n;
 
@@ -1025,6 +1100,7 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 		return -1;
 	}
 	s->recv_calls++;
+	memset(&addr, 0, sizeof(addr));
 	n = r->ops.recv(r->ops.ctx, s->id, buf, len, &addr, &port);
 	if (n < 0) {
 		if (n == -EAGAIN)
@@ -1032,11 +1108,21 @@ static ares_ssize_t cs_recvfrom(ares_socket_t fd, void *buf, size_t len, int fla
 		errno = (int)-n;
 		return -1;
 	}
-	if (from && fromlen && *fromlen >= (ares_socklen_t)sizeof(struct sockaddr_in)) {
+	/* c-ares matches the source against the server it asked */
+	if (from && fromlen && addr.family == NET_AF_INET6 &&
+	    *fromlen >= (ares_socklen_t)sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6;
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		memcpy(sin6.sin6_addr.s6_addr, addr.v6, 16);
+		sin6.sin6_port = port;
+		memcpy(from, &sin6, sizeof(sin6));
+		*fromlen = sizeof(sin6);
+	} else if (from && fromlen && *fromlen >= (ares_socklen_t)sizeof(struct sockaddr_in)) {
 		struct sockaddr_in sin;
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = addr;
+		sin.sin_addr.s_addr = addr.v4;
 		sin.sin_port = port;
 		memcpy(from, &sin, sizeof(sin));
 		*fromlen = sizeof(sin);
@@ -1256,8 +1342,13 @@ struct dns_resolver *dns_create_ops(const struct dns_conf *c, const struct dns_s
 	for (int i = 0; i < ns; i++) {
 		memset(&nodes[i], 0, sizeof(nodes[i]));
 		nodes[i].next = i + 1 < ns ? &nodes[i + 1] : NULL;
-		nodes[i].family = AF_INET;
-		nodes[i].addr.addr4.s_addr = srv[i].addr;
+		if (net_addr_is_v6(&srv[i].addr)) {
+			nodes[i].family = AF_INET6;
+			memcpy(&nodes[i].addr.addr6, srv[i].addr.v6, 16);
+		} else {
+			nodes[i].family = AF_INET;
+			nodes[i].addr.addr4.s_addr = srv[i].addr.v4;
+		}
 		nodes[i].udp_port = srv[i].port;
 		nodes[i].tcp_port = srv[i].port;
 	}
@@ -1322,7 +1413,8 @@ int dns_lookup(struct dns_resolver *r, const char *name, enum dns_type t, dns_cb
 	uint32_t h;
 
 	r->st.lookups++;
-	if (!cb || (t != DNS_T_A && t != DNS_T_MX && t != DNS_T_PTR) || canon_name(name, key) < 0) {
+	if (!cb || (t != DNS_T_A && t != DNS_T_AAAA && t != DNS_T_MX && t != DNS_T_PTR) ||
+	    canon_name(name, key) < 0) {
 		r->st.bad_names++;
 		return -EINVAL;
 	}

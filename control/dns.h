@@ -36,6 +36,7 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 
 #define DNS_SERVERS_MAX 4
 #define DNS_NAME_MAX 253	/* a name in text form, no trailing dot */
@@ -69,7 +70,7 @@ enum dns_status {
 	DNS_BADNAME,	/* c-ares refused the name */
 	DNS_NOMEM,
 };
-enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15 };
+enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_AAAA = 28 };
 
 struct dns_mx {
 	uint16_t pref;
@@ -84,13 +85,14 @@ struct dns_result {
 	struct dns_mx mx[DNS_MX_MAX];	/* DNS_T_MX, in answer order (route.c sorts);
 					 * past DNS_MX_MAX the lowest preferences */
 	rte_be32_t a[DNS_A_MAX];	/* DNS_T_A */
+	uint8_t aaaa[DNS_A_MAX][16];	/* DNS_T_AAAA (cached as 16 bytes each) */
 	char name[256];			/* DNS_T_PTR */
 	char why[128];			/* human text for logs and DSNs */
 };
 typedef void (*dns_cb)(void *user, const struct dns_result *r);
 
 struct dns_server {
-	rte_be32_t addr;
+	struct net_addr addr;	/* either family */
 	uint16_t port;		/* host order */
 };
 
@@ -142,6 +144,10 @@ int dns_name_check(const char *name);
 
 /* "d.c.b.a.in-addr.arpa" for the PTR lookup of addr. */
 void dns_ptr_name(rte_be32_t addr, char *buf, size_t n);
+/* The ip6.arpa name of an IPv6 address (RFC 3596 2.5: 32 nibbles, least
+ * significant first); buf of at least DNS_PTR6_NAME_MAX bytes. */
+#define DNS_PTR6_NAME_MAX 73	/* 64 + "ip6.arpa" + NUL */
+void dns_ptr_name6(const uint8_t addr[16], char *buf, size_t n);
 
 const char *dns_status_name(enum dns_status s);
 const char *dns_type_name(enum dns_type t);

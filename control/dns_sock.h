@@ -13,7 +13,8 @@
  * The functions have dpsock's shape: non-blocking, -errno on failure, and
  * readiness reported by poll() as events, one call per socket that became
  * readable, writable (a TCP connection established, room to send again)
- * or failed. Addresses and ports are in network byte order.
+ * or failed. Addresses (struct net_addr, either family) and ports are in
+ * network byte order.
  */
 #ifndef SLUICE_DNS_SOCK_H
 #define SLUICE_DNS_SOCK_H
@@ -37,11 +38,11 @@ struct dns_sock_ops {
 	/* type SOCK_DGRAM or SOCK_STREAM; an id >= 0 or -errno */
 	int (*open)(void *ctx, int type);
 	/* UDP: 0 (sets the peer). TCP: -EINPROGRESS, then WRITABLE or ERROR */
-	int (*connect)(void *ctx, int id, uint32_t addr, uint16_t port);
+	int (*connect)(void *ctx, int id, const struct net_addr *addr, uint16_t port);
 	/* bytes taken, or -EAGAIN, -ENOTCONN, -ECONNRESET ... */
 	ssize_t (*send)(void *ctx, int id, const struct iovec *iov, int n);
 	/* one datagram (UDP) or stream bytes (TCP); -EAGAIN: nothing; 0: TCP EOF */
-	ssize_t (*recv)(void *ctx, int id, void *buf, size_t cap, uint32_t *from,
+	ssize_t (*recv)(void *ctx, int id, void *buf, size_t cap, struct net_addr *from,
 			uint16_t *fport);
 	int (*close)(void *ctx, int id);
 	/* report the events that arrived; returns the number of events */

@@ -8,6 +8,7 @@
  * exists.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "control/dns.h"
@@ -19,9 +20,9 @@ static int dp_open(void *ctx, int type)
 	return dpsock_open(ctx, type);
 }
 
-static int dp_connect(void *ctx, int id, uint32_t addr, uint16_t port)
+static int dp_connect(void *ctx, int id, const struct net_addr *addr, uint16_t port)
 {
-	return dpsock_connect(ctx, id, (rte_be32_t)addr, (rte_be16_t)port);
+	return dpsock_connect_addr(ctx, id, addr, (rte_be16_t)port);
 }
 
 static ssize_t dp_send(void *ctx, int id, const struct iovec *iov, int n)
@@ -29,13 +30,14 @@ static ssize_t dp_send(void *ctx, int id, const struct iovec *iov, int n)
 	return dpsock_send(ctx, id, iov, n);
 }
 
-static ssize_t dp_recv(void *ctx, int id, void *buf, size_t cap, uint32_t *from, uint16_t *fport)
+static ssize_t dp_recv(void *ctx, int id, void *buf, size_t cap, struct net_addr *from,
+		       uint16_t *fport)
 {
-	rte_be32_t a = 0;
 	rte_be16_t p = 0;
-	ssize_t n = dpsock_recv(ctx, id, buf, cap, &a, &p);
+	ssize_t n;
 
-	*from = a;
+	memset(from, 0, sizeof(*from));
+	n = dpsock_recv_addr(ctx, id, buf, cap, from, &p);
 	*fport = p;
 	return n;
 }

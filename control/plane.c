@@ -229,12 +229,12 @@ static bool append(json_t **a, json_t *v)
 static void route_answer(void *user, const struct route_result *res)
 {
 	struct plane_req *r = user;
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 	json_t *hops = json_array();
 
 	for (unsigned i = 0; hops && i < res->n; i++) {
 		const struct route_hop *h = &res->hop[i];
-		inet_ntop(AF_INET, h->addr, ip, sizeof(ip));
+		inet_ntop(h->family == AF_INET6 ? AF_INET6 : AF_INET, h->addr, ip, sizeof(ip));
 		if (!append(&hops, json_pack("{s:s,s:I,s:I,s:s,s:o}", "addr", ip,
 					    "port", (json_int_t)h->port, "pref", (json_int_t)h->pref,
 					    "tls", route_tls_name(h->tls), "mx", ctl_json_text(h->mx))))
@@ -250,7 +250,7 @@ static void route_answer(void *user, const struct route_result *res)
 static void dns_answer(void *user, const struct dns_result *res)
 {
 	struct plane_req *r = user;
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 	json_t *recs = json_array();
 
 	for (unsigned i = 0; recs && i < res->n; i++) {
@@ -262,6 +262,10 @@ static void dns_answer(void *user, const struct dns_result *res)
 			break;
 		case DNS_T_A:
 			inet_ntop(AF_INET, &res->a[i], ip, sizeof(ip));
+			v = json_string(ip);
+			break;
+		case DNS_T_AAAA:
+			inet_ntop(AF_INET6, res->aaaa[i], ip, sizeof(ip));
 			v = json_string(ip);
 			break;
 		case DNS_T_PTR:
@@ -354,13 +358,17 @@ static void rdns_failed(struct rdns_job *j, const struct dns_result *res)
 	rdns_done(j, "");
 }
 
+/* The name's A (AAAA for an IPv6 client) must hold the client's address. */
 static void rdns_a(void *user, const struct dns_result *res)
 {
 	struct rdns_job *j = user;
+	const struct net_addr *ip = &j->a->ip;
 
 	if (res->status == DNS_OK)
 		for (unsigned i = 0; i < res->n; i++)
-			if (res->a[i] == j->a->ip) {
+			if (net_addr_is_v6(ip) ? res->type == DNS_T_AAAA &&
+						 memcmp(res->aaaa[i], ip->v6, 16) == 0
+					       : res->type == DNS_T_A && res->a[i] == ip->v4) {
 				j->p->rdns_st.named++;
 				rdns_done(j, j->name);
 				return;
@@ -377,7 +385,8 @@ static void rdns_ptr(void *user, const struct dns_result *res)
 		return;
 	}
 	snprintf(j->name, sizeof(j->name), "%s", res->name);
-	if (dns_lookup(j->p->dns, j->name, DNS_T_A, rdns_a, j) < 0) {
+	if (dns_lookup(j->p->dns, j->name, net_addr_is_v6(&j->a->ip) ? DNS_T_AAAA : DNS_T_A,
+		       rdns_a, j) < 0) {
 		j->p->rdns_st.unverified++;
 		rdns_done(j, "");
 	}
@@ -386,7 +395,7 @@ static void rdns_ptr(void *user, const struct dns_result *res)
 static void rdns_start(struct plane *p, struct ask_port *port, struct ask *a)
 {
 	struct rdns_job *j = NULL;
-	char ptr[64];
+	char ptr[DNS_PTR6_NAME_MAX];
 
 	p->rdns_st.asked++;
 	for (unsigned i = 0; i < RDNS_JOBS && !j; i++)
@@ -405,7 +414,10 @@ static void rdns_start(struct plane *p, struct ask_port *port, struct ask *a)
 	j->p = p;
 	j->port = port;
 	j->a = a;
-	dns_ptr_name(a->ip, ptr, sizeof(ptr));
+	if (net_addr_is_v6(&a->ip))
+		dns_ptr_name6(a->ip.v6, ptr, sizeof(ptr));
+	else
+		dns_ptr_name(a->ip.v4, ptr, sizeof(ptr));
 	if (dns_lookup(p->dns, ptr, DNS_T_PTR, rdns_ptr, j) < 0) {
 		p->rdns_st.busy++;
 		rdns_done(j, "");
@@ -1247,6 +1259,8 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 		r->kind = REQ_DNS_LOOKUP;
 		if (strcasecmp(r->b, "a") == 0) {
 			r->dtype = DNS_T_A;
+		} else if (strcasecmp(r->b, "aaaa") == 0) {
+			r->dtype = DNS_T_AAAA;
 		} else if (strcasecmp(r->b, "mx") == 0) {
 			r->dtype = DNS_T_MX;
 		} else if (strcasecmp(r->b, "ptr") == 0) {

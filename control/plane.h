@@ -28,7 +28,7 @@
  *   route set DOMAIN SPEC      a static route at runtime (route.h syntax)
  *                              {"route":{"domain","set":true}}
  *   route clear DOMAIN         {"route":{"domain","cleared":true}}
- *   dns lookup NAME a|mx|ptr   one resolver lookup (PTR: NAME is an address)
+ *   dns lookup NAME a|aaaa|mx|ptr one resolver lookup (PTR: NAME is an address)
  *                              {"dns":{"name","type","status","ttl","why",
  *                              "records":["addr"|"name"|{"pref","host"}]}}
  *   dns bench N cached|uncached ZONE

@@ -48,11 +48,13 @@ struct cand {
 	struct job *job;
 	uint8_t ti;			/* its target */
 	bool self;			/* it is us (name or address) */
-	bool waiting;			/* its A lookup is outstanding */
+	uint8_t waiting;		/* its A/AAAA lookups outstanding */
+	uint8_t answered;		/* its A/AAAA lookups answered */
 	uint16_t pref;
-	enum dns_status status;		/* of its A lookup */
+	enum dns_status status;		/* of its lookups: a failure beats OK
+					 * beats none (see cand_status) */
 	unsigned naddr;
-	rte_be32_t addr[DNS_A_MAX];
+	struct net_addr addr[2 * DNS_A_MAX];	/* A then AAAA answers */
 	char name[256];
 };
 
@@ -101,6 +103,24 @@ void route_conf_default(struct route_conf *c)
 	c->tls = ROUTE_TLS_MAY;
 	c->max_routes = 10000;
 	c->max_jobs = 1024;
+	c->family = ROUTE_AF_IPV4;
+	c->prefer = ROUTE_AF_ANY;
+}
+
+const char *route_af_name(enum route_af a)
+{
+	static const char *const n[] = { "any", "ipv4", "ipv6" };
+	return (unsigned)a < 3 ? n[a] : "?";
+}
+
+int route_af_parse(const char *text, enum route_af *out)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(text, route_af_name((enum route_af)i)) == 0) {
+			*out = (enum route_af)i;
+			return 0;
+		}
+	return -1;
 }
 
 const char *route_tls_name(enum route_tls t)
@@ -210,6 +230,19 @@ static int parse_hop(const char *s, size_t len, struct route_target *t, bool *ha
 	}
 	memcpy(buf, host, hlen);
 	buf[hlen] = '\0';
+	if (bracket && strchr(buf, ':')) {	/* [2001:db8::1] or [IPv6:2001:db8::1] */
+		const char *v = strncasecmp(buf, "IPv6:", 5) == 0 ? buf + 5 : buf;
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, v, &a6) != 1 || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+		    IN6_IS_ADDR_MULTICAST(&a6) || IN6_IS_ADDR_V4MAPPED(&a6)) {
+			snprintf(err, errlen, "'%s' is not a usable IPv6 address", buf);
+			return -1;
+		}
+		t->v6 = true;
+		memcpy(t->addr6, &a6, 16);
+		inet_ntop(AF_INET6, &a6, t->host, sizeof(t->host));	/* one spelling */
+		return 0;
+	}
 	if (inet_pton(AF_INET, buf, &a) == 1) {
 		if (a.s_addr == 0 || a.s_addr == INADDR_BROADCAST) {
 			snprintf(err, errlen, "'%s' is not a usable address", buf);
@@ -634,6 +667,7 @@ struct router *router_create(const struct route_conf *c, struct dns_resolver *dn
 
 static void on_mx(void *user, const struct dns_result *r);
 static void on_a(void *user, const struct dns_result *r);
+static void on_aaaa(void *user, const struct dns_result *r);
 
 static void job_free(struct router *rt, struct job *j)
 {
@@ -658,8 +692,10 @@ void router_destroy(struct router *rt)
 			if (t->waiting)
 				dns_cancel(rt->dns, on_mx, t);
 			for (unsigned k = 0; k < t->ncand; k++)
-				if (t->cand[k].waiting)
+				if (t->cand[k].waiting) {
 					dns_cancel(rt->dns, on_a, &t->cand[k]);
+					dns_cancel(rt->dns, on_aaaa, &t->cand[k]);
+				}
 		}
 		job_free(rt, j);
 	}
@@ -673,12 +709,24 @@ void router_destroy(struct router *rt)
 	free(rt);
 }
 
-static bool is_self_addr(const struct router *rt, rte_be32_t a)
+static bool is_self_addr(const struct router *rt, const struct net_addr *a)
 {
+	if (net_addr_is_v6(a))
+		return rt->conf.self6_ok && memcmp(a->v6, rt->conf.self6, 16) == 0;
 	for (unsigned i = 0; i < rt->conf.nself; i++)
-		if (rt->conf.self[i] == a)
+		if (rt->conf.self[i] == a->v4)
 			return true;
 	return false;
+}
+
+static bool want_v4(const struct router *rt)
+{
+	return rt->conf.family != ROUTE_AF_IPV6;
+}
+
+static bool want_v6(const struct router *rt)
+{
+	return rt->conf.family != ROUTE_AF_IPV4;
 }
 
 static void target_fail(struct tstate *t, enum route_status st, const char *dsn, const char *fmt,
@@ -732,22 +780,45 @@ static void job_release(struct job *j)
 		finish(j);
 }
 
-/* Start the A lookup of a candidate. */
-static void cand_lookup(struct job *j, struct cand *c)
+/* Fold one lookup's status into the candidate's: a temporary failure
+ * wins (no address may then be for want of an answer), then OK, then
+ * NODATA/NXDOMAIN. */
+static void cand_status(struct cand *c, enum dns_status st)
+{
+	bool fail = st == DNS_TEMPFAIL || st == DNS_NOMEM;
+	bool have_fail = c->answered && (c->status == DNS_TEMPFAIL || c->status == DNS_NOMEM);
+
+	if (!c->answered || fail || (!have_fail && st == DNS_OK))
+		c->status = st;
+	c->answered++;
+}
+
+/* Start one address lookup (A or AAAA) of a candidate. */
+static void cand_lookup_type(struct job *j, struct cand *c, enum dns_type type, dns_cb cb)
 {
 	int rc;
 
-	c->waiting = true;
+	c->waiting++;
 	j->pending++;
-	rc = dns_lookup(j->rt->dns, c->name, DNS_T_A, on_a, c);
+	rc = dns_lookup(j->rt->dns, c->name, type, cb, c);
 	if (rc < 0) {
 		struct tstate *t = &j->t[c->ti];
-		c->waiting = false;
-		c->status = rc == -EINVAL ? DNS_NXDOMAIN : DNS_TEMPFAIL;
+		c->waiting--;
+		cand_status(c, rc == -EINVAL ? DNS_NXDOMAIN : DNS_TEMPFAIL);
 		if (rc != -EINVAL && !t->why[0])
-			snprintf(t->why, sizeof(t->why), "%.150s/A: resolver busy", c->name);
+			snprintf(t->why, sizeof(t->why), "%.150s/%s: resolver busy", c->name,
+				 dns_type_name(type));
 		j->pending--;
 	}
+}
+
+/* Start the address lookups of a candidate: A, AAAA or both (conf.family). */
+static void cand_lookup(struct job *j, struct cand *c)
+{
+	if (want_v4(j->rt))
+		cand_lookup_type(j, c, DNS_T_A, on_a);
+	if (want_v6(j->rt))
+		cand_lookup_type(j, c, DNS_T_AAAA, on_aaaa);
 }
 
 /* Candidates of target t from an MX answer (or the implicit MX). */
@@ -850,16 +921,17 @@ static void on_mx(void *user, const struct dns_result *r)
 	job_release(j);
 }
 
-static void on_a(void *user, const struct dns_result *r)
+static void on_addr(struct cand *c, const struct dns_result *r)
 {
-	struct cand *c = user;
 	struct job *j = c->job;
+	unsigned n = r->n > DNS_A_MAX ? DNS_A_MAX : r->n;
 
-	c->waiting = false;
-	c->status = r->status;
+	c->waiting--;
+	cand_status(c, r->status);
 	if (r->status == DNS_OK) {
-		c->naddr = r->n > DNS_A_MAX ? DNS_A_MAX : r->n;
-		memcpy(c->addr, r->a, c->naddr * sizeof(c->addr[0]));
+		for (unsigned i = 0; i < n && c->naddr < 2 * DNS_A_MAX; i++)
+			c->addr[c->naddr++] = r->type == DNS_T_AAAA ? net_addr_v6(r->aaaa[i])
+								     : net_addr_v4(r->a[i]);
 	} else if (r->status != DNS_NXDOMAIN && r->status != DNS_NODATA) {
 		struct tstate *t = &j->t[c->ti];
 		if (!t->why[0])	/* remember why, in case no host has an address */
@@ -868,18 +940,81 @@ static void on_a(void *user, const struct dns_result *r)
 	job_release(j);
 }
 
+static void on_a(void *user, const struct dns_result *r)
+{
+	on_addr(user, r);
+}
+
+static void on_aaaa(void *user, const struct dns_result *r)
+{
+	on_addr(user, r);
+}
+
 static void hop_add(struct route_result *res, const struct job *j, const struct route_target *tg,
-		    const struct cand *c, rte_be32_t a)
+		    const struct cand *c, const struct net_addr *a)
 {
 	struct route_hop *h = &res->hop[res->n++];
 
 	memset(h, 0, sizeof(*h));
-	h->family = AF_INET;
-	memcpy(h->addr, &a, 4);
+	if (net_addr_is_v6(a)) {
+		h->family = AF_INET6;
+		memcpy(h->addr, a->v6, 16);
+	} else {
+		h->family = AF_INET;
+		memcpy(h->addr, &a->v4, 4);
+	}
 	h->port = tg->port ? tg->port : j->rt->conf.port;
 	h->tls = j->spec.tls_given ? j->spec.tls : j->rt->conf.tls;
 	h->pref = tg->mx ? c->pref : tg->pri;
 	snprintf(h->mx, sizeof(h->mx), "%s", c->name);
+}
+
+/* Is a of the preferred family (conf.prefer)? */
+static bool preferred(const struct router *rt, bool v6)
+{
+	return rt->conf.prefer == (v6 ? ROUTE_AF_IPV6 : ROUTE_AF_IPV4);
+}
+
+/* The preferred family first, each family's order kept (a stable
+ * partition; nothing to do without a preference). */
+static void prefer_family(const struct router *rt, struct net_addr *a, unsigned n)
+{
+	struct net_addr tmp[2 * DNS_A_MAX];
+	unsigned k = 0;
+
+	if (rt->conf.prefer == ROUTE_AF_ANY || n > 2 * DNS_A_MAX)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		if (preferred(rt, net_addr_is_v6(&a[i])))
+			tmp[k++] = a[i];
+	for (unsigned i = 0; i < n; i++)
+		if (!preferred(rt, net_addr_is_v6(&a[i])))
+			tmp[k++] = a[i];
+	memcpy(a, tmp, n * sizeof(*a));
+}
+
+/* The same over res's hops from first on, within each run of equal
+ * preference: hosts of one MX preference are one choice (as Postfix's
+ * smtp_address_preference), a less preferred MX still comes later. */
+static void prefer_family_hops(const struct router *rt, struct route_result *res, unsigned first)
+{
+	struct route_hop tmp[ROUTE_HOPS_MAX];
+
+	if (rt->conf.prefer == ROUTE_AF_ANY)
+		return;
+	for (unsigned s = first; s < res->n;) {
+		unsigned e = s + 1, k = 0;
+		while (e < res->n && res->hop[e].pref == res->hop[s].pref)
+			e++;
+		for (unsigned i = s; i < e; i++)
+			if (preferred(rt, res->hop[i].family == AF_INET6))
+				tmp[k++] = res->hop[i];
+		for (unsigned i = s; i < e; i++)
+			if (!preferred(rt, res->hop[i].family == AF_INET6))
+				tmp[k++] = res->hop[i];
+		memcpy(&res->hop[s], tmp, k * sizeof(tmp[0]));
+		s = e;
+	}
 }
 
 /* Target t's hops into res: its candidates in order, each one's addresses
@@ -895,7 +1030,7 @@ static void target_hops(struct job *j, struct tstate *t, struct route_result *re
 
 	for (unsigned i = 0; i < t->ncand; i++)
 		for (unsigned k = 0; k < t->cand[i].naddr; k++)
-			if (is_self_addr(rt, t->cand[i].addr[k]) &&
+			if (is_self_addr(rt, &t->cand[i].addr[k]) &&
 			    (self_pref < 0 || t->cand[i].pref < self_pref))
 				self_pref = t->cand[i].pref;
 	for (unsigned i = 0; i < t->ncand; i++) {
@@ -910,12 +1045,13 @@ static void target_hops(struct job *j, struct tstate *t, struct route_result *re
 			temp = true;
 		for (unsigned k = c->naddr; k > 1; k--) {
 			unsigned x = rng_below(rt, k);
-			rte_be32_t a = c->addr[k - 1];
+			struct net_addr a = c->addr[k - 1];
 			c->addr[k - 1] = c->addr[x];
 			c->addr[x] = a;
 		}
+		prefer_family(rt, c->addr, c->naddr);	/* before the cap */
 		for (unsigned k = 0; k < c->naddr; k++) {
-			if (is_self_addr(rt, c->addr[k])) {	/* a [host] that is us */
+			if (is_self_addr(rt, &c->addr[k])) {	/* a [host] that is us */
 				self_seen = true;
 				continue;
 			}
@@ -923,10 +1059,11 @@ static void target_hops(struct job *j, struct tstate *t, struct route_result *re
 				rt->st.addresses_capped++;
 				continue;
 			}
-			hop_add(res, j, tg, c, c->addr[k]);
+			hop_add(res, j, tg, c, &c->addr[k]);
 			added++;
 		}
 	}
+	prefer_family_hops(rt, res, first);
 	if (res->n > first || t->fail != ROUTE_OK)
 		return;
 	if (self_seen) {
@@ -1106,13 +1243,14 @@ int route_lookup(struct router *rt, const char *domain, route_cb cb, void *user)
 		memset(t, 0, offsetof(struct tstate, cand));
 		t->job = j;
 		t->ti = (uint8_t)i;
-		if (tg->addr) {		/* a literal: the hop itself */
+		if (tg->addr || tg->v6) {	/* a literal: the hop itself */
+			bool use = tg->v6 ? want_v6(rt) : want_v4(rt);
 			memset(&t->cand[0], 0, sizeof(t->cand[0]));
 			t->cand[0].job = j;
 			t->cand[0].ti = (uint8_t)i;
 			t->cand[0].pref = tg->pri;
-			t->cand[0].naddr = 1;
-			t->cand[0].addr[0] = tg->addr;
+			t->cand[0].naddr = use;	/* none of a family not in use */
+			t->cand[0].addr[0] = tg->v6 ? net_addr_v6(tg->addr6) : net_addr_v4(tg->addr);
 			snprintf(t->cand[0].name, sizeof(t->cand[0].name), "%s", tg->host);
 			t->ncand = 1;
 		} else if (tg->mx) {

@@ -17,10 +17,19 @@
  *
  * A spec is "discard", "hold", or next hops separated by commas, each
  * "[PRIORITY] TARGET[:PORT]", with an optional last word tls=POLICY
- * (none, may, encrypt, verify) for all of them. TARGET in brackets (a name
- * or an IPv4 address) is used as is; a name without brackets is looked up
- * as an MX (implicit MX: its A records); an IPv4 address without brackets
- * is that address. Lower priorities are tried first and equal ones in
+ * (none, may, encrypt, verify) for all of them. TARGET in brackets (a name,
+ * an IPv4 address, an IPv6 address as [2001:db8::1] or [IPv6:2001:db8::1])
+ * is used as is; a name without brackets is looked up as an MX (implicit
+ * MX: its A records); an IPv4 address without brackets is that address.
+ *
+ * Address families (conf.family, conf.prefer; [delivery] address_family
+ * and prefer, as Postfix's inet_protocols and smtp_address_preference):
+ * a host's A records (ROUTE_AF_IPV4), AAAA records (ROUTE_AF_IPV6) or both
+ * (ROUTE_AF_ANY) are looked up; an address literal of a family not in use
+ * gives no hop. Among hops of equal preference the preferred family goes
+ * first (ROUTE_AF_ANY: the shuffled order), so the delivery, which tries
+ * the hops in order, falls back to the other family only when every
+ * address of the preferred one has failed. Lower priorities are tried first and equal ones in
  * random order; without priorities the hops go in the order written
  * (give every hop a priority or none). The most specific route wins: the
  * domain itself, then ".parent" entries from the closest parent up. A
@@ -60,8 +69,10 @@ enum route_status { ROUTE_OK, ROUTE_TEMP, ROUTE_PERM, ROUTE_DISCARD, ROUTE_HOLD 
 #define ROUTE_SPEC_MAX 512
 #define ROUTE_DEST_MAX 256	/* a destination key, NUL included */
 
+enum route_af { ROUTE_AF_ANY, ROUTE_AF_IPV4, ROUTE_AF_IPV6 };
+
 struct route_hop {
-	uint8_t family;		/* AF_INET now; AF_INET6 later */
+	uint8_t family;		/* AF_INET or AF_INET6 */
 	uint8_t addr[16];	/* network order; IPv4 in the first 4 bytes */
 	uint16_t port;		/* host order */
 	enum route_tls tls;
@@ -92,6 +103,10 @@ struct route_conf {
 	char hostname[256];		/* our name: an MX naming it is us */
 	rte_be32_t self[ROUTE_SELF_MAX];	/* our addresses */
 	unsigned nself;
+	bool self6_ok;
+	uint8_t self6[16];		/* our IPv6 address (self6_ok) */
+	enum route_af family;		/* which addresses: A, AAAA or both */
+	enum route_af prefer;		/* first among equal preferences (ANY: no order) */
 	char relayhost[ROUTE_SPEC_MAX];	/* spec for domains without a route; "": MX */
 	unsigned mx_address_limit;	/* addresses per lookup (Postfix: 5) */
 	uint16_t port;			/* when a spec gives none: 25 */
@@ -99,13 +114,17 @@ struct route_conf {
 	unsigned max_routes;		/* static routes held */
 	unsigned max_jobs;		/* route lookups in progress */
 };
-/* port 25, tls may, mx_address_limit 5, 10000 routes, 1024 jobs, no relayhost. */
+/* port 25, tls may, mx_address_limit 5, 10000 routes, 1024 jobs, no relayhost,
+ * IPv4 only (family ROUTE_AF_IPV4: sluiced sets ANY when it has an IPv6
+ * address), no preference. */
 void route_conf_default(struct route_conf *c);
 
 /* A parsed spec. */
 struct route_target {
 	char host[DNS_NAME_MAX + 1];	/* name, or the address as written */
 	rte_be32_t addr;		/* an IPv4 literal; 0 for a name */
+	bool v6;			/* an IPv6 literal, in addr6 */
+	uint8_t addr6[16];
 	uint16_t port;			/* 0: the default */
 	uint16_t pri;
 	bool mx;			/* no brackets around a name: MX lookup */
@@ -130,6 +149,9 @@ int route_line_parse(const char *line, char key[DNS_NAME_MAX + 2], struct route_
 		     char *err, size_t errlen);
 const char *route_tls_name(enum route_tls t);
 const char *route_status_name(enum route_status s);
+const char *route_af_name(enum route_af a);	/* "any", "ipv4", "ipv6" */
+/* "any", "ipv4", "ipv6" into *out: 0, or -1. */
+int route_af_parse(const char *text, enum route_af *out);
 
 struct router;
 /* NULL if c->relayhost does not parse or on allocation failure. */

@@ -1224,27 +1224,31 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 	}
 	switch (r->status) {
 	case ROUTE_OK: {
-		unsigned v4 = 0;
+		unsigned usable = 0;	/* the router filtered by address family */
 		for (unsigned h = 0; h < r->n; h++)
-			v4 += r->hop[h].family == AF_INET;
-		d = v4 && r->dest[0] ? dest_get(s, r->dest) : NULL;
-		if (!d) {	/* IPv6 next hops only (not yet), or no memory */
+			usable += r->hop[h].family == AF_INET || r->hop[h].family == AF_INET6;
+		d = usable && r->dest[0] ? dest_get(s, r->dest) : NULL;
+		if (!d) {	/* no memory, or no address at all */
 			o.state = QUEUE_RCPT_DEFERRED;
-			o.dsn = v4 ? "4.3.0" : "4.4.4";
-			o.text = v4 ? "out of memory for a destination" :
-				 "no IPv4 address for any next hop";
-			o.record = !v4;
+			o.dsn = usable ? "4.3.0" : "4.4.4";
+			o.text = usable ? "out of memory for a destination" :
+				 "no usable address for any next hop";
+			o.record = !usable;
 			record_item(s, it, &o);
 			item_done(s, it);
 			return;
 		}
 		d->nhops = 0;
 		for (unsigned h = 0; h < r->n && d->nhops < DLV_HOPS_MAX; h++) {
-			rte_be32_t a;
-			if (r->hop[h].family != AF_INET)
+			if (r->hop[h].family == AF_INET) {
+				rte_be32_t a;
+				memcpy(&a, r->hop[h].addr, 4);
+				d->hop[d->nhops].addr = net_addr_v4(a);
+			} else if (r->hop[h].family == AF_INET6) {
+				d->hop[d->nhops].addr = net_addr_v6(r->hop[h].addr);
+			} else {
 				continue;
-			memcpy(&a, r->hop[h].addr, 4);
-			d->hop[d->nhops].addr = a;
+			}
 			d->hop[d->nhops].port = r->hop[h].port;
 			snprintf(d->hop[d->nhops].mx, DLV_NAME_MAX, "%s", r->hop[h].mx);
 			d->nhops++;
@@ -1936,7 +1940,7 @@ static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct s
 	j->tls = tls;
 	j->keep_idle_ms = msgs + 1 >= d->d.conf.messages_per_connection ? 0 : s->c.keep_idle_ms;
 	for (unsigned h = 0; h < d->nhops; h++)
-		dlv_job_hop(j, d->hop[h].addr, d->hop[h].port, d->hop[h].mx);
+		dlv_job_hop_addr(j, &d->hop[h].addr, d->hop[h].port, d->hop[h].mx);
 	dlv_job_sender(j, m->sender, m->envid && m->envid[0] ? m->envid : NULL, m->ret,
 		       m->body_flags);
 	if (it->p->xfer)	/* its history goes with it, or it does not go */

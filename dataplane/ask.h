@@ -30,11 +30,13 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 
 #define ASK_TEXT_MAX 640	/* a mail log line (ASK_MAILLOG) fits */
 
 enum ask_kind {
-	ASK_RDNS = 1,	/* ip -> text: the verified reverse name, "" if none */
+	ASK_RDNS = 1,	/* ip (either family) -> text: the verified reverse
+			 * name, "" if none */
 	ASK_ETRN,	/* text: a domain to flush -> status: messages started, or -1 */
 	ASK_MAILLOG,	/* text: a line for the mail log (a reject) -> nothing owed */
 	ASK_AUTH,	/* text: "name\0password\0" -> status: enum auth_answer
@@ -45,7 +47,7 @@ struct ask {
 	uint8_t kind;		/* enum ask_kind */
 	uint32_t who;		/* the asker's slot (e.g. an SMTP connection) */
 	uint32_t gen;		/* ... and its generation */
-	rte_be32_t ip;		/* ASK_RDNS */
+	struct net_addr ip;	/* ASK_RDNS */
 	int status;		/* the answer's */
 	char text[ASK_TEXT_MAX];	/* the question's or the answer's text */
 	struct ask *next_free;	/* lcore side only */

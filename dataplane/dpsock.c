@@ -54,7 +54,7 @@ struct dpsock_msg {
 	uint8_t type;			/* M_CONNECT: SOCK_DGRAM or SOCK_STREAM */
 	uint16_t id;			/* socket */
 	rte_be16_t port;		/* M_CONNECT: peer; M_DATA (UDP): source */
-	rte_be32_t addr;
+	struct net_addr addr;		/* either family */
 	uint32_t len;			/* bytes in data */
 	uint32_t off;			/* bytes of data already taken */
 	uint8_t data[DPSOCK_MSG_MAX];
@@ -365,6 +365,14 @@ int dpsock_open(struct dpsock_hub *h, int type)
 
 int dpsock_connect(struct dpsock_hub *h, int id, rte_be32_t addr, rte_be16_t port)
 {
+	struct net_addr a = net_addr_v4(addr);
+
+	return dpsock_connect_addr(h, id, &a, port);
+}
+
+int dpsock_connect_addr(struct dpsock_hub *h, int id, const struct net_addr *addr,
+			rte_be16_t port)
+{
 	struct ctl_sock *s = ctl_get(h, id);
 	struct dpsock_pair *p = NULL;
 	struct dpsock_msg *m;
@@ -373,7 +381,8 @@ int dpsock_connect(struct dpsock_hub *h, int id, rte_be32_t addr, rte_be16_t por
 		return -EBADF;
 	if (s->state != C_OPEN)
 		return -EISCONN;
-	if (addr == 0 || port == 0)
+	if (!addr || net_addr_is_zero(addr) || port == 0 ||
+	    (addr->family != NET_AF_INET && addr->family != NET_AF_INET6))
 		return -EINVAL;
 	for (unsigned k = 0; k < h->npairs; k++) {
 		struct dpsock_pair *q = &h->pairs[(h->rr + k) % h->npairs];
@@ -391,7 +400,7 @@ int dpsock_connect(struct dpsock_hub *h, int id, rte_be32_t addr, rte_be16_t por
 	m->kind = M_CONNECT;
 	m->type = s->type;
 	m->id = (uint16_t)id;
-	m->addr = addr;
+	m->addr = *addr;
 	m->port = port;
 	m->len = m->off = 0;
 	if (!ctl_post(h, p, m)) {
@@ -496,6 +505,18 @@ static void ctl_give_back(struct dpsock_hub *h, struct dpsock_msg *m)
 
 ssize_t dpsock_recv(struct dpsock_hub *h, int id, void *buf, size_t cap,
 		    rte_be32_t *from, rte_be16_t *fport)
+{
+	struct net_addr a;
+	ssize_t n = dpsock_recv_addr(h, id, buf, cap, from ? &a : NULL, fport);
+
+	/* UDP from an IPv6 peer: no IPv4 form, 0 */
+	if (n >= 0 && from)
+		*from = a.family == NET_AF_INET ? a.v4 : 0;
+	return n;
+}
+
+ssize_t dpsock_recv_addr(struct dpsock_hub *h, int id, void *buf, size_t cap,
+			 struct net_addr *from, rte_be16_t *fport)
 {
 	struct ctl_sock *s = ctl_get(h, id);
 	struct dpsock_msg *m;
@@ -905,7 +926,7 @@ static void lc_connect(struct dpsock_lcore *l, struct dpsock_pair *p, struct dps
 	ls->st_head = ls->st_len = 0;
 	if (m->type == SOCK_DGRAM) {
 		ls->state = L_UDP;
-		rc = udp_open(l->us, 0, m->addr, m->port, &ls->u);
+		rc = udp_open_addr(l->us, 0, &m->addr, m->port, &ls->u);
 		if (rc < 0) {
 			l->stats.open_fail++;
 			lc_fail(ls, -rc);
@@ -922,7 +943,7 @@ static void lc_connect(struct dpsock_lcore *l, struct dpsock_pair *p, struct dps
 		return;
 	}
 	ls->st = (int)p->lc.st_free[--p->lc.nst_free];
-	ls->c = tcp_connect(l->ts, m->addr, m->port, &lc_tcp_cb, ls);
+	ls->c = tcp_connect_addr(l->ts, &m->addr, m->port, &lc_tcp_cb, ls);
 	if (!ls->c) {			/* no connection slot or no source port */
 		lc_release_staging(ls);
 		l->stats.open_fail++;
@@ -1061,7 +1082,7 @@ static bool lc_flush(struct dpsock_lcore *l, struct dpsock_pair *p, struct lc_so
 			l->stats.evt_slot_waits++;
 			return false;
 		}
-		n = udp_recv(ls->u, m->data, DPSOCK_MSG_MAX, &m->addr, &m->port);
+		n = udp_recv_addr(ls->u, m->data, DPSOCK_MSG_MAX, &m->addr, &m->port);
 		m->kind = M_DATA;
 		m->id = ls->id;
 		m->len = n > 0 ? (uint32_t)n : 0;
@@ -1090,7 +1111,7 @@ static bool lc_flush(struct dpsock_lcore *l, struct dpsock_pair *p, struct lc_so
 		m->id = ls->id;
 		m->len = k;
 		m->off = 0;
-		m->addr = 0;
+		memset(&m->addr, 0, sizeof(m->addr));
 		m->port = 0;
 		if (!lc_post(p, m)) {
 			p->lc.free[p->lc.nfree++] = m;

@@ -26,6 +26,9 @@
  * a wait. One socket holds at most conf.sock_slots slots each way, so a
  * busy socket cannot starve the others on its lcore.
  *
+ * Addresses: either family (struct net_addr); the rte_be32_t calls are the
+ * IPv4 forms of the _addr ones.
+ *
  * UDP: connect sets the peer (an ephemeral port whose replies hash back to
  * the serving lcore is chosen there); a socket must be connected to send.
  * Datagrams wait in the UDP socket's bounded queue on the lcore (udp.h)
@@ -62,6 +65,7 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 
 struct dpsock_hub;
 struct dpsock_lcore;
@@ -148,6 +152,9 @@ int dpsock_open(struct dpsock_hub *h, int type);
  * -EINPROGRESS, then DPSOCK_WRITABLE once connected (or DPSOCK_ERROR).
  * -EAGAIN when no lcore has a free request slot (try again), -EISCONN,
  * -EBADF, -EINVAL (zero address or port). */
+int dpsock_connect_addr(struct dpsock_hub *h, int id, const struct net_addr *addr,
+			rte_be16_t port);
+/* dpsock_connect_addr to an IPv4 address. */
 int dpsock_connect(struct dpsock_hub *h, int id, rte_be32_t addr, rte_be16_t port);
 
 /* UDP: one datagram of the iov's bytes (-EMSGSIZE beyond dgram_max). TCP:
@@ -160,6 +167,9 @@ ssize_t dpsock_send(struct dpsock_hub *h, int id, const struct iovec *iov, int n
  * *fport (each may be NULL). TCP: up to cap stream bytes (from/fport left
  * alone). -EAGAIN when nothing is there; 0: TCP end of stream; the socket's
  * error once the data before it is read; -EBADF. */
+ssize_t dpsock_recv_addr(struct dpsock_hub *h, int id, void *buf, size_t cap,
+			 struct net_addr *from, rte_be16_t *fport);
+/* dpsock_recv_addr with an IPv4 source (0 for an IPv6 one). */
 ssize_t dpsock_recv(struct dpsock_hub *h, int id, void *buf, size_t cap,
 		    rte_be32_t *from, rte_be16_t *fport);
 

@@ -3,12 +3,14 @@
  */
 #include "dataplane/net/icmp6.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
+#include "dataplane/net/icmp.h"
 #include "dataplane/net/ipv6.h"
 #include "dataplane/net/nd.h"
 #include "dataplane/net/net_stack.h"
@@ -36,6 +38,59 @@ static void echo_reply(struct net_stack *ns, struct rte_mbuf *m, const uint8_t s
 	m->ol_flags = 0;
 	ns->stats.icmp6_tx_echo_reply++;
 	ipv6_output(ns, m, to, from, IPPROTO_ICMPV6, 0);
+}
+
+int icmp6_send_port_unreach(struct net_stack *ns, struct icmp_bucket *b,
+			    const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip)
+{
+	const uint8_t *start = (const uint8_t *)ip;
+	const uint8_t *l4 = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t hdrs, total, qlen;
+	struct rte_mbuf *r;
+	uint8_t *p, to[16], from[16];
+	uint16_t ck;
+
+	if (ipv6_is_unspecified(ip->src_addr) || ipv6_is_multicast(ip->src_addr) ||
+	    ipv6_is_multicast(ip->dst_addr))
+		return -EPERM;
+	/* the headers must still sit in m's buffer, before its data */
+	if (start < (const uint8_t *)m->buf_addr || start + sizeof(*ip) > l4)
+		return -EPERM;
+	if (!icmp_bucket_take(b, ns->now_ns))
+		return -EAGAIN;
+	hdrs = (uint32_t)(l4 - start);
+	total = hdrs + rte_pktmbuf_pkt_len(m);
+	/* the error must fit the IPv6 minimum MTU (RFC 4443 2.4 c) */
+	qlen = total < IPV6_MIN_MTU - sizeof(struct rte_ipv6_hdr) - 8 ?
+	       total : IPV6_MIN_MTU - (uint32_t)sizeof(struct rte_ipv6_hdr) - 8;
+	r = rte_pktmbuf_alloc(ns->pool);
+	if (!r) {
+		ns->stats.tx_nombuf++;
+		return -ENOBUFS;
+	}
+	p = (uint8_t *)rte_pktmbuf_append(r, (uint16_t)(8 + qlen));
+	if (!p || rte_pktmbuf_headroom(r) < IPV6_OUT_HEADROOM) {
+		rte_pktmbuf_free(r);
+		return -ENOBUFS;
+	}
+	memset(p, 0, 8);
+	p[0] = ICMP6_DST_UNREACH;
+	p[1] = ICMP6_UNREACH_PORT;
+	memcpy(p + 8, start, qlen < hdrs ? qlen : hdrs);
+	if (qlen > hdrs) {
+		const void *q = rte_pktmbuf_read(m, 0, qlen - hdrs, p + 8 + hdrs);
+		if (!q) {
+			rte_pktmbuf_free(r);
+			return -ENOBUFS;
+		}
+		if (q != p + 8 + hdrs)
+			memcpy(p + 8 + hdrs, q, qlen - hdrs);
+	}
+	memcpy(to, ip->src_addr, 16);
+	memcpy(from, ip->dst_addr, 16);
+	ck = ipv6_l4_cksum(r, 0, 8 + qlen, from, to, IPPROTO_ICMPV6);
+	memcpy(p + 2, &ck, 2);
+	return ipv6_output(ns, r, to, from, IPPROTO_ICMPV6, 0);
 }
 
 /* RFC 4443 3.2: type 2, the MTU, then as much of our datagram as fits. */

@@ -257,8 +257,13 @@ void ipv6_input(struct net_stack *ns, struct rte_mbuf *m)
 			return;
 		}
 		break;
+	case IPPROTO_UDP:
+		if (ns->udp_input6) {
+			ns->udp_input6(ns->udp_ctx, m, ip);
+			return;
+		}
+		break;
 	default:
-		/* UDP over IPv6 included: not served yet (ipv6.h) */
 		break;
 	}
 	ns->stats.ip6_drop_proto++;

@@ -140,6 +140,7 @@ struct net_stack {
 						 * TCP (tcp_ctx); NULL: ignored */
 	net_l4_input_fn udp_input;	/* NULL: UDP datagrams are dropped */
 	void *udp_ctx;
+	net_l4_input6_fn udp_input6;	/* UDP over IPv6 (udp_ctx); NULL: dropped */
 
 	struct net_stats stats;
 };

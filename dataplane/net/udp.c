@@ -14,7 +14,9 @@
 
 #include "dataplane/net/cksum.h"
 #include "dataplane/net/icmp.h"
+#include "dataplane/net/icmp6.h"
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/ipv6.h"
 #include "dataplane/net/net_stack.h"
 
 #define UDP_HDR_LEN 8u
@@ -25,7 +27,7 @@ const unsigned udp_stat_count = STATS_COUNT(udp_stat_names);
 /* One queued datagram: the mbuf (data at the payload) and its source. */
 struct udp_qent {
 	struct rte_mbuf *m;
-	rte_be32_t from;
+	struct net_addr from;
 	rte_be16_t fport;
 };
 
@@ -38,7 +40,7 @@ struct udp_sock {
 	struct udp_stack *us;
 	bool used;
 	rte_be16_t lport, rport;	/* rport 0: unconnected */
-	rte_be32_t raddr;
+	struct net_addr raddr;		/* all zero when unconnected */
 	int next;
 	struct udp_qent *q;
 	unsigned qhead, qlen;
@@ -100,6 +102,7 @@ static uint64_t prf64(uint64_t k0, uint64_t k1, uint64_t m)
 }
 
 static void udp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip);
+static void udp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_hdr *ip);
 
 /* ---- set-up ---- */
 
@@ -140,6 +143,7 @@ struct udp_stack *udp_stack_create(struct net_stack *ns, const struct udp_conf *
 	memcpy(&us->k1, conf->secret + 8, 8);
 	icmp_bucket_init(&us->unreach, conf->icmp_rate, conf->icmp_burst, ns->now_ns);
 	ns->udp_input = udp_input_l4;
+	ns->udp_input6 = udp_input6_l4;
 	ns->udp_ctx = us;
 	return us;
 }
@@ -155,6 +159,7 @@ void udp_stack_destroy(struct udp_stack *us)
 	}
 	if (us->ns && us->ns->udp_ctx == us) {
 		us->ns->udp_input = NULL;
+		us->ns->udp_input6 = NULL;
 		us->ns->udp_ctx = NULL;
 	}
 	free(us->socks);
@@ -179,15 +184,21 @@ unsigned udp_stack_mbufs_held(const struct udp_stack *us)
 	return us->held;
 }
 
-unsigned udp_max_payload(const struct udp_stack *us)
+unsigned udp_max_payload_af(const struct udp_stack *us, uint8_t family)
 {
+	unsigned iph = family == NET_AF_INET6 ? sizeof(struct rte_ipv6_hdr)
+					       : sizeof(struct rte_ipv4_hdr);
 	unsigned mtu = us->ns->addr.mtu;
 	unsigned room = rte_pktmbuf_data_room_size(us->ns->pool);
-	unsigned by_mtu = mtu > sizeof(struct rte_ipv4_hdr) + UDP_HDR_LEN ?
-			  mtu - (unsigned)sizeof(struct rte_ipv4_hdr) - UDP_HDR_LEN : 0;
+	unsigned by_mtu = mtu > iph + UDP_HDR_LEN ? mtu - iph - UDP_HDR_LEN : 0;
 	unsigned by_mbuf = room > RTE_PKTMBUF_HEADROOM + UDP_HDR_LEN ?
 			   room - RTE_PKTMBUF_HEADROOM - UDP_HDR_LEN : 0;
 	return by_mtu < by_mbuf ? by_mtu : by_mbuf;
+}
+
+unsigned udp_max_payload(const struct udp_stack *us)
+{
+	return udp_max_payload_af(us, NET_AF_INET);
 }
 
 /* ---- the socket table ---- */
@@ -200,8 +211,8 @@ static int *bucket_of(struct udp_stack *us, rte_be16_t lport)
 
 /* The socket for a datagram to lport from raddr:rport: the one connected
  * to exactly that peer, else the unconnected one on lport, else NULL. */
-static struct udp_sock *lookup(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr,
-			       rte_be16_t rport)
+static struct udp_sock *lookup(struct udp_stack *us, rte_be16_t lport,
+			       const struct net_addr *raddr, rte_be16_t rport)
 {
 	struct udp_sock *wild = NULL;
 
@@ -211,7 +222,7 @@ static struct udp_sock *lookup(struct udp_stack *us, rte_be16_t lport, rte_be32_
 			continue;
 		if (s->rport == 0)
 			wild = s;
-		else if (s->raddr == raddr && s->rport == rport)
+		else if (s->rport == rport && net_addr_eq(&s->raddr, raddr))
 			return s;
 	}
 	return wild;
@@ -221,12 +232,12 @@ static struct udp_sock *lookup(struct udp_stack *us, rte_be16_t lport, rte_be32_
  * Each (local port, peer) pair has at most one socket, and each local port
  * at most one unconnected socket; connected sockets and the unconnected one
  * share a port (the connected ones take their peers' datagrams). */
-static bool port_taken(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr,
+static bool port_taken(struct udp_stack *us, rte_be16_t lport, const struct net_addr *raddr,
 		       rte_be16_t rport)
 {
 	for (int i = *bucket_of(us, lport); i >= 0; i = us->socks[i].next) {
 		const struct udp_sock *s = &us->socks[i];
-		if (s->lport == lport && s->raddr == raddr && s->rport == rport)
+		if (s->lport == lport && s->rport == rport && net_addr_eq(&s->raddr, raddr))
 			return true;
 	}
 	return false;
@@ -242,37 +253,44 @@ static bool port_used(struct udp_stack *us, rte_be16_t lport)
 }
 
 /* A random free ephemeral port whose replies come back here, or 0. */
-static rte_be16_t pick_port(struct udp_stack *us, rte_be32_t raddr, rte_be16_t rport)
+static rte_be16_t pick_port(struct udp_stack *us, const struct net_addr *raddr,
+			    rte_be16_t rport)
 {
 	const struct udp_conf *cf = &us->conf;
 	uint32_t range = (uint32_t)cf->port_hi - cf->port_lo + 1;
 	uint32_t start = (uint32_t)(prf64(us->k0, us->k1, us->port_seq++) % range);
+	struct net_addr la;
+	/* Unconnected, or no address of the peer's family (udp_send will
+	 * fail): the reply's tuple is unknown, so no filter. */
+	bool filter = rport && cf->port_ok && net_local_addr(us->ns, raddr->family, &la);
 
 	for (uint32_t n = 0; n < range; n++) {
 		uint16_t p = (uint16_t)(cf->port_lo + (start + n) % range);
 		rte_be16_t lp = rte_cpu_to_be_16(p);
 		if (port_used(us, lp))
 			continue;
-		/* Unconnected: the reply's tuple is unknown, so no filter. */
-		if (raddr && cf->port_ok) {
-			struct net_addr la = net_addr_v4(us->ns->addr.ip);
-			struct net_addr ra = net_addr_v4(raddr);
-			if (!cf->port_ok(cf->port_ok_ctx, &la, lp, &ra, rport))
-				continue;
-		}
+		if (filter && !cf->port_ok(cf->port_ok_ctx, &la, lp, raddr, rport))
+			continue;
 		return lp;
 	}
 	return 0;
 }
 
-int udp_open(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr, rte_be16_t rport,
-	     struct udp_sock **out)
+int udp_open_addr(struct udp_stack *us, rte_be16_t lport, const struct net_addr *peer,
+		  rte_be16_t rport, struct udp_sock **out)
 {
+	struct net_addr zero;
+	const struct net_addr *raddr = &zero;
 	struct udp_sock *s;
 	int *b;
 
 	*out = NULL;
-	if ((raddr == 0) != (rport == 0))
+	memset(&zero, 0, sizeof(zero));
+	if (peer && !net_addr_is_zero(peer))
+		raddr = peer;
+	if (net_addr_is_zero(raddr) != (rport == 0))
+		return -EINVAL;
+	if (rport && raddr->family != NET_AF_INET && raddr->family != NET_AF_INET6)
 		return -EINVAL;
 	if (us->nfree == 0) {
 		us->stats.sock_table_full++;
@@ -291,7 +309,7 @@ int udp_open(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr, rte_be16_
 	s = &us->socks[us->free_idx[--us->nfree]];
 	s->used = true;
 	s->lport = lport;
-	s->raddr = raddr;
+	s->raddr = *raddr;
 	s->rport = rport;
 	s->qhead = s->qlen = 0;
 	s->qbytes = 0;
@@ -303,6 +321,14 @@ int udp_open(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr, rte_be16_
 	us->stats.sock_opened++;
 	*out = s;
 	return 0;
+}
+
+int udp_open(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr, rte_be16_t rport,
+	     struct udp_sock **out)
+{
+	struct net_addr a = net_addr_v4(raddr);
+
+	return udp_open_addr(us, lport, raddr ? &a : NULL, rport, out);
 }
 
 void udp_close(struct udp_sock *s)
@@ -356,12 +382,18 @@ unsigned udp_pending(const struct udp_sock *s)
 
 /* ---- checksums ---- */
 
-/* Fold a raw sum (16-bit words as they lie in memory) with the IPv4
- * pseudo-header, summed the same way. 0xffff: the datagram verifies. */
-static uint16_t fold_pseudo(uint32_t sum, rte_be32_t src, rte_be32_t dst, uint16_t ulen)
+/* Fold a raw sum (16-bit words as they lie in memory, at most 0xffff)
+ * with the pseudo-header, summed the same way. One formula for both
+ * families: an IPv4 net_addr's words 1..3 are zero, and IPv6's 32-bit
+ * upper-layer length (RFC 8200 8.1) sums as the 16-bit one when it fits
+ * 16 bits, as a UDP length does. 0xffff: the datagram verifies. */
+static uint16_t fold_pseudo(uint32_t sum, const struct net_addr *src, const struct net_addr *dst,
+			    uint16_t ulen)
 {
-	sum += (src >> 16) + (src & 0xFFFF);
-	sum += (dst >> 16) + (dst & 0xFFFF);
+	for (unsigned i = 0; i < 4; i++) {
+		sum += (src->w[i] >> 16) + (src->w[i] & 0xFFFF);
+		sum += (dst->w[i] >> 16) + (dst->w[i] & 0xFFFF);
+	}
 	sum += rte_cpu_to_be_16(IPPROTO_UDP);
 	sum += rte_cpu_to_be_16(ulen);
 	while (sum >> 16)
@@ -370,12 +402,17 @@ static uint16_t fold_pseudo(uint32_t sum, rte_be32_t src, rte_be32_t dst, uint16
 }
 
 /* The port's verdict first (see udp.h), else verify in software. */
-static bool cksum_ok(struct udp_stack *us, const struct rte_mbuf *m,
-		     const struct rte_ipv4_hdr *ip, rte_be16_t field, uint16_t ulen)
+static bool cksum_ok(struct udp_stack *us, const struct rte_mbuf *m, const struct net_addr *src,
+		     const struct net_addr *dst, rte_be16_t field, uint16_t ulen)
 {
 	uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
 	uint16_t raw;
 
+	if (field == 0 && net_addr_is_v6(src)) {
+		/* IPv6 forbids it (RFC 8200 8.1: the checksum is mandatory) */
+		us->stats.drop_cksum++;
+		return false;
+	}
 	if (field == 0) {		/* the sender computed none */
 		us->stats.cksum_none++;
 		return true;
@@ -389,7 +426,7 @@ static bool cksum_ok(struct udp_stack *us, const struct rte_mbuf *m,
 		return true;
 	}
 	if (net_cksum_mbuf(m, 0, ulen, &raw) != 0 ||
-	    fold_pseudo(raw, ip->src_addr, ip->dst_addr, ulen) != 0xFFFF) {
+	    fold_pseudo(raw, src, dst, ulen) != 0xFFFF) {
 		us->stats.drop_cksum++;
 		return false;
 	}
@@ -398,11 +435,17 @@ static bool cksum_ok(struct udp_stack *us, const struct rte_mbuf *m,
 
 /* ---- input ---- */
 
-/* No socket: count, maybe answer port unreachable. m is not consumed. */
-static void no_port(struct udp_stack *us, const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
+/* No socket: count, maybe answer port unreachable (ICMP for IPv4, ip4;
+ * ICMPv6 for IPv6, ip6; one of them is NULL). m is not consumed. */
+static void no_port(struct udp_stack *us, const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip4,
+		    const struct rte_ipv6_hdr *ip6)
 {
+	int rc;
+
 	us->stats.drop_no_port++;
-	switch (icmp_send_unreach(us->ns, &us->unreach, m, ip, ICMP_UNREACH_PORT)) {
+	rc = ip4 ? icmp_send_unreach(us->ns, &us->unreach, m, ip4, ICMP_UNREACH_PORT)
+		 : icmp6_send_port_unreach(us->ns, &us->unreach, m, ip6);
+	switch (rc) {
 	case 0:
 		us->stats.unreach_sent++;
 		break;
@@ -417,9 +460,13 @@ static void no_port(struct udp_stack *us, const struct rte_mbuf *m, const struct
 	}
 }
 
-static void udp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
+/* One datagram of either family: src/dst from its IP header, ip4 or ip6
+ * that header (port unreachable quotes it; the other NULL). m's data
+ * at the UDP header, cut to the IP payload. Consumes m. */
+static void udp_input_common(struct udp_stack *us, struct rte_mbuf *m, const struct net_addr *src,
+			     const struct net_addr *dst, const struct rte_ipv4_hdr *ip4,
+			     const struct rte_ipv6_hdr *ip6)
 {
-	struct udp_stack *us = ctx;
 	const struct rte_udp_hdr *uh;
 	struct udp_sock *s;
 	struct udp_qent *e;
@@ -440,11 +487,11 @@ static void udp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hd
 	}
 	if (ulen < plen)
 		rte_pktmbuf_trim(m, (uint16_t)(plen - ulen));
-	if (!cksum_ok(us, m, ip, uh->dgram_cksum, ulen))
+	if (!cksum_ok(us, m, src, dst, uh->dgram_cksum, ulen))
 		goto drop;
-	s = lookup(us, uh->dst_port, ip->src_addr, uh->src_port);
+	s = lookup(us, uh->dst_port, src, uh->src_port);
 	if (!s) {
-		no_port(us, m, ip);
+		no_port(us, m, ip4, ip6);
 		goto drop;
 	}
 	if (s->qlen == us->conf.rxq_dgrams ||
@@ -454,7 +501,7 @@ static void udp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hd
 		goto drop;
 	}
 	e = &s->q[(s->qhead + s->qlen) % us->conf.rxq_dgrams];
-	e->from = ip->src_addr;
+	e->from = *src;
 	e->fport = uh->src_port;
 	rte_pktmbuf_adj(m, UDP_HDR_LEN);	/* in the first segment: checked above */
 	e->m = m;
@@ -471,7 +518,35 @@ drop:
 	rte_pktmbuf_free(m);
 }
 
+static void udp_input_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv4_hdr *ip)
+{
+	struct net_addr src = net_addr_v4(ip->src_addr), dst = net_addr_v4(ip->dst_addr);
+
+	udp_input_common(ctx, m, &src, &dst, ip, NULL);
+}
+
+/* ipv6.c has checked the header, skipped extension headers and cut m to
+ * the upper-layer length. */
+static void udp_input6_l4(void *ctx, struct rte_mbuf *m, const struct rte_ipv6_hdr *ip)
+{
+	struct net_addr src = net_addr_v6(ip->src_addr), dst = net_addr_v6(ip->dst_addr);
+
+	udp_input_common(ctx, m, &src, &dst, NULL, ip);
+}
+
 int udp_recv(struct udp_sock *s, void *buf, size_t cap, rte_be32_t *from, rte_be16_t *fport)
+{
+	struct net_addr a;
+	int n = udp_recv_addr(s, buf, cap, from ? &a : NULL, fport);
+
+	/* an IPv6 source has no IPv4 form: 0 (use udp_recv_addr) */
+	if (n >= 0 && from)
+		*from = a.family == NET_AF_INET ? a.v4 : 0;
+	return n;
+}
+
+int udp_recv_addr(struct udp_sock *s, void *buf, size_t cap, struct net_addr *from,
+		  rte_be16_t *fport)
 {
 	struct udp_stack *us = s->us;
 	struct udp_qent *e;
@@ -506,28 +581,49 @@ int udp_recv(struct udp_sock *s, void *buf, size_t cap, rte_be32_t *from, rte_be
 int udp_send(struct udp_sock *s, rte_be32_t dst, rte_be16_t dport,
 	     const struct iovec *iov, int n)
 {
+	struct net_addr a = net_addr_v4(dst);
+
+	return udp_send_addr(s, dst ? &a : NULL, dport, iov, n);
+}
+
+int udp_send_addr(struct udp_sock *s, const struct net_addr *to, rte_be16_t dport,
+		  const struct iovec *iov, int n)
+{
 	struct udp_stack *us = s->us;
 	struct net_stack *ns = us->ns;
+	struct net_addr dst, src;
 	struct rte_udp_hdr *uh;
 	struct rte_mbuf *m;
 	size_t len = 0;
+	unsigned maxp, headroom;
 	uint8_t *p;
 	uint16_t ck;
 	int rc;
 
 	if (!s->used)
 		return -EBADF;
-	if (dst == 0 && dport == 0) {
+	memset(&dst, 0, sizeof(dst));
+	if (to)
+		dst = *to;
+	if (net_addr_is_zero(&dst) && dport == 0) {
 		dst = s->raddr;
 		dport = s->rport;
-	} else if (s->rport && (dst != s->raddr || dport != s->rport)) {
+	} else if (s->rport && (!net_addr_eq(&dst, &s->raddr) || dport != s->rport)) {
 		return -EISCONN;
 	}
-	if (dst == 0 || dport == 0)
+	if (net_addr_is_zero(&dst) || dport == 0)
 		return -EDESTADDRREQ;
+	if (!net_local_addr(ns, dst.family, &src)) {
+		us->stats.tx_noroute++;		/* no address of that family */
+		return -ENETUNREACH;
+	}
+	if (net_addr_is_v6(&dst) && ipv6_is_link_local(dst.v6))
+		src = net_addr_v6(ns->ll6);	/* as ipv6_output would choose */
+	maxp = udp_max_payload_af(us, dst.family);
+	headroom = net_addr_is_v6(&dst) ? IPV6_OUT_HEADROOM : IPV4_OUT_HEADROOM;
 	for (int i = 0; i < n; i++) {
 		len += iov[i].iov_len;
-		if (len > udp_max_payload(us)) {
+		if (len > maxp) {
 			us->stats.tx_too_big++;
 			return -EMSGSIZE;
 		}
@@ -539,7 +635,7 @@ int udp_send(struct udp_sock *s, rte_be32_t dst, rte_be16_t dport,
 		return -ENOBUFS;
 	}
 	p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(UDP_HDR_LEN + len));
-	if (!p || rte_pktmbuf_headroom(m) < IPV4_OUT_HEADROOM) {
+	if (!p || rte_pktmbuf_headroom(m) < headroom) {
 		rte_pktmbuf_free(m);
 		us->stats.tx_too_big++;
 		return -EMSGSIZE;
@@ -555,10 +651,13 @@ int udp_send(struct udp_sock *s, rte_be32_t dst, rte_be16_t dport,
 			memcpy(p, iov[i].iov_base, iov[i].iov_len);
 		p += iov[i].iov_len;
 	}
-	ck = (uint16_t)~fold_pseudo(rte_raw_cksum(uh, UDP_HDR_LEN + len), ns->addr.ip, dst,
+	ck = (uint16_t)~fold_pseudo(rte_raw_cksum(uh, UDP_HDR_LEN + len), &src, &dst,
 				    (uint16_t)(UDP_HDR_LEN + len));
 	uh->dgram_cksum = ck == 0 ? 0xFFFF : ck;	/* 0 would mean "none" */
-	rc = ipv4_output(ns, m, dst, IPPROTO_UDP);
+	if (net_addr_is_v6(&dst))
+		rc = ipv6_output(ns, m, dst.v6, src.v6, IPPROTO_UDP, 0);
+	else
+		rc = ipv4_output(ns, m, dst.v4, IPPROTO_UDP);
 	if (rc < 0) {
 		us->stats.tx_noroute++;
 		return rc;

@@ -11,6 +11,11 @@
  * dropped and counted (drop_rxq_full). No locks, syscalls, heap or logging
  * after create.
  *
+ * Both families: IPv4 through ns->udp_input, IPv6 through ns->udp_input6,
+ * into one input path; sockets, queues and the pseudo-header checksum are
+ * keyed by struct net_addr (net_addr.h). The rte_be32_t calls (udp_open,
+ * udp_recv, udp_send) are the IPv4 forms of the _addr ones.
+ *
  * Input checks, each with its counter: a header shorter than 8 bytes or a
  * length field outside 8..IP payload (drop_len; bytes beyond the UDP length
  * are cut off, as in Linux); the checksum. Checksums honour the port's RX
@@ -18,7 +23,8 @@
  * drops (drop_cksum); _GOOD and _NONE are taken (cksum_offload_ok); _UNKNOWN
  * has us verify pseudo-header plus datagram in software. A zero checksum
  * field means the sender computed none (RFC 768; IPv4 only) and is taken
- * (cksum_none).
+ * (cksum_none); over IPv6 it is dropped (drop_cksum: RFC 8200 8.1 makes
+ * the UDP checksum mandatory).
  *
  * Demultiplexing: a datagram goes to the socket connected to exactly its
  * (local port, remote address, remote port), else to the unconnected socket
@@ -27,6 +33,8 @@
  * rate-limited by a token bucket per lcore (icmp_rate per second, bursts of
  * icmp_burst: beyond it counted in unreach_limited), and never in answer to
  * a datagram sent to or from a broadcast or multicast address (see icmp.h).
+ * Over IPv6 the answer is ICMPv6 port unreachable (icmp6.h), under the
+ * same bucket and counters.
  *
  * Sockets: udp_open() with local port 0 picks an ephemeral port at random
  * in [port_lo, port_hi] (keyed by conf.secret: unpredictable, as DNS source
@@ -43,8 +51,12 @@
  * call any function of this API except udp_close() on its own socket.
  *
  * Sending: udp_send() builds UDP and IPv4 headers (through ipv4_output, ARP
- * resolution included) with the checksum computed. A datagram must fit one
- * frame (we never fragment): payload up to MTU - 28 bytes, else -EMSGSIZE.
+ * resolution included) with the checksum computed; to an IPv6 peer the IPv6
+ * header (ipv6_output, Neighbor Discovery included; source our global
+ * address, or the link-local one for a link-local peer). A datagram must
+ * fit one frame (we never fragment): payload up to MTU - 28 bytes (IPv6:
+ * MTU - 48), else -EMSGSIZE. Without an address of the peer's family:
+ * -ENETUNREACH.
  */
 #ifndef SLUICE_UDP_H
 #define SLUICE_UDP_H
@@ -126,6 +138,9 @@ typedef void (*udp_readable_fn)(struct udp_sock *s, void *user);
  * slot), -EADDRINUSE (that (port, peer) pair is taken), -EADDRNOTAVAIL (no
  * free ephemeral port passes port_ok).
  */
+int udp_open_addr(struct udp_stack *us, rte_be16_t lport, const struct net_addr *raddr,
+		  rte_be16_t rport, struct udp_sock **out);
+/* udp_open_addr with an IPv4 peer (0: unconnected). */
 int udp_open(struct udp_stack *us, rte_be16_t lport, rte_be32_t raddr, rte_be16_t rport,
 	     struct udp_sock **out);
 /* Free the socket and its queued datagrams. No callback follows. */
@@ -141,21 +156,29 @@ rte_be16_t udp_local_port(const struct udp_sock *s);
  * and *fport (each may be NULL). Returns the bytes copied, or -EAGAIN when
  * the queue is empty.
  */
+int udp_recv_addr(struct udp_sock *s, void *buf, size_t cap, struct net_addr *from,
+		  rte_be16_t *fport);
+/* udp_recv_addr with an IPv4 source (0 for an IPv6 one). */
 int udp_recv(struct udp_sock *s, void *buf, size_t cap, rte_be32_t *from, rte_be16_t *fport);
 /* Datagrams waiting in the socket's receive queue. */
 unsigned udp_pending(const struct udp_sock *s);
 
 /*
- * Send one datagram made of iov[0..n-1] to dst:dport (both 0: the connected
- * peer; a connected socket may send only to its peer). Returns the payload
- * bytes sent (the datagram left, or waits for ARP), or -EDESTADDRREQ,
- * -EISCONN (a connected socket given another destination), -EMSGSIZE
- * (beyond MTU - 28 or one mbuf), -ENOBUFS (pool empty), -ENETUNREACH.
+ * Send one datagram made of iov[0..n-1] to dst:dport (NULL or zero and 0:
+ * the connected peer; a connected socket may send only to its peer).
+ * Returns the payload bytes sent (the datagram left, or waits for ARP/ND),
+ * or -EDESTADDRREQ, -EISCONN (a connected socket given another
+ * destination), -EMSGSIZE (beyond MTU - 28 / - 48 or one mbuf), -ENOBUFS
+ * (pool empty), -ENETUNREACH (no route, or no address of dst's family).
  */
+int udp_send_addr(struct udp_sock *s, const struct net_addr *dst, rte_be16_t dport,
+		  const struct iovec *iov, int n);
+/* udp_send_addr to an IPv4 destination (0 and 0: the connected peer). */
 int udp_send(struct udp_sock *s, rte_be32_t dst, rte_be16_t dport,
 	     const struct iovec *iov, int n);
 
-/* Largest payload udp_send takes on this stack. */
+/* Largest payload udp_send takes on this stack (IPv4; _af: for family). */
 unsigned udp_max_payload(const struct udp_stack *us);
+unsigned udp_max_payload_af(const struct udp_stack *us, uint8_t family);
 
 #endif

@@ -78,7 +78,7 @@ struct dlv_conn {
 	/* what it was opened for (reuse must match) and who answered */
 	enum smtp_client_tls tls_policy;
 	int hop_answered;		/* job's hop index that connected, -1: none */
-	rte_be32_t addr;		/* the hop being tried or connected */
+	struct net_addr addr;		/* the hop being tried or connected */
 	uint16_t port;
 	char dest[DLV_NAME_MAX];
 	char tls_name[DLV_NAME_MAX];	/* the job's tls_name override */
@@ -193,11 +193,21 @@ void dlv_job_init(struct dlv_job *j, uint64_t id)
 
 int dlv_job_hop(struct dlv_job *j, rte_be32_t addr, uint16_t port, const char *mx)
 {
+	struct net_addr a = net_addr_v4(addr);
+
+	if (addr == 0)
+		memset(&a, 0, sizeof(a));	/* job_check refuses it */
+	return dlv_job_hop_addr(j, &a, port, mx);
+}
+
+int dlv_job_hop_addr(struct dlv_job *j, const struct net_addr *addr, uint16_t port,
+		     const char *mx)
+{
 	size_t n = mx ? strlen(mx) : 0;
 
 	if (j->nhops >= DLV_HOPS_MAX || n >= DLV_NAME_MAX)
 		return -1;
-	j->hop[j->nhops].addr = addr;
+	j->hop[j->nhops].addr = *addr;
 	j->hop[j->nhops].port = port;
 	memcpy(j->hop[j->nhops].mx, mx ? mx : "", n + 1);
 	j->nhops++;
@@ -408,7 +418,8 @@ static const char *job_check(const struct dlv_service *s, const struct dlv_job *
 	if (j->nhops == 0 || j->nhops > DLV_HOPS_MAX)
 		return "no next hop, or too many";
 	for (unsigned i = 0; i < j->nhops; i++) {
-		if (j->hop[i].addr == 0 || j->hop[i].port == 0)
+		if (net_addr_is_zero(&j->hop[i].addr) || j->hop[i].port == 0 ||
+		    (j->hop[i].addr.family != NET_AF_INET && j->hop[i].addr.family != NET_AF_INET6))
 			return "a next hop without address or port";
 		if (!memchr(j->hop[i].mx, '\0', DLV_NAME_MAX))
 			return "a next hop's name is not terminated";
@@ -649,13 +660,13 @@ static void set_deadline(struct dlv_conn *dc)
 
 /* ---- connections ------------------------------------------------------------------------- */
 
-/* "mx.example.net[192.0.2.1]:25" (the address alone when there is no name). */
+/* "mx.example.net[192.0.2.1]:25", "mx.example.net[2001:db8::1]:25" (the
+ * address alone when there is no name), as Postfix's relay= shows them. */
 static void relay_format(char *out, size_t cap, const struct dlv_hop *h)
 {
-	const uint8_t *a = (const uint8_t *)&h->addr;
-	char ip[16];
+	char ip[NET_ADDR_STRLEN];
 
-	snprintf(ip, sizeof(ip), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+	net_addr_str(&h->addr, ip, sizeof(ip));
 	snprintf(out, cap, "%s[%s]:%u", h->mx[0] ? h->mx : ip, ip, h->port);
 }
 
@@ -714,7 +725,8 @@ static int conn_open(struct dlv_conn *dc, unsigned h)
 	dc->key = ++s->gen << KEY_SLOT_BITS | dc->index;
 	smtp_client_init(&dc->eng, &dc->conf, &s->client_stats);
 	s->stats.connects++;
-	dc->tcp = tcp_connect(s->ts, hop->addr, rte_cpu_to_be_16(hop->port), &dlv_tcp_cb, dc);
+	dc->tcp = tcp_connect_addr(s->ts, &hop->addr, rte_cpu_to_be_16(hop->port), &dlv_tcp_cb,
+				   dc);
 	if (!dc->tcp)
 		return -1;
 	set_deadline(dc);
@@ -846,7 +858,7 @@ static void result_common(struct dlv_conn *dc)
 	if (dc->reused) {	/* opened for another job: its place in this one's list */
 		r->hop = -1;
 		for (unsigned i = 0; i < job->nhops && r->hop < 0; i++)
-			if (job->hop[i].addr == dc->addr && job->hop[i].port == dc->port)
+			if (net_addr_eq(&job->hop[i].addr, &dc->addr) && job->hop[i].port == dc->port)
 				r->hop = (int)i;
 	}
 	if (dc->reused)

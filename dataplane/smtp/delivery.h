@@ -97,6 +97,7 @@
 #include <rte_byteorder.h>
 
 #include "common/stats.h"
+#include "dataplane/net/net_addr.h"
 #include "dataplane/smtp/smtp_client.h"
 
 struct rte_ring;
@@ -108,7 +109,7 @@ struct dlv_service;
 #define DLV_HOPS_MAX     8	/* next hops per job, tried in order */
 #define DLV_NAME_MAX     256	/* dest key, host names: bytes incl. NUL */
 #define DLV_STRINGS_MAX  16384	/* sender, ENVID, addresses, ORCPTs, NULs incl. */
-#define DLV_RELAY_MAX    300	/* "mx.example.net[192.0.2.1]:25" */
+#define DLV_RELAY_MAX    300	/* "mx.example.net[192.0.2.1]:25", "mx[2001:db8::1]:25" */
 #define DLV_TLS_INFO_MAX 256	/* TLS version, cipher, peer verification */
 #define DLV_IOV_MAX      65536	/* body pieces per job */
 #define DLV_CONNS_LIMIT  65535	/* max_conns ceiling (conn_key holds the slot) */
@@ -137,7 +138,7 @@ int dlv_conf_check(const struct dlv_conf *c, const char **why);
 /* ---- jobs and results ---- */
 
 struct dlv_hop {
-	rte_be32_t addr;		/* IPv4 address, network order */
+	struct net_addr addr;		/* either family, network order */
 	uint16_t port;			/* host order, e.g. 25 */
 	char mx[DLV_NAME_MAX];		/* its host name ("" for an address literal):
 					 * for the log, SNI and verification */
@@ -249,6 +250,9 @@ struct dlv_job {
  * SCT_MAY, keep_idle_ms 0, empty dest and tls_name, no body. */
 void dlv_job_init(struct dlv_job *j, uint64_t id);
 /* Append a next hop (port host order; mx may be NULL or ""). */
+int dlv_job_hop_addr(struct dlv_job *j, const struct net_addr *addr, uint16_t port,
+		     const char *mx);
+/* dlv_job_hop_addr with an IPv4 address. */
 int dlv_job_hop(struct dlv_job *j, rte_be32_t addr, uint16_t port, const char *mx);
 /* The envelope sender ("" = <>), ENVID (NULL = none), RET (enum smtp_ret),
  * body flags (SMTP_CLIENT_BODY_*; the queue's values). Call before the

@@ -1070,17 +1070,14 @@ static void rdns_ask(struct smtp_conn *sc)
 	struct smtp_service *svc = sc->svc;
 	struct ask *a;
 
-	/* IPv6 clients: not asked (ask.h's ASK_RDNS carries an IPv4
-	 * address; ip6.arpa lookups come with the resolver's AAAA work);
-	 * the name stays unknown, as when no slot is free */
-	if (sc->s.client.v6)
-		return;
 	if (!svc->asks || sc->live->rdns_wait_ns == 0 || !(a = ask_get(svc->asks)))
 		return;		/* no slot: the name stays unknown */
 	a->kind = ASK_RDNS;
 	a->who = (uint32_t)(sc - svc->conns);
 	a->gen = sc->gen;
-	a->ip = rte_cpu_to_be_32(sc->ip);
+	/* IPv6: the full address (sc->ip is its /64 folded) */
+	a->ip = sc->s.client.v6 ? net_addr_v6(sc->s.client.ip6)
+				: net_addr_v4(rte_cpu_to_be_32(sc->ip));
 	ask_post(svc->asks, a);
 	sc->rdns_pending = true;
 	sc->rdns_until = *svc->clock_ns + sc->live->rdns_wait_ns;

@@ -61,15 +61,15 @@ static rte_be16_t uecho_last_port;	/* the last sender's port */
 static void uecho_readable(struct udp_sock *s, void *user)
 {
 	uint8_t buf[2048];
-	rte_be32_t from;
+	struct net_addr from;
 	rte_be16_t fport;
 	int n;
 
 	(void)user;
-	while ((n = udp_recv(s, buf, sizeof(buf), &from, &fport)) >= 0) {
+	while ((n = udp_recv_addr(s, buf, sizeof(buf), &from, &fport)) >= 0) {
 		uecho_last_port = fport;
 		struct iovec v = { buf, (size_t)n };
-		cr_assert_eq(udp_send(s, from, fport, &v, 1), n);
+		cr_assert_eq(udp_send_addr(s, &from, fport, &v, 1), n);
 	}
 }
 
@@ -329,6 +329,57 @@ Test(dpsock, udp_echo)
 	cr_assert_geq(dpsock_lcore_get_stats(lc)->udp_tx, 49);
 	cr_assert_eq(dpsock_lcore_get_stats(lc)->udp_rx, dpsock_lcore_get_stats(lc)->udp_tx);
 	expect_quiet();
+}
+
+/* The resolver may have IPv6 servers: a UDP socket and a TCP connection
+ * to node b's IPv6 address (Neighbor Discovery over the wire included). */
+Test(dpsock, udp_and_tcp_over_ipv6)
+{
+	struct net_addr b6 = tip6(3), from;
+	uint8_t in[64];
+	rte_be16_t fport;
+	rte_be32_t from4 = 1;
+	struct iovec v = { "over six", 8 };
+	int id;
+
+	build(1);
+	id = dpsock_open(hub, SOCK_DGRAM);
+	cr_assert_geq(id, 0);
+	cr_assert_eq(dpsock_connect_addr(hub, id, &b6, be16(53)), 0);
+	cr_assert_eq(dpsock_send(hub, id, &v, 1), 8);
+	cr_assert(wait_for(id, DPSOCK_READABLE, 1000), "no IPv6 echo");
+	cr_assert_eq(dpsock_recv_addr(hub, id, in, sizeof(in), &from, &fport), 8);
+	cr_assert_eq(memcmp(in, "over six", 8), 0);
+	cr_assert(net_addr_eq(&from, &b6), "the source is b's IPv6 address");
+	cr_assert_eq(fport, be16(53));
+	/* The IPv4 form of recv: 0 for an IPv6 source. */
+	cr_assert_eq(dpsock_send(hub, id, &v, 1), 8);
+	ssize_t r = -EAGAIN;
+	for (unsigned spins = 0; r == -EAGAIN && spins < 2000; spins++) {
+		step();
+		r = dpsock_recv(hub, id, in, sizeof(in), &from4, NULL);
+	}
+	cr_assert_eq(r, 8);
+	cr_assert_eq(from4, 0);
+	dpsock_close(hub, id);
+
+	id = dpsock_open(hub, SOCK_STREAM);
+	cr_assert_geq(id, 0);
+	cr_assert_eq(dpsock_connect_addr(hub, id, &b6, be16(53)), -EINPROGRESS);
+	cr_assert(wait_for(id, DPSOCK_WRITABLE, 1000), "no IPv6 connection");
+	cr_assert_eq(dpsock_send(hub, id, &v, 1), 8);
+	size_t got = 0;
+	for (unsigned spins = 0; got < 8 && spins < 2000; spins++) {
+		step();
+		ssize_t k = dpsock_recv(hub, id, in + got, sizeof(in) - got, NULL, NULL);
+		if (k > 0)
+			got += (size_t)k;
+	}
+	cr_assert_eq(got, 8, "TCP echo over IPv6");
+	cr_assert_eq(memcmp(in, "over six", 8), 0);
+	dpsock_close(hub, id);
+	cr_assert_eq(dpsock_connect_addr(hub, dpsock_open(hub, SOCK_DGRAM), &(struct net_addr){ 0 },
+					 be16(53)), -EINVAL);
 }
 
 Test(dpsock, tcp_echo_and_orderly_close)

@@ -9,7 +9,9 @@
  * "fuzz.example" (or its PTR name): A, MX, PTR, or a route lookup (MX
  * then the A records of the MX hosts, which the in-process server answers
  * from its zone: mx1..mx3.fuzz.example exist, mx3 is "us" by name and by
- * address).
+ * address). Bit 2: AAAA instead of A (mode 4), and for a route, A and
+ * AAAA of the MX hosts with IPv6 first (mode 7; mx3 is us by its IPv6
+ * address too).
  * bytes[0, split * len / 255) is the UDP reply, the rest the reply over
  * TCP should c-ares retry there (empty: the zone answers). The responder
  * writes the query's ID into the first two bytes of a reply; the question
@@ -88,6 +90,7 @@ static void check_dns(const struct dns_result *r, enum dns_type t, bool cached)
 			CHECK(strnlen(r->mx[i].host, sizeof(r->mx[i].host)) < sizeof(r->mx[i].host));
 		break;
 	case DNS_T_A:
+	case DNS_T_AAAA:
 		CHECK(r->n <= DNS_A_MAX);
 		break;
 	case DNS_T_PTR:
@@ -106,11 +109,13 @@ static bool same_records(const struct dns_result *a, const struct dns_result *b)
 			return false;
 		if (a->type == DNS_T_A && a->a[i] != b->a[i])
 			return false;
+		if (a->type == DNS_T_AAAA && memcmp(a->aaaa[i], b->aaaa[i], 16) != 0)
+			return false;
 	}
 	return a->type != DNS_T_PTR || a->status != DNS_OK || strcmp(a->name, b->name) == 0;
 }
 
-static void check_route(const struct route_result *r, rte_be32_t self)
+static void check_route(const struct route_result *r, const struct route_conf *rc)
 {
 	CHECK((unsigned)r->status <= ROUTE_HOLD);
 	CHECK(strnlen(r->why, sizeof(r->why)) < sizeof(r->why));
@@ -125,7 +130,13 @@ static void check_route(const struct route_result *r, rte_be32_t self)
 	for (unsigned i = 0; i < r->n; i++) {
 		rte_be32_t a;
 		memcpy(&a, r->hop[i].addr, 4);
-		CHECK(r->hop[i].port != 0 && a != self);
+		if (r->hop[i].family == AF_INET6)	/* only when asked for, never us */
+			CHECK(rc->family != ROUTE_AF_IPV4 &&
+			      memcmp(r->hop[i].addr, rc->self6, 16) != 0);
+		else
+			CHECK(r->hop[i].family == AF_INET && rc->family != ROUTE_AF_IPV6 &&
+			      a != rc->self[0]);
+		CHECK(r->hop[i].port != 0);
 		CHECK(strnlen(r->hop[i].mx, sizeof(r->hop[i].mx)) < sizeof(r->hop[i].mx));
 		if (i)
 			CHECK(r->hop[i].pref >= r->hop[i - 1].pref);
@@ -150,7 +161,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum dns_type types[] = { DNS_T_A, DNS_T_MX, DNS_T_PTR, DNS_T_MX };
+	/* mode 3 and 7: a route (7: A and AAAA, IPv6 first); 4: AAAA */
+	static const enum dns_type types[] = { DNS_T_A, DNS_T_MX, DNS_T_PTR, DNS_T_MX,
+					       DNS_T_AAAA, DNS_T_MX, DNS_T_PTR, DNS_T_MX };
 	struct dnsr *z;
 	struct dns_resolver *d;
 	struct router *rt = NULL;
@@ -163,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2 || size > 8192)
 		return 0;
-	mode = data[0] & 3;
+	mode = data[0] & 7;
 	t = types[mode];
 	name = t == DNS_T_PTR ? FUZZ_PTR : FUZZ_NAME;
 	udp_len = (size - 2) * data[1] / 255;
@@ -174,6 +187,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dnsr_rr(z, "mx2.fuzz.example", DNSR_A, 60, "192.0.2.2");
 	dnsr_rr(z, "mx3.fuzz.example", DNSR_A, 0, "198.18.0.2");	/* us */
 	dnsr_rr(z, "fuzz.example", DNSR_A, 30, "192.0.2.9");
+	dnsr_rr(z, "mx1.fuzz.example", DNSR_AAAA, 300, "2001:db8::1");
+	dnsr_rr(z, "mx2.fuzz.example", DNSR_AAAA, 60, "2001:db8::2");
+	dnsr_rr(z, "mx3.fuzz.example", DNSR_AAAA, 0, "fd00::2");	/* us */
 	dnsr_raw(z, name, (int)t, false, data + 2, udp_len);
 	dnsr_raw(z, name, (int)t, true, data + 2 + udp_len, size - 2 - udp_len);
 
@@ -188,13 +204,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dconf.cache_bytes = 8192;
 	d = dns_create_ops(&dconf, dnsr_ops(z), now);
 	CHECK(d);
-	if (mode == 3) {
+	if ((mode & 3) == 3) {
 		struct rseen a = { 0 }, b = { 0 };
 		route_conf_default(&rc);
 		strcpy(rc.hostname, "mx3.fuzz.example");
 		rc.self[0] = inet_addr("198.18.0.2");
 		rc.nself = 1;
 		rc.mx_address_limit = 3;
+		if (mode & 4) {
+			rc.family = ROUTE_AF_ANY;
+			rc.prefer = ROUTE_AF_IPV6;
+			rc.self6_ok = true;
+			inet_pton(AF_INET6, "fd00::2", rc.self6);
+		}
 		rt = router_create(&rc, d, 1);
 		CHECK(rt);
 		int r = route_lookup(rt, name, on_route, &a);
@@ -202,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == 0)
 			drive(d, &now, &a.calls);
 		CHECK(a.calls == 1);
-		check_route(&a.r, rc.self[0]);
+		check_route(&a.r, &rc);
 		if (getenv("FUZZ_DNS_DEBUG"))	/* what a seed does */
 			fprintf(stderr, "route %s: %s %s n=%u %s\n", name, route_status_name(a.r.status),
 				a.r.dsn, a.r.n, a.r.why);
@@ -210,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(r == 0 || r == 1);
 		if (r == 0)
 			drive(d, &now, &b.calls);
-		check_route(&b.r, rc.self[0]);
+		check_route(&b.r, &rc);
 		router_destroy(rt);
 	} else {
 		struct seen a = { 0 }, b = { 0 };

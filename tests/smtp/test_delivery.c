@@ -716,6 +716,78 @@ Test(delivery, refused_first_hop_then_the_second_answers)
 	cr_expect_eq(sc.conn[0].msgs, 1);
 }
 
+/* IPv6 next hops: a refused IPv6 hop, then the next hop's family (IPv4)
+ * answers (the fallback the router's address order relies on); and a
+ * transaction carried over IPv6, its relay text with the IPv6 address. */
+Test(delivery, ipv6_hop_refused_falls_back_then_ipv6_delivers)
+{
+	static struct script sc = { .greeting = "220 mx.test ESMTP\r\n" };
+	const struct dlv_result *r;
+	struct net_addr b6 = tip6(3);
+	struct tjob *t;
+
+	memset(&sc.conn, 0, sizeof(sc.conn));
+	sc.accepted = sc.closed = 0;
+	script_listen(&sc, 2525);
+	start();
+	t = tjob_new(1);
+	cr_assert_eq(dlv_job_hop_addr(&t->j, &b6, 2600, "mx6.test"), 0);	/* RST */
+	tjob_hop(t, PEER, 2525, "mx4.test");
+	tjob_rcpt(t, "ok1@y.net");
+	tjob_body_str(t, "x\r\n", 1);
+	submit(t);
+	r = wait_result(t);
+	cr_expect_eq(r->msg.code, 250, "%s", r->msg.text);
+	cr_expect_eq(r->hop, 1);
+	cr_expect_str_eq(r->relay, "mx4.test[198.18.0.3]:2525");
+	cr_expect_eq(dlv_get_stats(dlv)->connect_refused, 1);
+	cr_expect_eq(dlv_get_stats(dlv)->hop_failovers, 1);
+
+	t = tjob_new(2);
+	cr_assert_eq(dlv_job_hop_addr(&t->j, &b6, 2525, "mx6.test"), 0);
+	tjob_rcpt(t, "ok2@y.net");
+	tjob_body_str(t, "y\r\n", 1);
+	submit(t);
+	r = wait_result(t);
+	cr_expect_eq(r->msg.code, 250, "%s", r->msg.text);
+	cr_expect_eq(r->hop, 0);
+	cr_expect_str_eq(r->relay, "mx6.test[fd00:5c::3]:2525");
+	cr_expect_eq(sc.accepted, 2, "one connection per family");
+}
+
+/* An IPv6 hop that never answers (no neighbour: the SYN never leaves) is
+ * timed out on virtual time, then the IPv4 hop delivers in the same job. */
+Test(delivery, ipv6_hop_timed_out_then_ipv4_delivers)
+{
+	static struct script sc = { .greeting = "220 mx4.test ESMTP\r\n" };
+	const uint8_t nobody[16] = { 0xfd, 0x00, 0x00, 0x5c, [15] = 0x77 };
+	struct net_addr gone = net_addr_v6(nobody);
+	const struct dlv_result *r;
+	struct tjob *t;
+
+	memset(&sc.conn, 0, sizeof(sc.conn));
+	sc.accepted = sc.closed = 0;
+	script_listen(&sc, 2525);
+	start();
+	t = tjob_new(1);
+	cr_assert_eq(dlv_job_hop_addr(&t->j, &gone, 25, "mx6.test"), 0);
+	tjob_hop(t, PEER, 2525, "mx4.test");
+	tjob_rcpt(t, "ok1@y.net");
+	tjob_body_str(t, "x\r\n", 1);
+	submit(t);
+	for (int i = 0; i < 20; i++)
+		step();
+	cr_assert_not(has_result(&t->j), "waiting on the IPv6 hop");
+	cr_assert_eq(sc.accepted, 0, "the IPv4 hop is not tried yet");
+	r = wait_result_timed(t, 60 * 1000 * NS_PER_MS);
+	cr_expect_eq(r->msg.code, 250, "%s", r->msg.text);
+	cr_expect_eq(r->hop, 1);
+	cr_expect_str_eq(r->relay, "mx4.test[198.18.0.3]:2525");
+	cr_expect_eq(dlv_get_stats(dlv)->connect_timeouts, 1);
+	cr_expect_eq(dlv_get_stats(dlv)->hop_failovers, 1);
+	cr_expect_eq(sc.accepted, 1);
+}
+
 Test(delivery, refused_on_every_hop_is_a_site_failure)
 {
 	const struct dlv_result *r;

@@ -868,7 +868,8 @@ Test(smtp_service, message_waits_for_the_reverse_name)
 	connect_client(&cl[0]);
 	cr_assert_eq(take_questions(a, 4), 1, "one question per connection");
 	cr_expect_eq(a[0]->kind, ASK_RDNS);
-	cr_expect_eq(a[0]->ip, tip("198.18.0.3"));
+	cr_expect_eq(a[0]->ip.family, NET_AF_INET);
+	cr_expect_eq(a[0]->ip.v4, tip("198.18.0.3"));
 	send_message(&cl[0]);
 	for (int i = 0; i < 200; i++) {
 		twire_pump(&w);

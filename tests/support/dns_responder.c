@@ -33,7 +33,7 @@ struct rr {
 };
 
 struct server {
-	uint32_t addr;
+	struct net_addr addr;
 	uint16_t port;		/* network order */
 	enum dnsr_mode mode;
 };
@@ -154,6 +154,10 @@ void dnsr_rr(struct dnsr *z, const char *owner, int type, uint32_t ttl, const ch
 	case DNSR_A:
 		CHECK(inet_pton(AF_INET, rdata, r->rdata) == 1);
 		r->rdlen = 4;
+		break;
+	case DNSR_AAAA:
+		CHECK(inet_pton(AF_INET6, rdata, r->rdata) == 1);
+		r->rdlen = 16;
 		break;
 	case DNSR_MX:
 		CHECK(sscanf(rdata, "%u %255s", &pref, a) == 2);
@@ -421,13 +425,13 @@ static int r_open(void *ctx, int type)
 	return -EMFILE;
 }
 
-static int r_connect(void *ctx, int id, uint32_t addr, uint16_t port)
+static int r_connect(void *ctx, int id, const struct net_addr *addr, uint16_t port)
 {
 	struct dnsr *z = Z(ctx);
 	struct rsock *s = sock(z, id);
 
 	for (unsigned i = 0; i < z->nservers; i++)
-		if (z->srv[i].addr == addr && z->srv[i].port == port)
+		if (net_addr_eq(&z->srv[i].addr, addr) && z->srv[i].port == port)
 			s->server = (int)i;
 	if (s->type == SOCK_DGRAM) {
 		s->connected = true;
@@ -525,7 +529,8 @@ static ssize_t r_send(void *ctx, int id, const struct iovec *iov, int n)
 	return (ssize_t)total;
 }
 
-static ssize_t r_recv(void *ctx, int id, void *buf, size_t cap, uint32_t *from, uint16_t *fport)
+static ssize_t r_recv(void *ctx, int id, void *buf, size_t cap, struct net_addr *from,
+		      uint16_t *fport)
 {
 	struct dnsr *z = Z(ctx);
 	struct rsock *s = sock(z, id);
@@ -660,11 +665,24 @@ int dnsr_server(struct dnsr *z, const char *ipport, enum dnsr_mode mode)
 	char ip[64];
 	const char *colon = strchr(ipport, ':');
 	struct server *s;
+	struct in_addr a4;
+	struct in6_addr a6;
 
 	CHECK(z->nservers < SERVERS_MAX);
 	s = &z->srv[z->nservers];
-	snprintf(ip, sizeof(ip), "%.*s", colon ? (int)(colon - ipport) : (int)strlen(ipport), ipport);
-	CHECK(inet_pton(AF_INET, ip, &s->addr) == 1);
+	if (ipport[0] == '[') {		/* [v6]:port */
+		const char *rb = strchr(ipport, ']');
+		CHECK(rb);
+		snprintf(ip, sizeof(ip), "%.*s", (int)(rb - ipport - 1), ipport + 1);
+		CHECK(inet_pton(AF_INET6, ip, &a6) == 1);
+		s->addr = net_addr_v6(a6.s6_addr);
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		snprintf(ip, sizeof(ip), "%.*s", colon ? (int)(colon - ipport) : (int)strlen(ipport),
+			 ipport);
+		CHECK(inet_pton(AF_INET, ip, &a4) == 1);
+		s->addr = net_addr_v4(a4.s_addr);
+	}
 	s->port = htons(colon ? (uint16_t)atoi(colon + 1) : 53);
 	s->mode = mode;
 	return (int)z->nservers++;

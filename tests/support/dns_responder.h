@@ -30,7 +30,8 @@ enum dnsr_mode {
 };
 
 /* DNS types and rcodes the tests name */
-enum { DNSR_A = 1, DNSR_NS = 2, DNSR_CNAME = 5, DNSR_SOA = 6, DNSR_PTR = 12, DNSR_MX = 15 };
+enum { DNSR_A = 1, DNSR_NS = 2, DNSR_CNAME = 5, DNSR_SOA = 6, DNSR_PTR = 12, DNSR_MX = 15,
+       DNSR_AAAA = 28 };
 enum { DNSR_NOERROR = 0, DNSR_FORMERR = 1, DNSR_SERVFAIL = 2, DNSR_NXDOMAIN = 3,
        DNSR_REFUSED = 5 };
 

@@ -429,8 +429,10 @@ Test(config_check, refuses_what_startup_would)
 		{ "[queue]\ndir = spool\n", 2, "not an absolute path" },
 		{ "[queue]\ndir = /nonexistent/a/spool\n", 2, "/nonexistent/a does not exist" },
 		{ "[control]\nsocket = /nonexistent/a/b.sock\n", 2, "does not exist" },
+		{ "[delivery]\naddress_family = ipv6\n", 2,
+		  "delivery.address_family: ipv6 needs [net] address6" },
 		{ "[dns]\nservers =\n", 2, "dns.servers: no server" },
-		{ "[dns]\nservers = ns1.example\n", 2, "dns.servers: 'ns1.example' is not an IPv4 address" },
+		{ "[dns]\nservers = ns1.example\n", 2, "dns.servers: 'ns1.example' is not an IPv4 or IPv6 address" },
 		{ "[dns]\nservers = 192.0.2.1:99999\n", 2, "'99999' is not a port" },
 		{ "[dns]\nservers = 192.0.2.1:0\n", 2, "'0' is not a port" },
 		{ "[dns]\nservers = 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5\n", 2, "more than 4 servers" },
@@ -776,6 +778,32 @@ Test(config_check, dns_and_route_settings)
 	cr_assert_eq(d.ttl_max, 86400);
 	cr_assert_eq(d.neg_ttl_max, 3600);
 	cr_assert_str_eq(c.routes.file, "");
+	/* the shipped address families: any, no order; IPv4 only without an
+	 * IPv6 address to send from */
+	config_route(&c, &r);
+	cr_assert_eq(r.family, c.dp.addr.ip6_ok ? ROUTE_AF_ANY : ROUTE_AF_IPV4);
+	cr_assert_eq(r.prefer, ROUTE_AF_ANY);
+}
+
+/* [delivery] address_family and prefer reach the router; ipv6 needs an
+ * IPv6 address. */
+Test(config_check, delivery_address_family)
+{
+	struct sluice_config c;
+	struct config_errors e;
+	struct route_conf r;
+	char *path = write_tmp("[net]\naddress6 = fd00::2/64\n"
+			       "[delivery]\naddress_family = any\nprefer = ipv6\n");
+
+	cr_assert_eq(config_load_file(&c, path, &e), 0, "%s", e.msg[0]);
+	unlink(path);
+	config_route(&c, &r);
+	cr_assert_eq(r.family, ROUTE_AF_ANY);
+	cr_assert_eq(r.prefer, ROUTE_AF_IPV6);
+	cr_assert(r.self6_ok);
+	path = write_tmp("[delivery]\nprefer = ipv7\n");
+	cr_assert_neq(config_load_file(&c, path, &e), 0);
+	unlink(path);
 }
 
 /* [control]: the socket's mode (octal), its groups by name or number, and

@@ -313,6 +313,52 @@ Test(dns, cname_chain_followed_ttl_is_the_chains_smallest)
 	fx_fini(&f);
 }
 
+/* AAAA: every address (16 bytes each, in answer order) through the cache
+ * and back, its TTL counted down; A and AAAA of one name are kept apart;
+ * a name with only A records is NODATA for AAAA. */
+Test(dns, aaaa_records_cached_as_16_bytes_each)
+{
+	struct fx f;
+	struct got g;
+	uint8_t want[3][16];
+	const char *text[3] = { "2001:db8::25", "2001:db8:1::1", "fd00:0:0:ffff::abcd" };
+
+	fx_init(&f);
+	soa(f.z, "example", 3600, 120);
+	for (int i = 0; i < 3; i++) {
+		dnsr_rr(f.z, "mx6.example", DNSR_AAAA, 300, text[i]);
+		cr_assert_eq(inet_pton(AF_INET6, text[i], want[i]), 1);
+	}
+	dnsr_rr(f.z, "mx6.example", DNSR_A, 300, "192.0.2.25");
+	dnsr_rr(f.z, "only4.example", DNSR_A, 300, "192.0.2.26");
+	fx_start(&f);
+	ask(&f, "mx6.example", DNS_T_AAAA, &g);
+	cr_assert_eq(g.res.status, DNS_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.type, DNS_T_AAAA);
+	cr_assert_eq(g.res.n, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(memcmp(g.res.aaaa[i], want[i], 16), 0, "address %d", i);
+	cr_assert_eq(g.res.ttl, 300);
+	/* From the cache, 100 s later: the same bytes, 200 s left. */
+	f.now += 100 * 1000;
+	dns_poll(f.r, f.now);
+	cached(&f, "mx6.example", DNS_T_AAAA, &g);
+	cr_assert_eq(g.res.n, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(memcmp(g.res.aaaa[i], want[i], 16), 0, "cached address %d", i);
+	cr_assert_eq(g.res.ttl, 200);
+	/* The A record of the same name is its own entry. */
+	ask(&f, "mx6.example", DNS_T_A, &g);
+	cr_assert_eq(g.res.n, 1);
+	cr_assert_eq(g.res.a[0], ip("192.0.2.25"));
+	cached(&f, "mx6.example", DNS_T_AAAA, &g);
+	cr_assert_eq(g.res.n, 3);
+	ask(&f, "only4.example", DNS_T_AAAA, &g);
+	cr_assert_eq(g.res.status, DNS_NODATA, "%s", dns_status_name(g.res.status));
+	cr_assert_str_eq(dns_type_name(DNS_T_AAAA), "AAAA");
+	fx_fini(&f);
+}
+
 /* A chain to a name without the type: NODATA, cached from the target zone's SOA. */
 Test(dns, cname_chain_to_nothing_is_nodata)
 {
@@ -552,7 +598,7 @@ Test(dns, bad_names_are_refused_without_a_callback)
 		longname[i] = '.';
 	longname[299] = '\0';
 	cr_assert_eq(dns_lookup(f.r, longname, DNS_T_A, got_cb, &g), -EINVAL);
-	cr_assert_eq(dns_lookup(f.r, "ok.example", (enum dns_type)28, got_cb, &g), -EINVAL);
+	cr_assert_eq(dns_lookup(f.r, "ok.example", (enum dns_type)16, got_cb, &g), -EINVAL);
 	cr_assert_eq(dns_lookup(f.r, "ok.example", DNS_T_A, NULL, &g), -EINVAL);
 	cr_assert_eq(g.calls, 0);
 	cr_assert_eq(dns_name_check("_dmarc.Example.com."), 0);
@@ -825,18 +871,105 @@ Test(dns, servers_text)
 	char err[128];
 
 	cr_assert_eq(dns_servers_parse("192.0.2.1, 192.0.2.2:5353", s, DNS_SERVERS_MAX, err, sizeof(err)), 2);
-	cr_assert_eq(s[0].addr, ip("192.0.2.1"));
+	cr_assert_eq(s[0].addr.family, NET_AF_INET);
+	cr_assert_eq(s[0].addr.v4, ip("192.0.2.1"));
 	cr_assert_eq(s[0].port, 53);
 	cr_assert_eq(s[1].port, 5353);
 	cr_assert_eq(dns_servers_parse("", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "no server"));
 	cr_assert_eq(dns_servers_parse("dns.example", s, 4, err, sizeof(err)), -1);
-	cr_assert_not_null(strstr(err, "not an IPv4 address"));
+	cr_assert_not_null(strstr(err, "not an IPv4 or IPv6 address"));
 	cr_assert_eq(dns_servers_parse("192.0.2.1:0", s, 4, err, sizeof(err)), -1);
 	cr_assert_eq(dns_servers_parse("192.0.2.1:70000", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "not a port"));
 	cr_assert_eq(dns_servers_parse("1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5", s, 4, err, sizeof(err)), -1);
 	cr_assert_not_null(strstr(err, "more than 4"));
+}
+
+/* ip6.arpa names (RFC 3596 2.5), and a PTR lookup of one. */
+Test(dns, ipv6_reverse_names)
+{
+	struct fx f;
+	struct got g;
+	uint8_t a[16];
+	char name[DNS_PTR6_NAME_MAX];
+
+	cr_assert_eq(inet_pton(AF_INET6, "2001:db8::567:89ab", a), 1);
+	dns_ptr_name6(a, name, sizeof(name));
+	cr_assert_str_eq(name, "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	cr_assert_eq(strlen(name), DNS_PTR6_NAME_MAX - 1);
+	cr_assert_eq(dns_name_check(name), 0);
+	fx_init(&f);
+	dnsr_rr(f.z, name, DNSR_PTR, 300, "client6.example");
+	fx_start(&f);
+	ask(&f, name, DNS_T_PTR, &g);
+	cr_assert_eq(g.res.status, DNS_OK, "%s", g.res.why);
+	cr_assert_str_eq(g.res.name, "client6.example");
+	fx_fini(&f);
+}
+
+/* IPv6 servers: bare, bracketed, bracketed with a port, beside IPv4. */
+Test(dns, servers_text_ipv6)
+{
+	struct dns_server s[DNS_SERVERS_MAX];
+	char err[128];
+	const uint8_t fd53[16] = { 0xfd, 0x00, [15] = 0x53 };
+
+	cr_assert_eq(dns_servers_parse("fd00::53, [fd00::53], [fd00::53]:5353,192.0.2.1:54", s,
+				       DNS_SERVERS_MAX, err, sizeof(err)), 4, "%s", err);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(s[i].addr.family, NET_AF_INET6, "server %d", i);
+		cr_assert_eq(memcmp(s[i].addr.v6, fd53, 16), 0, "server %d", i);
+	}
+	cr_assert_eq(s[0].port, 53);
+	cr_assert_eq(s[1].port, 53);
+	cr_assert_eq(s[2].port, 5353);
+	cr_assert_eq(s[3].addr.family, NET_AF_INET);
+	cr_assert_eq(s[3].port, 54);
+	/* Bad forms, each refused with a reason. */
+	cr_assert_eq(dns_servers_parse("[fd00::53", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("[fd00::53]x", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("[fd00::53]:0", s, 4, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not a port"));
+	cr_assert_eq(dns_servers_parse("[192.0.2.1]", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("::", s, 4, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not an IPv6 unicast"));
+	cr_assert_eq(dns_servers_parse("ff02::1", s, 4, err, sizeof(err)), -1);
+	cr_assert_eq(dns_servers_parse("fd00::zz", s, 4, err, sizeof(err)), -1);
+}
+
+/* A lookup through an IPv6 server, over UDP; the first (IPv4) server is
+ * silent so c-ares must move to the IPv6 one and accept its answer (the
+ * source address handed back must match the server it asked). */
+Test(dns, lookup_through_an_ipv6_server)
+{
+	struct fx f;
+	struct got g = { 0 };
+
+	fx_init(&f);
+	snprintf(f.c.servers, sizeof(f.c.servers), "%s, [fd00::53]:5353", NS1);
+	f.c.timeout_ms = 50;
+	f.c.attempts = 2;
+	f.own_servers = true;
+	dnsr_server(f.z, NS1, DNSR_SILENT);
+	dnsr_server(f.z, "[fd00::53]:5353", DNSR_ANSWER);
+	dnsr_rr(f.z, "six.example", DNSR_A, 300, "192.0.2.66");
+	f.now = clock_mono_ns() / NS_PER_MS;
+	fx_start(&f);
+	cr_assert_eq(dns_lookup(f.r, "six.example", DNS_T_A, got_cb, &g), 0);
+	uint64_t start = f.now;
+	while (g.calls == 0 && f.now - start < 5000) {
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		f.now = clock_mono_ns() / NS_PER_MS;
+		dns_poll(f.r, f.now);
+	}
+	cr_assert_eq(g.calls, 1, "no answer within 5 s");
+	cr_assert_eq(g.res.status, DNS_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.a[0], ip("192.0.2.66"));
+	cr_assert_eq(dnsr_queries(f.z, "six.example", DNSR_A, SOCK_DGRAM, 1), 1,
+		     "asked the IPv6 server once");
+	fx_fini(&f);
 }
 
 /* The dataplane takes only a few datagrams at a time (a dpsock's slots);

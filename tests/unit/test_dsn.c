@@ -1472,6 +1472,11 @@ Test(dsn, stored_reply_split_into_remote_mta_diag_status)
 		  "RCPT TO command)", "mx.example.net", "550 4.1.1 mismatched", "" },
 		{ "connect to mx.example.net[198.51.100.25]:25: Connection refused", "",
 		  "connect to mx.example.net[198.51.100.25]:25: Connection refused", "" },
+		{ "host mx6.example.net[2001:db8::25]:25 said: 550 5.1.1 <bob@example.net>: "
+		  "unknown (in reply to RCPT TO command)", "mx6.example.net",
+		  "550 5.1.1 <bob@example.net>: unknown", "5.1.1" },	/* an IPv6 relay */
+		{ "connect to mx6.example.net[2001:db8::25]:25: Connection refused", "",
+		  "connect to mx6.example.net[2001:db8::25]:25: Connection refused", "" },
 		{ "no reply", "", "no reply", "" },
 		{ "550 5.7.1 (in reply to RCPT TO command)", "",
 		  "550 5.7.1 (in reply to RCPT TO command)", "5.7.1" },

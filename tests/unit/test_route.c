@@ -794,3 +794,211 @@ Test(route, replace_is_all_or_nothing)
 	cr_assert_str_eq(hop_ip(&g.res.hop[0]), "192.0.2.60");
 	rfx_fini(&f);
 }
+
+/* ---- address families ---- */
+
+/* Hop i's address as text, either family. */
+static const char *hop_any(const struct route_hop *h)
+{
+	static char buf[4][INET6_ADDRSTRLEN];
+	static int k;
+	k = (k + 1) % 4;
+	cr_assert(h->family == AF_INET || h->family == AF_INET6);
+	inet_ntop(h->family, h->addr, buf[k], sizeof(buf[k]));
+	return buf[k];
+}
+
+static void soa(struct dnsr *z, const char *zone, uint32_t ttl, uint32_t minimum)
+{
+	char rd[300];
+	snprintf(rd, sizeof(rd), "ns.%s hostmaster.%s 1 3600 600 86400 %u", zone, zone, minimum);
+	dnsr_rr(z, zone, DNSR_SOA, ttl, rd);
+}
+
+/* Two MX hosts of one preference with A and AAAA each, a backup with
+ * both; dual.example's host has both; v6only.example's only AAAA. */
+static void dual_zone(struct rfx *f)
+{
+	soa(f->z, "example", 3600, 300);
+	dnsr_rr(f->z, "dual.example", DNSR_MX, 300, "10 mx1.dual.example");
+	dnsr_rr(f->z, "dual.example", DNSR_MX, 300, "10 mx2.dual.example");
+	dnsr_rr(f->z, "dual.example", DNSR_MX, 300, "20 backup.dual.example");
+	dnsr_rr(f->z, "mx1.dual.example", DNSR_A, 300, "192.0.2.1");
+	dnsr_rr(f->z, "mx1.dual.example", DNSR_AAAA, 300, "2001:db8::1");
+	dnsr_rr(f->z, "mx2.dual.example", DNSR_A, 300, "192.0.2.2");
+	dnsr_rr(f->z, "mx2.dual.example", DNSR_AAAA, 300, "2001:db8::2");
+	dnsr_rr(f->z, "backup.dual.example", DNSR_A, 300, "192.0.2.9");
+	dnsr_rr(f->z, "backup.dual.example", DNSR_AAAA, 300, "2001:db8::9");
+	dnsr_rr(f->z, "v6only.example", DNSR_MX, 300, "10 mx.v6only.example");
+	dnsr_rr(f->z, "mx.v6only.example", DNSR_AAAA, 300, "2001:db8:6::25");
+}
+
+/* The default (IPv4 only, as before): no AAAA query at all. */
+Test(route, ipv4_only_never_asks_aaaa)
+{
+	struct rfx f;
+	struct rgot g;
+
+	rfx_init(&f);
+	dual_zone(&f);
+	rfx_start(&f);
+	route(&f, "dual.example", &g);
+	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.n, 3);
+	for (unsigned i = 0; i < g.res.n; i++)
+		cr_assert_eq(g.res.hop[i].family, AF_INET);
+	cr_assert_eq(dnsr_queries(f.z, "mx1.dual.example", DNSR_AAAA, 0, -1), 0);
+	route(&f, "v6only.example", &g);
+	expect_fail(&g.res, ROUTE_PERM, "5.4.4");
+	rfx_fini(&f);
+}
+
+/* prefer ipv6: within each preference the IPv6 addresses first, then the
+ * IPv4 ones (the fallback), the backup MX's after both; prefer ipv4 the
+ * other way round; an IPv6-only domain routes. */
+Test(route, preferred_family_first_within_each_preference)
+{
+	struct rfx f;
+	struct rgot g;
+
+	rfx_init(&f);
+	dual_zone(&f);
+	f.rc.family = ROUTE_AF_ANY;
+	f.rc.prefer = ROUTE_AF_IPV6;
+	f.rc.mx_address_limit = 10;
+	rfx_start(&f);
+	route(&f, "dual.example", &g);
+	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.n, 6);
+	for (unsigned i = 0; i < 2; i++) {
+		cr_assert_eq(g.res.hop[i].family, AF_INET6, "hop %u", i);
+		cr_assert_eq(g.res.hop[i].pref, 10);
+	}
+	for (unsigned i = 2; i < 4; i++) {
+		cr_assert_eq(g.res.hop[i].family, AF_INET, "hop %u", i);
+		cr_assert_eq(g.res.hop[i].pref, 10);
+	}
+	cr_assert_str_eq(hop_any(&g.res.hop[4]), "2001:db8::9");
+	cr_assert_str_eq(hop_any(&g.res.hop[5]), "192.0.2.9");
+	cr_assert_str_eq(g.res.hop[4].mx, "backup.dual.example");
+	cr_assert_eq(dnsr_queries(f.z, "mx1.dual.example", DNSR_AAAA, 0, -1), 1);
+	route(&f, "v6only.example", &g);
+	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.n, 1);
+	cr_assert_str_eq(hop_any(&g.res.hop[0]), "2001:db8:6::25");
+	cr_assert_str_eq(g.res.hop[0].mx, "mx.v6only.example");
+	router_destroy(f.rt);
+
+	f.rc.prefer = ROUTE_AF_IPV4;
+	f.rt = router_create(&f.rc, f.d, f.seed);
+	route(&f, "dual.example", &g);
+	cr_assert_eq(g.res.n, 6);
+	cr_assert_eq(g.res.hop[0].family, AF_INET);
+	cr_assert_eq(g.res.hop[1].family, AF_INET);
+	cr_assert_eq(g.res.hop[2].family, AF_INET6);
+	cr_assert_eq(g.res.hop[3].family, AF_INET6);
+	cr_assert_str_eq(hop_any(&g.res.hop[4]), "192.0.2.9");
+	router_destroy(f.rt);
+
+	/* ipv6 only: no A query, IPv6 hops only. */
+	f.rc.family = ROUTE_AF_IPV6;
+	f.rc.prefer = ROUTE_AF_ANY;
+	f.rt = router_create(&f.rc, f.d, f.seed);
+	route(&f, "dual.example", &g);
+	cr_assert_eq(g.res.n, 3);
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert_eq(g.res.hop[i].family, AF_INET6, "hop %u", i);
+	rfx_fini(&f);
+}
+
+/* The address limit keeps the preferred family when a host has many. */
+Test(route, address_limit_keeps_the_preferred_family)
+{
+	struct rfx f;
+	struct rgot g;
+	char a[32];
+
+	rfx_init(&f);
+	dnsr_rr(f.z, "many.example", DNSR_MX, 300, "10 mx.many.example");
+	for (int i = 1; i <= 5; i++) {
+		snprintf(a, sizeof(a), "192.0.2.%d", i);
+		dnsr_rr(f.z, "mx.many.example", DNSR_A, 300, a);
+	}
+	dnsr_rr(f.z, "mx.many.example", DNSR_AAAA, 300, "2001:db8::77");
+	f.rc.family = ROUTE_AF_ANY;
+	f.rc.prefer = ROUTE_AF_IPV6;
+	f.rc.mx_address_limit = 3;
+	rfx_start(&f);
+	route(&f, "many.example", &g);
+	cr_assert_eq(g.res.n, 3);
+	cr_assert_str_eq(hop_any(&g.res.hop[0]), "2001:db8::77");
+	cr_assert_eq(g.res.hop[1].family, AF_INET);
+	rfx_fini(&f);
+}
+
+/* An AAAA lookup that fails while the A answer has addresses: the IPv4
+ * hops still go; with no address at all the failure is temporary. */
+Test(route, aaaa_failure_is_temporary_only_without_addresses)
+{
+	struct rfx f;
+	struct rgot g;
+
+	rfx_init(&f);
+	dnsr_rr(f.z, "half.example", DNSR_MX, 300, "10 mx.half.example");
+	dnsr_rr(f.z, "mx.half.example", DNSR_A, 300, "192.0.2.40");
+	dnsr_rcode(f.z, "mx.half.example", DNSR_AAAA, DNSR_SERVFAIL);
+	dnsr_rr(f.z, "none.example", DNSR_MX, 300, "10 mx.none.example");
+	dnsr_rcode(f.z, "mx.none.example", DNSR_AAAA, DNSR_SERVFAIL);
+	soa(f.z, "none.example", 3600, 300);
+	f.rc.family = ROUTE_AF_ANY;
+	rfx_start(&f);
+	route(&f, "half.example", &g);
+	cr_assert_eq(g.res.status, ROUTE_OK, "%s", g.res.why);
+	cr_assert_eq(g.res.n, 1);
+	cr_assert_str_eq(hop_any(&g.res.hop[0]), "192.0.2.40");
+	route(&f, "none.example", &g);
+	expect_fail(&g.res, ROUTE_TEMP, "4.4.3");
+	rfx_fini(&f);
+}
+
+/* IPv6 literals in static routes; one of our own is a loop; a literal of
+ * a family not in use gives no hop. */
+Test(route, ipv6_literals_in_static_routes)
+{
+	struct rfx f;
+	struct rgot g;
+	struct route_spec sp;
+	char err[200];
+
+	rfx_init(&f);
+	f.rc.family = ROUTE_AF_ANY;
+	f.rc.self6_ok = true;
+	inet_pton(AF_INET6, "fd00::2", f.rc.self6);
+	rfx_start(&f);
+	cr_assert_eq(route_spec_parse("[2001:DB8::0:25]:2525", &sp, err, sizeof(err)), 0, "%s", err);
+	cr_assert(sp.t[0].v6);
+	cr_assert_str_eq(sp.t[0].host, "2001:db8::25", "one spelling");
+	cr_assert_eq(sp.t[0].port, 2525);
+	cr_assert_eq(route_spec_parse("[IPv6:2001:db8::26]", &sp, err, sizeof(err)), 0, "%s", err);
+	cr_assert(sp.t[0].v6);
+	cr_assert_eq(route_spec_parse("[ff02::1]", &sp, err, sizeof(err)), -1);
+	cr_assert_eq(route_spec_parse("[2001:db8::zz]", &sp, err, sizeof(err)), -1);
+	cr_assert_eq(route_set(f.rt, "six.example", "[2001:db8::25]:2525, [192.0.2.7]", err,
+			       sizeof(err)), 0, "%s", err);
+	cr_assert_eq(route(&f, "six.example", &g), 1, "literals: answered at once");
+	cr_assert_eq(g.res.n, 2);
+	cr_assert_str_eq(hop_any(&g.res.hop[0]), "2001:db8::25");
+	cr_assert_eq(g.res.hop[0].family, AF_INET6);
+	cr_assert_eq(g.res.hop[0].port, 2525);
+	cr_assert_str_eq(g.res.dest, "[2001:db8::25]:2525, [192.0.2.7]:25");
+	cr_assert_eq(route_set(f.rt, "me.example", "[fd00::2]", err, sizeof(err)), 0, "%s", err);
+	route(&f, "me.example", &g);
+	expect_fail(&g.res, ROUTE_TEMP, "4.4.6");
+	router_destroy(f.rt);
+	f.rc.family = ROUTE_AF_IPV4;
+	f.rt = router_create(&f.rc, f.d, f.seed);
+	cr_assert_eq(route_set(f.rt, "six.example", "[2001:db8::25]", err, sizeof(err)), 0);
+	route(&f, "six.example", &g);
+	expect_fail(&g.res, ROUTE_TEMP, "4.4.4");
+	rfx_fini(&f);
+}

@@ -543,7 +543,7 @@ Test(sched, a_message_goes_out_whole_and_leaves_the_queue)
 	struct dlv_job *j = out[0].j;
 	cr_assert_str_eq(j->dest, "[" SINK "]:2525");
 	cr_assert_eq(j->nhops, 1);
-	cr_assert_eq(j->hop[0].addr, inet_addr(SINK));
+	cr_assert_eq(j->hop[0].addr.v4, inet_addr(SINK));
 	cr_assert_eq(j->hop[0].port, 2525);
 	cr_assert_eq(j->tls, SCT_MAY);
 	cr_assert_eq(j->conn_key, 0);

@@ -4,7 +4,10 @@
  * port's RX flags), port unreachable with its rate limit and the cases that
  * must never get one, receive-queue bounds, demultiplexing of connected and
  * unconnected sockets, ephemeral ports that satisfy port_ok, and output
- * with a correct checksum. Every test ends with no mbuf out of the pool.
+ * with a correct checksum; the same over IPv6 on hand-built frames (the
+ * checksum is mandatory there: zero and bad ones dropped), replies sent
+ * with the IPv6 pseudo-header checksum. Every test ends with no mbuf out
+ * of the pool.
  */
 #include <criterion/criterion.h>
 
@@ -18,6 +21,8 @@
 #include "dataplane/net/cksum.h"
 #include "dataplane/net/icmp.h"
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/ipv6.h"
+#include "dataplane/net/nd.h"
 #include "dataplane/net/net_stack.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/net/udp.h"
@@ -694,6 +699,253 @@ Test(udp_output, waits_for_arp_then_leaves)
 	cr_assert_eq(udp_send(s, 0, 0, &iov, 1), 1);
 	cr_assert_eq(h.ntx, 1, "an ARP request, the datagram held");
 	cr_assert_eq(h.ns.stats.arp_tx_request, 1);
+}
+
+/* ---- IPv6 ---- */
+
+/* Ours: 2001:db8::2/64; peers 2001:db8::1 and ::7, on-link, in ND. */
+static const uint8_t OUR6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 };
+static const uint8_t PEER6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+static const uint8_t PEER6B[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 7 };
+
+static void setup6(void)
+{
+	setup();
+	h.ns.addr.ip6_ok = true;
+	memcpy(h.ns.addr.ip6, OUR6, 16);
+	h.ns.addr.prefix6 = 64;
+	cr_assert_not_null(nd_learn(&h.ns, PEER6, &harness_peer_mac, false, false, false));
+	cr_assert_not_null(nd_learn(&h.ns, PEER6B, &harness_peer_mac, false, false, false));
+}
+
+/* An IPv6 UDP frame from src:sport to us:dport. The checksum comes from
+ * DPDK's rte_ipv6_udptcp_cksum (not ours); bad flips bits in it, zero
+ * leaves the field 0. */
+static void inject6(const uint8_t src[16], uint16_t sport, uint16_t dport, const char *text,
+		    bool bad, bool zero)
+{
+	uint8_t buf[2048];
+	struct rte_ether_hdr *eh = (struct rte_ether_hdr *)buf;
+	struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)(eh + 1);
+	struct rte_udp_hdr *uh = (struct rte_udp_hdr *)(ip + 1);
+	uint16_t len = (uint16_t)strlen(text);
+
+	memset(buf, 0, sizeof(buf));
+	eh->dst_addr = harness_our_mac;
+	eh->src_addr = harness_peer_mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->payload_len = rte_cpu_to_be_16((uint16_t)(8 + len));
+	ip->proto = IPPROTO_UDP;
+	ip->hop_limits = 64;
+	memcpy(ip->src_addr, src, 16);
+	memcpy(ip->dst_addr, OUR6, 16);
+	uh->src_port = rte_cpu_to_be_16(sport);
+	uh->dst_port = rte_cpu_to_be_16(dport);
+	uh->dgram_len = rte_cpu_to_be_16((uint16_t)(8 + len));
+	memcpy(uh + 1, text, len);
+	uh->dgram_cksum = zero ? 0 : rte_ipv6_udptcp_cksum(ip, uh);
+	if (bad)
+		uh->dgram_cksum ^= 0x4242;
+	net_input(&h.ns, harness_frame(&h, buf, (uint16_t)(14 + 40 + 8 + len)));
+}
+
+static void expect_dgram6(struct udp_sock *s, const char *text, const uint8_t from[16],
+			  uint16_t fport)
+{
+	char buf[2048];
+	struct net_addr a;
+	rte_be16_t p;
+	int n = udp_recv_addr(s, buf, sizeof(buf), &a, &p);
+
+	cr_assert_eq(n, (int)strlen(text), "got %d bytes", n);
+	cr_assert_eq(memcmp(buf, text, (size_t)n), 0);
+	cr_assert_eq(a.family, NET_AF_INET6);
+	cr_assert_eq(memcmp(a.v6, from, 16), 0, "the IPv6 source");
+	cr_assert_eq(rte_be_to_cpu_16(p), fport);
+}
+
+TestSuite(udp6, .init = setup6, .fini = teardown);
+
+Test(udp6, received_with_checksum_checked_and_zero_forbidden)
+{
+	struct udp_sock *s;
+	char buf[64];
+	rte_be32_t a4 = 1;
+
+	start();
+	s = open_sock(53, NULL, 0);
+	inject6(PEER6, 1000, 53, "good", false, false);
+	expect_dgram6(s, "good", PEER6, 1000);
+	inject6(PEER6, 1000, 53, "odd", false, false);	/* pad byte of the sum */
+	expect_dgram6(s, "odd", PEER6, 1000);
+	inject6(PEER6, 1000, 53, "bad!", true, false);
+	cr_assert_eq(udp_stack_stats(us)->drop_cksum, 1);
+	/* A zero field: "none" over IPv4, forbidden over IPv6 (RFC 8200 8.1). */
+	inject6(PEER6, 1000, 53, "none", false, true);
+	cr_assert_eq(udp_stack_stats(us)->drop_cksum, 2);
+	cr_assert_eq(udp_stack_stats(us)->cksum_none, 0);
+	cr_assert_eq(udp_recv(s, buf, sizeof(buf), NULL, NULL), -EAGAIN);
+	cr_assert_eq(udp_stack_stats(us)->rx, 2);
+	/* The IPv4 form of recv gives 0 for an IPv6 source. */
+	inject6(PEER6, 1000, 53, "v4?", false, false);
+	cr_assert_eq(udp_recv(s, buf, sizeof(buf), &a4, NULL), 3);
+	cr_assert_eq(a4, 0);
+	cr_assert_eq(h.ntx, 0, "nothing answered");
+	cr_assert_eq(h.ns.stats.ip6_drop_proto, 0, "UDP is served over IPv6");
+}
+
+Test(udp6, connected_demux_and_closed_port)
+{
+	struct udp_sock *wild, *conn, *conn4, *s;
+	struct net_addr p6 = net_addr_v6(PEER6), p6b = net_addr_v6(PEER6B);
+	struct net_addr p4 = net_addr_v4(harness_ip(PEER));
+
+	start();
+	wild = open_sock(53, NULL, 0);
+	cr_assert_eq(udp_open_addr(us, rte_cpu_to_be_16(53), &p6, rte_cpu_to_be_16(1000), &conn),
+		     0);
+	cr_assert_eq(udp_open_addr(us, rte_cpu_to_be_16(53), &p4, rte_cpu_to_be_16(1000),
+				   &conn4), 0);
+	cr_assert_eq(udp_open_addr(us, rte_cpu_to_be_16(53), &p6, rte_cpu_to_be_16(1000), &s),
+		     -EADDRINUSE);
+	inject6(PEER6, 1000, 53, "mine", false, false);
+	inject6(PEER6B, 1000, 53, "other", false, false);
+	inject6(PEER6, 1001, 53, "port", false, false);
+	expect_dgram6(conn, "mine", PEER6, 1000);
+	expect_dgram6(wild, "other", PEER6B, 1000);
+	expect_dgram6(wild, "port", PEER6, 1001);
+	cr_assert_eq(udp_pending(conn4), 0, "the IPv4 peer's socket gets no IPv6 datagram");
+	cr_assert_eq(h.ntx, 0);
+	(void)p6b;
+}
+
+/* A closed port over IPv6: ICMPv6 destination unreachable, port
+ * unreachable (RFC 4443 3.1), quoting the datagram, checksum right;
+ * under the same rate limit as IPv4's. */
+Test(udp6, closed_port_gets_icmpv6_port_unreachable)
+{
+	const struct rte_ether_hdr *eh;
+	const struct rte_ipv6_hdr *ip;
+	const uint8_t *ic;
+	uint32_t plen;
+
+	uc.icmp_burst = 2;
+	uc.icmp_rate = 1;
+	start();
+	inject6(PEER6, 1000, 54, "closed", false, false);
+	cr_assert_eq(udp_stack_stats(us)->drop_no_port, 1);
+	cr_assert_eq(udp_stack_stats(us)->unreach_sent, 1);
+	cr_assert_eq(h.ntx, 1);
+	eh = rte_pktmbuf_mtod(h.tx[0], const struct rte_ether_hdr *);
+	ip = (const struct rte_ipv6_hdr *)(eh + 1);
+	ic = (const uint8_t *)(ip + 1);
+	plen = rte_be_to_cpu_16(ip->payload_len);
+	cr_assert_eq(eh->ether_type, rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6));
+	cr_assert_eq(ip->proto, IPPROTO_ICMPV6);
+	cr_assert_eq(memcmp(ip->dst_addr, PEER6, 16), 0);
+	cr_assert_eq(memcmp(ip->src_addr, OUR6, 16), 0);
+	cr_assert_eq(ic[0], 1, "destination unreachable");
+	cr_assert_eq(ic[1], 4, "port unreachable");
+	cr_assert_eq(plen, 8 + 40 + 8 + 6, "the whole datagram quoted");
+	cr_assert_eq(ipv6_l4_cksum(h.tx[0], 14 + 40, plen, ip->src_addr, ip->dst_addr,
+				   IPPROTO_ICMPV6), 0, "ICMPv6 checksum");
+	cr_assert_eq(memcmp(ic + 8 + 8, PEER6, 16), 0, "the quoted header's source");
+	cr_assert_eq(ic[8 + 40 + 2], 0);
+	cr_assert_eq(ic[8 + 40 + 3], 54, "the quoted destination port");
+	cr_assert_eq(memcmp(ic + 8 + 48, "closed", 6), 0);
+	/* the bucket: one more, then limited */
+	inject6(PEER6, 1000, 54, "again", false, false);
+	inject6(PEER6, 1000, 54, "third", false, false);
+	cr_assert_eq(udp_stack_stats(us)->unreach_sent, 2);
+	cr_assert_eq(udp_stack_stats(us)->unreach_limited, 1);
+	cr_assert_eq(h.ntx, 2);
+}
+
+/* The IPv6 UDP datagram in h.tx[i]; verifies the checksum with DPDK's. */
+static const uint8_t *sent_dgram6(unsigned i, const uint8_t to[16], uint16_t dport,
+				  unsigned *len)
+{
+	struct rte_mbuf *r = h.tx[i];
+	const struct rte_ether_hdr *eh = rte_pktmbuf_mtod(r, const struct rte_ether_hdr *);
+	const struct rte_ipv6_hdr *ip = (const struct rte_ipv6_hdr *)(eh + 1);
+	const struct rte_udp_hdr *uh = (const struct rte_udp_hdr *)(ip + 1);
+
+	cr_assert_eq(eh->ether_type, rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6));
+	cr_assert_eq(ip->proto, IPPROTO_UDP);
+	cr_assert_eq(memcmp(ip->src_addr, OUR6, 16), 0);
+	cr_assert_eq(memcmp(ip->dst_addr, to, 16), 0);
+	cr_assert_eq(rte_pktmbuf_pkt_len(r), 14 + 40 + rte_be_to_cpu_16(ip->payload_len));
+	cr_assert_eq(rte_be_to_cpu_16(uh->dgram_len), rte_be_to_cpu_16(ip->payload_len));
+	cr_assert_eq(rte_be_to_cpu_16(uh->dst_port), dport);
+	cr_assert_neq(uh->dgram_cksum, 0);
+	{	/* pseudo-header (DPDK's) + datagram sum to 0xffff */
+		uint32_t sum = rte_ipv6_phdr_cksum(ip, 0);
+		sum += rte_raw_cksum(uh, rte_be_to_cpu_16(uh->dgram_len));
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		cr_assert_eq(sum, 0xffff, "UDP/IPv6 checksum");
+	}
+	*len = rte_be_to_cpu_16(uh->dgram_len) - 8u;
+	return (const uint8_t *)(uh + 1);
+}
+
+Test(udp6, sent_with_the_ipv6_pseudo_header_checksum)
+{
+	struct udp_sock *s;
+	struct net_addr p6 = net_addr_v6(PEER6), p6b = net_addr_v6(PEER6B);
+	struct iovec iov[2] = { { "AAAA ", 5 }, { "query", 5 } };
+	static char big[1500];
+	struct iovec b = { big, 1452 };
+	unsigned len;
+	const uint8_t *p;
+
+	start();
+	cr_assert_eq(udp_open_addr(us, 0, &p6, rte_cpu_to_be_16(53), &s), 0);
+	cr_assert_eq(udp_send_addr(s, NULL, 0, iov, 2), 10);
+	cr_assert_eq(h.ntx, 1);
+	p = sent_dgram6(0, PEER6, 53, &len);
+	cr_assert_eq(len, 10);
+	cr_assert_eq(memcmp(p, "AAAA query", 10), 0);
+	cr_assert_eq(udp_send_addr(s, &p6b, rte_cpu_to_be_16(53), iov, 1), -EISCONN);
+	/* MTU 1500 less 40 + 8 bytes of headers. */
+	cr_assert_eq(udp_max_payload_af(us, NET_AF_INET6), 1452);
+	cr_assert_eq(udp_send_addr(s, NULL, 0, &b, 1), 1452);
+	sent_dgram6(1, PEER6, 53, &len);
+	cr_assert_eq(len, 1452);
+	b.iov_len = 1453;
+	cr_assert_eq(udp_send_addr(s, NULL, 0, &b, 1), -EMSGSIZE);
+	/* A reply from the peer comes back to the connected socket. */
+	inject6(PEER6, 53, rte_be_to_cpu_16(udp_local_port(s)), "answer", false, false);
+	expect_dgram6(s, "answer", PEER6, 53);
+	/* Without an IPv6 address, no IPv6 datagram. */
+	h.ns.addr.ip6_ok = false;
+	cr_assert_eq(udp_send_addr(s, NULL, 0, iov, 1), -ENETUNREACH);
+	cr_assert_eq(h.ntx, 2);
+}
+
+static struct net_addr seen_laddr, seen_raddr;
+static bool port_ok_record(void *ctx, const struct net_addr *laddr, rte_be16_t lport,
+			   const struct net_addr *raddr, rte_be16_t rport)
+{
+	(void)ctx;
+	(void)lport;
+	(void)rport;
+	seen_laddr = *laddr;
+	seen_raddr = *raddr;
+	return true;
+}
+
+Test(udp6, ephemeral_port_filter_sees_the_ipv6_tuple)
+{
+	struct udp_sock *s;
+	struct net_addr p6 = net_addr_v6(PEER6), our = net_addr_v6(OUR6);
+
+	uc.port_ok = port_ok_record;
+	start();
+	cr_assert_eq(udp_open_addr(us, 0, &p6, rte_cpu_to_be_16(53), &s), 0);
+	cr_assert(net_addr_eq(&seen_laddr, &our), "our IPv6 address as the local one");
+	cr_assert(net_addr_eq(&seen_raddr, &p6));
 }
 
 TestSuite(cksum, .init = setup, .fini = teardown);
