@@ -41,7 +41,12 @@ struct cslot {
 	bool greeted, fin_seen, fin_sent, starttls_wait;
 	bool msg_active, body_done, want_msg;
 	unsigned msgs;			/* transactions on this connection */
-	uint64_t t_open, t_conn, t_dot, timer_at;
+	uint64_t t_open, t_conn, t_dot;
+	/* Timers are lazy: deadline is when the current wait runs out (the
+	 * connect, or the engine's wait from the last event on), timer_at
+	 * what TCP holds; a timer that went off before the deadline (armed
+	 * for an earlier wait) only re-arms. 0: none. */
+	uint64_t deadline, timer_at;
 	struct tls_pump tp;		/* in: IN_CAP, pt: TLS_PUMP_PT_MAX (heap) */
 	EVP_MD_CTX *md;
 	struct gen_msg m;
@@ -334,18 +339,24 @@ static bool handle_event(struct cslot *s)
 	}
 }
 
+/* TCP's timer at s->deadline, unless one already goes off before it. */
+static void arm_timer(struct cslot *s)
+{
+	if (!s->tcp || (s->timer_at && s->timer_at <= s->deadline))
+		return;
+	s->timer_at = s->deadline;
+	tcp_set_timer(s->tcp, s->timer_at);
+}
+
+/* After an event: the engine's wait (or the idle bound) from now on. */
 static void set_deadline(struct cslot *s)
 {
 	uint64_t t = smtp_client_timeout_ns(&s->eng);
 
-	if (!s->tcp)
-		return;
 	if (t == 0)
 		t = 300ull * 1000000000ull;	/* idle: the server's own timeout rules */
-	if (s->timer_at && s->timer_at <= now(s) + t)
-		return;
-	s->timer_at = now(s) + t;
-	tcp_set_timer(s->tcp, s->timer_at);
+	s->deadline = now(s) + t;
+	arm_timer(s);
 }
 
 static void pump(struct cslot *s)
@@ -467,6 +478,10 @@ static void on_timer(struct tcp_conn *c, void *user)
 	struct cslot *s = user;
 
 	s->timer_at = 0;
+	if (now(s) < s->deadline) {
+		arm_timer(s);		/* an earlier wait's timer: this one still runs */
+		return;
+	}
 	if (s->state == S_CONNECTING) {
 		tcp_abort(c);
 		s->cl->g->st.conn_failed++;
@@ -523,7 +538,7 @@ static bool slot_open(struct gen_client *cl, bool for_rate)
 	s->want_msg = for_rate;
 	s->msgs = 0;
 	tls_pump_reset(&s->tp);
-	s->timer_at = 0;
+	s->timer_at = s->deadline = 0;
 	smtp_client_init(&s->eng, &g->run->ccf, &g->cstats);
 	s->t_open = *g->now;
 	s->tcp = tcp_connect(g->tcp, rte_cpu_to_be_32(o->server_ip), rte_cpu_to_be_16(o->server_port),
@@ -535,8 +550,8 @@ static bool slot_open(struct gen_client *cl, bool for_rate)
 	s->state = S_CONNECTING;
 	cl->active++;
 	g->st.conn_started++;
-	s->timer_at = s->t_open + g->run->ccf.t_connect_ns;
-	tcp_set_timer(s->tcp, s->timer_at);
+	s->deadline = s->t_open + g->run->ccf.t_connect_ns;
+	arm_timer(s);
 	return true;
 }
 

@@ -38,6 +38,7 @@ void gen_opts_usage(const char *prog, void *outp)
 "client:\n"
 "  --server A[:PORT]    where to connect (default 198.18.0.2:25)\n"
 "  --concurrency N      sessions at once (default 16)\n"
+"  --connect-timeout S  a connection not up in S seconds fails (default 10)\n"
 "  --rate R             messages/s, open loop (default 0: closed loop)\n"
 "  --count N            messages in all (default 0: no bound)\n"
 "  --per-conn K         messages per connection (default 1; 0: no bound)\n"
@@ -207,7 +208,7 @@ enum {
 	O_LINKWAIT, O_SERVER, O_CONC, O_RATE, O_COUNT, O_PERCONN, O_SIZE, O_RCPTS,
 	O_DOMAINS, O_LOCALS, O_FROM, O_HELO, O_NOPIPE, O_NOCHUNK, O_STARTTLS, O_CDIG,
 	O_PORT, O_HOSTNAME, O_FAIL, O_STORM, O_GREET, O_READRATE, O_HIDE, O_TLSDIR,
-	O_SDIG, O_MAXSIZE, O_SINKSESS, O_PROFILE, O_LINERATE, O_HELP,
+	O_SDIG, O_MAXSIZE, O_SINKSESS, O_PROFILE, O_LINERATE, O_CONNTMO, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -229,7 +230,8 @@ static const struct option longopts[] = {
 	{ "hide", 1, 0, O_HIDE }, { "tls-dir", 1, 0, O_TLSDIR },
 	{ "sink-digests", 1, 0, O_SDIG }, { "max-size", 1, 0, O_MAXSIZE },
 	{ "sink-sessions", 1, 0, O_SINKSESS }, { "profile", 1, 0, O_PROFILE },
-	{ "line-rate", 1, 0, O_LINERATE }, { "help", 0, 0, O_HELP },
+	{ "line-rate", 1, 0, O_LINERATE }, { "connect-timeout", 1, 0, O_CONNTMO },
+	{ "help", 0, 0, O_HELP },
 	{ 0, 0, 0, 0 },
 };
 
@@ -250,6 +252,7 @@ static void defaults(struct gen_opts *o)
 	o->server_ip = 0xc6120002;	/* 198.18.0.2:25 */
 	o->server_port = 25;
 	o->concurrency = 16;
+	o->connect_timeout_s = 10;
 	o->per_conn = 1;
 	gen_size_parse(&o->size, "10k", 0, e, sizeof(e));
 	o->rcpts = 1;
@@ -338,6 +341,7 @@ int gen_opts_parse(struct gen_opts *o, int argc, char **argv, char *err, size_t 
 		case O_REPORT: if (copy(o->report_json, sizeof(o->report_json), "report", a, err, errlen)) return -1; break;
 		case O_HISTDIR: if (copy(o->hist_dir, sizeof(o->hist_dir), "hist-dir", a, err, errlen)) return -1; break;
 		case O_QUIET: o->quiet = true; break;
+		case O_CONNTMO: if (num("connect-timeout", a, 0.1, 600, &o->connect_timeout_s, err, errlen)) return -1; break;
 		case O_LINKWAIT: if (num("link-wait", a, 0, 600, &o->link_wait_s, err, errlen)) return -1; break;
 		case O_SERVER: {
 			char h[64], *colon;

@@ -62,6 +62,7 @@ struct gen_opts {
 	uint32_t server_ip;
 	uint16_t server_port;
 	unsigned concurrency;		/* sessions at once, whole process */
+	double connect_timeout_s;	/* a connection not up by then fails */
 	double rate;			/* messages/s, whole process; 0: closed loop */
 	uint64_t count;			/* messages, whole process; 0: no bound */
 	unsigned per_conn;		/* messages per connection; 0: no bound */

@@ -233,7 +233,7 @@ static int run_setup(struct gen_run *run, const struct gen_opts *o)
 	run->ccf.tls = o->starttls ? SCT_ENCRYPT : SCT_NONE;
 	run->ccf.pipelining = o->pipelining;
 	run->ccf.chunking = o->chunking;
-	run->ccf.t_connect_ns = 10ull * 1000000000ull;
+	run->ccf.t_connect_ns = (uint64_t)(o->connect_timeout_s * 1e9);
 	if (o->starttls && !(run->tls_client = tls_ctx_client(NULL, err, sizeof(err)))) {
 		fprintf(stderr, "sluice-gen: TLS client context: %s\n", err);
 		return -1;

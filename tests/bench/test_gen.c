@@ -437,6 +437,12 @@ Test(opts, a_client_and_its_errors)
 	cr_assert_eq(o.fail[0].rcpt_temp, 10);
 	cr_assert_eq(o.fail[0].data_perm, 5);
 	cr_assert_eq(o.hide_caps, GEN_CAP_PIPELINING | GEN_CAP_DSN);
+	cr_assert_eq(o.connect_timeout_s, 10, "the default connect timeout");
+	char *tmo[] = { "g", "--vdev", "x", "--connect-timeout", "1.5", "client", NULL };
+	cr_assert_eq(gen_opts_parse(&o, 6, tmo, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(o.connect_timeout_s, 1.5);
+	char *tmo0[] = { "g", "--vdev", "x", "--connect-timeout", "0", "client", NULL };
+	cr_assert_eq(gen_opts_parse(&o, 6, tmo0, err, sizeof(err)), -1, "no zero timeout");
 
 	char *nomode[] = { "g", "--vdev", "x", NULL };
 	cr_assert_eq(gen_opts_parse(&o, 3, nomode, err, sizeof(err)), -1);

@@ -55,6 +55,16 @@ check "end-of-DATA latencies recorded for each 250 ($lat)" [ "${lat:-0}" = "$ok_
 ovf=$(awk '$1 == "net.arp_pending_overflow" {print $2}' "$T_DIR/gen.stats" 2>/dev/null)
 [[ "$ovf" =~ ^[0-9]+$ ]] || measure_failed "sluice-gen's net.arp_pending_overflow"
 check "no connection's SYN was dropped waiting for ARP (${ovf:-unreadable})" [ "${ovf:-x}" = 0 ]
+# connections reused past the connect timeout (--per-conn 0, a run three
+# times as long): a timer armed for an earlier wait must not fail the
+# session, and the stop lets the messages in flight finish, so a clean
+# run ends with none lost and status 0 (run-all's reused-connection steps)
+gen_run reuse client --duration 3 --connect-timeout 1 --per-conn 0 --concurrency 8 --size 1k
+gen_wait "$GEN_PID" 60; st=$?
+lost=$(gen_field reuse msg_lost); rok=$(gen_field reuse msg_ok); rconn=$(gen_field reuse conn_ok)
+check "a duration run on reused connections loses nothing (status $st, $rok ok, $lost lost)" \
+	[ "$st" -eq 0 -a "$lost" = 0 -a "${rok:-0}" -gt 0 ]
+check "its 8 connections lasted the whole run ($rconn opened)" [ "$rconn" = 8 ]
 # a run that measured nothing must not exit 0: nothing listens on port 2626,
 # so every connection is refused and every message lost
 gen_run refused client --count 4 --concurrency 2 --server 198.18.0.2:2626
