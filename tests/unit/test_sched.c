@@ -2605,7 +2605,8 @@ Test(sched, transfer_moves_every_message_to_one_box_with_its_history)
 	struct dlv_job *j = out[k1].j;
 	cr_assert_str_eq(j->dest, "[" XBOX "]:2525");
 	cr_assert_eq(j->nhops, 1);
-	cr_assert_eq(j->hop[0].addr, inet_addr(XBOX));
+	struct net_addr xbox = net_addr_v4(inet_addr(XBOX));
+	cr_assert(net_addr_eq(&j->hop[0].addr, &xbox));
 	cr_assert_eq(j->hop[0].port, 2525);
 	cr_assert_eq(j->msg.nrcpt, 2, "both domains in one transaction");
 	cr_assert_str_eq(j->msg.rcpt[1].addr, "y@b.test");
