@@ -23,8 +23,9 @@
 #     (by recipient and Message-Id), none lost, none delivered by A.
 #  6. Interrupted: A (undrained) takes M (400) more (deferred once), is
 #     drained, and is killed -9 in the middle of a transfer (to B at
-#     200/s now, [dest] per_domain, so that it is in the middle); restarted (not drained
-#     then: drain again), it transfers again: A's queue empties, every
+#     200/s now, [dest] per_domain, so that it is in the middle); restarted (still
+#     drained: the drain survives a restart, the transfer does not), it transfers
+#     again: A's queue empties, every
 #     message arrives at least once, and the duplicates are at most the
 #     transfers that can be between B's 250 and A's commit: the jobs out
 #     to B (A's window to B: 10) and those whose removal is being
