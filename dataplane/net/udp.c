@@ -196,11 +196,6 @@ unsigned udp_max_payload_af(const struct udp_stack *us, uint8_t family)
 	return by_mtu < by_mbuf ? by_mtu : by_mbuf;
 }
 
-unsigned udp_max_payload(const struct udp_stack *us)
-{
-	return udp_max_payload_af(us, NET_AF_INET);
-}
-
 /* ---- the socket table ---- */
 
 static int *bucket_of(struct udp_stack *us, rte_be16_t lport)

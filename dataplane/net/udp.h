@@ -177,8 +177,7 @@ int udp_send_addr(struct udp_sock *s, const struct net_addr *dst, rte_be16_t dpo
 int udp_send(struct udp_sock *s, rte_be32_t dst, rte_be16_t dport,
 	     const struct iovec *iov, int n);
 
-/* Largest payload udp_send takes on this stack (IPv4; _af: for family). */
-unsigned udp_max_payload(const struct udp_stack *us);
+/* Largest payload udp_send_addr takes on this stack to a peer of family. */
 unsigned udp_max_payload_af(const struct udp_stack *us, uint8_t family);
 
 #endif
