@@ -40,7 +40,7 @@
  * nothing left to charge). A key that finds no slot (the table full of
  * busy keys) is held to its share alone and not charged (counted:
  * slots_full); an increment racing with the freeing of its slot is lost
- * (one cell). Memory: CS_SLOTS * 128 octets.
+ * (one cell). Memory: CS_SLOTS * 152 octets (about 600 KiB).
  *
  * Threads: cs_take / cs_over from any lcore (lock-free, no syscalls, no
  * allocation); the cs_* reader functions from the cluster thread alone.
