@@ -236,10 +236,9 @@ static int cmd_clients_top(struct ctl_ctx *c, int argc, char **argv, json_t **re
 	got = cl_top(t, &live->rates, now, top, (unsigned)n);
 	arr = json_array();
 	for (unsigned i = 0; arr && i < got; i++) {
-		char ip[16];
+		char ip[CL_ADDR_TEXT];
 		json_t *e;
-		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", top[i].ip >> 24, (top[i].ip >> 16) & 255,
-			 (top[i].ip >> 8) & 255, top[i].ip & 255);
+		cl_addr_text(top[i].v6, top[i].ip, top[i].net6, ip, sizeof(ip));
 		e = json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:f}", "kind",
 			      top[i].user ? "user" : "address", "client",
 			      top[i].user ? top[i].name : ip,

@@ -5,6 +5,7 @@
  */
 #include "dataplane/smtp/client_limits.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,17 +135,52 @@ static uint64_t mix64(uint64_t x)
 
 struct cl_key cl_key_addr(uint32_t ip)
 {
-	struct cl_key k = { mix64(((uint64_t)1 << 32) | ip), ip, NULL };
+	struct cl_key k = { .hash = mix64(((uint64_t)1 << 32) | ip), .ip = ip };
 
 	if (k.hash == 0)
 		k.hash = 1;	/* 0 marks an empty top slot */
 	return k;
 }
 
+/* The /64 is a full 64-bit word, so it is mixed once on its own and again
+ * with a domain tag (IPv4 keys mix 2^32 | ip once, users FNV ^ 2 << 56):
+ * no prefix maps onto an IPv4 key's input, and only a 64-bit collision of
+ * unrelated mixes could join them. */
+struct cl_key cl_key_addr6(const uint8_t ip6[16])
+{
+	struct cl_key k = { .v6 = true };
+	uint64_t p = 0;
+
+	memcpy(k.net6, ip6, sizeof(k.net6));
+	for (unsigned i = 0; i < 8; i++)
+		p = p << 8 | ip6[i];
+	k.hash = mix64(mix64(p) ^ ((uint64_t)3 << 56));
+	if (k.hash == 0)
+		k.hash = 1;
+	return k;
+}
+
+void cl_addr_text(bool v6, uint32_t ip, const uint8_t net6[8], char *buf, size_t len)
+{
+	uint8_t a[16] = { 0 };
+
+	if (!v6) {
+		snprintf(buf, len, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
+			 ip & 255);
+		return;
+	}
+	memcpy(a, net6, 8);
+	if (len < CL_ADDR_TEXT || !inet_ntop(AF_INET6, a, buf, (socklen_t)len - 3)) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	strcat(buf, "/64");
+}
+
 struct cl_key cl_key_user(const char *name)
 {
 	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a, then mixed */
-	struct cl_key k = { 0, 0, name };
+	struct cl_key k = { .user = name };
 
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ull;
@@ -301,14 +337,15 @@ static void top_note(struct client_limits *t, const struct cl_key *k, enum cl_ki
 		return;		/* another lcore is writing it: skip */
 	atomic_store_explicit(&s->hash, k->hash, memory_order_relaxed);
 	atomic_store_explicit(&s->ip, k->ip, memory_order_relaxed);
-	atomic_store_explicit(&s->user, k->user != NULL, memory_order_relaxed);
-	len = k->user ? strnlen(k->user, CL_NAME_MAX) : 0;
+	atomic_store_explicit(&s->what, k->user ? CL_TOP_USER : k->v6 ? CL_TOP_NET6 : CL_TOP_ADDR,
+			      memory_order_relaxed);
+	len = k->user ? strnlen(k->user, CL_NAME_MAX) : k->v6 ? sizeof(k->net6) : 0;
 	for (unsigned w = 0, i = 0; w < sizeof(s->name) / 8; w++) {
 		uint64_t word = 0;
 		for (unsigned b = 0; b < 8; b++, i++) {
 			unsigned char ch = 0;
 			if (i < len)
-				ch = (unsigned char)k->user[i];
+				ch = k->user ? (unsigned char)k->user[i] : k->net6[i];
 			word |= (uint64_t)ch << (8 * b);
 		}
 		atomic_store_explicit(&s->name[w], word, memory_order_relaxed);
@@ -320,18 +357,25 @@ static void top_note(struct client_limits *t, const struct cl_key *k, enum cl_ki
 static bool top_read(const struct cl_top_slot *s, struct cl_top_entry *e, uint64_t *hash)
 {
 	unsigned s1 = atomic_load_explicit(&s->seq, memory_order_acquire), s2;
+	unsigned char what;
 
 	if (s1 & 1)
 		return false;
 	*hash = atomic_load_explicit(&s->hash, memory_order_relaxed);
 	e->ip = atomic_load_explicit(&s->ip, memory_order_relaxed);
-	e->user = atomic_load_explicit(&s->user, memory_order_relaxed);
+	what = atomic_load_explicit(&s->what, memory_order_relaxed);
+	e->user = what == CL_TOP_USER;
+	e->v6 = what == CL_TOP_NET6;
 	for (unsigned w = 0; w < sizeof(s->name) / 8; w++) {
 		uint64_t word = atomic_load_explicit(&s->name[w], memory_order_relaxed);
 		for (unsigned b = 0; b < 8 && w * 8 + b < sizeof(e->name); b++)
 			e->name[w * 8 + b] = (char)(word >> (8 * b));
 	}
 	e->name[CL_NAME_MAX] = '\0';
+	if (e->v6) {
+		memcpy(e->net6, e->name, sizeof(e->net6));
+		e->name[0] = '\0';
+	}
 	atomic_thread_fence(memory_order_acquire);
 	s2 = atomic_load_explicit(&s->seq, memory_order_relaxed);
 	return s1 == s2 && *hash != 0;

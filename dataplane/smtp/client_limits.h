@@ -9,7 +9,9 @@
  *
  *   cell[CL_WIDTH][CL_KINDS]   _Atomic uint64_t, a GCRA state each
  *
- * A key (an IPv4 address, or a user name) is hashed (64 bits) and mapped,
+ * A key (an IPv4 address, an IPv6 client's /64, or a user name) is hashed
+ * (64 bits, each kind of key in its own domain: no IPv6 prefix can be
+ * chosen to land on a given IPv4 address's key) and mapped,
  * with a seed (secret, random at start-up: a client cannot aim at another's
  * bucket), to one bucket, which holds one cell per kind of event. A cell
  * is a GCRA state (control/rate.h's algorithm): the theoretical arrival
@@ -66,10 +68,13 @@
 enum cl_kind { CL_CONN = 0, CL_MSG, CL_RCPT, CL_AUTHFAIL, CL_KINDS };
 extern const char *const cl_kind_names[CL_KINDS];	/* "connections", ... */
 
-/* What a key is: a client address, or an authenticated user. */
+/* What a key is: a client address (IPv4, or an IPv6 client's /64: one
+ * subscriber's LAN, RFC 6177), or an authenticated user. */
 struct cl_key {
-	uint64_t hash;			/* cl_key_addr / cl_key_user */
-	uint32_t ip;			/* host order; the address key's */
+	uint64_t hash;			/* cl_key_addr / cl_key_addr6 / cl_key_user */
+	uint32_t ip;			/* host order; an IPv4 address key's */
+	bool v6;			/* an IPv6 /64 key: net6 */
+	uint8_t net6[8];		/* the /64, network order */
 	const char *user;		/* the user key's name; NULL: an address */
 };
 
@@ -94,12 +99,15 @@ bool cl_exempt(const struct cl_conf *c, uint32_t ip);
 /* Any limit set at all. */
 bool cl_conf_active(const struct cl_conf *c);
 
+enum cl_top_what { CL_TOP_ADDR = 0, CL_TOP_USER = 1, CL_TOP_NET6 = 2 };
+
 struct cl_top_slot {
 	atomic_uint seq;		/* odd: being written */
 	_Atomic uint64_t hash;		/* the key's hash; 0: empty */
 	atomic_uint ip;
-	atomic_uchar user;		/* 1: name is a user's */
-	_Atomic uint64_t name[(CL_NAME_MAX + 8) / 8];	/* NUL-terminated */
+	atomic_uchar what;		/* enum cl_top_what */
+	_Atomic uint64_t name[(CL_NAME_MAX + 8) / 8];	/* a user's, NUL-terminated;
+							 * CL_TOP_NET6: name[0] the /64 */
 };
 
 struct client_limits {
@@ -114,6 +122,12 @@ void cl_free(struct client_limits *t);
 
 /* Keys (the hash is seeded by the table's seeds at bucket time). */
 struct cl_key cl_key_addr(uint32_t ip);
+/* An IPv6 client's key: its /64 (the first 8 octets of ip6, network order). */
+struct cl_key cl_key_addr6(const uint8_t ip6[16]);
+/* An address key's text, as sluicectl shows it and Redis names it:
+ * "192.0.2.1" or "2001:db8:1:2::/64", into buf (>= CL_ADDR_TEXT). */
+#define CL_ADDR_TEXT 48
+void cl_addr_text(bool v6, uint32_t ip, const uint8_t net6[8], char *buf, size_t len);
 struct cl_key cl_key_user(const char *name);
 
 /* One event of `kind` for key at now: 0 allowed (and counted), 1 over the
@@ -138,7 +152,9 @@ uint32_t cl_level(const struct client_limits *t, const struct cl_key *k, enum cl
 
 /* One row of the top-clients view. */
 struct cl_top_entry {
-	bool user;			/* name is a user's, else ip */
+	bool user;			/* name is a user's, else an address: */
+	bool v6;			/* ... net6 (a /64), else ip */
+	uint8_t net6[8];
 	uint32_t ip;
 	char name[CL_NAME_MAX + 1];
 	uint32_t level[CL_KINDS];	/* events in the bucket now, 0 if no limit */

@@ -78,8 +78,9 @@ struct smtp_conn {
 	bool counted;			/* holds slots in smtp_limits */
 	bool timed_out;
 	bool starttls_wait;		/* 220 going out; plaintext is dropped */
-	uint32_t ip;			/* client, host order; IPv6: its /64 folded
-					 * to 32 bits, the limits' key */
+	uint32_t ip;			/* IPv4 client, host order; IPv6: 0 */
+	struct cl_key akey;		/* the client's address key for the
+					 * limits: its IPv4 address or IPv6 /64 */
 	bool trusted;			/* the client is inside mynetworks */
 	uint64_t deadline_ns;		/* 0: none */
 	uint64_t timer_at;		/* filed with tcp_set_timer, 0: none */
@@ -167,22 +168,22 @@ void smtp_limits_init(struct smtp_limits *l, uint32_t seed0, uint32_t seed1)
 			atomic_init(&l->per_client[r][i], 0);
 }
 
-static unsigned limit_bucket(const struct smtp_limits *l, unsigned row, uint32_t ip)
+static unsigned limit_bucket(const struct smtp_limits *l, unsigned row, const struct cl_key *k)
 {
-	uint64_t x = (uint64_t)(ip ^ l->seed[row]) * 0x9E3779B97F4A7C15ull;
+	uint64_t x = (k->hash ^ l->seed[row]) * 0x9E3779B97F4A7C15ull;
 	x ^= x >> 31;
 	x *= 0xBF58476D1CE4E5B9ull;
 	x ^= x >> 29;
 	return (unsigned)(x % SMTP_LIMIT_BUCKETS);
 }
 
-/* Take a session slot for ip: 0, or 1 (over the total) / 2 (over per client).
+/* Take a session slot for the client k: 0, or 1 (over the total) / 2 (over per client).
  * Clients in mynetworks are exempt from the per-client limit (as Postfix's
  * smtpd_client_event_limit_exceptions = $mynetworks), not from the total. */
-static int limits_take(struct smtp_service *svc, uint32_t ip, bool trusted)
+static int limits_take(struct smtp_service *svc, const struct cl_key *k, bool trusted)
 {
 	struct smtp_limits *l = svc->limits;
-	unsigned b0 = limit_bucket(l, 0, ip), b1 = limit_bucket(l, 1, ip);
+	unsigned b0 = limit_bucket(l, 0, k), b1 = limit_bucket(l, 1, k);
 	unsigned c0, c1;
 
 	if (atomic_fetch_add(&l->total, 1) + 1 > svc->live->max_sessions) {
@@ -200,12 +201,12 @@ static int limits_take(struct smtp_service *svc, uint32_t ip, bool trusted)
 	return 0;
 }
 
-static void limits_put(struct smtp_service *svc, uint32_t ip)
+static void limits_put(struct smtp_service *svc, const struct cl_key *k)
 {
 	struct smtp_limits *l = svc->limits;
 
-	atomic_fetch_sub(&l->per_client[0][limit_bucket(l, 0, ip)], 1);
-	atomic_fetch_sub(&l->per_client[1][limit_bucket(l, 1, ip)], 1);
+	atomic_fetch_sub(&l->per_client[0][limit_bucket(l, 0, k)], 1);
+	atomic_fetch_sub(&l->per_client[1][limit_bucket(l, 1, k)], 1);
 	atomic_fetch_sub(&l->total, 1);
 }
 
@@ -365,7 +366,7 @@ static void conn_release(struct smtp_conn *sc)
 	body_release(sc);
 	rcpt_release(sc);
 	if (sc->counted)
-		limits_put(svc, sc->ip);
+		limits_put(svc, &sc->akey);
 	sc->counted = false;
 	live_put(sc);
 	sc->state = CONN_FREE;
@@ -661,12 +662,12 @@ static void maillog_line(struct smtp_conn *sc, const char *fmt, ...)
 	ask_post(svc->asks, a);
 }
 
-/* A new connection from sc->ip: over its connection rate? (counted if not) */
+/* A new connection from the client: over its connection rate? (counted if not) */
 static bool conn_rate_over(struct smtp_conn *sc)
 {
 	struct client_limits *t = rates_for(sc);
 	const struct cl_conf *rc = &sc->live->rates;
-	struct cl_key k = cl_key_addr(sc->ip);
+	const struct cl_key k = sc->akey;
 
 	if (!t || cl_take(t, &k, CL_CONN, rc->addr[CL_CONN], rc->window_ns,
 			  *sc->svc->clock_ns) == 0)
@@ -687,7 +688,7 @@ static bool auth_rate_over(struct smtp_conn *sc)
 {
 	struct client_limits *t = rates_for(sc);
 	const struct cl_conf *rc = &sc->live->rates;
-	struct cl_key k = cl_key_addr(sc->ip);
+	const struct cl_key k = sc->akey;
 
 	sc->auth_charged = false;
 	if (!t || !rc->addr[CL_AUTHFAIL])
@@ -715,7 +716,7 @@ static int auth_rate_answer(struct smtp_conn *sc, int status)
 	if (!t)
 		return status;
 	if (sc->auth_charged) {
-		struct cl_key k = cl_key_addr(sc->ip);
+		const struct cl_key k = sc->akey;
 		if (status == 0)
 			sc->svc->stats.auth_fail_counted++;
 		else
@@ -767,8 +768,9 @@ static const char *on_rate(void *user, const char *stage)
 			return svc->rate_reply;
 		}
 	}
-	ka = cl_key_addr(sc->ip);
-	snprintf(svc->share_key, sizeof(svc->share_key), "a:%s", sc->s.client_ip);
+	ka = sc->akey;
+	memcpy(svc->share_key, "a:", 2);	/* an IPv6 client's /64, as the table counts it */
+	cl_addr_text(ka.v6, ka.ip, ka.net6, svc->share_key + 2, sizeof(svc->share_key) - 2);
 	if (cs_take(svc->limits->share, t, &ka, svc->share_key, kind, rc->addr[kind],
 		    rc->window_ns, now)) {
 		if (mail)
@@ -935,7 +937,7 @@ static void pump(struct smtp_conn *sc)
 		 * its slots under the limits are free now (the struct waits for
 		 * TCP's closed(), bounded by FIN_WAIT_2's timeout). */
 		if (sc->counted)
-			limits_put(sc->svc, sc->ip);
+			limits_put(sc->svc, &sc->akey);
 		sc->counted = false;
 	}
 	if (moved || sc->deadline_ns == 0)
@@ -1075,7 +1077,7 @@ static void rdns_ask(struct smtp_conn *sc)
 	a->kind = ASK_RDNS;
 	a->who = (uint32_t)(sc - svc->conns);
 	a->gen = sc->gen;
-	/* IPv6: the full address (sc->ip is its /64 folded) */
+	/* IPv6: the full address (its /64 is only the limits' key) */
 	a->ip = sc->s.client.v6 ? net_addr_v6(sc->s.client.ip6)
 				: net_addr_v4(rte_cpu_to_be_32(sc->ip));
 	ask_post(svc->asks, a);
@@ -1206,13 +1208,14 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	sc->timed_out = sc->starttls_wait = false;
 	if (net_addr_is_v6(&t.raddr)) {
 		/* Per-client limits count an IPv6 client by its /64 (one
-		 * subscriber's LAN, RFC 6177), folded into the 32-bit key
-		 * the buckets take; rDNS is not asked for it (rdns_ask). */
+		 * subscriber's LAN, RFC 6177), a key of its own kind. */
 		client.v6 = true;
 		memcpy(client.ip6, t.raddr.v6, 16);
-		sc->ip = t.raddr.w[0] ^ t.raddr.w[1] ^ 0x5c5c5c5cu;
+		sc->ip = 0;
+		sc->akey = cl_key_addr6(client.ip6);
 	} else {
 		sc->ip = rte_be_to_cpu_32(t.raddr.v4);
+		sc->akey = cl_key_addr(sc->ip);
 	}
 	sc->deadline_ns = sc->timer_at = 0;
 	sc->tp.tls = NULL;
@@ -1258,7 +1261,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 		pump(sc);
 		return true;
 	}
-	over = limits_take(svc, sc->ip, sc->trusted);
+	over = limits_take(svc, &sc->akey, sc->trusted);
 	if (over == 0) {
 		sc->counted = true;
 		svc->stats.accepted++;

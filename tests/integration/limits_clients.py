@@ -36,7 +36,8 @@ PORT25, PORT587 = 25, 587
 
 
 def connect(host, src, port, timeout=30):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(timeout)
     s.bind((src, 0))
     s.connect((host, port))

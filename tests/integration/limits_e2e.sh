@@ -12,6 +12,8 @@
 #  2. Connections: 40 connections with connection_rate = 30: 30 greeted,
 #     the rest 421 4.7.0 at connect; logged, counted.
 #  3. sluicectl clients top names the busy client, at 100% of its limit.
+#     An IPv6 client is counted by its /64: two addresses of one /64 share
+#     message_rate = 50 (30 + 20 accepted), and clients top names the /64.
 #  4. A brute force of 1,000 wrong AUTHs from one address (4 sessions at a
 #     time, 587 + STARTTLS) with auth_failure_rate = 20: no more reach the
 #     auth worker than the rate allows over the time taken (20 + one per
@@ -30,6 +32,7 @@ set -u
 t_setup limits "$1"
 trap 'kill -KILL $(jobs -p) 2>/dev/null; t_teardown' EXIT
 HOST=198.18.0.2
+HOST6=2001:db8:77::2
 CL="/usr/bin/python3 $(cd "$(dirname "$0")" && pwd)/limits_clients.py"
 ns() { ip netns exec "$T_NS" "$@"; }
 ctl() { "$T_CTL" -s "$T_SOCK" "$@"; }
@@ -42,12 +45,14 @@ printf 'right-1\n' | "$T_BUILD/control/sluice-passwd" alice >"$USERS"
 conf() {
 	t_conf "[delivery]
 enabled = no
+[net]
+address6 = $HOST6/64
 [tcp]
 max_conns = 8192
 msl = 100ms
 [smtp]
 hostname = sluice.test
-mynetworks = 198.18.0.0/24
+mynetworks = 198.18.0.0/24 2001:db8:77::/64
 submission_port = 587
 max_sessions_per_client = 200
 [auth]
@@ -110,6 +115,26 @@ t = json.loads(sys.argv[1])["clients"]["top"]
 e = [x for x in t if x["client"] == "198.18.0.1"]
 sys.exit(0 if e and e[0]["messages"] >= 48 and e[0]["percent"] >= 95 and
          t[0]["percent"] >= 95 else 1)' "$top"
+
+# IPv6: netns.sh turns IPv6 off in the namespace; on for the tap here, two
+# client addresses of one /64 (no DAD: it would hold them back a second).
+ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+	"net.ipv6.conf.$T_IF.disable_ipv6=0"
+ns ip -6 addr add 2001:db8:77::11/64 dev "$T_IF" nodad
+ns ip -6 addr add 2001:db8:77::12/64 dev "$T_IF" nodad
+a6=$(ns $CL mail $HOST6 2001:db8:77::11 30 2>&1)
+b6=$(ns $CL mail $HOST6 2001:db8:77::12 30 2>&1)
+echo "    IPv6 ::11: $a6; ::12: $b6"
+check "IPv6: two addresses of one /64 share message_rate = 50 (30 + $(val "$b6" accepted) accepted)" \
+	test "$(val "$a6" accepted)" -eq 30 -a "$(val "$b6" accepted)" -ge 19 -a \
+	"$(val "$b6" accepted)" -le 21 -a "$(val "$b6" other)" -eq 0
+top=$(ctl --json clients top 5)
+check "sluicectl clients top names the IPv6 client as its /64, 2001:db8:77::/64" \
+	/usr/bin/python3 -c '
+import json, sys
+t = json.loads(sys.argv[1])["clients"]["top"]
+e = [x for x in t if x["client"] == "2001:db8:77::/64"]
+sys.exit(0 if e and e[0]["messages"] >= 48 and e[0]["kind"] == "address" else 1)' "$top"
 
 # ---- 4. an AUTH brute force ----------------------------------------------------------------
 conf "message_rate = 50

@@ -5,7 +5,8 @@
  * clients and users are counted apart, two threads hammering one key (two
  * "lcores") never get more than the limit through, 100,000 distinct
  * clients neither grow the table nor push a quiet client over, exempt
- * lists parse and match, and the top-clients view names the busiest.
+ * lists parse and match, the top-clients view names the busiest, and an
+ * IPv6 client is counted by its /64, apart from every IPv4 address.
  */
 #include <criterion/criterion.h>
 
@@ -244,4 +245,44 @@ Test(client_limits, top_names_the_busiest)
 	cr_expect_eq(top[1].ip, ip4(203, 0, 113, 5));
 	cr_expect_geq(top[1].level[CL_MSG], 80);
 	cr_expect_eq(cl_top(t, &c, SEC + W, top, 8), 0, "nobody is busy a window later");
+}
+
+/* An IPv6 client is counted by its /64, in a key domain of its own: two
+ * addresses of one /64 share their allowance, another /64 does not, and a
+ * prefix chosen so that its 32-bit fold (the old key: the two words of the
+ * /64 XORed with 0x5c5c5c5c) is an IPv4 client's address no longer drains
+ * that client's allowance. The top view names it as its /64. */
+Test(client_limits, ipv6_counted_by_slash64_apart_from_ipv4)
+{
+	static const uint8_t a1[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1 };
+	static const uint8_t a2[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0xfe, 0, 0, 0, 0, 0, 0, 9 };
+	static const uint8_t b1[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1 };
+	struct cl_conf c = { .window_ns = W };
+	struct cl_key k1 = cl_key_addr6(a1), k2 = cl_key_addr6(a2), kb = cl_key_addr6(b1);
+	uint32_t fold = (0x20010db8u ^ 0x00010002u ^ 0x5c5c5c5cu);
+	struct cl_key v4 = cl_key_addr(fold);
+	struct cl_top_entry top[4];
+	char text[CL_ADDR_TEXT];
+	unsigned n;
+
+	cr_expect(k1.v6 && k1.hash == k2.hash, "one /64, one key");
+	cr_expect_neq(k1.hash, kb.hash, "another /64, another key");
+	cr_expect_neq(k1.hash, v4.hash, "the /64 is not the IPv4 address it folds to");
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(cl_take(t, i & 1 ? &k2 : &k1, CL_MSG, 10, W, SEC), 0);
+	cr_expect_eq(cl_take(t, &k1, CL_MSG, 10, W, SEC), 1, "the /64 is at its limit");
+	cr_expect_eq(cl_level(t, &kb, CL_MSG, 10, W, SEC), 0);
+	cr_expect_eq(cl_level(t, &v4, CL_MSG, 10, W, SEC), 0,
+		     "the IPv4 client %u.%u.%u.%u keeps its whole allowance", fold >> 24,
+		     (fold >> 16) & 255, (fold >> 8) & 255, fold & 255);
+	cr_expect_eq(cl_take(t, &v4, CL_MSG, 10, W, SEC), 0);
+
+	c.addr[CL_MSG] = 10;
+	n = cl_top(t, &c, SEC, top, 4);
+	cr_assert_geq(n, 1);
+	cr_expect(top[0].v6 && !top[0].user, "the top entry is the /64");
+	cl_addr_text(top[0].v6, top[0].ip, top[0].net6, text, sizeof(text));
+	cr_expect_str_eq(text, "2001:db8:1:2::/64");
+	cl_addr_text(false, ip4(192, 0, 2, 1), NULL, text, sizeof(text));
+	cr_expect_str_eq(text, "192.0.2.1");
 }
