@@ -4,6 +4,8 @@
  */
 #include "control/commands.h"
 
+#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,9 +506,31 @@ PLANE_CMD(cmd_cluster_boxes, "cluster", "boxes")
 PLANE_CMD(cmd_cluster_flush, "cluster", "flush")
 PLANE_CMD(cmd_cluster_route, "cluster", "route")
 
+/* HOST of "HOST[:PORT]" or "[HOST]:PORT" is this box's own [net] address
+ * (the rest of the syntax is plane.c's to check). */
+static bool transfer_to_self(const struct ctl_ctx *c, const char *to)
+{
+	char host[64], *colon;
+	struct in_addr in;
+	size_t n;
+
+	if (!c->cfg || !c->cfg->dp.addr.ip || strlen(to) >= sizeof(host))
+		return false;
+	strcpy(host, to);
+	if ((colon = strrchr(host, ':')))
+		*colon = '\0';
+	n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host[n - 1] = '\0';
+		memmove(host, host + 1, n - 1);
+	}
+	return inet_pton(AF_INET, host, &in) == 1 && in.s_addr == c->cfg->dp.addr.ip;
+}
+
 /* transfer --to HOST[:PORT]: only a drained box moves its queue (the other
- * box must not get mail this one still takes in); status and --cancel
- * always. The scheduler's (plane.c, sched.h). */
+ * box must not get mail this one still takes in), and never to itself (its
+ * drained listener refuses every part: the transfer would never end);
+ * status and --cancel always. The scheduler's (plane.c, sched.h). */
 static int cmd_transfer(struct ctl_ctx *c, int argc, char **argv, json_t **result)
 {
 	if (argc >= 1 && strcmp(argv[0], "--to") == 0) {
@@ -517,6 +541,11 @@ static int cmd_transfer(struct ctl_ctx *c, int argc, char **argv, json_t **resul
 		if (!dp_smtp_refuse_new(c->dp)) {
 			*result = json_string("transfer: the box is not drained: run `sluicectl "
 					      "drain` first (new mail must stop coming in)");
+			return -1;
+		}
+		if (argc >= 2 && transfer_to_self(c, argv[1])) {
+			*result = json_string("transfer --to: that address is this box itself "
+					      "([net] address): name another box of the cluster");
 			return -1;
 		}
 	}

@@ -212,6 +212,9 @@ check "sluicectl drain A" ctl 1 drain
 out=$(ctl 1 transfer --to box2.test 2>&1); st=$?
 check "a name is refused: boxes by their address (exit $st: $out)" \
 	sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'not an IPv4 address'"
+out=$(ctl 1 transfer --to 198.18.1.2:2525 2>&1); st=$?
+check "A's own address is refused (exit $st: $out)" \
+	sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'this box itself'"
 out=$(ctl 1 transfer --to 198.18.2.2:0 2>&1); st=$?
 check "port 0 is refused (exit $st: $out)" \
 	sh -c "[ $st -ne 0 ] && printf '%s' '$out' | grep -q 'not a port'"
