@@ -1,9 +1,10 @@
 /*
  * sched_int.h - the delivery scheduler's own structures and the functions
  * its files share: sched.c (claims, routing, dispatch, results, the apply,
- * the operator's commands), sched_notice.c (which outcome owes a notice,
- * and the notices: delay warnings, bounces, success DSNs) and sched_xfer.c
- * (the transfer to another box). Not a contract for anyone else: the
+ * create and destroy), sched_notice.c (which outcome owes a notice, and
+ * the notices: delay warnings, bounces, success DSNs), sched_xfer.c (the
+ * transfer to another box) and sched_ops.c (the operator's commands:
+ * flush, suspend, bounce, dest show). Not a contract for anyone else: the
  * scheduler's interface is sched.h; nothing outside control/sched*.c
  * includes this file. Everything here runs on the scheduler's one thread.
  *
@@ -322,6 +323,21 @@ void sched_part_finish(struct sched *s, struct spart *p);
 struct sitem *sched_item_new(struct spart *p, unsigned n);
 /* An item's route answer: to its destination's lane, or its failure. */
 void sched_route_item(struct sched *s, struct sitem *it, const struct route_result *r);
+/* Where part (id, shard) of the active set is, or would be linked (*slot
+ * NULL: not active). */
+struct spart **sched_part_slot(struct sched *s, uint64_t id, unsigned shard);
+/* After a claim: the part into the active set, and on its way (given up
+ * at once when giveup is not NULL). Returns it, or NULL. */
+struct spart *sched_part_claimed(struct sched *s, const struct claimed *c, const char *giveup);
+/* Where destination key is, or would be linked (*slot NULL: none). */
+struct sdest **sched_dest_slot(struct sched *s, const char *key);
+/* Both lanes of d (the site's state changed: a flush, a backoff cleared). */
+void sched_dest_wake(struct sched *s, struct sdest *d);
+/* Items queued at d, both classes. */
+unsigned sched_dest_nitems(const struct sdest *d);
+/* The operator's suspension of domain dom (normal form), or NULL; one
+ * that ran out is dropped here. */
+const struct ssusp *sched_suspension(struct sched *s, const char *dom);
 
 /* ---- sched_notice.c ---- */
 
