@@ -204,6 +204,20 @@ oom:
 	return NULL;
 }
 
+/* Append recipient i's RESULT op: state, its dsn (p->r[i].dsn), text. */
+void sched_result_op(struct sched *s, struct spart *p, unsigned i, enum queue_rcpt_state state,
+		     const char *text)
+{
+	struct queue_op *op = sched_ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, text);
+
+	if (op) {
+		op->token = p->token;
+		op->rcpt = i;
+		op->state = state;
+		op->dsn = p->r[i].dsn;
+	}
+}
+
 static void body_drop(struct sched *s, struct spart *p);
 
 /* ---- the active set --------------------------------------------------------------- */
@@ -588,7 +602,6 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 	char dom[DOMAIN_MAX + 1];
 	const char *dsn = o->dsn;
 	uint64_t exp;
-	struct queue_op *op;
 
 	if (!o->record) {	/* not an attempt: due again soon */
 		r->next_s = s->now_s + s->c.local_retry_s;
@@ -644,13 +657,8 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 	} else {
 		if (st == QUEUE_RCPT_DEFERRED && sched_delay_due(s, p, i))
 			keep_text(&r->reason, o->text);	/* for the delay warning */
-		if (!p->broken &&
-		    (op = sched_ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
-			op->token = p->token;
-			op->rcpt = i;
-			op->state = st;
-			op->dsn = r->dsn;
-		}
+		if (!p->broken)
+			sched_result_op(s, p, i, st, o->text);
 	}
 	log_outcome(s, p, i, o, st, expired);
 }
@@ -716,12 +724,7 @@ void sched_part_close(struct sched *s, struct spart *p, bool warned)
 		if (!r->op_held)
 			continue;
 		r->op_held = false;
-		if ((op = sched_ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, r->reply))) {
-			op->token = p->token;
-			op->rcpt = i;
-			op->state = r->op_state;
-			op->dsn = r->dsn;
-		}
+		sched_result_op(s, p, i, (enum queue_rcpt_state)r->op_state, r->reply);
 	}
 	if (warned)
 		sched_ob_add(s, p, QUEUE_OP_WARN, p->m->shard, p->m->id, NULL);

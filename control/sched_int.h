@@ -309,6 +309,9 @@ void sched_textf(char *out, size_t n, const char *fmt, ...) __attribute__((forma
  * copied); NULL when out of memory (logged). */
 struct queue_op *sched_ob_add(struct sched *s, struct spart *p, enum queue_op_kind kind,
 			      unsigned shard, uint64_t id, const char *reply);
+/* Append recipient i's RESULT op: state, its dsn (p->r[i].dsn), text. */
+void sched_result_op(struct sched *s, struct spart *p, unsigned i, enum queue_rcpt_state state,
+		     const char *text);
 /* The mail log line of recipient i's outcome o, with this status and dsn. */
 void sched_log_status(struct sched *s, const struct spart *p, unsigned i,
 		      const struct outcome *o, const char *status, const char *dsn);

@@ -28,7 +28,6 @@ void sched_xfer_record(struct sched *s, struct spart *p, unsigned i, const struc
 {
 	struct srcpt *r = &p->r[i];
 	char status[64];
-	struct queue_op *op;
 
 	snprintf(status, sizeof(status), "transferred to=%s", s->xfer.key);
 	if (o->state != QUEUE_RCPT_SENT) {
@@ -50,13 +49,8 @@ void sched_xfer_record(struct sched *s, struct spart *p, unsigned i, const struc
 	snprintf(r->dsn, sizeof(r->dsn), "%s", o->dsn ? o->dsn : "2.0.0");
 	s->st.xfer_rcpt++;
 	s->xfer.rcpt_moved++;
-	if (!p->broken &&
-	    (op = sched_ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
-		op->token = p->token;
-		op->rcpt = i;
-		op->state = QUEUE_RCPT_SENT;
-		op->dsn = r->dsn;
-	}
+	if (!p->broken)
+		sched_result_op(s, p, i, QUEUE_RCPT_SENT, o->text);
 	sched_log_status(s, p, i, o, status, r->dsn);
 }
 
