@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
+
 #define PATH_MAX_DS 4200
 
 static int path_of(const char *dir, const char *name, char *out, size_t n)
@@ -19,57 +21,22 @@ static int path_of(const char *dir, const char *name, char *out, size_t n)
 	return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int drain_state_save(const char *dir, bool on, uint64_t since_s, char *err, size_t errlen)
 {
-	char path[PATH_MAX_DS], tmp[PATH_MAX_DS], line[32];
-	int fd, len;
+	static const struct atomic_file_attr attr = { .mode = 0640 };
+	char path[PATH_MAX_DS], line[32];
+	int len;
 
 	if (path_of(dir, DRAIN_STATE_FILE, path, sizeof(path)) < 0 ||
-	    path_of(dir, DRAIN_STATE_FILE ".tmp", tmp, sizeof(tmp)) < 0) {
+	    strlen(path) > ATOMIC_FILE_PATH_MAX) {
 		snprintf(err, errlen, "%s: path too long", dir);
 		return -1;
 	}
 	if (!on) {
-		if (unlink(path) < 0 && errno != ENOENT) {
-			snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
-			return -1;
-		}
-		if (sync_dir(dir) < 0) {
-			snprintf(err, errlen, "fsync %s: %s", dir, strerror(errno));
-			return -1;
-		}
-		return 0;
+		return atomic_file_remove(path, err, errlen);
 	}
 	len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)since_s);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		snprintf(err, errlen, "open %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	if (write(fd, line, (size_t)len) != len || fsync(fd) < 0) {
-		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno ? errno : EIO));
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0 || sync_dir(dir) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return atomic_file_write(path, line, (size_t)len, &attr, err, errlen);
 }
 
 int drain_state_load(const char *dir, uint64_t *since_s, char *err, size_t errlen)

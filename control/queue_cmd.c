@@ -261,7 +261,7 @@ static int parse(struct qreq *r, const char *cmd, const char *sub, int argc, cha
 		}
 		if (strcmp(sub, "summary") == 0) {
 			r->kind = Q_SUMMARY;
-			for (int i = 0; i < argc; i++) {
+			for (int i = 0; i < argc; i += 2) {	/* OPTION VALUE pairs */
 				if (i + 1 >= argc)
 					return QCMD_USAGE;
 				if (strcmp(argv[i], "--top") == 0) {
@@ -278,7 +278,6 @@ static int parse(struct qreq *r, const char *cmd, const char *sub, int argc, cha
 				} else {
 					return QCMD_USAGE;
 				}
-				i++;
 			}
 			return 0;
 		}

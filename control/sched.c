@@ -1,35 +1,14 @@
 /*
  * sched.c - the delivery scheduler. See sched.h for what a pass does.
  *
- * Data structures (all owned by the one thread, no locks):
- *  - the active set: struct spart per claimed message part (one shard's
- *    part of a message), in a hash table by (ID, shard); it holds the
- *    queue_msg looked up after the claim, each recipient's state as known
- *    now (struct srcpt), how many items of it are still open and how many
- *    jobs lent, and its body in the arena while any job of it is lent;
- *  - items (struct sitem): some recipients of one part for one domain,
- *    first waiting for the domain's route (in a struct slookup, one per
- *    domain in progress, in a hash table by domain), then, cut to a
- *    transaction's size, in their destination's FIFO, then in a job;
- *  - destinations (struct sdest, hash table by key): dest.h's state, the
- *    hops of the latest route answer, the idle connections, and one lane
- *    per class (struct slane: normal mail, notifications): its FIFO and
- *    where it waits: in the ready ring (round robin over lanes), on the
- *    timer list (rate, timed suspension), for a job of its class to come
- *    back (window), or nowhere (nothing queued);
- *  - idle connections (struct sidle): per destination, and in a hash table
- *    by (worker, conn_key) for the lcores' close events;
- *  - job slots (struct sjob, made once, mmap'd) on a free list; the body
- *    arena: body_memory bytes in SCHED_CHUNK chunks on a free stack;
- *  - the op buffer: every queue op of the pass, with its part and reply
- *    text, applied by one queue_apply;
- *  - notices: parts whose results wait for a notice (bounce.h) are on the
- *    notices list until it is submitted, then named by their struct
- *    sgroup (one per notice, one message) until it is durable.
- * A part leaves the active set only after the apply that carried its last
- * op (the buffer points at it until then).
+ * The work is split over four files sharing sched_int.h (where the data
+ * structures are defined and explained): this one (claims, routing,
+ * dispatch, results, the apply, create and destroy), sched_notice.c (the
+ * notices an outcome owes: bounces, DSNs, delay warnings), sched_xfer.c
+ * (the transfer to another box) and sched_ops.c (the operator's commands:
+ * flush, suspend and resume, bounce, dest show).
  */
-#include "control/sched.h"
+#include "control/sched_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -48,7 +27,6 @@
 #include "control/dsn.h"
 #include "control/maillog.h"
 #include "control/quota.h"
-#include "dataplane/smtp/xsluice.h"
 
 const char *const sched_stat_names[] = { SCHED_STATS(STATS_NAME) };
 const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
@@ -58,239 +36,10 @@ const unsigned sched_stat_count = STATS_COUNT(sched_stat_names);
 #define DISPATCH_MAX 4096	/* jobs lent per pass */
 #define GC_INTERVAL_NS NS_PER_SEC
 #define LENT_WAKE_NS (250 * NS_PER_US)	/* results come over rings: look again this soon */
-#define DOMAIN_MAX 255
-#define TEXT_MAX QUEUE_REPLY_MAX
-
-/* ---- structures ------------------------------------------------------------ */
-
-struct srcpt {
-	uint8_t state;			/* enum queue_rcpt_state as known now */
-	uint16_t attempts;		/* stored, plus this claim's */
-	uint64_t next_s;		/* undone: due again at (0: not set) */
-	/* a notice this claim's outcome owes (NOTE_NONE or a dsn_action + 1),
-	 * and its RESULT op, which waits until the notice is durable */
-	uint8_t note;
-	bool op_held;			/* the RESULT op below waits */
-	uint8_t op_state;
-	char dsn[12];			/* the outcome's enhanced status */
-	char *reply;			/* the outcome's text (op reply), when kept */
-	char *reason;			/* ... as the notice says it (2xx: with the host) */
-	uint64_t at;			/* when */
-};
-#define NOTE_NONE 0
-#define NOTE(a) ((uint8_t)((a) + 1))
-
-struct spart {
-	struct spart *hnext;		/* active set */
-	struct spart *lnext;		/* the finishing list */
-	struct queue_msg *m;
-	char ids[QUEUE_ID_STR];
-	uint32_t token;
-	uint64_t claimed_s, claimed_ns;
-	unsigned open;			/* items not finished (+1 while routing) */
-	unsigned lent;			/* jobs lent */
-	bool hold;			/* a route, a loop or a quota said hold */
-	char *hold_why;			/* ... why (heap), or NULL */
-	bool finishing;			/* its last ops are in the buffer */
-	bool broken;			/* an op failed: no more ops, just drop it */
-	bool body_loaded;
-	bool warn;			/* a delay warning is owed (in its notice) */
-	bool xfer;			/* routed to the transfer's box (struct sxfer) */
-	uint8_t nstate;			/* N_*: where its notice is */
-	unsigned nnote;			/* recipients owing a notice */
-	char *giveup;			/* the operator gave up: the reason */
-	struct spart *nnext;		/* the notices list, or the held list */
-	uint64_t release_ns;		/* notice_hold: made / results written then */
-	unsigned body_refs, nbody;
-	struct iovec *body;
-	struct srcpt *r;
-};
-
-enum { N_NONE = 0, N_WAIT, N_SENT, N_HELD };
-
-struct sdest;
-
-struct sitem {
-	struct sitem *next;
-	struct spart *p;
-	struct sdest *d;		/* once routed */
-	unsigned n;
-	uint16_t rcpt[];		/* indexes into p->m->rcpt */
-};
-
-struct sidle {
-	struct sidle *hnext;		/* by (worker, key) */
-	struct sidle *prev, *next;	/* its destination's, newest first */
-	struct sdest *d;
-	unsigned worker;
-	uint64_t key;
-	enum smtp_client_tls tls;
-	unsigned messages;
-};
-
-enum { R_IDLE = 0, R_READY, R_WINDOW, R_TIMER };
-
-/* One class of a destination: its FIFO and where it waits. */
-struct slane {
-	struct sdest *d;
-	enum dest_class cls;
-	struct sitem *head, *tail;
-	unsigned nitems;
-	uint8_t rs;			/* R_*: where it waits */
-	struct slane *prev, *next;	/* ready ring or timer list */
-	uint64_t wake_ns;		/* R_TIMER */
-};
-
-struct sdest {
-	struct sdest *hnext;
-	struct dest d;			/* d.name is the key */
-	struct slane lane[DEST_CLASSES];
-	unsigned lent;
-	unsigned nhops;
-	struct dlv_hop hop[DLV_HOPS_MAX];
-	enum smtp_client_tls tls;
-	uint64_t plain_until_ns;	/* TLS fallback under may */
-	char fail_dsn[12];		/* status of the last site failure */
-	struct sidle *idle;
-	unsigned nidle;
-	uint64_t deferred;		/* recipients deferred here (sched_dest_top) */
-};
-
-struct slookup {
-	struct slookup *hnext;
-	struct slookup *rnext;		/* the retry list */
-	struct sched *s;
-	struct sitem *head, *tail;	/* waiting for the answer */
-	bool running;			/* route_lookup took it */
-	bool retry;			/* on the retry list */
-	char domain[DOMAIN_MAX + 1];
-};
-
-struct sjob {
-	struct dlv_job j;		/* first: lent to the lcore */
-	struct sched *s;
-	struct sitem *it;
-	struct sjob *next_free;
-	unsigned worker;
-	enum dest_class cls;
-	enum smtp_client_tls tls;
-	uint64_t dispatched_ns;
-};
-
-/* One notice in flight: the parts (of one message) whose results wait. */
-struct sgroup {
-	uint64_t id;
-	uint64_t warn_shards;		/* other shards to mark warned once durable */
-	unsigned n;
-	struct spart *p[];
-};
-
-struct opbuf {
-	struct queue_op *op;
-	struct spart **part;		/* whose op (NULL: a claim) */
-	uint32_t *text;			/* reply offset in txt, UINT32_MAX: none */
-	size_t n, cap;
-	char *txt;
-	size_t tlen, tcap;
-};
-
-/* A destination domain the operator suspended (`suspend DOMAIN [--for T]`):
- * its recipients are given back untried, not routed, until it ends. */
-struct ssusp {
-	char dom[DOMAIN_MAX + 1];	/* normal form (addr_domain); "" : a free slot */
-	uint64_t since_s;
-	uint64_t until_s;		/* unix s; 0: until resumed */
-};
-
-/*
- * The transfer (`sluicectl transfer --to HOST[:PORT]`): while on, every part
- * routed goes, all its undone recipients in one item, to the destination
- * key ("[HOST]:PORT") whatever their domains, with XSLUICE; its outcome is
- * never an attempt (xfer_record). Counters of this transfer (the stats'
- * xfer_* count every transfer since the start).
- */
-struct sxfer {
-	bool on;
-	bool include_held;
-	rte_be32_t addr;
-	uint16_t port;
-	char key[32];			/* "[a.b.c.d]:port": its destination */
-	uint64_t started_s, stopped_s;
-	uint64_t moved;			/* parts removed after the other box's 250 */
-	uint64_t rcpt_moved;		/* recipients the other box took */
-	uint64_t failed;		/* recipients whose transfer failed (tried again) */
-	uint64_t released;		/* held parts released for it (--include-held) */
-	uint64_t made_due;		/* parts made due at its start */
-};
-
-struct claimed {
-	uint64_t id;
-	unsigned shard;
-	uint32_t token;
-};
-
-struct sched {
-	struct sched_conf c;
-	struct sched_env e;
-	uint64_t now_s, now_ns;		/* this pass's time */
-	bool stopping;
-	bool quota_batch;		/* a quota batch is open (apply: new claims) */
-
-	struct spart **ptab;		/* active set */
-	size_t pmask;
-	unsigned nactive;
-	struct spart *finishing;
-
-	struct slookup **ltab;		/* lookups by domain */
-	size_t lmask;
-	unsigned nlookups;
-	struct slookup *retry;
-
-	struct sdest **dtab;		/* destinations by key */
-	size_t dmask;
-	unsigned ndests, nready;
-	struct slane *ring;		/* the ready ring's cursor */
-	struct slane *timers;
-
-	struct bouncer *bn;		/* notices (bounce.h) */
-	struct spart *notices;		/* parts waiting for their notice to be made */
-	struct spart *nheld;		/* durable, results held (notice_hold) */
-	unsigned nwaiting;		/* parts whose results wait for a notice */
-
-	struct sidle **itab;		/* idle connections by (worker, key) */
-	size_t imask;
-	unsigned nidle;
-
-	struct sjob *jobs;		/* jobs_max slots, mmap'd */
-	size_t jobs_len;
-	struct sjob *jfree;
-	unsigned lent;
-	unsigned port_lent[SCHED_PORTS_MAX];
-	uint64_t jobseq;
-
-	uint8_t *arena;			/* body chunks, mmap'd */
-	size_t arena_len, nchunks, ncfree;
-	uint32_t *cfree;
-
-	struct opbuf ob;
-	struct claimed *cl;		/* claims of the last apply */
-	size_t ncl, clcap;
-	struct queue_due *due;
-
-	uint64_t last_scan_ns, last_gc_ns;
-	bool scan_now;
-	unsigned shard_rr;
-	unsigned queued;
-
-	struct ssusp susp[SCHED_SUSPEND_MAX];	/* the operator's suspensions */
-	struct sxfer xfer;			/* the transfer to another box */
-
-	struct sched_stats st;
-};
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-static void tick(struct sched *s)
+void sched_tick(struct sched *s)
 {
 	const struct sched_clock *k = &s->e.clock;
 
@@ -322,7 +71,7 @@ static uint64_t hash_u64(uint64_t a, uint64_t b)
 
 /* The domain of an address, in normal form (lower case, no trailing dot),
  * into out; its length, 0 when the address has none. */
-static size_t addr_domain(const char *addr, char out[DOMAIN_MAX + 1])
+size_t sched_addr_domain(const char *addr, char out[DOMAIN_MAX + 1])
 {
 	const char *at = strrchr(addr, '@');
 	size_t n;
@@ -343,9 +92,7 @@ static size_t addr_domain(const char *addr, char out[DOMAIN_MAX + 1])
 }
 
 /* snprintf that may cut (every text here has a bound and may be cut). */
-static void textf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void textf(char *out, size_t n, const char *fmt, ...)
+void sched_textf(char *out, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -383,9 +130,10 @@ static void reason_text(const struct smtp_client_result *r, const char *relay, c
 	if (colon && strchr(host, ']') && colon > strchr(host, ']'))
 		host[colon - host] = '\0';	/* mx[ip] without :port */
 	if (r->stage)
-		textf(out, n, "host %s said: %s (in reply to %s command)", host, r->text, r->stage);
+		sched_textf(out, n, "host %s said: %s (in reply to %s command)", host, r->text,
+			    r->stage);
 	else
-		textf(out, n, "host %s said: %s", host, r->text);
+		sched_textf(out, n, "host %s said: %s", host, r->text);
 }
 
 /* ---- the op buffer ----------------------------------------------------------------- */
@@ -413,8 +161,8 @@ static int ob_grow(struct opbuf *b)
 }
 
 /* Append an op (reply copied); NULL when out of memory (logged). */
-static struct queue_op *ob_add(struct sched *s, struct spart *p, enum queue_op_kind kind,
-			       unsigned shard, uint64_t id, const char *reply)
+struct queue_op *sched_ob_add(struct sched *s, struct spart *p, enum queue_op_kind kind,
+			      unsigned shard, uint64_t id, const char *reply)
 {
 	struct opbuf *b = &s->ob;
 	struct queue_op *o;
@@ -456,11 +204,25 @@ oom:
 	return NULL;
 }
 
+/* Append recipient i's RESULT op: state, its dsn (p->r[i].dsn), text. */
+void sched_result_op(struct sched *s, struct spart *p, unsigned i, enum queue_rcpt_state state,
+		     const char *text)
+{
+	struct queue_op *op = sched_ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, text);
+
+	if (op) {
+		op->token = p->token;
+		op->rcpt = i;
+		op->state = state;
+		op->dsn = p->r[i].dsn;
+	}
+}
+
 static void body_drop(struct sched *s, struct spart *p);
 
 /* ---- the active set --------------------------------------------------------------- */
 
-static struct spart **part_slot(struct sched *s, uint64_t id, unsigned shard)
+struct spart **sched_part_slot(struct sched *s, uint64_t id, unsigned shard)
 {
 	struct spart **pp = &s->ptab[hash_u64(id, shard) & s->pmask];
 
@@ -480,7 +242,7 @@ static void rcpt_texts_free(struct spart *p)
 
 static void part_free(struct sched *s, struct spart *p)
 {
-	struct spart **pp = part_slot(s, p->m->id, p->m->shard);
+	struct spart **pp = sched_part_slot(s, p->m->id, p->m->shard);
 
 	if (*pp == p) {
 		*pp = p->hnext;
@@ -632,7 +394,7 @@ static void lane_wake(struct sched *s, struct slane *l)
 }
 
 /* Both lanes of d (the site's state changed: a flush, a backoff cleared). */
-static void dest_wake(struct sched *s, struct sdest *d)
+void sched_dest_wake(struct sched *s, struct sdest *d)
 {
 	for (int c = 0; c < DEST_CLASSES; c++) {
 		if (d->lane[c].rs == R_TIMER)
@@ -641,14 +403,14 @@ static void dest_wake(struct sched *s, struct sdest *d)
 	}
 }
 
-static unsigned dest_nitems(const struct sdest *d)
+unsigned sched_dest_nitems(const struct sdest *d)
 {
 	return d->lane[DEST_NORMAL].nitems + d->lane[DEST_NOTIFY].nitems;
 }
 
 /* ---- destinations: the table ---------------------------------------------------------- */
 
-static struct sdest **dest_slot(struct sched *s, const char *key)
+struct sdest **sched_dest_slot(struct sched *s, const char *key)
 {
 	struct sdest **pp = &s->dtab[hash_str(key) & s->dmask];
 
@@ -694,7 +456,7 @@ static void policy_name(const char *key, char *out, size_t n)
 
 static struct sdest *dest_get(struct sched *s, const char *key)
 {
-	struct sdest **pp = dest_slot(s, key), *d;
+	struct sdest **pp = sched_dest_slot(s, key), *d;
 	char pname[DEST_NAME_MAX];
 
 	if (*pp)
@@ -782,21 +544,9 @@ static struct sidle *idle_find(struct sched *s, struct sdest *d, enum smtp_clien
 
 /* ---- recipients' outcomes ----------------------------------------------------------------- */
 
-struct outcome {
-	enum queue_rcpt_state state;
-	const char *dsn;		/* "4.4.1" */
-	const char *text;		/* for the history and the log */
-	const char *relay;		/* "none" when no hop answered */
-	uint64_t dispatched_ns;		/* 0: not dispatched (delays b up to now) */
-	double c, d;			/* delays c and d, seconds */
-	bool record;			/* a RESULT op (an attempt); false: log only */
-	bool peer_dsn;			/* 2xx: the next hop took DSN (NOTIFY passed on) */
-	bool discarded;			/* 2xx: a discard route */
-};
-
 /* The log line of recipient i's outcome o, with this status and dsn. */
-static void log_status(struct sched *s, const struct spart *p, unsigned i,
-		       const struct outcome *o, const char *status, const char *dsn)
+void sched_log_status(struct sched *s, const struct spart *p, unsigned i,
+		      const struct outcome *o, const char *status, const char *dsn)
 {
 	char a[16], b[16], c[16], d[16], t[16];
 	double da = p->claimed_s > p->m->arrival ? (double)(p->claimed_s - p->m->arrival) : 0;
@@ -818,116 +568,28 @@ static void log_outcome(struct sched *s, const struct spart *p, unsigned i,
 	const char *status = st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_BOUNCED ?
 			     (expired ? "expired" : "bounced") : "deferred";
 
-	log_status(s, p, i, o, status, expired ? "4.4.7" : o->dsn);
-}
-
-static bool null_sender(const struct spart *p)
-{
-	return !p->m->sender || !p->m->sender[0];
+	sched_log_status(s, p, i, o, status, expired ? "4.4.7" : o->dsn);
 }
 
 /* When recipient i of p expires (unix s): its domain's lifetime from the
  * arrival (lifetime_per_domain), else the expiry stored at arrival; plus
  * the time the message spent held. 0: never. */
-static uint64_t rcpt_expiry(const struct sched *s, const struct spart *p, unsigned i)
+uint64_t sched_rcpt_expiry(const struct sched *s, const struct spart *p, unsigned i)
 {
 	const struct queue_msg *m = p->m;
 	char dom[DOMAIN_MAX + 1];
 	uint64_t t = m->expiry;
 
-	addr_domain(m->rcpt[i].addr, dom);
+	sched_addr_domain(m->rcpt[i].addr, dom);
 	if (retry_lifetime_overridden(s->e.retry, dom))
 		t = m->arrival + retry_lifetime_for(s->e.retry, dom, null_sender(p));
 	return t ? t + m->held_s : 0;
-}
-
-/* After how long in the queue recipient i is owed a delay warning; 0: never. */
-static uint64_t delay_after(const struct sched *s, const struct spart *p, unsigned i)
-{
-	uint8_t n = p->m->rcpt[i].notify;
-
-	if (null_sender(p) || p->m->warned || (n & QUEUE_NOTIFY_NEVER))
-		return 0;
-	if (n & QUEUE_NOTIFY_DELAY)
-		return s->c.delay_warning_s ? s->c.delay_warning_s : SCHED_DELAY_DEFAULT_S;
-	if (n == 0 && s->c.delay_warning_s)	/* no NOTIFY: the operator's choice */
-		return s->c.delay_warning_s;
-	return 0;
-}
-
-static bool delay_due(const struct sched *s, const struct spart *p, unsigned i)
-{
-	uint64_t w = delay_after(s, p, i);
-
-	return w && s->now_s >= p->m->arrival + w;
-}
-
-/* The notice a final outcome owes (NOTE_NONE: none). */
-static uint8_t note_for(const struct spart *p, unsigned i, enum queue_rcpt_state st,
-			const struct outcome *o)
-{
-	uint8_t n = p->m->rcpt[i].notify;
-
-	if (st == QUEUE_RCPT_BOUNCED) {
-		if (null_sender(p))	/* bounce.h decides: double bounce or drop */
-			return NOTE(DSN_FAILED);
-		return dsn_wanted(p->m->sender, n, DSN_FAILED) ? NOTE(DSN_FAILED) : NOTE_NONE;
-	}
-	if (st != QUEUE_RCPT_SENT || !dsn_wanted(p->m->sender, n, DSN_RELAYED))
-		return NOTE_NONE;
-	if (o->discarded)
-		return NOTE(DSN_DELIVERED);
-	return o->peer_dsn ? NOTE_NONE : NOTE(DSN_RELAYED);	/* passed on: theirs to say */
 }
 
 static void keep_text(char **dst, const char *text)
 {
 	free(*dst);
 	*dst = strdup(text ? text : "");	/* NULL (no memory): the notice says less */
-}
-
-/*
- * Recipient i of a part being transferred came out as o. The other box's
- * 2xx: final here (a RESULT op as sent, so the part can be completed and
- * removed), no notice of any kind, logged "status=transferred to=[HOST]".
- * Anything else is not a delivery attempt of the message: nothing is
- * recorded, nothing bounces, and the recipient is due again after
- * local_retry_s (the transfer, or its own schedule once the transfer ended).
- */
-static void xfer_record(struct sched *s, struct spart *p, unsigned i, const struct outcome *o)
-{
-	struct srcpt *r = &p->r[i];
-	char status[64];
-	struct queue_op *op;
-
-	snprintf(status, sizeof(status), "transferred to=%s", s->xfer.key);
-	if (o->state != QUEUE_RCPT_SENT) {
-		char text[TEXT_MAX];
-		struct outcome f = *o;
-		r->next_s = s->now_s + s->c.local_retry_s;
-		s->st.xfer_failed++;
-		s->xfer.failed++;
-		textf(text, sizeof(text), "transfer to %s failed, not an attempt: %s",
-		      s->xfer.key, o->text);
-		f.text = text;
-		log_status(s, p, i, &f, "deferred", o->dsn ? o->dsn : "4.0.0");
-		return;
-	}
-	r->state = QUEUE_RCPT_SENT;
-	r->next_s = 0;
-	r->at = s->now_s;
-	r->note = NOTE_NONE;
-	snprintf(r->dsn, sizeof(r->dsn), "%s", o->dsn ? o->dsn : "2.0.0");
-	s->st.xfer_rcpt++;
-	s->xfer.rcpt_moved++;
-	if (!p->broken &&
-	    (op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
-		op->token = p->token;
-		op->rcpt = i;
-		op->state = QUEUE_RCPT_SENT;
-		op->dsn = r->dsn;
-	}
-	log_status(s, p, i, o, status, r->dsn);
 }
 
 /* Recipient i of p came out as o: its state, a RESULT op (or one held for
@@ -940,7 +602,6 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 	char dom[DOMAIN_MAX + 1];
 	const char *dsn = o->dsn;
 	uint64_t exp;
-	struct queue_op *op;
 
 	if (!o->record) {	/* not an attempt: due again soon */
 		r->next_s = s->now_s + s->c.local_retry_s;
@@ -948,10 +609,10 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 		return;
 	}
 	if (p->xfer) {		/* moved to another box, or not: never an attempt */
-		xfer_record(s, p, i, o);
+		sched_xfer_record(s, p, i, o);
 		return;
 	}
-	if (st == QUEUE_RCPT_DEFERRED && (exp = rcpt_expiry(s, p, i)) && s->now_s >= exp) {
+	if (st == QUEUE_RCPT_DEFERRED && (exp = sched_rcpt_expiry(s, p, i)) && s->now_s >= exp) {
 		st = QUEUE_RCPT_BOUNCED;	/* lifetime over: temporary counts as final */
 		expired = true;
 		dsn = "4.4.7";			/* delivery time expired (RFC 3463) */
@@ -962,7 +623,7 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 	r->at = s->now_s;
 	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
 	if (st == QUEUE_RCPT_DEFERRED) {
-		addr_domain(p->m->rcpt[i].addr, dom);
+		sched_addr_domain(p->m->rcpt[i].addr, dom);
 		/* the attempts on a box it was transferred from count too */
 		r->next_s = retry_next_for(s->e.retry, dom, p->m->arrival, s->now_s,
 					   r->attempts + p->m->prior_attempts, p->m->id);
@@ -977,7 +638,7 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 		break;
 	default: s->st.rcpt_deferred++; break;
 	}
-	r->note = st == QUEUE_RCPT_DEFERRED ? NOTE_NONE : note_for(p, i, st, o);
+	r->note = st == QUEUE_RCPT_DEFERRED ? NOTE_NONE : sched_note_for(p, i, st, o);
 	if (r->note != NOTE_NONE) {
 		char host[TEXT_MAX];
 		/* the result waits for the notice: never a final result without it */
@@ -994,15 +655,10 @@ static void record(struct sched *s, struct spart *p, unsigned i, const struct ou
 		}
 		p->nnote++;
 	} else {
-		if (st == QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
+		if (st == QUEUE_RCPT_DEFERRED && sched_delay_due(s, p, i))
 			keep_text(&r->reason, o->text);	/* for the delay warning */
-		if (!p->broken &&
-		    (op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, o->text))) {
-			op->token = p->token;
-			op->rcpt = i;
-			op->state = st;
-			op->dsn = r->dsn;
-		}
+		if (!p->broken)
+			sched_result_op(s, p, i, st, o->text);
 	}
 	log_outcome(s, p, i, o, st, expired);
 }
@@ -1031,8 +687,8 @@ static void give_up(struct sched *s, struct spart *p, unsigned i)
 	struct outcome o = { .state = QUEUE_RCPT_BOUNCED, .dsn = "5.0.0", .text = text,
 			     .relay = "none", .record = true };
 
-	textf(text, sizeof(text), "cancelled by the operator%s%s", p->giveup[0] ? ": " : "",
-	      p->giveup);
+	sched_textf(text, sizeof(text), "cancelled by the operator%s%s", p->giveup[0] ? ": " : "",
+		    p->giveup);
 	s->st.given_up++;
 	record(s, p, i, &o);
 }
@@ -1051,7 +707,7 @@ static void part_hold(struct spart *p, const char *why)
 /* The part's last ops: the RESULT ops held for its notice, the delay
  * warning mark, then the end of the claim (complete, or hold and
  * reschedule). It is freed after the apply that carries them. */
-static void part_close(struct sched *s, struct spart *p, bool warned)
+void sched_part_close(struct sched *s, struct spart *p, bool warned)
 {
 	uint64_t when = UINT64_MAX;
 	bool undone = false;
@@ -1068,15 +724,10 @@ static void part_close(struct sched *s, struct spart *p, bool warned)
 		if (!r->op_held)
 			continue;
 		r->op_held = false;
-		if ((op = ob_add(s, p, QUEUE_OP_RESULT, p->m->shard, p->m->id, r->reply))) {
-			op->token = p->token;
-			op->rcpt = i;
-			op->state = r->op_state;
-			op->dsn = r->dsn;
-		}
+		sched_result_op(s, p, i, (enum queue_rcpt_state)r->op_state, r->reply);
 	}
 	if (warned)
-		ob_add(s, p, QUEUE_OP_WARN, p->m->shard, p->m->id, NULL);
+		sched_ob_add(s, p, QUEUE_OP_WARN, p->m->shard, p->m->id, NULL);
 	for (unsigned i = 0; i < p->m->nrcpt; i++) {
 		const struct srcpt *r = &p->r[i];
 		uint64_t t;
@@ -1090,13 +741,13 @@ static void part_close(struct sched *s, struct spart *p, bool warned)
 			when = t;
 	}
 	if (!undone) {
-		if ((op = ob_add(s, p, QUEUE_OP_COMPLETE, p->m->shard, p->m->id, NULL)))
+		if ((op = sched_ob_add(s, p, QUEUE_OP_COMPLETE, p->m->shard, p->m->id, NULL)))
 			op->token = p->token;
 		return;
 	}
 	if (p->hold)
-		ob_add(s, p, QUEUE_OP_HOLD, p->m->shard, p->m->id, p->hold_why);
-	if ((op = ob_add(s, p, QUEUE_OP_RESCHEDULE, p->m->shard, p->m->id, NULL))) {
+		sched_ob_add(s, p, QUEUE_OP_HOLD, p->m->shard, p->m->id, p->hold_why);
+	if ((op = sched_ob_add(s, p, QUEUE_OP_RESCHEDULE, p->m->shard, p->m->id, NULL))) {
 		op->token = p->token;
 		op->when = when;
 	}
@@ -1104,7 +755,7 @@ static void part_close(struct sched *s, struct spart *p, bool warned)
 
 /* Every item of p is done. Given up: what is left fails. A delay warning
  * due? Then the notice first, if one is owed, else the last ops now. */
-static void part_finish(struct sched *s, struct spart *p)
+void sched_part_finish(struct sched *s, struct spart *p)
 {
 	if (!p->broken && p->giveup)
 		for (unsigned i = 0; i < p->m->nrcpt; i++)
@@ -1112,10 +763,10 @@ static void part_finish(struct sched *s, struct spart *p)
 				give_up(s, p, i);
 	if (!p->broken && !p->giveup && !p->xfer)	/* the other box warns, if anyone */
 		for (unsigned i = 0; i < p->m->nrcpt; i++)
-			if (p->r[i].state <= QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
+			if (p->r[i].state <= QUEUE_RCPT_DEFERRED && sched_delay_due(s, p, i))
 				p->warn = true;
 	if (p->broken || (!p->nnote && !p->warn)) {
-		part_close(s, p, false);
+		sched_part_close(s, p, false);
 		return;
 	}
 	p->nstate = N_WAIT;
@@ -1131,10 +782,10 @@ static void item_done(struct sched *s, struct sitem *it)
 
 	free(it);
 	if (--p->open == 0)
-		part_finish(s, p);
+		sched_part_finish(s, p);
 }
 
-static struct sitem *item_new(struct spart *p, unsigned n)
+struct sitem *sched_item_new(struct spart *p, unsigned n)
 {
 	struct sitem *it = malloc(sizeof(*it) + n * sizeof(it->rcpt[0]));
 
@@ -1211,7 +862,7 @@ static struct sitem *lane_pop(struct sched *s, struct slane *l)
 }
 
 /* An item's route answer. */
-static void route_item(struct sched *s, struct sitem *it, const struct route_result *r)
+void sched_route_item(struct sched *s, struct sitem *it, const struct route_result *r)
 {
 	struct outcome o = { .relay = "none", .record = true };
 	char text[TEXT_MAX];
@@ -1258,7 +909,7 @@ static void route_item(struct sched *s, struct sitem *it, const struct route_res
 		if (per > DLV_RCPT_MAX)
 			per = DLV_RCPT_MAX;
 		while (it->n > per) {	/* cut into transactions */
-			struct sitem *rest = item_new(it->p, it->n - per);
+			struct sitem *rest = sched_item_new(it->p, it->n - per);
 			if (!rest)
 				break;	/* too large an item: dlv_job_rcpt cuts it later */
 			memcpy(rest->rcpt, it->rcpt + per, rest->n * sizeof(it->rcpt[0]));
@@ -1341,7 +992,7 @@ static void on_route(void *user, const struct route_result *r)
 	free(l);
 	while (it) {
 		struct sitem *next = it->next;
-		route_item(s, it, r);
+		sched_route_item(s, it, r);
 		it = next;
 	}
 }
@@ -1376,8 +1027,8 @@ static void lookup_start(struct sched *s, struct slookup *l)
 	if (utf8) {
 		bad.status = ROUTE_TEMP;
 		snprintf(bad.dsn, sizeof(bad.dsn), "4.4.3");
-		textf(bad.why, sizeof(bad.why), "cannot route the internationalized domain "
-		      "'%.150s' yet (no IDNA conversion)", l->domain);
+		sched_textf(bad.why, sizeof(bad.why), "cannot route the internationalized domain "
+			    "'%.150s' yet (no IDNA conversion)", l->domain);
 	} else {
 		snprintf(bad.dsn, sizeof(bad.dsn), "5.1.2");
 		snprintf(bad.why, sizeof(bad.why), "bad destination domain '%.150s'", l->domain);
@@ -1438,7 +1089,7 @@ static int rdom_cmp(const void *a, const void *b)
 /* A claimed part: its undone recipients grouped by domain, each group routed. */
 /* The operator's suspension of domain dom (normal form), or NULL; one
  * that ran out is dropped here. */
-static const struct ssusp *suspension(struct sched *s, const char *dom)
+const struct ssusp *sched_suspension(struct sched *s, const char *dom)
 {
 	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++) {
 		struct ssusp *u = &s->susp[i];
@@ -1471,51 +1122,17 @@ static void item_suspended(struct sched *s, struct sitem *it, const struct ssusp
 	item_give_back(s, it, when);
 }
 
-/* A transfer is on: every undone recipient of p, whatever its domain, in
- * one item to the transfer's box (cut into transactions as any route's). */
-static void xfer_route(struct sched *s, struct spart *p)
-{
-	struct route_result r = { .status = ROUTE_OK, .n = 1 };
-	struct sitem *it;
-	unsigned n = 0;
-
-	p->xfer = true;
-	p->open = 1;	/* held while it is routed */
-	for (unsigned i = 0; i < p->m->nrcpt; i++)
-		n += p->r[i].state <= QUEUE_RCPT_DEFERRED;
-	it = n ? item_new(p, n) : NULL;
-	if (n && !it) {
-		log_err("%s: out of memory to transfer it", p->ids);
-		p->broken = true;
-	}
-	if (it) {
-		n = 0;
-		for (unsigned i = 0; i < p->m->nrcpt; i++)
-			if (p->r[i].state <= QUEUE_RCPT_DEFERRED)
-				it->rcpt[n++] = (uint16_t)i;
-		snprintf(r.dest, sizeof(r.dest), "%s", s->xfer.key);
-		r.hop[0].family = AF_INET;
-		memcpy(r.hop[0].addr, &s->xfer.addr, 4);
-		r.hop[0].port = s->xfer.port;
-		r.hop[0].tls = ROUTE_TLS_MAY;
-		snprintf(r.hop[0].mx, sizeof(r.hop[0].mx), "%s", s->xfer.key);
-		route_item(s, it, &r);
-	}
-	if (--p->open == 0)
-		part_finish(s, p);
-}
-
 static void part_route(struct sched *s, struct spart *p)
 {
 	struct rdom *g;
 	unsigned n = 0;
 
 	if (p->giveup) {	/* the operator's bounce: nothing is routed */
-		part_finish(s, p);
+		sched_part_finish(s, p);
 		return;
 	}
 	if (s->xfer.on) {	/* moved to another box, whatever its domains */
-		xfer_route(s, p);
+		sched_xfer_route(s, p);
 		return;
 	}
 	g = malloc(p->m->nrcpt * sizeof(*g) + 1);
@@ -1544,7 +1161,7 @@ static void part_route(struct sched *s, struct spart *p)
 
 		while (b < n && rdom_cmp(&(struct rdom){ g[a].dom, g[a].len, g[b].i }, &g[b]) == 0)
 			b++;
-		it = item_new(p, b - a);
+		it = sched_item_new(p, b - a);
 		if (!it) {
 			log_err("%s: out of memory to route it", p->ids);
 			p->broken = true;
@@ -1552,14 +1169,14 @@ static void part_route(struct sched *s, struct spart *p)
 		}
 		for (unsigned k = a; k < b; k++)
 			it->rcpt[k - a] = g[k].i;
-		if (addr_domain(p->m->rcpt[g[a].i].addr, dom) == 0) {
+		if (sched_addr_domain(p->m->rcpt[g[a].i].addr, dom) == 0) {
 			struct outcome o = { .state = QUEUE_RCPT_BOUNCED, .dsn = "5.1.3",
 					     .text = "bad address syntax (no domain)",
 					     .relay = "none", .record = true };
 			record_item(s, it, &o);
 			item_done(s, it);
 		} else {
-			const struct ssusp *u = suspension(s, dom);
+			const struct ssusp *u = sched_suspension(s, dom);
 			if (u)
 				item_suspended(s, it, u);
 			else
@@ -1569,7 +1186,7 @@ static void part_route(struct sched *s, struct spart *p)
 	}
 	free(g);
 	if (--p->open == 0)
-		part_finish(s, p);
+		sched_part_finish(s, p);
 }
 
 /* A message's first claim: its day's count (quota.h), for the user it
@@ -1607,7 +1224,7 @@ static bool part_quota(struct sched *s, struct spart *p)
 
 /* After a claim: the part into the active set, and on its way (given up
  * at once when giveup is not NULL). Returns it, or NULL. */
-static struct spart *part_claimed(struct sched *s, const struct claimed *c, const char *giveup)
+struct spart *sched_part_claimed(struct sched *s, const struct claimed *c, const char *giveup)
 {
 	struct queue_msg *m = NULL;
 	struct spart *p;
@@ -1642,7 +1259,7 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 		p->r[i].state = m->rcpt[i].state;
 		p->r[i].attempts = m->rcpt[i].attempts;
 	}
-	*part_slot(s, m->id, m->shard) = p;
+	*sched_part_slot(s, m->id, m->shard) = p;
 	if (c->token == 1 && !(m->shards & ((1ull << m->shard) - 1))) {
 		/* its first claim, at its lowest shard: the message enters the
 		 * mail log (maillog.h; Postfix's qmgr logs from= likewise) */
@@ -1663,7 +1280,7 @@ static struct spart *part_claimed(struct sched *s, const struct claimed *c, cons
 	s->nactive++;
 	s->st.claims++;
 	if (c->token == 1 && !giveup && !s->xfer.on && part_quota(s, p)) {
-		part_finish(s, p);	/* held at once: nothing is routed */
+		sched_part_finish(s, p);	/* held at once: nothing is routed */
 		return p;
 	}
 	part_route(s, p);
@@ -1751,11 +1368,11 @@ static unsigned apply(struct sched *s)
 	for (size_t i = 0; i < s->ncl; i++) {
 		struct queue_op *o;
 		if (!s->stopping) {
-			part_claimed(s, &s->cl[i], NULL);
+			sched_part_claimed(s, &s->cl[i], NULL);
 			continue;
 		}
 		/* stopping: end the claim at once, due now (next apply) */
-		o = ob_add(s, NULL, QUEUE_OP_RESCHEDULE, s->cl[i].shard, s->cl[i].id, NULL);
+		o = sched_ob_add(s, NULL, QUEUE_OP_RESCHEDULE, s->cl[i].shard, s->cl[i].id, NULL);
 		if (o) {
 			o->token = s->cl[i].token;
 			o->when = s->now_s;
@@ -1798,9 +1415,9 @@ static unsigned scan(struct sched *s)
 			full = true;
 		for (size_t i = 0; i < n && room; i++) {
 			struct queue_op *o;
-			if (*part_slot(s, s->due[i].id, shard))
+			if (*sched_part_slot(s, s->due[i].id, shard))
 				continue;	/* ours already (a lease ran out) */
-			o = ob_add(s, NULL, QUEUE_OP_CLAIM, shard, s->due[i].id, NULL);
+			o = sched_ob_add(s, NULL, QUEUE_OP_CLAIM, shard, s->due[i].id, NULL);
 			if (!o)
 				break;
 			o->lease_s = s->c.lease_s;
@@ -1875,56 +1492,6 @@ static void dest_give_back(struct sched *s, struct sdest *d, uint64_t until_ns, 
 
 enum { TRY_NONE, TRY_SENT, TRY_STOP };
 
-/*
- * The XSLUICE value of part p (xsluice.h): its arrival, its attempts (those
- * it brought included), its next try as its own retry schedule gives it
- * after its last attempt here (now when it was never tried here), its
- * expiry (pushed back by the time it spent held, as here) and its last
- * error. 0, or -1 when a value is out of XSLUICE's bounds.
- */
-int sched_xsluice_of(const struct queue_msg *m, const struct retry_policy *rp, uint64_t now,
-		     char *out, size_t cap)
-{
-	struct xsluice x = { .arrival = m->arrival, .expiry = m->expiry + m->held_s };
-	unsigned att = queue_msg_attempts(m);
-	uint64_t next = 0;
-
-	for (unsigned i = 0; i < m->nrcpt; i++) {
-		const struct queue_msg_rcpt *r = &m->rcpt[i];
-		char dom[DOMAIN_MAX + 1];
-		uint64_t t;
-		if (r->state != QUEUE_RCPT_DEFERRED || !r->attempts)
-			continue;
-		addr_domain(r->addr, dom);
-		t = retry_next_for(rp, dom, m->arrival, r->last_attempt,
-				   r->attempts + m->prior_attempts, m->id);
-		if (!next || t < next)
-			next = t;
-	}
-	x.next_try = next ? next : now;
-	if (x.next_try < x.arrival)
-		x.next_try = x.arrival;
-	if (x.expiry < x.arrival)
-		x.expiry = x.arrival;
-	x.attempts = att > XSLUICE_ATTEMPTS_MAX ? XSLUICE_ATTEMPTS_MAX : att;
-	snprintf(x.last_error, sizeof(x.last_error), "%s", queue_msg_last_error(m));
-	return xsluice_format(&x, out, cap) < 0 ? -1 : 0;
-}
-
-/* A transfer job: XSLUICE with p's history, required of the next hop. */
-static void xfer_job(struct sched *s, struct dlv_job *j, const struct spart *p)
-{
-	char v[XSLUICE_PARAM_MAX + 1];
-
-	if (sched_xsluice_of(p->m, s->e.retry, s->now_s, v, sizeof(v)) < 0 ||
-	    dlv_job_xsluice(j, v) < 0) {
-		/* cannot happen with a record's values; never sent without it */
-		log_err("%s: cannot state its queue history for the transfer", p->ids);
-		j->msg.xsluice = NULL;
-	}
-	j->msg.xsluice_required = true;
-}
-
 /* Fill job j for item it (maybe fewer recipients: the rest goes back). */
 static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct sitem *it,
 		     struct sidle *idle, enum smtp_client_tls tls)
@@ -1944,7 +1511,7 @@ static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct s
 	dlv_job_sender(j, m->sender, m->envid && m->envid[0] ? m->envid : NULL, m->ret,
 		       m->body_flags);
 	if (it->p->xfer)	/* its history goes with it, or it does not go */
-		xfer_job(s, j, it->p);
+		sched_xfer_job(s, j, it->p);
 	for (k = 0; k < it->n; k++) {
 		const struct queue_msg_rcpt *r = &m->rcpt[it->rcpt[k]];
 		if (dlv_job_rcpt(j, r->addr, r->orcpt && r->orcpt[0] ? r->orcpt : NULL,
@@ -1952,7 +1519,7 @@ static void job_fill(struct sched *s, struct sjob *sj, struct sdest *d, struct s
 			break;
 	}
 	if (k < it->n && k > 0) {	/* the strings are full: the rest in another job */
-		struct sitem *rest = item_new(it->p, it->n - k);
+		struct sitem *rest = sched_item_new(it->p, it->n - k);
 		if (rest) {
 			memcpy(rest->rcpt, it->rcpt + k, rest->n * sizeof(it->rcpt[0]));
 			it->n = k;
@@ -1972,9 +1539,9 @@ static bool item_domain_suspended(struct sched *s, struct slane *l, struct sitem
 	char dom[DOMAIN_MAX + 1];
 	const struct ssusp *u;
 
-	if (!addr_domain(it->p->m->rcpt[it->rcpt[0]].addr, dom))
+	if (!sched_addr_domain(it->p->m->rcpt[it->rcpt[0]].addr, dom))
 		return false;
-	u = suspension(s, dom);
+	u = sched_suspension(s, dom);
 	if (!u)
 		return false;
 	lane_pop(s, l);
@@ -2232,283 +1799,6 @@ static unsigned reap(struct sched *s)
 	return total;
 }
 
-/* ---- notices ------------------------------------------------------------------------------------ */
-
-/* The notice of g is back (ok: durable) or will never be: each part's last
- * ops go out (or, with notice_hold, after a while). Not durable: its failed
- * recipients stay undone (tried again soon), the others' results are
- * written; a delivered recipient's success notice is lost (logged). */
-static void notice_done(struct sched *s, struct sgroup *g, bool ok)
-{
-	for (unsigned k = 0; k < g->n; k++) {
-		struct spart *p = g->p[k];
-		bool warned = ok && p->warn;
-
-		s->nwaiting--;
-		if (!ok) {
-			for (unsigned i = 0; i < p->m->nrcpt; i++) {
-				struct srcpt *r = &p->r[i];
-				if (!r->op_held)
-					continue;
-				if (r->op_state == QUEUE_RCPT_SENT) {
-					log_err("%s: to=<%s>: its success notice is lost (it could "
-						"not be queued)", p->ids, p->m->rcpt[i].addr);
-					continue;
-				}
-				/* no final result without its notice: the attempt is
-				 * written as a deferral */
-				r->op_state = QUEUE_RCPT_DEFERRED;
-				r->state = QUEUE_RCPT_DEFERRED;
-				r->next_s = s->now_s + s->e.retry->conf.min_backoff_s;
-				log_warn("%s: to=<%s>: its notice could not be queued: kept, tried "
-					 "again in %llu s", p->ids, p->m->rcpt[i].addr,
-					 (unsigned long long)s->e.retry->conf.min_backoff_s);
-			}
-		}
-		p->warn = warned;
-		if (ok && s->c.notice_hold_ns && !s->stopping) {
-			p->nstate = N_HELD;
-			p->release_ns = s->now_ns + s->c.notice_hold_ns;
-			p->nnext = s->nheld;
-			s->nheld = p;
-			s->nwaiting++;
-			continue;
-		}
-		part_close(s, p, warned);
-	}
-	if (ok)
-		for (unsigned sh = 0; sh < queue_nshards(s->e.q); sh++)
-			if (g->warn_shards >> sh & 1)
-				ob_add(s, NULL, QUEUE_OP_WARN, sh, g->id, NULL);
-	free(g);
-}
-
-/* Parts held by notice_hold whose time has come. */
-static void notices_release(struct sched *s)
-{
-	struct spart **pp = &s->nheld;
-
-	while (*pp) {
-		struct spart *p = *pp;
-		if (p->release_ns > s->now_ns && !s->stopping) {
-			pp = &p->nnext;
-			continue;
-		}
-		*pp = p->nnext;
-		s->nwaiting--;
-		part_close(s, p, p->warn);
-	}
-}
-
-/* Completions of the notices in flight. */
-static unsigned notices_poll(struct sched *s)
-{
-	struct bounce_done d[64];
-	unsigned n, total = 0;
-
-	do {
-		n = bounce_poll(s->bn, d, 64);
-		for (unsigned i = 0; i < n; i++)
-			notice_done(s, d[i].user, d[i].status == QUEUE_OK);
-		total += n;
-	} while (n == 64);
-	return total;
-}
-
-static int part_id_cmp(const void *a, const void *b)
-{
-	const struct spart *x = *(struct spart *const *)a, *y = *(struct spart *const *)b;
-
-	if (x->m->id != y->m->id)
-		return x->m->id < y->m->id ? -1 : 1;
-	return (int)x->m->shard - (int)y->m->shard;
-}
-
-/* A recipient a notice is about, from what this claim saw of it (or, for a
- * delay, what the queue keeps). */
-static void notice_rcpt(const struct sched *s, const struct spart *p, unsigned i,
-			enum dsn_action a, struct bounce_rcpt *br)
-{
-	const struct srcpt *r = &p->r[i];
-	const struct queue_msg_rcpt *q = &p->m->rcpt[i];
-	bool seen = r->at != 0;	/* an outcome in this claim */
-
-	br->addr = q->addr;
-	br->orcpt = q->orcpt;
-	br->action = a;
-	br->status = seen && r->dsn[0] ? r->dsn : q->dsn;
-	br->reason = r->reason ? r->reason : seen && r->reply ? r->reply : q->reply;
-	br->last_attempt = seen ? r->at : q->last_attempt;
-	br->retry_until = a == DSN_DELAYED ? rcpt_expiry(s, p, i) : 0;
-}
-
-/*
- * A delay warning about the message of p: the other shards' parts (looked
- * up now) add their undone recipients that are owed one, and are marked
- * once it is durable (g->warn_shards). A part already warned (one warning
- * per message) cancels it: false.
- */
-static bool delay_others(struct sched *s, struct spart **grp, unsigned n, struct sgroup *g,
-			 struct bounce_rcpt *br, unsigned *nr, unsigned cap, struct queue_msg **keep,
-			 unsigned *nkeep)
-{
-	uint64_t mine = 0, all = grp[0]->m->shards;
-
-	for (unsigned k = 0; k < n; k++)
-		mine |= 1ull << grp[k]->m->shard;
-	for (unsigned sh = 0; sh < queue_nshards(s->e.q); sh++) {
-		struct queue_msg *m = NULL;
-		struct spart tmp;
-		if (!(all >> sh & 1))
-			continue;
-		if (queue_lookup(s->e.q, sh, g->id, &m) != QUEUE_OK)
-			continue;	/* gone meanwhile: nothing owed there */
-		if (m->warned) {
-			free(m);
-			return false;
-		}
-		if (mine >> sh & 1) {
-			free(m);
-			continue;
-		}
-		g->warn_shards |= 1ull << sh;
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.m = m;
-		for (unsigned i = 0; i < m->nrcpt && *nr < cap; i++) {
-			struct srcpt r0 = { 0 };
-			if (m->rcpt[i].state > QUEUE_RCPT_DEFERRED || !delay_due(s, &tmp, i))
-				continue;
-			tmp.r = &r0;	/* nothing seen in this claim: the queue's word */
-			br[*nr].addr = m->rcpt[i].addr;
-			br[*nr].orcpt = m->rcpt[i].orcpt;
-			br[*nr].action = DSN_DELAYED;
-			br[*nr].status = m->rcpt[i].dsn;
-			br[*nr].reason = m->rcpt[i].reply;
-			br[*nr].last_attempt = m->rcpt[i].last_attempt;
-			br[*nr].retry_until = m->expiry ? m->expiry + m->held_s : 0;
-			(*nr)++;
-		}
-		keep[(*nkeep)++] = m;	/* its strings are in the notice */
-	}
-	return true;
-}
-
-/* One notice for parts grp[0..n) (one message): made and queued, or not. */
-static void notice_group(struct sched *s, struct spart **grp, unsigned n)
-{
-	struct sgroup *g = malloc(sizeof(*g) + n * sizeof(g->p[0]));
-	unsigned cap = QUEUE_RCPT_MAX, nr = 0, nkeep = 0;
-	struct bounce_rcpt *br = calloc(cap, sizeof(*br));
-	struct queue_msg *keep[QUEUE_SHARDS_MAX];
-	bool warn = false;
-	enum bounce_verdict v;
-
-	if (!g || !br) {
-		log_err("%s: out of memory for its notice", grp[0]->ids);
-		free(br);
-		if (g) {
-			g->n = 0;
-			free(g);
-		}
-		for (unsigned k = 0; k < n; k++) {	/* next pass */
-			grp[k]->nnext = s->notices;
-			s->notices = grp[k];
-		}
-		return;
-	}
-	g->id = grp[0]->m->id;
-	g->warn_shards = 0;
-	g->n = n;
-	for (unsigned k = 0; k < n; k++) {
-		struct spart *p = grp[k];
-		g->p[k] = p;
-		p->nstate = N_SENT;
-		warn |= p->warn;
-		for (unsigned i = 0; i < p->m->nrcpt && nr < cap; i++) {
-			const struct srcpt *r = &p->r[i];
-			if (r->op_held && r->note != NOTE_NONE)
-				notice_rcpt(s, p, i, (enum dsn_action)(r->note - 1), &br[nr++]);
-			else if (p->warn && r->state <= QUEUE_RCPT_DEFERRED && delay_due(s, p, i))
-				notice_rcpt(s, p, i, DSN_DELAYED, &br[nr++]);
-		}
-	}
-	if (warn && !delay_others(s, grp, n, g, br, &nr, cap, keep, &nkeep)) {
-		/* warned already (another part's pass): no second warning */
-		unsigned w = 0;
-		for (unsigned k = 0; k < n; k++)
-			grp[k]->warn = false;
-		for (unsigned i = 0; i < nr; i++)
-			if (br[i].action != DSN_DELAYED)
-				br[w++] = br[i];
-		nr = w;
-		g->warn_shards = 0;
-	}
-	if (nr == 0) {
-		v = BOUNCE_NONE;
-	} else {
-		struct bounce_notice bn = { .m = grp[0]->m, .rcpt = br, .nrcpt = nr,
-					    .now = s->now_s, .user = g };
-		v = bounce_send(s->bn, &bn);
-	}
-	for (unsigned k = 0; k < nkeep; k++)
-		free(keep[k]);
-	free(br);
-	switch (v) {
-	case BOUNCE_QUEUED:
-		break;
-	case BOUNCE_NONE:
-		notice_done(s, g, true);
-		break;
-	case BOUNCE_FAILED:
-		notice_done(s, g, false);
-		break;
-	case BOUNCE_BUSY:	/* next pass */
-		for (unsigned k = 0; k < n; k++) {
-			grp[k]->nstate = N_WAIT;
-			grp[k]->nnext = s->notices;
-			s->notices = grp[k];
-		}
-		free(g);
-		break;
-	}
-}
-
-/* The parts waiting for a notice: one per message, queued (with
- * notice_hold, once they have waited that long: tests only). */
-static unsigned notices_flush(struct sched *s)
-{
-	struct spart **v, *p, **pp;
-	unsigned n = 0, done = 0;
-
-	for (p = s->notices; p; p = p->nnext)
-		n++;
-	if (n == 0)
-		return 0;
-	v = malloc(n * sizeof(*v));
-	if (!v)
-		return 0;	/* next pass */
-	n = 0;
-	for (pp = &s->notices; (p = *pp);) {
-		if (p->release_ns > s->now_ns && !s->stopping) {
-			pp = &p->nnext;
-			continue;
-		}
-		*pp = p->nnext;
-		v[n++] = p;
-	}
-	qsort(v, n, sizeof(*v), part_id_cmp);
-	for (unsigned a = 0; a < n;) {
-		unsigned b = a + 1;
-		while (b < n && v[b]->m->id == v[a]->m->id)
-			b++;
-		notice_group(s, v + a, b - a);
-		done += b - a;
-		a = b;
-	}
-	free(v);
-	return done;
-}
-
 /* ---- timers, retries, housekeeping ------------------------------------------------------------------ */
 
 static void timers(struct sched *s)
@@ -2558,8 +1848,9 @@ static void gc(struct sched *s)
 		struct sdest **pp = &s->dtab[i];
 		while (*pp) {
 			struct sdest *d = *pp;
-			if (d->lane[0].rs == R_IDLE && d->lane[1].rs == R_IDLE && !dest_nitems(d) &&
-			    !d->lent && !d->idle && s->now_ns >= d->plain_until_ns &&
+			if (d->lane[0].rs == R_IDLE && d->lane[1].rs == R_IDLE &&
+			    !sched_dest_nitems(d) && !d->lent && !d->idle &&
+			    s->now_ns >= d->plain_until_ns &&
 			    dest_idle(&d->d, s->now_ns))
 				dest_free(s, pp);
 			else
@@ -2572,10 +1863,10 @@ unsigned sched_poll(struct sched *s)
 {
 	unsigned work = 0;
 
-	tick(s);
+	sched_tick(s);
 	work += reap(s);
-	work += notices_poll(s);
-	notices_release(s);
+	work += sched_notices_poll(s);
+	sched_notices_release(s);
 	timers(s);
 	/* What waits already claimed goes out on the windows the results just
 	 * opened, before this pass blocks in its group commit (dispatching
@@ -2583,7 +1874,7 @@ unsigned sched_poll(struct sched *s)
 	work += dispatch(s);
 	lookups_retry(s);
 	work += scan(s);
-	work += notices_flush(s);
+	work += sched_notices_flush(s);
 	work += apply(s);
 	work += dispatch(s);
 	gc(s);
@@ -2614,7 +1905,7 @@ void sched_quiesce(struct sched *s)
 	struct timespec ms = { 0, 1000000 };
 	uint64_t t0 = clock_mono_ns();
 
-	tick(s);
+	sched_tick(s);
 	s->stopping = true;
 	/* what waits for a destination or a route goes back untried, due now */
 	for (size_t i = 0; i <= s->dmask; i++)
@@ -2638,11 +1929,11 @@ void sched_quiesce(struct sched *s)
 	/* results of jobs in flight and the notices they owe, for a while
 	 * (real time: the lcores and the queue's writers run) */
 	for (;;) {
-		tick(s);
+		sched_tick(s);
 		reap(s);
-		notices_poll(s);
-		notices_release(s);
-		notices_flush(s);
+		sched_notices_poll(s);
+		sched_notices_release(s);
+		sched_notices_flush(s);
 		apply(s);
 		if ((!s->lent && !s->notices && !bounce_inflight(s->bn)) ||
 		    clock_mono_ns() - t0 >= (uint64_t)s->c.quiesce_ms * NS_PER_MS)
@@ -2663,471 +1954,6 @@ unsigned sched_jobs_lent(const struct sched *s)
 	return s->lent;
 }
 
-/* ---- flush ------------------------------------------------------------------------------------------------ */
-
-int sched_flush_id(struct sched *s, uint64_t id)
-{
-	tick(s);
-	s->scan_now = true;
-	return queue_flush(s->e.q, id, s->now_s);
-}
-
-int sched_dest_clear(struct sched *s, const char *key)
-{
-	struct sdest *d;
-
-	tick(s);
-	d = *dest_slot(s, key);
-	if (!d)
-		return -1;
-	dest_clear_backoff(&d->d, s->now_ns);
-	dest_wake(s, d);
-	return 0;
-}
-
-/* Flush every message of domain (one shard): pages of IDs, one apply each. */
-static int flush_ids(struct sched *s, const char *domain, unsigned *n)
-{
-	enum { PAGE = 1024 };
-	uint64_t *ids = malloc(PAGE * sizeof(*ids)), after = 0;
-	struct queue_op *ops = malloc(PAGE * sizeof(*ops));
-	unsigned shard = queue_shard_of(s->e.q, domain);
-	int first = QUEUE_OK;
-	size_t k;
-
-	if (!ids || !ops) {
-		free(ids);
-		free(ops);
-		return QUEUE_IO;
-	}
-	do {
-		int st = queue_list_domain(s->e.q, domain, after, ids, PAGE, &k);
-		if (st != QUEUE_OK) {
-			first = st;
-			break;
-		}
-		for (size_t i = 0; i < k; i++)
-			ops[i] = (struct queue_op){ .op = QUEUE_OP_FLUSH, .shard = shard,
-						    .id = ids[i], .now = s->now_s };
-		queue_apply(s->e.q, ops, k);
-		for (size_t i = 0; i < k; i++)
-			if (ops[i].status == QUEUE_OK)
-				(*n)++;
-		if (k)
-			after = ids[k - 1];
-	} while (k == PAGE);
-	free(ids);
-	free(ops);
-	return first;
-}
-
-/* The answer to a flush's route lookup: the destination the domain goes
- * to (its MX destination, or the static route's/relayhost's) comes back. */
-struct sflush {
-	struct sched *s;
-};
-
-static void on_flush_route(void *user, const struct route_result *r)
-{
-	struct sflush *f = user;
-
-	if (r->status == ROUTE_OK && r->dest[0])
-		sched_dest_clear(f->s, r->dest);
-	free(f);
-}
-
-int sched_flush_domain(struct sched *s, const char *domain, unsigned *n)
-{
-	char dom[DOMAIN_MAX + 1], addr[DOMAIN_MAX + 3];
-	struct sflush *f;
-
-	*n = 0;
-	snprintf(addr, sizeof(addr), "@%s", domain);
-	if (addr_domain(addr, dom) == 0)
-		return QUEUE_INVALID;
-	sched_dest_clear(s, dom);
-	f = malloc(sizeof(*f));
-	if (f) {	/* static routes answer at once; MX ones from the cache or later */
-		f->s = s;
-		if (route_lookup(s->e.rt, dom, on_flush_route, f) < 0)
-			free(f);
-	}
-	s->scan_now = true;
-	return flush_ids(s, dom, n);
-}
-
-int sched_flush_all(struct sched *s, unsigned *n)
-{
-	struct queue_domain_sum *sum = NULL;
-	size_t nd = 0;
-	int st, first = QUEUE_OK;
-
-	*n = 0;
-	tick(s);
-	for (size_t i = 0; i <= s->dmask; i++)
-		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
-			dest_clear_backoff(&d->d, s->now_ns);
-			dest_wake(s, d);
-		}
-	s->scan_now = true;
-	st = queue_summary_ex(s->e.q, s->now_s, 0, &sum, &nd);
-	if (st != QUEUE_OK)
-		return st;
-	for (size_t i = 0; i < nd; i++) {
-		st = flush_ids(s, sum[i].domain, n);
-		if (st != QUEUE_OK && first == QUEUE_OK)
-			first = st;
-	}
-	free(sum);
-	return first;
-}
-
-/* ---- the transfer to another box ---- */
-
-/* A page of release_held's: the RELEASE ops of one shard's held parts. */
-struct held_page {
-	struct queue_op *ops;
-	size_t n;
-	unsigned sh;
-	uint64_t now;
-};
-
-/* queue_scan_msgs' visitor for release_held: a RELEASE op per held part. */
-static int held_collect(void *user, const struct queue_msg *m)
-{
-	struct held_page *c = user;
-
-	if (m->held)
-		c->ops[c->n++] = (struct queue_op){ .op = QUEUE_OP_RELEASE, .shard = c->sh,
-						    .id = m->id, .now = c->now };
-	return 0;
-}
-
-/* Release every held part (for a transfer --include-held): pages of the
- * shard's parts, the held ones released in one apply per page. */
-static int release_held(struct sched *s, uint64_t *n)
-{
-	enum { PAGE = 1024 };
-	struct queue_op *ops = malloc(PAGE * sizeof(*ops));
-	unsigned nshards = queue_nshards(s->e.q);
-	int first = QUEUE_OK;
-
-	if (!ops)
-		return QUEUE_IO;
-	for (unsigned sh = 0; sh < nshards; sh++) {
-		uint64_t after = 0;
-		int end = 0;
-		while (!end) {
-			struct held_page c = { ops, 0, sh, s->now_s };
-			int st = queue_scan_msgs(s->e.q, sh, after, PAGE, held_collect, &c, &after,
-						 &end);
-			if (st != QUEUE_OK) {
-				if (first == QUEUE_OK)
-					first = st;
-				break;
-			}
-			if (c.n)
-				queue_apply(s->e.q, ops, c.n);
-			for (size_t i = 0; i < c.n; i++)
-				*n += ops[i].status == QUEUE_OK;
-		}
-	}
-	free(ops);
-	return first;
-}
-
-int sched_transfer_start(struct sched *s, rte_be32_t addr, uint16_t port, bool include_held,
-			 uint64_t *made_due)
-{
-	struct in_addr a = { .s_addr = addr };
-	char ip[INET_ADDRSTRLEN];
-	unsigned n = 0;
-	int st;
-
-	*made_due = 0;
-	if (s->xfer.on)
-		return QUEUE_STATE;
-	if (!addr || !port || !inet_ntop(AF_INET, &a, ip, sizeof(ip)))
-		return QUEUE_INVALID;
-	tick(s);
-	memset(&s->xfer, 0, sizeof(s->xfer));
-	s->xfer.addr = addr;
-	s->xfer.port = port;
-	s->xfer.include_held = include_held;
-	snprintf(s->xfer.key, sizeof(s->xfer.key), "[%s]:%u", ip, port);
-	s->xfer.started_s = s->now_s;
-	s->xfer.on = true;
-	if (include_held && (st = release_held(s, &s->xfer.released)) != QUEUE_OK)
-		log_err("transfer: releasing the held mail: %s", queue_status_str(st));
-	/* at once, whatever each message's next try (the XSLUICE value
-	 * carries it, from its history); held mail stays held */
-	st = sched_flush_all(s, &n);
-	s->xfer.made_due = n;
-	*made_due = n;
-	log_notice("transfer: every queued message goes to %s now (%u made due%s)", s->xfer.key,
-		   n, include_held ? ", held mail released" : ", held mail stays");
-	return st == QUEUE_OK ? QUEUE_OK : st;
-}
-
-int sched_transfer_cancel(struct sched *s)
-{
-	if (!s->xfer.on)
-		return QUEUE_NOTFOUND;
-	tick(s);
-	s->xfer.on = false;
-	s->xfer.stopped_s = s->now_s;
-	log_notice("transfer to %s cancelled: %llu message parts moved, %llu recipient "
-		   "transfers failed; what is left keeps its own schedule (parts in flight "
-		   "finish their transfer)", s->xfer.key, (unsigned long long)s->xfer.moved,
-		   (unsigned long long)s->xfer.failed);
-	return QUEUE_OK;
-}
-
-json_t *sched_transfer_json(struct sched *s)
-{
-	struct queue_totals t;
-
-	queue_totals_get(s->e.q, &t);
-	return json_pack("{s:b,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active", s->xfer.on,
-			 "to", s->xfer.key, "include_held", s->xfer.include_held, "started",
-			 (json_int_t)s->xfer.started_s, "stopped", (json_int_t)s->xfer.stopped_s,
-			 "moved", (json_int_t)s->xfer.moved, "recipients_moved",
-			 (json_int_t)s->xfer.rcpt_moved, "failed", (json_int_t)s->xfer.failed,
-			 "left", (json_int_t)t.messages, "held", (json_int_t)t.held,
-			 "released", (json_int_t)s->xfer.released, "made_due",
-			 (json_int_t)s->xfer.made_due);
-}
-
-/* ---- the operator's suspensions ---- */
-
-static int domain_norm(const char *domain, char dom[DOMAIN_MAX + 1])
-{
-	char addr[DOMAIN_MAX + 3];
-
-	if (strlen(domain) > DOMAIN_MAX + 1 || dns_name_check(domain) < 0)
-		return -1;
-	snprintf(addr, sizeof(addr), "@%s", domain);
-	return addr_domain(addr, dom) ? 0 : -1;
-}
-
-int sched_suspend_domain(struct sched *s, const char *domain, uint64_t for_s)
-{
-	char dom[DOMAIN_MAX + 1];
-	struct ssusp *u = NULL;
-
-	tick(s);
-	if (domain_norm(domain, dom) < 0)
-		return QUEUE_INVALID;
-	for (unsigned i = 0; i < SCHED_SUSPEND_MAX && !u; i++)
-		if (strcmp(s->susp[i].dom, dom) == 0)
-			u = &s->susp[i];
-	for (unsigned i = 0; i < SCHED_SUSPEND_MAX && !u; i++)
-		if (!s->susp[i].dom[0] ||
-		    (s->susp[i].until_s && s->susp[i].until_s <= s->now_s))
-			u = &s->susp[i];
-	if (!u)
-		return QUEUE_NOSPACE;
-	memcpy(u->dom, dom, strlen(dom) + 1);
-	u->since_s = s->now_s;
-	u->until_s = for_s ? s->now_s + for_s : 0;
-	if (for_s)
-		log_notice("sched: the operator suspends delivery to %s for %llu s", dom,
-			   (unsigned long long)for_s);
-	else
-		log_notice("sched: the operator suspends delivery to %s until resumed", dom);
-	return QUEUE_OK;
-}
-
-int sched_resume_domain(struct sched *s, const char *domain, unsigned *n)
-{
-	char dom[DOMAIN_MAX + 1];
-	bool found = false;
-
-	*n = 0;
-	tick(s);
-	if (domain_norm(domain, dom) < 0)
-		return QUEUE_INVALID;
-	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++)
-		if (strcmp(s->susp[i].dom, dom) == 0) {
-			s->susp[i].dom[0] = '\0';
-			found = true;
-		}
-	if (!found)
-		return QUEUE_NOTFOUND;
-	log_notice("sched: the operator resumes delivery to %s", dom);
-	return sched_flush_domain(s, dom, n);
-}
-
-unsigned sched_suspended_json(struct sched *s, json_t *arr)
-{
-	unsigned n = 0;
-
-	tick(s);
-	for (unsigned i = 0; i < SCHED_SUSPEND_MAX; i++) {
-		const struct ssusp *u = &s->susp[i];
-		if (!u->dom[0] || !suspension(s, u->dom))
-			continue;
-		if (json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "domain", u->dom, "since",
-							 (json_int_t)u->since_s, "until",
-							 (json_int_t)u->until_s)) == 0)
-			n++;
-	}
-	return n;
-}
-
-/* ---- the operator's bounce ---------------------------------------------------------------------------------- */
-
-int sched_bounce_id(struct sched *s, uint64_t id, const char *reason, unsigned *n)
-{
-	unsigned nshards = queue_nshards(s->e.q), nops = 0, found = 0;
-	struct queue_op ops[QUEUE_SHARDS_MAX];
-	const char *why = reason ? reason : "";
-
-	*n = 0;
-	tick(s);
-	for (unsigned sh = 0; sh < nshards; sh++) {
-		struct spart *p = *part_slot(s, id, sh);
-		if (!p) {	/* not ours now: claimed for it, held or not due */
-			ops[nops++] = (struct queue_op){ .op = QUEUE_OP_CLAIM, .shard = sh, .id = id,
-							 .now = s->now_s, .lease_s = s->c.lease_s,
-							 .flags = QUEUE_CLAIM_FORCE };
-			continue;
-		}
-		found++;
-		if (p->finishing || p->nstate != N_NONE || p->giveup)
-			continue;	/* its last ops are made already */
-		p->giveup = strdup(why);
-		if (!p->giveup)
-			return QUEUE_IO;
-		for (unsigned i = 0; i < p->m->nrcpt; i++)
-			*n += p->r[i].state <= QUEUE_RCPT_DEFERRED;
-		log_info("%s: the operator gives up on it: %s", p->ids, why[0] ? why : "-");
-		/* in delivery: given up when its items come back (part_finish) */
-	}
-	if (nops)
-		queue_apply(s->e.q, ops, nops);
-	for (unsigned k = 0; k < nops; k++) {
-		struct claimed c = { id, ops[k].shard, ops[k].out_token };
-		struct spart *p;
-		if (ops[k].status == QUEUE_NOTFOUND)
-			continue;
-		found++;
-		if (ops[k].status != QUEUE_OK)
-			continue;	/* an intent, nothing undone, or someone's claim */
-		p = part_claimed(s, &c, why);
-		if (!p)
-			continue;
-		for (unsigned i = 0; i < p->m->nrcpt; i++)
-			*n += p->m->rcpt[i].state <= QUEUE_RCPT_DEFERRED;
-		log_info("%s: the operator gives up on it: %s", p->ids, why[0] ? why : "-");
-	}
-	if (!found)
-		return QUEUE_NOTFOUND;
-	return *n ? QUEUE_OK : QUEUE_STATE;
-}
-
-/* ---- dest show ------------------------------------------------------------------------------------------------ */
-
-static double secs_left(uint64_t until, uint64_t now)
-{
-	return until > now ? (double)(until - now) / 1e9 : 0;
-}
-
-/* x >= 0 rounded to `per` parts of one (10: tenths): the precision shown. */
-static double rounded(double x, double per)
-{
-	return (double)(uint64_t)(x * per + 0.5) / per;
-}
-
-/* One destination as a JSON object (see sched.h), or NULL: out of memory. */
-static json_t *dest_json(struct sched *s, struct sdest *d)
-{
-	struct dest_view v;
-	static const char *const cls[] = { "normal", "notify" };
-	json_t *o, *classes = json_object();
-
-	dest_view(&d->d, s->now_ns, &v);
-	for (int c = 0; classes && c < DEST_CLASSES; c++) {
-		const struct dest_class_view *k = &v.cls[c];
-		const uint64_t *sv = STATS_VALUES(&k->stats);
-		json_t *kj = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s,s:f,s:f}",
-				       "queued", (json_int_t)d->lane[c].nitems,
-				       "busy", (json_int_t)k->busy, "window", (json_int_t)k->window,
-				       "limit", (json_int_t)k->limit, "message_rate", k->message_rate,
-				       "connection_rate", k->connection_rate,
-				       "message_rate_wait", rounded(k->message_rate_wait_ns / 1e9, 1000),
-				       "connection_rate_wait",
-				       rounded(k->connection_rate_wait_ns / 1e9, 1000));
-		for (size_t i = 0; kj && i < sizeof(k->stats) / sizeof(uint64_t); i++)
-			if (json_object_set_new(kj, dest_class_stat_names[i],
-						json_integer((json_int_t)sv[i])) < 0) {
-				json_decref(kj);
-				kj = NULL;
-			}
-		if (!kj || json_object_set_new(classes, cls[c], kj) < 0) {
-			json_decref(classes);
-			classes = NULL;
-		}
-	}
-	if (!classes)
-		return NULL;
-	o = json_pack("{s:o,s:I,s:I,s:I,s:f,s:I,s:b,s:f,s:o,s:b,s:f,s:o,s:f,s:I,s:I,s:o,s:f,"
-		      "s:I,s:I,s:I,s:I,s:o}",
-		      "name", ctl_json_text(v.name),
-		      "queued", (json_int_t)dest_nitems(d),
-		      "in_flight", (json_int_t)d->lent,
-		      "idle_connections", (json_int_t)d->nidle,
-		      "plaintext_for", rounded(secs_left(d->plain_until_ns, s->now_ns), 10),
-		      "hops", (json_int_t)d->nhops,
-		      "suspended", v.suspended,
-		      "suspended_for", v.suspended_until_ns ?
-				rounded(secs_left(v.suspended_until_ns, s->now_ns), 10) : 0.0,
-		      "suspend_reason", ctl_json_text(v.suspend_reason),
-		      "dead", v.dead,
-		      "dead_for", v.dead ? rounded(secs_left(v.dead_until_ns, s->now_ns), 10) : 0.0,
-		      "dead_reason", ctl_json_text(v.dead_reason),
-		      "fail_cohorts", rounded(v.fail_cohorts, 1000),
-		      "recipients_per_transaction", (json_int_t)v.recipients_per_transaction,
-		      "messages_per_connection", (json_int_t)v.messages_per_connection,
-		      "last_error", ctl_json_text(v.last_error),
-		      "last_error_ago", v.last_error[0] && s->now_ns > v.last_error_ns ?
-				rounded((double)(s->now_ns - v.last_error_ns) / 1e9, 10) : 0.0,
-		      "deaths", (json_int_t)v.stats.deaths,
-		      "revivals", (json_int_t)v.stats.revivals,
-		      "flushes", (json_int_t)v.stats.flushes,
-		      "suspensions", (json_int_t)v.stats.suspensions,
-		      "classes", classes);
-	return o;
-}
-
-unsigned sched_dest_json(struct sched *s, const char *key, unsigned max, json_t *dests)
-{
-	unsigned n = 0;
-
-	tick(s);
-	if (key) {
-		struct sdest *d = *dest_slot(s, key);
-		if (d && json_array_append_new(dests, dest_json(s, d)) == 0)
-			n++;
-		return n;
-	}
-	for (size_t i = 0; i <= s->dmask && n < max; i++)
-		for (struct sdest *d = s->dtab[i]; d && n < max; d = d->hnext)
-			if (json_array_append_new(dests, dest_json(s, d)) == 0)
-				n++;
-	return n;
-}
-
-/* Does a rank above b (more deferred, then more queued, then by name)? */
-static bool top_above(const struct sched_dest_count *a, const struct sched_dest_count *b)
-{
-	if (a->deferred != b->deferred)
-		return a->deferred > b->deferred;
-	if (a->queued != b->queued)
-		return a->queued > b->queued;
-	return strcmp(a->name, b->name) < 0;
-}
-
 void sched_policy_reloaded(struct sched *s)
 {
 	char pname[DEST_NAME_MAX];
@@ -3140,31 +1966,6 @@ void sched_policy_reloaded(struct sched *s)
 			n++;
 		}
 	log_info("delivery: new retry and destination policies; %u destination(s) updated", n);
-}
-
-unsigned sched_dest_top(struct sched *s, struct sched_dest_count *out, unsigned max)
-{
-	unsigned n = 0;
-
-	tick(s);
-	for (size_t i = 0; i <= s->dmask && max; i++)
-		for (struct sdest *d = s->dtab[i]; d; d = d->hnext) {
-			struct sched_dest_count c = { .deferred = d->deferred, .in_flight = d->lent,
-						      .dead = d->d.dead };
-			unsigned k;
-			for (int cl = 0; cl < DEST_CLASSES; cl++)
-				c.queued += d->lane[cl].nitems;
-			snprintf(c.name, sizeof(c.name), "%s", d->d.name);
-			if (n == max && !top_above(&c, &out[n - 1]))
-				continue;
-			k = n < max ? n++ : n - 1;	/* the last one drops out */
-			while (k > 0 && top_above(&c, &out[k - 1])) {
-				out[k] = out[k - 1];
-				k--;
-			}
-			out[k] = c;
-		}
-	return n;
 }
 
 /* ---- stats, create, destroy ---------------------------------------------------------------------------------- */
@@ -3317,7 +2118,7 @@ struct sched *sched_create(const struct sched_conf *c, const struct sched_env *e
 		s->jobs[i].next_free = s->jfree;
 		s->jfree = &s->jobs[i];
 	}
-	tick(s);
+	sched_tick(s);
 	return s;
 }
 

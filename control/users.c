@@ -10,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include "common/atomic_file.h"
 
 #define DEF_N 16384
 #define DEF_R 8
@@ -357,19 +358,20 @@ static bool line_is(const char *line, size_t len, const char *name)
 int users_file_set(const char *path, const char *name, const char *hash, unsigned *users,
 		   char *err, size_t n)
 {
-	char tmp[4096 + 16], why[300];
+	char why[300];
 	char *text, *out = NULL;
 	size_t len, olen = 0;
 	bool found = false;
 	struct users u;
+	struct atomic_file_attr attr;
 	struct stat st;
-	int fd = -1, r = -1;
+	int r = -1;
 
 	if (!name_ok(name, strlen(name))) {
 		snprintf(err, n, "'%s': a name is 1..64 printable octets, no spaces or ':'", name);
 		return -1;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
+	if (strlen(path) > ATOMIC_FILE_PATH_MAX) {
 		snprintf(err, n, "%s: path too long", path);
 		return -1;
 	}
@@ -377,6 +379,8 @@ int users_file_set(const char *path, const char *name, const char *hash, unsigne
 		snprintf(err, n, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	attr = (struct atomic_file_attr){ .mode = st.st_mode & 07777, .chown = true,
+					  .uid = st.st_uid, .gid = st.st_gid };
 	text = read_all(path, &len, err, n);
 	if (!text)
 		return -1;
@@ -420,21 +424,8 @@ int users_file_set(const char *path, const char *name, const char *hash, unsigne
 	}
 	*users = u.n;
 	users_free(&u);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
-	if (fd < 0 || fchmod(fd, st.st_mode & 07777) < 0 ||
-	    (fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM) ||
-	    write(fd, out, olen) != (ssize_t)olen || fsync(fd) < 0) {
-		snprintf(err, n, "%s: %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
+	if (atomic_file_write(path, out, olen, &attr, err, n) < 0)
 		goto done;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		snprintf(err, n, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto done;
-	}
 	r = 0;
 done:
 	free(text);

@@ -83,9 +83,10 @@ const struct users_entry *users_find(const struct users *u, const char *name);
 /* Edit the file at path: add "name:hash" (hash given; refused when name is
  * there already) or remove name's line (hash NULL; refused when it is not
  * there). Comments and other lines are kept; the whole new text must parse
- * (users_parse) before it is written, beside the file, synced, and renamed
- * over it with the old file's mode (so a reader sees the old or the new
- * file, never half of one). 0 with the user count in *users, or -1 with
+ * (users_parse) before it is written with atomic_file_write (beside the
+ * file, synced, renamed over it, the directory synced) with the old file's
+ * mode and owner (so a reader sees the old or the new file, never half of
+ * one). 0 with the user count in *users, or -1 with
  * err. For `sluicectl user add/remove`. */
 int users_file_set(const char *path, const char *name, const char *hash, unsigned *users,
 		   char *err, size_t n);

@@ -1108,7 +1108,17 @@ static int on_etrn(void *user, const char *domain)
  * from name[ip]: 554 ...; from=<s> to=<r> proto=ESMTP helo=<h>"): a line
  * the control plane writes (ask.h ASK_MAILLOG; lcores never log). No slot:
  * the line is lost (ask's no_slot counts it), the refusal is counted all
- * the same (smtp.rej_*). */
+ * the same (smtp.rej_*). Each field is cut at its protocol bound (a stage
+ * name, a reply line without its CRLF, a domain for the name and the HELO,
+ * a path for sender and recipient, an IPv6 address's text), so the longest
+ * line, NOQUEUE_LINE_MAX, is known, and ask.h's text holds it whole. */
+#define NOQUEUE_STAGE_MAX 16			/* "END-OF-MESSAGE" */
+#define NOQUEUE_TEXT_MAX (SMTP_LINE_MAX - 2)	/* a reply line, no CRLF */
+#define NOQUEUE_IP_MAX 45			/* INET6_ADDRSTRLEN - 1 */
+#define NOQUEUE_WORDS "NOQUEUE: reject:  from []: ; from=<> to=<> proto=ESMTP helo=<>"
+#define NOQUEUE_LINE_MAX (sizeof(NOQUEUE_WORDS) + NOQUEUE_STAGE_MAX + 2 * SMTP_DOMAIN_MAX + \
+			  NOQUEUE_IP_MAX + NOQUEUE_TEXT_MAX + 2 * SMTP_PATH_MAX)
+_Static_assert(NOQUEUE_LINE_MAX <= ASK_TEXT_MAX, "ask.h's text holds the longest NOQUEUE line");
 static void on_reject(void *user, const char *stage, const char *text, const char *from,
 		      const char *to)
 {
@@ -1123,9 +1133,12 @@ static void on_reject(void *user, const char *stage, const char *text, const cha
 	a->who = (uint32_t)(sc - svc->conns);
 	a->gen = sc->gen;
 	snprintf(a->text, sizeof(a->text),
-		 "NOQUEUE: reject: %s from %s[%s]: %s; from=<%.256s>%s%.256s%s proto=%s helo=<%s>",
-		 stage, name, sc->s.client_ip, text, from ? from : "", to ? " to=<" : "",
-		 to ? to : "", to ? ">" : "", sc->s.helo[0] ? "ESMTP" : "SMTP", sc->s.helo);
+		 "NOQUEUE: reject: %.*s from %.*s[%.*s]: %.*s; from=<%.*s>%s%.*s%s proto=%s "
+		 "helo=<%.*s>",
+		 NOQUEUE_STAGE_MAX, stage, SMTP_DOMAIN_MAX, name, NOQUEUE_IP_MAX, sc->s.client_ip,
+		 NOQUEUE_TEXT_MAX, text, SMTP_PATH_MAX, from ? from : "", to ? " to=<" : "",
+		 SMTP_PATH_MAX, to ? to : "", to ? ">" : "", sc->s.helo[0] ? "ESMTP" : "SMTP",
+		 SMTP_DOMAIN_MAX, sc->s.helo);
 	ask_post(svc->asks, a);
 }
 

@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,8 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include "common/atomic_file.h"
 
 #define TLS_SELFSIGNED_DAYS 3650
 
@@ -201,30 +202,30 @@ int tls_ctx_policy(struct tls_ctx *ctx, const struct tls_policy *p, char *err, s
 
 /* ---- self-signed certificate ---- */
 
-static int write_pem(const char *path, mode_t mode, int (*emit)(BIO *, void *), void *obj)
+/* Renders obj as PEM in memory (a secure-heap BIO: its buffer is cleared
+ * when freed, since it may hold the private key) and replaces path by it
+ * with atomic_file_write. */
+static int write_pem(const char *path, mode_t mode, int (*emit)(BIO *, void *), void *obj,
+		     char *err, size_t errlen)
 {
-	char tmp[4096];
-	int fd, ok;
-	BIO *b;
+	const struct atomic_file_attr attr = { .mode = mode };
+	BIO *b = BIO_new(BIO_s_secmem());
+	char *data;
+	long len;
+	int r;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	b = BIO_new_fd(fd, BIO_CLOSE);
 	if (!b) {
-		close(fd);
+		take_ssl_error(err, errlen, path);
 		return -1;
 	}
-	ok = emit(b, obj);
-	ok = ok && BIO_flush(b) == 1 && fsync(fd) == 0;
+	if (!emit(b, obj) || (len = BIO_get_mem_data(b, &data)) <= 0) {
+		take_ssl_error(err, errlen, path);
+		BIO_free(b);
+		return -1;
+	}
+	r = atomic_file_write(path, data, (size_t)len, &attr, err, errlen);
 	BIO_free(b);
-	if (!ok || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return r;
 }
 
 static int emit_key(BIO *b, void *k)
@@ -302,14 +303,9 @@ int tls_selfsigned_ensure(const char *cert_file, const char *key_file,
 		take_ssl_error(err, errlen, "certificate");
 		goto out;
 	}
-	if (write_pem(key_file, 0600, emit_key, key) < 0) {
-		snprintf(err, errlen, "%s: %s", key_file, strerror(errno));
+	if (write_pem(key_file, 0600, emit_key, key, err, errlen) < 0 ||
+	    write_pem(cert_file, 0644, emit_cert, x, err, errlen) < 0)
 		goto out;
-	}
-	if (write_pem(cert_file, 0644, emit_cert, x) < 0) {
-		snprintf(err, errlen, "%s: %s", cert_file, strerror(errno));
-		goto out;
-	}
 	r = 0;
 out:
 	X509_free(x);

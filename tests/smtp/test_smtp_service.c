@@ -1097,3 +1097,59 @@ Test(smtp_service, rate_refusal_lines_leave_slots_for_questions)
 	cl_free(limits.clients);
 	limits.clients = NULL;
 }
+
+/* Fill out[0..len) with dot-separated labels of 63 'c' at most: a domain
+ * of exactly len octets. */
+static void long_domain(char *out, size_t len, char c)
+{
+	for (size_t i = 0; i < len; i++)
+		out[i] = (i + 1) % 64 == 0 ? '.' : c;
+	out[len] = '\0';
+}
+
+/* The NOQUEUE line at its longest (a reverse name and a HELO of 255
+ * octets, sender and recipient of 254, the relay refusal quoting the
+ * recipient) reaches the mail log whole: the ask's text holds the longest
+ * line the format can make. */
+Test(smtp_service, the_longest_noqueue_line_is_logged_whole)
+{
+	char name[256], helo[256], from[255], to[255], cmd[1024], text[600], want[2048];
+	struct ask *a[4];
+
+	cr_assert_eq(smtp_policy_init(&policy, "10.0.0.0/8", "y.net"), 0);	/* no relay */
+	long_domain(name, 255, 'n');
+	long_domain(helo, 255, 'h');
+	memset(from, 'f', 64);
+	from[64] = '@';
+	long_domain(from + 65, 189, 's');
+	memset(to, 't', 64);
+	to[64] = '@';
+	long_domain(to + 65, 189, 'r');
+	conf.rdns_wait_ns = 5 * NS_PER_SEC;
+	start();
+	asks = ask_port_create(8);
+	smtp_service_set_asks(svc, asks);
+	connect_client(&cl[0]);
+	cr_assert_eq(take_questions(a, 4), 1);
+	cr_assert_eq(a[0]->kind, ASK_RDNS);
+	snprintf(a[0]->text, sizeof(a[0]->text), "%s", name);
+	ask_answer(asks, a[0]);
+	snprintf(cmd, sizeof(cmd), "EHLO %s\r\n", helo);
+	send_str(&cl[0], cmd);
+	cr_assert(wait_text(&cl[0], "250 "));
+	snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\n", from, to);
+	send_str(&cl[0], cmd);
+	cr_assert(wait_text(&cl[0], "554 5.7.1 "));
+	cr_assert_eq(take_questions(a, 4), 1);
+	cr_assert_eq(a[0]->kind, ASK_MAILLOG);
+	snprintf(text, sizeof(text), "554 5.7.1 <%s>: Relay access denied", to);
+	snprintf(want, sizeof(want), "NOQUEUE: reject: RCPT from %s[198.18.0.3]: %s; "
+		 "from=<%s> to=<%s> proto=ESMTP helo=<%s>", name, text, from, to, helo);
+	cr_assert_gt(strlen(want), 1300);
+	cr_expect_str_eq(a[0]->text, want);
+	ask_answer(asks, a[0]);
+	smtp_service_destroy(svc);
+	svc = NULL;
+	ask_port_free(asks);
+	asks = NULL;
+}
