@@ -628,6 +628,18 @@ unsigned gen_client_active(const struct gen_client *cl)
 	return cl ? cl->active : 0;
 }
 
+unsigned gen_client_unfinished(struct gen_client *cl)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; cl && i < cl->nslots; i++)
+		if (cl->slots[i].state != S_FREE && cl->slots[i].msg_active)
+			n++;
+	if (cl)
+		cl->g->st.msg_unfinished += n;
+	return n;
+}
+
 struct gen_client *gen_client_create(struct gen_lcore *g)
 {
 	const struct gen_opts *o = g->run->o;
