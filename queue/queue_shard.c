@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -765,8 +766,12 @@ static void *writer_main(void *arg)
 int qshard_start(struct shard *sh)
 {
 	int rc = pthread_create(&sh->thread, NULL, writer_main, sh);
-	if (rc == 0)
+	if (rc == 0) {
+		char name[16];
+		snprintf(name, sizeof(name), "sluice-qw%u", sh->idx);
+		pthread_setname_np(sh->thread, name);	/* in top -H, ps -L */
 		sh->started = 1;
+	}
 	return rc;
 }
 

@@ -39,10 +39,10 @@
 	X(conn_started) X(conn_ok) X(conn_failed) X(conn_no_slot) X(sessions_closed) \
 	X(msg_started) X(msg_ok) X(msg_temp) X(msg_perm) X(msg_lost) \
 	X(rcpt_ok) X(rcpt_temp) X(rcpt_perm) X(msg_bytes) X(tls_ok) X(tls_failed) \
-	X(late_starts) X(digest_overflow) \
+	X(late_starts) X(digest_overflow) X(msg_unfinished) \
 	X(sink_conns) X(sink_refused_storm) X(sink_msgs) X(sink_bytes) \
 	X(sink_rcpt_temp) X(sink_rcpt_perm) X(sink_data_temp) X(sink_data_perm) \
-	X(sink_storm_421) X(sink_unmarked) X(sink_no_slot) X(sink_tls) \
+	X(sink_storm_421) X(sink_unmarked) X(sink_no_slot) X(sink_tls) X(sink_timeouts) \
 	X(flood_frames) X(flood_bytes) X(flood_nombuf) X(flood_tx_full)
 struct gen_stats {
 	GEN_STATS(STATS_FIELD)
@@ -115,6 +115,9 @@ struct gen_client *gen_client_create(struct gen_lcore *g);
 unsigned gen_client_poll(struct gen_client *c);
 void gen_client_destroy(struct gen_client *c);
 unsigned gen_client_active(const struct gen_client *c);	/* sessions open */
+/* After the lcores stopped: messages sent with no answer yet (the drain
+ * at stop ran out), now counted in msg_unfinished. */
+unsigned gen_client_unfinished(struct gen_client *c);
 
 struct gen_sink *gen_sink_create(struct gen_lcore *g);
 unsigned gen_sink_poll(struct gen_sink *s);

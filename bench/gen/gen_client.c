@@ -97,7 +97,8 @@ static void msg_prepare(struct cslot *s)
 		s->rcpt[i].orcpt = NULL;
 		s->rcpt[i].notify = 0;
 	}
-	gen_msg_build(&s->m, g->run->tpl, s->md, id, g->run->run_id, g->run->date, o->from,
+	/* the digest only when it is logged (--client-digests) */
+	gen_msg_build(&s->m, g->run->tpl, g->cdig.d ? s->md : NULL, id, g->run->run_id, g->run->date, o->from,
 		      s->addr[0], NULL, gen_size_sample(&o->size, &g->rng),
 		      (uint32_t)gen_rng_below(&g->rng, GEN_TEMPLATE_LINES));
 	memset(&s->msg, 0, sizeof(s->msg));
@@ -625,6 +626,18 @@ unsigned gen_client_poll(struct gen_client *cl)
 unsigned gen_client_active(const struct gen_client *cl)
 {
 	return cl ? cl->active : 0;
+}
+
+unsigned gen_client_unfinished(struct gen_client *cl)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; cl && i < cl->nslots; i++)
+		if (cl->slots[i].state != S_FREE && cl->slots[i].msg_active)
+			n++;
+	if (cl)
+		cl->g->st.msg_unfinished += n;
+	return n;
 }
 
 struct gen_client *gen_client_create(struct gen_lcore *g)

@@ -81,6 +81,9 @@ int gen_msg_build(struct gen_msg *m, const char *tpl, EVP_MD_CTX *ctx, const cha
 		m->tail[r - 1] = '\n';
 		m->tail_len = (uint32_t)r;
 	}
+	memset(m->sha, 0, sizeof(m->sha));
+	if (!ctx)
+		return 0;		/* no digest asked for */
 	/* the digest of everything gen_msg_next will hand out */
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
 	{

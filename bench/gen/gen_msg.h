@@ -6,7 +6,8 @@
  * line is the marker "X-Sluice-Gen: <lcore>-<seq> <run>", then a body cut
  * from a shared template of fixed-length CRLF lines (some starting with a
  * dot, so dot-stuffing is exercised) to make the requested size exactly.
- * The client computes the SHA-256 of the whole message when it builds it.
+ * The client computes the SHA-256 of the whole message when it builds it
+ * (when it keeps a digest log: --client-digests).
  *
  * A relay prepends its own trace fields (Received:) and may add others
  * above ours, never below: the sink (gen_digest_*) hashes from the start
@@ -53,7 +54,9 @@ struct gen_msg {
 /*
  * Build message `id` ("W-SEQ") of `size` octets for the header fields
  * given (addresses without angle brackets), its body starting at template
- * line `line`, and compute its digest with ctx. The size is raised to the
+ * line `line`, and compute its digest with ctx (ctx NULL: no digest, sha
+ * all zero; hashing 10 KiB is ~11% of the client's CPU per message, spent
+ * for nothing when no digest log is kept). The size is raised to the
  * smallest that holds the header section. 0, or -1 when the header does
  * not fit GEN_HDR_MAX.
  */

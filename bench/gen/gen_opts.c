@@ -60,6 +60,7 @@ void gen_opts_usage(const char *prog, void *outp)
 "  --storm EVERY:LEN    421 storms: LEN seconds of 421 every EVERY seconds\n"
 "  --greet-delay MS     hold the greeting\n"
 "  --read-rate B        read at most B bytes/s per connection\n"
+"  --sink-timeout S     a session waiting S s for a command gets 421 (default 300)\n"
 "  --hide CAPS          EHLO keywords not offered: PIPELINING,SIZE,8BITMIME,\n"
 "                       ENHANCEDSTATUSCODES,CHUNKING,DSN,SMTPUTF8,STARTTLS,ETRN\n"
 "  --tls-dir DIR        offer STARTTLS with a self-signed pair kept in DIR\n"
@@ -69,7 +70,8 @@ void gen_opts_usage(const char *prog, void *outp)
 "  --profile FILE.pkt   Pktgen command file (bench/pktgen/)\n"
 "  --line-rate PPS      frames/s that \"rate 100\" means (default 1000000)\n"
 "exit status: 0; 1 an error; 2 bad usage; 3 a client run that measured nothing\n"
-"(no message answered 250) or lost messages (no answer at all).\n",
+"(no message answered 250), lost messages (no answer at all) or left some\n"
+"unanswered when the drain at stop ran out.\n",
 		prog);
 }
 
@@ -208,7 +210,7 @@ enum {
 	O_LINKWAIT, O_SERVER, O_CONC, O_RATE, O_COUNT, O_PERCONN, O_SIZE, O_RCPTS,
 	O_DOMAINS, O_LOCALS, O_FROM, O_HELO, O_NOPIPE, O_NOCHUNK, O_STARTTLS, O_CDIG,
 	O_PORT, O_HOSTNAME, O_FAIL, O_STORM, O_GREET, O_READRATE, O_HIDE, O_TLSDIR,
-	O_SDIG, O_MAXSIZE, O_SINKSESS, O_PROFILE, O_LINERATE, O_CONNTMO, O_HELP,
+	O_SDIG, O_MAXSIZE, O_SINKSESS, O_PROFILE, O_LINERATE, O_CONNTMO, O_SINKTMO, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -231,6 +233,7 @@ static const struct option longopts[] = {
 	{ "sink-digests", 1, 0, O_SDIG }, { "max-size", 1, 0, O_MAXSIZE },
 	{ "sink-sessions", 1, 0, O_SINKSESS }, { "profile", 1, 0, O_PROFILE },
 	{ "line-rate", 1, 0, O_LINERATE }, { "connect-timeout", 1, 0, O_CONNTMO },
+	{ "sink-timeout", 1, 0, O_SINKTMO },
 	{ "help", 0, 0, O_HELP },
 	{ 0, 0, 0, 0 },
 };
@@ -342,6 +345,7 @@ int gen_opts_parse(struct gen_opts *o, int argc, char **argv, char *err, size_t 
 		case O_HISTDIR: if (copy(o->hist_dir, sizeof(o->hist_dir), "hist-dir", a, err, errlen)) return -1; break;
 		case O_QUIET: o->quiet = true; break;
 		case O_CONNTMO: if (num("connect-timeout", a, 0.1, 600, &o->connect_timeout_s, err, errlen)) return -1; break;
+		case O_SINKTMO: if (num("sink-timeout", a, 1, 3600, &o->sink_timeout_s, err, errlen)) return -1; break;
 		case O_LINKWAIT: if (num("link-wait", a, 0, 600, &o->link_wait_s, err, errlen)) return -1; break;
 		case O_SERVER: {
 			char h[64], *colon;

@@ -81,6 +81,7 @@ struct gen_opts {
 	struct gen_fail_rule fail[GEN_FAIL_RULES];
 	double storm_every_s, storm_len_s;	/* 421 storms; 0: none */
 	uint64_t greet_delay_ms;
+	double sink_timeout_s;		/* a session idle this long: 421 (0: 300 s) */
 	uint64_t read_rate;		/* bytes/s per connection; 0: no limit */
 	unsigned hide_caps;		/* GEN_CAP_* */
 	char tls_dir[GEN_PATH_MAX];	/* STARTTLS with a self-signed pair there */

@@ -38,7 +38,13 @@ struct sslot {
 	uint8_t state;
 	bool fin_seen, fin_sent, starttls_wait, storm_hit, timed_out;
 	bool data_temp, data_perm;	/* the message's fate at the end of data */
-	uint64_t t_accept, greet_at, timer_at, consumed;
+	uint64_t t_accept, greet_at, consumed;
+	/* Timers are lazy (as the client's): deadline is when the session's
+	 * current wait runs out (the last event + the engine's timeout),
+	 * timer_at what TCP holds, the earliest of that, the held greeting
+	 * and read pacing. A timer that goes off before the deadline times
+	 * nothing out. 0: none. */
+	uint64_t deadline, timer_at;
 	struct tls_pump tp;		/* in: IN_CAP, pt: TLS_PUMP_PT_MAX (heap) */
 	/* hidden EHLO keywords: the engine's replies through a filter */
 	char ob[OB_CAP];
@@ -402,7 +408,8 @@ static void set_deadline(struct sslot *k)
 		timer_arm(k, k->greet_at);
 	if (t == 0)
 		t = k->sk->g->run->scf.timeout_cmd_ns;
-	timer_arm(k, now(k) + t);
+	k->deadline = now(k) + t;
+	timer_arm(k, k->deadline);
 }
 
 static void pump(struct sslot *k)
@@ -506,10 +513,12 @@ static void on_timer(struct tcp_conn *c, void *user)
 		timer_arm(k, t + 30 * NS_SEC);
 		return;
 	}
-	if (k->state == K_OPEN && smtp_session_timeout_ns(&k->s) &&
-	    t - k->t_accept > k->sk->g->run->scf.timeout_cmd_ns && !k->timed_out &&
-	    k->tp.in_start == k->tp.in_end) {
-		/* a deadline that really passed (not the greeting or read pacing) */
+	if (k->state == K_OPEN && smtp_session_timeout_ns(&k->s) && t >= k->deadline &&
+	    !k->timed_out && k->tp.in_start == k->tp.in_end) {
+		/* the wait really ran out: not a timer armed for an earlier
+		 * wait, nor the greeting or read pacing (the session's age
+		 * says nothing: one older than the timeout may be busy) */
+		k->sk->g->st.sink_timeouts++;
 		k->timed_out = true;
 		smtp_session_timeout(&k->s);
 	}
@@ -561,7 +570,7 @@ static bool on_accept(void *lctx, struct tcp_conn *c)
 	tls_pump_reset(&k->tp);
 	k->ob_start = k->ob_ready = k->ob_end = k->line_len = 0;
 	k->last_kept = -1;
-	k->timer_at = 0;
+	k->timer_at = k->deadline = 0;
 	k->consumed = 0;
 	k->t_accept = *g->now;
 	k->greet_at = k->t_accept + o->greet_delay_ms * 1000000ull;

@@ -242,6 +242,8 @@ static int run_setup(struct gen_run *run, const struct gen_opts *o)
 	smtp_conf_default(&run->scf);
 	snprintf(run->scf.hostname, sizeof(run->scf.hostname), "%s", o->hostname);
 	run->scf.max_size = o->max_size;
+	if (o->sink_timeout_s > 0)
+		run->scf.timeout_cmd_ns = (uint64_t)(o->sink_timeout_s * 1e9);
 	/* the sink takes mail from anyone for anywhere: it is a test next hop */
 	if (smtp_policy_init(&run->pol, "0.0.0.0/1 128.0.0.0/1", NULL) < 0) {
 		fprintf(stderr, "sluice-gen: sink policy\n");
@@ -402,6 +404,10 @@ int main(int argc, char **argv)
 	t_end = mono_s();
 	dp_halt(dp);
 	dp_log_drain(dp);
+	/* the lcores are stopped: what the drain left unanswered is counted */
+	for (unsigned i = 0; i < run.nworkers; i++)
+		if (run.lc[i])
+			gen_client_unfinished(run.lc[i]->client);
 
 	/* ---- the final report ---- */
 	{
@@ -448,6 +454,9 @@ int main(int argc, char **argv)
 			if (cur.late_starts)
 				printf("  late starts (open loop, no slot): %llu\n",
 				       (unsigned long long)cur.late_starts);
+			if (cur.msg_unfinished)
+				printf("  unfinished (no answer when the %.0f s drain ran out): %llu\n",
+				       DRAIN_S, (unsigned long long)cur.msg_unfinished);
 			/* a load figure is only worth what was measured: a run in
 			 * which nothing was accepted, or messages went unanswered,
 			 * must not read as success to a script */
@@ -458,17 +467,22 @@ int main(int argc, char **argv)
 				fprintf(stderr, "sluice-gen: %llu message(s) lost (no answer)\n",
 					(unsigned long long)cur.msg_lost);
 				status = 3;
+			} else if (cur.msg_unfinished) {
+				fprintf(stderr, "sluice-gen: %llu message(s) unfinished (no answer "
+					"when the drain ran out)\n", (unsigned long long)cur.msg_unfinished);
+				status = 3;
 			}
 		}
 		if (o.modes & GEN_MODE_SINK)
 			printf("  sink: %llu sessions, %llu messages (%.1f/s), %llu bytes; rcpt 4xx %llu, "
-			       "5xx %llu; data 4xx %llu, 5xx %llu; 421 storms %llu+%llu; unmarked %llu\n",
+			       "5xx %llu; data 4xx %llu, 5xx %llu; 421 storms %llu+%llu; unmarked %llu; "
+			       "timed out %llu\n",
 			       (unsigned long long)cur.sink_conns, (unsigned long long)cur.sink_msgs,
 			       cur.sink_msgs / el, (unsigned long long)cur.sink_bytes,
 			       (unsigned long long)cur.sink_rcpt_temp, (unsigned long long)cur.sink_rcpt_perm,
 			       (unsigned long long)cur.sink_data_temp, (unsigned long long)cur.sink_data_perm,
 			       (unsigned long long)cur.sink_refused_storm, (unsigned long long)cur.sink_storm_421,
-			       (unsigned long long)cur.sink_unmarked);
+			       (unsigned long long)cur.sink_unmarked, (unsigned long long)cur.sink_timeouts);
 		if (o.modes & GEN_MODE_FLOOD)
 			printf("  flood: %llu frames, %llu bytes (%.0f frames/s), %llu no mbuf\n",
 			       (unsigned long long)cur.flood_frames, (unsigned long long)cur.flood_bytes,

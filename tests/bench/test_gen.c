@@ -199,6 +199,27 @@ Test(msg, exact_sizes_crlf_lines_and_digest)
 	EVP_MD_CTX_free(ctx);
 }
 
+/* No context: the same message octet for octet, no digest (all zero). */
+Test(msg, no_context_same_message_no_digest)
+{
+	static char a[20000], b[20000];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct gen_msg m, m0;
+	static const uint8_t zero[GEN_SHA_LEN];
+
+	gen_template_init(tpl, 5);
+	cr_assert_eq(gen_msg_build(&m, tpl, ctx, "0-9", "run", "date", "a@b.test", "c@d.test",
+				   NULL, 10240, 3), 0);
+	cr_assert_neq(memcmp(m.sha, zero, GEN_SHA_LEN), 0, "a digest with a context");
+	cr_assert_eq(gen_msg_build(&m0, tpl, NULL, "0-9", "run", "date", "a@b.test", "c@d.test",
+				   NULL, 10240, 3), 0);
+	cr_assert_eq(memcmp(m0.sha, zero, GEN_SHA_LEN), 0, "no digest without one");
+	cr_assert_eq(m0.size, 10240);
+	cr_assert_eq(render(&m, a, sizeof(a)), render(&m0, b, sizeof(b)));
+	cr_assert_eq(memcmp(a, b, m.size), 0, "the same octets");
+	EVP_MD_CTX_free(ctx);
+}
+
 Test(msg, sink_digest_from_the_marker_any_split)
 {
 	static char body[40000];

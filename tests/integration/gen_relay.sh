@@ -73,5 +73,59 @@ lost=$(gen_field refused msg_lost)
 check "sluice-gen exits 3 when no message was answered (status $st, $lost lost)" \
 	[ "$st" -eq 3 -a "$lost" = 4 ]
 check "sluiced is still running" kill -0 "$T_PID"
+
+# The sink's idle timeout counts from the session's last event, not from
+# its start: a sink whose command timeout is 1 s, 4 client sessions kept
+# busy for 3 s on reused connections: none is timed out (before the fix,
+# the first timer, armed at accept + 1 s, ended every session older than
+# that: 421s, and the client reconnected); and a session that really sits
+# idle (open loop, a message every 2.5 s) still is.
+SMEMIF=$T_DIR/sink.sock
+# sink_run NAME ARGS...: a sluice-gen sink on its own memif server end
+sink_run() {
+	local name=$1; shift
+	G_N=$((G_N + 1))
+	rm -f "$SMEMIF"
+	"$GEN" sink --vdev "net_memif0,role=server,socket=$SMEMIF,socket-abstract=no,id=0" \
+		--file-prefix "sg$$-$G_N" --ip 198.18.0.2/24 --sink-timeout 1 --duration 30 \
+		--report "$T_DIR/$name.json" --quiet "$@" >"$T_DIR/$name.out" 2>&1 &
+	SINK_PID=$!
+	wait_for 30 test -S "$SMEMIF"
+}
+# sink_client NAME ARGS...: a sluice-gen client on that link, run to its end
+sink_client() {
+	local name=$1; shift
+	G_N=$((G_N + 1))
+	"$GEN" client --vdev "net_memif0,role=client,socket=$SMEMIF,socket-abstract=no,id=0" \
+		--file-prefix "sg$$-$G_N" --report "$T_DIR/$name.json" --quiet "$@" \
+		>"$T_DIR/$name.out" 2>&1
+}
+sink_stop() {
+	kill -TERM "$SINK_PID" 2>/dev/null
+	gen_wait "$SINK_PID" 30
+}
+check "a sink with a 1 s command timeout starts" sink_run busysink
+sink_client busy --duration 3 --per-conn 0 --concurrency 4 --size 1k; st=$?
+sink_stop
+bok=$(gen_field busy msg_ok); bconn=$(gen_field busy conn_ok); blost=$(gen_field busy msg_lost)
+btemp=$(gen_field busy msg_temp); bto=$(gen_field busysink sink_timeouts)
+check "busy sessions older than the sink's timeout are not timed out ($bto timed out)" \
+	[ "$bto" = 0 ]
+check "the client's 4 connections lasted the run ($bconn opened, $bok ok, $btemp 4xx, $blost lost, status $st)" \
+	[ "$bconn" = 4 -a "$blost" = 0 -a "$btemp" = 0 -a "${bok:-0}" -gt 0 -a "$st" -eq 0 ]
+check "a sink with a 1 s command timeout starts again" sink_run idlesink
+sink_client idle --duration 6 --per-conn 0 --concurrency 1 --rate 0.4 --size 1k
+sink_stop
+ito=$(gen_field idlesink sink_timeouts)
+check "an idle session is still timed out ($ito timed out)" [ "${ito:-0}" -ge 1 ]
+# Messages still in flight when the drain at stop runs out are counted,
+# not dropped from the figures: a sink that reads 200 bytes/s holds two
+# 10 KiB bodies past the client's 15 s drain
+check "a slow-reading sink starts" sink_run slowsink --read-rate 200
+sink_client slow --duration 1 --per-conn 0 --concurrency 2 --size 10k; st=$?
+sink_stop
+unf=$(gen_field slow msg_unfinished)
+check "both messages in flight when the drain ran out are counted ($unf), status 3 ($st)" \
+	[ "$unf" = 2 -a "$st" -eq 3 ]
 grep -E '^  (connect|data|messages)' "$T_DIR/relay.out" | sed 's/^/# /'
 finish
