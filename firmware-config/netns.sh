@@ -29,12 +29,13 @@
 #
 # SLUICE_MTU (environment; empty: every interface keeps its default, 1500):
 # a larger MTU for the port and its kernel side, e.g. 9000 for the benches'
-# jumbo runs. The veth (af_packet) gets it on both ends and net_af_packet
-# ring frames to hold it (framesz, port_mtu.h); a tap or virtio-user's tap
-# gets it on the kernel side (sluiced sets its own side from [net] mtu,
-# which must say the same). af_xdp stays at 1500: XDP on a veth takes no
-# frame beyond a page, nor DPDK 22.11's af_xdp PMD beyond its 4 KiB umem
-# frames.
+# jumbo runs, where the port type takes it (sluice_port_mtu): af_packet,
+# whose veth gets it on both ends and whose ring frames are made to hold it
+# (framesz, dataplane/port_mtu.h); sluiced's own side follows [net] mtu,
+# which must say the same. The others stay at 1500: DPDK 22.11's net_tap
+# takes no frame beyond 1522 octets, af_xdp none beyond its 4 KiB umem
+# frames (nor does XDP on a veth beyond a page), and virtio_user is not
+# measured here (no vhost-net on the machine that made this).
 
 sluice_ns_up() {
 	local ns=$1
@@ -231,11 +232,7 @@ sluice_port_pre() {
 sluice_port_post() {
 	local ns=$1 port=$2 ifc=$3 addr=$4
 	case $port in
-	tap|virtio_user) sluice_tap_wait "$ns" "$ifc" "$addr" || return 1
-		if [ -n "${SLUICE_MTU:-}" ] && ! ip -n "$ns" link set "$ifc" mtu "$SLUICE_MTU"; then
-			echo "sluice_port_post: mtu $SLUICE_MTU on $ifc failed" >&2
-			return 1
-		fi ;;
+	tap|virtio_user) sluice_tap_wait "$ns" "$ifc" "$addr" ;;
 	*) return 0 ;;
 	esac
 }
@@ -243,7 +240,8 @@ sluice_port_post() {
 sluice_port_mtu() {
 	local m=${SLUICE_MTU:-1500}
 	case $1 in
-	af_xdp) [ "$m" -gt 1500 ] && m=1500 ;;
+	af_packet) ;;
+	*) [ "$m" -gt 1500 ] && m=1500 ;;
 	esac
 	echo "$m"
 }
