@@ -107,6 +107,7 @@ workers = 2"
 # it; [net] mtu): the port must take it (its log says so), TCP must move
 # segments of it both ways - the client's, sized by the MSS we announce,
 # and ours - in a bulk echo that tcp_load verifies byte for byte, and the
+# smtp-source's messages must all be queued over that link too, and the
 # PMD must have dropped no frame as too large for its ring (port.oerrors).
 jumbo_af_packet() {
 	local why out f0 b0 rf0 rb0 f1 b1 rf1 rb1 e0 load=$T_BUILD/bench/tcp_load
@@ -143,6 +144,19 @@ echo_port = 7"
 		test $(( (b1 - b0) / (f1 - f0 + 1) )) -gt 4000
 	check "port af_packet, MTU 9000: the client's too ($(( (rb1 - rb0) / (rf1 - rf0 + 1) )))" \
 		test $(( (rb1 - rb0) / (rf1 - rf0 + 1) )) -gt 4000
+	# SMTP over the same link: 10 KiB messages in jumbo segments
+	if [ -x "$SRC" ]; then
+		f0=$(stat smtpd.queue_ok)
+		out=$(ns timeout 120 "$SRC" -s 20 -m "$MSGS" -l 10240 -f a@example.org \
+			-t b@example.com 198.18.0.2:25 2>&1)
+		check "port af_packet, MTU 9000: smtp-source, $MSGS messages of 10 KiB, exits 0${out:+ ($out)}" \
+			test $? -eq 0
+		f1=$(stat smtpd.queue_ok)
+		check "port af_packet, MTU 9000: smtpd.queue_ok grew by $MSGS ($f0 -> $f1)" \
+			test "$f1" -eq $((f0 + MSGS))
+	else
+		skip "port af_packet, MTU 9000: smtp-source burst (no $SRC: apt-get install postfix)"
+	fi
 	check "port af_packet, MTU 9000: no frame dropped by the PMD (port.oerrors $e0 -> $(stat port.oerrors))" \
 		test "$(stat port.oerrors)" -eq "$e0"
 	check "port af_packet, MTU 9000: sluiced stops cleanly" t_stop
