@@ -4,14 +4,21 @@
 #include "dataplane/port.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
 #include "common/log.h"
+#include "dataplane/port_mtu.h"
 
 const uint8_t port_rss_key[40] = {
 	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
@@ -21,6 +28,65 @@ const uint8_t port_rss_key[40] = {
 };
 
 static uint16_t min_u16(uint16_t a, uint16_t b) { return a < b ? a : b; }
+
+/* The kernel's MTU of interface if_index (0 if it cannot tell): what a
+ * packet socket on it will send (larger frames fail with EMSGSIZE). */
+static unsigned kernel_iface_mtu(uint32_t if_index)
+{
+	struct ifreq ifr;
+	int s, r;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (if_index == 0 || !if_indextoname(if_index, ifr.ifr_name))
+		return 0;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return 0;
+	r = ioctl(s, SIOCGIFMTU, &ifr);
+	close(s);
+	return r == 0 && ifr.ifr_mtu > 0 ? (unsigned)ifr.ifr_mtu : 0;
+}
+
+/*
+ * The port's MTU: the device's own, or [net] mtu when that is larger and
+ * the port takes it. rte_eth_dev_set_mtu() for most PMDs (net_tap sets its
+ * tap's MTU, virtio-user its own limit). net_af_packet's ethdev limit is a
+ * constant 1518-octet frame whatever its ring holds (port_mtu.h): there the
+ * MTU is what both its ring frames (devarg framesz) and the kernel's MTU of
+ * its interface allow. A port that takes less keeps its own MTU, and says
+ * so: TCP then announces an MSS that fits it.
+ */
+static uint16_t port_pick_mtu(uint16_t pid, const struct rte_eth_dev_info *info,
+			      unsigned want)
+{
+	uint16_t cur = 0;
+	unsigned lim;
+	int r;
+
+	if (rte_eth_dev_get_mtu(pid, &cur) < 0 || cur == 0)
+		cur = RTE_ETHER_MTU;
+	if (want <= cur)
+		return cur;
+	if (info->driver_name && strcmp(info->driver_name, "net_af_packet") == 0) {
+		const struct rte_devargs *da = rte_dev_devargs(info->device);
+		unsigned ring = port_af_packet_max_mtu(da ? da->args : NULL);
+		unsigned kern = kernel_iface_mtu(info->if_index);
+
+		lim = ring < kern ? ring : kern;
+		if (lim >= want)
+			return (uint16_t)want;
+		log_warn("port %u (net_af_packet): mtu %u does not fit (ring frames "
+			 "take %u: devarg framesz; the interface's MTU is %u): mtu %u",
+			 pid, want, ring, kern, lim > cur ? lim : cur);
+		return (uint16_t)(lim > cur ? lim : cur);
+	}
+	r = rte_eth_dev_set_mtu(pid, (uint16_t)want);
+	if (r == 0)
+		return (uint16_t)want;
+	log_warn("port %u (%s) does not take mtu %u (%s): mtu %u", pid, info->driver_name,
+		 want, rte_strerror(-r), cur);
+	return cur;
+}
 
 int port_setup(struct port_info *pi, const struct dp_conf *conf)
 {
@@ -96,12 +162,15 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 	if (r < 0)
 		return r;
 
+	pi->mtu = port_pick_mtu(pid, &info, conf->addr.mtu);
+
+	/* one frame of that MTU in one mbuf (port_mtu.h) */
 	snprintf(name, sizeof(name), "mbufs_s%d", socket);
 	pi->pool = rte_pktmbuf_pool_create(name, conf->port.mbufs, conf->port.mbuf_cache,
-					   0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+					   0, port_mbuf_room(pi->mtu), socket);
 	if (!pi->pool) {
-		log_err("port %u: mbuf pool of %u failed: %s", pid, conf->port.mbufs,
-			rte_strerror(rte_errno));
+		log_err("port %u: mbuf pool of %u (%u octets each) failed: %s", pid,
+			conf->port.mbufs, port_mbuf_room(pi->mtu), rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
 	for (uint16_t q = 0; q < pi->rx_queues; q++) {
@@ -121,8 +190,6 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 	r = rte_eth_macaddr_get(pid, &pi->mac);
 	if (r < 0)
 		return r;
-	if (rte_eth_dev_get_mtu(pid, &pi->mtu) < 0 || pi->mtu == 0)
-		pi->mtu = RTE_ETHER_MTU;
 	r = rte_eth_dev_start(pid);
 	if (r < 0) {
 		log_err("port %u: start failed: %s", pid, rte_strerror(-r));
@@ -137,9 +204,10 @@ int port_setup(struct port_info *pi, const struct dp_conf *conf)
 	if (r < 0)
 		log_warn("port %u: all-multicast not enabled (%s): IPv6 neighbours may not "
 			 "reach our solicited-node group", pid, rte_strerror(-r));
-	log_info("port %u up (%s): %u rx / %u tx queues, %u+%u descriptors, mtu %u, "
-		 "mac " RTE_ETHER_ADDR_PRT_FMT, pid, info.driver_name, pi->rx_queues, pi->tx_queues,
-		 rxd, txd, pi->mtu, RTE_ETHER_ADDR_BYTES(&pi->mac));
+	log_info("port %u up (%s): %u rx / %u tx queues, %u+%u descriptors, mtu %u "
+		 "(mbuf room %u), mac " RTE_ETHER_ADDR_PRT_FMT, pid, info.driver_name,
+		 pi->rx_queues, pi->tx_queues, rxd, txd, pi->mtu, port_mbuf_room(pi->mtu),
+		 RTE_ETHER_ADDR_BYTES(&pi->mac));
 	log_info("port %u offloads: rx checksum%s%s%s, tx checksum%s%s%s, rss hash %s", pid,
 		 pi->rx_offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM ? " ipv4" : "",
 		 pi->rx_offloads & RTE_ETH_RX_OFFLOAD_TCP_CKSUM ? " tcp" : "",

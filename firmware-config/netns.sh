@@ -25,6 +25,17 @@
 # Whatever the type, IFACE is the kernel side's interface, which gets ADDR:
 # the tap itself, or the veth end facing sluiced's IFACEa.
 #   sluice_ctl_wait SOCK            wait until sluiced answers on its control socket
+#   sluice_port_mtu PORT            the MTU PORT runs with under SLUICE_MTU
+#
+# SLUICE_MTU (environment; empty: every interface keeps its default, 1500):
+# a larger MTU for the port and its kernel side, e.g. 9000 for the benches'
+# jumbo runs, where the port type takes it (sluice_port_mtu): af_packet,
+# whose veth gets it on both ends and whose ring frames are made to hold it
+# (framesz, dataplane/port_mtu.h); sluiced's own side follows [net] mtu,
+# which must say the same. The others stay at 1500: DPDK 22.11's net_tap
+# takes no frame beyond 1522 octets, af_xdp none beyond its 4 KiB umem
+# frames (nor does XDP on a veth beyond a page), and virtio_user is not
+# measured here (no vhost-net on the machine that made this).
 
 sluice_ns_up() {
 	local ns=$1
@@ -71,6 +82,10 @@ sluice_veth_up() {
 	for i in "$app" "$kern"; do
 		if ! err=$(ip netns exec "$ns" ethtool -K "$i" tso off gso off gro off tx off rx off 2>&1); then
 			echo "sluice_veth_up: ethtool -K $i (offloads off) failed: $err" >&2
+			return 1
+		fi
+		if [ -n "${SLUICE_MTU:-}" ] && ! ip -n "$ns" link set "$i" mtu "$SLUICE_MTU"; then
+			echo "sluice_veth_up: mtu $SLUICE_MTU on $i failed" >&2
 			return 1
 		fi
 		ip -n "$ns" link set "$i" up || return 1
@@ -158,11 +173,27 @@ sluice_port_check() {
 # be polled: Q is the number of workers. net_af_xdp binds one socket per
 # queue of the veth, whose queue count must then be Q too
 # (sluice_port_queues); on a veth it can have only one (sluice_port_check).
+# With a SLUICE_MTU above what the PMD's default 2048-octet ring frames
+# hold (1968: port_mtu.h), net_af_packet gets frames of MTU + 80 octets
+# rounded up to 1 KiB, in blocks of whole pages AND whole frames (the PMD
+# finds frame i at i * framesz, the kernel packs whole frames into each
+# block: only the same when a block holds no slack), and about 512 of them
+# (a multiple of the frames per block, as the kernel requires).
 sluice_port_vdev() {
-	local port=$1 ifc=$2 q=${3:-1}
+	local port=$1 ifc=$2 q=${3:-1} m k fpb
 	case $port in
 	tap) echo "net_tap0,iface=$ifc" ;;
-	af_packet) echo "net_af_packet0,iface=${ifc}a,qpairs=$q" ;;
+	af_packet)
+		m=$(sluice_port_mtu af_packet)
+		if [ "$m" -gt 1968 ]; then
+			k=$(( (m + 80 + 1023) / 1024 ))	# framesz in KiB
+			fpb=4	# frames per block: lcm(k, 4) / k
+			[ $((k % 2)) -eq 0 ] && fpb=2
+			[ $((k % 4)) -eq 0 ] && fpb=1
+			echo "net_af_packet0,iface=${ifc}a,qpairs=$q,framesz=$((k * 1024)),blocksz=$((k * 1024 * fpb)),framecnt=$(( 512 / fpb * fpb ))"
+		else
+			echo "net_af_packet0,iface=${ifc}a,qpairs=$q"
+		fi ;;
 	af_xdp) echo "net_af_xdp0,iface=${ifc}a,start_queue=0,queue_count=$q" ;;
 	virtio_user) echo "virtio_user0,path=/dev/vhost-net,queues=$q,queue_size=1024,iface=$ifc" ;;
 	*) return 1 ;;
@@ -192,7 +223,8 @@ sluice_port_queues() {
 sluice_port_pre() {
 	local ns=$1 port=$2 ifc=$3 addr=$4
 	case $port in
-	af_packet|af_xdp) sluice_veth_up "$ns" "${ifc}a" "$ifc" "$addr" ;;
+	af_packet) sluice_veth_up "$ns" "${ifc}a" "$ifc" "$addr" ;;
+	af_xdp) SLUICE_MTU= sluice_veth_up "$ns" "${ifc}a" "$ifc" "$addr" ;;	# sluice_port_mtu
 	*) return 0 ;;
 	esac
 }
@@ -203,6 +235,15 @@ sluice_port_post() {
 	tap|virtio_user) sluice_tap_wait "$ns" "$ifc" "$addr" ;;
 	*) return 0 ;;
 	esac
+}
+
+sluice_port_mtu() {
+	local m=${SLUICE_MTU:-1500}
+	case $1 in
+	af_packet) ;;
+	*) [ "$m" -gt 1500 ] && m=1500 ;;
+	esac
+	echo "$m"
 }
 
 sluice_ns_down() {

@@ -19,6 +19,7 @@
 #include <rte_ip.h>
 #include <rte_tcp.h>
 
+#include "dataplane/net/cksum.h"
 #include "dataplane/net/ipv4.h"
 #include "dataplane/net/ipv6.h"
 
@@ -155,7 +156,13 @@ static int seg_send(struct tcp_stack *ts, const struct tcp_tuple *t, uint32_t se
 		th->cksum = rte_ipv4_phdr_cksum(&iph, m->ol_flags);
 		ns->stats.tcp_tx_cksum_offload++;
 	} else {
-		th->cksum = rte_ipv4_udptcp_cksum(&iph, th);
+		/* rte_ipv4_udptcp_cksum's value, summed by net_raw_cksum */
+		uint32_t sum = (uint32_t)net_raw_cksum(th, hlen + len) +
+			       rte_ipv4_phdr_cksum(&iph, 0);
+		uint16_t ck;
+		sum = (sum & 0xffff) + (sum >> 16);
+		ck = (uint16_t)~sum;
+		th->cksum = ck ? ck : 0xffff;
 	}
 	ipv4_output(ns, m, t->raddr.v4, IPPROTO_TCP);
 	return 0;

@@ -10,7 +10,7 @@
 # sessions, one connection per message) whose every message must be counted
 # by smtpd.queue_ok, and on a veth port the kernel's own IP stack must have
 # seen none of the port's frames; then again on two workers (a queue pair each, nothing
-# misrouted). A type this machine cannot run (no PMD, no
+# misrouted). Last, af_packet at MTU 9000 with a bulk TCP echo. A type this machine cannot run (no PMD, no
 # /dev/vhost-net, a kernel without XDP sockets) is reported as skipped with
 # the reason, never passed; a type that should run here and does not fails.
 set -u
@@ -103,7 +103,68 @@ workers = 2"
 	check "port $port, 2 workers: sluiced stops cleanly" t_stop
 }
 
+# af_packet at MTU 9000 (SLUICE_MTU: both veth ends, ring frames that hold
+# it; [net] mtu): the port must take it (its log says so), TCP must move
+# segments of it both ways - the client's, sized by the MSS we announce,
+# and ours - in a bulk echo that tcp_load verifies byte for byte, and the
+# smtp-source's messages must all be queued over that link too, and the
+# PMD must have dropped no frame as too large for its ring (port.oerrors).
+jumbo_af_packet() {
+	local why out f0 b0 rf0 rb0 f1 b1 rf1 rb1 e0 load=$T_BUILD/bench/tcp_load
+	if ! why=$(sluice_port_check af_packet); then
+		skip "port af_packet, MTU 9000 ($why)"
+		return
+	fi
+	[ -x "$load" ] || { fail "port af_packet, MTU 9000: $load is built"; return; }
+	sluice_ns_down "$T_NS"; sluice_ns_up "$T_NS"
+	T_PORT=af_packet T_PORT_READY=
+	: >"$T_LOG"
+	rm -rf "$T_DIR/spool"
+	export SLUICE_MTU=9000
+	t_conf "[net]
+mtu = 9000
+[port]
+mbufs = 16383
+[testsvc]
+echo_port = 7"
+	if ! t_start; then
+		fail "port af_packet, MTU 9000: sluiced came up ($(tail -n 5 "$T_LOG" | tr '\n' ' '))"
+		t_stop; unset SLUICE_MTU; return
+	fi
+	check "port af_packet, MTU 9000: the port takes it" \
+		grep -q "port 0 up (net_af_packet): .*mtu 9000 (mbuf room" "$T_LOG"
+	f0=$(stat net.tx_frames) b0=$(stat net.tx_bytes) e0=$(stat port.oerrors)
+	rf0=$(stat net.rx_frames) rb0=$(stat net.rx_bytes)
+	out=$(ns timeout 120 "$load" bulk 198.18.0.2 7 20000000 2>&1)
+	check "port af_packet, MTU 9000: 20 MB echoed and verified ($out)" test $? -eq 0
+	f1=$(stat net.tx_frames) b1=$(stat net.tx_bytes)
+	rf1=$(stat net.rx_frames) rb1=$(stat net.rx_bytes)
+	# well above any 1514-octet frame: most are full 9014-octet ones
+	check "port af_packet, MTU 9000: our frames average over 4000 octets ($(( (b1 - b0) / (f1 - f0 + 1) )))" \
+		test $(( (b1 - b0) / (f1 - f0 + 1) )) -gt 4000
+	check "port af_packet, MTU 9000: the client's too ($(( (rb1 - rb0) / (rf1 - rf0 + 1) )))" \
+		test $(( (rb1 - rb0) / (rf1 - rf0 + 1) )) -gt 4000
+	# SMTP over the same link: 10 KiB messages in jumbo segments
+	if [ -x "$SRC" ]; then
+		f0=$(stat smtpd.queue_ok)
+		out=$(ns timeout 120 "$SRC" -s 20 -m "$MSGS" -l 10240 -f a@example.org \
+			-t b@example.com 198.18.0.2:25 2>&1)
+		check "port af_packet, MTU 9000: smtp-source, $MSGS messages of 10 KiB, exits 0${out:+ ($out)}" \
+			test $? -eq 0
+		f1=$(stat smtpd.queue_ok)
+		check "port af_packet, MTU 9000: smtpd.queue_ok grew by $MSGS ($f0 -> $f1)" \
+			test "$f1" -eq $((f0 + MSGS))
+	else
+		skip "port af_packet, MTU 9000: smtp-source burst (no $SRC: apt-get install postfix)"
+	fi
+	check "port af_packet, MTU 9000: no frame dropped by the PMD (port.oerrors $e0 -> $(stat port.oerrors))" \
+		test "$(stat port.oerrors)" -eq "$e0"
+	check "port af_packet, MTU 9000: sluiced stops cleanly" t_stop
+	unset SLUICE_MTU
+}
+
 for p in tap af_packet af_xdp virtio_user; do
 	one_port "$p"
 done
+jumbo_af_packet
 finish
