@@ -1086,7 +1086,6 @@ static int rdom_cmp(const void *a, const void *b)
 	return (int)x->i - (int)y->i;
 }
 
-/* A claimed part: its undone recipients grouped by domain, each group routed. */
 /* The operator's suspension of domain dom (normal form), or NULL; one
  * that ran out is dropped here. */
 const struct ssusp *sched_suspension(struct sched *s, const char *dom)
@@ -1122,6 +1121,7 @@ static void item_suspended(struct sched *s, struct sitem *it, const struct ssusp
 	item_give_back(s, it, when);
 }
 
+/* A claimed part: its undone recipients grouped by domain, each group routed. */
 static void part_route(struct sched *s, struct spart *p)
 {
 	struct rdom *g;
