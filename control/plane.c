@@ -42,6 +42,7 @@
 #include "control/route.h"
 #include "dataplane/ask.h"
 #include "control/sched.h"
+#include "control/transfer_state.h"
 #include "dataplane/dataplane.h"
 #include "queue/queue.h"
 
@@ -133,6 +134,7 @@ struct plane {
 	struct bench bench;		/* plane thread only */
 	struct dataplane *dp;
 	struct queue *q;		/* NULL: none */
+	char qdir[CONFIG_PATH_MAX];	/* [queue] dir: the transfer's state file */
 	unsigned nworkers;
 	struct rdns_job rdns[RDNS_JOBS];	/* plane thread only */
 	uint64_t rdns_quiet_until;	/* ms: answer "" without asking DNS */
@@ -622,30 +624,44 @@ static void suspend_request(struct plane *p, struct plane_req *r)
  * --cancel, status (sched.h: sched_transfer_*). */
 static void transfer_request(struct plane *p, struct plane_req *r)
 {
+	struct transfer_state xs;
 	struct in_addr a;
+	char err[256];
 	uint64_t due = 0;
 	int st;
 
 	switch (r->kind) {
 	case REQ_TRANSFER:
 		inet_pton(AF_INET, r->a, &a);	/* checked by parse_request */
-		st = sched_transfer_start(p->sched, a.s_addr, (uint16_t)strtoul(r->b, NULL, 10),
-					  strstr(r->b, "held") != NULL, &due);
-		if (st == QUEUE_STATE)
+		xs = (struct transfer_state){ a.s_addr, (uint16_t)strtoul(r->b, NULL, 10),
+					      strstr(r->b, "held") != NULL };
+		st = sched_transfer_start(p->sched, xs.addr, xs.port, xs.include_held, &due);
+		if (st == QUEUE_STATE) {
 			finish_error(r, "transfer: one is on already (transfer --cancel first)");
-		else if (st == QUEUE_INVALID)
+			return;
+		}
+		if (st == QUEUE_INVALID) {
 			finish_error(r, "transfer: '%s' is not an address to send to", r->a);
-		else if (st != QUEUE_OK)
+			return;
+		}
+		/* on from here: a restart goes on with it (transfer_state.h) */
+		if (transfer_state_save(p->qdir, &xs, err, sizeof(err)) < 0)
+			log_err("transfer: %s: a restart would not go on with it", err);
+		if (st != QUEUE_OK)
 			finish_error(r, "transfer: started, but making the mail due: %s",
 				     queue_status_str(st));
 		else
 			finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
 		return;
 	case REQ_TRANSFER_CANCEL:
-		if (sched_transfer_cancel(p->sched) != QUEUE_OK)
+		if (sched_transfer_cancel(p->sched) != QUEUE_OK) {
 			finish_error(r, "transfer --cancel: no transfer is on");
-		else	/* its state now */
-			finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
+			return;
+		}
+		if (transfer_state_save(p->qdir, NULL, err, sizeof(err)) < 0)
+			log_err("transfer --cancel: %s: a restart would start it again", err);
+		/* its state now */
+		finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
 		return;
 	default:
 		finish(r, true, json_pack("{s:o}", "transfer", sched_transfer_json(p->sched)));
@@ -986,6 +1002,32 @@ static void *run(void *arg)
 /* ---- the main thread's side ---------------------------------------------------- */
 
 /* The scheduler on q and the dataplane's delivery ports. 0 or -1 with err. */
+/* A transfer that was on when the box stopped goes on (transfer_state.h).
+ * Before the plane's thread runs: the scheduler is still this thread's. */
+static void transfer_resume(struct plane *p)
+{
+	struct transfer_state xs;
+	struct in_addr a;
+	char err[256], ip[INET_ADDRSTRLEN];
+	uint64_t due = 0;
+	int rc = transfer_state_load(p->qdir, &xs, err, sizeof(err));
+
+	if (rc < 0)
+		log_err("transfer: %s: no transfer started; give `sluicectl transfer --to` again",
+			err);
+	if (rc <= 0)
+		return;
+	a.s_addr = xs.addr;
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	rc = sched_transfer_start(p->sched, xs.addr, xs.port, xs.include_held, &due);
+	if (rc != QUEUE_OK && rc != QUEUE_STATE)
+		log_err("transfer: going on with the one to [%s]:%u after the restart: %s", ip,
+			(unsigned)xs.port, queue_status_str(rc));
+	else
+		log_notice("transfer: the one to [%s]:%u was on when this box stopped: it goes on "
+			   "(%llu made due)", ip, (unsigned)xs.port, (unsigned long long)due);
+}
+
 static int sched_start(struct plane *p, const struct sluice_config *cfg, struct dataplane *dp,
 		       struct queue *q, char *err, size_t errlen)
 {
@@ -1015,6 +1057,7 @@ static int sched_start(struct plane *p, const struct sluice_config *cfg, struct 
 	p->sched = sched_create(&sc, &env, err, errlen);
 	if (!p->sched)
 		return -1;
+	transfer_resume(p);
 	log_info("delivery: scheduler on %u worker(s): %u message parts in memory, %zu MiB of "
 		 "bodies, %u jobs at once", env.nports, sc.active_limit, sc.body_memory >> 20,
 		 sc.jobs_max);
@@ -1078,6 +1121,7 @@ struct plane *plane_start(const struct sluice_config *cfg, struct dataplane *dp,
 	p->dp = dp;
 	p->nworkers = dp_workers(dp);
 	p->q = q;
+	snprintf(p->qdir, sizeof(p->qdir), "%s", cfg->queue.dir);
 	if (maillog_open(cfg->log.mail, cfg->smtp.hostname, err, errlen) < 0)
 		goto fail;
 	if (q) {	/* the quota store beside the queue's shards */

@@ -301,6 +301,8 @@ unsigned sched_suspended_json(struct sched *s, json_t *arr);
  * part in a delivery when the transfer starts finishes it, then is due at
  * once, and transferred. The transfer stays on (new DSNs made here go too)
  * until sched_transfer_cancel; parts in flight then finish their transfer.
+ * The plane records it on disk so that a restart goes on with it
+ * (transfer_state.h).
  * It is not kept across a restart (run it again).
  * start: QUEUE_OK (*made_due: parts made due), QUEUE_STATE (one is on),
  * QUEUE_INVALID (address or port 0), or the flush's error (it is on).

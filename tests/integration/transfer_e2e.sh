@@ -23,9 +23,9 @@
 #     (by recipient and Message-Id), none lost, none delivered by A.
 #  6. Interrupted: A (undrained) takes M (400) more (deferred once), is
 #     drained, and is killed -9 in the middle of a transfer (to B at
-#     200/s now, [dest] per_domain, so that it is in the middle); restarted (still
-#     drained: the drain survives a restart, the transfer does not), it transfers
-#     again: A's queue empties, every
+#     200/s now, [dest] per_domain, so that it is in the middle); restarted, it
+#     is still drained and goes on with the transfer (both are files in its
+#     queue dir, drain_state.h, transfer_state.h): A's queue empties, every
 #     message arrives at least once, and the duplicates are at most the
 #     transfers that can be between B's 250 and A's commit: the jobs out
 #     to B (A's window to B: 10) and those whose removal is being
@@ -272,6 +272,7 @@ check "every message exactly once, by recipient and Message-Id ($a)" test "$a" =
 # --- 6. interrupted --------------------------------------------------------------------------
 phase "6: kill -9 A in the middle of a transfer"
 check "transfer --cancel, undrain A" sh -c "'$T_CTL' -s '$T_DIR/ctl1.sock' transfer --cancel >/dev/null && '$T_CTL' -s '$T_DIR/ctl1.sock' undrain >/dev/null"
+check "the cancel removed the transfer's state file" test ! -e "$T_DIR/spool1/transfer"
 check "B suspends xfer.test again" ctl 2 suspend xfer.test
 # A's transfers to B at 200/s from now on (and after the restart: the
 # file), so the kill lands in the middle of one on any machine
@@ -283,6 +284,8 @@ check "each deferred once" wait_for 60 ge 1 sched.rcpt_deferred $((d0 + M))
 check "drain A" ctl 1 drain
 m0=$(bstat 1 sched.xfer_moved)
 check "transfer to B" ctl 1 transfer --to 198.18.2.2
+check "... recorded in the queue dir: $(cat "$T_DIR/spool1/transfer" 2>&1)" \
+	grep -qx "198.18.2.2 25 unheld" "$T_DIR/spool1/transfer"
 check "some moved" wait_for 60 ge 1 sched.xfer_moved $((m0 + 20))
 kill -KILL "${BOXPID[1]}"; wait "${BOXPID[1]}" 2>/dev/null; BOXPID[1]=0
 onb=$(queued 2)
@@ -291,13 +294,14 @@ check "A restarts" box_start 1
 left=$(queued 1)
 echo "    A's queue after the restart: $left"
 check "B had part, not all ($onb < $M)" test "$onb" -lt "$M"
-# The drain survives the restart (a file in the queue dir); the transfer does not.
+# The drain and the transfer survive the restart (files in the queue dir).
 st_json=$(ctl 1 --json status 2>&1)
 check "the restarted box is still drained ($st_json)" \
 	/usr/bin/python3 -c 'import json, sys; sys.exit(0 if json.loads(sys.argv[1])["status"]["draining"] is True else 1)' "$st_json"
-out=$(ctl 1 transfer 2>&1)
-check "no transfer runs after the restart ($out)" grep -q "no transfer since the start" <<<"$out"
-check "transfer again" ctl 1 transfer --to 198.18.2.2
+xf_json=$(ctl 1 --json transfer 2>&1)
+check "the transfer goes on after the restart, without a new command ($xf_json)" \
+	/usr/bin/python3 -c 'import json, sys; t = json.loads(sys.argv[1])["transfer"]; sys.exit(0 if t["active"] is True and t["to"] == "[198.18.2.2]:25" else 1)' "$xf_json"
+check "... and says so in the log" grep -q "transfer: the one to \[198.18.2.2\]:25 was on when this box stopped" "$T_DIR/box1.log"
 check "A's queue empties" wait_for 60 queue_is 1 0
 onb=$(queued 2)
 dups=$((onb - M))
