@@ -49,8 +49,8 @@ static unsigned kernel_iface_mtu(uint32_t if_index)
 
 /*
  * The port's MTU: the device's own, or [net] mtu when that is larger and
- * the port takes it. rte_eth_dev_set_mtu() for most PMDs (net_tap sets its
- * tap's MTU, virtio-user its own limit). net_af_packet's ethdev limit is a
+ * the port takes it. rte_eth_dev_set_mtu() for most PMDs (a NIC's; DPDK
+ * 22.11's net_tap refuses more than 1500). net_af_packet's ethdev limit is a
  * constant 1518-octet frame whatever its ring holds (port_mtu.h): there the
  * MTU is what both its ring frames (devarg framesz) and the kernel's MTU of
  * its interface allow. A port that takes less keeps its own MTU, and says
