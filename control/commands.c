@@ -18,6 +18,7 @@
 #include "control/plane.h"
 #include "control/quota.h"
 #include "control/reload.h"
+#include "control/transfer_state.h"
 #include "control/users.h"
 #include "dataplane/dataplane.h"
 #include "queue/queue.h"
@@ -506,25 +507,21 @@ PLANE_CMD(cmd_cluster_boxes, "cluster", "boxes")
 PLANE_CMD(cmd_cluster_flush, "cluster", "flush")
 PLANE_CMD(cmd_cluster_route, "cluster", "route")
 
-/* HOST of "HOST[:PORT]" or "[HOST]:PORT" is this box's own [net] address
- * (the rest of the syntax is plane.c's to check). */
+/* transfer --to's HOST is this box's own [net] address or address6 (a
+ * HOST that does not parse is plane.c's to refuse, with the reason). */
 static bool transfer_to_self(const struct ctl_ctx *c, const char *to)
 {
-	char host[64], *colon;
-	struct in_addr in;
-	size_t n;
+	static const uint8_t none6[16];
+	struct net_addr a, self4, self6;
+	uint16_t port;
+	char err[160];
 
-	if (!c->cfg || !c->cfg->dp.addr.ip || strlen(to) >= sizeof(host))
+	if (!c->cfg || transfer_dest_parse(to, &a, &port, err, sizeof(err)) < 0)
 		return false;
-	strcpy(host, to);
-	if ((colon = strrchr(host, ':')))
-		*colon = '\0';
-	n = strlen(host);
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		host[n - 1] = '\0';
-		memmove(host, host + 1, n - 1);
-	}
-	return inet_pton(AF_INET, host, &in) == 1 && in.s_addr == c->cfg->dp.addr.ip;
+	self4 = net_addr_v4(c->cfg->dp.addr.ip);
+	self6 = net_addr_v6(c->cfg->dp.addr.ip6);
+	return (c->cfg->dp.addr.ip && net_addr_eq(&a, &self4)) ||
+	       (memcmp(c->cfg->dp.addr.ip6, none6, 16) != 0 && net_addr_eq(&a, &self6));
 }
 
 /* transfer --to HOST[:PORT]: only a drained box moves its queue (the other
@@ -545,7 +542,8 @@ static int cmd_transfer(struct ctl_ctx *c, int argc, char **argv, json_t **resul
 		}
 		if (argc >= 2 && transfer_to_self(c, argv[1])) {
 			*result = json_string("transfer --to: that address is this box itself "
-					      "([net] address): name another box of the cluster");
+					      "([net] address or address6): name another box of "
+					      "the cluster");
 			return -1;
 		}
 	}
@@ -573,8 +571,8 @@ const struct ctl_cmd ctl_commands[] = {
 	  "\"undrain\"." },
 	{ "transfer", NULL, CTL_ADMIN, cmd_transfer,
 	  "[status] | --to HOST[:PORT] [--include-held] | --cancel",
-	  "Move this drained box's queue to another Sluice box (HOST an IPv4 address, port "
-	  "25 by default): every message goes there at once, whatever its domains, with "
+	  "Move this drained box's queue to another Sluice box (HOST an IPv4 or IPv6 "
+	  "address, [2001:db8::2]:PORT with a port; port 25 by default): every message goes there at once, whatever its domains, with "
 	  "its arrival, expiry, attempts and last error (XSLUICE, which HOST offers to its "
 	  "mynetworks), and is removed once HOST answered 250; no DSN, not a delivery. A "
 	  "failed transfer is not an attempt: tried again. Held mail stays held unless "

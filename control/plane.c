@@ -626,16 +626,22 @@ static void transfer_request(struct plane *p, struct plane_req *r)
 {
 	struct transfer_state xs;
 	struct in_addr a;
+	uint8_t a6[16];
 	char err[256];
 	uint64_t due = 0;
 	int st;
 
 	switch (r->kind) {
 	case REQ_TRANSFER:
-		inet_pton(AF_INET, r->a, &a);	/* checked by parse_request */
-		xs = (struct transfer_state){ a.s_addr, (uint16_t)strtoul(r->b, NULL, 10),
-					      strstr(r->b, "held") != NULL };
-		st = sched_transfer_start(p->sched, xs.addr, xs.port, xs.include_held, &due);
+		if (inet_pton(AF_INET, r->a, &a) == 1)	/* checked by parse_request */
+			xs.addr = net_addr_v4(a.s_addr);
+		else if (inet_pton(AF_INET6, r->a, a6) == 1)
+			xs.addr = net_addr_v6(a6);
+		else
+			memset(&xs.addr, 0, sizeof(xs.addr));
+		xs.port = (uint16_t)strtoul(r->b, NULL, 10);
+		xs.include_held = strstr(r->b, "held") != NULL;
+		st = sched_transfer_start(p->sched, &xs.addr, xs.port, xs.include_held, &due);
 		if (st == QUEUE_STATE) {
 			finish_error(r, "transfer: one is on already (transfer --cancel first)");
 			return;
@@ -1007,8 +1013,7 @@ static void *run(void *arg)
 static void transfer_resume(struct plane *p)
 {
 	struct transfer_state xs;
-	struct in_addr a;
-	char err[256], ip[INET_ADDRSTRLEN];
+	char err[256], ip[NET_ADDR_STRLEN];
 	uint64_t due = 0;
 	int rc = transfer_state_load(p->qdir, &xs, err, sizeof(err));
 
@@ -1017,15 +1022,14 @@ static void transfer_resume(struct plane *p)
 			err);
 	if (rc <= 0)
 		return;
-	a.s_addr = xs.addr;
-	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	rc = sched_transfer_start(p->sched, xs.addr, xs.port, xs.include_held, &due);
+	net_addr_str(&xs.addr, ip, sizeof(ip));
+	rc = sched_transfer_start(p->sched, &xs.addr, xs.port, xs.include_held, &due);
 	if (rc != QUEUE_OK && rc != QUEUE_STATE)
-		log_err("transfer: going on with the one to [%s]:%u after the restart: %s", ip,
+		log_err("transfer: going on with the one to %s port %u after the restart: %s", ip,
 			(unsigned)xs.port, queue_status_str(rc));
 	else
-		log_notice("transfer: the one to [%s]:%u was on when this box stopped: it goes on "
-			   "(%llu made due)", ip, (unsigned)xs.port, (unsigned long long)due);
+		log_notice("transfer: the one to %s port %u was on when this box stopped: it goes "
+			   "on (%llu made due)", ip, (unsigned)xs.port, (unsigned long long)due);
 }
 
 static int sched_start(struct plane *p, const struct sluice_config *cfg, struct dataplane *dp,
@@ -1377,10 +1381,10 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 	}
 	if (strcmp(cmd, "transfer") == 0) {
 		/* transfer [status] | --cancel | --to HOST[:PORT] [--include-held]:
-		 * a = the IPv4 address, b = "PORT" or "PORT held" */
-		struct in_addr in;
-		char host[ARG_MAX], *colon;
-		unsigned long port = 25;
+		 * a = the address (either family), b = "PORT" or "PORT held" */
+		struct net_addr to;
+		char host[ARG_MAX];
+		uint16_t port;
 		if (argc == 0 || (argc == 1 && strcmp(argv[0], "status") == 0)) {
 			r->kind = REQ_TRANSFER_STATUS;
 			return 0;
@@ -1392,27 +1396,10 @@ static int parse_request(struct plane_req *r, const char *cmd, const char *sub, 
 		if (!(argc == 2 || (argc == 3 && strcmp(argv[2], "--include-held") == 0)) ||
 		    strcmp(argv[0], "--to") != 0 || !arg(host, argv[1]))
 			return PLANE_USAGE;
-		colon = strrchr(host, ':');
-		if (colon) {
-			char *end;
-			*colon = '\0';
-			port = strtoul(colon + 1, &end, 10);
-			if (!colon[1] || *end || port == 0 || port > 65535) {
-				snprintf(err, errlen, "transfer --to: '%.40s' is not a port", colon + 1);
-				return -1;
-			}
-		}
-		if (host[0] == '[' && host[strlen(host) - 1] == ']') {	/* [a.b.c.d] */
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
-		if (inet_pton(AF_INET, host, &in) != 1 || in.s_addr == 0) {
-			snprintf(err, errlen, "transfer --to: '%.60s' is not an IPv4 address (a "
-				 "box of the cluster, by its address)", host);
+		if (transfer_dest_parse(host, &to, &port, err, errlen) < 0)
 			return -1;
-		}
-		snprintf(r->a, ARG_MAX, "%s", host);
-		snprintf(r->b, ARG_MAX, "%lu%s", port, argc == 3 ? " held" : "");
+		net_addr_str(&to, r->a, ARG_MAX);
+		snprintf(r->b, ARG_MAX, "%u%s", (unsigned)port, argc == 3 ? " held" : "");
 		r->kind = REQ_TRANSFER;
 		return 0;
 	}

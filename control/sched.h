@@ -130,6 +130,7 @@
 #include "control/dest.h"
 #include "control/retry.h"
 #include "control/route.h"
+#include "dataplane/net/net_addr.h"
 #include "dataplane/smtp/delivery.h"
 #include "queue/queue.h"
 
@@ -287,7 +288,8 @@ unsigned sched_suspended_json(struct sched *s, json_t *arr);
  * The transfer of this box's queue to another box (`sluicectl transfer --to
  * HOST[:PORT]`, issue 19). From sched_transfer_start on, every message part
  * claimed is routed, all its undone recipients whatever their domains, to
- * the destination "[HOST]:PORT" (its own window, rates and backoff, as any
+ * the destination "[HOST]:PORT" (HOST an IPv4 address, or "IPv6:" and an
+ * IPv6 address, as an RFC 5321 address literal; its own window, rates and backoff, as any
  * destination's policy for HOST), with the MAIL parameter XSLUICE
  * (xsluice.h: arrival, attempts, next try, expiry, last error), which the
  * other box must offer, else nothing is sent. Everything is made due at
@@ -303,17 +305,16 @@ unsigned sched_suspended_json(struct sched *s, json_t *arr);
  * until sched_transfer_cancel; parts in flight then finish their transfer.
  * The plane records it on disk so that a restart goes on with it
  * (transfer_state.h).
- * It is not kept across a restart (run it again).
  * start: QUEUE_OK (*made_due: parts made due), QUEUE_STATE (one is on),
- * QUEUE_INVALID (address or port 0), or the flush's error (it is on).
+ * QUEUE_INVALID (no address, the unspecified one, or port 0), or the flush's error (it is on).
  * cancel: QUEUE_OK or QUEUE_NOTFOUND (none on).
  * sched_transfer_json: {"active","to","include_held","started","stopped",
  * "moved" (parts removed), "recipients_moved", "failed" (recipient
  * transfers that failed), "left" (messages in the queue), "held",
  * "released", "made_due"} of the last transfer (all 0 / "" before one).
  */
-int sched_transfer_start(struct sched *s, rte_be32_t addr, uint16_t port, bool include_held,
-			 uint64_t *made_due);
+int sched_transfer_start(struct sched *s, const struct net_addr *to, uint16_t port,
+			 bool include_held, uint64_t *made_due);
 int sched_transfer_cancel(struct sched *s);
 json_t *sched_transfer_json(struct sched *s);
 /* The XSLUICE value of message part m for a transfer at `now` (its next

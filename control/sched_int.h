@@ -202,9 +202,10 @@ struct ssusp {
 struct sxfer {
 	bool on;
 	bool include_held;
-	rte_be32_t addr;
+	struct net_addr addr;		/* the other box, either family */
 	uint16_t port;
-	char key[32];			/* "[a.b.c.d]:port": its destination */
+	char key[64];			/* "[a.b.c.d]:port" or "[IPv6:...]:port":
+					 * its destination */
 	uint64_t started_s, stopped_s;
 	uint64_t moved;			/* parts removed after the other box's 250 */
 	uint64_t rcpt_moved;		/* recipients the other box took */

@@ -27,7 +27,7 @@
 void sched_xfer_record(struct sched *s, struct spart *p, unsigned i, const struct outcome *o)
 {
 	struct srcpt *r = &p->r[i];
-	char status[64];
+	char status[sizeof("transferred to=") + sizeof(s->xfer.key)];
 
 	snprintf(status, sizeof(status), "transferred to=%s", s->xfer.key);
 	if (o->state != QUEUE_RCPT_SENT) {
@@ -77,8 +77,13 @@ void sched_xfer_route(struct sched *s, struct spart *p)
 			if (p->r[i].state <= QUEUE_RCPT_DEFERRED)
 				it->rcpt[n++] = (uint16_t)i;
 		snprintf(r.dest, sizeof(r.dest), "%s", s->xfer.key);
-		r.hop[0].family = AF_INET;
-		memcpy(r.hop[0].addr, &s->xfer.addr, 4);
+		if (net_addr_is_v6(&s->xfer.addr)) {
+			r.hop[0].family = AF_INET6;
+			memcpy(r.hop[0].addr, s->xfer.addr.v6, 16);
+		} else {
+			r.hop[0].family = AF_INET;
+			memcpy(r.hop[0].addr, &s->xfer.addr.v4, 4);
+		}
 		r.hop[0].port = s->xfer.port;
 		r.hop[0].tls = ROUTE_TLS_MAY;
 		snprintf(r.hop[0].mx, sizeof(r.hop[0].mx), "%s", s->xfer.key);
@@ -192,25 +197,26 @@ static int release_held(struct sched *s, uint64_t *n)
 	return first;
 }
 
-int sched_transfer_start(struct sched *s, rte_be32_t addr, uint16_t port, bool include_held,
-			 uint64_t *made_due)
+int sched_transfer_start(struct sched *s, const struct net_addr *to, uint16_t port,
+			 bool include_held, uint64_t *made_due)
 {
-	struct in_addr a = { .s_addr = addr };
-	char ip[INET_ADDRSTRLEN];
+	char ip[NET_ADDR_STRLEN];
+	bool v6 = net_addr_is_v6(to);
 	unsigned n = 0;
 	int st;
 
 	*made_due = 0;
 	if (s->xfer.on)
 		return QUEUE_STATE;
-	if (!addr || !port || !inet_ntop(AF_INET, &a, ip, sizeof(ip)))
+	if ((to->family != NET_AF_INET && !v6) || net_addr_is_zero(to) || !port)
 		return QUEUE_INVALID;
+	net_addr_str(to, ip, sizeof(ip));
 	sched_tick(s);
 	memset(&s->xfer, 0, sizeof(s->xfer));
-	s->xfer.addr = addr;
+	s->xfer.addr = *to;
 	s->xfer.port = port;
 	s->xfer.include_held = include_held;
-	snprintf(s->xfer.key, sizeof(s->xfer.key), "[%s]:%u", ip, port);
+	snprintf(s->xfer.key, sizeof(s->xfer.key), "[%s%s]:%u", v6 ? "IPv6:" : "", ip, port);
 	s->xfer.started_s = s->now_s;
 	s->xfer.on = true;
 	if (include_held && (st = release_held(s, &s->xfer.released)) != QUEUE_OK)

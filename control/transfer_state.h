@@ -5,7 +5,9 @@
  * [queue] dir, beside the drain flag, drain_state.h) holding where it goes
  * and whether held mail goes too, one line:
  *
- *     a.b.c.d PORT held|unheld
+ *     ADDRESS PORT held|unheld
+ *
+ * (ADDRESS: an IPv4 address, or an IPv6 one without brackets)
  *
  * `transfer --cancel` removes it. sluiced reads it when the scheduler
  * starts: a box killed or restarted in the middle of a transfer (drained:
@@ -20,15 +22,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <rte_byteorder.h>
+#include "dataplane/net/net_addr.h"
 
 #define TRANSFER_STATE_FILE "transfer"
 
 struct transfer_state {
-	rte_be32_t addr;	/* the other box, network order; never 0 */
+	struct net_addr addr;	/* the other box, either family; never zero */
 	uint16_t port;		/* never 0 */
 	bool include_held;
 };
+
+/* transfer --to's HOST[:PORT]: an IPv4 address, "[IPv4]", "[IPv6]" or
+ * "[IPv6:IPv6]", each with an optional ":PORT" (25 without), or a bare IPv6
+ * address (no port: its colons are its own). The address is never the
+ * unspecified one, the port never 0. 0, or -1 with err. */
+int transfer_dest_parse(const char *text, struct net_addr *to, uint16_t *port, char *err,
+			size_t errlen);
 
 /* Record a transfer now on (t), or its end (t NULL). 0, or -1 with err. */
 int transfer_state_save(const char *dir, const struct transfer_state *t, char *err,

@@ -2540,6 +2540,16 @@ Test(sched, a_message_spanning_shards_counts_once_and_is_held_whole)
 /* ---- the transfer to another box (sluicectl transfer) ---------------------------------- */
 
 #define XBOX "198.51.100.7"
+#define XBOX6 "2001:db8:51::7"
+
+/* XBOX as the scheduler takes it. */
+static const struct net_addr *xbox(void)
+{
+	static struct net_addr a;
+
+	a = net_addr_v4(inet_addr(XBOX));
+	return &a;
+}
 
 /* The lent job for message part id (its first recipient's address names
  * it here), or -1. */
@@ -2594,9 +2604,9 @@ Test(sched, transfer_moves_every_message_to_one_box_with_its_history)
 
 	adv(20);
 	uint64_t due;
-	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 2525, false, &due), QUEUE_OK);
+	cr_assert_eq(sched_transfer_start(s, xbox(), 2525, false, &due), QUEUE_OK);
 	cr_assert_eq(due, 3, "id1 (for each of its domains) and id2 made due; id3 held, id4 in delivery");
-	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 2525, false, &due), QUEUE_STATE,
+	cr_assert_eq(sched_transfer_start(s, xbox(), 2525, false, &due), QUEUE_STATE,
 		     "one at a time");
 	settle();
 	cr_assert_eq(take(), 2, "one job per message, at once");
@@ -2605,8 +2615,7 @@ Test(sched, transfer_moves_every_message_to_one_box_with_its_history)
 	struct dlv_job *j = out[k1].j;
 	cr_assert_str_eq(j->dest, "[" XBOX "]:2525");
 	cr_assert_eq(j->nhops, 1);
-	struct net_addr xbox = net_addr_v4(inet_addr(XBOX));
-	cr_assert(net_addr_eq(&j->hop[0].addr, &xbox));
+	cr_assert(net_addr_eq(&j->hop[0].addr, xbox()));
 	cr_assert_eq(j->hop[0].port, 2525);
 	cr_assert_eq(j->msg.nrcpt, 2, "both domains in one transaction");
 	cr_assert_str_eq(j->msg.rcpt[1].addr, "y@b.test");
@@ -2675,7 +2684,7 @@ Test(sched, transfer_moves_every_message_to_one_box_with_its_history)
 	cr_assert_eq(sched_transfer_cancel(s), QUEUE_OK);
 	cr_assert_eq(sched_transfer_cancel(s), QUEUE_NOTFOUND);
 	cr_assert_eq(stats().xfer_active, 0);
-	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 2525, true, &due), QUEUE_OK);
+	cr_assert_eq(sched_transfer_start(s, xbox(), 2525, true, &due), QUEUE_OK);
 	settle();
 	cr_assert_eq(take(), 1);
 	cr_assert_str_eq(out[0].j->msg.rcpt[0].addr, "h@b.test");
@@ -2690,6 +2699,42 @@ Test(sched, transfer_moves_every_message_to_one_box_with_its_history)
 	fx_stop();
 }
 
+/* A box of the cluster on IPv6: the job goes to its address as an RFC
+ * 5321 literal destination with one IPv6 hop; the unspecified address and
+ * port 0 are refused. */
+Test(sched, a_transfer_to_an_ipv6_box)
+{
+	struct opts o;
+	uint8_t a6[16];
+	struct net_addr none, to;
+	uint64_t due;
+
+	opts_default(&o);
+	fx_start(&o);
+	route("a.test", "[" SINK "]");
+	put("z@a.test");
+	cr_assert_eq(inet_pton(AF_INET6, XBOX6, a6), 1);
+	to = net_addr_v6(a6);
+	memset(&none, 0, sizeof(none));
+	cr_expect_eq(sched_transfer_start(s, &none, 25, false, &due), QUEUE_INVALID);
+	none.family = NET_AF_INET6;
+	cr_expect_eq(sched_transfer_start(s, &none, 25, false, &due), QUEUE_INVALID, "::");
+	cr_expect_eq(sched_transfer_start(s, &to, 0, false, &due), QUEUE_INVALID);
+	cr_assert_eq(sched_transfer_start(s, &to, 2525, false, &due), QUEUE_OK);
+	settle();
+	cr_assert_eq(take(), 1);
+	cr_assert_str_eq(out[0].j->dest, "[IPv6:" XBOX6 "]:2525");
+	cr_assert_eq(out[0].j->nhops, 1);
+	cr_assert(net_addr_eq(&out[0].j->hop[0].addr, &to));
+	cr_assert_eq(out[0].j->hop[0].port, 2525);
+	cr_assert(out[0].j->msg.xsluice_required);
+	refused(0);
+	forget(0);
+	settle();
+	cr_assert_eq(sched_transfer_cancel(s), QUEUE_OK);
+	fx_stop();
+}
+
 /* Once cancelled, what is left is delivered by its own route and schedule
  * again; a failed transfer did not change its schedule's attempt count. */
 Test(sched, after_a_cancelled_transfer_mail_takes_its_own_route)
@@ -2701,7 +2746,7 @@ Test(sched, after_a_cancelled_transfer_mail_takes_its_own_route)
 	uint64_t id = put("z@a.test");
 	uint64_t due;
 
-	cr_assert_eq(sched_transfer_start(s, inet_addr(XBOX), 25, false, &due), QUEUE_OK);
+	cr_assert_eq(sched_transfer_start(s, xbox(), 25, false, &due), QUEUE_OK);
 	settle();
 	cr_assert_eq(take(), 1);
 	cr_assert_str_eq(out[0].j->dest, "[" XBOX "]:25");
