@@ -131,3 +131,43 @@ int atomic_file_remove(const char *path, char *err, size_t errlen)
 		return fail("unlink", path, err, errlen);
 	return sync_dir_of(path, err, errlen);
 }
+
+int atomic_file_read(const char *path, char *buf, size_t cap, size_t *len, char *err,
+		     size_t errlen)
+{
+	size_t got = 0;
+	int fd;
+
+	*len = 0;
+	if (cap)
+		buf[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return fail("open", path, err, errlen);
+	}
+	for (;;) {	/* to the end, or one octet past what buf may hold */
+		ssize_t r = cap > got ? read(fd, buf + got, cap - got) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fail("read", path, err, errlen);
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (cap == 0 || got > cap - 1) {
+		snprintf(err, errlen, "%s: longer than %zu octets", path, cap ? cap - 1 : 0);
+		if (cap)
+			buf[0] = '\0';
+		return -1;
+	}
+	buf[got] = '\0';
+	*len = got;
+	return 1;
+}

@@ -25,6 +25,11 @@
  * atomic_file_remove() is its counterpart: unlink PATH (an absent PATH is
  * no error) and fsync its directory, so the removal outlives a power cut;
  * 0, or -1 with err ("unlink PATH: reason", "fsync DIR: reason").
+ *
+ * atomic_file_read() reads back a small state file written so: all of it
+ * into buf (cap octets, NUL added, so at most cap - 1 of contents), *len
+ * its length. 1 read, 0 PATH does not exist, -1 with err ("open PATH:
+ * reason", "read PATH: reason", "PATH: longer than N octets").
  */
 #ifndef SLUICE_ATOMIC_FILE_H
 #define SLUICE_ATOMIC_FILE_H
@@ -50,5 +55,9 @@ int atomic_file_write(const char *path, const void *data, size_t len,
 
 /* Removes PATH durably; see above. */
 int atomic_file_remove(const char *path, char *err, size_t errlen);
+
+/* Reads a small file whole; see above. */
+int atomic_file_read(const char *path, char *buf, size_t cap, size_t *len, char *err,
+		     size_t errlen);
 
 #endif

@@ -4,12 +4,9 @@
  */
 #include "control/drain_state.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/atomic_file.h"
 
@@ -42,28 +39,17 @@ int drain_state_save(const char *dir, bool on, uint64_t since_s, char *err, size
 int drain_state_load(const char *dir, uint64_t *since_s, char *err, size_t errlen)
 {
 	char path[PATH_MAX_DS], line[32];
-	ssize_t n;
-	int fd;
+	size_t n;
+	int rc;
 
 	*since_s = 0;
 	if (path_of(dir, DRAIN_STATE_FILE, path, sizeof(path)) < 0) {
 		snprintf(err, errlen, "%s: path too long", dir);
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, line, sizeof(line) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "read %s: %s", path, strerror(errno));
-		return -1;
-	}
-	line[n] = '\0';
+	rc = atomic_file_read(path, line, sizeof(line), &n, err, errlen);
+	if (rc <= 0)
+		return rc;
 	*since_s = strtoull(line, NULL, 10);
 	return 1;
 }

@@ -5,13 +5,10 @@
 #include "control/transfer_state.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "common/atomic_file.h"
 
@@ -133,27 +130,16 @@ static int parse(const char *line, struct transfer_state *t)
 int transfer_state_load(const char *dir, struct transfer_state *t, char *err, size_t errlen)
 {
 	char path[ATOMIC_FILE_PATH_MAX + 1], line[LINE_MAX_TS];
-	ssize_t n;
-	int fd;
+	size_t n;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
 	if (path_of(dir, path, sizeof(path), err, errlen) < 0)
 		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, line, sizeof(line) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "read %s: %s", path, strerror(errno));
-		return -1;
-	}
-	line[n] = '\0';
-	if (n == (ssize_t)sizeof(line) - 1 || parse(line, t) < 0) {
+	rc = atomic_file_read(path, line, sizeof(line), &n, err, errlen);
+	if (rc <= 0)
+		return rc;
+	if (parse(line, t) < 0) {
 		memset(t, 0, sizeof(*t));
 		snprintf(err, errlen, "%s: not 'ADDRESS PORT held|unheld'", path);
 		return -1;

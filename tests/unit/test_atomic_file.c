@@ -259,3 +259,32 @@ Test(atomic_file, a_removal_is_durable_and_an_absent_file_is_fine)
 	assert_contents("bare", "y");
 	cr_assert_eq(atomic_file_remove("bare", err, sizeof(err)), 0, "%s", err);
 }
+
+/* atomic_file_read: a state file back whole, an absent one is 0, one longer
+ * than the buffer holds and one that cannot be read are errors said. */
+Test(atomic_file, a_small_file_is_read_back_whole)
+{
+	const struct atomic_file_attr attr = { .mode = 0600 };
+	char path[128], err[256], buf[16];
+	size_t len = 99;
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	cr_assert_eq(atomic_file_read(path, buf, sizeof(buf), &len, err, sizeof(err)), 0,
+		     "absent");
+	cr_assert_eq(len, 0);
+	cr_assert_eq(atomic_file_write(path, "15 octets here\n", 15, &attr, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(atomic_file_read(path, buf, sizeof(buf), &len, err, sizeof(err)), 1, "%s",
+		     err);
+	cr_assert_eq(len, 15);
+	cr_assert_str_eq(buf, "15 octets here\n");
+	cr_assert_eq(atomic_file_write(path, "sixteen octets!\n", 16, &attr, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(atomic_file_read(path, buf, sizeof(buf), &len, err, sizeof(err)), -1,
+		     "one octet past what the buffer holds");
+	cr_assert_not_null(strstr(err, "longer than 15 octets"), "%s", err);
+	cr_assert_str_eq(buf, "", "nothing half-read is left");
+	cr_assert_eq(atomic_file_read(dir, buf, sizeof(buf), &len, err, sizeof(err)), -1,
+		     "a directory");
+	cr_assert_not_null(strstr(err, "read "), "%s", err);
+}
