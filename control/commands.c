@@ -4,7 +4,6 @@
  */
 #include "control/commands.h"
 
-#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -572,9 +571,10 @@ const struct ctl_cmd ctl_commands[] = {
 	{ "transfer", NULL, CTL_ADMIN, cmd_transfer,
 	  "[status] | --to HOST[:PORT] [--include-held] | --cancel",
 	  "Move this drained box's queue to another Sluice box (HOST an IPv4 or IPv6 "
-	  "address, [2001:db8::2]:PORT with a port; port 25 by default): every message goes there at once, whatever its domains, with "
-	  "its arrival, expiry, attempts and last error (XSLUICE, which HOST offers to its "
-	  "mynetworks), and is removed once HOST answered 250; no DSN, not a delivery. A "
+	  "address, [2001:db8::2]:PORT with a port; port 25 by default): every message "
+	  "goes there at once, whatever its domains, with its arrival, expiry, attempts "
+	  "and last error (XSLUICE, which HOST offers to its mynetworks), and is removed "
+	  "once HOST answered 250; no DSN, not a delivery. A "
 	  "failed transfer is not an attempt: tried again. Held mail stays held unless "
 	  "--include-held. No argument or status: progress (moved, left, failed); --cancel "
 	  "stops it. Refused unless the box is drained." },

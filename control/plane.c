@@ -1007,7 +1007,6 @@ static void *run(void *arg)
 
 /* ---- the main thread's side ---------------------------------------------------- */
 
-/* The scheduler on q and the dataplane's delivery ports. 0 or -1 with err. */
 /* A transfer that was on when the box stopped goes on (transfer_state.h).
  * Before the plane's thread runs: the scheduler is still this thread's. */
 static void transfer_resume(struct plane *p)
@@ -1032,6 +1031,7 @@ static void transfer_resume(struct plane *p)
 			   "on (%llu made due)", ip, (unsigned)xs.port, (unsigned long long)due);
 }
 
+/* The scheduler on q and the dataplane's delivery ports. 0 or -1 with err. */
 static int sched_start(struct plane *p, const struct sluice_config *cfg, struct dataplane *dp,
 		       struct queue *q, char *err, size_t errlen)
 {
