@@ -280,6 +280,7 @@ enum op_kind { OP_REGISTRY, OP_LEASE, OP_RATE, OP_GENS, OP_SUSPEND_ALL, OP_SUMMA
 #define WANT_SUSP 1u
 #define WANT_ROUTES 2u
 #define WANT_FLUSH 4u
+#define WANT_RESTORE 8u		/* Redis lost the shared state: put ours back */
 struct rop {
 	enum op_kind kind;
 	unsigned idx;			/* cdest */
@@ -303,6 +304,9 @@ struct cluster {
 	uint64_t next_registry_ns, next_suspend_ns, next_summary_ns, next_gc_ns;
 	long long suspend_gen;		/* last seen; -1: none */
 	long long route_gen;		/* last seen; -1: none */
+	bool suspend_seen, route_seen;	/* a generation was read once (kept across
+					 * reconnects: its loss means Redis lost
+					 * the state, restore_shared) */
 	long long flush_gen;		/* the last flush taken (-1: none yet: the
 					 * first reading only sets it, old flushes
 					 * are not replayed) */
@@ -349,6 +353,7 @@ struct cluster {
 };
 
 static void op_add(struct cluster *cl, enum op_kind k, unsigned idx, unsigned cls, unsigned want);
+static redisReply *command(struct cluster *cl, const char **err, int argc, const char **argv);
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -1237,14 +1242,29 @@ static bool take_reply(struct cluster *cl, const struct rop *o, redisReply *r, u
 	}
 	case OP_GENS: {
 		long long g[3] = { 0, 0, 0 };
+		bool nil[3] = { false, false, false };
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
 			return false;
 		for (int i = 0; i < 3; i++) {
 			if (r->element[i]->type == REDIS_REPLY_STRING)
 				g[i] = strtoll(r->element[i]->str, NULL, 10);
-			else if (r->element[i]->type != REDIS_REPLY_NIL)
+			else if (r->element[i]->type == REDIS_REPLY_NIL)
+				nil[i] = true;
+			else
 				return false;
 		}
+		/* A generation this box read once (the first change INCRs it) is gone:
+		 * Redis lost its data (restarted empty, flushed), not a change
+		 * of the operators'. Applying the empty hashes would end every
+		 * suspension and route on every box: put this box's copy back
+		 * instead (restore_shared), and read it again after that. */
+		if ((nil[0] && cl->suspend_seen) || (nil[1] && cl->route_seen)) {
+			*want |= WANT_RESTORE;
+			g[0] = cl->suspend_gen;
+			g[1] = cl->route_gen;
+		}
+		cl->suspend_seen |= !nil[0];
+		cl->route_seen |= !nil[1];
 		if (g[0] != cl->suspend_gen) {
 			cl->suspend_gen = g[0];
 			*want |= WANT_SUSP;
@@ -1435,6 +1455,77 @@ static void follow_gens(struct cluster *cl, unsigned want, uint64_t now)
 	}
 }
 
+/*
+ * Redis lost the cluster's suspensions and routes (a restart without
+ * persistence): put back this box's copy of them, as last read, then bump
+ * both generations so every box reads the result. HSETNX: whatever an
+ * operator or another box set since is kept (boxes that restore at once
+ * write the same values). A suspension whose time ran out stays ended.
+ * Blocking commands, between rounds, as an operator's request.
+ */
+static void restore_shared(struct cluster *cl)
+{
+	struct csusp *s = malloc(sizeof(*s) * SUSPEND_MAX);
+	struct croute *rt = malloc(sizeof(*rt) * CLUSTER_ROUTES_MAX);
+	uint64_t now_s = clock_real_s();
+	unsigned ns, nr, put_s = 0, put_r = 0;
+	const char *err = NULL;
+	char until[32];
+
+	if (!s || !rt) {
+		log_err("cluster: redis lost the shared suspensions and routes; no memory to "
+			"restore them");
+		free(s);
+		free(rt);
+		return;
+	}
+	pthread_mutex_lock(&cl->mu);
+	ns = cl->nsusp;
+	memcpy(s, cl->susp, sizeof(*s) * ns);
+	nr = cl->nroutes;
+	memcpy(rt, cl->routes, sizeof(*rt) * nr);
+	pthread_mutex_unlock(&cl->mu);
+	for (unsigned i = 0; i < ns && !err; i++) {
+		redisReply *r;
+		if (s[i].until_s && s[i].until_s <= now_s)
+			continue;
+		snprintf(until, sizeof(until), "%llu", (unsigned long long)s[i].until_s);
+		const char *v[] = { "HSETNX", PREFIX "suspend", s[i].dom, until };
+		if ((r = command(cl, &err, 4, v))) {
+			put_s++;
+			freeReplyObject(r);
+		}
+	}
+	for (unsigned i = 0; i < nr && !err; i++) {
+		const char *v[] = { "HSETNX", PREFIX "route", rt[i].key, rt[i].spec };
+		redisReply *r = command(cl, &err, 4, v);
+		if (r) {
+			put_r++;
+			freeReplyObject(r);
+		}
+	}
+	for (unsigned i = 0; i < 2 && !err; i++) {
+		const char *v[] = { "INCR", i ? PREFIX "route:gen" : PREFIX "suspend:gen" };
+		redisReply *r = command(cl, &err, 2, v);
+		if (r)
+			freeReplyObject(r);
+	}
+	free(s);
+	free(rt);
+	if (err) {
+		log_err("cluster: redis lost the shared suspensions and routes; restoring them "
+			"failed (%s): tried again at the next poll", err);
+		return;
+	}
+	pthread_mutex_lock(&cl->mu);
+	cl->st.shared_restored++;
+	pthread_mutex_unlock(&cl->mu);
+	cl->next_suspend_ns = 0;	/* read the result at the next round */
+	log_notice("cluster: redis had lost the shared suspensions and routes (restarted "
+		   "empty?): %u suspension(s) and %u route(s) put back from this box's copy",
+		   put_s, put_r);
+}
+
 /* One round: plan, send, read, apply. */
 static void round_once(struct cluster *cl)
 {
@@ -1506,8 +1597,11 @@ static void round_once(struct cluster *cl)
 		cl->next_connect_ns = clock_mono_ns() + cl->backoff_ns;
 		return;
 	}
-	if (want)	/* a generation changed: read what it covers (a second
-			 * round trip, rare) */
+	if (want & WANT_RESTORE)
+		restore_shared(cl);
+	want &= ~WANT_RESTORE;
+	if (want && cl->rc)	/* a generation changed: read what it covers (a
+				 * second round trip, rare) */
 		follow_gens(cl, want, now);
 }
 

@@ -48,8 +48,13 @@
  *   flush:gen           the last GEN; boxes poll it with the other two
  *                       generations (one MGET) and flush what is newer than
  *                       what they took, as their own `flush` would
- * Shared state is Redis's: a Redis restarted empty ends the cluster's
- * suspensions and routes on every box (run it with persistence).
+ * Shared state is Redis's. A Redis restarted empty (or flushed) is seen by
+ * its generations: one a box had read (>= 1) is gone. The box then puts
+ * its copy of the suspensions and routes back (HSETNX: what was set since
+ * wins; a suspension whose time ran out stays ended), bumps both
+ * generations, logs it and counts it (shared_restored), instead of ending
+ * them everywhere. Flush requests and rate state are not restored (run
+ * Redis with persistence to keep those).
  *
  * Leases (cluster_lease_lua, one atomic script per destination per round):
  * expired members are dropped, then the box's members are set to
@@ -234,7 +239,7 @@ int cluster_submit(struct cluster *cl, int argc, char **argv, cluster_done_fn do
 	X(rounds) X(commands) X(redis_errors) X(reconnects) X(fallback_entered) \
 	X(lease_calls) X(leases_granted) X(lease_waits) X(rate_calls) X(rate_cells) \
 	X(rate_waits) X(rate_dropped) X(fallback_admits) X(suspensions_applied) \
-	X(routes_applied) X(flushes_applied) X(flushes_dropped) \
+	X(routes_applied) X(flushes_applied) X(flushes_dropped) X(shared_restored) \
 	X(client_calls) X(client_charged) X(client_granted) X(client_dropped) \
 	X(client_grants_used) X(client_slots_full) \
 	X(quota_counted) X(quota_calls) X(quota_untracked) \

@@ -25,6 +25,9 @@
 #     operations per delivered message from INFO commandstats.
 #  5. redis killed: deliveries go on (local limits / known boxes), the
 #     outage is counted; redis back: the boxes reconnect by themselves.
+#     It comes back empty (no persistence): a cluster suspension and a
+#     cluster route set before stay on both boxes, and are back in redis
+#     (a box put its copy back: cluster.shared_restored, logged).
 #  6. queue summary --cluster: the per-domain sums of the boxes' own
 #     summaries (mail held by a cluster suspension, so the numbers stand).
 #  7. --cluster route set: a shared route reaches both live boxes within a
@@ -329,6 +332,11 @@ check "round trips far below one per message ($((r1 - r0)) for 600)" test $((r1 
 # --- 5. redis killed and back ------------------------------------------------------------
 phase "5: kill redis"
 n0=$(sink_lines "$T_DIR/slow")
+keep_route() { ctl "$1" --json route show keep.test 2>/dev/null | grep -qF "2699"; }
+check "cluster suspend keep.test, cluster route keep.test (kept across the restart)" eval \
+	"ctl 1 --cluster suspend keep.test >/dev/null && ctl 1 --cluster route set keep.test '[$SINK]:2699' >/dev/null"
+check "both on boxes 1 and 2" wait_for 5 eval \
+	"suspended_on 1 keep.test && suspended_on 2 keep.test && keep_route 1 && keep_route 2"
 check "40 more into boxes 1 and 2" send_boxes 40 slow.test 1 2
 kill -KILL "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=
 down() { [ "$(qstat 1 cluster.connected)" = 0 ]; }
@@ -338,6 +346,17 @@ v=$(bstat 1 cluster.fallback_entered)
 check "the outage is counted ($v)" test "$v" -ge 1
 check "redis back" redis_start
 for i in 1 2; do check "box $i reconnects by itself" wait_for 20 connected $i; done
+in_redis() { [ -n "$(ns redis-cli -p $REDIS_PORT hget sluice:$1 keep.test)" ]; }
+check "redis came back empty; the suspension and the route are back in it" \
+	wait_for 10 eval "in_redis suspend && in_redis route"
+sleep 1	# two gen polls: a box that applied the empty hashes would show it now
+check "keep.test is still suspended on both boxes, its route still set" eval \
+	"suspended_on 1 keep.test && suspended_on 2 keep.test && keep_route 1 && keep_route 2"
+r=$(( $(bstat 1 cluster.shared_restored) + $(bstat 2 cluster.shared_restored) ))
+check "counted (cluster.shared_restored: $r) and logged" eval "[ $r -ge 1 ] &&
+	grep -q 'cluster: redis had lost the shared suspensions and routes' $T_DIR/box1.log $T_DIR/box2.log"
+check "cluster resume keep.test, route clear keep.test" eval \
+	"ctl 1 --cluster resume keep.test >/dev/null && ctl 1 --cluster route clear keep.test >/dev/null"
 check "all 80 arrive" wait_for 60 at_least "$T_DIR/slow" $((n0 + 80))
 
 # --- 6. merged summary -----------------------------------------------------------------------
