@@ -510,17 +510,15 @@ PLANE_CMD(cmd_cluster_route, "cluster", "route")
  * HOST that does not parse is plane.c's to refuse, with the reason). */
 static bool transfer_to_self(const struct ctl_ctx *c, const char *to)
 {
-	static const uint8_t none6[16];
 	struct net_addr a, self4, self6;
 	uint16_t port;
 	char err[160];
 
 	if (!c->cfg || transfer_dest_parse(to, &a, &port, err, sizeof(err)) < 0)
-		return false;
+		return false;	/* never the unspecified address */
 	self4 = net_addr_v4(c->cfg->dp.addr.ip);
 	self6 = net_addr_v6(c->cfg->dp.addr.ip6);
-	return (c->cfg->dp.addr.ip && net_addr_eq(&a, &self4)) ||
-	       (memcmp(c->cfg->dp.addr.ip6, none6, 16) != 0 && net_addr_eq(&a, &self6));
+	return net_addr_eq(&a, &self4) || net_addr_eq(&a, &self6);
 }
 
 /* transfer --to HOST[:PORT]: only a drained box moves its queue (the other

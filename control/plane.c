@@ -625,20 +625,14 @@ static void suspend_request(struct plane *p, struct plane_req *r)
 static void transfer_request(struct plane *p, struct plane_req *r)
 {
 	struct transfer_state xs;
-	struct in_addr a;
-	uint8_t a6[16];
 	char err[256];
 	uint64_t due = 0;
 	int st;
 
 	switch (r->kind) {
-	case REQ_TRANSFER:
-		if (inet_pton(AF_INET, r->a, &a) == 1)	/* checked by parse_request */
-			xs.addr = net_addr_v4(a.s_addr);
-		else if (inet_pton(AF_INET6, r->a, a6) == 1)
-			xs.addr = net_addr_v6(a6);
-		else
-			memset(&xs.addr, 0, sizeof(xs.addr));
+	case REQ_TRANSFER:	/* a: the address parse_request checked and wrote */
+		if (transfer_dest_parse(r->a, &xs.addr, &xs.port, err, sizeof(err)) < 0)
+			memset(&xs.addr, 0, sizeof(xs.addr));	/* refused below */
 		xs.port = (uint16_t)strtoul(r->b, NULL, 10);
 		xs.include_held = strstr(r->b, "held") != NULL;
 		st = sched_transfer_start(p->sched, &xs.addr, xs.port, xs.include_held, &due);
